@@ -1,0 +1,160 @@
+"""The ``novacron`` command: the composition root that wires a runtime to the core.
+
+This is the one module of the core allowed to reach the runtimes; it imports them lazily, inside
+the command that needs them, so ``import novacron`` stays free of SimPy, libvirt and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from novacron.config import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A user-facing problem: printed as one line, exit status 2."""
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", nargs="?", default=None,
+                   help="a scenario TOML file or the name of a built-in scenario (default: 'default')")
+    p.add_argument("--seed", type=int, default=None,
+                   help="run seed (default: the scenario's 'seed'); the same seed reproduces the same event log")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run directory to write (default: runs/<scenario>-seed<N>)")
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from novacron.slo import format_table
+
+    result = _run(args)
+    print(format_table(result.results))
+    print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from novacron.slo import format_table
+
+    result = _run(args)
+    print(format_table(result.results))
+    missed = [r for r in result.results if r.missed]
+    if missed:
+        print(f"\n{len(missed)} target(s) missed:", file=sys.stderr)
+        for r in missed:
+            print(f"  {r.target.name}: measured {r.measured:.4g} {r.target.unit}, "
+                  f"needs {r.target.describe_threshold()}", file=sys.stderr)
+        return EXIT_FAILED
+    print("\nall measured targets met")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from novacron.scenario import resolve_scenario
+    from novacron.seeding import MAX_SEED
+    from sim.run import run_scenario
+
+    scenario, text = resolve_scenario(args.scenario)
+    seed = scenario.seed if args.seed is None else args.seed
+    if not 0 <= seed <= MAX_SEED:
+        raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
+    out = args.out or Path("runs") / f"{scenario.name}-seed{seed}"
+    print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
+          f"{scenario.workload.vms} VMs · {scenario.duration_s:g} s simulated", flush=True)
+    progress = not args.no_progress and sys.stderr.isatty()
+    return run_scenario(scenario, seed, out, text, progress=progress)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from novacron.analysis import RunNotFound
+    from novacron.report import write_report
+
+    try:
+        html_path = write_report(args.run_dir)
+    except RunNotFound as exc:
+        raise CommandError(str(exc)) from None
+    print(f"report: {html_path}")
+    return EXIT_OK
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from novacron.config import describe_section
+    from novacron.scenario import Scenario, builtin_scenario_names, builtin_scenario_text
+
+    if args.name:
+        if args.name not in builtin_scenario_names():
+            raise CommandError(f"no built-in scenario {args.name!r}; built-in: "
+                               f"{', '.join(builtin_scenario_names())}")
+        print(builtin_scenario_text(args.name), end="")
+        return EXIT_OK
+    print("built-in scenarios: " + ", ".join(builtin_scenario_names()))
+    print("\nsettings (key = default  (allowed) meaning):")
+    for line in describe_section(Scenario):
+        print("  " + line)
+    return EXIT_OK
+
+
+EPILOG = """examples:
+  novacron run                         run the built-in default scenario (seed 7)
+  novacron run my.toml --seed 3        run a scenario file with seed 3
+  novacron check my.toml               like run, but exit 1 if a target is missed (for CI)
+  novacron report runs/default-seed7   (re)write the HTML report of a run
+  novacron scenario                    list every scenario setting with its default and range
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="novacron", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="NovaCron: check a VM cluster's control plane (Raft managers, placement, cache, "
+                    "migration) against its targets, in simulation or on real hosts.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run a scenario and print the target table",
+                         description="Run a scenario in the SimPy model. Writes events.parquet, "
+                                     "summary.json and report.html to the run directory. The first "
+                                     "line printed names the seed.")
+    _add_run_args(run)
+    run.set_defaults(handler=cmd_run)
+    check = sub.add_parser("check", help="run a scenario; exit 1 listing every missed target",
+                           description="Run a scenario and exit non-zero if any target is missed: "
+                                       "the command to put in CI.")
+    _add_run_args(check)
+    check.set_defaults(handler=cmd_check)
+    report = sub.add_parser("report", help="write the HTML report of a run directory",
+                            description="Write report.html (self-contained) and report.md for a run.")
+    report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
+    report.set_defaults(handler=cmd_report)
+    scen = sub.add_parser("scenario", help="list scenario settings, or print a built-in scenario",
+                          description="Without NAME: every setting with its default, allowed values "
+                                      "and meaning. With NAME: the built-in scenario's TOML.")
+    scen.add_argument("name", nargs="?", help="a built-in scenario to print")
+    scen.set_defaults(handler=cmd_scenario)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except (ConfigError, CommandError) as exc:
+        print(f"novacron: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("novacron: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Events about the cluster inventory and its utilisation."""
+
+from __future__ import annotations
+
+from novacron.events import Event, event
+
+
+@event
+class RunStarted(Event):
+    scenario: str
+    seed: int
+    runtime: str
+    version: str
+
+
+@event
+class RunFinished(Event):
+    duration_s: float
+
+
+@event
+class HostAdded(Event):
+    host_id: str
+    rack: str
+    cpu_cores: int
+    memory_gib: float
+    network_gbps: float
+    disk_iops: float
+
+
+@event
+class HostFailed(Event):
+    host_id: str
+    reason: str
+
+
+@event
+class HostRecovered(Event):
+    host_id: str
+
+
+@event
+class VMRequested(Event):
+    vm_id: str
+    cpu_cores: int
+    memory_gib: float
+
+
+@event
+class VMPlaced(Event):
+    vm_id: str
+    host_id: str
+    cpu_cores: int
+    memory_gib: float
+    decision_ms: float
+
+
+@event
+class VMRejected(Event):
+    vm_id: str
+    reason: str
+
+
+@event
+class VMStopped(Event):
+    vm_id: str
+    host_id: str
+
+
+@event
+class VMFailed(Event):
+    vm_id: str
+    host_id: str
+    reason: str
+
+
+@event
+class VMMoved(Event):
+    """A VM now runs on another host (the end of any migration, or a restart elsewhere)."""
+
+    vm_id: str
+    from_host_id: str
+    host_id: str
+
+
+@event
+class HostUtilisationSampled(Event):
+    host_id: str
+    cpu_pct: float
+    memory_pct: float
+    vms_running: int
+
+
+@event
+class ClusterUtilisationSampled(Event):
+    cpu_pct: float
+    memory_pct: float
+    hosts_up: int
+    vms_running: int

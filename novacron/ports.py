@@ -1,0 +1,61 @@
+"""Ports: what a runtime provides to the core.
+
+The core never performs I/O. A runtime (``sim`` or ``backends``) implements these protocols and
+drives the core's state machines with them. Each port has one contract test suite in ``tests/``
+that every implementation must pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from novacron.events import Event
+
+E = TypeVar("E", bound=Event)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Run-relative time in seconds. SimPy's ``env.now`` in simulation, monotonic time for real."""
+
+    def now_s(self) -> float: ...
+
+
+class EventSink(Protocol):
+    """Where components report what happened; the sink stamps time and sequence number."""
+
+    def emit(self, cls: type[E], *, source: str, **fields: Any) -> E: ...
+
+
+class Transport(Protocol):
+    """Delivers opaque messages between manager nodes (simulated network or TCP)."""
+
+    def send(self, to_node: int, message: object) -> None: ...
+
+
+class LogStore(Protocol):
+    """Durable Raft state: hard state and log entries; ``sync`` returns once they are on disk."""
+
+    def save(self, hard_state: object, entries: list[object]) -> None: ...
+
+    def load(self) -> tuple[object, list[object]]: ...
+
+
+class Hypervisor(Protocol):
+    """A host's VM operations, as the migration controller drives them."""
+
+    def host_id(self) -> str: ...
+
+
+class CacheTier(Protocol):
+    """One level of the cache hierarchy."""
+
+    name: str
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def contains(self, key: str) -> bool: ...

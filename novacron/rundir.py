@@ -1,0 +1,72 @@
+"""The run directory: what every run leaves behind, whichever runtime produced it.
+
+``events.parquet`` (the log), ``scenario.toml`` (exactly what ran), ``summary.json`` (seed,
+metrics, the target table, the event-log hash) and the report. Files are written to temporary
+names and renamed, so an interrupted run never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from novacron import __version__
+from novacron.events import SCHEMA_VERSION, Event
+from novacron.eventstore import event_log_sha256, write_events
+from novacron.slo import TargetResult, evaluate
+
+SUMMARY = "summary.json"
+EVENTS = "events.parquet"
+SCENARIO = "scenario.toml"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    scenario: str
+    seed: int
+    runtime: str
+    wall_s: float
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def build_summary(info: RunInfo, metrics: Mapping[str, float], results: Sequence[TargetResult],
+                  events_sha256: str, event_count: int) -> dict[str, Any]:
+    return {
+        "novacron_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "scenario": info.scenario,
+        "seed": info.seed,
+        "runtime": info.runtime,
+        "wall_s": round(info.wall_s, 3),
+        "events": event_count,
+        "events_sha256": events_sha256,
+        "metrics": {k: _json_safe(v) for k, v in sorted(metrics.items())},
+        "targets": [r.as_row() for r in results],
+        "missed_targets": [r.target.name for r in results if r.missed],
+    }
+
+
+def write_run(run_dir: Path, info: RunInfo, events: Sequence[Event], metrics: Mapping[str, float],
+              scenario_text: str) -> tuple[dict[str, Any], list[TargetResult]]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_events(run_dir / EVENTS, events)
+    _atomic_write_text(run_dir / SCENARIO, scenario_text)
+    results = evaluate(metrics)
+    summary = build_summary(info, metrics, results, event_log_sha256(events), len(events))
+    _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return summary, results

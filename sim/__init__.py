@@ -1,0 +1,1 @@
+"""The SimPy runtime: a deterministic discrete-event model of a NovaCron cluster."""

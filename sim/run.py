@@ -1,0 +1,74 @@
+"""Running a scenario in simulation: build the model, run it, write the run directory.
+
+Components are functions that receive the ``SimContext`` and start their SimPy processes; the
+list below is the composition of the default model. Each capability adds its component here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from novacron import __version__
+from novacron.cluster.events import RunFinished, RunStarted
+from novacron.events import Event
+from novacron.metrics import compute_metrics
+from novacron.report import write_report
+from novacron.rundir import RunInfo, write_run
+from novacron.scenario import Scenario
+from novacron.slo import TargetResult
+from sim import inventory
+from sim.context import SimContext
+
+Component = Callable[[SimContext], object]
+
+COMPONENTS: list[Component] = [inventory.start]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    results: list[TargetResult]
+    events: list[Event]
+
+
+def simulate(scenario: Scenario, seed: int, *, progress: bool = False) -> SimContext:
+    """Run the model to the scenario's end and return its context (events in ``ctx.log``)."""
+    ctx = SimContext.create(scenario, seed)
+    ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
+                      version=__version__)
+    for component in COMPONENTS:
+        component(ctx)
+    _advance(ctx, scenario.duration_s, progress)
+    ctx.recorder.emit(RunFinished, source="sim", duration_s=scenario.duration_s)
+    return ctx
+
+
+def _advance(ctx: SimContext, until_s: float, progress: bool) -> None:
+    steps = 100
+    with tqdm(total=round(until_s), unit="sim s", disable=not progress, leave=False,
+              desc="simulating") as bar:
+        for k in range(1, steps + 1):
+            target = until_s * k / steps
+            ctx.env.run(until=target)
+            bar.update(round(target) - bar.n)
+
+
+def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,
+                 progress: bool = False, report: bool = True) -> RunResult:
+    started = time.perf_counter()
+    ctx = simulate(scenario, seed, progress=progress)
+    events = list(ctx.log)
+    metrics = compute_metrics(events)
+    metrics.update(ctx.config_metrics)
+    info = RunInfo(scenario=scenario.name, seed=seed, runtime="sim", wall_s=time.perf_counter() - started)
+    summary, results = write_run(out_dir, info, events, metrics, scenario_text)
+    if report:
+        write_report(out_dir)
+    return RunResult(out_dir, summary, results, events)

@@ -1,0 +1,61 @@
+"""Scenario validation: every problem is one line naming the file, the key, the value, what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from novacron.cli import main
+from novacron.config import ConfigError
+from novacron.scenario import builtin_scenario_names, load_scenario, loads_scenario, resolve_scenario
+
+
+def test_builtin_default_scenario_is_valid() -> None:
+    scenario, _ = resolve_scenario(None)
+    assert scenario.name == "default"
+    assert "default" in builtin_scenario_names()
+
+
+@pytest.mark.parametrize("name", builtin_scenario_names())
+def test_every_builtin_scenario_is_valid(name: str) -> None:
+    resolve_scenario(name)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[cluster]\nhostz = 3\n", "unknown key 'cluster.hostz'; did you mean 'cluster.hosts'?"),
+    ("duraton_s = 3.0\n", "unknown key 'duraton_s'; did you mean 'duration_s'?"),
+    ("[cluster]\nhosts = \"ten\"\n", "cluster.hosts = 'ten' has the wrong type; allowed: an integer from 1 to 5000"),
+    ("[cluster]\nhosts = 0\n", "cluster.hosts = 0 is out of range; allowed: an integer from 1 to 5000"),
+    ("[cluster]\nhosts = true\n", "cluster.hosts = True has the wrong type"),
+    ("[workload]\nvm_cpu_cores = [1, 2]\nvm_memory_gib = [1.0]\n", "lists of equal length"),
+    ("[workload]\nvm_cpu_cores = [1, 0]\nvm_memory_gib = [1.0, 2.0]\n", "vm_cpu_cores = [1, 0] is out of range"),
+    ("cluster = 3\n", "cluster must be a table"),
+    ("seed = [\n", "not valid TOML"),
+])
+def test_invalid_scenario_gives_one_line_naming_key_value_and_allowed(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_scenario(text, origin="bad.toml")
+    message = str(info.value)
+    assert message.startswith("bad.toml: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_integers_are_accepted_where_numbers_are_expected() -> None:
+    assert loads_scenario("duration_s = 60\n", origin="x").duration_s == 60.0
+
+
+def test_cli_misspelt_key_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text("[workload]\nvmss = 3\n")
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "unknown key 'workload.vmss'; did you mean 'workload.vms'?" in err
+    assert str(path) in err
+
+
+def test_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the scenario"):
+        load_scenario(tmp_path / "nope.toml")
