@@ -102,6 +102,12 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from backends.lab.__main__ import main as lab_main
+
+    return lab_main([args.action, *([str(args.host)] if args.host is not None else [])])
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -137,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
                                       "and meaning. With NAME: the built-in scenario's TOML.")
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
+    lab = sub.add_parser("lab", help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down",
+                         description="The real-backend lab on this machine (root, Debian packages "
+                                     "installed by scripts/test): 'up' builds/caches the guest and "
+                                     "starts two libvirtd hosts, 'down' stops them, 'status' shows them, "
+                                     "'kill-host N' crashes host N (SIGKILL libvirtd and its QEMUs).")
+    lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
+    lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
+    lab.set_defaults(handler=cmd_lab)
     return parser
 
 
