@@ -293,7 +293,7 @@ class MigrationController:
             bandwidth_bytes_s=s.throughput_bytes_s, downtime_limit_ms=self.policy.downtime_ms,
             downtime_ms=s.downtime_ms if s.downtime_ms is not None else 0.0, total_time_ms=total_ms,
             bytes_sent=s.memory_processed_bytes, dirty_syncs=s.dirty_sync_count,
-            round_bytes=tuple(self.round_bytes), round_durations_ms=tuple(self.round_durations_ms),
+            rounds_bytes=tuple(self.round_bytes), rounds_durations_ms=tuple(self.round_durations_ms),
             switched_to_postcopy=self.switched_to_postcopy or self.phase is P.FAILED,
             auto_converge=self.params.auto_converge, xbzrle=self.params.xbzrle, cpu_throttle_pct=s.cpu_throttle_pct,
             postcopy_page_faults=s.postcopy_page_faults, vm_lost=self.phase is P.FAILED,

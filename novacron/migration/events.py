@@ -82,8 +82,8 @@ class MigrationFinished(Event):
     total_time_ms: float
     bytes_sent: int
     dirty_syncs: int
-    round_bytes: tuple[int, ...]
-    round_durations_ms: tuple[float, ...]
+    rounds_bytes: tuple[int, ...]
+    rounds_durations_ms: tuple[float, ...]
     switched_to_postcopy: bool
     auto_converge: bool
     xbzrle: bool
