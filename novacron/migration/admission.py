@@ -11,8 +11,8 @@ for (CPU 20 %, memory 10 %, network 30 %, I/O 20 %), if neither host already run
 (``rate_per_s`` refill, ``burst`` capacity) has a token, which turns a storm of requests into
 a steady trickle. A host already over its CPU or memory ceiling may still be the *source*
 (moving a VM away is how it gets its headroom back). Requests that cannot start wait in a
-priority queue (highest priority first, then first come); ``pop_admissible`` admits, in that order, every waiting request that now
-fits, so a small request behind a blocked large one is not starved.
+priority queue (highest priority first, then first come); ``pop_admissible`` admits, in that
+order, every waiting request that now fits, so a small request behind a blocked large one is not starved.
 
 API for the scheduler's rebalancer::
 
