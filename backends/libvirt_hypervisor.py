@@ -106,6 +106,7 @@ class _MigrationJob:
     final: JobStats | None = None
     pending_downtime_ms: float | None = None
     last_running: JobStats | None = None
+    postcopy_seen: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -367,9 +368,11 @@ class LibvirtHypervisor:
         status = JobStatus.ACTIVE
         if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY:
             status = JobStatus.POSTCOPY_ACTIVE
+            job.postcopy_seen = True
         elif state == libvirt.VIR_DOMAIN_PAUSED or job.command.migration_type is MigrationType.WARM:
             status = JobStatus.DEVICE  # paused by the migration (or warm: paused for the whole copy)
-        job.last_running = job_stats_from_libvirt(vm_id, stats, status)
+        job.last_running = dataclasses.replace(job_stats_from_libvirt(vm_id, stats, status),
+                                               switched_to_postcopy=job.postcopy_seen)
         return job.last_running
 
     def _apply_pending_downtime(self, dom: libvirt.virDomain, job: _MigrationJob) -> None:
@@ -385,7 +388,8 @@ class LibvirtHypervisor:
         if job.destination_host_id is None:
             aborted = job.aborted or job.error_code == libvirt.VIR_ERR_OPERATION_ABORTED
             return JobStats(vm_id=vm_id, status=JobStatus.CANCELLED if aborted else JobStatus.FAILED,
-                            total_time_ms=wall_ms, error=job.error or "migration failed")
+                            total_time_ms=wall_ms, error=job.error or "migration failed",
+                            switched_to_postcopy=job.postcopy_seen)
         try:
             stats = self.directory[job.destination_host_id].domain(vm_id).jobStats(
                 libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
@@ -394,4 +398,6 @@ class LibvirtHypervisor:
         if job.command.migration_type is MigrationType.COLD or not stats:
             return JobStats(vm_id=vm_id, status=JobStatus.COMPLETED, total_time_ms=wall_ms,
                             downtime_ms=wall_ms if job.command.migration_type is not MigrationType.LIVE else None)
-        return job_stats_from_libvirt(vm_id, stats, JobStatus.COMPLETED)
+        switched = job.postcopy_seen or int(stats.get("memory_postcopy_requests", 0)) > 0
+        return dataclasses.replace(job_stats_from_libvirt(vm_id, stats, JobStatus.COMPLETED),
+                                   switched_to_postcopy=switched)

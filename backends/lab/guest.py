@@ -164,6 +164,8 @@ class GuestSpec:
     dirty_mib: int = 64
     dirty_rate_pages_s: int = 2000
     domain_type: str = "qemu"
+    emulator: str | None = None
+    """QEMU binary (or wrapper) libvirt runs; None: libvirt's default for the domain type."""
 
     def kernel_cmdline(self) -> str:
         return (f"console=ttyS0 panic=-1 loglevel=5 dirty_mib={self.dirty_mib} "
@@ -181,6 +183,7 @@ def serial_log_path(name: str) -> str:
 
 def domain_xml(spec: GuestSpec, image: GuestImage) -> str:
     """libvirt XML for the guest: no disks, no network, the serial console to a file."""
+    emulator = f"\n    <emulator>{escape(spec.emulator)}</emulator>" if spec.emulator else ""
     return f"""<domain type='{escape(spec.domain_type)}'>
   <name>{escape(spec.name)}</name>
   <memory unit='MiB'>{spec.memory_mib}</memory>
@@ -194,7 +197,7 @@ def domain_xml(spec: GuestSpec, image: GuestImage) -> str:
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
-  <devices>
+  <devices>{emulator}
     <controller type='usb' model='none'/>
     <serial type='file'>
       <source path='{escape(serial_log_path(spec.name))}' append='off'/>

@@ -48,9 +48,10 @@ class LabInfo:
     hosts: tuple[LabHost, ...]
     image: GuestImage
     domain_type: str
+    emulator: str | None = None
 
     def guest(self, name: str, **workload: int) -> GuestSpec:
-        return GuestSpec(name=name, domain_type=self.domain_type, **workload)
+        return GuestSpec(name=name, domain_type=self.domain_type, emulator=self.emulator, **workload)
 
 
 def cache_dir() -> Path:
@@ -113,6 +114,21 @@ def decide_domain_type(image: GuestImage) -> str:
     return verdict
 
 
+TCG_WRAPPER_SOURCE = Path(__file__).resolve().parent / "qemu-tcg-wrapper.sh"
+
+
+def install_tcg_wrapper() -> str:
+    """Copy the QEMU wrapper that avoids QEMU < 9.0's TCG dirty-tracking bug (see the script)."""
+    target = cache_dir() / "qemu-tcg-wrapper"
+    text = TCG_WRAPPER_SOURCE.read_text()
+    if not target.exists() or target.read_text() != text:
+        partial = target.with_suffix(".partial")
+        partial.write_text(text)
+        partial.chmod(0o755)
+        partial.replace(target)
+    return str(target)
+
+
 def _warm_connection(host: LabHost) -> None:
     """Open and close one connection: the first one pays libvirt's QEMU capability probing."""
     try:
@@ -144,7 +160,8 @@ def up() -> LabInfo:
     except LabError:
         down()
         raise
-    info = LabInfo(hosts, image, domain_type)
+    emulator = install_tcg_wrapper() if domain_type == "qemu" else None
+    info = LabInfo(hosts, image, domain_type, emulator)
     _write_info(info)
     return info
 
@@ -154,7 +171,7 @@ def _write_info(info: LabInfo) -> None:
         "hosts": [{"name": h.name, "index": h.index, "uri": h.uri, "root": str(h.root),
                    "cache_dir": str(h.cache_dir)} for h in info.hosts],
         "kernel": str(info.image.kernel_path), "initrd": str(info.image.initrd_path),
-        "domain_type": info.domain_type,
+        "domain_type": info.domain_type, "emulator": info.emulator,
     }
     (state_dir() / "lab.json").write_text(json.dumps(record, indent=2) + "\n")
 
@@ -168,7 +185,8 @@ def running_lab() -> LabInfo | None:
     hosts = tuple(LabHost(h["index"], Path(h["root"]), Path(h["cache_dir"])) for h in record["hosts"])
     if not all(host_is_running(h) for h in hosts):
         return None
-    return LabInfo(hosts, GuestImage(Path(record["kernel"]), Path(record["initrd"])), record["domain_type"])
+    return LabInfo(hosts, GuestImage(Path(record["kernel"]), Path(record["initrd"])), record["domain_type"],
+                   record.get("emulator"))
 
 
 def down() -> list[str]:
@@ -191,5 +209,5 @@ def status_lines() -> list[str]:
         lines.append(f"{host.name}: {state}  {host.uri}")
     if info:
         lines.append(f"guest: {info.image.kernel_path.name}, {info.image.initrd_path.name}, "
-                     f"domain type {info.domain_type}")
+                     f"domain type {info.domain_type}, emulator {info.emulator or 'default'}")
     return lines
