@@ -361,8 +361,11 @@ class LibvirtHypervisor:
         if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
             # Before the job starts: setup. After the source's job ended but before migrate3
             # returned (Finish/Confirm take a while): the switch-over, QEMU's "device" state.
+            # An abort in progress is not a switch-over: keep reporting the last status.
             if job.last_running is None:
                 return JobStats(vm_id=vm_id, status=JobStatus.SETUP)
+            if job.aborted:
+                return job.last_running
             return dataclasses.replace(job.last_running, status=JobStatus.DEVICE)
         self._apply_pending_downtime(dom, job)
         status = JobStatus.ACTIVE

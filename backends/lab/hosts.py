@@ -11,7 +11,9 @@ migration port range. The QEMU processes a daemon starts inherit its namespace, 
 in host N's mount namespace" is exactly host N: ``kill_host`` SIGKILLs them all, which is how a
 test crashes a host, and ``stop_host`` does the same after a polite SIGTERM. Without systemd,
 libvirt needs a ``qemu.conf`` that runs QEMU as root without cgroups or a security driver, and
-the ``libvirt-qemu`` user to exist (facts measured in ../shared/LAB.md).
+the ``libvirt-qemu`` user to exist (facts measured in ../shared/LAB.md). ``namespaces = [ ]``
+keeps each QEMU in its daemon's namespace (libvirt otherwise gives every QEMU a mount namespace
+of its own, and a host's "crash" would leave its QEMUs running).
 
 The capability cache (``/var/cache/libvirt``) lives in the persistent lab cache, so only the very
 first start pays libvirt's ~8 s QEMU probing.
@@ -45,6 +47,7 @@ dynamic_ownership = 0
 security_driver = "none"
 stdio_handler = "file"
 cgroup_controllers = [ ]
+namespaces = [ ]
 migration_port_min = {port_min}
 migration_port_max = {port_max}
 """
