@@ -122,3 +122,18 @@ def test_destination_host_killed_mid_migration_leaves_the_vm_on_the_source(lab: 
     assert result.location == "host0"  # type: ignore[attr-defined]
     assert result.health.healthy, result.health.describe()  # type: ignore[attr-defined]
     assert len(result.log.of_type(MigrationFinished)) == 1  # type: ignore[attr-defined]
+
+
+def test_calibrate_writes_real_sim_and_planner_tables_for_a_small_grid(lab: object, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from backends.lab.calibrate import calibrate, grid
+
+    points = grid(rates=[2000], bandwidths=[128.0], downtimes=[100.0, 300.0])
+    table = calibrate(lab, tmp_path, points, progress=lambda _line: None)  # type: ignore[arg-type]
+    for name in ("real", "sim", "planner", "sim_fitted", "planner_fitted", "errors"):
+        assert (tmp_path / f"{name}.parquet").exists(), name
+    real = pd.read_parquet(tmp_path / "real.parquet")
+    assert list(real["outcome"]) == ["completed", "completed"]
+    assert real["healthy"].all(), list(real["health"])
+    assert set(table["metric"]) == {"total_time_ms", "downtime_ms", "bytes_sent", "dirty_syncs"}

@@ -9,7 +9,8 @@ agree with real migrations. This module runs one grid of migrations three ways:
   driving libvirt, a constant downtime limit, the guest's health checked after each run);
 * **sim**: the simulation's QEMU model (``sim.qemu_model.QemuMigration``, the model behind
   the simulated hypervisor) for the same guest, bandwidth limit and downtime limit;
-* **planner**: ``plan_migration``'s analytic prediction (``novacron.migration.planner``).
+* **planner**: ``plan_migration``'s analytic prediction (``novacron.migration.planner``), with
+  the nominal bandwidth limit and again with the fitted stream parameters as its link estimate.
 
 Each is written to Parquet (``real.parquet``, ``sim.parquet``, ``planner.parquet``), and the
 relative error ``|predicted - real| / real`` per metric (total time, downtime, bytes, dirty
@@ -36,6 +37,7 @@ import pandas as pd
 
 from backends.lab.lab import LabInfo
 from backends.lab.migrate import GUEST_RESIDENT_MIB, LabMigrationSpec, lab_plan, run_lab_migration
+from novacron.migration.planner import LinkEstimate
 from novacron.migration.protocol import MIB, MigrationType
 from sim.qemu_model import LAB_CALIBRATION, GuestProfile, QemuMigration, StreamCalibration, run_alone
 
@@ -111,10 +113,17 @@ def run_sim(points: Sequence[GridPoint], calibration: StreamCalibration = LAB_CA
     return pd.DataFrame([_row(p, **simulate(p, calibration)) for p in points])
 
 
-def run_planner(points: Sequence[GridPoint]) -> pd.DataFrame:
+def planner_link(calibration: StreamCalibration) -> LinkEstimate:
+    """The planner's link estimate from the simulation's (fitted) stream parameters."""
+    return LinkEstimate(bandwidth_bytes_s=calibration.stream_cap_bytes_s,
+                        stop_copy_bytes_s=calibration.stop_copy_bytes_s, setup_s=calibration.setup_s,
+                        device_state_ms=calibration.device_state_ms)
+
+
+def run_planner(points: Sequence[GridPoint], link: LinkEstimate | None = None) -> pd.DataFrame:
     rows = []
     for point in points:
-        plan = lab_plan(_spec(point))
+        plan = lab_plan(_spec(point), link)
         rows.append(_row(point, total_time_ms=plan.predicted_total_time_ms, downtime_ms=plan.predicted_downtime_ms,
                          bytes_sent=float(plan.predicted_bytes), dirty_syncs=float(plan.predicted_rounds)))
     return pd.DataFrame(rows)
@@ -185,14 +194,17 @@ def calibrate(lab: LabInfo | None, out_dir: Path, points: Sequence[GridPoint],
     planner = run_planner(points)
     fitted = fit_calibration(real, points)
     sim_fitted = run_sim(points, fitted)
-    for name, frame in (("sim", sim), ("planner", planner), ("sim_fitted", sim_fitted)):
+    planner_fitted = run_planner(points, planner_link(fitted))
+    for name, frame in (("sim", sim), ("planner", planner), ("sim_fitted", sim_fitted),
+                        ("planner_fitted", planner_fitted)):
         frame.to_parquet(out_dir / f"{name}.parquet", index=False)
     held_out = ~real.set_index("index")["train"]
     table = []
     for label, frame in (("planner", planner), ("sim (default calibration)", sim)):
         table += summarise(relative_errors(real, frame), label + ", all runs")
-    fitted_errors = relative_errors(real, sim_fitted)
-    table += summarise(fitted_errors[fitted_errors.index.isin(held_out[held_out].index)], "sim fitted, held-out runs")
+    for label, frame in (("sim fitted", sim_fitted), ("planner with fitted link", planner_fitted)):
+        fitted_errors = relative_errors(real, frame)
+        table += summarise(fitted_errors[fitted_errors.index.isin(held_out[held_out].index)], label + ", held-out runs")
     result = pd.DataFrame(table)
     result.to_parquet(out_dir / "errors.parquet", index=False)
     (out_dir / "fitted_calibration.txt").write_text(

@@ -15,6 +15,7 @@ included, and optionally to ``events.parquet``. The guest is removed from both h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +77,14 @@ def vm_profile(spec: LabMigrationSpec) -> VMMigrationProfile:
                               nonzero_bytes=(GUEST_RESIDENT_MIB + spec.dirty_mib) * MIB)
 
 
-def lab_plan(spec: LabMigrationSpec) -> MigrationPlan:
-    bandwidth = UNLIMITED_LINK_BYTES_S if spec.bandwidth_mib_s is None else spec.bandwidth_mib_s * MIB
-    return plan_migration(vm_profile(spec), LinkEstimate(bandwidth_bytes_s=bandwidth), spec.downtime_limit_ms,
-                          force=spec.migration_type)
+def lab_plan(spec: LabMigrationSpec, link: LinkEstimate | None = None) -> MigrationPlan:
+    """The planner's prediction; ``link`` (e.g. fitted by calibrate) caps the limit's bandwidth."""
+    limit = UNLIMITED_LINK_BYTES_S if spec.bandwidth_mib_s is None else spec.bandwidth_mib_s * MIB
+    if link is None:
+        link = LinkEstimate(bandwidth_bytes_s=limit)
+    else:
+        link = dataclasses.replace(link, bandwidth_bytes_s=min(limit, link.bandwidth_bytes_s))
+    return plan_migration(vm_profile(spec), link, spec.downtime_limit_ms, force=spec.migration_type)
 
 
 def _connect(lab: LabInfo) -> tuple[HostDirectory, list[LibvirtHypervisor]]:
