@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.migration.plots import plot_downtime_cdf
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -40,6 +41,7 @@ def plot_utilisation(run: Run) -> Figure | None:
 
 
 PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation}
+PLOTS["migration_downtime_cdf"] = plot_downtime_cdf
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:
