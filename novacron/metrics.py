@@ -66,7 +66,8 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
     }
 
 
-EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics, migration_metrics]
+EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
+EXTRACTORS.append(migration_metrics)
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:
