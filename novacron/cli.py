@@ -102,12 +102,58 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+    from datetime import UTC, datetime
+
+    from novacron.benchratio import compare
+
+    bench_dir = Path(args.benchmarks)
+    if not bench_dir.is_dir():
+        raise CommandError(f"{bench_dir}: no benchmarks folder here; run from a NovaCron checkout or pass --benchmarks")
+    previous = _read_bench_json(args.compare) if args.compare else None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    save = args.save or Path(".benchmarks") / f"bench-{stamp}.json"
+    save.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pytest", str(bench_dir), "-p", "no:cacheprovider", "-q",
+               "-o", f"testpaths={bench_dir}", "-o", "python_files=bench_*.py", "--benchmark-enable",
+               "--benchmark-only", f"--benchmark-json={save}", "--benchmark-min-rounds=5", *args.pytest_args]
+    if args.k:
+        command += ["-k", args.k]
+    status = subprocess.call(command)
+    if status != 0:
+        print(f"novacron bench: the benchmarks failed (pytest exit {status})", file=sys.stderr)
+        return EXIT_FAILED
+    current = json.loads(save.read_text())
+    comparisons = compare(previous, current, args.tolerance)
+    print(f"\nsaved: {save}")
+    for c in comparisons:
+        print("  " + c.describe())
+    regressed = [c for c in comparisons if c.regressed]
+    if regressed:
+        print(f"{len(regressed)} tracked ratio(s) regressed by more than {args.tolerance:.0%}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _read_bench_json(path: Path) -> dict[str, object]:
+    import json
+
+    try:
+        data: dict[str, object] = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"--compare {path}: cannot read a benchmark JSON ({exc})") from None
+    return data
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
   novacron check my.toml               like run, but exit 1 if a target is missed (for CI)
   novacron report runs/default-seed7   (re)write the HTML report of a run
   novacron scenario                    list every scenario setting with its default and range
+  novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
 """
 
 
@@ -132,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write report.html (self-contained) and report.md for a run.")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
     report.set_defaults(handler=cmd_report)
+    bench = sub.add_parser("bench", help="run the benchmark suite; fail if a tracked ratio regresses",
+                           description="Run benchmarks/bench_*.py with pytest-benchmark, save the JSON, and "
+                                       "compare each tracked ratio (a benchmark over its baseline measured in "
+                                       "the same run, medians over rounds) with --compare.")
+    bench.add_argument("--compare", type=Path, help="a previous JSON saved by 'novacron bench'")
+    bench.add_argument("--save", type=Path, help="where to save this run's JSON (default: .benchmarks/)")
+    bench.add_argument("--tolerance", type=float, default=0.30,
+                       help="allowed growth of a ratio before it counts as a regression (default 0.30)")
+    bench.add_argument("--benchmarks", default="benchmarks", help="the benchmarks folder (default: benchmarks)")
+    bench.add_argument("-k", help="only benchmarks matching this pytest -k expression")
+    bench.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    bench.set_defaults(handler=cmd_bench)
     scen = sub.add_parser("scenario", help="list scenario settings, or print a built-in scenario",
                           description="Without NAME: every setting with its default, allowed values "
                                       "and meaning. With NAME: the built-in scenario's TOML.")
