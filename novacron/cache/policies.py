@@ -165,7 +165,7 @@ class S3FifoPolicy:
 
     def inserted(self, key: Hashable, size: int, now_s: float) -> None:
         self._freq[key] = 0
-        if self._ghost_remove(key) or size >= self.small_capacity or (
+        if self._ghost_remove(key) or size > self.small_capacity or (
                 not self._has_evicted and self._small_used >= self.small_capacity):
             self._main[key] = size
             self._main_used += size
