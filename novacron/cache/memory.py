@@ -92,21 +92,19 @@ class MemoryTier:
             if (old[1] if self.bounded_by_bytes else 1) == weight:
                 self._entries[key] = (value, size, expires_at_s)
                 self._policy.accessed(key, now_s)
-                self._track_expiry(key, expires_at_s)
+                if expires_at_s is not None:
+                    heapq.heappush(self._expiry_heap, (expires_at_s, key))
                 return []
             self._drop(key, old)
         if weight > self.capacity:
             return []
-        evicted = self._make_room(weight)
+        evicted = self._make_room(weight) if self._used + weight > self.capacity else []
         self._entries[key] = (value, size, expires_at_s)
         self._used += weight
         self._policy.inserted(key, weight, now_s)
-        self._track_expiry(key, expires_at_s)
-        return evicted
-
-    def _track_expiry(self, key: str, expires_at_s: float | None) -> None:
         if expires_at_s is not None:
             heapq.heappush(self._expiry_heap, (expires_at_s, key))
+        return evicted
 
     def _make_room(self, weight: int) -> list[CacheEntry]:
         evicted: list[CacheEntry] = []

@@ -130,15 +130,25 @@ def write_oracle(stream: IO[bytes], requests: list[Request]) -> int:
 
 # -- synthetic generators ------------------------------------------------------------------
 
+class ZipfSampler:
+    """Popularity ranks 0..n_objects-1 with P(rank i) ∝ 1/(i+1)**alpha; the CDF is built once."""
+
+    def __init__(self, n_objects: int, alpha: float) -> None:
+        if n_objects < 1 or alpha < 0:
+            raise ValueError(f"need n_objects >= 1 and alpha >= 0, got {n_objects}, {alpha}")
+        weights = 1.0 / np.arange(1, n_objects + 1, dtype=np.float64) ** alpha
+        self.cdf = np.cumsum(weights)
+        self.cdf /= self.cdf[-1]
+        self.n_objects = n_objects
+
+    def draw(self, rng: np.random.Generator, count: int) -> npt.NDArray[np.int64]:
+        ranks = np.searchsorted(self.cdf, rng.random(count), side="right").astype(np.int64)
+        return np.minimum(ranks, self.n_objects - 1)
+
+
 def zipf_ranks(rng: np.random.Generator, n_objects: int, alpha: float, count: int) -> npt.NDArray[np.int64]:
     """``count`` draws of popularity ranks 0..n_objects-1 with P(rank i) ∝ 1/(i+1)**alpha."""
-    if n_objects < 1 or alpha < 0:
-        raise ValueError(f"need n_objects >= 1 and alpha >= 0, got {n_objects}, {alpha}")
-    weights = 1.0 / np.arange(1, n_objects + 1, dtype=np.float64) ** alpha
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
-    ranks: npt.NDArray[np.int64] = np.searchsorted(cdf, rng.random(count), side="right").astype(np.int64)
-    return np.minimum(ranks, n_objects - 1)
+    return ZipfSampler(n_objects, alpha).draw(rng, count)
 
 
 def _requests(keys: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64] | int,
