@@ -47,6 +47,13 @@ class TierModel:
         self.ops_per_s_max = ops_per_s_max
         self.up = True
 
+    @property
+    def capacity(self) -> int:
+        return self.inner.capacity
+
+    def resize(self, capacity: int) -> list[CacheEntry]:
+        return self.inner.resize(capacity)
+
     def _check(self) -> None:
         if not self.up:
             raise TierUnavailable(f"{self.name} is down (simulated outage)")

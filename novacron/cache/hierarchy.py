@@ -25,16 +25,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from novacron.cache.adaptive import AdaptiveSizing
 from novacron.cache.breaker import BreakerState, CircuitBreaker
 from novacron.cache.events import CacheStatsSampled, CacheTierFailed, CacheTierRecovered, CacheTierResized
-from novacron.cache.memory import MemoryTier
 from novacron.cache.stats import CacheStats
 from novacron.ports import CacheEntry, CacheTier, Clock, EventSink, TierUnavailable
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class ResizableTier(Protocol):
+    """A tier whose capacity adaptive sizing may change (``MemoryTier`` and its simulated models)."""
+
+    name: str
+    capacity: int
+
+    def resize(self, capacity: int) -> list[CacheEntry]: ...
 WriteMode = Literal["through", "back"]
 
 
@@ -271,7 +280,7 @@ class CacheHierarchy:
 
     def _adapt_l1(self, sizing: AdaptiveSizing) -> None:
         l1 = self.tiers[0]
-        if not isinstance(l1, MemoryTier):
+        if not isinstance(l1, ResizableTier):
             return
         new_capacity, hit_rate_pct = sizing.decide(self.stats.hits[0], self.stats.misses[0], l1.capacity)
         if new_capacity == l1.capacity:
