@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.events import Event
 
@@ -66,6 +67,7 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
 
 
 EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
+EXTRACTORS.append(cache_metrics)
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

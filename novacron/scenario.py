@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from novacron.cache.config import CacheConfig
 from novacron.config import ConfigError, parse_section, section, spec
 
 
@@ -53,6 +54,7 @@ class Scenario:
     duration_s: float = spec(3600.0, min=1, max=366 * 86400, doc="simulated time")
     cluster: ClusterConfig = section(ClusterConfig)
     workload: WorkloadConfig = section(WorkloadConfig)
+    cache: CacheConfig = section(CacheConfig)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:
