@@ -1,0 +1,105 @@
+"""The filter, score, select pipeline.
+
+Theory of operation
+-------------------
+As Nova's FilterScheduler and the Kubernetes scheduling framework: every filter yields a mask
+over all hosts and the masks are and-ed (a host must pass them all); every scorer yields a score
+in [0, 1] per host and the scores are combined as a weighted mean with the user's weights;
+infeasible hosts are set to -inf and the best host is selected. Hosts whose combined score is
+within ``TIE_TOLERANCE`` of the best are ties, broken with the injected generator so that a
+spread policy does not always pick the lowest-numbered of identical hosts, yet the same seed
+reproduces the same placements.
+
+A ``Decision`` also says how many hosts were feasible and, when none were, the first filter
+that left no host standing, which is what the runtime reports as the rejection reason.
+Evaluation is pure: the host table and request are only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from novacron.scheduler.policies import Filter, Scorer
+from novacron.scheduler.state import BoolArray, FloatArray, HostTable, PlacementRequest
+
+TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    vm_id: str
+    row: int | None
+    """Row of the chosen host in the table evaluated, or None when no host is feasible."""
+    host_index: int | None
+    """The chosen host's cluster index (``HostTable.index``)."""
+    score: float
+    hosts_feasible: int
+    rejected_by: str | None = None
+
+    @property
+    def placed(self) -> bool:
+        return self.row is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedScorer:
+    scorer: Scorer
+    weight: float
+
+
+class Scheduler:
+    """Filters, weighted scorers and a seeded tie-break; stateless between calls."""
+
+    def __init__(self, filters: Sequence[Filter], scorers: Sequence[WeightedScorer]) -> None:
+        if any(s.weight < 0 for s in scorers):
+            raise ValueError("scorer weights must be >= 0")
+        self.filters = tuple(filters)
+        self.scorers = tuple(s for s in scorers if s.weight > 0)
+        self._weight_total = sum(s.weight for s in self.scorers) or 1.0
+
+    @property
+    def policy_count(self) -> int:
+        return len(self.filters) + len(self.scorers)
+
+    def feasible(self, hosts: HostTable, request: PlacementRequest) -> tuple[BoolArray, str | None]:
+        """The mask of hosts passing every filter, and the filter that emptied it (if any)."""
+        mask = np.ones(hosts.size, dtype=bool)
+        for f in self.filters:
+            mask &= f.feasible(hosts, request)
+            if not mask.any():
+                return mask, f.name
+        return mask, None
+
+    def scores(self, hosts: HostTable, request: PlacementRequest) -> FloatArray:
+        """The weighted mean score per host (feasibility not applied)."""
+        total = np.zeros(hosts.size)
+        for s in self.scorers:
+            total += s.weight * s.scorer.score(hosts, request)
+        combined: FloatArray = total / self._weight_total
+        return combined
+
+    def place(self, hosts: HostTable, request: PlacementRequest, rng: np.random.Generator) -> Decision:
+        mask, rejected_by = self.feasible(hosts, request)
+        if rejected_by is not None:
+            return Decision(request.vm_id, None, None, float("-inf"), 0, rejected_by)
+        combined = np.where(mask, self.scores(hosts, request), -np.inf)
+        best = float(combined.max())
+        ties = np.flatnonzero(combined >= best - TIE_TOLERANCE)
+        row = int(ties[rng.integers(ties.size)]) if ties.size > 1 else int(ties[0])
+        return Decision(request.vm_id, row, int(hosts.index[row]), best, int(mask.sum()))
+
+    def is_feasible_on(self, hosts: HostTable, row: int, request: PlacementRequest) -> bool:
+        """Whether one host still passes every filter (the decision cache's re-check)."""
+        one = hosts.take(np.array([row], dtype=np.int64),
+                         (request.affinity_group, request.anti_affinity_group))
+        if request.affinity_group is not None:
+            # Affinity depends on where the group's members are in the whole cluster: a host
+            # without members is infeasible as soon as the group has members elsewhere.
+            counts = hosts.group_counts(request.affinity_group)
+            if counts.any() and counts[row] == 0:
+                return False
+        mask, _ = self.feasible(one, request)
+        return bool(mask[0])

@@ -1,0 +1,135 @@
+"""Host state as a struct of arrays, and the placement request the policies read.
+
+Theory of operation
+-------------------
+Policies evaluate every host at once, so host state is kept column-wise (a struct of arrays,
+as in the Kubernetes scheduler's node snapshot but in numpy): ``capacity`` and ``allocated``
+are ``(4, hosts)`` float arrays over the resources CPU (vCPUs, after overcommit), memory (GiB),
+network (Gbit/s) and disk I/O (IOPS). NUMA state is ``(2, numa_nodes, hosts)``: CPU and memory
+per NUMA node. Affinity groups are a map from group name to a per-host count of the group's
+members. ``index`` maps the rows back to the cluster's host numbering, so a subset of rows
+(``take``) is still a valid table for the same policies.
+
+The scheduler itself never mutates a table. ``allocate`` and ``release`` are for the owner of
+the table (a runtime, the rebalancer's what-if copy), which applies a decision once it is taken.
+NUMA placement of a VM is deterministic: its home node is the node that can hold the largest
+share of it, the rest spills to the other nodes in order, which is how ``numactl
+--preferred``-style allocation behaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+RESOURCES: tuple[str, ...] = ("cpu", "memory", "network", "io")
+CPU, MEMORY, NETWORK, IO = range(4)
+EMPTY_GROUPS: Mapping[str, IntArray] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlacementRequest:
+    """One VM to place: its demand per resource and its placement constraints."""
+
+    vm_id: str
+    demand: tuple[float, float, float, float]
+    """vCPUs, memory GiB, network Gbit/s, IOPS."""
+    affinity_group: str | None = None
+    anti_affinity_group: str | None = None
+    peer_hosts: tuple[int, ...] = ()
+    """Cluster host indices of the VMs this one talks to (network-aware placement)."""
+
+    def demand_array(self) -> FloatArray:
+        return np.asarray(self.demand, dtype=np.float64)
+
+    def signature(self) -> tuple[object, ...]:
+        """What the decision depends on besides host state; the decision cache's key."""
+        return (self.demand, self.affinity_group, self.anti_affinity_group, self.peer_hosts)
+
+
+@dataclass(slots=True)
+class HostTable:
+    """Per-host state, column-wise. Rows are hosts; ``index`` is each row's cluster host index."""
+
+    host_ids: tuple[str, ...]
+    capacity: FloatArray
+    allocated: FloatArray
+    numa_capacity: FloatArray
+    numa_allocated: FloatArray
+    rack: IntArray
+    up: BoolArray
+    powered_on: BoolArray
+    index: IntArray
+    groups: dict[str, IntArray] = field(default_factory=dict)
+
+    @classmethod
+    def uniform(cls, hosts: int, *, cpu: float, memory_gib: float, network_gbps: float, iops: float,
+                numa_nodes: int = 2, hosts_per_rack: int = 20) -> HostTable:
+        capacity = np.tile(np.array([[cpu], [memory_gib], [network_gbps], [iops]], dtype=np.float64), (1, hosts))
+        numa = np.tile(np.array([cpu, memory_gib])[:, None, None] / numa_nodes, (1, numa_nodes, hosts))
+        return cls(host_ids=tuple(f"host-{i:04d}" for i in range(hosts)), capacity=capacity,
+                   allocated=np.zeros((4, hosts)), numa_capacity=numa, numa_allocated=np.zeros_like(numa),
+                   rack=np.arange(hosts, dtype=np.int64) // hosts_per_rack, up=np.ones(hosts, dtype=bool),
+                   powered_on=np.ones(hosts, dtype=bool), index=np.arange(hosts, dtype=np.int64))
+
+    @property
+    def size(self) -> int:
+        return len(self.host_ids)
+
+    def free(self) -> FloatArray:
+        return self.capacity - self.allocated
+
+    def group_counts(self, group: str) -> IntArray:
+        counts = self.groups.get(group)
+        return counts if counts is not None else np.zeros(self.size, dtype=np.int64)
+
+    def take(self, rows: IntArray, groups: tuple[str | None, ...] = ()) -> HostTable:
+        """A copy of some rows (the groups named, or all groups when none are named)."""
+        names = [g for g in groups if g is not None] if groups else list(self.groups)
+        return HostTable(host_ids=tuple(self.host_ids[i] for i in rows), capacity=self.capacity[:, rows],
+                         allocated=self.allocated[:, rows], numa_capacity=self.numa_capacity[:, :, rows],
+                         numa_allocated=self.numa_allocated[:, :, rows], rack=self.rack[rows],
+                         up=self.up[rows], powered_on=self.powered_on[rows], index=self.index[rows],
+                         groups={g: self.group_counts(g)[rows] for g in names})
+
+    def copy(self) -> HostTable:
+        return self.take(np.arange(self.size, dtype=np.int64))
+
+    def numa_split(self, row: int, demand: FloatArray) -> FloatArray:
+        """How a VM's CPU and memory would spread over the row's NUMA nodes, ``(2, nodes)``."""
+        free = self.numa_capacity[:, :, row] - self.numa_allocated[:, :, row]
+        share = np.minimum(free[0] / max(demand[CPU], 1e-12), free[1] / max(demand[MEMORY], 1e-12))
+        order = np.argsort(-share, kind="stable")
+        split = np.zeros_like(free)
+        remaining = demand[[CPU, MEMORY]].copy()
+        for node in order:
+            split[:, node] = np.minimum(remaining, np.maximum(free[:, node], 0.0))
+            remaining -= split[:, node]
+        split[:, order[0]] += remaining  # only when the host is overfull; keeps totals exact
+        return split
+
+    def allocate(self, row: int, request: PlacementRequest) -> FloatArray:
+        """Account the VM on ``row``; returns its NUMA split, needed to release it later."""
+        demand = request.demand_array()
+        split = self.numa_split(row, demand)
+        self.allocated[:, row] += demand
+        self.numa_allocated[:, :, row] += split
+        for group in (request.affinity_group, request.anti_affinity_group):
+            if group is not None:
+                self.groups.setdefault(group, np.zeros(self.size, dtype=np.int64))[row] += 1
+        return split
+
+    def release(self, row: int, request: PlacementRequest, numa_split: FloatArray) -> None:
+        self.allocated[:, row] = np.maximum(self.allocated[:, row] - request.demand_array(), 0.0)
+        self.numa_allocated[:, :, row] = np.maximum(self.numa_allocated[:, :, row] - numa_split, 0.0)
+        for group in (request.affinity_group, request.anti_affinity_group):
+            if group is not None and group in self.groups:
+                self.groups[group][row] -= 1
