@@ -38,10 +38,19 @@ class Decision:
     score: float
     hosts_feasible: int
     rejected_by: str | None = None
+    cached: bool = False
+    """Served by the decision cache (then ``score`` is NaN and ``hosts_feasible`` is 1)."""
 
     @property
     def placed(self) -> bool:
         return self.row is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    combined: FloatArray
+    hosts_feasible: int
+    rejected_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +90,26 @@ class Scheduler:
         combined: FloatArray = total / self._weight_total
         return combined
 
-    def place(self, hosts: HostTable, request: PlacementRequest, rng: np.random.Generator) -> Decision:
+    def evaluate(self, hosts: HostTable, request: PlacementRequest) -> Evaluation:
+        """Combined scores with infeasible hosts at -inf (all of them when none is feasible)."""
         mask, rejected_by = self.feasible(hosts, request)
         if rejected_by is not None:
-            return Decision(request.vm_id, None, None, float("-inf"), 0, rejected_by)
+            return Evaluation(np.full(hosts.size, -np.inf), 0, rejected_by)
         combined = np.where(mask, self.scores(hosts, request), -np.inf)
+        return Evaluation(combined, int(mask.sum()), None)
+
+    def select(self, hosts: HostTable, request: PlacementRequest, evaluation: Evaluation,
+               rng: np.random.Generator) -> Decision:
+        if evaluation.rejected_by is not None:
+            return Decision(request.vm_id, None, None, float("-inf"), 0, evaluation.rejected_by)
+        combined = evaluation.combined
         best = float(combined.max())
         ties = np.flatnonzero(combined >= best - TIE_TOLERANCE)
         row = int(ties[rng.integers(ties.size)]) if ties.size > 1 else int(ties[0])
-        return Decision(request.vm_id, row, int(hosts.index[row]), best, int(mask.sum()))
+        return Decision(request.vm_id, row, int(hosts.index[row]), best, evaluation.hosts_feasible)
+
+    def place(self, hosts: HostTable, request: PlacementRequest, rng: np.random.Generator) -> Decision:
+        return self.select(hosts, request, self.evaluate(hosts, request), rng)
 
     def is_feasible_on(self, hosts: HostTable, row: int, request: PlacementRequest) -> bool:
         """Whether one host still passes every filter (the decision cache's re-check)."""

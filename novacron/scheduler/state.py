@@ -51,8 +51,13 @@ class PlacementRequest:
         return np.asarray(self.demand, dtype=np.float64)
 
     def signature(self) -> tuple[object, ...]:
-        """What the decision depends on besides host state; the decision cache's key."""
-        return (self.demand, self.affinity_group, self.anti_affinity_group, self.peer_hosts)
+        """The decision cache's key: what the choice depends on besides host state.
+
+        Anti-affinity is left out on purpose: members of different groups of the same shape
+        share decisions, and a cached host that now holds a member is caught by the
+        feasibility re-check on every hit.
+        """
+        return (self.demand, self.affinity_group, self.peer_hosts)
 
 
 @dataclass(slots=True)
