@@ -42,6 +42,9 @@ class ConcurrencyCaps:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def moves(self) -> tuple[Move, ...]:
+        return tuple(self._in_flight.values())
+
     def per_host(self, extra: Sequence[Move] = ()) -> Counter[str]:
         counts: Counter[str] = Counter()
         for m in (*self._in_flight.values(), *extra):

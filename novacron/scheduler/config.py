@@ -26,6 +26,8 @@ from novacron.scheduler.policies import (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerConfig:
+    placer: Literal["scheduler", "first_fit"] = spec(
+        "scheduler", choices=("scheduler", "first_fit"), doc="the filter/score scheduler, or the first-fit baseline")
     strategy: Literal["spread", "pack"] = spec("spread", choices=("spread", "pack"),
                                                doc="least allocated (spread) or most allocated (pack)")
     weight_allocation: float = spec(1.0, min=0, max=100, doc="weight of the spread/pack score")
