@@ -53,12 +53,15 @@ def make_request(n: int, flavour: int, anti: int, affinity: int, peers: tuple[in
 
 
 @given(seed=st.integers(0, 2**32 - 1), hosts=st.integers(1, 25), vms=requests,
-       strategy=st.sampled_from(["spread", "pack"]), weight_energy=st.sampled_from([0.0, 1.0]))
+       strategy=st.sampled_from(["spread", "pack"]), weight_energy=st.sampled_from([0.0, 1.0]),
+       hosts_to_score=st.sampled_from([0, 1, 4]))
 def test_placements_never_violate_capacity_headroom_anti_affinity_or_numa(
-        seed: int, hosts: int, vms: list[tuple[int, int, int]], strategy: str, weight_energy: float) -> None:
+        seed: int, hosts: int, vms: list[tuple[int, int, int]], strategy: str, weight_energy: float,
+        hosts_to_score: int) -> None:
     note(f"seed={seed}")
     table = random_table(seed, hosts)
-    scheduler = build_scheduler(SchedulerConfig(strategy=strategy, weight_energy=weight_energy))  # type: ignore[arg-type]
+    scheduler = build_scheduler(SchedulerConfig(strategy=strategy, weight_energy=weight_energy,  # type: ignore[arg-type]
+                                                hosts_to_score=hosts_to_score))
     rng = np.random.default_rng(seed)
     members: dict[str, list[int]] = {}
     for n, (flavour, anti, affinity) in enumerate(vms):
@@ -161,3 +164,18 @@ def test_no_feasible_host_names_the_filter() -> None:
     table = HostTable.uniform(2, cpu=4, memory_gib=8, network_gbps=10, iops=20000)
     decision = build_scheduler(SchedulerConfig()).place(table, make_request(0, 4, 0, 0), np.random.default_rng(0))
     assert not decision.placed and decision.rejected_by == "resource_fit"
+
+
+def test_a_window_scores_only_some_hosts_but_falls_back_to_all_when_it_has_none_feasible() -> None:
+    table = HostTable.uniform(50, cpu=64, memory_gib=256, network_gbps=10, iops=20000)
+    table.allocated[0, :49] = 64 * 0.8  # only the last host has CPU left
+    scheduler = build_scheduler(SchedulerConfig(hosts_to_score=5))
+    decision = scheduler.place(table, make_request(0, 0, 0, 0), np.random.default_rng(0))
+    assert decision.row == 49
+    table.allocated[0, :] = 0
+    offsets = set()
+    for n in range(20):
+        evaluation = scheduler.evaluate(table, make_request(n, 0, 0, 0), np.random.default_rng(n))
+        assert evaluation.combined.size == 5
+        offsets.add(evaluation.offset)
+    assert len(offsets) > 3, "the window moves with the generator"

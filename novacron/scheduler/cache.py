@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from novacron.scheduler.framework import Decision, Scheduler
+from novacron.scheduler.framework import Decision, Evaluation, Scheduler
 from novacron.scheduler.state import FloatArray, HostTable, IntArray, PlacementRequest
 
 
@@ -92,14 +92,15 @@ class DecisionCache:
             return "infeasible"
         return None
 
-    def store(self, hosts: HostTable, request: PlacementRequest, decision: Decision, combined: FloatArray,
+    def store(self, hosts: HostTable, request: PlacementRequest, decision: Decision, evaluation: Evaluation,
               now_s: float) -> None:
         """Remember a fresh decision and the hosts its ranking rested on."""
         if decision.row is None or self.ttl_s <= 0:
             return
-        k = min(self.relied_on, hosts.size)
-        top = np.argpartition(-combined, k - 1)[:k] if k < hosts.size else np.arange(hosts.size)
-        top = top[np.isfinite(combined[top])]
+        combined = evaluation.combined
+        k = min(self.relied_on, combined.size)
+        top = np.argpartition(-combined, k - 1)[:k] if k < combined.size else np.arange(combined.size)
+        top = top[np.isfinite(combined[top])] + evaluation.offset
         rows = np.unique(np.append(top, decision.row)).astype(np.int64)
         self._entries[request.signature()] = CachedDecision(decision.row, now_s, rows, hosts.free()[:, rows])
         self._entries.move_to_end(request.signature())
@@ -122,7 +123,7 @@ class CachingScheduler:
         row = self.cache.lookup(hosts, request, self.scheduler, now_s)
         if row is not None:
             return Decision(request.vm_id, row, int(hosts.index[row]), float("nan"), 1, cached=True)
-        evaluation = self.scheduler.evaluate(hosts, request)
+        evaluation = self.scheduler.evaluate(hosts, request, rng)
         decision = self.scheduler.select(hosts, request, evaluation, rng)
-        self.cache.store(hosts, request, decision, evaluation.combined, now_s)
+        self.cache.store(hosts, request, decision, evaluation, now_s)
         return decision

@@ -56,6 +56,9 @@ class SchedulerConfig:
     anti_affinity_group_size: int = spec(3, min=0, max=1000,
                                          doc="VMs per anti-affinity group (replica set); 0 = none")
     peers_per_vm: int = spec(2, min=0, max=100, doc="earlier VMs of the same app a VM talks to")
+    hosts_to_score: int = spec(0, min=0, max=100_000,
+                               doc="score a random window of this many hosts (0 = all), as k8s "
+                                   "percentageOfNodesToScore")
     quality_sample_s: float = spec(300.0, min=1, max=86400, doc="interval between placement quality samples")
 
     def headroom(self) -> tuple[float, float, float, float]:
@@ -70,4 +73,4 @@ def build_scheduler(config: SchedulerConfig) -> Scheduler:
                WeightedScorer(NumaScore(), config.weight_numa),
                WeightedScorer(EnergyScore(), config.weight_energy),
                WeightedScorer(NetworkScore(), config.weight_network))
-    return Scheduler(filters, scorers)
+    return Scheduler(filters, scorers, hosts_to_score=config.hosts_to_score)

@@ -18,7 +18,7 @@ Evaluation is pure: the host table and request are only read.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,8 +49,10 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     combined: FloatArray
+    """Scores of rows ``offset`` to ``offset + len(combined)`` of the table (-inf: infeasible)."""
     hosts_feasible: int
     rejected_by: str | None
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +64,11 @@ class WeightedScorer:
 class Scheduler:
     """Filters, weighted scorers and a seeded tie-break; stateless between calls."""
 
-    def __init__(self, filters: Sequence[Filter], scorers: Sequence[WeightedScorer]) -> None:
+    def __init__(self, filters: Sequence[Filter], scorers: Sequence[WeightedScorer], *,
+                 hosts_to_score: int = 0) -> None:
         if any(s.weight < 0 for s in scorers):
             raise ValueError("scorer weights must be >= 0")
+        self.hosts_to_score = hosts_to_score
         self.filters = tuple(filters)
         self.scorers = tuple(s for s in scorers if s.weight > 0)
         self._weight_total = sum(s.weight for s in self.scorers) or 1.0
@@ -90,8 +94,39 @@ class Scheduler:
         combined: FloatArray = total / self._weight_total
         return combined
 
-    def evaluate(self, hosts: HostTable, request: PlacementRequest) -> Evaluation:
-        """Combined scores with infeasible hosts at -inf (all of them when none is feasible)."""
+    def evaluate(self, hosts: HostTable, request: PlacementRequest,
+                 rng: np.random.Generator | None = None) -> Evaluation:
+        """Combined scores with infeasible hosts at -inf (all of them when none is feasible).
+
+        With ``hosts_to_score`` set and a generator given, only a window of that many hosts at a
+        random offset is evaluated, as Kubernetes' percentageOfNodesToScore; when the window has
+        no feasible host, or the request's affinity group has members (affinity is a property of
+        the whole cluster), every host is evaluated.
+        """
+        window = self._window(hosts, request, rng)
+        if window is not None:
+            start, view, windowed = window
+            evaluation = self._evaluate_all(view, windowed)
+            if evaluation.rejected_by is None:
+                return Evaluation(evaluation.combined, evaluation.hosts_feasible, None, start)
+        return self._evaluate_all(hosts, request)
+
+    def _window(self, hosts: HostTable, request: PlacementRequest,
+                rng: np.random.Generator | None) -> tuple[int, HostTable, PlacementRequest] | None:
+        size = self.hosts_to_score
+        if rng is None or size <= 0 or size >= hosts.size:
+            return None
+        if request.affinity_group is not None and hosts.group_counts(request.affinity_group).any():
+            return None
+        start = int(rng.integers(hosts.size - size + 1))
+        view = hosts.window(start, start + size, (request.anti_affinity_group,))
+        if request.peer_hosts and not request.peer_racks:
+            rows = np.searchsorted(hosts.index, request.peer_hosts)
+            peer_racks = tuple(int(hosts.rack[r]) for r in rows if r < hosts.size)
+            request = replace(request, peer_racks=peer_racks)
+        return start, view, request
+
+    def _evaluate_all(self, hosts: HostTable, request: PlacementRequest) -> Evaluation:
         mask, rejected_by = self.feasible(hosts, request)
         if rejected_by is not None:
             return Evaluation(np.full(hosts.size, -np.inf), 0, rejected_by)
@@ -105,11 +140,11 @@ class Scheduler:
         combined = evaluation.combined
         best = float(combined.max())
         ties = np.flatnonzero(combined >= best - TIE_TOLERANCE)
-        row = int(ties[rng.integers(ties.size)]) if ties.size > 1 else int(ties[0])
+        row = evaluation.offset + (int(ties[rng.integers(ties.size)]) if ties.size > 1 else int(ties[0]))
         return Decision(request.vm_id, row, int(hosts.index[row]), best, evaluation.hosts_feasible)
 
     def place(self, hosts: HostTable, request: PlacementRequest, rng: np.random.Generator) -> Decision:
-        return self.select(hosts, request, self.evaluate(hosts, request), rng)
+        return self.select(hosts, request, self.evaluate(hosts, request, rng), rng)
 
     def is_feasible_on(self, hosts: HostTable, row: int, request: PlacementRequest) -> bool:
         """Whether one host still passes every filter (the decision cache's re-check)."""

@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, IntArray, PlacementRequest
+from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, PlacementRequest
 
 EPS = 1e-9
 
@@ -70,10 +70,12 @@ class ResourceFit:
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
         # Row by row: one host row is small enough (< 128 KiB at 5000 hosts) that numpy's
         # temporaries stay on the heap instead of costing an mmap and page faults each.
-        fits = np.ones(hosts.size, dtype=bool)
+        fits, scratch = np.ones(hosts.size, dtype=bool), np.empty(hosts.size)
         for r, (demand, headroom) in enumerate(zip(request.demand, self.headroom, strict=True)):
             if demand > 0:
-                fits &= hosts.allocated[r] + (demand - EPS) <= hosts.capacity[r] * (1.0 - headroom)
+                np.multiply(hosts.capacity[r], 1.0 - headroom, out=scratch)
+                scratch -= hosts.allocated[r]
+                fits &= scratch >= demand - EPS
         return fits
 
 
@@ -102,11 +104,14 @@ class Affinity:
 def cross_node_ratio(hosts: HostTable, request: PlacementRequest) -> FloatArray:
     """Per host: the share of the VM that cannot be placed on its best single NUMA node."""
     cpu, memory = max(request.demand[CPU], EPS), max(request.demand[MEMORY], EPS)
-    best = np.zeros(hosts.size)
+    best, cpu_share, memory_share = np.zeros(hosts.size), np.empty(hosts.size), np.empty(hosts.size)
     for node in range(hosts.numa_capacity.shape[1]):
-        cpu_share = (hosts.numa_capacity[0, node] - hosts.numa_allocated[0, node]) / cpu
-        memory_share = (hosts.numa_capacity[1, node] - hosts.numa_allocated[1, node]) / memory
-        np.maximum(best, np.minimum(cpu_share, memory_share), out=best)
+        np.subtract(hosts.numa_capacity[0, node], hosts.numa_allocated[0, node], out=cpu_share)
+        cpu_share /= cpu
+        np.subtract(hosts.numa_capacity[1, node], hosts.numa_allocated[1, node], out=memory_share)
+        memory_share /= memory
+        np.minimum(cpu_share, memory_share, out=cpu_share)
+        np.maximum(best, cpu_share, out=best)
     ratio: FloatArray = 1.0 - np.minimum(best, 1.0)
     return ratio
 
@@ -134,9 +139,11 @@ class Allocation:
     name: str = "allocation"
 
     def score(self, hosts: HostTable, request: PlacementRequest) -> FloatArray:
-        used = np.zeros(hosts.size)
+        used, scratch = np.zeros(hosts.size), np.empty(hosts.size)
         for r, demand in enumerate(request.demand):
-            used += (hosts.allocated[r] + demand) / np.maximum(hosts.capacity[r], EPS)
+            np.add(hosts.allocated[r], demand, out=scratch)
+            scratch /= hosts.capacity[r]  # capacity > 0 is a HostTable invariant
+            used += scratch
         used_mean: FloatArray = np.clip(used / len(request.demand), 0.0, 1.0)
         return 1.0 - used_mean if self.strategy == "spread" else used_mean
 
@@ -154,29 +161,23 @@ class EnergyScore:
         return score
 
 
-def _counts_at(values: IntArray, where: IntArray) -> IntArray:
-    """How many times each entry of ``where`` occurs in ``values``."""
-    if values.size == 0 or where.size == 0:
-        return np.zeros(where.size, dtype=np.int64)
-    counts = np.bincount(values, minlength=int(max(values.max(), where.max())) + 1)
-    found: IntArray = counts[where]
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class NetworkScore:
     same_rack_credit: float = 0.5
     name: str = "network"
 
     def score(self, hosts: HostTable, request: PlacementRequest) -> FloatArray:
+        credit = np.zeros(hosts.size)
         if not request.peer_hosts:
-            return np.zeros(hosts.size)
-        peers = np.asarray(request.peer_hosts, dtype=np.int64)
-        same_host = _counts_at(peers, hosts.index)
-        # A peer's rack is read from this table when the peer's host is in it; take() keeps all
-        # rows in the common case, and a subset only loses rack credit, never feasibility.
-        rows = np.searchsorted(hosts.index, peers)
-        known = (rows < hosts.size) & (hosts.index[np.minimum(rows, hosts.size - 1)] == peers)
-        same_rack = _counts_at(hosts.rack[rows[known]], hosts.rack)
-        credit = same_host + self.same_rack_credit * (same_rack - same_host)
-        return np.clip(credit / len(peers), 0.0, 1.0)
+            return credit
+        rows = np.searchsorted(hosts.index, request.peer_hosts)
+        in_table = np.minimum(rows, hosts.size - 1)
+        peer_rows = in_table[hosts.index[in_table] == np.asarray(request.peer_hosts)]
+        # Racks come with the request when the scheduler evaluates a window of the hosts, so
+        # peers outside the window still give their rack credit.
+        racks = request.peer_racks or tuple(int(r) for r in hosts.rack[peer_rows])
+        for rack in sorted(set(racks)):
+            credit[hosts.rack == rack] += self.same_rack_credit * racks.count(rack)
+        np.add.at(credit, peer_rows, 1.0 - self.same_rack_credit)
+        credit /= len(request.peer_hosts)
+        return credit

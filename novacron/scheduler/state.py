@@ -46,6 +46,8 @@ class PlacementRequest:
     anti_affinity_group: str | None = None
     peer_hosts: tuple[int, ...] = ()
     """Cluster host indices of the VMs this one talks to (network-aware placement)."""
+    peer_racks: tuple[int, ...] = ()
+    """Their racks; filled in by the scheduler when it scores a window of the hosts."""
 
     def demand_array(self) -> FloatArray:
         return np.asarray(self.demand, dtype=np.float64)
@@ -74,6 +76,10 @@ class HostTable:
     powered_on: BoolArray
     index: IntArray
     groups: dict[str, IntArray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.capacity.shape != (len(RESOURCES), len(self.host_ids)) or not np.all(self.capacity > 0):
+            raise ValueError(f"capacity must be a positive ({len(RESOURCES)}, hosts) array; policies divide by it")
 
     @classmethod
     def uniform(cls, hosts: int, *, cpu: float, memory_gib: float, network_gbps: float, iops: float,
@@ -105,21 +111,34 @@ class HostTable:
                          up=self.up[rows], powered_on=self.powered_on[rows], index=self.index[rows],
                          groups={g: self.group_counts(g)[rows] for g in names})
 
+    def window(self, start: int, stop: int, groups: tuple[str | None, ...]) -> HostTable:
+        """Rows ``start:stop`` as views (no copy), with only the groups named."""
+        cut = slice(start, stop)
+        return HostTable(host_ids=self.host_ids[cut], capacity=self.capacity[:, cut], allocated=self.allocated[:, cut],
+                         numa_capacity=self.numa_capacity[:, :, cut], numa_allocated=self.numa_allocated[:, :, cut],
+                         rack=self.rack[cut], up=self.up[cut], powered_on=self.powered_on[cut],
+                         index=self.index[cut], groups={g: self.group_counts(g)[cut] for g in groups if g is not None})
+
     def copy(self) -> HostTable:
         return self.take(np.arange(self.size, dtype=np.int64))
 
     def numa_split(self, row: int, demand: FloatArray) -> FloatArray:
         """How a VM's CPU and memory would spread over the row's NUMA nodes, ``(2, nodes)``."""
-        free = self.numa_capacity[:, :, row] - self.numa_allocated[:, :, row]
-        share = np.minimum(free[0] / max(demand[CPU], 1e-12), free[1] / max(demand[MEMORY], 1e-12))
-        order = np.argsort(-share, kind="stable")
-        split = np.zeros_like(free)
-        remaining = demand[[CPU, MEMORY]].copy()
-        for node in order:
-            split[:, node] = np.minimum(remaining, np.maximum(free[:, node], 0.0))
-            remaining -= split[:, node]
-        split[:, order[0]] += remaining  # only when the host is overfull; keeps totals exact
-        return split
+        # Scalar Python: a host has a handful of nodes, and tiny numpy ops cost more than they do.
+        free = (self.numa_capacity[:, :, row] - self.numa_allocated[:, :, row]).tolist()
+        cpu, memory = float(demand[CPU]), float(demand[MEMORY])
+        nodes = range(len(free[0]))
+        share = [min(free[0][k] / max(cpu, 1e-12), free[1][k] / max(memory, 1e-12)) for k in nodes]
+        order = sorted(nodes, key=lambda k: -share[k])
+        split = [[0.0] * len(share), [0.0] * len(share)]
+        remaining = [cpu, memory]
+        for k in order:
+            for r in (0, 1):
+                split[r][k] = min(remaining[r], max(free[r][k], 0.0))
+                remaining[r] -= split[r][k]
+        for r in (0, 1):
+            split[r][order[0]] += remaining[r]  # only when the host is overfull; keeps totals exact
+        return np.array(split)
 
     def allocate(self, row: int, request: PlacementRequest) -> FloatArray:
         """Account the VM on ``row``; returns its NUMA split, needed to release it later."""
