@@ -42,7 +42,7 @@ def half_full(hosts: int, seed: int = 1) -> HostTable:
     fill = rng.uniform(0.1, 0.6, size=hosts)
     table.allocated = table.capacity * fill[None, :]
     table.numa_allocated = table.numa_capacity * fill[None, None, :]
-    table.groups = {f"app-{g}": (rng.random(hosts) < 0.01).astype(np.int64) for g in range(50)}
+    table.groups = {f"app-{g}": {int(r): 1 for r in np.flatnonzero(rng.random(hosts) < 0.01)} for g in range(50)}
     return table
 
 

@@ -7,8 +7,10 @@ as in the Kubernetes scheduler's node snapshot but in numpy): ``capacity`` and `
 are ``(4, hosts)`` float arrays over the resources CPU (vCPUs, after overcommit), memory (GiB),
 network (Gbit/s) and disk I/O (IOPS). NUMA state is ``(2, numa_nodes, hosts)``: CPU and memory
 per NUMA node. Affinity groups are a map from group name to a per-host count of the group's
-members. ``index`` maps the rows back to the cluster's host numbering, so a subset of rows
-(``take``) is still a valid table for the same policies.
+members (stored sparsely, row -> members, since a large cluster has many small groups and a
+dense array per group would cost hosts x groups integers). ``index`` maps the rows back to the
+cluster's host numbering, so a subset of rows (``take``, ``window``) is still a valid table for
+the same policies.
 
 The scheduler itself never mutates a table. ``allocate`` and ``release`` are for the owner of
 the table (a runtime, the rebalancer's what-if copy), which applies a decision once it is taken.
@@ -75,7 +77,8 @@ class HostTable:
     up: BoolArray
     powered_on: BoolArray
     index: IntArray
-    groups: dict[str, IntArray] = field(default_factory=dict)
+    groups: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Group name -> {row: members of the group on that row}; rows without members are absent."""
 
     def __post_init__(self) -> None:
         if self.capacity.shape != (len(RESOURCES), len(self.host_ids)) or not np.all(self.capacity > 0):
@@ -99,17 +102,23 @@ class HostTable:
         return self.capacity - self.allocated
 
     def group_counts(self, group: str) -> IntArray:
-        counts = self.groups.get(group)
-        return counts if counts is not None else np.zeros(self.size, dtype=np.int64)
+        """Members of the group per row, as a dense array."""
+        counts = np.zeros(self.size, dtype=np.int64)
+        members = self.groups.get(group)
+        if members:
+            counts[list(members)] = list(members.values())
+        return counts
 
     def take(self, rows: IntArray, groups: tuple[str | None, ...] = ()) -> HostTable:
         """A copy of some rows (the groups named, or all groups when none are named)."""
         names = [g for g in groups if g is not None] if groups else list(self.groups)
+        position = {int(old): new for new, old in enumerate(rows)}
         return HostTable(host_ids=tuple(self.host_ids[i] for i in rows), capacity=self.capacity[:, rows],
                          allocated=self.allocated[:, rows], numa_capacity=self.numa_capacity[:, :, rows],
                          numa_allocated=self.numa_allocated[:, :, rows], rack=self.rack[rows],
                          up=self.up[rows], powered_on=self.powered_on[rows], index=self.index[rows],
-                         groups={g: self.group_counts(g)[rows] for g in names})
+                         groups={g: {position[r]: c for r, c in self.groups.get(g, {}).items() if r in position}
+                                 for g in names})
 
     def window(self, start: int, stop: int, groups: tuple[str | None, ...]) -> HostTable:
         """Rows ``start:stop`` as views (no copy), with only the groups named."""
@@ -117,10 +126,15 @@ class HostTable:
         return HostTable(host_ids=self.host_ids[cut], capacity=self.capacity[:, cut], allocated=self.allocated[:, cut],
                          numa_capacity=self.numa_capacity[:, :, cut], numa_allocated=self.numa_allocated[:, :, cut],
                          rack=self.rack[cut], up=self.up[cut], powered_on=self.powered_on[cut],
-                         index=self.index[cut], groups={g: self.group_counts(g)[cut] for g in groups if g is not None})
+                         index=self.index[cut],
+                         groups={g: {r - start: c for r, c in self.groups.get(g, {}).items() if start <= r < stop}
+                                 for g in groups if g is not None})
 
     def copy(self) -> HostTable:
-        return self.take(np.arange(self.size, dtype=np.int64))
+        return HostTable(host_ids=self.host_ids, capacity=self.capacity.copy(), allocated=self.allocated.copy(),
+                         numa_capacity=self.numa_capacity.copy(), numa_allocated=self.numa_allocated.copy(),
+                         rack=self.rack.copy(), up=self.up.copy(), powered_on=self.powered_on.copy(),
+                         index=self.index.copy(), groups={g: dict(m) for g, m in self.groups.items()})
 
     def numa_split(self, row: int, demand: FloatArray) -> FloatArray:
         """How a VM's CPU and memory would spread over the row's NUMA nodes, ``(2, nodes)``."""
@@ -148,12 +162,16 @@ class HostTable:
         self.numa_allocated[:, :, row] += split
         for group in (request.affinity_group, request.anti_affinity_group):
             if group is not None:
-                self.groups.setdefault(group, np.zeros(self.size, dtype=np.int64))[row] += 1
+                members = self.groups.setdefault(group, {})
+                members[row] = members.get(row, 0) + 1
         return split
 
     def release(self, row: int, request: PlacementRequest, numa_split: FloatArray) -> None:
         self.allocated[:, row] = np.maximum(self.allocated[:, row] - request.demand_array(), 0.0)
         self.numa_allocated[:, :, row] = np.maximum(self.numa_allocated[:, :, row] - numa_split, 0.0)
         for group in (request.affinity_group, request.anti_affinity_group):
-            if group is not None and group in self.groups:
-                self.groups[group][row] -= 1
+            members = self.groups.get(group) if group is not None else None
+            if members and row in members:
+                members[row] -= 1
+                if members[row] <= 0:
+                    del members[row]
