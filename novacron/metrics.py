@@ -16,6 +16,7 @@ import numpy as np
 from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.events import Event
+from novacron.scheduler.metrics import scheduler_metrics
 
 E = TypeVar("E", bound=Event)
 
@@ -66,8 +67,12 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
     }
 
 
-EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
-EXTRACTORS.append(cache_metrics)
+EXTRACTORS: list[Extractor] = [
+    placement_metrics,
+    utilisation_metrics,
+    cache_metrics,
+    scheduler_metrics,
+]
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

@@ -16,6 +16,7 @@ from typing import Any
 
 from novacron.cache.config import CacheConfig
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.scheduler.config import SchedulerConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +56,7 @@ class Scenario:
     cluster: ClusterConfig = section(ClusterConfig)
     workload: WorkloadConfig = section(WorkloadConfig)
     cache: CacheConfig = section(CacheConfig)
+    scheduler: SchedulerConfig = section(SchedulerConfig)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:

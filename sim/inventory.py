@@ -12,7 +12,7 @@ allocated (VM memory is reserved, not overcommitted).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +28,7 @@ from novacron.cluster.events import (
     VMRequested,
 )
 from novacron.cluster.first_fit import first_fit
+from sim import scheduling
 from sim.context import SimContext
 
 FloatArray = npt.NDArray[np.float64]
@@ -43,6 +44,8 @@ class Inventory:
     host_up: npt.NDArray[np.bool_]
     vm_host: dict[str, int] = field(default_factory=dict)
     vm_cpu: dict[str, int] = field(default_factory=dict)
+    placer: Callable[[str, int, float], tuple[int | None, str, float]] | None = None
+    """(vm id, vCPUs, memory GiB) -> (host index or None, rejection reason, decision ms); first fit if None."""
 
     @classmethod
     def empty(cls, hosts: int, cpu: float, memory_gib: float) -> Inventory:
@@ -76,17 +79,22 @@ def request_vms(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event, None,
 
 
 def place_vm(ctx: SimContext, inv: Inventory, vm_id: str, cpu: int, mem: float) -> None:
-    index = first_fit(inv.cpu_capacity - inv.cpu_allocated, inv.memory_capacity_gib - inv.memory_allocated_gib,
-                      inv.host_up, cpu, mem)
+    if inv.placer is not None:
+        index, reason, decision_ms = inv.placer(vm_id, cpu, mem)  # the placer accounts the allocation
+    else:
+        free_memory_gib = inv.memory_capacity_gib - inv.memory_allocated_gib
+        index = first_fit(inv.cpu_capacity - inv.cpu_allocated, free_memory_gib, inv.host_up, cpu, mem)
+        reason, decision_ms = "no host has room", 0.0
+        if index is not None:
+            inv.cpu_allocated[index] += cpu
+            inv.memory_allocated_gib[index] += mem
     if index is None:
-        ctx.recorder.emit(VMRejected, source="placer", vm_id=vm_id, reason="no host has room")
+        ctx.recorder.emit(VMRejected, source="placer", vm_id=vm_id, reason=reason)
         return
-    inv.cpu_allocated[index] += cpu
-    inv.memory_allocated_gib[index] += mem
     inv.vm_host[vm_id] = index
     inv.vm_cpu[vm_id] = cpu
     ctx.recorder.emit(VMPlaced, source="placer", vm_id=vm_id, host_id=inv.host_ids[index],
-                      cpu_cores=cpu, memory_gib=mem, decision_ms=0.0)
+                      cpu_cores=cpu, memory_gib=mem, decision_ms=decision_ms)
 
 
 def sample_utilisation(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event, None, None]:
@@ -117,6 +125,7 @@ def sample_utilisation(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event
 
 def start(ctx: SimContext) -> Inventory:
     inv = add_hosts(ctx)
+    scheduling.attach(ctx, inv)
     ctx.env.process(request_vms(ctx, inv))
     ctx.env.process(sample_utilisation(ctx, inv))
     return inv
