@@ -14,6 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
 from novacron.events import Event
 
 E = TypeVar("E", bound=Event)
@@ -66,6 +67,7 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
 
 
 EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
+EXTRACTORS += [uptime_metrics, host_peak_metrics]
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:
