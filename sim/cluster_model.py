@@ -49,7 +49,7 @@ from sim import inventory
 from sim.context import SimContext
 from sim.control_plane import ControlPlane, DirectControlPlane, VMRequest
 from sim.inventory import Inventory
-from sim.workloads import VMSpec, workload_for
+from sim.workloads import VMSpec, WorkloadItem, workload_for
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -95,6 +95,7 @@ class VMTable:
 
     def __init__(self, capacity: int = 1024) -> None:
         self.ids: list[str] = []
+        self.index: dict[str, int] = {}
         self.size = 0
         self.cpu_cores = np.zeros(capacity)
         self.memory_gib = np.zeros(capacity)
@@ -109,6 +110,9 @@ class VMTable:
         if self.size == len(self.host):
             self._grow()
         i = self.size
+        if spec.vm_id in self.index:
+            raise ValueError(f"VM {spec.vm_id!r} requested twice; VM ids must be unique in a workload")
+        self.index[spec.vm_id] = i
         self.ids.append(spec.vm_id)
         self.cpu_cores[i] = spec.cpu_cores
         self.memory_gib[i] = spec.memory_gib
@@ -141,7 +145,7 @@ class ClusterModel:
     """Hosts, VMs and their lifecycles; faults and the demand process act on it."""
 
     def __init__(self, ctx: SimContext, control: ControlPlane | None = None,
-                 workload: Iterator[VMSpec] | None = None) -> None:
+                 workload: Iterator[WorkloadItem] | None = None) -> None:
         c = ctx.scenario.cluster
         self.ctx = ctx
         self.inv: Inventory = inventory.add_hosts(ctx)
@@ -171,10 +175,14 @@ class ClusterModel:
 
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
-        for spec in self.workload:
-            if spec.arrival_s > env.now:
-                yield env.timeout(spec.arrival_s - env.now)
-            self.admit(spec)
+        for item in self.workload:
+            at_s = item.arrival_s if isinstance(item, VMSpec) else item.at_s
+            if at_s > env.now:  # a late row (unsorted trace) takes effect now
+                yield env.timeout(at_s - env.now)
+            if isinstance(item, VMSpec):
+                self.admit(item)
+            elif item.vm_id in self.vms.index:
+                self.depart(self.vms.index[item.vm_id])
 
     def admit(self, spec: VMSpec) -> int:
         """Request a VM now; place it through the control plane; schedule its departure."""

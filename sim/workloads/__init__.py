@@ -1,6 +1,6 @@
 """Workloads: the stream of VMs a run requests, synthetic or read from a public trace.
 
-A workload is an iterator of ``VMSpec`` in (roughly) arrival order. The cluster model pulls one
+A workload is an iterator of ``VMSpec`` (and ``VMDeparture``) in (roughly) time order. The cluster model pulls one
 VM at a time, so a trace is never held in memory whole: readers in ``traces.py`` stream their
 files and ``trace_workload`` adapts each format's records to ``VMSpec``.
 """
@@ -32,7 +32,19 @@ class VMSpec:
     burst_probability: float = 0.0
 
 
-def workload_for(scenario: Scenario, rng: np.random.Generator) -> Iterator[VMSpec]:
+@dataclass(frozen=True, slots=True)
+class VMDeparture:
+    """A VM leaves at ``at_s``: for traces that record a VM's end as a later row (Google 2011)."""
+
+    vm_id: str
+    at_s: float
+
+
+WorkloadItem = VMSpec | VMDeparture
+"""A workload streams arrivals (with or without a known lifetime) and, optionally, departures."""
+
+
+def workload_for(scenario: Scenario, rng: np.random.Generator) -> Iterator[WorkloadItem]:
     """The scenario's workload: a trace when ``workload.trace_format`` is set, else synthetic."""
     from sim.workloads.synthetic import synthetic_workload
 
@@ -44,4 +56,4 @@ def workload_for(scenario: Scenario, rng: np.random.Generator) -> Iterator[VMSpe
     return synthetic_workload(scenario, rng)
 
 
-__all__ = ["VMSpec", "workload_for"]
+__all__ = ["VMDeparture", "VMSpec", "WorkloadItem", "workload_for"]
