@@ -116,6 +116,8 @@ ADAPTERS: dict[str, Callable[[str, Scenario], Iterator[WorkloadItem]]] = {
 
 
 def trace_workload(trace_format: str, path: str, scenario: Scenario) -> Iterator[WorkloadItem]:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"workload.trace_path = {path!r}: no such file or directory")
     items = ADAPTERS[trace_format](path, scenario)
     if scenario.workload.vms <= 0:
         return items
