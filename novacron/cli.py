@@ -137,6 +137,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from novacron.scenario import resolve_scenario
+    from sim.sweep import build_grid, describe_failures, parse_param, run_sweep, write_table
+
+    scenario, text = resolve_scenario(args.scenario)
+    if args.seeds < 1:
+        raise CommandError(f"--seeds {args.seeds}: allowed: an integer >= 1")
+    params = [parse_param(p) for p in args.param]
+    seeds = [scenario.seed + k for k in range(args.seeds)]
+    grid = build_grid(text, args.scenario or "default", params, seeds)
+    out = args.out or Path("sweeps") / scenario.name
+    where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
+        f"{args.workers or 'all'} local worker process(es)"
+    print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
+          f"seeds {seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · on {where}", flush=True)
+    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers,
+                       dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty())
+    path = write_table(result.table, out)
+    print(f"results: {path}  ({len(result.table)} rows: params, seed, status, metrics)")
+    for line in describe_failures(result.failed):
+        print(line, file=sys.stderr)
+    if result.failed:
+        print(f"{len(result.failed)} of {len(grid)} run(s) failed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def _read_bench_json(path: Path) -> dict[str, object]:
     import json
 
@@ -154,6 +181,8 @@ EPILOG = """examples:
   novacron report runs/default-seed7   (re)write the HTML report of a run
   novacron scenario                    list every scenario setting with its default and range
   novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
+  novacron sweep scale-10 --param cluster.hosts=8,10,12 --seeds 5
+                                       a parameter grid x seeds in parallel, one Parquet table
 """
 
 
@@ -195,7 +224,27 @@ def build_parser() -> argparse.ArgumentParser:
                                       "and meaning. With NAME: the built-in scenario's TOML.")
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
+    _add_sweep_parser(sub)
     return parser
+
+
+def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sweep = sub.add_parser("sweep", help="run a parameter grid x seeds in parallel; one Parquet table",
+                           description="Run every combination of --param values for each of --seeds seeds "
+                                       "(scenario seed, +1, ...) on a local process pool or a Dask cluster. "
+                                       "Writes OUT/sweep.parquet, one row per run: param.<key> columns, seed, "
+                                       "status, error and every metric. Exit 1 if any run failed (each is "
+                                       "listed with its seed and params); the others complete.")
+    sweep.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
+    sweep.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a dotted scenario key and its values, e.g. cluster.hosts=10,20 (repeatable)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
+    sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    sweep.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
+                       help="run on this Dask distributed scheduler instead of local processes")
+    sweep.add_argument("--out", type=Path, default=None, help="output directory (default: sweeps/<scenario>)")
+    sweep.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    sweep.set_defaults(handler=cmd_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.scheduler.metrics import scheduler_metrics
 
@@ -72,6 +73,8 @@ EXTRACTORS: list[Extractor] = [
     utilisation_metrics,
     cache_metrics,
     scheduler_metrics,
+    uptime_metrics,
+    host_peak_metrics,
 ]
 
 

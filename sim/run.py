@@ -22,12 +22,12 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import cache, inventory
+from sim import cache, cluster_model
 from sim.context import SimContext
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [inventory.start, cache.start]
+COMPONENTS: list[Component] = [cluster_model.start, cache.start]
 
 
 @dataclass(frozen=True)
