@@ -13,9 +13,12 @@ from typing import TypeVar
 
 import numpy as np
 
+from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.migration.metrics import migration_metrics
+from novacron.scheduler.metrics import scheduler_metrics
 
 E = TypeVar("E", bound=Event)
 
@@ -66,7 +69,14 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
     }
 
 
-EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
+EXTRACTORS: list[Extractor] = [
+    placement_metrics,
+    utilisation_metrics,
+    cache_metrics,
+    scheduler_metrics,
+    uptime_metrics,
+    host_peak_metrics,
+]
 EXTRACTORS.append(migration_metrics)
 
 

@@ -22,13 +22,13 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import inventory
+from sim import cache, cluster_model
 from sim.context import SimContext
 from sim.migration_batch import start as start_migrations
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [inventory.start]
+COMPONENTS: list[Component] = [cluster_model.start, cache.start]
 COMPONENTS.append(start_migrations)
 
 
