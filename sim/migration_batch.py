@@ -48,6 +48,7 @@ from novacron.migration.events import MigrationAdmitted, MigrationQueued
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
+from novacron.scheduler.events import RebalanceMoveStarted
 from sim.context import SimContext
 from sim.migration import SimHypervisor, policies
 from sim.qemu_model import GuestProfile, StreamCalibration
@@ -70,6 +71,8 @@ class Batch:
     down_hosts: set[str] = field(default_factory=set)
     mine: set[str] = field(default_factory=set)
     """VMs this batch is migrating (their location is the hypervisor's to change)."""
+    moved_by_others: set[str] = field(default_factory=set)
+    """VMs the scheduler's rebalancer is moving (until their ``VMMoved``)."""
     log_index: int = 0
 
     def follow_log(self) -> None:
@@ -85,9 +88,12 @@ class Batch:
                     self.hv.power[ev.vm_id] = PowerState.RUNNING
                 self.hv.location[ev.vm_id] = ev.host_id
                 self.alive.add(ev.vm_id)
+            elif isinstance(ev, RebalanceMoveStarted):
+                self.moved_by_others.add(ev.vm_id)
             elif isinstance(ev, VMMoved) and ev.vm_id not in self.mine:
                 self.hv.location[ev.vm_id] = ev.host_id
                 self.alive.add(ev.vm_id)
+                self.moved_by_others.discard(ev.vm_id)
             elif isinstance(ev, VMFailed | VMStopped):
                 self.alive.discard(ev.vm_id)
             elif isinstance(ev, HostFailed):
@@ -262,7 +268,8 @@ def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, N
         yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
         vm_id = vm_ids[int(index)]
         batch.follow_log()
-        if vm_id not in batch.alive or vm_id in batch.mine or batch.adm.vm_migrating(vm_id):
+        if (vm_id not in batch.alive or vm_id in batch.mine or vm_id in batch.moved_by_others
+                or batch.adm.vm_migrating(vm_id)):
             continue  # failed, stopped or being moved by someone else since the batch began
         batch.request(n, vm_id, batch.pick_destination(vm_id, host_ids))
 

@@ -47,12 +47,17 @@ def test_every_request_ends_once_and_caps_hold(default_events: list[Event]) -> N
 
 
 def test_never_two_concurrent_migrations_of_one_vm(default_events: list[Event]) -> None:
+    """Counting the migration batch and the scheduler's rebalancer together."""
+    from novacron.cluster.events import VMMoved
+    from novacron.scheduler.events import RebalanceMoveStarted
+
     active: dict[str, int] = defaultdict(int)
     for e in default_events:
-        if isinstance(e, MigrationAdmitted):
+        if isinstance(e, MigrationAdmitted | RebalanceMoveStarted):
             active[e.vm_id] += 1
             assert active[e.vm_id] == 1, e.vm_id
-        elif isinstance(e, MigrationFinished) and active[e.vm_id]:
+        elif (isinstance(e, MigrationFinished) or (isinstance(e, VMMoved) and e.source == "rebalancer")) \
+                and active[e.vm_id]:
             active[e.vm_id] -= 1
 
 
