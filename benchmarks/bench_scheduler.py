@@ -158,3 +158,39 @@ def test_hosts_used_against_lower_bound(benchmark: pytest.FixtureRequest) -> Non
     print(f"\nlower bound {bound} hosts; used: " + ", ".join(f"{k} {v} (+{100 * (v - bound) / bound:.1f} %)"
                                                             for k, v in used.items()))
     assert all(v >= bound for v in used.values())
+
+
+def test_gap_to_cp_sat_optimum_on_small_instances(benchmark: pytest.FixtureRequest) -> None:
+    """Hosts used by the online heuristics against the CP-SAT optimum (``opt`` extra)."""
+    pytest.importorskip("ortools", reason="needs the 'opt' extra (ortools)")
+    from novacron.scheduler.optimal import solve_min_hosts
+
+    benchmark.group = "scheduler-gap-to-optimum"
+    hosts, vms, seeds = 24, 40, range(5)
+    usable = np.array(list(HOST.values()))[:, None] * (1 - np.array([0.2, 0.1, 0.3, 0.2]))[:, None] \
+        * np.ones((1, hosts))
+    pack, fit = build_scheduler(SchedulerConfig(strategy="pack", weight_numa=0.0, weight_network=0.0)), ResourceFit()
+
+    def first_fit_with_headroom(t: HostTable, r: PlacementRequest) -> int | None:
+        rows = np.flatnonzero(fit.feasible(t, r))
+        return int(rows[0]) if rows.size else None
+
+    totals = {"scheduler-pack": 0, "first-fit": 0, "first-fit-decreasing": 0, "cp-sat": 0}
+    proven = 0
+    for seed in seeds:
+        workload, rng = _bin_packing_workload(100 + seed, vms), np.random.default_rng(seed)
+        decreasing = sorted(workload, key=lambda r: -float(np.sum(np.asarray(r.demand) / usable[:, 0])))
+        totals["scheduler-pack"] += _hosts_used(workload, lambda t, r, g=rng: pack.place(t, r, g).row, hosts)
+        totals["first-fit"] += _hosts_used(workload, first_fit_with_headroom, hosts)
+        totals["first-fit-decreasing"] += _hosts_used(decreasing, first_fit_with_headroom, hosts)
+        best = benchmark.pedantic(lambda w=workload: solve_min_hosts(w, usable, deterministic_time_s=20.0),  # type: ignore[attr-defined, misc]
+                                  rounds=1, iterations=1) if seed == 0 else \
+            solve_min_hosts(workload, usable, deterministic_time_s=20.0)
+        assert best is not None
+        totals["cp-sat"] += best.hosts_used
+        proven += best.proven_optimal
+    gaps = {k: 100.0 * (v - totals["cp-sat"]) / totals["cp-sat"] for k, v in totals.items()}
+    benchmark.extra_info.update(instances=len(seeds), vms=vms, proven_optimal=proven, **totals)  # type: ignore[attr-defined]
+    print(f"\n{len(seeds)} instances of {vms} VMs, {proven} proven optimal; hosts used in all: "
+          + ", ".join(f"{k} {totals[k]} (+{gaps[k]:.1f} %)" for k in totals))
+    assert all(v >= totals["cp-sat"] for v in totals.values())
