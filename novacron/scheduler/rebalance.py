@@ -17,10 +17,11 @@ when the imbalance is under the threshold, no move lowers it by ``min_improvemen
 caps are reached. Each accepted move strictly lowers the imbalance, so a plan never raises it,
 and taking the best move each time keeps the plan short (few moves for the gain).
 
-Consolidation mode. Pick the emptiest powered-on host whose every VM can be re-homed on the
-other powered-on hosts (largest VM first, onto the most allocated host that passes the filters:
-first-fit decreasing on what-if copies), and move its VMs off; once a host is empty it is
-proposed for power-off. Consolidation trades balance for energy: it may raise the imbalance.
+Consolidation mode. Take the emptiest powered-on hosts, in order, whose every VM can be
+re-homed on the other powered-on hosts that are not themselves being emptied (largest VM first,
+onto the most allocated host that passes the filters: a what-if best-fit decreasing), and move
+their VMs off as far as the caps allow; once a host is empty it is proposed for power-off.
+Consolidation trades balance for energy: it may raise the imbalance.
 
 Both modes respect the caps (a plan is one wave of moves that start together: at most
 ``max_moves_per_host`` per host as source or destination and ``max_moves_total`` in all, plus
@@ -183,13 +184,14 @@ def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler
     return RebalancePlan("balance", tuple(plan.moves), before, current)
 
 
-def _evacuation(plan: _Plan, scheduler: Scheduler, donor: int) -> list[tuple[PlacedVM, int]] | None:
+def _evacuation(plan: _Plan, scheduler: Scheduler, donor: int,
+                donors: set[int]) -> list[tuple[PlacedVM, int]] | None:
     """Destinations for every VM on ``donor`` (checked on a what-if copy), or None."""
     what_if = plan.hosts.copy()
     on_donor = sorted((v for v in plan.vms.values() if v.row == donor),
                       key=lambda v: (-v.request.demand[MEMORY], -v.request.demand[CPU], v.request.vm_id))
     targets = active_hosts(what_if)
-    targets[donor] = False
+    targets[list(donors | {donor})] = False
     moves = []
     for vm in on_donor:
         if vm.request.vm_id not in plan.movable:
@@ -217,15 +219,18 @@ def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Sch
     idle = [r for r in order if r not in occupied]
     # Already empty hosts can go at once; keep one powered on so the cluster can take a VM.
     emptied = [hosts.host_ids[r] for r in idle[: len(order) - max(len(occupied), 1)]]
+    donors: set[int] = set()
     for donor in (r for r in order if r in occupied):
-        if plan.full() or len(occupied) <= 1:
+        if plan.full() or len(occupied) - len(donors) <= 1:
             break
-        evacuation = _evacuation(plan, scheduler, donor)
+        evacuation = _evacuation(plan, scheduler, donor, donors)
         if evacuation is None:
             continue
+        donors.add(donor)
         moved = sum(plan.admit(vm, destination) for vm, destination in evacuation
                     if plan.slots_free()[donor] and plan.slots_free()[destination])
         if moved == len(evacuation):
             emptied.append(hosts.host_ids[donor])
-        break  # one donor per wave: it is finished in the next waves before another starts
+        # A donor only partly moved this wave is the emptiest host again next wave and is finished
+        # first; later donors in this wave use the slots that remain.
     return RebalancePlan("consolidate", tuple(plan.moves), before, imbalance_pct(plan.hosts), tuple(emptied))
