@@ -184,10 +184,10 @@ def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler
     return RebalancePlan("balance", tuple(plan.moves), before, current)
 
 
-def _evacuation(plan: _Plan, scheduler: Scheduler, donor: int,
-                donors: set[int]) -> list[tuple[PlacedVM, int]] | None:
-    """Destinations for every VM on ``donor`` (checked on a what-if copy), or None."""
-    what_if = plan.hosts.copy()
+def _evacuation(base: HostTable, plan: _Plan, scheduler: Scheduler, donor: int,
+                donors: set[int]) -> tuple[list[tuple[PlacedVM, int]], HostTable] | None:
+    """Destinations for every VM on ``donor`` and the what-if table with them there, or None."""
+    what_if = base.copy()
     on_donor = sorted((v for v in plan.vms.values() if v.row == donor),
                       key=lambda v: (-v.request.demand[MEMORY], -v.request.demand[CPU], v.request.vm_id))
     targets = active_hosts(what_if)
@@ -202,9 +202,10 @@ def _evacuation(plan: _Plan, scheduler: Scheduler, donor: int,
             return None
         load = np.where(mask, host_load_pct(what_if), -np.inf)
         destination = int(np.argmax(load))
+        what_if.release(vm.row, vm.request, vm.numa_split)
         what_if.allocate(destination, vm.request)
         moves.append((vm, destination))
-    return moves
+    return moves, what_if
 
 
 def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler,
@@ -220,12 +221,17 @@ def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Sch
     # Already empty hosts can go at once; keep one powered on so the cluster can take a VM.
     emptied = [hosts.host_ids[r] for r in idle[: len(order) - max(len(occupied), 1)]]
     donors: set[int] = set()
+    # Each donor's whole evacuation is reserved, including the moves the caps defer to later
+    # waves, so a later donor cannot take the room an earlier one needs (which would leave it
+    # half emptied, its moves wasted).
+    reserved = plan.hosts
     for donor in (r for r in order if r in occupied):
         if plan.full() or len(occupied) - len(donors) <= 1:
             break
-        evacuation = _evacuation(plan, scheduler, donor, donors)
-        if evacuation is None:
+        found = _evacuation(reserved, plan, scheduler, donor, donors)
+        if found is None:
             continue
+        evacuation, reserved = found
         donors.add(donor)
         moved = sum(plan.admit(vm, destination) for vm, destination in evacuation
                     if plan.slots_free()[donor] and plan.slots_free()[destination])
