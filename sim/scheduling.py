@@ -97,7 +97,7 @@ class SimScheduler:
     def place(self, vm_id: str, cpu: int, memory_gib: float) -> tuple[int | None, str, float]:
         """Place one VM: (host index or None, rejection reason, modelled decision ms)."""
         app, request = self.request_for(vm_id, cpu, memory_gib)
-        self.table.up[:] = self.inv.host_up
+        self.table.up[:] = self.inv.host_up  # hosts fail and recover in the inventory
         started = time.thread_time()
         decision = self.scheduler.place(self.table, request, self.rng, self.ctx.env.now)
         self.eval_ms.append((time.thread_time() - started) * 1000.0)
@@ -141,6 +141,7 @@ class SimScheduler:
 
     def plan(self) -> RebalancePlan:
         planner = plan_consolidation if self.config.rebalance == "consolidate" else plan_balance
+        self.table.up[:] = self.inv.host_up
         in_flight = {m.vm_id for m in self.admission.moves()}
         vms = [v for v in self.vms.values() if v.request.vm_id not in in_flight]
         return planner(self.table, vms, self.scheduler.scheduler, self.admission, config=self.rebalance_config(),
@@ -195,6 +196,7 @@ class SimScheduler:
         smallest, largest = np.min(flavours, axis=0), np.max(flavours, axis=0)
         while True:
             yield self.ctx.env.timeout(self.config.quality_sample_s)
+            self.table.up[:] = self.inv.host_up
             q = measure(self.table, self.config.headroom(), smallest=smallest, reference=largest)
             self.ctx.recorder.emit(PlacementQualitySampled, source="scheduler", hosts_used=q.hosts_used,
                                    hosts_lower_bound=q.hosts_lower_bound, fragmentation_pct=q.fragmentation_pct,
