@@ -44,7 +44,8 @@ class SchedulerConfig:
     cache_tolerance_pct: float = spec(5.0, min=0, max=100,
                                       doc="host change (% of capacity) that invalidates a cached decision")
     rebalance: Literal["off", "balance", "consolidate"] = spec(
-        "balance", choices=("off", "balance", "consolidate"), doc="rebalancer mode")
+        "balance", choices=("off", "balance", "consolidate"),
+        doc="rebalancer mode (balance pairs with spread, consolidate with pack or energy)")
     rebalance_interval_s: float = spec(300.0, min=1, max=86400, doc="interval between rebalancing rounds")
     imbalance_threshold_pct: float = spec(5.0, min=0, max=100,
                                           doc="rebalance when the std-dev of host load exceeds this")
