@@ -15,6 +15,7 @@ import numpy as np
 
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.events import Event
+from novacron.migration.metrics import migration_metrics
 from novacron.scheduler.metrics import scheduler_metrics
 
 E = TypeVar("E", bound=Event)
@@ -66,7 +67,7 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
     }
 
 
-EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics, scheduler_metrics]
+EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics, scheduler_metrics, migration_metrics]
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

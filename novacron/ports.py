@@ -7,9 +7,12 @@ that every implementation must pass.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from novacron.events import Event
+
+if TYPE_CHECKING:
+    from novacron.migration.protocol import JobStats, MigrationCommand, VMDescription
 
 E = TypeVar("E", bound=Event)
 
@@ -42,9 +45,27 @@ class LogStore(Protocol):
 
 
 class Hypervisor(Protocol):
-    """A host's VM operations, as the migration controller drives them."""
+    """A host's VM operations, as the migration controller drives them (see ``novacron.migration``).
+
+    Implemented by ``sim`` (the QEMU-faithful model) and ``backends`` (libvirt). Calls never
+    block for the length of a migration: ``execute`` starts or adjusts a job and returns,
+    ``job_stats`` polls it. Commands are addressed to the VM's *source* hypervisor; a
+    ``StartMigration`` names the destination host, which the implementation resolves.
+    """
 
     def host_id(self) -> str: ...
+
+    def describe_vm(self, vm_id: str) -> VMDescription:
+        """Memory size, vCPUs, power state of a VM on this host (``KeyError`` if unknown)."""
+        ...
+
+    def execute(self, command: MigrationCommand) -> None:
+        """Apply one controller command (start, set limits, post-copy switch, abort...)."""
+        ...
+
+    def job_stats(self, vm_id: str) -> JobStats:
+        """Poll the VM's migration job; ``JobStatus.NONE`` when there is none."""
+        ...
 
 
 class CacheTier(Protocol):

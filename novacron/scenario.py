@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.migration.config import MigrationConfig
 from novacron.scheduler.config import SchedulerConfig
 
 
@@ -55,6 +56,7 @@ class Scenario:
     cluster: ClusterConfig = section(ClusterConfig)
     workload: WorkloadConfig = section(WorkloadConfig)
     scheduler: SchedulerConfig = section(SchedulerConfig)
+    migration: MigrationConfig = section(MigrationConfig)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:

@@ -22,12 +22,12 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import inventory
+from sim import inventory, migration_batch
 from sim.context import SimContext
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [inventory.start]
+COMPONENTS: list[Component] = [inventory.start, migration_batch.start]
 
 
 @dataclass(frozen=True)

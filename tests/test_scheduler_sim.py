@@ -11,7 +11,7 @@ from novacron.cluster.state import project
 from novacron.eventstore import event_log_sha256
 from novacron.metrics import compute_metrics
 from novacron.scenario import builtin_scenario_text, loads_scenario
-from novacron.scheduler.events import HostPowerChanged, PlacementDecided, RebalanceMoveStarted
+from novacron.scheduler.events import HostPowerChanged, PlacementDecided, RebalanceMoveRefused, RebalanceMoveStarted
 from sim.run import simulate
 
 CONSOLIDATION = builtin_scenario_text("consolidation").replace("duration_s = 7200.0", "duration_s = 3000.0")
@@ -45,8 +45,8 @@ def test_consolidation_moves_within_caps_and_powers_hosts_off() -> None:
             in_flight[e.vm_id] = e
             per_host = Counter(h for m in in_flight.values() for h in (m.from_host_id, m.host_id))
             assert len(in_flight) <= 10 and max(per_host.values()) <= 2, (e.t_s, per_host)
-        elif isinstance(e, VMMoved):
-            del in_flight[e.vm_id]
+        elif (isinstance(e, VMMoved) and e.source == "rebalancer") or isinstance(e, RebalanceMoveRefused):
+            in_flight.pop(e.vm_id, None)
     power = {e.host_id: e.powered_on for e in events if isinstance(e, HostPowerChanged)}
     powered_off = {h for h, on in power.items() if not on}
     assert powered_off

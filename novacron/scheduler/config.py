@@ -46,6 +46,9 @@ class SchedulerConfig:
     rebalance: Literal["off", "balance", "consolidate"] = spec(
         "balance", choices=("off", "balance", "consolidate"),
         doc="rebalancer mode (balance pairs with spread, consolidate with pack or energy)")
+    admission: Literal["migration", "caps"] = spec(
+        "migration", choices=("migration", "caps"),
+        doc="admit moves with the migration AdmissionController (cost, headroom, rate) or plain caps")
     rebalance_interval_s: float = spec(300.0, min=1, max=86400, doc="interval between rebalancing rounds")
     imbalance_threshold_pct: float = spec(5.0, min=0, max=100,
                                           doc="rebalance when the std-dev of host load exceeds this")
