@@ -194,3 +194,30 @@ def test_gap_to_cp_sat_optimum_on_small_instances(benchmark: pytest.FixtureReque
     print(f"\n{len(seeds)} instances of {vms} VMs, {proven} proven optimal; hosts used in all: "
           + ", ".join(f"{k} {totals[k]} (+{gaps[k]:.1f} %)" for k in totals))
     assert all(v >= totals["cp-sat"] for v in totals.values())
+
+
+@pytest.mark.parametrize("mode", ["balance", "consolidate"])
+def test_rebalance_plan_at_1000_hosts(benchmark: pytest.FixtureRequest, mode: str) -> None:
+    """One rebalancing wave (up to 10 moves) over 1000 hosts and 15,000 VMs."""
+    from novacron.scheduler.admission import ConcurrencyCaps
+    from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, plan_balance, plan_consolidation
+
+    benchmark.group = "scheduler-rebalance-1000-hosts"
+    table, rng = HostTable.uniform(1000, **HOST), np.random.default_rng(7)
+    placer = build_scheduler(SchedulerConfig(strategy="pack" if mode == "balance" else "spread",
+                                             weight_numa=0.0, weight_network=0.0))
+    placed = []
+    for n in range(15_000):
+        req = PlacementRequest(vm_id=f"vm-{n}", demand=FLAVOURS[int(rng.integers(4))],
+                               anti_affinity_group=f"app-{n // 3}")
+        decision = placer.place(table, req, rng)
+        if decision.row is not None:
+            placed.append(PlacedVM(req, decision.row, table.allocate(decision.row, req)))
+    planner = plan_balance if mode == "balance" else plan_consolidation
+    plan = benchmark.pedantic(lambda: planner(table, placed, placer, ConcurrencyCaps(), config=RebalanceConfig(),  # type: ignore[attr-defined]
+                                              last_moved_s={}, now_s=0.0), rounds=3, iterations=1)
+    benchmark.extra_info.update(vms=len(placed), moves=len(plan.moves), imbalance_before_pct=plan.imbalance_before_pct,  # type: ignore[attr-defined]
+                                imbalance_after_pct=plan.imbalance_after_pct)
+    print(f"\n{mode}: {len(plan.moves)} moves, imbalance {plan.imbalance_before_pct:.1f} -> "
+          f"{plan.imbalance_after_pct:.1f} pp, {len(plan.hosts_to_power_off)} hosts to power off")
+    assert plan.moves
