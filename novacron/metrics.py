@@ -17,6 +17,7 @@ from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
 from novacron.events import Event
+from novacron.migration.metrics import migration_metrics
 from novacron.scheduler.metrics import scheduler_metrics
 
 E = TypeVar("E", bound=Event)
@@ -75,6 +76,7 @@ EXTRACTORS: list[Extractor] = [
     scheduler_metrics,
     uptime_metrics,
     host_peak_metrics,
+    migration_metrics,
 ]
 
 

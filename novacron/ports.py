@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from novacron.events import Event
+
+if TYPE_CHECKING:
+    from novacron.migration.protocol import JobStats, MigrationCommand, VMDescription
 
 E = TypeVar("E", bound=Event)
 
@@ -44,9 +47,27 @@ class LogStore(Protocol):
 
 
 class Hypervisor(Protocol):
-    """A host's VM operations, as the migration controller drives them."""
+    """A host's VM operations, as the migration controller drives them (see ``novacron.migration``).
+
+    Implemented by ``sim`` (the QEMU-faithful model) and ``backends`` (libvirt). Calls never
+    block for the length of a migration: ``execute`` starts or adjusts a job and returns,
+    ``job_stats`` polls it. Commands are addressed to the VM's *source* hypervisor; a
+    ``StartMigration`` names the destination host, which the implementation resolves.
+    """
 
     def host_id(self) -> str: ...
+
+    def describe_vm(self, vm_id: str) -> VMDescription:
+        """Memory size, vCPUs, power state of a VM on this host (``KeyError`` if unknown)."""
+        ...
+
+    def execute(self, command: MigrationCommand) -> None:
+        """Apply one controller command (start, set limits, post-copy switch, abort...)."""
+        ...
+
+    def job_stats(self, vm_id: str) -> JobStats:
+        """Poll the VM's migration job; ``JobStatus.NONE`` when there is none."""
+        ...
 
 
 class TierUnavailable(Exception):

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.scheduler.plots import plot_placement_quality
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -39,7 +40,7 @@ def plot_utilisation(run: Run) -> Figure | None:
     return fig
 
 
-PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation}
+PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation, "placement_quality": plot_placement_quality}
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:

@@ -17,6 +17,7 @@ from typing import Any
 from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.migration.config import MigrationConfig
 from novacron.scheduler.config import SchedulerConfig
 
 
@@ -74,6 +75,7 @@ class Scenario:
     cache: CacheConfig = section(CacheConfig)
     scheduler: SchedulerConfig = section(SchedulerConfig)
     faults: FaultsConfig = section(FaultsConfig)
+    migration: MigrationConfig = section(MigrationConfig)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:

@@ -22,12 +22,16 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import cache, cluster_model
+from sim import cache, cluster_model, migration_batch
 from sim.context import SimContext
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [cluster_model.start, cache.start]
+COMPONENTS: list[Component] = [
+    cluster_model.start,
+    cache.start,
+    migration_batch.start,
+]
 
 
 @dataclass(frozen=True)

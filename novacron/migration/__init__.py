@@ -1,0 +1,98 @@
+"""VM migration: planner, lifecycle, controller and admission control (no I/O).
+
+The port
+--------
+``novacron.ports.Hypervisor`` is what a runtime provides; ``sim.migration`` (a QEMU-faithful
+model) and ``backends`` (libvirt) implement it::
+
+    class Hypervisor(Protocol):
+        def host_id(self) -> str
+        def describe_vm(self, vm_id: str) -> VMDescription
+        def execute(self, command: MigrationCommand) -> None     # non-blocking
+        def job_stats(self, vm_id: str) -> JobStats              # a poll
+
+Commands (``protocol.py``), controller -> hypervisor, addressed to the source host:
+
+========================  ========================================================================
+``StartMigration``        vm, source, destination, ``MigrationType`` (cold/warm/live/postcopy) and
+                          ``MigrationParams``: downtime limit (ms), max bandwidth (bytes/s or
+                          None = unlimited), capabilities auto-converge, xbzrle (+ cache size),
+                          postcopy-ram. libvirt: ``migrate3``/``migrateToURI3`` flags LIVE,
+                          AUTO_CONVERGE, COMPRESSED, POSTCOPY; warm = not LIVE (paused copy);
+                          cold = OFFLINE|PERSIST_DEST.
+``SetDowntimeLimit``      QMP ``downtime-limit`` / ``migrateSetMaxDowntime``.
+``SetMaxBandwidth``       QMP ``max-bandwidth`` / ``migrateSetMaxSpeed`` (None = unlimited).
+``StartPostcopy``         QMP ``migrate-start-postcopy`` / ``migrateStartPostCopy``.
+``ForceComplete``         pause the source so the copy finishes (Nova's force-complete).
+``AbortMigration``        QMP ``migrate_cancel`` / ``abortJob``; the VM stays on the source.
+========================  ========================================================================
+
+Observations, hypervisor -> controller: ``JobStats`` (QMP ``query-migrate`` / libvirt
+``jobStats``): ``status`` (``JobStatus``: setup, active, device, postcopy-active, completed,
+failed, cancelled), memory total / processed / remaining bytes, ``dirty_sync_count``,
+``dirty_rate_pages_s``, ``throughput_bytes_s``, ``expected_downtime_ms``, and once completed
+``downtime_ms``, ``total_time_ms``, ``setup_time_ms``; ``cpu_throttle_pct``,
+``postcopy_page_faults``; ``error`` when failed.
+
+The driver loop
+---------------
+The controller is a sans-I/O state machine: it receives observations and the time and returns
+commands; the runtime waits and performs them. Both runtimes run the same loop, ``drive_step``
+in ``controller.py`` does one turn of it::
+
+    ctl = MigrationController(request, plan, policy, sink)   # phase: requested
+    ctl.admitted(now_s)                                      # admission granted a slot
+    commands = ctl.start(now_s)                              # [StartMigration(...)]
+    while not ctl.done:
+        for c in commands: hypervisor.execute(c)
+        <wait ctl.poll_interval_s>                           # or until the next dirty sync
+        commands = ctl.observe(hypervisor.job_stats(vm_id), now_s)
+
+Every phase change is a ``MigrationPhaseChanged`` event; every command a
+``MigrationCommandIssued``; every dirty-sync round a ``MigrationRoundCompleted``; the end a
+``MigrationFinished`` carrying the planner's prediction beside the result.
+
+Modules: ``protocol`` (commands, observations), ``lifecycle`` (the transition table),
+``planner`` (type choice and analytic prediction), ``controller`` (Nova's libvirt knobs),
+``admission`` (cost model, caps, headroom, priority queue, token bucket), ``events``.
+
+Admission API for the scheduler's rebalancer (``admission.py``)::
+
+    adm = AdmissionController(AdmissionPolicy(...), hosts=...)   # host capacities/usage
+    adm.can_admit(request) -> Decision          # pure check, no state change
+    adm.try_admit(request, now_s) -> Decision   # takes a slot if admitted
+    adm.enqueue(request, now_s, priority=...)   # queued; pop_admissible(now_s) drains it
+    adm.release(migration_id, now_s)            # when the migration ends, whatever the outcome
+"""
+
+from novacron.migration.protocol import (
+    AbortMigration,
+    ForceComplete,
+    JobStats,
+    JobStatus,
+    MigrationCommand,
+    MigrationParams,
+    MigrationType,
+    PowerState,
+    SetDowntimeLimit,
+    SetMaxBandwidth,
+    StartMigration,
+    StartPostcopy,
+    VMDescription,
+)
+
+__all__ = [
+    "AbortMigration",
+    "ForceComplete",
+    "JobStats",
+    "JobStatus",
+    "MigrationCommand",
+    "MigrationParams",
+    "MigrationType",
+    "PowerState",
+    "SetDowntimeLimit",
+    "SetMaxBandwidth",
+    "StartMigration",
+    "StartPostcopy",
+    "VMDescription",
+]

@@ -1,0 +1,165 @@
+"""Simulated migrations: a ``Hypervisor`` over the QEMU model, and the batch component of a run.
+
+Theory of operation
+-------------------
+``SimHypervisor`` implements ``novacron.ports.Hypervisor`` for every host of the model: it
+keeps one ``QemuMigration`` per running job and shares each host's NIC equally among the
+migrations leaving it and, separately, those entering it (a stream gets the smaller of its two
+shares). ``advance(vm_id, max_s)`` steps a job's 100 ms windows until a dirty sync, the end of
+the job, a destination crash or ``max_s``; the SimPy process then waits that long and polls,
+so the controller sees every sync at the moment it happens. Shares are re-read at each
+advance, i.e. they follow other migrations starting and ending within one poll interval.
+
+The component (``start``) waits for ``[migration] start_s``, reads the VMs placed so far
+from the event log (so it needs no handle on the inventory), draws a dirty-page profile per VM,
+and requests ``migrations`` moves to random other hosts over ``request_window_s``. Requests
+go through ``AdmissionController``; each admitted one runs the core ``MigrationController``
+against this hypervisor with ``drive_step``, exactly as a real runtime would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from novacron.migration.admission import AdmissionPolicy
+from novacron.migration.config import MigrationConfig
+from novacron.migration.controller import ControllerPolicy
+from novacron.migration.protocol import (
+    AbortMigration,
+    ForceComplete,
+    JobStats,
+    JobStatus,
+    MigrationCommand,
+    MigrationType,
+    PowerState,
+    SetDowntimeLimit,
+    SetMaxBandwidth,
+    StartMigration,
+    StartPostcopy,
+    VMDescription,
+)
+from sim.qemu_model import GuestProfile, QemuMigration, StreamCalibration
+
+COLD_OVERHEAD_S = 2.0
+
+
+@dataclass
+class Job:
+    start: StartMigration
+    model: QemuMigration
+    crash_at_s: float = math.inf
+    error: str = ""
+
+
+@dataclass
+class SimHypervisor:
+    """All hosts of the model behind the ``Hypervisor`` port (commands go to the source host)."""
+
+    nic_bytes_s: dict[str, float]
+    calibration: StreamCalibration
+    guests: dict[str, GuestProfile] = field(default_factory=dict)
+    power: dict[str, PowerState] = field(default_factory=dict)
+    location: dict[str, str] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    crash_at_s: dict[str, float] = field(default_factory=dict)
+
+    def host_id(self) -> str:
+        return "sim"
+
+    def describe_vm(self, vm_id: str) -> VMDescription:
+        guest = self.guests[vm_id]
+        return VMDescription(vm_id=vm_id, host_id=self.location[vm_id], memory_bytes=guest.memory_bytes,
+                             vcpus=1, power_state=self.power[vm_id])
+
+    def execute(self, command: MigrationCommand) -> None:
+        if isinstance(command, StartMigration):
+            self._start(command)
+            return
+        job = self.jobs[command.vm_id]
+        m = job.model
+        if isinstance(command, SetDowntimeLimit):
+            m.downtime_limit_ms = command.downtime_limit_ms
+        elif isinstance(command, SetMaxBandwidth):
+            m.max_bandwidth_bytes_s = command.max_bandwidth_bytes_s
+        elif isinstance(command, StartPostcopy):
+            m.postcopy_requested = True
+        elif isinstance(command, ForceComplete):
+            m.paused = True
+        elif isinstance(command, AbortMigration) and not m.finished:
+            m.fail(JobStatus.CANCELLED)
+            job.error = command.reason
+
+    def _start(self, command: StartMigration) -> None:
+        if command.vm_id in self.jobs and not self.jobs[command.vm_id].model.finished:
+            raise RuntimeError(f"{command.vm_id} is already migrating")
+        guest, p = self.guests[command.vm_id], command.params
+        model = QemuMigration(guest=guest, downtime_limit_ms=p.downtime_limit_ms,
+                              max_bandwidth_bytes_s=p.max_bandwidth_bytes_s, auto_converge=p.auto_converge,
+                              xbzrle=p.xbzrle, xbzrle_cache_bytes=p.xbzrle_cache_bytes, calibration=self.calibration)
+        model.paused = command.migration_type is MigrationType.WARM
+        model.begin()
+        self.jobs[command.vm_id] = Job(command, model, self.crash_at_s.pop(command.vm_id, math.inf))
+
+    def share_bytes_s(self, job: Job) -> float:
+        src, dst = job.start.source_host_id, job.start.destination_host_id
+        active = [j.start for j in self.jobs.values() if not j.model.finished]
+        out = sum(1 for s in active if s.source_host_id == src)
+        into = sum(1 for s in active if s.destination_host_id == dst)
+        return min(self.nic_bytes_s[src] / max(out, 1), self.nic_bytes_s[dst] / max(into, 1))
+
+    def advance(self, vm_id: str, max_s: float) -> float:
+        """Step the job until a sync, its end, a crash or ``max_s``; return the time it took."""
+        job = self.jobs[vm_id]
+        m = job.model
+        if job.start.migration_type is MigrationType.COLD:
+            return self._cold(job)
+        before_s, syncs = m.elapsed_s, m.syncs
+        share = self.share_bytes_s(job)
+        while not m.finished and m.syncs == syncs and m.elapsed_s - before_s < max_s:
+            if m.elapsed_s >= job.crash_at_s:
+                m.fail(JobStatus.FAILED)
+                job.error = "destination host crashed"
+                break
+            m.step(share)
+        if m.status is JobStatus.COMPLETED:
+            self.location[vm_id] = job.start.destination_host_id
+        return max(m.elapsed_s - before_s, 1e-6)
+
+    def _cold(self, job: Job) -> float:
+        m = job.model
+        if m.finished:
+            return 1e-6
+        m.elapsed_s = COLD_OVERHEAD_S
+        m.downtime_ms = m.elapsed_s * 1000.0
+        m.syncs = 0
+        m.status = JobStatus.COMPLETED
+        self.location[job.start.vm_id] = job.start.destination_host_id
+        return m.elapsed_s
+
+    def job_stats(self, vm_id: str) -> JobStats:
+        job = self.jobs.get(vm_id)
+        if job is None:
+            return JobStats(vm_id=vm_id, status=JobStatus.NONE)
+        m = job.model
+        done = m.status is JobStatus.COMPLETED
+        return JobStats(vm_id=vm_id, status=m.status, memory_total_bytes=m.guest.memory_bytes,
+                        memory_processed_bytes=int(m.bytes_sent), memory_remaining_bytes=m.pending_bytes,
+                        dirty_sync_count=m.syncs, dirty_rate_pages_s=m.dirty_rate_pages_s,
+                        throughput_bytes_s=m.bandwidth_bytes_s,
+                        downtime_ms=m.downtime_ms if done else None,
+                        total_time_ms=m.elapsed_s * 1000.0 if m.finished else None,
+                        setup_time_ms=m.calibration.setup_s * 1000.0, cpu_throttle_pct=m.throttle_pct,
+                        postcopy_page_faults=int(m.postcopy_faults), error=job.error)
+
+
+def policies(cfg: MigrationConfig) -> tuple[ControllerPolicy, AdmissionPolicy]:
+    controller = ControllerPolicy(
+        downtime_ms=cfg.downtime_ms, downtime_steps=cfg.downtime_steps,
+        downtime_delay_s_per_gib=cfg.downtime_delay_s_per_gib,
+        completion_timeout_s_per_gib=cfg.completion_timeout_s_per_gib, timeout_action=cfg.timeout_action,
+        permit_postcopy=cfg.permit_postcopy, permit_auto_converge=cfg.permit_auto_converge, xbzrle=cfg.xbzrle,
+        bandwidth_mib_s=cfg.bandwidth_mib_s or None, poll_interval_s=cfg.poll_interval_s)
+    admission = AdmissionPolicy(max_per_host=cfg.max_concurrent_per_host, max_global=cfg.max_concurrent_global,
+                                rate_per_s=cfg.rate_per_s, burst=cfg.burst)
+    return controller, admission

@@ -1,0 +1,191 @@
+"""The migration component of a simulated run: a batch of requests through admission and control.
+
+See ``sim/migration.py`` for the model. Requests arrive uniformly over the request window;
+the dispatcher admits queued requests whenever a migration ends, a request arrives or the
+token bucket refills. Each admitted migration is one SimPy process running the core
+controller against ``SimHypervisor``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import simpy
+
+from novacron.cluster.events import HostAdded, HostUtilisationSampled, VMMoved, VMPlaced
+from novacron.migration.admission import AdmissionController, AdmissionRequest, HostLoad, estimate_cost
+from novacron.migration.config import MigrationConfig
+from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest, drive_step
+from novacron.migration.events import MigrationAdmitted, MigrationQueued
+from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
+from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
+from sim.context import SimContext
+from sim.migration import SimHypervisor, policies
+from sim.qemu_model import GuestProfile, StreamCalibration
+
+
+@dataclass
+class Batch:
+    ctx: SimContext
+    cfg: MigrationConfig
+    hv: SimHypervisor
+    adm: AdmissionController
+    policy: ControllerPolicy
+    host_memory_gib: dict[str, float]
+    host_network_gbps: dict[str, float]
+    host_cores: dict[str, int]
+    rng: np.random.Generator
+    pending: dict[str, tuple[MigrationController, float]] = field(default_factory=dict)
+    wake: simpy.Event | None = None
+
+    def poke(self) -> None:
+        if self.wake is not None and not self.wake.triggered:
+            self.wake.succeed()
+
+    def bandwidth_budget_bytes_s(self, src: str, dst: str) -> float:
+        """A NIC's share for one migration that keeps the network headroom with ``max_per_host``
+        migrations running; the controller sets it as the migration's bandwidth limit."""
+        nic = min(self.host_network_gbps[src], self.host_network_gbps[dst]) * 1e9 / 8
+        usable = nic * self.adm.policy.ceiling_pct("network") / 100.0 / self.adm.policy.max_per_host
+        return min(usable, self.cfg.bandwidth_mib_s * MIB) if self.cfg.bandwidth_mib_s else usable
+
+    def link(self, src: str, dst: str) -> LinkEstimate:
+        nic = min(self.host_network_gbps[src], self.host_network_gbps[dst]) * 1e9 / 8
+        stream = min(self.bandwidth_budget_bytes_s(src, dst), self.cfg.stream_cap_mib_s * MIB)
+        return LinkEstimate(bandwidth_bytes_s=stream, stop_copy_bytes_s=min(nic, self.cfg.stop_copy_mib_s * MIB),
+                            setup_s=self.hv.calibration.setup_s)
+
+    def pick_destination(self, vm_id: str, host_ids: list[str]) -> str:
+        """A random host among the less loaded half (by committed CPU), never the VM's own."""
+        others = sorted((h for h in host_ids if h != self.hv.location[vm_id]),
+                        key=lambda h: self.adm.committed(h, "cpu"))
+        candidates = others[: max(len(others) // 2, 1)]
+        return candidates[int(self.rng.integers(0, len(candidates)))]
+
+    def request(self, n: int, vm_id: str, dst: str) -> None:
+        env, cfg = self.ctx.env, self.cfg
+        src = self.hv.location[vm_id]
+        guest = self.hv.guests[vm_id]
+        profile = VMMigrationProfile(vm_id=vm_id, memory_bytes=guest.memory_bytes, wws_bytes=guest.wws_bytes,
+                                     dirty_rate_pages_s=guest.dirty_rate_pages_s, power_state=self.hv.power[vm_id],
+                                     nonzero_bytes=guest.resident_bytes + guest.wws_bytes)
+        warm = self.rng.random() < cfg.warm_fraction
+        link = self.link(src, dst)
+        plan = plan_migration(profile, link, cfg.downtime_ms, permit_postcopy=cfg.permit_postcopy,
+                              force=MigrationType.WARM if warm else None)
+        migration_id = f"mig-{n:05d}"
+        priority = int(self.rng.integers(0, 3))
+        ctl = MigrationController(MigrationRequest(migration_id=migration_id, vm=profile, source_host_id=src,
+                                                   destination_host_id=dst, priority=priority),
+                                  plan, replace(self.policy, bandwidth_mib_s=link.bandwidth_bytes_s / MIB),
+                                  self.ctx.recorder)
+        if self.rng.random() < cfg.destination_crash_probability:
+            horizon_s = plan.predicted_total_time_ms / 1000.0 if math.isfinite(plan.predicted_total_time_ms) else 10.0
+            self.hv.crash_at_s[vm_id] = float(self.rng.uniform(0.05, 0.95)) * horizon_s
+        cost = estimate_cost(vm_memory_gib=guest.memory_bytes / GIB, bandwidth_gbps=link.bandwidth_bytes_s * 8 / 1e9,
+                             host_memory_gib=self.host_memory_gib[dst], host_network_gbps=self.host_network_gbps[dst],
+                             host_cpu_cores=self.host_cores[dst])
+        req = AdmissionRequest(migration_id=migration_id, vm_id=vm_id, source_host_id=src, destination_host_id=dst,
+                               cost=cost, priority=priority)
+        decision = self.adm.can_admit(req, env.now)
+        if not decision.admitted:
+            self.ctx.recorder.emit(MigrationQueued, source="admission", migration_id=migration_id, vm_id=vm_id,
+                                   reason=decision.reason)
+        self.adm.enqueue(req, env.now)
+        self.pending[migration_id] = (ctl, env.now)
+        self.poke()
+
+    def dispatch(self) -> Generator[simpy.Event, None, None]:
+        env = self.ctx.env
+        while True:
+            for req in self.adm.pop_admissible(env.now):
+                ctl, asked_s = self.pending.pop(req.migration_id)
+                self.ctx.recorder.emit(MigrationAdmitted, source="admission", migration_id=req.migration_id,
+                                       vm_id=req.vm_id, queue_wait_s=env.now - asked_s,
+                                       running_on_source=self.adm.running_on(req.source_host_id),
+                                       running_on_destination=self.adm.running_on(req.destination_host_id),
+                                       running_global=len(self.adm.running))
+                ctl.admitted(env.now)
+                env.process(self.migrate(ctl))
+            self.wake = env.event()
+            waits: list[simpy.Event] = [self.wake]
+            token_s = self.adm.next_token_s(env.now)
+            if self.adm.queued and token_s > env.now:
+                waits.append(env.timeout(token_s - env.now))
+            yield env.any_of(waits)
+
+    def migrate(self, ctl: MigrationController) -> Generator[simpy.Event, None, None]:
+        env = self.ctx.env
+        commands: list[MigrationCommand] = ctl.start(env.now)
+        while True:
+            commands = drive_step(ctl, self.hv, commands, env.now)
+            if ctl.done:
+                break
+            yield env.timeout(self.hv.advance(ctl.vm_id, ctl.poll_interval_s))
+        self.adm.release(ctl.request.migration_id)
+        if ctl.phase.value == "completed":
+            self.ctx.recorder.emit(VMMoved, source="migration", vm_id=ctl.vm_id,
+                                   from_host_id=ctl.request.source_host_id, host_id=ctl.request.destination_host_id)
+        self.poke()
+
+
+def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: int) -> GuestProfile:
+    low, high = cfg.dirty_rate_pages_s
+    rate = float(math.exp(rng.uniform(math.log(max(low, 1.0)), math.log(max(high, 1.0)))))
+    wws = int(rng.uniform(cfg.wws_fraction[0], cfg.wws_fraction[1]) * memory_bytes) // PAGE_SIZE_BYTES * PAGE_SIZE_BYTES
+    resident = max(int(cfg.nonzero_fraction * memory_bytes) - wws, 0)
+    return GuestProfile(memory_bytes=memory_bytes, resident_bytes=resident, wws_bytes=wws, dirty_rate_pages_s=rate)
+
+
+def _build(ctx: SimContext, cfg: MigrationConfig) -> Batch | None:
+    hosts = ctx.log.of_type(HostAdded)
+    if len(hosts) < 2:
+        return None
+    loads: dict[str, HostLoad] = {}
+    for sample in ctx.log.of_type(HostUtilisationSampled):
+        loads[sample.host_id] = HostLoad(cpu_pct=sample.cpu_pct, memory_pct=sample.memory_pct)
+    hv = SimHypervisor(nic_bytes_s={h.host_id: h.network_gbps * 1e9 / 8 for h in hosts},
+                       calibration=StreamCalibration(stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
+                                                     stop_copy_bytes_s=cfg.stop_copy_mib_s * MIB))
+    rng = ctx.seeds.numpy("migration.batch")
+    for placed in ctx.log.of_type(VMPlaced):
+        memory = int(placed.memory_gib * GIB)
+        hv.guests[placed.vm_id] = _draw_guest(rng, cfg, memory)
+        hv.location[placed.vm_id] = placed.host_id
+        hv.power[placed.vm_id] = PowerState.SHUTOFF if rng.random() < cfg.shutoff_fraction else PowerState.RUNNING
+    controller_policy, admission_policy = policies(cfg)
+    adm = AdmissionController(admission_policy)
+    for host_id, load in loads.items():
+        adm.update_host(host_id, load)
+    return Batch(ctx=ctx, cfg=cfg, hv=hv, adm=adm, policy=controller_policy,
+                 host_memory_gib={h.host_id: h.memory_gib for h in hosts},
+                 host_network_gbps={h.host_id: h.network_gbps for h in hosts},
+                 host_cores={h.host_id: h.cpu_cores for h in hosts}, rng=rng)
+
+
+def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, None, None]:
+    yield ctx.env.timeout(cfg.start_s)
+    batch = _build(ctx, cfg)
+    if batch is None or not batch.hv.guests:
+        return
+    ctx.env.process(batch.dispatch())
+    vm_ids = sorted(batch.hv.guests)
+    host_ids = sorted(batch.host_memory_gib)
+    count = min(cfg.migrations, len(vm_ids))
+    chosen = batch.rng.choice(len(vm_ids), size=count, replace=False)
+    arrivals = np.sort(batch.rng.uniform(0.0, cfg.request_window_s, size=count))
+    for n, (index, at_s) in enumerate(zip(chosen, arrivals, strict=True)):
+        yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
+        vm_id = vm_ids[int(index)]
+        batch.request(n, vm_id, batch.pick_destination(vm_id, host_ids))
+
+
+def start(ctx: SimContext) -> None:
+    cfg = ctx.scenario.migration
+    ctx.config_metrics["migration.max_concurrent_per_host"] = float(cfg.max_concurrent_per_host)
+    ctx.config_metrics["migration.max_concurrent_global"] = float(cfg.max_concurrent_global)
+    if cfg.migrations > 0:
+        ctx.env.process(run_batch(ctx, cfg))

@@ -1,0 +1,298 @@
+"""A model of one QEMU RAM migration, advanced one rate-limit window (100 ms) at a time.
+
+Theory of operation
+-------------------
+Guest memory is ``memory_bytes / 4 KiB`` pages in three classes: *zero* pages (never written;
+QEMU sends a 9-byte header for each after a cheap scan), *resident* pages (non-zero but not
+written during the migration: kernel, page cache) and the *writable working set* (WWS) that a
+dirty-page process writes at ``dirty_rate_pages_s`` uniformly at random. ``k`` random writes
+into ``W`` pages touch ``W (1 - exp(-k / W))`` distinct pages, so the dirty log is a number,
+not a bitmap: the model is analytic per window, never per page.
+
+QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as modelled:
+
+* Setup: every page is marked dirty and the first dirty sync counts (``dirty-sync-count = 1``).
+* Each iteration sends dirty pages in address order until the window's byte budget
+  (``max-bandwidth x 100 ms``, ``BUFFER_DELAY``) is spent, then waits for the next window.
+  The stream has its own ceiling (``stream_cap_bytes_s``: CPU and NIC) and the bandwidth share
+  the link model grants it. Zero pages cost scan time, not bytes.
+* Before each iteration QEMU estimates pending = dirty pages x 4 KiB. When it is below
+  ``threshold = measured bandwidth x downtime-limit``, it syncs the dirty log (one more dirty
+  sync, the union of the bitmap with the pages written since the previous sync) and, if the
+  estimate is still below the threshold, completes: the guest is paused, a final sync runs and
+  the rest is sent unthrottled (``stop_copy_bytes_s``) with the device state. Otherwise a new
+  round starts. QEMU never gives up by itself; only the controller aborts.
+* Auto-converge (``migration_trigger_throttle``): at a sync at least 1 s after the previous
+  period, if the bytes dirtied in the period exceed 50 % of the bytes sent in it twice in a
+  row, the vCPUs are throttled: 20 % first, then +10 % (``cpu-throttle-initial`` /
+  ``cpu-throttle-increment``), up to 99 %. The dirty rate scales by ``1 - throttle``.
+* XBZRLE: from the second round, a re-sent page hits the cache with probability
+  ``xbzrle_hit_rate`` and is sent as ``xbzrle_ratio`` of its size.
+* Post-copy (``migrate-start-postcopy``): at the next iteration the source stops, sends the
+  device state (the short downtime) and the destination runs; the pending pages stream in the
+  background unthrottled while the guest's writes to pages not yet received fault them over
+  the network (counted as ``postcopy_page_faults``).
+
+Sources: QEMU 7.2 source as cited; the calibration constants reproduce the measured rows of
+LAB.md (a 512 MiB TCG guest on this 2-core machine); see ``LAB_CALIBRATION``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from novacron.migration.protocol import MIB, PAGE_SIZE_BYTES, JobStatus
+
+WINDOW_S = 0.1
+ZERO_PAGE_WIRE_BYTES = 9
+THROTTLE_INITIAL_PCT = 20.0
+THROTTLE_STEP_PCT = 10.0
+THROTTLE_MAX_PCT = 99.0
+THROTTLE_TRIGGER_RATIO = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamCalibration:
+    """How fast one host moves migration data; ``LAB_CALIBRATION`` matches LAB.md."""
+
+    stream_cap_bytes_s: float = 320 * MIB
+    """Ceiling of one pre-copy stream while the guest runs (CPU-bound under TCG in the lab)."""
+    stop_copy_bytes_s: float = 1200 * MIB
+    """Unthrottled copy while the guest is paused (stop-and-copy, post-copy background)."""
+    zero_scan_pages_s: float = 4_000_000.0
+    setup_s: float = 0.01
+    device_state_ms: float = 13.0
+    postcopy_switch_ms: float = 2.0
+    rate_overshoot: float = 1.0
+    """QEMU's limiter stops a window only after the batch that crossed its budget."""
+
+
+LAB_CALIBRATION = StreamCalibration()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirtyPhase:
+    """From ``start_s`` (since the migration began) the guest dirties at this rate."""
+
+    start_s: float
+    dirty_rate_pages_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuestProfile:
+    memory_bytes: int
+    resident_bytes: int
+    wws_bytes: int
+    dirty_rate_pages_s: float
+    phases: tuple[DirtyPhase, ...] = ()
+    cpu_demand: float = 1.0
+    """Fraction of its vCPU time the guest needs to keep its dirty rate; auto-converge slows the
+    writes only once the throttle eats into it (a rate-paced writer has slack, a busy loop not)."""
+
+    def rate_at(self, elapsed_s: float) -> float:
+        rate = self.dirty_rate_pages_s
+        for phase in self.phases:
+            if elapsed_s >= phase.start_s:
+                rate = phase.dirty_rate_pages_s
+        return rate
+
+
+@dataclass(slots=True)
+class QemuMigration:
+    """The state of one migration; ``step(share_bytes_s)`` advances it by one window."""
+
+    guest: GuestProfile
+    downtime_limit_ms: float
+    max_bandwidth_bytes_s: float | None
+    auto_converge: bool = False
+    xbzrle: bool = False
+    xbzrle_cache_bytes: int = 64 * MIB
+    xbzrle_ratio: float = 0.7
+    """Encoded size / page size for a cache hit (XBZRLE encodes the delta to the cached page)."""
+    calibration: StreamCalibration = LAB_CALIBRATION
+    elapsed_s: float = 0.0
+    status: JobStatus = JobStatus.SETUP
+    bytes_sent: float = 0.0
+    syncs: int = 0
+    throttle_pct: float = 0.0
+    downtime_ms: float | None = None
+    postcopy_requested: bool = False
+    postcopy_faults: float = 0.0
+    paused: bool = False
+    round_bytes: list[float] = field(default_factory=list)
+    round_durations_s: list[float] = field(default_factory=list)
+    _d_zero: float = 0.0
+    _d_resident: float = 0.0
+    _d_wws: float = 0.0
+    _writes: float = 0.0
+    _round_started_s: float = 0.0
+    _round_bytes: float = 0.0
+    _period_started_s: float = 0.0
+    _period_sent: float = 0.0
+    _period_dirtied: float = 0.0
+    _high_count: int = 0
+    _bandwidth_bytes_s: float = 0.0
+    _resent: bool = False
+
+    @property
+    def wws_pages(self) -> float:
+        return self.guest.wws_bytes / PAGE_SIZE_BYTES
+
+    @property
+    def pending_pages(self) -> float:
+        return self._d_zero + self._d_resident + self._d_wws
+
+    @property
+    def pending_bytes(self) -> int:
+        return int(self.pending_pages * PAGE_SIZE_BYTES)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    @property
+    def dirty_rate_pages_s(self) -> float:
+        available = 1.0 - self.throttle_pct / 100.0
+        return self.guest.rate_at(self.elapsed_s) * min(1.0, available / max(self.guest.cpu_demand, 1e-9))
+
+    @property
+    def xbzrle_hit_rate(self) -> float:
+        """Random writes over the working set hit an LRU cache about as often as it covers it."""
+        return min(1.0, self.xbzrle_cache_bytes / self.guest.wws_bytes) if self.guest.wws_bytes else 1.0
+
+    @property
+    def bandwidth_bytes_s(self) -> float:
+        return self._bandwidth_bytes_s
+
+    def begin(self) -> None:
+        """Setup: mark every page dirty; QEMU's first dirty sync."""
+        total = self.guest.memory_bytes / PAGE_SIZE_BYTES
+        self._d_wws = self.wws_pages
+        self._d_resident = self.guest.resident_bytes / PAGE_SIZE_BYTES
+        self._d_zero = max(total - self._d_wws - self._d_resident, 0.0)
+        self.elapsed_s = self.calibration.setup_s
+        self.syncs = 1
+        self._round_started_s = self._period_started_s = self.elapsed_s
+        self.status = JobStatus.ACTIVE
+
+    def step(self, share_bytes_s: float) -> None:
+        """One window: post-copy switch or convergence check, then send at the granted rate."""
+        if self.finished:
+            return
+        link_rate = max(min(share_bytes_s, self.calibration.stream_cap_bytes_s), 1.0)
+        rate = self._budget_rate(link_rate)
+        self._bandwidth_bytes_s = rate
+        if self.postcopy_requested:
+            self._run_postcopy()
+            return
+        threshold_bytes = rate / self.calibration.rate_overshoot * self.downtime_limit_ms / 1000.0
+        if self.paused or self.pending_bytes < threshold_bytes:
+            self._sync()
+            if self.paused or self.pending_bytes < threshold_bytes:
+                self._complete()
+                return
+        self._send_window(rate, link_rate)
+
+    def _budget_rate(self, link_rate: float) -> float:
+        """Bytes per second the rate limiter lets through (``max-bandwidth``, if any)."""
+        if self.max_bandwidth_bytes_s is None:
+            return link_rate
+        return min(link_rate, self.max_bandwidth_bytes_s * self.calibration.rate_overshoot)
+
+    def _page_wire_bytes(self) -> tuple[float, float]:
+        """Wire bytes of a resident page and of a working-set page in the current round."""
+        full = float(PAGE_SIZE_BYTES)
+        if self.xbzrle and self._resent:
+            hit = self.xbzrle_hit_rate
+            return full, hit * self.xbzrle_ratio * full + (1 - hit) * full
+        return full, full
+
+    def _send_window(self, budget_rate: float, link_rate: float) -> None:
+        """Send until the window's byte budget is spent; scanning and sending must fit the window
+        too (the thread then sleeps to the window's end, so a cheap scan costs no time)."""
+        pending = self.pending_pages
+        resident_bytes, wws_bytes = self._page_wire_bytes()
+        per_page_bytes = (self._d_resident * resident_bytes + self._d_wws * wws_bytes
+                          + self._d_zero * ZERO_PAGE_WIRE_BYTES) / pending
+        per_page_s = per_page_bytes / link_rate + (self._d_zero / pending) / self.calibration.zero_scan_pages_s
+        pages = min(pending, budget_rate * WINDOW_S / per_page_bytes, WINDOW_S / per_page_s)
+        fraction = pages / pending
+        sent = pages * per_page_bytes
+        self._d_zero -= self._d_zero * fraction
+        self._d_resident -= self._d_resident * fraction
+        self._d_wws -= self._d_wws * fraction
+        self._account(sent, WINDOW_S)
+
+    def _account(self, sent: float, duration_s: float) -> None:
+        self._writes += self.dirty_rate_pages_s * duration_s
+        self.bytes_sent += sent
+        self._round_bytes += sent
+        self._period_sent += sent
+        self.elapsed_s += duration_s
+
+    def _sync(self) -> None:
+        """Merge the pages written since the last sync into the dirty bitmap."""
+        w = self.wws_pages
+        touched = w * -math.expm1(-self._writes / w) if w > 0 else 0.0
+        added = touched * (1.0 - self._d_wws / w) if w > 0 else 0.0
+        self._d_wws += added
+        self._writes = 0.0
+        self._period_dirtied += added * PAGE_SIZE_BYTES
+        self.syncs += 1
+        self._resent = True
+        self.round_bytes.append(self._round_bytes)
+        self.round_durations_s.append(self.elapsed_s - self._round_started_s)
+        self._round_bytes = 0.0
+        self._round_started_s = self.elapsed_s
+        if self.elapsed_s - self._period_started_s >= 1.0:
+            self._maybe_throttle()
+
+    def _maybe_throttle(self) -> None:
+        high = self._period_dirtied > THROTTLE_TRIGGER_RATIO * self._period_sent
+        if self.auto_converge and high:
+            self._high_count += 1
+            if self._high_count >= 2:
+                self._high_count = 0
+                self.throttle_pct = (THROTTLE_INITIAL_PCT if self.throttle_pct == 0
+                                     else min(self.throttle_pct + THROTTLE_STEP_PCT, THROTTLE_MAX_PCT))
+        self._period_started_s = self.elapsed_s
+        self._period_sent = self._period_dirtied = 0.0
+
+    def _complete(self) -> None:
+        """Stop-and-copy: the guest is paused, the rest goes unthrottled with the device state."""
+        cal = self.calibration
+        self._sync()  # ram_save_complete's final sync
+        resident_bytes, wws_bytes = self._page_wire_bytes()
+        payload = (self._d_resident * resident_bytes + self._d_wws * wws_bytes
+                   + self._d_zero * ZERO_PAGE_WIRE_BYTES)
+        copy_s = payload / cal.stop_copy_bytes_s + self._d_zero / cal.zero_scan_pages_s
+        self.downtime_ms = copy_s * 1000.0 + cal.device_state_ms
+        self.bytes_sent += payload
+        self._d_zero = self._d_resident = self._d_wws = 0.0
+        self.elapsed_s += self.downtime_ms / 1000.0
+        self.status = JobStatus.COMPLETED
+
+    def _run_postcopy(self) -> None:
+        """Switch, then drain the pending pages in the background while the guest faults."""
+        cal = self.calibration
+        if self.status is not JobStatus.POSTCOPY_ACTIVE:
+            self._sync()
+            self.status = JobStatus.POSTCOPY_ACTIVE
+            self.downtime_ms = cal.postcopy_switch_ms + cal.device_state_ms * 0.0
+            self.elapsed_s += cal.postcopy_switch_ms / 1000.0
+        pending_wws_before = self._d_wws
+        self._send_window(cal.stop_copy_bytes_s, cal.stop_copy_bytes_s)
+        w = self.wws_pages
+        if w > 0:
+            mean_pending = 0.5 * (pending_wws_before + self._d_wws)
+            writes = self.guest.rate_at(self.elapsed_s) * WINDOW_S
+            self.postcopy_faults += min(writes * mean_pending / w, mean_pending)
+        self._writes = 0.0
+        if self.pending_pages < 1.0:
+            self.round_bytes.append(self._round_bytes)
+            self.round_durations_s.append(self.elapsed_s - self._round_started_s)
+            self.status = JobStatus.COMPLETED
+
+    def fail(self, reason_status: JobStatus = JobStatus.FAILED) -> None:
+        self.status = reason_status
