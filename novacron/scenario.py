@@ -47,6 +47,9 @@ class WorkloadConfig:
     diurnal_amplitude: float = spec(0.0, min=0.0, max=1.0, doc="relative day/night swing of each VM's CPU demand")
     burst_probability: float = spec(0.0, min=0.0, max=1.0, doc="chance per demand update that a VM bursts")
     burst_factor: float = spec(2.0, min=1.0, max=100, doc="CPU demand multiplier during a burst")
+    network_mbps_per_vcpu: float = spec(40.0, min=0.0, max=1e6,
+                                        doc="network traffic of one fully busy vCPU of an average VM")
+    disk_iops_per_vcpu: float = spec(150.0, min=0.0, max=1e7, doc="disk I/O of one fully busy vCPU of an average VM")
     trace_format: str | None = spec(None, choices=TRACE_FORMATS,
                                     doc="use a public trace as the workload instead of the synthetic generator")
     trace_path: str | None = spec(None, doc="the trace file or directory (relative to the working directory)")

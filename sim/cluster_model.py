@@ -14,8 +14,9 @@ Three kinds of SimPy activity drive the model, none of them one process per VM:
   gets a departure timeout whose callback stops it — an event, not a process;
 - one *demand* process wakes every ``demand_update_s`` and computes every running VM's CPU use in
   a few numpy operations (diurnal sinusoid x gamma noise x bursts), aggregates it per host with
-  ``bincount`` and records one ``HostUtilisationSampled`` per host and one
-  ``ClusterUtilisationSampled``: per-VM demand is not logged (50,000 VMs x 288 ticks would be
+  ``bincount`` and records one ``HostUtilisationSampled`` per host, one
+  ``ClusterUtilisationSampled`` and one ``ClusterIOSampled`` (network and disk, which follow CPU
+  activity scaled by each VM's I/O intensity): per-VM demand is not logged (50,000 VMs x 288 ticks would be
   14 million events); per-host samples are;
 - fault processes (``faults.py``) crash hosts and racks; the model records ``VMFailed`` for the
   VMs that ran there and, after the restart delay, asks the control plane to restart them
@@ -35,6 +36,7 @@ import numpy.typing as npt
 import simpy
 
 from novacron.cluster.events import (
+    ClusterIOSampled,
     ClusterUtilisationSampled,
     HostFailed,
     HostLocated,
@@ -90,7 +92,7 @@ class VMTable:
     COLUMNS: tuple[tuple[str, type], ...] = (
         ("cpu_cores", np.float64), ("memory_gib", np.float64), ("host", np.int64), ("status", np.int8),
         ("mean_utilisation", np.float64), ("amplitude", np.float64), ("phase_days", np.float64),
-        ("burst_probability", np.float64),
+        ("burst_probability", np.float64), ("io_intensity", np.float64),
     )
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -105,6 +107,7 @@ class VMTable:
         self.amplitude = np.zeros(capacity)
         self.phase_days = np.zeros(capacity)
         self.burst_probability = np.zeros(capacity)
+        self.io_intensity = np.zeros(capacity)
 
     def add(self, spec: VMSpec) -> int:
         if self.size == len(self.host):
@@ -120,6 +123,7 @@ class VMTable:
         self.amplitude[i] = spec.diurnal_amplitude
         self.phase_days[i] = spec.diurnal_phase_days
         self.burst_probability[i] = spec.burst_probability
+        self.io_intensity[i] = spec.io_intensity
         self.size += 1
         return i
 
@@ -252,14 +256,21 @@ class ClusterModel:
         for i, failed_host in list(self.awaiting_restart.items()):
             self._restart(i, failed_host)
 
+    def migrate(self, i: int, to_host: int) -> bool:
+        """Move running VM ``i`` to ``to_host`` through the control plane (for the rebalancer)."""
+        if self.vms.status[i] != RUNNING or not self.control.migrate(self.vms.request(i), to_host):
+            return False
+        self.vms.host[i] = to_host
+        return True
+
     def notify(self, ev: Event) -> None:
         for hook in self.fault_hooks:
             hook(ev)
 
     # --- demand -------------------------------------------------------------------------------
 
-    def cpu_demand_cores(self, now_s: float) -> tuple[IntArray, FloatArray]:
-        """Running VMs' hosts and their CPU use in cores at ``now_s`` (one draw per VM)."""
+    def cpu_demand_cores(self, now_s: float) -> tuple[IntArray, FloatArray, IntArray]:
+        """Running VMs' hosts, their CPU use in cores at ``now_s`` (one draw per VM), their rows."""
         v, n = self.vms, self.vms.size
         running = np.flatnonzero(v.status[:n] == RUNNING)
         rng = self._demand_rng
@@ -269,7 +280,7 @@ class ClusterModel:
         bursting = rng.random(running.size) < v.burst_probability[running]
         level[bursting] *= self.ctx.scenario.workload.burst_factor
         np.clip(level, 0.0, 1.0, out=level)
-        return v.host[running], level * v.cpu_cores[running]
+        return v.host[running], level * v.cpu_cores[running], running
 
     def _demand_updates(self) -> Generator[simpy.Event, None, None]:
         env, inv = self.ctx.env, self.inv
@@ -277,10 +288,13 @@ class ClusterModel:
         physical_cores = inv.cpu_capacity / self.ctx.scenario.cluster.cpu_overcommit
         while True:
             yield env.timeout(self.ctx.scenario.workload.demand_update_s)
-            vm_hosts, used = self.cpu_demand_cores(float(env.now))
+            vm_hosts, used, running = self.cpu_demand_cores(float(env.now))
             cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)
             self._record_samples(cpu_used, vms_per_host, physical_cores)
+            io_cores = np.bincount(vm_hosts, weights=used * self.vms.io_intensity[running],
+                                   minlength=hosts).astype(np.float64)
+            self._record_io(io_cores)
 
     def _record_samples(self, cpu_used: FloatArray, vms_per_host: IntArray, physical_cores: FloatArray) -> None:
         inv, emit = self.inv, self.ctx.recorder.emit
@@ -296,6 +310,18 @@ class ClusterModel:
              cpu_pct=float(100 * cpu_used[up].sum() / max(physical_cores[up].sum(), 1e-9)),
              memory_pct=float(100 * inv.memory_allocated_gib[up].sum() / max(inv.memory_capacity_gib[up].sum(), 1e-9)),
              hosts_up=int(up.sum()), vms_running=int(vms_per_host.sum()))
+
+    def _record_io(self, io_busy_cores: FloatArray) -> None:
+        """Network and disk use: busy vCPUs x I/O intensity x per-vCPU traffic, over capacity."""
+        c, w, up = self.ctx.scenario.cluster, self.ctx.scenario.workload, self.inv.host_up
+        network_pct = 100.0 * io_busy_cores * w.network_mbps_per_vcpu / (c.host_network_gbps * 1000.0)
+        disk_pct = 100.0 * io_busy_cores * w.disk_iops_per_vcpu / c.host_disk_iops
+        hosts_up = max(int(up.sum()), 1)
+        self.ctx.recorder.emit(ClusterIOSampled, source="inventory",
+                               network_pct=float(network_pct[up].sum() / hosts_up),
+                               disk_io_pct=float(disk_pct[up].sum() / hosts_up),
+                               network_host_max_pct=float(network_pct.max(initial=0.0)),
+                               disk_io_host_max_pct=float(disk_pct.max(initial=0.0)))
 
 
 def start(ctx: SimContext) -> ClusterModel:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from novacron.cli import main
 from novacron.cluster.events import (
+    ClusterIOSampled,
     HostFailed,
     HostLocated,
     HostRecovered,
@@ -19,6 +20,7 @@ from novacron.cluster.events import (
     InjectedFaultStarted,
     RunFinished,
     VMFailed,
+    VMMoved,
     VMPlaced,
     VMStopped,
 )
@@ -27,7 +29,7 @@ from novacron.cluster.uptime import uptime_metrics
 from novacron.config import ConfigError
 from novacron.events import Event
 from novacron.eventstore import event_log_sha256
-from novacron.metrics import EventsByType
+from novacron.metrics import EventsByType, compute_metrics
 from novacron.scenario import builtin_scenario_names, builtin_scenario_text, loads_scenario
 from sim import Simulation
 from sim.cluster_model import FAILED, RUNNING, ClusterModel
@@ -264,3 +266,34 @@ def test_default_run_target_table_has_uptime_and_peaks(tmp_path: Path, capsys: p
     out = capsys.readouterr().out
     for row in ("uptime", "peak CPU utilisation", "peak memory utilisation"):
         assert any(line.startswith(row + " ") for line in out.splitlines()), row
+
+
+def test_network_and_disk_demand_follow_cpu_activity() -> None:
+    text = ('[cluster]\nhosts = 3\nhost_network_gbps = 1.0\nhost_disk_iops = 1000.0\n[workload]\nvms = 30\n'
+            'arrival_window_s = 0.0\nnetwork_mbps_per_vcpu = 100.0\ndisk_iops_per_vcpu = 0.0\n')
+    ctx = simulate(loads_scenario(text, origin="x"), 2)
+    samples = ctx.log.of_type(ClusterIOSampled)
+    assert len(samples) == 11  # one per 5-minute update before the hour ends
+    assert all(s.network_pct > 0 and s.disk_io_pct == 0 for s in samples)
+    assert all(s.network_host_max_pct >= s.network_pct for s in samples)
+    metrics = compute_metrics(ctx.log)
+    assert metrics["cluster.peak_network_pct"] == max(s.network_pct for s in samples)
+
+
+def test_migrate_moves_the_allocation_through_the_control_plane() -> None:
+    sim = Simulation(loads_scenario("[cluster]\nhosts = 3\n[workload]\nvms = 4\narrival_window_s = 0.0\n",
+                                    origin="x"), seed=1).run(until_s=1.0)
+    model = sim.model
+    assert model is not None
+    vm = 0
+    source = int(model.vms.host[vm])
+    target = (source + 1) % 3
+    assert model.migrate(vm, target)
+    assert int(model.vms.host[vm]) == target
+    moved = sim.ctx.log.of_type(VMMoved)
+    assert [(e.from_host_id, e.host_id) for e in moved] == [(model.inv.host_ids[source], model.inv.host_ids[target])]
+    assert not model.migrate(vm, target)  # already there
+    model.inv.host_up[source] = False
+    assert not model.migrate(vm, source)  # a crashed host takes nothing
+    model.inv.host_up[source] = True
+    check_conservation(sim)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from novacron.cluster.events import (
+    ClusterIOSampled,
     HostFailed,
     HostUtilisationSampled,
     RunFinished,
@@ -96,6 +97,17 @@ def uptime_metrics(events: EventsByType) -> Metrics:
         metrics["cluster.vm_uptime_p1_pct"] = float(np.percentile(per_vm, 1))
         metrics["cluster.vm_uptime_min_pct"] = float(per_vm.min())
     return metrics
+
+
+def io_metrics(events: EventsByType) -> Metrics:
+    """Peak network and disk use: cluster-wide (mean over up hosts) and on the busiest host."""
+    samples = events.of(ClusterIOSampled)
+    if not samples:
+        return {}
+    return {"cluster.peak_network_pct": max(s.network_pct for s in samples),
+            "cluster.peak_disk_io_pct": max(s.disk_io_pct for s in samples),
+            "cluster.host_network_max_pct": max(s.network_host_max_pct for s in samples),
+            "cluster.host_disk_io_max_pct": max(s.disk_io_host_max_pct for s in samples)}
 
 
 def host_peak_metrics(events: EventsByType) -> Metrics:
