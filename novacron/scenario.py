@@ -53,6 +53,9 @@ class WorkloadConfig:
     trace_format: str | None = spec(None, choices=TRACE_FORMATS,
                                     doc="use a public trace as the workload instead of the synthetic generator")
     trace_path: str | None = spec(None, doc="the trace file or directory (relative to the working directory)")
+    trace_readings_path: str | None = spec(
+        None, doc="Azure vm_cpu_readings file(s) (a file or a directory): each VM's measured CPU every 5 minutes "
+                  "replaces its synthetic demand")
 
     def __post_init__(self) -> None:
         if len(self.vm_cpu_cores) != len(self.vm_memory_gib):

@@ -17,7 +17,10 @@ Three kinds of SimPy activity drive the model, none of them one process per VM:
   ``bincount`` and records one ``HostUtilisationSampled`` per host, one
   ``ClusterUtilisationSampled`` and one ``ClusterIOSampled`` (network and disk, which follow CPU
   activity scaled by each VM's I/O intensity): per-VM demand is not logged (50,000 VMs x 288 ticks would be
-  14 million events); per-host samples are;
+  14 million events); per-host samples are. With ``workload.trace_readings_path`` the
+  process first streams the trace's CPU readings up to the current time into the VM table
+  (a merge join on time: readings are never loaded whole), and a VM's measured CPU replaces its
+  synthetic demand;
 - fault processes (``faults.py``) crash hosts and racks; the model records ``VMFailed`` for the
   VMs that ran there and, after the restart delay, asks the control plane to restart them
   elsewhere. VMs no host can take wait and are retried whenever a host recovers.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +96,7 @@ class VMTable:
     COLUMNS: tuple[tuple[str, type], ...] = (
         ("cpu_cores", np.float64), ("memory_gib", np.float64), ("host", np.int64), ("status", np.int8),
         ("mean_utilisation", np.float64), ("amplitude", np.float64), ("phase_days", np.float64),
-        ("burst_probability", np.float64), ("io_intensity", np.float64),
+        ("burst_probability", np.float64), ("io_intensity", np.float64), ("observed_utilisation", np.float64),
     )
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -108,6 +112,8 @@ class VMTable:
         self.phase_days = np.zeros(capacity)
         self.burst_probability = np.zeros(capacity)
         self.io_intensity = np.zeros(capacity)
+        self.observed_utilisation = np.full(capacity, np.nan)
+        """The VM's last measured CPU (from a readings trace); NaN = use the synthetic model."""
 
     def add(self, spec: VMSpec) -> int:
         if self.size == len(self.host):
@@ -130,7 +136,8 @@ class VMTable:
     def _grow(self) -> None:
         for name, _ in self.COLUMNS:
             old = getattr(self, name)
-            new = np.full(2 * len(old), -1 if name == "host" else 0, dtype=old.dtype)
+            fill = {"host": -1, "observed_utilisation": np.nan}.get(name, 0)
+            new = np.full(2 * len(old), fill, dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
@@ -140,6 +147,28 @@ class VMTable:
     def on_host(self, host: int) -> IntArray:
         n = self.size
         return np.flatnonzero((self.host[:n] == host) & (self.status[:n] == RUNNING))
+
+
+class ReadingsFeed:
+    """Streams Azure CPU readings (time-ordered) into the VM table as the run's clock passes them."""
+
+    def __init__(self, path: str) -> None:
+        from sim.workloads.traces import read_azure_cpu_readings_series
+
+        if not Path(path).exists():
+            raise FileNotFoundError(f"workload.trace_readings_path = {path!r}: no such file or directory")
+        self._stream = read_azure_cpu_readings_series(path)
+        self._next = next(self._stream, None)
+
+    def apply_until(self, now_s: float, vms: VMTable) -> int:
+        applied = 0
+        while self._next is not None and self._next.timestamp_s <= now_s:
+            i = vms.index.get(self._next.vm_id)
+            if i is not None:
+                vms.observed_utilisation[i] = self._next.avg_cpu_pct / 100.0
+                applied += 1
+            self._next = next(self._stream, None)
+        return applied
 
 
 FaultHook = Callable[[Event], None]
@@ -163,6 +192,8 @@ class ClusterModel:
         self.fault_hooks: list[FaultHook] = []
         """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
+        readings_path = ctx.scenario.workload.trace_readings_path
+        self._readings = None if readings_path is None else ReadingsFeed(readings_path)
         self._record_topology()
 
     def _record_topology(self) -> None:
@@ -279,6 +310,9 @@ class ClusterModel:
         level *= rng.gamma(NOISE_SHAPE, 1.0 / NOISE_SHAPE, size=running.size)
         bursting = rng.random(running.size) < v.burst_probability[running]
         level[bursting] *= self.ctx.scenario.workload.burst_factor
+        observed = v.observed_utilisation[running]
+        measured = ~np.isnan(observed)
+        level[measured] = observed[measured]  # a trace's measured CPU replaces the model
         np.clip(level, 0.0, 1.0, out=level)
         return v.host[running], level * v.cpu_cores[running], running
 
@@ -288,6 +322,8 @@ class ClusterModel:
         physical_cores = inv.cpu_capacity / self.ctx.scenario.cluster.cpu_overcommit
         while True:
             yield env.timeout(self.ctx.scenario.workload.demand_update_s)
+            if self._readings is not None:
+                self._readings.apply_until(float(env.now), self.vms)
             vm_hosts, used, running = self.cpu_demand_cores(float(env.now))
             cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)
