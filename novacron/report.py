@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.capacity_plots import plot_availability, plot_host_spread
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -40,6 +41,7 @@ def plot_utilisation(run: Run) -> Figure | None:
 
 
 PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation}
+PLOTS.update(availability=plot_availability, host_spread=plot_host_spread)
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:
