@@ -177,18 +177,22 @@ FaultHook = Callable[[Event], None]
 class ClusterModel:
     """Hosts, VMs and their lifecycles; faults and the demand process act on it."""
 
-    def __init__(self, ctx: SimContext, control: ControlPlane | None = None,
+    def __init__(self, ctx: SimContext, control_factory: ControlPlaneFactory | None = None,
                  workload: Iterator[WorkloadItem] | None = None) -> None:
         c = ctx.scenario.cluster
         self.ctx = ctx
         self.inv: Inventory = inventory.add_hosts(ctx)
         self.topology = Topology.build(c.hosts, c.hosts_per_rack, c.racks_per_zone, c.zones_per_datacenter)
         self.vms = VMTable()
-        self.control: ControlPlane = control or DirectControlPlane(ctx, self.inv)
+        self.control: ControlPlane = (control_factory or DirectControlPlane)(ctx, self.inv)
         self.workload = workload if workload is not None else workload_for(
             ctx.scenario, ctx.seeds.numpy("workload.synthetic"))
         self.awaiting_restart: dict[int, int] = {}
         """Failed VMs no host could take yet -> the host they failed on (ordered: oldest first)."""
+        self._restarting: set[int] = set()
+        """VMs with a restart decision in flight."""
+        self._leave_when_placed: set[int] = set()
+        """VMs whose owner deleted them while a placement or restart was being decided."""
         self.fault_hooks: list[FaultHook] = []
         """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
@@ -220,21 +224,39 @@ class ClusterModel:
                 self.depart(self.vms.index[item.vm_id])
 
     def admit(self, spec: VMSpec) -> int:
-        """Request a VM now; place it through the control plane; schedule its departure."""
+        """Request a VM now and ask the control plane to place it; it runs once that is decided."""
         i = self.vms.add(spec)
         self.ctx.recorder.emit(VMRequested, source="inventory", vm_id=spec.vm_id,
                                cpu_cores=spec.cpu_cores, memory_gib=spec.memory_gib)
-        host = self.control.place(self.vms.request(i))
-        if host is None:
-            self.vms.status[i] = REJECTED
-            return i
-        self.vms.host[i], self.vms.status[i] = host, RUNNING
-        if spec.lifetime_s is not None:
-            self.ctx.env.timeout(spec.lifetime_s).callbacks.append(lambda _ev: self.depart(i))
+        lifetime_s = spec.lifetime_s
+        decision = self.control.place(self.vms.request(i))
+        decision.callbacks.append(lambda ev: self._placed(i, ev.value, lifetime_s))
         return i
 
+    def _placed(self, i: int, host: int | None, lifetime_s: float | None) -> None:
+        if host is None:
+            self.vms.status[i] = REJECTED
+            self._leave_when_placed.discard(i)
+            return
+        if lifetime_s is not None:
+            self.ctx.env.timeout(lifetime_s).callbacks.append(lambda _ev: self.depart(i))
+        self._run_on(i, host)
+
+    def _run_on(self, i: int, host: int) -> None:
+        """A decision put VM ``i`` on ``host``: it runs there, unless it left or the host died meanwhile."""
+        self.vms.host[i], self.vms.status[i] = host, RUNNING
+        if i in self._leave_when_placed:
+            self._leave_when_placed.discard(i)
+            self.depart(i)
+        elif not self.inv.host_up[host]:
+            self._fail_vms([i], host, "host crash")
+
     def depart(self, i: int) -> None:
+        """The VM's owner deletes it: stop it wherever it is (after any decision in flight)."""
         status = int(self.vms.status[i])
+        if status == PENDING or i in self._restarting:
+            self._leave_when_placed.add(i)
+            return
         if status not in (RUNNING, FAILED):
             return
         host = int(self.vms.host[i])
@@ -252,31 +274,42 @@ class ClusterModel:
         if not self.inv.host_up[host]:
             return False
         self.inv.host_up[host] = False
-        emit = self.ctx.recorder.emit
         host_id = self.inv.host_ids[host]
-        emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
-        victims = self.vms.on_host(host)
-        for i in victims.tolist():
+        self.ctx.recorder.emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
+        self._fail_vms(self.vms.on_host(host).tolist(), host, reason)
+        return True
+
+    def _fail_vms(self, victims: list[int], host: int, reason: str) -> None:
+        emit, host_id = self.ctx.recorder.emit, self.inv.host_ids[host]
+        for i in victims:
             self.control.release(self.vms.request(i))
             self.vms.status[i] = FAILED
             emit(VMFailed, source=host_id, vm_id=self.vms.ids[i], host_id=host_id, reason=reason)
         delay_s = self.ctx.scenario.faults.restart_delay_s
-        self.ctx.env.timeout(delay_s).callbacks.append(lambda _ev: self._restart_all(victims.tolist(), host))
-        return True
+        self.ctx.env.timeout(delay_s).callbacks.append(lambda _ev: self._restart_all(victims, host))
 
     def _restart_all(self, victims: list[int], failed_host: int) -> None:
         for i in victims:
             if self.vms.status[i] == FAILED:
                 self._restart(i, failed_host)
 
-    def _restart(self, i: int, failed_host: int) -> bool:
-        host = self.control.restart_elsewhere(self.vms.request(i), failed_host)
-        if host is None:
-            self.awaiting_restart[i] = failed_host
-            return False
+    def _restart(self, i: int, failed_host: int) -> None:
+        if i in self._restarting:
+            return
+        self._restarting.add(i)
         self.awaiting_restart.pop(i, None)
-        self.vms.host[i], self.vms.status[i] = host, RUNNING
-        return True
+        decision = self.control.restart_elsewhere(self.vms.request(i), failed_host)
+        decision.callbacks.append(lambda ev: self._restarted(i, failed_host, ev.value))
+
+    def _restarted(self, i: int, failed_host: int, host: int | None) -> None:
+        self._restarting.discard(i)
+        if host is not None:
+            self._run_on(i, host)
+        elif i in self._leave_when_placed:
+            self._leave_when_placed.discard(i)
+            self.depart(i)
+        else:
+            self.awaiting_restart[i] = failed_host
 
     def recover_host(self, host: int) -> None:
         if self.inv.host_up[host]:
@@ -287,12 +320,20 @@ class ClusterModel:
         for i, failed_host in list(self.awaiting_restart.items()):
             self._restart(i, failed_host)
 
-    def migrate(self, i: int, to_host: int) -> bool:
-        """Move running VM ``i`` to ``to_host`` through the control plane (for the rebalancer)."""
-        if self.vms.status[i] != RUNNING or not self.control.migrate(self.vms.request(i), to_host):
-            return False
-        self.vms.host[i] = to_host
-        return True
+    def migrate(self, i: int, to_host: int) -> simpy.Event:
+        """Ask the control plane to move running VM ``i`` to ``to_host`` (for a rebalancer).
+
+        The returned decision's value is the VM's new host, or ``None`` if it was not moved.
+        """
+        if self.vms.status[i] != RUNNING or i in self._leave_when_placed:
+            return self.ctx.env.event().succeed(None)
+        decision = self.control.migrate(self.vms.request(i), to_host)
+        decision.callbacks.append(lambda ev: self._migrated(i, ev.value))
+        return decision
+
+    def _migrated(self, i: int, host: int | None) -> None:
+        if host is not None and self.vms.status[i] == RUNNING:
+            self.vms.host[i] = host
 
     def notify(self, ev: Event) -> None:
         for hook in self.fault_hooks:
@@ -360,11 +401,17 @@ class ClusterModel:
                                disk_io_host_max_pct=float(disk_pct.max(initial=0.0)))
 
 
+ControlPlaneFactory = Callable[[SimContext, Inventory], ControlPlane]
+CONTROL_PLANE: ControlPlaneFactory = DirectControlPlane
+"""What decides placements in composed runs: the composition point for a Raft-backed control
+plane, as ``sim.run.COMPONENTS`` is for components (set it before building a run)."""
+
+
 def start(ctx: SimContext) -> ClusterModel:
     """The component for ``sim.run.COMPONENTS``: the cluster model with its faults."""
     from sim import faults
 
-    model = ClusterModel(ctx)
+    model = ClusterModel(ctx, control_factory=CONTROL_PLANE)
     model.start()
     faults.start(ctx, model)
     return model
