@@ -33,7 +33,8 @@ class ClusterConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadConfig:
-    vms: int = spec(150, min=0, max=200_000, doc="VMs requested over the run")
+    vms: int = spec(150, min=0, max=200_000,
+                    doc="VMs requested over the run (with a trace: the most taken from it, 0 = all)")
     vm_cpu_cores: tuple[int, ...] = spec([1, 2, 4, 8], min=1, max=256, doc="vCPU sizes, drawn uniformly")
     vm_memory_gib: tuple[float, ...] = spec([2.0, 4.0, 8.0, 16.0], min=0.125, max=4096,
                                             doc="memory sizes, paired with vm_cpu_cores by index")
