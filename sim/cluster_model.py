@@ -15,9 +15,9 @@ Three kinds of SimPy activity drive the model, none of them one process per VM:
 - one *demand* process wakes every ``demand_update_s`` and computes every running VM's CPU use in
   a few numpy operations (diurnal sinusoid x gamma noise x bursts), aggregates it per host with
   ``bincount`` and records one ``HostUtilisationSampled`` per host, one
-  ``ClusterUtilisationSampled`` and one ``ClusterIOSampled`` (network and disk, which follow CPU
-  activity scaled by each VM's I/O intensity): per-VM demand is not logged (50,000 VMs x 288 ticks would be
-  14 million events); per-host samples are. With ``workload.trace_readings_path`` the
+  ``ClusterUtilisationSampled`` and one ``ClusterIOSampled`` (network and disk, which follow
+  CPU activity scaled by each VM's I/O intensity): per-VM demand is not logged (50,000 VMs x 288
+  ticks would be 14 million events); per-host samples are. With ``workload.trace_readings_path`` the
   process first streams the trace's CPU readings up to the current time into the VM table
   (a merge join on time: readings are never loaded whole), and a VM's measured CPU replaces its
   synthetic demand;
@@ -25,7 +25,10 @@ Three kinds of SimPy activity drive the model, none of them one process per VM:
   VMs that ran there and, after the restart delay, asks the control plane to restart them
   elsewhere. VMs no host can take wait and are retried whenever a host recovers.
 
-Every allocation change goes through the ``ControlPlane`` seam (``control_plane.py``).
+Every allocation change goes through the ``ControlPlane`` seam (``control_plane.py``). Its
+decisions are SimPy events, acted on in callbacks, so a control plane may take time to decide (a
+replicated log's commit); a VM whose owner deletes it while a decision is in flight leaves as
+soon as the decision lands, and a VM placed on a host that crashed meanwhile fails at once.
 Memory is reserved (not overcommitted); CPU may be overcommitted by ``cpu_overcommit``.
 """
 
