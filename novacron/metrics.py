@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
-from novacron.cluster.uptime import host_peak_metrics, io_metrics, uptime_metrics
+from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
 from novacron.events import Event
 
 E = TypeVar("E", bound=Event)
@@ -67,7 +67,7 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
 
 
 EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
-EXTRACTORS += [uptime_metrics, host_peak_metrics, io_metrics]
+EXTRACTORS += [uptime_metrics, host_peak_metrics, io_metrics, placement_latency_metrics]
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

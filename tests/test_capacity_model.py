@@ -149,6 +149,8 @@ def test_conservation_holds_when_decisions_take_time(hosts: int, vms: int, lag_s
     for k in range(1, steps + 1):
         sim.run(until_s=sim.scenario.duration_s * k / steps + 0.123)  # off the decision instants
         check_conservation(sim, pending_ok=True)
+    latency = sim.metrics().get("cluster.placement_latency_max_ms")
+    assert latency is None or latency == pytest.approx(lag_s * 1000)
 
 
 def test_crashed_hosts_vms_are_restarted_elsewhere_after_the_restart_delay() -> None:
@@ -170,6 +172,7 @@ def test_crashed_hosts_vms_are_restarted_elsewhere_after_the_restart_delay() -> 
             # Elsewhere, unless it waited for room until its own host came back.
             assert later[0].host_id != ev.host_id or back
     assert restarted > 0
+    assert compute_metrics(ctx.log)["cluster.placement_latency_max_ms"] == 0.0  # the direct plane is instant
 
 
 def test_hosts_sit_in_racks_zones_and_datacenters() -> None:

@@ -37,6 +37,7 @@ from novacron.cluster.events import (
     VMFailed,
     VMMoved,
     VMPlaced,
+    VMRequested,
     VMStopped,
 )
 from novacron.events import Event
@@ -97,6 +98,22 @@ def uptime_metrics(events: EventsByType) -> Metrics:
         metrics["cluster.vm_uptime_p1_pct"] = float(np.percentile(per_vm, 1))
         metrics["cluster.vm_uptime_min_pct"] = float(per_vm.min())
     return metrics
+
+
+def placement_latency_metrics(events: EventsByType) -> Metrics:
+    """Time from a VM's request to its first placement (a Raft-backed control plane's commit
+    latency and any leader failover show here; the direct plane decides at once)."""
+    requested = {e.vm_id: e.t_s for e in events.of(VMRequested)}
+    waits_ms: dict[str, float] = {}
+    for placed in events.of(VMPlaced):
+        asked = requested.get(placed.vm_id)
+        if asked is not None and placed.vm_id not in waits_ms:
+            waits_ms[placed.vm_id] = (placed.t_s - asked) * 1000.0
+    if not waits_ms:
+        return {}
+    waits = np.fromiter(waits_ms.values(), dtype=np.float64, count=len(waits_ms))
+    return {"cluster.placement_latency_p99_ms": float(np.percentile(waits, 99)),
+            "cluster.placement_latency_max_ms": float(waits.max())}
 
 
 def io_metrics(events: EventsByType) -> Metrics:
