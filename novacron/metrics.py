@@ -15,7 +15,7 @@ import numpy as np
 
 from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
-from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
+from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.migration.metrics import migration_metrics
 from novacron.scheduler.metrics import scheduler_metrics
@@ -77,6 +77,8 @@ EXTRACTORS: list[Extractor] = [
     uptime_metrics,
     host_peak_metrics,
     migration_metrics,
+    io_metrics,
+    placement_latency_metrics,
 ]
 
 

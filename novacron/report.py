@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.capacity_plots import plot_availability, plot_host_spread
 from novacron.scheduler.plots import plot_placement_quality
 
 PlotFn = Callable[[Run], Figure | None]
@@ -40,7 +41,12 @@ def plot_utilisation(run: Run) -> Figure | None:
     return fig
 
 
-PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation, "placement_quality": plot_placement_quality}
+PLOTS: dict[str, PlotFn] = {
+    "utilisation": plot_utilisation,
+    "placement_quality": plot_placement_quality,
+    "availability": plot_availability,
+    "host_spread": plot_host_spread,
+}
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:
