@@ -47,6 +47,9 @@ class MemoryTier:
         self._entries: dict[str, _Entry] = {}
         self._used = 0
         self._policy: EvictionPolicy = make_policy(policy, capacity, half_life_s=tlru_half_life_s)
+        # Bound methods, looked up once: get and set are the hot path of every cache request.
+        self._accessed = self._policy.accessed
+        self._inserted = self._policy.inserted
         self._expiry_heap: list[tuple[float, str]] = []
         self.evictions = 0
         self.expirations = 0
@@ -73,7 +76,7 @@ class MemoryTier:
             self._drop(key, entry)
             self.expirations += 1
             return None
-        self._policy.accessed(key, now_s)
+        self._accessed(key, now_s)
         return entry[0]
 
     def contains(self, key: str) -> bool:
@@ -91,38 +94,40 @@ class MemoryTier:
         if old is not None:
             if (old[1] if self.bounded_by_bytes else 1) == weight:
                 self._entries[key] = (value, size, expires_at_s)
-                self._policy.accessed(key, now_s)
+                self._accessed(key, now_s)
                 if expires_at_s is not None:
                     heapq.heappush(self._expiry_heap, (expires_at_s, key))
                 return []
             self._drop(key, old)
         if weight > self.capacity:
             return []
-        evicted = self._make_room(weight) if self._used + weight > self.capacity else []
+        evicted = self._make_room(weight, now_s) if self._used + weight > self.capacity else []
         self._entries[key] = (value, size, expires_at_s)
         self._used += weight
-        self._policy.inserted(key, weight, now_s)
+        self._inserted(key, weight, now_s)
         if expires_at_s is not None:
             heapq.heappush(self._expiry_heap, (expires_at_s, key))
         return evicted
 
-    def _make_room(self, weight: int) -> list[CacheEntry]:
+    def _make_room(self, weight: int, now_s: float) -> list[CacheEntry]:
         evicted: list[CacheEntry] = []
-        now_s = None
+        entries, victim = self._entries, self._policy.victim
         while self._used + weight > self.capacity:
-            key = self._policy.victim()
-            if not isinstance(key, str):
-                raise TypeError(f"{self.name}: policy returned a non-str key {key!r}")
-            value, size, expires_at_s = self._entries.pop(key)
+            key = victim()
+            value, size, expires_at_s = entries.pop(key)  # type: ignore[call-overload]
             self._used -= size if self.bounded_by_bytes else 1
-            if expires_at_s is not None:
-                now_s = self._now_s() if now_s is None else now_s
-                if expires_at_s <= now_s:
-                    self.expirations += 1
-                    continue
+            if expires_at_s is not None and expires_at_s <= now_s:
+                self.expirations += 1
+                continue
             self.evictions += 1
-            evicted.append(CacheEntry(key, value, size))
+            evicted.append(CacheEntry(key, value, size))  # type: ignore[arg-type]
+        if len(self._expiry_heap) > 2 * len(entries) + 1024:
+            self._compact_expiry_heap()
         return evicted
+
+    def _compact_expiry_heap(self) -> None:
+        self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
+        heapq.heapify(self._expiry_heap)
 
     def _drop(self, key: str, entry: _Entry) -> None:
         del self._entries[key]
@@ -161,8 +166,7 @@ class MemoryTier:
                 self._drop(key, entry)
                 purged += 1
         if len(heap) > 2 * len(self._entries) + 1024:
-            self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
-            heapq.heapify(self._expiry_heap)
+            self._compact_expiry_heap()
         self.expirations += purged
         return purged
 
@@ -172,7 +176,7 @@ class MemoryTier:
             raise ValueError(f"{self.name}: capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self._policy.resize(capacity)
-        return self._make_room(0)
+        return self._make_room(0, self._now_s())
 
     def keys(self) -> list[str]:
         return list(self._entries)
