@@ -153,7 +153,8 @@ class MemoryTier:
         evicted: list[CacheEntry] = []
         for key, value in items.items():
             evicted.extend(self.set(key, value, ttl_s))
-        return evicted
+        # A key evicted early in the batch and written again later is back: its old value is obsolete.
+        return [e for e in evicted if e.key not in self._entries]
 
     def purge_expired(self) -> int:
         now_s = self._now_s()
