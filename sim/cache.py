@@ -177,7 +177,10 @@ class CacheWorkload:
 
     def process(self) -> Generator[simpy.Event, None, None]:
         cfg, env = self.cfg, self.ctx.env
-        end_s = float("inf") if cfg.active_s is None else cfg.active_s
+        # The last batch must end before the run does, or its statistics would never be emitted.
+        end_s = self.ctx.scenario.duration_s - 1e-6
+        if cfg.active_s is not None:
+            end_s = min(end_s, cfg.active_s)
         while env.now + cfg.tick_s <= end_s:
             yield env.timeout(cfg.tick_s)
             count = int(self.rng.poisson(cfg.requests_per_s * cfg.tick_s))
