@@ -243,3 +243,43 @@ def test_zipf_hit_rate_vs_belady(benchmark: Any, alpha: float) -> None:
     benchmark.extra_info.update({f"hit_rate_pct_{k}": round(v, 2) for k, v in rates.items()})
     print(f"\nalpha {alpha}: " + ", ".join(f"{k} {v:.2f} %" for k, v in rates.items()))
     assert all(rates[name] <= rates["belady"] for name in ("lru", "tlru", "s3fifo"))
+
+
+# -- the simulator at scale ----------------------------------------------------------------------
+
+MILLION = """
+name = "cache-million"
+duration_s = 1001.0
+[workload]
+vms = 0
+[cache]
+keys = 1000000
+l1_capacity_items = 10000
+l2_capacity_items = 200000
+l3_capacity_gib = 128.0
+zipf_alpha = 0.9
+requests_per_s = 1000.0
+active_s = 1000.0
+tick_s = 10.0
+"""
+
+
+@pytest.mark.benchmark(group="simulated cache, 1M requests over 1M keys (warm start included)")
+def test_simulate_a_million_requests(benchmark: Any) -> None:
+    from novacron.metrics import compute_metrics
+    from novacron.scenario import loads_scenario
+    from sim.run import simulate
+
+    scenario = loads_scenario(MILLION, origin="bench")
+    metrics: dict[str, float] = {}
+
+    def run() -> None:
+        metrics.update(compute_metrics(list(simulate(scenario, 1).log)))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    requests = metrics["cache.overall.requests"]
+    benchmark.extra_info.update({"requests": requests, "requests_per_wall_s": requests / benchmark.stats.stats.mean,
+                                 **{k: round(v, 2) for k, v in metrics.items() if k.endswith("hit_rate_pct")}})
+    print(f"\nsimulated {requests:,.0f} requests: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in metrics.items() if k.endswith("hit_rate_pct")))
+    assert requests > 950_000

@@ -50,7 +50,9 @@ class MemoryTier:
         # Bound methods, looked up once: get and set are the hot path of every cache request.
         self._accessed = self._policy.accessed
         self._inserted = self._policy.inserted
+        self._victim = self._policy.victim
         self._expiry_heap: list[tuple[float, str]] = []
+        self._heap_limit = 1024
         self.evictions = 0
         self.expirations = 0
 
@@ -85,29 +87,67 @@ class MemoryTier:
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None,
             size_bytes: int | None = None) -> list[CacheEntry]:
-        size = len(value) if size_bytes is None else size_bytes
-        weight = size if self.bounded_by_bytes else 1
+        if self.bounded_by_bytes:
+            return self._set_weighted(key, value, ttl_s, len(value) if size_bytes is None else size_bytes)
+        # Item-bounded fast path (L1): at most one eviction, handled inline.
+        now_s = self._now_s()
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
+        expires_at_s = None if ttl is None else now_s + ttl
+        entries = self._entries
+        entry = (value, len(value) if size_bytes is None else size_bytes, expires_at_s)
+        if key in entries:
+            entries[key] = entry
+            self._accessed(key, now_s)
+            evicted: list[CacheEntry] = []
+        elif self._used < self.capacity:
+            entries[key] = entry
+            self._used += 1
+            self._inserted(key, 1, now_s)
+            evicted = []
+        else:
+            victim = self._victim()
+            old_value, old_size, old_expires_at_s = entries.pop(victim)  # type: ignore[call-overload]
+            entries[key] = entry
+            self._inserted(key, 1, now_s)
+            if old_expires_at_s is not None and old_expires_at_s <= now_s:
+                self.expirations += 1
+                evicted = []
+            else:
+                self.evictions += 1
+                evicted = [CacheEntry(victim, old_value, old_size)]  # type: ignore[arg-type]
+        if expires_at_s is not None:
+            heap = self._expiry_heap
+            heapq.heappush(heap, (expires_at_s, key))
+            if len(heap) > self._heap_limit:
+                self._compact_expiry_heap()
+        return evicted
+
+    def _set_weighted(self, key: str, value: bytes, ttl_s: float | None, size: int) -> list[CacheEntry]:
         now_s = self._now_s()
         ttl = self.default_ttl_s if ttl_s is None else ttl_s
         expires_at_s = None if ttl is None else now_s + ttl
         old = self._entries.get(key)
         if old is not None:
-            if (old[1] if self.bounded_by_bytes else 1) == weight:
+            if old[1] == size:
                 self._entries[key] = (value, size, expires_at_s)
                 self._accessed(key, now_s)
-                if expires_at_s is not None:
-                    heapq.heappush(self._expiry_heap, (expires_at_s, key))
+                self._track_expiry(key, expires_at_s)
                 return []
             self._drop(key, old)
-        if weight > self.capacity:
+        if size > self.capacity:
             return []
-        evicted = self._make_room(weight, now_s) if self._used + weight > self.capacity else []
+        evicted = self._make_room(size, now_s) if self._used + size > self.capacity else []
         self._entries[key] = (value, size, expires_at_s)
-        self._used += weight
-        self._inserted(key, weight, now_s)
+        self._used += size
+        self._inserted(key, size, now_s)
+        self._track_expiry(key, expires_at_s)
+        return evicted
+
+    def _track_expiry(self, key: str, expires_at_s: float | None) -> None:
         if expires_at_s is not None:
             heapq.heappush(self._expiry_heap, (expires_at_s, key))
-        return evicted
+            if len(self._expiry_heap) > self._heap_limit:
+                self._compact_expiry_heap()
 
     def _make_room(self, weight: int, now_s: float) -> list[CacheEntry]:
         evicted: list[CacheEntry] = []
@@ -121,13 +161,13 @@ class MemoryTier:
                 continue
             self.evictions += 1
             evicted.append(CacheEntry(key, value, size))  # type: ignore[arg-type]
-        if len(self._expiry_heap) > 2 * len(entries) + 1024:
-            self._compact_expiry_heap()
         return evicted
 
     def _compact_expiry_heap(self) -> None:
+        """Drop heap records of entries overwritten or gone (amortised O(1) per set)."""
         self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
         heapq.heapify(self._expiry_heap)
+        self._heap_limit = 2 * len(self._expiry_heap) + 1024
 
     def _drop(self, key: str, entry: _Entry) -> None:
         del self._entries[key]
@@ -166,7 +206,7 @@ class MemoryTier:
             if entry is not None and entry[2] == expires_at_s:
                 self._drop(key, entry)
                 purged += 1
-        if len(heap) > 2 * len(self._entries) + 1024:
+        if len(heap) > self._heap_limit:
             self._compact_expiry_heap()
         self.expirations += purged
         return purged
