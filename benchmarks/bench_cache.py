@@ -192,6 +192,35 @@ def test_hierarchy_redis_writes(benchmark: Any, redis_server: Any, mode: str) ->
 
 
 @pytest.mark.redis
+@pytest.mark.benchmark(group="hierarchy over Redis (L1 misses, served by L2)")
+@pytest.mark.parametrize("mode", ["redis-py MGET x100, no hierarchy", "redis-py pipelined SET x100, no hierarchy"])
+def test_redis_py_baseline(benchmark: Any, redis_server: Any, mode: str) -> None:
+    """The same client library without the hierarchy: what the hierarchy's own overhead adds to."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    prefix = f"raw-{uuid.uuid4().hex}:"
+    keys = [prefix + k for k in REDIS_KEYS[:2000]]
+    client.mset({k: VALUE for k in keys})
+
+    def mget() -> None:
+        for start in range(0, len(keys), BATCH):
+            client.mget(keys[start:start + BATCH])
+
+    def pipelined_set() -> None:
+        for start in range(0, len(keys), BATCH):
+            with client.pipeline(transaction=False) as pipe:
+                for key in keys[start:start + BATCH]:
+                    pipe.set(key, VALUE, px=3_600_000)
+                pipe.execute()
+
+    benchmark.pedantic(mget if mode.startswith("redis-py MGET") else pipelined_set, rounds=5, iterations=1)
+    benchmark.extra_info["ops_per_s"] = len(keys) / benchmark.stats.stats.mean
+    client.delete(*keys)
+    client.close()
+
+
+@pytest.mark.redis
 def test_redis_benchmark_baseline(redis_server: Any, record_property: Any) -> None:
     """redis-benchmark on the same server: the ceiling the pipelined hierarchy is compared with."""
     tool = shutil.which("redis-benchmark")

@@ -214,11 +214,14 @@ class CacheHierarchy:
         else:
             evicted = self._call(index, partial(tier.set_many, items, ttl_s), nothing)
         if evicted:
-            self._demote(index, evicted)
+            self._demote(index, evicted, items)
 
-    def _demote(self, index: int, evicted: list[CacheEntry]) -> None:
+    def _demote(self, index: int, evicted: list[CacheEntry], batch: Mapping[str, bytes] | None = None) -> None:
         """Write a tier's evictees one tier down (dirty write-back entries through every lower
-        tier), one batch per tier so a Redis L2 takes them in one pipelined round trip."""
+        tier), one batch per tier so a Redis L2 takes them in one pipelined round trip.
+
+        Clean evictees that belong to the batch being written are skipped: the tier below already
+        has them (promotions come from below) or is about to (write-through goes on down)."""
         dirty = [e for e in evicted if e.key in self.dirty]
         self.dirty.difference_update(e.key for e in dirty)
         below = index + 1
@@ -229,7 +232,7 @@ class CacheHierarchy:
                 self._write_entries(lower, dirty)
         if self.options.demote_evictions:
             dirty_keys = {e.key for e in dirty}
-            clean = [e for e in evicted if e.key not in dirty_keys]
+            clean = [e for e in evicted if e.key not in dirty_keys and (batch is None or e.key not in batch)]
             self.stats.demotions[index] += len(evicted)
             if clean:
                 self._write_entries(below, clean)
