@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from novacron.config import ConfigError
+
+if TYPE_CHECKING:
+    from novacron.cache.evaluate import EvalResult
+    from novacron.cache.traces import Request
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -174,6 +179,100 @@ def _read_bench_json(path: Path) -> dict[str, object]:
     return data
 
 
+def cmd_cache_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from novacron.cache.evaluate import format_result
+    from novacron.cache.traces import TraceError, read_csv, read_oracle
+
+    fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
+    try:
+        if fmt == "csv":
+            with args.trace.open(newline="") as text:
+                result = _evaluate(args, read_csv(text, origin=str(args.trace)))
+        else:
+            with args.trace.open("rb") as binary:
+                result = _evaluate(args, read_oracle(binary, origin=str(args.trace)))
+    except OSError as exc:
+        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror})") from None
+    except TraceError as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace, requests: Iterable[Request]) -> EvalResult:
+    from novacron.cache.evaluate import evaluate_trace
+
+    for name in ("l1_items", "l2_items", "l3_bytes"):
+        if getattr(args, name) < 1:
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return evaluate_trace(requests, l1_items=args.l1_items, l2_items=args.l2_items, l3_bytes=args.l3_bytes,
+                          policy=args.policy, ttl_s=args.ttl_s, write_mode=args.write_mode)
+
+
+def cmd_cache_trace(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from novacron.cache import traces
+
+    rng = np.random.default_rng(args.seed)
+    common = {"n_requests": args.requests, "rate_per_s": args.rate}
+    if args.kind == "zipf":
+        reqs = traces.zipf_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size, **common)
+    elif args.kind == "scan":
+        reqs = traces.scan_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size,
+                                 scan_length=max(1, args.objects // 10), scan_every=max(1, args.requests // 10),
+                                 **common)
+    elif args.kind == "shift":
+        reqs = traces.shifting_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size, phases=4,
+                                     **common)
+    else:
+        reqs = traces.vm_image_trace(rng, images=max(1, args.objects // 4096), blocks_per_image=4096,
+                                     vms=max(1, args.requests // 2000), alpha=args.alpha, block_bytes=args.size,
+                                     **common)
+    fmt = args.format or ("csv" if args.out.suffix == ".csv" else "oracle")
+    if fmt == "csv":
+        with args.out.open("w", newline="") as text:
+            traces.write_csv(text, reqs)
+    else:
+        with args.out.open("wb") as binary:
+            traces.write_oracle(binary, reqs)
+    print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
+    return EXIT_OK
+
+
+def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ev = sub.add_parser("cache-eval", help="replay a request trace through the 3-tier cache, compare with Belady",
+                        description="Replay a trace (CSV time,key,size[,op] or libCacheSim oracleGeneral) "
+                                    "through L1/L2/L3 and print per-tier and overall hit rates with the gap "
+                                    "to Belady's MIN at the same capacity.")
+    ev.add_argument("trace", type=Path, help="the trace file")
+    ev.add_argument("--format", choices=["csv", "oracle"], default=None,
+                    help="trace format (default: csv for *.csv, else oracle)")
+    ev.add_argument("--l1-items", type=int, default=10_000, help="L1 capacity in items (default 10000)")
+    ev.add_argument("--l2-items", type=int, default=100_000, help="L2 capacity in items (default 100000)")
+    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30, help="L3 capacity in bytes (default 10 GiB)")
+    ev.add_argument("--policy", choices=["lru", "tlru", "s3fifo"], default="lru", help="eviction policy")
+    ev.add_argument("--ttl-s", type=float, default=None, help="time to live in every tier (default: none)")
+    ev.add_argument("--write-mode", choices=["through", "back"], default="through")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(handler=cmd_cache_eval)
+    tr = sub.add_parser("cache-trace", help="write a synthetic request trace (for cache-eval)",
+                        description="Generate a synthetic trace: Zipf, Zipf with scans, a shifting working "
+                                    "set, or VM-image block reads.")
+    tr.add_argument("out", type=Path, help="file to write (*.csv for CSV, anything else oracleGeneral)")
+    tr.add_argument("--kind", choices=["zipf", "scan", "shift", "vm-image"], default="zipf")
+    tr.add_argument("--format", choices=["csv", "oracle"], default=None)
+    tr.add_argument("--objects", type=int, default=100_000, help="distinct objects (vm-image: total blocks)")
+    tr.add_argument("--requests", type=int, default=1_000_000)
+    tr.add_argument("--alpha", type=float, default=1.0, help="Zipf skew")
+    tr.add_argument("--size", type=int, default=4096, help="object size in bytes")
+    tr.add_argument("--rate", type=float, default=1000.0, help="requests per second (timestamps)")
+    tr.add_argument("--seed", type=int, default=1)
+    tr.set_defaults(handler=cmd_cache_trace)
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -183,6 +282,7 @@ EPILOG = """examples:
   novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
   novacron sweep scale-10 --param cluster.hosts=8,10,12 --seeds 5
                                        a parameter grid x seeds in parallel, one Parquet table
+  novacron cache-trace t.bin --alpha 1.0 && novacron cache-eval t.bin --policy s3fifo
 """
 
 
@@ -225,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
     _add_sweep_parser(sub)
+    _add_cache_commands(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.cache.plots import plot_cache_hit_rates
 from novacron.capacity_plots import plot_availability, plot_host_spread
 from novacron.scheduler.plots import plot_placement_quality
 
@@ -46,6 +47,7 @@ PLOTS: dict[str, PlotFn] = {
     "placement_quality": plot_placement_quality,
     "availability": plot_availability,
     "host_spread": plot_host_spread,
+    "cache_hit_rates": plot_cache_hit_rates,
 }
 
 
