@@ -273,6 +273,44 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     tr.set_defaults(handler=cmd_cache_trace)
 
 
+def cmd_migrate_plan(args: argparse.Namespace) -> int:
+    from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
+    from novacron.migration.protocol import GIB, MIB, PowerState
+
+    if args.wws_mib * MIB > args.memory_gib * GIB:
+        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+    nonzero = None if args.nonzero_gib is None else int(args.nonzero_gib * GIB)
+    vm = VMMigrationProfile(vm_id="vm", memory_bytes=int(args.memory_gib * GIB), wws_bytes=int(args.wws_mib * MIB),
+                            dirty_rate_pages_s=args.dirty_rate, nonzero_bytes=nonzero,
+                            power_state=PowerState.SHUTOFF if args.stopped else PowerState.RUNNING)
+    link = LinkEstimate(bandwidth_bytes_s=args.bandwidth_mib_s * MIB,
+                        stop_copy_bytes_s=(args.stop_copy_mib_s or args.bandwidth_mib_s) * MIB)
+    plan = plan_migration(vm, link, args.downtime_ms, permit_postcopy=not args.no_postcopy)
+    print(f"type        {plan.migration_type.value}  ({plan.reason})")
+    print(f"total time  {plan.predicted_total_time_ms / 1000:.3g} s")
+    print(f"downtime    {plan.predicted_downtime_ms:.4g} ms  (limit {args.downtime_ms:g} ms)")
+    print(f"dirty syncs {plan.predicted_rounds}")
+    print(f"data sent   {plan.predicted_bytes / MIB:,.0f} MiB")
+    if args.simulate and plan.migration_type.value in ("live", "postcopy"):
+        _print_simulated(vm, args, postcopy=plan.migration_type.value == "postcopy")
+    return EXIT_OK
+
+
+def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  # type: ignore[no-untyped-def]
+    from novacron.migration.protocol import MIB
+    from sim.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
+
+    nonzero = vm.payload_bytes
+    guest = GuestProfile(memory_bytes=vm.memory_bytes, resident_bytes=max(nonzero - vm.wws_bytes, 0),
+                         wws_bytes=vm.wws_bytes, dirty_rate_pages_s=vm.dirty_rate_pages_s)
+    cal = StreamCalibration(stream_cap_bytes_s=args.bandwidth_mib_s * MIB,
+                            stop_copy_bytes_s=(args.stop_copy_mib_s or args.bandwidth_mib_s) * MIB)
+    m = run_alone(QemuMigration(guest=guest, downtime_limit_ms=args.downtime_ms, max_bandwidth_bytes_s=None,
+                                calibration=cal), until_s=600.0, postcopy_after_s=3.0 if postcopy else None)
+    print(f"\nsimulated (QEMU model): {m.status.value} after {m.elapsed_s:.3g} s, downtime "
+          f"{m.downtime_ms or 0:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -283,6 +321,8 @@ EPILOG = """examples:
   novacron sweep scale-10 --param cluster.hosts=8,10,12 --seeds 5
                                        a parameter grid x seeds in parallel, one Parquet table
   novacron cache-trace t.bin --alpha 1.0 && novacron cache-eval t.bin --policy s3fifo
+  novacron migrate-plan --memory-gib 8 --wws-mib 512 --dirty-rate 20000 --simulate
+                                       predict a VM's migration (type, time, downtime, rounds)
 """
 
 
@@ -326,6 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
     scen.set_defaults(handler=cmd_scenario)
     _add_sweep_parser(sub)
     _add_cache_commands(sub)
+    mp = sub.add_parser("migrate-plan", help="predict a VM's migration from its memory and dirty rate",
+                        description="Choose the migration type (cold, warm, live pre-copy, post-copy) and predict "
+                                    "total time, downtime, dirty-sync rounds and data sent, with the pre-copy "
+                                    "model of Clark et al. (NSDI 2005) capped by the writable working set.")
+    mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
+    mp.add_argument("--wws-mib", type=float, default=0.0, help="writable working set (MiB)")
+    mp.add_argument("--dirty-rate", type=float, default=0.0, help="pages (4 KiB) written per second")
+    mp.add_argument("--nonzero-gib", type=float, default=None, help="non-zero memory (default: all of it)")
+    mp.add_argument("--bandwidth-mib-s", type=float, default=128.0, help="migration bandwidth (QEMU default 128)")
+    mp.add_argument("--stop-copy-mib-s", type=float, default=None, help="copy rate while paused (default: bandwidth)")
+    mp.add_argument("--downtime-ms", type=float, default=300.0, help="downtime limit (QEMU default 300)")
+    mp.add_argument("--stopped", action="store_true", help="the VM is shut off (cold migration)")
+    mp.add_argument("--no-postcopy", action="store_true", help="post-copy is not permitted")
+    mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
+    mp.set_defaults(handler=cmd_migrate_plan)
     return parser
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from novacron.analysis import Run, load_run
 from novacron.cache.plots import plot_cache_hit_rates
 from novacron.capacity_plots import plot_availability, plot_host_spread
+from novacron.migration.plots import plot_downtime_cdf
 from novacron.scheduler.plots import plot_placement_quality
 
 PlotFn = Callable[[Run], Figure | None]
@@ -48,6 +49,7 @@ PLOTS: dict[str, PlotFn] = {
     "availability": plot_availability,
     "host_spread": plot_host_spread,
     "cache_hit_rates": plot_cache_hit_rates,
+    "migration_downtime_cdf": plot_downtime_cdf,
 }
 
 
