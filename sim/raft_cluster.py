@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
 
-from novacron.raft.messages import NO_NODE, Entry, Message, ReadState
+from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.raft.statemachine import KeyValueStateMachine, StateMachine
 from novacron.raft.storage import MemoryStorage
@@ -101,7 +101,7 @@ class ClusterSettings:
 class RaftCluster:
     def __init__(self, settings: ClusterSettings, network: NetworkModel, rng: Random,
                  state_machine: Callable[[], StateMachine] = KeyValueStateMachine,
-                 hooks: list[Hook] | None = None) -> None:
+                 hooks: list[Hook] | None = None, node_class: Callable[..., RaftNode] = RaftNode) -> None:
         self.settings = settings
         self.network = network
         self.rng = rng
@@ -110,6 +110,7 @@ class RaftCluster:
         self._queue: list[tuple[float, int, int, object, int]] = []
         self._seq = 0
         self._state_machine = state_machine
+        self._node_class = node_class
         self.steps = 0
         voters = tuple(range(1, settings.managers + 1))
         self.managers: dict[int, Manager] = {}
@@ -129,7 +130,7 @@ class RaftCluster:
         manager.incarnation += 1
         stored = manager.storage.stored()
         manager.state_machine.restore(stored.snapshot.data)
-        manager.node = RaftNode(self.settings.raft_config(manager.node_id), Random(self.rng.getrandbits(64)), stored)
+        manager.node = self._node_class(self.settings.raft_config(manager.node_id), Random(self.rng.getrandbits(64)), stored)
         manager.pending_reads = []
         first_tick = self.now_s + manager.tick_phase_s + self.settings.tick_s
         self._push(first_tick, TICK, manager.node_id, manager.incarnation)
@@ -188,6 +189,9 @@ class RaftCluster:
         accepted = manager.node.read_index(context)
         self._after_input(manager)
         return accepted
+
+    def propose_conf_change(self, node_id: int, change: ConfChange) -> tuple[int, int] | None:
+        return self.propose(node_id, change.encode(), EntryKind.CONF_CHANGE)
 
     def transfer_leadership(self, node_id: int, target: int) -> bool:
         manager = self.managers[node_id]

@@ -77,20 +77,25 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class ConfChange:
-    """Add or remove one voter (dissertation section 4.1: one server at a time is always safe)."""
+    """Add or remove one voter (dissertation section 4.1: one server at a time is always safe).
+
+    The entry carries the whole resulting configuration (``voters``), not just the delta, so a
+    server that joins with an empty log learns the full membership from the entry alone.
+    """
 
     action: str
     node_id: int
+    voters: tuple[int, ...] = ()
 
     def encode(self) -> bytes:
-        return f"{self.action}:{self.node_id}".encode()
+        return f"{self.action}:{self.node_id}:{','.join(map(str, self.voters))}".encode()
 
     @classmethod
     def decode(cls, data: bytes) -> ConfChange:
-        action, _, node = data.decode().partition(":")
+        action, node, voters = data.decode().split(":")
         if action not in ("add", "remove"):
             raise ValueError(f"unknown configuration change {data!r}")
-        return cls(action, int(node))
+        return cls(action, int(node), tuple(int(v) for v in voters.split(",") if v))
 
     def apply_to(self, voters: tuple[int, ...]) -> tuple[int, ...]:
         members = set(voters)
@@ -99,6 +104,10 @@ class ConfChange:
         else:
             members.discard(self.node_id)
         return tuple(sorted(members))
+
+    def resolved(self, voters: tuple[int, ...]) -> ConfChange:
+        """This change applied to the configuration ``voters``, ready to be proposed."""
+        return ConfChange(self.action, self.node_id, self.apply_to(voters))
 
 
 @dataclass(frozen=True, slots=True)

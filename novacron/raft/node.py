@@ -163,8 +163,11 @@ class RaftNode:
         """Append a command if this node leads; returns (index, term), or None if it cannot."""
         if self.role != LEADER or self.transfer_target != NO_NODE:
             return None
-        if kind == EntryKind.CONF_CHANGE and not self._conf_change_allowed(ConfChange.decode(data)):
-            return None
+        if kind == EntryKind.CONF_CHANGE:
+            change = ConfChange.decode(data).resolved(self.voters)
+            if not self._conf_change_allowed(change):
+                return None
+            data = change.encode()
         index = self.log.last_index() + 1
         self._append_own(Entry(index, self.term, kind, data))
         if kind == EntryKind.CONF_CHANGE:
@@ -471,8 +474,7 @@ class RaftNode:
     def _conf_change_allowed(self, change: ConfChange) -> bool:
         if self.pending_conf_index > self.log.committed or not self._committed_in_current_term():
             return False
-        after = change.apply_to(self.voters)
-        return 1 <= len(after) <= MAX_VOTERS and after != self.voters
+        return 1 <= len(change.voters) <= MAX_VOTERS and change.voters != self.voters
 
     # -- ReadIndex -------------------------------------------------------------------------------
 
@@ -564,7 +566,7 @@ class RaftNode:
             if entry.index > index:
                 break
             if entry.kind == EntryKind.CONF_CHANGE:
-                voters = ConfChange.decode(entry.data).apply_to(voters)
+                voters = ConfChange.decode(entry.data).voters
         return voters
 
     def _refresh_voters(self) -> None:
