@@ -349,7 +349,9 @@ class RaftNode:
     def _tick_leader(self) -> None:
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
-        if self.election_elapsed >= self.config.election_ticks_min:
+        # CheckQuorum waits the *longest* election timeout: with the shortest one a leader on a WAN
+        # whose RTT approaches it steps down before its first heartbeat round can come back.
+        if self.election_elapsed >= self.config.election_ticks_max:
             self.election_elapsed = 0
             if self.config.check_quorum and not self._quorum_recently_active():
                 self._become_follower(self.term, NO_NODE)
