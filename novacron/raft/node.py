@@ -211,10 +211,11 @@ class RaftNode:
     # -- the Ready cycle ---------------------------------------------------------------------
 
     def has_ready(self) -> bool:
-        return bool(self._msgs or self._read_states or self.log.pending_snapshot is not None
-                    or self.log.unstable_from <= self.log.last_index()
-                    or self.log.committed > self.log.applied
-                    or self._hard_state() != self._prev_hard or self._soft_state() != self._prev_soft)
+        hard, soft, log = self._prev_hard, self._prev_soft, self.log
+        return bool(self._msgs or self._read_states or log.pending_snapshot is not None
+                    or log.unstable_from <= log.last_index() or log.committed > log.applied
+                    or self.term != hard.term or self.vote != hard.vote or log.committed != hard.commit
+                    or self.leader != soft.leader or self.role != soft.role)
 
     def ready(self) -> Ready:
         hard, soft = self._hard_state(), self._soft_state()
