@@ -18,6 +18,7 @@ from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejec
 from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.migration.metrics import migration_metrics
+from novacron.raft.metrics import raft_metrics
 from novacron.scheduler.metrics import scheduler_metrics
 
 E = TypeVar("E", bound=Event)
@@ -79,6 +80,7 @@ EXTRACTORS: list[Extractor] = [
     migration_metrics,
     io_metrics,
     placement_latency_metrics,
+    raft_metrics,
 ]
 
 

@@ -18,6 +18,7 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.config import ConfigError, parse_section, section, spec
 from novacron.migration.config import MigrationConfig
+from novacron.raft.scenario import RaftSection
 from novacron.scheduler.config import SchedulerConfig
 
 
@@ -83,6 +84,7 @@ class Scenario:
     scheduler: SchedulerConfig = section(SchedulerConfig)
     faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
+    raft: RaftSection = section(RaftSection)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:
