@@ -158,3 +158,66 @@ def test_hosts_used_against_lower_bound(benchmark: pytest.FixtureRequest) -> Non
     print(f"\nlower bound {bound} hosts; used: " + ", ".join(f"{k} {v} (+{100 * (v - bound) / bound:.1f} %)"
                                                             for k, v in used.items()))
     assert all(v >= bound for v in used.values())
+
+
+def test_gap_to_cp_sat_optimum_on_small_instances(benchmark: pytest.FixtureRequest) -> None:
+    """Hosts used by the online heuristics against the CP-SAT optimum (``opt`` extra)."""
+    pytest.importorskip("ortools", reason="needs the 'opt' extra (ortools)")
+    from novacron.scheduler.optimal import solve_min_hosts
+
+    benchmark.group = "scheduler-gap-to-optimum"
+    hosts, vms, seeds = 24, 40, range(5)
+    usable = np.array(list(HOST.values()))[:, None] * (1 - np.array([0.2, 0.1, 0.3, 0.2]))[:, None] \
+        * np.ones((1, hosts))
+    pack, fit = build_scheduler(SchedulerConfig(strategy="pack", weight_numa=0.0, weight_network=0.0)), ResourceFit()
+
+    def first_fit_with_headroom(t: HostTable, r: PlacementRequest) -> int | None:
+        rows = np.flatnonzero(fit.feasible(t, r))
+        return int(rows[0]) if rows.size else None
+
+    totals = {"scheduler-pack": 0, "first-fit": 0, "first-fit-decreasing": 0, "cp-sat": 0}
+    proven = 0
+    for seed in seeds:
+        workload, rng = _bin_packing_workload(100 + seed, vms), np.random.default_rng(seed)
+        decreasing = sorted(workload, key=lambda r: -float(np.sum(np.asarray(r.demand) / usable[:, 0])))
+        totals["scheduler-pack"] += _hosts_used(workload, lambda t, r, g=rng: pack.place(t, r, g).row, hosts)
+        totals["first-fit"] += _hosts_used(workload, first_fit_with_headroom, hosts)
+        totals["first-fit-decreasing"] += _hosts_used(decreasing, first_fit_with_headroom, hosts)
+        best = benchmark.pedantic(lambda w=workload: solve_min_hosts(w, usable, deterministic_time_s=20.0),  # type: ignore[attr-defined, misc]
+                                  rounds=1, iterations=1) if seed == 0 else \
+            solve_min_hosts(workload, usable, deterministic_time_s=20.0)
+        assert best is not None
+        totals["cp-sat"] += best.hosts_used
+        proven += best.proven_optimal
+    gaps = {k: 100.0 * (v - totals["cp-sat"]) / totals["cp-sat"] for k, v in totals.items()}
+    benchmark.extra_info.update(instances=len(seeds), vms=vms, proven_optimal=proven, **totals)  # type: ignore[attr-defined]
+    print(f"\n{len(seeds)} instances of {vms} VMs, {proven} proven optimal; hosts used in all: "
+          + ", ".join(f"{k} {totals[k]} (+{gaps[k]:.1f} %)" for k in totals))
+    assert all(v >= totals["cp-sat"] for v in totals.values())
+
+
+@pytest.mark.parametrize("mode", ["balance", "consolidate"])
+def test_rebalance_plan_at_1000_hosts(benchmark: pytest.FixtureRequest, mode: str) -> None:
+    """One rebalancing wave (up to 10 moves) over 1000 hosts and 15,000 VMs."""
+    from novacron.scheduler.admission import ConcurrencyCaps
+    from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, plan_balance, plan_consolidation
+
+    benchmark.group = "scheduler-rebalance-1000-hosts"
+    table, rng = HostTable.uniform(1000, **HOST), np.random.default_rng(7)
+    placer = build_scheduler(SchedulerConfig(strategy="pack" if mode == "balance" else "spread",
+                                             weight_numa=0.0, weight_network=0.0))
+    placed = []
+    for n in range(15_000):
+        req = PlacementRequest(vm_id=f"vm-{n}", demand=FLAVOURS[int(rng.integers(4))],
+                               anti_affinity_group=f"app-{n // 3}")
+        decision = placer.place(table, req, rng)
+        if decision.row is not None:
+            placed.append(PlacedVM(req, decision.row, table.allocate(decision.row, req)))
+    planner = plan_balance if mode == "balance" else plan_consolidation
+    plan = benchmark.pedantic(lambda: planner(table, placed, placer, ConcurrencyCaps(), config=RebalanceConfig(),  # type: ignore[attr-defined]
+                                              last_moved_s={}, now_s=0.0), rounds=3, iterations=1)
+    benchmark.extra_info.update(vms=len(placed), moves=len(plan.moves), imbalance_before_pct=plan.imbalance_before_pct,  # type: ignore[attr-defined]
+                                imbalance_after_pct=plan.imbalance_after_pct)
+    print(f"\n{mode}: {len(plan.moves)} moves, imbalance {plan.imbalance_before_pct:.1f} -> "
+          f"{plan.imbalance_after_pct:.1f} pp, {len(plan.hosts_to_power_off)} hosts to power off")
+    assert plan.moves

@@ -51,7 +51,7 @@ def test_a_host_going_down_is_never_served() -> None:
     assert not second.cached and second.row != first.row
 
 
-operations = st.lists(st.tuples(st.sampled_from(["place", "grow", "shrink", "down", "up", "anti", "tick"]),
+operations = st.lists(st.tuples(st.sampled_from(["place", "grow", "shrink", "down", "up", "anti", "aff", "tick"]),
                                 st.integers(0, 7), st.integers(0, 1)), min_size=1, max_size=80)
 
 
@@ -63,8 +63,9 @@ def test_cache_never_serves_an_infeasible_placement(seed: int, ops: list[tuple[s
     sched, now_s = caching(tolerance=tolerance), 0.0
     for n, (op, host, shape) in enumerate(ops):
         request = PlacementRequest(vm_id=f"vm-{n}", demand=SHAPES[shape],
-                                   anti_affinity_group="g" if op == "anti" else None)
-        if op in ("place", "anti"):
+                                   anti_affinity_group="g" if op == "anti" else None,
+                                   affinity_group="a" if op == "aff" else None)
+        if op in ("place", "anti", "aff"):
             decision = sched.place(hosts, request, rng, now_s)
             if decision.row is not None:
                 mask, _ = sched.scheduler.feasible(hosts, request)

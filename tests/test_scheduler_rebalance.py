@@ -8,7 +8,8 @@ import numpy as np
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from novacron.scheduler.admission import ConcurrencyCaps, Move
+from novacron.migration.admission import AdmissionController, AdmissionPolicy, HostLoad, MigrationCost
+from novacron.scheduler.admission import ConcurrencyCaps, ControllerAdmission, Move
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
 from novacron.scheduler.rebalance import (
     PlacedVM,
@@ -133,3 +134,34 @@ def test_consolidation_respects_caps_and_empties_whole_hosts(seed: int, hosts: i
     assert len(plan.hosts_to_power_off) < hosts
     if 1 < len(placed) <= 4 and hosts > 1:
         assert plan.hosts_to_power_off, "a lightly loaded cluster frees at least one host"
+
+
+def test_controller_admission_counts_planned_moves_against_caps_and_headroom() -> None:
+    controller = AdmissionController(AdmissionPolicy(max_per_host=2, max_global=3, rate_per_s=1.0, burst=10))
+    controller.update_host("d", HostLoad(memory_pct=50.0))
+    cost = MigrationCost(source=HostLoad(network_pct=20.0), destination=HostLoad(memory_pct=15.0, network_pct=20.0))
+    admission = ControllerAdmission(controller, lambda move: cost)
+    first, second = Move("a", "s1", "d"), Move("b", "s2", "d")
+    assert admission.may_start(first, (), 0.0)
+    # 50 % memory + two VMs of 15 % = 80 %, under the 90 % ceiling; a third would reach 95 %.
+    assert admission.may_start(second, (first,), 0.0)
+    assert not admission.may_start(Move("c", "s3", "d"), (first, second), 0.0), "2 per host and memory headroom"
+    assert not admission.may_start(Move("a", "s9", "x"), (first,), 0.0), "the same VM twice"
+    assert not admission.may_start(Move("e", "s4", "x"), (first, second, Move("c", "s5", "y")), 0.0), "3 in all"
+    assert controller.try_admit(admission.request(first), 0.0).admitted
+    assert not admission.may_start(Move("a", "s1", "y"), (), 0.0), "already migrating"
+
+
+def test_balance_plans_through_the_migration_admission_controller() -> None:
+    table, placed = skewed_cluster(3, 6, 30)
+    controller = AdmissionController(AdmissionPolicy())
+    cost = MigrationCost(source=HostLoad(cpu_pct=1.0, network_pct=30.0),
+                         destination=HostLoad(cpu_pct=1.0, memory_pct=5.0, network_pct=30.0))
+    config = RebalanceConfig(max_moves_per_host=2, max_moves_total=10)
+    admission = ControllerAdmission(controller, lambda m: cost)
+    plan = plan_balance(table, placed, build_scheduler(SchedulerConfig()), admission, config=config,
+                        last_moved_s={}, now_s=0.0)
+    assert plan.moves and plan.imbalance_after_pct < plan.imbalance_before_pct
+    check_caps_and_constraints(table, plan, config)
+    network = Counter(h for m in plan.moves for h in (m.source_host_id, m.destination_host_id))
+    assert max(network.values()) * 30.0 <= 70.0, "network headroom with the planned streams"

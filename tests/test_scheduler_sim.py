@@ -11,7 +11,9 @@ from novacron.cluster.state import project
 from novacron.eventstore import event_log_sha256
 from novacron.metrics import compute_metrics
 from novacron.scenario import builtin_scenario_text, loads_scenario
-from novacron.scheduler.events import HostPowerChanged, PlacementDecided, RebalanceMoveStarted
+from novacron.scheduler.events import HostPowerChanged, PlacementDecided, RebalanceMoveRefused, RebalanceMoveStarted
+from sim.context import SimContext
+from sim.inventory import Inventory
 from sim.run import simulate
 
 CONSOLIDATION = builtin_scenario_text("consolidation").replace("duration_s = 7200.0", "duration_s = 3000.0")
@@ -45,8 +47,8 @@ def test_consolidation_moves_within_caps_and_powers_hosts_off() -> None:
             in_flight[e.vm_id] = e
             per_host = Counter(h for m in in_flight.values() for h in (m.from_host_id, m.host_id))
             assert len(in_flight) <= 10 and max(per_host.values()) <= 2, (e.t_s, per_host)
-        elif isinstance(e, VMMoved):
-            del in_flight[e.vm_id]
+        elif (isinstance(e, VMMoved) and e.source == "rebalancer") or isinstance(e, RebalanceMoveRefused):
+            in_flight.pop(e.vm_id, None)
     power = {e.host_id: e.powered_on for e in events if isinstance(e, HostPowerChanged)}
     powered_off = {h for h, on in power.items() if not on}
     assert powered_off
@@ -62,3 +64,25 @@ def test_runs_are_reproducible_with_either_placer(placer: str) -> None:
     text = CONSOLIDATION.replace('[scheduler]', f'[scheduler]\nplacer = "{placer}"')
     scenario = loads_scenario(text, origin="consolidation")
     assert event_log_sha256(simulate(scenario, 5).log) == event_log_sha256(simulate(scenario, 5).log)
+
+
+def test_the_scheduler_table_agrees_with_the_projection_of_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebalancer moves and the migration batch's moves both end up in the table where the
+    event log (folded by ``project``) says the VMs are."""
+    from sim import scheduling
+
+    made: list[scheduling.SimScheduler] = []
+    original = scheduling.attach
+
+    def attach(ctx: SimContext, inv: Inventory) -> scheduling.SimScheduler | None:
+        sched = original(ctx, inv)
+        made.extend([sched] if sched else [])
+        return sched
+
+    monkeypatch.setattr(scheduling, "attach", attach)
+    ctx = simulate(loads_scenario(CONSOLIDATION, origin="consolidation"), 7)
+    (sched,) = made
+    state = project(list(ctx.log))
+    assert any(isinstance(e, VMMoved) and e.source != "rebalancer" for e in ctx.log), "the batch moved VMs"
+    for vm_id, placed in sched.vms.items():
+        assert state.vms[vm_id].host_id == sched.table.host_ids[placed.row], vm_id

@@ -9,8 +9,8 @@ time. A lookup misses when
 
 1. the entry is older than the TTL (time is injected: ``now_s``, never read from a clock);
 2. any relied-on host's free resources moved by more than ``tolerance`` of its capacity on any
-   resource since the decision (the ranking the decision came from may no longer hold), or a
-   relied-on host went down;
+   resource since the decision (the ranking the decision came from may no longer hold), a
+   relied-on host went down, or the chosen host was powered off;
 3. the chosen host no longer passes every filter: this re-check runs on every hit, so the
    cache never serves a placement that has become infeasible, whatever the tolerance.
 
@@ -83,8 +83,8 @@ class DecisionCache:
         if now_s - entry.decided_at_s > self.ttl_s or now_s < entry.decided_at_s:
             return "expired"
         rows = entry.relied_rows
-        if rows.max() >= hosts.size or not hosts.up[rows].all():
-            return "invalidated"
+        if rows.max() >= hosts.size or not hosts.up[rows].all() or not hosts.powered_on[entry.row]:
+            return "invalidated"  # a powered-off host would have to be woken: decide afresh
         drift = np.abs(hosts.free()[:, rows] - entry.relied_free) / np.maximum(hosts.capacity[:, rows], 1e-12)
         if drift.max() > self.tolerance:
             return "invalidated"

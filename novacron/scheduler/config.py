@@ -44,14 +44,18 @@ class SchedulerConfig:
     cache_tolerance_pct: float = spec(5.0, min=0, max=100,
                                       doc="host change (% of capacity) that invalidates a cached decision")
     rebalance: Literal["off", "balance", "consolidate"] = spec(
-        "balance", choices=("off", "balance", "consolidate"), doc="rebalancer mode")
+        "balance", choices=("off", "balance", "consolidate"),
+        doc="rebalancer mode (balance pairs with spread, consolidate with pack or energy)")
+    admission: Literal["migration", "caps"] = spec(
+        "migration", choices=("migration", "caps"),
+        doc="admit moves with the migration AdmissionController (cost, headroom, rate) or plain caps")
     rebalance_interval_s: float = spec(300.0, min=1, max=86400, doc="interval between rebalancing rounds")
     imbalance_threshold_pct: float = spec(5.0, min=0, max=100,
                                           doc="rebalance when the std-dev of host load exceeds this")
     max_moves_per_host: int = spec(2, min=1, max=100, doc="concurrent migrations per host")
     max_moves_total: int = spec(10, min=1, max=1000, doc="concurrent migrations in the cluster")
-    ping_pong_window_s: float = spec(1800.0, min=0, max=86400, doc="a VM moved is not moved again within")
-    vm_network_gbps_per_vcpu: float = spec(0.1, min=0, max=100, doc="network demand per vCPU")
+    ping_pong_window_s: float = spec(1800.0, min=0, max=86400, doc="a moved VM is not moved again for this long")
+    vm_network_gbps_per_vcpu: float = spec(0.05, min=0, max=100, doc="network demand per vCPU")
     vm_iops_per_vcpu: float = spec(100.0, min=0, max=1e6, doc="disk I/O demand per vCPU")
     anti_affinity_group_size: int = spec(3, min=0, max=1000,
                                          doc="VMs per anti-affinity group (replica set); 0 = none")

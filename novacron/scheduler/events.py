@@ -49,6 +49,15 @@ class RebalanceMoveStarted(Event):
 
 
 @event
+class RebalanceMoveRefused(Event):
+    """A planned move did not happen: admission refused it when it was about to start, or
+    another component moved the VM while it was in flight. The next round re-plans."""
+
+    vm_id: str
+    reason: str
+
+
+@event
 class HostPowerChanged(Event):
     host_id: str
     powered_on: bool

@@ -13,14 +13,19 @@ Balance mode. While the imbalance exceeds the threshold, DRS-style greedy hill c
 the VMs on the most loaded hosts, evaluate every destination at once (the scheduler's filters
 give feasibility with headroom, anti-affinity and NUMA; the new standard deviation follows in
 closed form from the load sums), and add the single move that lowers the imbalance most. Stop
-when the imbalance is under the threshold, no move lowers it by ``min_improvement_pct``, or the
-caps are reached. Each accepted move strictly lowers the imbalance, so a plan never raises it,
+when the imbalance is under the threshold, the best move's gain is under ``min_gain_pp2``, or
+the caps are reached. The gain is the drop in the *sum* of squared load deviations
+(``hosts x variance``, in pp²), not in the standard deviation: one move changes the sum by about
+``2 a (L_src - L_dst - a)`` for a VM of load ``a`` whatever the cluster size, while its effect
+on the standard deviation shrinks as hosts are added, so a threshold on the latter would stop
+a 1000-host cluster from ever moving. Each accepted move strictly lowers the imbalance, so a plan never raises it,
 and taking the best move each time keeps the plan short (few moves for the gain).
 
-Consolidation mode. Pick the emptiest powered-on host whose every VM can be re-homed on the
-other powered-on hosts (largest VM first, onto the most allocated host that passes the filters:
-first-fit decreasing on what-if copies), and move its VMs off; once a host is empty it is
-proposed for power-off. Consolidation trades balance for energy: it may raise the imbalance.
+Consolidation mode. Take the emptiest powered-on hosts, in order, whose every VM can be
+re-homed on the other powered-on hosts that are not themselves being emptied (largest VM first,
+onto the most allocated host that passes the filters: a what-if best-fit decreasing), and move
+their VMs off as far as the caps allow; once a host is empty it is proposed for power-off.
+Consolidation trades balance for energy: it may raise the imbalance.
 
 Both modes respect the caps (a plan is one wave of moves that start together: at most
 ``max_moves_per_host`` per host as source or destination and ``max_moves_total`` in all, plus
@@ -51,7 +56,9 @@ class PlacedVM:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RebalanceConfig:
     imbalance_threshold_pct: float = 5.0
-    min_improvement_pct: float = 0.1
+    min_gain_pp2: float = 5.0
+    """Least drop in the sum of squared host-load deviations (pp²) a move must bring: moving a
+    1 % VM between hosts 5 pp either side of the mean gains about 20 pp²."""
     max_moves_per_host: int = 2
     max_moves_total: int = 10
     ping_pong_window_s: float = 1800.0
@@ -96,8 +103,18 @@ class _Plan:
     config: RebalanceConfig
     admission: MoveAdmission
     movable: set[str]
+    now_s: float = 0.0
     moves: list[Move] = field(default_factory=list)
     per_host: Counter[int] = field(default_factory=Counter)
+    by_row: dict[int, list[str]] = field(default_factory=dict)
+    """VM ids per host row, appended to as VMs arrive; one that left is skipped by its row."""
+
+    def __post_init__(self) -> None:
+        for vm_id, vm in sorted(self.vms.items()):
+            self.by_row.setdefault(vm.row, []).append(vm_id)
+
+    def on_row(self, row: int) -> list[PlacedVM]:
+        return [self.vms[v] for v in self.by_row.get(row, ()) if self.vms[v].row == row]
 
     def slots_free(self) -> BoolArray:
         used = np.zeros(self.hosts.size, dtype=np.int64)
@@ -112,7 +129,7 @@ class _Plan:
     def admit(self, vm: PlacedVM, destination: int) -> bool:
         ids = self.hosts.host_ids
         move = Move(vm.request.vm_id, ids[vm.row], ids[destination])
-        if self.full() or not self.admission.may_start(move, tuple(self.moves)):
+        if self.full() or not self.admission.may_start(move, tuple(self.moves), self.now_s):
             return False
         self.hosts.release(vm.row, vm.request, vm.numa_split)
         split = self.hosts.allocate(destination, vm.request)
@@ -120,6 +137,7 @@ class _Plan:
         self.moves.append(move)
         self.per_host[vm.row] += 1
         self.per_host[destination] += 1
+        self.by_row.setdefault(destination, []).append(vm.request.vm_id)
         self.movable.discard(vm.request.vm_id)
         return True
 
@@ -128,7 +146,7 @@ def _start(hosts: HostTable, vms: Sequence[PlacedVM], config: RebalanceConfig, a
            last_moved_s: Mapping[str, float], now_s: float) -> _Plan:
     movable = {v.request.vm_id for v in vms
                if now_s - last_moved_s.get(v.request.vm_id, -np.inf) >= config.ping_pong_window_s}
-    return _Plan(hosts.copy(), {v.request.vm_id: v for v in vms}, config, admission, movable)
+    return _Plan(hosts.copy(), {v.request.vm_id: v for v in vms}, config, admission, movable, now_s)
 
 
 def _std_after_moves(hosts: HostTable, vm: PlacedVM, load: FloatArray, active: BoolArray) -> FloatArray:
@@ -152,8 +170,8 @@ def _best_balancing_move(plan: _Plan, scheduler: Scheduler) -> tuple[float, Plac
     ranked = [int(r) for r in np.argsort(-load, kind="stable") if active[r] and slots[r]]
     donors = set(ranked[: plan.config.source_hosts])
     best: tuple[float, PlacedVM, int] | None = None
-    for vm in plan.vms.values():
-        if vm.row not in donors or vm.request.vm_id not in plan.movable:
+    for vm in (vm for row in sorted(donors) for vm in plan.on_row(row)):
+        if vm.request.vm_id not in plan.movable:
             continue
         mask, _ = scheduler.feasible(hosts, vm.request)
         mask &= active & slots
@@ -172,9 +190,10 @@ def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler
     """Moves that lower the imbalance below the threshold, best move first."""
     plan = _start(hosts, vms, config, admission, last_moved_s, now_s)
     before = current = imbalance_pct(hosts)
+    active = max(int(active_hosts(hosts).sum()), 1)
     while current > config.imbalance_threshold_pct and not plan.full():
         best = _best_balancing_move(plan, scheduler)
-        if best is None or current - best[0] < config.min_improvement_pct:
+        if best is None or active * (current**2 - best[0] ** 2) < config.min_gain_pp2:
             break
         if not plan.admit(best[1], best[2]):
             plan.movable.discard(best[1].request.vm_id)  # refused: try the next best VM
@@ -183,13 +202,14 @@ def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler
     return RebalancePlan("balance", tuple(plan.moves), before, current)
 
 
-def _evacuation(plan: _Plan, scheduler: Scheduler, donor: int) -> list[tuple[PlacedVM, int]] | None:
-    """Destinations for every VM on ``donor`` (checked on a what-if copy), or None."""
-    what_if = plan.hosts.copy()
-    on_donor = sorted((v for v in plan.vms.values() if v.row == donor),
+def _evacuation(base: HostTable, plan: _Plan, scheduler: Scheduler, donor: int,
+                donors: set[int]) -> tuple[list[tuple[PlacedVM, int]], HostTable] | None:
+    """Destinations for every VM on ``donor`` and the what-if table with them there, or None."""
+    what_if = base.copy()
+    on_donor = sorted(plan.on_row(donor),
                       key=lambda v: (-v.request.demand[MEMORY], -v.request.demand[CPU], v.request.vm_id))
     targets = active_hosts(what_if)
-    targets[donor] = False
+    targets[list(donors | {donor})] = False
     moves = []
     for vm in on_donor:
         if vm.request.vm_id not in plan.movable:
@@ -200,9 +220,10 @@ def _evacuation(plan: _Plan, scheduler: Scheduler, donor: int) -> list[tuple[Pla
             return None
         load = np.where(mask, host_load_pct(what_if), -np.inf)
         destination = int(np.argmax(load))
+        what_if.release(vm.row, vm.request, vm.numa_split)
         what_if.allocate(destination, vm.request)
         moves.append((vm, destination))
-    return moves
+    return moves, what_if
 
 
 def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler,
@@ -217,15 +238,23 @@ def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Sch
     idle = [r for r in order if r not in occupied]
     # Already empty hosts can go at once; keep one powered on so the cluster can take a VM.
     emptied = [hosts.host_ids[r] for r in idle[: len(order) - max(len(occupied), 1)]]
+    donors: set[int] = set()
+    # Each donor's whole evacuation is reserved, including the moves the caps defer to later
+    # waves, so a later donor cannot take the room an earlier one needs (which would leave it
+    # half emptied, its moves wasted).
+    reserved = plan.hosts
     for donor in (r for r in order if r in occupied):
-        if plan.full() or len(occupied) <= 1:
+        if plan.full() or len(occupied) - len(donors) <= 1:
             break
-        evacuation = _evacuation(plan, scheduler, donor)
-        if evacuation is None:
+        found = _evacuation(reserved, plan, scheduler, donor, donors)
+        if found is None:
             continue
+        evacuation, reserved = found
+        donors.add(donor)
         moved = sum(plan.admit(vm, destination) for vm, destination in evacuation
                     if plan.slots_free()[donor] and plan.slots_free()[destination])
         if moved == len(evacuation):
             emptied.append(hosts.host_ids[donor])
-        break  # one donor per wave: it is finished in the next waves before another starts
+        # A donor only partly moved this wave is the emptiest host again next wave and is finished
+        # first; later donors in this wave use the slots that remain.
     return RebalancePlan("consolidate", tuple(plan.moves), before, imbalance_pct(plan.hosts), tuple(emptied))
