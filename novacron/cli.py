@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from novacron.config import ConfigError
+
+if TYPE_CHECKING:
+    from novacron.cache.evaluate import EvalResult
+    from novacron.cache.traces import Request
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -134,12 +139,289 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+    from datetime import UTC, datetime
+
+    from novacron.benchratio import compare
+
+    bench_dir = Path(args.benchmarks)
+    if not bench_dir.is_dir():
+        raise CommandError(f"{bench_dir}: no benchmarks folder here; run from a NovaCron checkout or pass --benchmarks")
+    previous = _read_bench_json(args.compare) if args.compare else None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    save = args.save or Path(".benchmarks") / f"bench-{stamp}.json"
+    save.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pytest", str(bench_dir), "-p", "no:cacheprovider", "-q",
+               "-o", f"testpaths={bench_dir}", "-o", "python_files=bench_*.py", "--benchmark-enable",
+               "--benchmark-only", f"--benchmark-json={save}", "--benchmark-min-rounds=5", *args.pytest_args]
+    if args.k:
+        command += ["-k", args.k]
+    status = subprocess.call(command)
+    if status != 0:
+        print(f"novacron bench: the benchmarks failed (pytest exit {status})", file=sys.stderr)
+        return EXIT_FAILED
+    current = json.loads(save.read_text())
+    comparisons = compare(previous, current, args.tolerance)
+    print(f"\nsaved: {save}")
+    for c in comparisons:
+        print("  " + c.describe())
+    regressed = [c for c in comparisons if c.regressed]
+    if regressed:
+        print(f"{len(regressed)} tracked ratio(s) regressed by more than {args.tolerance:.0%}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from novacron.scenario import resolve_scenario
+    from sim.sweep import build_grid, describe_failures, parse_param, run_sweep, write_table
+
+    scenario, text = resolve_scenario(args.scenario)
+    if args.seeds < 1:
+        raise CommandError(f"--seeds {args.seeds}: allowed: an integer >= 1")
+    params = [parse_param(p) for p in args.param]
+    seeds = [scenario.seed + k for k in range(args.seeds)]
+    grid = build_grid(text, args.scenario or "default", params, seeds)
+    out = args.out or Path("sweeps") / scenario.name
+    where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
+        f"{args.workers or 'all'} local worker process(es)"
+    print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
+          f"seeds {seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · on {where}", flush=True)
+    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers,
+                       dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty())
+    path = write_table(result.table, out)
+    print(f"results: {path}  ({len(result.table)} rows: params, seed, status, metrics)")
+    for line in describe_failures(result.failed):
+        print(line, file=sys.stderr)
+    if result.failed:
+        print(f"{len(result.failed)} of {len(grid)} run(s) failed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _read_bench_json(path: Path) -> dict[str, object]:
+    import json
+
+    try:
+        data: dict[str, object] = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"--compare {path}: cannot read a benchmark JSON ({exc})") from None
+    return data
+
+
+def cmd_cache_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from novacron.cache.evaluate import format_result
+    from novacron.cache.traces import TraceError, read_csv, read_oracle
+
+    fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
+    try:
+        if fmt == "csv":
+            with args.trace.open(newline="") as text:
+                result = _evaluate(args, read_csv(text, origin=str(args.trace)))
+        else:
+            with args.trace.open("rb") as binary:
+                result = _evaluate(args, read_oracle(binary, origin=str(args.trace)))
+    except OSError as exc:
+        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror})") from None
+    except TraceError as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace, requests: Iterable[Request]) -> EvalResult:
+    from novacron.cache.evaluate import evaluate_trace
+
+    for name in ("l1_items", "l2_items", "l3_bytes"):
+        if getattr(args, name) < 1:
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return evaluate_trace(requests, l1_items=args.l1_items, l2_items=args.l2_items, l3_bytes=args.l3_bytes,
+                          policy=args.policy, ttl_s=args.ttl_s, write_mode=args.write_mode)
+
+
+def cmd_cache_trace(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from novacron.cache import traces
+
+    rng = np.random.default_rng(args.seed)
+    common = {"n_requests": args.requests, "rate_per_s": args.rate}
+    if args.kind == "zipf":
+        reqs = traces.zipf_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size, **common)
+    elif args.kind == "scan":
+        reqs = traces.scan_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size,
+                                 scan_length=max(1, args.objects // 10), scan_every=max(1, args.requests // 10),
+                                 **common)
+    elif args.kind == "shift":
+        reqs = traces.shifting_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size, phases=4,
+                                     **common)
+    else:
+        reqs = traces.vm_image_trace(rng, images=max(1, args.objects // 4096), blocks_per_image=4096,
+                                     vms=max(1, args.requests // 2000), alpha=args.alpha, block_bytes=args.size,
+                                     **common)
+    fmt = args.format or ("csv" if args.out.suffix == ".csv" else "oracle")
+    if fmt == "csv":
+        with args.out.open("w", newline="") as text:
+            traces.write_csv(text, reqs)
+    else:
+        with args.out.open("wb") as binary:
+            traces.write_oracle(binary, reqs)
+    print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
+    return EXIT_OK
+
+
+def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ev = sub.add_parser("cache-eval", help="replay a request trace through the 3-tier cache, compare with Belady",
+                        description="Replay a trace (CSV time,key,size[,op] or libCacheSim oracleGeneral) "
+                                    "through L1/L2/L3 and print per-tier and overall hit rates with the gap "
+                                    "to Belady's MIN at the same capacity.")
+    ev.add_argument("trace", type=Path, help="the trace file")
+    ev.add_argument("--format", choices=["csv", "oracle"], default=None,
+                    help="trace format (default: csv for *.csv, else oracle)")
+    ev.add_argument("--l1-items", type=int, default=10_000, help="L1 capacity in items (default 10000)")
+    ev.add_argument("--l2-items", type=int, default=100_000, help="L2 capacity in items (default 100000)")
+    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30, help="L3 capacity in bytes (default 10 GiB)")
+    ev.add_argument("--policy", choices=["lru", "tlru", "s3fifo"], default="lru", help="eviction policy")
+    ev.add_argument("--ttl-s", type=float, default=None, help="time to live in every tier (default: none)")
+    ev.add_argument("--write-mode", choices=["through", "back"], default="through")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(handler=cmd_cache_eval)
+    tr = sub.add_parser("cache-trace", help="write a synthetic request trace (for cache-eval)",
+                        description="Generate a synthetic trace: Zipf, Zipf with scans, a shifting working "
+                                    "set, or VM-image block reads.")
+    tr.add_argument("out", type=Path, help="file to write (*.csv for CSV, anything else oracleGeneral)")
+    tr.add_argument("--kind", choices=["zipf", "scan", "shift", "vm-image"], default="zipf")
+    tr.add_argument("--format", choices=["csv", "oracle"], default=None)
+    tr.add_argument("--objects", type=int, default=100_000, help="distinct objects (vm-image: total blocks)")
+    tr.add_argument("--requests", type=int, default=1_000_000)
+    tr.add_argument("--alpha", type=float, default=1.0, help="Zipf skew")
+    tr.add_argument("--size", type=int, default=4096, help="object size in bytes")
+    tr.add_argument("--rate", type=float, default=1000.0, help="requests per second (timestamps)")
+    tr.add_argument("--seed", type=int, default=1)
+    tr.set_defaults(handler=cmd_cache_trace)
+
+
+def cmd_migrate_plan(args: argparse.Namespace) -> int:
+    from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
+    from novacron.migration.protocol import GIB, MIB, PowerState
+
+    if args.wws_mib * MIB > args.memory_gib * GIB:
+        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+    nonzero = None if args.nonzero_gib is None else int(args.nonzero_gib * GIB)
+    vm = VMMigrationProfile(vm_id="vm", memory_bytes=int(args.memory_gib * GIB), wws_bytes=int(args.wws_mib * MIB),
+                            dirty_rate_pages_s=args.dirty_rate, nonzero_bytes=nonzero,
+                            power_state=PowerState.SHUTOFF if args.stopped else PowerState.RUNNING)
+    link = LinkEstimate(bandwidth_bytes_s=args.bandwidth_mib_s * MIB,
+                        stop_copy_bytes_s=(args.stop_copy_mib_s or args.bandwidth_mib_s) * MIB)
+    plan = plan_migration(vm, link, args.downtime_ms, permit_postcopy=not args.no_postcopy)
+    print(f"type        {plan.migration_type.value}  ({plan.reason})")
+    print(f"total time  {plan.predicted_total_time_ms / 1000:.3g} s")
+    print(f"downtime    {plan.predicted_downtime_ms:.4g} ms  (limit {args.downtime_ms:g} ms)")
+    print(f"dirty syncs {plan.predicted_rounds}")
+    print(f"data sent   {plan.predicted_bytes / MIB:,.0f} MiB")
+    if args.simulate and plan.migration_type.value in ("live", "postcopy"):
+        _print_simulated(vm, args, postcopy=plan.migration_type.value == "postcopy")
+    return EXIT_OK
+
+
+def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  # type: ignore[no-untyped-def]
+    from novacron.migration.protocol import MIB
+    from sim.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
+
+    nonzero = vm.payload_bytes
+    guest = GuestProfile(memory_bytes=vm.memory_bytes, resident_bytes=max(nonzero - vm.wws_bytes, 0),
+                         wws_bytes=vm.wws_bytes, dirty_rate_pages_s=vm.dirty_rate_pages_s)
+    cal = StreamCalibration(stream_cap_bytes_s=args.bandwidth_mib_s * MIB,
+                            stop_copy_bytes_s=(args.stop_copy_mib_s or args.bandwidth_mib_s) * MIB)
+    m = run_alone(QemuMigration(guest=guest, downtime_limit_ms=args.downtime_ms, max_bandwidth_bytes_s=None,
+                                calibration=cal), until_s=600.0, postcopy_after_s=3.0 if postcopy else None)
+    print(f"\nsimulated (QEMU model): {m.status.value} after {m.elapsed_s:.3g} s, downtime "
+          f"{m.downtime_ms or 0:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
+
+
+def cmd_vopr(args: argparse.Namespace) -> int:
+    from sim.raft_bugs import PLANTED_BUGS
+    from sim.vopr import run_seeds
+
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        if args.seeds < 1:
+            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.plant is not None and args.plant not in PLANTED_BUGS:
+        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
+    node_class = PLANTED_BUGS[args.plant] if args.plant else None
+    print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}" + (f" with planted bug {args.plant}" if args.plant else ""),
+          flush=True)
+    progress = not args.no_progress and sys.stderr.isatty()
+    if node_class is None:
+        return run_seeds(seeds, progress=progress)
+    return run_seeds(seeds, progress=progress, node_class=node_class)
+
+
+def cmd_raft_fig16(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sim.raft_experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"novacron raft-fig16: seed {args.seed} · {args.trials} trials per timeout range · 5 managers, "
+          "broadcast about 15 ms", flush=True)
+    with tqdm(total=args.trials * len(FIG16_RANGES_MS), unit="trial", leave=False,
+              disable=args.no_progress or not sys.stderr.isatty()) as bar:
+        results = fig16(args.trials, args.seed, progress=lambda _: bar.update())
+    with (args.out / "fig16.csv").open("w") as f:
+        f.write("timeouts,trial,election_ms\n")
+        for label, times in results.items():
+            f.writelines(f"{label},{i},{t:.3f}\n" for i, t in enumerate(times))
+    plot_fig16(results, str(args.out / "fig16.png"))
+    print("\n".join(summarise(results)))
+    print(f"\nwrote {args.out / 'fig16.png'} and {args.out / 'fig16.csv'}")
+    return EXIT_OK
+
+
+def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    vopr = sub.add_parser("vopr", help="deterministic simulation testing of the Raft managers",
+                          description="Run random Raft clusters (3-7 managers) under random faults, one "
+                                      "seed each, checking Raft's safety properties after every step and "
+                                      "linearizability at the end. Exit 1 with the seed and a trace on a "
+                                      "violation; --seed S replays one seed exactly.")
+    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
+                      "old-term-commit, no-election-restriction, forget-vote")
+    vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    vopr.set_defaults(handler=cmd_vopr)
+    fig = sub.add_parser("raft-fig16", help="the Raft paper's Figure 16 experiment in simulation",
+                         description="Time to elect a new leader after the leader crashes, 5 managers, "
+                                     "for the timeout ranges of Figure 16; writes fig16.png and fig16.csv.")
+    fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
+    fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
+    fig.add_argument("--out", type=Path, default=Path("runs/raft-fig16"), help="output directory")
+    fig.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    fig.set_defaults(handler=cmd_raft_fig16)
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
   novacron check my.toml               like run, but exit 1 if a target is missed (for CI)
   novacron report runs/default-seed7   (re)write the HTML report of a run
   novacron scenario                    list every scenario setting with its default and range
+  novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
+  novacron sweep scale-10 --param cluster.hosts=8,10,12 --seeds 5
+                                       a parameter grid x seeds in parallel, one Parquet table
+  novacron cache-trace t.bin --alpha 1.0 && novacron cache-eval t.bin --policy s3fifo
+  novacron migrate-plan --memory-gib 8 --wws-mib 512 --dirty-rate 20000 --simulate
+                                       predict a VM's migration (type, time, downtime, rounds)
+  novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
+  novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
 """
 
 
@@ -164,6 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write report.html (self-contained) and report.md for a run.")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
     report.set_defaults(handler=cmd_report)
+    bench = sub.add_parser("bench", help="run the benchmark suite; fail if a tracked ratio regresses",
+                           description="Run benchmarks/bench_*.py with pytest-benchmark, save the JSON, and "
+                                       "compare each tracked ratio (a benchmark over its baseline measured in "
+                                       "the same run, medians over rounds) with --compare.")
+    bench.add_argument("--compare", type=Path, help="a previous JSON saved by 'novacron bench'")
+    bench.add_argument("--save", type=Path, help="where to save this run's JSON (default: .benchmarks/)")
+    bench.add_argument("--tolerance", type=float, default=0.30,
+                       help="allowed growth of a ratio before it counts as a regression (default 0.30)")
+    bench.add_argument("--benchmarks", default="benchmarks", help="the benchmarks folder (default: benchmarks)")
+    bench.add_argument("-k", help="only benchmarks matching this pytest -k expression")
+    bench.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    bench.set_defaults(handler=cmd_bench)
     scen = sub.add_parser("scenario", help="list scenario settings, or print a built-in scenario",
                           description="Without NAME: every setting with its default, allowed values "
                                       "and meaning. With NAME: the built-in scenario's TOML.")
@@ -189,7 +483,44 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--reuse-real", action="store_true",
                      help="do not migrate: re-analyse the real runs already in OUT/real.parquet")
     cal.set_defaults(handler=cmd_calibrate)
+    _add_sweep_parser(sub)
+    _add_cache_commands(sub)
+    mp = sub.add_parser("migrate-plan", help="predict a VM's migration from its memory and dirty rate",
+                        description="Choose the migration type (cold, warm, live pre-copy, post-copy) and predict "
+                                    "total time, downtime, dirty-sync rounds and data sent, with the pre-copy "
+                                    "model of Clark et al. (NSDI 2005) capped by the writable working set.")
+    mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
+    mp.add_argument("--wws-mib", type=float, default=0.0, help="writable working set (MiB)")
+    mp.add_argument("--dirty-rate", type=float, default=0.0, help="pages (4 KiB) written per second")
+    mp.add_argument("--nonzero-gib", type=float, default=None, help="non-zero memory (default: all of it)")
+    mp.add_argument("--bandwidth-mib-s", type=float, default=128.0, help="migration bandwidth (QEMU default 128)")
+    mp.add_argument("--stop-copy-mib-s", type=float, default=None, help="copy rate while paused (default: bandwidth)")
+    mp.add_argument("--downtime-ms", type=float, default=300.0, help="downtime limit (QEMU default 300)")
+    mp.add_argument("--stopped", action="store_true", help="the VM is shut off (cold migration)")
+    mp.add_argument("--no-postcopy", action="store_true", help="post-copy is not permitted")
+    mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
+    mp.set_defaults(handler=cmd_migrate_plan)
+    _add_raft_commands(sub)
     return parser
+
+
+def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sweep = sub.add_parser("sweep", help="run a parameter grid x seeds in parallel; one Parquet table",
+                           description="Run every combination of --param values for each of --seeds seeds "
+                                       "(scenario seed, +1, ...) on a local process pool or a Dask cluster. "
+                                       "Writes OUT/sweep.parquet, one row per run: param.<key> columns, seed, "
+                                       "status, error and every metric. Exit 1 if any run failed (each is "
+                                       "listed with its seed and params); the others complete.")
+    sweep.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
+    sweep.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a dotted scenario key and its values, e.g. cluster.hosts=10,20 (repeatable)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
+    sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    sweep.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
+                       help="run on this Dask distributed scheduler instead of local processes")
+    sweep.add_argument("--out", type=Path, default=None, help="output directory (default: sweeps/<scenario>)")
+    sweep.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    sweep.set_defaults(handler=cmd_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

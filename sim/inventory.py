@@ -12,7 +12,7 @@ allocated (VM memory is reserved, not overcommitted).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +28,7 @@ from novacron.cluster.events import (
     VMRequested,
 )
 from novacron.cluster.first_fit import first_fit
+from sim import scheduling
 from sim.context import SimContext
 
 FloatArray = npt.NDArray[np.float64]
@@ -43,6 +44,8 @@ class Inventory:
     host_up: npt.NDArray[np.bool_]
     vm_host: dict[str, int] = field(default_factory=dict)
     vm_cpu: dict[str, int] = field(default_factory=dict)
+    placer: Callable[[str, int, float], tuple[int | None, str, float]] | None = None
+    """(vm id, vCPUs, memory GiB) -> (host index or None, rejection reason, decision ms); first fit if None."""
 
     @classmethod
     def empty(cls, hosts: int, cpu: float, memory_gib: float) -> Inventory:
@@ -76,17 +79,22 @@ def request_vms(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event, None,
 
 
 def place_vm(ctx: SimContext, inv: Inventory, vm_id: str, cpu: int, mem: float) -> None:
-    index = first_fit(inv.cpu_capacity - inv.cpu_allocated, inv.memory_capacity_gib - inv.memory_allocated_gib,
-                      inv.host_up, cpu, mem)
+    if inv.placer is not None:
+        index, reason, decision_ms = inv.placer(vm_id, cpu, mem)  # the placer accounts the allocation
+    else:
+        free_memory_gib = inv.memory_capacity_gib - inv.memory_allocated_gib
+        index = first_fit(inv.cpu_capacity - inv.cpu_allocated, free_memory_gib, inv.host_up, cpu, mem)
+        reason, decision_ms = "no host has room", 0.0
+        if index is not None:
+            inv.cpu_allocated[index] += cpu
+            inv.memory_allocated_gib[index] += mem
     if index is None:
-        ctx.recorder.emit(VMRejected, source="placer", vm_id=vm_id, reason="no host has room")
+        ctx.recorder.emit(VMRejected, source="placer", vm_id=vm_id, reason=reason)
         return
-    inv.cpu_allocated[index] += cpu
-    inv.memory_allocated_gib[index] += mem
     inv.vm_host[vm_id] = index
     inv.vm_cpu[vm_id] = cpu
     ctx.recorder.emit(VMPlaced, source="placer", vm_id=vm_id, host_id=inv.host_ids[index],
-                      cpu_cores=cpu, memory_gib=mem, decision_ms=0.0)
+                      cpu_cores=cpu, memory_gib=mem, decision_ms=decision_ms)
 
 
 def sample_utilisation(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event, None, None]:
@@ -100,9 +108,10 @@ def sample_utilisation(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event
         hosts = np.fromiter((inv.vm_host[v] for v in vm_ids), dtype=np.int64, count=len(vm_ids))
         cores = np.fromiter((inv.vm_cpu[v] for v in vm_ids), dtype=np.float64, count=len(vm_ids))
         used = rng.beta(mean * concentration, (1 - mean) * concentration, size=len(vm_ids)) * cores
-        cpu_used = np.bincount(hosts, weights=used, minlength=len(inv.host_ids))
-        vms_per_host = np.bincount(hosts, minlength=len(inv.host_ids))
         physical = inv.cpu_capacity / ctx.scenario.cluster.cpu_overcommit
+        # Overcommitted demand beyond the physical cores is contention, not extra utilisation.
+        cpu_used = np.minimum(np.bincount(hosts, weights=used, minlength=len(inv.host_ids)), physical)
+        vms_per_host = np.bincount(hosts, minlength=len(inv.host_ids))
         for i, host_id in enumerate(inv.host_ids):
             ctx.recorder.emit(HostUtilisationSampled, source=host_id, host_id=host_id,
                               cpu_pct=float(100 * cpu_used[i] / physical[i]),
@@ -116,6 +125,7 @@ def sample_utilisation(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event
 
 def start(ctx: SimContext) -> Inventory:
     inv = add_hosts(ctx)
+    scheduling.attach(ctx, inv)
     ctx.env.process(request_vms(ctx, inv))
     ctx.env.process(sample_utilisation(ctx, inv))
     return inv

@@ -126,6 +126,8 @@ class QemuMigration:
     _d_zero: float = 0.0
     _d_resident: float = 0.0
     _d_wws: float = 0.0
+    _d_wws_resend: float = 0.0
+    """Of ``_d_wws``, pages sent before (XBZRLE can hit its cache only for these)."""
     _writes: float = 0.0
     _round_started_s: float = 0.0
     _round_bytes: float = 0.0
@@ -134,7 +136,6 @@ class QemuMigration:
     _period_dirtied: float = 0.0
     _high_count: int = 0
     _bandwidth_bytes_s: float = 0.0
-    _resent: bool = False
     _share_bytes_s: float = math.inf
 
     @property
@@ -184,7 +185,7 @@ class QemuMigration:
         self.status = JobStatus.ACTIVE
 
     def step(self, share_bytes_s: float) -> None:
-        """One window: post-copy switch or convergence check, then send at the granted rate."""
+        """One step: a dirty sync (and the switchover if it converged), or one window of sending."""
         if self.finished:
             return
         self._share_bytes_s = max(share_bytes_s, 1.0)
@@ -199,7 +200,7 @@ class QemuMigration:
             self._sync()
             if self.paused or self.pending_bytes < threshold_bytes:
                 self._complete()
-                return
+            return  # a sync takes no time; the caller may observe the bitmap before the next window
         self._send_window(rate, link_rate)
 
     def _budget_rate(self, link_rate: float) -> float:
@@ -209,10 +210,10 @@ class QemuMigration:
         return min(link_rate, self.max_bandwidth_bytes_s * self.calibration.rate_overshoot)
 
     def _page_wire_bytes(self) -> tuple[float, float]:
-        """Wire bytes of a resident page and of a working-set page in the current round."""
+        """Wire bytes of a resident page and (on average) of a pending working-set page."""
         full = float(PAGE_SIZE_BYTES)
-        if self.xbzrle and self._resent:
-            hit = self.xbzrle_hit_rate
+        if self.xbzrle and self._d_wws > 0:
+            hit = self.xbzrle_hit_rate * self._d_wws_resend / self._d_wws
             return full, hit * self.xbzrle_ratio * full + (1 - hit) * full
         return full, full
 
@@ -230,6 +231,7 @@ class QemuMigration:
         self._d_zero -= self._d_zero * fraction
         self._d_resident -= self._d_resident * fraction
         self._d_wws -= self._d_wws * fraction
+        self._d_wws_resend -= self._d_wws_resend * fraction
         self._account(sent, WINDOW_S)
 
     def _account(self, sent: float, duration_s: float) -> None:
@@ -245,10 +247,10 @@ class QemuMigration:
         touched = w * -math.expm1(-self._writes / w) if w > 0 else 0.0
         added = touched * (1.0 - self._d_wws / w) if w > 0 else 0.0
         self._d_wws += added
+        self._d_wws_resend += added  # only pages already sent are outside the bitmap
         self._writes = 0.0
         self._period_dirtied += added * PAGE_SIZE_BYTES
         self.syncs += 1
-        self._resent = True
         self.round_bytes.append(self._round_bytes)
         self.round_durations_s.append(self.elapsed_s - self._round_started_s)
         self._round_bytes = 0.0
@@ -277,7 +279,7 @@ class QemuMigration:
         copy_s = payload / self.paused_copy_bytes_s + self._d_zero / cal.zero_scan_pages_s
         self.downtime_ms = copy_s * 1000.0 + cal.device_state_ms
         self.bytes_sent += payload
-        self._d_zero = self._d_resident = self._d_wws = 0.0
+        self._d_zero = self._d_resident = self._d_wws = self._d_wws_resend = 0.0
         self.elapsed_s += self.downtime_ms / 1000.0
         self.status = JobStatus.COMPLETED
 

@@ -173,3 +173,40 @@ def test_warm_and_cold() -> None:
         assert done.downtime_ms == pytest.approx(done.total_time_ms, rel=0.05)
         assert "precopy" not in phases(rec.log)
         assert math.isfinite(done.predicted_total_time_ms)
+
+
+@pytest.mark.parametrize(("host", "reason"), [("b", "destination host crashed"), ("a", "source host crashed")])
+def test_a_host_crash_reported_by_the_model_fails_the_migration_at_its_next_step(host: str, reason: str) -> None:
+    hv, rec, clock = make_world(lab_guest(20_000))
+    ctl = make_controller(hv, rec, ControllerPolicy(downtime_ms=300, downtime_steps=1, bandwidth_mib_s=128))
+    drive(ctl, hv, clock, until_s=0.7)
+    assert not ctl.done
+    hv.crash_host(host)
+    drive_more = hv.advance("vm", 0.5)
+    assert drive_more > 0
+    ctl.observe(hv.job_stats("vm"), clock.t_s + drive_more)
+    (done,) = rec.log.of_type(MigrationFinished)
+    assert done.outcome == "rolled_back" and done.reason == reason
+    assert hv.location["vm"] == "a"
+
+
+def test_auto_converge_only_without_postcopy_as_in_nova() -> None:
+    hv, rec, _ = make_world(lab_guest(100_000))
+    both = make_controller(hv, rec, ControllerPolicy(permit_postcopy=True, permit_auto_converge=True),
+                           force=MigrationType.LIVE)
+    assert both.params.postcopy and not both.params.auto_converge
+    only = make_controller(hv, rec, ControllerPolicy(permit_auto_converge=True), force=MigrationType.LIVE)
+    assert only.params.auto_converge and not only.params.postcopy
+
+
+def test_auto_converge_lets_a_hot_guest_finish_that_otherwise_times_out() -> None:
+    results = {}
+    for auto in (False, True):
+        hv, rec, clock = make_world(lab_guest(100_000))
+        policy = ControllerPolicy(downtime_ms=300, downtime_steps=1, bandwidth_mib_s=128,
+                                  completion_timeout_s_per_gib=30.0, permit_auto_converge=auto)
+        drive(make_controller(hv, rec, policy, force=MigrationType.LIVE), hv, clock)
+        (done,) = rec.log.of_type(MigrationFinished)
+        results[auto] = (done.outcome, done.cpu_throttle_pct)
+    assert results[False][0] == "aborted"
+    assert results[True][0] == "completed" and results[True][1] >= 20

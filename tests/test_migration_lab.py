@@ -77,3 +77,15 @@ def test_postcopy_downtime_is_the_switch_only_and_faults_are_counted() -> None:
     m = lab_run(100_000, postcopy_after_s=3.0)
     assert m.downtime_ms is not None and m.downtime_ms < 10
     assert m.postcopy_faults > 0
+
+
+def test_dirty_phases_change_the_rate_during_the_migration() -> None:
+    from dataclasses import replace
+
+    from sim.qemu_model import DirtyPhase
+
+    burst_then_quiet = replace(lab_guest(100_000), phases=(DirtyPhase(start_s=2.0, dirty_rate_pages_s=0.0),))
+    m = run_alone(QemuMigration(guest=burst_then_quiet, downtime_limit_ms=300.0, max_bandwidth_bytes_s=128 * MIB),
+                  until_s=40.0)
+    assert m.status is JobStatus.COMPLETED  # 100k pages/s alone never converges (see above)
+    assert 2.0 < m.elapsed_s < 5.0

@@ -97,3 +97,42 @@ class ClusterUtilisationSampled(Event):
     memory_pct: float
     hosts_up: int
     vms_running: int
+
+
+@event
+class HostLocated(Event):
+    """Where a host sits in the failure-domain tree (rack within zone within datacenter)."""
+
+    host_id: str
+    rack: str
+    zone: str
+    datacenter: str
+
+
+@event
+class ClusterIOSampled(Event):
+    """Network and disk use at one demand update: cluster-wide and on the busiest host."""
+
+    network_pct: float
+    disk_io_pct: float
+    network_host_max_pct: float
+    disk_io_host_max_pct: float
+
+
+@event
+class InjectedFaultStarted(Event):
+    """A fault the model injected: a hook for components that react to it (Raft, the network).
+
+    ``fault_kind`` is ``manager_crash`` or ``network_partition`` (host and rack failures are
+    ``HostFailed`` events); ``fault_target`` names the manager or the zone cut off.
+    """
+
+    fault_kind: str
+    fault_target: str
+    planned_duration_s: float
+
+
+@event
+class InjectedFaultEnded(Event):
+    fault_kind: str
+    fault_target: str

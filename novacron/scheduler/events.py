@@ -1,0 +1,63 @@
+"""Events of the placement scheduler (decisions, rebalancing, quality samples, host power)."""
+
+from __future__ import annotations
+
+from novacron.events import Event, event
+
+
+@event
+class PlacementDecided(Event):
+    """The scheduler chose a host for a VM (the ``VMPlaced`` that follows records the placement)."""
+
+    vm_id: str
+    host_id: str
+    hosts_feasible: int
+    policy_count: int
+    cache_hit: bool
+
+
+@event
+class PlacementQualitySampled(Event):
+    hosts_used: int
+    hosts_lower_bound: int
+    fragmentation_pct: float
+    stranded_cpu_pct: float
+    stranded_memory_pct: float
+    imbalance_pct: float
+    min_headroom_cpu_pct: float
+    min_headroom_memory_pct: float
+    min_headroom_network_pct: float
+    min_headroom_io_pct: float
+
+
+@event
+class RebalancePlanned(Event):
+    rebalance_mode: str
+    moves_planned: int
+    imbalance_before_pct: float
+    imbalance_after_pct: float
+    hosts_to_power_off: int
+
+
+@event
+class RebalanceMoveStarted(Event):
+    """A VM starts moving for the rebalancer; ``VMMoved`` marks the end."""
+
+    vm_id: str
+    from_host_id: str
+    host_id: str
+
+
+@event
+class RebalanceMoveRefused(Event):
+    """A planned move did not happen: admission refused it when it was about to start, or
+    another component moved the VM while it was in flight. The next round re-plans."""
+
+    vm_id: str
+    reason: str
+
+
+@event
+class HostPowerChanged(Event):
+    host_id: str
+    powered_on: bool

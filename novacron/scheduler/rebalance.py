@@ -1,0 +1,260 @@
+"""The rebalancer: DRS-style load balancing and consolidation plans.
+
+Theory of operation
+-------------------
+Imbalance metric. As VMware DRS (Gulati et al., "VMware Distributed Resource Management:
+Design, Implementation, and Lessons Learned", VMware Technical Journal 2012), imbalance is the
+standard deviation of a per-host load over the hosts that are up and powered on. A host's load
+is its dominant share in percent: ``100 * max(cpu allocated / cpu capacity, memory allocated /
+memory capacity)``, the resource that binds first. ``imbalance_pct`` is the population standard
+deviation of that load, in percentage points.
+
+Balance mode. While the imbalance exceeds the threshold, DRS-style greedy hill climbing: take
+the VMs on the most loaded hosts, evaluate every destination at once (the scheduler's filters
+give feasibility with headroom, anti-affinity and NUMA; the new standard deviation follows in
+closed form from the load sums), and add the single move that lowers the imbalance most. Stop
+when the imbalance is under the threshold, the best move's gain is under ``min_gain_pp2``, or
+the caps are reached. The gain is the drop in the *sum* of squared load deviations
+(``hosts x variance``, in pp²), not in the standard deviation: one move changes the sum by about
+``2 a (L_src - L_dst - a)`` for a VM of load ``a`` whatever the cluster size, while its effect
+on the standard deviation shrinks as hosts are added, so a threshold on the latter would stop
+a 1000-host cluster from ever moving. Each accepted move strictly lowers the imbalance, so a plan never raises it,
+and taking the best move each time keeps the plan short (few moves for the gain).
+
+Consolidation mode. Take the emptiest powered-on hosts, in order, whose every VM can be
+re-homed on the other powered-on hosts that are not themselves being emptied (largest VM first,
+onto the most allocated host that passes the filters: a what-if best-fit decreasing), and move
+their VMs off as far as the caps allow; once a host is empty it is proposed for power-off.
+Consolidation trades balance for energy: it may raise the imbalance.
+
+Both modes respect the caps (a plan is one wave of moves that start together: at most
+``max_moves_per_host`` per host as source or destination and ``max_moves_total`` in all, plus
+whatever the ``MoveAdmission`` says about migrations in flight), and never move a VM moved within
+``ping_pong_window_s`` (time is injected as ``now_s``). The host table passed in is not mutated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from novacron.scheduler.admission import Move, MoveAdmission
+from novacron.scheduler.framework import Scheduler
+from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, PlacementRequest
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedVM:
+    request: PlacementRequest
+    row: int
+    numa_split: FloatArray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebalanceConfig:
+    imbalance_threshold_pct: float = 5.0
+    min_gain_pp2: float = 5.0
+    """Least drop in the sum of squared host-load deviations (pp²) a move must bring: moving a
+    1 % VM between hosts 5 pp either side of the mean gains about 20 pp²."""
+    max_moves_per_host: int = 2
+    max_moves_total: int = 10
+    ping_pong_window_s: float = 1800.0
+    source_hosts: int = 3
+    """How many of the most loaded hosts donate candidate VMs per step (balance mode)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebalancePlan:
+    mode: str
+    moves: tuple[Move, ...]
+    imbalance_before_pct: float
+    imbalance_after_pct: float
+    hosts_to_power_off: tuple[str, ...] = ()
+
+
+def host_load_pct(hosts: HostTable) -> FloatArray:
+    """Dominant share per host, in percent."""
+    cpu = hosts.allocated[CPU] / np.maximum(hosts.capacity[CPU], 1e-12)
+    memory = hosts.allocated[MEMORY] / np.maximum(hosts.capacity[MEMORY], 1e-12)
+    load: FloatArray = 100.0 * np.maximum(cpu, memory)
+    return load
+
+
+def active_hosts(hosts: HostTable) -> BoolArray:
+    active: BoolArray = hosts.up & hosts.powered_on
+    return active
+
+
+def imbalance_pct(hosts: HostTable) -> float:
+    """Population standard deviation of host load over active hosts (percentage points)."""
+    load = host_load_pct(hosts)[active_hosts(hosts)]
+    return float(load.std()) if load.size else 0.0
+
+
+@dataclass
+class _Plan:
+    """A plan being built on a what-if copy of the hosts."""
+
+    hosts: HostTable
+    vms: dict[str, PlacedVM]
+    config: RebalanceConfig
+    admission: MoveAdmission
+    movable: set[str]
+    now_s: float = 0.0
+    moves: list[Move] = field(default_factory=list)
+    per_host: Counter[int] = field(default_factory=Counter)
+    by_row: dict[int, list[str]] = field(default_factory=dict)
+    """VM ids per host row, appended to as VMs arrive; one that left is skipped by its row."""
+
+    def __post_init__(self) -> None:
+        for vm_id, vm in sorted(self.vms.items()):
+            self.by_row.setdefault(vm.row, []).append(vm_id)
+
+    def on_row(self, row: int) -> list[PlacedVM]:
+        return [self.vms[v] for v in self.by_row.get(row, ()) if self.vms[v].row == row]
+
+    def slots_free(self) -> BoolArray:
+        used = np.zeros(self.hosts.size, dtype=np.int64)
+        for row, count in self.per_host.items():
+            used[row] = count
+        free: BoolArray = used < self.config.max_moves_per_host
+        return free
+
+    def full(self) -> bool:
+        return len(self.moves) >= self.config.max_moves_total
+
+    def admit(self, vm: PlacedVM, destination: int) -> bool:
+        ids = self.hosts.host_ids
+        move = Move(vm.request.vm_id, ids[vm.row], ids[destination])
+        if self.full() or not self.admission.may_start(move, tuple(self.moves), self.now_s):
+            return False
+        self.hosts.release(vm.row, vm.request, vm.numa_split)
+        split = self.hosts.allocate(destination, vm.request)
+        self.vms[vm.request.vm_id] = replace(vm, row=destination, numa_split=split)
+        self.moves.append(move)
+        self.per_host[vm.row] += 1
+        self.per_host[destination] += 1
+        self.by_row.setdefault(destination, []).append(vm.request.vm_id)
+        self.movable.discard(vm.request.vm_id)
+        return True
+
+
+def _start(hosts: HostTable, vms: Sequence[PlacedVM], config: RebalanceConfig, admission: MoveAdmission,
+           last_moved_s: Mapping[str, float], now_s: float) -> _Plan:
+    movable = {v.request.vm_id for v in vms
+               if now_s - last_moved_s.get(v.request.vm_id, -np.inf) >= config.ping_pong_window_s}
+    return _Plan(hosts.copy(), {v.request.vm_id: v for v in vms}, config, admission, movable, now_s)
+
+
+def _std_after_moves(hosts: HostTable, vm: PlacedVM, load: FloatArray, active: BoolArray) -> FloatArray:
+    """Imbalance after moving ``vm`` to each host (closed form from the sums of load)."""
+    demand = vm.request.demand_array()
+    capacity = np.maximum(hosts.capacity[[CPU, MEMORY]], 1e-12)
+    dest_after = 100.0 * np.max((hosts.allocated[[CPU, MEMORY]] + demand[[CPU, MEMORY], None]) / capacity, axis=0)
+    src_alloc = hosts.allocated[[CPU, MEMORY], vm.row] - demand[[CPU, MEMORY]]
+    src_after = 100.0 * float(np.max(np.maximum(src_alloc, 0.0) / capacity[:, vm.row]))
+    n = max(int(active.sum()), 1)
+    total, squares = load[active].sum(), (load[active] ** 2).sum()
+    total_after = total - load[vm.row] + src_after - load + dest_after
+    squares_after = squares - load[vm.row] ** 2 + src_after**2 - load**2 + dest_after**2
+    std: FloatArray = np.sqrt(np.maximum(squares_after / n - (total_after / n) ** 2, 0.0))
+    return std
+
+
+def _best_balancing_move(plan: _Plan, scheduler: Scheduler) -> tuple[float, PlacedVM, int] | None:
+    hosts = plan.hosts
+    load, active, slots = host_load_pct(hosts), active_hosts(hosts), plan.slots_free()
+    ranked = [int(r) for r in np.argsort(-load, kind="stable") if active[r] and slots[r]]
+    donors = set(ranked[: plan.config.source_hosts])
+    best: tuple[float, PlacedVM, int] | None = None
+    for vm in (vm for row in sorted(donors) for vm in plan.on_row(row)):
+        if vm.request.vm_id not in plan.movable:
+            continue
+        mask, _ = scheduler.feasible(hosts, vm.request)
+        mask &= active & slots
+        mask[vm.row] = False
+        if not mask.any():
+            continue
+        std = np.where(mask, _std_after_moves(hosts, vm, load, active), np.inf)
+        destination = int(np.argmin(std))
+        if best is None or std[destination] < best[0]:
+            best = (float(std[destination]), vm, destination)
+    return best
+
+
+def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler, admission: MoveAdmission,
+                 *, config: RebalanceConfig, last_moved_s: Mapping[str, float], now_s: float) -> RebalancePlan:
+    """Moves that lower the imbalance below the threshold, best move first."""
+    plan = _start(hosts, vms, config, admission, last_moved_s, now_s)
+    before = current = imbalance_pct(hosts)
+    active = max(int(active_hosts(hosts).sum()), 1)
+    while current > config.imbalance_threshold_pct and not plan.full():
+        best = _best_balancing_move(plan, scheduler)
+        if best is None or active * (current**2 - best[0] ** 2) < config.min_gain_pp2:
+            break
+        if not plan.admit(best[1], best[2]):
+            plan.movable.discard(best[1].request.vm_id)  # refused: try the next best VM
+            continue
+        current = imbalance_pct(plan.hosts)
+    return RebalancePlan("balance", tuple(plan.moves), before, current)
+
+
+def _evacuation(base: HostTable, plan: _Plan, scheduler: Scheduler, donor: int,
+                donors: set[int]) -> tuple[list[tuple[PlacedVM, int]], HostTable] | None:
+    """Destinations for every VM on ``donor`` and the what-if table with them there, or None."""
+    what_if = base.copy()
+    on_donor = sorted(plan.on_row(donor),
+                      key=lambda v: (-v.request.demand[MEMORY], -v.request.demand[CPU], v.request.vm_id))
+    targets = active_hosts(what_if)
+    targets[list(donors | {donor})] = False
+    moves = []
+    for vm in on_donor:
+        if vm.request.vm_id not in plan.movable:
+            return None
+        mask, _ = scheduler.feasible(what_if, vm.request)
+        mask &= targets
+        if not mask.any():
+            return None
+        load = np.where(mask, host_load_pct(what_if), -np.inf)
+        destination = int(np.argmax(load))
+        what_if.release(vm.row, vm.request, vm.numa_split)
+        what_if.allocate(destination, vm.request)
+        moves.append((vm, destination))
+    return moves, what_if
+
+
+def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler,
+                       admission: MoveAdmission, *, config: RebalanceConfig, last_moved_s: Mapping[str, float],
+                       now_s: float) -> RebalancePlan:
+    """Empty the least loaded hosts that can be emptied, so they can be powered off."""
+    plan = _start(hosts, vms, config, admission, last_moved_s, now_s)
+    before = imbalance_pct(hosts)
+    occupied = {v.row for v in vms}
+    active = active_hosts(hosts)
+    order = [int(r) for r in np.argsort(host_load_pct(hosts), kind="stable") if active[r]]
+    idle = [r for r in order if r not in occupied]
+    # Already empty hosts can go at once; keep one powered on so the cluster can take a VM.
+    emptied = [hosts.host_ids[r] for r in idle[: len(order) - max(len(occupied), 1)]]
+    donors: set[int] = set()
+    # Each donor's whole evacuation is reserved, including the moves the caps defer to later
+    # waves, so a later donor cannot take the room an earlier one needs (which would leave it
+    # half emptied, its moves wasted).
+    reserved = plan.hosts
+    for donor in (r for r in order if r in occupied):
+        if plan.full() or len(occupied) - len(donors) <= 1:
+            break
+        found = _evacuation(reserved, plan, scheduler, donor, donors)
+        if found is None:
+            continue
+        evacuation, reserved = found
+        donors.add(donor)
+        moved = sum(plan.admit(vm, destination) for vm, destination in evacuation
+                    if plan.slots_free()[donor] and plan.slots_free()[destination])
+        if moved == len(evacuation):
+            emptied.append(hosts.host_ids[donor])
+        # A donor only partly moved this wave is the emptiest host again next wave and is finished
+        # first; later donors in this wave use the slots that remain.
+    return RebalancePlan("consolidate", tuple(plan.moves), before, imbalance_pct(plan.hosts), tuple(emptied))

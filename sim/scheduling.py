@@ -1,0 +1,325 @@
+"""The placement scheduler in the simulation: placing VMs, rebalancing, quality samples.
+
+Theory of operation
+-------------------
+``SimScheduler`` owns the scheduler's ``HostTable`` (the truth for allocations) and mirrors CPU
+and memory into the foundation's ``Inventory`` arrays after every change, so the utilisation
+sampler reads the same placement. Each VM request becomes a ``PlacementRequest``: its network
+and I/O demand scale with its vCPUs (``[scheduler]`` per-vCPU figures), consecutive VMs form
+apps of ``anti_affinity_group_size`` replicas that must not share a host, and a VM's peers are
+the hosts of the earlier VMs of its app (network-aware placement puts it near them).
+
+Decision time. The core cannot read a clock, and a measured time in an event would make the log
+differ from run to run. So ``VMPlaced.decision_ms`` carries a *modelled* cost: a fixed part per
+policy plus a part per host and policy, calibrated on this machine with
+``benchmarks/bench_scheduler.py`` (see RESULTS_scheduler.md), and a fixed cost for a cache hit.
+The catalogue's ``scheduler.policy_eval_p99_ms`` is *measured*: each placement is timed here in
+the runtime with ``time.thread_time`` (the CPU time of this thread, so other tenants of a shared
+machine preempting the run do not inflate it; wall-clock latency is in the benchmarks) and the
+p99 goes into ``ctx.config_metrics``, outside the event log, so the log stays bit-for-bit
+reproducible while the target checks a measured cost.
+
+Rebalancing runs every ``rebalance_interval_s``. Moves are admitted by the migration
+subsystem's ``AdmissionController`` (``[scheduler] admission = "migration"``: its cost model,
+headroom, caps and token bucket, with host loads from the inventory's CPU samples and the
+table's allocations) or by the plain caps (``"caps"``); a move the controller refuses when it
+is about to start is dropped (``RebalanceMoveRefused``) and re-planned next round. This
+controller is the rebalancer's own: the migration batch component (``sim/migration_batch.py``)
+keeps another, so their caps are not shared yet. VMs that other components move (``VMMoved``
+from another source) are read back from the log, so the table stays the truth. A move reserves the VM's resources on the
+destination when it starts (as Nova claims them) and frees the source when it ends; its
+duration is a stand-in model (2 s + memory over the move's NIC share, ``move_share``) until the migration
+subsystem drives the moves. Consolidation powers a host off once it is empty; placing a VM on
+a powered-off host powers it on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from novacron.cluster.events import HostUtilisationSampled, VMMoved
+from novacron.migration.admission import AdmissionController, AdmissionPolicy, HostLoad, MigrationCost, estimate_cost
+from novacron.scheduler.admission import ConcurrencyCaps, ControllerAdmission, Move, MoveAdmission
+from novacron.scheduler.cache import CachingScheduler, DecisionCache
+from novacron.scheduler.config import SchedulerConfig, build_scheduler
+from novacron.scheduler.events import (
+    HostPowerChanged,
+    PlacementDecided,
+    PlacementQualitySampled,
+    RebalanceMoveRefused,
+    RebalanceMoveStarted,
+    RebalancePlanned,
+)
+from novacron.scheduler.quality import measure
+from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, RebalancePlan, plan_balance, plan_consolidation
+from novacron.scheduler.state import CPU, MEMORY, NETWORK, HostTable, PlacementRequest
+from sim.context import SimContext
+
+if TYPE_CHECKING:
+    from sim.inventory import Inventory
+
+MODEL_FIXED_MS_PER_POLICY = 0.007
+MODEL_MS_PER_HOST_POLICY = 2.0e-6
+MODEL_CACHE_HIT_MS = 0.03
+
+
+class SimScheduler:
+    """The scheduler wired to the simulated inventory: the placer ``place_vm`` calls."""
+
+    def __init__(self, ctx: SimContext, inv: Inventory) -> None:
+        self.ctx, self.inv = ctx, inv
+        self.config: SchedulerConfig = ctx.scenario.scheduler
+        c = ctx.scenario.cluster
+        self.table = HostTable.uniform(c.hosts, cpu=c.host_cpu_cores * c.cpu_overcommit,
+                                       memory_gib=c.host_memory_gib, network_gbps=c.host_network_gbps,
+                                       iops=c.host_disk_iops, numa_nodes=self.config.numa_nodes,
+                                       hosts_per_rack=c.hosts_per_rack)
+        self.table.host_ids = tuple(inv.host_ids)
+        self.rows = {host_id: row for row, host_id in enumerate(inv.host_ids)}
+        self.scheduler = CachingScheduler(build_scheduler(self.config), DecisionCache(
+            ttl_s=self.config.decision_cache_ttl_s, tolerance=self.config.cache_tolerance_pct / 100))
+        self.rng = ctx.seeds.numpy("scheduler.tiebreak")
+        self.caps = ConcurrencyCaps(max_per_host=self.config.max_moves_per_host, max_total=self.config.max_moves_total)
+        self.controller = AdmissionController(self.admission_policy())
+        self.controller_admission = ControllerAdmission(self.controller, self.move_cost)
+        self.admission: MoveAdmission = self.controller_admission if self.config.admission == "migration" \
+            else self.caps
+        self.in_flight: dict[str, Move] = {}
+        self.events_seen = 0
+        self.cpu_pct: dict[str, float] = {}
+        self.vms: dict[str, PlacedVM] = {}
+        self.app_rows: dict[int, list[int]] = {}
+        self.last_moved_s: dict[str, float] = {}
+        self.power_off_pending: set[int] = set()
+        self.eval_ms: list[float] = []
+        self.requests = 0
+        ctx.config_metrics["scheduler.decision_cache_ttl_s"] = self.config.decision_cache_ttl_s
+
+    def request_for(self, vm_id: str, cpu: int, memory_gib: float) -> tuple[int, PlacementRequest]:
+        cfg, n = self.config, self.requests
+        self.requests += 1
+        app = n // cfg.anti_affinity_group_size if cfg.anti_affinity_group_size else n
+        peers = tuple(self.app_rows.get(app, [])[-cfg.peers_per_vm:]) if cfg.peers_per_vm else ()
+        group = f"app-{app}" if cfg.anti_affinity_group_size > 1 else None
+        return app, PlacementRequest(vm_id=vm_id, demand=self.request_demand(cpu, memory_gib),
+                                     anti_affinity_group=group, peer_hosts=peers)
+
+    def place(self, vm_id: str, cpu: int, memory_gib: float) -> tuple[int | None, str, float]:
+        """Place one VM: (host index or None, rejection reason, modelled decision ms)."""
+        app, request = self.request_for(vm_id, cpu, memory_gib)
+        self.table.up[:] = self.inv.host_up  # hosts fail and recover in the inventory
+        self.absorb_log()
+        started = time.thread_time()
+        decision = self.scheduler.place(self.table, request, self.rng, self.ctx.env.now)
+        self.eval_ms.append((time.thread_time() - started) * 1000.0)
+        policies = self.scheduler.scheduler.policy_count
+        modelled_ms = MODEL_CACHE_HIT_MS if decision.cached else policies * (
+            MODEL_FIXED_MS_PER_POLICY + MODEL_MS_PER_HOST_POLICY * self.table.size)
+        if decision.row is None:
+            return None, f"no feasible host ({decision.rejected_by})", modelled_ms
+        row = decision.row
+        if not self.table.powered_on[row]:
+            self._power(row, on=True)
+        self.ctx.recorder.emit(PlacementDecided, source="scheduler", vm_id=vm_id, host_id=self.table.host_ids[row],
+                               hosts_feasible=decision.hosts_feasible, policy_count=policies,
+                               cache_hit=decision.cached)
+        self.vms[vm_id] = PlacedVM(request, row, self.table.allocate(row, request))
+        self.app_rows.setdefault(app, []).append(row)
+        self.power_off_pending.discard(row)
+        self._mirror()
+        return row, "", modelled_ms
+
+    def admission_policy(self) -> AdmissionPolicy:
+        cfg, m = self.config, self.ctx.scenario.migration
+        return AdmissionPolicy(max_per_host=cfg.max_moves_per_host, max_global=cfg.max_moves_total,
+                               headroom_cpu_pct=cfg.headroom_cpu_pct, headroom_memory_pct=cfg.headroom_memory_pct,
+                               headroom_network_pct=cfg.headroom_network_pct, headroom_io_pct=cfg.headroom_io_pct,
+                               rate_per_s=m.rate_per_s, burst=m.burst)
+
+    def move_share(self) -> float:
+        """A move's share of the NIC: the network ceiling split among a host's concurrent moves
+        (as the migration batch budgets its streams), so moves alone never break the headroom."""
+        return (1.0 - self.config.headroom_network_pct / 100.0) / self.config.max_moves_per_host
+
+    def move_cost(self, move: Move) -> MigrationCost:
+        """The migration subsystem's cost model, at the bandwidth this runtime's moves use."""
+        c, destination = self.ctx.scenario.cluster, self.rows[move.destination_host_id]
+        nic_gbps = float(self.table.capacity[NETWORK, destination])
+        return estimate_cost(vm_memory_gib=self.vms[move.vm_id].request.demand[MEMORY],
+                             bandwidth_gbps=self.move_share() * nic_gbps, host_memory_gib=c.host_memory_gib,
+                             host_network_gbps=nic_gbps, host_cpu_cores=c.host_cpu_cores)
+
+    def update_loads(self) -> None:
+        """Host loads for admission, as utilisation: CPU from the inventory's samples, memory
+        as allocated (it is reserved). Network and I/O reservations are not traffic, so they
+        count as 0 here, as in the migration batch; the moves' own streams are the cost."""
+        memory_pct = 100.0 * self.table.allocated[MEMORY] / self.table.capacity[MEMORY]
+        for row, host_id in enumerate(self.table.host_ids):
+            self.controller.update_host(host_id, HostLoad(cpu_pct=self.cpu_pct.get(host_id, 0.0),
+                                                          memory_pct=float(memory_pct[row])))
+
+    def absorb_log(self) -> None:
+        """Catch up with the log: CPU samples, and VMs other components moved (the migration
+        batch), so the table stays the truth about where VMs are."""
+        log = self.ctx.log
+        for seq in range(self.events_seen, len(log)):
+            ev = log[seq]
+            if isinstance(ev, HostUtilisationSampled):
+                self.cpu_pct[ev.host_id] = ev.cpu_pct
+            elif isinstance(ev, VMMoved) and ev.source != "rebalancer":
+                self._absorb_move(ev)
+        self.events_seen = len(log)
+
+    def _absorb_move(self, ev: VMMoved) -> None:
+        vm = self.vms.get(ev.vm_id)
+        if vm is None or ev.host_id not in self.rows or self.table.host_ids[vm.row] == ev.host_id:
+            return
+        # The VM ends where the log says, as the projection has it, even when the mover's idea of
+        # its source was stale (the migration batch reads placements once, when it starts).
+        destination = self.rows[ev.host_id]
+        self.table.release(vm.row, vm.request, vm.numa_split)
+        self.vms[ev.vm_id] = PlacedVM(vm.request, destination, self.table.allocate(destination, vm.request))
+        self.inv.vm_host[ev.vm_id] = destination
+        self.last_moved_s[ev.vm_id] = ev.t_s
+        if not self.table.powered_on[destination]:
+            self._power(destination, on=True)
+        self.power_off_pending.discard(destination)
+        self._mirror()
+
+    def report_eval_time(self) -> Generator[simpy.Event, None, None]:
+        """Publish the measured p99 just before the run ends (once: a percentile per placement
+        would make a long run quadratic)."""
+        yield self.ctx.env.timeout(max(self.ctx.scenario.duration_s - 1e-6, 0.0))
+        if self.eval_ms:
+            self.ctx.config_metrics["scheduler.policy_eval_p99_ms"] = float(np.percentile(self.eval_ms, 99))
+
+    def _mirror(self) -> None:
+        self.inv.cpu_allocated[:] = self.table.allocated[CPU]
+        self.inv.memory_allocated_gib[:] = self.table.allocated[MEMORY]
+
+    def _power(self, row: int, *, on: bool) -> None:
+        self.table.powered_on[row] = on
+        self.ctx.recorder.emit(HostPowerChanged, source="scheduler", host_id=self.table.host_ids[row], powered_on=on)
+
+    def rebalance_config(self) -> RebalanceConfig:
+        cfg = self.config
+        return RebalanceConfig(imbalance_threshold_pct=cfg.imbalance_threshold_pct,
+                               max_moves_per_host=cfg.max_moves_per_host, max_moves_total=cfg.max_moves_total,
+                               ping_pong_window_s=cfg.ping_pong_window_s)
+
+    def plan(self) -> RebalancePlan:
+        planner = plan_consolidation if self.config.rebalance == "consolidate" else plan_balance
+        self.table.up[:] = self.inv.host_up
+        self.absorb_log()
+        self.update_loads()
+        vms = [v for v in self.vms.values() if v.request.vm_id not in self.in_flight]
+        return planner(self.table, vms, self.scheduler.scheduler, self.admission, config=self.rebalance_config(),
+                       last_moved_s=self.last_moved_s, now_s=self.ctx.env.now)
+
+    def rebalance(self) -> Generator[simpy.Event, None, None]:
+        while True:
+            yield self.ctx.env.timeout(self.config.rebalance_interval_s)
+            self._power_off_empty_hosts()
+            plan = self.plan()
+            self.ctx.recorder.emit(RebalancePlanned, source="rebalancer", rebalance_mode=plan.mode,
+                                   moves_planned=len(plan.moves), imbalance_before_pct=plan.imbalance_before_pct,
+                                   imbalance_after_pct=plan.imbalance_after_pct,
+                                   hosts_to_power_off=len(plan.hosts_to_power_off))
+            self.power_off_pending.update(self.rows[h] for h in plan.hosts_to_power_off)
+            for move in plan.moves:
+                self.ctx.env.process(self.migrate(move))
+            self._power_off_empty_hosts()
+
+    def migrate(self, move: Move) -> Generator[simpy.Event, None, None]:
+        vm = self.vms[move.vm_id]
+        destination = self.rows[move.destination_host_id]
+        if not self.start_move(move):
+            return
+        self.ctx.recorder.emit(RebalanceMoveStarted, source="rebalancer", vm_id=move.vm_id,
+                               from_host_id=move.source_host_id, host_id=move.destination_host_id)
+        split = self.table.allocate(destination, vm.request)  # claimed on the destination at start
+        self._mirror()
+        nic_gbps = float(self.table.capacity[2, destination])
+        yield self.ctx.env.timeout(2.0 + vm.request.demand[MEMORY] * 8.0 / (self.move_share() * nic_gbps))
+        self.finish_move(move)
+        if self.vms[move.vm_id].row != vm.row:  # another component moved it meanwhile: ours lost
+            self.table.release(destination, vm.request, split)
+            self._mirror()
+            self.ctx.recorder.emit(RebalanceMoveRefused, source="rebalancer", vm_id=move.vm_id,
+                                   reason="superseded: another component moved the VM meanwhile")
+            return
+        self.table.release(vm.row, vm.request, vm.numa_split)
+        self.vms[move.vm_id] = PlacedVM(vm.request, destination, split)
+        self.inv.vm_host[move.vm_id] = destination
+        self._mirror()
+        self.last_moved_s[move.vm_id] = self.ctx.env.now
+        self.ctx.recorder.emit(VMMoved, source="rebalancer", vm_id=move.vm_id, from_host_id=move.source_host_id,
+                               host_id=move.destination_host_id)
+        self._power_off_empty_hosts()
+
+    def start_move(self, move: Move) -> bool:
+        """Take the admission slot when the move starts; the admission's answer now is final."""
+        if self.config.admission == "migration":
+            decision = self.controller.try_admit(self.controller_admission.request(move), self.ctx.env.now)
+            if not decision.admitted:
+                self.ctx.recorder.emit(RebalanceMoveRefused, source="rebalancer", vm_id=move.vm_id,
+                                       reason=decision.reason)
+                return False
+        else:
+            self.caps.started(move)
+        self.in_flight[move.vm_id] = move
+        return True
+
+    def finish_move(self, move: Move) -> None:
+        self.in_flight.pop(move.vm_id, None)
+        if self.config.admission == "migration":
+            self.controller.release(f"rebalance-{move.vm_id}")
+        else:
+            self.caps.finished(move.vm_id)
+
+    def _power_off_empty_hosts(self) -> None:
+        busy = {h for m in self.in_flight.values() for h in (m.source_host_id, m.destination_host_id)}
+        for row in sorted(self.power_off_pending):
+            if self.table.allocated[:, row].sum() <= 1e-9 and self.table.host_ids[row] not in busy:
+                self.power_off_pending.discard(row)
+                if self.table.powered_on[row]:
+                    self._power(row, on=False)
+
+    def sample_quality(self) -> Generator[simpy.Event, None, None]:
+        w = self.ctx.scenario.workload
+        flavours = [self.request_demand(c, m) for c, m in zip(w.vm_cpu_cores, w.vm_memory_gib, strict=True)]
+        smallest, largest = np.min(flavours, axis=0), np.max(flavours, axis=0)
+        while True:
+            yield self.ctx.env.timeout(self.config.quality_sample_s)
+            self.table.up[:] = self.inv.host_up
+            self.absorb_log()
+            q = measure(self.table, self.config.headroom(), smallest=smallest, reference=largest)
+            self.ctx.recorder.emit(PlacementQualitySampled, source="scheduler", hosts_used=q.hosts_used,
+                                   hosts_lower_bound=q.hosts_lower_bound, fragmentation_pct=q.fragmentation_pct,
+                                   stranded_cpu_pct=q.stranded_cpu_pct, stranded_memory_pct=q.stranded_memory_pct,
+                                   imbalance_pct=q.imbalance_pct, min_headroom_cpu_pct=q.min_headroom_cpu_pct,
+                                   min_headroom_memory_pct=q.min_headroom_memory_pct,
+                                   min_headroom_network_pct=q.min_headroom_network_pct,
+                                   min_headroom_io_pct=q.min_headroom_io_pct)
+
+    def request_demand(self, cpu: int, memory_gib: float) -> tuple[float, float, float, float]:
+        cfg = self.config
+        return (float(cpu), memory_gib, cpu * cfg.vm_network_gbps_per_vcpu, cpu * cfg.vm_iops_per_vcpu)
+
+
+def attach(ctx: SimContext, inv: Inventory) -> SimScheduler | None:
+    """Start the scheduler's processes and make it the inventory's placer (unless first fit)."""
+    if ctx.scenario.scheduler.placer == "first_fit":
+        return None
+    scheduler = SimScheduler(ctx, inv)
+    inv.placer = scheduler.place
+    ctx.env.process(scheduler.sample_quality())
+    ctx.env.process(scheduler.report_eval_time())
+    if ctx.scenario.scheduler.rebalance != "off":
+        ctx.env.process(scheduler.rebalance())
+    return scheduler
