@@ -86,6 +86,9 @@ class HostDirectory:
         except KeyError:
             raise KeyError(f"unknown host {host_id!r}; known: {', '.join(sorted(self._hosts))}") from None
 
+    def hosts(self) -> list[LibvirtHypervisor]:
+        return list(self._hosts.values())
+
     def close(self) -> None:
         for hypervisor in self._hosts.values():
             hypervisor.close()
@@ -238,6 +241,12 @@ class LibvirtHypervisor:
         return _POWER_STATES.get(state, PowerState.SHUTOFF)
 
     def describe_vm(self, vm_id: str) -> VMDescription:
+        """The VM on this host or, after it migrated away, on whichever host of the directory holds
+        it (the controller keeps addressing the source, as with the simulated hypervisor)."""
+        if not self.has_vm(vm_id):
+            for peer in self.directory.hosts():
+                if peer is not self and peer.has_vm(vm_id):
+                    return peer.describe_vm(vm_id)
         dom = self.domain(vm_id)
         _state, max_memory_kib, _memory_kib, vcpus, _cpu_time = dom.info()
         return VMDescription(vm_id=vm_id, host_id=self._host_id, memory_bytes=int(max_memory_kib) * KIB,

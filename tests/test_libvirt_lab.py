@@ -8,7 +8,6 @@ the Debian packages the module skips, unless CI=true, where it fails.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,37 +18,14 @@ from novacron.guest_health import GuestHealthChecked
 from novacron.migration.controller import ControllerPolicy
 from novacron.migration.events import MigrationCommandIssued, MigrationFinished, MigrationRoundCompleted
 from novacron.migration.protocol import MIB, JobStats
+from tests.libvirt_helpers import lab_session
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the libvirt lab is required in CI: {reason}")
-    pytest.skip(f"libvirt lab unavailable: {reason}")
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[object]:
-    try:
-        import libvirt  # noqa: F401
-    except ImportError:
-        _unavailable("libvirt-python is not installed (the 'real' extra; needs libvirt-dev)")
-    from backends.lab import lab as lab_module
-    from backends.lab.guest import GuestBuildError
-    from backends.lab.hosts import LabHostError
-
-    info = lab_module.running_lab()
-    started_here = False
-    if info is None:
-        try:
-            info = lab_module.up()
-            started_here = True
-        except (lab_module.LabError, GuestBuildError, LabHostError, OSError) as exc:
-            _unavailable(f"cannot bring the lab up: {exc}")
-    yield info
-    if started_here:
-        lab_module.down()
+    yield from lab_session()
 
 
 def _migrate(lab: object, vm_id: str, **overrides: object) -> object:
