@@ -270,6 +270,9 @@ class LibvirtHypervisor:
             self._adjust(command.vm_id, lambda dom: dom.migrateSetMaxSpeed(speed))
         elif isinstance(command, StartPostcopy):
             self._adjust(command.vm_id, lambda dom: dom.migrateStartPostCopy())
+            job = self._jobs.get(command.vm_id)
+            if job is not None and job.finished_s is None:
+                job.postcopy_seen = True  # QEMU switches at its next iteration; a poll may miss it
         elif isinstance(command, ForceComplete):
             self._adjust(command.vm_id, lambda dom: dom.suspend())  # nothing dirties: the copy converges
         else:  # pragma: no cover - the union is closed
@@ -407,9 +410,15 @@ class LibvirtHypervisor:
                 libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
         except (KeyError, libvirt.libvirtError):
             stats = {}
-        if job.command.migration_type is MigrationType.COLD or not stats:
-            return JobStats(vm_id=vm_id, status=JobStatus.COMPLETED, total_time_ms=wall_ms,
-                            downtime_ms=wall_ms if job.command.migration_type is not MigrationType.LIVE else None)
+        if job.command.migration_type is MigrationType.COLD:
+            return JobStats(vm_id=vm_id, status=JobStatus.COMPLETED, total_time_ms=wall_ms, downtime_ms=wall_ms)
+        if not stats.get("time_elapsed"):
+            # No completed statistics (seen after post-copy): the last poll's numbers, the wall
+            # time of migrate3, and no downtime figure rather than a made-up one.
+            last = job.last_running or JobStats(vm_id=vm_id, status=JobStatus.COMPLETED)
+            downtime = wall_ms if job.command.migration_type is MigrationType.WARM else None
+            return dataclasses.replace(last, status=JobStatus.COMPLETED, total_time_ms=wall_ms, downtime_ms=downtime,
+                                       expected_downtime_ms=None, switched_to_postcopy=job.postcopy_seen)
         switched = job.postcopy_seen or int(stats.get("memory_postcopy_requests", 0)) > 0
         return dataclasses.replace(job_stats_from_libvirt(vm_id, stats, JobStatus.COMPLETED),
                                    switched_to_postcopy=switched)

@@ -113,3 +113,19 @@ def test_calibrate_writes_real_sim_and_planner_tables_for_a_small_grid(lab: obje
     assert list(real["outcome"]) == ["completed", "completed"]
     assert real["healthy"].all(), list(real["health"])
     assert set(table["metric"]) == {"total_time_ms", "downtime_ms", "bytes_sent", "dirty_syncs"}
+
+
+def test_controller_switches_a_non_converging_migration_to_postcopy(lab: object) -> None:
+    # 20,000 pages/s over 64 MiB against 32 MiB/s does not converge: with post-copy permitted the
+    # controller switches (Nova's rule: a round shrank the remaining data by < 10 %)
+    policy = ControllerPolicy(downtime_ms=100.0, downtime_steps=1, bandwidth_mib_s=32.0, poll_interval_s=0.1,
+                              completion_timeout_s_per_gib=10.0, permit_postcopy=True, timeout_action="force_complete")
+    result = _migrate(lab, "nc-postcopy", dirty_rate_pages_s=20000, bandwidth_mib_s=32.0, downtime_limit_ms=100.0,
+                      policy=policy)
+    finished = result.finished  # type: ignore[attr-defined]
+    assert finished.outcome == "completed", finished.reason
+    assert finished.switched_to_postcopy and finished.migration_type == "postcopy"
+    commands = [e.command for e in result.log.of_type(MigrationCommandIssued)]  # type: ignore[attr-defined]
+    assert "StartPostcopy" in commands
+    assert result.location == "host1"  # type: ignore[attr-defined]
+    assert result.health.healthy, result.health.describe()  # type: ignore[attr-defined]
