@@ -129,3 +129,26 @@ def test_controller_switches_a_non_converging_migration_to_postcopy(lab: object)
     assert "StartPostcopy" in commands
     assert result.location == "host1"  # type: ignore[attr-defined]
     assert result.health.healthy, result.health.describe()  # type: ignore[attr-defined]
+
+
+def test_cold_migration_moves_a_shut_off_vm_definition(lab: object) -> None:
+    from novacron.migration.protocol import MigrationType
+
+    result = _migrate(lab, "nc-cold", migration_type=MigrationType.COLD)
+    finished = result.finished  # type: ignore[attr-defined]
+    assert finished.outcome == "completed", finished.reason
+    assert finished.migration_type == "cold" and finished.bytes_sent == 0
+    assert result.location == "host1"  # type: ignore[attr-defined]
+
+
+def test_warm_migration_pauses_for_the_whole_copy_and_resumes_healthy(lab: object) -> None:
+    from novacron.migration.protocol import MigrationType
+
+    result = _migrate(lab, "nc-warm", migration_type=MigrationType.WARM, dirty_rate_pages_s=20000)
+    finished = result.finished  # type: ignore[attr-defined]
+    assert finished.outcome == "completed", finished.reason
+    assert finished.migration_type == "warm"
+    # the guest is paused for the whole copy, so the downtime is most of the migration
+    assert finished.downtime_ms >= 0.5 * finished.total_time_ms
+    assert result.location == "host1"  # type: ignore[attr-defined]
+    assert result.health.healthy, result.health.describe()  # type: ignore[attr-defined]
