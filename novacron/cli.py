@@ -121,8 +121,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     save = args.save or Path(".benchmarks") / f"bench-{stamp}.json"
     save.parent.mkdir(parents=True, exist_ok=True)
+    # addopts is replaced: the project's default carries --benchmark-skip for the unit tests.
     command = [sys.executable, "-m", "pytest", str(bench_dir), "-p", "no:cacheprovider", "-q",
-               "-o", f"testpaths={bench_dir}", "-o", "python_files=bench_*.py", "--benchmark-enable",
+               "-o", "addopts=--strict-markers -ra", "-o", f"testpaths={bench_dir}", "-o", "python_files=bench_*.py", "--benchmark-enable",
                "--benchmark-only", f"--benchmark-json={save}", "--benchmark-min-rounds=5", *args.pytest_args]
     if args.k:
         command += ["-k", args.k]
@@ -485,6 +486,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("novacron: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`novacron run | head`): not an error worth a traceback. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
