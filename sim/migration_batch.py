@@ -12,7 +12,9 @@ migrations from or to that host at their next step (within one poll interval).
 
 One ``AdmissionController`` per run (``shared_admission``) is meant to be shared by everything
 that moves VMs; ``rebalancer_admission(ctx, memory_gib_of)`` wraps it in the scheduler's
-``MoveAdmission`` protocol, so the rebalancer and this batch count against the same caps.
+``MoveAdmission`` protocol, so the rebalancer and this batch count against the same caps, and
+``migration_service(ctx).migrate_admitted(...)`` runs an admitted move through the QEMU model
+and the core controller (the batch is built on that same per-run service).
 """
 
 from __future__ import annotations
