@@ -270,8 +270,13 @@ class RaftNode:
             self._step_candidate(m)
 
     def _in_lease(self) -> bool:
-        return (self.config.check_quorum and self.leader != NO_NODE
-                and self.election_elapsed < self.config.election_ticks_min)
+        # A leader under CheckQuorum holds the lease for as long as it leads (it steps down by
+        # itself once it loses its quorum); otherwise a server removed from the configuration,
+        # which never learns it was removed, deposes the leader with every term it starts
+        # (dissertation 4.2.3) -- the vopr found exactly that.
+        if not self.config.check_quorum or self.leader == NO_NODE:
+            return False
+        return self.role == LEADER or self.election_elapsed < self.config.election_ticks_min
 
     def _handle_vote_request(self, m: Message) -> None:
         can_vote = (self.vote == m.src or (self.vote == NO_NODE and self.leader == NO_NODE)
