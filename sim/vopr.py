@@ -367,10 +367,12 @@ def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactor
 
     steps = operations = 0
     with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="vopr") as bar:
-        for seed in bar:
+        for done, seed in enumerate(bar, start=1):
             result = run_seed(seed, node_class=node_class)
             steps += result.steps
             operations += result.operations
+            if not progress and done % 1000 == 0:
+                out(f"vopr: {done}/{len(seeds)} seeds passed")
             if not result.ok:
                 bar.close()
                 report_failure(result, out)
