@@ -13,9 +13,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
 - Elections (section 5.2) start with a PreVote round (dissertation 9.6): a node asks "would you
   vote for me at term+1?" without bumping its term, so a node that was partitioned away cannot
   depose a healthy leader when it comes back. With CheckQuorum (dissertation 6.2) a leader
-  that has not heard from a quorum within an election timeout steps down, and a follower that
-  heard from its leader within the minimum election timeout ignores (pre-)vote requests (the
-  "lease", dissertation 4.2.3).
+  that has not heard from a quorum within the longest election timeout steps down, and a
+  follower that heard from its leader within the shortest election timeout -- or a leader --
+  ignores (pre-)vote requests (the "lease", dissertation 4.2.3), so servers removed from the
+  configuration cannot disrupt.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
