@@ -123,7 +123,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     save.parent.mkdir(parents=True, exist_ok=True)
     # addopts is replaced: the project's default carries --benchmark-skip for the unit tests.
     command = [sys.executable, "-m", "pytest", str(bench_dir), "-p", "no:cacheprovider", "-q",
-               "-o", "addopts=--strict-markers -ra", "-o", f"testpaths={bench_dir}", "-o", "python_files=bench_*.py", "--benchmark-enable",
+               "-o", "addopts=--strict-markers -ra", "-o", f"testpaths={bench_dir}",
+               "-o", "python_files=bench_*.py", "--benchmark-enable",
                "--benchmark-only", f"--benchmark-json={save}", "--benchmark-min-rounds=5", *args.pytest_args]
     if args.k:
         command += ["-k", args.k]
