@@ -378,6 +378,38 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     fig.set_defaults(handler=cmd_raft_fig16)
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from backends.lab.__main__ import main as lab_main
+
+    return lab_main([args.action, *([str(args.host)] if args.host is not None else [])])
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from backends.lab import lab as lab_module
+    from backends.lab.calibrate import calibrate, format_errors, grid
+
+    points = grid(args.rates, args.bandwidths, args.downtimes)
+    info, started_here = None, False
+    if args.reuse_real:
+        print(f"novacron calibrate: re-analysing {args.out}/real.parquet against the simulation and the planner")
+    else:
+        info = lab_module.running_lab()
+        started_here = info is None
+        try:
+            info = info or lab_module.up()
+        except lab_module.LabError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"novacron calibrate: {len(points)} real migrations in the lab, then the simulation and the planner")
+    try:
+        table = calibrate(info, args.out, points)
+    finally:
+        if started_here:
+            lab_module.down()
+    print(format_errors(table))
+    print(f"\nwritten: {args.out}/real.parquet sim.parquet planner.parquet sim_fitted.parquet errors.parquet")
+    return EXIT_OK
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -451,6 +483,26 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
     mp.set_defaults(handler=cmd_migrate_plan)
     _add_raft_commands(sub)
+    lab = sub.add_parser("lab", help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down",
+                         description="The real-backend lab on this machine (root, Debian packages "
+                                     "installed by scripts/test): 'up' builds/caches the guest and "
+                                     "starts two libvirtd hosts, 'down' stops them, 'status' shows them, "
+                                     "'kill-host N' crashes host N (SIGKILL libvirtd and its QEMUs).")
+    lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
+    lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
+    lab.set_defaults(handler=cmd_lab)
+    cal = sub.add_parser("calibrate", help="real lab migrations vs simulation vs planner, error per metric",
+                         description="Run a grid of real live migrations in the lab (brought up if needed), "
+                                     "the same grid in the simulation's QEMU model and through the planner; "
+                                     "write all three to Parquet, fit the simulation's stream parameters on "
+                                     "half of the runs and report the error on the other half.")
+    cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")
+    cal.add_argument("--rates", type=int, nargs="+", default=[1000, 4000, 10000], help="dirty rates, pages/s")
+    cal.add_argument("--bandwidths", type=float, nargs="+", default=[64.0, 256.0], help="bandwidth limits, MiB/s")
+    cal.add_argument("--downtimes", type=float, nargs="+", default=[100.0, 300.0], help="downtime limits, ms")
+    cal.add_argument("--reuse-real", action="store_true",
+                     help="do not migrate: re-analyse the real runs already in OUT/real.parquet")
+    cal.set_defaults(handler=cmd_calibrate)
     return parser
 
 
