@@ -30,6 +30,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 from novacron.cache.adaptive import AdaptiveSizing
 from novacron.cache.breaker import BreakerState, CircuitBreaker
 from novacron.cache.events import CacheStatsSampled, CacheTierFailed, CacheTierRecovered, CacheTierResized
+from novacron.cache.memory import CLEANUP_INTERVAL_S
 from novacron.cache.stats import CacheStats
 from novacron.ports import CacheEntry, CacheTier, Clock, EventSink, TierUnavailable
 
@@ -51,7 +52,7 @@ WriteMode = Literal["through", "back"]
 class HierarchyOptions:
     write_mode: WriteMode = "through"
     demote_evictions: bool = True
-    cleanup_interval_s: float = 30.0
+    cleanup_interval_s: float = CLEANUP_INTERVAL_S
     stats_interval_s: float = 60.0
     measure_latency: bool = False
     """time each tier call with the clock (the real runtime); the simulator records its own"""

@@ -24,6 +24,11 @@ from novacron.ports import CacheEntry, Clock
 
 _Entry = tuple[bytes, int, float | None]
 
+# The L1 settings of the NovaCron Phase 1 analysis (DESIGN.md, Targets).
+L1_CAPACITY_ITEMS = 10_000
+L1_TTL_S = 300.0
+CLEANUP_INTERVAL_S = 30.0
+
 
 class MemoryTier:
     """A bounded in-memory ``CacheTier`` with TTL and a pluggable eviction policy."""
@@ -221,3 +226,8 @@ class MemoryTier:
 
     def keys(self) -> list[str]:
         return list(self._entries)
+
+
+def default_l1(clock: Clock, policy: str = "lru") -> MemoryTier:
+    """L1 as the analysis sizes it: 10,000 items, a 5-minute TTL."""
+    return MemoryTier("l1", clock=clock, capacity_items=L1_CAPACITY_ITEMS, default_ttl_s=L1_TTL_S, policy=policy)

@@ -102,3 +102,16 @@ def test_get_many_reads_each_tier_once_and_promotes() -> None:
     assert cache.get_many(["a", "b", "c", "d", "a"]) == {"a": b"1", "b": b"2", "c": b"3"}
     assert cache.stats.hits[:3] == [1, 1, 1] and cache.stats.misses[-1] == 1
     assert l1.get("c") == b"3" and l2.get("c") == b"3"
+
+
+def test_l1_defaults_are_the_analysis_settings() -> None:
+    from novacron.cache.memory import default_l1
+
+    clock = ManualClock(0.0)
+    l1 = default_l1(clock)
+    assert (l1.capacity, l1.default_ttl_s, HierarchyOptions().cleanup_interval_s) == (10_000, 300.0, 30.0)
+    l1.set("k", b"v")
+    clock.advance(299.0)
+    assert l1.get("k") == b"v"
+    clock.advance(1.0)
+    assert l1.get("k") is None
