@@ -233,6 +233,9 @@ class DiskTier:
             self.set(key, value, ttl_s)
         return []
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        return sum(self.delete(key) for key in keys)
+
     def purge_expired(self) -> int:
         now_s = self.clock.now_s()
         expired = [k for k, (_size, exp) in self._stored.items() if exp is not None and exp <= now_s]

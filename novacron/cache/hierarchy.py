@@ -196,9 +196,9 @@ class CacheHierarchy:
     def _write_back(self, items: Mapping[str, bytes], ttl_s: float | None, size_bytes: int | None) -> None:
         newly_dirty = [k for k in items if k not in self.dirty]
         self.dirty.update(items)
-        for index in range(1, len(self.tiers)):
-            for key in newly_dirty:
-                self._call(index, partial(self.tiers[index].delete, key), False)
+        if newly_dirty:
+            for index in range(1, len(self.tiers)):
+                self._call(index, partial(self.tiers[index].delete_many, newly_dirty), 0)
         self._set_in(0, items, ttl_s, size_bytes)
 
     def _set_in(self, index: int, items: Mapping[str, bytes], ttl_s: float | None,

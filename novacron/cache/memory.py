@@ -201,6 +201,9 @@ class MemoryTier:
         # A key evicted early in the batch and written again later is back: its old value is obsolete.
         return [e for e in evicted if e.key not in self._entries]
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        return sum(self.delete(key) for key in keys)
+
     def purge_expired(self) -> int:
         now_s = self._now_s()
         heap = self._expiry_heap
