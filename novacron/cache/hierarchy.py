@@ -45,6 +45,8 @@ class ResizableTier(Protocol):
     capacity: int
 
     def resize(self, capacity: int) -> list[CacheEntry]: ...
+
+
 WriteMode = Literal["through", "back"]
 
 
@@ -153,14 +155,23 @@ class CacheHierarchy:
         return None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """``get`` for a batch: one call per tier for the keys still missing (pipelined on Redis)."""
         found: dict[str, bytes] = {}
         remaining = list(dict.fromkeys(keys))
         stats = self.stats
         for index, tier in enumerate(self.tiers):
             if not remaining:
                 break
-            no_hits: dict[str, bytes] = {}
-            got = self._call(index, partial(tier.get_many, remaining), no_hits)
+            if not self._may_call(index):
+                continue
+            started_s = self.clock.now_s() if self.options.measure_latency else None
+            try:
+                got = tier.get_many(remaining)
+            except TierUnavailable as exc:
+                self._failed(index, exc)
+                stats.misses[index] += len(remaining)
+                continue
+            self._succeeded(index, started_s)
             stats.hits[index] += len(got)
             stats.misses[index] += len(remaining) - len(got)
             if got:

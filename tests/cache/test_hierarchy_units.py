@@ -115,3 +115,22 @@ def test_l1_defaults_are_the_analysis_settings() -> None:
     assert l1.get("k") == b"v"
     clock.advance(1.0)
     assert l1.get("k") is None
+
+
+def test_a_failing_tier_is_skipped_by_get_and_get_many_alike() -> None:
+    from novacron.ports import TierUnavailable
+
+    cache, (l1, l2, l3), _, _ = build(breaker_failure_threshold=1, breaker_reset_timeout_s=5.0)
+    l3.set("k", b"v")
+
+    def down(*_args: object) -> None:
+        raise TierUnavailable("l2 is down")
+
+    l2.get = l2.get_many = down  # type: ignore[method-assign,assignment]
+    assert cache.get("k") == b"v"  # L2 fails once: the breaker opens
+    l1.delete("k")
+    assert cache.get_many(["k"]) == {"k": b"v"}
+    assert cache.get("k") == b"v"
+    assert cache.stats.failures[1] == 1
+    assert cache.stats.misses[1] == 1, "get_many while the breaker is open: skipped, not a miss"
+    assert cache.stats.skipped[1] == 3, "get_many's read and both promotions' writes"
