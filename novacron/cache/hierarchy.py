@@ -9,6 +9,11 @@ write-through (every tier, top to bottom) or write-back (L1 only; the key is mar
 stale copies below are invalidated, and it is written through the lower tiers when L1 evicts
 it or on ``flush``). ``delete`` removes a key everywhere.
 
+TTLs are per tier and count from when an entry entered that tier (like expire-after-write in
+Caffeine): a promoted entry gets the upper tier's default TTL. What the hierarchy returns is
+always the latest value written (write-back invalidates the stale copies below), never a
+deleted one; a model-based test checks this against a dict.
+
 A tier that raises ``TierUnavailable`` counts a failure and the request carries on as a miss;
 each tier has a ``CircuitBreaker`` so a dead tier (Redis down) is skipped without waiting on
 timeouts, and retried after the breaker's reset timeout. So while L2 is down the hierarchy
