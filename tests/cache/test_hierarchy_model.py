@@ -4,6 +4,7 @@ key, it returns exactly that value. Runs with write-through and write-back and e
 
 from __future__ import annotations
 
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -122,3 +123,5 @@ class HierarchyWithDiskL3Machine(HierarchyMachine):
 
 
 TestHierarchyWithDiskL3AgainstDict = HierarchyWithDiskL3Machine.TestCase
+# File I/O makes each step slower; fewer examples (inheriting the loaded profile's other settings).
+TestHierarchyWithDiskL3AgainstDict.settings = settings(max_examples=40)
