@@ -118,6 +118,10 @@ class CacheTier(Protocol):
 
     def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]: ...
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete several keys in one go (one round trip on Redis); returns how many existed."""
+        ...
+
     def purge_expired(self) -> int:
         """Drop expired entries now (the cleanup cycle); returns how many were dropped."""
         ...
