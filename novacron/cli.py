@@ -102,12 +102,59 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_manager(args: argparse.Namespace) -> int:
+    from backends.manager.cli import parse_peers, run_manager
+
+    try:
+        peers = parse_peers(args.peers)
+        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from backends.manager.cli import parse_peers, print_cluster_status
+
+    try:
+        peers = parse_peers(args.peers)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return print_cluster_status(peers, args.timeout)
+
+
+def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    manager = sub.add_parser("manager", help="run one real manager (Raft over TCP, SQLite log)",
+                             description="Run a manager process: the Raft core over asyncio TCP with its "
+                                         "log in SQLite in DATA_DIR, and a client API (propose, read, status).")
+    manager.add_argument("--id", type=int, required=True, help="this manager's id (one of the --peers ids)")
+    manager.add_argument("--peers", required=True,
+                         help="every manager's Raft address: 1=127.0.0.1:7001,2=127.0.0.1:7002,...")
+    manager.add_argument("--data-dir", type=Path, required=True, help="where the SQLite log and events go")
+    manager.add_argument("--client-port", type=int, default=None,
+                         help="client API port (default: this manager's Raft port + 100)")
+    manager.add_argument("--snapshot-every", type=int, default=5000,
+                         help="compact the log after this many applied entries (default: 5000)")
+    manager.set_defaults(handler=cmd_manager)
+    cluster = sub.add_parser("cluster", help="inspect running managers",
+                             description="Commands that talk to running managers over their client API.")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    status = cluster_sub.add_parser("status", help="leader, term and commit index per manager",
+                                    description="Print role, term, leader, commit and applied index of every "
+                                                "manager; exit 1 if no reachable manager leads.")
+    status.add_argument("--peers", required=True,
+                        help="every manager's CLIENT address: 1=127.0.0.1:7101,2=127.0.0.1:7102,...")
+    status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
+    status.set_defaults(handler=cmd_cluster_status)
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
   novacron check my.toml               like run, but exit 1 if a target is missed (for CI)
   novacron report runs/default-seed7   (re)write the HTML report of a run
   novacron scenario                    list every scenario setting with its default and range
+  novacron manager --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir m1
+  novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
 """
 
 
@@ -137,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "and meaning. With NAME: the built-in scenario's TOML.")
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
+    _add_manager_commands(sub)
     return parser
 
 
