@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from backends.manager.runtime import ManagerRuntime
 
 log = logging.getLogger(__name__)
-READ_CHUNK_BYTES = 1 << 18
+READ_CHUNK_BYTES = 1 << 20
 
 
 class ClientConnection:

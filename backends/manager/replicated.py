@@ -6,8 +6,8 @@ Throughput in a Python Raft is bounded by per-entry work (message objects, encod
 by bytes, so the runtime batches: every client proposal that arrived while the previous ``Ready``
 was being persisted is packed into ONE log entry, a msgpack list of command bytes (etcd-io/raft
 batches proposals per ``Ready`` in the same spirit; PySyncObj batches commands per append). A
-batch is applied in order, command by command, to ``novacron.raft.statemachine``'s
-``KeyValueStateMachine``; a command's position is ``(log_index, batch_position)``, identical on
+batch is applied in order, command by command (each decoded once), to the core's
+``KeyValueStateMachine``; a command's position is ``(log_index, batch_position)``, the same on
 every manager, and each applied command is reported as a ``ManagerCommandApplied`` event.
 
 The empty entry a new leader appends (Raft section 8) has no data and applies nothing.
@@ -20,7 +20,7 @@ from typing import Any
 
 import msgpack
 
-from backends.manager.eventlog import JsonLinesEventLog, ManagerCommandApplied
+from backends.manager.eventlog import JsonLinesEventLog
 from novacron.raft import Entry, EntryKind
 from novacron.raft.statemachine import KeyValueStateMachine, decode_command
 
@@ -38,12 +38,22 @@ def decode_batch(data: bytes) -> list[bytes]:
     return commands
 
 
+class BatchedKeyValueStateMachine(KeyValueStateMachine):
+    """The core's KV machine, with a command applied from its decoded form (decoded once, not twice)."""
+
+    def apply_command(self, index: int, command: dict[str, Any]) -> None:
+        self.applied_index = index
+        if command.get("op") == "put":
+            self.values[str(command["key"])] = str(command["value"])
+
+
 class ManagerStateMachine:
     """The KV state machine fed with batched entries, reporting each command as an event."""
 
     def __init__(self, manager_id: int, events: JsonLinesEventLog | None) -> None:
         self.manager_id = manager_id
-        self.kv = KeyValueStateMachine()
+        self.source = f"manager-{manager_id}"
+        self.kv = BatchedKeyValueStateMachine()
         self.events = events
         self.applied_index = 0
         self.commands_applied = 0
@@ -55,19 +65,16 @@ class ManagerStateMachine:
         if entry.kind != EntryKind.NORMAL or not entry.data:
             return 0
         commands = decode_batch(entry.data)
-        for position, command in enumerate(commands):
-            self.kv.apply(Entry(entry.index, entry.term, EntryKind.NORMAL, command))
-            if self.events is not None and not self.events.already_written(entry.index, position):
-                self._emit(entry.index, position, decode_command(command))
+        events = self.events
+        for position, data in enumerate(commands):
+            command = decode_command(data)
+            self.kv.apply_command(entry.index, command)
+            if events is not None and not events.already_written(entry.index, position):
+                events.emit_command_applied(self.source, self.manager_id, entry.index, position,
+                                            str(command.get("op", "")), str(command.get("key", "")),
+                                            len(str(command.get("value", "")).encode()))
         self.commands_applied += len(commands)
         return len(commands)
-
-    def _emit(self, index: int, position: int, command: dict[str, Any]) -> None:
-        assert self.events is not None
-        value = command.get("value", "")
-        self.events.emit(ManagerCommandApplied, source=f"manager-{self.manager_id}", manager_id=self.manager_id,
-                         log_index=index, batch_position=position, command_name=str(command.get("op", "")),
-                         command_key=str(command.get("key", "")), value_bytes=len(str(value).encode()))
 
     def get(self, key: str) -> str | None:
         return self.kv.get(key)
