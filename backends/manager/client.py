@@ -105,14 +105,20 @@ class ClusterClient:
         self.leader = min(addresses)
         self.retry_pause_s = retry_pause_s
         self._clients: dict[int, ManagerClient] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
 
     async def client(self, manager_id: int) -> ManagerClient:
-        existing = self._clients.get(manager_id)
-        if existing is not None and not existing._task.done():
-            return existing
-        host, port = self.addresses[manager_id]
-        self._clients[manager_id] = await ManagerClient.connect(host, port)
-        return self._clients[manager_id]
+        """The open connection to ``manager_id``; concurrent callers share one (a lock per manager)."""
+        async with self._locks.setdefault(manager_id, asyncio.Lock()):
+            existing = self._clients.pop(manager_id, None)
+            if existing is not None:
+                if not existing._task.done():
+                    self._clients[manager_id] = existing
+                    return existing
+                await existing.close()
+            host, port = self.addresses[manager_id]
+            self._clients[manager_id] = await ManagerClient.connect(host, port)
+            return self._clients[manager_id]
 
     async def call(self, op: str, deadline_s: float = 30.0, attempt_timeout_s: float = 3.0,
                    **fields: Any) -> dict[str, Any]:
