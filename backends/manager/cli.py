@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 
 from backends.manager.client import cluster_status, format_status_table
@@ -45,7 +46,11 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                            snapshot_every=snapshot_every)
 
     async def main() -> None:
-        await ManagerRuntime(config).serve()
+        runtime = ManagerRuntime(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stop)
+        await runtime.serve()
 
     asyncio.run(main())
     return 0

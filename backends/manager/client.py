@@ -39,7 +39,8 @@ class ManagerClient:
     @classmethod
     async def connect(cls, host: str, port: int, timeout_s: float = 2.0) -> ManagerClient:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                reader, writer = await asyncio.open_connection(host, port)
         except (TimeoutError, OSError) as exc:
             raise ManagerUnavailable(f"{host}:{port}: {exc or 'connect timed out'}") from None
         return cls(reader, writer)
@@ -55,7 +56,8 @@ class ManagerClient:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.append(encode_frame({"id": request_id, "op": op, **fields}))
         try:
-            return await (future if timeout_s is None else asyncio.wait_for(future, timeout_s))
+            async with asyncio.timeout(timeout_s):
+                return await future
         finally:
             self._pending.pop(request_id, None)
 

@@ -66,6 +66,7 @@ class ClientApi:
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = ClientConnection(next(self._conn_ids), writer)
         decoder = FrameDecoder()
+        self.runtime.connections.add(writer)
         try:
             while chunk := await reader.read(READ_CHUNK_BYTES):
                 for request in decoder.feed(chunk):
@@ -75,6 +76,7 @@ class ClientApi:
             log.warning("manager %d: dropping client connection %d: %s", self.runtime.id, conn.conn_id, exc)
         finally:
             conn.closed = True
+            self.runtime.connections.discard(writer)
             writer.close()
 
     def answer(self, conn: ClientConnection, reply: dict[str, Any]) -> None:

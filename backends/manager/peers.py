@@ -40,11 +40,13 @@ class PeerLink:
         self.frames_sent = 0
         self.frames_dropped = 0
         self.connects = 0
+        self._closed = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._maintain(), name=f"peer-{self.peer_id}")
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -69,10 +71,10 @@ class PeerLink:
 
     async def _maintain(self) -> None:
         backoff_s = self.backoff_min_s
-        while True:
+        while not self._closed:  # the flag too: Python 3.11's wait_for can swallow a cancellation
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
-                                                        self.connect_timeout_s)
+                async with asyncio.timeout(self.connect_timeout_s):
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
             except (TimeoutError, OSError):
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.backoff_max_s)

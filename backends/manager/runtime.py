@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import logging
 import random
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +88,8 @@ class ManagerRuntime:
         self._drive_scheduled = False
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
+        self.connections: set[asyncio.StreamWriter] = set()
+        """Inbound peer and client connections, closed with the runtime."""
         self._tasks: list[asyncio.Task[None]] = []
         self._last_term = stored.hard_state.term
         self._leaderless_since = time.monotonic()
@@ -112,8 +113,6 @@ class ManagerRuntime:
         for link in self.links.values():
             link.start()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
         self._tasks.append(loop.create_task(self._tick_forever(), name="tick"))
         print(f"novacron manager {self.id}: raft {host}:{port} clients {self.config.client_host}:"
               f"{self.client_port} data {self.config.data_dir}", flush=True)
@@ -131,6 +130,8 @@ class ManagerRuntime:
                 await task
         for server in self._servers:
             server.close()
+        for writer in list(self.connections):
+            writer.close()
         for link in self.links.values():
             await link.close()
         self.events.flush()
@@ -153,6 +154,7 @@ class ManagerRuntime:
     async def _handle_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = FrameDecoder()
         peer_id = NO_NODE
+        self.connections.add(writer)
         try:
             while chunk := await reader.read(READ_CHUNK_BYTES):
                 for frame in decoder.feed(chunk):
@@ -165,6 +167,7 @@ class ManagerRuntime:
         except (FrameTooLarge, ConnectionError) as exc:
             log.warning("manager %d: dropping the connection from peer %d: %s", self.id, peer_id, exc)
         finally:
+            self.connections.discard(writer)
             writer.close()
 
     def step(self, message: Message) -> None:
