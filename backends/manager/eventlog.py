@@ -81,9 +81,9 @@ class JsonLinesEventLog:
         Writes exactly the line ``emit`` would (a test checks both agree)."""
         t_s = round(time.monotonic() - self._start, 6)
         self._file.write(f'{{"type":"ManagerCommandApplied","t_s":{t_s!r},"seq":{self._seq},'
-                         f'"source":{json.dumps(source)},"manager_id":{manager_id:d},"log_index":{log_index:d},'
-                         f'"batch_position":{batch_position:d},"command_name":{json.dumps(command_name)},'
-                         f'"command_key":{json.dumps(command_key)},"value_bytes":{value_bytes:d}}}\n')
+                         f'"source":{_json_string(source)},"manager_id":{manager_id:d},"log_index":{log_index:d},'
+                         f'"batch_position":{batch_position:d},"command_name":{_json_string(command_name)},'
+                         f'"command_key":{_json_string(command_key)},"value_bytes":{value_bytes:d}}}\n')
         self._seq += 1
 
     def already_written(self, log_index: int, batch_position: int) -> bool:
@@ -94,6 +94,13 @@ class JsonLinesEventLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _json_string(text: str) -> str:
+    """``json.dumps(text)``, without the call for the plain ASCII names and keys that are the rule."""
+    if text.isascii() and text.isalnum():
+        return f'"{text}"'
+    return json.dumps(text)
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
