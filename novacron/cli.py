@@ -147,6 +147,71 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     status.set_defaults(handler=cmd_cluster_status)
 
 
+def cmd_vopr(args: argparse.Namespace) -> int:
+    from sim.raft_bugs import PLANTED_BUGS
+    from sim.vopr import run_seeds
+
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        if args.seeds < 1:
+            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.plant is not None and args.plant not in PLANTED_BUGS:
+        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
+    node_class = PLANTED_BUGS[args.plant] if args.plant else None
+    print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}" + (f" with planted bug {args.plant}" if args.plant else ""),
+          flush=True)
+    progress = not args.no_progress and sys.stderr.isatty()
+    if node_class is None:
+        return run_seeds(seeds, progress=progress)
+    return run_seeds(seeds, progress=progress, node_class=node_class)
+
+
+def cmd_raft_fig16(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sim.raft_experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"novacron raft-fig16: seed {args.seed} · {args.trials} trials per timeout range · 5 managers, "
+          "broadcast about 15 ms", flush=True)
+    with tqdm(total=args.trials * len(FIG16_RANGES_MS), unit="trial", leave=False,
+              disable=args.no_progress or not sys.stderr.isatty()) as bar:
+        results = fig16(args.trials, args.seed, progress=lambda _: bar.update())
+    with (args.out / "fig16.csv").open("w") as f:
+        f.write("timeouts,trial,election_ms\n")
+        for label, times in results.items():
+            f.writelines(f"{label},{i},{t:.3f}\n" for i, t in enumerate(times))
+    plot_fig16(results, str(args.out / "fig16.png"))
+    print("\n".join(summarise(results)))
+    print(f"\nwrote {args.out / 'fig16.png'} and {args.out / 'fig16.csv'}")
+    return EXIT_OK
+
+
+def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    vopr = sub.add_parser("vopr", help="deterministic simulation testing of the Raft managers",
+                          description="Run random Raft clusters (3-7 managers) under random faults, one "
+                                      "seed each, checking Raft's safety properties after every step and "
+                                      "linearizability at the end. Exit 1 with the seed and a trace on a "
+                                      "violation; --seed S replays one seed exactly.")
+    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
+                      "old-term-commit, no-election-restriction, forget-vote")
+    vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    vopr.set_defaults(handler=cmd_vopr)
+    fig = sub.add_parser("raft-fig16", help="the Raft paper's Figure 16 experiment in simulation",
+                         description="Time to elect a new leader after the leader crashes, 5 managers, "
+                                     "for the timeout ranges of Figure 16; writes fig16.png and fig16.csv.")
+    fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
+    fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
+    fig.add_argument("--out", type=Path, default=Path("runs/raft-fig16"), help="output directory")
+    fig.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    fig.set_defaults(handler=cmd_raft_fig16)
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -155,6 +220,8 @@ EPILOG = """examples:
   novacron scenario                    list every scenario setting with its default and range
   novacron manager --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir m1
   novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
+  novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
+  novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
 """
 
 
@@ -185,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
     _add_manager_commands(sub)
+    _add_raft_commands(sub)
     return parser
 
 

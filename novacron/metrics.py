@@ -15,6 +15,7 @@ import numpy as np
 
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.events import Event
+from novacron.raft.metrics import raft_metrics
 
 E = TypeVar("E", bound=Event)
 
@@ -66,6 +67,7 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
 
 
 EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics]
+EXTRACTORS.append(raft_metrics)
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

@@ -7,9 +7,13 @@ that every implementation must pass.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from novacron.events import Event
+
+if TYPE_CHECKING:
+    from novacron.raft.messages import Ready, Snapshot
+    from novacron.raft.node import Stored
 
 E = TypeVar("E", bound=Event)
 
@@ -34,11 +38,19 @@ class Transport(Protocol):
 
 
 class LogStore(Protocol):
-    """Durable Raft state: hard state and log entries; ``sync`` returns once they are on disk."""
+    """Durable Raft state of one manager (``novacron.raft.storage.MemoryStorage`` is the reference).
 
-    def save(self, hard_state: object, entries: list[object]) -> None: ...
+    ``save`` persists a ``Ready``'s snapshot, entries (replacing the stored suffix from the first
+    one) and hard state, durably, before it returns; ``compact`` keeps a snapshot the runtime took
+    and drops the entries it covers; ``stored`` returns everything for ``RaftNode`` after a
+    restart. ``tests/test_raft_logstore_contract.py`` is the contract every implementation passes.
+    """
 
-    def load(self) -> tuple[object, list[object]]: ...
+    def save(self, ready: Ready) -> None: ...
+
+    def compact(self, snapshot: Snapshot) -> None: ...
+
+    def stored(self) -> Stored: ...
 
 
 class Hypervisor(Protocol):

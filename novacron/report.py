@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.raft.plots import plot_raft_timeline
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -40,6 +41,7 @@ def plot_utilisation(run: Run) -> Figure | None:
 
 
 PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation}
+PLOTS["raft"] = plot_raft_timeline
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:

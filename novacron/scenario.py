@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.raft.scenario import RaftSection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +54,7 @@ class Scenario:
     duration_s: float = spec(3600.0, min=1, max=366 * 86400, doc="simulated time")
     cluster: ClusterConfig = section(ClusterConfig)
     workload: WorkloadConfig = section(WorkloadConfig)
+    raft: RaftSection = section(RaftSection)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:

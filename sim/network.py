@@ -56,7 +56,7 @@ PROFILES: dict[str, LinkProfile] = {
     "wan30": LinkProfile("wan30", rtt_ms=30.0, jitter_ms=3.0, bandwidth_mbit_s=100.0),
     "wan80": LinkProfile("wan80", rtt_ms=80.0, jitter_ms=8.0, bandwidth_mbit_s=100.0),
     "wan150": LinkProfile("wan150", rtt_ms=150.0, jitter_ms=15.0, bandwidth_mbit_s=100.0),
-    "fig16": LinkProfile("fig16", rtt_ms=12.0, jitter_ms=2.0, bandwidth_mbit_s=1000.0),
+    "fig16": LinkProfile("fig16", rtt_ms=14.0, jitter_ms=0.5, bandwidth_mbit_s=1000.0),
 }
 
 GAMMA_SHAPE = 2.0

@@ -91,11 +91,13 @@ class ClusterSettings:
     pre_vote: bool = True
     check_quorum: bool = True
     snapshot_every: int = 0
+    max_entries_per_message: int = 64
 
     def raft_config(self, node_id: int) -> RaftConfig:
         return RaftConfig(node_id=node_id, election_ticks_min=self.election_ticks_min,
                           election_ticks_max=self.election_ticks_max, heartbeat_ticks=self.heartbeat_ticks,
-                          pre_vote=self.pre_vote, check_quorum=self.check_quorum)
+                          pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                          max_entries_per_message=self.max_entries_per_message)
 
 
 class RaftCluster:
@@ -130,7 +132,8 @@ class RaftCluster:
         manager.incarnation += 1
         stored = manager.storage.stored()
         manager.state_machine.restore(stored.snapshot.data)
-        manager.node = self._node_class(self.settings.raft_config(manager.node_id), Random(self.rng.getrandbits(64)), stored)
+        rng = Random(self.rng.getrandbits(64))
+        manager.node = self._node_class(self.settings.raft_config(manager.node_id), rng, stored)
         manager.pending_reads = []
         first_tick = self.now_s + manager.tick_phase_s + self.settings.tick_s
         self._push(first_tick, TICK, manager.node_id, manager.incarnation)

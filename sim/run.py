@@ -22,12 +22,13 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import inventory
+from sim import inventory, raft
 from sim.context import SimContext
 
 Component = Callable[[SimContext], object]
 
 COMPONENTS: list[Component] = [inventory.start]
+COMPONENTS.append(raft.start)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ the Raft paper. Clients write unique values and read keys through the leader (re
 ReadIndex); at the end the history is checked for linearizability per key. A seed ends with a
 calm period (network healed, every manager restarted) so pending operations can finish.
 
+After the calm period the cluster must also be live: one leader that has committed an entry of
+its term, every voter caught up with it. (Only when PreVote or CheckQuorum is on: without both, a
+server removed from the configuration that never learns it was removed disrupts every leader
+with ever higher terms -- a known limitation, dissertation section 4.2.3.)
+
 A violation is returned with the seed and the last events before it; ``novacron vopr --seed S``
 replays that seed exactly (same cluster, same faults, same trace).
 """
@@ -60,6 +65,7 @@ class VoprPlan:
     membership_rate_s: float
     transfer_rate_s: float
     snapshot_every: int
+    max_entries_per_message: int
     client_interval_s: float
     fault_window_s: float
     calm_s: float
@@ -76,7 +82,8 @@ class VoprPlan:
                    partition_rate_s=rng.choice((0.0, rng.uniform(0, 0.5), rng.uniform(0, 2.0))),
                    membership_rate_s=rng.choice((0.0, rng.uniform(0, 1.0))),
                    transfer_rate_s=rng.choice((0.0, rng.uniform(0, 1.0))),
-                   snapshot_every=rng.choice((0, 4, 16, 64)), client_interval_s=rng.uniform(0.01, 0.1),
+                   snapshot_every=rng.choice((0, 4, 16, 64)), max_entries_per_message=rng.choice((1, 2, 64)),
+                   client_interval_s=rng.uniform(0.01, 0.1),
                    fault_window_s=rng.uniform(2.0, 6.0), calm_s=3.0)
 
     def describe(self) -> str:
@@ -84,7 +91,8 @@ class VoprPlan:
                 f"reorder={self.reorder:.3f} prevote={self.pre_vote} checkquorum={self.check_quorum} "
                 f"crash/s={self.crash_rate_s:.2f} partition/s={self.partition_rate_s:.2f} "
                 f"membership/s={self.membership_rate_s:.2f} transfer/s={self.transfer_rate_s:.2f} "
-                f"snapshot_every={self.snapshot_every} faults for {self.fault_window_s:.1f} s")
+                f"snapshot_every={self.snapshot_every} batch={self.max_entries_per_message} "
+                f"faults for {self.fault_window_s:.1f} s")
 
 
 @dataclass
@@ -222,7 +230,8 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, trace_lines: int 
     checker = SafetyChecker()
     clients = _Clients(seeds.python("vopr.clients"), trace)
     settings = ClusterSettings(managers=plan.managers, pre_vote=plan.pre_vote, check_quorum=plan.check_quorum,
-                               snapshot_every=plan.snapshot_every)
+                               snapshot_every=plan.snapshot_every,
+                               max_entries_per_message=plan.max_entries_per_message)
     result = SeedResult(seed, True, plan)
     try:
         cluster = RaftCluster(settings, network, seeds.python("vopr.cluster"),
@@ -234,10 +243,14 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, trace_lines: int 
         cluster.run_until(plan.fault_window_s + plan.calm_s)
         clients.expire(cluster.now_s, all_pending=True)
         verdict = check_history(clients.history)
+        stuck = _liveness_problem(cluster) if plan.pre_vote or plan.check_quorum else None
         if not verdict.ok:
             result.ok = False
             result.violation = f"Linearizability: the history of key {verdict.key!r} is not linearizable"
             trace.extend(op.describe() for op in verdict.history[-trace_lines:])
+        elif stuck is not None:
+            result.ok = False
+            result.violation = f"Liveness: {stuck}, {plan.calm_s:g} s after the faults stopped"
         result.steps, result.messages = cluster.steps, network.sent
     except (SafetyViolation, RaftSafetyError) as exc:
         result.ok = False
@@ -245,6 +258,20 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, trace_lines: int 
     result.operations = len(clients.history)
     result.trace = list(trace)
     return result
+
+
+def _liveness_problem(cluster: RaftCluster) -> str | None:
+    """After the calm period one leader must have committed in its term and every voter caught up."""
+    leader = cluster.leader()
+    if leader is None:
+        return "no leader"
+    if leader.log.term(leader.log.committed) != leader.term:
+        return f"leader {leader.id} has not committed an entry of its term {leader.term}"
+    commit = leader.log.committed
+    behind = [v for v in leader.voters if (node := cluster.node(v)) is None or node.log.committed < commit]
+    if behind:
+        return f"voters {behind} are behind leader {leader.id} (commit {commit})"
+    return None
 
 
 def _schedule_clients(cluster: RaftCluster, plan: VoprPlan, clients: _Clients) -> None:
@@ -278,7 +305,9 @@ def _crash_one(cluster: RaftCluster, rng: Random, trace: deque[str]) -> None:
     alive = cluster.alive()
     if not alive:
         return
-    victim = rng.choice(alive).node_id
+    leader = cluster.leader()
+    # Half the crashes hit the leader: the histories of Figure 8 need leaders to die mid-replication.
+    victim = leader.id if leader is not None and rng.random() < 0.5 else rng.choice(alive).node_id
     cluster.crash(victim)
     cluster.schedule(cluster.now_s + rng.uniform(0.05, 2.0), lambda: cluster.restart(victim))
 
@@ -329,3 +358,34 @@ def _calm_down(cluster: RaftCluster, trace: deque[str]) -> None:
     for node_id in sorted(cluster.managers):
         cluster.restart(node_id)
     trace.append(f"{cluster.now_s:8.3f} calm: network healed and fault-free, every manager up")
+
+
+def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactory = RaftNode,
+              out: Callable[[str], None] = print) -> int:
+    """Run seeds in order; stop at the first violation, print it and return 1 (else 0)."""
+    from tqdm import tqdm
+
+    steps = operations = 0
+    with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="vopr") as bar:
+        for done, seed in enumerate(bar, start=1):
+            result = run_seed(seed, node_class=node_class)
+            steps += result.steps
+            operations += result.operations
+            if not progress and done % 1000 == 0:
+                out(f"vopr: {done}/{len(seeds)} seeds passed")
+            if not result.ok:
+                bar.close()
+                report_failure(result, out)
+                return 1
+    out(f"vopr: {len(seeds)} seeds passed ({steps} steps checked, {operations} client operations "
+        "linearizable)")
+    return 0
+
+
+def report_failure(result: SeedResult, out: Callable[[str], None] = print) -> None:
+    out(f"vopr: seed {result.seed} FAILED: {result.violation}")
+    out(f"  plan: {result.plan.describe()}")
+    out("  last events:")
+    for line in result.trace:
+        out(f"    {line}")
+    out(f"  replay: novacron vopr --seed {result.seed}")

@@ -127,12 +127,13 @@ class RaftLog:
 
     def _truncate_and_append(self, entries: Sequence[Entry]) -> None:
         first = entries[0].index
-        del self.entries[first - self.snapshot.index - 1:]
+        if first <= self.last_index():
+            del self.entries[first - self.snapshot.index - 1:]
+            self.truncations += 1
         self.entries.extend(entries)
         self.unstable_from = min(self.unstable_from, first)
         self.stable = min(self.stable, first - 1)
         self.rewritten_from = min(self.rewritten_from, first)
-        self.truncations += 1
 
     def commit_to(self, index: int) -> bool:
         if index > self.committed:

@@ -13,9 +13,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
 - Elections (section 5.2) start with a PreVote round (dissertation 9.6): a node asks "would you
   vote for me at term+1?" without bumping its term, so a node that was partitioned away cannot
   depose a healthy leader when it comes back. With CheckQuorum (dissertation 6.2) a leader
-  that has not heard from a quorum within an election timeout steps down, and a follower that
-  heard from its leader within the minimum election timeout ignores (pre-)vote requests (the
-  "lease", dissertation 4.2.3).
+  that has not heard from a quorum within the longest election timeout steps down, and a
+  follower that heard from its leader within the shortest election timeout -- or a leader --
+  ignores (pre-)vote requests (the "lease", dissertation 4.2.3), so servers removed from the
+  configuration cannot disrupt.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
@@ -211,10 +212,11 @@ class RaftNode:
     # -- the Ready cycle ---------------------------------------------------------------------
 
     def has_ready(self) -> bool:
-        return bool(self._msgs or self._read_states or self.log.pending_snapshot is not None
-                    or self.log.unstable_from <= self.log.last_index()
-                    or self.log.committed > self.log.applied
-                    or self._hard_state() != self._prev_hard or self._soft_state() != self._prev_soft)
+        hard, soft, log = self._prev_hard, self._prev_soft, self.log
+        return bool(self._msgs or self._read_states or log.pending_snapshot is not None
+                    or log.unstable_from <= log.last_index() or log.committed > log.applied
+                    or self.term != hard.term or self.vote != hard.vote or log.committed != hard.commit
+                    or self.leader != soft.leader or self.role != soft.role)
 
     def ready(self) -> Ready:
         hard, soft = self._hard_state(), self._soft_state()
@@ -269,8 +271,13 @@ class RaftNode:
             self._step_candidate(m)
 
     def _in_lease(self) -> bool:
-        return (self.config.check_quorum and self.leader != NO_NODE
-                and self.election_elapsed < self.config.election_ticks_min)
+        # A leader under CheckQuorum holds the lease for as long as it leads (it steps down by
+        # itself once it loses its quorum); otherwise a server removed from the configuration,
+        # which never learns it was removed, deposes the leader with every term it starts
+        # (dissertation 4.2.3) -- the vopr found exactly that.
+        if not self.config.check_quorum or self.leader == NO_NODE:
+            return False
+        return self.role == LEADER or self.election_elapsed < self.config.election_ticks_min
 
     def _handle_vote_request(self, m: Message) -> None:
         can_vote = (self.vote == m.src or (self.vote == NO_NODE and self.leader == NO_NODE)
@@ -349,7 +356,9 @@ class RaftNode:
     def _tick_leader(self) -> None:
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
-        if self.election_elapsed >= self.config.election_ticks_min:
+        # CheckQuorum waits the *longest* election timeout: with the shortest one a leader on a WAN
+        # whose RTT approaches it steps down before its first heartbeat round can come back.
+        if self.election_elapsed >= self.config.election_ticks_max:
             self.election_elapsed = 0
             if self.config.check_quorum and not self._quorum_recently_active():
                 self._become_follower(self.term, NO_NODE)
