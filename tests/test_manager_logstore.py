@@ -205,3 +205,25 @@ def test_every_save_that_returned_survives_sigkill(tmp_path: Path) -> None:
     assert len(stored.entries) >= acknowledged
     assert [e.index for e in stored.entries] == list(range(1, len(stored.entries) + 1))
     assert stored.hard_state.term >= acknowledged
+
+
+def test_a_background_checkpoint_runs_alongside_saves(tmp_path: Path) -> None:
+    import threading
+
+    store = SQLiteLogStore(tmp_path / "raft.sqlite3")
+    store.bootstrap((1, 2, 3))
+    big = [Entry(i, 1, 0, bytes([i % 256]) * 40_000) for i in range(1, 501)]
+    for first in range(0, 450, 50):
+        store.save(Ready(entries=big[first:first + 50]))
+    assert store.needs_checkpoint()
+    checkpointer = threading.Thread(target=store.checkpoint)
+    checkpointer.start()
+    store.save(Ready(entries=big[450:], hard_state=HardState(1, 1, 500)))
+    checkpointer.join()
+    assert not store.needs_checkpoint()
+    store.close()
+    reopened = SQLiteLogStore(tmp_path / "raft.sqlite3")
+    try:
+        assert reopened.stored().entries == big
+    finally:
+        reopened.close()

@@ -76,15 +76,25 @@ class JsonLinesEventLog:
 
     def emit_command_applied(self, source: str, manager_id: int, log_index: int, batch_position: int,
                              command_name: str, command_key: str, value_bytes: int) -> None:
-        """``emit(ManagerCommandApplied, ...)`` without building the object: the hot path, one per command.
+        """``emit(ManagerCommandApplied, ...)`` without building the object (a test checks both agree)."""
+        self.emit_commands_applied(source, manager_id, log_index, [(batch_position, command_name, command_key,
+                                                                    value_bytes)])
 
-        Writes exactly the line ``emit`` would (a test checks both agree)."""
+    def emit_commands_applied(self, source: str, manager_id: int, log_index: int,
+                              commands: list[tuple[int, str, str, int]]) -> None:
+        """One ``ManagerCommandApplied`` line per ``(batch_position, command_name, command_key, value_bytes)``
+        of one log entry, in one write: the hot path, so the constant parts are formatted once."""
         t_s = round(time.monotonic() - self._start, 6)
-        self._file.write(f'{{"type":"ManagerCommandApplied","t_s":{t_s!r},"seq":{self._seq},'
-                         f'"source":{_json_string(source)},"manager_id":{manager_id:d},"log_index":{log_index:d},'
-                         f'"batch_position":{batch_position:d},"command_name":{_json_string(command_name)},'
-                         f'"command_key":{_json_string(command_key)},"value_bytes":{value_bytes:d}}}\n')
-        self._seq += 1
+        head = f'{{"type":"ManagerCommandApplied","t_s":{t_s!r},"seq":'
+        middle = f',"source":{_json_string(source)},"manager_id":{manager_id:d},"log_index":{log_index:d},'
+        seq = self._seq
+        lines = []
+        for position, name, key, value_bytes in commands:
+            lines.append(f'{head}{seq}{middle}"batch_position":{position:d},"command_name":{_json_string(name)},'
+                         f'"command_key":{_json_string(key)},"value_bytes":{value_bytes:d}}}\n')
+            seq += 1
+        self._file.write("".join(lines))
+        self._seq = seq
 
     def already_written(self, log_index: int, batch_position: int) -> bool:
         return (log_index, batch_position) <= self.last_applied

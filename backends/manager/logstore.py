@@ -29,6 +29,8 @@ from pathlib import Path
 
 from novacron.raft import Entry, HardState, Ready, Snapshot, Stored
 
+CHECKPOINT_EVERY_PAGES = 4096
+"""The runtime asks for a background checkpoint once the WAL has grown by this many pages (16 MB)."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
                                     kind INTEGER NOT NULL, data BLOB NOT NULL);
@@ -49,6 +51,13 @@ class SQLiteLogStore:
         if str(mode).lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
+        # A checkpoint copies the WAL into the database and fsyncs both: done inside a commit it
+        # would stall the event loop (and heartbeats) for as long, so the runtime runs it on a
+        # second connection in a worker thread instead (``checkpoint``); WAL mode lets readers and
+        # one writer proceed while a PASSIVE checkpoint runs (https://www.sqlite.org/wal.html).
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer: sqlite3.Connection | None = None
+        self.wal_pages = 0
         self._db.executescript(SCHEMA)
         self.saves = 0
         self.synced_saves = 0
@@ -57,6 +66,19 @@ class SQLiteLogStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+
+    def needs_checkpoint(self) -> bool:
+        return self.wal_pages >= CHECKPOINT_EVERY_PAGES
+
+    def checkpoint(self) -> None:
+        """A PASSIVE checkpoint on its own connection: safe to run in a worker thread, one at a time."""
+        self.wal_pages = 0
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._checkpointer.execute("PRAGMA synchronous=FULL")
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def is_empty(self) -> bool:
         """A brand-new data directory: nothing was ever stored, not even the bootstrap snapshot."""
@@ -85,6 +107,7 @@ class SQLiteLogStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             self._write(ready)
+            self.wal_pages += 1 + sum(len(e.data) for e in ready.entries) // 4096
         finally:
             if not must_sync:
                 self._db.execute("PRAGMA synchronous=FULL")

@@ -65,14 +65,17 @@ class ManagerStateMachine:
         if entry.kind != EntryKind.NORMAL or not entry.data:
             return 0
         commands = decode_batch(entry.data)
-        events = self.events
+        applied: list[tuple[int, str, str, int]] = []
         for position, data in enumerate(commands):
             command = decode_command(data)
             self.kv.apply_command(entry.index, command)
-            if events is not None and not events.already_written(entry.index, position):
-                events.emit_command_applied(self.source, self.manager_id, entry.index, position,
-                                            str(command.get("op", "")), str(command.get("key", "")),
-                                            len(str(command.get("value", "")).encode()))
+            value = str(command.get("value", ""))
+            applied.append((position, str(command.get("op", "")), str(command.get("key", "")),
+                            len(value) if value.isascii() else len(value.encode())))
+        if self.events is not None:
+            if self.events.already_written(entry.index, 0):  # re-applied after a restart
+                applied = [c for c in applied if not self.events.already_written(entry.index, c[0])]
+            self.events.emit_commands_applied(self.source, self.manager_id, entry.index, applied)
         self.commands_applied += len(commands)
         return len(commands)
 

@@ -13,7 +13,8 @@ one ``_drive`` (``call_soon``), so inputs that arrive together are handled by on
    never leaves before it is durable (Raft paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
    the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
-3. compact the log into a snapshot every ``snapshot_every`` entries.
+3. compact the log into a snapshot every ``snapshot_every`` entries, and checkpoint the SQLite
+   WAL in a worker thread once it has grown by 16 MB (never inside a Ready's commit).
 
 ``_drive`` never awaits, so nothing can call ``tick``/``step`` between ``ready()`` and
 ``advance()``. The fsync blocks the loop for a few milliseconds; meanwhile new frames wait in
@@ -61,7 +62,8 @@ class ManagerConfig:
     client_port: int = 0
     tick_ms: float = 10.0
     snapshot_every: int = 5000
-    max_batch_bytes: int = 1 << 20
+    max_batch_bytes: int = 256 * 1024
+    """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     seed: int | None = None
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
@@ -89,6 +91,7 @@ class ManagerRuntime:
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.connections: set[asyncio.StreamWriter] = set()
+        self._checkpoint: asyncio.Future[None] | None = None
         """Inbound peer and client connections, closed with the runtime."""
         self._tasks: list[asyncio.Task[None]] = []
         self._last_term = stored.hard_state.term
@@ -134,6 +137,9 @@ class ManagerRuntime:
             writer.close()
         for link in self.links.values():
             await link.close()
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
         self.events.flush()
         self.events.close()
         self.store.close()
@@ -199,6 +205,14 @@ class ManagerRuntime:
         self.events.flush()
         self._maybe_compact()
         self.api.flush()
+        if self.store.needs_checkpoint() and self._checkpoint is None:
+            self._checkpoint = asyncio.get_running_loop().run_in_executor(None, self.store.checkpoint)
+            self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not done.cancelled() and done.exception() is not None:
+            log.error("manager %d: WAL checkpoint failed: %s", self.id, done.exception())
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
