@@ -313,6 +313,51 @@ def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  
           f"{m.downtime_ms or 0:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
 
 
+def cmd_manager(args: argparse.Namespace) -> int:
+    from backends.manager.cli import parse_peers, run_manager
+
+    try:
+        peers = parse_peers(args.peers)
+        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from backends.manager.cli import parse_peers, print_cluster_status
+
+    try:
+        peers = parse_peers(args.peers)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return print_cluster_status(peers, args.timeout)
+
+
+def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    manager = sub.add_parser("manager", help="run one real manager (Raft over TCP, SQLite log)",
+                             description="Run a manager process: the Raft core over asyncio TCP with its "
+                                         "log in SQLite in DATA_DIR, and a client API (propose, read, status).")
+    manager.add_argument("--id", type=int, required=True, help="this manager's id (one of the --peers ids)")
+    manager.add_argument("--peers", required=True,
+                         help="every manager's Raft address: 1=127.0.0.1:7001,2=127.0.0.1:7002,...")
+    manager.add_argument("--data-dir", type=Path, required=True, help="where the SQLite log and events go")
+    manager.add_argument("--client-port", type=int, default=None,
+                         help="client API port (default: this manager's Raft port + 100)")
+    manager.add_argument("--snapshot-every", type=int, default=5000,
+                         help="compact the log after this many applied entries (default: 5000)")
+    manager.set_defaults(handler=cmd_manager)
+    cluster = sub.add_parser("cluster", help="inspect running managers",
+                             description="Commands that talk to running managers over their client API.")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    status = cluster_sub.add_parser("status", help="leader, term and commit index per manager",
+                                    description="Print role, term, leader, commit and applied index of every "
+                                                "manager; exit 1 if no reachable manager leads.")
+    status.add_argument("--peers", required=True,
+                        help="every manager's CLIENT address: 1=127.0.0.1:7101,2=127.0.0.1:7102,...")
+    status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
+    status.set_defaults(handler=cmd_cluster_status)
+
+
 def cmd_vopr(args: argparse.Namespace) -> int:
     from sim.raft_bugs import PLANTED_BUGS
     from sim.vopr import run_seeds
@@ -422,6 +467,8 @@ EPILOG = """examples:
   novacron cache-trace t.bin --alpha 1.0 && novacron cache-eval t.bin --policy s3fifo
   novacron migrate-plan --memory-gib 8 --wws-mib 512 --dirty-rate 20000 --simulate
                                        predict a VM's migration (type, time, downtime, rounds)
+  novacron manager --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir m1
+  novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
 """
@@ -482,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--no-postcopy", action="store_true", help="post-copy is not permitted")
     mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
     mp.set_defaults(handler=cmd_migrate_plan)
+    _add_manager_commands(sub)
     _add_raft_commands(sub)
     lab = sub.add_parser("lab", help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down",
                          description="The real-backend lab on this machine (root, Debian packages "
