@@ -15,9 +15,11 @@ use it, so a simulated and a real run are read the same way.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,21 +53,48 @@ def _columns_for(events: Sequence[Event]) -> list[str]:
 
 
 def events_to_table(events: Sequence[Event]) -> pa.Table:
+    """One wide table, rows in log order.
+
+    Built column-wise per event type (a list per own field, the other types' columns as Arrow
+    nulls), then the per-type tables are concatenated
+    and put back in log order with one ``take`` — several times faster than a Python loop over
+    every (event, column) pair on logs of hundreds of thousands of events.
+    """
     extra = _columns_for(events)
-    columns: dict[str, list[object]] = {name: [] for name in ("type", *BASE_FIELDS, *extra)}
-    for ev in events:
-        columns["type"].append(type(ev).__name__)
-        for name in BASE_FIELDS:
-            columns[name].append(getattr(ev, name))
-        own = ev.__dataclass_fields__
-        for name in extra:
-            columns[name].append(getattr(ev, name) if name in own else None)
+    schema = _schema(extra)
+    by_type: dict[type[Event], list[int]] = {}
+    for index, ev in enumerate(events):
+        by_type.setdefault(type(ev), []).append(index)
+    if not by_type:
+        return schema.empty_table()
+    parts = [_type_table(cls, [events[i] for i in indices], schema) for cls, indices in by_type.items()]
+    table = pa.concat_tables(parts)
+    if len(by_type) == 1:
+        return table
+    positions = np.concatenate([np.asarray(indices, dtype=np.int64) for indices in by_type.values()])
+    return table.take(pa.array(np.argsort(positions, kind="stable")))
+
+
+def _schema(extra: list[str]) -> pa.Schema:
     fields = [pa.field("type", pa.string(), nullable=False), pa.field("t_s", pa.float64(), nullable=False),
               pa.field("seq", pa.int64(), nullable=False), pa.field("source", pa.string(), nullable=False)]
     fields += [pa.field(name, _arrow_type(REGISTRY.kind(name))) for name in extra]
-    schema = pa.schema(fields, metadata={META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
-                                         META_NOVACRON_VERSION: __version__.encode()})
-    return pa.table(columns, schema=schema)
+    return pa.schema(fields, metadata={META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
+                                       META_NOVACRON_VERSION: __version__.encode()})
+
+
+def _type_table(cls: type[Event], group: list[Event], schema: pa.Schema) -> pa.Table:
+    own = cls.__dataclass_fields__
+    arrays = []
+    for field in schema:
+        if field.name == "type":
+            arrays.append(pa.array([cls.__name__] * len(group), pa.string()))
+        elif field.name in own:
+            getter = operator.attrgetter(field.name)
+            arrays.append(pa.array([getter(ev) for ev in group], field.type))
+        else:
+            arrays.append(pa.nulls(len(group), field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def table_to_events(table: pa.Table) -> list[Event]:

@@ -13,7 +13,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.migration.metrics import migration_metrics
 from novacron.scheduler.metrics import scheduler_metrics
@@ -67,7 +69,15 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
     }
 
 
-EXTRACTORS: list[Extractor] = [placement_metrics, utilisation_metrics, scheduler_metrics, migration_metrics]
+EXTRACTORS: list[Extractor] = [
+    placement_metrics,
+    utilisation_metrics,
+    cache_metrics,
+    scheduler_metrics,
+    uptime_metrics,
+    host_peak_metrics,
+]
+EXTRACTORS.append(migration_metrics)
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

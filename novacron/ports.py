@@ -7,6 +7,8 @@ that every implementation must pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from novacron.events import Event
@@ -68,15 +70,43 @@ class Hypervisor(Protocol):
         ...
 
 
+class TierUnavailable(Exception):
+    """A cache tier could not be reached (Redis down, disk error); the hierarchy treats it as a miss."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One entry a tier gave up to make room; the hierarchy demotes it to the next tier down."""
+
+    key: str
+    value: bytes
+    size_bytes: int
+
+
 class CacheTier(Protocol):
-    """One level of the cache hierarchy."""
+    """One level of the cache hierarchy (memory L1, Redis L2, disk L3, or a simulated model).
+
+    ``size_bytes`` defaults to ``len(value)``; simulations pass it to stand for large objects
+    without allocating them. ``ttl_s=None`` means the tier's own default TTL (which may be none).
+    ``set``/``set_many`` return the entries evicted to make room (tiers whose eviction is not
+    observable, such as Redis, return none). Any operation may raise ``TierUnavailable``.
+    """
 
     name: str
 
     def get(self, key: str) -> bytes | None: ...
 
-    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
+    def set(self, key: str, value: bytes, ttl_s: float | None = None,
+            size_bytes: int | None = None) -> list[CacheEntry]: ...
 
     def delete(self, key: str) -> bool: ...
 
     def contains(self, key: str) -> bool: ...
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]: ...
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]: ...
+
+    def purge_expired(self) -> int:
+        """Drop expired entries now (the cleanup cycle); returns how many were dropped."""
+        ...

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.migration.plots import plot_downtime_cdf
 from novacron.scheduler.plots import plot_placement_quality
 
 PlotFn = Callable[[Run], Figure | None]
@@ -40,7 +41,9 @@ def plot_utilisation(run: Run) -> Figure | None:
     return fig
 
 
-PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation, "placement_quality": plot_placement_quality}
+PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation}
+PLOTS["migration_downtime_cdf"] = plot_downtime_cdf
+PLOTS["placement_quality"] = plot_placement_quality
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:

@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from novacron.cache.config import CacheConfig
+from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.config import ConfigError, parse_section, section, spec
 from novacron.migration.config import MigrationConfig
 from novacron.scheduler.config import SchedulerConfig
@@ -28,6 +30,8 @@ class ClusterConfig:
     host_disk_iops: float = spec(20000.0, min=1, max=1e7, doc="disk I/O capacity per host")
     cpu_overcommit: float = spec(1.0, min=0.1, max=16, doc="vCPUs allowed per physical core")
     hosts_per_rack: int = spec(20, min=1, max=1000, doc="hosts in one rack")
+    racks_per_zone: int = spec(10, min=1, max=10000, doc="racks in one availability zone (failure domain)")
+    zones_per_datacenter: int = spec(3, min=1, max=100, doc="availability zones in one datacenter")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +43,16 @@ class WorkloadConfig:
     arrival_window_s: float = spec(600.0, min=0, max=1e7, doc="VM requests arrive uniformly within this window")
     mean_cpu_utilisation: float = spec(0.5, min=0.0, max=1.0, doc="mean fraction of its vCPUs a VM uses")
     demand_update_s: float = spec(300.0, min=1, max=86400, doc="interval between demand samples")
+    lifetime_mean_s: float | None = spec(None, min=1, max=1e9,
+                                         doc="mean VM lifetime (heavy-tailed, Lomax); nothing = VMs never leave")
+    lifetime_shape: float = spec(1.5, min=1.05, max=100,
+                                 doc="Lomax (Pareto II) shape of lifetimes; lower = heavier tail")
+    diurnal_amplitude: float = spec(0.0, min=0.0, max=1.0, doc="relative day/night swing of each VM's CPU demand")
+    burst_probability: float = spec(0.0, min=0.0, max=1.0, doc="chance per demand update that a VM bursts")
+    burst_factor: float = spec(2.0, min=1.0, max=100, doc="CPU demand multiplier during a burst")
+    trace_format: str | None = spec(None, choices=TRACE_FORMATS,
+                                    doc="use a public trace as the workload instead of the synthetic generator")
+    trace_path: str | None = spec(None, doc="the trace file or directory (relative to the working directory)")
 
     def __post_init__(self) -> None:
         if len(self.vm_cpu_cores) != len(self.vm_memory_gib):
@@ -46,6 +60,9 @@ class WorkloadConfig:
                 f"workload.vm_cpu_cores has {len(self.vm_cpu_cores)} sizes but workload.vm_memory_gib "
                 f"has {len(self.vm_memory_gib)}; allowed: lists of equal length (one VM flavour per index)"
             )
+        if (self.trace_format is None) != (self.trace_path is None):
+            raise ConfigError("workload.trace_format and workload.trace_path go together; "
+                              "allowed: both set (trace workload) or neither (synthetic workload)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +72,9 @@ class Scenario:
     duration_s: float = spec(3600.0, min=1, max=366 * 86400, doc="simulated time")
     cluster: ClusterConfig = section(ClusterConfig)
     workload: WorkloadConfig = section(WorkloadConfig)
+    cache: CacheConfig = section(CacheConfig)
     scheduler: SchedulerConfig = section(SchedulerConfig)
+    faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
 
 

@@ -140,15 +140,23 @@ def format_table(results: Iterable[TargetResult], *, include_unmeasured: bool = 
     """The target table as aligned text, as ``novacron run`` prints it."""
     rows = [r for r in results if include_unmeasured or r.status is not Status.NOT_MEASURED]
     header = ("target", "threshold", "measured", "status")
-    body = [(r.target.name, r.target.describe_threshold(), _fmt(r.measured, r.target.unit),
-             r.status.value + (" (reference)" if r.target.kind == "reference" else "")) for r in rows]
+    body = [(r.target.name, r.target.describe_threshold(), _fmt(r.measured, r.target.unit), _status_text(r))
+            for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=False)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
+def _status_text(result: TargetResult) -> str:
+    if result.target.kind != "reference":
+        return result.status.value
+    return "below (reference figure)" if result.status is Status.FAIL else "meets (reference figure)"
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if value.is_integer() and abs(value) < 1e12:
+        return f"{int(value):,} {unit}".strip()
     return f"{value:.4g} {unit}".strip()

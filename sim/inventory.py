@@ -108,9 +108,10 @@ def sample_utilisation(ctx: SimContext, inv: Inventory) -> Generator[simpy.Event
         hosts = np.fromiter((inv.vm_host[v] for v in vm_ids), dtype=np.int64, count=len(vm_ids))
         cores = np.fromiter((inv.vm_cpu[v] for v in vm_ids), dtype=np.float64, count=len(vm_ids))
         used = rng.beta(mean * concentration, (1 - mean) * concentration, size=len(vm_ids)) * cores
-        cpu_used = np.bincount(hosts, weights=used, minlength=len(inv.host_ids))
-        vms_per_host = np.bincount(hosts, minlength=len(inv.host_ids))
         physical = inv.cpu_capacity / ctx.scenario.cluster.cpu_overcommit
+        # Overcommitted demand beyond the physical cores is contention, not extra utilisation.
+        cpu_used = np.minimum(np.bincount(hosts, weights=used, minlength=len(inv.host_ids)), physical)
+        vms_per_host = np.bincount(hosts, minlength=len(inv.host_ids))
         for i, host_id in enumerate(inv.host_ids):
             ctx.recorder.emit(HostUtilisationSampled, source=host_id, host_id=host_id,
                               cpu_pct=float(100 * cpu_used[i] / physical[i]),

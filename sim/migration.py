@@ -130,9 +130,14 @@ class SimHypervisor:
         m = job.model
         if m.finished:
             return 1e-6
+        m.syncs = 0
+        if job.crash_at_s < COLD_OVERHEAD_S:
+            m.elapsed_s = job.crash_at_s
+            m.fail(JobStatus.FAILED)
+            job.error = "destination host crashed"
+            return max(m.elapsed_s, 1e-6)
         m.elapsed_s = COLD_OVERHEAD_S
         m.downtime_ms = m.elapsed_s * 1000.0
-        m.syncs = 0
         m.status = JobStatus.COMPLETED
         self.location[job.start.vm_id] = job.start.destination_host_id
         return m.elapsed_s
@@ -150,7 +155,8 @@ class SimHypervisor:
                         downtime_ms=m.downtime_ms if done else None,
                         total_time_ms=m.elapsed_s * 1000.0 if m.finished else None,
                         setup_time_ms=m.calibration.setup_s * 1000.0, cpu_throttle_pct=m.throttle_pct,
-                        postcopy_page_faults=int(m.postcopy_faults), error=job.error)
+                        postcopy_page_faults=int(m.postcopy_faults), switched_to_postcopy=m.switched_to_postcopy,
+                        error=job.error)
 
 
 def policies(cfg: MigrationConfig) -> tuple[ControllerPolicy, AdmissionPolicy]:

@@ -119,12 +119,15 @@ class QemuMigration:
     downtime_ms: float | None = None
     postcopy_requested: bool = False
     postcopy_faults: float = 0.0
+    switched_to_postcopy: bool = False
     paused: bool = False
     round_bytes: list[float] = field(default_factory=list)
     round_durations_s: list[float] = field(default_factory=list)
     _d_zero: float = 0.0
     _d_resident: float = 0.0
     _d_wws: float = 0.0
+    _d_wws_resend: float = 0.0
+    """Of ``_d_wws``, pages sent before (XBZRLE can hit its cache only for these)."""
     _writes: float = 0.0
     _round_started_s: float = 0.0
     _round_bytes: float = 0.0
@@ -133,7 +136,7 @@ class QemuMigration:
     _period_dirtied: float = 0.0
     _high_count: int = 0
     _bandwidth_bytes_s: float = 0.0
-    _resent: bool = False
+    _share_bytes_s: float = math.inf
 
     @property
     def wws_pages(self) -> float:
@@ -155,6 +158,11 @@ class QemuMigration:
     def dirty_rate_pages_s(self) -> float:
         available = 1.0 - self.throttle_pct / 100.0
         return self.guest.rate_at(self.elapsed_s) * min(1.0, available / max(self.guest.cpu_demand, 1e-9))
+
+    @property
+    def paused_copy_bytes_s(self) -> float:
+        """Unthrottled copy (guest paused or post-copy), within the link share."""
+        return min(self.calibration.stop_copy_bytes_s, self._share_bytes_s)
 
     @property
     def xbzrle_hit_rate(self) -> float:
@@ -180,6 +188,7 @@ class QemuMigration:
         """One window: post-copy switch or convergence check, then send at the granted rate."""
         if self.finished:
             return
+        self._share_bytes_s = max(share_bytes_s, 1.0)
         link_rate = max(min(share_bytes_s, self.calibration.stream_cap_bytes_s), 1.0)
         rate = self._budget_rate(link_rate)
         self._bandwidth_bytes_s = rate
@@ -201,10 +210,10 @@ class QemuMigration:
         return min(link_rate, self.max_bandwidth_bytes_s * self.calibration.rate_overshoot)
 
     def _page_wire_bytes(self) -> tuple[float, float]:
-        """Wire bytes of a resident page and of a working-set page in the current round."""
+        """Wire bytes of a resident page and (on average) of a pending working-set page."""
         full = float(PAGE_SIZE_BYTES)
-        if self.xbzrle and self._resent:
-            hit = self.xbzrle_hit_rate
+        if self.xbzrle and self._d_wws > 0:
+            hit = self.xbzrle_hit_rate * self._d_wws_resend / self._d_wws
             return full, hit * self.xbzrle_ratio * full + (1 - hit) * full
         return full, full
 
@@ -222,6 +231,7 @@ class QemuMigration:
         self._d_zero -= self._d_zero * fraction
         self._d_resident -= self._d_resident * fraction
         self._d_wws -= self._d_wws * fraction
+        self._d_wws_resend -= self._d_wws_resend * fraction
         self._account(sent, WINDOW_S)
 
     def _account(self, sent: float, duration_s: float) -> None:
@@ -237,10 +247,10 @@ class QemuMigration:
         touched = w * -math.expm1(-self._writes / w) if w > 0 else 0.0
         added = touched * (1.0 - self._d_wws / w) if w > 0 else 0.0
         self._d_wws += added
+        self._d_wws_resend += added  # only pages already sent are outside the bitmap
         self._writes = 0.0
         self._period_dirtied += added * PAGE_SIZE_BYTES
         self.syncs += 1
-        self._resent = True
         self.round_bytes.append(self._round_bytes)
         self.round_durations_s.append(self.elapsed_s - self._round_started_s)
         self._round_bytes = 0.0
@@ -266,10 +276,10 @@ class QemuMigration:
         resident_bytes, wws_bytes = self._page_wire_bytes()
         payload = (self._d_resident * resident_bytes + self._d_wws * wws_bytes
                    + self._d_zero * ZERO_PAGE_WIRE_BYTES)
-        copy_s = payload / cal.stop_copy_bytes_s + self._d_zero / cal.zero_scan_pages_s
+        copy_s = payload / self.paused_copy_bytes_s + self._d_zero / cal.zero_scan_pages_s
         self.downtime_ms = copy_s * 1000.0 + cal.device_state_ms
         self.bytes_sent += payload
-        self._d_zero = self._d_resident = self._d_wws = 0.0
+        self._d_zero = self._d_resident = self._d_wws = self._d_wws_resend = 0.0
         self.elapsed_s += self.downtime_ms / 1000.0
         self.status = JobStatus.COMPLETED
 
@@ -279,10 +289,11 @@ class QemuMigration:
         if self.status is not JobStatus.POSTCOPY_ACTIVE:
             self._sync()
             self.status = JobStatus.POSTCOPY_ACTIVE
+            self.switched_to_postcopy = True
             self.downtime_ms = cal.postcopy_switch_ms + cal.device_state_ms * 0.0
             self.elapsed_s += cal.postcopy_switch_ms / 1000.0
         pending_wws_before = self._d_wws
-        self._send_window(cal.stop_copy_bytes_s, cal.stop_copy_bytes_s)
+        self._send_window(self.paused_copy_bytes_s, self.paused_copy_bytes_s)
         w = self.wws_pages
         if w > 0:
             mean_pending = 0.5 * (pending_wws_before + self._d_wws)
@@ -296,3 +307,22 @@ class QemuMigration:
 
     def fail(self, reason_status: JobStatus = JobStatus.FAILED) -> None:
         self.status = reason_status
+
+
+def lab_guest(dirty_rate_pages_s: float) -> GuestProfile:
+    """LAB.md's guest: 512 MiB, ~67 MiB of non-zero kernel/page cache, a 128 MiB working set
+    (untouched when idle); its dirtier is rate-paced, using ~40 % of a TCG vCPU at 100k pages/s."""
+    return GuestProfile(memory_bytes=512 * MIB, resident_bytes=67 * MIB,
+                        wws_bytes=128 * MIB if dirty_rate_pages_s > 0 else 0,
+                        dirty_rate_pages_s=dirty_rate_pages_s, cpu_demand=0.4)
+
+
+def run_alone(migration: QemuMigration, *, share_bytes_s: float = math.inf, until_s: float = 3600.0,
+              postcopy_after_s: float | None = None) -> QemuMigration:
+    """Run one migration with the link to itself until it ends or ``until_s`` (QEMU never gives up)."""
+    migration.begin()
+    while not migration.finished and migration.elapsed_s < until_s:
+        if postcopy_after_s is not None and migration.elapsed_s >= postcopy_after_s:
+            migration.postcopy_requested = True
+        migration.step(share_bytes_s)
+    return migration

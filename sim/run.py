@@ -22,12 +22,14 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import inventory, migration_batch
+from sim import cache, cluster_model
 from sim.context import SimContext
+from sim.migration_batch import start as start_migrations
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [inventory.start, migration_batch.start]
+COMPONENTS: list[Component] = [cluster_model.start, cache.start]
+COMPONENTS.append(start_migrations)
 
 
 @dataclass(frozen=True)

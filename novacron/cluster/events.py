@@ -97,3 +97,32 @@ class ClusterUtilisationSampled(Event):
     memory_pct: float
     hosts_up: int
     vms_running: int
+
+
+@event
+class HostLocated(Event):
+    """Where a host sits in the failure-domain tree (rack within zone within datacenter)."""
+
+    host_id: str
+    rack: str
+    zone: str
+    datacenter: str
+
+
+@event
+class InjectedFaultStarted(Event):
+    """A fault the model injected: a hook for components that react to it (Raft, the network).
+
+    ``fault_kind`` is ``manager_crash`` or ``network_partition`` (host and rack failures are
+    ``HostFailed`` events); ``fault_target`` names the manager or the zone cut off.
+    """
+
+    fault_kind: str
+    fault_target: str
+    planned_duration_s: float
+
+
+@event
+class InjectedFaultEnded(Event):
+    fault_kind: str
+    fault_target: str

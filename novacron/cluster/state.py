@@ -40,7 +40,7 @@ class VMStatus(Enum):
 VM_LIFECYCLE: TransitionTable[VMStatus] = TransitionTable("VM", {
     VMStatus.REQUESTED: {VMStatus.RUNNING, VMStatus.REJECTED},
     VMStatus.RUNNING: {VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.FAILED},
-    VMStatus.FAILED: {VMStatus.RUNNING},
+    VMStatus.FAILED: {VMStatus.RUNNING, VMStatus.STOPPED},  # deleted by its owner while down
     VMStatus.STOPPED: {VMStatus.RUNNING},
 })
 

@@ -32,7 +32,11 @@ Observations, hypervisor -> controller: ``JobStats`` (QMP ``query-migrate`` / li
 failed, cancelled), memory total / processed / remaining bytes, ``dirty_sync_count``,
 ``dirty_rate_pages_s``, ``throughput_bytes_s``, ``expected_downtime_ms``, and once completed
 ``downtime_ms``, ``total_time_ms``, ``setup_time_ms``; ``cpu_throttle_pct``,
-``postcopy_page_faults``; ``error`` when failed.
+``postcopy_page_faults``, ``switched_to_postcopy`` (a short post-copy phase can fall between two
+polls); ``error`` when failed.
+
+The contract every implementation meets is the abstract suite ``tests/hypervisor_contract.py``
+(``HypervisorContract``: subclass it with ``make_hypervisor`` and ``wait``).
 
 The driver loop
 ---------------
@@ -58,11 +62,15 @@ Modules: ``protocol`` (commands, observations), ``lifecycle`` (the transition ta
 
 Admission API for the scheduler's rebalancer (``admission.py``)::
 
-    adm = AdmissionController(AdmissionPolicy(...), hosts=...)   # host capacities/usage
-    adm.can_admit(request) -> Decision          # pure check, no state change
-    adm.try_admit(request, now_s) -> Decision   # takes a slot if admitted
-    adm.enqueue(request, now_s, priority=...)   # queued; pop_admissible(now_s) drains it
-    adm.release(migration_id, now_s)            # when the migration ends, whatever the outcome
+    adm = AdmissionController(AdmissionPolicy(max_per_host=2, max_global=10, ...))
+    adm.update_host(host_id, HostLoad(cpu_pct=..., memory_pct=..., network_pct=..., io_pct=...))
+    cost = estimate_cost(vm_memory_gib=..., bandwidth_gbps=..., host_memory_gib=..., ...)
+    request = AdmissionRequest(migration_id=..., vm_id=..., source_host_id=..., destination_host_id=...,
+                               cost=cost, priority=0)
+    adm.can_admit(request, now_s) -> Decision   # pure check (truthy; .reason says why not)
+    adm.try_admit(request, now_s) -> Decision   # takes a slot and a rate-limit token if admitted
+    adm.enqueue(request, now_s)                 # priority queue; pop_admissible(now_s) admits what fits
+    adm.release(migration_id)                   # when the migration ends, whatever the outcome
 """
 
 from novacron.migration.protocol import (

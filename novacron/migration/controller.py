@@ -265,10 +265,15 @@ class MigrationController:
             if self.phase is P.PRECOPY:
                 if stats.dirty_sync_count > self._last_sync:
                     self._close_round(stats, now_s)
-                self._move(P.STOP_AND_COPY)
+                if stats.switched_to_postcopy:
+                    self.switched_to_postcopy = True
+                self._move(P.POSTCOPY if stats.switched_to_postcopy else P.STOP_AND_COPY)
             self._move(P.COMMITTING)
             self._move(P.COMPLETED)
-        elif self.phase is P.POSTCOPY:
+        elif self.phase is P.POSTCOPY or (stats.switched_to_postcopy and self.phase is P.PRECOPY):
+            if self.phase is P.PRECOPY:
+                self.switched_to_postcopy = True
+                self._move(P.POSTCOPY)
             self.outcome_reason = stats.error or "post-copy failed"
             self._move(P.FAILED)
         elif stats.status is JobStatus.CANCELLED and P.ABORTED in MIGRATION_LIFECYCLE.allowed(self.phase):

@@ -171,6 +171,9 @@ class JobStats:
     setup_time_ms: float | None = None
     cpu_throttle_pct: float = 0.0
     postcopy_page_faults: int = 0
+    switched_to_postcopy: bool = False
+    """The job entered post-copy at some point (QEMU ``postcopy-active`` was seen; libvirt reports
+    it with the ``VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY`` event): a poll may miss a short phase."""
     error: str = ""
     """Why the job failed (for example ``destination host crashed``)."""
 

@@ -1,0 +1,22 @@
+"""Clocks for the real runtime: run-relative monotonic time, and wall time for persisted data."""
+
+from __future__ import annotations
+
+import time
+
+
+class MonotonicClock:
+    """Seconds since the clock was created, from ``time.monotonic`` (never goes back)."""
+
+    def __init__(self) -> None:
+        self._origin = time.monotonic()
+
+    def now_s(self) -> float:
+        return time.monotonic() - self._origin
+
+
+class WallClock:
+    """Seconds since the Unix epoch: for expiry times stored on disk that must survive restarts."""
+
+    def now_s(self) -> float:
+        return time.time()

@@ -1,0 +1,77 @@
+"""Tracked benchmark ratios: regressions judged against a baseline measured in the same run.
+
+Theory of operation
+-------------------
+Wall-clock numbers from one machine say little about another, and even on one machine they drift
+with load. A ratio to a baseline measured in the same run (NovaCron's L1 against a plain dict,
+the simulation against a bare SimPy loop) cancels most of that. A benchmark declares its
+baseline with ``benchmark.extra_info["baseline"] = "<name of the baseline benchmark>"``; its
+tracked ratio is ``median(subject) / median(baseline)`` — lower is better. Medians over several
+rounds resist outliers. A ratio regresses when it grows by more than the tolerance relative to
+the previous run's ratio; the default tolerance (30 %) is wider than the run-to-run spread of
+medians measured on the 2-core CI machine.
+
+Input is pytest-benchmark's JSON (``--benchmark-json``); this module only reads dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_TOLERANCE = 0.30
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    subject: str
+    baseline: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    subject: str
+    baseline: str
+    previous: float | None
+    current: float
+    regressed: bool
+
+    def describe(self) -> str:
+        if self.previous is None:
+            return f"{self.subject} / {self.baseline}: {self.current:.3g} (new)"
+        change = (self.current / self.previous - 1) * 100
+        verdict = "REGRESSED" if self.regressed else "ok"
+        return (f"{self.subject} / {self.baseline}: {self.previous:.3g} -> {self.current:.3g} "
+                f"({change:+.1f} %) {verdict}")
+
+
+def _short(name: str) -> str:
+    return name.split("::")[-1]
+
+
+def tracked_ratios(report: Mapping[str, Any]) -> list[Ratio]:
+    """Every subject/baseline ratio declared in one pytest-benchmark JSON report."""
+    medians = {_short(b["name"]): float(b["stats"]["median"]) for b in report.get("benchmarks", [])}
+    ratios = []
+    for bench in report.get("benchmarks", []):
+        baseline = (bench.get("extra_info") or {}).get("baseline")
+        if not baseline:
+            continue
+        if baseline not in medians:
+            raise ValueError(f"benchmark {_short(bench['name'])} names baseline {baseline!r}, "
+                             f"which did not run; ran: {', '.join(sorted(medians))}")
+        ratios.append(Ratio(_short(bench["name"]), baseline, medians[_short(bench["name"])] / medians[baseline]))
+    return ratios
+
+
+def compare(previous: Mapping[str, Any] | None, current: Mapping[str, Any],
+            tolerance: float = DEFAULT_TOLERANCE) -> list[Comparison]:
+    before = {(r.subject, r.baseline): r.value for r in tracked_ratios(previous)} if previous else {}
+    out = []
+    for ratio in tracked_ratios(current):
+        prev = before.get((ratio.subject, ratio.baseline))
+        regressed = prev is not None and ratio.value > prev * (1 + tolerance)
+        out.append(Comparison(ratio.subject, ratio.baseline, prev, ratio.value, regressed))
+    return out

@@ -1,0 +1,48 @@
+"""The ``[cache]`` scenario section: the hierarchy's configuration and the simulated workload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from novacron.config import ConfigError, spec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    enabled: bool = spec(True, doc="simulate the three-tier cache")
+    policy: Literal["lru", "tlru", "s3fifo"] = spec("lru", doc="eviction policy of every tier")
+    write_mode: Literal["through", "back"] = spec("through", doc="write-through or write-back")
+    l1_capacity_items: int = spec(10_000, min=1, max=10**8, doc="L1 (memory) capacity")
+    l1_ttl_s: float = spec(300.0, min=0.001, max=10**7, doc="L1 time to live")
+    cleanup_interval_s: float = spec(30.0, min=0.001, max=86400, doc="expired-entry cleanup cycle")
+    adaptive_l1: bool = spec(False, doc="resize L1 between half and twice its capacity towards 85 % hits")
+    l2_capacity_items: int = spec(30_000, min=1, max=10**9, doc="L2 (Redis) capacity")
+    l2_ttl_s: float = spec(3600.0, min=0.001, max=10**8, doc="L2 time to live")
+    l3_capacity_gib: float = spec(64.0, min=0.001, max=10**6, doc="L3 (disk) capacity")
+    l3_ttl_s: float = spec(86400.0, min=0.001, max=10**9, doc="L3 time to live")
+    warm_start: bool = spec(True, doc="start in steady state: L3 holds every key, L2 and L1 the most popular; "
+                                      "false: every tier starts empty")
+    object_bytes: int = spec(65536, min=1, max=1 << 30, doc="size of each cached object")
+    keys: int = spec(50_000, min=1, max=10**9, doc="distinct keys of the workload")
+    zipf_alpha: float = spec(1.0, min=0.0, max=5.0, doc="popularity skew of the keys")
+    new_key_fraction: float = spec(0.002, min=0.0, max=1.0, doc="requests for keys never seen before")
+    requests_per_s: float = spec(100.0, min=0.0, max=10**7, doc="mean request rate (Poisson)")
+    active_s: float | None = spec(600.0, min=0.0, max=10**9,
+                                  doc="requests arrive during this long from the start (none: the whole run)")
+    tick_s: float = spec(1.0, min=0.001, max=3600, doc="requests are simulated in batches of this much time")
+    stats_interval_s: float = spec(60.0, min=0.001, max=86400, doc="interval of CacheStatsSampled events")
+    l1_latency_ms: float = spec(0.02, min=0.0, max=10**4, doc="median L1 access latency")
+    l2_latency_ms: float = spec(0.5, min=0.0, max=10**4, doc="median L2 latency (a network round trip)")
+    l3_latency_ms: float = spec(2.0, min=0.0, max=10**4, doc="median L3 latency (a disk read)")
+    origin_latency_ms: float = spec(20.0, min=0.0, max=10**5, doc="median latency of a full miss")
+    latency_sigma: float = spec(0.5, min=0.0, max=3.0, doc="log-normal shape of every latency")
+    l2_ops_per_s_max: float = spec(80_000.0, min=1, max=10**9, doc="L2 throughput cap")
+    l3_ops_per_s_max: float = spec(20_000.0, min=1, max=10**9, doc="L3 throughput cap (disk IOPS)")
+    l2_outage_start_s: float | None = spec(None, min=0.0, max=10**9, doc="L2 goes down at this time (none: never)")
+    l2_outage_s: float = spec(60.0, min=0.0, max=10**9, doc="how long the L2 outage lasts")
+
+    def __post_init__(self) -> None:
+        if self.l3_capacity_gib * 2**30 < self.object_bytes:
+            raise ConfigError(f"cache.l3_capacity_gib = {self.l3_capacity_gib} cannot hold one object of "
+                              f"cache.object_bytes = {self.object_bytes}; allowed: a larger L3")

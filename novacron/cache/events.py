@@ -1,0 +1,51 @@
+"""Cache events: statistics aggregated per interval (never one event per request), tier outages,
+and L1 capacity changes."""
+
+from __future__ import annotations
+
+from novacron.events import Event, event
+
+
+@event
+class CacheStatsSampled(Event):
+    """One tier's counts over the last ``interval_s`` seconds (``cache_tier`` "overall" for all)."""
+
+    cache_tier: str
+    interval_s: float
+    cache_hits: int
+    cache_misses: int
+    cache_failures: int
+    """operations that raised ``TierUnavailable`` (counted as misses too)"""
+    cache_skipped: int
+    """requests not sent to the tier because its circuit breaker was open"""
+    cache_promotions: int
+    cache_demotions: int
+    cache_expirations: int
+    cache_latency_mean_ms: float | None
+    cache_latency_p99_ms: float | None
+
+
+@event
+class CacheTierFailed(Event):
+    """A tier's circuit breaker opened: the hierarchy stops sending it requests for a while."""
+
+    cache_tier: str
+    cache_error: str
+    consecutive_failures: int
+
+
+@event
+class CacheTierRecovered(Event):
+    """A tier answered again after an outage; its breaker closed."""
+
+    cache_tier: str
+    outage_s: float
+
+
+@event
+class CacheTierResized(Event):
+    """Adaptive sizing changed a tier's capacity (in the tier's unit: items or bytes)."""
+
+    cache_tier: str
+    capacity_units: int
+    hit_rate_pct: float

@@ -1,0 +1,309 @@
+"""The cache hierarchy: L1 -> L2 -> L3 over the ``CacheTier`` port, pure and clock-driven.
+
+Theory of operation
+-------------------
+Reads go down the tiers until one hits (read-through); the value is then promoted into every
+tier above the hit, and whatever those tiers evict to make room is demoted one tier down (an
+L1 evictee goes to L2, an L2 evictee to L3, an L3 evictee is dropped). Writes are either
+write-through (every tier, top to bottom) or write-back (L1 only; the key is marked dirty, its
+stale copies below are invalidated, and it is written through the lower tiers when L1 evicts
+it or on ``flush``). ``delete`` removes a key everywhere.
+
+A tier that raises ``TierUnavailable`` counts a failure and the request carries on as a miss;
+each tier has a ``CircuitBreaker`` so a dead tier (Redis down) is skipped without waiting on
+timeouts, and retried after the breaker's reset timeout. So while L2 is down the hierarchy
+keeps serving from L1 and L3.
+
+``tick()`` is the cleanup cycle, called by the runtime: every ``cleanup_interval_s`` it purges
+expired entries from each tier and (optionally) resizes L1; every ``stats_interval_s`` it emits
+one ``CacheStatsSampled`` event per tier plus one for the whole hierarchy. Time comes from the
+injected clock; the core never reads a real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal, Protocol, TypeVar, runtime_checkable
+
+from novacron.cache.adaptive import AdaptiveSizing
+from novacron.cache.breaker import BreakerState, CircuitBreaker
+from novacron.cache.events import CacheStatsSampled, CacheTierFailed, CacheTierRecovered, CacheTierResized
+from novacron.cache.stats import CacheStats
+from novacron.ports import CacheEntry, CacheTier, Clock, EventSink, TierUnavailable
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ResizableTier(Protocol):
+    """A tier whose capacity adaptive sizing may change (``MemoryTier`` and its simulated models)."""
+
+    name: str
+    capacity: int
+
+    def resize(self, capacity: int) -> list[CacheEntry]: ...
+WriteMode = Literal["through", "back"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HierarchyOptions:
+    write_mode: WriteMode = "through"
+    demote_evictions: bool = True
+    cleanup_interval_s: float = 30.0
+    stats_interval_s: float = 60.0
+    measure_latency: bool = False
+    """time each tier call with the clock (the real runtime); the simulator records its own"""
+    breaker_failure_threshold: int = 3
+    breaker_reset_timeout_s: float = 2.0
+    adaptive_l1: AdaptiveSizing | None = None
+
+
+class CacheHierarchy:
+    def __init__(self, tiers: Sequence[CacheTier], *, clock: Clock, events: EventSink | None = None,
+                 options: HierarchyOptions | None = None, source: str = "cache") -> None:
+        if not tiers:
+            raise ValueError("a cache hierarchy needs at least one tier")
+        self.tiers = list(tiers)
+        self.options = options or HierarchyOptions()
+        self.clock = clock
+        self.events = events
+        self.source = source
+        self.stats = CacheStats([t.name for t in self.tiers])
+        self.breakers = [CircuitBreaker(failure_threshold=self.options.breaker_failure_threshold,
+                                        reset_timeout_s=self.options.breaker_reset_timeout_s)
+                         for _ in self.tiers]
+        self.dirty: set[str] = set()
+        now_s = clock.now_s()
+        self._next_cleanup_s = now_s + self.options.cleanup_interval_s
+        self._next_stats_s = now_s + self.options.stats_interval_s
+        self._last_stats_s = now_s
+        self.last_hit_tier: int | None = None
+        """index of the tier that served the last ``get`` (None: a miss); the simulator reads it"""
+
+    # -- calling tiers safely ---------------------------------------------------------------
+    def _may_call(self, index: int) -> bool:
+        breaker = self.breakers[index]
+        if breaker.state is BreakerState.CLOSED or breaker.allows(self.clock.now_s()):
+            return True
+        self.stats.skipped[index] += 1
+        return False
+
+    def _succeeded(self, index: int, started_s: float | None) -> None:
+        if started_s is not None:
+            self.stats.record_latency(index, 1000.0 * (self.clock.now_s() - started_s))
+        breaker = self.breakers[index]
+        if breaker.consecutive_failures or breaker.state is not BreakerState.CLOSED:
+            outage_s = breaker.record_success(self.clock.now_s())
+            if outage_s is not None and self.events is not None:
+                self.events.emit(CacheTierRecovered, source=self.source, cache_tier=self.tiers[index].name,
+                                 outage_s=outage_s)
+
+    def _call(self, index: int, op: Callable[[], T], default: T) -> T:
+        if not self._may_call(index):
+            return default
+        started_s = self.clock.now_s() if self.options.measure_latency else None
+        try:
+            result = op()
+        except TierUnavailable as exc:
+            self._failed(index, exc)
+            return default
+        self._succeeded(index, started_s)
+        return result
+
+    def _failed(self, index: int, exc: Exception) -> None:
+        self.stats.failures[index] += 1
+        self.stats.failures[-1] += 1
+        breaker = self.breakers[index]
+        if breaker.record_failure(self.clock.now_s()) and self.events is not None:
+            self.events.emit(CacheTierFailed, source=self.source, cache_tier=self.tiers[index].name,
+                             cache_error=f"{type(exc).__name__}: {exc}"[:200],
+                             consecutive_failures=breaker.consecutive_failures)
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        """Read through the tiers; a tier that fails or is skipped is a miss for the caller."""
+        stats = self.stats
+        measure = self.options.measure_latency
+        for index, tier in enumerate(self.tiers):
+            if not self._may_call(index):
+                continue
+            started_s = self.clock.now_s() if measure else None
+            try:
+                value = tier.get(key)
+            except TierUnavailable as exc:
+                self._failed(index, exc)
+                stats.misses[index] += 1
+                continue
+            self._succeeded(index, started_s)
+            if value is None:
+                stats.misses[index] += 1
+                continue
+            stats.hits[index] += 1
+            stats.hits[-1] += 1
+            self.last_hit_tier = index
+            if index:
+                stats.promotions[index] += 1
+                self._store_above(index, {key: value})
+            return value
+        stats.misses[-1] += 1
+        self.last_hit_tier = None
+        return None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        remaining = list(dict.fromkeys(keys))
+        stats = self.stats
+        for index, tier in enumerate(self.tiers):
+            if not remaining:
+                break
+            no_hits: dict[str, bytes] = {}
+            got = self._call(index, partial(tier.get_many, remaining), no_hits)
+            stats.hits[index] += len(got)
+            stats.misses[index] += len(remaining) - len(got)
+            if got:
+                if index:
+                    stats.promotions[index] += len(got)
+                    self._store_above(index, got)
+                found.update(got)
+                remaining = [k for k in remaining if k not in got]
+        stats.hits[-1] += len(found)
+        stats.misses[-1] += len(remaining)
+        return found
+
+    def contains(self, key: str) -> bool:
+        return any(self._call(i, partial(t.contains, key), False) for i, t in enumerate(self.tiers))
+
+    # -- writes -----------------------------------------------------------------------------
+    def set(self, key: str, value: bytes, ttl_s: float | None = None, size_bytes: int | None = None) -> None:
+        if self.options.write_mode == "back":
+            self._write_back({key: value}, ttl_s, size_bytes)
+            return
+        for index in range(len(self.tiers)):
+            self._set_in(index, {key: value}, ttl_s, size_bytes)
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
+        if not items:
+            return
+        if self.options.write_mode == "back":
+            self._write_back(items, ttl_s, None)
+            return
+        for index in range(len(self.tiers)):
+            self._set_in(index, items, ttl_s, None)
+
+    def _write_back(self, items: Mapping[str, bytes], ttl_s: float | None, size_bytes: int | None) -> None:
+        newly_dirty = [k for k in items if k not in self.dirty]
+        self.dirty.update(items)
+        for index in range(1, len(self.tiers)):
+            for key in newly_dirty:
+                self._call(index, partial(self.tiers[index].delete, key), False)
+        self._set_in(0, items, ttl_s, size_bytes)
+
+    def _set_in(self, index: int, items: Mapping[str, bytes], ttl_s: float | None,
+                size_bytes: int | None) -> None:
+        """Write ``items`` into one tier and demote what it evicts."""
+        tier = self.tiers[index]
+        nothing: list[CacheEntry] = []
+        if len(items) == 1 and size_bytes is not None:
+            ((key, value),) = items.items()
+            evicted = self._call(index, partial(tier.set, key, value, ttl_s, size_bytes), nothing)
+        elif len(items) == 1:
+            ((key, value),) = items.items()
+            evicted = self._call(index, partial(tier.set, key, value, ttl_s), nothing)
+        else:
+            evicted = self._call(index, partial(tier.set_many, items, ttl_s), nothing)
+        if evicted:
+            self._demote(index, evicted)
+
+    def _demote(self, index: int, evicted: list[CacheEntry]) -> None:
+        dirty = [e for e in evicted if e.key in self.dirty]
+        for e in dirty:
+            self.dirty.discard(e.key)
+        below = index + 1
+        if below >= len(self.tiers):
+            return
+        if dirty:
+            for lower in range(below, len(self.tiers)):
+                for e in dirty:
+                    self._set_in(lower, {e.key: e.value}, None, e.size_bytes)
+        if self.options.demote_evictions:
+            dirty_keys = {e.key for e in dirty}
+            clean = [e for e in evicted if e.key not in dirty_keys]
+            self.stats.demotions[index] += len(clean) + len(dirty)
+            for e in clean:
+                self._set_in(below, {e.key: e.value}, None, e.size_bytes)
+
+    def _store_above(self, hit_index: int, items: Mapping[str, bytes]) -> None:
+        for index in range(hit_index - 1, -1, -1):
+            self._set_in(index, items, None, None)
+
+    def delete(self, key: str) -> bool:
+        self.dirty.discard(key)
+        removed = False
+        for index, tier in enumerate(self.tiers):
+            removed = self._call(index, partial(tier.delete, key), False) or removed
+        return removed
+
+    def flush(self) -> int:
+        """Write every dirty (write-back) entry through the lower tiers; returns how many."""
+        flushed = 0
+        top = self.tiers[0]
+        for key in sorted(self.dirty):
+            value = self._call(0, partial(top.get, key), None)
+            if value is None:
+                continue
+            for index in range(1, len(self.tiers)):
+                self._set_in(index, {key: value}, None, None)
+            flushed += 1
+        self.dirty.clear()
+        return flushed
+
+    # -- the cleanup cycle ------------------------------------------------------------------
+    def tick(self) -> None:
+        """Run the cleanup cycle and the statistics sample if their intervals have passed."""
+        now_s = self.clock.now_s()
+        if now_s >= self._next_cleanup_s:
+            self._next_cleanup_s = now_s + self.options.cleanup_interval_s
+            self.cleanup()
+        if now_s >= self._next_stats_s:
+            self._next_stats_s = now_s + self.options.stats_interval_s
+            self.emit_stats()
+
+    def cleanup(self) -> None:
+        for index, tier in enumerate(self.tiers):
+            purged = self._call(index, tier.purge_expired, 0)
+            self.stats.expirations[index] += purged
+            self.stats.expirations[-1] += purged
+        if self.options.adaptive_l1 is not None:
+            self._adapt_l1(self.options.adaptive_l1)
+
+    def _adapt_l1(self, sizing: AdaptiveSizing) -> None:
+        l1 = self.tiers[0]
+        if not isinstance(l1, ResizableTier):
+            return
+        new_capacity, hit_rate_pct = sizing.decide(self.stats.hits[0], self.stats.misses[0], l1.capacity)
+        if new_capacity == l1.capacity:
+            return
+        evicted = l1.resize(new_capacity)
+        if evicted:
+            self._demote(0, evicted)
+        if self.events is not None:
+            self.events.emit(CacheTierResized, source=self.source, cache_tier=l1.name,
+                             capacity_units=new_capacity, hit_rate_pct=hit_rate_pct)
+
+    def emit_stats(self) -> None:
+        now_s = self.clock.now_s()
+        interval_s = now_s - self._last_stats_s
+        self._last_stats_s = now_s
+        samples = self.stats.sample()
+        if self.events is None:
+            return
+        for s in samples:
+            if s.requests == 0 and s.failures == 0 and s.skipped == 0 and s.expirations == 0:
+                continue
+            self.events.emit(CacheStatsSampled, source=self.source, cache_tier=s.tier, interval_s=interval_s,
+                             cache_hits=s.hits, cache_misses=s.misses, cache_failures=s.failures,
+                             cache_skipped=s.skipped, cache_promotions=s.promotions,
+                             cache_demotions=s.demotions, cache_expirations=s.expirations,
+                             cache_latency_mean_ms=s.latency_mean_ms, cache_latency_p99_ms=s.latency_p99_ms)

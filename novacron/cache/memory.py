@@ -1,0 +1,178 @@
+"""The in-memory tier (L1 for real, and every tier of the simulated hierarchy).
+
+Theory of operation
+-------------------
+Entries live in a dict ``key -> (value, size_bytes, expires_at_s)``; an eviction policy from
+``policies.py`` keeps the order in which keys leave. The tier is bounded either by items
+(``capacity_items``: each entry weighs 1) or by bytes (``capacity_bytes``: each entry weighs its
+size). TTL is enforced lazily on ``get`` and eagerly by ``purge_expired`` (the hierarchy's cleanup
+cycle), which pops a heap of expiry times instead of scanning, so the cycle costs O(expired log n)
+even for simulated tiers of millions of entries. Time comes from the injected clock only.
+
+``set`` returns the live entries evicted to make room, so the hierarchy can demote them a tier
+down; entries that had expired are dropped, never demoted. ``resize`` is how adaptive L1 sizing
+changes the capacity.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+
+from novacron.cache.policies import EvictionPolicy, make_policy
+from novacron.ports import CacheEntry, Clock
+
+_Entry = tuple[bytes, int, float | None]
+
+
+class MemoryTier:
+    """A bounded in-memory ``CacheTier`` with TTL and a pluggable eviction policy."""
+
+    def __init__(self, name: str, *, clock: Clock, capacity_items: int | None = None,
+                 capacity_bytes: int | None = None, default_ttl_s: float | None = None,
+                 policy: str = "lru", tlru_half_life_s: float = 300.0) -> None:
+        if (capacity_items is None) == (capacity_bytes is None):
+            raise ValueError(f"{name}: give exactly one of capacity_items and capacity_bytes")
+        capacity = capacity_items if capacity_items is not None else capacity_bytes
+        assert capacity is not None
+        if capacity < 1:
+            raise ValueError(f"{name}: capacity must be >= 1, got {capacity}")
+        if default_ttl_s is not None and default_ttl_s <= 0:
+            raise ValueError(f"{name}: default_ttl_s must be > 0 or None, got {default_ttl_s}")
+        self.name = name
+        self.capacity = capacity
+        self.bounded_by_bytes = capacity_bytes is not None
+        self.default_ttl_s = default_ttl_s
+        self._now_s = clock.now_s
+        self._entries: dict[str, _Entry] = {}
+        self._used = 0
+        self._policy: EvictionPolicy = make_policy(policy, capacity, half_life_s=tlru_half_life_s)
+        self._expiry_heap: list[tuple[float, str]] = []
+        self.evictions = 0
+        self.expirations = 0
+
+    @property
+    def policy_name(self) -> str:
+        return self._policy.name
+
+    @property
+    def used(self) -> int:
+        """Occupied capacity in the tier's unit (items or bytes)."""
+        return self._used
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now_s = self._now_s()
+        expires_at_s = entry[2]
+        if expires_at_s is not None and expires_at_s <= now_s:
+            self._drop(key, entry)
+            self.expirations += 1
+            return None
+        self._policy.accessed(key, now_s)
+        return entry[0]
+
+    def contains(self, key: str) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and (entry[2] is None or entry[2] > self._now_s())
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None,
+            size_bytes: int | None = None) -> list[CacheEntry]:
+        size = len(value) if size_bytes is None else size_bytes
+        weight = size if self.bounded_by_bytes else 1
+        now_s = self._now_s()
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
+        expires_at_s = None if ttl is None else now_s + ttl
+        old = self._entries.get(key)
+        if old is not None:
+            if (old[1] if self.bounded_by_bytes else 1) == weight:
+                self._entries[key] = (value, size, expires_at_s)
+                self._policy.accessed(key, now_s)
+                if expires_at_s is not None:
+                    heapq.heappush(self._expiry_heap, (expires_at_s, key))
+                return []
+            self._drop(key, old)
+        if weight > self.capacity:
+            return []
+        evicted = self._make_room(weight) if self._used + weight > self.capacity else []
+        self._entries[key] = (value, size, expires_at_s)
+        self._used += weight
+        self._policy.inserted(key, weight, now_s)
+        if expires_at_s is not None:
+            heapq.heappush(self._expiry_heap, (expires_at_s, key))
+        return evicted
+
+    def _make_room(self, weight: int) -> list[CacheEntry]:
+        evicted: list[CacheEntry] = []
+        now_s = None
+        while self._used + weight > self.capacity:
+            key = self._policy.victim()
+            if not isinstance(key, str):
+                raise TypeError(f"{self.name}: policy returned a non-str key {key!r}")
+            value, size, expires_at_s = self._entries.pop(key)
+            self._used -= size if self.bounded_by_bytes else 1
+            if expires_at_s is not None:
+                now_s = self._now_s() if now_s is None else now_s
+                if expires_at_s <= now_s:
+                    self.expirations += 1
+                    continue
+            self.evictions += 1
+            evicted.append(CacheEntry(key, value, size))
+        return evicted
+
+    def _drop(self, key: str, entry: _Entry) -> None:
+        del self._entries[key]
+        self._used -= entry[1] if self.bounded_by_bytes else 1
+        self._policy.removed(key)
+
+    def delete(self, key: str) -> bool:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        self._drop(key, entry)
+        return True
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found = {}
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
+        evicted: list[CacheEntry] = []
+        for key, value in items.items():
+            evicted.extend(self.set(key, value, ttl_s))
+        return evicted
+
+    def purge_expired(self) -> int:
+        now_s = self._now_s()
+        heap = self._expiry_heap
+        purged = 0
+        while heap and heap[0][0] <= now_s:
+            expires_at_s, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
+            if entry is not None and entry[2] == expires_at_s:
+                self._drop(key, entry)
+                purged += 1
+        if len(heap) > 2 * len(self._entries) + 1024:
+            self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
+            heapq.heapify(self._expiry_heap)
+        self.expirations += purged
+        return purged
+
+    def resize(self, capacity: int) -> list[CacheEntry]:
+        """Change the capacity (adaptive sizing); returns the entries evicted to fit."""
+        if capacity < 1:
+            raise ValueError(f"{self.name}: capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._policy.resize(capacity)
+        return self._make_room(0)
+
+    def keys(self) -> list[str]:
+        return list(self._entries)

@@ -1,0 +1,248 @@
+"""Eviction policies: pure bookkeeping that names the next victim, with no values and no clock.
+
+Theory of operation
+-------------------
+A policy tracks the keys a tier holds and their sizes in the tier's capacity unit (1 per item
+for an item-bounded tier, bytes for a byte-bounded one). The tier tells it what happened —
+``inserted``, ``accessed``, ``removed`` (delete or expiry) — and asks ``victim()`` when it needs
+room; ``victim`` forgets the key it returns. Time (``now_s``) is passed in by the tier, which
+reads the injected clock.
+
+* ``LruPolicy``: least recently used, an ordered dict in access order.
+* ``TlruPolicy``: the analysis' "time-weighted LRU". NovaCron defines its score as
+
+      score(k, now) = w(f_k) * 2 ** (-(now - t_k) / H),   w(f) = 1 + log2(min(f, F_CAP))
+
+  where ``t_k`` is the key's last access, ``f_k`` its access count (capped at ``F_CAP`` = 8)
+  and ``H`` the half-life: recency decays by age, frequent keys decay from a higher start
+  (a key used 8 times outlives a one-hit key by 2H). The lowest score is evicted. Because
+  every score decays at the same rate, ordering by ``log2 w(f_k) + t_k / H`` is the same at all
+  times, so that static priority lives in a heap with lazy deletion: O(log n) per operation.
+  Close in spirit to LRFU (Lee et al., IEEE ToC 2001).
+* ``S3FifoPolicy``: S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction",
+  SOSP 2023): a small FIFO (10 % of capacity) for new keys, a main FIFO (90 %) and a ghost FIFO
+  of recently evicted keys (90 % of capacity); 2-bit frequency counters (capped at 3). A key
+  leaving the small FIFO moves to main if it was hit at least twice, else to the ghost; a key
+  found in the ghost on insertion goes straight to main; main is a CLOCK that reinserts keys
+  with non-zero frequency (decrementing it). Details that affect miss ratios (move-to-main
+  threshold 2, inserting to main while the small FIFO is full before the first eviction) follow
+  libCacheSim's reference implementation so the cross-check test can compare miss ratios.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Protocol
+
+POLICY_NAMES = ("lru", "tlru", "s3fifo")
+
+
+class EvictionPolicy(Protocol):
+    name: str
+
+    def inserted(self, key: Hashable, size: int, now_s: float) -> None: ...
+
+    def accessed(self, key: Hashable, now_s: float) -> None: ...
+
+    def removed(self, key: Hashable) -> None: ...
+
+    def victim(self) -> Hashable:
+        """The key to evict next; the policy forgets it. Raises ``KeyError`` when empty."""
+        ...
+
+    def resize(self, capacity: int) -> None: ...
+
+
+class LruPolicy:
+    name = "lru"
+
+    def __init__(self, capacity: int = 0) -> None:
+        self._order: OrderedDict[Hashable, None] = OrderedDict()
+
+    def inserted(self, key: Hashable, size: int, now_s: float) -> None:
+        self._order[key] = None
+
+    def accessed(self, key: Hashable, now_s: float) -> None:
+        self._order.move_to_end(key)
+
+    def removed(self, key: Hashable) -> None:
+        self._order.pop(key, None)
+
+    def victim(self) -> Hashable:
+        return self._order.popitem(last=False)[0]
+
+    def resize(self, capacity: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+class TlruPolicy:
+    """Time-weighted LRU (see the module docstring for the score)."""
+
+    name = "tlru"
+    F_CAP = 8
+
+    def __init__(self, capacity: int = 0, half_life_s: float = 300.0) -> None:
+        if half_life_s <= 0:
+            raise ValueError(f"half_life_s must be > 0, got {half_life_s}")
+        self.half_life_s = half_life_s
+        self._freq: dict[Hashable, int] = {}
+        self._priority: dict[Hashable, tuple[float, int]] = {}
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._seq = 0
+
+    def score(self, key: Hashable, now_s: float) -> float:
+        """The key's current score (for tests and explanations; eviction uses the priority)."""
+        priority = self._priority[key][0]
+        return float(2.0 ** (priority - now_s / self.half_life_s))
+
+    def _push(self, key: Hashable, now_s: float) -> None:
+        freq = self._freq[key]
+        priority = math.log2(1.0 + math.log2(min(freq, self.F_CAP))) + now_s / self.half_life_s
+        self._seq += 1
+        self._priority[key] = (priority, self._seq)
+        heapq.heappush(self._heap, (priority, self._seq, key))
+        if len(self._heap) > 2 * len(self._priority) + 1024:
+            self._heap = [(p, s, k) for k, (p, s) in self._priority.items()]
+            heapq.heapify(self._heap)
+
+    def inserted(self, key: Hashable, size: int, now_s: float) -> None:
+        self._freq[key] = 1
+        self._push(key, now_s)
+
+    def accessed(self, key: Hashable, now_s: float) -> None:
+        self._freq[key] += 1
+        self._push(key, now_s)
+
+    def removed(self, key: Hashable) -> None:
+        if self._priority.pop(key, None) is not None:
+            del self._freq[key]
+
+    def victim(self) -> Hashable:
+        while True:
+            _priority, seq, key = heapq.heappop(self._heap)
+            current = self._priority.get(key)
+            if current is not None and current[1] == seq:
+                del self._priority[key]
+                del self._freq[key]
+                return key
+
+    def resize(self, capacity: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._priority)
+
+
+class S3FifoPolicy:
+    """S3-FIFO (SOSP 2023); sizes are in the tier's unit (items or bytes)."""
+
+    name = "s3fifo"
+    SMALL_RATIO = 0.1
+    GHOST_RATIO = 0.9
+    MOVE_TO_MAIN_THRESHOLD = 2
+    FREQ_CAP = 3
+
+    def __init__(self, capacity: int) -> None:
+        self._small: OrderedDict[Hashable, int] = OrderedDict()
+        self._main: OrderedDict[Hashable, int] = OrderedDict()
+        self._ghost: OrderedDict[Hashable, int] = OrderedDict()
+        self._freq: dict[Hashable, int] = {}
+        self._small_used = self._main_used = self._ghost_used = 0
+        self._has_evicted = False
+        self.resize(capacity)
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.small_capacity = max(1, int(self.capacity * self.SMALL_RATIO))
+        self.main_capacity = self.capacity - self.small_capacity
+        self.ghost_capacity = int(self.capacity * self.GHOST_RATIO)
+
+    def inserted(self, key: Hashable, size: int, now_s: float) -> None:
+        self._freq[key] = 0
+        if self._ghost_remove(key) or size > self.small_capacity or (
+                not self._has_evicted and self._small_used >= self.small_capacity):
+            self._main[key] = size
+            self._main_used += size
+        else:
+            self._small[key] = size
+            self._small_used += size
+
+    def accessed(self, key: Hashable, now_s: float) -> None:
+        freq = self._freq[key]
+        if freq < self.FREQ_CAP:
+            self._freq[key] = freq + 1
+
+    def removed(self, key: Hashable) -> None:
+        if key in self._small:
+            self._small_used -= self._small.pop(key)
+        elif key in self._main:
+            self._main_used -= self._main.pop(key)
+        else:
+            return
+        del self._freq[key]
+
+    def victim(self) -> Hashable:
+        self._has_evicted = True
+        if self._main_used <= self.main_capacity and self._small:
+            key = self._evict_small()
+            if key is not None:
+                return key
+        return self._evict_main()
+
+    def _evict_small(self) -> Hashable | None:
+        while self._small:
+            key, size = self._small.popitem(last=False)
+            self._small_used -= size
+            if self._freq[key] >= self.MOVE_TO_MAIN_THRESHOLD:
+                self._main[key] = size
+                self._main_used += size
+                continue
+            del self._freq[key]
+            self._ghost_add(key, size)
+            return key
+        return None
+
+    def _evict_main(self) -> Hashable:
+        main = self._main
+        while True:
+            key, size = main.popitem(last=False)
+            freq = self._freq[key]
+            if freq >= 1:
+                main[key] = size
+                self._freq[key] = freq - 1
+                continue
+            self._main_used -= size
+            del self._freq[key]
+            return key
+
+    def _ghost_add(self, key: Hashable, size: int) -> None:
+        self._ghost[key] = size
+        self._ghost_used += size
+        while self._ghost_used > self.ghost_capacity and self._ghost:
+            self._ghost_used -= self._ghost.popitem(last=False)[1]
+
+    def _ghost_remove(self, key: Hashable) -> bool:
+        size = self._ghost.pop(key, None)
+        if size is None:
+            return False
+        self._ghost_used -= size
+        return True
+
+    def __len__(self) -> int:
+        return len(self._freq)
+
+
+def make_policy(name: str, capacity: int, *, half_life_s: float = 300.0) -> EvictionPolicy:
+    if name == "lru":
+        return LruPolicy(capacity)
+    if name == "tlru":
+        return TlruPolicy(capacity, half_life_s=half_life_s)
+    if name == "s3fifo":
+        return S3FifoPolicy(capacity)
+    raise ValueError(f"unknown eviction policy {name!r}; allowed: {', '.join(POLICY_NAMES)}")

@@ -1,0 +1,309 @@
+"""The capacity-planning cluster model: topology, VM lifecycles, demand and failures, at scale.
+
+Theory of operation
+-------------------
+Hosts are rows of the ``Inventory`` arrays (capacity and allocation), placed in a failure-domain
+tree: ``hosts_per_rack`` hosts per rack, ``racks_per_zone`` racks per zone,
+``zones_per_datacenter`` zones per datacenter (``HostLocated`` events record it). VMs are rows of
+a columnar ``VMTable`` (numpy arrays that double when full), so per-tick work is vectorised.
+
+Three kinds of SimPy activity drive the model, none of them one process per VM:
+
+- one *arrivals* process pulls ``VMSpec`` from the workload stream (a generator: a trace is
+  never loaded whole) and asks the control plane to place each VM; a VM with a finite lifetime
+  gets a departure timeout whose callback stops it — an event, not a process;
+- one *demand* process wakes every ``demand_update_s`` and computes every running VM's CPU use in
+  a few numpy operations (diurnal sinusoid x gamma noise x bursts), aggregates it per host with
+  ``bincount`` and records one ``HostUtilisationSampled`` per host and one
+  ``ClusterUtilisationSampled``: per-VM demand is not logged (50,000 VMs x 288 ticks would be
+  14 million events); per-host samples are;
+- fault processes (``faults.py``) crash hosts and racks; the model records ``VMFailed`` for the
+  VMs that ran there and, after the restart delay, asks the control plane to restart them
+  elsewhere. VMs no host can take wait and are retried whenever a host recovers.
+
+Every allocation change goes through the ``ControlPlane`` seam (``control_plane.py``).
+Memory is reserved (not overcommitted); CPU may be overcommitted by ``cpu_overcommit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+
+from novacron.cluster.events import (
+    ClusterUtilisationSampled,
+    HostFailed,
+    HostLocated,
+    HostRecovered,
+    HostUtilisationSampled,
+    VMFailed,
+    VMRequested,
+    VMStopped,
+)
+from novacron.events import Event
+from sim import inventory, scheduling
+from sim.context import SimContext
+from sim.control_plane import ControlPlane, DirectControlPlane, VMRequest
+from sim.inventory import Inventory
+from sim.workloads import VMSpec, WorkloadItem, workload_for
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+PENDING, RUNNING, FAILED, STOPPED, REJECTED = range(5)
+NOISE_SHAPE = 16.0
+"""Gamma shape of per-update demand noise (mean 1, coefficient of variation 1/sqrt(16) = 25 %)."""
+DAY_S = 86400.0
+
+
+@dataclass
+class Topology:
+    rack_of: IntArray
+    zone_of: IntArray
+    datacenter_of: IntArray
+
+    @classmethod
+    def build(cls, hosts: int, hosts_per_rack: int, racks_per_zone: int, zones_per_datacenter: int) -> Topology:
+        rack = np.arange(hosts, dtype=np.int64) // hosts_per_rack
+        zone = rack // racks_per_zone
+        return cls(rack_of=rack, zone_of=zone, datacenter_of=zone // zones_per_datacenter)
+
+    @property
+    def racks(self) -> int:
+        return int(self.rack_of.max()) + 1
+
+    @property
+    def zones(self) -> int:
+        return int(self.zone_of.max()) + 1
+
+    def hosts_in_rack(self, rack: int) -> IntArray:
+        return np.flatnonzero(self.rack_of == rack)
+
+
+class VMTable:
+    """Every VM the run has seen, as columns; row ``i`` is the ``i``-th VM requested."""
+
+    COLUMNS: tuple[tuple[str, type], ...] = (
+        ("cpu_cores", np.float64), ("memory_gib", np.float64), ("host", np.int64), ("status", np.int8),
+        ("mean_utilisation", np.float64), ("amplitude", np.float64), ("phase_days", np.float64),
+        ("burst_probability", np.float64),
+    )
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.size = 0
+        self.cpu_cores = np.zeros(capacity)
+        self.memory_gib = np.zeros(capacity)
+        self.host = np.full(capacity, -1, dtype=np.int64)
+        self.status = np.zeros(capacity, dtype=np.int8)
+        self.mean_utilisation = np.zeros(capacity)
+        self.amplitude = np.zeros(capacity)
+        self.phase_days = np.zeros(capacity)
+        self.burst_probability = np.zeros(capacity)
+
+    def add(self, spec: VMSpec) -> int:
+        if self.size == len(self.host):
+            self._grow()
+        i = self.size
+        if spec.vm_id in self.index:
+            raise ValueError(f"VM {spec.vm_id!r} requested twice; VM ids must be unique in a workload")
+        self.index[spec.vm_id] = i
+        self.ids.append(spec.vm_id)
+        self.cpu_cores[i] = spec.cpu_cores
+        self.memory_gib[i] = spec.memory_gib
+        self.mean_utilisation[i] = spec.mean_cpu_utilisation
+        self.amplitude[i] = spec.diurnal_amplitude
+        self.phase_days[i] = spec.diurnal_phase_days
+        self.burst_probability[i] = spec.burst_probability
+        self.size += 1
+        return i
+
+    def _grow(self) -> None:
+        for name, _ in self.COLUMNS:
+            old = getattr(self, name)
+            new = np.full(2 * len(old), -1 if name == "host" else 0, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def request(self, i: int) -> VMRequest:
+        return VMRequest(self.ids[i], int(self.cpu_cores[i]), float(self.memory_gib[i]))
+
+    def on_host(self, host: int) -> IntArray:
+        n = self.size
+        return np.flatnonzero((self.host[:n] == host) & (self.status[:n] == RUNNING))
+
+
+FaultHook = Callable[[Event], None]
+
+
+class ClusterModel:
+    """Hosts, VMs and their lifecycles; faults and the demand process act on it."""
+
+    def __init__(self, ctx: SimContext, control: ControlPlane | None = None,
+                 workload: Iterator[WorkloadItem] | None = None) -> None:
+        c = ctx.scenario.cluster
+        self.ctx = ctx
+        self.inv: Inventory = inventory.add_hosts(ctx)
+        self.scheduler = scheduling.attach(ctx, self.inv)
+        self.topology = Topology.build(c.hosts, c.hosts_per_rack, c.racks_per_zone, c.zones_per_datacenter)
+        self.vms = VMTable()
+        self.control: ControlPlane = control or DirectControlPlane(ctx, self.inv)
+        self.workload = workload if workload is not None else workload_for(
+            ctx.scenario, ctx.seeds.numpy("workload.synthetic"))
+        self.awaiting_restart: dict[int, int] = {}
+        """Failed VMs no host could take yet -> the host they failed on (ordered: oldest first)."""
+        self.fault_hooks: list[FaultHook] = []
+        """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
+        self._demand_rng = ctx.seeds.numpy("workload.demand")
+        self._record_topology()
+
+    def _record_topology(self) -> None:
+        t, emit = self.topology, self.ctx.recorder.emit
+        for i, host_id in enumerate(self.inv.host_ids):
+            emit(HostLocated, source="inventory", host_id=host_id, rack=f"rack-{t.rack_of[i]:03d}",
+                 zone=f"zone-{t.zone_of[i]:02d}", datacenter=f"dc-{t.datacenter_of[i]}")
+
+    def start(self) -> None:
+        self.ctx.env.process(self._arrivals())
+        self.ctx.env.process(self._demand_updates())
+
+    # --- VM lifecycle -------------------------------------------------------------------------
+
+    def _arrivals(self) -> Generator[simpy.Event, None, None]:
+        env = self.ctx.env
+        for item in self.workload:
+            at_s = item.arrival_s if isinstance(item, VMSpec) else item.at_s
+            if at_s > env.now:  # a late row (unsorted trace) takes effect now
+                yield env.timeout(at_s - env.now)
+            if isinstance(item, VMSpec):
+                self.admit(item)
+            elif item.vm_id in self.vms.index:
+                self.depart(self.vms.index[item.vm_id])
+
+    def admit(self, spec: VMSpec) -> int:
+        """Request a VM now; place it through the control plane; schedule its departure."""
+        i = self.vms.add(spec)
+        self.ctx.recorder.emit(VMRequested, source="inventory", vm_id=spec.vm_id,
+                               cpu_cores=spec.cpu_cores, memory_gib=spec.memory_gib)
+        host = self.control.place(self.vms.request(i))
+        if host is None:
+            self.vms.status[i] = REJECTED
+            return i
+        self.vms.host[i], self.vms.status[i] = host, RUNNING
+        if spec.lifetime_s is not None:
+            self.ctx.env.timeout(spec.lifetime_s).callbacks.append(lambda _ev: self.depart(i))
+        return i
+
+    def depart(self, i: int) -> None:
+        status = int(self.vms.status[i])
+        if status not in (RUNNING, FAILED):
+            return
+        host = int(self.vms.host[i])
+        if status == RUNNING:
+            self.control.release(self.vms.request(i))
+        self.awaiting_restart.pop(i, None)
+        self.ctx.recorder.emit(VMStopped, source="inventory", vm_id=self.vms.ids[i],
+                               host_id=self.inv.host_ids[host])
+        self.vms.status[i] = STOPPED
+
+    # --- failures -----------------------------------------------------------------------------
+
+    def fail_host(self, host: int, reason: str) -> bool:
+        """Crash a host: its VMs fail now and are restarted elsewhere after the restart delay."""
+        if not self.inv.host_up[host]:
+            return False
+        self.inv.host_up[host] = False
+        emit = self.ctx.recorder.emit
+        host_id = self.inv.host_ids[host]
+        emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
+        victims = self.vms.on_host(host)
+        for i in victims.tolist():
+            self.control.release(self.vms.request(i))
+            self.vms.status[i] = FAILED
+            emit(VMFailed, source=host_id, vm_id=self.vms.ids[i], host_id=host_id, reason=reason)
+        delay_s = self.ctx.scenario.faults.restart_delay_s
+        self.ctx.env.timeout(delay_s).callbacks.append(lambda _ev: self._restart_all(victims.tolist(), host))
+        return True
+
+    def _restart_all(self, victims: list[int], failed_host: int) -> None:
+        for i in victims:
+            if self.vms.status[i] == FAILED:
+                self._restart(i, failed_host)
+
+    def _restart(self, i: int, failed_host: int) -> bool:
+        host = self.control.restart_elsewhere(self.vms.request(i), failed_host)
+        if host is None:
+            self.awaiting_restart[i] = failed_host
+            return False
+        self.awaiting_restart.pop(i, None)
+        self.vms.host[i], self.vms.status[i] = host, RUNNING
+        return True
+
+    def recover_host(self, host: int) -> None:
+        if self.inv.host_up[host]:
+            return
+        self.inv.host_up[host] = True
+        host_id = self.inv.host_ids[host]
+        self.ctx.recorder.emit(HostRecovered, source=host_id, host_id=host_id)
+        for i, failed_host in list(self.awaiting_restart.items()):
+            self._restart(i, failed_host)
+
+    def notify(self, ev: Event) -> None:
+        for hook in self.fault_hooks:
+            hook(ev)
+
+    # --- demand -------------------------------------------------------------------------------
+
+    def cpu_demand_cores(self, now_s: float) -> tuple[IntArray, FloatArray]:
+        """Running VMs' hosts and their CPU use in cores at ``now_s`` (one draw per VM)."""
+        v, n = self.vms, self.vms.size
+        running = np.flatnonzero(v.status[:n] == RUNNING)
+        rng = self._demand_rng
+        day = np.sin(2 * np.pi * (now_s / DAY_S + v.phase_days[running]))
+        level = v.mean_utilisation[running] * (1.0 + v.amplitude[running] * day)
+        level *= rng.gamma(NOISE_SHAPE, 1.0 / NOISE_SHAPE, size=running.size)
+        bursting = rng.random(running.size) < v.burst_probability[running]
+        level[bursting] *= self.ctx.scenario.workload.burst_factor
+        np.clip(level, 0.0, 1.0, out=level)
+        return v.host[running], level * v.cpu_cores[running]
+
+    def _demand_updates(self) -> Generator[simpy.Event, None, None]:
+        env, inv = self.ctx.env, self.inv
+        hosts = len(inv.host_ids)
+        physical_cores = inv.cpu_capacity / self.ctx.scenario.cluster.cpu_overcommit
+        while True:
+            yield env.timeout(self.ctx.scenario.workload.demand_update_s)
+            vm_hosts, used = self.cpu_demand_cores(float(env.now))
+            cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
+            vms_per_host = np.bincount(vm_hosts, minlength=hosts)
+            self._record_samples(cpu_used, vms_per_host, physical_cores)
+
+    def _record_samples(self, cpu_used: FloatArray, vms_per_host: IntArray, physical_cores: FloatArray) -> None:
+        inv, emit = self.inv, self.ctx.recorder.emit
+        cpu_pct = (100.0 * cpu_used / physical_cores).tolist()
+        memory_pct = (100.0 * inv.memory_allocated_gib / inv.memory_capacity_gib).tolist()
+        counts = vms_per_host.tolist()
+        for h, host_id in enumerate(inv.host_ids):
+            emit(HostUtilisationSampled, source=host_id, host_id=host_id, cpu_pct=cpu_pct[h],
+                 memory_pct=memory_pct[h], vms_running=counts[h])
+        up = inv.host_up
+        # Cluster utilisation is over the hosts that are up: a crashed host's capacity is gone.
+        emit(ClusterUtilisationSampled, source="inventory",
+             cpu_pct=float(100 * cpu_used[up].sum() / max(physical_cores[up].sum(), 1e-9)),
+             memory_pct=float(100 * inv.memory_allocated_gib[up].sum() / max(inv.memory_capacity_gib[up].sum(), 1e-9)),
+             hosts_up=int(up.sum()), vms_running=int(vms_per_host.sum()))
+
+
+def start(ctx: SimContext) -> ClusterModel:
+    """The component for ``sim.run.COMPONENTS``: the cluster model with its faults."""
+    from sim import faults
+
+    model = ClusterModel(ctx)
+    model.start()
+    faults.start(ctx, model)
+    return model

@@ -1,0 +1,111 @@
+"""Fixtures for the cache tests: a real redis-server on a private port, stopped afterwards.
+
+The server daemonizes with its pid file in ``$NOVACRON_TEST_STATE`` (set by scripts/test, whose
+trap kills leftovers). Without redis-server the tests skip, unless CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"redis-server needed in CI: {reason}")
+    pytest.skip(reason)
+
+
+class RedisServer:
+    """One redis-server process on loopback that a test may stop and start again."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.port = _free_port()
+        self.pidfile = state_dir / f"redis-{self.port}.pid"
+        self.logfile = state_dir / f"redis-{self.port}.log"
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            _unavailable("redis-server is not installed (apt-get install redis-server)")
+        assert binary is not None
+        subprocess.run([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--daemonize", "yes", "--pidfile", str(self.pidfile), "--logfile", str(self.logfile)],
+                       check=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        _unavailable(f"redis-server on port {self.port} did not answer PING within 10 s; see {self.logfile}")
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: as abrupt as a crash) and wait until it is gone."""
+        pid = self.pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def _state_dir() -> Path:
+    configured = os.environ.get("NOVACRON_TEST_STATE")
+    path = Path(configured) if configured else Path(tempfile.gettempdir()) / "novacron-test-state"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(_state_dir())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis_server() -> Iterator[RedisServer]:
+    """A server of the test's own, for tests that kill and restart it."""
+    server = RedisServer(_state_dir())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

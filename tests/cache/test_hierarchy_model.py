@@ -1,0 +1,96 @@
+"""Model-based test of the hierarchy against a dict: what it returns is always the latest value
+set (never a stale or deleted one), and within the shortest TTL, with an L3 big enough for every
+key, it returns exactly that value. Runs with write-through and write-back and every policy."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from novacron.cache.clock import ManualClock
+from novacron.cache.hierarchy import CacheHierarchy, HierarchyOptions
+from novacron.cache.memory import MemoryTier
+from novacron.events import InMemoryEventLog, Recorder
+
+KEYS = st.sampled_from([f"k{i}" for i in range(8)])
+VALUES = st.binary(min_size=0, max_size=6)
+L1_TTL_S, L2_TTL_S, L3_TTL_S = 5.0, 10.0, 20.0
+
+
+class HierarchyMachine(RuleBasedStateMachine):
+    @initialize(write_mode=st.sampled_from(["through", "back"]), policy=st.sampled_from(["lru", "tlru", "s3fifo"]),
+                l1_items=st.integers(1, 4), l2_items=st.integers(1, 6))
+    def build(self, write_mode: str, policy: str, l1_items: int, l2_items: int) -> None:
+        self.clock = ManualClock(0.0)
+        log = InMemoryEventLog()
+        tiers = [MemoryTier("l1", clock=self.clock, capacity_items=l1_items, default_ttl_s=L1_TTL_S, policy=policy),
+                 MemoryTier("l2", clock=self.clock, capacity_items=l2_items, default_ttl_s=L2_TTL_S, policy=policy),
+                 MemoryTier("l3", clock=self.clock, capacity_items=16, default_ttl_s=L3_TTL_S, policy=policy)]
+        options = HierarchyOptions(write_mode=write_mode, cleanup_interval_s=1.0, stats_interval_s=2.0)  # type: ignore[arg-type]
+        self.cache = CacheHierarchy(tiers, clock=self.clock, events=Recorder(log, self.clock.now_s),
+                                    options=options)
+        self.reference: dict[str, tuple[bytes, float]] = {}
+
+    def _check(self, key: str, got: bytes | None) -> None:
+        expected = self.reference.get(key)
+        if expected is None:
+            assert got is None, f"{key} was deleted or never set, yet the cache returned {got!r}"
+            return
+        value, set_at_s = expected
+        if got is not None:
+            assert got == value, f"{key}: stale value {got!r}, latest is {value!r}"
+        elif self.clock.now_s() - set_at_s < L1_TTL_S:
+            raise AssertionError(f"{key} set {self.clock.now_s() - set_at_s:g} s ago was lost")
+
+    @rule(key=KEYS, value=VALUES)
+    def set(self, key: str, value: bytes) -> None:
+        self.cache.set(key, value)
+        self.reference[key] = (value, self.clock.now_s())
+
+    @rule(items=st.dictionaries(KEYS, VALUES, min_size=1, max_size=4))
+    def set_many(self, items: dict[str, bytes]) -> None:
+        self.cache.set_many(items)
+        for key, value in items.items():
+            self.reference[key] = (value, self.clock.now_s())
+
+    @rule(key=KEYS)
+    def get(self, key: str) -> None:
+        self._check(key, self.cache.get(key))
+
+    @rule(keys=st.lists(KEYS, min_size=1, max_size=5))
+    def get_many(self, keys: list[str]) -> None:
+        got = self.cache.get_many(keys)
+        for key in keys:
+            self._check(key, got.get(key))
+
+    @rule(key=KEYS)
+    def delete(self, key: str) -> None:
+        self.cache.delete(key)
+        self.reference.pop(key, None)
+        assert self.cache.get(key) is None
+
+    @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 3.0, 7.0]))
+    def let_time_pass(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.cache.tick()
+
+    @precondition(lambda self: self.cache.options.write_mode == "back")
+    @rule()
+    def flush(self) -> None:
+        self.cache.flush()
+        assert not self.cache.dirty
+
+    @invariant()
+    def stats_add_up(self) -> None:
+        stats = self.cache.stats
+        assert stats.hits[-1] == sum(stats.hits[:-1])
+        assert stats.misses[-1] == stats.misses[len(self.cache.tiers) - 1]
+
+    @invariant()
+    def tiers_within_capacity(self) -> None:
+        for tier in self.cache.tiers:
+            assert isinstance(tier, MemoryTier)
+            assert len(tier) <= tier.capacity
+
+
+TestHierarchyAgainstDict = HierarchyMachine.TestCase

@@ -1,0 +1,266 @@
+"""The capacity model: conservation under faults, topology, demand, uptime, scenarios, step API."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from novacron.cli import main
+from novacron.cluster.events import (
+    HostFailed,
+    HostLocated,
+    HostRecovered,
+    InjectedFaultEnded,
+    InjectedFaultStarted,
+    RunFinished,
+    VMFailed,
+    VMPlaced,
+    VMStopped,
+)
+from novacron.cluster.state import VMStatus
+from novacron.cluster.uptime import uptime_metrics
+from novacron.config import ConfigError
+from novacron.events import Event
+from novacron.eventstore import event_log_sha256
+from novacron.metrics import EventsByType
+from novacron.scenario import builtin_scenario_names, builtin_scenario_text, loads_scenario
+from sim import Simulation
+from sim.cluster_model import FAILED, RUNNING, ClusterModel
+from sim.run import simulate
+from sim.workloads.synthetic import lomax_lifetimes_s
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _scenario_text(hosts: int, vms: int, mtbf_h: float, lifetime_mean_s: float | None, overcommit: float,
+                   rack_mtbf_h: float | None = None, correlated_pct: float = 0.0) -> str:
+    lifetime = "" if lifetime_mean_s is None else f"lifetime_mean_s = {lifetime_mean_s}\n"
+    rack = "" if rack_mtbf_h is None else f"rack_mtbf_h = {rack_mtbf_h}\n"
+    return (f'name = "prop"\nduration_s = 14400.0\n[cluster]\nhosts = {hosts}\nhost_cpu_cores = 16\n'
+            f"host_memory_gib = 64.0\ncpu_overcommit = {overcommit}\nhosts_per_rack = 2\nracks_per_zone = 2\n"
+            f"[workload]\nvms = {vms}\narrival_window_s = 7200.0\ndemand_update_s = 600.0\n{lifetime}"
+            f"diurnal_amplitude = 0.3\nburst_probability = 0.1\n"
+            f"[faults]\nenabled = true\nhost_mtbf_h = {mtbf_h}\nhost_mttr_h = 0.5\nrestart_delay_s = 120.0\n"
+            f"correlated_failure_pct = {correlated_pct}\n{rack}")
+
+
+def check_conservation(sim: Simulation) -> None:
+    model = sim.model
+    assert model is not None
+    inv, vms = model.inv, model.vms
+    n = vms.size
+    tolerance = 1e-6
+    assert np.all(inv.cpu_allocated <= inv.cpu_capacity + tolerance), "CPU capacity exceeded"
+    assert np.all(inv.memory_allocated_gib <= inv.memory_capacity_gib + tolerance), "memory capacity exceeded"
+    running = np.flatnonzero(vms.status[:n] == RUNNING)
+    hosts = len(inv.host_ids)
+    cpu = np.bincount(vms.host[running], weights=vms.cpu_cores[running], minlength=hosts)
+    memory = np.bincount(vms.host[running], weights=vms.memory_gib[running], minlength=hosts)
+    np.testing.assert_allclose(inv.cpu_allocated, cpu, atol=tolerance)
+    np.testing.assert_allclose(inv.memory_allocated_gib, memory, atol=tolerance)
+    assert all(inv.host_up[vms.host[running]]), "a running VM is on a crashed host"
+    assert set(inv.vm_host) == {vms.ids[i] for i in running}
+    # The projection of the log says the same: each VM on exactly one host, or recorded as failed.
+    state = sim.state
+    seen: set[str] = set()
+    for host in state.hosts.values():
+        assert not (host.vms & seen), "a VM is on two hosts"
+        seen |= host.vms
+    for i in range(n):
+        vm = state.vms[vms.ids[i]]
+        if vms.status[i] == RUNNING:
+            assert vm.status is VMStatus.RUNNING and vm.host_id == inv.host_ids[vms.host[i]]
+        elif vms.status[i] == FAILED:
+            assert vm.status is VMStatus.FAILED and vm.host_id is None
+        else:
+            assert vm.host_id is None
+    assert seen == {vms.ids[i] for i in running}
+
+
+@given(hosts=st.integers(1, 8), vms=st.integers(0, 80), mtbf_h=st.sampled_from([0.5, 2.0, 50.0]),
+       lifetime=st.sampled_from([None, 1800.0, 20000.0]), overcommit=st.sampled_from([1.0, 2.0]),
+       rack_mtbf_h=st.sampled_from([None, 2.0]), correlated=st.sampled_from([0.0, 50.0]),
+       seed=st.integers(0, 2**32), steps=st.integers(1, 6))
+def test_every_vm_is_on_one_host_or_failed_and_capacity_is_never_exceeded(
+        hosts: int, vms: int, mtbf_h: float, lifetime: float | None, overcommit: float, rack_mtbf_h: float | None,
+        correlated: float, seed: int, steps: int) -> None:
+    text = _scenario_text(hosts, vms, mtbf_h, lifetime, overcommit, rack_mtbf_h, correlated)
+    note(f"seed={seed}\n{text}")
+    sim = Simulation(loads_scenario(text, origin="prop.toml"), seed=seed)
+    for k in range(1, steps + 1):
+        sim.run(until_s=sim.scenario.duration_s * k / steps)
+        check_conservation(sim)
+    assert sim.finished
+
+
+def test_crashed_hosts_vms_are_restarted_elsewhere_after_the_restart_delay() -> None:
+    text = _scenario_text(6, 40, 2.0, None, 2.0)
+    ctx = simulate(loads_scenario(text, origin="x"), 5)
+    failed = ctx.log.of_type(VMFailed)
+    recoveries = ctx.log.of_type(HostRecovered)
+    assert failed, "expected some VM failures with a 2 h MTBF on 6 hosts over 4 h"
+    placements: dict[str, list[VMPlaced]] = {}
+    for ev in ctx.log.of_type(VMPlaced):
+        placements.setdefault(ev.vm_id, []).append(ev)
+    restarted = 0
+    for ev in failed:
+        later = [p for p in placements[ev.vm_id] if p.seq > ev.seq]
+        if later:
+            restarted += 1
+            assert later[0].t_s - ev.t_s >= 120.0 - 1e-9
+            back = [r for r in recoveries if r.host_id == ev.host_id and ev.seq < r.seq < later[0].seq]
+            # Elsewhere, unless it waited for room until its own host came back.
+            assert later[0].host_id != ev.host_id or back
+    assert restarted > 0
+
+
+def test_hosts_sit_in_racks_zones_and_datacenters() -> None:
+    text = ('[cluster]\nhosts = 12\nhosts_per_rack = 2\nracks_per_zone = 3\nzones_per_datacenter = 1\n'
+            '[workload]\nvms = 0\n')
+    located = simulate(loads_scenario(text, origin="x"), 1).log.of_type(HostLocated)
+    assert [e.rack for e in located[:4]] == ["rack-000", "rack-000", "rack-001", "rack-001"]
+    assert located[5].zone == "zone-00" and located[6].zone == "zone-01"
+    assert located[6].datacenter == "dc-1"
+
+
+def test_rack_failure_takes_down_every_host_of_one_rack() -> None:
+    text = _scenario_text(8, 10, 1e6, None, 1.0, rack_mtbf_h=1.0)
+    ctx = simulate(loads_scenario(text, origin="x"), 2)
+    rack_of = {e.host_id: e.rack for e in ctx.log.of_type(HostLocated)}
+    rack_failures = [e for e in ctx.log.of_type(HostFailed) if e.reason == "rack failure"]
+    assert rack_failures
+    first_t = rack_failures[0].t_s
+    same_instant = [e for e in rack_failures if e.t_s == first_t]
+    assert len(same_instant) == 2 and len({rack_of[e.host_id] for e in same_instant}) == 1
+
+
+def test_correlated_crash_hits_a_host_of_the_same_rack() -> None:
+    text = _scenario_text(8, 10, 1.0, None, 1.0, correlated_pct=100.0)
+    ctx = simulate(loads_scenario(text, origin="x"), 4)
+    rack_of = {e.host_id: e.rack for e in ctx.log.of_type(HostLocated)}
+    events = ctx.log.of_type(HostFailed)
+    pairs = [(a, b) for a, b in itertools.pairwise(events) if b.reason == "correlated crash"]
+    assert pairs
+    for crash, mate in pairs:
+        assert crash.t_s == mate.t_s and rack_of[crash.host_id] == rack_of[mate.host_id]
+
+
+def test_manager_crash_and_partition_are_hook_events() -> None:
+    text = ('duration_s = 86400.0\n[workload]\nvms = 0\n[faults]\nenabled = true\nmanager_mtbf_h = 2.0\n'
+            'partition_mtbf_h = 3.0\npartition_duration_s = 90.0\n')
+    sim = Simulation(loads_scenario(text, origin="x"), seed=1)
+    seen: list[Event] = []
+    assert sim.model is not None
+    sim.model.fault_hooks.append(seen.append)
+    sim.run()
+    kinds = {(type(e).__name__, e.fault_kind) for e in seen}  # type: ignore[attr-defined]
+    assert kinds == {("InjectedFaultStarted", "manager_crash"), ("InjectedFaultEnded", "manager_crash"),
+                     ("InjectedFaultStarted", "network_partition"), ("InjectedFaultEnded", "network_partition")}
+    starts = sim.ctx.log.of_type(InjectedFaultStarted)
+    ends = sim.ctx.log.of_type(InjectedFaultEnded)
+    partition = next(e for e in starts if e.fault_kind == "network_partition")
+    healed = next(e for e in ends if e.fault_kind == "network_partition" and e.seq > partition.seq)
+    assert healed.t_s - partition.t_s == pytest.approx(90.0)
+    assert {e.fault_target for e in starts if e.fault_kind == "manager_crash"} <= {"manager-0", "manager-1",
+                                                                                     "manager-2"}
+
+
+def test_uptime_counts_downtime_from_failure_to_restart() -> None:
+    def ev(cls: type[Event], t_s: float, seq: int, **fields: object) -> Event:
+        return cls(t_s=t_s, seq=seq, source="test", **fields)
+
+    events = [
+        ev(VMPlaced, 0.0, 0, vm_id="a", host_id="h0", cpu_cores=1, memory_gib=1.0, decision_ms=0.0),
+        ev(VMPlaced, 0.0, 1, vm_id="b", host_id="h0", cpu_cores=1, memory_gib=1.0, decision_ms=0.0),
+        ev(VMFailed, 100.0, 2, vm_id="a", host_id="h0", reason="crash"),
+        ev(VMPlaced, 160.0, 3, vm_id="a", host_id="h1", cpu_cores=1, memory_gib=1.0, decision_ms=0.0),
+        ev(VMFailed, 400.0, 4, vm_id="b", host_id="h0", reason="crash"),
+        ev(VMStopped, 500.0, 5, vm_id="b", host_id="h0"),
+        ev(RunFinished, 1000.0, 6, duration_s=1000.0),
+    ]
+    metrics = uptime_metrics(EventsByType(events))
+    # a: alive 1000 s, down 60 s; b: alive 500 s, down 100 s (failed, stopped while down).
+    assert metrics["cluster.uptime_pct"] == pytest.approx(100 * (1 - 160 / 1500))
+    assert metrics["cluster.vm_uptime_min_pct"] == pytest.approx(80.0)
+    assert metrics["cluster.vm_failures"] == 2
+
+
+def test_lomax_lifetimes_have_the_requested_scale() -> None:
+    rng = np.random.default_rng(0)
+    draws = lomax_lifetimes_s(rng, mean_s=1000.0, shape=1.5, size=200_000)
+    scale = 1000.0 * 0.5
+    assert np.median(draws) == pytest.approx(scale * (2 ** (1 / 1.5) - 1), rel=0.03)
+
+
+def test_diurnal_demand_peaks_in_the_day_and_dips_at_night() -> None:
+    text = ('[cluster]\nhosts = 4\n[workload]\nvms = 200\narrival_window_s = 0.0\ndiurnal_amplitude = 0.5\n'
+            'mean_cpu_utilisation = 0.4\n')
+    sim = Simulation(loads_scenario(text, origin="x"), seed=3)
+    sim.run(until_s=1.0)
+    model = sim.model
+    assert isinstance(model, ClusterModel)
+    day = model.cpu_demand_cores(6 * 3600.0)[1].sum()
+    night = model.cpu_demand_cores(18 * 3600.0)[1].sum()
+    assert day > 2 * night
+
+
+def test_stepped_run_reproduces_the_one_shot_log() -> None:
+    scenario = loads_scenario(builtin_scenario_text("scale-10"), origin="scale-10")
+    sim = Simulation(scenario, seed=9)
+    for until_s in (100.0, 5000.0, 40000.0):
+        sim.run(until_s=until_s)
+        assert sim.now_s == until_s
+    sim.run()
+    assert event_log_sha256(sim.ctx.log) == event_log_sha256(simulate(scenario, 9).log)
+    df = sim.events_df()
+    assert len(df) == len(sim.ctx.log) and set(df["type"]) >= {"VMPlaced", "HostUtilisationSampled"}
+    with pytest.raises(RuntimeError, match="finished"):
+        sim.run()
+
+
+def test_step_api_rejects_going_back_in_time() -> None:
+    sim = Simulation("default", seed=1).run(until_s=50.0)
+    with pytest.raises(ValueError, match="back in time"):
+        sim.run(until_s=10.0)
+
+
+@pytest.mark.parametrize("name", ["scale-3", "scale-10", "scale-100", "scale-1000"])
+def test_scaling_table_scenarios_ship_built_in_and_at_the_repo_root(name: str) -> None:
+    assert name in builtin_scenario_names()
+    assert (REPO / "scenarios" / f"{name}.toml").read_text() == builtin_scenario_text(name)
+    scenario = loads_scenario(builtin_scenario_text(name), origin=name)
+    assert scenario.duration_s == 86400.0 and scenario.workload.demand_update_s == 300.0
+    assert scenario.faults.enabled
+
+
+def test_scale_1000_is_the_analysis_top_row() -> None:
+    scenario = loads_scenario(builtin_scenario_text("scale-1000"), origin="scale-1000")
+    assert (scenario.cluster.hosts, scenario.workload.vms) == (1000, 50_000)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[faults]\nhost_mtbf_h = 0\n", "faults.host_mtbf_h = 0 is out of range"),
+    ("[faults]\nrepair_distribution = \"gamma\"\n", "faults.repair_distribution = 'gamma' has the wrong type; "
+                                                    "allowed: one of 'exponential', 'lognormal', 'weibull'"),
+    ("[faults]\nenabeld = true\n", "unknown key 'faults.enabeld'; did you mean 'faults.enabled'?"),
+    ("[faults]\ncorrelated_failure_pct = 101\n", "faults.correlated_failure_pct = 101 is out of range"),
+    ("[workload]\nlifetime_shape = 1.0\n", "workload.lifetime_shape = 1.0 is out of range"),
+    ("[workload]\ndiurnal_amplitude = 2\n", "workload.diurnal_amplitude = 2 is out of range"),
+    ("[cluster]\nracks_per_zone = 0\n", "cluster.racks_per_zone = 0 is out of range"),
+])
+def test_new_sections_are_validated_with_one_line_errors(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_scenario(text, origin="bad.toml")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_default_run_target_table_has_uptime_and_peaks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for row in ("uptime", "peak CPU utilisation", "peak memory utilisation"):
+        assert any(line.startswith(row + " ") for line in out.splitlines()), row

@@ -1,0 +1,80 @@
+"""The migration component in a whole simulated run: metrics, invariants from the log, determinism."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import pytest
+
+from novacron.events import Event
+from novacron.metrics import compute_metrics
+from novacron.migration.config import MigrationConfig
+from novacron.migration.events import MigrationAdmitted, MigrationFinished, MigrationRequested
+from novacron.scenario import Scenario, resolve_scenario
+from sim.run import simulate
+
+
+def small_scenario(**migration: object) -> Scenario:
+    scenario, _ = resolve_scenario(None)
+    cfg = dataclasses.replace(scenario.migration, **migration)  # type: ignore[arg-type]
+    return dataclasses.replace(scenario, duration_s=1800.0, migration=cfg)
+
+
+@pytest.fixture(scope="module")
+def default_events() -> list[Event]:
+    scenario, _ = resolve_scenario(None)
+    return list(simulate(scenario, 7).log)
+
+
+def test_default_run_reports_the_catalogue_metrics(default_events: list[Event]) -> None:
+    metrics = compute_metrics(default_events)
+    for name in ("migration.live.downtime_max_ms", "migration.live.downtime_p99_ms", "migration.warm.downtime_max_ms",
+                 "migration.live.downtime_p50_ms", "migration.live.downtime_p95_ms",
+                 "migration.live.total_time_p99_ms"):
+        assert name in metrics, name
+    assert metrics["migration.live.downtime_max_ms"] < 5_000
+    assert metrics["migration.requested"] == MigrationConfig().migrations
+
+
+def test_every_request_ends_once_and_caps_hold(default_events: list[Event]) -> None:
+    requested = {e.migration_id for e in default_events if isinstance(e, MigrationRequested)}
+    finished = [e.migration_id for e in default_events if isinstance(e, MigrationFinished)]
+    assert sorted(finished) == sorted(requested)
+    for e in default_events:
+        if isinstance(e, MigrationAdmitted):
+            assert e.running_global <= 10 and e.running_on_source <= 2 and e.running_on_destination <= 2
+
+
+def test_never_two_concurrent_migrations_of_one_vm(default_events: list[Event]) -> None:
+    active: dict[str, int] = defaultdict(int)
+    for e in default_events:
+        if isinstance(e, MigrationAdmitted):
+            active[e.vm_id] += 1
+            assert active[e.vm_id] == 1, e.vm_id
+        elif isinstance(e, MigrationFinished) and active[e.vm_id]:
+            active[e.vm_id] -= 1
+
+
+def test_same_seed_same_migrations_and_other_seed_differs() -> None:
+    scenario = small_scenario(migrations=12)
+    def rows(seed: int) -> list[tuple[object, ...]]:
+        return [(e.t_s, e.vm_id, e.outcome, e.downtime_ms, e.bytes_sent)
+                for e in simulate(scenario, seed).log.of_type(MigrationFinished)]
+    assert rows(3) == rows(3)
+    assert rows(3) != rows(4)
+
+
+def test_crashes_roll_back_without_losing_vms() -> None:
+    scenario = small_scenario(migrations=20, destination_crash_probability=1.0, permit_postcopy=False)
+    finished = simulate(scenario, 5).log.of_type(MigrationFinished)
+    assert finished
+    assert all(not f.vm_lost for f in finished)
+    assert any(f.outcome == "rolled_back" for f in finished)
+    assert all(f.outcome in ("completed", "rolled_back") for f in finished)
+
+
+def test_zero_migrations_still_reports_the_config_limits() -> None:
+    ctx = simulate(small_scenario(migrations=0), 1)
+    assert ctx.config_metrics["migration.max_concurrent_per_host"] == 2
+    assert not ctx.log.of_type(MigrationFinished)
