@@ -153,6 +153,8 @@ class ClusterModel:
         self.topology = Topology.build(c.hosts, c.hosts_per_rack, c.racks_per_zone, c.zones_per_datacenter)
         self.vms = VMTable()
         self.control: ControlPlane = control or DirectControlPlane(ctx, self.inv)
+        if self.scheduler is not None:
+            self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
         self.workload = workload if workload is not None else workload_for(
             ctx.scenario, ctx.seeds.numpy("workload.synthetic"))
         self.awaiting_restart: dict[int, int] = {}
@@ -198,6 +200,12 @@ class ClusterModel:
         if spec.lifetime_s is not None:
             self.ctx.env.timeout(spec.lifetime_s).callbacks.append(lambda _ev: self.depart(i))
         return i
+
+    def moved(self, vm_id: str, host: int) -> None:
+        """A running VM now runs on ``host`` (moved by the scheduler's rebalancer or a migration)."""
+        i = self.vms.index.get(vm_id)
+        if i is not None and self.vms.status[i] == RUNNING:
+            self.vms.host[i] = host
 
     def depart(self, i: int) -> None:
         status = int(self.vms.status[i])

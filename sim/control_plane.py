@@ -72,6 +72,9 @@ class DirectControlPlane:
     def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> int | None:
         if not self._some_host_fits(vm):
             return None
+        can_place = self._inv.can_place  # the scheduler's filters (headroom...) are stricter than fit
+        if can_place is not None and not can_place(vm.vm_id, vm.cpu_cores, vm.memory_gib):
+            return None
         return self.place(vm)
 
     def migrate(self, vm: VMRequest, to_host: int) -> bool:
