@@ -153,8 +153,6 @@ class ClusterModel:
         self.topology = Topology.build(c.hosts, c.hosts_per_rack, c.racks_per_zone, c.zones_per_datacenter)
         self.vms = VMTable()
         self.control: ControlPlane = control or DirectControlPlane(ctx, self.inv)
-        if self.scheduler is not None:
-            self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
         self.workload = workload if workload is not None else workload_for(
             ctx.scenario, ctx.seeds.numpy("workload.synthetic"))
         self.awaiting_restart: dict[int, int] = {}
@@ -163,6 +161,8 @@ class ClusterModel:
         """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
         self._record_topology()
+        if self.scheduler is not None:
+            self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
 
     def _record_topology(self) -> None:
         t, emit = self.topology, self.ctx.recorder.emit
