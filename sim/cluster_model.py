@@ -50,6 +50,7 @@ from novacron.cluster.events import (
     HostRecovered,
     HostUtilisationSampled,
     VMFailed,
+    VMMoved,
     VMRequested,
     VMStopped,
 )
@@ -197,12 +198,16 @@ class ClusterModel:
         """VMs with a restart decision in flight."""
         self._leave_when_placed: set[int] = set()
         """VMs whose owner deleted them while a placement or restart was being decided."""
+        self._host_index = {host_id: h for h, host_id in enumerate(self.inv.host_ids)}
+        self._log_seen = 0
         self.fault_hooks: list[FaultHook] = []
         """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
         readings_path = ctx.scenario.workload.trace_readings_path
         self._readings = None if readings_path is None else ReadingsFeed(readings_path)
         self._record_topology()
+        if self.scheduler is not None:
+            self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
 
     def _record_topology(self) -> None:
         t, emit = self.topology, self.ctx.recorder.emit
@@ -255,8 +260,42 @@ class ClusterModel:
         elif not self.inv.host_up[host]:
             self._fail_vms([i], host, "host crash")
 
+    def absorb_log(self) -> None:
+        """Follow moves made outside the seam (the migration batch, the scheduler's rebalancer),
+        which record ``VMMoved`` in the log: the VM's row, and the inventory's arrays where they are
+        the allocation truth (without a scheduler; with one, the scheduler follows the log itself)."""
+        if self.scheduler is not None:
+            self.scheduler.absorb_log()
+        log = self.ctx.log
+        while self._log_seen < len(log):
+            ev = log[self._log_seen]
+            self._log_seen += 1
+            if type(ev) is VMMoved:
+                self._follow_move(ev.vm_id, self._host_index[ev.host_id])
+
+    def _follow_move(self, vm_id: str, host: int) -> None:
+        i = self.vms.index.get(vm_id)
+        if i is None or self.vms.status[i] != RUNNING:
+            return  # a move of a VM that stopped or failed meanwhile does not bring it back
+        inv = self.inv
+        old = inv.vm_host.get(vm_id)
+        if self.scheduler is None and old is not None and old != host:
+            inv.cpu_allocated[old] -= self.vms.cpu_cores[i]
+            inv.memory_allocated_gib[old] -= self.vms.memory_gib[i]
+            inv.cpu_allocated[host] += self.vms.cpu_cores[i]
+            inv.memory_allocated_gib[host] += self.vms.memory_gib[i]
+            inv.vm_host[vm_id] = host
+        self.vms.host[i] = host
+
+    def moved(self, vm_id: str, host: int) -> None:
+        """A running VM now runs on ``host`` (moved by the scheduler's rebalancer or a migration)."""
+        i = self.vms.index.get(vm_id)
+        if i is not None and self.vms.status[i] == RUNNING:
+            self.vms.host[i] = host
+
     def depart(self, i: int) -> None:
         """The VM's owner deletes it: stop it wherever it is (after any decision in flight)."""
+        self.absorb_log()
         status = int(self.vms.status[i])
         if status == PENDING or i in self._restarting:
             self._leave_when_placed.add(i)
@@ -277,6 +316,7 @@ class ClusterModel:
         """Crash a host: its VMs fail now and are restarted elsewhere after the restart delay."""
         if not self.inv.host_up[host]:
             return False
+        self.absorb_log()  # the VMs on it are where the log says
         self.inv.host_up[host] = False
         host_id = self.inv.host_ids[host]
         self.ctx.recorder.emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
@@ -369,6 +409,7 @@ class ClusterModel:
             yield env.timeout(self.ctx.scenario.workload.demand_update_s)
             if self._readings is not None:
                 self._readings.apply_until(float(env.now), self.vms)
+            self.absorb_log()
             vm_hosts, used, running = self.cpu_demand_cores(float(env.now))
             cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)

@@ -46,6 +46,8 @@ class Inventory:
     vm_cpu: dict[str, int] = field(default_factory=dict)
     placer: Callable[[str, int, float], tuple[int | None, str, float]] | None = None
     """(vm id, vCPUs, memory GiB) -> (host index or None, rejection reason, decision ms); first fit if None."""
+    can_place: Callable[[str, int, float], bool] | None = None
+    """Whether the placer would find a host for (vm id, vCPUs, memory GiB) now, without placing."""
 
     @classmethod
     def empty(cls, hosts: int, cpu: float, memory_gib: float) -> Inventory:

@@ -102,6 +102,7 @@ def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: i
     row: Row = {"run": index, "seed": seed, **{PARAM_PREFIX + k: v for k, v in params},
                 "status": "ok", "error": ""}
     try:
+        from novacron.eventstore import event_log_sha256
         from novacron.metrics import compute_metrics
         from sim.run import simulate
 
@@ -110,6 +111,7 @@ def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: i
         metrics = compute_metrics(ctx.log)
         metrics.update(ctx.config_metrics)
         row.update(metrics)
+        row["events_sha256"] = event_log_sha256(ctx.log)  # the witness that a seed repeats
     except Exception as exc:  # the sweep reports it and goes on with the other runs
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     return row

@@ -25,6 +25,8 @@ arrival_window_s = 300.0
 enabled = true
 host_mtbf_h = 5.0
 host_mttr_h = 0.5
+[cache]
+enabled = false
 """
 
 
@@ -73,6 +75,7 @@ def test_same_seeds_give_the_same_merged_table() -> None:
     second = run_sweep(SMALL, "small.toml", _grid(), workers=2).table
     assert (first["status"] == "ok").all(), first["error"].tolist()
     pd.testing.assert_frame_equal(first, second)
+    assert first["events_sha256"].nunique() == 6  # every run its own log, each reproduced
     assert list(first["run"]) == list(range(6))
     assert {"param.cluster.hosts", "seed", "cluster.uptime_pct", "cluster.peak_cpu_pct"} <= set(first.columns)
     assert first["cluster.vms_requested"].eq(30).all()

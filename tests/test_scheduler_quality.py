@@ -56,9 +56,9 @@ def test_scheduler_metrics_from_events() -> None:
                                        min_headroom_io_pct=70.0)
     events = [
         PlacementDecided(t_s=1.0, seq=0, source="s", vm_id="a", host_id="h", hosts_feasible=3, policy_count=5,
-                         cache_hit=False),
+                         cache_hit=False, decision_ms=0.5),
         PlacementDecided(t_s=2.0, seq=0, source="s", vm_id="b", host_id="h", hosts_feasible=1, policy_count=5,
-                         cache_hit=True),
+                         cache_hit=True, decision_ms=0.03),
         quality(300.0, 6, 40.0), quality(600.0, 5, 25.0),
         RebalancePlanned(t_s=600.0, seq=0, source="r", rebalance_mode="balance", moves_planned=2,
                          imbalance_before_pct=9.0, imbalance_after_pct=4.0, hosts_to_power_off=0),
@@ -68,6 +68,7 @@ def test_scheduler_metrics_from_events() -> None:
     ]
     m = compute_metrics(events)
     assert m["scheduler.decision_cache_hit_rate_pct"] == 50.0
+    assert m["scheduler.policy_eval_p99_ms"] == 0.5, "cache hits are not policy evaluations"
     assert m["scheduler.hosts_used"] == 5 and m["scheduler.hosts_lower_bound"] == 4
     assert m["scheduler.hosts_over_lower_bound_pct"] == pytest.approx(25.0)
     assert m["scheduler.min_headroom_cpu_pct"] == 25.0

@@ -33,7 +33,7 @@ def test_default_scenario_is_placed_by_the_scheduler_with_headroom_kept() -> Non
     assert metrics["scheduler.min_headroom_io_pct"] >= 20.0
     assert metrics["scheduler.decision_cache_ttl_s"] == 120.0
     assert metrics["scheduler.hosts_used"] >= metrics["scheduler.hosts_lower_bound"] > 0
-    assert "scheduler.policy_eval_p99_ms" in ctx.config_metrics
+    assert 0 < metrics["scheduler.policy_eval_p99_ms"] < 10.0
     assert all(e.decision_ms > 0 for e in placed), "decision time is modelled, deterministic and positive"
 
 

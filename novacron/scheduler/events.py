@@ -14,6 +14,8 @@ class PlacementDecided(Event):
     hosts_feasible: int
     policy_count: int
     cache_hit: bool
+    decision_ms: float
+    """Modelled cost of the decision (a runtime's calibrated model: logs stay deterministic)."""
 
 
 @event
