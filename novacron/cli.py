@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from novacron.config import ConfigError
+
+if TYPE_CHECKING:
+    from novacron.cache.evaluate import EvalResult
+    from novacron.cache.traces import Request
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -174,6 +179,100 @@ def _read_bench_json(path: Path) -> dict[str, object]:
     return data
 
 
+def cmd_cache_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from novacron.cache.evaluate import format_result
+    from novacron.cache.traces import TraceError, read_csv, read_oracle
+
+    fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
+    try:
+        if fmt == "csv":
+            with args.trace.open(newline="") as text:
+                result = _evaluate(args, read_csv(text, origin=str(args.trace)))
+        else:
+            with args.trace.open("rb") as binary:
+                result = _evaluate(args, read_oracle(binary, origin=str(args.trace)))
+    except OSError as exc:
+        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror})") from None
+    except TraceError as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace, requests: Iterable[Request]) -> EvalResult:
+    from novacron.cache.evaluate import evaluate_trace
+
+    for name in ("l1_items", "l2_items", "l3_bytes"):
+        if getattr(args, name) < 1:
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return evaluate_trace(requests, l1_items=args.l1_items, l2_items=args.l2_items, l3_bytes=args.l3_bytes,
+                          policy=args.policy, ttl_s=args.ttl_s, write_mode=args.write_mode)
+
+
+def cmd_cache_trace(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from novacron.cache import traces
+
+    rng = np.random.default_rng(args.seed)
+    common = {"n_requests": args.requests, "rate_per_s": args.rate}
+    if args.kind == "zipf":
+        reqs = traces.zipf_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size, **common)
+    elif args.kind == "scan":
+        reqs = traces.scan_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size,
+                                 scan_length=max(1, args.objects // 10), scan_every=max(1, args.requests // 10),
+                                 **common)
+    elif args.kind == "shift":
+        reqs = traces.shifting_trace(rng, n_objects=args.objects, alpha=args.alpha, size_bytes=args.size, phases=4,
+                                     **common)
+    else:
+        reqs = traces.vm_image_trace(rng, images=max(1, args.objects // 4096), blocks_per_image=4096,
+                                     vms=max(1, args.requests // 2000), alpha=args.alpha, block_bytes=args.size,
+                                     **common)
+    fmt = args.format or ("csv" if args.out.suffix == ".csv" else "oracle")
+    if fmt == "csv":
+        with args.out.open("w", newline="") as text:
+            traces.write_csv(text, reqs)
+    else:
+        with args.out.open("wb") as binary:
+            traces.write_oracle(binary, reqs)
+    print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
+    return EXIT_OK
+
+
+def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ev = sub.add_parser("cache-eval", help="replay a request trace through the 3-tier cache, compare with Belady",
+                        description="Replay a trace (CSV time,key,size[,op] or libCacheSim oracleGeneral) "
+                                    "through L1/L2/L3 and print per-tier and overall hit rates with the gap "
+                                    "to Belady's MIN at the same capacity.")
+    ev.add_argument("trace", type=Path, help="the trace file")
+    ev.add_argument("--format", choices=["csv", "oracle"], default=None,
+                    help="trace format (default: csv for *.csv, else oracle)")
+    ev.add_argument("--l1-items", type=int, default=10_000, help="L1 capacity in items (default 10000)")
+    ev.add_argument("--l2-items", type=int, default=100_000, help="L2 capacity in items (default 100000)")
+    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30, help="L3 capacity in bytes (default 10 GiB)")
+    ev.add_argument("--policy", choices=["lru", "tlru", "s3fifo"], default="lru", help="eviction policy")
+    ev.add_argument("--ttl-s", type=float, default=None, help="time to live in every tier (default: none)")
+    ev.add_argument("--write-mode", choices=["through", "back"], default="through")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(handler=cmd_cache_eval)
+    tr = sub.add_parser("cache-trace", help="write a synthetic request trace (for cache-eval)",
+                        description="Generate a synthetic trace: Zipf, Zipf with scans, a shifting working "
+                                    "set, or VM-image block reads.")
+    tr.add_argument("out", type=Path, help="file to write (*.csv for CSV, anything else oracleGeneral)")
+    tr.add_argument("--kind", choices=["zipf", "scan", "shift", "vm-image"], default="zipf")
+    tr.add_argument("--format", choices=["csv", "oracle"], default=None)
+    tr.add_argument("--objects", type=int, default=100_000, help="distinct objects (vm-image: total blocks)")
+    tr.add_argument("--requests", type=int, default=1_000_000)
+    tr.add_argument("--alpha", type=float, default=1.0, help="Zipf skew")
+    tr.add_argument("--size", type=int, default=4096, help="object size in bytes")
+    tr.add_argument("--rate", type=float, default=1000.0, help="requests per second (timestamps)")
+    tr.add_argument("--seed", type=int, default=1)
+    tr.set_defaults(handler=cmd_cache_trace)
+
+
 def cmd_migrate_plan(args: argparse.Namespace) -> int:
     from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
     from novacron.migration.protocol import GIB, MIB, PowerState
@@ -212,6 +311,71 @@ def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  
           f"{m.downtime_ms or 0:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
 
 
+def cmd_vopr(args: argparse.Namespace) -> int:
+    from sim.raft_bugs import PLANTED_BUGS
+    from sim.vopr import run_seeds
+
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        if args.seeds < 1:
+            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.plant is not None and args.plant not in PLANTED_BUGS:
+        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
+    node_class = PLANTED_BUGS[args.plant] if args.plant else None
+    print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}" + (f" with planted bug {args.plant}" if args.plant else ""),
+          flush=True)
+    progress = not args.no_progress and sys.stderr.isatty()
+    if node_class is None:
+        return run_seeds(seeds, progress=progress)
+    return run_seeds(seeds, progress=progress, node_class=node_class)
+
+
+def cmd_raft_fig16(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sim.raft_experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"novacron raft-fig16: seed {args.seed} · {args.trials} trials per timeout range · 5 managers, "
+          "broadcast about 15 ms", flush=True)
+    with tqdm(total=args.trials * len(FIG16_RANGES_MS), unit="trial", leave=False,
+              disable=args.no_progress or not sys.stderr.isatty()) as bar:
+        results = fig16(args.trials, args.seed, progress=lambda _: bar.update())
+    with (args.out / "fig16.csv").open("w") as f:
+        f.write("timeouts,trial,election_ms\n")
+        for label, times in results.items():
+            f.writelines(f"{label},{i},{t:.3f}\n" for i, t in enumerate(times))
+    plot_fig16(results, str(args.out / "fig16.png"))
+    print("\n".join(summarise(results)))
+    print(f"\nwrote {args.out / 'fig16.png'} and {args.out / 'fig16.csv'}")
+    return EXIT_OK
+
+
+def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    vopr = sub.add_parser("vopr", help="deterministic simulation testing of the Raft managers",
+                          description="Run random Raft clusters (3-7 managers) under random faults, one "
+                                      "seed each, checking Raft's safety properties after every step and "
+                                      "linearizability at the end. Exit 1 with the seed and a trace on a "
+                                      "violation; --seed S replays one seed exactly.")
+    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
+                      "old-term-commit, no-election-restriction, forget-vote")
+    vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    vopr.set_defaults(handler=cmd_vopr)
+    fig = sub.add_parser("raft-fig16", help="the Raft paper's Figure 16 experiment in simulation",
+                         description="Time to elect a new leader after the leader crashes, 5 managers, "
+                                     "for the timeout ranges of Figure 16; writes fig16.png and fig16.csv.")
+    fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
+    fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
+    fig.add_argument("--out", type=Path, default=Path("runs/raft-fig16"), help="output directory")
+    fig.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    fig.set_defaults(handler=cmd_raft_fig16)
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -221,8 +385,11 @@ EPILOG = """examples:
   novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
   novacron sweep scale-10 --param cluster.hosts=8,10,12 --seeds 5
                                        a parameter grid x seeds in parallel, one Parquet table
+  novacron cache-trace t.bin --alpha 1.0 && novacron cache-eval t.bin --policy s3fifo
   novacron migrate-plan --memory-gib 8 --wws-mib 512 --dirty-rate 20000 --simulate
                                        predict a VM's migration (type, time, downtime, rounds)
+  novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
+  novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
 """
 
 
@@ -265,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
     _add_sweep_parser(sub)
+    _add_cache_commands(sub)
     mp = sub.add_parser("migrate-plan", help="predict a VM's migration from its memory and dirty rate",
                         description="Choose the migration type (cold, warm, live pre-copy, post-copy) and predict "
                                     "total time, downtime, dirty-sync rounds and data sent, with the pre-copy "
@@ -280,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--no-postcopy", action="store_true", help="post-copy is not permitted")
     mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
     mp.set_defaults(handler=cmd_migrate_plan)
+    _add_raft_commands(sub)
     return parser
 
 

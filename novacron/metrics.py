@@ -15,9 +15,10 @@ import numpy as np
 
 from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
-from novacron.cluster.uptime import host_peak_metrics, uptime_metrics
+from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.migration.metrics import migration_metrics
+from novacron.raft.metrics import raft_metrics
 from novacron.scheduler.metrics import scheduler_metrics
 
 E = TypeVar("E", bound=Event)
@@ -76,8 +77,11 @@ EXTRACTORS: list[Extractor] = [
     scheduler_metrics,
     uptime_metrics,
     host_peak_metrics,
+    migration_metrics,
+    io_metrics,
+    placement_latency_metrics,
+    raft_metrics,
 ]
-EXTRACTORS.append(migration_metrics)
 
 
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:

@@ -8,8 +8,7 @@ that every implementation must pass.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from novacron.events import Event
 
@@ -74,9 +73,11 @@ class TierUnavailable(Exception):
     """A cache tier could not be reached (Redis down, disk error); the hierarchy treats it as a miss."""
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
-    """One entry a tier gave up to make room; the hierarchy demotes it to the next tier down."""
+class CacheEntry(NamedTuple):
+    """One entry a tier gave up to make room; the hierarchy demotes it to the next tier down.
+
+    A named tuple rather than a frozen dataclass: tiers build one per eviction on the hot path.
+    """
 
     key: str
     value: bytes

@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.analysis import Run, load_run
+from novacron.cache.plots import plot_cache_hit_rates
+from novacron.capacity_plots import plot_availability, plot_host_spread
 from novacron.migration.plots import plot_downtime_cdf
 from novacron.scheduler.plots import plot_placement_quality
 
@@ -41,9 +43,14 @@ def plot_utilisation(run: Run) -> Figure | None:
     return fig
 
 
-PLOTS: dict[str, PlotFn] = {"utilisation": plot_utilisation}
-PLOTS["migration_downtime_cdf"] = plot_downtime_cdf
-PLOTS["placement_quality"] = plot_placement_quality
+PLOTS: dict[str, PlotFn] = {
+    "utilisation": plot_utilisation,
+    "placement_quality": plot_placement_quality,
+    "availability": plot_availability,
+    "host_spread": plot_host_spread,
+    "cache_hit_rates": plot_cache_hit_rates,
+    "migration_downtime_cdf": plot_downtime_cdf,
+}
 
 
 def _target_rows(run: Run) -> list[dict[str, object]]:

@@ -18,6 +18,7 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.config import ConfigError, parse_section, section, spec
 from novacron.migration.config import MigrationConfig
+from novacron.raft.scenario import RaftSection
 from novacron.scheduler.config import SchedulerConfig
 
 
@@ -36,7 +37,8 @@ class ClusterConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadConfig:
-    vms: int = spec(150, min=0, max=200_000, doc="VMs requested over the run")
+    vms: int = spec(150, min=0, max=200_000,
+                    doc="VMs requested over the run (with a trace: the most taken from it, 0 = all)")
     vm_cpu_cores: tuple[int, ...] = spec([1, 2, 4, 8], min=1, max=256, doc="vCPU sizes, drawn uniformly")
     vm_memory_gib: tuple[float, ...] = spec([2.0, 4.0, 8.0, 16.0], min=0.125, max=4096,
                                             doc="memory sizes, paired with vm_cpu_cores by index")
@@ -50,9 +52,15 @@ class WorkloadConfig:
     diurnal_amplitude: float = spec(0.0, min=0.0, max=1.0, doc="relative day/night swing of each VM's CPU demand")
     burst_probability: float = spec(0.0, min=0.0, max=1.0, doc="chance per demand update that a VM bursts")
     burst_factor: float = spec(2.0, min=1.0, max=100, doc="CPU demand multiplier during a burst")
+    network_mbps_per_vcpu: float = spec(40.0, min=0.0, max=1e6,
+                                        doc="network traffic of one fully busy vCPU of an average VM")
+    disk_iops_per_vcpu: float = spec(150.0, min=0.0, max=1e7, doc="disk I/O of one fully busy vCPU of an average VM")
     trace_format: str | None = spec(None, choices=TRACE_FORMATS,
                                     doc="use a public trace as the workload instead of the synthetic generator")
     trace_path: str | None = spec(None, doc="the trace file or directory (relative to the working directory)")
+    trace_readings_path: str | None = spec(
+        None, doc="Azure vm_cpu_readings file(s) (a file or a directory): each VM's measured CPU every 5 minutes "
+                  "replaces its synthetic demand")
 
     def __post_init__(self) -> None:
         if len(self.vm_cpu_cores) != len(self.vm_memory_gib):
@@ -76,6 +84,7 @@ class Scenario:
     scheduler: SchedulerConfig = section(SchedulerConfig)
     faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
+    raft: RaftSection = section(RaftSection)
 
 
 def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:

@@ -82,6 +82,7 @@ CATALOGUE: tuple[Target, ...] = (
     _t("heartbeat interval", "raft.heartbeat_interval_ms", "ms", "==", 50.0, "config"),
     _t("cluster formation (WAN)", "raft.formation_s", "s", "<", 30.0),
     _t("partition recovery", "raft.partition_recovery_s", "s", "<", 30.0),
+    _t("leader failover (crash to new leader's commit)", "raft.failover_ms", "ms", "<", 1000.0),
     _t("uptime", "cluster.uptime_pct", "%", ">", 99.9),
     _t("peak CPU utilisation", "cluster.peak_cpu_pct", "%", "<", 80.0),
     _t("peak memory utilisation", "cluster.peak_memory_pct", "%", "<", 85.0),

@@ -127,13 +127,17 @@ class CacheWorkload:
         self.new_keys = 0
 
     def warm_start(self) -> None:
-        """Start in steady state: L3 holds every key, L2 and L1 the most popular ones that fit."""
+        """Start in steady state: L3 holds every key, L2 and L1 the most popular ones that fit,
+        each with a remaining TTL drawn uniformly (entries of a running cache have all ages, so
+        they must not all expire at the same instant)."""
         by_popularity = [self.key_names[i] for i in self.popularity.tolist()]
         for tier in reversed(self.tiers):
             inner = tier.inner
-            fits = inner.capacity // (self.cfg.object_bytes if inner.bounded_by_bytes else 1)
-            for name in reversed(by_popularity[:fits]):
-                inner.set(name, self.value)
+            fits = min(len(by_popularity), inner.capacity // (self.cfg.object_bytes if inner.bounded_by_bytes else 1))
+            ttl = inner.default_ttl_s
+            remaining = self.rng.uniform(0.0, ttl, size=fits).tolist() if ttl is not None else [None] * fits
+            for name, ttl_s in zip(reversed(by_popularity[:fits]), remaining, strict=True):
+                inner.set(name, self.value, ttl_s)
 
     def batch_keys(self, count: int) -> list[str]:
         ranks = self.sampler.draw(self.rng, count)
@@ -177,7 +181,10 @@ class CacheWorkload:
 
     def process(self) -> Generator[simpy.Event, None, None]:
         cfg, env = self.cfg, self.ctx.env
-        end_s = float("inf") if cfg.active_s is None else cfg.active_s
+        # The last batch must end before the run does, or its statistics would never be emitted.
+        end_s = self.ctx.scenario.duration_s - 1e-6
+        if cfg.active_s is not None:
+            end_s = min(end_s, cfg.active_s)
         while env.now + cfg.tick_s <= end_s:
             yield env.timeout(cfg.tick_s)
             count = int(self.rng.poisson(cfg.requests_per_s * cfg.tick_s))

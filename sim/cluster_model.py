@@ -14,14 +14,21 @@ Three kinds of SimPy activity drive the model, none of them one process per VM:
   gets a departure timeout whose callback stops it — an event, not a process;
 - one *demand* process wakes every ``demand_update_s`` and computes every running VM's CPU use in
   a few numpy operations (diurnal sinusoid x gamma noise x bursts), aggregates it per host with
-  ``bincount`` and records one ``HostUtilisationSampled`` per host and one
-  ``ClusterUtilisationSampled``: per-VM demand is not logged (50,000 VMs x 288 ticks would be
-  14 million events); per-host samples are;
+  ``bincount`` and records one ``HostUtilisationSampled`` per host, one
+  ``ClusterUtilisationSampled`` and one ``ClusterIOSampled`` (network and disk, which follow
+  CPU activity scaled by each VM's I/O intensity): per-VM demand is not logged (50,000 VMs x 288
+  ticks would be 14 million events); per-host samples are. With ``workload.trace_readings_path`` the
+  process first streams the trace's CPU readings up to the current time into the VM table
+  (a merge join on time: readings are never loaded whole), and a VM's measured CPU replaces its
+  synthetic demand;
 - fault processes (``faults.py``) crash hosts and racks; the model records ``VMFailed`` for the
   VMs that ran there and, after the restart delay, asks the control plane to restart them
   elsewhere. VMs no host can take wait and are retried whenever a host recovers.
 
-Every allocation change goes through the ``ControlPlane`` seam (``control_plane.py``).
+Every allocation change goes through the ``ControlPlane`` seam (``control_plane.py``). Its
+decisions are SimPy events, acted on in callbacks, so a control plane may take time to decide (a
+replicated log's commit); a VM whose owner deletes it while a decision is in flight leaves as
+soon as the decision lands, and a VM placed on a host that crashed meanwhile fails at once.
 Memory is reserved (not overcommitted); CPU may be overcommitted by ``cpu_overcommit``.
 """
 
@@ -29,12 +36,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import simpy
 
 from novacron.cluster.events import (
+    ClusterIOSampled,
     ClusterUtilisationSampled,
     HostFailed,
     HostLocated,
@@ -90,7 +99,7 @@ class VMTable:
     COLUMNS: tuple[tuple[str, type], ...] = (
         ("cpu_cores", np.float64), ("memory_gib", np.float64), ("host", np.int64), ("status", np.int8),
         ("mean_utilisation", np.float64), ("amplitude", np.float64), ("phase_days", np.float64),
-        ("burst_probability", np.float64),
+        ("burst_probability", np.float64), ("io_intensity", np.float64), ("observed_utilisation", np.float64),
     )
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -105,6 +114,9 @@ class VMTable:
         self.amplitude = np.zeros(capacity)
         self.phase_days = np.zeros(capacity)
         self.burst_probability = np.zeros(capacity)
+        self.io_intensity = np.zeros(capacity)
+        self.observed_utilisation = np.full(capacity, np.nan)
+        """The VM's last measured CPU (from a readings trace); NaN = use the synthetic model."""
 
     def add(self, spec: VMSpec) -> int:
         if self.size == len(self.host):
@@ -120,13 +132,15 @@ class VMTable:
         self.amplitude[i] = spec.diurnal_amplitude
         self.phase_days[i] = spec.diurnal_phase_days
         self.burst_probability[i] = spec.burst_probability
+        self.io_intensity[i] = spec.io_intensity
         self.size += 1
         return i
 
     def _grow(self) -> None:
         for name, _ in self.COLUMNS:
             old = getattr(self, name)
-            new = np.full(2 * len(old), -1 if name == "host" else 0, dtype=old.dtype)
+            fill = {"host": -1, "observed_utilisation": np.nan}.get(name, 0)
+            new = np.full(2 * len(old), fill, dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
@@ -138,13 +152,35 @@ class VMTable:
         return np.flatnonzero((self.host[:n] == host) & (self.status[:n] == RUNNING))
 
 
+class ReadingsFeed:
+    """Streams Azure CPU readings (time-ordered) into the VM table as the run's clock passes them."""
+
+    def __init__(self, path: str) -> None:
+        from sim.workloads.traces import read_azure_cpu_readings_series
+
+        if not Path(path).exists():
+            raise FileNotFoundError(f"workload.trace_readings_path = {path!r}: no such file or directory")
+        self._stream = read_azure_cpu_readings_series(path)
+        self._next = next(self._stream, None)
+
+    def apply_until(self, now_s: float, vms: VMTable) -> int:
+        applied = 0
+        while self._next is not None and self._next.timestamp_s <= now_s:
+            i = vms.index.get(self._next.vm_id)
+            if i is not None:
+                vms.observed_utilisation[i] = self._next.avg_cpu_pct / 100.0
+                applied += 1
+            self._next = next(self._stream, None)
+        return applied
+
+
 FaultHook = Callable[[Event], None]
 
 
 class ClusterModel:
     """Hosts, VMs and their lifecycles; faults and the demand process act on it."""
 
-    def __init__(self, ctx: SimContext, control: ControlPlane | None = None,
+    def __init__(self, ctx: SimContext, control_factory: ControlPlaneFactory | None = None,
                  workload: Iterator[WorkloadItem] | None = None) -> None:
         c = ctx.scenario.cluster
         self.ctx = ctx
@@ -152,14 +188,20 @@ class ClusterModel:
         self.scheduler = scheduling.attach(ctx, self.inv)
         self.topology = Topology.build(c.hosts, c.hosts_per_rack, c.racks_per_zone, c.zones_per_datacenter)
         self.vms = VMTable()
-        self.control: ControlPlane = control or DirectControlPlane(ctx, self.inv)
+        self.control: ControlPlane = (control_factory or DirectControlPlane)(ctx, self.inv)
         self.workload = workload if workload is not None else workload_for(
             ctx.scenario, ctx.seeds.numpy("workload.synthetic"))
         self.awaiting_restart: dict[int, int] = {}
         """Failed VMs no host could take yet -> the host they failed on (ordered: oldest first)."""
+        self._restarting: set[int] = set()
+        """VMs with a restart decision in flight."""
+        self._leave_when_placed: set[int] = set()
+        """VMs whose owner deleted them while a placement or restart was being decided."""
         self.fault_hooks: list[FaultHook] = []
         """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
+        readings_path = ctx.scenario.workload.trace_readings_path
+        self._readings = None if readings_path is None else ReadingsFeed(readings_path)
         self._record_topology()
         if self.scheduler is not None:
             self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
@@ -188,17 +230,13 @@ class ClusterModel:
                 self.depart(self.vms.index[item.vm_id])
 
     def admit(self, spec: VMSpec) -> int:
-        """Request a VM now; place it through the control plane; schedule its departure."""
+        """Request a VM now and ask the control plane to place it; it runs once that is decided."""
         i = self.vms.add(spec)
         self.ctx.recorder.emit(VMRequested, source="inventory", vm_id=spec.vm_id,
                                cpu_cores=spec.cpu_cores, memory_gib=spec.memory_gib)
-        host = self.control.place(self.vms.request(i))
-        if host is None:
-            self.vms.status[i] = REJECTED
-            return i
-        self.vms.host[i], self.vms.status[i] = host, RUNNING
-        if spec.lifetime_s is not None:
-            self.ctx.env.timeout(spec.lifetime_s).callbacks.append(lambda _ev: self.depart(i))
+        lifetime_s = spec.lifetime_s
+        decision = self.control.place(self.vms.request(i))
+        decision.callbacks.append(lambda ev: self._placed(i, ev.value, lifetime_s))
         return i
 
     def moved(self, vm_id: str, host: int) -> None:
@@ -207,8 +245,30 @@ class ClusterModel:
         if i is not None and self.vms.status[i] == RUNNING:
             self.vms.host[i] = host
 
+    def _placed(self, i: int, host: int | None, lifetime_s: float | None) -> None:
+        if host is None:
+            self.vms.status[i] = REJECTED
+            self._leave_when_placed.discard(i)
+            return
+        if lifetime_s is not None:
+            self.ctx.env.timeout(lifetime_s).callbacks.append(lambda _ev: self.depart(i))
+        self._run_on(i, host)
+
+    def _run_on(self, i: int, host: int) -> None:
+        """A decision put VM ``i`` on ``host``: it runs there, unless it left or the host died meanwhile."""
+        self.vms.host[i], self.vms.status[i] = host, RUNNING
+        if i in self._leave_when_placed:
+            self._leave_when_placed.discard(i)
+            self.depart(i)
+        elif not self.inv.host_up[host]:
+            self._fail_vms([i], host, "host crash")
+
     def depart(self, i: int) -> None:
+        """The VM's owner deletes it: stop it wherever it is (after any decision in flight)."""
         status = int(self.vms.status[i])
+        if status == PENDING or i in self._restarting:
+            self._leave_when_placed.add(i)
+            return
         if status not in (RUNNING, FAILED):
             return
         host = int(self.vms.host[i])
@@ -226,31 +286,42 @@ class ClusterModel:
         if not self.inv.host_up[host]:
             return False
         self.inv.host_up[host] = False
-        emit = self.ctx.recorder.emit
         host_id = self.inv.host_ids[host]
-        emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
-        victims = self.vms.on_host(host)
-        for i in victims.tolist():
+        self.ctx.recorder.emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
+        self._fail_vms(self.vms.on_host(host).tolist(), host, reason)
+        return True
+
+    def _fail_vms(self, victims: list[int], host: int, reason: str) -> None:
+        emit, host_id = self.ctx.recorder.emit, self.inv.host_ids[host]
+        for i in victims:
             self.control.release(self.vms.request(i))
             self.vms.status[i] = FAILED
             emit(VMFailed, source=host_id, vm_id=self.vms.ids[i], host_id=host_id, reason=reason)
         delay_s = self.ctx.scenario.faults.restart_delay_s
-        self.ctx.env.timeout(delay_s).callbacks.append(lambda _ev: self._restart_all(victims.tolist(), host))
-        return True
+        self.ctx.env.timeout(delay_s).callbacks.append(lambda _ev: self._restart_all(victims, host))
 
     def _restart_all(self, victims: list[int], failed_host: int) -> None:
         for i in victims:
             if self.vms.status[i] == FAILED:
                 self._restart(i, failed_host)
 
-    def _restart(self, i: int, failed_host: int) -> bool:
-        host = self.control.restart_elsewhere(self.vms.request(i), failed_host)
-        if host is None:
-            self.awaiting_restart[i] = failed_host
-            return False
+    def _restart(self, i: int, failed_host: int) -> None:
+        if i in self._restarting:
+            return
+        self._restarting.add(i)
         self.awaiting_restart.pop(i, None)
-        self.vms.host[i], self.vms.status[i] = host, RUNNING
-        return True
+        decision = self.control.restart_elsewhere(self.vms.request(i), failed_host)
+        decision.callbacks.append(lambda ev: self._restarted(i, failed_host, ev.value))
+
+    def _restarted(self, i: int, failed_host: int, host: int | None) -> None:
+        self._restarting.discard(i)
+        if host is not None:
+            self._run_on(i, host)
+        elif i in self._leave_when_placed:
+            self._leave_when_placed.discard(i)
+            self.depart(i)
+        else:
+            self.awaiting_restart[i] = failed_host
 
     def recover_host(self, host: int) -> None:
         if self.inv.host_up[host]:
@@ -261,14 +332,29 @@ class ClusterModel:
         for i, failed_host in list(self.awaiting_restart.items()):
             self._restart(i, failed_host)
 
+    def migrate(self, i: int, to_host: int) -> simpy.Event:
+        """Ask the control plane to move running VM ``i`` to ``to_host`` (for a rebalancer).
+
+        The returned decision's value is the VM's new host, or ``None`` if it was not moved.
+        """
+        if self.vms.status[i] != RUNNING or i in self._leave_when_placed:
+            return self.ctx.env.event().succeed(None)
+        decision = self.control.migrate(self.vms.request(i), to_host)
+        decision.callbacks.append(lambda ev: self._migrated(i, ev.value))
+        return decision
+
+    def _migrated(self, i: int, host: int | None) -> None:
+        if host is not None and self.vms.status[i] == RUNNING:
+            self.vms.host[i] = host
+
     def notify(self, ev: Event) -> None:
         for hook in self.fault_hooks:
             hook(ev)
 
     # --- demand -------------------------------------------------------------------------------
 
-    def cpu_demand_cores(self, now_s: float) -> tuple[IntArray, FloatArray]:
-        """Running VMs' hosts and their CPU use in cores at ``now_s`` (one draw per VM)."""
+    def cpu_demand_cores(self, now_s: float) -> tuple[IntArray, FloatArray, IntArray]:
+        """Running VMs' hosts, their CPU use in cores at ``now_s`` (one draw per VM), their rows."""
         v, n = self.vms, self.vms.size
         running = np.flatnonzero(v.status[:n] == RUNNING)
         rng = self._demand_rng
@@ -277,8 +363,11 @@ class ClusterModel:
         level *= rng.gamma(NOISE_SHAPE, 1.0 / NOISE_SHAPE, size=running.size)
         bursting = rng.random(running.size) < v.burst_probability[running]
         level[bursting] *= self.ctx.scenario.workload.burst_factor
+        observed = v.observed_utilisation[running]
+        measured = ~np.isnan(observed)
+        level[measured] = observed[measured]  # a trace's measured CPU replaces the model
         np.clip(level, 0.0, 1.0, out=level)
-        return v.host[running], level * v.cpu_cores[running]
+        return v.host[running], level * v.cpu_cores[running], running
 
     def _demand_updates(self) -> Generator[simpy.Event, None, None]:
         env, inv = self.ctx.env, self.inv
@@ -286,10 +375,15 @@ class ClusterModel:
         physical_cores = inv.cpu_capacity / self.ctx.scenario.cluster.cpu_overcommit
         while True:
             yield env.timeout(self.ctx.scenario.workload.demand_update_s)
-            vm_hosts, used = self.cpu_demand_cores(float(env.now))
+            if self._readings is not None:
+                self._readings.apply_until(float(env.now), self.vms)
+            vm_hosts, used, running = self.cpu_demand_cores(float(env.now))
             cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)
             self._record_samples(cpu_used, vms_per_host, physical_cores)
+            io_cores = np.bincount(vm_hosts, weights=used * self.vms.io_intensity[running],
+                                   minlength=hosts).astype(np.float64)
+            self._record_io(io_cores)
 
     def _record_samples(self, cpu_used: FloatArray, vms_per_host: IntArray, physical_cores: FloatArray) -> None:
         inv, emit = self.inv, self.ctx.recorder.emit
@@ -306,12 +400,30 @@ class ClusterModel:
              memory_pct=float(100 * inv.memory_allocated_gib[up].sum() / max(inv.memory_capacity_gib[up].sum(), 1e-9)),
              hosts_up=int(up.sum()), vms_running=int(vms_per_host.sum()))
 
+    def _record_io(self, io_busy_cores: FloatArray) -> None:
+        """Network and disk use: busy vCPUs x I/O intensity x per-vCPU traffic, over capacity."""
+        c, w, up = self.ctx.scenario.cluster, self.ctx.scenario.workload, self.inv.host_up
+        network_pct = 100.0 * io_busy_cores * w.network_mbps_per_vcpu / (c.host_network_gbps * 1000.0)
+        disk_pct = 100.0 * io_busy_cores * w.disk_iops_per_vcpu / c.host_disk_iops
+        hosts_up = max(int(up.sum()), 1)
+        self.ctx.recorder.emit(ClusterIOSampled, source="inventory",
+                               network_pct=float(network_pct[up].sum() / hosts_up),
+                               disk_io_pct=float(disk_pct[up].sum() / hosts_up),
+                               network_host_max_pct=float(network_pct.max(initial=0.0)),
+                               disk_io_host_max_pct=float(disk_pct.max(initial=0.0)))
+
+
+ControlPlaneFactory = Callable[[SimContext, Inventory], ControlPlane]
+CONTROL_PLANE: ControlPlaneFactory = DirectControlPlane
+"""What decides placements in composed runs: the composition point for a Raft-backed control
+plane, as ``sim.run.COMPONENTS`` is for components (set it before building a run)."""
+
 
 def start(ctx: SimContext) -> ClusterModel:
     """The component for ``sim.run.COMPONENTS``: the cluster model with its faults."""
     from sim import faults
 
-    model = ClusterModel(ctx)
+    model = ClusterModel(ctx, control_factory=CONTROL_PLANE)
     model.start()
     faults.start(ctx, model)
     return model

@@ -49,6 +49,7 @@ class Job:
     start: StartMigration
     model: QemuMigration
     crash_at_s: float = math.inf
+    crash_reason: str = "destination host crashed"
     error: str = ""
 
 
@@ -101,6 +102,16 @@ class SimHypervisor:
         model.begin()
         self.jobs[command.vm_id] = Job(command, model, self.crash_at_s.pop(command.vm_id, math.inf))
 
+    def crash_host(self, host_id: str) -> None:
+        """The host died: every running migration from or to it fails at its next step."""
+        for job in self.jobs.values():
+            if job.model.finished or host_id not in (job.start.source_host_id, job.start.destination_host_id):
+                continue
+            job.crash_at_s = min(job.crash_at_s, job.model.elapsed_s)
+            if host_id == job.start.source_host_id:
+                job.crash_reason = "source host crashed"
+
+
     def share_bytes_s(self, job: Job) -> float:
         src, dst = job.start.source_host_id, job.start.destination_host_id
         active = [j.start for j in self.jobs.values() if not j.model.finished]
@@ -119,7 +130,7 @@ class SimHypervisor:
         while not m.finished and m.syncs == syncs and m.elapsed_s - before_s < max_s:
             if m.elapsed_s >= job.crash_at_s:
                 m.fail(JobStatus.FAILED)
-                job.error = "destination host crashed"
+                job.error = job.crash_reason
                 break
             m.step(share)
         if m.status is JobStatus.COMPLETED:
@@ -134,7 +145,7 @@ class SimHypervisor:
         if job.crash_at_s < COLD_OVERHEAD_S:
             m.elapsed_s = job.crash_at_s
             m.fail(JobStatus.FAILED)
-            job.error = "destination host crashed"
+            job.error = job.crash_reason
             return max(m.elapsed_s, 1e-6)
         m.elapsed_s = COLD_OVERHEAD_S
         m.downtime_ms = m.elapsed_s * 1000.0

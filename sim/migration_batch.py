@@ -4,22 +4,48 @@ See ``sim/migration.py`` for the model. Requests arrive uniformly over the reque
 the dispatcher admits queued requests whenever a migration ends, a request arrives or the
 token bucket refills. Each admitted migration is one SimPy process running the core
 controller against ``SimHypervisor``.
+
+The batch follows the run's event log (``follow_log``) instead of holding the cluster model:
+placements and moves by others update where VMs are, failed or stopped VMs are skipped, host
+utilisation samples feed the admission cost model, and a ``HostFailed`` crashes the
+migrations from or to that host at their next step (within one poll interval).
+
+One ``AdmissionController`` per run (``shared_admission``) is meant to be shared by everything
+that moves VMs; ``rebalancer_admission(ctx, memory_gib_of)`` wraps it in the scheduler's
+``MoveAdmission`` protocol, so the rebalancer and this batch count against the same caps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+import weakref
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import simpy
 
-from novacron.cluster.events import HostAdded, HostUtilisationSampled, VMMoved, VMPlaced
-from novacron.migration.admission import AdmissionController, AdmissionRequest, HostLoad, estimate_cost
+from novacron.cluster.events import (
+    HostAdded,
+    HostFailed,
+    HostRecovered,
+    HostUtilisationSampled,
+    VMFailed,
+    VMMoved,
+    VMPlaced,
+    VMStopped,
+)
+from novacron.migration.admission import (
+    AdmissionController,
+    AdmissionRequest,
+    HostLoad,
+    MigrationCost,
+    estimate_cost,
+)
 from novacron.migration.config import MigrationConfig
 from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest, drive_step
 from novacron.migration.events import MigrationAdmitted, MigrationQueued
+from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
 from sim.context import SimContext
@@ -40,6 +66,37 @@ class Batch:
     rng: np.random.Generator
     pending: dict[str, tuple[MigrationController, float]] = field(default_factory=dict)
     wake: simpy.Event | None = None
+    alive: set[str] = field(default_factory=set)
+    down_hosts: set[str] = field(default_factory=set)
+    mine: set[str] = field(default_factory=set)
+    """VMs this batch is migrating (their location is the hypervisor's to change)."""
+    log_index: int = 0
+
+    def follow_log(self) -> None:
+        """Apply what the rest of the model did since the last look: placements, moves, failures,
+        host crashes (which crash migrations heading there) and utilisation samples."""
+        log = self.ctx.log
+        while self.log_index < len(log):
+            ev = log[self.log_index]
+            self.log_index += 1
+            if isinstance(ev, VMPlaced):
+                if ev.vm_id not in self.hv.guests:
+                    self.hv.guests[ev.vm_id] = _draw_guest(self.rng, self.cfg, int(ev.memory_gib * GIB))
+                    self.hv.power[ev.vm_id] = PowerState.RUNNING
+                self.hv.location[ev.vm_id] = ev.host_id
+                self.alive.add(ev.vm_id)
+            elif isinstance(ev, VMMoved) and ev.vm_id not in self.mine:
+                self.hv.location[ev.vm_id] = ev.host_id
+                self.alive.add(ev.vm_id)
+            elif isinstance(ev, VMFailed | VMStopped):
+                self.alive.discard(ev.vm_id)
+            elif isinstance(ev, HostFailed):
+                self.down_hosts.add(ev.host_id)
+                self.hv.crash_host(ev.host_id)
+            elif isinstance(ev, HostRecovered):
+                self.down_hosts.discard(ev.host_id)
+            elif isinstance(ev, HostUtilisationSampled):
+                self.adm.update_host(ev.host_id, HostLoad(cpu_pct=ev.cpu_pct, memory_pct=ev.memory_pct))
 
     def poke(self) -> None:
         if self.wake is not None and not self.wake.triggered:
@@ -60,7 +117,7 @@ class Batch:
 
     def pick_destination(self, vm_id: str, host_ids: list[str]) -> str:
         """A random host among the less loaded half (by committed CPU), never the VM's own."""
-        others = sorted((h for h in host_ids if h != self.hv.location[vm_id]),
+        others = sorted((h for h in host_ids if h != self.hv.location[vm_id] and h not in self.down_hosts),
                         key=lambda h: self.adm.committed(h, "cpu"))
         candidates = others[: max(len(others) // 2, 1)]
         return candidates[int(self.rng.integers(0, len(candidates)))]
@@ -120,11 +177,14 @@ class Batch:
     def migrate(self, ctl: MigrationController) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
         commands: list[MigrationCommand] = ctl.start(env.now)
+        self.mine.add(ctl.vm_id)
         while True:
+            self.follow_log()
             commands = drive_step(ctl, self.hv, commands, env.now)
             if ctl.done:
                 break
             yield env.timeout(self.hv.advance(ctl.vm_id, ctl.poll_interval_s))
+        self.mine.discard(ctl.vm_id)
         self.adm.release(ctl.request.migration_id)
         if ctl.phase.value == "completed":
             self.ctx.recorder.emit(VMMoved, source="migration", vm_id=ctl.vm_id,
@@ -140,13 +200,37 @@ def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: in
     return GuestProfile(memory_bytes=memory_bytes, resident_bytes=resident, wws_bytes=wws, dirty_rate_pages_s=rate)
 
 
+_SHARED: dict[int, tuple[weakref.ref[SimContext], AdmissionController]] = {}
+
+
+def shared_admission(ctx: SimContext) -> AdmissionController:
+    """The run's one migration admission controller, shared by every subsystem that moves VMs
+    (wrap it in ``novacron.migration.move_admission.RebalancerAdmission`` for the rebalancer)."""
+    entry = _SHARED.get(id(ctx))
+    if entry is None or entry[0]() is not ctx:
+        entry = (weakref.ref(ctx), AdmissionController(policies(ctx.scenario.migration)[1]))
+        _SHARED[id(ctx)] = entry
+    return entry[1]
+
+
+def rebalancer_admission(ctx: SimContext, memory_gib_of: Callable[[str], float]) -> RebalancerAdmission:
+    """A ``MoveAdmission`` for the scheduler's rebalancer over the shared controller, pricing a move
+    with the cost model (the VM's memory on the target, a NIC share under the network headroom)."""
+    c, adm = ctx.scenario.cluster, shared_admission(ctx)
+    share_gbps = c.host_network_gbps * adm.policy.ceiling_pct("network") / 100.0 / adm.policy.max_per_host
+
+    def cost_of(move: MoveLike) -> MigrationCost:
+        return estimate_cost(vm_memory_gib=memory_gib_of(move.vm_id), bandwidth_gbps=share_gbps,
+                             host_memory_gib=c.host_memory_gib, host_network_gbps=c.host_network_gbps,
+                             host_cpu_cores=c.host_cpu_cores)
+
+    return RebalancerAdmission(adm, cost_of, ctx.clock.now_s)
+
+
 def _build(ctx: SimContext, cfg: MigrationConfig) -> Batch | None:
     hosts = ctx.log.of_type(HostAdded)
     if len(hosts) < 2:
         return None
-    loads: dict[str, HostLoad] = {}
-    for sample in ctx.log.of_type(HostUtilisationSampled):
-        loads[sample.host_id] = HostLoad(cpu_pct=sample.cpu_pct, memory_pct=sample.memory_pct)
     hv = SimHypervisor(nic_bytes_s={h.host_id: h.network_gbps * 1e9 / 8 for h in hosts},
                        calibration=StreamCalibration(stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
                                                      stop_copy_bytes_s=cfg.stop_copy_mib_s * MIB))
@@ -154,16 +238,12 @@ def _build(ctx: SimContext, cfg: MigrationConfig) -> Batch | None:
     for placed in ctx.log.of_type(VMPlaced):
         memory = int(placed.memory_gib * GIB)
         hv.guests[placed.vm_id] = _draw_guest(rng, cfg, memory)
-        hv.location[placed.vm_id] = placed.host_id
         hv.power[placed.vm_id] = PowerState.SHUTOFF if rng.random() < cfg.shutoff_fraction else PowerState.RUNNING
-    controller_policy, admission_policy = policies(cfg)
-    adm = AdmissionController(admission_policy)
-    for host_id, load in loads.items():
-        adm.update_host(host_id, load)
-    return Batch(ctx=ctx, cfg=cfg, hv=hv, adm=adm, policy=controller_policy,
+    controller_policy, _ = policies(cfg)
+    return Batch(ctx=ctx, cfg=cfg, hv=hv, policy=controller_policy,
                  host_memory_gib={h.host_id: h.memory_gib for h in hosts},
                  host_network_gbps={h.host_id: h.network_gbps for h in hosts},
-                 host_cores={h.host_id: h.cpu_cores for h in hosts}, rng=rng)
+                 host_cores={h.host_id: h.cpu_cores for h in hosts}, rng=rng, adm=shared_admission(ctx))
 
 
 def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, None, None]:
@@ -171,8 +251,9 @@ def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, N
     batch = _build(ctx, cfg)
     if batch is None or not batch.hv.guests:
         return
+    batch.follow_log()
     ctx.env.process(batch.dispatch())
-    vm_ids = sorted(batch.hv.guests)
+    vm_ids = sorted(batch.alive)
     host_ids = sorted(batch.host_memory_gib)
     count = min(cfg.migrations, len(vm_ids))
     chosen = batch.rng.choice(len(vm_ids), size=count, replace=False)
@@ -180,6 +261,9 @@ def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, N
     for n, (index, at_s) in enumerate(zip(chosen, arrivals, strict=True)):
         yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
         vm_id = vm_ids[int(index)]
+        batch.follow_log()
+        if vm_id not in batch.alive or vm_id in batch.mine or batch.adm.vm_migrating(vm_id):
+            continue  # failed, stopped or being moved by someone else since the batch began
         batch.request(n, vm_id, batch.pick_destination(vm_id, host_ids))
 
 

@@ -22,14 +22,17 @@ from novacron.report import write_report
 from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import cache, cluster_model
+from sim import cache, cluster_model, migration_batch, raft
 from sim.context import SimContext
-from sim.migration_batch import start as start_migrations
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [cluster_model.start, cache.start]
-COMPONENTS.append(start_migrations)
+COMPONENTS: list[Component] = [
+    cluster_model.start,
+    cache.start,
+    migration_batch.start,
+    raft.start,
+]
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import simpy
 from hypothesis import given, note
 from hypothesis import strategies as st
 
 from novacron.cli import main
 from novacron.cluster.events import (
+    ClusterIOSampled,
     HostFailed,
     HostLocated,
     HostRecovered,
@@ -19,6 +22,7 @@ from novacron.cluster.events import (
     InjectedFaultStarted,
     RunFinished,
     VMFailed,
+    VMMoved,
     VMPlaced,
     VMStopped,
 )
@@ -27,10 +31,13 @@ from novacron.cluster.uptime import uptime_metrics
 from novacron.config import ConfigError
 from novacron.events import Event
 from novacron.eventstore import event_log_sha256
-from novacron.metrics import EventsByType
+from novacron.metrics import EventsByType, compute_metrics
 from novacron.scenario import builtin_scenario_names, builtin_scenario_text, loads_scenario
-from sim import Simulation
-from sim.cluster_model import FAILED, RUNNING, ClusterModel
+from sim import Simulation, cluster_model
+from sim.cluster_model import FAILED, PENDING, RUNNING, ClusterModel
+from sim.context import SimContext
+from sim.control_plane import DirectControlPlane, VMRequest
+from sim.inventory import Inventory
 from sim.run import simulate
 from sim.workloads.synthetic import lomax_lifetimes_s
 
@@ -49,7 +56,7 @@ def _scenario_text(hosts: int, vms: int, mtbf_h: float, lifetime_mean_s: float |
             f"correlated_failure_pct = {correlated_pct}\n{rack}")
 
 
-def check_conservation(sim: Simulation) -> None:
+def check_conservation(sim: Simulation, *, pending_ok: bool = False) -> None:
     model = sim.model
     assert model is not None
     inv, vms = model.inv, model.vms
@@ -80,6 +87,8 @@ def check_conservation(sim: Simulation) -> None:
         else:
             assert vm.host_id is None
     assert seen == {vms.ids[i] for i in running}
+    if not pending_ok:
+        assert not np.any(vms.status[:n] == PENDING), "a decision is still in flight with the direct plane"
 
 
 @given(hosts=st.integers(1, 8), vms=st.integers(0, 80), mtbf_h=st.sampled_from([0.5, 2.0, 50.0]),
@@ -96,6 +105,52 @@ def test_every_vm_is_on_one_host_or_failed_and_capacity_is_never_exceeded(
         sim.run(until_s=sim.scenario.duration_s * k / steps)
         check_conservation(sim)
     assert sim.finished
+
+
+class LaggingControlPlane:
+    """Decides like the direct plane but ``lag_s`` later, as a replicated log would (commit latency)."""
+
+    def __init__(self, ctx: SimContext, inv: Inventory, lag_s: float) -> None:
+        self._env = ctx.env
+        self._direct = DirectControlPlane(ctx, inv)
+        self._lag_s = lag_s
+
+    def _later(self, decide: Callable[[], simpy.Event]) -> simpy.Event:
+        applied = self._env.event()
+        self._env.timeout(self._lag_s).callbacks.append(lambda _ev: applied.succeed(decide().value))
+        return applied
+
+    def place(self, vm: VMRequest) -> simpy.Event:
+        return self._later(lambda: self._direct.place(vm))
+
+    def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> simpy.Event:
+        return self._later(lambda: self._direct.restart_elsewhere(vm, failed_host))
+
+    def migrate(self, vm: VMRequest, to_host: int) -> simpy.Event:
+        return self._later(lambda: self._direct.migrate(vm, to_host))
+
+    def release(self, vm: VMRequest) -> None:
+        self._direct.release(vm)
+
+
+@given(hosts=st.integers(1, 6), vms=st.integers(0, 60), lag_s=st.sampled_from([0.5, 30.0, 400.0]),
+       seed=st.integers(0, 2**32), steps=st.integers(1, 5))
+def test_conservation_holds_when_decisions_take_time(hosts: int, vms: int, lag_s: float, seed: int,
+                                                     steps: int) -> None:
+    text = _scenario_text(hosts, vms, 1.0, 1500.0, 1.0, rack_mtbf_h=3.0, correlated_pct=50.0)
+    note(f"seed={seed} lag_s={lag_s}")
+    original = cluster_model.CONTROL_PLANE
+    cluster_model.CONTROL_PLANE = lambda ctx, inv: LaggingControlPlane(ctx, inv, lag_s)
+    try:
+        sim = Simulation(loads_scenario(text, origin="prop.toml"), seed=seed)
+    finally:
+        cluster_model.CONTROL_PLANE = original
+    assert isinstance(sim.model and sim.model.control, LaggingControlPlane)
+    for k in range(1, steps + 1):
+        sim.run(until_s=sim.scenario.duration_s * k / steps + 0.123)  # off the decision instants
+        check_conservation(sim, pending_ok=True)
+    latency = sim.metrics().get("cluster.placement_latency_max_ms")
+    assert latency is None or latency == pytest.approx(lag_s * 1000)
 
 
 def test_crashed_hosts_vms_are_restarted_elsewhere_after_the_restart_delay() -> None:
@@ -117,6 +172,7 @@ def test_crashed_hosts_vms_are_restarted_elsewhere_after_the_restart_delay() -> 
             # Elsewhere, unless it waited for room until its own host came back.
             assert later[0].host_id != ev.host_id or back
     assert restarted > 0
+    assert compute_metrics(ctx.log)["cluster.placement_latency_max_ms"] == 0.0  # the direct plane is instant
 
 
 def test_hosts_sit_in_racks_zones_and_datacenters() -> None:
@@ -264,3 +320,36 @@ def test_default_run_target_table_has_uptime_and_peaks(tmp_path: Path, capsys: p
     out = capsys.readouterr().out
     for row in ("uptime", "peak CPU utilisation", "peak memory utilisation"):
         assert any(line.startswith(row + " ") for line in out.splitlines()), row
+
+
+def test_network_and_disk_demand_follow_cpu_activity() -> None:
+    text = ('[cluster]\nhosts = 3\nhost_network_gbps = 1.0\nhost_disk_iops = 1000.0\n[workload]\nvms = 30\n'
+            'arrival_window_s = 0.0\nnetwork_mbps_per_vcpu = 100.0\ndisk_iops_per_vcpu = 0.0\n')
+    ctx = simulate(loads_scenario(text, origin="x"), 2)
+    samples = ctx.log.of_type(ClusterIOSampled)
+    assert len(samples) == 11  # one per 5-minute update before the hour ends
+    assert all(s.network_pct > 0 and s.disk_io_pct == 0 for s in samples)
+    assert all(s.network_host_max_pct >= s.network_pct for s in samples)
+    metrics = compute_metrics(ctx.log)
+    assert metrics["cluster.peak_network_pct"] == max(s.network_pct for s in samples)
+
+
+def test_migrate_moves_the_allocation_through_the_control_plane() -> None:
+    sim = Simulation(loads_scenario("[cluster]\nhosts = 3\n[workload]\nvms = 4\narrival_window_s = 0.0\n",
+                                    origin="x"), seed=1).run(until_s=1.0)
+    model = sim.model
+    assert model is not None
+    vm = 0
+    source = int(model.vms.host[vm])
+    target = (source + 1) % 3
+    decision = model.migrate(vm, target)
+    sim.run(until_s=2.0)  # the model applies decisions in their callbacks
+    assert decision.value == target and int(model.vms.host[vm]) == target
+    moved = sim.ctx.log.of_type(VMMoved)
+    assert [(e.from_host_id, e.host_id) for e in moved] == [(model.inv.host_ids[source], model.inv.host_ids[target])]
+    assert model.migrate(vm, target).value is None  # already there
+    model.inv.host_up[source] = False
+    assert model.migrate(vm, source).value is None  # a crashed host takes nothing
+    model.inv.host_up[source] = True
+    sim.run(until_s=3.0)
+    check_conservation(sim)

@@ -11,6 +11,7 @@ import pytest
 
 from novacron.config import ConfigError
 from novacron.scenario import loads_scenario
+from sim import Simulation
 from sim.run import simulate
 from sim.workloads import VMDeparture, VMSpec
 from sim.workloads import traces as t
@@ -130,3 +131,34 @@ def test_trace_format_without_path_is_a_one_line_error() -> None:
         loads_scenario('[workload]\ntrace_format = "azure-v1"\n', origin="x.toml")
     with pytest.raises(ConfigError, match="is not allowed; allowed: one of"):
         loads_scenario('[workload]\ntrace_format = "azure-v9"\ntrace_path = "x"\n', origin="x.toml")
+
+
+def test_azure_cpu_readings_replace_the_synthetic_demand_as_time_passes() -> None:
+    folder = TRACES / "azure_v1"
+    text = _trace_scenario("azure-v1", folder / "vmtable.csv") + f'trace_readings_path = "{folder}"\n'
+    scenario = loads_scenario(text, origin="x")
+    sim = Simulation(scenario, seed=1)
+    sim.run(until_s=1200.0)
+    model = sim.model
+    assert model is not None
+    expected = {}
+    for reading in t.read_azure_cpu_readings(folder / "vm_cpu_readings-file-1-of-125.csv"):
+        if reading.timestamp_s <= 1200:
+            expected[reading.vm_id] = reading.avg_cpu_pct / 100.0
+    vms = model.vms
+    _hosts, used, rows = model.cpu_demand_cores(1200.0)
+    checked = 0
+    for row, cores_used in zip(rows.tolist(), used.tolist(), strict=True):
+        vm_id = vms.ids[row]
+        if vm_id in expected:
+            assert cores_used == pytest.approx(expected[vm_id] * vms.cpu_cores[row])
+            checked += 1
+    assert checked > 5
+    assert inspect.isgenerator(t.read_azure_cpu_readings_series(folder))
+
+
+def test_missing_readings_file_fails_with_the_key_named() -> None:
+    fmt, path = FORMATS[1]
+    scenario = loads_scenario(_trace_scenario(fmt, path) + 'trace_readings_path = "/nonexistent"\n', origin="x")
+    with pytest.raises(FileNotFoundError, match=r"workload\.trace_readings_path"):
+        Simulation(scenario, seed=1)

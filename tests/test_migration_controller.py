@@ -173,3 +173,18 @@ def test_warm_and_cold() -> None:
         assert done.downtime_ms == pytest.approx(done.total_time_ms, rel=0.05)
         assert "precopy" not in phases(rec.log)
         assert math.isfinite(done.predicted_total_time_ms)
+
+
+@pytest.mark.parametrize(("host", "reason"), [("b", "destination host crashed"), ("a", "source host crashed")])
+def test_a_host_crash_reported_by_the_model_fails_the_migration_at_its_next_step(host: str, reason: str) -> None:
+    hv, rec, clock = make_world(lab_guest(20_000))
+    ctl = make_controller(hv, rec, ControllerPolicy(downtime_ms=300, downtime_steps=1, bandwidth_mib_s=128))
+    drive(ctl, hv, clock, until_s=0.7)
+    assert not ctl.done
+    hv.crash_host(host)
+    drive_more = hv.advance("vm", 0.5)
+    assert drive_more > 0
+    ctl.observe(hv.job_stats("vm"), clock.t_s + drive_more)
+    (done,) = rec.log.of_type(MigrationFinished)
+    assert done.outcome == "rolled_back" and done.reason == reason
+    assert hv.location["vm"] == "a"

@@ -78,3 +78,22 @@ def test_zero_migrations_still_reports_the_config_limits() -> None:
     ctx = simulate(small_scenario(migrations=0), 1)
     assert ctx.config_metrics["migration.max_concurrent_per_host"] == 2
     assert not ctx.log.of_type(MigrationFinished)
+
+
+def test_host_crashes_from_the_fault_model_roll_migrations_back() -> None:
+    """Hosts crash often (MTBF 0.1 h): the batch keeps working around them, a migration that meets
+    a crash ends rolled back, and no VM is recorded as lost (crash mechanics: test_migration_controller)."""
+    scenario = small_scenario(migrations=60, request_window_s=1200.0, destination_crash_probability=0.0,
+                              permit_postcopy=False, start_s=700.0)
+    scenario = dataclasses.replace(scenario, faults=dataclasses.replace(scenario.faults, enabled=True,
+                                                                        host_mtbf_h=0.1, host_mttr_h=0.05))
+    from novacron.cluster.events import HostFailed
+
+    log = simulate(scenario, 11).log
+    assert log.of_type(HostFailed), "the scenario should crash hosts"
+    finished = log.of_type(MigrationFinished)
+    assert finished
+    crashed = [f for f in finished if f.reason.endswith("host crashed")]
+    assert all(f.outcome == "rolled_back" and not f.vm_lost for f in crashed)
+    assert all(not f.vm_lost for f in finished)
+    assert all(f.outcome in ("completed", "rolled_back") for f in finished)

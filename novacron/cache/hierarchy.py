@@ -214,25 +214,35 @@ class CacheHierarchy:
         else:
             evicted = self._call(index, partial(tier.set_many, items, ttl_s), nothing)
         if evicted:
-            self._demote(index, evicted)
+            self._demote(index, evicted, items)
 
-    def _demote(self, index: int, evicted: list[CacheEntry]) -> None:
+    def _demote(self, index: int, evicted: list[CacheEntry], batch: Mapping[str, bytes] | None = None) -> None:
+        """Write a tier's evictees one tier down (dirty write-back entries through every lower
+        tier), one batch per tier so a Redis L2 takes them in one pipelined round trip.
+
+        Clean evictees that belong to the batch being written are skipped: the tier below already
+        has them (promotions come from below) or is about to (write-through goes on down)."""
         dirty = [e for e in evicted if e.key in self.dirty]
-        for e in dirty:
-            self.dirty.discard(e.key)
+        self.dirty.difference_update(e.key for e in dirty)
         below = index + 1
         if below >= len(self.tiers):
             return
         if dirty:
             for lower in range(below, len(self.tiers)):
-                for e in dirty:
-                    self._set_in(lower, {e.key: e.value}, None, e.size_bytes)
+                self._write_entries(lower, dirty)
         if self.options.demote_evictions:
             dirty_keys = {e.key for e in dirty}
-            clean = [e for e in evicted if e.key not in dirty_keys]
-            self.stats.demotions[index] += len(clean) + len(dirty)
-            for e in clean:
-                self._set_in(below, {e.key: e.value}, None, e.size_bytes)
+            clean = [e for e in evicted if e.key not in dirty_keys and (batch is None or e.key not in batch)]
+            self.stats.demotions[index] += len(evicted)
+            if clean:
+                self._write_entries(below, clean)
+
+    def _write_entries(self, index: int, entries: list[CacheEntry]) -> None:
+        if len(entries) > 1 and all(len(e.value) == e.size_bytes for e in entries):
+            self._set_in(index, {e.key: e.value for e in entries}, None, None)
+            return
+        for e in entries:
+            self._set_in(index, {e.key: e.value}, None, e.size_bytes)
 
     def _store_above(self, hit_index: int, items: Mapping[str, bytes]) -> None:
         for index in range(hit_index - 1, -1, -1):

@@ -47,7 +47,12 @@ class MemoryTier:
         self._entries: dict[str, _Entry] = {}
         self._used = 0
         self._policy: EvictionPolicy = make_policy(policy, capacity, half_life_s=tlru_half_life_s)
+        # Bound methods, looked up once: get and set are the hot path of every cache request.
+        self._accessed = self._policy.accessed
+        self._inserted = self._policy.inserted
+        self._victim = self._policy.victim
         self._expiry_heap: list[tuple[float, str]] = []
+        self._heap_limit = 1024
         self.evictions = 0
         self.expirations = 0
 
@@ -73,7 +78,7 @@ class MemoryTier:
             self._drop(key, entry)
             self.expirations += 1
             return None
-        self._policy.accessed(key, now_s)
+        self._accessed(key, now_s)
         return entry[0]
 
     def contains(self, key: str) -> bool:
@@ -82,47 +87,87 @@ class MemoryTier:
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None,
             size_bytes: int | None = None) -> list[CacheEntry]:
-        size = len(value) if size_bytes is None else size_bytes
-        weight = size if self.bounded_by_bytes else 1
+        if self.bounded_by_bytes:
+            return self._set_weighted(key, value, ttl_s, len(value) if size_bytes is None else size_bytes)
+        # Item-bounded fast path (L1): at most one eviction, handled inline.
+        now_s = self._now_s()
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
+        expires_at_s = None if ttl is None else now_s + ttl
+        entries = self._entries
+        entry = (value, len(value) if size_bytes is None else size_bytes, expires_at_s)
+        if key in entries:
+            entries[key] = entry
+            self._accessed(key, now_s)
+            evicted: list[CacheEntry] = []
+        elif self._used < self.capacity:
+            entries[key] = entry
+            self._used += 1
+            self._inserted(key, 1, now_s)
+            evicted = []
+        else:
+            victim = self._victim()
+            old_value, old_size, old_expires_at_s = entries.pop(victim)  # type: ignore[call-overload]
+            entries[key] = entry
+            self._inserted(key, 1, now_s)
+            if old_expires_at_s is not None and old_expires_at_s <= now_s:
+                self.expirations += 1
+                evicted = []
+            else:
+                self.evictions += 1
+                evicted = [CacheEntry(victim, old_value, old_size)]  # type: ignore[arg-type]
+        if expires_at_s is not None:
+            heap = self._expiry_heap
+            heapq.heappush(heap, (expires_at_s, key))
+            if len(heap) > self._heap_limit:
+                self._compact_expiry_heap()
+        return evicted
+
+    def _set_weighted(self, key: str, value: bytes, ttl_s: float | None, size: int) -> list[CacheEntry]:
         now_s = self._now_s()
         ttl = self.default_ttl_s if ttl_s is None else ttl_s
         expires_at_s = None if ttl is None else now_s + ttl
         old = self._entries.get(key)
         if old is not None:
-            if (old[1] if self.bounded_by_bytes else 1) == weight:
+            if old[1] == size:
                 self._entries[key] = (value, size, expires_at_s)
-                self._policy.accessed(key, now_s)
-                if expires_at_s is not None:
-                    heapq.heappush(self._expiry_heap, (expires_at_s, key))
+                self._accessed(key, now_s)
+                self._track_expiry(key, expires_at_s)
                 return []
             self._drop(key, old)
-        if weight > self.capacity:
+        if size > self.capacity:
             return []
-        evicted = self._make_room(weight) if self._used + weight > self.capacity else []
+        evicted = self._make_room(size, now_s) if self._used + size > self.capacity else []
         self._entries[key] = (value, size, expires_at_s)
-        self._used += weight
-        self._policy.inserted(key, weight, now_s)
-        if expires_at_s is not None:
-            heapq.heappush(self._expiry_heap, (expires_at_s, key))
+        self._used += size
+        self._inserted(key, size, now_s)
+        self._track_expiry(key, expires_at_s)
         return evicted
 
-    def _make_room(self, weight: int) -> list[CacheEntry]:
+    def _track_expiry(self, key: str, expires_at_s: float | None) -> None:
+        if expires_at_s is not None:
+            heapq.heappush(self._expiry_heap, (expires_at_s, key))
+            if len(self._expiry_heap) > self._heap_limit:
+                self._compact_expiry_heap()
+
+    def _make_room(self, weight: int, now_s: float) -> list[CacheEntry]:
         evicted: list[CacheEntry] = []
-        now_s = None
+        entries, victim = self._entries, self._policy.victim
         while self._used + weight > self.capacity:
-            key = self._policy.victim()
-            if not isinstance(key, str):
-                raise TypeError(f"{self.name}: policy returned a non-str key {key!r}")
-            value, size, expires_at_s = self._entries.pop(key)
+            key = victim()
+            value, size, expires_at_s = entries.pop(key)  # type: ignore[call-overload]
             self._used -= size if self.bounded_by_bytes else 1
-            if expires_at_s is not None:
-                now_s = self._now_s() if now_s is None else now_s
-                if expires_at_s <= now_s:
-                    self.expirations += 1
-                    continue
+            if expires_at_s is not None and expires_at_s <= now_s:
+                self.expirations += 1
+                continue
             self.evictions += 1
-            evicted.append(CacheEntry(key, value, size))
+            evicted.append(CacheEntry(key, value, size))  # type: ignore[arg-type]
         return evicted
+
+    def _compact_expiry_heap(self) -> None:
+        """Drop heap records of entries overwritten or gone (amortised O(1) per set)."""
+        self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
+        heapq.heapify(self._expiry_heap)
+        self._heap_limit = 2 * len(self._expiry_heap) + 1024
 
     def _drop(self, key: str, entry: _Entry) -> None:
         del self._entries[key]
@@ -148,7 +193,8 @@ class MemoryTier:
         evicted: list[CacheEntry] = []
         for key, value in items.items():
             evicted.extend(self.set(key, value, ttl_s))
-        return evicted
+        # A key evicted early in the batch and written again later is back: its old value is obsolete.
+        return [e for e in evicted if e.key not in self._entries]
 
     def purge_expired(self) -> int:
         now_s = self._now_s()
@@ -160,9 +206,8 @@ class MemoryTier:
             if entry is not None and entry[2] == expires_at_s:
                 self._drop(key, entry)
                 purged += 1
-        if len(heap) > 2 * len(self._entries) + 1024:
-            self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
-            heapq.heapify(self._expiry_heap)
+        if len(heap) > self._heap_limit:
+            self._compact_expiry_heap()
         self.expirations += purged
         return purged
 
@@ -172,7 +217,7 @@ class MemoryTier:
             raise ValueError(f"{self.name}: capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self._policy.resize(capacity)
-        return self._make_room(0)
+        return self._make_room(0, self._now_s())
 
     def keys(self) -> list[str]:
         return list(self._entries)

@@ -110,6 +110,16 @@ class HostLocated(Event):
 
 
 @event
+class ClusterIOSampled(Event):
+    """Network and disk use at one demand update: cluster-wide and on the busiest host."""
+
+    network_pct: float
+    disk_io_pct: float
+    network_host_max_pct: float
+    disk_io_host_max_pct: float
+
+
+@event
 class InjectedFaultStarted(Event):
     """A fault the model injected: a hook for components that react to it (Raft, the network).
 

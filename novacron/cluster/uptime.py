@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from novacron.cluster.events import (
+    ClusterIOSampled,
     HostFailed,
     HostUtilisationSampled,
     RunFinished,
     VMFailed,
     VMMoved,
     VMPlaced,
+    VMRequested,
     VMStopped,
 )
 from novacron.events import Event
@@ -96,6 +98,33 @@ def uptime_metrics(events: EventsByType) -> Metrics:
         metrics["cluster.vm_uptime_p1_pct"] = float(np.percentile(per_vm, 1))
         metrics["cluster.vm_uptime_min_pct"] = float(per_vm.min())
     return metrics
+
+
+def placement_latency_metrics(events: EventsByType) -> Metrics:
+    """Time from a VM's request to its first placement (a Raft-backed control plane's commit
+    latency and any leader failover show here; the direct plane decides at once)."""
+    requested = {e.vm_id: e.t_s for e in events.of(VMRequested)}
+    waits_ms: dict[str, float] = {}
+    for placed in events.of(VMPlaced):
+        asked = requested.get(placed.vm_id)
+        if asked is not None and placed.vm_id not in waits_ms:
+            waits_ms[placed.vm_id] = (placed.t_s - asked) * 1000.0
+    if not waits_ms:
+        return {}
+    waits = np.fromiter(waits_ms.values(), dtype=np.float64, count=len(waits_ms))
+    return {"cluster.placement_latency_p99_ms": float(np.percentile(waits, 99)),
+            "cluster.placement_latency_max_ms": float(waits.max())}
+
+
+def io_metrics(events: EventsByType) -> Metrics:
+    """Peak network and disk use: cluster-wide (mean over up hosts) and on the busiest host."""
+    samples = events.of(ClusterIOSampled)
+    if not samples:
+        return {}
+    return {"cluster.peak_network_pct": max(s.network_pct for s in samples),
+            "cluster.peak_disk_io_pct": max(s.disk_io_pct for s in samples),
+            "cluster.host_network_max_pct": max(s.network_host_max_pct for s in samples),
+            "cluster.host_disk_io_max_pct": max(s.disk_io_host_max_pct for s in samples)}
 
 
 def host_peak_metrics(events: EventsByType) -> Metrics:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 RESOURCES = ("cpu", "memory", "network", "io")
@@ -140,37 +141,42 @@ class AdmissionController:
     def update_host(self, host_id: str, load: HostLoad) -> None:
         self.loads[host_id] = load
 
-    def running_on(self, host_id: str) -> int:
-        return sum(1 for r in self.running.values() if host_id in (r.source_host_id, r.destination_host_id))
+    def _with(self, planned: Sequence[AdmissionRequest]) -> list[AdmissionRequest]:
+        return [*self.running.values(), *planned]
 
-    def vm_migrating(self, vm_id: str) -> bool:
-        return any(r.vm_id == vm_id for r in self.running.values())
+    def running_on(self, host_id: str, planned: Sequence[AdmissionRequest] = ()) -> int:
+        return sum(1 for r in self._with(planned) if host_id in (r.source_host_id, r.destination_host_id))
 
-    def committed(self, host_id: str, resource: str) -> float:
-        """Utilisation of a host with the cost of its running migrations added."""
+    def vm_migrating(self, vm_id: str, planned: Sequence[AdmissionRequest] = ()) -> bool:
+        return any(r.vm_id == vm_id for r in self._with(planned))
+
+    def committed(self, host_id: str, resource: str, planned: Sequence[AdmissionRequest] = ()) -> float:
+        """Utilisation of a host with the cost of its running (and planned) migrations added."""
         base = self.loads.get(host_id, HostLoad()).get(resource)
-        for r in self.running.values():
+        for r in self._with(planned):
             if r.source_host_id == host_id:
                 base += r.cost.source.get(resource)
             if r.destination_host_id == host_id:
                 base += r.cost.destination.get(resource)
         return base
 
-    def can_admit(self, request: AdmissionRequest, now_s: float) -> Decision:
+    def can_admit(self, request: AdmissionRequest, now_s: float, planned: Sequence[AdmissionRequest] = ()) -> Decision:
+        """Would ``request`` be admitted now, alongside the running migrations and ``planned`` ones
+        (requests a caller intends to start together with it)? Changes nothing."""
         p = self.policy
         if request.source_host_id == request.destination_host_id:
             return Decision(False, "source and destination are the same host")
-        if self.vm_migrating(request.vm_id):
+        if self.vm_migrating(request.vm_id, planned):
             return Decision(False, f"{request.vm_id} is already migrating")
-        if len(self.running) >= p.max_global:
+        if len(self.running) + len(planned) >= p.max_global:
             return Decision(False, f"{p.max_global} migrations already running")
         for host in (request.source_host_id, request.destination_host_id):
-            if self.running_on(host) >= p.max_per_host:
+            if self.running_on(host, planned) >= p.max_per_host:
                 return Decision(False, f"{host} already runs {p.max_per_host} migrations")
         for host, cost in ((request.source_host_id, request.cost.source),
                            (request.destination_host_id, request.cost.destination)):
             for resource in RESOURCES:
-                now_pct = self.committed(host, resource)
+                now_pct = self.committed(host, resource, planned)
                 after = now_pct + cost.get(resource)
                 evacuating = (host == request.source_host_id and resource in EVACUATION_RESOURCES
                               and now_pct > p.ceiling_pct(resource))
@@ -178,7 +184,7 @@ class AdmissionController:
                     return Decision(False, f"{host} {resource} would reach {after:.1f} % "
                                            f"(headroom {100 - p.ceiling_pct(resource):g} %)")
         assert self._bucket is not None
-        if self._bucket.available(now_s) < 1.0:
+        if self._bucket.available(now_s) < 1.0 + len(planned):
             return Decision(False, "rate limit: no token")
         return Decision(True, "admitted")
 

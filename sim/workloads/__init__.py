@@ -30,6 +30,8 @@ class VMSpec:
     diurnal_amplitude: float = 0.0
     diurnal_phase_days: float = 0.0
     burst_probability: float = 0.0
+    io_intensity: float = 1.0
+    """Network and disk traffic per busy vCPU, relative to the workload's average VM."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ VMs short-lived, most core-hours spent in the long-lived few (Resource Central, 
 Diurnal demand is a sinusoid with a one-day period; phases cluster around zero (one region's
 users share a day), so VM peaks coincide and the cluster peak is higher than the mean — the
 case capacity planning must cover. Bursts are drawn per demand update by the cluster model.
+Network and disk traffic follow CPU activity, scaled by a per-VM lognormal I/O intensity.
 
 Arrays are drawn in chunks, so a 50,000-VM workload costs a few numpy calls, not 50,000.
 """
@@ -29,6 +30,8 @@ from sim.workloads import VMSpec
 
 CHUNK = 4096
 UTILISATION_CONCENTRATION = 8.0
+IO_SIGMA = 0.5
+"""Lognormal sigma of VMs' I/O intensity: some VMs move far more bytes per busy core than others."""
 PHASE_SPREAD_DAYS = 0.04
 """Standard deviation of VMs' diurnal phase (about an hour): one region's users share a day."""
 
@@ -47,6 +50,7 @@ def synthetic_workload(scenario: Scenario, rng: np.random.Generator) -> Iterator
         flavours = rng.integers(0, len(w.vm_cpu_cores), size=n)
         utilisation = rng.beta(mean * UTILISATION_CONCENTRATION, (1 - mean) * UTILISATION_CONCENTRATION, size=n)
         phases = rng.normal(0.0, PHASE_SPREAD_DAYS, size=n)
+        io = rng.lognormal(-IO_SIGMA**2 / 2, IO_SIGMA, size=n)  # mean 1
         lifetimes = (lomax_lifetimes_s(rng, w.lifetime_mean_s, w.lifetime_shape, n)
                      if w.lifetime_mean_s is not None else None)
         for k in range(n):
@@ -57,4 +61,5 @@ def synthetic_workload(scenario: Scenario, rng: np.random.Generator) -> Iterator
                 cpu_cores=w.vm_cpu_cores[flavour], memory_gib=w.vm_memory_gib[flavour],
                 mean_cpu_utilisation=float(utilisation[k]), diurnal_amplitude=w.diurnal_amplitude,
                 diurnal_phase_days=float(phases[k]), burst_probability=w.burst_probability,
+                io_intensity=float(io[k]),
             )

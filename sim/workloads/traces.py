@@ -145,6 +145,21 @@ def read_azure_cpu_readings(path: str | Path) -> Iterator[AzureCPUReading]:
         yield AzureCPUReading(int(r[0]), r[1], float(r[2]), float(r[3]), float(r[4]))
 
 
+def azure_readings_files(path: str | Path) -> list[Path]:
+    """A readings file, or a directory's ``vm_cpu_readings-file-N-of-M`` files in N order."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    files = list(path.glob("vm_cpu_readings-file-*"))
+    return sorted(files, key=lambda p: int(p.name.split("-")[2]))
+
+
+def read_azure_cpu_readings_series(path: str | Path) -> Iterator[AzureCPUReading]:
+    """Every reading of a trace, file after file (the files partition the trace by time)."""
+    for file in azure_readings_files(path):
+        yield from read_azure_cpu_readings(file)
+
+
 # --- Google cluster data 2011 -----------------------------------------------------------------
 
 GOOGLE_SCHEDULE, GOOGLE_EVICT, GOOGLE_FAIL, GOOGLE_FINISH, GOOGLE_KILL, GOOGLE_LOST = 1, 2, 3, 4, 5, 6

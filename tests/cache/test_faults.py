@@ -108,3 +108,22 @@ def test_disk_tier_keeps_its_size_bound(tmp_path: Path) -> None:
     assert on_disk == tier.used_bytes
     assert tier.evictions > 0
     assert tier.get("k99") is not None and tier.get("k0") is None, "LRU keeps the newest"
+
+
+@pytest.mark.redis
+def test_real_cache_measures_latency_per_tier(redis_server: Any, tmp_path: Path) -> None:
+    from backends.cache_runtime import build_real_cache
+
+    log = InMemoryEventLog()
+    real = build_real_cache(redis_url=redis_server.url, l3_dir=tmp_path / "l3", l1_capacity_items=5)
+    real.hierarchy.events = Recorder(log, real.hierarchy.clock.now_s)
+    real.l2.prefix = f"rt-{uuid.uuid4().hex}:"
+    real.hierarchy.set_many({f"k{i}": b"x" * 100 for i in range(20)})
+    for i in [*range(15, 20), *range(15)]:  # the last five written are in L1
+        assert real.hierarchy.get(f"k{i}") == b"x" * 100
+    real.hierarchy.emit_stats()
+    by_tier = {e.cache_tier: e for e in log.of_type(CacheStatsSampled)}
+    assert by_tier["l2"].cache_hits == 15 and by_tier["l1"].cache_hits == 5
+    assert by_tier["l2"].cache_latency_mean_ms is not None and by_tier["l2"].cache_latency_mean_ms > 0
+    real.l2.clear()
+    real.close()

@@ -39,7 +39,9 @@ class HierarchyMachine(RuleBasedStateMachine):
         value, set_at_s = expected
         if got is not None:
             assert got == value, f"{key}: stale value {got!r}, latest is {value!r}"
-        elif self.clock.now_s() - set_at_s < L1_TTL_S:
+        elif self.clock.now_s() - set_at_s < L1_TTL_S - 1e-6:
+            # The margin: 3.2 + 5.0 - 3.2 is 4.999999999999999 in floating point, while the tier
+            # expires the entry at exactly set time + TTL; at the boundary expiry is legitimate.
             raise AssertionError(f"{key} set {self.clock.now_s() - set_at_s:g} s ago was lost")
 
     @rule(key=KEYS, value=VALUES)

@@ -189,3 +189,23 @@ def test_stats_sample_reports_only_the_interval() -> None:
     assert first.latency_p99_ms is not None and 0.5 <= first.latency_p99_ms < 0.55
     assert second.latency_mean_ms is None
     assert stats.totals()[0].hits == 3
+
+
+@given(ops=st.lists(st.tuples(st.integers(0, 9), st.floats(0, 5)), min_size=1, max_size=80),
+       half_life_s=st.sampled_from([0.5, 3.0, 50.0]))
+def test_tlru_victim_is_the_key_with_the_lowest_score(ops: list[tuple[int, float]], half_life_s: float) -> None:
+    tlru = TlruPolicy(half_life_s=half_life_s)
+    now_s = 0.0
+    held: set[int] = set()
+    for key, step_s in ops:
+        now_s += step_s
+        if key in held:
+            tlru.accessed(key, now_s)
+        else:
+            tlru.inserted(key, 1, now_s)
+            held.add(key)
+    while held:
+        scores = {k: tlru.score(k, now_s) for k in held}
+        victim = tlru.victim()
+        assert scores[victim] == pytest.approx(min(scores.values()), rel=1e-9)
+        held.remove(victim)  # type: ignore[arg-type]

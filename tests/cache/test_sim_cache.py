@@ -23,8 +23,8 @@ stats_interval_s = 30.0
 """
 
 
-def run(extra: str = "", seed: int = 11) -> tuple[list[object], dict[str, float]]:
-    ctx = simulate(loads_scenario(SMALL + extra, origin="test"), seed)
+def run(extra: str = "", seed: int = 11, base: str = SMALL) -> tuple[list[object], dict[str, float]]:
+    ctx = simulate(loads_scenario(base + extra, origin="test"), seed)
     events = list(ctx.log)
     metrics = compute_metrics(events)
     metrics.update(ctx.config_metrics)
@@ -82,3 +82,11 @@ def test_adaptive_l1_resizes_towards_target() -> None:
     assert resized, "a 500-item L1 over 5000 Zipf keys is below 85 % hits: it grows"
     assert all(r.cache_tier == "l1" for r in resized)
     assert resized[0].capacity_units > 500
+
+
+def test_every_request_is_counted_even_when_requests_run_to_the_end() -> None:
+    # Requests for longer than the run lasts, in batches that do not divide it.
+    events, metrics = run("tick_s = 7.0\n", base=SMALL.replace("active_s = 300.0", "active_s = 1000.0"))
+    assert metrics["cache.overall.requests"] > 0.9 * 100.0 * 400.0
+    last = max(e.t_s for e in events if isinstance(e, CacheStatsSampled))
+    assert last >= 400.0 - 7.0

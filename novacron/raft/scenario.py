@@ -1,0 +1,37 @@
+"""The ``[raft]`` scenario section: the managers, their network, timeouts and scripted faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from novacron.config import ConfigError, spec
+
+NETWORK_PROFILES = ("lan", "wan30", "wan80", "wan150", "fig16")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RaftSection:
+    managers: int = spec(5, min=1, max=7, doc="Raft managers (voters)")
+    network: str = spec("wan30", choices=NETWORK_PROFILES,
+                        doc="manager network profile: lan, wan30/wan80/wan150 (RTT in ms), fig16")
+    tick_ms: float = spec(10.0, min=0.1, max=1000, doc="Raft tick length")
+    heartbeat_ticks: int = spec(5, min=1, max=1000, doc="leader heartbeat interval in ticks")
+    election_ticks_min: int = spec(15, min=2, max=10000, doc="election timeout lower bound in ticks")
+    election_ticks_max: int = spec(30, min=2, max=10000, doc="election timeout upper bound in ticks")
+    pre_vote: bool = spec(True, doc="PreVote round before elections")
+    check_quorum: bool = spec(True, doc="leaders step down without a quorum; followers keep a lease")
+    formation_timeout_s: float = spec(120.0, min=1, max=3600, doc="give up on cluster formation after this")
+    simulate_s: float = spec(30.0, min=0, max=86400, doc="how long the managers are simulated (0 = not at all)")
+    leader_crash_at_s: float = spec(10.0, min=0, max=86400, doc="crash the leader at this time (0 = never)")
+    restart_after_s: float = spec(5.0, min=0, max=86400, doc="restart a crashed manager after this long")
+    partition_at_s: float = spec(20.0, min=0, max=86400,
+                                 doc="isolate the leader from the other managers at this time (0 = never)")
+    partition_duration_s: float = spec(3.0, min=0, max=86400, doc="heal the partition after this long")
+    command_interval_s: float = spec(1.0, min=0.001, max=3600,
+                                     doc="interval between placement/migration commands sent to the leader")
+    snapshot_every: int = spec(50, min=0, max=1_000_000, doc="compact the log every N applied entries (0 = never)")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_ticks < self.election_ticks_min <= self.election_ticks_max:
+            raise ConfigError(f"raft: need heartbeat_ticks < election_ticks_min <= election_ticks_max, got "
+                              f"{self.heartbeat_ticks}, {self.election_ticks_min}, {self.election_ticks_max}")

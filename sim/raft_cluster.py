@@ -1,0 +1,309 @@
+"""A simulated Raft cluster: managers, their disks, the network and one event queue.
+
+Theory of operation
+-------------------
+The driver is the sim runtime of ``novacron.raft``: it does for each ``RaftNode`` what a real
+manager process does -- tick it every ``tick_s``, hand it the messages the network delivers, and
+process its ``Ready`` (persist to the manager's ``MemoryStorage``, send the messages through the
+``NetworkModel``, apply committed entries to the state machine, compact into a snapshot every
+``snapshot_every`` applied entries).
+
+Time is a float in seconds and the queue is a binary heap of ``(time, seq, kind, ...)``; ``seq``
+breaks ties in insertion order, so a run is a pure function of its seed. Every manager ticks on
+its own phase (drawn once), as real processes do. A crash drops the node object (volatile state)
+and bumps the manager's incarnation so its pending ticks and in-flight deliveries are ignored;
+a restart builds a new node from the storage, which survived.
+
+``Hook`` objects observe the run (the invariant checker, the event reporter, the vopr clients);
+they are called after every step of a node, so checkers see every intermediate state.
+
+This runs outside SimPy for speed (the vopr runs tens of thousands of clusters); ``sim.raft``
+advances it inside a SimPy process for the scenario runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from random import Random
+
+from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState
+from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
+from novacron.raft.statemachine import KeyValueStateMachine, StateMachine
+from novacron.raft.storage import MemoryStorage
+from sim.network import NetworkModel
+
+TICK, DELIVER, CALL = 0, 1, 2
+MESSAGE_HEADER_BYTES = 64
+ENTRY_OVERHEAD_BYTES = 24
+
+
+def message_size_bytes(m: Message) -> int:
+    size = MESSAGE_HEADER_BYTES + len(m.context)
+    for entry in m.entries:
+        size += ENTRY_OVERHEAD_BYTES + len(entry.data)
+    if m.snapshot is not None:
+        size += len(m.snapshot.data) + 8 * len(m.snapshot.voters)
+    return size
+
+
+@dataclass
+class Manager:
+    node_id: int
+    storage: MemoryStorage
+    state_machine: StateMachine
+    tick_phase_s: float
+    node: RaftNode | None = None
+    incarnation: int = 0
+    pending_reads: list[ReadState] = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return self.node is not None
+
+
+class Hook:
+    """Observer of a cluster run; every method is optional."""
+
+    def stepped(self, cluster: RaftCluster, manager: Manager) -> None: ...
+
+    def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None: ...
+
+    def read_ready(self, cluster: RaftCluster, manager: Manager, read: ReadState) -> None: ...
+
+    def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None: ...
+
+    def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None: ...
+
+    def restarted(self, cluster: RaftCluster, manager: Manager) -> None: ...
+
+    def snapshot_installed(self, cluster: RaftCluster, manager: Manager, index: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    managers: int = 5
+    tick_s: float = 0.010
+    election_ticks_min: int = 15
+    election_ticks_max: int = 30
+    heartbeat_ticks: int = 5
+    pre_vote: bool = True
+    check_quorum: bool = True
+    snapshot_every: int = 0
+    max_entries_per_message: int = 64
+
+    def raft_config(self, node_id: int) -> RaftConfig:
+        return RaftConfig(node_id=node_id, election_ticks_min=self.election_ticks_min,
+                          election_ticks_max=self.election_ticks_max, heartbeat_ticks=self.heartbeat_ticks,
+                          pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                          max_entries_per_message=self.max_entries_per_message)
+
+
+class RaftCluster:
+    def __init__(self, settings: ClusterSettings, network: NetworkModel, rng: Random,
+                 state_machine: Callable[[], StateMachine] = KeyValueStateMachine,
+                 hooks: list[Hook] | None = None, node_class: Callable[..., RaftNode] = RaftNode) -> None:
+        self.settings = settings
+        self.network = network
+        self.rng = rng
+        self.hooks = list(hooks or [])
+        self.now_s = 0.0
+        self._queue: list[tuple[float, int, int, object, int]] = []
+        self._seq = 0
+        self._state_machine = state_machine
+        self._node_class = node_class
+        self.steps = 0
+        voters = tuple(range(1, settings.managers + 1))
+        self.managers: dict[int, Manager] = {}
+        for node_id in voters:
+            self.add_manager(node_id, Stored.bootstrap(voters))
+
+    # -- membership of the simulation ------------------------------------------------------------
+
+    def add_manager(self, node_id: int, stored: Stored) -> Manager:
+        manager = Manager(node_id, MemoryStorage(stored), self._state_machine(),
+                          tick_phase_s=self.rng.random() * self.settings.tick_s)
+        self.managers[node_id] = manager
+        self._boot(manager)
+        return manager
+
+    def _boot(self, manager: Manager) -> None:
+        manager.incarnation += 1
+        stored = manager.storage.stored()
+        manager.state_machine.restore(stored.snapshot.data)
+        rng = Random(self.rng.getrandbits(64))
+        manager.node = self._node_class(self.settings.raft_config(manager.node_id), rng, stored)
+        manager.pending_reads = []
+        first_tick = self.now_s + manager.tick_phase_s + self.settings.tick_s
+        self._push(first_tick, TICK, manager.node_id, manager.incarnation)
+        self._process_ready(manager)
+
+    def crash(self, node_id: int) -> None:
+        manager = self.managers[node_id]
+        if manager.node is None:
+            return
+        was_leader = manager.node.role == LEADER
+        manager.node = None
+        manager.incarnation += 1
+        for hook in self.hooks:
+            hook.crashed(self, manager, was_leader)
+
+    def restart(self, node_id: int) -> None:
+        manager = self.managers[node_id]
+        if manager.node is not None:
+            return
+        manager.state_machine = self._state_machine()
+        self._boot(manager)
+        for hook in self.hooks:
+            hook.restarted(self, manager)
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def alive(self) -> list[Manager]:
+        return [m for m in self.managers.values() if m.node is not None]
+
+    def leader(self) -> RaftNode | None:
+        """The live leader with the highest term, if any."""
+        best: RaftNode | None = None
+        for manager in self.managers.values():
+            node = manager.node
+            if node is not None and node.role == LEADER and (best is None or node.term > best.term):
+                best = node
+        return best
+
+    def node(self, node_id: int) -> RaftNode | None:
+        return self.managers[node_id].node
+
+    # -- client entry points -------------------------------------------------------------------------
+
+    def propose(self, node_id: int, data: bytes, kind: int = 0) -> tuple[int, int] | None:
+        manager = self.managers[node_id]
+        if manager.node is None:
+            return None
+        result = manager.node.propose(data, kind)
+        self._after_input(manager)
+        return result
+
+    def read_index(self, node_id: int, context: bytes) -> bool:
+        manager = self.managers[node_id]
+        if manager.node is None:
+            return False
+        accepted = manager.node.read_index(context)
+        self._after_input(manager)
+        return accepted
+
+    def propose_conf_change(self, node_id: int, change: ConfChange) -> tuple[int, int] | None:
+        return self.propose(node_id, change.encode(), EntryKind.CONF_CHANGE)
+
+    def transfer_leadership(self, node_id: int, target: int) -> bool:
+        manager = self.managers[node_id]
+        if manager.node is None:
+            return False
+        accepted = manager.node.transfer_leadership(target)
+        self._after_input(manager)
+        return accepted
+
+    def campaign(self, node_id: int) -> None:
+        manager = self.managers[node_id]
+        if manager.node is not None:
+            manager.node.campaign()
+            self._after_input(manager)
+
+    # -- the event loop ------------------------------------------------------------------------------
+
+    def schedule(self, at_s: float, action: Callable[[], None]) -> None:
+        self._push(at_s, CALL, action, 0)
+
+    def _push(self, at_s: float, kind: int, payload: object, tag: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at_s, self._seq, kind, payload, tag))
+
+    def next_time_s(self) -> float | None:
+        return self._queue[0][0] if self._queue else None
+
+    def run_until(self, until_s: float, stop: Callable[[], bool] | None = None) -> bool:
+        """Process events up to ``until_s``; returns True if ``stop()`` became true first."""
+        queue = self._queue
+        while queue and queue[0][0] <= until_s:
+            at_s, _, kind, payload, tag = heapq.heappop(queue)
+            self.now_s = at_s
+            self._dispatch(kind, payload, tag)
+            if stop is not None and stop():
+                return True
+        self.now_s = max(self.now_s, until_s)
+        return False
+
+    def _dispatch(self, kind: int, payload: object, tag: int) -> None:
+        if kind == TICK:
+            manager = self.managers[payload]  # type: ignore[index]
+            if manager.node is None or manager.incarnation != tag:
+                return
+            self._push(self.now_s + self.settings.tick_s, TICK, payload, tag)
+            manager.node.tick()
+            self._after_input(manager)
+        elif kind == DELIVER:
+            message: Message = payload  # type: ignore[assignment]
+            manager = self.managers.get(message.dst)  # type: ignore[assignment]
+            if manager is None or manager.node is None:
+                return
+            manager.node.step(message)
+            self._after_input(manager)
+        else:
+            payload()  # type: ignore[operator]
+
+    def _after_input(self, manager: Manager) -> None:
+        self.steps += 1
+        node = manager.node
+        if node is not None and node.has_ready():
+            self._process_ready(manager)
+        for hook in self.hooks:
+            hook.stepped(self, manager)
+
+    def _process_ready(self, manager: Manager) -> None:
+        node = manager.node
+        assert node is not None
+        old_role, old_leader = node._prev_soft.role, node._prev_soft.leader
+        ready = node.ready()
+        manager.storage.save(ready)
+        if ready.snapshot is not None:
+            manager.state_machine.restore(ready.snapshot.data)
+            for hook in self.hooks:
+                hook.snapshot_installed(self, manager, ready.snapshot.index)
+        for m in ready.messages:
+            for at_s in self.network.transmit(m.src, m.dst, message_size_bytes(m), self.now_s):
+                self._push(at_s, DELIVER, m, 0)
+        for entry in ready.committed_entries:
+            manager.state_machine.apply(entry)
+            for hook in self.hooks:
+                hook.applied(self, manager, entry)
+        manager.pending_reads.extend(ready.read_states)
+        node.advance(ready)
+        self._serve_reads(manager, node)
+        self._maybe_compact(manager, node)
+        if ready.soft_state is not None:
+            for hook in self.hooks:
+                hook.role_changed(self, manager, old_role, old_leader)
+
+    def _serve_reads(self, manager: Manager, node: RaftNode) -> None:
+        if not manager.pending_reads:
+            return
+        waiting = []
+        for read in manager.pending_reads:
+            if node.log.applied >= read.index:
+                for hook in self.hooks:
+                    hook.read_ready(self, manager, read)
+            else:
+                waiting.append(read)
+        manager.pending_reads = waiting
+
+    def _maybe_compact(self, manager: Manager, node: RaftNode) -> None:
+        every = self.settings.snapshot_every
+        if every and node.log.applied - node.log.snapshot.index >= every:
+            snapshot = node.compact(node.log.applied, manager.state_machine.snapshot())
+            manager.storage.compact(snapshot)
+
+
+def leader_id(cluster: RaftCluster) -> int:
+    node = cluster.leader()
+    return node.id if node is not None else NO_NODE

@@ -1,0 +1,147 @@
+"""Timing experiments on simulated Raft clusters: elections after a leader crash, formation.
+
+Theory of operation
+-------------------
+Figure 16 of the Raft paper (section 9.3) measures "the time to detect and replace a crashed
+leader" in a five-server cluster whose broadcast time is about 15 ms, for election timeouts
+drawn from 150-150, 150-151, 150-155, 150-175, 150-200 and 150-300 ms. The paper's finding: a
+little randomness (5 ms) already removes most split votes, and with 150-300 ms nearly every
+election finishes well under half a second, while without randomness (150-150) elections drag
+on through repeated split votes (a long tail beyond 10 s).
+
+``election_times_after_crash`` reproduces the procedure: one cluster is kept running; in each
+trial the leader is crashed at a random point of its heartbeat cycle (a uniform wait after the
+previous trial's election), the time until another server becomes leader is recorded, and the
+crashed server is restarted (it keeps its disk). The paper's experiment ran the original Raft
+algorithm, so ``fig16_settings`` turns PreVote and CheckQuorum off and uses 1 ms ticks (the
+timeout ranges differ by 1 ms); ``lan_settings`` is the NovaCron default (10 ms ticks, 15-30
+ticks, PreVote and CheckQuorum on).
+
+``formation_times`` boots fresh clusters and records when every manager knows a committed entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from novacron.raft.node import LEADER
+from novacron.seeding import RunSeeds
+from sim.network import PROFILES, LinkProfile, NetworkModel
+from sim.raft_cluster import ClusterSettings, RaftCluster
+
+FIG16_RANGES_MS: tuple[tuple[int, int], ...] = ((150, 150), (150, 151), (150, 155), (150, 175), (150, 200),
+                                                (150, 300))
+ELECTION_GIVE_UP_S = 60.0
+
+
+def fig16_settings(low_ms: int, high_ms: int) -> ClusterSettings:
+    return ClusterSettings(managers=5, tick_s=0.001, election_ticks_min=low_ms, election_ticks_max=high_ms,
+                           heartbeat_ticks=50, pre_vote=False, check_quorum=False)
+
+
+def lan_settings(managers: int = 5) -> ClusterSettings:
+    return ClusterSettings(managers=managers)
+
+
+def _leader_term(cluster: RaftCluster) -> tuple[int, int]:
+    node = cluster.leader()
+    return (node.id, node.term) if node is not None else (0, 0)
+
+
+def election_times_after_crash(settings: ClusterSettings, profile: LinkProfile, trials: int, seed: int,
+                               progress: Callable[[int], object] | None = None) -> list[float]:
+    """Milliseconds from a leader crash until a new leader exists, ``trials`` times."""
+    seeds = RunSeeds(seed)
+    rng = seeds.python("experiment.crash-times")
+    cluster = RaftCluster(settings, NetworkModel(profile, seeds.python("experiment.network")),
+                          seeds.python("experiment.cluster"))
+    cluster.run_until(ELECTION_GIVE_UP_S, stop=lambda: cluster.leader() is not None)
+    heartbeat_s = settings.heartbeat_ticks * settings.tick_s
+    times_ms: list[float] = []
+    for trial in range(trials):
+        cluster.run_until(cluster.now_s + 2 * heartbeat_s + rng.random() * heartbeat_s)
+        old = cluster.leader()
+        if old is None:
+            cluster.run_until(cluster.now_s + ELECTION_GIVE_UP_S, stop=lambda: cluster.leader() is not None)
+            continue
+        old_id, old_term = old.id, old.term
+        crashed_at = cluster.now_s
+        cluster.crash(old_id)
+
+        def replaced(old_term: int = old_term) -> bool:
+            node = cluster.leader()
+            return node is not None and node.term > old_term and node.role == LEADER
+        cluster.run_until(crashed_at + ELECTION_GIVE_UP_S, stop=replaced)
+        times_ms.append((cluster.now_s - crashed_at) * 1000)
+        cluster.restart(old_id)
+        if progress is not None:
+            progress(trial)
+    return times_ms
+
+
+def formation_times(settings: ClusterSettings, profile: LinkProfile, trials: int, seed: int) -> list[float]:
+    """Seconds from boot until every manager knows a committed entry, one fresh cluster per trial."""
+    times_s = []
+    for trial in range(trials):
+        seeds = RunSeeds(seed + trial)
+        cluster = RaftCluster(settings, NetworkModel(profile, seeds.python("formation.network")),
+                              seeds.python("formation.cluster"))
+
+        cluster.run_until(ELECTION_GIVE_UP_S * 2, stop=lambda c=cluster: _formed(c))  # type: ignore[misc]
+        times_s.append(cluster.now_s)
+    return times_s
+
+
+def _formed(cluster: RaftCluster) -> bool:
+    return all(m.node is not None and m.node.log.committed >= 1 for m in cluster.managers.values())
+
+
+def fig16(trials: int, seed: int, ranges: Sequence[tuple[int, int]] = FIG16_RANGES_MS,
+          progress: Callable[[int], object] | None = None) -> dict[str, list[float]]:
+    """Election times (ms) after a leader crash per timeout range, as in Figure 16 of the paper."""
+    results: dict[str, list[float]] = {}
+    for low, high in ranges:
+        settings = fig16_settings(low, high)
+        results[f"{low}-{high}ms"] = election_times_after_crash(settings, PROFILES["fig16"], trials,
+                                                                seed, progress)
+    return results
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def plot_fig16(results: dict[str, list[float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, times in results.items():
+        ordered = sorted(times)
+        ax.step(ordered, [(i + 1) / len(ordered) * 100 for i in range(len(ordered))], where="post", label=label)
+    ax.set(xscale="log", xlabel="time without leader after the leader crashed (ms)",
+           ylabel="cumulative percent of trials", title="Raft paper Figure 16, in simulation (5 managers)")
+    ax.set_xlim(100, max(10_000, max(max(t) for t in results.values()) * 1.1))
+    ax.axvline(500, color="grey", ls=":", lw=1)
+    ax.legend(title="election timeout", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarise(results: dict[str, list[float]]) -> list[str]:
+    lines = [f"{'timeouts':>12} {'trials':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>9} {'<500ms':>7}"]
+    for label, times in results.items():
+        within = sum(t < 500 for t in times) / max(1, len(times)) * 100
+        lines.append(f"{label:>12} {len(times):>6} {percentile(times, 50):8.1f} {percentile(times, 90):8.1f} "
+                     f"{percentile(times, 99):8.1f} {max(times):9.1f} {within:6.1f}%")
+    return lines
+
+
