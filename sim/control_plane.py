@@ -126,5 +126,7 @@ class DirectControlPlane:
 
     def _some_host_fits(self, vm: VMRequest) -> bool:
         inv = self._inv
+        if inv.can_place is not None:  # the scheduler's filters (headroom...) are stricter than fit
+            return inv.can_place(vm.vm_id, vm.cpu_cores, vm.memory_gib)
         return bool(np.any(inv.host_up & (inv.cpu_capacity - inv.cpu_allocated >= vm.cpu_cores)
                            & (inv.memory_capacity_gib - inv.memory_allocated_gib >= vm.memory_gib)))
