@@ -54,6 +54,7 @@ class ClientApi:
         self.runtime = runtime
         self.queued: list[tuple[ClientConnection, int, bytes]] = []
         self.waiters: dict[int, tuple[int, list[Waiter]]] = {}
+        self.reads_queued: list[tuple[ClientConnection, int, str]] = []
         self.reads_confirming: dict[bytes, tuple[ClientConnection, int, str]] = {}
         self.reads_applying: list[tuple[int, ClientConnection, int, str]] = []
         self.was_leader = False
@@ -154,11 +155,17 @@ class ClientApi:
     # -- linearizable reads (ReadIndex) --------------------------------------------------------
 
     def _start_read(self, conn: ClientConnection, request_id: int, key: str) -> None:
-        context = f"r{next(self._read_ids)}".encode()
-        if self.runtime.node.role != LEADER or not self.runtime.node.read_index(context):
-            self._not_leader(conn, request_id)
-            return
-        self.reads_confirming[context] = (conn, request_id, key)
+        self.reads_queued.append((conn, request_id, key))
+
+    def start_queued_reads(self) -> None:
+        """Called by the Ready loop (the node may not be touched while a Ready is being persisted)."""
+        queued, self.reads_queued = self.reads_queued, []
+        for conn, request_id, key in queued:
+            context = f"r{next(self._read_ids)}".encode()
+            if self.runtime.node.role != LEADER or not self.runtime.node.read_index(context):
+                self._not_leader(conn, request_id)
+            else:
+                self.reads_confirming[context] = (conn, request_id, key)
 
     def reads_ready(self, read_states: list[ReadState]) -> None:
         for state in read_states:
