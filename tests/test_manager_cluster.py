@@ -3,8 +3,9 @@
 Each manager is ``python -m novacron manager`` in its own process (``LocalCluster``), with its
 SQLite log in a temporary directory. The scenario follows the Raft paper's guarantees:
 
-- Election Safety / liveness (section 5.2): a leader emerges, and after SIGKILL of the leader a
-  new leader is elected among the survivors and commits (section 5.4.2: an entry of its term).
+- Election Safety / liveness (section 5.2): a leader emerges, and after SIGKILL of the leader
+  (while proposals are in flight) a new leader is elected among the survivors and commits
+  (section 5.4.2: an entry of its term).
 - Leader Completeness and State Machine Safety (sections 5.4.1, 5.4.3): every proposal
   acknowledged as committed, before or after the failover, is applied by every manager at the
   same ``(log_index, batch_position)`` after ALL managers were SIGKILLed and restarted from disk;
@@ -108,9 +109,16 @@ async def _scenario(cluster: LocalCluster) -> None:
         table = cluster_status_table(cluster)
         assert "leader" in table and f"{first['id']}" in table, table
 
+        # SIGKILL the leader while proposals are in flight: those acknowledged must survive.
+        during = [f"during-{next(counter)}" for _ in range(500)]
+        stream = asyncio.create_task(propose_all(client, during, acked))
+        while len(acked) < 1100 and not stream.done():
+            await asyncio.sleep(0.005)
+        print(f"killing leader {first['id']} with {len(acked) - 1000} of {len(during)} in-flight-phase proposals acked")
         cluster.kill(first["id"], signal.SIGKILL)
         survivors = set(cluster.ids) - {first["id"]}
         second = await cluster.wait_for_leader(among=survivors)
+        await stream
         assert second["id"] != first["id"] and second["term"] > first["term"]
         assert "unreachable" in cluster_status_table(cluster)
         after = [f"after-{next(counter)}" for _ in range(200)]
