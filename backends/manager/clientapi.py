@@ -133,6 +133,10 @@ class ClientApi:
                 self._not_leader(conn, request_id)
             return
         index, term = placed
+        overwritten = self.waiters.pop(index, None)
+        if overwritten is not None:  # proposed here in an earlier term, then truncated away
+            for conn, request_id in overwritten[1]:
+                self.answer(conn, {"id": request_id, "ok": False, "error": "dropped"})
         self.waiters[index] = (term, [(conn, request_id) for conn, request_id, _ in batch])
 
     def entry_applied(self, entry: Entry) -> None:
