@@ -14,7 +14,8 @@ that arrive together are handled by one ``Ready``:
    never leaves before it is durable (Raft paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
    the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
-3. compact the log into a snapshot every ``snapshot_every`` entries, and checkpoint the SQLite
+3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
+   of applied entry data (whichever comes first), and checkpoint the SQLite
    WAL in a worker thread once it has grown by 16 MB (never inside a Ready's commit).
 
 Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
@@ -66,6 +67,7 @@ class ManagerConfig:
     client_port: int = 0
     tick_ms: float = 10.0
     snapshot_every: int = 5000
+    snapshot_every_bytes: int = 64 * 1024 * 1024
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     seed: int | None = None
@@ -93,6 +95,7 @@ class ManagerRuntime:
                       if pid != self.id}
         self._inbox: list[Message] = []
         self._ticks_due = 0
+        self._applied_bytes = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"manager-{self.id}-disk")
@@ -239,6 +242,7 @@ class ManagerRuntime:
             self._send(ready.messages)
             for entry in ready.committed_entries:
                 self.state.apply(entry)
+                self._applied_bytes += len(entry.data)
                 self.api.entry_applied(entry)
             self._observe(ready)
             self.api.reads_ready(ready.read_states)
@@ -273,7 +277,9 @@ class ManagerRuntime:
 
     def _maybe_compact(self) -> None:
         applied = self.node.log.applied
-        if applied - self.node.log.snapshot.index >= self.config.snapshot_every:
+        if (applied - self.node.log.snapshot.index >= self.config.snapshot_every
+                or self._applied_bytes >= self.config.snapshot_every_bytes):
+            self._applied_bytes = 0
             self.store.compact(self.node.compact(applied, self.state.snapshot()))
 
     def _observe(self, ready: Ready) -> None:
