@@ -195,21 +195,18 @@ def _record(name: str, benchmark: Any, result: dict[str, Any]) -> None:
     print(f"\n{name}: {json.dumps(result)}")
 
 
-@pytest.mark.parametrize("payload_bytes", [10, 1024])
-def test_novacron_managers(benchmark: Any, payload_bytes: int, tmp_path: Path) -> None:
+RUNNERS = {"novacron": run_novacron, "pysyncobj": run_pysyncobj}
+
+
+@pytest.mark.parametrize(("payload_bytes", "system"),
+                         [(10, "novacron"), (10, "pysyncobj"), (1024, "novacron"), (1024, "pysyncobj")])
+def test_committed_proposals_per_second(benchmark: Any, payload_bytes: int, system: str, tmp_path: Path) -> None:
+    """Interleaved (each payload: managers, then PySyncObj) so a change in the machine's load hits both."""
     benchmark.group = f"managers-{payload_bytes}B"
-    result = benchmark.pedantic(run_novacron, args=(payload_bytes, tmp_path / "managers"), rounds=1, iterations=1)
-    _record(f"novacron-{payload_bytes}B", benchmark, result)
+    result = benchmark.pedantic(RUNNERS[system], args=(payload_bytes, tmp_path / system), rounds=1, iterations=1)
+    _record(f"{system}-{payload_bytes}B", benchmark, result)
     assert result["replicas_equal"], result
-
-
-@pytest.mark.parametrize("payload_bytes", [10, 1024])
-def test_pysyncobj(benchmark: Any, payload_bytes: int, tmp_path: Path) -> None:
-    benchmark.group = f"managers-{payload_bytes}B"
-    result = benchmark.pedantic(run_pysyncobj, args=(payload_bytes, tmp_path / "pysyncobj"), rounds=1,
-                                iterations=1)
-    _record(f"pysyncobj-{payload_bytes}B", benchmark, result)
-    ours = RESULTS.get(f"novacron-{payload_bytes}B")
-    if ours is not None:
-        ratio = ours["throughput_ops_s"] / max(1, result["throughput_ops_s"])
+    ours, theirs = RESULTS.get(f"novacron-{payload_bytes}B"), RESULTS.get(f"pysyncobj-{payload_bytes}B")
+    if ours is not None and theirs is not None:
+        ratio = ours["throughput_ops_s"] / max(1, theirs["throughput_ops_s"])
         print(f"novacron / pysyncobj at {payload_bytes} B: {ratio:.2f}x")

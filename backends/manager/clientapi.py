@@ -54,6 +54,7 @@ class ClientApi:
         self.runtime = runtime
         self.queued: list[tuple[ClientConnection, int, bytes]] = []
         self.waiters: dict[int, tuple[int, list[Waiter]]] = {}
+        self.reads_queued: list[tuple[ClientConnection, int, str]] = []
         self.reads_confirming: dict[bytes, tuple[ClientConnection, int, str]] = {}
         self.reads_applying: list[tuple[int, ClientConnection, int, str]] = []
         self.was_leader = False
@@ -132,6 +133,10 @@ class ClientApi:
                 self._not_leader(conn, request_id)
             return
         index, term = placed
+        overwritten = self.waiters.pop(index, None)
+        if overwritten is not None:  # proposed here in an earlier term, then truncated away
+            for conn, request_id in overwritten[1]:
+                self.answer(conn, {"id": request_id, "ok": False, "error": "dropped"})
         self.waiters[index] = (term, [(conn, request_id) for conn, request_id, _ in batch])
 
     def entry_applied(self, entry: Entry) -> None:
@@ -154,11 +159,17 @@ class ClientApi:
     # -- linearizable reads (ReadIndex) --------------------------------------------------------
 
     def _start_read(self, conn: ClientConnection, request_id: int, key: str) -> None:
-        context = f"r{next(self._read_ids)}".encode()
-        if self.runtime.node.role != LEADER or not self.runtime.node.read_index(context):
-            self._not_leader(conn, request_id)
-            return
-        self.reads_confirming[context] = (conn, request_id, key)
+        self.reads_queued.append((conn, request_id, key))
+
+    def start_queued_reads(self) -> None:
+        """Called by the Ready loop (the node may not be touched while a Ready is being persisted)."""
+        queued, self.reads_queued = self.reads_queued, []
+        for conn, request_id, key in queued:
+            context = f"r{next(self._read_ids)}".encode()
+            if self.runtime.node.role != LEADER or not self.runtime.node.read_index(context):
+                self._not_leader(conn, request_id)
+            else:
+                self.reads_confirming[context] = (conn, request_id, key)
 
     def reads_ready(self, read_states: list[ReadState]) -> None:
         for state in read_states:

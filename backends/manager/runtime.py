@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 The core (``novacron.raft.RaftNode``) does no I/O; this runtime drives it exactly as
 ``novacron/raft/__init__.py`` prescribes. Every input -- a frame of messages from a peer, a
-client request, the 10 ms tick -- is handled synchronously on the asyncio loop and then schedules
-one ``_drive`` (``call_soon``), so inputs that arrive together are handled by one ``Ready``:
+client request, the 10 ms tick -- is queued and wakes ONE task, the drive task, which owns the
+node: it steps the queued messages, ticks, and then works through ``Ready`` cycles, so inputs
+that arrive together are handled by one ``Ready``:
 
 1. queued client proposals are packed into one log entry and proposed (``replicated``);
 2. while the node has a ``Ready``: persist it in ONE SQLite transaction (fsynced,
@@ -13,12 +14,15 @@ one ``_drive`` (``call_soon``), so inputs that arrive together are handled by on
    never leaves before it is durable (Raft paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
    the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
-3. compact the log into a snapshot every ``snapshot_every`` entries, and checkpoint the SQLite
+3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
+   of applied entry data (whichever comes first), and checkpoint the SQLite
    WAL in a worker thread once it has grown by 16 MB (never inside a Ready's commit).
 
-``_drive`` never awaits, so nothing can call ``tick``/``step`` between ``ready()`` and
-``advance()``. The fsync blocks the loop for a few milliseconds; meanwhile new frames wait in
-the kernel and are handled together afterwards, which is where the batching comes from.
+Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
+``ready()`` and ``advance()``. The save (one transaction, one fsync) runs in a dedicated disk
+thread: while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
+proposals, which the next cycle handles together -- that is where the batching comes from. An
+exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
 
 Ticks follow the monotonic clock but catch up at most ``MAX_CATCH_UP_TICKS`` after the loop was
 busy: a stall of this process is no evidence that the leader died (its heartbeats are sitting
@@ -28,6 +32,7 @@ unread in our socket), and counting it would start needless elections.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -62,6 +67,7 @@ class ManagerConfig:
     client_port: int = 0
     tick_ms: float = 10.0
     snapshot_every: int = 5000
+    snapshot_every_bytes: int = 64 * 1024 * 1024
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     seed: int | None = None
@@ -87,11 +93,18 @@ class ManagerRuntime:
         self.api = ClientApi(self)
         self.links = {pid: PeerLink(self.id, pid, host, port) for pid, (host, port) in config.peers.items()
                       if pid != self.id}
-        self._drive_scheduled = False
+        self._inbox: list[Message] = []
+        self._ticks_due = 0
+        self._applied_bytes = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"manager-{self.id}-disk")
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.connections: set[asyncio.StreamWriter] = set()
         self._checkpoint: asyncio.Future[None] | None = None
+        self._driver: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
         """Inbound peer and client connections, closed with the runtime."""
         self._tasks: list[asyncio.Task[None]] = []
         self._last_term = stored.hard_state.term
@@ -117,16 +130,32 @@ class ManagerRuntime:
             link.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._tick_forever(), name="tick"))
+        self._driver = loop.create_task(self._drive_forever(), name="drive")
+        self._driver.add_done_callback(self._driver_done)
         print(f"novacron manager {self.id}: raft {host}:{port} clients {self.config.client_host}:"
               f"{self.client_port} data {self.config.data_dir}", flush=True)
         self._schedule_drive()
         await self._stop.wait()
         await self.close()
+        if self.failure is not None:
+            raise self.failure
 
     def stop(self) -> None:
         self._stop.set()
 
+    def _driver_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # A safety violation or a storage failure: this manager must not go on.
+            self.failure = task.exception()
+            log.error("manager %d: stopping after an error in the Ready loop: %r", self.id, self.failure)
+            self._stop.set()
+
     async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._driver is not None:
+            with contextlib.suppress(Exception):
+                await self._driver  # finishes the Ready in progress: never close the store under a save
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -142,6 +171,7 @@ class ManagerRuntime:
                 await self._checkpoint
         self.events.flush()
         self.events.close()
+        self._disk.shutdown(wait=True)
         self.store.close()
 
     # -- inputs --------------------------------------------------------------------------------
@@ -153,8 +183,7 @@ class ManagerRuntime:
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             due = int((time.monotonic() - next_tick) / tick_s) + 1
             next_tick += due * tick_s
-            for _ in range(min(due, MAX_CATCH_UP_TICKS)):
-                self.node.tick()
+            self._ticks_due = min(self._ticks_due + due, MAX_CATCH_UP_TICKS)
             self._schedule_drive()
 
     async def _handle_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -177,27 +206,43 @@ class ManagerRuntime:
             writer.close()
 
     def step(self, message: Message) -> None:
+        """Queue a peer's message; the drive task steps it (never while a Ready is being persisted)."""
         if message.dst == self.id:
-            self.node.step(message)
+            self._inbox.append(message)
 
     def _schedule_drive(self) -> None:
-        if not self._drive_scheduled:
-            self._drive_scheduled = True
-            asyncio.get_running_loop().call_soon(self._drive)
+        self._wake.set()
 
     # -- the Ready cycle -----------------------------------------------------------------------
 
-    def _drive(self) -> None:
-        self._drive_scheduled = False
+    async def _drive_forever(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._drive()
+
+    async def _drive(self) -> None:
+        inbox, self._inbox = self._inbox, []
+        for message in inbox:
+            self.node.step(message)
+        ticks, self._ticks_due = self._ticks_due, 0
+        for _ in range(ticks):
+            self.node.tick()
         self.api.propose_queued()
+        self.api.start_queued_reads()
+        loop = asyncio.get_running_loop()
         while self.node.has_ready():
             ready = self.node.ready()
-            self.store.save(ready)  # durable (fsynced) before any message of this Ready is sent
+            if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+                # Durable (fsynced) before any message of this Ready is sent. The disk thread
+                # lets the loop keep reading sockets meanwhile; what arrives waits in the inbox.
+                await loop.run_in_executor(self._disk, self.store.save, ready)
             if ready.snapshot is not None:
                 self._install_snapshot(ready)
             self._send(ready.messages)
             for entry in ready.committed_entries:
                 self.state.apply(entry)
+                self._applied_bytes += len(entry.data)
                 self.api.entry_applied(entry)
             self._observe(ready)
             self.api.reads_ready(ready.read_states)
@@ -206,7 +251,7 @@ class ManagerRuntime:
         self._maybe_compact()
         self.api.flush()
         if self.store.needs_checkpoint() and self._checkpoint is None:
-            self._checkpoint = asyncio.get_running_loop().run_in_executor(None, self.store.checkpoint)
+            self._checkpoint = loop.run_in_executor(None, self.store.checkpoint)
             self._checkpoint.add_done_callback(self._checkpoint_done)
 
     def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
@@ -232,7 +277,9 @@ class ManagerRuntime:
 
     def _maybe_compact(self) -> None:
         applied = self.node.log.applied
-        if applied - self.node.log.snapshot.index >= self.config.snapshot_every:
+        if (applied - self.node.log.snapshot.index >= self.config.snapshot_every
+                or self._applied_bytes >= self.config.snapshot_every_bytes):
+            self._applied_bytes = 0
             self.store.compact(self.node.compact(applied, self.state.snapshot()))
 
     def _observe(self, ready: Ready) -> None:
