@@ -15,7 +15,7 @@ from backends.clock import MonotonicClock
 from backends.disk_tier import DiskTier
 from backends.redis_tier import RedisTier
 from novacron.cache.hierarchy import CacheHierarchy, HierarchyOptions, WriteMode
-from novacron.cache.memory import MemoryTier
+from novacron.cache.memory import CLEANUP_INTERVAL_S, L1_CAPACITY_ITEMS, L1_TTL_S, MemoryTier
 from novacron.ports import EventSink
 
 
@@ -32,7 +32,8 @@ class RealCache:
 
 
 def build_real_cache(*, redis_url: str, l3_dir: str | Path, events: EventSink | None = None,
-                     l1_capacity_items: int = 10_000, l1_ttl_s: float = 300.0, cleanup_interval_s: float = 30.0,
+                     l1_capacity_items: int = L1_CAPACITY_ITEMS, l1_ttl_s: float = L1_TTL_S,
+                     cleanup_interval_s: float = CLEANUP_INTERVAL_S,
                      l2_ttl_s: float = 3600.0, l3_capacity_bytes: int = 10 * 2**30, l3_ttl_s: float | None = None,
                      policy: str = "lru", write_mode: WriteMode = "through",
                      clock: MonotonicClock | None = None) -> RealCache:

@@ -11,15 +11,17 @@ file in the same directory and are renamed over the target (``os.replace`` is at
 so a reader sees the old file or the new one, never half of one; ``fsync=True`` also makes them
 durable across power loss, at the cost of one flush per write.
 
-An in-memory index (key -> stored bytes) is rebuilt from the file headers at start-up; the size
-bound (``capacity_bytes``, counted in stored, compressed bytes) is kept by an LRU from the core's
-``policies`` module. Expiry times are wall-clock seconds (files outlive processes); the clock is
+An in-memory index (key -> stored bytes) is rebuilt from the file headers at start-up, oldest
+file first; the size bound (``capacity_bytes``, counted in stored, compressed bytes) is kept by
+an LRU from the core's ``policies`` module. One process owns a directory (the index is not
+shared). Expiry times are wall-clock seconds (files outlive processes); the clock is
 injectable for tests. L3 is the last tier, so what it evicts is dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import os
 import struct
@@ -75,17 +77,19 @@ def decode_entry(blob: bytes, decompressor: zstandard.ZstdDecompressor) -> tuple
 class DiskTier:
     def __init__(self, root: str | os.PathLike[str], name: str = "l3", *, capacity_bytes: int = 1 << 30,
                  default_ttl_s: float | None = None, clock: Clock | None = None, level: int = 3,
-                 fsync: bool = False) -> None:
+                 fsync: bool = False, verify_on_start: bool = False) -> None:
         self.name = name
         self.root = Path(root)
         self.capacity_bytes = capacity_bytes
         self.default_ttl_s = default_ttl_s
         self.clock = clock or WallClock()
         self.fsync = fsync
+        self.verify_on_start = verify_on_start
         self._compressor = zstandard.ZstdCompressor(level=level)
         self._decompressor = zstandard.ZstdDecompressor()
         self._stored: dict[str, tuple[int, float | None]] = {}
         self._lru = LruPolicy()
+        self._expiry_heap: list[tuple[float, str]] = []
         self.used_bytes = 0
         self.corrupt_entries = 0
         self.evictions = 0
@@ -97,22 +101,49 @@ class DiskTier:
         return self.root / name[:2] / name
 
     def _rebuild_index(self) -> None:
-        for path in sorted(self.root.glob("*/*")):
+        """Index the entries already on disk, oldest first (so LRU order survives a restart).
+
+        Only headers are read (start-up stays fast with gigabytes of entries); a body that is
+        corrupt is found, counted and removed when it is first read. ``verify_on_start`` checks
+        every checksum now instead."""
+        found = []
+        for path in self.root.glob("*/*"):
             if path.name.startswith(".tmp-"):
-                path.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)  # a write that never reached its rename
                 continue
             try:
-                key, _value, expires_at_s = decode_entry(path.read_bytes(), self._decompressor)
+                stat = path.stat()
+                key, expires_at_s = self._read_header(path)
             except (CorruptEntry, OSError, UnicodeDecodeError):
                 self.corrupt_entries += 1
                 path.unlink(missing_ok=True)
                 continue
-            self._index(key, path.stat().st_size, expires_at_s)
+            found.append((stat.st_mtime_ns, key, stat.st_size, expires_at_s))
+        for _mtime, key, size, expires_at_s in sorted(found):
+            self._index(key, size, expires_at_s)
+
+    def _read_header(self, path: Path) -> tuple[str, float | None]:
+        if self.verify_on_start:
+            key, _value, expires_at_s = decode_entry(path.read_bytes(), self._decompressor)
+            return key, expires_at_s
+        with open(path, "rb") as f:
+            head = f.read(HEADER.size + 65536)
+        if len(head) < HEADER.size + DIGEST_BYTES:
+            raise CorruptEntry("short file")
+        magic, version, expires_at_s, key_len, _raw_len = HEADER.unpack_from(head)
+        if magic != MAGIC or version != VERSION or len(head) < HEADER.size + key_len:
+            raise CorruptEntry("bad header")
+        key = head[HEADER.size:HEADER.size + key_len].decode()
+        if self.path_of(key) != path:
+            raise CorruptEntry("key does not match the file name")
+        return key, None if math.isnan(expires_at_s) else expires_at_s
 
     def _index(self, key: str, stored_bytes: int, expires_at_s: float | None) -> None:
         self._stored[key] = (stored_bytes, expires_at_s)
         self.used_bytes += stored_bytes
         self._lru.inserted(key, stored_bytes, 0.0)
+        if expires_at_s is not None:
+            heapq.heappush(self._expiry_heap, (expires_at_s, key))
 
     def _unindex(self, key: str) -> None:
         stored = self._stored.pop(key, None)
@@ -206,12 +237,24 @@ class DiskTier:
             self.set(key, value, ttl_s)
         return []
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        return sum(self.delete(key) for key in keys)
+
     def purge_expired(self) -> int:
+        """Pop expiry times from a heap (records of rewritten or deleted keys are skipped)."""
         now_s = self.clock.now_s()
-        expired = [k for k, (_size, exp) in self._stored.items() if exp is not None and exp <= now_s]
-        for key in expired:
-            self.delete(key)
-        return len(expired)
+        heap = self._expiry_heap
+        purged = 0
+        while heap and heap[0][0] <= now_s:
+            expires_at_s, key = heapq.heappop(heap)
+            stored = self._stored.get(key)
+            if stored is not None and stored[1] == expires_at_s:
+                self.delete(key)
+                purged += 1
+        if len(heap) > 2 * len(self._stored) + 1024:
+            self._expiry_heap = [(exp, k) for k, (_size, exp) in self._stored.items() if exp is not None]
+            heapq.heapify(self._expiry_heap)
+        return purged
 
     def __len__(self) -> int:
         return len(self._stored)

@@ -95,6 +95,14 @@ class RedisTier:
             raise TierUnavailable(f"{self.name}: {exc}") from exc
         return []
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        try:
+            return int(self.client.delete(*[self._k(k) for k in keys]))
+        except _REDIS_ERRORS as exc:
+            raise TierUnavailable(f"{self.name}: {exc}") from exc
+
     def purge_expired(self) -> int:
         return 0
 

@@ -121,8 +121,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     save = args.save or Path(".benchmarks") / f"bench-{stamp}.json"
     save.parent.mkdir(parents=True, exist_ok=True)
+    # addopts is replaced: the project's default carries --benchmark-skip for the unit tests.
     command = [sys.executable, "-m", "pytest", str(bench_dir), "-p", "no:cacheprovider", "-q",
-               "-o", f"testpaths={bench_dir}", "-o", "python_files=bench_*.py", "--benchmark-enable",
+               "-o", "addopts=--strict-markers -ra", "-o", f"testpaths={bench_dir}",
+               "-o", "python_files=bench_*.py", "--benchmark-enable",
                "--benchmark-only", f"--benchmark-json={save}", "--benchmark-min-rounds=5", *args.pytest_args]
     if args.k:
         command += ["-k", args.k]
@@ -311,6 +313,51 @@ def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  
           f"{m.downtime_ms or 0:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
 
 
+def cmd_manager(args: argparse.Namespace) -> int:
+    from backends.manager.cli import parse_peers, run_manager
+
+    try:
+        peers = parse_peers(args.peers)
+        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from backends.manager.cli import parse_peers, print_cluster_status
+
+    try:
+        peers = parse_peers(args.peers)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return print_cluster_status(peers, args.timeout)
+
+
+def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    manager = sub.add_parser("manager", help="run one real manager (Raft over TCP, SQLite log)",
+                             description="Run a manager process: the Raft core over asyncio TCP with its "
+                                         "log in SQLite in DATA_DIR, and a client API (propose, read, status).")
+    manager.add_argument("--id", type=int, required=True, help="this manager's id (one of the --peers ids)")
+    manager.add_argument("--peers", required=True,
+                         help="every manager's Raft address: 1=127.0.0.1:7001,2=127.0.0.1:7002,...")
+    manager.add_argument("--data-dir", type=Path, required=True, help="where the SQLite log and events go")
+    manager.add_argument("--client-port", type=int, default=None,
+                         help="client API port (default: this manager's Raft port + 100)")
+    manager.add_argument("--snapshot-every", type=int, default=5000,
+                         help="compact the log after this many applied entries (default: 5000)")
+    manager.set_defaults(handler=cmd_manager)
+    cluster = sub.add_parser("cluster", help="inspect running managers",
+                             description="Commands that talk to running managers over their client API.")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    status = cluster_sub.add_parser("status", help="leader, term and commit index per manager",
+                                    description="Print role, term, leader, commit and applied index of every "
+                                                "manager; exit 1 if no reachable manager leads.")
+    status.add_argument("--peers", required=True,
+                        help="every manager's CLIENT address: 1=127.0.0.1:7101,2=127.0.0.1:7102,...")
+    status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
+    status.set_defaults(handler=cmd_cluster_status)
+
+
 def cmd_vopr(args: argparse.Namespace) -> int:
     from sim.raft_bugs import PLANTED_BUGS
     from sim.vopr import run_seeds
@@ -376,6 +423,38 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     fig.set_defaults(handler=cmd_raft_fig16)
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from backends.lab.__main__ import main as lab_main
+
+    return lab_main([args.action, *([str(args.host)] if args.host is not None else [])])
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from backends.lab import lab as lab_module
+    from backends.lab.calibrate import calibrate, format_errors, grid
+
+    points = grid(args.rates, args.bandwidths, args.downtimes)
+    info, started_here = None, False
+    if args.reuse_real:
+        print(f"novacron calibrate: re-analysing {args.out}/real.parquet against the simulation and the planner")
+    else:
+        info = lab_module.running_lab()
+        started_here = info is None
+        try:
+            info = info or lab_module.up()
+        except lab_module.LabError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"novacron calibrate: {len(points)} real migrations in the lab, then the simulation and the planner")
+    try:
+        table = calibrate(info, args.out, points)
+    finally:
+        if started_here:
+            lab_module.down()
+    print(format_errors(table))
+    print(f"\nwritten: {args.out}/real.parquet sim.parquet planner.parquet sim_fitted.parquet errors.parquet")
+    return EXIT_OK
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -388,6 +467,8 @@ EPILOG = """examples:
   novacron cache-trace t.bin --alpha 1.0 && novacron cache-eval t.bin --policy s3fifo
   novacron migrate-plan --memory-gib 8 --wws-mib 512 --dirty-rate 20000 --simulate
                                        predict a VM's migration (type, time, downtime, rounds)
+  novacron manager --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir m1
+  novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
 """
@@ -448,7 +529,28 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--no-postcopy", action="store_true", help="post-copy is not permitted")
     mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
     mp.set_defaults(handler=cmd_migrate_plan)
+    _add_manager_commands(sub)
     _add_raft_commands(sub)
+    lab = sub.add_parser("lab", help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down",
+                         description="The real-backend lab on this machine (root, Debian packages "
+                                     "installed by scripts/test): 'up' builds/caches the guest and "
+                                     "starts two libvirtd hosts, 'down' stops them, 'status' shows them, "
+                                     "'kill-host N' crashes host N (SIGKILL libvirtd and its QEMUs).")
+    lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
+    lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
+    lab.set_defaults(handler=cmd_lab)
+    cal = sub.add_parser("calibrate", help="real lab migrations vs simulation vs planner, error per metric",
+                         description="Run a grid of real live migrations in the lab (brought up if needed), "
+                                     "the same grid in the simulation's QEMU model and through the planner; "
+                                     "write all three to Parquet, fit the simulation's stream parameters on "
+                                     "half of the runs and report the error on the other half.")
+    cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")
+    cal.add_argument("--rates", type=int, nargs="+", default=[1000, 4000, 10000], help="dirty rates, pages/s")
+    cal.add_argument("--bandwidths", type=float, nargs="+", default=[64.0, 256.0], help="bandwidth limits, MiB/s")
+    cal.add_argument("--downtimes", type=float, nargs="+", default=[100.0, 300.0], help="downtime limits, ms")
+    cal.add_argument("--reuse-real", action="store_true",
+                     help="do not migrate: re-analyse the real runs already in OUT/real.parquet")
+    cal.set_defaults(handler=cmd_calibrate)
     return parser
 
 
@@ -485,6 +587,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("novacron: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`novacron run | head`): not an error worth a traceback. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

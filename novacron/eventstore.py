@@ -98,6 +98,8 @@ def _type_table(cls: type[Event], group: list[Event], schema: pa.Schema) -> pa.T
 
 
 def table_to_events(table: pa.Table) -> list[Event]:
+    import novacron.all_events  # noqa: F401 - registers every event type a log may hold
+
     _check_version(table.schema.metadata or {})
     data = table.to_pydict()
     rows = len(table)

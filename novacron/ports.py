@@ -14,6 +14,8 @@ from novacron.events import Event
 
 if TYPE_CHECKING:
     from novacron.migration.protocol import JobStats, MigrationCommand, VMDescription
+    from novacron.raft.messages import Ready, Snapshot
+    from novacron.raft.node import Stored
 
 E = TypeVar("E", bound=Event)
 
@@ -38,11 +40,19 @@ class Transport(Protocol):
 
 
 class LogStore(Protocol):
-    """Durable Raft state: hard state and log entries; ``sync`` returns once they are on disk."""
+    """Durable Raft state of one manager (``novacron.raft.storage.MemoryStorage`` is the reference).
 
-    def save(self, hard_state: object, entries: list[object]) -> None: ...
+    ``save`` persists a ``Ready``'s snapshot, entries (replacing the stored suffix from the first
+    one) and hard state, durably, before it returns; ``compact`` keeps a snapshot the runtime took
+    and drops the entries it covers; ``stored`` returns everything for ``RaftNode`` after a
+    restart. ``tests/test_raft_logstore_contract.py`` is the contract every implementation passes.
+    """
 
-    def load(self) -> tuple[object, list[object]]: ...
+    def save(self, ready: Ready) -> None: ...
+
+    def compact(self, snapshot: Snapshot) -> None: ...
+
+    def stored(self) -> Stored: ...
 
 
 class Hypervisor(Protocol):
@@ -107,6 +117,10 @@ class CacheTier(Protocol):
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]: ...
 
     def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]: ...
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete several keys in one go (one round trip on Redis); returns how many existed."""
+        ...
 
     def purge_expired(self) -> int:
         """Drop expired entries now (the cleanup cycle); returns how many were dropped."""

@@ -22,6 +22,7 @@ from novacron.analysis import Run, load_run
 from novacron.cache.plots import plot_cache_hit_rates
 from novacron.capacity_plots import plot_availability, plot_host_spread
 from novacron.migration.plots import plot_downtime_cdf
+from novacron.raft.plots import plot_raft_timeline
 from novacron.scheduler.plots import plot_placement_quality
 
 PlotFn = Callable[[Run], Figure | None]
@@ -50,6 +51,7 @@ PLOTS: dict[str, PlotFn] = {
     "host_spread": plot_host_spread,
     "cache_hit_rates": plot_cache_hit_rates,
     "migration_downtime_cdf": plot_downtime_cdf,
+    "raft": plot_raft_timeline,
 }
 
 

@@ -83,6 +83,10 @@ class TierModel:
         self._check()
         return self.inner.set_many(items, ttl_s)
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        self._check()
+        return self.inner.delete_many(keys)
+
     def purge_expired(self) -> int:
         self._check()
         return self.inner.purge_expired()

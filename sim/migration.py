@@ -64,6 +64,8 @@ class SimHypervisor:
     location: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     crash_at_s: dict[str, float] = field(default_factory=dict)
+    active: dict[str, Job] = field(default_factory=dict)
+    """Jobs still moving data: the ones that share the NICs."""
 
     def host_id(self) -> str:
         return "sim"
@@ -90,6 +92,7 @@ class SimHypervisor:
         elif isinstance(command, AbortMigration) and not m.finished:
             m.fail(JobStatus.CANCELLED)
             job.error = command.reason
+            self.active.pop(command.vm_id, None)
 
     def _start(self, command: StartMigration) -> None:
         if command.vm_id in self.jobs and not self.jobs[command.vm_id].model.finished:
@@ -100,11 +103,12 @@ class SimHypervisor:
                               xbzrle=p.xbzrle, xbzrle_cache_bytes=p.xbzrle_cache_bytes, calibration=self.calibration)
         model.paused = command.migration_type is MigrationType.WARM
         model.begin()
-        self.jobs[command.vm_id] = Job(command, model, self.crash_at_s.pop(command.vm_id, math.inf))
+        job = Job(command, model, self.crash_at_s.pop(command.vm_id, math.inf))
+        self.jobs[command.vm_id] = self.active[command.vm_id] = job
 
     def crash_host(self, host_id: str) -> None:
         """The host died: every running migration from or to it fails at its next step."""
-        for job in self.jobs.values():
+        for job in self.active.values():
             if job.model.finished or host_id not in (job.start.source_host_id, job.start.destination_host_id):
                 continue
             job.crash_at_s = min(job.crash_at_s, job.model.elapsed_s)
@@ -114,9 +118,10 @@ class SimHypervisor:
 
     def share_bytes_s(self, job: Job) -> float:
         src, dst = job.start.source_host_id, job.start.destination_host_id
-        active = [j.start for j in self.jobs.values() if not j.model.finished]
-        out = sum(1 for s in active if s.source_host_id == src)
-        into = sum(1 for s in active if s.destination_host_id == dst)
+        out = into = 0
+        for other in self.active.values():
+            out += other.start.source_host_id == src
+            into += other.start.destination_host_id == dst
         return min(self.nic_bytes_s[src] / max(out, 1), self.nic_bytes_s[dst] / max(into, 1))
 
     def advance(self, vm_id: str, max_s: float) -> float:
@@ -124,7 +129,9 @@ class SimHypervisor:
         job = self.jobs[vm_id]
         m = job.model
         if job.start.migration_type is MigrationType.COLD:
-            return self._cold(job)
+            took_s = self._cold(job)
+            self.active.pop(vm_id, None)
+            return took_s
         before_s, syncs = m.elapsed_s, m.syncs
         share = self.share_bytes_s(job)
         while not m.finished and m.syncs == syncs and m.elapsed_s - before_s < max_s:
@@ -135,6 +142,8 @@ class SimHypervisor:
             m.step(share)
         if m.status is JobStatus.COMPLETED:
             self.location[vm_id] = job.start.destination_host_id
+        if m.finished:
+            self.active.pop(vm_id, None)
         return max(m.elapsed_s - before_s, 1e-6)
 
     def _cold(self, job: Job) -> float:

@@ -12,7 +12,9 @@ migrations from or to that host at their next step (within one poll interval).
 
 One ``AdmissionController`` per run (``shared_admission``) is meant to be shared by everything
 that moves VMs; ``rebalancer_admission(ctx, memory_gib_of)`` wraps it in the scheduler's
-``MoveAdmission`` protocol, so the rebalancer and this batch count against the same caps.
+``MoveAdmission`` protocol, so the rebalancer and this batch count against the same caps, and
+``migration_service(ctx).migrate_admitted(...)`` runs an admitted move through the QEMU model
+and the core controller (the batch is built on that same per-run service).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from novacron.migration.events import MigrationAdmitted, MigrationQueued
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
+from novacron.scheduler.events import RebalanceMoveStarted
 from sim.context import SimContext
 from sim.migration import SimHypervisor, policies
 from sim.qemu_model import GuestProfile, StreamCalibration
@@ -70,6 +73,8 @@ class Batch:
     down_hosts: set[str] = field(default_factory=set)
     mine: set[str] = field(default_factory=set)
     """VMs this batch is migrating (their location is the hypervisor's to change)."""
+    moved_by_others: set[str] = field(default_factory=set)
+    """VMs the scheduler's rebalancer is moving (until their ``VMMoved``)."""
     log_index: int = 0
 
     def follow_log(self) -> None:
@@ -85,9 +90,12 @@ class Batch:
                     self.hv.power[ev.vm_id] = PowerState.RUNNING
                 self.hv.location[ev.vm_id] = ev.host_id
                 self.alive.add(ev.vm_id)
+            elif isinstance(ev, RebalanceMoveStarted):
+                self.moved_by_others.add(ev.vm_id)
             elif isinstance(ev, VMMoved) and ev.vm_id not in self.mine:
                 self.hv.location[ev.vm_id] = ev.host_id
                 self.alive.add(ev.vm_id)
+                self.moved_by_others.discard(ev.vm_id)
             elif isinstance(ev, VMFailed | VMStopped):
                 self.alive.discard(ev.vm_id)
             elif isinstance(ev, HostFailed):
@@ -124,21 +132,14 @@ class Batch:
 
     def request(self, n: int, vm_id: str, dst: str) -> None:
         env, cfg = self.ctx.env, self.cfg
-        src = self.hv.location[vm_id]
-        guest = self.hv.guests[vm_id]
-        profile = VMMigrationProfile(vm_id=vm_id, memory_bytes=guest.memory_bytes, wws_bytes=guest.wws_bytes,
-                                     dirty_rate_pages_s=guest.dirty_rate_pages_s, power_state=self.hv.power[vm_id],
-                                     nonzero_bytes=guest.resident_bytes + guest.wws_bytes)
+        src, guest = self.hv.location[vm_id], self.hv.guests[vm_id]
         warm = self.rng.random() < cfg.warm_fraction
         link = self.link(src, dst)
-        plan = plan_migration(profile, link, cfg.downtime_ms, permit_postcopy=cfg.permit_postcopy,
-                              force=MigrationType.WARM if warm else None)
         migration_id = f"mig-{n:05d}"
         priority = int(self.rng.integers(0, 3))
-        ctl = MigrationController(MigrationRequest(migration_id=migration_id, vm=profile, source_host_id=src,
-                                                   destination_host_id=dst, priority=priority),
-                                  plan, replace(self.policy, bandwidth_mib_s=link.bandwidth_bytes_s / MIB),
-                                  self.ctx.recorder)
+        ctl = self.plan_controller(migration_id, vm_id, dst, priority=priority,
+                                   force=MigrationType.WARM if warm else None)
+        plan = ctl.plan
         if self.rng.random() < cfg.destination_crash_probability:
             horizon_s = plan.predicted_total_time_ms / 1000.0 if math.isfinite(plan.predicted_total_time_ms) else 10.0
             self.hv.crash_at_s[vm_id] = float(self.rng.uniform(0.05, 0.95)) * horizon_s
@@ -174,7 +175,32 @@ class Batch:
                 waits.append(env.timeout(token_s - env.now))
             yield env.any_of(waits)
 
-    def migrate(self, ctl: MigrationController) -> Generator[simpy.Event, None, None]:
+    def plan_controller(self, migration_id: str, vm_id: str, dst: str, *, priority: int = 0,
+                        force: MigrationType | None = None) -> MigrationController:
+        """Plan a move of ``vm_id`` to ``dst`` and make its controller (phase ``requested``)."""
+        src, guest = self.hv.location[vm_id], self.hv.guests[vm_id]
+        profile = VMMigrationProfile(vm_id=vm_id, memory_bytes=guest.memory_bytes, wws_bytes=guest.wws_bytes,
+                                     dirty_rate_pages_s=guest.dirty_rate_pages_s, power_state=self.hv.power[vm_id],
+                                     nonzero_bytes=guest.resident_bytes + guest.wws_bytes)
+        link = self.link(src, dst)
+        plan = plan_migration(profile, link, self.cfg.downtime_ms, permit_postcopy=self.cfg.permit_postcopy,
+                              force=force)
+        return MigrationController(MigrationRequest(migration_id=migration_id, vm=profile, source_host_id=src,
+                                                    destination_host_id=dst, priority=priority),
+                                   plan, replace(self.policy, bandwidth_mib_s=link.bandwidth_bytes_s / MIB),
+                                   self.ctx.recorder)
+
+    def migrate_admitted(self, migration_id: str, vm_id: str, dst: str) -> Generator[simpy.Event, None, str]:
+        """Run one migration that its caller already admitted (the rebalancer, through
+        ``rebalancer_admission``); returns the outcome (``completed``, ``rolled_back``...). The
+        caller releases its slot and records ``VMMoved`` itself."""
+        self.follow_log()
+        ctl = self.plan_controller(migration_id, vm_id, dst)
+        ctl.admitted(self.ctx.env.now)
+        yield from self.migrate(ctl, owns_slot=False)
+        return ctl.phase.value
+
+    def migrate(self, ctl: MigrationController, *, owns_slot: bool = True) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
         commands: list[MigrationCommand] = ctl.start(env.now)
         self.mine.add(ctl.vm_id)
@@ -185,6 +211,8 @@ class Batch:
                 break
             yield env.timeout(self.hv.advance(ctl.vm_id, ctl.poll_interval_s))
         self.mine.discard(ctl.vm_id)
+        if not owns_slot:
+            return
         self.adm.release(ctl.request.migration_id)
         if ctl.phase.value == "completed":
             self.ctx.recorder.emit(VMMoved, source="migration", vm_id=ctl.vm_id,
@@ -246,12 +274,34 @@ def _build(ctx: SimContext, cfg: MigrationConfig) -> Batch | None:
                  host_cores={h.host_id: h.cpu_cores for h in hosts}, rng=rng, adm=shared_admission(ctx))
 
 
+_SERVICES: dict[int, tuple[weakref.ref[SimContext], Batch]] = {}
+
+
+def migration_service(ctx: SimContext) -> Batch | None:
+    """The run's migration service (hypervisor model, shared admission, Nova policy), built on
+    first use from what the log holds; ``None`` while fewer than two hosts exist. The scheduler's
+    rebalancer can run its moves through it::
+
+        service = migration_service(ctx)
+        outcome = yield from service.migrate_admitted(migration_id, vm_id, destination_host_id)
+    """
+    entry = _SERVICES.get(id(ctx))
+    if entry is not None and entry[0]() is ctx:
+        return entry[1]
+    batch = _build(ctx, ctx.scenario.migration)
+    if batch is not None:
+        _SERVICES[id(ctx)] = (weakref.ref(ctx), batch)
+    return batch
+
+
 def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, None, None]:
     yield ctx.env.timeout(cfg.start_s)
-    batch = _build(ctx, cfg)
-    if batch is None or not batch.hv.guests:
+    batch = migration_service(ctx)
+    if batch is None:
         return
     batch.follow_log()
+    if not batch.alive:
+        return
     ctx.env.process(batch.dispatch())
     vm_ids = sorted(batch.alive)
     host_ids = sorted(batch.host_memory_gib)
@@ -262,7 +312,8 @@ def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, N
         yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
         vm_id = vm_ids[int(index)]
         batch.follow_log()
-        if vm_id not in batch.alive or vm_id in batch.mine or batch.adm.vm_migrating(vm_id):
+        if (vm_id not in batch.alive or vm_id in batch.mine or vm_id in batch.moved_by_others
+                or batch.adm.vm_migrating(vm_id)):
             continue  # failed, stopped or being moved by someone else since the batch began
         batch.request(n, vm_id, batch.pick_destination(vm_id, host_ids))
 

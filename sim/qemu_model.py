@@ -185,7 +185,7 @@ class QemuMigration:
         self.status = JobStatus.ACTIVE
 
     def step(self, share_bytes_s: float) -> None:
-        """One window: post-copy switch or convergence check, then send at the granted rate."""
+        """One step: a dirty sync (and the switchover if it converged), or one window of sending."""
         if self.finished:
             return
         self._share_bytes_s = max(share_bytes_s, 1.0)
@@ -200,7 +200,7 @@ class QemuMigration:
             self._sync()
             if self.paused or self.pending_bytes < threshold_bytes:
                 self._complete()
-                return
+            return  # a sync takes no time; the caller may observe the bitmap before the next window
         self._send_window(rate, link_rate)
 
     def _budget_rate(self, link_rate: float) -> float:

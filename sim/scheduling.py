@@ -21,10 +21,10 @@ The measured check of the < 10 ms target is the benchmark.
 Rebalancing runs every ``rebalance_interval_s``. Moves are admitted by the migration
 subsystem's ``AdmissionController`` (``[scheduler] admission = "migration"``: its cost model,
 headroom, caps and token bucket, with host loads from the inventory's CPU samples and the
-table's allocations) or by the plain caps (``"caps"``); a move the controller refuses when it
+table's allocations) or by the plain caps (``"caps"``); a move the admission refuses when it
 is about to start is dropped (``RebalanceMoveRefused``) and re-planned next round. This
-controller is the rebalancer's own: the migration batch component (``sim/migration_batch.py``)
-keeps another, so their caps are not shared yet. VMs that other components move (``VMMoved``
+controller is the run's one shared controller (``sim.migration_batch.shared_admission``), also
+used by the migration batch, so the caps hold across both. VMs that other components move (``VMMoved``
 from another source) are read back from the log, so the table stays the truth. A move reserves the VM's resources on the
 destination when it starts (as Nova claims them) and frees the source when it ends; its
 duration is a stand-in model (2 s + memory over the move's NIC share, ``move_share``) until the migration
@@ -41,8 +41,8 @@ import numpy as np
 import simpy
 
 from novacron.cluster.events import HostUtilisationSampled, VMFailed, VMMoved, VMStopped
-from novacron.migration.admission import AdmissionController, AdmissionPolicy, HostLoad, MigrationCost, estimate_cost
-from novacron.scheduler.admission import ConcurrencyCaps, ControllerAdmission, Move, MoveAdmission
+from novacron.migration.admission import HostLoad
+from novacron.scheduler.admission import ConcurrencyCaps, ExecutedAdmission, Move
 from novacron.scheduler.cache import CachingScheduler, DecisionCache
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
 from novacron.scheduler.events import (
@@ -57,6 +57,7 @@ from novacron.scheduler.quality import measure
 from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, RebalancePlan, plan_balance, plan_consolidation
 from novacron.scheduler.state import CPU, MEMORY, NETWORK, HostTable, PlacementRequest
 from sim.context import SimContext
+from sim.migration_batch import rebalancer_admission, shared_admission
 
 if TYPE_CHECKING:
     from sim.inventory import Inventory
@@ -83,10 +84,9 @@ class SimScheduler:
             ttl_s=self.config.decision_cache_ttl_s, tolerance=self.config.cache_tolerance_pct / 100))
         self.rng = ctx.seeds.numpy("scheduler.tiebreak")
         self.caps = ConcurrencyCaps(max_per_host=self.config.max_moves_per_host, max_total=self.config.max_moves_total)
-        self.controller = AdmissionController(self.admission_policy())
-        self.controller_admission = ControllerAdmission(self.controller, self.move_cost)
-        self.admission: MoveAdmission = self.controller_admission if self.config.admission == "migration" \
-            else self.caps
+        self.controller = shared_admission(ctx)
+        self.admission: ExecutedAdmission = self.caps if self.config.admission == "caps" else \
+            rebalancer_admission(ctx, self._memory_gib_of)
         self.in_flight: dict[str, Move] = {}
         self.events_seen = 0
         self.cpu_pct: dict[str, float] = {}
@@ -147,25 +147,14 @@ class SimScheduler:
         mask, rejected_by = self.scheduler.scheduler.feasible(self.table, request)
         return rejected_by is None and bool(mask.any())
 
-    def admission_policy(self) -> AdmissionPolicy:
-        cfg, m = self.config, self.ctx.scenario.migration
-        return AdmissionPolicy(max_per_host=cfg.max_moves_per_host, max_global=cfg.max_moves_total,
-                               headroom_cpu_pct=cfg.headroom_cpu_pct, headroom_memory_pct=cfg.headroom_memory_pct,
-                               headroom_network_pct=cfg.headroom_network_pct, headroom_io_pct=cfg.headroom_io_pct,
-                               rate_per_s=m.rate_per_s, burst=m.burst)
+    def _memory_gib_of(self, vm_id: str) -> float:
+        vm = self.vms.get(vm_id)
+        return vm.request.demand[MEMORY] if vm is not None else 0.0
 
     def move_share(self) -> float:
         """A move's share of the NIC: the network ceiling split among a host's concurrent moves
         (as the migration batch budgets its streams), so moves alone never break the headroom."""
         return (1.0 - self.config.headroom_network_pct / 100.0) / self.config.max_moves_per_host
-
-    def move_cost(self, move: Move) -> MigrationCost:
-        """The migration subsystem's cost model, at the bandwidth this runtime's moves use."""
-        c, destination = self.ctx.scenario.cluster, self.rows[move.destination_host_id]
-        nic_gbps = float(self.table.capacity[NETWORK, destination])
-        return estimate_cost(vm_memory_gib=self.vms[move.vm_id].request.demand[MEMORY],
-                             bandwidth_gbps=self.move_share() * nic_gbps, host_memory_gib=c.host_memory_gib,
-                             host_network_gbps=nic_gbps, host_cpu_cores=c.host_cpu_cores)
 
     def update_loads(self) -> None:
         """Host loads for admission, as utilisation: CPU from the inventory's samples, memory
@@ -296,22 +285,17 @@ class SimScheduler:
 
     def start_move(self, move: Move) -> bool:
         """Take the admission slot when the move starts; the admission's answer now is final."""
-        if self.config.admission == "migration":
-            decision = self.controller.try_admit(self.controller_admission.request(move), self.ctx.env.now)
-            if not decision.admitted:
-                self._refused(move, decision.reason)
-                return False
-        else:
-            self.caps.started(move)
+        try:
+            self.admission.started(move)
+        except ValueError as refused:
+            self._refused(move, str(refused))
+            return False
         self.in_flight[move.vm_id] = move
         return True
 
     def finish_move(self, move: Move) -> None:
         self.in_flight.pop(move.vm_id, None)
-        if self.config.admission == "migration":
-            self.controller.release(f"rebalance-{move.vm_id}")
-        else:
-            self.caps.finished(move.vm_id)
+        self.admission.finished(move.vm_id)
 
     def _power_off_empty_hosts(self) -> None:
         busy = {h for m in self.in_flight.values() for h in (m.source_host_id, m.destination_host_id)}

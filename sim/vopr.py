@@ -15,6 +15,11 @@ the Raft paper. Clients write unique values and read keys through the leader (re
 ReadIndex); at the end the history is checked for linearizability per key. A seed ends with a
 calm period (network healed, every manager restarted) so pending operations can finish.
 
+After the calm period the cluster must also be live: one leader that has committed an entry of
+its term, every voter caught up with it. (Only when PreVote or CheckQuorum is on: without both, a
+server removed from the configuration that never learns it was removed disrupts every leader
+with ever higher terms -- a known limitation, dissertation section 4.2.3.)
+
 A violation is returned with the seed and the last events before it; ``novacron vopr --seed S``
 replays that seed exactly (same cluster, same faults, same trace).
 """
@@ -238,10 +243,14 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, trace_lines: int 
         cluster.run_until(plan.fault_window_s + plan.calm_s)
         clients.expire(cluster.now_s, all_pending=True)
         verdict = check_history(clients.history)
+        stuck = _liveness_problem(cluster) if plan.pre_vote or plan.check_quorum else None
         if not verdict.ok:
             result.ok = False
             result.violation = f"Linearizability: the history of key {verdict.key!r} is not linearizable"
             trace.extend(op.describe() for op in verdict.history[-trace_lines:])
+        elif stuck is not None:
+            result.ok = False
+            result.violation = f"Liveness: {stuck}, {plan.calm_s:g} s after the faults stopped"
         result.steps, result.messages = cluster.steps, network.sent
     except (SafetyViolation, RaftSafetyError) as exc:
         result.ok = False
@@ -249,6 +258,20 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, trace_lines: int 
     result.operations = len(clients.history)
     result.trace = list(trace)
     return result
+
+
+def _liveness_problem(cluster: RaftCluster) -> str | None:
+    """After the calm period one leader must have committed in its term and every voter caught up."""
+    leader = cluster.leader()
+    if leader is None:
+        return "no leader"
+    if leader.log.term(leader.log.committed) != leader.term:
+        return f"leader {leader.id} has not committed an entry of its term {leader.term}"
+    commit = leader.log.committed
+    behind = [v for v in leader.voters if (node := cluster.node(v)) is None or node.log.committed < commit]
+    if behind:
+        return f"voters {behind} are behind leader {leader.id} (commit {commit})"
+    return None
 
 
 def _schedule_clients(cluster: RaftCluster, plan: VoprPlan, clients: _Clients) -> None:
@@ -344,10 +367,12 @@ def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactor
 
     steps = operations = 0
     with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="vopr") as bar:
-        for seed in bar:
+        for done, seed in enumerate(bar, start=1):
             result = run_seed(seed, node_class=node_class)
             steps += result.steps
             operations += result.operations
+            if not progress and done % 1000 == 0:
+                out(f"vopr: {done}/{len(seeds)} seeds passed")
             if not result.ok:
                 bar.close()
                 report_failure(result, out)

@@ -138,3 +138,16 @@ def test_projection_rejects_an_illegal_vm_transition() -> None:
               VMStopped(t_s=2, seq=2, source="t", vm_id="v", host_id="h0")]
     with pytest.raises(IllegalTransition, match="requested -> stopped"):
         project(events)
+
+
+def test_every_events_module_is_listed_for_readers() -> None:
+    import re
+
+    from novacron import all_events
+
+    core = Path(__file__).resolve().parent.parent / "novacron"
+    declaring = {
+        ".".join(("novacron", *path.relative_to(core).with_suffix("").parts))
+        for path in core.rglob("*.py") if re.search(r"^@event\b", path.read_text(), flags=re.M)
+    }
+    assert declaring == set(all_events.EVENT_MODULES)

@@ -188,3 +188,25 @@ def test_a_host_crash_reported_by_the_model_fails_the_migration_at_its_next_step
     (done,) = rec.log.of_type(MigrationFinished)
     assert done.outcome == "rolled_back" and done.reason == reason
     assert hv.location["vm"] == "a"
+
+
+def test_auto_converge_only_without_postcopy_as_in_nova() -> None:
+    hv, rec, _ = make_world(lab_guest(100_000))
+    both = make_controller(hv, rec, ControllerPolicy(permit_postcopy=True, permit_auto_converge=True),
+                           force=MigrationType.LIVE)
+    assert both.params.postcopy and not both.params.auto_converge
+    only = make_controller(hv, rec, ControllerPolicy(permit_auto_converge=True), force=MigrationType.LIVE)
+    assert only.params.auto_converge and not only.params.postcopy
+
+
+def test_auto_converge_lets_a_hot_guest_finish_that_otherwise_times_out() -> None:
+    results = {}
+    for auto in (False, True):
+        hv, rec, clock = make_world(lab_guest(100_000))
+        policy = ControllerPolicy(downtime_ms=300, downtime_steps=1, bandwidth_mib_s=128,
+                                  completion_timeout_s_per_gib=30.0, permit_auto_converge=auto)
+        drive(make_controller(hv, rec, policy, force=MigrationType.LIVE), hv, clock)
+        (done,) = rec.log.of_type(MigrationFinished)
+        results[auto] = (done.outcome, done.cpu_throttle_pct)
+    assert results[False][0] == "aborted"
+    assert results[True][0] == "completed" and results[True][1] >= 20

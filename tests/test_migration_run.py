@@ -47,12 +47,17 @@ def test_every_request_ends_once_and_caps_hold(default_events: list[Event]) -> N
 
 
 def test_never_two_concurrent_migrations_of_one_vm(default_events: list[Event]) -> None:
+    """Counting the migration batch and the scheduler's rebalancer together."""
+    from novacron.cluster.events import VMMoved
+    from novacron.scheduler.events import RebalanceMoveStarted
+
     active: dict[str, int] = defaultdict(int)
     for e in default_events:
-        if isinstance(e, MigrationAdmitted):
+        if isinstance(e, MigrationAdmitted | RebalanceMoveStarted):
             active[e.vm_id] += 1
             assert active[e.vm_id] == 1, e.vm_id
-        elif isinstance(e, MigrationFinished) and active[e.vm_id]:
+        elif (isinstance(e, MigrationFinished) or (isinstance(e, VMMoved) and e.source == "rebalancer")) \
+                and active[e.vm_id]:
             active[e.vm_id] -= 1
 
 
@@ -97,3 +102,41 @@ def test_host_crashes_from_the_fault_model_roll_migrations_back() -> None:
     assert all(f.outcome == "rolled_back" and not f.vm_lost for f in crashed)
     assert all(not f.vm_lost for f in finished)
     assert all(f.outcome in ("completed", "rolled_back") for f in finished)
+
+
+def test_the_rebalancer_can_run_an_admitted_move_through_the_migration_service() -> None:
+    """What sim/scheduling.py would do: take a slot via rebalancer_admission, run the move with
+    migration_service(ctx).migrate_admitted, release the slot."""
+    from novacron.migration.events import MigrationPhaseChanged
+    from novacron.scheduler.admission import Move
+    from sim.context import SimContext
+    from sim.migration_batch import migration_service, rebalancer_admission
+
+    scenario = small_scenario(migrations=0)
+    ctx = SimContext.create(scenario, 3)
+    from novacron.cluster.events import HostAdded, VMPlaced
+
+    for h in ("h0", "h1"):
+        ctx.recorder.emit(HostAdded, source="test", host_id=h, rack="r0", cpu_cores=32, memory_gib=256.0,
+                          network_gbps=10.0, disk_iops=1e4)
+    ctx.recorder.emit(VMPlaced, source="test", vm_id="vm-1", host_id="h0", cpu_cores=2, memory_gib=4.0,
+                      decision_ms=0.0)
+    admission = rebalancer_admission(ctx, lambda vm_id: 4.0)
+    service = migration_service(ctx)
+    assert service is not None and migration_service(ctx) is service
+    outcomes: list[str] = []
+
+    def rebalancer_move():  # type: ignore[no-untyped-def]
+        move = Move("vm-1", "h0", "h1")
+        assert admission.may_start(move, ())
+        admission.started(move)
+        outcome = yield from service.migrate_admitted("rebalance-1", "vm-1", "h1")
+        admission.finished("vm-1")
+        outcomes.append(outcome)
+
+    ctx.env.process(rebalancer_move())
+    ctx.env.run(until=120)
+    assert outcomes == ["completed"]
+    assert service.hv.location["vm-1"] == "h1"
+    assert not service.adm.running
+    assert [e.phase for e in ctx.log.of_type(MigrationPhaseChanged)][-1] == "completed"

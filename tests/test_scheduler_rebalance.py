@@ -9,7 +9,8 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from novacron.migration.admission import AdmissionController, AdmissionPolicy, HostLoad, MigrationCost
-from novacron.scheduler.admission import ConcurrencyCaps, ControllerAdmission, Move
+from novacron.migration.move_admission import RebalancerAdmission
+from novacron.scheduler.admission import ConcurrencyCaps, Move
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
 from novacron.scheduler.rebalance import (
     PlacedVM,
@@ -136,20 +137,22 @@ def test_consolidation_respects_caps_and_empties_whole_hosts(seed: int, hosts: i
         assert plan.hosts_to_power_off, "a lightly loaded cluster frees at least one host"
 
 
-def test_controller_admission_counts_planned_moves_against_caps_and_headroom() -> None:
+def test_the_migration_admission_counts_planned_moves_against_caps_and_headroom() -> None:
     controller = AdmissionController(AdmissionPolicy(max_per_host=2, max_global=3, rate_per_s=1.0, burst=10))
     controller.update_host("d", HostLoad(memory_pct=50.0))
     cost = MigrationCost(source=HostLoad(network_pct=20.0), destination=HostLoad(memory_pct=15.0, network_pct=20.0))
-    admission = ControllerAdmission(controller, lambda move: cost)
+    admission = RebalancerAdmission(controller, lambda move: cost, lambda: 0.0)
     first, second = Move("a", "s1", "d"), Move("b", "s2", "d")
-    assert admission.may_start(first, (), 0.0)
+    assert admission.may_start(first, ())
     # 50 % memory + two VMs of 15 % = 80 %, under the 90 % ceiling; a third would reach 95 %.
-    assert admission.may_start(second, (first,), 0.0)
-    assert not admission.may_start(Move("c", "s3", "d"), (first, second), 0.0), "2 per host and memory headroom"
-    assert not admission.may_start(Move("a", "s9", "x"), (first,), 0.0), "the same VM twice"
-    assert not admission.may_start(Move("e", "s4", "x"), (first, second, Move("c", "s5", "y")), 0.0), "3 in all"
-    assert controller.try_admit(admission.request(first), 0.0).admitted
-    assert not admission.may_start(Move("a", "s1", "y"), (), 0.0), "already migrating"
+    assert admission.may_start(second, (first,))
+    assert not admission.may_start(Move("c", "s3", "d"), (first, second)), "2 per host and memory headroom"
+    assert not admission.may_start(Move("a", "s9", "x"), (first,)), "the same VM twice"
+    assert not admission.may_start(Move("e", "s4", "x"), (first, second, Move("c", "s5", "y"))), "3 in all"
+    admission.started(first)
+    assert not admission.may_start(Move("a", "s1", "y"), ()), "already migrating"
+    admission.finished("a")
+    assert admission.may_start(Move("a", "s1", "y"), ())
 
 
 def test_balance_plans_through_the_migration_admission_controller() -> None:
@@ -158,7 +161,7 @@ def test_balance_plans_through_the_migration_admission_controller() -> None:
     cost = MigrationCost(source=HostLoad(cpu_pct=1.0, network_pct=30.0),
                          destination=HostLoad(cpu_pct=1.0, memory_pct=5.0, network_pct=30.0))
     config = RebalanceConfig(max_moves_per_host=2, max_moves_total=10)
-    admission = ControllerAdmission(controller, lambda m: cost)
+    admission = RebalancerAdmission(controller, lambda m: cost, lambda: 0.0)
     plan = plan_balance(table, placed, build_scheduler(SchedulerConfig()), admission, config=config,
                         last_moved_s={}, now_s=0.0)
     assert plan.moves and plan.imbalance_after_pct < plan.imbalance_before_pct

@@ -9,6 +9,11 @@ write-through (every tier, top to bottom) or write-back (L1 only; the key is mar
 stale copies below are invalidated, and it is written through the lower tiers when L1 evicts
 it or on ``flush``). ``delete`` removes a key everywhere.
 
+TTLs are per tier and count from when an entry entered that tier (like expire-after-write in
+Caffeine): a promoted entry gets the upper tier's default TTL. What the hierarchy returns is
+always the latest value written (write-back invalidates the stale copies below), never a
+deleted one; a model-based test checks this against a dict.
+
 A tier that raises ``TierUnavailable`` counts a failure and the request carries on as a miss;
 each tier has a ``CircuitBreaker`` so a dead tier (Redis down) is skipped without waiting on
 timeouts, and retried after the breaker's reset timeout. So while L2 is down the hierarchy
@@ -30,6 +35,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 from novacron.cache.adaptive import AdaptiveSizing
 from novacron.cache.breaker import BreakerState, CircuitBreaker
 from novacron.cache.events import CacheStatsSampled, CacheTierFailed, CacheTierRecovered, CacheTierResized
+from novacron.cache.memory import CLEANUP_INTERVAL_S
 from novacron.cache.stats import CacheStats
 from novacron.ports import CacheEntry, CacheTier, Clock, EventSink, TierUnavailable
 
@@ -44,6 +50,8 @@ class ResizableTier(Protocol):
     capacity: int
 
     def resize(self, capacity: int) -> list[CacheEntry]: ...
+
+
 WriteMode = Literal["through", "back"]
 
 
@@ -51,7 +59,7 @@ WriteMode = Literal["through", "back"]
 class HierarchyOptions:
     write_mode: WriteMode = "through"
     demote_evictions: bool = True
-    cleanup_interval_s: float = 30.0
+    cleanup_interval_s: float = CLEANUP_INTERVAL_S
     stats_interval_s: float = 60.0
     measure_latency: bool = False
     """time each tier call with the clock (the real runtime); the simulator records its own"""
@@ -152,14 +160,23 @@ class CacheHierarchy:
         return None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """``get`` for a batch: one call per tier for the keys still missing (pipelined on Redis)."""
         found: dict[str, bytes] = {}
         remaining = list(dict.fromkeys(keys))
         stats = self.stats
         for index, tier in enumerate(self.tiers):
             if not remaining:
                 break
-            no_hits: dict[str, bytes] = {}
-            got = self._call(index, partial(tier.get_many, remaining), no_hits)
+            if not self._may_call(index):
+                continue
+            started_s = self.clock.now_s() if self.options.measure_latency else None
+            try:
+                got = tier.get_many(remaining)
+            except TierUnavailable as exc:
+                self._failed(index, exc)
+                stats.misses[index] += len(remaining)
+                continue
+            self._succeeded(index, started_s)
             stats.hits[index] += len(got)
             stats.misses[index] += len(remaining) - len(got)
             if got:
@@ -195,9 +212,9 @@ class CacheHierarchy:
     def _write_back(self, items: Mapping[str, bytes], ttl_s: float | None, size_bytes: int | None) -> None:
         newly_dirty = [k for k in items if k not in self.dirty]
         self.dirty.update(items)
-        for index in range(1, len(self.tiers)):
-            for key in newly_dirty:
-                self._call(index, partial(self.tiers[index].delete, key), False)
+        if newly_dirty:
+            for index in range(1, len(self.tiers)):
+                self._call(index, partial(self.tiers[index].delete_many, newly_dirty), 0)
         self._set_in(0, items, ttl_s, size_bytes)
 
     def _set_in(self, index: int, items: Mapping[str, bytes], ttl_s: float | None,

@@ -24,6 +24,11 @@ from novacron.ports import CacheEntry, Clock
 
 _Entry = tuple[bytes, int, float | None]
 
+# The L1 settings of the NovaCron Phase 1 analysis (DESIGN.md, Targets).
+L1_CAPACITY_ITEMS = 10_000
+L1_TTL_S = 300.0
+CLEANUP_INTERVAL_S = 30.0
+
 
 class MemoryTier:
     """A bounded in-memory ``CacheTier`` with TTL and a pluggable eviction policy."""
@@ -196,6 +201,9 @@ class MemoryTier:
         # A key evicted early in the batch and written again later is back: its old value is obsolete.
         return [e for e in evicted if e.key not in self._entries]
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        return sum(self.delete(key) for key in keys)
+
     def purge_expired(self) -> int:
         now_s = self._now_s()
         heap = self._expiry_heap
@@ -221,3 +229,8 @@ class MemoryTier:
 
     def keys(self) -> list[str]:
         return list(self._entries)
+
+
+def default_l1(clock: Clock, policy: str = "lru") -> MemoryTier:
+    """L1 as the analysis sizes it: 10,000 items, a 5-minute TTL."""
+    return MemoryTier("l1", clock=clock, capacity_items=L1_CAPACITY_ITEMS, default_ttl_s=L1_TTL_S, policy=policy)

@@ -35,7 +35,7 @@ def cache_metrics(events: EventsByType) -> Metrics:
         if s.cache_latency_p99_ms is not None:
             p99_ms[s.cache_tier] = max(p99_ms[s.cache_tier], s.cache_latency_p99_ms)
     metrics: Metrics = {}
-    for tier in hits.keys() | misses.keys():
+    for tier in sorted(hits.keys() | misses.keys()):
         requests = hits[tier] + misses[tier]
         metrics[f"cache.{tier}.requests"] = float(requests)
         metrics[f"cache.{tier}.failures"] = float(failures[tier])

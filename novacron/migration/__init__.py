@@ -58,7 +58,8 @@ Every phase change is a ``MigrationPhaseChanged`` event; every command a
 
 Modules: ``protocol`` (commands, observations), ``lifecycle`` (the transition table),
 ``planner`` (type choice and analytic prediction), ``controller`` (Nova's libvirt knobs),
-``admission`` (cost model, caps, headroom, priority queue, token bucket), ``events``.
+``admission`` (cost model, caps, headroom, priority queue, token bucket), ``move_admission``
+(the rebalancer's protocol over it), ``events``, ``metrics``, ``plots``, ``config``.
 
 Admission API for the scheduler's rebalancer (``admission.py``)::
 
@@ -71,6 +72,12 @@ Admission API for the scheduler's rebalancer (``admission.py``)::
     adm.try_admit(request, now_s) -> Decision   # takes a slot and a rate-limit token if admitted
     adm.enqueue(request, now_s)                 # priority queue; pop_admissible(now_s) admits what fits
     adm.release(migration_id)                   # when the migration ends, whatever the outcome
+
+The scheduler's rebalancer speaks ``novacron.scheduler.admission.MoveAdmission``
+(``may_start(move, planned)``, ``started``, ``finished``, ``moves``);
+``move_admission.RebalancerAdmission`` implements it over an ``AdmissionController``. In the
+simulation, ``sim.migration_batch.rebalancer_admission(ctx, memory_gib_of)`` gives one over the
+run's shared controller and ``migration_service(ctx).migrate_admitted(...)`` runs the move.
 """
 
 from novacron.migration.protocol import (

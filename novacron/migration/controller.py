@@ -15,7 +15,8 @@ The knobs follow Nova's libvirt driver (``nova/virt/libvirt/migration.py``, opti
   permitted, else pause the guest so the copy ends).
 * ``live_migration_permit_post_copy``: switch when a round shrinks the remaining data by less
   than 10 % (Nova's ``should_switch_to_postcopy``).
-* ``live_migration_permit_auto_converge``, xbzrle compression, ``live_migration_bandwidth``.
+* ``live_migration_permit_auto_converge`` (not used when post-copy is permitted, as in Nova),
+  xbzrle compression, ``live_migration_bandwidth``.
 
 Rounds are counted from the dirty-sync counter: a poll that sees it rise closes a round, whose
 bytes are the bytes processed since the previous round closed. The simulated hypervisor is
@@ -136,12 +137,14 @@ class MigrationController:
     def params(self) -> MigrationParams:
         pol, kind = self.policy, self.plan.migration_type
         first_downtime = self._schedule[0][1] if self._schedule else pol.downtime_ms
+        postcopy = kind is MigrationType.POSTCOPY or (pol.permit_postcopy and kind is MigrationType.LIVE)
         return MigrationParams(
             downtime_limit_ms=first_downtime,
             max_bandwidth_bytes_s=None if pol.bandwidth_mib_s is None else pol.bandwidth_mib_s * MIB,
-            auto_converge=pol.permit_auto_converge and kind is MigrationType.LIVE,
+            # Nova: with post-copy permitted (and available), auto-converge is not used
+            auto_converge=pol.permit_auto_converge and kind is MigrationType.LIVE and not postcopy,
             xbzrle=pol.xbzrle and kind in (MigrationType.LIVE, MigrationType.POSTCOPY),
-            postcopy=kind is MigrationType.POSTCOPY or (pol.permit_postcopy and kind is MigrationType.LIVE))
+            postcopy=postcopy)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

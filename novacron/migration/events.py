@@ -64,7 +64,15 @@ class MigrationRoundCompleted(Event):
 
 @event
 class MigrationFinished(Event):
-    """One row per migration: what was asked, what the planner said, what happened."""
+    """One row per migration: what was asked, what the planner said, what happened.
+
+    ``migration_type`` is the type that ran (a live migration switched to post-copy counts as
+    ``postcopy``; ``predicted_type`` is the planner's). ``dirty_syncs`` is QEMU's dirty-sync count
+    (setup sync + one per pre-copy round + the final sync) and ``predicted_rounds`` predicts it.
+    ``rounds_bytes`` / ``rounds_durations_ms`` are per pre-copy round as the controller saw them
+    (the last one includes the stop-and-copy). ``bandwidth_bytes_s`` is the last throughput seen.
+    ``vm_lost`` only after a post-copy switch whose destination then failed.
+    """
 
     migration_id: str
     vm_id: str

@@ -100,13 +100,6 @@ class MembershipChanged(Event):
 
 
 @event
-class LeadershipTransferred(Event):
-    manager_id: int
-    term: int
-    transfer_ms: float
-
-
-@event
 class ClusterCommandApplied(Event):
     command_name: str
     vm_id: str

@@ -13,9 +13,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
 - Elections (section 5.2) start with a PreVote round (dissertation 9.6): a node asks "would you
   vote for me at term+1?" without bumping its term, so a node that was partitioned away cannot
   depose a healthy leader when it comes back. With CheckQuorum (dissertation 6.2) a leader
-  that has not heard from a quorum within an election timeout steps down, and a follower that
-  heard from its leader within the minimum election timeout ignores (pre-)vote requests (the
-  "lease", dissertation 4.2.3).
+  that has not heard from a quorum within the longest election timeout steps down, and a
+  follower that heard from its leader within the shortest election timeout -- or a leader --
+  ignores (pre-)vote requests (the "lease", dissertation 4.2.3), so servers removed from the
+  configuration cannot disrupt.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
@@ -270,8 +271,13 @@ class RaftNode:
             self._step_candidate(m)
 
     def _in_lease(self) -> bool:
-        return (self.config.check_quorum and self.leader != NO_NODE
-                and self.election_elapsed < self.config.election_ticks_min)
+        # A leader under CheckQuorum holds the lease for as long as it leads (it steps down by
+        # itself once it loses its quorum); otherwise a server removed from the configuration,
+        # which never learns it was removed, deposes the leader with every term it starts
+        # (dissertation 4.2.3) -- the vopr found exactly that.
+        if not self.config.check_quorum or self.leader == NO_NODE:
+            return False
+        return self.role == LEADER or self.election_elapsed < self.config.election_ticks_min
 
     def _handle_vote_request(self, m: Message) -> None:
         can_vote = (self.vote == m.src or (self.vote == NO_NODE and self.leader == NO_NODE)

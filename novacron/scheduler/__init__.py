@@ -14,7 +14,7 @@
 No I/O; time (``now_s``) and randomness (``numpy.random.Generator``) are injected.
 """
 
-from novacron.scheduler.admission import ConcurrencyCaps, Move, MoveAdmission
+from novacron.scheduler.admission import ConcurrencyCaps, ExecutedAdmission, Move, MoveAdmission
 from novacron.scheduler.cache import CachingScheduler, DecisionCache
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
 from novacron.scheduler.framework import Decision, Scheduler, WeightedScorer
@@ -27,6 +27,7 @@ __all__ = [
     "ConcurrencyCaps",
     "Decision",
     "DecisionCache",
+    "ExecutedAdmission",
     "HostTable",
     "Move",
     "MoveAdmission",

@@ -103,7 +103,6 @@ class _Plan:
     config: RebalanceConfig
     admission: MoveAdmission
     movable: set[str]
-    now_s: float = 0.0
     moves: list[Move] = field(default_factory=list)
     per_host: Counter[int] = field(default_factory=Counter)
     by_row: dict[int, list[str]] = field(default_factory=dict)
@@ -129,7 +128,7 @@ class _Plan:
     def admit(self, vm: PlacedVM, destination: int) -> bool:
         ids = self.hosts.host_ids
         move = Move(vm.request.vm_id, ids[vm.row], ids[destination])
-        if self.full() or not self.admission.may_start(move, tuple(self.moves), self.now_s):
+        if self.full() or not self.admission.may_start(move, tuple(self.moves)):
             return False
         self.hosts.release(vm.row, vm.request, vm.numa_split)
         split = self.hosts.allocate(destination, vm.request)
@@ -146,7 +145,7 @@ def _start(hosts: HostTable, vms: Sequence[PlacedVM], config: RebalanceConfig, a
            last_moved_s: Mapping[str, float], now_s: float) -> _Plan:
     movable = {v.request.vm_id for v in vms
                if now_s - last_moved_s.get(v.request.vm_id, -np.inf) >= config.ping_pong_window_s}
-    return _Plan(hosts.copy(), {v.request.vm_id: v for v in vms}, config, admission, movable, now_s)
+    return _Plan(hosts.copy(), {v.request.vm_id: v for v in vms}, config, admission, movable)
 
 
 def _std_after_moves(hosts: HostTable, vm: PlacedVM, load: FloatArray, active: BoolArray) -> FloatArray:

@@ -36,10 +36,12 @@ class RedisServer:
     """One redis-server process on loopback that a test may stop and start again."""
 
     def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
         self.port = _free_port()
-        self.pidfile = state_dir / f"redis-{self.port}.pid"
-        self.logfile = state_dir / f"redis-{self.port}.log"
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.logfile = state_dir / f"redis-{self.port}.log"
+        self.pidfile = state_dir / f"redis-{self.port}.pid"
+        self._pid: int | None = None
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -51,16 +53,22 @@ class RedisServer:
                        check=True, timeout=10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        _unavailable(f"redis-server on port {self.port} did not answer PING within 10 s; see {self.logfile}")
+            pid = self._read_pidfile()
+            if pid is not None and _alive(pid) and self._answers_ping():
+                self._pid = pid
+                return
+            time.sleep(0.02)
+        _unavailable(f"redis-server on port {self.port} did not start within 10 s; see {self.logfile}")
 
-    def pid(self) -> int | None:
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _read_pidfile(self) -> int | None:
         try:
             return int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
@@ -68,19 +76,24 @@ class RedisServer:
 
     def stop(self) -> None:
         """Kill the server (SIGKILL: as abrupt as a crash) and wait until it is gone."""
-        pid = self.pid()
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.01)
+        pid = self._pid or self._read_pidfile()
+        self._pid = None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
         self.pidfile.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (nothing may reap daemons here)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _state_dir() -> Path:

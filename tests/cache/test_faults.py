@@ -127,3 +127,22 @@ def test_real_cache_measures_latency_per_tier(redis_server: Any, tmp_path: Path)
     assert by_tier["l2"].cache_latency_mean_ms is not None and by_tier["l2"].cache_latency_mean_ms > 0
     real.l2.clear()
     real.close()
+
+
+def test_disk_tier_reopens_with_its_entries_and_their_order(tmp_path: Path) -> None:
+    import os
+
+    clock = ManualClock(0.0)
+    first = DiskTier(tmp_path / "l3", capacity_bytes=1 << 20, clock=clock)
+    for i in range(5):
+        first.set(f"k{i}", f"value {i}".encode(), ttl_s=100.0 if i == 4 else None)
+        os.utime(first.path_of(f"k{i}"), ns=(i * 10**9, i * 10**9))
+    for verify in (False, True):
+        again = DiskTier(tmp_path / "l3", capacity_bytes=1 << 20, clock=clock, verify_on_start=verify)
+        assert len(again) == 5 and again.used_bytes == first.used_bytes
+        assert again.get("k3") == b"value 3"
+    again.capacity_bytes = again.used_bytes  # the next write must evict the oldest file: k0
+    again.set("new", b"n")
+    assert again.get("k0") is None and again.get("k1") == b"value 1"
+    clock.advance(101.0)
+    assert again.get("k4") is None, "expiry times survive a restart"

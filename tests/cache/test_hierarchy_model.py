@@ -4,6 +4,7 @@ key, it returns exactly that value. Runs with write-through and write-back and e
 
 from __future__ import annotations
 
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -96,3 +97,33 @@ class HierarchyMachine(RuleBasedStateMachine):
 
 
 TestHierarchyAgainstDict = HierarchyMachine.TestCase
+
+
+class HierarchyWithDiskL3Machine(HierarchyMachine):
+    """The same model with the real disk tier as L3 (files in a temporary directory)."""
+
+    @initialize(write_mode=st.sampled_from(["through", "back"]), policy=st.sampled_from(["lru", "s3fifo"]),
+                l1_items=st.integers(1, 3), l2_items=st.integers(1, 4))
+    def build(self, write_mode: str, policy: str, l1_items: int, l2_items: int) -> None:
+        import tempfile
+
+        from backends.disk_tier import DiskTier
+
+        super().build(write_mode, policy, l1_items, l2_items)
+        self.tmp = tempfile.TemporaryDirectory(prefix="novacron-l3-")
+        self.cache.tiers[2] = DiskTier(self.tmp.name, capacity_bytes=1 << 20, default_ttl_s=L3_TTL_S,
+                                       clock=self.clock)
+
+    @invariant()
+    def tiers_within_capacity(self) -> None:
+        for tier in self.cache.tiers[:2]:
+            assert isinstance(tier, MemoryTier)
+            assert len(tier) <= tier.capacity
+
+    def teardown(self) -> None:
+        self.tmp.cleanup()
+
+
+TestHierarchyWithDiskL3AgainstDict = HierarchyWithDiskL3Machine.TestCase
+# File I/O makes each step slower; fewer examples (inheriting the loaded profile's other settings).
+TestHierarchyWithDiskL3AgainstDict.settings = settings(max_examples=40)

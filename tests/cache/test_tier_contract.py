@@ -94,6 +94,12 @@ class TierContract:
         assert got == items
         assert tier.get_many([]) == {}
 
+    def test_delete_many(self, tier: CacheTier) -> None:
+        tier.set_many({"a": b"1", "b": b"2", "c": b"3"})
+        assert tier.delete_many(["a", "c", "missing"]) == 2
+        assert tier.get_many(["a", "b", "c"]) == {"b": b"2"}
+        assert tier.delete_many([]) == 0
+
     def test_set_many_with_ttl(self, tier: CacheTier) -> None:
         tier.set_many({"a": b"1", "b": b"2"}, ttl_s=SHORT_TTL_S)
         self.let_time_pass(SHORT_TTL_S * 2)

@@ -1,0 +1,209 @@
+"""The lab's tiny guest: a Debian kernel and a busybox initramfs running a memory dirtier.
+
+Theory of operation
+-------------------
+A migration test needs a guest that boots in seconds under software emulation (TCG) and dirties
+memory at a known rate. The kernel is the one Debian ships (``apt-get download`` of the versioned
+package ``linux-image-amd64`` depends on); its bzImage carries an xz-compressed ELF ``vmlinux``,
+which we decompress once with :mod:`lzma` because QEMU boots an ELF kernel straight through the
+PVH entry point, skipping ~8 s of in-guest decompression under TCG (measured, ../shared/LAB.md).
+The initramfs holds static busybox, an ``/init`` script and ``dirtier`` (``dirtier.c``, built
+with ``gcc -O2 -static``), packed with ``busybox cpio -o -H newc`` since ``cpio`` is not
+installed. Everything lands in a cache directory keyed by the inputs' hash, so a warm ``lab up``
+builds nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+HERE = Path(__file__).resolve().parent
+DIRTIER_SOURCE = HERE / "dirtier.c"
+BUSYBOX = Path("/bin/busybox")
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+READY_MARKER = "NOVACRON-READY"
+ALIVE_MARKER = "NOVACRON-ALIVE"
+CORRUPT_MARKER = "NOVACRON-CORRUPT"
+
+INIT_SCRIPT = """#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "NOVACRON-INIT $(/bin/busybox cat /proc/cmdline)"
+/dirtier
+echo "NOVACRON-DIRTIER-EXITED status=$?"
+while :; do /bin/busybox sleep 3600; done
+"""
+
+
+class GuestBuildError(RuntimeError):
+    """The guest image could not be built (no network for the kernel, no gcc, ...)."""
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    kernel_path: Path
+    initrd_path: Path
+
+
+def _run(*argv: str, cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise GuestBuildError(f"{argv[0]} is not installed") from exc
+    except subprocess.CalledProcessError as exc:
+        raise GuestBuildError(f"{' '.join(argv)} failed: {exc.stderr.strip()[-500:]}") from exc
+    return done.stdout
+
+
+def kernel_package_name() -> str:
+    """The versioned kernel package (``linux-image-6.1.0-NN-amd64``) the meta package points at."""
+    out = _run("apt-cache", "depends", "linux-image-amd64")
+    match = re.search(r"Depends:\s*(linux-image-\S+-amd64)", out)
+    if not match:
+        raise GuestBuildError("apt-cache does not know linux-image-amd64; is this a Debian-like system?")
+    return match.group(1)
+
+
+def extract_vmlinux(bzimage: bytes) -> bytes:
+    """The ELF kernel inside a bzImage: the xz stream that starts at the xz magic."""
+    start = bzimage.find(XZ_MAGIC)
+    if start < 0:
+        raise GuestBuildError("no xz payload in the kernel image (not an xz-compressed bzImage)")
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    elf = decompressor.decompress(bzimage[start:])
+    if not elf.startswith(b"\x7fELF"):
+        raise GuestBuildError("the kernel's xz payload is not an ELF image")
+    return elf
+
+
+def ensure_kernel(cache_dir: Path) -> Path:
+    """Download (once) the Debian kernel and cache its decompressed ELF ``vmlinux``."""
+    cached = sorted(cache_dir.glob("vmlinux-*"))
+    if cached:
+        return cached[-1]
+    package = kernel_package_name()
+    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch_name:
+        scratch = Path(scratch_name)
+        _run("apt-get", "download", package, cwd=scratch)
+        debs = list(scratch.glob("*.deb"))
+        if not debs:
+            raise GuestBuildError(f"apt-get download {package} produced no .deb")
+        _run("dpkg", "-x", str(debs[0]), str(scratch / "root"))
+        images = sorted((scratch / "root" / "boot").glob("vmlinuz-*"))
+        if not images:
+            raise GuestBuildError(f"{package} contains no /boot/vmlinuz-*")
+        version = images[0].name.removeprefix("vmlinuz-")
+        target = cache_dir / f"vmlinux-{version}"
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(extract_vmlinux(images[0].read_bytes()))
+        partial.replace(target)  # atomic: a half-written kernel is never picked up as cached
+    return target
+
+
+def _initrd_key() -> str:
+    digest = hashlib.sha256()
+    digest.update(DIRTIER_SOURCE.read_bytes())
+    digest.update(INIT_SCRIPT.encode())
+    digest.update(BUSYBOX.read_bytes() if BUSYBOX.exists() else b"")
+    return digest.hexdigest()[:16]
+
+
+def ensure_initrd(cache_dir: Path) -> Path:
+    """Build (once per input hash) the gzip'd newc initramfs: busybox, /init and the dirtier."""
+    target = cache_dir / f"initrd-{_initrd_key()}.cpio.gz"
+    if target.exists():
+        return target
+    if not BUSYBOX.exists():
+        raise GuestBuildError("/bin/busybox is missing: install busybox-static")
+    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch_name:
+        root = Path(scratch_name) / "root"
+        for sub in ("bin", "proc", "sys", "dev", "tmp"):
+            (root / sub).mkdir(parents=True)
+        shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+        (root / "bin" / "sh").symlink_to("busybox")
+        (root / "init").write_text(INIT_SCRIPT)
+        (root / "init").chmod(0o755)
+        _run("gcc", "-O2", "-static", "-o", str(root / "dirtier"), str(DIRTIER_SOURCE))
+        names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+        archive = subprocess.run([str(BUSYBOX), "cpio", "-o", "-H", "newc"], cwd=root, check=True,
+                                 input="\n".join(names).encode() + b"\n", capture_output=True).stdout
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(gzip.compress(archive, compresslevel=6))
+        partial.replace(target)
+    for stale in cache_dir.glob("initrd-*.cpio.gz"):
+        if stale != target:
+            stale.unlink()
+    return target
+
+
+def ensure_guest(cache_dir: Path) -> GuestImage:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(cache_dir, 0o755)  # QEMU (running as root here, but maybe not elsewhere) reads it
+    return GuestImage(ensure_kernel(cache_dir), ensure_initrd(cache_dir))
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """One dirtying guest: its size and workload, and where its serial console is written."""
+
+    name: str
+    memory_mib: int = 256
+    dirty_mib: int = 64
+    dirty_rate_pages_s: int = 2000
+    domain_type: str = "qemu"
+    emulator: str | None = None
+    """QEMU binary (or wrapper) libvirt runs; None: libvirt's default for the domain type."""
+
+    def kernel_cmdline(self) -> str:
+        return (f"console=ttyS0 panic=-1 loglevel=5 dirty_mib={self.dirty_mib} "
+                f"dirty_rate={self.dirty_rate_pages_s}")
+
+
+SERIAL_LOG_DIR_IN_HOST = "/var/log/libvirt/qemu"
+"""The serial log's directory as the host's libvirtd sees it; each lab host bind-mounts its own
+private directory there, so one domain XML gives each host its own console file."""
+
+
+def serial_log_path(name: str) -> str:
+    return f"{SERIAL_LOG_DIR_IN_HOST}/{name}-serial.log"
+
+
+def domain_xml(spec: GuestSpec, image: GuestImage) -> str:
+    """libvirt XML for the guest: no disks, no network, the serial console to a file."""
+    emulator = f"\n    <emulator>{escape(spec.emulator)}</emulator>" if spec.emulator else ""
+    return f"""<domain type='{escape(spec.domain_type)}'>
+  <name>{escape(spec.name)}</name>
+  <memory unit='MiB'>{spec.memory_mib}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{escape(str(image.kernel_path))}</kernel>
+    <initrd>{escape(str(image.initrd_path))}</initrd>
+    <cmdline>{escape(spec.kernel_cmdline())}</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>{emulator}
+    <controller type='usb' model='none'/>
+    <serial type='file'>
+      <source path='{escape(serial_log_path(spec.name))}' append='off'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""

@@ -1,0 +1,12 @@
+"""Real NovaCron managers: the I/O-free Raft core driven over asyncio TCP with a SQLite log.
+
+Modules
+-------
+- ``framing``: length-prefixed msgpack frames (peer and client connections share them).
+- ``logstore``: ``SQLiteLogStore``, the durable ``Stored`` state (WAL, ``synchronous=FULL``).
+- ``peers``: outbound links to the other managers (reconnect with backoff, never blocking).
+- ``eventlog``: committed commands as events, appended to ``events.jsonl`` in the data dir.
+- ``runtime``: ``ManagerRuntime``, the Ready loop (persist, send, apply, answer) and the client API.
+- ``client``: an asyncio client (propose, linearizable read, status) and ``cluster status``.
+- ``cli``: the argument handling behind ``novacron manager`` and ``novacron cluster status``.
+"""

@@ -1,0 +1,122 @@
+"""Three (or N) real manager processes on loopback: what the tests and the benchmark start.
+
+Each manager is ``python -m novacron manager ...`` in its own process with its own data
+directory and free ports. Every started process is recorded in a pid file -- in
+``$NOVACRON_TEST_STATE`` when set (``scripts/test`` kills what is left there on exit), else in the
+cluster's base directory -- and ``close()`` kills every process it started, so a failing test
+leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from backends.manager.client import cluster_status
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out for ephemeral binds (all held open until all are chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class LocalCluster:
+    def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = ()) -> None:
+        self.base_dir = base_dir
+        self.ids = list(range(1, size + 1))
+        ports = free_ports(2 * size)
+        self.raft_addresses = {i: ("127.0.0.1", ports[k]) for k, i in enumerate(self.ids)}
+        self.client_addresses = {i: ("127.0.0.1", ports[size + k]) for k, i in enumerate(self.ids)}
+        self.extra_args = extra_args
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        state = os.environ.get("NOVACRON_TEST_STATE")
+        self.pid_dir = Path(state) if state else base_dir
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+
+    def data_dir(self, manager_id: int) -> Path:
+        return self.base_dir / f"manager-{manager_id}"
+
+    def peers_arg(self) -> str:
+        return ",".join(f"{i}={h}:{p}" for i, (h, p) in self.raft_addresses.items())
+
+    def start(self, manager_id: int) -> None:
+        if manager_id in self.processes and self.processes[manager_id].poll() is None:
+            raise RuntimeError(f"manager {manager_id} is already running")
+        cmd = [sys.executable, "-m", "novacron", "manager", "--id", str(manager_id), "--peers", self.peers_arg(),
+               "--data-dir", str(self.data_dir(manager_id)),
+               "--client-port", str(self.client_addresses[manager_id][1]), *self.extra_args]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                                        os.environ.get("PYTHONPATH")]))}
+        log = (self.base_dir / f"manager-{manager_id}.log").open("ab")
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        log.close()
+        self.processes[manager_id] = process
+        self._pid_file(manager_id).write_text(f"{process.pid}\n")
+
+    def start_all(self) -> None:
+        for manager_id in self.ids:
+            self.start(manager_id)
+
+    def kill(self, manager_id: int, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.get(manager_id)
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self._pid_file(manager_id).unlink()
+
+    def running(self, manager_id: int) -> bool:
+        process = self.processes.get(manager_id)
+        return process is not None and process.poll() is None
+
+    def close(self) -> None:
+        for manager_id in self.ids:
+            self.kill(manager_id)
+
+    def log_text(self, manager_id: int) -> str:
+        path = self.base_dir / f"manager-{manager_id}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _pid_file(self, manager_id: int) -> Path:
+        return self.pid_dir / f"novacron-manager-{os.getpid()}-{self.raft_addresses[manager_id][1]}.pid"
+
+    async def statuses(self, timeout_s: float = 1.0) -> list[dict[str, Any]]:
+        return await cluster_status(self.client_addresses, timeout_s)
+
+    async def wait_for_leader(self, timeout_s: float = 20.0, among: set[int] | None = None) -> dict[str, Any]:
+        """The status of the manager a reachable majority agrees leads, once it has committed in its term."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            rows = [r for r in await self.statuses() if r.get("reachable")]
+            leaders = [r for r in rows if r["role"] == "leader" and (among is None or r["id"] in among)]
+            if len(leaders) == 1:
+                leader = leaders[0]
+                followers = [r for r in rows if r["leader"] == leader["id"] and r["term"] == leader["term"]]
+                if len(followers) > len(self.ids) // 2 and leader["commit"] >= 1:
+                    return leader
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no leader within {timeout_s} s; statuses: {await self.statuses()}")

@@ -1,0 +1,312 @@
+"""``ManagerRuntime``: one real manager -- the Raft core, asyncio TCP, SQLite and a client API.
+
+Theory of operation
+-------------------
+The core (``novacron.raft.RaftNode``) does no I/O; this runtime drives it exactly as
+``novacron/raft/__init__.py`` prescribes. Every input -- a frame of messages from a peer, a
+client request, the 10 ms tick -- is queued and wakes ONE task, the drive task, which owns the
+node: it steps the queued messages, ticks, and then works through ``Ready`` cycles, so inputs
+that arrive together are handled by one ``Ready``:
+
+1. queued client proposals are packed into one log entry and proposed (``replicated``);
+2. while the node has a ``Ready``: persist it in ONE SQLite transaction (fsynced,
+   ``SQLiteLogStore.save``) BEFORE any of its messages is sent -- a vote or an acknowledgement
+   never leaves before it is durable (Raft paper, Figure 2) -- then send one frame per peer,
+   apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
+   the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
+3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
+   of applied entry data (whichever comes first), and checkpoint the SQLite
+   WAL in a worker thread once it has grown by 16 MB (never inside a Ready's commit).
+
+Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
+``ready()`` and ``advance()``. The save (one transaction, one fsync) runs in a dedicated disk
+thread: while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
+proposals, which the next cycle handles together -- that is where the batching comes from. An
+exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
+
+Ticks follow the monotonic clock but catch up at most ``MAX_CATCH_UP_TICKS`` after the loop was
+busy: a stall of this process is no evidence that the leader died (its heartbeats are sitting
+unread in our socket), and counting it would start needless elections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.manager.clientapi import ClientApi
+from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog
+from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
+from backends.manager.logstore import SQLiteLogStore
+from backends.manager.peers import PeerLink
+from backends.manager.replicated import ManagerStateMachine
+from novacron.raft import LEADER, NO_NODE, Message, RaftConfig, RaftNode, Ready, from_wire, to_wire
+from novacron.raft.events import LeaderElected, LeaderSteppedDown, ManagerStarted, SnapshotInstalled, TermStarted
+
+log = logging.getLogger(__name__)
+MAX_CATCH_UP_TICKS = 2
+READ_CHUNK_BYTES = 1 << 18
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    node_id: int
+    peers: dict[int, tuple[str, int]]
+    """Every manager's Raft address, this one included (it is where we listen for peers)."""
+    data_dir: Path
+    client_host: str = "127.0.0.1"
+    client_port: int = 0
+    tick_ms: float = 10.0
+    snapshot_every: int = 5000
+    snapshot_every_bytes: int = 64 * 1024 * 1024
+    max_batch_bytes: int = 256 * 1024
+    """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
+    seed: int | None = None
+    raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
+
+
+class ManagerRuntime:
+    def __init__(self, config: ManagerConfig) -> None:
+        if config.node_id not in config.peers:
+            raise ValueError(f"manager {config.node_id} is not in --peers {sorted(config.peers)}")
+        self.config = config
+        self.id = config.node_id
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SQLiteLogStore(config.data_dir / "raft.sqlite3")
+        restarted = not self.store.is_empty()
+        stored = self.store.stored() if restarted else self.store.bootstrap(tuple(sorted(config.peers)))
+        self.events = JsonLinesEventLog(config.data_dir / EVENTS_FILE)
+        self.state = ManagerStateMachine(self.id, self.events)
+        self.state.restore(stored.snapshot.data, stored.snapshot.index)
+        raft_config = dataclasses.replace(config.raft, node_id=self.id)
+        seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
+        self.node = RaftNode(raft_config, random.Random(seed), stored)
+        self.api = ClientApi(self)
+        self.links = {pid: PeerLink(self.id, pid, host, port) for pid, (host, port) in config.peers.items()
+                      if pid != self.id}
+        self._inbox: list[Message] = []
+        self._ticks_due = 0
+        self._applied_bytes = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"manager-{self.id}-disk")
+        self._stop = asyncio.Event()
+        self._servers: list[asyncio.Server] = []
+        self.connections: set[asyncio.StreamWriter] = set()
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._driver: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        """Inbound peer and client connections, closed with the runtime."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_term = stored.hard_state.term
+        self._leaderless_since = time.monotonic()
+        self._last_leader = NO_NODE
+        self.client_port = config.client_port
+        self.events.emit(ManagerStarted, source=self._source, manager_id=self.id, restarted=restarted)
+
+    @property
+    def _source(self) -> str:
+        return f"manager-{self.id}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        host, port = self.config.peers[self.id]
+        self._servers.append(await asyncio.start_server(self._handle_peer, host, port, reuse_address=True))
+        client_server = await asyncio.start_server(self.api.handle_connection, self.config.client_host,
+                                                   self.config.client_port, reuse_address=True)
+        self._servers.append(client_server)
+        self.client_port = client_server.sockets[0].getsockname()[1]
+        for link in self.links.values():
+            link.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._tick_forever(), name="tick"))
+        self._driver = loop.create_task(self._drive_forever(), name="drive")
+        self._driver.add_done_callback(self._driver_done)
+        print(f"novacron manager {self.id}: raft {host}:{port} clients {self.config.client_host}:"
+              f"{self.client_port} data {self.config.data_dir}", flush=True)
+        self._schedule_drive()
+        await self._stop.wait()
+        await self.close()
+        if self.failure is not None:
+            raise self.failure
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _driver_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # A safety violation or a storage failure: this manager must not go on.
+            self.failure = task.exception()
+            log.error("manager %d: stopping after an error in the Ready loop: %r", self.id, self.failure)
+            self._stop.set()
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._driver is not None:
+            with contextlib.suppress(Exception):
+                await self._driver  # finishes the Ready in progress: never close the store under a save
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for server in self._servers:
+            server.close()
+        for writer in list(self.connections):
+            writer.close()
+        for link in self.links.values():
+            await link.close()
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        self.events.flush()
+        self.events.close()
+        self._disk.shutdown(wait=True)
+        self.store.close()
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        tick_s = self.config.tick_ms / 1000
+        next_tick = time.monotonic() + tick_s
+        while True:
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            due = int((time.monotonic() - next_tick) / tick_s) + 1
+            next_tick += due * tick_s
+            self._ticks_due = min(self._ticks_due + due, MAX_CATCH_UP_TICKS)
+            self._schedule_drive()
+
+    async def _handle_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = FrameDecoder()
+        peer_id = NO_NODE
+        self.connections.add(writer)
+        try:
+            while chunk := await reader.read(READ_CHUNK_BYTES):
+                for frame in decoder.feed(chunk):
+                    if peer_id == NO_NODE:
+                        peer_id = int(frame["peer"])
+                        continue
+                    for wire in frame:
+                        self.step(from_wire(wire))
+                self._schedule_drive()
+        except (FrameTooLarge, ConnectionError) as exc:
+            log.warning("manager %d: dropping the connection from peer %d: %s", self.id, peer_id, exc)
+        finally:
+            self.connections.discard(writer)
+            writer.close()
+
+    def step(self, message: Message) -> None:
+        """Queue a peer's message; the drive task steps it (never while a Ready is being persisted)."""
+        if message.dst == self.id:
+            self._inbox.append(message)
+
+    def _schedule_drive(self) -> None:
+        self._wake.set()
+
+    # -- the Ready cycle -----------------------------------------------------------------------
+
+    async def _drive_forever(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._drive()
+
+    async def _drive(self) -> None:
+        inbox, self._inbox = self._inbox, []
+        for message in inbox:
+            self.node.step(message)
+        ticks, self._ticks_due = self._ticks_due, 0
+        for _ in range(ticks):
+            self.node.tick()
+        self.api.propose_queued()
+        self.api.start_queued_reads()
+        loop = asyncio.get_running_loop()
+        while self.node.has_ready():
+            ready = self.node.ready()
+            if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+                # Durable (fsynced) before any message of this Ready is sent. The disk thread
+                # lets the loop keep reading sockets meanwhile; what arrives waits in the inbox.
+                await loop.run_in_executor(self._disk, self.store.save, ready)
+            if ready.snapshot is not None:
+                self._install_snapshot(ready)
+            self._send(ready.messages)
+            for entry in ready.committed_entries:
+                self.state.apply(entry)
+                self._applied_bytes += len(entry.data)
+                self.api.entry_applied(entry)
+            self._observe(ready)
+            self.api.reads_ready(ready.read_states)
+            self.node.advance(ready)
+        self.events.flush()
+        self._maybe_compact()
+        self.api.flush()
+        if self.store.needs_checkpoint() and self._checkpoint is None:
+            self._checkpoint = loop.run_in_executor(None, self.store.checkpoint)
+            self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not done.cancelled() and done.exception() is not None:
+            log.error("manager %d: WAL checkpoint failed: %s", self.id, done.exception())
+
+    def _send(self, messages: list[Message]) -> None:
+        by_peer: dict[int, list[dict[str, Any]]] = {}
+        for m in messages:
+            by_peer.setdefault(m.dst, []).append(to_wire(m))
+        for peer, wires in by_peer.items():
+            link = self.links.get(peer)
+            if link is not None:
+                link.send(encode_frame(wires))
+
+    def _install_snapshot(self, ready: Ready) -> None:
+        assert ready.snapshot is not None
+        self.state.restore(ready.snapshot.data, ready.snapshot.index)
+        self.api.entries_superseded(ready.snapshot.index)
+        self.events.emit(SnapshotInstalled, source=self._source, manager_id=self.id,
+                         log_index=ready.snapshot.index)
+
+    def _maybe_compact(self) -> None:
+        applied = self.node.log.applied
+        if (applied - self.node.log.snapshot.index >= self.config.snapshot_every
+                or self._applied_bytes >= self.config.snapshot_every_bytes):
+            self._applied_bytes = 0
+            self.store.compact(self.node.compact(applied, self.state.snapshot()))
+
+    def _observe(self, ready: Ready) -> None:
+        """Report role and term changes as the events the simulated managers emit."""
+        now = time.monotonic()
+        if ready.hard_state is not None and ready.hard_state.term != self._last_term:
+            self._last_term = ready.hard_state.term
+            self.events.emit(TermStarted, source=self._source, manager_id=self.id, term=self._last_term)
+        soft = ready.soft_state
+        if soft is None:
+            return
+        if soft.role == LEADER:
+            self.events.emit(LeaderElected, source=self._source, manager_id=self.id, term=self.node.term,
+                             leaderless_ms=round((now - self._leaderless_since) * 1000, 3))
+        elif self.api.was_leader:
+            self.events.emit(LeaderSteppedDown, source=self._source, manager_id=self.id, term=self.node.term)
+        if soft.leader == NO_NODE and self._last_leader != NO_NODE:
+            self._leaderless_since = now
+        self._last_leader = soft.leader
+        self.api.role_changed(soft.role == LEADER)
+
+    def digest(self) -> dict[str, Any]:
+        return {"applied": self.node.log.applied, "keys": len(self.state.kv.values),
+                "digest": hashlib.sha256(self.state.snapshot()).hexdigest()}
+
+    def status(self) -> dict[str, Any]:
+        node = self.node
+        return {"manager_id": self.id, "role": node.role, "term": node.term, "leader": node.leader,
+                "commit": node.log.committed, "applied": node.log.applied, "last_index": node.log.last_index(),
+                "commands_applied": self.state.commands_applied}

@@ -1,0 +1,23 @@
+"""Every module that declares events, imported once so a log can be read back into typed events.
+
+Event classes register themselves by name when their module is imported; a reader that meets a
+type name must have imported the declaring module. Add a line here when a new events module is
+written (``tests/test_events.py`` checks that every ``@event`` module under ``novacron/`` is
+listed).
+"""
+
+import novacron.cache.events
+import novacron.cluster.events
+import novacron.guest_health
+import novacron.migration.events
+import novacron.raft.events
+import novacron.scheduler.events  # noqa: F401
+
+EVENT_MODULES = (
+    "novacron.cache.events",
+    "novacron.cluster.events",
+    "novacron.guest_health",
+    "novacron.migration.events",
+    "novacron.raft.events",
+    "novacron.scheduler.events",
+)

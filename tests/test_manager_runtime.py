@@ -1,0 +1,253 @@
+"""Manager runtimes in this process (one asyncio loop, real TCP on loopback, real SQLite).
+
+Faster than separate processes, so the client API, redirects, restarts and snapshots are checked
+here; the process-level crash tests are in ``test_manager_cluster.py``. A spy on every runtime's
+store and peer links checks the rule of Figure 2 that the runtime exists to keep: nothing is sent
+before the state it reveals is durable -- a granted vote only after the vote is stored, an
+acknowledgement of index i only after the entries up to i are stored, no message with a term
+that is not yet stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.manager.client import ClusterClient, ManagerClient
+from backends.manager.eventlog import read_events
+from backends.manager.framing import FrameDecoder
+from backends.manager.localcluster import free_ports
+from backends.manager.runtime import ManagerConfig, ManagerRuntime
+from novacron.raft import MessageType, Ready, from_wire
+from novacron.raft.statemachine import encode_command
+
+T = MessageType
+
+
+class DurabilitySpy:
+    """Tracks what each runtime has made durable and checks every message it sends against it."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.checked = 0
+        self.types_seen: set[int] = set()
+
+    def attach(self, runtime: ManagerRuntime) -> None:
+        durable = {"term": runtime.node.term, "vote": runtime.node.vote, "last": runtime.node.log.last_index()}
+        save = runtime.store.save
+
+        def spying_save(ready: Ready) -> None:
+            save(ready)
+            if ready.snapshot is not None:
+                durable["last"] = max(durable["last"], ready.snapshot.index)
+            if ready.entries:
+                durable["last"] = ready.entries[-1].index
+            if ready.hard_state is not None:
+                durable["term"], durable["vote"] = ready.hard_state.term, ready.hard_state.vote
+
+        runtime.store.save = spying_save  # type: ignore[method-assign]
+        for link in runtime.links.values():
+            send = link.send
+
+            def spying_send(frame: bytes, send: Callable[[bytes], bool] = send) -> bool:
+                for wires in FrameDecoder().feed(frame):
+                    for wire in wires:
+                        self._check(runtime.id, from_wire(wire), durable)
+                return send(frame)
+
+            link.send = spying_send  # type: ignore[method-assign]
+
+    def _check(self, node: int, m: Any, durable: dict[str, int]) -> None:
+        self.checked += 1
+        self.types_seen.add(m.type)
+        if m.type in (T.PRE_VOTE, T.PRE_VOTE_RESP):
+            return  # PreVote asks about term+1 without adopting it (dissertation 9.6)
+        if m.term > durable["term"]:
+            self.violations.append(f"{node} sent {m.describe()} before term {m.term} was stored")
+        if m.type == T.VOTE_RESP and not m.reject and durable["vote"] != m.dst:
+            self.violations.append(f"{node} granted a vote to {m.dst} before storing it")
+        if m.type == T.APPEND_RESP and not m.reject and m.index > durable["last"]:
+            self.violations.append(f"{node} acknowledged {m.index} with only {durable['last']} stored")
+
+
+class InProcessCluster:
+    def __init__(self, base_dir: Path, size: int, **config: Any) -> None:
+        ports = free_ports(2 * size)
+        self.ids = list(range(1, size + 1))
+        self.peers = {i: ("127.0.0.1", ports[k]) for k, i in enumerate(self.ids)}
+        self.client_addresses = {i: ("127.0.0.1", ports[size + k]) for k, i in enumerate(self.ids)}
+        self.base_dir, self.config = base_dir, config
+        self.runtimes: dict[int, ManagerRuntime] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.spy = DurabilitySpy()
+
+    def data_dir(self, manager_id: int) -> Path:
+        return self.base_dir / f"m{manager_id}"
+
+    async def start(self, manager_id: int) -> ManagerRuntime:
+        runtime = ManagerRuntime(ManagerConfig(node_id=manager_id, peers=self.peers, data_dir=self.data_dir(manager_id),
+                                               client_port=self.client_addresses[manager_id][1], **self.config))
+        self.spy.attach(runtime)
+        self.runtimes[manager_id] = runtime
+        self.tasks[manager_id] = asyncio.create_task(runtime.serve())
+        await asyncio.sleep(0.05)
+        return runtime
+
+    async def stop(self, manager_id: int) -> None:
+        self.runtimes.pop(manager_id).stop()
+        await self.tasks.pop(manager_id)
+
+    async def stop_all(self) -> None:
+        for manager_id in list(self.runtimes):
+            with contextlib.suppress(Exception):
+                await self.stop(manager_id)
+
+    async def leader(self, timeout_s: float = 10.0) -> ManagerRuntime:
+        for _ in range(int(timeout_s / 0.02)):
+            leaders = [r for r in self.runtimes.values() if r.node.role == "leader" and r.node.log.committed > 0]
+            if len(leaders) == 1:
+                return leaders[0]
+            await asyncio.sleep(0.02)
+        raise AssertionError("no leader elected")
+
+
+def run(base_dir: Path, size: int, scenario: Callable[[InProcessCluster], Awaitable[None]], **config: Any) -> None:
+    async def main() -> None:
+        cluster = InProcessCluster(base_dir, size, **config)
+        try:
+            await scenario(cluster)
+        finally:
+            await cluster.stop_all()
+        assert cluster.spy.violations == [], cluster.spy.violations[:5]
+
+    asyncio.run(main())
+
+
+def put(key: str, value: str) -> bytes:
+    return encode_command(op="put", key=key, value=value)
+
+
+def test_one_manager_answers_propose_read_status_and_bad_requests(tmp_path: Path) -> None:
+    async def scenario(cluster: InProcessCluster) -> None:
+        await cluster.start(1)
+        await cluster.leader()
+        client = await ManagerClient.connect(*cluster.client_addresses[1])
+        try:
+            replies = await asyncio.gather(*(client.propose(put(f"k{i}", f"v{i}")) for i in range(20)))
+            assert all(r["ok"] for r in replies)
+            assert len({(r["index"], r["position"]) for r in replies}) == 20
+            assert (await client.read("k7"))["value"] == "v7"
+            assert (await client.read("absent"))["value"] is None
+            status = await client.status()
+            assert (status["manager_id"], status["role"], status["leader"]) == (1, "leader", 1)
+            assert status["applied"] == status["commit"] >= max(r["index"] for r in replies)
+            assert (await client.request("frobnicate"))["error"] == "bad_request"
+            assert (await client.request("propose", data="not bytes"))["error"] == "bad_request"
+        finally:
+            await client.close()
+
+    run(tmp_path, 1, scenario)
+
+
+def test_followers_redirect_and_the_cluster_client_follows(tmp_path: Path) -> None:
+    async def scenario(cluster: InProcessCluster) -> None:
+        for manager_id in cluster.ids:
+            await cluster.start(manager_id)
+        leader = await cluster.leader()
+        follower = next(i for i in cluster.ids if i != leader.id)
+        direct = await ManagerClient.connect(*cluster.client_addresses[follower])
+        try:
+            for reply in (await direct.propose(put("a", "1")), await direct.read("a")):
+                assert (reply["ok"], reply["error"], reply["leader"]) == (False, "not_leader", leader.id)
+        finally:
+            await direct.close()
+        client = ClusterClient(cluster.client_addresses)
+        client.leader = follower
+        try:
+            replies = await asyncio.gather(*(client.propose(put(f"k{i % 7}", str(i))) for i in range(300)))
+            assert all(r["ok"] for r in replies)
+            assert client.leader == leader.id
+            last_of_k3 = max((r["index"], r["position"], i) for i, r in enumerate(replies) if i % 7 == 3)[2]
+            assert (await client.read("k3"))["value"] == str(last_of_k3)
+        finally:
+            await client.close()
+        assert {T.VOTE_RESP, T.APPEND_RESP, T.HEARTBEAT} <= cluster.spy.types_seen
+
+    run(tmp_path, 3, scenario)
+
+
+def test_a_restarted_manager_restores_its_state_and_writes_no_event_twice(tmp_path: Path) -> None:
+    async def scenario(cluster: InProcessCluster) -> None:
+        await cluster.start(1)
+        await cluster.leader()
+        client = await ManagerClient.connect(*cluster.client_addresses[1])
+        for i in range(30):
+            assert (await client.propose(put(f"k{i}", f"v{i}")))["ok"]
+        await client.close()
+        await cluster.stop(1)
+        await cluster.start(1)
+        await cluster.leader()
+        client = await ManagerClient.connect(*cluster.client_addresses[1])
+        assert (await client.read("k29"))["value"] == "v29"
+        await client.close()
+        events = read_events(cluster.data_dir(1))
+        applied = [(e["log_index"], e["batch_position"]) for e in events if e["type"] == "ManagerCommandApplied"]
+        assert len(applied) == len(set(applied)) == 30
+        assert [e["restarted"] for e in events if e["type"] == "ManagerStarted"] == [False, True]
+
+    run(tmp_path, 1, scenario)
+
+
+def test_a_lagging_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
+    """Section 7: the leader compacted the entries the follower misses, so it sends InstallSnapshot."""
+
+    async def scenario(cluster: InProcessCluster) -> None:
+        for manager_id in cluster.ids:
+            await cluster.start(manager_id)
+        leader = await cluster.leader()
+        lagging = next(i for i in cluster.ids if i != leader.id)
+        await cluster.stop(lagging)
+        client = ClusterClient(cluster.client_addresses)
+        client.leader = leader.id
+        for i in range(40):  # sequential: one entry each, so the log outgrows snapshot_every
+            assert (await client.propose(put(f"k{i}", f"v{i}")))["ok"]
+        await client.close()
+        assert leader.node.log.snapshot.index > 0
+        caught_up = await cluster.start(lagging)
+        for _ in range(250):
+            if caught_up.node.log.applied >= leader.node.log.committed:
+                break
+            await asyncio.sleep(0.02)
+        assert caught_up.state.get("k39") == "v39" and caught_up.state.get("k0") == "v0"
+        assert any(e["type"] == "SnapshotInstalled" for e in read_events(cluster.data_dir(lagging)))
+        assert caught_up.store.stored().snapshot.index > 0
+
+    run(tmp_path, 3, scenario, snapshot_every=10)
+
+
+@pytest.mark.parametrize("text", ["", "1=host", "x=h:1", "1=h:1,1=h:2", "0=h:1", "1=:7001"])
+def test_bad_peer_lists_are_refused(text: str) -> None:
+    from backends.manager.cli import parse_peers
+
+    with pytest.raises(ValueError):
+        parse_peers(text)
+
+
+def test_peer_lists_and_the_status_table() -> None:
+    from backends.manager.cli import parse_peers
+    from backends.manager.client import format_status_table
+
+    assert parse_peers("1=127.0.0.1:7001, 2=10.0.0.2:7002") == {1: ("127.0.0.1", 7001), 2: ("10.0.0.2", 7002)}
+    table = format_status_table([
+        {"id": 1, "address": "h:1", "reachable": True, "role": "leader", "term": 4, "leader": 1, "commit": 9,
+         "applied": 9},
+        {"id": 2, "address": "h:2", "reachable": False}])
+    lines = table.splitlines()
+    assert lines[0].split() == ["manager", "address", "role", "term", "leader", "commit", "applied"]
+    assert lines[1].split() == ["1", "h:1", "leader", "4", "1", "9", "9"]
+    assert lines[2].split() == ["2", "h:2", "unreachable", "-", "-", "-", "-"]
