@@ -87,11 +87,8 @@ class DirectControlPlane:
         return self._decided(self._place_now(vm))
 
     def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> Decision:
-        # place_vm records VMRejected when nothing fits; a restart must not, so check first. The
-        # scheduler's filters (headroom...) are stricter than a fit, so ask it when there is one.
-        can_place = self._inv.can_place
-        fits = self._some_host_fits(vm) and (can_place is None or can_place(vm.vm_id, vm.cpu_cores, vm.memory_gib))
-        return self._decided(self._place_now(vm) if fits else None)
+        # place_vm records VMRejected when nothing fits; a restart must not, so check first.
+        return self._decided(self._place_now(vm) if self._some_host_fits(vm) else None)
 
     def migrate(self, vm: VMRequest, to_host: int) -> Decision:
         inv = self._inv
