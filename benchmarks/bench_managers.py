@@ -119,7 +119,11 @@ async def _novacron_load(cluster: LocalCluster, size: int) -> dict[str, Any]:
     end, t1 = await client.status(), time.monotonic()
     for load in loads:
         load.running = False
-    await asyncio.wait_for(asyncio.gather(*(load.drained for load in loads)), 60)
+    drained = True
+    try:
+        await asyncio.wait_for(asyncio.gather(*(load.drained for load in loads)), 60)
+    except TimeoutError:
+        drained = False
     for load in loads:
         assert load.transport is not None
         load.transport.close()
@@ -128,7 +132,7 @@ async def _novacron_load(cluster: LocalCluster, size: int) -> dict[str, Any]:
     throughput = (end["commands_applied"] - start["commands_applied"]) / (t1 - t0)
     same_leader = start["term"] == end["term"] and end["role"] == "leader"
     return {"throughput_ops_s": round(throughput), "failed_writes": failed, "same_leader": same_leader,
-            "replicas_equal": await _novacron_replicas_equal(cluster)}
+            "all_answered": drained, "replicas_equal": await _novacron_replicas_equal(cluster)}
 
 
 async def _novacron_replicas_equal(cluster: LocalCluster, timeout_s: float = 30.0) -> bool:

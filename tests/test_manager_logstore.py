@@ -207,20 +207,19 @@ def test_every_save_that_returned_survives_sigkill(tmp_path: Path) -> None:
     assert stored.hard_state.term >= acknowledged
 
 
-def test_a_background_checkpoint_runs_alongside_saves(tmp_path: Path) -> None:
-    import threading
-
+def test_a_checkpoint_between_saves_completes_and_the_wal_restarts(tmp_path: Path) -> None:
     store = SQLiteLogStore(tmp_path / "raft.sqlite3")
     store.bootstrap((1, 2, 3))
     big = [Entry(i, 1, 0, bytes([i % 256]) * 40_000) for i in range(1, 501)]
     for first in range(0, 450, 50):
         store.save(Ready(entries=big[first:first + 50]))
     assert store.needs_checkpoint()
-    checkpointer = threading.Thread(target=store.checkpoint)
-    checkpointer.start()
-    store.save(Ready(entries=big[450:], hard_state=HardState(1, 1, 500)))
-    checkpointer.join()
+    wal_frames, copied_frames = store.checkpoint()
+    assert wal_frames > 2000 and copied_frames == wal_frames
     assert not store.needs_checkpoint()
+    store.save(Ready(entries=big[450:], hard_state=HardState(1, 1, 500)))
+    wal_frames_after, _ = store.checkpoint()
+    assert wal_frames_after < wal_frames, "the WAL must start over after a complete checkpoint"
     store.close()
     reopened = SQLiteLogStore(tmp_path / "raft.sqlite3")
     try:

@@ -9,7 +9,8 @@ number of requests on one connection and matches replies by ``id``:
   committed AND applied here: ``{"id": n, "ok": true, "index": i, "position": p}``. Proposals
   queued between two ``Ready`` cycles become one log entry; the entry's ``(index, term)`` is
   remembered, and when index ``i`` is applied with another term the proposal was overwritten by
-  a new leader and is answered ``"dropped"`` (the client may retry). A follower answers
+  a new leader and is answered ``"dropped"`` (the client may retry); proposals pending when
+  the leader steps down are answered ``"unknown"`` (they may still commit). A follower answers
   ``{"ok": false, "error": "not_leader", "leader": N}`` (0 when it knows no leader).
 - ``{"op": "read", "id": n, "key": k}``: ReadIndex (Raft dissertation section 6.4). The leader
   records its commit index, confirms with a heartbeat round that it still leads, and answers
@@ -188,6 +189,12 @@ class ClientApi:
 
     def role_changed(self, is_leader: bool) -> None:
         if self.was_leader and not is_leader:
+            # Leadership lost: a pending proposal may still commit under the new leader, or be
+            # overwritten; this manager may not learn which for a long time, so say so now.
+            for _, proposals in self.waiters.values():
+                for conn, request_id in proposals:
+                    self.answer(conn, {"id": request_id, "ok": False, "error": "unknown"})
+            self.waiters.clear()
             for conn, request_id, _ in self.reads_confirming.values():
                 self._not_leader(conn, request_id)
             for _, conn, request_id, _ in self.reads_applying:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from novacron.raft import Entry, HardState, Ready, Snapshot, Stored
 
-CHECKPOINT_EVERY_PAGES = 4096
-"""The runtime asks for a background checkpoint once the WAL has grown by this many pages (16 MB)."""
+CHECKPOINT_EVERY_PAGES = 2048
+"""The runtime checkpoints (in its disk thread, between saves) once the WAL grew by this many pages (8 MB)."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
                                     kind INTEGER NOT NULL, data BLOB NOT NULL);
@@ -51,12 +51,13 @@ class SQLiteLogStore:
         if str(mode).lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
-        # A checkpoint copies the WAL into the database and fsyncs both: done inside a commit it
-        # would stall the event loop (and heartbeats) for as long, so the runtime runs it on a
-        # second connection in a worker thread instead (``checkpoint``); WAL mode lets readers and
-        # one writer proceed while a PASSIVE checkpoint runs (https://www.sqlite.org/wal.html).
+        # A checkpoint copies the WAL into the database and fsyncs both. SQLite would run it inside
+        # whichever commit crosses 1000 pages; the runtime instead calls ``checkpoint`` from its
+        # disk thread between two saves, so the event loop never waits for it, and because no
+        # write is in progress it completes and the WAL restarts from its beginning (a checkpoint
+        # racing a stream of commits on another connection never finishes, and the WAL grows
+        # without bound: https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_files).
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer: sqlite3.Connection | None = None
         self.wal_pages = 0
         self._db.executescript(SCHEMA)
         self.saves = 0
@@ -66,19 +67,16 @@ class SQLiteLogStore:
 
     def close(self) -> None:
         self._db.close()
-        if self._checkpointer is not None:
-            self._checkpointer.close()
 
     def needs_checkpoint(self) -> bool:
         return self.wal_pages >= CHECKPOINT_EVERY_PAGES
 
-    def checkpoint(self) -> None:
-        """A PASSIVE checkpoint on its own connection: safe to run in a worker thread, one at a time."""
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL into the database (call it between saves, from the thread that saves);
+        returns SQLite's (frames in the WAL, frames copied)."""
         self.wal_pages = 0
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._checkpointer.execute("PRAGMA synchronous=FULL")
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _, wal_frames, copied_frames = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(wal_frames), int(copied_frames)
 
     def is_empty(self) -> bool:
         """A brand-new data directory: nothing was ever stored, not even the bootstrap snapshot."""

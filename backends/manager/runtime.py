@@ -15,8 +15,8 @@ that arrive together are handled by one ``Ready``:
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
    the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
 3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
-   of applied entry data (whichever comes first), and checkpoint the SQLite
-   WAL in a worker thread once it has grown by 16 MB (never inside a Ready's commit).
+   of applied entry data (whichever comes first), and checkpoint the SQLite WAL once it has
+   grown by 8 MB -- both in the disk thread, between Readies, never inside a Ready's commit.
 
 Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
 ``ready()`` and ``advance()``. The save (one transaction, one fsync) runs in a dedicated disk
@@ -67,7 +67,8 @@ class ManagerConfig:
     client_port: int = 0
     tick_ms: float = 10.0
     snapshot_every: int = 5000
-    snapshot_every_bytes: int = 64 * 1024 * 1024
+    snapshot_every_bytes: int = 16 * 1024 * 1024
+    """Small compactions: deleting the entries is one fsynced transaction the Ready loop waits for."""
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     seed: int | None = None
@@ -102,7 +103,6 @@ class ManagerRuntime:
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.connections: set[asyncio.StreamWriter] = set()
-        self._checkpoint: asyncio.Future[None] | None = None
         self._driver: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
         """Inbound peer and client connections, closed with the runtime."""
@@ -166,9 +166,6 @@ class ManagerRuntime:
             writer.close()
         for link in self.links.values():
             await link.close()
-        if self._checkpoint is not None:
-            with contextlib.suppress(Exception):
-                await self._checkpoint
         self.events.flush()
         self.events.close()
         self._disk.shutdown(wait=True)
@@ -248,16 +245,10 @@ class ManagerRuntime:
             self.api.reads_ready(ready.read_states)
             self.node.advance(ready)
         self.events.flush()
-        self._maybe_compact()
         self.api.flush()
-        if self.store.needs_checkpoint() and self._checkpoint is None:
-            self._checkpoint = loop.run_in_executor(None, self.store.checkpoint)
-            self._checkpoint.add_done_callback(self._checkpoint_done)
-
-    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
-        self._checkpoint = None
-        if not done.cancelled() and done.exception() is not None:
-            log.error("manager %d: WAL checkpoint failed: %s", self.id, done.exception())
+        await self._maybe_compact()
+        if self.store.needs_checkpoint():
+            await loop.run_in_executor(self._disk, self.store.checkpoint)
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
@@ -275,12 +266,13 @@ class ManagerRuntime:
         self.events.emit(SnapshotInstalled, source=self._source, manager_id=self.id,
                          log_index=ready.snapshot.index)
 
-    def _maybe_compact(self) -> None:
+    async def _maybe_compact(self) -> None:
         applied = self.node.log.applied
         if (applied - self.node.log.snapshot.index >= self.config.snapshot_every
                 or self._applied_bytes >= self.config.snapshot_every_bytes):
             self._applied_bytes = 0
-            self.store.compact(self.node.compact(applied, self.state.snapshot()))
+            snapshot = self.node.compact(applied, self.state.snapshot())
+            await asyncio.get_running_loop().run_in_executor(self._disk, self.store.compact, snapshot)
 
     def _observe(self, ready: Ready) -> None:
         """Report role and term changes as the events the simulated managers emit."""
