@@ -76,6 +76,7 @@ def test_core_messages_per_second(benchmark: Any, size: int) -> None:
     stepped = benchmark.pedantic(replicate, args=(size, PROPOSALS), rounds=3, iterations=1)
     benchmark.extra_info["messages_stepped"] = stepped
     benchmark.extra_info["messages_per_s"] = stepped / benchmark.stats.stats.mean
+    benchmark.extra_info["baseline"] = "test_baseline_msgpack_round_trip_of_the_same_messages"
 
 
 @pytest.mark.benchmark(group="raft-core")

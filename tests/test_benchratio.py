@@ -41,3 +41,10 @@ def test_first_run_has_nothing_to_regress_against() -> None:
 def test_unknown_baseline_is_named() -> None:
     with pytest.raises(ValueError, match="test_nope"):
         tracked_ratios(report(1.0, 1.0, {"baseline": "test_nope"}))
+
+
+def test_a_ratio_measured_inside_the_benchmark_is_tracked_as_is() -> None:
+    data = {"benchmarks": [{"name": "bench_c.py::test_model", "stats": {"median": 9.0},
+                            "extra_info": {"baseline": "raw SimPy", "baseline_ratio": 11.5}}]}
+    (ratio,) = tracked_ratios(data)
+    assert (ratio.subject, ratio.baseline, ratio.value) == ("test_model", "raw SimPy", 11.5)
