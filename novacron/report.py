@@ -21,6 +21,7 @@ from novacron.capacity_plots import plot_availability, plot_host_spread
 from novacron.migration.plots import plot_downtime_cdf
 from novacron.raft.plots import plot_raft_timeline
 from novacron.scheduler.plots import plot_placement_quality
+from novacron.slo import format_measured, status_label
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -63,8 +64,9 @@ def _markdown(run: Run, images: list[str]) -> str:
              f"event log sha256 `{s['events_sha256'][:16]}…`", "", "## Targets", "",
              "| target | threshold | measured | status |", "|---|---|---|---|"]
     for row in _target_rows(run):
-        measured = "—" if row["measured"] is None else f"{row['measured']:.4g} {row['unit']}"
-        lines.append(f"| {row['target']} | {row['threshold']} | {measured} | {row['status']} |")
+        measured = format_measured(row["measured"], str(row["unit"]))  # type: ignore[arg-type]
+        label = status_label(str(row["status"]), str(row["kind"]))
+        lines.append(f"| {row['target']} | {row['threshold']} | {measured} | {label} |")
     lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
@@ -74,10 +76,11 @@ def _html(run: Run, images: dict[str, bytes]) -> str:
     esc = html.escape
     rows = []
     for row in _target_rows(run):
-        measured = "—" if row["measured"] is None else f"{row['measured']:.4g} {esc(str(row['unit']))}"
+        measured = esc(format_measured(row["measured"], str(row["unit"])))  # type: ignore[arg-type]
         css = "pass" if row["status"] == "pass" else ("ref" if row["kind"] == "reference" else "fail")
+        label = status_label(str(row["status"]), str(row["kind"]))
         rows.append(f"<tr class='{css}'><td>{esc(str(row['target']))}</td><td>{esc(str(row['threshold']))}"
-                    f"</td><td>{measured}</td><td>{esc(str(row['status']))}</td></tr>")
+                    f"</td><td>{measured}</td><td>{esc(label)}</td></tr>")
     figures = "".join(
         f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
         f"</figure>" for name, png in images.items())

@@ -150,9 +150,18 @@ def format_table(results: Iterable[TargetResult], *, include_unmeasured: bool = 
 
 
 def _status_text(result: TargetResult) -> str:
-    if result.target.kind != "reference":
-        return result.status.value
-    return "below (reference figure)" if result.status is Status.FAIL else "meets (reference figure)"
+    return status_label(result.status.value, result.target.kind)
+
+
+def status_label(status: str, kind: str) -> str:
+    """How a row's status reads: reference figures are compared, never failed."""
+    if kind != "reference" or status == Status.NOT_MEASURED.value:
+        return status
+    return "below (reference figure)" if status == Status.FAIL.value else "meets (reference figure)"
+
+
+def format_measured(value: float | None, unit: str) -> str:
+    return _fmt(value, unit)
 
 
 def _fmt(value: float | None, unit: str) -> str:
