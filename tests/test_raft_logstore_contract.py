@@ -36,6 +36,13 @@ class LogStoreContract:
         store.save(Ready(entries=entries(3, [3])))
         assert [e.term for e in store.stored().entries] == [1, 1, 3]
 
+    def test_a_received_snapshot_replaces_the_whole_log_even_entries_beyond_it(self) -> None:
+        """A deposed leader's unreplicated suffix must not survive an InstallSnapshot (vopr seed 8299)."""
+        store = self.make_store(Stored.bootstrap((1, 2, 3)))
+        store.save(Ready(entries=entries(1, [1, 1, 1, 1, 1])))
+        store.save(Ready(snapshot=Snapshot(3, 2, (1, 2, 3), b"state")))
+        assert store.stored().entries == []
+
     def test_a_received_snapshot_replaces_the_log_it_covers(self) -> None:
         store = self.make_store(Stored.bootstrap((1, 2, 3)))
         store.save(Ready(entries=entries(1, [1, 1, 1])))

@@ -55,3 +55,10 @@ def test_cli_vopr_reports_the_seed_and_exits_1_on_a_violation(planted_failure_se
     assert f"seed {seed} FAILED" in out and f"novacron vopr --seed {seed}" in out
     assert main(["vopr", "--seeds", "3", "--first-seed", "7", "--no-progress"]) == 0
     assert "3 seeds passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", [8299])
+def test_seeds_that_once_failed_pass(seed: int) -> None:
+    """8299: InstallSnapshot left a deposed leader's stale suffix in storage; a restart revived it."""
+    result = run_seed(seed)
+    assert result.ok, f"seed {seed}: {result.violation}"

@@ -8,8 +8,9 @@ etcd-io/raft, so a restarted node re-applies committed entries without waiting f
 latest ``Snapshot`` (section 7) and the entries after it.
 
 ``save(ready)`` performs the persistence steps of a ``Ready`` in the order the node requires:
-snapshot, then entries (which replace any stored suffix starting at ``entries[0].index``, the
-follower's "delete the existing entry and all that follow it"), then the hard state. The sim
+snapshot (which replaces the whole stored log: the node only emits one after discarding its
+log for it), then entries (which replace any stored suffix starting at ``entries[0].index``,
+the follower's "delete the existing entry and all that follow it"), then the hard state. The sim
 keeps a ``MemoryStorage`` per manager outside the node object, so a crash (dropping the node and
 its volatile state) followed by ``RaftNode(config, rng, storage.stored())`` is a restart from
 disk. A SQLite runtime implements the same three methods with one table for entries
@@ -34,10 +35,11 @@ class MemoryStorage:
 
     def save(self, ready: Ready) -> None:
         if ready.snapshot is not None:
+            # The node only hands over a snapshot when it replaced its whole log with it; stored
+            # entries beyond the snapshot may come from a deposed leader and must go too (the
+            # vopr caught a restarted manager resurrecting them: seed 8299).
             self.snapshot = ready.snapshot
-            self.entries = [e for e in self.entries if e.index > ready.snapshot.index]
-            if self.entries and self.entries[0].index != ready.snapshot.index + 1:
-                self.entries = []
+            self.entries = []
         if ready.entries:
             cut = ready.entries[0].index - self.snapshot.index - 1
             if cut < 0:
