@@ -72,13 +72,16 @@ def test_a_conflicting_suffix_is_replaced_not_merged(subject: Subject) -> None:
     assert subject.reopen().entries == entries(1, 3, 1) + entries(4, 4, 2)
 
 
-def test_a_snapshot_drops_the_entries_it_covers(subject: Subject) -> None:
-    """Section 7: the snapshot replaces the log prefix up to its index."""
+def test_an_installed_snapshot_replaces_the_whole_log(subject: Subject) -> None:
+    """Section 7: the node discarded its log for the leader's snapshot; entries after the
+    snapshot's index (here from a deposed leader of term 1) must not come back after a restart."""
     subject.store.save(Ready(entries=entries(1, 8, 1)))
-    subject.store.save(Ready(snapshot=Snapshot(5, 1, (1, 2, 3), b"state@5")))
+    subject.store.save(Ready(snapshot=Snapshot(5, 2, (1, 2, 3), b"state@5")))
     stored = subject.reopen()
-    assert stored.snapshot == Snapshot(5, 1, (1, 2, 3), b"state@5")
-    assert stored.entries == entries(6, 8, 1)
+    assert stored.snapshot == Snapshot(5, 2, (1, 2, 3), b"state@5")
+    assert stored.entries == []
+    subject.store.save(Ready(entries=entries(6, 7, 2)))
+    assert subject.reopen().entries == entries(6, 7, 2)
 
 
 def test_a_runtime_compaction_keeps_the_tail(subject: Subject) -> None:

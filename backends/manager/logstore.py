@@ -11,7 +11,7 @@ interface as the core's reference ``MemoryStorage`` (``save(ready)``, ``compact`
 so one contract test suite checks both.
 
 ``save`` writes everything durable in a ``Ready`` in ONE transaction, in the order the core
-requires: the snapshot (dropping the entries it covers), then the entries (deleting any stored
+requires: the snapshot (which replaces the whole stored log), then the entries (deleting any stored
 suffix from ``entries[0].index`` first: the follower's "delete the existing entry and all that
 follow it"), then the hard state. The database runs in WAL mode with ``synchronous=FULL``, so
 ``COMMIT`` returns only after the WAL has been fsynced (https://www.sqlite.org/pragma.html#pragma_synchronous):
@@ -117,8 +117,10 @@ class SQLiteLogStore:
     def _write(self, ready: Ready) -> None:
         with self._transaction():
             if ready.snapshot is not None:
+                # The node hands over a snapshot only after replacing its whole log with it
+                # (section 7): entries after it may come from a deposed leader and must go too.
                 self._put_snapshot(ready.snapshot)
-                self._db.execute("DELETE FROM entries WHERE idx <= ?", (ready.snapshot.index,))
+                self._db.execute("DELETE FROM entries")
             if ready.entries:
                 first = ready.entries[0].index
                 if first <= self._snapshot_index():
