@@ -21,23 +21,11 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from novacron.events import Event, event, event_fields
+from novacron.events import Event, event_fields
+from novacron.raft.events import ManagerCommandApplied
 
 E = TypeVar("E", bound=Event)
 EVENTS_FILE = "events.jsonl"
-
-
-@event
-class ManagerCommandApplied(Event):
-    """A committed client command, applied by one manager (every manager emits the same sequence)."""
-
-    manager_id: int
-    log_index: int
-    batch_position: int
-    """Position of the command inside its log entry (the runtime batches proposals per entry)."""
-    command_name: str
-    command_key: str
-    value_bytes: int
 
 
 class JsonLinesEventLog:

@@ -106,3 +106,16 @@ class ClusterCommandApplied(Event):
     host_id: str
     log_index: int
     accepted: bool
+
+
+@event
+class ManagerCommandApplied(Event):
+    """A committed client command, applied by one manager (every manager emits the same sequence)."""
+
+    manager_id: int
+    log_index: int
+    batch_position: int
+    """Position of the command inside its log entry (the runtime batches proposals per entry)."""
+    command_name: str
+    command_key: str
+    value_bytes: int
