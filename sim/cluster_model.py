@@ -457,7 +457,15 @@ def start(ctx: SimContext) -> ClusterModel:
     """The component for ``sim.run.COMPONENTS``: the cluster model with its faults."""
     from sim import faults
 
-    model = ClusterModel(ctx, control_factory=CONTROL_PLANE)
+    factory = CONTROL_PLANE
+    if ctx.scenario.raft.control_plane == "raft" and factory is DirectControlPlane:
+        from sim import raft_control_plane
+
+        factory = raft_control_plane.build
+    model = ClusterModel(ctx, control_factory=factory)
+    fault_hook = getattr(model.control, "fault", None)
+    if callable(fault_hook):  # a Raft-backed plane's managers crash and partition with the faults
+        model.fault_hooks.append(fault_hook)
     model.start()
     faults.start(ctx, model)
     return model
