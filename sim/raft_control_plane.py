@@ -93,6 +93,7 @@ class Pending:
     argument: int
     mover: str
     decision: simpy.Event
+    asked_s: float
     proposed_term: int = -1
 
 
@@ -141,7 +142,7 @@ class RaftControlPlane(Hook):
         decision_id = f"d-{self._next_id:07d}"
         self._next_id += 1
         decision = self._env.event()
-        self.pending[decision_id] = Pending(kind, vm, argument, mover, decision)
+        self.pending[decision_id] = Pending(kind, vm, argument, mover, decision, float(self._env.now))
         self._pumped_term = -1  # something new to propose
         self._poke()
         return decision
