@@ -5,7 +5,7 @@ Run (numbers go to benchmarks/RESULTS_integration.md)::
     PYTHONPATH=. /work/venv/bin/python -m novacron bench -k raft_control_plane
 
 The built-in ``raft-control`` scenario (10 hosts, 150 VMs, 1 simulated hour, 5 managers ticking
-every 10 ms over 30 ms RTT links, a leader crash at 60 s) is simulated twice in the same run:
+every 10 ms over 30 ms RTT links, a leader crash at 7 s) is simulated twice in the same run:
 with the cluster frozen while idle and stable (the shipped behaviour) and with every tick
 simulated (the baseline). The ratio is the speed-up; both must place the same VMs.
 """

@@ -107,21 +107,23 @@ def test_failovers_delay_but_never_lose_or_duplicate_decisions(
 
 def _raft_control(leader_crash_at_s: float) -> str:
     return builtin_scenario_text("raft-control").replace(
-        "leader_crash_at_s = 60.0", f"leader_crash_at_s = {leader_crash_at_s}")
+        "leader_crash_at_s = 7.0", f"leader_crash_at_s = {leader_crash_at_s}")
 
 
 def test_a_leader_crash_shows_as_placement_latency() -> None:
-    with_crash = compute_metrics(simulate(loads_scenario(_raft_control(60.0), origin="x"), 7).log)
+    with_crash = compute_metrics(simulate(loads_scenario(_raft_control(7.0), origin="x"), 7).log)
     without = compute_metrics(simulate(loads_scenario(_raft_control(0.0), origin="x"), 7).log)
     print("p99 with/without a leader crash (ms):", with_crash["cluster.placement_latency_p99_ms"],
           without["cluster.placement_latency_p99_ms"])
     assert with_crash["cluster.placement_latency_p99_ms"] > 2 * without["cluster.placement_latency_p99_ms"]
-    assert with_crash["cluster.placement_latency_max_ms"] > 500.0  # at least one election timeout
-    assert without["cluster.placement_latency_max_ms"] < 500.0
+    # A request waiting out the failover waits at least one election timeout (150 ms); commits
+    # alone take a few 30 ms round trips.
+    assert with_crash["cluster.placement_latency_max_ms"] > 150.0
+    assert without["cluster.placement_latency_max_ms"] < 150.0
 
 
 def test_same_seed_same_event_log() -> None:
-    text = _raft_control(60.0)
+    text = _raft_control(7.0)
     first = simulate(loads_scenario(text, origin="x"), 11).log
     second = simulate(loads_scenario(text, origin="x"), 11).log
     assert event_log_sha256(list(first)) == event_log_sha256(list(second))
