@@ -31,7 +31,8 @@ class RaftSection:
                                      doc="interval between placement/migration commands sent to the leader")
     control_plane: str = spec("direct", choices=("direct", "raft"),
                               doc="who takes the capacity model's placement/restart/migration decisions: "
-                                  "'direct' (at once) or 'raft' (through these managers' log, for the whole run)")
+                                  "'direct' (at once) or 'raft' (through these managers' log, for the whole run; "
+                                  "simulate_s is then ignored)")
     snapshot_every: int = spec(50, min=0, max=1_000_000, doc="compact the log every N applied entries (0 = never)")
 
     def __post_init__(self) -> None:
