@@ -74,7 +74,7 @@ def test_decisions_take_effect_only_when_committed() -> None:
     assert all(first_placed[v] - requested[v] >= 0.010 for v in first_placed)
 
 
-@settings(max_examples=12)
+@settings(max_examples=16)
 @given(hosts=st.integers(1, 5), vms=st.integers(0, 40), crash_at_s=st.sampled_from([0.0, 700.0, 3000.0]),
        manager_mtbf_h=st.sampled_from([None, 0.3]), partition_mtbf_h=st.sampled_from([None, 0.5]),
        migrations=st.sampled_from([0, 10]), seed=st.integers(0, 2**32), steps=st.integers(1, 4))
