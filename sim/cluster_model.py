@@ -55,7 +55,7 @@ from novacron.cluster.events import (
     VMStopped,
 )
 from novacron.events import Event
-from sim import inventory, scheduling
+from sim import inventory, move_commit, scheduling
 from sim.context import SimContext
 from sim.control_plane import ControlPlane, DirectControlPlane, VMRequest
 from sim.inventory import Inventory
@@ -208,6 +208,7 @@ class ClusterModel:
         self._record_topology()
         if self.scheduler is not None:
             self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
+        move_commit.attach(self)  # movers claim destinations and commit through self.migrate
 
     def _record_topology(self) -> None:
         t, emit = self.topology, self.ctx.recorder.emit
@@ -364,14 +365,14 @@ class ClusterModel:
         for i, failed_host in list(self.awaiting_restart.items()):
             self._restart(i, failed_host)
 
-    def migrate(self, i: int, to_host: int) -> simpy.Event:
+    def migrate(self, i: int, to_host: int, mover: str = "controller") -> simpy.Event:
         """Ask the control plane to move running VM ``i`` to ``to_host`` (for a rebalancer).
 
         The returned decision's value is the VM's new host, or ``None`` if it was not moved.
         """
         if self.vms.status[i] != RUNNING or i in self._leave_when_placed:
             return self.ctx.env.event().succeed(None)
-        decision = self.control.migrate(self.vms.request(i), to_host)
+        decision = self.control.migrate(self.vms.request(i), to_host, mover)
         decision.callbacks.append(lambda ev: self._migrated(i, ev.value))
         return decision
 
@@ -456,7 +457,15 @@ def start(ctx: SimContext) -> ClusterModel:
     """The component for ``sim.run.COMPONENTS``: the cluster model with its faults."""
     from sim import faults
 
-    model = ClusterModel(ctx, control_factory=CONTROL_PLANE)
+    factory = CONTROL_PLANE
+    if ctx.scenario.raft.control_plane == "raft" and factory is DirectControlPlane:
+        from sim import raft_control_plane
+
+        factory = raft_control_plane.build
+    model = ClusterModel(ctx, control_factory=factory)
+    fault_hook = getattr(model.control, "fault", None)
+    if callable(fault_hook):  # a Raft-backed plane's managers crash and partition with the faults
+        model.fault_hooks.append(fault_hook)
     model.start()
     faults.start(ctx, model)
     return model

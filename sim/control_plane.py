@@ -60,8 +60,9 @@ class ControlPlane(Protocol):
         """Run a VM whose host crashed on another up host; value ``None`` if none has room yet."""
         ...
 
-    def migrate(self, vm: VMRequest, to_host: int) -> Decision:
-        """Move a running VM to ``to_host``; value ``None`` if the target cannot take it."""
+    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
+        """Move a running VM to ``to_host``; value ``None`` if the target cannot take it.
+        ``mover`` (who ran the migration) is the ``VMMoved`` event's source."""
         ...
 
     def release(self, vm: VMRequest) -> None:
@@ -90,14 +91,14 @@ class DirectControlPlane:
         # place_vm records VMRejected when nothing fits; a restart must not, so check first.
         return self._decided(self._place_now(vm) if self._some_host_fits(vm) else None)
 
-    def migrate(self, vm: VMRequest, to_host: int) -> Decision:
+    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
         inv = self._inv
-        from_host = inv.vm_host[vm.vm_id]
-        if to_host == from_host or not self._fits(vm, to_host):
+        from_host = inv.vm_host.get(vm.vm_id)  # None: it stopped or failed before this was decided
+        if from_host is None or to_host == from_host or not self._fits(vm, to_host):
             return self._decided(None)
         self.release(vm)
         self._allocate(vm, to_host)
-        self._ctx.recorder.emit(VMMoved, source="controller", vm_id=vm.vm_id,
+        self._ctx.recorder.emit(VMMoved, source=mover, vm_id=vm.vm_id,
                                 from_host_id=inv.host_ids[from_host], host_id=inv.host_ids[to_host])
         return self._decided(to_host)
 

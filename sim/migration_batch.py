@@ -23,6 +23,7 @@ import math
 import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 import simpy
@@ -46,13 +47,14 @@ from novacron.migration.admission import (
 )
 from novacron.migration.config import MigrationConfig
 from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest, drive_step
-from novacron.migration.events import MigrationAdmitted, MigrationQueued
+from novacron.migration.events import MigrationAborted, MigrationAdmitted, MigrationQueued
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
 from novacron.scheduler.events import RebalanceMoveStarted
 from sim.context import SimContext
 from sim.migration import SimHypervisor, policies
+from sim.move_commit import Claim, CommitOutcome, committer_for
 from sim.qemu_model import GuestProfile, StreamCalibration
 
 
@@ -123,10 +125,13 @@ class Batch:
         return LinkEstimate(bandwidth_bytes_s=stream, stop_copy_bytes_s=min(nic, self.cfg.stop_copy_mib_s * MIB),
                             setup_s=self.hv.calibration.setup_s)
 
-    def pick_destination(self, vm_id: str, host_ids: list[str]) -> str:
-        """A random host among the less loaded half (by committed CPU), never the VM's own."""
+    def pick_destination(self, vm_id: str, host_ids: list[str]) -> str | None:
+        """A random host among the less loaded half (by committed CPU), never the VM's own;
+        ``None`` when every other host is down."""
         others = sorted((h for h in host_ids if h != self.hv.location[vm_id] and h not in self.down_hosts),
                         key=lambda h: self.adm.committed(h, "cpu"))
+        if not others:
+            return None
         candidates = others[: max(len(others) // 2, 1)]
         return candidates[int(self.rng.integers(0, len(candidates)))]
 
@@ -161,13 +166,21 @@ class Batch:
         while True:
             for req in self.adm.pop_admissible(env.now):
                 ctl, asked_s = self.pending.pop(req.migration_id)
+                committer = committer_for(self.ctx)
+                claim = None if committer is None else committer.claim(req.vm_id, req.destination_host_id)
+                if committer is not None and claim is None:
+                    self.adm.release(req.migration_id)
+                    self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=req.migration_id,
+                                           vm_id=req.vm_id, reason="no room claimed: the VM is gone or the "
+                                           "destination is down or full")
+                    continue
                 self.ctx.recorder.emit(MigrationAdmitted, source="admission", migration_id=req.migration_id,
                                        vm_id=req.vm_id, queue_wait_s=env.now - asked_s,
                                        running_on_source=self.adm.running_on(req.source_host_id),
                                        running_on_destination=self.adm.running_on(req.destination_host_id),
                                        running_global=len(self.adm.running))
                 ctl.admitted(env.now)
-                env.process(self.migrate(ctl))
+                env.process(self.migrate(ctl, claim=claim))
             self.wake = env.event()
             waits: list[simpy.Event] = [self.wake]
             token_s = self.adm.next_token_s(env.now)
@@ -200,7 +213,8 @@ class Batch:
         yield from self.migrate(ctl, owns_slot=False)
         return ctl.phase.value
 
-    def migrate(self, ctl: MigrationController, *, owns_slot: bool = True) -> Generator[simpy.Event, None, None]:
+    def migrate(self, ctl: MigrationController, *, owns_slot: bool = True,
+                claim: Claim | None = None) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
         commands: list[MigrationCommand] = ctl.start(env.now)
         self.mine.add(ctl.vm_id)
@@ -215,9 +229,35 @@ class Batch:
             return
         self.adm.release(ctl.request.migration_id)
         if ctl.phase.value == "completed":
-            self.ctx.recorder.emit(VMMoved, source="migration", vm_id=ctl.vm_id,
-                                   from_host_id=ctl.request.source_host_id, host_id=ctl.request.destination_host_id)
+            yield from self.commit(ctl, claim)
+        elif claim is not None:
+            committer = committer_for(self.ctx)
+            if committer is not None:
+                committer.release(claim)
         self.poke()
+
+    def commit(self, ctl: MigrationController, claim: Claim | None) -> Generator[simpy.Event, None, None]:
+        """A completed copy becomes the VM's placement through the control plane, and only if
+        the VM still runs on the source; otherwise it is recorded as aborted."""
+        request = ctl.request
+        committer = committer_for(self.ctx)
+        if committer is None or claim is None:  # no cluster model: the log is the only truth
+            self.follow_log()
+            if ctl.vm_id in self.alive and request.destination_host_id not in self.down_hosts:
+                self.ctx.recorder.emit(VMMoved, source="migration", vm_id=ctl.vm_id,
+                                       from_host_id=request.source_host_id, host_id=request.destination_host_id)
+                return
+            reason = "aborted: the VM stopped or failed, or the destination crashed, during the migration"
+        else:
+            committed = committer.commit(claim, request.source_host_id, mover="migration")
+            yield committed
+            outcome = cast(CommitOutcome, committed.value)
+            if outcome.host is not None:
+                return
+            reason = outcome.reason
+        self.hv.location[ctl.vm_id] = request.source_host_id
+        self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=request.migration_id,
+                               vm_id=ctl.vm_id, reason=reason)
 
 
 def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: int) -> GuestProfile:
@@ -315,7 +355,9 @@ def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, N
         if (vm_id not in batch.alive or vm_id in batch.mine or vm_id in batch.moved_by_others
                 or batch.adm.vm_migrating(vm_id)):
             continue  # failed, stopped or being moved by someone else since the batch began
-        batch.request(n, vm_id, batch.pick_destination(vm_id, host_ids))
+        destination = batch.pick_destination(vm_id, host_ids)
+        if destination is not None:
+            batch.request(n, vm_id, destination)
 
 
 def start(ctx: SimContext) -> None:

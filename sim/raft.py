@@ -42,8 +42,8 @@ def start(ctx: SimContext) -> RaftCluster | None:
         managers=section.managers, tick_ms=section.tick_ms, heartbeat_ticks=section.heartbeat_ticks,
         election_ticks_min=section.election_ticks_min, election_ticks_max=section.election_ticks_max,
         formation_timeout_s=section.formation_timeout_s))
-    if section.simulate_s <= 0:
-        return None
+    if section.simulate_s <= 0 or section.control_plane == "raft":
+        return None  # with control_plane = "raft" the managers run in sim/raft_control_plane.py
     reporter = RaftReporter(ctx.recorder)
     network = NetworkModel(PROFILES[section.network], ctx.seeds.python("raft.network"))
     cluster = RaftCluster(settings_for(section), network, ctx.seeds.python("raft.cluster"),

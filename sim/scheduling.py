@@ -35,7 +35,7 @@ a powered-off host powers it on.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import simpy
@@ -61,6 +61,7 @@ from sim.migration_batch import rebalancer_admission, shared_admission
 
 if TYPE_CHECKING:
     from sim.inventory import Inventory
+    from sim.move_commit import CommitOutcome, MoveCommitter
 
 MODEL_FIXED_MS_PER_POLICY = 0.007
 MODEL_MS_PER_HOST_POLICY = 2.0e-6
@@ -102,6 +103,8 @@ class SimScheduler:
         self.on_moved: Callable[[str, int], None] | None = None
         """Told (VM id, new host index) after every move, so a cluster model owning VM records
         (``sim/cluster_model.py``) follows moves it did not make."""
+        self.committer: MoveCommitter | None = None
+        """Set by a cluster model: moves claim the destination and commit through its control plane."""
         ctx.config_metrics["scheduler.decision_cache_ttl_s"] = self.config.decision_cache_ttl_s
 
     def request_for(self, vm_id: str, cpu: int, memory_gib: float) -> tuple[int, PlacementRequest]:
@@ -177,7 +180,7 @@ class SimScheduler:
                 self.cpu_pct[ev.host_id] = ev.cpu_pct
             elif isinstance(ev, VMStopped | VMFailed):
                 changed |= self._absorb_end(ev.vm_id)
-            elif isinstance(ev, VMMoved) and ev.source != "rebalancer":
+            elif isinstance(ev, VMMoved):  # a no-op for moves the table already has
                 changed |= self._absorb_move(ev)
         if changed:
             self._mirror()
@@ -246,6 +249,9 @@ class SimScheduler:
             self._power_off_empty_hosts()
 
     def migrate(self, move: Move) -> Generator[simpy.Event, None, None]:
+        if self.committer is not None:
+            yield from self.migrate_committed(move, self.committer)
+            return
         self.absorb_log()
         vm, destination = self.vms.get(move.vm_id), self.rows[move.destination_host_id]
         if vm is None or self.table.host_ids[vm.row] != move.source_host_id or not self.table.up[destination]:
@@ -258,8 +264,7 @@ class SimScheduler:
         demand = vm.request.demand_array()
         claim = self.table.allocate(destination, vm.request)  # claimed on the destination at start
         self.reserved[:, destination] += demand
-        nic_gbps = float(self.table.capacity[NETWORK, destination])
-        yield self.ctx.env.timeout(2.0 + vm.request.demand[MEMORY] * 8.0 / (self.move_share() * nic_gbps))
+        yield self.ctx.env.timeout(self.move_duration_s(vm.request, destination))
         self.absorb_log()
         self.finish_move(move)
         self.reserved[:, destination] = np.maximum(self.reserved[:, destination] - demand, 0.0)
@@ -278,6 +283,38 @@ class SimScheduler:
                                host_id=move.destination_host_id)
         if self.on_moved is not None:
             self.on_moved(move.vm_id, destination)
+        self._power_off_empty_hosts()
+
+    def move_duration_s(self, request: PlacementRequest, destination: int) -> float:
+        nic_gbps = float(self.table.capacity[NETWORK, destination])
+        return 2.0 + request.demand[MEMORY] * 8.0 / (self.move_share() * nic_gbps)
+
+    def migrate_committed(self, move: Move, committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
+        """A move with a cluster model: claim the destination at start (through the committer,
+        in this table), commit through the control plane at the end only if the VM is still on
+        its source; the table then follows the recorded ``VMMoved`` (``absorb_log``)."""
+        self.absorb_log()
+        vm = self.vms.get(move.vm_id)
+        if vm is None or self.table.host_ids[vm.row] != move.source_host_id:
+            self._refused(move, "stale: the VM or the destination changed since the plan")
+            return
+        claim = committer.claim(move.vm_id, move.destination_host_id)
+        if claim is None:
+            self._refused(move, "stale: the destination is down or has no room for the VM")
+            return
+        if not self.start_move(move):
+            committer.release(claim)
+            return
+        self.ctx.recorder.emit(RebalanceMoveStarted, source="rebalancer", vm_id=move.vm_id,
+                               from_host_id=move.source_host_id, host_id=move.destination_host_id)
+        yield self.ctx.env.timeout(self.move_duration_s(vm.request, claim.host))
+        committed = committer.commit(claim, move.source_host_id, mover="rebalancer")
+        yield committed
+        outcome = cast("CommitOutcome", committed.value)
+        self.finish_move(move)
+        if outcome.host is None:
+            self._refused(move, f"superseded: {outcome.reason}")
+        self._mirror()
         self._power_off_empty_hosts()
 
     def _refused(self, move: Move, reason: str) -> None:

@@ -45,7 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _scenario_text(hosts: int, vms: int, mtbf_h: float, lifetime_mean_s: float | None, overcommit: float,
-                   rack_mtbf_h: float | None = None, correlated_pct: float = 0.0, placer: str = "scheduler") -> str:
+                   rack_mtbf_h: float | None = None, correlated_pct: float = 0.0, placer: str = "scheduler",
+                   migrations: int = 0) -> str:
     lifetime = "" if lifetime_mean_s is None else f"lifetime_mean_s = {lifetime_mean_s}\n"
     rack = "" if rack_mtbf_h is None else f"rack_mtbf_h = {rack_mtbf_h}\n"
     return (f'name = "prop"\nduration_s = 14400.0\n[cluster]\nhosts = {hosts}\nhost_cpu_cores = 16\n'
@@ -56,9 +57,9 @@ def _scenario_text(hosts: int, vms: int, mtbf_h: float, lifetime_mean_s: float |
             f"correlated_failure_pct = {correlated_pct}\n{rack}"
             f"[scheduler]\nplacer = \"{placer}\"\nrebalance_interval_s = 600.0\n"
             "[cache]\nenabled = false\n"
-            # The migration batch is off: it completes moves of VMs that stopped or failed during
-            # the migration, which the projection then brings back to life (reported to the lead).
-            "[migration]\nmigrations = 0\n[raft]\nsimulate_s = 0.0\n")
+            # Migrations run over most of the run, so VMs stop, fail and hosts crash under them.
+            f"[migration]\nmigrations = {migrations}\nstart_s = 600.0\nrequest_window_s = 9000.0\n"
+            "[raft]\nsimulate_s = 0.0\n")
 
 
 def check_conservation(sim: Simulation, *, pending_ok: bool = False) -> None:
@@ -100,11 +101,12 @@ def check_conservation(sim: Simulation, *, pending_ok: bool = False) -> None:
 @given(hosts=st.integers(1, 8), vms=st.integers(0, 80), mtbf_h=st.sampled_from([0.5, 2.0, 50.0]),
        lifetime=st.sampled_from([None, 1800.0, 20000.0]), overcommit=st.sampled_from([1.0, 2.0]),
        rack_mtbf_h=st.sampled_from([None, 2.0]), correlated=st.sampled_from([0.0, 50.0]),
-       placer=st.sampled_from(["scheduler", "first_fit"]), seed=st.integers(0, 2**32), steps=st.integers(1, 6))
+       placer=st.sampled_from(["scheduler", "first_fit"]), seed=st.integers(0, 2**32), steps=st.integers(1, 6),
+       migrations=st.sampled_from([0, 5, 40]))
 def test_every_vm_is_on_one_host_or_failed_and_capacity_is_never_exceeded(
         hosts: int, vms: int, mtbf_h: float, lifetime: float | None, overcommit: float, rack_mtbf_h: float | None,
-        correlated: float, placer: str, seed: int, steps: int) -> None:
-    text = _scenario_text(hosts, vms, mtbf_h, lifetime, overcommit, rack_mtbf_h, correlated, placer)
+        correlated: float, placer: str, seed: int, steps: int, migrations: int) -> None:
+    text = _scenario_text(hosts, vms, mtbf_h, lifetime, overcommit, rack_mtbf_h, correlated, placer, migrations)
     note(f"seed={seed}\n{text}")
     sim = Simulation(loads_scenario(text, origin="prop.toml"), seed=seed)
     for k in range(1, steps + 1):
@@ -132,18 +134,18 @@ class LaggingControlPlane:
     def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> simpy.Event:
         return self._later(lambda: self._direct.restart_elsewhere(vm, failed_host))
 
-    def migrate(self, vm: VMRequest, to_host: int) -> simpy.Event:
-        return self._later(lambda: self._direct.migrate(vm, to_host))
+    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> simpy.Event:
+        return self._later(lambda: self._direct.migrate(vm, to_host, mover))
 
     def release(self, vm: VMRequest) -> None:
         self._direct.release(vm)
 
 
 @given(hosts=st.integers(1, 6), vms=st.integers(0, 60), lag_s=st.sampled_from([0.5, 30.0, 400.0]),
-       seed=st.integers(0, 2**32), steps=st.integers(1, 5))
+       seed=st.integers(0, 2**32), steps=st.integers(1, 5), migrations=st.sampled_from([0, 5, 40]))
 def test_conservation_holds_when_decisions_take_time(hosts: int, vms: int, lag_s: float, seed: int,
-                                                     steps: int) -> None:
-    text = _scenario_text(hosts, vms, 1.0, 1500.0, 1.0, rack_mtbf_h=3.0, correlated_pct=50.0)
+                                                     steps: int, migrations: int) -> None:
+    text = _scenario_text(hosts, vms, 1.0, 1500.0, 1.0, rack_mtbf_h=3.0, correlated_pct=50.0, migrations=migrations)
     note(f"seed={seed} lag_s={lag_s}")
     original = cluster_model.CONTROL_PLANE
     cluster_model.CONTROL_PLANE = lambda ctx, inv: LaggingControlPlane(ctx, inv, lag_s)

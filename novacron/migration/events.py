@@ -104,3 +104,14 @@ class MigrationFinished(Event):
     predicted_downtime_ms: float
     predicted_rounds: int
     predicted_bytes: int
+
+
+@event
+class MigrationAborted(Event):
+    """A migration that did not become the VM's placement: no room could be claimed on the
+    destination when it was admitted, or, when it ended, the VM no longer ran on its source, the
+    destination had crashed or the control plane refused the move (``reason`` says which)."""
+
+    migration_id: str
+    vm_id: str
+    reason: str

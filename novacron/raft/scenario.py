@@ -29,6 +29,10 @@ class RaftSection:
     partition_duration_s: float = spec(3.0, min=0, max=86400, doc="heal the partition after this long")
     command_interval_s: float = spec(1.0, min=0.001, max=3600,
                                      doc="interval between placement/migration commands sent to the leader")
+    control_plane: str = spec("direct", choices=("direct", "raft"),
+                              doc="who takes the capacity model's placement/restart/migration decisions: "
+                                  "'direct' (at once) or 'raft' (through these managers' log, for the whole run; "
+                                  "simulate_s is then ignored)")
     snapshot_every: int = spec(50, min=0, max=1_000_000, doc="compact the log every N applied entries (0 = never)")
 
     def __post_init__(self) -> None:

@@ -1,0 +1,292 @@
+"""A control plane whose decisions go through the managers' replicated log (``[raft] control_plane = "raft"``).
+
+Theory of operation
+-------------------
+In production the scheduler, rebalancer and migration controller run on the Raft leader and a
+decision becomes real only once its log entry is committed (Ongaro and Ousterhout, "In Search of
+an Understandable Consensus Algorithm", USENIX ATC 2014, section 8: clients send commands to the
+leader and retry on another server when it fails). ``RaftControlPlane`` models exactly that on
+the simulated managers of ``sim.raft_cluster``:
+
+- ``place``, ``restart_elsewhere`` and ``migrate`` create a *decision* (a SimPy event, the
+  seam's contract, ``sim.control_plane``) with a unique id and propose the command
+  ``{"decision_id": ...}`` to the current leader;
+- the decision is *taken when the entry is applied* -- the first time any manager applies it,
+  i.e. once it is committed: it is then evaluated against the allocation state at that instant by
+  ``DirectControlPlane`` (the scheduler as a deterministic state machine over the log), and the
+  SimPy event triggers with its result. Deciding at apply time rather than before proposing
+  means a decision never acts on a stale view of the cluster;
+- a proposal that is not applied when leadership changes (a crash, a partition, a term change)
+  is proposed again to the new leader; with no leader nothing is proposed and the decision
+  waits. A re-proposed command may commit twice (the first copy may have reached a quorum before
+  the leader died), so decisions are deduplicated by id: never lost, never applied twice;
+- ``release`` stays immediate: a stopped VM or a crashed host frees its room as a host-local fact,
+  which the seam's contract requires (the model records ``VMStopped``/``VMFailed`` at once).
+
+Faults: the capacity model's ``manager_crash`` hook crashes manager ``k mod managers`` (and
+restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates manager
+``z mod managers`` from the others. ``[raft] leader_crash_at_s`` / ``partition_at_s`` (scripted)
+crash or isolate whoever leads at that time, as in ``sim.raft``.
+
+Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
+therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
+progress (every manager up, no partition), one leader that every manager follows in the same
+term, and every manager has applied the leader's whole log -- and resumes it, shifted in time,
+when a decision or fault arrives. This is sound: a Raft node sees only ticks and messages, never
+absolute time, so shifting every pending tick and delivery by the same amount (the offset
+between SimPy time and cluster time) preserves their order and hence the cluster's behaviour;
+and in the skipped interval an unfrozen cluster would have changed nothing that the control plane
+can observe (term, leader, logs, commit index): with no loss and no partition, heartbeats keep
+arriving well inside the election timeout (the network profiles' one-way latencies are far
+below ``election_ticks_min * tick_ms``), so no follower times out and check-quorum keeps the
+leader. Safety properties (one leader per term, log matching, committed entries never lost)
+hold for any schedule of message delays, so they hold for the shifted schedule too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
+from novacron.events import Event
+from novacron.raft.messages import NO_NODE, Entry, EntryKind
+from novacron.raft.statemachine import decode_command, encode_command
+from sim.context import SimContext
+from sim.control_plane import Decision, DirectControlPlane, VMRequest
+from sim.inventory import Inventory
+from sim.network import PROFILES, NetworkModel
+from sim.raft import settings_for
+from sim.raft_cluster import Hook, Manager, RaftCluster
+from sim.raft_reporter import RaftReporter
+
+STEP_EPSILON_S = 1e-9
+FREEZE_WHEN_IDLE = True
+"""Freeze an idle, stable cluster (see the module docstring); off only to measure what it saves."""
+
+
+class DecisionLog:
+    """The managers' state machine: the ids of the decisions they applied (for snapshots)."""
+
+    def __init__(self) -> None:
+        self.applied: set[str] = set()
+
+    def apply(self, entry: Entry) -> object:
+        if entry.kind == EntryKind.NORMAL and entry.data:
+            self.applied.add(str(decode_command(entry.data)["decision_id"]))
+        return None
+
+    def snapshot(self) -> bytes:
+        return encode_command(applied=sorted(self.applied))
+
+    def restore(self, data: bytes) -> None:
+        self.applied = set(decode_command(data)["applied"]) if data else set()
+
+
+@dataclass
+class Pending:
+    kind: str
+    vm: VMRequest
+    argument: int
+    mover: str
+    decision: simpy.Event
+    asked_s: float
+    proposed_term: int = -1
+
+
+class RaftControlPlane(Hook):
+    """``ControlPlane`` over simulated Raft managers; see the module docstring."""
+
+    def __init__(self, ctx: SimContext, inv: Inventory) -> None:
+        self._ctx, self._env = ctx, ctx.env
+        self._direct = DirectControlPlane(ctx, inv)
+        section = ctx.scenario.raft
+        self.reporter = RaftReporter(ctx.recorder)
+        self.cluster = RaftCluster(settings_for(section), NetworkModel(PROFILES[section.network],
+                                                                       ctx.seeds.python("raft.control.network")),
+                                   ctx.seeds.python("raft.control.cluster"), state_machine=DecisionLog,
+                                   hooks=[self.reporter, self])
+        self._schedule_scripted_faults()
+        self.pending: dict[str, Pending] = {}
+        self.decided: set[str] = set()
+        self._next_id = 0
+        self._offset_s = 0.0
+        """SimPy time minus cluster time: grows by every frozen interval."""
+        self._frozen = False
+        self._wake: simpy.Event = self._env.event()
+        self._pumped_term = -1
+        self.frozen_s = 0.0
+        self.proposals = 0
+        self._env.process(self._drive())
+
+    # --- the ControlPlane seam -------------------------------------------------------------------
+
+    def place(self, vm: VMRequest) -> Decision:
+        return self._propose("place", vm)
+
+    def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> Decision:
+        return self._propose("restart", vm, failed_host)
+
+    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
+        return self._propose("migrate", vm, to_host, mover)
+
+    def release(self, vm: VMRequest) -> None:
+        self._direct.release(vm)
+
+    # --- proposals and applies --------------------------------------------------------------------
+
+    def _propose(self, kind: str, vm: VMRequest, argument: int = -1, mover: str = "controller") -> Decision:
+        decision_id = f"d-{self._next_id:07d}"
+        self._next_id += 1
+        decision = self._env.event()
+        self.pending[decision_id] = Pending(kind, vm, argument, mover, decision, float(self._env.now))
+        self._pumped_term = -1  # something new to propose
+        self._poke()
+        return decision
+
+    def _pump(self) -> None:
+        """Propose every pending decision the current leader has not been given yet."""
+        leader = self.cluster.leader()
+        if leader is None or leader.leader == NO_NODE or leader.term == self._pumped_term:
+            return
+        for decision_id, pending in self.pending.items():
+            if pending.proposed_term != leader.term:
+                if self.cluster.propose(leader.id, encode_command(decision_id=decision_id)) is None:
+                    return
+                pending.proposed_term = leader.term
+                self.proposals += 1
+        self._pumped_term = leader.term
+
+    def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
+        if entry.kind != EntryKind.NORMAL or not entry.data:
+            return
+        decision_id = str(decode_command(entry.data)["decision_id"])
+        pending = self.pending.pop(decision_id, None)
+        if pending is None:  # applied before (by another manager, or an earlier copy): decided once
+            return
+        self.decided.add(decision_id)
+        pending.decision.succeed(self._decide(pending).value)
+
+    def _decide(self, pending: Pending) -> Decision:
+        if pending.kind == "place":
+            return self._direct.place(pending.vm)
+        if pending.kind == "restart":
+            return self._direct.restart_elsewhere(pending.vm, pending.argument)
+        return self._direct.migrate(pending.vm, pending.argument, pending.mover)
+
+    # --- faults -----------------------------------------------------------------------------------
+
+    def fault(self, ev: Event) -> None:
+        """The capacity model's manager-crash and partition hooks (``ClusterModel.fault_hooks``)."""
+        if not isinstance(ev, InjectedFaultStarted | InjectedFaultEnded):
+            return
+        self._thaw()
+        started = isinstance(ev, InjectedFaultStarted)
+        managers = sorted(self.cluster.managers)
+        node_id = managers[int(ev.fault_target.rsplit("-", 1)[1]) % len(managers)]
+        if ev.fault_kind == "manager_crash":
+            (self.cluster.crash if started else self.cluster.restart)(node_id)
+        elif ev.fault_kind == "network_partition":
+            groups = [[node_id], [m for m in managers if m != node_id]]
+            if started:
+                self.cluster.network.partition(groups)
+                self.reporter.partitioned(self.cluster, groups, True)
+            else:
+                self.cluster.network.heal()
+                self.reporter.healed(self.cluster, groups)
+        self._pumped_term = -1
+        self._poke()
+
+    # --- the driver -------------------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        if not self._wake.triggered:
+            self._wake.succeed()
+
+    def _thaw(self) -> None:
+        """Bring the cluster's clock to now before acting on it (a no-op unless frozen)."""
+        if self._frozen:
+            self.frozen_s += self._env.now - self._offset_s - self.cluster.now_s
+            self._offset_s = self._env.now - self.cluster.now_s
+            self._frozen = False
+
+    def idle_and_stable(self) -> bool:
+        cluster = self.cluster
+        if self.pending or cluster.network.is_partitioned():
+            return False
+        leader = cluster.leader()
+        if leader is None:
+            return False
+        last = leader.log.last_index()
+        for manager in cluster.managers.values():
+            node = manager.node
+            if node is None or node.term != leader.term or node.leader != leader.id or node.log.applied != last:
+                return False
+        return True
+
+    def _drive(self) -> Generator[Any, Any, None]:
+        env, cluster = self._env, self.cluster
+        while True:
+            if self._wake.triggered:
+                self._wake = env.event()
+            self._thaw()
+            self._pump()
+            next_s = cluster.next_time_s()
+            if next_s is not None and FREEZE_WHEN_IDLE and self.idle_and_stable():
+                self._frozen = True
+                yield self._wake
+                continue
+            if next_s is None:
+                yield self._wake
+                continue
+            at_s = next_s + self._offset_s
+            if at_s > env.now:
+                yield env.any_of([env.timeout(at_s - env.now), self._wake])
+                continue
+            cluster.run_until(env.now - self._offset_s + STEP_EPSILON_S)
+
+    def _schedule_scripted_faults(self) -> None:
+        """``[raft] leader_crash_at_s`` / ``partition_at_s`` at those SimPy times (not cluster
+        times, which lag behind by the frozen intervals)."""
+        section = self._ctx.scenario.raft
+        if section.leader_crash_at_s > 0:
+            self._at(section.leader_crash_at_s, self._crash_leader)
+        if section.partition_at_s > 0:
+            self._at(section.partition_at_s, self._isolate_leader)
+
+    def _at(self, at_s: float, action: Callable[[], None]) -> None:
+        def run(_ev: simpy.Event) -> None:
+            self._thaw()
+            action()
+            self._pumped_term = -1
+            self._poke()
+        self._env.timeout(max(at_s - self._env.now, 0.0)).callbacks.append(run)
+
+    def _crash_leader(self) -> None:
+        leader = self.cluster.leader()
+        if leader is None:  # mid-election: crash whoever leads next
+            self._at(self._env.now + 0.1, self._crash_leader)
+            return
+        victim = leader.id
+        self.cluster.crash(victim)
+        self._at(self._env.now + self._ctx.scenario.raft.restart_after_s, lambda: self.cluster.restart(victim))
+
+    def _isolate_leader(self) -> None:
+        leader = self.cluster.leader()
+        isolated = leader.id if leader is not None else min(self.cluster.managers)
+        groups = [[isolated], [m for m in sorted(self.cluster.managers) if m != isolated]]
+        self.cluster.network.partition(groups)
+        self.reporter.partitioned(self.cluster, groups, True)
+
+        def heal() -> None:
+            self.cluster.network.heal()
+            self.reporter.healed(self.cluster, groups)
+        self._at(self._env.now + self._ctx.scenario.raft.partition_duration_s, heal)
+
+
+def build(ctx: SimContext, inv: Inventory) -> RaftControlPlane:
+    """The ``ControlPlaneFactory`` for ``[raft] control_plane = "raft"``."""
+    return RaftControlPlane(ctx, inv)
