@@ -204,7 +204,11 @@ class MigrationController:
             self._close_round(stats, now_s)
         self._last_sync = max(self._last_sync, stats.dirty_sync_count)
         if stats.status is JobStatus.DEVICE and self.phase is P.PRECOPY:
-            self._move(P.STOP_AND_COPY)
+            # Paused right after a post-copy switch was accepted: libvirt may report the pause
+            # before the post-copy state, and on an idle host the whole post-copy phase can fall
+            # between two polls. The hypervisor's switched flag tells the two pauses apart.
+            self.switched_to_postcopy = stats.switched_to_postcopy
+            self._move(P.POSTCOPY if stats.switched_to_postcopy else P.STOP_AND_COPY)
         if stats.status is JobStatus.POSTCOPY_ACTIVE and self.phase in (P.PRECOPY, P.PREPARING):
             if self.phase is P.PREPARING:
                 self._move(P.PRECOPY)
