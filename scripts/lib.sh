@@ -49,9 +49,12 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
     local spec="."
     [ -n "$extras" ] && spec=".[$extras]"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 \
-      | grep -v -E "^WARNING: Location .* is ignored" || true
-    "$VENV/bin/python" -c 'import novacron' || die "installing NovaCron into $VENV failed"
+    # pip's and setuptools' chatter goes to a log, shown only when the install fails.
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >"$VENV/pip-install.log" 2>&1 ||
+       ! "$VENV/bin/python" -c 'import novacron' 2>>"$VENV/pip-install.log"; then
+      grep -v -E "^WARNING: Location .* is ignored" "$VENV/pip-install.log" | tail -40 >&2
+      die "installing NovaCron into $VENV failed (full log: $VENV/pip-install.log)"
+    fi
     echo "$want" > "$stamp"
   fi
 }
