@@ -31,6 +31,7 @@ from pathlib import Path
 import zstandard
 
 from backends.clock import WallClock
+from novacron.cache.memory import gather_hits
 from novacron.cache.policies import LruPolicy
 from novacron.ports import CacheEntry, Clock, TierUnavailable
 
@@ -225,12 +226,7 @@ class DiskTier:
         return existed
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found = {}
-        for key in keys:
-            value = self.get(key)
-            if value is not None:
-                found[key] = value
-        return found
+        return gather_hits(self.get, keys)
 
     def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
         for key, value in items.items():

@@ -34,6 +34,7 @@ a powered-off host powers it on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, cast
 
@@ -350,13 +351,8 @@ class SimScheduler:
             yield self.ctx.env.timeout(self.config.quality_sample_s)
             self.absorb_log()
             q = measure(self.table, self.config.headroom(), smallest=smallest, reference=largest)
-            self.ctx.recorder.emit(PlacementQualitySampled, source="scheduler", hosts_used=q.hosts_used,
-                                   hosts_lower_bound=q.hosts_lower_bound, fragmentation_pct=q.fragmentation_pct,
-                                   stranded_cpu_pct=q.stranded_cpu_pct, stranded_memory_pct=q.stranded_memory_pct,
-                                   imbalance_pct=q.imbalance_pct, min_headroom_cpu_pct=q.min_headroom_cpu_pct,
-                                   min_headroom_memory_pct=q.min_headroom_memory_pct,
-                                   min_headroom_network_pct=q.min_headroom_network_pct,
-                                   min_headroom_io_pct=q.min_headroom_io_pct)
+            # The event carries exactly the measurement's fields (one schema, no hand copy).
+            self.ctx.recorder.emit(PlacementQualitySampled, source="scheduler", **dataclasses.asdict(q))
 
     def request_demand(self, cpu: int, memory_gib: float) -> tuple[float, float, float, float]:
         cfg = self.config

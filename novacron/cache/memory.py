@@ -17,7 +17,7 @@ changes the capacity.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from novacron.cache.policies import EvictionPolicy, make_policy
 from novacron.ports import CacheEntry, Clock
@@ -187,12 +187,7 @@ class MemoryTier:
         return True
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found = {}
-        for key in keys:
-            value = self.get(key)
-            if value is not None:
-                found[key] = value
-        return found
+        return gather_hits(self.get, keys)
 
     def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
         evicted: list[CacheEntry] = []
@@ -234,3 +229,13 @@ class MemoryTier:
 def default_l1(clock: Clock, policy: str = "lru") -> MemoryTier:
     """L1 as the analysis sizes it: 10,000 items, a 5-minute TTL."""
     return MemoryTier("l1", clock=clock, capacity_items=L1_CAPACITY_ITEMS, default_ttl_s=L1_TTL_S, policy=policy)
+
+
+def gather_hits(get: Callable[[str], bytes | None], keys: Sequence[str]) -> dict[str, bytes]:
+    """``get_many`` for tiers without a native batch read: each key looked up once, misses left out."""
+    found = {}
+    for key in keys:
+        value = get(key)
+        if value is not None:
+            found[key] = value
+    return found
