@@ -52,7 +52,9 @@ def test_planner_total_time_is_within_10_percent_of_the_simulation_on_1000_rando
             planned_ms = plan.precopy_s * 1000.0 + plan.downtime_ms
             errors.append(abs(planned_ms - sim.elapsed_s * 1000.0) / (sim.elapsed_s * 1000.0) * 100.0)
     assert len(errors) >= 600, len(errors)
-    assert float(np.median(errors)) <= 10.0, (np.median(errors), np.percentile(errors, 90))
+    # median: the bound; p90: a tail the planner without the per-GiB terms missed (18.9 %)
+    assert float(np.median(errors)) <= 10.0 and float(np.percentile(errors, 90)) <= 15.0, (
+        np.median(errors), np.percentile(errors, 90))
     assert verdicts_agree >= 0.85 * cases, verdicts_agree
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -102,16 +103,19 @@ def _dotted(version: int) -> str:
 def calibrate(out_dir: Path, lab: LabInfo | None, *, host_uris: Sequence[str] | None = None,
               points: Sequence[GridPoint] | None = None, start: CalibrationProfile | None = None,
               progress: Callable[[str], None] = print) -> pd.DataFrame:
-    """Run (``lab`` given) or re-use (``lab`` None) the real grid in ``out_dir/real.csv``, fit,
-    evaluate and write ``profile.toml``, ``errors.csv`` and ``predictions.csv``."""
+    """Run (``lab`` given) or re-use (``lab`` None) the real grid in ``out_dir/real.csv`` (the hosts
+    and their versions in ``hosts.json``), fit, evaluate and write ``profile.toml``, ``errors.csv``
+    and ``predictions.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    real_csv = out_dir / "real.csv"
-    hosts: tuple[str, ...] = ()
-    qemu = libvirt_version = ""
+    real_csv, hosts_json = out_dir / "real.csv", out_dir / "hosts.json"
     if lab is not None:
         uris = list(host_uris) if host_uris else [h.uri for h in lab.hosts]
-        hosts, (qemu, libvirt_version) = tuple(uris), host_versions(uris[0])
+        qemu, libvirt_version = host_versions(uris[0])
+        hosts_json.write_text(json.dumps({"hosts": uris, "qemu_version": qemu, "libvirt_version": libvirt_version}))
         run_real(lab, points if points is not None else full_grid(), real_csv, progress, host_uris)
+    where = json.loads(hosts_json.read_text()) if hosts_json.exists() else {}
+    hosts = tuple(where.get("hosts", ()))
+    qemu, libvirt_version = where.get("qemu_version", ""), where.get("libvirt_version", "")
     real = pd.read_csv(real_csv)
     if points is not None:
         real = real[real["index"].isin([p.index for p in points])]

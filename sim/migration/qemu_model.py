@@ -12,6 +12,8 @@ not a bitmap: the model is analytic per window, never per page.
 QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as modelled:
 
 * Setup: every page is marked dirty and the first dirty sync counts (``dirty-sync-count = 1``).
+  It takes the profile's fixed setup time plus its setup time per GiB of guest memory (libvirt's
+  Begin/Prepare, the destination QEMU starting, the bitmaps allocated).
 * Each iteration sends dirty pages in address order until the window's byte budget
   (``max-bandwidth x 100 ms``, ``BUFFER_DELAY``) is spent, then waits for the next window.
   The stream has its own ceiling (``stream_cap_bytes_s``: CPU and NIC) and the bandwidth share
@@ -21,7 +23,9 @@ QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as
   sync, the union of the bitmap with the pages written since the previous sync) and, if the
   estimate is still below the threshold, completes: the guest is paused, a final sync runs and
   the rest is sent unthrottled (``stop_copy_bytes_s``) with the device state. Otherwise a new
-  round starts. QEMU never gives up by itself; only the controller aborts.
+  round starts. QEMU never gives up by itself; only the controller aborts. Every sync walks the
+  whole dirty bitmap: it costs ``sync_s_per_gib`` per GiB of guest memory (the guest keeps
+  writing meanwhile, except during the final, paused one, which counts as downtime).
 * Auto-converge (``migration_trigger_throttle``): at a sync at least 1 s after the previous
   period, if the bytes dirtied in the period exceed 50 % of the bytes sent in it twice in a
   row, the vCPUs are throttled: 20 % first, then +10 % (``cpu-throttle-initial`` /
@@ -33,8 +37,10 @@ QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as
   background unthrottled while the guest's writes to pages not yet received fault them over
   the network (counted as ``postcopy_page_faults``).
 
-Sources: QEMU 7.2 source as cited; the calibration constants reproduce the measured rows of
-LAB.md (a 512 MiB TCG guest on this 2-core machine); see ``LAB_CALIBRATION``.
+Sources: QEMU 7.2 source as cited. The host-dependent constants are a calibration profile
+(``novacron.migration.calibration``): ``LAB_CALIBRATION`` (``lab-md``) reproduces the measured rows
+of LAB.md (a 512 MiB TCG guest); the shipped default ``lab-tcg`` is fitted by ``novacron
+calibrate`` on guests of 256 MiB to 1 GiB (``benchmarks/RESULTS_lab.md``).
 """
 
 from __future__ import annotations
