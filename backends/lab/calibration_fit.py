@@ -150,7 +150,7 @@ START_POINTS: tuple[dict[str, float], ...] = (
 def fit_profile(real: pd.DataFrame, start: CalibrationProfile, *, passes: int = 6,
                 progress: Callable[[str], None] | None = None) -> CalibrationProfile:
     """The best of ``_pattern_search`` from each of ``START_POINTS``."""
-    fits = [_pattern_search(real, dataclasses.replace(start, **overrides), passes, progress)
+    fits = [_pattern_search(real, dataclasses.replace(start, **overrides), passes, progress)  # type: ignore[arg-type]
             for overrides in START_POINTS]
     return min(fits, key=lambda fit: fit[1])[0]
 
