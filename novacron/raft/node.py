@@ -488,10 +488,15 @@ class RaftNode:
     # -- ReadIndex -------------------------------------------------------------------------------
 
     def _start_read(self, context: bytes) -> None:
-        if len(self.voters) == 1:
+        # Only a leader that is itself the whole configuration may answer without a round trip.
+        # A leader that proposed its own removal leads a configuration it is not part of: with
+        # voters (X,) the quorum is X alone, and X may already have elected itself and committed
+        # newer writes (issue 13: a put completed, then a get returned the older value), so the
+        # leader neither answers at once nor counts its own ack.
+        if self.voters == (self.id,):
             self._read_states.append(ReadState(self.log.committed, context))
             return
-        self.pending_reads[context] = (self.log.committed, {self.id})
+        self.pending_reads[context] = (self.log.committed, {self.id} & set(self.voters))
         self._broadcast_heartbeat(context)
 
     def _ack_read(self, context: bytes, peer: int) -> None:

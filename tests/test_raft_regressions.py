@@ -1,0 +1,80 @@
+"""Directed regression tests for the Raft bugs an adversarial search found (issue 13, items 1 and 3).
+
+Each test drives a scripted schedule -- which node ticks how often, which messages are lost, who
+crashes -- through the synchronous harness, so the failure does not depend on a lucky seed; the
+seeds are parametrized only to show that the outcome does not depend on the randomized timeouts.
+
+- A stale read (dissertation 6.4): a leader that removed itself from a 2-voter configuration
+  answered a read at once because its configuration had one voter -- the other one.
+- A deadlock (dissertation 4.2.2): after a 2-voter leader removed itself and stepped down, the
+  node with the longest log never campaigned, and the remaining voter needed its vote.
+- Two livelocks without PreVote (section 5.2): followers restarted their election timer on
+  adopting a higher term while rejecting the vote, and vote requests of an older term got no
+  reply, so a node whose term lagged never caught up.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from novacron.raft.messages import ConfChange, MessageType
+from novacron.raft.node import FOLLOWER, LEADER
+from tests.raft_harness import Net
+
+SEEDS = range(4)
+MODES = [pytest.param(pv, cq, id=f"prevote={pv}-checkquorum={cq}")
+         for pv, cq in itertools.product((False, True), repeat=2)]
+ELECTION_TICKS_MAX = 30  # the RaftConfig default
+
+
+def _leader_of(net: Net, node_id: int) -> None:
+    net.campaign(node_id)
+    assert net.nodes[node_id].role == LEADER
+
+
+@pytest.mark.parametrize(("pre_vote", "check_quorum"), MODES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_leader_that_removed_itself_does_not_serve_a_stale_read(pre_vote: bool, check_quorum: bool,
+                                                                  seed: int) -> None:
+    """Voters {1, 2}; leader 1 removes itself, 2 gets the entry but its ack is lost; 2, now alone
+    in its configuration, is elected and commits v2; 1, still leader of the old term, must not
+    answer a read with v1's index (a put(v2) completed before the get)."""
+    net = Net((1, 2), seed=seed, pre_vote=pre_vote, check_quorum=check_quorum)
+    _leader_of(net, 1)
+    net.propose(1, b"v1")
+    old_term = net.nodes[1].term
+    net.filters.append(lambda m: m.src == 2 and m.dst == 1)  # every ack from 2 is lost
+    assert net.propose_conf_change(1, ConfChange("remove", 1)) is not None
+    assert net.nodes[1].voters == (2,) and net.nodes[2].voters == (2,)
+    net.isolate(1)
+    net.tick(2, ELECTION_TICKS_MAX + 1)
+    net.deliver_all()
+    assert net.nodes[2].role == LEADER and net.nodes[2].term > old_term
+    index, _ = net.propose(2, b"v2") or (0, 0)
+    assert net.nodes[2].log.committed >= index > 0, "2 is alone in its configuration: v2 commits at once"
+    assert net.nodes[1].role == LEADER and net.nodes[1].term == old_term, "1's clock is paused: still leader"
+    net.read_index(1, b"get")
+    stale = [r for r in net.read_states[1] if r.index < index]
+    assert not stale, f"leader 1 served a read at index {stale[0].index} after v2 committed at {index}"
+    net.heal()
+    net.tick(1, 5)  # a heartbeat round reaches 2, whose reply carries the higher term
+    net.deliver_all()
+    assert not [r for r in net.read_states[1] if r.index < index]
+    if pre_vote or check_quorum:  # otherwise 2 drops old-term heartbeats silently and 1 lingers
+        assert net.nodes[1].role == FOLLOWER
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_removed_leader_does_not_count_itself_towards_a_read_quorum(seed: int) -> None:
+    """Voters {1, 2, 3}; 1 removes itself, so a read needs both 2 and 3 -- 1's own ack is not one."""
+    net = Net((1, 2, 3), seed=seed)
+    _leader_of(net, 1)
+    net.filters.append(lambda m: m.dst == 1 and m.type == MessageType.APPEND_RESP)
+    assert net.propose_conf_change(1, ConfChange("remove", 1)) is not None
+    assert net.nodes[1].voters == (2, 3) and net.nodes[1].role == LEADER
+    net.heal()
+    net.filters.append(lambda m: m.src == 3 and m.dst == 1)
+    net.read_index(1, b"get")
+    assert net.read_states[1] == [], "only 2 confirmed; the configuration (2, 3) needs both"
