@@ -78,3 +78,52 @@ def test_a_removed_leader_does_not_count_itself_towards_a_read_quorum(seed: int)
     net.filters.append(lambda m: m.src == 3 and m.dst == 1)
     net.read_index(1, b"get")
     assert net.read_states[1] == [], "only 2 confirmed; the configuration (2, 3) needs both"
+
+
+def _run_rounds(net: Net, rounds: int, ticks_per_round: dict[int, int]) -> int | None:
+    """Tick each live node its share per round (a clock rate), delivering after every tick; return
+    the round in which some node became leader, or None."""
+    for round_no in range(rounds):
+        for node_id, ticks in ticks_per_round.items():
+            for _ in range(ticks):
+                if node_id in net.nodes:
+                    net.tick(node_id)
+                    net.deliver_all()
+        if net.leader() is not None:
+            return round_no
+    return None
+
+
+@pytest.mark.parametrize(("pre_vote", "check_quorum"), MODES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_b_the_cluster_recovers_after_a_2_voter_leader_removes_itself(pre_vote: bool, check_quorum: bool,
+                                                                      seed: int) -> None:
+    """Voters {1, 2}; leader 1 removes itself while cut off, so 2 never sees the entry; CheckQuorum
+    (or a crash) makes 1 step down. 1 holds the longest log and 2 needs 1's vote: 1 must campaign
+    although it is outside its latest configuration (dissertation 4.2.2)."""
+    net = Net((1, 2), seed=seed, pre_vote=pre_vote, check_quorum=check_quorum)
+    _leader_of(net, 1)
+    net.propose(1, b"a")
+    net.isolate(1)
+    assert net.propose_conf_change(1, ConfChange("remove", 1)) is not None
+    if check_quorum:
+        net.tick(1, 2 * ELECTION_TICKS_MAX)  # the first check still counts 2's acks of "a"
+    else:
+        net.crash(1)  # no CheckQuorum: a restart is what takes the leadership away
+        net.boot(1)
+    assert net.nodes[1].role == FOLLOWER and net.nodes[1].voters == (2,) and net.nodes[2].voters == (1, 2)
+    net.heal()
+    bound_rounds = 10 * ELECTION_TICKS_MAX
+    recovered_at = None
+    for round_no in range(bound_rounds):
+        _run_rounds(net, 1, {1: 1, 2: 1})
+        leader = net.leader()
+        if leader is not None and not any(e.data == b"after" for e in leader.log.entries):
+            net.propose(leader.id, b"after")
+        if any(e.data == b"after" for e in net.applied[2]):
+            recovered_at = round_no
+            break
+    assert recovered_at is not None, f"no entry committed within {bound_rounds} ticks after healing"
+    net.tick(2, 2 * ELECTION_TICKS_MAX)
+    net.deliver_all()
+    assert net.leader() is net.nodes[2] and net.nodes[2].voters == (2,), "2 ends up leading its own config"

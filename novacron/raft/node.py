@@ -26,7 +26,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
 - Membership changes add or remove one voter at a time (dissertation 4.1); a configuration takes
   effect as soon as its entry is in the log, one change may be uncommitted at a time, and a
   leader must first commit an entry of its own term (the fix to the single-server change bug
-  Ongaro posted to raft-dev in 2015).
+  Ongaro posted to raft-dev in 2015). A node its latest configuration removed still campaigns
+  until it knows the removal committed, without counting its own vote (dissertation 4.2.2,
+  ``promotable``); a leader outside its configuration neither counts itself nor answers reads
+  without a heartbeat round.
 - Leadership transfer (dissertation 3.10): the leader brings the target up to date and sends
   TimeoutNow; the target campaigns at once, bypassing PreVote and the lease.
 - Linearizable reads (ReadIndex, dissertation 6.4): the leader records its commit index, then
@@ -515,7 +518,31 @@ class RaftNode:
     # -- role changes ------------------------------------------------------------------------------
 
     def promotable(self) -> bool:
-        return self.id in self.voters and self.log.pending_snapshot is None
+        """May this node start an election?
+
+        A voter of its latest configuration may, and so may a node that its latest configuration
+        removed while that removal is not known to be committed: dissertation 4.2.2 says a server
+        outside its latest configuration must still start elections, because it may be needed
+        until that configuration commits. Without it, a 2-voter leader that removed itself and
+        lost its leadership before the removal committed deadlocked the cluster: it held the
+        longest log and never campaigned, and the other voter, still counting both, could not
+        win without its vote (issue 13). Its own vote never counts (``_poll`` counts members
+        only); if it wins it leads the new configuration until the removal commits, then steps
+        down (``_maybe_commit``). Once it knows the removal committed, a majority of the new
+        configuration holds the entry and can elect a leader without it, so it stays quiet --
+        as an etcd-io/raft node does once it has applied its removal.
+        """
+        if self.log.pending_snapshot is not None:
+            return False
+        return self.id in self.voters or self._removal_uncommitted()
+
+    def _removal_uncommitted(self) -> bool:
+        """Is this node a voter of the configuration in force at the commit index?"""
+        log = self.log
+        uncommitted = log.slice(max(log.committed + 1, log.first_index()), log.last_index() + 1)
+        if not any(e.kind == EntryKind.CONF_CHANGE for e in uncommitted):
+            return False  # the committed configuration is the latest one, which lacks this node
+        return self.id in self._voters_at(log.committed)
 
     def _reset(self, term: int) -> None:
         if term != self.term:
