@@ -127,3 +127,20 @@ def test_b_the_cluster_recovers_after_a_2_voter_leader_removes_itself(pre_vote: 
     net.tick(2, 2 * ELECTION_TICKS_MAX)
     net.deliver_all()
     assert net.leader() is net.nodes[2] and net.nodes[2].voters == (2,), "2 ends up leading its own config"
+
+
+@pytest.mark.parametrize("check_quorum", [True, False])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_c1_a_stale_candidate_with_a_fast_clock_does_not_keep_others_from_timing_out(check_quorum: bool,
+                                                                                    seed: int) -> None:
+    """Section 5.2: a follower restarts its election timer only when it grants a vote (or hears
+    from the leader). Node 3's log is behind and its clock runs 3x fast; the leader 1 is down. If
+    adopting 3's higher term restarted node 2's timer, 2 would never time out first."""
+    net = Net((1, 2, 3), seed=seed, logs={1: [1, 1, 1], 2: [1, 1, 1], 3: [1]}, pre_vote=False,
+              check_quorum=check_quorum)
+    net.crash(1)
+    bound_rounds = 10 * ELECTION_TICKS_MAX
+    elected_at = _run_rounds(net, bound_rounds, {3: 3, 2: 1})
+    assert elected_at is not None, f"no leader within {bound_rounds} ticks of node 2 (terms: " \
+                                   f"2 at {net.nodes[2].term}, 3 at {net.nodes[3].term})"
+    assert net.leader() is net.nodes[2]

@@ -256,8 +256,10 @@ class RaftNode:
             if m.type in (T.VOTE, T.PRE_VOTE) and m.context != TRANSFER_CONTEXT and self._in_lease():
                 return
             if not (m.type == T.PRE_VOTE or (m.type == T.PRE_VOTE_RESP and not m.reject)):
-                leader = m.src if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT) else NO_NODE
-                self._become_follower(m.term, leader)
+                if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT):
+                    self._become_follower(m.term, m.src)
+                else:
+                    self._adopt_term(m.term)
         elif m.term < self.term:
             if m.type in (T.APPEND, T.HEARTBEAT) and (self.config.check_quorum or self.config.pre_vote):
                 self._send(Message(T.APPEND_RESP, self.id, m.src, self.term))
@@ -567,6 +569,22 @@ class RaftNode:
         self._reset(term)
         self.role = FOLLOWER
         self.leader = leader
+
+    def _adopt_term(self, term: int) -> None:
+        """Follow a higher term learnt from a vote or a response, without restarting the timer.
+
+        Section 5.2 restarts the election timer only on granting a vote or hearing from the
+        current leader (``_handle_vote_request`` and ``_step_follower`` do that). Restarting it on
+        every higher term let a node with a stale log and a fast clock keep every up-to-date node
+        from ever timing out first: each of its rejected candidacies reset their timers (issue
+        13, a livelock with CheckQuorum on and PreVote off). A deposed leader's counter measured
+        CheckQuorum rounds, not silence from a leader, so it starts over.
+        """
+        keep = self.role != LEADER
+        elapsed, timeout = self.election_elapsed, self.randomized_timeout
+        self._become_follower(term, NO_NODE)
+        if keep:
+            self.election_elapsed, self.randomized_timeout = elapsed, timeout
 
     def _become_pre_candidate(self) -> None:
         # PreVote changes neither term nor vote (dissertation 9.6), only the role.
