@@ -20,7 +20,7 @@ import itertools
 import pytest
 
 from novacron.raft.messages import ConfChange, MessageType
-from novacron.raft.node import FOLLOWER, LEADER
+from novacron.raft.node import FOLLOWER, LEADER, Stored
 from tests.raft_harness import Net
 
 SEEDS = range(4)
@@ -143,4 +143,29 @@ def test_c1_a_stale_candidate_with_a_fast_clock_does_not_keep_others_from_timing
     elected_at = _run_rounds(net, bound_rounds, {3: 3, 2: 1})
     assert elected_at is not None, f"no leader within {bound_rounds} ticks of node 2 (terms: " \
                                    f"2 at {net.nodes[2].term}, 3 at {net.nodes[3].term})"
+    assert net.leader() is net.nodes[2]
+
+
+@pytest.mark.parametrize("check_quorum", [True, False])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_c2_a_node_whose_term_lags_learns_the_higher_term_from_a_rejection(check_quorum: bool, seed: int) -> None:
+    """Node 1 still has configuration {1, 3}: it missed the entry adding 2 while cut off, and ran
+    its term far ahead campaigning to 3 alone. 3 (the leader) then crashes. 2 is up to date and
+    needs 1's vote, but its requests carry an older term; 1 must answer them with its term (as it
+    answers an old-term PreVote) or 2 never catches up and {1, 2}, a majority, stays leaderless."""
+    net = Net((1, 3), seed=seed, pre_vote=False, check_quorum=check_quorum)
+    net.add_node(2, Stored())
+    _leader_of(net, 3)
+    net.isolate(1)
+    assert net.propose_conf_change(3, ConfChange("add", 2)) is not None
+    net.propose(3, b"x")
+    assert net.nodes[2].voters == (1, 2, 3) and net.nodes[3].log.committed == net.nodes[2].log.last_index()
+    net.tick(1, 20 * ELECTION_TICKS_MAX)
+    assert net.nodes[1].term > net.nodes[2].term + 10 and net.nodes[1].voters == (1, 3)
+    net.crash(3)
+    net.heal()
+    bound_rounds = 40 * ELECTION_TICKS_MAX
+    elected_at = _run_rounds(net, bound_rounds, {1: 1, 2: 1})
+    assert elected_at is not None, f"no leader within {bound_rounds} ticks (terms: 1 at {net.nodes[1].term}, " \
+                                   f"2 at {net.nodes[2].term})"
     assert net.leader() is net.nodes[2]

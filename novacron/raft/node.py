@@ -263,8 +263,12 @@ class RaftNode:
         elif m.term < self.term:
             if m.type in (T.APPEND, T.HEARTBEAT) and (self.config.check_quorum or self.config.pre_vote):
                 self._send(Message(T.APPEND_RESP, self.id, m.src, self.term))
-            elif m.type == T.PRE_VOTE:
-                self._send(Message(T.PRE_VOTE_RESP, self.id, m.src, self.term, reject=True))
+            elif m.type in (T.VOTE, T.PRE_VOTE):
+                # Reject with our term so a candidate whose term lags catches up. Dropping old-term
+                # votes (as the paper allows) left a node stuck below the term of a peer that
+                # campaigned in an out-of-date configuration and never wrote to it (issue 13).
+                resp_type = T.VOTE_RESP if m.type == T.VOTE else T.PRE_VOTE_RESP
+                self._send(Message(resp_type, self.id, m.src, self.term, reject=True))
             return
         if m.type in (T.VOTE, T.PRE_VOTE):
             self._handle_vote_request(m)
