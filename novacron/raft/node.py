@@ -17,6 +17,9 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
   follower that heard from its leader within the shortest election timeout -- or a leader --
   ignores (pre-)vote requests (the "lease", dissertation 4.2.3), so servers removed from the
   configuration cannot disrupt.
+- The election timer restarts only when a node grants a vote or hears from its leader, not when
+  it merely adopts a higher term (section 5.2, ``_adopt_term``); a vote request of an older term
+  is rejected with the current term, so a candidate whose term lags catches up.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
@@ -543,7 +546,7 @@ class RaftNode:
         return self.id in self.voters or self._removal_uncommitted()
 
     def _removal_uncommitted(self) -> bool:
-        """Is this node a voter of the configuration in force at the commit index?"""
+        """Was this node removed by a change it does not know to be committed (and a voter before)?"""
         log = self.log
         uncommitted = log.slice(max(log.committed + 1, log.first_index()), log.last_index() + 1)
         if not any(e.kind == EntryKind.CONF_CHANGE for e in uncommitted):
