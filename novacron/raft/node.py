@@ -527,19 +527,12 @@ class RaftNode:
     # -- role changes ------------------------------------------------------------------------------
 
     def promotable(self) -> bool:
-        """May this node start an election?
-
-        A voter of its latest configuration may, and so may a node that its latest configuration
-        removed while that removal is not known to be committed: dissertation 4.2.2 says a server
-        outside its latest configuration must still start elections, because it may be needed
-        until that configuration commits. Without it, a 2-voter leader that removed itself and
-        lost its leadership before the removal committed deadlocked the cluster: it held the
-        longest log and never campaigned, and the other voter, still counting both, could not
-        win without its vote (issue 13). Its own vote never counts (``_poll`` counts members
-        only); if it wins it leads the new configuration until the removal commits, then steps
-        down (``_maybe_commit``). Once it knows the removal committed, a majority of the new
-        configuration holds the entry and can elect a leader without it, so it stays quiet --
-        as an etcd-io/raft node does once it has applied its removal.
+        """May this node start an election? A voter of its latest configuration may, and so may a
+        node that configuration removed while it does not know the removal committed: it may be
+        needed until then (dissertation 4.2.2). Otherwise a 2-voter leader that removed itself and
+        lost leadership first deadlocked the cluster, holding the longest log (issue 13). Its own
+        vote never counts (``_poll``); if it wins, it steps down once the removal commits. Once
+        the removal is known committed, a majority of the new configuration can elect without it.
         """
         if self.log.pending_snapshot is not None:
             return False
@@ -570,9 +563,8 @@ class RaftNode:
         self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self.voters}
 
     def _restart_election_timer(self) -> None:
-        """Granting a vote restarts the timer with a fresh random timeout (section 5.2): voters
-        that kept their old timeouts would fire in the same order, round after round, and
-        repeat split votes (the Figure 16 experiment showed a p99 of 450 ms instead of 257 ms)."""
+        """Granting a vote restarts the timer with a fresh draw: voters keeping their old timeouts
+        fire in the same order round after round and repeat split votes (raft-fig16 showed it)."""
         self.election_elapsed = 0
         self._reset_randomized_timeout()
 
