@@ -40,12 +40,16 @@ def free_ports(count: int) -> list[int]:
 
 
 class LocalCluster:
-    def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = (),
+                 distinct_addresses: bool = False) -> None:
+        """``distinct_addresses``: manager i listens and dials from 127.0.0.i, so a test can cut
+        the traffic between managers by address (nftables) without touching the client ports."""
         self.base_dir = base_dir
         self.ids = list(range(1, size + 1))
         ports = free_ports(2 * size)
-        self.raft_addresses = {i: ("127.0.0.1", ports[k]) for k, i in enumerate(self.ids)}
-        self.client_addresses = {i: ("127.0.0.1", ports[size + k]) for k, i in enumerate(self.ids)}
+        host = {i: f"127.0.0.{i}" if distinct_addresses else "127.0.0.1" for i in self.ids}
+        self.raft_addresses = {i: (host[i], ports[k]) for k, i in enumerate(self.ids)}
+        self.client_addresses = {i: (host[i], ports[size + k]) for k, i in enumerate(self.ids)}
         self.extra_args = extra_args
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         state = os.environ.get("NOVACRON_TEST_STATE")
