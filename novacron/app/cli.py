@@ -184,8 +184,8 @@ def _read_bench_json(path: Path) -> dict[str, object]:
 def cmd_cache_eval(args: argparse.Namespace) -> int:
     import json
 
+    from novacron.app.tracefiles import TraceError, read_csv, read_oracle
     from novacron.cache.evaluate import format_result
-    from novacron.cache.traces import TraceError, read_csv, read_oracle
 
     fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
     try:
@@ -216,6 +216,7 @@ def _evaluate(args: argparse.Namespace, requests: Iterable[Request]) -> EvalResu
 def cmd_cache_trace(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from novacron.app import tracefiles
     from novacron.cache import traces
 
     rng = np.random.default_rng(args.seed)
@@ -236,10 +237,10 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if args.out.suffix == ".csv" else "oracle")
     if fmt == "csv":
         with args.out.open("w", newline="") as text:
-            traces.write_csv(text, reqs)
+            tracefiles.write_csv(text, reqs)
     else:
         with args.out.open("wb") as binary:
-            traces.write_oracle(binary, reqs)
+            tracefiles.write_oracle(binary, reqs)
     print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
     return EXIT_OK
 

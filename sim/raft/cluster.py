@@ -30,8 +30,8 @@ from random import Random
 
 from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState, Ready
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
-from novacron.raft.statemachine import KeyValueStateMachine, StateMachine
 from novacron.raft.storage import MemoryStorage
+from novacron.statemachine import KeyValueStateMachine, StateMachine
 from sim.network import NetworkModel
 
 TICK, DELIVER, CALL = 0, 1, 2
