@@ -13,9 +13,11 @@ the third manager wins after the partition is a race too, so the simulation is r
 seed whose race went the same way as the real run's, and node ids are matched by their role.
 
 The real run is three ``novacron manager`` processes on loopback (``LocalCluster``) at 127.0.0.1-3;
-the partition is an nftables table dropping TCP between the isolated manager's address and the
-others' Raft ports (LAB.md: no netem here; nftables is the partition tool). It needs root and
-``nft``: without them the test skips, or fails with ``CI=true``.
+every manager's event log counts ``t_s`` from one origin, so the logs merge in time order and
+the failover is folded from them as in the simulation. The partition is an nftables table
+dropping TCP between the isolated manager's address and the others' Raft ports (LAB.md: no netem
+here; nftables is the partition tool). It needs root and ``nft``: without them the test skips, or
+fails with ``CI=true``.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ import pytest
 
 from backends.manager.eventlog import read_events
 from backends.manager.localcluster import LocalCluster
-from novacron.events import InMemoryEventLog, Recorder
+from novacron.events import REGISTRY, InMemoryEventLog, Recorder
 from novacron.raft.messages import NO_NODE
 from novacron.raft.node import LEADER
+from novacron.raft.observer import fold_cluster
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, RaftCluster
 from sim.raft.reporter import RaftReporter
@@ -200,8 +203,8 @@ def record_crash(cluster: LocalCluster, node: int) -> None:
     """The harness is the fault injector: it records the crash in the dead manager's own event log."""
     path = cluster.data_dir(node) / "events.jsonl"
     lines = path.read_bytes().splitlines()
-    last_t_s = json.loads(lines[-1])["t_s"] if lines else 0.0
-    record = {"type": "ManagerCrashed", "t_s": last_t_s, "seq": len(lines), "source": f"manager-{node}",
+    t_s = round(time.monotonic() - cluster.origin_monotonic_s, 6)  # the managers' logs count from this origin
+    record = {"type": "ManagerCrashed", "t_s": t_s, "seq": len(lines), "source": f"manager-{node}",
               "manager_id": node, "was_leader": True}
     with path.open("a") as f:
         f.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -257,3 +260,14 @@ def test_real_managers_emit_the_simulations_events_in_the_same_order(
         raise AssertionError(f"no simulated seed in 0..39 had the real run's winners: {real_roles}")
     print(f"simulation seed {seed}; per-node events by role: {real_roles}")
     assert real_roles == simulated_roles
+
+    # Cluster-wide facts are the same fold over the managers' merged logs (one origin for t_s).
+    merged = [REGISTRY.cls(e["type"])(**{k: v for k, v in e.items() if k != "type"})
+              for events in real.values() for e in events]
+    fold, derived = fold_cluster(merged)
+    assert [d.cls.__name__ for d in derived] == ["FailoverCompleted"]
+    failover = derived[0].fields
+    print(f"real failover: elected after {failover['elect_ms']:.0f} ms, committed after "
+          f"{failover['failover_ms']:.0f} ms; leaderless gaps {[round(ms) for ms in fold.leaderless_ms]} ms")
+    assert 0 < failover["elect_ms"] <= failover["failover_ms"] < 10_000
+    assert len(fold.leaderless_ms) == 3

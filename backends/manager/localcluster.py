@@ -51,6 +51,8 @@ class LocalCluster:
         self.raft_addresses = {i: (host[i], ports[k]) for k, i in enumerate(self.ids)}
         self.client_addresses = {i: (host[i], ports[size + k]) for k, i in enumerate(self.ids)}
         self.extra_args = extra_args
+        self.origin_monotonic_s = time.monotonic()
+        """Every manager's events count ``t_s`` from here, so their logs merge in time order."""
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         state = os.environ.get("NOVACRON_TEST_STATE")
         self.pid_dir = Path(state) if state else base_dir
@@ -68,7 +70,8 @@ class LocalCluster:
             raise RuntimeError(f"manager {manager_id} is already running")
         cmd = [sys.executable, "-m", "novacron", "manager", "--id", str(manager_id), "--peers", self.peers_arg(),
                "--data-dir", str(self.data_dir(manager_id)),
-               "--client-port", str(self.client_addresses[manager_id][1]), *self.extra_args]
+               "--client-port", str(self.client_addresses[manager_id][1]),
+               "--events-origin-monotonic", repr(self.origin_monotonic_s), *self.extra_args]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                                         os.environ.get("PYTHONPATH")]))}
         log = (self.base_dir / f"manager-{manager_id}.log").open("ab")

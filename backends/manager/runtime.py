@@ -74,6 +74,8 @@ class ManagerConfig:
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     seed: int | None = None
+    events_origin_monotonic_s: float | None = None
+    """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
 
@@ -87,7 +89,7 @@ class ManagerRuntime:
         self.store = SQLiteLogStore(config.data_dir / "raft.sqlite3")
         restarted = not self.store.is_empty()
         stored = self.store.stored() if restarted else self.store.bootstrap(tuple(sorted(config.peers)))
-        self.events = JsonLinesEventLog(config.data_dir / EVENTS_FILE)
+        self.events = JsonLinesEventLog(config.data_dir / EVENTS_FILE, config.events_origin_monotonic_s)
         self.state = ManagerStateMachine(self.id, self.events)
         self.state.restore(stored.snapshot.data, stored.snapshot.index)
         raft_config = dataclasses.replace(config.raft, node_id=self.id)

@@ -319,7 +319,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     try:
         peers = parse_peers(args.peers)
-        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every)
+        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
+                           args.events_origin_monotonic)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 
@@ -346,6 +347,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                          help="client API port (default: this manager's Raft port + 100)")
     manager.add_argument("--snapshot-every", type=int, default=5000,
                          help="compact the log after this many applied entries (default: 5000)")
+    manager.add_argument("--events-origin-monotonic", type=float, default=None, metavar="SECONDS",
+                         help="events' t_s counts from this time.monotonic() value, so the logs of managers "
+                              "on one machine merge in time order (default: this process's start)")
     manager.set_defaults(handler=cmd_manager)
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
