@@ -1,0 +1,318 @@
+"""L2 on highly available Redis: Sentinel and Cluster failover under traffic, and the config.
+
+The failover tests run real processes (``tests/cache/redis_procs.py``): a write-through cache
+(L1 memory, L2 Redis with ``l2_wait_replicas = 1``, L3 disk) built from a ``[cache]`` section
+takes traffic (each step writes a new key and reads back an earlier one), the primary is killed
+with SIGKILL, and the traffic goes on until the Redis side has failed over and L2 acknowledges
+writes again. They check that no exception reaches the caller and every read returns the value
+written, that the failover finished within the configured bound, and that every write L2
+acknowledged (before, during and after the failover) is on the new primary. Each write is to a
+new key: an overwrite that L2 misses can leave an older copy in L2 (see ``backends.redis_tier``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from novacron.cache.config import CacheConfig
+from novacron.cache.events import CacheTierFailed, CacheTierRecovered
+from novacron.config import ConfigError, parse_section
+from novacron.events import InMemoryEventLog, Recorder
+from novacron.ports import CacheEntry
+from tests.cache.redis_procs import RedisClusterGroup, RedisSentinelGroup, state_dir
+
+STEP_PAUSE_S = 0.004
+"""between traffic steps: a few hundred operations a second, enough to straddle the failover"""
+
+
+def _config(text: str) -> CacheConfig:
+    return parse_section(CacheConfig, tomllib.loads(text)["cache"], origin="test.toml", prefix="cache.")
+
+
+class AckRecordingTier:
+    """Wraps the L2 tier and records every write it acknowledged (returned without raising)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.acked: dict[str, bytes] = {}
+        self.acked_at_s: dict[str, float] = {}
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None,
+            size_bytes: int | None = None) -> list[CacheEntry]:
+        evicted = self.inner.set(key, value, ttl_s, size_bytes)
+        self._record({key: value})
+        return list(evicted)
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
+        evicted = self.inner.set_many(items, ttl_s)
+        self._record(items)
+        return list(evicted)
+
+    def _record(self, items: Mapping[str, bytes]) -> None:
+        self.acked.update(items)
+        now_s = time.monotonic()
+        self.acked_at_s.update(dict.fromkeys(items, now_s))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class Traffic:
+    """Write-through traffic on a real cache: each step writes a new key and reads an old one."""
+
+    cache: Any
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    written: dict[str, bytes] = field(default_factory=dict)
+
+    def step(self) -> None:
+        key = f"k{len(self.written)}"
+        value = f"value of {key} ".encode() * 8
+        self.cache.set(key, value)
+        self.written[key] = value
+        probe = self.rng.choice(list(self.written))
+        got = self.cache.get(probe)
+        assert got == self.written[probe], f"read of {probe} returned {got!r}"
+        time.sleep(STEP_PAUSE_S)
+
+    def run_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> float:
+        """Step until ``done()``; return the seconds it took; fail after ``timeout_s``."""
+        started_s = time.monotonic()
+        while not done():
+            assert time.monotonic() - started_s < timeout_s, f"{what} not within {timeout_s:g} s"
+            self.step()
+        return time.monotonic() - started_s
+
+
+def _ha_cache(config: CacheConfig, tmp_path: Path) -> tuple[Any, AckRecordingTier, InMemoryEventLog]:
+    from backends.cache_runtime import build_real_cache_from_config
+
+    real = build_real_cache_from_config(config, l3_dir=tmp_path / "l3", l2_prefix=f"ha-{uuid.uuid4().hex}:")
+    log = InMemoryEventLog()
+    real.hierarchy.events = Recorder(log, real.hierarchy.clock.now_s)
+    recorder = AckRecordingTier(real.l2)
+    real.hierarchy.tiers[1] = recorder
+    return real, recorder, log
+
+
+def _check_after_failover(real: Any, recorder: AckRecordingTier, traffic: Traffic, log: InMemoryEventLog,
+                          fresh_l2: Any, *, breaker_opened: bool) -> None:
+    on_l2 = fresh_l2.get_many(list(recorder.acked))
+    lost = sorted(k for k, v in recorder.acked.items() if on_l2.get(k) != v)
+    assert not lost, f"{len(lost)} of {len(recorder.acked)} acknowledged L2 writes lost: {lost[:5]}"
+    for key, value in traffic.written.items():
+        assert real.hierarchy.get(key) == value
+    assert real.hierarchy.stats.failures[1] > 0, "L2 failures were counted (and served by L1/L3)"
+    if breaker_opened:  # in a cluster the other shards' successes may keep it closed
+        assert [e.cache_tier for e in log.of_type(CacheTierFailed)][:1] == ["l2"], "the breaker opened on L2"
+        assert [e.cache_tier for e in log.of_type(CacheTierRecovered)][:1] == ["l2"], "and closed again"
+
+
+@pytest.mark.redis
+def test_sentinel_failover_under_traffic_loses_no_acknowledged_write(private_sentinel_group: RedisSentinelGroup,
+                                                                     tmp_path: Path) -> None:
+    group = private_sentinel_group
+    config = _config(f"""[cache]
+        l1_capacity_items = 20
+        l2_mode = "sentinel"
+        l2_addresses = {list(group.sentinel_addresses)}
+        l2_sentinel_service = "{group.service_name}"
+        l2_wait_replicas = 1
+        l2_wait_timeout_ms = 200
+        """)
+    real, recorder, log = _ha_cache(config, tmp_path)
+    traffic = Traffic(real.hierarchy)
+    for _ in range(100):
+        traffic.step()
+    assert len(recorder.acked) == 100, "every write acknowledged while the group is healthy"
+
+    old_port = group.primary_port()
+    group.server_on(old_port).stop()  # SIGKILL
+    killed_s = time.monotonic()
+    failover_bound_s = (group.down_after_ms + group.failover_timeout_ms) / 1000
+    failover_s = traffic.run_until(lambda: group.primary_port() != old_port, failover_bound_s, "sentinel failover")
+    reconnect_s = traffic.run_until(lambda: max(recorder.acked_at_s.values()) > killed_s, 15.0,
+                                    "an L2 write acknowledged by the new primary") + failover_s
+    for _ in range(50):
+        traffic.step()
+    print(f"sentinel: failover {failover_s:.2f} s (bound {failover_bound_s:g} s), L2 writes acknowledged again "
+          f"{reconnect_s:.2f} s after the kill; {len(traffic.written)} writes, {len(recorder.acked)} acknowledged")
+
+    from backends.cache_runtime import l2_tier_from_config
+
+    fresh_l2 = l2_tier_from_config(config, prefix=recorder.prefix)
+    _check_after_failover(real, recorder, traffic, log, fresh_l2, breaker_opened=True)
+    assert group.primary_port() != old_port
+    fresh_l2.clear()
+    fresh_l2.close()
+    real.close()
+
+
+@pytest.mark.redis
+def test_cluster_failover_under_traffic_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    # Two replicas per primary: after one takes over, the other follows it, so WAIT 1 can still
+    # be satisfied on that shard (with one replica the shard could not acknowledge writes again
+    # until the dead primary came back as a replica).
+    group = RedisClusterGroup(state_dir(), replicas_per_primary=2)
+    try:
+        group.start()
+        _cluster_failover(group, tmp_path)
+    finally:
+        group.stop()
+
+
+def _cluster_failover(group: RedisClusterGroup, tmp_path: Path) -> None:
+    config = _config(f"""[cache]
+        l1_capacity_items = 20
+        l2_mode = "cluster"
+        l2_addresses = {list(group.addresses)}
+        l2_wait_replicas = 1
+        l2_wait_timeout_ms = 200
+        """)
+    real, recorder, log = _ha_cache(config, tmp_path)
+    traffic = Traffic(real.hierarchy)
+    for _ in range(100):
+        traffic.step()
+    assert len(recorder.acked) == 100, "every write acknowledged while the cluster is healthy"
+
+    victim_key = recorder.prefix + "k0"
+    victim = group.primary_of(victim_key)
+    victim.stop()  # SIGKILL
+    killed_s = time.monotonic()
+    failover_bound_s = group.failover_bound_s
+    failover_s = traffic.run_until(lambda: group.primary_of(victim_key) is not victim, failover_bound_s,
+                                   "cluster failover")
+    new_primary = group.primary_of(victim_key)
+
+    from redis.crc import key_slot
+
+    taken_over = [(start, end) for start, end, port in group.slot_ranges() if port == new_primary.port]
+
+    def on_new_primary(key: str) -> bool:
+        slot = key_slot((recorder.prefix + key).encode())
+        return any(start <= slot <= end for start, end in taken_over)
+
+    def shard_acknowledges_again() -> bool:
+        return any(t > killed_s and on_new_primary(k) for k, t in recorder.acked_at_s.items())
+
+    reconnect_s = traffic.run_until(shard_acknowledges_again, 10.0, "an L2 write acknowledged by the new primary")
+    reconnect_s += failover_s
+    for _ in range(50):
+        traffic.step()
+    print(f"cluster: failover {failover_s:.2f} s (bound {failover_bound_s:g} s), that shard acknowledges writes "
+          f"again {reconnect_s:.2f} s after the kill; {len(traffic.written)} writes, {len(recorder.acked)} "
+          f"acknowledged")
+
+    from backends.cache_runtime import l2_tier_from_config
+
+    fresh_l2 = l2_tier_from_config(config, prefix=recorder.prefix)
+    _check_after_failover(real, recorder, traffic, log, fresh_l2, breaker_opened=False)
+    fresh_l2.clear()
+    fresh_l2.close()
+    real.close()
+
+
+@pytest.mark.redis
+def test_sentinel_write_that_too_few_replicas_confirm_is_not_acknowledged(
+        redis_sentinel_group: RedisSentinelGroup) -> None:
+    from backends.redis_tier import RedisTier, RedisTopology
+    from novacron.ports import TierUnavailable
+
+    group = redis_sentinel_group
+    topology = RedisTopology(mode="sentinel", addresses=group.sentinel_addresses, service_name=group.service_name)
+    tier = RedisTier(topology=topology, prefix=f"wait-{uuid.uuid4().hex}:", wait_replicas=3, wait_timeout_ms=50)
+    with pytest.raises(TierUnavailable, match="not acknowledged: WAIT 3 50 confirmed 2"):
+        tier.set("k", b"v")
+    with pytest.raises(TierUnavailable, match="confirmed 2"):
+        tier.set_many({"a": b"1", "b": b"2"})
+    tier.wait_replicas = 2
+    tier.set("k", b"w")
+    assert tier.get("k") == b"w"
+    tier.clear()
+    tier.close()
+
+
+@pytest.mark.redis
+def test_sentinel_write_no_replica_confirms_is_not_acknowledged(redis_sentinel_group: RedisSentinelGroup) -> None:
+    """Replicas stopped (SIGSTOP): the primary applies the write but no replica confirms it, so
+    with WAIT it is not acknowledged (without WAIT it would be, and a failover now would lose it).
+    The WAIT is longer than the socket timeout: the reply must still be read, not time out."""
+    from backends.redis_tier import RedisTier, RedisTopology
+    from novacron.ports import TierUnavailable
+
+    group = redis_sentinel_group
+    topology = RedisTopology(mode="sentinel", addresses=group.sentinel_addresses, service_name=group.service_name)
+    tier = RedisTier(topology=topology, prefix=f"stop-{uuid.uuid4().hex}:", wait_replicas=1, wait_timeout_ms=400,
+                     socket_timeout_s=0.25)
+    tier.set("warm", b"connection open")
+    replicas = [s for s in group.servers if s.port != group.primary_port()]
+    for replica in replicas:
+        replica.pause()
+    try:
+        with pytest.raises(TierUnavailable, match="not acknowledged: WAIT 1 400 confirmed 0 replica"):
+            tier.set("k", b"v")
+    finally:
+        for replica in replicas:
+            replica.resume()
+    tier.set("k", b"w")
+    assert tier.get("k") == b"w"
+    tier.clear()
+    tier.close()
+
+
+@pytest.mark.redis
+def test_cluster_waits_on_the_connection_that_wrote(redis_cluster_group: RedisClusterGroup) -> None:
+    """A batch spread over every shard is confirmed by each shard's replica; asking for two
+    replicas (each shard has one) fails, so the WAIT went to the writing node's connection."""
+    from backends.redis_tier import RedisTier, RedisTopology
+    from novacron.ports import TierUnavailable
+
+    topology = RedisTopology(mode="cluster", addresses=redis_cluster_group.addresses[:1])
+    tier = RedisTier(topology=topology, prefix=f"wait-{uuid.uuid4().hex}:", wait_replicas=1, wait_timeout_ms=50)
+    items = {f"k{i}": f"v{i}".encode() for i in range(30)}
+    tier.set_many(items)
+    assert len(tier._write_groups([tier._k(k) for k in items])) == 3, "the batch spans the three primaries"
+    assert tier.get_many(list(items)) == items
+    tier.wait_replicas = 2
+    with pytest.raises(TierUnavailable, match="confirmed 1"):
+        tier.set_many(items)
+    tier.wait_replicas = 1
+    assert tier.delete_many(list(items)) == 30
+    tier.close()
+
+
+def test_l2_mode_and_addresses_are_parsed() -> None:
+    config = _config("""[cache]
+        l2_mode = "sentinel"
+        l2_addresses = ["127.0.0.1:26379", "10.0.0.2:26379"]
+        l2_sentinel_service = "cache"
+        l2_wait_replicas = 1
+        """)
+    assert (config.l2_mode, config.l2_addresses, config.l2_sentinel_service) == (
+        "sentinel", ("127.0.0.1:26379", "10.0.0.2:26379"), "cache")
+    assert (config.l2_wait_replicas, config.l2_wait_timeout_ms) == (1, 100)
+    assert _config("[cache]\n").l2_mode == "single"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('l2_mode = "replicated"', "test.toml: cache.l2_mode = 'replicated' has the wrong type; allowed: one of 'single'"),
+    ('l2_addresses = ["a:1", "b:2"]', "has 2 addresses; allowed with l2_mode = 'single': exactly one"),
+    ('l2_mode = "cluster"\nl2_addresses = ["localhost"]', "'localhost' is not an address; allowed: 'host:port'"),
+    ('l2_mode = "cluster"\nl2_addresses = ["h:70000"]', "'h:70000' is not an address"),
+    ("l2_addresses = []", "cache.l2_addresses = [] is empty"),
+    ("l2_wait_replicas = -1", "cache.l2_wait_replicas = -1 is out of range"),
+])
+def test_bad_l2_settings_are_one_line_errors(body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config(f"[cache]\n{body}\n")
+    assert message in str(info.value) and "\n" not in str(info.value)
