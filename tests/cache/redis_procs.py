@@ -18,9 +18,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -122,6 +122,25 @@ def state_dir() -> Path:
     path = Path(configured) if configured else Path(tempfile.gettempdir()) / "novacron-test-state"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class Processes(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+P = TypeVar("P", bound=Processes)
+
+
+@contextlib.contextmanager
+def running(processes: P) -> Iterator[P]:
+    """Start ``processes``; stop them on the way out, whatever happened (a failed start included)."""
+    try:
+        processes.start()
+        yield processes
+    finally:
+        processes.stop()
 
 
 def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:

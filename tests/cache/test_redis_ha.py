@@ -27,8 +27,8 @@ from novacron.cache.config import CacheConfig
 from novacron.cache.events import CacheTierFailed, CacheTierRecovered
 from novacron.config import ConfigError, parse_section
 from novacron.events import InMemoryEventLog, Recorder
-from novacron.ports import CacheEntry
-from tests.cache.redis_procs import RedisClusterGroup, RedisSentinelGroup, state_dir
+from novacron.ports import CacheEntry, TierUnavailable
+from tests.cache.redis_procs import RedisClusterGroup, RedisSentinelGroup
 
 STEP_PAUSE_S = 0.004
 """between traffic steps: a few hundred operations a second, enough to straddle the failover"""
@@ -94,143 +94,131 @@ class Traffic:
         return time.monotonic() - started_s
 
 
-def _ha_cache(config: CacheConfig, tmp_path: Path) -> tuple[Any, AckRecordingTier, InMemoryEventLog]:
-    from backends.cache_runtime import build_real_cache_from_config
+@dataclass
+class Failover:
+    """How one deployment fails over: what to kill, when it has failed over, and which writes
+    prove that L2 acknowledges writes on the new primary again."""
 
-    real = build_real_cache_from_config(config, l3_dir=tmp_path / "l3", l2_prefix=f"ha-{uuid.uuid4().hex}:")
+    kind: str
+    kill: Callable[[], Any]
+    failed_over: Callable[[], bool]
+    bound_s: float
+    on_new_primary: Callable[[str], bool] = lambda key: True
+    """called once ``failed_over()``: whether a (cache) key now lives on the new primary"""
+
+
+def _l2_config(mode: str, addresses: tuple[str, ...], extra: str = "") -> CacheConfig:
+    return _config(f"""[cache]
+        l1_capacity_items = 20
+        l2_mode = "{mode}"
+        l2_addresses = {list(addresses)}
+        l2_wait_replicas = 1
+        l2_wait_timeout_ms = 200
+        {extra}
+        """)
+
+
+def _kill_primary_under_traffic(config: CacheConfig, tmp_path: Path, prepare: Callable[[str], Failover], *,
+                                breaker_opens: bool) -> None:
+    """Write-through traffic, SIGKILL of a primary, traffic until the deployment has failed over
+    and L2 acknowledges writes again, then the checks of the module docstring."""
+    from backends.cache_runtime import build_real_cache_from_config, l2_tier_from_config
+
+    prefix = f"ha-{uuid.uuid4().hex}:"
+    real = build_real_cache_from_config(config, l3_dir=tmp_path / "l3", l2_prefix=prefix)
     log = InMemoryEventLog()
     real.hierarchy.events = Recorder(log, real.hierarchy.clock.now_s)
     recorder = AckRecordingTier(real.l2)
     real.hierarchy.tiers[1] = recorder
-    return real, recorder, log
+    traffic = Traffic(real.hierarchy)
+    for _ in range(100):
+        traffic.step()
+    assert len(recorder.acked) == 100, "every write acknowledged while the deployment is healthy"
 
+    failover = prepare(prefix)
+    failover.kill()
+    killed_s = time.monotonic()
+    failover_s = traffic.run_until(failover.failed_over, failover.bound_s, f"{failover.kind} failover")
+    on_new_primary = failover.on_new_primary
+    reconnect_s = failover_s + traffic.run_until(
+        lambda: any(t > killed_s and on_new_primary(k) for k, t in recorder.acked_at_s.items()), 15.0,
+        "an L2 write acknowledged by the new primary")
+    for _ in range(50):
+        traffic.step()
+    print(f"{failover.kind}: failover {failover_s:.2f} s (bound {failover.bound_s:g} s), the new primary "
+          f"acknowledges writes {reconnect_s:.2f} s after the kill; {len(traffic.written)} writes, "
+          f"{len(recorder.acked)} acknowledged by L2")
 
-def _check_after_failover(real: Any, recorder: AckRecordingTier, traffic: Traffic, log: InMemoryEventLog,
-                          fresh_l2: Any, *, breaker_opened: bool) -> None:
+    fresh_l2 = l2_tier_from_config(config, prefix=prefix)
     on_l2 = fresh_l2.get_many(list(recorder.acked))
     lost = sorted(k for k, v in recorder.acked.items() if on_l2.get(k) != v)
     assert not lost, f"{len(lost)} of {len(recorder.acked)} acknowledged L2 writes lost: {lost[:5]}"
     for key, value in traffic.written.items():
         assert real.hierarchy.get(key) == value
     assert real.hierarchy.stats.failures[1] > 0, "L2 failures were counted (and served by L1/L3)"
-    if breaker_opened:  # in a cluster the other shards' successes may keep it closed
+    if breaker_opens:  # in a cluster the other shards' successes may keep it closed
         assert [e.cache_tier for e in log.of_type(CacheTierFailed)][:1] == ["l2"], "the breaker opened on L2"
         assert [e.cache_tier for e in log.of_type(CacheTierRecovered)][:1] == ["l2"], "and closed again"
+    fresh_l2.clear()
+    fresh_l2.close()
+    real.close()
 
 
 @pytest.mark.redis
 def test_sentinel_failover_under_traffic_loses_no_acknowledged_write(private_sentinel_group: RedisSentinelGroup,
                                                                      tmp_path: Path) -> None:
     group = private_sentinel_group
-    config = _config(f"""[cache]
-        l1_capacity_items = 20
-        l2_mode = "sentinel"
-        l2_addresses = {list(group.sentinel_addresses)}
-        l2_sentinel_service = "{group.service_name}"
-        l2_wait_replicas = 1
-        l2_wait_timeout_ms = 200
-        """)
-    real, recorder, log = _ha_cache(config, tmp_path)
-    traffic = Traffic(real.hierarchy)
-    for _ in range(100):
-        traffic.step()
-    assert len(recorder.acked) == 100, "every write acknowledged while the group is healthy"
+    config = _l2_config("sentinel", group.sentinel_addresses, f'l2_sentinel_service = "{group.service_name}"')
 
-    old_port = group.primary_port()
-    group.server_on(old_port).stop()  # SIGKILL
-    killed_s = time.monotonic()
-    failover_bound_s = (group.down_after_ms + group.failover_timeout_ms) / 1000
-    failover_s = traffic.run_until(lambda: group.primary_port() != old_port, failover_bound_s, "sentinel failover")
-    reconnect_s = traffic.run_until(lambda: max(recorder.acked_at_s.values()) > killed_s, 15.0,
-                                    "an L2 write acknowledged by the new primary") + failover_s
-    for _ in range(50):
-        traffic.step()
-    print(f"sentinel: failover {failover_s:.2f} s (bound {failover_bound_s:g} s), L2 writes acknowledged again "
-          f"{reconnect_s:.2f} s after the kill; {len(traffic.written)} writes, {len(recorder.acked)} acknowledged")
+    def prepare(prefix: str) -> Failover:
+        old_port = group.primary_port()
+        # A failover whose first attempt succeeds ends within failover-timeout of the primary
+        # being declared down (down-after-milliseconds).
+        return Failover(kind="sentinel", kill=group.server_on(old_port).stop,
+                        failed_over=lambda: group.primary_port() != old_port,
+                        bound_s=(group.down_after_ms + group.failover_timeout_ms) / 1000)
 
-    from backends.cache_runtime import l2_tier_from_config
-
-    fresh_l2 = l2_tier_from_config(config, prefix=recorder.prefix)
-    _check_after_failover(real, recorder, traffic, log, fresh_l2, breaker_opened=True)
-    assert group.primary_port() != old_port
-    fresh_l2.clear()
-    fresh_l2.close()
-    real.close()
+    _kill_primary_under_traffic(config, tmp_path, prepare, breaker_opens=True)
 
 
 @pytest.mark.redis
-def test_cluster_failover_under_traffic_loses_no_acknowledged_write(tmp_path: Path) -> None:
-    # Two replicas per primary: after one takes over, the other follows it, so WAIT 1 can still
-    # be satisfied on that shard (with one replica the shard could not acknowledge writes again
-    # until the dead primary came back as a replica).
-    group = RedisClusterGroup(state_dir(), replicas_per_primary=2)
-    try:
-        group.start()
-        _cluster_failover(group, tmp_path)
-    finally:
-        group.stop()
-
-
-def _cluster_failover(group: RedisClusterGroup, tmp_path: Path) -> None:
-    config = _config(f"""[cache]
-        l1_capacity_items = 20
-        l2_mode = "cluster"
-        l2_addresses = {list(group.addresses)}
-        l2_wait_replicas = 1
-        l2_wait_timeout_ms = 200
-        """)
-    real, recorder, log = _ha_cache(config, tmp_path)
-    traffic = Traffic(real.hierarchy)
-    for _ in range(100):
-        traffic.step()
-    assert len(recorder.acked) == 100, "every write acknowledged while the cluster is healthy"
-
-    victim_key = recorder.prefix + "k0"
-    victim = group.primary_of(victim_key)
-    victim.stop()  # SIGKILL
-    killed_s = time.monotonic()
-    failover_bound_s = group.failover_bound_s
-    failover_s = traffic.run_until(lambda: group.primary_of(victim_key) is not victim, failover_bound_s,
-                                   "cluster failover")
-    new_primary = group.primary_of(victim_key)
-
+def test_cluster_failover_under_traffic_loses_no_acknowledged_write(private_cluster_group: RedisClusterGroup,
+                                                                    tmp_path: Path) -> None:
     from redis.crc import key_slot
 
-    taken_over = [(start, end) for start, end, port in group.slot_ranges() if port == new_primary.port]
+    group = private_cluster_group
+    config = _l2_config("cluster", group.addresses)
 
-    def on_new_primary(key: str) -> bool:
-        slot = key_slot((recorder.prefix + key).encode())
-        return any(start <= slot <= end for start, end in taken_over)
+    def prepare(prefix: str) -> Failover:
+        victim = group.primary_of(prefix + "k0")
+        taken_over: list[tuple[int, int]] = []
 
-    def shard_acknowledges_again() -> bool:
-        return any(t > killed_s and on_new_primary(k) for k, t in recorder.acked_at_s.items())
+        def failed_over() -> bool:
+            owner = group.primary_of(prefix + "k0")
+            taken_over[:] = [(first, last) for first, last, port in group.slot_ranges() if port == owner.port]
+            return owner is not victim
 
-    reconnect_s = traffic.run_until(shard_acknowledges_again, 10.0, "an L2 write acknowledged by the new primary")
-    reconnect_s += failover_s
-    for _ in range(50):
-        traffic.step()
-    print(f"cluster: failover {failover_s:.2f} s (bound {failover_bound_s:g} s), that shard acknowledges writes "
-          f"again {reconnect_s:.2f} s after the kill; {len(traffic.written)} writes, {len(recorder.acked)} "
-          f"acknowledged")
+        def on_new_primary(key: str) -> bool:
+            slot = key_slot((prefix + key).encode())
+            return any(first <= slot <= last for first, last in taken_over)
 
-    from backends.cache_runtime import l2_tier_from_config
+        return Failover(kind="cluster", kill=victim.stop, failed_over=failed_over, bound_s=group.failover_bound_s,
+                        on_new_primary=on_new_primary)
 
-    fresh_l2 = l2_tier_from_config(config, prefix=recorder.prefix)
-    _check_after_failover(real, recorder, traffic, log, fresh_l2, breaker_opened=False)
-    fresh_l2.clear()
-    fresh_l2.close()
-    real.close()
+    _kill_primary_under_traffic(config, tmp_path, prepare, breaker_opens=False)
+
+
+def _sentinel_tier(group: RedisSentinelGroup, **options: Any) -> Any:
+    from backends.redis_tier import RedisTier, RedisTopology
+
+    topology = RedisTopology(mode="sentinel", addresses=group.sentinel_addresses, service_name=group.service_name)
+    return RedisTier(topology=topology, prefix=f"test-{uuid.uuid4().hex}:", **options)
 
 
 @pytest.mark.redis
 def test_sentinel_write_that_too_few_replicas_confirm_is_not_acknowledged(
         redis_sentinel_group: RedisSentinelGroup) -> None:
-    from backends.redis_tier import RedisTier, RedisTopology
-    from novacron.ports import TierUnavailable
-
-    group = redis_sentinel_group
-    topology = RedisTopology(mode="sentinel", addresses=group.sentinel_addresses, service_name=group.service_name)
-    tier = RedisTier(topology=topology, prefix=f"wait-{uuid.uuid4().hex}:", wait_replicas=3, wait_timeout_ms=50)
+    tier = _sentinel_tier(redis_sentinel_group, wait_replicas=3, wait_timeout_ms=50)
     with pytest.raises(TierUnavailable, match="not acknowledged: WAIT 3 50 confirmed 2"):
         tier.set("k", b"v")
     with pytest.raises(TierUnavailable, match="confirmed 2"):
@@ -247,13 +235,8 @@ def test_sentinel_write_no_replica_confirms_is_not_acknowledged(redis_sentinel_g
     """Replicas stopped (SIGSTOP): the primary applies the write but no replica confirms it, so
     with WAIT it is not acknowledged (without WAIT it would be, and a failover now would lose it).
     The WAIT is longer than the socket timeout: the reply must still be read, not time out."""
-    from backends.redis_tier import RedisTier, RedisTopology
-    from novacron.ports import TierUnavailable
-
     group = redis_sentinel_group
-    topology = RedisTopology(mode="sentinel", addresses=group.sentinel_addresses, service_name=group.service_name)
-    tier = RedisTier(topology=topology, prefix=f"stop-{uuid.uuid4().hex}:", wait_replicas=1, wait_timeout_ms=400,
-                     socket_timeout_s=0.25)
+    tier = _sentinel_tier(group, wait_replicas=1, wait_timeout_ms=400, socket_timeout_s=0.25)
     tier.set("warm", b"connection open")
     replicas = [s for s in group.servers if s.port != group.primary_port()]
     for replica in replicas:
@@ -273,9 +256,9 @@ def test_sentinel_write_no_replica_confirms_is_not_acknowledged(redis_sentinel_g
 @pytest.mark.redis
 def test_cluster_waits_on_the_connection_that_wrote(redis_cluster_group: RedisClusterGroup) -> None:
     """A batch spread over every shard is confirmed by each shard's replica; asking for two
-    replicas (each shard has one) fails, so the WAIT went to the writing node's connection."""
+    replicas (each shard has one) fails. RedisCluster's own WAIT would go to every primary on
+    other connections and add up their counts (3 here), so two would wrongly pass."""
     from backends.redis_tier import RedisTier, RedisTopology
-    from novacron.ports import TierUnavailable
 
     topology = RedisTopology(mode="cluster", addresses=redis_cluster_group.addresses[:1])
     tier = RedisTier(topology=topology, prefix=f"wait-{uuid.uuid4().hex}:", wait_replicas=1, wait_timeout_ms=50)
