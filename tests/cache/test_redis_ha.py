@@ -299,3 +299,19 @@ def test_bad_l2_settings_are_one_line_errors(body: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         _config(f"[cache]\n{body}\n")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["single", "sentinel", "cluster"])
+def test_tier_built_while_redis_is_down_comes_up_and_reports_unavailable(mode: str) -> None:
+    """Nothing is contacted at construction (RedisCluster's constructor would be), and every call
+    on an unreachable deployment is a ``TierUnavailable``, which the hierarchy turns into a miss."""
+    pytest.importorskip("redis")
+    from backends.redis_tier import RedisTier, RedisTopology
+
+    nobody = ("127.0.0.1:1",)  # port 1 on loopback: connection refused at once
+    tier = RedisTier(topology=RedisTopology(mode=mode, addresses=nobody), wait_replicas=1)  # type: ignore[arg-type]
+    for call in (lambda: tier.get("k"), lambda: tier.set("k", b"v"), lambda: tier.get_many(["a", "b"]),
+                 lambda: tier.delete_many(["a"]), lambda: tier.contains("k")):
+        with pytest.raises(TierUnavailable):
+            call()
+    tier.close()
