@@ -34,20 +34,28 @@ if at least N replicas confirmed they hold every write of the batch; otherwise i
 ``TierUnavailable`` and the write counts as not acknowledged (it is not rolled back: it may or may
 not survive). In cluster mode the batch is split by the node that owns each key's slot (redis-py's
 ``get_node_from_key``) and each node's part gets its own pipeline and WAIT, because RedisCluster
-would send a WAIT to every primary on other connections, where it means nothing.
+sends WAIT to every primary on other connections (where it counts nothing) and adds the counts up.
 
-The guarantee: an acknowledged write survives the loss of its primary provided the promoted
-replica is one of those that confirmed it. It holds when N is the number of replicas (every
-candidate has it); with fewer it relies on Sentinel promoting the replica with the largest
-replication offset (its choice after ``replica-priority``; the offsets come from INFO polled
-about once a second during a failover) and in cluster mode on each primary having N replicas.
-Limits: the writes are in replica memory, not on disk (``--save '' --appendonly no``), so losing
-a primary and its confirming replicas together loses them (with write-through, L3 still holds
-them); a primary cut off by a partition (not killed) keeps accepting writes that WAIT will then
-refuse to acknowledge, so none of those is acknowledged, but a reader still connected to it may
-read values the new primary never had until it is demoted; an overwrite that L2 does not
-acknowledge (breaker open, failover in progress) leaves L2's older copy in place, which the
-hierarchy serves if L1 has lost the key before L2 is written again.
+The guarantee: an acknowledged write survives the SIGKILL of its primary provided the replica
+promoted in its place is one of those that confirmed it. That is certain when N equals the
+number of replicas (every candidate has it; but then one replica down makes every write fail
+until it returns). With fewer, it rests on the promotion picking the most up-to-date replica:
+Sentinel ranks replicas by ``replica-priority`` and then replication offset (from INFO it polls
+about once a second during a failover); a Redis Cluster delays each replica's election by 1 s per
+replica ahead of it in offset, which favours but does not force the freshest. For a shard to
+acknowledge writes again after a failover it needs N replicas left, so deploy N + 1 (the
+failover tests use one primary, two replicas and N = 1 in both modes). Outside the guarantee:
+- the writes live in replica memory (the tests run ``--save '' --appendonly no``): losing a
+  primary and the replicas that confirmed a write together loses it (with write-through, L3
+  still has it);
+- a write WAIT did not confirm raises ``TierUnavailable`` but is not rolled back: it may survive
+  or not;
+- a primary cut off from its replicas (a partition, not a crash) still applies writes, which
+  WAIT then refuses to acknowledge, but a reader still connected to it can see them until the
+  sentinels or the cluster demote it (``min-replicas-to-write`` on the servers narrows this);
+- an overwrite L2 does not acknowledge (breaker open, failover in progress) leaves L2's older
+  copy in place, which the hierarchy serves once L1 has lost the key, until the key is written
+  again (the hierarchy does not yet invalidate keys whose L2 write it skipped or saw fail).
 """
 
 from __future__ import annotations
