@@ -240,9 +240,12 @@ class RedisSentinelGroup:
         return server
 
     def stop(self) -> None:
-        for pid in self._sentinel_pids.values():
-            _kill(pid)
-        self._sentinel_pids.clear()
+        for port in self.sentinel_ports:  # also one whose start failed after it daemonized
+            pidfile = self.state / f"sentinel-{port}.pid"
+            pid = self._sentinel_pids.pop(port, None) or _read_pidfile(pidfile)
+            if pid is not None:
+                _kill(pid)
+            pidfile.unlink(missing_ok=True)
         for server in self.servers:
             server.stop()
 
