@@ -315,3 +315,37 @@ def test_tier_built_while_redis_is_down_comes_up_and_reports_unavailable(mode: s
         with pytest.raises(TierUnavailable):
             call()
     tier.close()
+
+
+@pytest.mark.redis
+@pytest.mark.xfail(strict=True, reason="core: the hierarchy does not invalidate an L2 copy whose overwrite it "
+                                       "skipped (breaker open); see the backends.redis_tier limits")
+def test_overwrite_skipped_while_l2_is_out_is_not_served_stale(private_redis_server: Any, tmp_path: Path) -> None:
+    """k = v1 reaches L2; L2 stops answering (SIGSTOP) and the breaker opens; k = v2 goes to L1
+    and L3 only; L2 comes back with v1; once L1 has lost k, a read must still return v2. It
+    returns v1 today: a failover (Sentinel or Cluster) leaves the same older copy behind."""
+    from backends.disk_tier import DiskTier
+    from backends.redis_tier import RedisTier
+    from novacron.cache.clock import ManualClock
+    from novacron.cache.hierarchy import CacheHierarchy, HierarchyOptions
+    from novacron.cache.memory import MemoryTier
+
+    clock = ManualClock(0.0)
+    l2 = RedisTier(url=private_redis_server.url, prefix=f"stale-{uuid.uuid4().hex}:", socket_timeout_s=0.1)
+    tiers = [MemoryTier("l1", clock=clock, capacity_items=2), l2, DiskTier(tmp_path / "l3", clock=clock)]
+    cache = CacheHierarchy(tiers, clock=clock, options=HierarchyOptions(breaker_failure_threshold=2,
+                                                                        breaker_reset_timeout_s=5.0))
+    cache.set("k", b"v1")
+    private_redis_server.pause()
+    try:
+        cache.get("absent-1")
+        cache.get("absent-2")  # two L2 timeouts: the breaker opens
+        cache.set("k", b"v2")  # L2 skipped
+    finally:
+        private_redis_server.resume()
+    cache.set("other-1", b"x")
+    cache.set("other-2", b"y")  # L1 (two items) has lost k
+    clock.advance(6.0)  # past the breaker's reset timeout
+    assert cache.get("k") == b"v2"
+    l2.clear()
+    l2.close()
