@@ -74,8 +74,11 @@ class Traffic:
     cache: Any
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     written: dict[str, bytes] = field(default_factory=dict)
+    slowest_step_s: float = 0.0
+    """the longest write-and-read (printed, not asserted: wall-clock on a shared machine)"""
 
     def step(self) -> None:
+        started_s = time.monotonic()
         key = f"k{len(self.written)}"
         value = f"value of {key} ".encode() * 8
         self.cache.set(key, value)
@@ -83,6 +86,7 @@ class Traffic:
         probe = self.rng.choice(list(self.written))
         got = self.cache.get(probe)
         assert got == self.written[probe], f"read of {probe} returned {got!r}"
+        self.slowest_step_s = max(self.slowest_step_s, time.monotonic() - started_s)
         time.sleep(STEP_PAUSE_S)
 
     def run_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> float:
@@ -147,7 +151,7 @@ def _kill_primary_under_traffic(config: CacheConfig, tmp_path: Path, prepare: Ca
         traffic.step()
     print(f"{failover.kind}: failover {failover_s:.2f} s (bound {failover.bound_s:g} s), the new primary "
           f"acknowledges writes {reconnect_s:.2f} s after the kill; {len(traffic.written)} writes, "
-          f"{len(recorder.acked)} acknowledged by L2")
+          f"{len(recorder.acked)} acknowledged by L2; slowest write+read {1000 * traffic.slowest_step_s:.0f} ms")
 
     fresh_l2 = l2_tier_from_config(config, prefix=prefix)
     on_l2 = fresh_l2.get_many(list(recorder.acked))
