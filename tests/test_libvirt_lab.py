@@ -152,7 +152,13 @@ def test_warm_migration_pauses_for_the_whole_copy_and_resumes_healthy(lab: objec
     finished = result.finished  # type: ignore[attr-defined]
     assert finished.outcome == "completed", finished.reason
     assert finished.migration_type == "warm"
-    # the guest is paused for the whole copy, so the downtime is most of the migration
-    assert finished.downtime_ms >= 0.5 * finished.total_time_ms
+    # The guest is paused for the whole copy, so the downtime is at least the time to send every
+    # byte at the fastest rate libvirt reaches on these machines (~480 MB/s unlimited, LAB.md; 600
+    # here for margin). A live migration's ~30 ms downtime is far below that bound. A ratio to
+    # total_time_ms would be a wall-clock assertion: on a loaded machine the setup phase before
+    # the pause grows and such a ratio fails with the pause still covering the copy.
+    fastest_copy_ms = finished.bytes_sent / 600e6 * 1000
+    assert finished.bytes_sent > 64 * 2**20
+    assert finished.downtime_ms >= fastest_copy_ms
     assert result.location == "host1"  # type: ignore[attr-defined]
     assert result.health.healthy, result.health.describe()  # type: ignore[attr-defined]
