@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from backends.manager.client import cluster_status, format_status_table
-from backends.manager.runtime import ManagerConfig, ManagerRuntime
+from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
 
 CLIENT_PORT_OFFSET = 100
 
@@ -52,7 +53,15 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
             loop.add_signal_handler(sig, runtime.stop)
         await runtime.serve()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        if not is_storage_failure(exc):
+            raise
+        # One line, no traceback: what failed and that nothing after it was acknowledged.
+        print(f"novacron manager {node_id}: stopped: storage failure in {data_dir}: {exc} "
+              "(nothing unsaved was sent or acknowledged)", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

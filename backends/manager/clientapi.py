@@ -69,6 +69,7 @@ class ClientApi:
         conn = ClientConnection(next(self._conn_ids), writer)
         decoder = FrameDecoder()
         self.runtime.connections.add(writer)
+        self.runtime.track_connection_task()
         try:
             while chunk := await reader.read(READ_CHUNK_BYTES):
                 for request in decoder.feed(chunk):
@@ -79,6 +80,7 @@ class ClientApi:
         finally:
             conn.closed = True
             self.runtime.connections.discard(writer)
+            self.runtime.connection_tasks.discard(asyncio.current_task())
             writer.close()
 
     def answer(self, conn: ClientConnection, reply: dict[str, Any]) -> None:
