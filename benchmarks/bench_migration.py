@@ -18,8 +18,8 @@ from novacron.migration.controller import ControllerPolicy, MigrationController,
 from novacron.migration.events import MigrationFinished
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, PowerState
-from sim.migration import SimHypervisor
-from sim.qemu_model import GuestProfile, StreamCalibration
+from sim.migration.hypervisor import SimHypervisor
+from sim.migration.qemu_model import GuestProfile, StreamCalibration
 
 PREDICTIONS = 1_000
 

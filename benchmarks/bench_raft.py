@@ -21,7 +21,7 @@ import pytest
 from novacron.raft.messages import Message, from_wire, to_wire
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from sim.network import PROFILES
-from sim.raft_experiments import election_times_after_crash, fig16, lan_settings, percentile
+from sim.raft.experiments import election_times_after_crash, fig16, lan_settings, percentile
 
 PROPOSALS = 2000
 

@@ -20,7 +20,7 @@ import pytest
 from novacron.cluster.events import VMPlaced
 from novacron.metrics import compute_metrics
 from novacron.scenario import resolve_scenario
-from sim import raft_control_plane
+from sim.raft import control_plane as raft_control_plane
 from sim.run import simulate
 
 MIN_SPEEDUP = 5.0

@@ -2,6 +2,6 @@
 
 import sys
 
-from novacron.cli import main
+from novacron.app.cli import main
 
 sys.exit(main())

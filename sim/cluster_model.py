@@ -55,10 +55,11 @@ from novacron.cluster.events import (
     VMStopped,
 )
 from novacron.events import Event
-from sim import inventory, move_commit, scheduling
+from sim import inventory, scheduling
 from sim.context import SimContext
 from sim.control_plane import ControlPlane, DirectControlPlane, VMRequest
 from sim.inventory import Inventory
+from sim.migration import commit as move_commit
 from sim.workloads import VMSpec, WorkloadItem, workload_for
 
 FloatArray = npt.NDArray[np.float64]
@@ -459,7 +460,7 @@ def start(ctx: SimContext) -> ClusterModel:
 
     factory = CONTROL_PLANE
     if ctx.scenario.raft.control_plane == "raft" and factory is DirectControlPlane:
-        from sim import raft_control_plane
+        from sim.raft import control_plane as raft_control_plane
 
         factory = raft_control_plane.build
     model = ClusterModel(ctx, control_factory=factory)

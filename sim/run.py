@@ -15,23 +15,25 @@ from typing import Any
 from tqdm import tqdm
 
 from novacron import __version__
+from novacron.app.report import write_report
+from novacron.app.rundir import RunInfo, write_run
 from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Event
 from novacron.metrics import compute_metrics
-from novacron.report import write_report
-from novacron.rundir import RunInfo, write_run
 from novacron.scenario import Scenario
 from novacron.slo import TargetResult
-from sim import cache, cluster_model, migration_batch, raft
+from sim import cache, cluster_model
 from sim.context import SimContext
+from sim.migration import service as migration_service
+from sim.raft import component as raft_component
 
 Component = Callable[[SimContext], object]
 
 COMPONENTS: list[Component] = [
     cluster_model.start,
     cache.start,
-    migration_batch.start,
-    raft.start,
+    migration_service.start,
+    raft_component.start,
 ]
 
 

@@ -23,7 +23,7 @@ subsystem's ``AdmissionController`` (``[scheduler] admission = "migration"``: it
 headroom, caps and token bucket, with host loads from the inventory's CPU samples and the
 table's allocations) or by the plain caps (``"caps"``); a move the admission refuses when it
 is about to start is dropped (``RebalanceMoveRefused``) and re-planned next round. This
-controller is the run's one shared controller (``sim.migration_batch.shared_admission``), also
+controller is the run's one shared controller (``sim.migration.service.shared_admission``), also
 used by the migration batch, so the caps hold across both. VMs that other components move (``VMMoved``
 from another source) are read back from the log, so the table stays the truth. A move reserves the VM's resources on the
 destination when it starts (as Nova claims them) and frees the source when it ends; its
@@ -58,11 +58,11 @@ from novacron.scheduler.quality import measure
 from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, RebalancePlan, plan_balance, plan_consolidation
 from novacron.scheduler.state import CPU, MEMORY, NETWORK, HostTable, PlacementRequest
 from sim.context import SimContext
-from sim.migration_batch import rebalancer_admission, shared_admission
+from sim.migration.service import rebalancer_admission, shared_admission
 
 if TYPE_CHECKING:
     from sim.inventory import Inventory
-    from sim.move_commit import CommitOutcome, MoveCommitter
+    from sim.migration.commit import CommitOutcome, MoveCommitter
 
 MODEL_FIXED_MS_PER_POLICY = 0.007
 MODEL_MS_PER_HOST_POLICY = 2.0e-6

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from novacron import __version__
+from novacron.app.eventstore import events_to_table, table_to_dataframe
 from novacron.cluster.events import RunFinished, RunStarted
 from novacron.cluster.state import ClusterState, apply
-from novacron.eventstore import events_to_table, table_to_dataframe
 from novacron.metrics import Metrics, compute_metrics
 from novacron.scenario import Scenario, resolve_scenario
 from sim.cluster_model import ClusterModel

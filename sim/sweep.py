@@ -102,7 +102,7 @@ def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: i
     row: Row = {"run": index, "seed": seed, **{PARAM_PREFIX + k: v for k, v in params},
                 "status": "ok", "error": ""}
     try:
-        from novacron.eventstore import event_log_sha256
+        from novacron.app.eventstore import event_log_sha256
         from novacron.metrics import compute_metrics
         from sim.run import simulate
 

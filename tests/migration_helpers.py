@@ -8,8 +8,8 @@ from novacron.events import InMemoryEventLog, Recorder
 from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest, drive_step
 from novacron.migration.planner import LinkEstimate, MigrationPlan, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import MIB, MigrationCommand, MigrationType, PowerState
-from sim.migration import SimHypervisor
-from sim.qemu_model import GuestProfile, StreamCalibration
+from sim.migration.hypervisor import SimHypervisor
+from sim.migration.qemu_model import GuestProfile, StreamCalibration
 
 
 class ManualClock:

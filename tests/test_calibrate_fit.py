@@ -18,7 +18,7 @@ from backends.lab.calibrate import (
     summarise,
 )
 from novacron.migration.protocol import MIB
-from sim.qemu_model import LAB_CALIBRATION
+from sim.migration.qemu_model import LAB_CALIBRATION
 
 
 def fake_real_runs(points: list, **truth: float) -> pd.DataFrame:

@@ -12,7 +12,8 @@ import simpy
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from novacron.cli import main
+from novacron.app.cli import main
+from novacron.app.eventstore import event_log_sha256
 from novacron.cluster.events import (
     ClusterIOSampled,
     HostFailed,
@@ -30,7 +31,6 @@ from novacron.cluster.state import VMStatus
 from novacron.cluster.uptime import uptime_metrics
 from novacron.config import ConfigError
 from novacron.events import Event
-from novacron.eventstore import event_log_sha256
 from novacron.metrics import EventsByType, compute_metrics
 from novacron.scenario import builtin_scenario_names, builtin_scenario_text, loads_scenario
 from sim import Simulation, cluster_model

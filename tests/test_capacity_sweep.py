@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from novacron.cli import main
+from novacron.app.cli import main
 from novacron.config import ConfigError
 from sim.sweep import build_grid, parse_param, run_sweep, with_overrides
 

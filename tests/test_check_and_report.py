@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from novacron.cli import main
+from novacron.app.cli import main
 
 OVERLOADED = """
 name = "overloaded"

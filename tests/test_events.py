@@ -9,10 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from novacron.cluster.events import HostAdded, VMMoved, VMPlaced, VMRequested, VMStopped
-from novacron.cluster.state import VMStatus, project
-from novacron.events import Event, EventLogError, InMemoryEventLog, event
-from novacron.eventstore import (
+from novacron.app.eventstore import (
     META_SCHEMA_VERSION,
     SchemaVersionError,
     event_log_sha256,
@@ -21,6 +18,9 @@ from novacron.eventstore import (
     table_to_events,
     write_events,
 )
+from novacron.cluster.events import HostAdded, VMMoved, VMPlaced, VMRequested, VMStopped
+from novacron.cluster.state import VMStatus, project
+from novacron.events import Event, EventLogError, InMemoryEventLog, event
 from novacron.lifecycle import IllegalTransition
 
 

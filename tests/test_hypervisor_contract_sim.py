@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from novacron.migration.protocol import MIB
 from novacron.ports import Hypervisor
-from sim.migration import SimHypervisor
-from sim.qemu_model import lab_guest
+from sim.migration.hypervisor import SimHypervisor
+from sim.migration.qemu_model import lab_guest
 from tests.hypervisor_contract import HypervisorContract
 from tests.migration_helpers import make_world
 

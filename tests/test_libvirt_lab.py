@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from novacron.eventstore import read_events
+from novacron.app.eventstore import read_events
 from novacron.guest_health import GuestHealthChecked
 from novacron.migration.controller import ControllerPolicy
 from novacron.migration.events import MigrationCommandIssued, MigrationFinished, MigrationRoundCompleted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from novacron.cli import EXIT_OK, EXIT_USAGE, main
+from novacron.app.cli import EXIT_OK, EXIT_USAGE, main
 
 
 def test_migrate_plan_prints_the_prediction_and_the_simulation(capsys: pytest.CaptureFixture[str]) -> None:

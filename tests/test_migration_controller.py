@@ -12,7 +12,7 @@ from novacron.migration.events import MigrationCommandIssued, MigrationFinished,
 from novacron.migration.lifecycle import MIGRATION_LIFECYCLE, TERMINAL_PHASES, MigrationPhase
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, MigrationType, PowerState
-from sim.qemu_model import GuestProfile, lab_guest
+from sim.migration.qemu_model import GuestProfile, lab_guest
 from tests.migration_helpers import drive, make_controller, make_world
 
 P = MigrationPhase

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from novacron.migration.protocol import GIB, MIB, JobStatus
-from sim.qemu_model import QemuMigration, lab_guest, run_alone
+from sim.migration.qemu_model import QemuMigration, lab_guest, run_alone
 
 TOLERANCE = 0.25
 
@@ -82,7 +82,7 @@ def test_postcopy_downtime_is_the_switch_only_and_faults_are_counted() -> None:
 def test_dirty_phases_change_the_rate_during_the_migration() -> None:
     from dataclasses import replace
 
-    from sim.qemu_model import DirtyPhase
+    from sim.migration.qemu_model import DirtyPhase
 
     burst_then_quiet = replace(lab_guest(100_000), phases=(DirtyPhase(start_s=2.0, dirty_rate_pages_s=0.0),))
     m = run_alone(QemuMigration(guest=burst_then_quiet, downtime_limit_ms=300.0, max_bandwidth_bytes_s=128 * MIB),

@@ -16,7 +16,7 @@ from novacron.migration.controller import ControllerPolicy
 from novacron.migration.events import MigrationFinished
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import MIB, PAGE_SIZE_BYTES, JobStatus, MigrationType
-from sim.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
+from sim.migration.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
 from tests.migration_helpers import drive, make_controller, make_world
 
 CAL = StreamCalibration()

@@ -110,7 +110,7 @@ def test_the_rebalancer_can_run_an_admitted_move_through_the_migration_service()
     from novacron.migration.events import MigrationPhaseChanged
     from novacron.scheduler.admission import Move
     from sim.context import SimContext
-    from sim.migration_batch import migration_service, rebalancer_admission
+    from sim.migration.service import migration_service, rebalancer_admission
 
     scenario = small_scenario(migrations=0)
     ctx = SimContext.create(scenario, 3)

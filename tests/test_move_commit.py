@@ -11,7 +11,7 @@ from novacron.events import Event
 from novacron.migration.events import MigrationAborted
 from novacron.scenario import loads_scenario
 from sim import Simulation, cluster_model
-from sim.move_commit import MoveCommitter
+from sim.migration.commit import MoveCommitter
 from tests.test_capacity_model import LaggingControlPlane, _scenario_text, check_conservation
 
 

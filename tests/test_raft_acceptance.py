@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from novacron.cli import main
+from novacron.app.cli import main
 from sim.network import PROFILES
-from sim.raft_experiments import (
+from sim.raft.experiments import (
     election_times_after_crash,
     fig16,
     formation_times,

@@ -11,7 +11,7 @@ from novacron.raft.messages import ConfChange
 from novacron.raft.node import LEADER, Stored
 from novacron.raft.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES, NetworkModel
-from sim.raft_cluster import ClusterSettings, Hook, Manager, RaftCluster
+from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 
 
 def make_cluster(managers: int = 5, seed: int = 1, hooks: list[Hook] | None = None, **settings: object) -> RaftCluster:

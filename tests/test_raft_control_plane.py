@@ -6,16 +6,17 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from novacron.app.eventstore import event_log_sha256
 from novacron.cluster.events import VMFailed, VMPlaced, VMRequested
 from novacron.config import ConfigError
-from novacron.eventstore import event_log_sha256
 from novacron.metrics import compute_metrics
 from novacron.raft.messages import Entry
 from novacron.raft.statemachine import decode_command
 from novacron.scenario import builtin_scenario_text, loads_scenario
-from sim import Simulation, raft_control_plane
-from sim.raft_cluster import Hook, Manager, RaftCluster
-from sim.raft_control_plane import RaftControlPlane
+from sim import Simulation
+from sim.raft import control_plane as raft_control_plane
+from sim.raft.cluster import Hook, Manager, RaftCluster
+from sim.raft.control_plane import RaftControlPlane
 from sim.run import simulate
 from tests.test_capacity_model import _scenario_text, check_conservation
 

@@ -10,7 +10,7 @@ from novacron.raft.invariants import SafetyViolation
 from novacron.raft.log import RaftLog, RaftSafetyError
 from novacron.raft.messages import Entry, Message, MessageType
 from novacron.raft.node import CANDIDATE, FOLLOWER, LEADER
-from sim.raft_bugs import CommitsEntriesOfOldTerms
+from sim.raft.planted_bugs import CommitsEntriesOfOldTerms
 from tests.raft_harness import Net, entries_of_terms
 
 NO_PREVOTE = {"pre_vote": False, "check_quorum": False}

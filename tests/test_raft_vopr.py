@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from novacron.cli import main
-from sim.raft_bugs import IgnoresElectionRestriction
-from sim.vopr import VoprPlan, run_seed
+from novacron.app.cli import main
+from sim.raft.planted_bugs import IgnoresElectionRestriction
+from sim.raft.vopr import VoprPlan, run_seed
 
 CI_SEEDS = 300
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from novacron.analysis import RunNotFound, load_run
-from novacron.cli import main
+from novacron.app.analysis import RunNotFound, load_run
+from novacron.app.cli import main
+from novacron.app.eventstore import event_log_sha256, read_events
 from novacron.cluster.state import project
-from novacron.eventstore import event_log_sha256, read_events
 from novacron.scenario import loads_scenario
 from sim.run import run_scenario, simulate
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from novacron.cli import main
+from novacron.app.cli import main
 from novacron.config import ConfigError
 from novacron.scenario import builtin_scenario_names, load_scenario, loads_scenario, resolve_scenario
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
+from novacron.app.eventstore import event_log_sha256
 from novacron.cluster.events import VMMoved, VMPlaced
 from novacron.cluster.state import project
-from novacron.eventstore import event_log_sha256
 from novacron.metrics import compute_metrics
 from novacron.scenario import builtin_scenario_text, loads_scenario
 from novacron.scheduler.events import HostPowerChanged, PlacementDecided, RebalanceMoveRefused, RebalanceMoveStarted

@@ -7,7 +7,7 @@ agree with real migrations. This module runs one grid of migrations three ways:
 
 * **real**: ``run_lab_migration`` on the lab's two libvirtd hosts (the core's controller
   driving libvirt, a constant downtime limit, the guest's health checked after each run);
-* **sim**: the simulation's QEMU model (``sim.qemu_model.QemuMigration``, the model behind
+* **sim**: the simulation's QEMU model (``sim.migration.qemu_model.QemuMigration``, the model behind
   the simulated hypervisor) for the same guest, bandwidth limit and downtime limit;
 * **planner**: ``plan_migration``'s analytic prediction (``novacron.migration.planner``), with
   the nominal bandwidth limit and again with the fitted stream parameters as its link estimate.
@@ -39,7 +39,7 @@ from backends.lab.lab import LabInfo
 from backends.lab.migrate import GUEST_RESIDENT_MIB, LabMigrationSpec, lab_plan, run_lab_migration
 from novacron.migration.planner import LinkEstimate
 from novacron.migration.protocol import MIB, MigrationType
-from sim.qemu_model import LAB_CALIBRATION, GuestProfile, QemuMigration, StreamCalibration, run_alone
+from sim.migration.qemu_model import LAB_CALIBRATION, GuestProfile, QemuMigration, StreamCalibration, run_alone
 
 METRICS = ("total_time_ms", "downtime_ms", "bytes_sent", "dirty_syncs")
 DEFAULT_RATES_PAGES_S = (1000, 4000, 10000)

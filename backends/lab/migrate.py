@@ -24,8 +24,8 @@ from backends.lab.health import check_migrated_guest, read_console, wait_guest_r
 from backends.lab.lab import LabInfo
 from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
 from backends.real_driver import MonotonicClock, PollHook, drive_migration
+from novacron.app.eventstore import write_events
 from novacron.events import InMemoryEventLog, Recorder
-from novacron.eventstore import write_events
 from novacron.guest_health import GuestHealth, GuestHealthChecked, assess_guest
 from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest
 from novacron.migration.events import MigrationFinished

@@ -2,7 +2,7 @@
 
 The port
 --------
-``novacron.ports.Hypervisor`` is what a runtime provides; ``sim.migration`` (a QEMU-faithful
+``novacron.ports.Hypervisor`` is what a runtime provides; ``sim.migration.hypervisor`` (a QEMU-faithful
 model) and ``backends`` (libvirt) implement it::
 
     class Hypervisor(Protocol):
@@ -76,7 +76,7 @@ Admission API for the scheduler's rebalancer (``admission.py``)::
 The scheduler's rebalancer speaks ``novacron.scheduler.admission.MoveAdmission``
 (``may_start(move, planned)``, ``started``, ``finished``, ``moves``);
 ``move_admission.RebalancerAdmission`` implements it over an ``AdmissionController``. In the
-simulation, ``sim.migration_batch.rebalancer_admission(ctx, memory_gib_of)`` gives one over the
+simulation, ``sim.migration.service.rebalancer_admission(ctx, memory_gib_of)`` gives one over the
 run's shared controller and ``migration_service(ctx).migrate_admitted(...)`` runs the move.
 """
 

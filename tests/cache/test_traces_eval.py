@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from novacron.app.cli import main
 from novacron.cache import traces
 from novacron.cache.evaluate import evaluate_trace
 from novacron.cache.traces import Request, TraceError
-from novacron.cli import main
 
 
 def test_csv_round_trip_with_ops_and_any_column_order() -> None:

@@ -6,7 +6,7 @@ In production the scheduler, rebalancer and migration controller run on the Raft
 decision becomes real only once its log entry is committed (Ongaro and Ousterhout, "In Search of
 an Understandable Consensus Algorithm", USENIX ATC 2014, section 8: clients send commands to the
 leader and retry on another server when it fails). ``RaftControlPlane`` models exactly that on
-the simulated managers of ``sim.raft_cluster``:
+the simulated managers of ``sim.raft.cluster``:
 
 - ``place``, ``restart_elsewhere`` and ``migrate`` create a *decision* (a SimPy event, the
   seam's contract, ``sim.control_plane``) with a unique id and propose the command
@@ -26,7 +26,7 @@ the simulated managers of ``sim.raft_cluster``:
 Faults: the capacity model's ``manager_crash`` hook crashes manager ``k mod managers`` (and
 restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates manager
 ``z mod managers`` from the others. ``[raft] leader_crash_at_s`` / ``partition_at_s`` (scripted)
-crash or isolate whoever leads at that time, as in ``sim.raft``.
+crash or isolate whoever leads at that time, as in ``sim.raft.component``.
 
 Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
 therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
@@ -59,9 +59,9 @@ from sim.context import SimContext
 from sim.control_plane import Decision, DirectControlPlane, VMRequest
 from sim.inventory import Inventory
 from sim.network import PROFILES, NetworkModel
-from sim.raft import settings_for
-from sim.raft_cluster import Hook, Manager, RaftCluster
-from sim.raft_reporter import RaftReporter
+from sim.raft.cluster import Hook, Manager, RaftCluster
+from sim.raft.component import settings_for
+from sim.raft.reporter import RaftReporter
 
 STEP_EPSILON_S = 1e-9
 FREEZE_WHEN_IDLE = True

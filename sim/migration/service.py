@@ -1,6 +1,6 @@
 """The migration component of a simulated run: a batch of requests through admission and control.
 
-See ``sim/migration.py`` for the model. Requests arrive uniformly over the request window;
+See ``sim/migration/hypervisor.py`` for the model. Requests arrive uniformly over the request window;
 the dispatcher admits queued requests whenever a migration ends, a request arrives or the
 token bucket refills. Each admitted migration is one SimPy process running the core
 controller against ``SimHypervisor``.
@@ -53,9 +53,9 @@ from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_mi
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
 from novacron.scheduler.events import RebalanceMoveStarted
 from sim.context import SimContext
-from sim.migration import SimHypervisor, policies
-from sim.move_commit import Claim, CommitOutcome, committer_for
-from sim.qemu_model import GuestProfile, StreamCalibration
+from sim.migration.commit import Claim, CommitOutcome, committer_for
+from sim.migration.hypervisor import SimHypervisor, policies
+from sim.migration.qemu_model import GuestProfile, StreamCalibration
 
 
 @dataclass

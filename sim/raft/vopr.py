@@ -40,7 +40,7 @@ from novacron.raft.node import LEADER, RaftNode, Stored
 from novacron.raft.statemachine import KeyValueStateMachine, encode_command
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, NetworkModel
-from sim.raft_cluster import ClusterSettings, Hook, Manager, RaftCluster
+from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 
 MAX_MANAGERS = 7
 KEYS = ("a", "b", "c")

@@ -9,7 +9,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from novacron.analysis import Run
+    from novacron.app.analysis import Run
 
 TARGET_MS = {"live": 5_000.0, "warm": 30_000.0}
 

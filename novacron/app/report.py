@@ -15,12 +15,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from novacron.analysis import Run, load_run
-from novacron.cache.plots import plot_cache_hit_rates
-from novacron.capacity_plots import plot_availability, plot_host_spread
-from novacron.migration.plots import plot_downtime_cdf
-from novacron.raft.plots import plot_raft_timeline
-from novacron.scheduler.plots import plot_placement_quality
+from novacron.app.analysis import Run, load_run
+from novacron.app.plots.cache import plot_cache_hit_rates
+from novacron.app.plots.capacity import plot_availability, plot_host_spread
+from novacron.app.plots.migration import plot_downtime_cdf
+from novacron.app.plots.raft import plot_raft_timeline
+from novacron.app.plots.scheduler import plot_placement_quality
 from novacron.slo import format_measured, status_label
 
 PlotFn = Callable[[Run], Figure | None]

@@ -17,7 +17,7 @@ a restart builds a new node from the storage, which survived.
 ``Hook`` objects observe the run (the invariant checker, the event reporter, the vopr clients);
 they are called after every step of a node, so checkers see every intermediate state.
 
-This runs outside SimPy for speed (the vopr runs tens of thousands of clusters); ``sim.raft``
+This runs outside SimPy for speed (the vopr runs tens of thousands of clusters); ``sim.raft.component``
 advances it inside a SimPy process for the scenario runs.
 """
 

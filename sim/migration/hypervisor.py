@@ -39,7 +39,7 @@ from novacron.migration.protocol import (
     StartPostcopy,
     VMDescription,
 )
-from sim.qemu_model import GuestProfile, QemuMigration, StreamCalibration
+from sim.migration.qemu_model import GuestProfile, QemuMigration, StreamCalibration
 
 COLD_OVERHEAD_S = 2.0
 

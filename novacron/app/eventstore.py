@@ -8,7 +8,7 @@ events, see ``events.py``). Rows of an event type leave the other types' columns
 table's metadata carries ``novacron.schema_version``; reading a log of another version fails with
 a message saying which. Reading back uses the registry to rebuild the same typed events.
 
-This module is the edge between the core and files; both runtimes and ``novacron.analysis``
+This module is the edge between the core and files; both runtimes and ``novacron.app.analysis``
 use it, so a simulated and a real run are read the same way.
 """
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from novacron import __version__
+from novacron.app.eventstore import event_log_sha256, write_events
 from novacron.events import SCHEMA_VERSION, Event
-from novacron.eventstore import event_log_sha256, write_events
 from novacron.slo import TargetResult, evaluate
 
 SUMMARY = "summary.json"

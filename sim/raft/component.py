@@ -22,8 +22,8 @@ from novacron.raft.scenario import RaftSection
 from novacron.raft.statemachine import ClusterStateMachine, encode_command
 from sim.context import SimContext
 from sim.network import PROFILES, NetworkModel
-from sim.raft_cluster import ClusterSettings, RaftCluster
-from sim.raft_reporter import RaftReporter
+from sim.raft.cluster import ClusterSettings, RaftCluster
+from sim.raft.reporter import RaftReporter
 
 STEP_EPSILON_S = 1e-9
 
@@ -43,7 +43,7 @@ def start(ctx: SimContext) -> RaftCluster | None:
         election_ticks_min=section.election_ticks_min, election_ticks_max=section.election_ticks_max,
         formation_timeout_s=section.formation_timeout_s))
     if section.simulate_s <= 0 or section.control_plane == "raft":
-        return None  # with control_plane = "raft" the managers run in sim/raft_control_plane.py
+        return None  # with control_plane = "raft" the managers run in sim/raft/control_plane.py
     reporter = RaftReporter(ctx.recorder)
     network = NetworkModel(PROFILES[section.network], ctx.seeds.python("raft.network"))
     cluster = RaftCluster(settings_for(section), network, ctx.seeds.python("raft.cluster"),

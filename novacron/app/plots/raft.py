@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from novacron.analysis import Run
+    from novacron.app.analysis import Run
 
 
 def plot_raft_timeline(run: Run) -> Figure | None:

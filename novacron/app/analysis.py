@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from novacron.app.eventstore import read_events, read_table, table_to_dataframe
+from novacron.app.rundir import EVENTS, SUMMARY
 from novacron.events import Event
-from novacron.eventstore import read_events, read_table, table_to_dataframe
-from novacron.rundir import EVENTS, SUMMARY
 
 
 class RunNotFound(FileNotFoundError):

@@ -79,8 +79,8 @@ def _run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from novacron.analysis import RunNotFound
-    from novacron.report import write_report
+    from novacron.app.analysis import RunNotFound
+    from novacron.app.report import write_report
 
     try:
         html_path = write_report(args.run_dir)
@@ -300,7 +300,7 @@ def cmd_migrate_plan(args: argparse.Namespace) -> int:
 
 def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  # type: ignore[no-untyped-def]
     from novacron.migration.protocol import MIB
-    from sim.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
+    from sim.migration.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
 
     nonzero = vm.payload_bytes
     guest = GuestProfile(memory_bytes=vm.memory_bytes, resident_bytes=max(nonzero - vm.wws_bytes, 0),
@@ -359,8 +359,8 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def cmd_vopr(args: argparse.Namespace) -> int:
-    from sim.raft_bugs import PLANTED_BUGS
-    from sim.vopr import run_seeds
+    from sim.raft.planted_bugs import PLANTED_BUGS
+    from sim.raft.vopr import run_seeds
 
     if args.seed is not None:
         seeds = [args.seed]
@@ -382,7 +382,7 @@ def cmd_vopr(args: argparse.Namespace) -> int:
 def cmd_raft_fig16(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sim.raft_experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
+    from sim.raft.experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
 
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"novacron raft-fig16: seed {args.seed} · {args.trials} trials per timeout range · 5 managers, "

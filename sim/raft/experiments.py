@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from novacron.raft.node import LEADER
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
-from sim.raft_cluster import ClusterSettings, RaftCluster
+from sim.raft.cluster import ClusterSettings, RaftCluster
 
 FIG16_RANGES_MS: tuple[tuple[int, int], ...] = ((150, 150), (150, 151), (150, 155), (150, 175), (150, 200),
                                                 (150, 300))

@@ -39,7 +39,7 @@ from novacron.raft.events import (
 )
 from novacron.raft.messages import NO_NODE
 from novacron.raft.node import CANDIDATE, LEADER
-from sim.raft_cluster import Hook, Manager, RaftCluster
+from sim.raft.cluster import Hook, Manager, RaftCluster
 
 
 class RaftReporter(Hook):

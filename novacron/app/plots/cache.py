@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from novacron.analysis import Run
+from novacron.app.analysis import Run
 
 
 def plot_cache_hit_rates(run: Run) -> Figure | None:

@@ -1,0 +1,1 @@
+"""Plots for reports and notebooks (matplotlib), one module per area."""

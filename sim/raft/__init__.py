@@ -1,0 +1,3 @@
+"""The simulated Raft managers: the cluster driver (``cluster``), the run component
+(``component``), the Raft-backed control plane (``control_plane``), the event reporter
+(``reporter``), timing experiments (``experiments``), planted bugs and the vopr."""
