@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from backends.manager.client import cluster_status, format_status_table
 from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
 
 CLIENT_PORT_OFFSET = 100
+START_BARRIER_ENV = "NOVACRON_MANAGER_START_BARRIER"
 
 
 def parse_peers(text: str) -> dict[int, tuple[str, int]]:
@@ -47,6 +49,7 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                            snapshot_every=snapshot_every)
 
     async def main() -> None:
+        await wait_for_start_barrier()
         runtime = ManagerRuntime(config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,6 +66,14 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
               "(nothing unsaved was sent or acknowledged)", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+async def wait_for_start_barrier() -> None:
+    """With ``$NOVACRON_MANAGER_START_BARRIER`` set, wait (imports done) until that file exists:
+    timing experiments start several managers at one instant, as a simulated cluster boots."""
+    barrier = os.environ.get(START_BARRIER_ENV)
+    while barrier and not os.path.exists(barrier):
+        await asyncio.sleep(0.001)
 
 
 def print_cluster_status(peers: dict[int, tuple[str, int]], timeout_s: float) -> int:

@@ -142,11 +142,14 @@ class LeaderWatch:
 class Rig:
     """The namespaces and every process started in them; ``close`` undoes all of it."""
 
-    def __init__(self, size: int, work_dir: Path, snapshot_every: int, planted_bug: str | None = None) -> None:
+    def __init__(self, size: int, work_dir: Path, snapshot_every: int, planted_bug: str | None = None,
+                 tag: str | None = None) -> None:
+        """``tag``: the namespaces of a rig another process built (``NetnsRig.tag``)."""
         self.ids = list(range(1, size + 1))
         self.work_dir = work_dir
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.snapshot_every = snapshot_every
-        self.net = NetnsRig(self.ids)
+        self.net = NetnsRig(self.ids, tag)
         self.managers: dict[int, subprocess.Popen[bytes]] = {}
         self.paused: set[int] = set()
         self.killed: set[int] = set()
@@ -171,31 +174,35 @@ class Rig:
         return ",".join(f"{i}={address(i)}:{CLIENT_PORT}" for i in self.ids)
 
     def up(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.up_network()
+        for i in self.ids:
+            self.start(i)
+
+    def up_network(self, weather: dict[str, float] | None = None) -> None:
+        """The namespaces and the link stages (with ``weather`` from the start), no manager yet."""
         self.net.up()
         for i in self.ids:
-            self.weather_file(i).write_text("{}")
+            self.weather_file(i).write_text(json.dumps(weather or {}))
             routes = [f"--route={j}={STAGE_PORT_BASE + j}:{address(j)}:{RAFT_PORT}" for j in self.ids if j != i]
             self.others.append(self._spawn(i, [sys.executable, "-m", "backends.manager.linkstage", *routes,
                                                "--weather", str(self.weather_file(i)), "--seed", str(i)],
                                            f"stage-{i}.log"))
-        for i in self.ids:
-            self.start(i)
 
-    def _spawn(self, member: int, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, member: int, argv: list[str], log_name: str,
+               extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with (self.work_dir / log_name).open("ab") as log:
             process = subprocess.Popen(self.net.exec_argv(member, argv), stdout=log, stderr=subprocess.STDOUT,
-                                       env=self.env, cwd=REPO_ROOT)
+                                       env={**self.env, **(extra_env or {})}, cwd=REPO_ROOT)
         (self.pid_dir / f"novacron-jepsen-{os.getpid()}-{process.pid}.pid").write_text(f"{process.pid}\n")
         return process
 
-    def start(self, manager_id: int) -> None:
+    def start(self, manager_id: int, extra_env: dict[str, str] | None = None) -> None:
         peers = ",".join(f"{j}={address(j)}:{RAFT_PORT}" if j == manager_id else f"{j}=127.0.0.1:{STAGE_PORT_BASE + j}"
                          for j in self.ids)
         self.managers[manager_id] = self._spawn(manager_id, [
             sys.executable, "-m", "novacron", "manager", "--id", str(manager_id), "--peers", peers,
             "--data-dir", str(self.data_dir(manager_id)), "--client-port", str(CLIENT_PORT),
-            "--snapshot-every", str(self.snapshot_every)], f"manager-{manager_id}.log")
+            "--snapshot-every", str(self.snapshot_every)], f"manager-{manager_id}.log", extra_env)
 
     def kill(self, manager_id: int) -> None:
         process = self.managers[manager_id]
@@ -234,12 +241,18 @@ class Rig:
                 self.killed.discard(i)
                 self.start(i)
 
-    def run_client(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        process = self._spawn(CLIENT_ID, [sys.executable, "-m", "backends.manager.jepsen", *argv], log_name)
+    def run_client(self, argv: list[str], log_name: str,
+                   module: str = "backends.manager.jepsen") -> subprocess.Popen[bytes]:
+        """``python -m module argv`` inside the clients' namespace."""
+        process = self._spawn(CLIENT_ID, [sys.executable, "-m", module, *argv], log_name)
         self.others.append(process)
         return process
 
     def close(self) -> None:
+        self.stop_processes()
+        self.net.down()
+
+    def stop_processes(self) -> None:
         for process in [*self.managers.values(), *self.others]:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -248,7 +261,6 @@ class Rig:
                 process.wait(timeout=10)
         for pid_file in self.pid_dir.glob(f"novacron-jepsen-{os.getpid()}-*.pid"):
             pid_file.unlink()
-        self.net.down()
 
 
 class Nemesis:

@@ -10,7 +10,8 @@ dials peer ``j``'s real address across the veth/bridge. Every frame after the fi
 "who is calling" handshake, passed at once and never duplicated) is then:
 
 - dropped with probability ``drop``,
-- held for ``delay_ms`` plus a uniform jitter of up to ``±jitter_ms`` (never negative); frames
+- held for ``delay_ms`` plus a uniform jitter of up to ``±jitter_ms`` (never negative; or, with
+  ``gamma_shape``, the simulation's shifted-gamma latency of mean ``delay_ms``); frames
   are released by their own timers, so a frame with a shorter draw overtakes an earlier one --
   reordering grows with the jitter,
 - with probability ``duplicate`` sent a second time after an independent draw.
@@ -48,8 +49,15 @@ class Weather:
     jitter_ms: float = 0.0
     duplicate: float = 0.0
     drop: float = 0.0
+    gamma_shape: float = 0.0
+    """0: the delay is uniform in ``delay_ms ± jitter_ms``. > 0: at least ``delay_ms - jitter_ms``
+    plus a gamma-distributed tail of this shape and mean ``jitter_ms`` -- the latency law of the
+    simulation's ``sim/network.py`` (mean ``delay_ms``), for timing comparisons."""
 
     def draw_delay_s(self, rng: random.Random) -> float:
+        if self.gamma_shape > 0 and self.jitter_ms > 0:
+            tail_ms = rng.gammavariate(self.gamma_shape, self.jitter_ms / self.gamma_shape)
+            return max(0.0, self.delay_ms - self.jitter_ms + tail_ms) / 1000
         return max(0.0, self.delay_ms + rng.uniform(-self.jitter_ms, self.jitter_ms)) / 1000
 
     @property
