@@ -45,7 +45,8 @@ def compare(profiles: Sequence[str], managers: int, election_trials: int, format
             work_dir: Path) -> list[str]:
     lines = ["| profile | experiment | trials sim / real | p50 ms sim / real | p90 ms sim / real | "
              "p99 ms sim / real | real p50 vs sim | KS distance |", "|---|---|---|---|---|---|---|---|"]
-    loads = []
+    loads: list[str] = []
+    vote_rounds: list[str] = []
     settings = lan_settings(managers)
     for name in profiles:
         profile = PROFILES[name]
@@ -55,9 +56,13 @@ def compare(profiles: Sequence[str], managers: int, election_trials: int, format
                                      election_trials=election_trials, formation_trials=formation_trials,
                                      work_dir=work_dir / name, seed=seed)
         loads.append(f"{name}: {real.load_average}")
+        rounds = sorted(real.vote_round_ms)
+        vote_rounds.append(f"{name}: p50 {percentile(rounds, 50):.0f} ms, p90 {percentile(rounds, 90):.0f} ms")
         lines.append(row(name, "election after SIGKILL", sim_elections, real.election_ms))
         lines.append(row(name, "formation", sim_formation, real.formation_ms))
         print(lines[-2], lines[-1], sep="\n", flush=True)
+    lines.append("")
+    lines.append("real elections, the new leader's own candidate -> leader time: " + "; ".join(vote_rounds))
     lines.append("")
     lines.append("load average (1/5/15 min) after each profile's real run: " + "; ".join(loads))
     return lines

@@ -253,6 +253,14 @@ class Rig:
         self.net.down()
 
     def stop_processes(self) -> None:
+        # Helpers first, politely: a measuring process started managers of its own and stops them
+        # when terminated (its ``finally``); SIGKILL would orphan them.
+        for process in self.others:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.others:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
         for process in [*self.managers.values(), *self.others]:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

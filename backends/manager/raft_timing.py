@@ -11,8 +11,12 @@ module does not import the simulation).
 
 The measuring runs in the clients' namespace (``python -m backends.manager.raft_timing inner``),
 since only from there can it reach the managers' client ports; it starts and kills the managers
-through ``ip netns exec``, which works from any namespace. Status requests take the bridge
-directly, not the delayed links, so polling them (every ~2 ms) does not add the emulated latency.
+through ``ip netns exec``, which works from any namespace, and stops them when it is terminated.
+Status requests take the bridge directly, not the delayed links. Every status request wakes a
+manager's Ready loop, so they are sent only every ``STATUS_POLL_S`` (the resolution of the
+formation times); a new leader is seen instead in the managers' ``events.jsonl`` (its
+``LeaderElected`` line, written in the Ready cycle that made it leader), read every ``EVENTS_POLL_S``
+without disturbing the managers.
 
 - Formation: each trial boots a fresh cluster. The processes are started, finish their imports and
   wait at a start barrier (``NOVACRON_MANAGER_START_BARRIER``); creating the barrier file starts
@@ -34,6 +38,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +46,14 @@ from typing import Any
 
 from backends.manager.cli import START_BARRIER_ENV
 from backends.manager.client import ManagerClient, ManagerUnavailable
+from backends.manager.eventlog import read_events
 from backends.manager.jepsen import CLIENT_PORT, Rig
 from backends.manager.netns import address
 
 HEARTBEAT_S = 0.05
 """The managers' default heartbeat: 5 ticks of 10 ms (``RaftConfig``)."""
-POLL_S = 0.002
+STATUS_POLL_S = 0.02
+EVENTS_POLL_S = 0.002
 GIVE_UP_S = 30.0
 IMPORT_WAIT_S = 2.5
 """Time for freshly started manager processes to finish importing and reach the start barrier."""
@@ -63,6 +70,9 @@ class TimingResult:
     rtt_ms: float
     jitter_ms: float
     election_ms: list[float] = field(default_factory=list)
+    vote_round_ms: list[float] = field(default_factory=list)
+    """Per election: the new leader's candidate -> leader time (the rest of ``election_ms`` is the
+    wait for an election timeout and the PreVote round)."""
     formation_ms: list[float] = field(default_factory=list)
     load_average: str = ""
 
@@ -83,8 +93,8 @@ def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: 
     finally:
         rig.close()
     measured = json.loads(out.read_text())
-    return TimingResult(managers, rtt_ms, jitter_ms, measured["election_ms"], measured["formation_ms"],
-                        " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return TimingResult(managers, rtt_ms, jitter_ms, measured["election_ms"], measured["vote_round_ms"],
+                        measured["formation_ms"], " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 # -- inside the clients' namespace ------------------------------------------------------------------
@@ -129,7 +139,7 @@ async def wait_until(poller: Poller, condition: Any, what: str, ids: list[int] |
             return time.monotonic()
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {GIVE_UP_S} s: {rows}")
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(STATUS_POLL_S)
 
 
 def formed(rows: dict[int, dict[str, Any] | None]) -> bool:
@@ -161,10 +171,12 @@ async def formation_trial(args: argparse.Namespace, trial: int) -> float:
         rig.stop_processes()
 
 
-async def election_trials(args: argparse.Namespace, rng: random.Random) -> list[float]:
+async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple[list[float], list[float]]:
+    """(kill -> new leader, the new leader's own candidate -> leader time), in ms, per trial."""
     rig = Rig(args.managers, args.work_dir / "elections", 5000, tag=args.tag)
     poller = Poller(rig.ids)
     times_ms: list[float] = []
+    vote_rounds_ms: list[float] = []
     try:
         for i in rig.ids:
             rig.start(i)
@@ -174,25 +186,49 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> list[
             rows = await poller.statuses()
             leader = next(i for i, r in rows.items() if r is not None and r["role"] == "leader")
             old_term = rows[leader]["term"]  # type: ignore[index]
-            survivors = [i for i in rig.ids if i != leader]
+            rig.watch.leader()  # read the event logs up to now
             killed_at = time.monotonic()
             rig.kill(leader)
-
-            def replaced(rows: dict[int, dict[str, Any] | None], old_term: int = old_term) -> bool:
-                return any(r is not None and r["role"] == "leader" and r["term"] > old_term for r in rows.values())
-
-            times_ms.append((await wait_until(poller, replaced, "a new leader", survivors) - killed_at) * 1000)
+            times_ms.append((await wait_for_new_leader(rig, old_term) - killed_at) * 1000)
+            vote_rounds_ms.append(vote_round_ms(rig))
             rig.start(leader)
-        return times_ms
+        return times_ms, vote_rounds_ms
     finally:
         await poller.close()
         rig.stop_processes()
 
 
+async def wait_for_new_leader(rig: Rig, old_term: int) -> float:
+    """The monotonic time a ``LeaderElected`` of a term above ``old_term`` appeared in an event log."""
+    deadline = time.monotonic() + GIVE_UP_S
+    while rig.watch.best[0] <= old_term:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no leader above term {old_term} within {GIVE_UP_S} s")
+        await asyncio.sleep(EVENTS_POLL_S)
+        rig.watch.leader()
+    return time.monotonic()
+
+
+def vote_round_ms(rig: Rig) -> float:
+    """The new leader's time from becoming candidate (``TermStarted`` of its term) to leader, by its
+    own clock: the vote round trip with its fsyncs, the part of an election that is not waiting."""
+    term, manager_id = rig.watch.best
+    started = elected = None
+    for record in read_events(rig.data_dir(manager_id)):
+        if record.get("term") == term and record["type"] == "TermStarted":
+            started = record["t_s"]
+        if record.get("term") == term and record["type"] == "LeaderElected":
+            elected = record["t_s"]
+    return (elected - started) * 1000 if started is not None and elected is not None else float("nan")
+
+
 async def inner_main(args: argparse.Namespace) -> dict[str, list[float]]:
+    # Terminated (the rig is being torn down): cancel, so every ``finally`` stops its managers.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
     rng = random.Random(args.seed)
     formation = [await formation_trial(args, k) for k in range(args.formation_trials)]
-    return {"formation_ms": formation, "election_ms": await election_trials(args, rng)}
+    elections, vote_rounds = await election_trials(args, rng)
+    return {"formation_ms": formation, "election_ms": elections, "vote_round_ms": vote_rounds}
 
 
 def main(argv: list[str] | None = None) -> int:
