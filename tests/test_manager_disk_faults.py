@@ -41,7 +41,7 @@ import pytest
 
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.localcluster import LocalCluster
-from novacron.raft.statemachine import encode_command
+from novacron.statemachine import encode_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.diskfaults]
 

@@ -55,7 +55,7 @@ from backends.manager.clientapi import PLANTED_BUG_ENV
 from backends.manager.localcluster import REPO_ROOT
 from backends.manager.netns import CLIENT_ID, NetnsRig, address
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
-from novacron.raft.statemachine import encode_command
+from novacron.statemachine import encode_command
 
 RAFT_PORT = 7000
 CLIENT_PORT = 7200
