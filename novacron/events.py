@@ -143,13 +143,27 @@ class EventLogError(ValueError):
     """An append that would break the log's order."""
 
 
+Subscriber = typing.Callable[[E], None]
+
+
 class InMemoryEventLog:
-    """An append-only event log held in memory: sequence numbers are dense, time never goes back."""
+    """An append-only event log held in memory: sequence numbers are dense, time never goes back.
+
+    Projections subscribe to the event types they fold (``subscribe``): the log pushes each
+    appended event to the subscribers of its exact type, in subscription order, after the event
+    is in the log. Nothing polls the log to catch up, and a subscriber that records an event
+    itself sees it delivered after the one it is handling.
+    """
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._events: list[Event] = []
+        self._subscribers: dict[type[Event], list[Subscriber[Any]]] = {}
         for ev in events:
             self.append(ev)
+
+    def subscribe(self, cls: type[E], handler: Subscriber[E]) -> None:
+        """Push every later event of type ``cls`` (exactly; not subclasses) to ``handler``."""
+        self._subscribers.setdefault(cls, []).append(handler)
 
     @property
     def next_seq(self) -> int:
@@ -163,6 +177,10 @@ class InMemoryEventLog:
                 f"{ev.type_name} at t_s={ev.t_s} is earlier than the last event (t_s={self._events[-1].t_s})"
             )
         self._events.append(ev)
+        handlers = self._subscribers.get(type(ev))
+        if handlers is not None:
+            for handler in handlers:
+                handler(ev)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events)

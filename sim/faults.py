@@ -50,17 +50,17 @@ def _host_crashes(ctx: SimContext, model: ClusterModel) -> Generator[simpy.Event
     cfg = ctx.scenario.faults
     rng = ctx.seeds.numpy("faults.hosts")
     while True:
-        up = np.flatnonzero(model.inv.host_up)
+        up = np.flatnonzero(model.store.host_up)
         rate_per_s = max(up.size, 1) / (cfg.host_mtbf_h * HOUR_S)
         yield ctx.env.timeout(float(rng.exponential(1.0 / rate_per_s)))
-        up = np.flatnonzero(model.inv.host_up)
+        up = np.flatnonzero(model.store.host_up)
         if up.size == 0:
             continue
         host = int(rng.choice(up))
         crashed = [host] if model.fail_host(host, "host crash") else []
         if crashed and rng.random() * 100 < cfg.correlated_failure_pct:
             rack_mates = [h for h in model.topology.hosts_in_rack(int(model.topology.rack_of[host])).tolist()
-                          if model.inv.host_up[h]]
+                          if model.store.host_up[h]]
             if rack_mates:
                 mate = int(rng.choice(rack_mates))
                 model.fail_host(mate, "correlated crash")
