@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from novacron.cluster.events import HostAdded, HostFailed, HostRecovered
-from novacron.events import InMemoryEventLog, Recorder
+from novacron.cluster.events import HostAdded, HostFailed, HostRecovered, VMFailed, VMMoved, VMPlaced, VMStopped
+from novacron.events import InMemoryEventLog, Recorder, Subscriber
 
 FloatArray = npt.NDArray[np.float64]
-ROOM_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +39,10 @@ class VMRequest:
     vm_id: str
     cpu_cores: int
     memory_gib: float
+
+
+ROOM_TOLERANCE = 1e-9
+"""Claims may fill a host to its capacity within float rounding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +166,14 @@ class AllocationStore:
         self.cpu_claimed[claim.host] = max(self.cpu_claimed[claim.host] - claim.vm.cpu_cores, 0.0)
         self.memory_claimed_gib[claim.host] = max(self.memory_claimed_gib[claim.host] - claim.vm.memory_gib, 0.0)
         return True
+
+
+def follow_allocations(log: InMemoryEventLog, *, placed: Subscriber[VMPlaced], moved: Subscriber[VMMoved],
+                       ended: Subscriber[VMStopped | VMFailed] | None = None) -> None:
+    """Subscribe a projection to the control plane's allocation decisions: a VM placed (or
+    restarted), moved, and -- if ``ended`` is given -- stopped or failed (its allocation freed)."""
+    log.subscribe(VMPlaced, placed)
+    log.subscribe(VMMoved, moved)
+    if ended is not None:
+        log.subscribe(VMStopped, ended)
+        log.subscribe(VMFailed, ended)

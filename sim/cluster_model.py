@@ -61,7 +61,7 @@ from novacron.cluster.events import (
 )
 from novacron.cluster.state import VM_LIFECYCLE, VMStatus
 from novacron.events import Event
-from sim.allocation import AllocationStore, VMRequest
+from sim.allocation import AllocationStore, VMRequest, follow_allocations
 from sim.context import SimContext
 from sim.workloads import VMSpec, WorkloadItem, workload_for
 from sim.workloads.traces import read_azure_cpu_readings_series
@@ -221,8 +221,7 @@ class ClusterModel:
         readings_path = ctx.scenario.workload.trace_readings_path
         self._readings = None if readings_path is None else ReadingsFeed(readings_path)
         self._record_topology()
-        ctx.log.subscribe(VMPlaced, self._follow_host)
-        ctx.log.subscribe(VMMoved, self._follow_host)
+        follow_allocations(ctx.log, placed=self._follow_host, moved=self._follow_host)
 
     def _follow_host(self, ev: VMPlaced | VMMoved) -> None:
         """The VM's host column follows the control plane's decisions."""

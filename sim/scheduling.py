@@ -70,7 +70,7 @@ from novacron.scheduler.events import (
 from novacron.scheduler.quality import measure
 from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, RebalancePlan, plan_balance, plan_consolidation
 from novacron.scheduler.state import MEMORY, HostTable, PlacementRequest
-from sim.allocation import VMRequest
+from sim.allocation import VMRequest, follow_allocations
 from sim.context import SimContext
 from sim.migration.commit import CommitOutcome, MoveCommitter
 from sim.migration.service import MigrationService, rebalancer_admission
@@ -117,11 +117,8 @@ class SimScheduler:
         self._subscribe(ctx.log)
 
     def _subscribe(self, log: InMemoryEventLog) -> None:
-        """The table follows the control plane's decisions, host liveness and CPU samples."""
-        log.subscribe(VMPlaced, self._on_placed)
-        log.subscribe(VMMoved, self._on_moved)
-        log.subscribe(VMStopped, self._on_ended)
-        log.subscribe(VMFailed, self._on_ended)
+        """The table follows the control plane's decisions and host liveness."""
+        follow_allocations(log, placed=self._on_placed, moved=self._on_moved, ended=self._on_ended)
         log.subscribe(MoveClaimed, self._on_claimed)
         log.subscribe(MoveClaimReleased, self._on_claim_released)
         log.subscribe(HostFailed, self._on_host_failed)

@@ -52,7 +52,7 @@ from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
 from novacron.scheduler.events import RebalanceMoveStarted
-from sim.allocation import Claim
+from sim.allocation import Claim, follow_allocations
 from sim.context import SimContext
 from sim.migration.commit import CommitOutcome, MoveCommitter
 from sim.migration.hypervisor import SimHypervisor, policies
@@ -87,10 +87,7 @@ class MigrationService:
         self._subscribe(ctx.log)
 
     def _subscribe(self, log: InMemoryEventLog) -> None:
-        log.subscribe(VMPlaced, self._on_placed)
-        log.subscribe(VMMoved, self._on_moved)
-        log.subscribe(VMFailed, self._on_ended)
-        log.subscribe(VMStopped, self._on_ended)
+        follow_allocations(log, placed=self._on_placed, moved=self._on_moved, ended=self._on_ended)
         log.subscribe(RebalanceMoveStarted, lambda ev: self.moved_by_others.add(ev.vm_id))
         log.subscribe(HostFailed, self._on_host_failed)
         log.subscribe(HostRecovered, lambda ev: self.down_hosts.discard(ev.host_id))
