@@ -38,7 +38,7 @@ is a projection of the control plane's ``VMPlaced``/``VMMoved`` events (log subs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +60,6 @@ from novacron.cluster.events import (
     VMStopped,
 )
 from novacron.cluster.state import VM_LIFECYCLE, VMStatus
-from novacron.events import Event
 from sim.allocation import AllocationStore, VMRequest, follow_allocations
 from sim.context import SimContext
 from sim.workloads import VMSpec, WorkloadItem, workload_for
@@ -192,9 +191,6 @@ class ReadingsFeed:
         return applied
 
 
-FaultHook = Callable[[Event], None]
-
-
 class ClusterModel:
     """Hosts, VMs and their lifecycles; faults and the demand process act on it."""
 
@@ -215,8 +211,6 @@ class ClusterModel:
         """VMs with a restart decision in flight."""
         self._leave_when_placed: set[int] = set()
         """VMs whose owner deleted them while a placement or restart was being decided."""
-        self.fault_hooks: list[FaultHook] = []
-        """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
         readings_path = ctx.scenario.workload.trace_readings_path
         self._readings = None if readings_path is None else ReadingsFeed(readings_path)
@@ -344,10 +338,6 @@ class ClusterModel:
         self.ctx.recorder.emit(HostRecovered, source=host_id, host_id=host_id)
         for i, failed_host in list(self.awaiting_restart.items()):
             self._restart(i, failed_host)
-
-    def notify(self, ev: Event) -> None:
-        for hook in self.fault_hooks:
-            hook(ev)
 
     # --- demand -------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ lognormal or Weibull, see ``novacron.capacity_config``), scheduled as a timeout 
   Systems", OSDI 2010);
 - rack failure: every up host of a uniformly chosen rack crashes; all come back together;
 - manager crash and network partition: ``InjectedFaultStarted``/``Ended`` events and the model's
-  ``fault_hooks`` — the seam where the Raft managers and the network model attach.
+  the log's subscription -- the seam where the Raft managers and the network model attach.
 """
 
 from __future__ import annotations
@@ -91,15 +91,16 @@ def _rack_failures(ctx: SimContext, model: ClusterModel, mtbf_h: float) -> Gener
 
 def _hook_faults(ctx: SimContext, model: ClusterModel, kind: str, mtbf_h: float, duration_s: float,
                  targets: list[str]) -> Generator[simpy.Event, None, None]:
-    """Manager crashes or partitions: events plus hooks, one fault of this kind at a time."""
+    """Manager crashes or partitions, one fault of this kind at a time: events, which whoever
+    models the managers (a Raft-backed control plane) follows through the log's subscription."""
     rng = ctx.seeds.numpy(f"faults.{kind}")
     while True:
         yield ctx.env.timeout(float(rng.exponential(mtbf_h * HOUR_S)))
         target = targets[int(rng.integers(len(targets)))]
-        model.notify(ctx.recorder.emit(InjectedFaultStarted, source="faults", fault_kind=kind,
-                                       fault_target=target, planned_duration_s=duration_s))
+        ctx.recorder.emit(InjectedFaultStarted, source="faults", fault_kind=kind, fault_target=target,
+                          planned_duration_s=duration_s)
         yield ctx.env.timeout(duration_s)
-        model.notify(ctx.recorder.emit(InjectedFaultEnded, source="faults", fault_kind=kind, fault_target=target))
+        ctx.recorder.emit(InjectedFaultEnded, source="faults", fault_kind=kind, fault_target=target)
 
 
 def start(ctx: SimContext, model: ClusterModel) -> None:

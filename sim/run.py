@@ -35,11 +35,8 @@ Component = Callable[[SimContext], object]
 
 
 def start_cluster(ctx: SimContext) -> ClusterModel:
-    """The cluster model with its faults; a Raft-backed control plane's managers fail with them."""
+    """The cluster model with its faults (a Raft-backed control plane follows the manager faults)."""
     model = ClusterModel(ctx)
-    fault_hook = getattr(model.control, "fault", None)
-    if callable(fault_hook):
-        model.fault_hooks.append(fault_hook)
     model.start()
     faults.start(ctx, model)
     return model

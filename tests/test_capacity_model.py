@@ -216,7 +216,8 @@ def test_manager_crash_and_partition_are_hook_events() -> None:
     sim = Simulation(loads_scenario(text, origin="x"), seed=1)
     seen: list[Event] = []
     assert sim.model is not None
-    sim.model.fault_hooks.append(seen.append)
+    sim.ctx.log.subscribe(InjectedFaultStarted, seen.append)
+    sim.ctx.log.subscribe(InjectedFaultEnded, seen.append)
     sim.run()
     kinds = {(type(e).__name__, e.fault_kind) for e in seen}  # type: ignore[attr-defined]
     assert kinds == {("InjectedFaultStarted", "manager_crash"), ("InjectedFaultEnded", "manager_crash"),

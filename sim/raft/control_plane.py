@@ -127,6 +127,8 @@ class RaftControlPlane(Hook):
         self.frozen_s = 0.0
         self.proposals = 0
         self._env.process(self._drive())
+        ctx.log.subscribe(InjectedFaultStarted, self.fault)
+        ctx.log.subscribe(InjectedFaultEnded, self.fault)
 
     # --- the ControlPlane seam -------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class RaftControlPlane(Hook):
     # --- faults -----------------------------------------------------------------------------------
 
     def fault(self, ev: Event) -> None:
-        """The capacity model's manager-crash and partition hooks (``ClusterModel.fault_hooks``)."""
+        """The fault model's manager crashes and partitions (pushed by the log's subscription)."""
         if not isinstance(ev, InjectedFaultStarted | InjectedFaultEnded):
             return
         self._thaw()
