@@ -62,10 +62,9 @@ from sim.migration.qemu_model import GuestProfile, StreamCalibration
 class MigrationService:
     """Admission, the hypervisor model and the migration controller for one run."""
 
-    def __init__(self, ctx: SimContext, admission: AdmissionController) -> None:
+    def __init__(self, ctx: SimContext, admission: AdmissionController, host_ids: list[str]) -> None:
         c, cfg = ctx.scenario.cluster, ctx.scenario.migration
         self.ctx, self.cfg, self.adm = ctx, cfg, admission
-        host_ids = [f"host-{i:04d}" for i in range(c.hosts)]
         nic_bytes_s = c.host_network_gbps * 1e9 / 8
         self.hv = SimHypervisor(nic_bytes_s=dict.fromkeys(host_ids, nic_bytes_s),
                                 calibration=StreamCalibration(stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
