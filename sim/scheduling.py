@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Generator
-from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -72,7 +71,7 @@ from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, RebalancePla
 from novacron.scheduler.state import MEMORY, HostTable, PlacementRequest
 from sim.allocation import VMRequest, follow_allocations
 from sim.context import SimContext
-from sim.migration.commit import CommitOutcome, MoveCommitter
+from sim.migration.commit import MoveCommitter
 from sim.migration.service import MigrationService, rebalancer_admission
 
 FloatArray = npt.NDArray[np.float64]
@@ -99,7 +98,6 @@ class SimScheduler:
             ttl_s=self.config.decision_cache_ttl_s, tolerance=self.config.cache_tolerance_pct / 100))
         self.rng = ctx.seeds.numpy("scheduler.tiebreak")
         self.caps = ConcurrencyCaps(max_per_host=self.config.max_moves_per_host, max_total=self.config.max_moves_total)
-        self.controller = controller
         self.admission: ExecutedAdmission = self.caps if self.config.admission == "caps" else \
             rebalancer_admission(ctx, controller, self._memory_gib_of)
         self.in_flight: dict[str, Move] = {}
@@ -112,7 +110,7 @@ class SimScheduler:
         self.requests = 0
         self.request_of: dict[str, tuple[int, PlacementRequest]] = {}
         """A VM's app and request, kept so a restarted VM keeps its anti-affinity group."""
-        self.moves = 0
+        self.moves_started = 0
         ctx.config_metrics["scheduler.decision_cache_ttl_s"] = self.config.decision_cache_ttl_s
         self._subscribe(ctx.log)
 
@@ -253,20 +251,13 @@ class SimScheduler:
             return
         self.ctx.recorder.emit(RebalanceMoveStarted, source="rebalancer", vm_id=move.vm_id,
                                from_host_id=move.source_host_id, host_id=move.destination_host_id)
-        migration_id = f"rebalance-{self.moves:05d}"
-        self.moves += 1
-        phase = yield from migrations.run_migration(migration_id, move.vm_id, move.destination_host_id)
-        if phase == "completed":
-            committed = committer.commit(claim, move.source_host_id, mover="rebalancer")
-            yield committed
-            outcome = cast(CommitOutcome, committed.value)
-            reason = "" if outcome.host is not None else f"superseded: {outcome.reason}"
-        else:
-            committer.release(claim)
-            reason = f"superseded: the migration ended {phase}"
+        migration_id = f"rebalance-{self.moves_started:05d}"
+        self.moves_started += 1
+        reason = yield from migrations.run_migration(migration_id, move.vm_id, move.destination_host_id, claim,
+                                                     committer, mover="rebalancer")
         self.finish_move(move)
         if reason:
-            self._refused(move, reason)
+            self._refused(move, f"superseded: {reason}")
         self._power_off_empty_hosts()
 
     def _refused(self, move: Move, reason: str) -> None:

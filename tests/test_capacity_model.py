@@ -95,6 +95,23 @@ def check_conservation(sim: Simulation, *, pending_ok: bool = False) -> None:
     assert seen == {vms.ids[i] for i in running}
     if not pending_ok:
         assert not np.any(vms.status[:n] == PENDING), "a decision is still in flight with the direct plane"
+    check_projections(sim)
+
+
+def check_projections(sim: Simulation) -> None:
+    """Every view of where VMs are agrees with the control plane's allocation store."""
+    services = sim.ctx.services
+    store = services.allocations
+    scheduler = services.scheduler
+    if scheduler is not None:
+        assert {vm: p.row for vm, p in scheduler.vms.items()} == store.vm_host
+        assert set(scheduler.claims) == set(store.claims)
+        assert np.array_equal(scheduler.table.up, store.host_up)
+    migrations = services.migrations
+    for vm_id, host in store.vm_host.items():
+        if vm_id not in migrations.mine:  # a copy in flight: the hypervisor's guest may be ahead
+            assert migrations.hv.location[vm_id] == store.host_ids[host], vm_id
+        assert vm_id in migrations.alive
 
 
 @given(hosts=st.integers(1, 8), vms=st.integers(0, 80), mtbf_h=st.sampled_from([0.5, 2.0, 50.0]),

@@ -51,7 +51,6 @@ from novacron.migration.events import MigrationAborted, MigrationAdmitted, Migra
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
-from novacron.scheduler.events import RebalanceMoveStarted
 from sim.allocation import Claim, follow_allocations
 from sim.context import SimContext
 from sim.migration.commit import CommitOutcome, MoveCommitter
@@ -80,14 +79,12 @@ class MigrationService:
         self.alive: set[str] = set()
         self.down_hosts: set[str] = set()
         self.mine: set[str] = set()
-        """VMs this service is migrating (their location is the hypervisor's to change)."""
-        self.moved_by_others: set[str] = set()
-        """VMs the rebalancer claimed for a move it started (until their ``VMMoved``)."""
+        """VMs with a move in progress here, the batch's or the rebalancer's, copy to commit (their
+        location is the hypervisor's to change until the commit is decided)."""
         self._subscribe(ctx.log)
 
     def _subscribe(self, log: InMemoryEventLog) -> None:
         follow_allocations(log, placed=self._on_placed, moved=self._on_moved, ended=self._on_ended)
-        log.subscribe(RebalanceMoveStarted, lambda ev: self.moved_by_others.add(ev.vm_id))
         log.subscribe(HostFailed, self._on_host_failed)
         log.subscribe(HostRecovered, lambda ev: self.down_hosts.discard(ev.host_id))
         log.subscribe(HostUtilisationSampled, self._on_sampled)
@@ -104,8 +101,6 @@ class MigrationService:
     def _on_moved(self, ev: VMMoved) -> None:
         if ev.vm_id not in self.mine:
             self.hv.location[ev.vm_id] = ev.host_id
-            self.alive.add(ev.vm_id)
-            self.moved_by_others.discard(ev.vm_id)
 
     def _on_ended(self, ev: VMFailed | VMStopped) -> None:
         self.alive.discard(ev.vm_id)
@@ -188,7 +183,7 @@ class MigrationService:
                                        running_on_destination=self.adm.running_on(req.destination_host_id),
                                        running_global=len(self.adm.running))
                 ctl.admitted(env.now)
-                env.process(self._execute_move(ctl, claim, committer))
+                env.process(self._execute_batch_move(ctl, claim, committer))
             self.wake = env.event()
             waits: list[simpy.Event] = [self.wake]
             token_s = self.adm.next_token_s(env.now)
@@ -211,50 +206,55 @@ class MigrationService:
                                    plan, replace(self.policy, bandwidth_mib_s=link.bandwidth_bytes_s / MIB),
                                    self.ctx.recorder)
 
-    def run_migration(self, migration_id: str, vm_id: str, dst: str) -> Generator[simpy.Event, None, str]:
-        """Run one migration that its caller already admitted and claimed (the rebalancer);
-        returns the final phase (``completed``, ``rolled_back``...). The caller releases its
-        admission slot and commits or releases its claim itself."""
+    def run_migration(self, migration_id: str, vm_id: str, dst: str, claim: Claim, committer: MoveCommitter, *,
+                      mover: str) -> Generator[simpy.Event, None, str]:
+        """Run one move its caller already admitted and claimed (the rebalancer) and commit it;
+        returns why it did not move the VM (empty: moved). The caller frees its admission slot."""
         ctl = self.plan_controller(migration_id, vm_id, dst)
         ctl.admitted(self.ctx.env.now)
+        return (yield from self.execute_move(ctl, claim, committer, mover=mover))
+
+    def execute_move(self, ctl: MigrationController, claim: Claim, committer: MoveCommitter, *, mover: str,
+                     copied: Callable[[], None] | None = None) -> Generator[simpy.Event, None, str]:
+        """One whole move: copy the VM (QEMU model, core controller), call ``copied``, then commit
+        the copy through the control plane, or give the claim back if the copy failed. Returns
+        why the VM was not moved (empty: moved). Until the commit is decided the VM stays
+        ``mine``: the hypervisor's guest is on the destination, the allocation not yet."""
+        vm_id, source = ctl.vm_id, ctl.request.source_host_id
+        self.mine.add(vm_id)
         yield from self._drive(ctl)
-        return ctl.phase.value
+        if copied is not None:
+            copied()
+        reason = ""
+        if ctl.phase.value != "completed":
+            committer.release(claim)
+            reason = f"the migration ended {ctl.phase.value}"
+        else:
+            committed = committer.commit(claim, source, mover=mover)
+            yield committed
+            reason = cast(CommitOutcome, committed.value).reason
+            if reason:
+                self.hv.location[vm_id] = source  # the guest stays on the source
+                self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=ctl.request.migration_id,
+                                       vm_id=vm_id, reason=reason)
+        self.mine.discard(vm_id)
+        return reason
 
     def _drive(self, ctl: MigrationController) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
         commands: list[MigrationCommand] = ctl.start(env.now)
-        self.mine.add(ctl.vm_id)
         while True:
             commands = drive_step(ctl, self.hv, commands, env.now)
             if ctl.done:
-                break
+                return
             yield env.timeout(self.hv.advance(ctl.vm_id, ctl.poll_interval_s))
-        self.mine.discard(ctl.vm_id)
 
-    def _execute_move(self, ctl: MigrationController, claim: Claim,
-                      committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
-        """A batch migration: run it, free its admission slot, then commit or give the claim back."""
-        yield from self._drive(ctl)
-        self.adm.release(ctl.request.migration_id)
-        if ctl.phase.value == "completed":
-            yield from self._commit(ctl, claim, committer)
-        else:
-            committer.release(claim)
+    def _execute_batch_move(self, ctl: MigrationController, claim: Claim,
+                            committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
+        """A batch move: its admission slot is freed when the copy ends, before the commit."""
+        yield from self.execute_move(ctl, claim, committer, mover="migration",
+                                     copied=lambda: self.adm.release(ctl.request.migration_id))
         self.poke()
-
-    def _commit(self, ctl: MigrationController, claim: Claim,
-                committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
-        """A completed copy becomes the VM's placement through the control plane, and only if
-        the VM still runs on the source; otherwise it is recorded as aborted."""
-        request = ctl.request
-        committed = committer.commit(claim, request.source_host_id, mover="migration")
-        yield committed
-        outcome = cast(CommitOutcome, committed.value)
-        if outcome.host is not None:
-            return
-        self.hv.location[ctl.vm_id] = request.source_host_id  # the guest stays on the source
-        self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=request.migration_id,
-                               vm_id=ctl.vm_id, reason=outcome.reason)
 
 
 def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: int) -> GuestProfile:
@@ -300,9 +300,8 @@ def run_batch(ctx: SimContext, service: MigrationService,
     for n, (index, at_s) in enumerate(zip(chosen, arrivals, strict=True)):
         yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
         vm_id = vm_ids[int(index)]
-        if (vm_id not in service.alive or vm_id in service.mine or vm_id in service.moved_by_others
-                or service.adm.vm_migrating(vm_id)):
-            continue  # failed, stopped or being moved by someone else since the batch began
+        if vm_id not in service.alive or vm_id in service.mine or service.adm.vm_migrating(vm_id):
+            continue  # failed, stopped or being moved (by the rebalancer, say) since the batch began
         destination = service.pick_destination(vm_id, host_ids)
         if destination is not None:
             service.request_move(n, vm_id, destination)
