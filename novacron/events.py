@@ -17,6 +17,7 @@ State is a fold over the log (see ``projection.py``); the log itself never chang
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import types
 import typing
@@ -151,13 +152,16 @@ class InMemoryEventLog:
 
     Projections subscribe to the event types they fold (``subscribe``): the log pushes each
     appended event to the subscribers of its exact type, in subscription order, after the event
-    is in the log. Nothing polls the log to catch up, and a subscriber that records an event
-    itself sees it delivered after the one it is handling.
+    is in the log. Nothing polls the log to catch up. Delivery follows the log's order: an event
+    a subscriber records while handling another is delivered once every subscriber has had the
+    one being handled, so no projection sees a VM stop before it sees it placed.
     """
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._events: list[Event] = []
         self._subscribers: dict[type[Event], list[Subscriber[Any]]] = {}
+        self._undelivered: collections.deque[tuple[Event, list[Subscriber[Any]]]] = collections.deque()
+        self._delivering = False
         for ev in events:
             self.append(ev)
 
@@ -178,9 +182,22 @@ class InMemoryEventLog:
             )
         self._events.append(ev)
         handlers = self._subscribers.get(type(ev))
-        if handlers is not None:
+        if handlers is None:
+            return
+        if self._delivering:  # recorded by a subscriber: after the event being delivered
+            self._undelivered.append((ev, handlers))
+            return
+        self._delivering = True
+        try:
             for handler in handlers:
                 handler(ev)
+            while self._undelivered:
+                later, later_handlers = self._undelivered.popleft()
+                for handler in later_handlers:
+                    handler(later)
+        finally:
+            self._delivering = False
+            self._undelivered.clear()
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events)
