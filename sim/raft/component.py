@@ -21,7 +21,7 @@ from collections.abc import Generator
 from typing import Any
 
 from novacron.raft.metrics import raft_config_metrics
-from novacron.raft.statemachine import KeyValueStateMachine
+from novacron.statemachine import KeyValueStateMachine
 from sim.context import SimContext
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import RaftCluster
