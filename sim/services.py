@@ -69,7 +69,7 @@ def build(ctx: SimContext, control_plane: ControlPlaneFactory = default_control_
                                         hosts_per_rack=c.hosts_per_rack)
     admission = build_admission(ctx.scenario.migration)
     scheduler = scheduling.build(ctx, store.host_ids, admission)
-    migrations = MigrationService(ctx, admission, store.host_ids)
+    migrations = MigrationService(ctx, admission, store)
     control = control_plane(ctx, store, scheduler)
     committer = MoveCommitter(ctx, control)
     services = RunServices(allocations=store, control=control, scheduler=scheduler, admission=admission,

@@ -30,12 +30,9 @@ import simpy
 
 from novacron.cluster.events import (
     HostFailed,
-    HostRecovered,
     HostUtilisationSampled,
-    VMFailed,
     VMMoved,
     VMPlaced,
-    VMStopped,
 )
 from novacron.events import InMemoryEventLog
 from novacron.migration.admission import (
@@ -51,7 +48,7 @@ from novacron.migration.events import MigrationAborted, MigrationAdmitted, Migra
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
-from sim.allocation import Claim, follow_allocations
+from sim.allocation import AllocationStore, Claim, follow_allocations
 from sim.context import SimContext
 from sim.migration.commit import CommitOutcome, MoveCommitter
 from sim.migration.hypervisor import SimHypervisor, policies
@@ -61,9 +58,12 @@ from sim.migration.qemu_model import GuestProfile, StreamCalibration
 class MigrationService:
     """Admission, the hypervisor model and the migration controller for one run."""
 
-    def __init__(self, ctx: SimContext, admission: AdmissionController, host_ids: list[str]) -> None:
+    def __init__(self, ctx: SimContext, admission: AdmissionController, allocations: AllocationStore) -> None:
         c, cfg = ctx.scenario.cluster, ctx.scenario.migration
         self.ctx, self.cfg, self.adm = ctx, cfg, admission
+        self._allocations = allocations
+        """Read only: which VMs run and which hosts are up are the control plane's facts."""
+        host_ids = allocations.host_ids
         nic_bytes_s = c.host_network_gbps * 1e9 / 8
         self.hv = SimHypervisor(nic_bytes_s=dict.fromkeys(host_ids, nic_bytes_s),
                                 calibration=StreamCalibration(stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
@@ -76,17 +76,14 @@ class MigrationService:
         self._guest_rng = ctx.seeds.numpy("migration.guests")
         self.pending: dict[str, tuple[MigrationController, float]] = {}
         self.wake: simpy.Event | None = None
-        self.alive: set[str] = set()
-        self.down_hosts: set[str] = set()
         self.mine: set[str] = set()
         """VMs with a move in progress here, the batch's or the rebalancer's, copy to commit (their
         location is the hypervisor's to change until the commit is decided)."""
         self._subscribe(ctx.log)
 
     def _subscribe(self, log: InMemoryEventLog) -> None:
-        follow_allocations(log, placed=self._on_placed, moved=self._on_moved, ended=self._on_ended)
+        follow_allocations(log, placed=self._on_placed, moved=self._on_moved)
         log.subscribe(HostFailed, self._on_host_failed)
-        log.subscribe(HostRecovered, lambda ev: self.down_hosts.discard(ev.host_id))
         log.subscribe(HostUtilisationSampled, self._on_sampled)
 
     def _on_placed(self, ev: VMPlaced) -> None:
@@ -96,18 +93,19 @@ class MigrationService:
             shutoff = rng.random() < self.cfg.shutoff_fraction
             self.hv.power[ev.vm_id] = PowerState.SHUTOFF if shutoff else PowerState.RUNNING
         self.hv.location[ev.vm_id] = ev.host_id
-        self.alive.add(ev.vm_id)
 
     def _on_moved(self, ev: VMMoved) -> None:
         if ev.vm_id not in self.mine:
             self.hv.location[ev.vm_id] = ev.host_id
 
-    def _on_ended(self, ev: VMFailed | VMStopped) -> None:
-        self.alive.discard(ev.vm_id)
-
     def _on_host_failed(self, ev: HostFailed) -> None:
-        self.down_hosts.add(ev.host_id)
         self.hv.crash_host(ev.host_id)
+
+    def running(self, vm_id: str) -> bool:
+        return vm_id in self._allocations.vm_host
+
+    def running_vms(self) -> list[str]:
+        return sorted(self._allocations.vm_host)
 
     def _on_sampled(self, ev: HostUtilisationSampled) -> None:
         self.adm.update_host(ev.host_id, HostLoad(cpu_pct=ev.cpu_pct, memory_pct=ev.memory_pct))
@@ -132,7 +130,9 @@ class MigrationService:
     def pick_destination(self, vm_id: str, host_ids: list[str]) -> str | None:
         """A random host among the less loaded half (by committed CPU), never the VM's own;
         ``None`` when every other host is down."""
-        others = sorted((h for h in host_ids if h != self.hv.location[vm_id] and h not in self.down_hosts),
+        up = self._allocations.host_up
+        index = self._allocations.host_index
+        others = sorted((h for h in host_ids if h != self.hv.location[vm_id] and up[index[h]]),
                         key=lambda h: self.adm.committed(h, "cpu"))
         if not others:
             return None
@@ -289,10 +289,10 @@ def run_batch(ctx: SimContext, service: MigrationService,
               committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
     cfg = service.cfg
     yield ctx.env.timeout(cfg.start_s)
-    if len(service.host_memory_gib) < 2 or not service.alive:
+    vm_ids = service.running_vms()
+    if len(service.host_memory_gib) < 2 or not vm_ids:
         return
     ctx.env.process(service.dispatch(committer))
-    vm_ids = sorted(service.alive)
     host_ids = sorted(service.host_memory_gib)
     count = min(cfg.migrations, len(vm_ids))
     chosen = service.rng.choice(len(vm_ids), size=count, replace=False)
@@ -300,7 +300,7 @@ def run_batch(ctx: SimContext, service: MigrationService,
     for n, (index, at_s) in enumerate(zip(chosen, arrivals, strict=True)):
         yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
         vm_id = vm_ids[int(index)]
-        if vm_id not in service.alive or vm_id in service.mine or service.adm.vm_migrating(vm_id):
+        if not service.running(vm_id) or vm_id in service.mine or service.adm.vm_migrating(vm_id):
             continue  # failed, stopped or being moved (by the rebalancer, say) since the batch began
         destination = service.pick_destination(vm_id, host_ids)
         if destination is not None:
