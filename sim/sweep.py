@@ -30,8 +30,11 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from novacron.app.eventstore import event_log_sha256
 from novacron.config import ConfigError
+from novacron.metrics import compute_metrics
 from novacron.scenario import parse_scenario
+from sim.run import simulate
 
 Params = tuple[tuple[str, Any], ...]
 Row = dict[str, Any]
@@ -102,10 +105,6 @@ def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: i
     row: Row = {"run": index, "seed": seed, **{PARAM_PREFIX + k: v for k, v in params},
                 "status": "ok", "error": ""}
     try:
-        from novacron.app.eventstore import event_log_sha256
-        from novacron.metrics import compute_metrics
-        from sim.run import simulate
-
         scenario = parse_scenario(with_overrides(tomllib.loads(scenario_text), params), origin=origin)
         ctx = simulate(scenario, seed)
         metrics = compute_metrics(ctx.log)
