@@ -26,7 +26,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
 - Membership changes add or remove one voter at a time (dissertation 4.1); a configuration takes
   effect as soon as its entry is in the log, one change may be uncommitted at a time, and a
   leader must first commit an entry of its own term (the fix to the single-server change bug
-  Ongaro posted to raft-dev in 2015).
+  Ongaro posted to raft-dev in 2015). A node its latest configuration removed still campaigns
+  until it knows the removal committed, without counting its own vote (dissertation 4.2.2,
+  ``promotable``); a leader outside its configuration neither counts itself nor answers reads
+  without a heartbeat round.
 - Leadership transfer (dissertation 3.10): the leader brings the target up to date and sends
   TimeoutNow; the target campaigns at once, bypassing PreVote and the lease.
 - Linearizable reads (ReadIndex, dissertation 6.4): the leader records its commit index, then
@@ -253,13 +256,19 @@ class RaftNode:
             if m.type in (T.VOTE, T.PRE_VOTE) and m.context != TRANSFER_CONTEXT and self._in_lease():
                 return
             if not (m.type == T.PRE_VOTE or (m.type == T.PRE_VOTE_RESP and not m.reject)):
-                leader = m.src if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT) else NO_NODE
-                self._become_follower(m.term, leader)
+                if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT):
+                    self._become_follower(m.term, m.src)
+                else:
+                    self._adopt_term(m.term)
         elif m.term < self.term:
             if m.type in (T.APPEND, T.HEARTBEAT) and (self.config.check_quorum or self.config.pre_vote):
                 self._send(Message(T.APPEND_RESP, self.id, m.src, self.term))
-            elif m.type == T.PRE_VOTE:
-                self._send(Message(T.PRE_VOTE_RESP, self.id, m.src, self.term, reject=True))
+            elif m.type in (T.VOTE, T.PRE_VOTE):
+                # Reject with our term so a candidate whose term lags catches up. Dropping old-term
+                # votes (as the paper allows) left a node stuck below the term of a peer that
+                # campaigned in an out-of-date configuration and never wrote to it (issue 13).
+                resp_type = T.VOTE_RESP if m.type == T.VOTE else T.PRE_VOTE_RESP
+                self._send(Message(resp_type, self.id, m.src, self.term, reject=True))
             return
         if m.type in (T.VOTE, T.PRE_VOTE):
             self._handle_vote_request(m)
@@ -286,7 +295,7 @@ class RaftNode:
         if can_vote and self.log.is_up_to_date(m.index, m.log_term):
             self._send(Message(resp_type, self.id, m.src, m.term))
             if m.type == T.VOTE:
-                self.election_elapsed = 0
+                self._restart_election_timer()
                 self.vote = m.src
         else:
             self._send(Message(resp_type, self.id, m.src, self.term, reject=True))
@@ -488,10 +497,15 @@ class RaftNode:
     # -- ReadIndex -------------------------------------------------------------------------------
 
     def _start_read(self, context: bytes) -> None:
-        if len(self.voters) == 1:
+        # Only a leader that is itself the whole configuration may answer without a round trip.
+        # A leader that proposed its own removal leads a configuration it is not part of: with
+        # voters (X,) the quorum is X alone, and X may already have elected itself and committed
+        # newer writes (issue 13: a put completed, then a get returned the older value), so the
+        # leader neither answers at once nor counts its own ack.
+        if self.voters == (self.id,):
             self._read_states.append(ReadState(self.log.committed, context))
             return
-        self.pending_reads[context] = (self.log.committed, {self.id})
+        self.pending_reads[context] = (self.log.committed, {self.id} & set(self.voters))
         self._broadcast_heartbeat(context)
 
     def _ack_read(self, context: bytes, peer: int) -> None:
@@ -510,7 +524,31 @@ class RaftNode:
     # -- role changes ------------------------------------------------------------------------------
 
     def promotable(self) -> bool:
-        return self.id in self.voters and self.log.pending_snapshot is None
+        """May this node start an election?
+
+        A voter of its latest configuration may, and so may a node that its latest configuration
+        removed while that removal is not known to be committed: dissertation 4.2.2 says a server
+        outside its latest configuration must still start elections, because it may be needed
+        until that configuration commits. Without it, a 2-voter leader that removed itself and
+        lost its leadership before the removal committed deadlocked the cluster: it held the
+        longest log and never campaigned, and the other voter, still counting both, could not
+        win without its vote (issue 13). Its own vote never counts (``_poll`` counts members
+        only); if it wins it leads the new configuration until the removal commits, then steps
+        down (``_maybe_commit``). Once it knows the removal committed, a majority of the new
+        configuration holds the entry and can elect a leader without it, so it stays quiet --
+        as an etcd-io/raft node does once it has applied its removal.
+        """
+        if self.log.pending_snapshot is not None:
+            return False
+        return self.id in self.voters or self._removal_uncommitted()
+
+    def _removal_uncommitted(self) -> bool:
+        """Is this node a voter of the configuration in force at the commit index?"""
+        log = self.log
+        uncommitted = log.slice(max(log.committed + 1, log.first_index()), log.last_index() + 1)
+        if not any(e.kind == EntryKind.CONF_CHANGE for e in uncommitted):
+            return False  # the committed configuration is the latest one, which lacks this node
+        return self.id in self._voters_at(log.committed)
 
     def _reset(self, term: int) -> None:
         if term != self.term:
@@ -528,6 +566,13 @@ class RaftNode:
         last = self.log.last_index()
         self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self.voters}
 
+    def _restart_election_timer(self) -> None:
+        """Granting a vote restarts the timer with a fresh random timeout (section 5.2): voters
+        that kept their old timeouts would fire in the same order, round after round, and
+        repeat split votes (the Figure 16 experiment showed a p99 of 450 ms instead of 257 ms)."""
+        self.election_elapsed = 0
+        self._reset_randomized_timeout()
+
     def _reset_randomized_timeout(self) -> None:
         self.randomized_timeout = self._rng.randint(self.config.election_ticks_min, self.config.election_ticks_max)
 
@@ -535,6 +580,22 @@ class RaftNode:
         self._reset(term)
         self.role = FOLLOWER
         self.leader = leader
+
+    def _adopt_term(self, term: int) -> None:
+        """Follow a higher term learnt from a vote or a response, without restarting the timer.
+
+        Section 5.2 restarts the election timer only on granting a vote or hearing from the
+        current leader (``_handle_vote_request`` and ``_step_follower`` do that). Restarting it on
+        every higher term let a node with a stale log and a fast clock keep every up-to-date node
+        from ever timing out first: each of its rejected candidacies reset their timers (issue
+        13, a livelock with CheckQuorum on and PreVote off). A deposed leader's counter measured
+        CheckQuorum rounds, not silence from a leader, so it starts over.
+        """
+        keep = self.role != LEADER
+        elapsed, timeout = self.election_elapsed, self.randomized_timeout
+        self._become_follower(term, NO_NODE)
+        if keep:
+            self.election_elapsed, self.randomized_timeout = elapsed, timeout
 
     def _become_pre_candidate(self) -> None:
         # PreVote changes neither term nor vote (dissertation 9.6), only the role.
