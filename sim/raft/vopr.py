@@ -230,11 +230,10 @@ class _Checking(Hook):
                        f"voters {list(node.voters)}")
 
     def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None:
-        self.checker.node_down(manager.node_id)
+        self.checker.forget_node(manager.node_id)
         self.trace(f"{cluster.now_s:8.3f} node {manager.node_id} crashed (leader={was_leader})")
 
     def restarted(self, cluster: RaftCluster, manager: Manager) -> None:
-        self.checker.forget_node(manager.node_id)
         self.trace(f"{cluster.now_s:8.3f} node {manager.node_id} restarted")
 
     def snapshot_installed(self, cluster: RaftCluster, manager: Manager, index: int) -> None:
@@ -407,7 +406,7 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
     seeds = RunSeeds(seed)
     tracer = _Tracer(full_trace)
     network = plan.network(seeds.python("vopr.network"), tracer.detail if full_trace else None)
-    checker = SafetyChecker()
+    checker = SafetyChecker(check_gaps=True)
     clients = _Clients(seeds.python("vopr.clients"), tracer)
     result = SeedResult(seed, True, plan, plant=plant)
     live = plan.pre_vote or plan.check_quorum
