@@ -17,7 +17,7 @@ from sim.raft.planted_bugs import PLANTED_BUGS
 from sim.raft.swarm import FAULT_KINDS, SwarmPlan
 from sim.raft.vopr import VoprPlan, run_seed
 
-CI_SEEDS = 200
+CI_SEEDS = 300
 REGRESSIONS = Path(__file__).with_name("vopr_regressions.txt")
 
 # The first seeds (swarm generator) on which each planted bug is caught, from
@@ -26,11 +26,11 @@ REGRESSIONS = Path(__file__).with_name("vopr_regressions.txt")
 # that loses one of them loses the bug there.
 PLANTED_FIRST_SEEDS: dict[str, tuple[int, ...]] = {
     "old-term-commit": (),
-    "forget-vote": (),
-    "no-election-restriction": (),
-    "stale-read": (),
-    "no-log-matching": (),
-    "leader-keeps-term": (),
+    "forget-vote": (200,),
+    "no-election-restriction": (1, 10),
+    "stale-read": (99, 127),
+    "no-log-matching": (2, 11),
+    "leader-keeps-term": (0, 1),
 }
 
 
