@@ -169,3 +169,17 @@ def test_c2_a_node_whose_term_lags_learns_the_higher_term_from_a_rejection(check
     assert elected_at is not None, f"no leader within {bound_rounds} ticks (terms: 1 at {net.nodes[1].term}, " \
                                    f"2 at {net.nodes[2].term})"
     assert net.leader() is net.nodes[2]
+
+
+def test_b_a_node_that_knows_its_removal_committed_stays_quiet() -> None:
+    """The other side of dissertation 4.2.2: a leader that removed itself and saw the removal
+    commit steps down and never campaigns again; the new configuration elects without it."""
+    net = Net((1, 2, 3))
+    _leader_of(net, 1)
+    assert net.propose_conf_change(1, ConfChange("remove", 1)) is not None
+    removed = net.nodes[1]
+    assert removed.role == FOLLOWER and removed.voters == (2, 3)
+    assert removed.log.committed == removed.log.last_index()
+    term = removed.term
+    net.tick(1, 10 * ELECTION_TICKS_MAX)
+    assert removed.term == term and not net.queue, "a node that knows it was removed must not campaign"

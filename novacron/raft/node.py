@@ -17,6 +17,9 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
   follower that heard from its leader within the shortest election timeout -- or a leader --
   ignores (pre-)vote requests (the "lease", dissertation 4.2.3), so servers removed from the
   configuration cannot disrupt.
+- The election timer restarts only when a node grants a vote or hears from its leader, not when
+  it merely adopts a higher term (section 5.2, ``_adopt_term``); a vote request of an older term
+  is rejected with the current term, so a candidate whose term lags catches up.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
@@ -524,26 +527,19 @@ class RaftNode:
     # -- role changes ------------------------------------------------------------------------------
 
     def promotable(self) -> bool:
-        """May this node start an election?
-
-        A voter of its latest configuration may, and so may a node that its latest configuration
-        removed while that removal is not known to be committed: dissertation 4.2.2 says a server
-        outside its latest configuration must still start elections, because it may be needed
-        until that configuration commits. Without it, a 2-voter leader that removed itself and
-        lost its leadership before the removal committed deadlocked the cluster: it held the
-        longest log and never campaigned, and the other voter, still counting both, could not
-        win without its vote (issue 13). Its own vote never counts (``_poll`` counts members
-        only); if it wins it leads the new configuration until the removal commits, then steps
-        down (``_maybe_commit``). Once it knows the removal committed, a majority of the new
-        configuration holds the entry and can elect a leader without it, so it stays quiet --
-        as an etcd-io/raft node does once it has applied its removal.
+        """May this node start an election? A voter of its latest configuration may, and so may a
+        node that configuration removed while it does not know the removal committed: it may be
+        needed until then (dissertation 4.2.2). Otherwise a 2-voter leader that removed itself and
+        lost leadership first deadlocked the cluster, holding the longest log (issue 13). Its own
+        vote never counts (``_poll``); if it wins, it steps down once the removal commits. Once
+        the removal is known committed, a majority of the new configuration can elect without it.
         """
         if self.log.pending_snapshot is not None:
             return False
         return self.id in self.voters or self._removal_uncommitted()
 
     def _removal_uncommitted(self) -> bool:
-        """Is this node a voter of the configuration in force at the commit index?"""
+        """Was this node removed by a change it does not know to be committed (and a voter before)?"""
         log = self.log
         uncommitted = log.slice(max(log.committed + 1, log.first_index()), log.last_index() + 1)
         if not any(e.kind == EntryKind.CONF_CHANGE for e in uncommitted):
@@ -567,9 +563,8 @@ class RaftNode:
         self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self.voters}
 
     def _restart_election_timer(self) -> None:
-        """Granting a vote restarts the timer with a fresh random timeout (section 5.2): voters
-        that kept their old timeouts would fire in the same order, round after round, and
-        repeat split votes (the Figure 16 experiment showed a p99 of 450 ms instead of 257 ms)."""
+        """Granting a vote restarts the timer with a fresh draw: voters keeping their old timeouts
+        fire in the same order round after round and repeat split votes (raft-fig16 showed it)."""
         self.election_elapsed = 0
         self._reset_randomized_timeout()
 
