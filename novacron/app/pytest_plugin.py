@@ -6,6 +6,10 @@ Installed with NovaCron (entry point ``pytest11``), it provides the ``novacron_r
         run = novacron_run("scenarios/my-cluster.toml", seed=3)
         assert run.metrics["cluster.peak_cpu_pct"] < 75
         assert run.missed_targets == []
+
+It is one of the two composition roots (with ``novacron/app/cli.py``): the only modules under
+``novacron/`` that may import a runtime, and only inside the function that needs it, so loading
+the plugin into any pytest session costs nothing (``tests/test_core_purity.py`` checks both).
 """
 
 from __future__ import annotations

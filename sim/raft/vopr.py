@@ -52,8 +52,8 @@ from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.raft.log import RaftSafetyError
 from novacron.raft.messages import NO_NODE, ConfChange, Entry, Message, ReadState
 from novacron.raft.node import LEADER, RaftNode, Stored
-from novacron.raft.statemachine import KeyValueStateMachine, encode_command
 from novacron.seeding import RunSeeds
+from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 from sim.raft.swarm import LIVENESS_BOUND_S, MAX_MANAGERS, SwarmFaults, SwarmNetwork, SwarmPlan
