@@ -39,7 +39,9 @@ Cluster sizes are 1 to 7 voters, weighted towards the small ones (1 and 2 voters
 corner cases of quorums and of a leader removing itself).
 
 ``FaultState`` tracks which faults are active; when the last one ends (a *heal*), the vopr checks
-after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness``).
+after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness_later``).
+Simultaneous time-outs, membership changes and leadership transfers restart that bound too: each
+may legitimately leave the cluster without a leader for an election's time.
 """
 
 from __future__ import annotations
@@ -397,6 +399,7 @@ class SwarmFaults(Hook):
             change = ConfChange("remove", self.rng.choice(voters))
         if self.cluster.propose_conf_change(leader.id, change) is not None:
             self.trace(f"{self._now()} leader {leader.id} proposes {change.action} {change.node_id}")
+            self._disrupted()
 
     def pause(self) -> None:
         alive = self.cluster.alive()
@@ -436,6 +439,7 @@ class SwarmFaults(Hook):
         target = self.rng.choice([v for v in leader.voters if v != leader.id])
         if self.cluster.transfer_leadership(leader.id, target):
             self.trace(f"{self._now()} leader {leader.id} transfers to {target}")
+            self._disrupted()
 
     def elections(self) -> None:
         followers = [m.node_id for m in self.cluster.alive() if m.node is not None and m.node.role != LEADER
@@ -446,5 +450,8 @@ class SwarmFaults(Hook):
         self.trace(f"{self._now()} nodes {chosen} time out at once")
         for node_id in chosen:
             self.cluster.campaign(node_id)
-        # A fault too: the liveness bound after a heal starts again from here.
+        self._disrupted()
+
+    def _disrupted(self) -> None:
+        """Not a fault that lasts, but leadership may change: the liveness bound starts again."""
         self._hold(0.0, lambda: None)
