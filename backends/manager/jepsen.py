@@ -435,9 +435,9 @@ def judge(report: JepsenReport, history: list[tuple[Operation, str]], final: dic
             ops.append(op)
     end = max((op.response_s for op in ops if op.completed), default=0.0) + 1.0
     final_reads = [Operation(-1, key, GET, value, end, end + 1.0) for key, value in final.items()]
-    result = check_history(ops + final_reads, max_explored_per_key=CHECK_BUDGET_PER_KEY)
+    result = check_history(ops + final_reads, budget=CHECK_BUDGET_PER_KEY)
     report.verdict, report.violation_key = result.verdict, result.key
-    report.undecided_keys, report.explored = list(result.undecided), result.explored
+    report.undecided_keys, report.explored = list(result.unknown_keys), result.explored
     if result.key is not None:
         report.nemesis.append("violating history: " + "; ".join(op.describe() for op in result.history))
     report.lost_acknowledged = sorted(op.key for op, outcome in history

@@ -423,6 +423,7 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def cmd_vopr(args: argparse.Namespace) -> int:
+    from novacron.raft.node import RaftNode
     from sim.raft.planted_bugs import PLANTED_BUGS
     from sim.raft.vopr import run_seeds
 
@@ -435,12 +436,11 @@ def cmd_vopr(args: argparse.Namespace) -> int:
     if args.plant is not None and args.plant not in PLANTED_BUGS:
         raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
     node_class = PLANTED_BUGS[args.plant] if args.plant else None
-    print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}" + (f" with planted bug {args.plant}" if args.plant else ""),
-          flush=True)
+    print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}, {args.generator} generator"
+          + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
     progress = not args.no_progress and sys.stderr.isatty()
-    if node_class is None:
-        return run_seeds(seeds, progress=progress)
-    return run_seeds(seeds, progress=progress, node_class=node_class)
+    return run_seeds(seeds, progress=progress, node_class=node_class or RaftNode, generator=args.generator,
+                     plant=args.plant, trace_dir=args.trace_dir)
 
 
 def cmd_raft_fig16(args: argparse.Namespace) -> int:
@@ -466,15 +466,21 @@ def cmd_raft_fig16(args: argparse.Namespace) -> int:
 
 def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     vopr = sub.add_parser("vopr", help="deterministic simulation testing of the Raft managers",
-                          description="Run random Raft clusters (3-7 managers) under random faults, one "
-                                      "seed each, checking Raft's safety properties after every step and "
-                                      "linearizability at the end. Exit 1 with the seed and a trace on a "
-                                      "violation; --seed S replays one seed exactly.")
+                          description="Run random Raft clusters (1-7 managers) under random faults, one "
+                                      "seed each, checking Raft's safety properties after every step, "
+                                      "liveness after every heal and linearizability at the end. Exit 1 with "
+                                      "the seed, a trace and a full-trace file on a violation; --seed S "
+                                      "replays one seed exactly.")
     vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
     vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
     vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
-                      "old-term-commit, no-election-restriction, forget-vote")
+                      "old-term-commit, no-election-restriction, forget-vote, stale-read, no-log-matching, "
+                      "leader-keeps-term")
+    vopr.add_argument("--generator", choices=("swarm", "classic"), default="swarm",
+                      help="plan generator: swarm (random subsets of fault kinds, 1-7 voters; default) or classic")
+    vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
+                      help="where the full trace of a failing seed is written (default vopr-traces/)")
     vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     vopr.set_defaults(handler=cmd_vopr)
     fig = sub.add_parser("raft-fig16", help="the Raft paper's Figure 16 experiment in simulation",

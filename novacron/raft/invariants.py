@@ -13,12 +13,18 @@ Figure 3 of the Raft paper lists five properties that hold at all times:
   carries the same command and follows an entry of the same term, so the checker keeps one
   record per pair and compares every newly written entry with it (``RaftLog.rewritten_from``
   tells which entries a step wrote).
-- Leader Completeness: an entry committed in term T is in the log of every leader of a term
-  above T. A node that sees an entry committed registers it with its own current term (an
-  upper bound of T); a node that becomes leader of term L must hold every registered entry
-  whose bound is below L.
+- Leader Completeness, exactly: an entry committed in term T is in the log of every leader of
+  a term above T. The leader that commits an entry is checked in the step that commits it, so
+  the first node seen committing it is that leader and its term is T (not a bound). The check
+  runs both ways: a node that becomes leader of term L must hold every entry committed in a
+  term below L, and an entry committed in term T is looked up in the log that every leader of
+  a term above T held when it was elected (kept per election), which catches the leader
+  elected *before* the lower-term commit became visible.
 - State Machine Safety: no two servers apply different entries at one index. Every node's newly
-  committed entries, and every applied entry, are compared with the first one seen per index.
+  committed entries, and every applied entry, are compared with the first one seen per index;
+  so are the state machine's contents after each applied index and every snapshot (taken or
+  installed) with the contents at its index. Each node applies without gaps: the next index
+  after the last applied one, or after the snapshot it restarted from or installed.
 
 Each check only looks at what changed since the node was last checked, so checking after every
 step costs about as much as the step itself. A violation raises ``SafetyViolation``.
@@ -39,6 +45,23 @@ class SafetyViolation(AssertionError):
         self.detail = detail
 
 
+@dataclass(frozen=True, slots=True)
+class _ElectionLog:
+    """The terms of a leader's log when it was elected (for the exact Leader Completeness check)."""
+
+    leader: int
+    snapshot_index: int
+    snapshot_term: int
+    terms: tuple[int, ...]
+    """``terms[i]`` is the term of entry ``snapshot_index + 1 + i``."""
+
+    def term(self, index: int) -> int | None:
+        if index == self.snapshot_index:
+            return self.snapshot_term
+        offset = index - self.snapshot_index - 1
+        return self.terms[offset] if 0 <= offset < len(self.terms) else None
+
+
 @dataclass(slots=True)
 class _NodeWatermarks:
     checked_last: int = 0
@@ -47,21 +70,32 @@ class _NodeWatermarks:
     leader_truncations: int = 0
     leader_last_index: int = 0
     leader_last_term: int = 0
+    snapshot_index: int = -1
 
 
 class SafetyChecker:
-    def __init__(self) -> None:
+    def __init__(self, *, check_gaps: bool = False) -> None:
+        """``check_gaps`` needs a runtime that reports crashes (``forget_node`` when a node goes
+        down) and snapshot installs (``installed_snapshot``) and passes ``base_index``."""
+        self.check_gaps = check_gaps
         self.leaders_by_term: dict[int, int] = {}
         self.entries_seen: dict[tuple[int, int], tuple[int, int, bytes]] = {}
         self.committed: dict[int, Entry] = {}
         self.commit_term: dict[int, int] = {}
         self.applied: dict[int, Entry] = {}
+        self.states: dict[int, bytes] = {}
+        """The state machine's contents right after applying each index (the first node's)."""
+        self.applied_upto: dict[int, int] = {}
+        self.elections: dict[int, _ElectionLog] = {}
+        self._last_election_term = 0
         self._nodes: dict[int, _NodeWatermarks] = {}
         self.checks = 0
 
     def forget_node(self, node_id: int) -> None:
-        """A node restarted: its volatile watermarks start over (its persisted log is re-checked)."""
+        """A node crashed or restarted: its volatile watermarks start over (its persisted log is
+        re-checked) and it applies again from its persisted snapshot."""
         self._nodes.pop(node_id, None)
+        self.applied_upto.pop(node_id, None)
 
     def check(self, node: RaftNode) -> None:
         self.checks += 1
@@ -76,6 +110,9 @@ class SafetyChecker:
         self._check_new_entries(node, marks)
         if node.log.committed != marks.checked_commit:
             self._check_commits(node, marks)
+        if node.log.snapshot.index != marks.snapshot_index:
+            self._check_snapshot(node)
+            marks.snapshot_index = node.log.snapshot.index
 
     def _check_leader(self, node: RaftNode, marks: _NodeWatermarks) -> None:
         log = node.log
@@ -84,6 +121,7 @@ class SafetyChecker:
             if first != node.id:
                 raise SafetyViolation("Election Safety", f"nodes {first} and {node.id} both lead term {node.term}")
             self._check_completeness(node)
+            self._record_election(node)
             marks.leader_term = node.term
         elif (log.truncations != marks.leader_truncations or log.last_index() < marks.leader_last_index
               or log.term(marks.leader_last_index) not in (marks.leader_last_term, None)):
@@ -101,6 +139,37 @@ class SafetyChecker:
             if log.term(index) != entry.term:
                 raise SafetyViolation("Leader Completeness", f"leader {node.id} of term {node.term} lacks entry "
                                       f"{index} (term {entry.term}) committed in term {self.commit_term[index]}")
+
+    def _record_election(self, node: RaftNode) -> None:
+        log = node.log
+        terms = tuple(entry.term for entry in log.slice(log.first_index(), log.last_index() + 1))
+        self.elections[node.term] = _ElectionLog(node.id, log.snapshot.index, log.snapshot.term, terms)
+        self._last_election_term = max(self._last_election_term, node.term)
+
+    def _check_earlier_elections(self, entry: Entry, commit_term: int) -> None:
+        """An entry committed in ``commit_term`` must be in every later-term leader's log."""
+        if commit_term >= self._last_election_term:
+            return
+        for term, election in self.elections.items():
+            if term <= commit_term or entry.index < election.snapshot_index:
+                continue
+            if election.term(entry.index) != entry.term:
+                raise SafetyViolation("Leader Completeness", f"leader {election.leader} of term {term} was elected "
+                                      f"without entry {entry.index} (term {entry.term}), committed in term "
+                                      f"{commit_term}")
+
+    def _check_snapshot(self, node: RaftNode) -> None:
+        snapshot = node.log.snapshot
+        if snapshot.index == 0:
+            return
+        entry = self.committed.get(snapshot.index)
+        if entry is not None and entry.term != snapshot.term:
+            raise SafetyViolation("State Machine Safety", f"node {node.id} holds a snapshot at {snapshot.index} of "
+                                  f"term {snapshot.term}; term {entry.term} was committed there")
+        state = self.states.get(snapshot.index)
+        if state is not None and state != snapshot.data:
+            raise SafetyViolation("State Machine Safety", f"node {node.id}'s snapshot at {snapshot.index} differs "
+                                  "from the state machine other nodes had after applying that index")
 
     def _check_new_entries(self, node: RaftNode, marks: _NodeWatermarks) -> None:
         log = node.log
@@ -129,13 +198,35 @@ class SafetyChecker:
             if known != entry:
                 raise SafetyViolation("State Machine Safety", f"node {node.id} committed {entry.index} "
                                       f"(term {entry.term}) but term {known.term} was committed there before")
-            # The entry was committed by a leader of this node's term or earlier: an upper bound
-            # that never flags a stale leader elected before the commit.
-            self.commit_term.setdefault(entry.index, node.term)
+            if entry.index not in self.commit_term:
+                # The first node seen with the entry committed is the leader that committed it
+                # (it is checked in the very step that commits), so this is the exact term.
+                self.commit_term[entry.index] = node.term
+                self._check_earlier_elections(entry, node.term)
         marks.checked_commit = log.committed
 
-    def check_applied(self, node_id: int, entry: Entry) -> None:
+    def check_applied(self, node_id: int, entry: Entry, state: bytes | None = None, base_index: int = 0) -> None:
+        """``entry`` was applied, leaving the state machine's contents ``state``; ``base_index``
+        is the snapshot the node's state machine started from if it has not applied since."""
         known = self.applied.setdefault(entry.index, entry)
         if known != entry:
             raise SafetyViolation("State Machine Safety", f"node {node_id} applied entry {entry.index} of term "
                                   f"{entry.term}; another node applied term {known.term} there")
+        previous = self.applied_upto.get(node_id, base_index)
+        if self.check_gaps and entry.index != previous + 1:
+            raise SafetyViolation("State Machine Safety", f"node {node_id} applied entry {entry.index} right "
+                                  f"after {previous} (the applied sequence has a gap or goes back)")
+        self.applied_upto[node_id] = entry.index
+        if state is not None:
+            first = self.states.setdefault(entry.index, state)
+            if first != state:
+                raise SafetyViolation("State Machine Safety", f"node {node_id}'s state machine after applying "
+                                      f"{entry.index} differs from another node's at that index")
+
+    def installed_snapshot(self, node_id: int, index: int) -> None:
+        """A node's state machine was replaced by a snapshot at ``index``; it applies on from there."""
+        previous = self.applied_upto.get(node_id, 0)
+        if index < previous:
+            raise SafetyViolation("State Machine Safety", f"node {node_id} installed a snapshot at {index} after "
+                                  f"applying up to {previous}")
+        self.applied_upto[node_id] = index

@@ -14,14 +14,16 @@ Linearizability is compositional (Herlihy & Wing, section 3.3 "locality"): a his
 linearizable iff its projection on every object is, so the checker runs one search per key
 with a one-register model, which keeps each search small.
 
-A search may be given a budget (``max_explored_per_key`` configurations): a key whose search
-exhausts it is *undecided*, and the verdict is "unknown" -- neither a pass nor a violation -- so
-a checker run on a long real history always ends (Knossos and Porcupine bound their searches the
-same way).
-
 Operations whose outcome is unknown (the client timed out, its manager crashed) have
 ``response_s = inf``: they may take effect at any point after invocation, or never. Reads whose
-outcome is unknown tell nothing and should be left out of the history.
+outcome is unknown tell nothing and should be left out of the history. A pending put whose
+value no read returned (and no other put wrote) is dropped before the search: "never" is then
+always a valid choice for it (a read linearized after it would have returned its value), and
+these puts are what makes searches explode.
+
+The search may be given a budget of configurations per key. When it runs out the answer is
+*unknown*, never "linearizable": ``LinearizabilityResult.unknown_keys`` lists those keys and the
+caller must count and report them (the vopr prints every seed with an unknown verdict).
 """
 
 from __future__ import annotations
@@ -56,47 +58,44 @@ class Operation:
 @dataclass(frozen=True, slots=True)
 class LinearizabilityResult:
     ok: bool
-    """True only when every key was shown linearizable (an undecided key is not ok)."""
+    """No violation found. Not a proof when ``unknown_keys`` is non-empty: read ``verdict``."""
     key: str | None = None
     """The first key found NOT linearizable (a violation), if any."""
     history: tuple[Operation, ...] = ()
     explored: int = 0
-    undecided: tuple[str, ...] = ()
-    """Keys whose search ran out of budget: neither shown linearizable nor a violation."""
+    unknown_keys: tuple[str, ...] = ()
+    """Keys whose search ran out of budget: neither proven linearizable nor refuted."""
 
     @property
     def verdict(self) -> str:
-        if self.key is not None:
+        if not self.ok:
             return "violation"
-        return "unknown" if self.undecided else "linearizable"
+        return "unknown" if self.unknown_keys else "linearizable"
 
 
-def check_history(operations: Iterable[Operation], max_explored_per_key: int | None = None) -> LinearizabilityResult:
+def check_history(operations: Iterable[Operation], budget: int | None = None) -> LinearizabilityResult:
+    """Check every key; ``budget`` caps the configurations explored per key (None: no cap)."""
     by_key: dict[str, list[Operation]] = defaultdict(list)
     for op in operations:
         by_key[op.key].append(op)
     explored = 0
-    undecided: list[str] = []
+    unknown: list[str] = []
     for key in sorted(by_key):
-        ok, count = _search(by_key[key], None, max_explored_per_key)
+        ok, count = check_register(by_key[key], budget=budget)
         explored += count
         if ok is None:
-            undecided.append(key)
+            unknown.append(key)
         elif not ok:
             return LinearizabilityResult(False, key, tuple(sorted(by_key[key], key=lambda o: o.invoke_s)), explored,
-                                         tuple(undecided))
-    return LinearizabilityResult(not undecided, explored=explored, undecided=tuple(undecided))
+                                         tuple(unknown))
+    return LinearizabilityResult(True, explored=explored, unknown_keys=tuple(unknown))
 
 
-def check_register(operations: list[Operation], initial: str | None = None) -> tuple[bool, int]:
-    """Is this single-key history linearizable? Returns (verdict, configurations explored)."""
-    ok, explored = _search(operations, initial, None)
-    return bool(ok), explored
-
-
-def _search(operations: list[Operation], initial: str | None, budget: int | None) -> tuple[bool | None, int]:
-    """Wing & Gong's search with Lowe's cache; ``None`` when ``budget`` configurations did not decide."""
-    ops = sorted(operations, key=lambda o: o.invoke_s)
+def check_register(operations: list[Operation], initial: str | None = None,
+                   budget: int | None = None) -> tuple[bool | None, int]:
+    """Is this single-key history linearizable? Returns (verdict, configurations explored);
+    the verdict is None (unknown) if more than ``budget`` configurations would be needed."""
+    ops = sorted(_without_unobserved_pending_puts(operations), key=lambda o: o.invoke_s)
     completed_mask = 0
     for i, op in enumerate(ops):
         if op.completed:
@@ -114,6 +113,16 @@ def _search(operations: list[Operation], initial: str | None, budget: int | None
         seen.add((done, state))
         stack.extend(_successors(ops, done, state))
     return False, len(seen)
+
+
+def _without_unobserved_pending_puts(operations: list[Operation]) -> list[Operation]:
+    read_values = {op.value for op in operations if op.kind == GET}
+    writers: dict[str | None, int] = defaultdict(int)
+    for op in operations:
+        if op.kind == PUT:
+            writers[op.value] += 1
+    return [op for op in operations
+            if op.completed or op.kind != PUT or op.value in read_values or writers[op.value] > 1]
 
 
 def _successors(ops: list[Operation], done: int, state: str | None) -> list[tuple[int, str | None]]:

@@ -60,6 +60,13 @@ class Manager:
     node: RaftNode | None = None
     incarnation: int = 0
     pending_reads: list[ReadState] = field(default_factory=list)
+    clock_rate: float = 1.0
+    """How fast this manager's clock runs (ticks every ``tick_s / clock_rate`` seconds)."""
+    paused_until_s: float = 0.0
+    burst_ticks: int = 0
+
+    def paused(self, now_s: float) -> bool:
+        return self.paused_until_s > now_s
 
     @property
     def alive(self) -> bool:
@@ -152,8 +159,17 @@ class RaftCluster:
         was_leader = manager.node.role == LEADER
         manager.node = None
         manager.incarnation += 1
+        manager.paused_until_s = 0.0
         for hook in self.hooks:
             hook.crashed(self, manager, was_leader)
+
+    def pause(self, node_id: int, until_s: float, *, burst_ticks: int = 0) -> None:
+        """Freeze a manager (as SIGSTOP does) until ``until_s``: its ticks and the messages that
+        reach it wait. On resume it first runs ``burst_ticks`` ticks at once (a timer that
+        catches up), then steps the queued messages in arrival order."""
+        manager = self.managers[node_id]
+        manager.paused_until_s = max(manager.paused_until_s, until_s)
+        manager.burst_ticks = burst_ticks
 
     def restart(self, node_id: int) -> None:
         manager = self.managers[node_id]
@@ -236,13 +252,22 @@ class RaftCluster:
             manager = self.managers[payload]  # type: ignore[index]
             if manager.node is None or manager.incarnation != tag:
                 return
-            self._push(self.now_s + self.settings.tick_s, TICK, payload, tag)
-            manager.node.tick()
-            self._after_input(manager)
+            if manager.paused(self.now_s):
+                self._push(manager.paused_until_s, TICK, payload, tag)
+                return
+            self._push(self.now_s + self.settings.tick_s / manager.clock_rate, TICK, payload, tag)
+            for _ in range(1 + manager.burst_ticks):
+                if manager.node is not None:
+                    manager.node.tick()
+                    self._after_input(manager)
+            manager.burst_ticks = 0
         elif kind == DELIVER:
             message: Message = payload  # type: ignore[assignment]
             manager = self.managers.get(message.dst)  # type: ignore[assignment]
             if manager is None or manager.node is None:
+                return
+            if manager.paused(self.now_s):
+                self._push(manager.paused_until_s, DELIVER, message, 0)
                 return
             manager.node.step(message)
             self._after_input(manager)

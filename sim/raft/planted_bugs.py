@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from novacron.raft.messages import HardState, Message, MessageType
-from novacron.raft.node import RaftNode
+from novacron.raft.messages import HardState, Message, MessageType, ReadState
+from novacron.raft.node import LEADER, RaftNode
 from novacron.raft.progress import quorum_index
 
 
@@ -44,8 +44,44 @@ class ForgetsItsVote(RaftNode):
         return HardState(self.term, 0, self.log.committed)
 
 
+class ServesReadsWithoutConfirmingLeadership(RaftNode):
+    """Answers ReadIndex at once, trusting that it still leads (dissertation 6.4 requires a
+    heartbeat round first). The general form of the single-voter shortcut that served a stale
+    read after a leader removed itself: a deposed leader that has not heard of its successor
+    serves reads that miss the successor's writes."""
+
+    def _start_read(self, context: bytes) -> None:
+        self._read_states.append(ReadState(self.log.committed, context))
+
+
+class SkipsLogMatchingCheck(RaftNode):
+    """Accepts an AppendEntries whose previous entry it holds with another term (Figure 2's
+    receiver rule 2 checks that term), so entries land after a prefix that differs from the
+    leader's."""
+
+    def _handle_append(self, m: Message) -> None:
+        held = self.log.term(m.index)
+        if held is not None and held != m.log_term and m.index >= self.log.committed:
+            m = Message(m.type, m.src, m.dst, m.term, index=m.index, log_term=held, commit=m.commit,
+                        entries=m.entries, context=m.context)
+        super()._handle_append(m)
+
+
+class LeaderIgnoresHigherTerm(RaftNode):
+    """A leader that sees a higher term adopts it but keeps leading (Figure 2: "if RPC request or
+    response contains term T > currentTerm: set currentTerm = T, convert to follower")."""
+
+    def step(self, m: Message) -> None:
+        if self.role == LEADER and m.term > self.term and m.type != MessageType.PRE_VOTE:
+            self.term, self.vote = m.term, 0
+        super().step(m)
+
+
 PLANTED_BUGS: Mapping[str, type[RaftNode]] = MappingProxyType({
     "old-term-commit": CommitsEntriesOfOldTerms,
     "no-election-restriction": IgnoresElectionRestriction,
     "forget-vote": ForgetsItsVote,
+    "stale-read": ServesReadsWithoutConfirmingLeadership,
+    "no-log-matching": SkipsLogMatchingCheck,
+    "leader-keeps-term": LeaderIgnoresHigherTerm,
 })

@@ -2,55 +2,78 @@
 
 Theory of operation
 -------------------
-One seed is one experiment, and everything in it derives from the seed (``RunSeeds(seed)``):
-the cluster size (3 to 7 managers), the network profile and its fault rates (loss, duplication,
-reordering), whether PreVote/CheckQuorum are on, how often managers crash and restart, how
-often the network partitions (symmetric, asymmetric or one node isolated) and heals, how often
-the leader is asked to transfer leadership or to add or remove a voter, and how often state
-machines compact into snapshots. Each seed draws its own *rates*, so some seeds are calm and
-some are storms (TigerBeetle's "swarm testing", ``docs/internals/vopr.md``).
+One seed is one experiment, and everything in it derives from the seed (``RunSeeds(seed)``).
+Two plan generators turn a seed into a cluster and a fault schedule:
 
-After every step of every node the ``SafetyChecker`` checks the five properties of Figure 3 of
-the Raft paper. Clients write unique values and read keys through the leader (reads use
-ReadIndex); at the end the history is checked for linearizability per key. A seed ends with a
-calm period (network healed, every manager restarted) so pending operations can finish.
+- ``swarm`` (the default, ``sim.raft.swarm``): each seed turns on a random subset of fault
+  kinds -- crash storms with snapshots every few entries, partitions and one-way cuts aimed at
+  the leader held for seconds, membership changes during partitions and leaders removing
+  themselves, clock rates of 0.5-1.5x, pauses followed by bursts, duplication storms -- on 1
+  to 7 voters;
+- ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed.
 
-After the calm period the cluster must also be live: one leader that has committed an entry of
-its term, every voter caught up with it. (Only when PreVote or CheckQuorum is on: without both, a
-server removed from the configuration that never learns it was removed disrupts every leader
-with ever higher terms -- a known limitation, dissertation section 4.2.3.)
+Checks, all of them on every seed:
 
-A violation is returned with the seed and the last events before it; ``novacron vopr --seed S``
-replays that seed exactly (same cluster, same faults, same trace).
+- after every step of every node, the five properties of Figure 3 of the Raft paper, plus the
+  state machine's contents and every snapshot compared across nodes at each index and the
+  applied sequence without gaps (``SafetyChecker``);
+- every read and write of ``CLIENTS`` clients, each with up to ``IN_FLIGHT`` requests in flight:
+  writes go to the leader, reads either to the leader (ReadIndex) or to a follower, which gets a
+  read index from its leader and serves once it has applied that far (dissertation 6.4.1).
+  At the end the history is checked for linearizability per key, with a budget of
+  ``LINEARIZABILITY_BUDGET`` configurations per key; a key over budget is *unknown*: the seed
+  passes its other checks but is counted and listed (``SeedResult.unknown_keys``), never
+  reported as linearizable;
+- liveness (only when PreVote or CheckQuorum is on: without both a server removed from the
+  configuration that never learns it disrupts every leader, dissertation 4.2.3): with the swarm
+  generator, ``LIVENESS_BOUND_S`` after every heal that no new fault follows, some leader must
+  have committed an entry of its term; and after the final calm period (network healed, every
+  manager up) also every voter must have caught up with it.
+
+A violation is returned with the seed and the last events before it; ``write_full_trace`` runs
+the seed again with every message, fault and client operation traced and writes that to a file
+(the run is deterministic, so the second run is the failing run). ``novacron vopr --seed S``
+replays a seed exactly (same cluster, same faults, same trace).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
+from typing import Protocol
 
 from novacron.raft.invariants import SafetyChecker, SafetyViolation
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.raft.log import RaftSafetyError
-from novacron.raft.messages import NO_NODE, ConfChange, Entry, ReadState
+from novacron.raft.messages import NO_NODE, ConfChange, Entry, Message, ReadState
 from novacron.raft.node import LEADER, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from novacron.statemachine import KeyValueStateMachine, encode_command
-from sim.network import PROFILES, NetworkModel
+from sim.network import PROFILES
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
+from sim.raft.swarm import LIVENESS_BOUND_S, MAX_MANAGERS, SwarmFaults, SwarmNetwork, SwarmPlan
 
-MAX_MANAGERS = 7
-KEYS = ("a", "b", "c")
-CLIENTS = 3
+GENERATORS = ("swarm", "classic")
+KEYS = ("a", "b", "c", "d", "e", "f")
+CLIENTS = 6
+IN_FLIGHT = 3
 CLIENT_TIMEOUT_S = 2.0
+LINEARIZABILITY_BUDGET = 200_000
+TRACE_TAIL_LINES = 40
+
+
+class LivenessViolation(AssertionError):
+    pass
 
 
 @dataclass(frozen=True)
 class VoprPlan:
-    """Everything a seed decides up front."""
+    """The classic generator: everything a seed decides up front."""
 
     seed: int
     managers: int
@@ -69,6 +92,7 @@ class VoprPlan:
     client_interval_s: float
     fault_window_s: float
     calm_s: float
+    generator: str = "classic"
 
     @classmethod
     def draw(cls, seed: int) -> VoprPlan:
@@ -87,28 +111,104 @@ class VoprPlan:
                    fault_window_s=rng.uniform(2.0, 6.0), calm_s=3.0)
 
     def describe(self) -> str:
-        return (f"{self.managers} managers, {self.profile} loss={self.loss:.3f} dup={self.duplicate:.3f} "
+        return (f"classic: {self.managers} managers, {self.profile} loss={self.loss:.3f} dup={self.duplicate:.3f} "
                 f"reorder={self.reorder:.3f} prevote={self.pre_vote} checkquorum={self.check_quorum} "
                 f"crash/s={self.crash_rate_s:.2f} partition/s={self.partition_rate_s:.2f} "
                 f"membership/s={self.membership_rate_s:.2f} transfer/s={self.transfer_rate_s:.2f} "
                 f"snapshot_every={self.snapshot_every} batch={self.max_entries_per_message} "
                 f"faults for {self.fault_window_s:.1f} s")
 
+    def settings(self) -> ClusterSettings:
+        return ClusterSettings(managers=self.managers, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                               snapshot_every=self.snapshot_every,
+                               max_entries_per_message=self.max_entries_per_message)
+
+    def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
+        profile = PROFILES[self.profile].with_faults(loss=self.loss, duplicate=self.duplicate, reorder=self.reorder)
+        return SwarmNetwork(profile, rng, trace=trace)
+
+
+class Plan(Protocol):
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def generator(self) -> str: ...
+
+    @property
+    def pre_vote(self) -> bool: ...
+
+    @property
+    def check_quorum(self) -> bool: ...
+
+    @property
+    def client_interval_s(self) -> float: ...
+
+    @property
+    def fault_window_s(self) -> float: ...
+
+    @property
+    def calm_s(self) -> float: ...
+
+    def describe(self) -> str: ...
+
+    def settings(self) -> ClusterSettings: ...
+
+    def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork: ...
+
+
+def draw_plan(seed: int, generator: str = "swarm") -> Plan:
+    if generator not in GENERATORS:
+        raise ValueError(f"generator {generator!r}: allowed: {', '.join(GENERATORS)}")
+    return SwarmPlan.draw(seed) if generator == "swarm" else VoprPlan.draw(seed)
+
 
 @dataclass
 class SeedResult:
     seed: int
     ok: bool
-    plan: VoprPlan
+    plan: Plan
     violation: str | None = None
     trace: list[str] = field(default_factory=list)
     steps: int = 0
     operations: int = 0
+    reads: int = 0
+    follower_reads: int = 0
     messages: int = 0
+    liveness_checks: int = 0
+    unknown_keys: tuple[str, ...] = ()
+    """Keys whose linearizability search ran out of budget: not a pass, counted and reported."""
+    plant: str | None = None
+
+    def replay_command(self) -> str:
+        command = f"novacron vopr --seed {self.seed}"
+        if self.plan.generator != "swarm":
+            command += f" --generator {self.plan.generator}"
+        return command + (f" --plant {self.plant}" if self.plant else "")
+
+
+class _Tracer:
+    """Collects trace lines: the last ``TRACE_TAIL_LINES`` always, every line when ``full``."""
+
+    def __init__(self, full: bool) -> None:
+        self.full = full
+        self.tail: deque[str] = deque(maxlen=TRACE_TAIL_LINES)
+        self.lines: list[str] = []
+        self.now: Callable[[], float] = lambda: 0.0
+
+    def __call__(self, line: str) -> None:
+        self.tail.append(line)
+        if self.full:
+            self.lines.append(line)
+
+    def detail(self, line: str) -> None:
+        """A line only the full trace keeps (messages, applies): too many for the tail."""
+        if self.full:
+            self.lines.append(f"{self.now():8.3f} {line}")
 
 
 class _Checking(Hook):
-    def __init__(self, checker: SafetyChecker, trace: deque[str]) -> None:
+    def __init__(self, checker: SafetyChecker, trace: _Tracer) -> None:
         self.checker = checker
         self.trace = trace
 
@@ -117,156 +217,266 @@ class _Checking(Hook):
             self.checker.check(manager.node)
 
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
-        self.checker.check_applied(manager.node_id, entry)
+        node = manager.node
+        base = node.log.snapshot.index if node is not None else 0
+        self.checker.check_applied(manager.node_id, entry, manager.state_machine.snapshot(), base)
+        self.trace.detail(f"node {manager.node_id} applied {entry.index} (term {entry.term}, {entry.data[:60]!r})")
 
     def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None:
         node = manager.node
         if node is not None:
-            self.trace.append(f"{cluster.now_s:8.3f} node {node.id} {old_role} -> {node.role} term {node.term} "
-                              f"leader {node.leader} last {node.log.last_index()} commit {node.log.committed}")
+            self.trace(f"{cluster.now_s:8.3f} node {node.id} {old_role} -> {node.role} term {node.term} "
+                       f"leader {node.leader} last {node.log.last_index()} commit {node.log.committed} "
+                       f"voters {list(node.voters)}")
 
     def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None:
-        self.trace.append(f"{cluster.now_s:8.3f} node {manager.node_id} crashed (leader={was_leader})")
+        self.checker.forget_node(manager.node_id)
+        self.trace(f"{cluster.now_s:8.3f} node {manager.node_id} crashed (leader={was_leader})")
 
     def restarted(self, cluster: RaftCluster, manager: Manager) -> None:
-        self.checker.forget_node(manager.node_id)
-        self.trace.append(f"{cluster.now_s:8.3f} node {manager.node_id} restarted")
+        self.trace(f"{cluster.now_s:8.3f} node {manager.node_id} restarted")
 
     def snapshot_installed(self, cluster: RaftCluster, manager: Manager, index: int) -> None:
-        self.trace.append(f"{cluster.now_s:8.3f} node {manager.node_id} installed snapshot {index}")
+        self.checker.installed_snapshot(manager.node_id, index)
+        self.trace(f"{cluster.now_s:8.3f} node {manager.node_id} installed snapshot {index}")
 
 
 @dataclass
-class _Pending:
+class _Request:
     client: int
     key: str
     kind: str
     value: str | None
     invoke_s: float
-    manager: int
+    leader: int
+    """The manager that proposes the write or hands out the read index."""
+    server: int
+    """The manager whose state machine answers the read (the leader, or a follower)."""
     index: int = 0
     term: int = 0
+    read_at: int = -1
 
 
 class _Clients(Hook):
-    """Clients that write unique values and read through ReadIndex, recording a history."""
+    """Clients that write unique values and read at leaders and followers, recording a history."""
 
-    def __init__(self, rng: Random, trace: deque[str]) -> None:
+    def __init__(self, rng: Random, trace: _Tracer) -> None:
         self.rng = rng
         self.trace = trace
         self.history: list[Operation] = []
-        self.pending: dict[int, _Pending] = {}
+        self.pending: dict[int, _Request] = {}
+        self.in_flight: dict[int, int] = dict.fromkeys(range(CLIENTS), 0)
+        self.follower_reads = 0
+        self.waiting: dict[int, set[int]] = {}
+        """Follower reads that have their read index, by serving manager, until it has applied that far."""
         self._counter = 0
 
     def issue(self, cluster: RaftCluster, client: int) -> None:
-        if client in self.pending:
+        if self.in_flight[client] >= IN_FLIGHT:
             return
-        alive = cluster.alive()
-        if not alive:
+        reachable = [m for m in cluster.alive() if not m.paused(cluster.now_s)]
+        if not reachable:
             return
-        node = self.rng.choice(alive).node
-        assert node is not None
-        if node.role != LEADER and node.leader != NO_NODE and cluster.node(node.leader) is not None:
-            node = cluster.node(node.leader)
-            assert node is not None
+        contact = self.rng.choice(reachable).node
+        assert contact is not None
+        leader = contact if contact.role == LEADER else self._known_leader(cluster, contact.leader)
         key = self.rng.choice(KEYS)
         self._counter += 1
+        rid = self._counter
+        if leader is None:
+            return
+        # Registered before the call: a single-voter leader commits, applies and answers within it.
         if self.rng.random() < 0.5:
-            value = f"{client}.{self._counter}"
-            op = _Pending(client, key, PUT, value, cluster.now_s, node.id)
-            placed = cluster.propose(node.id, encode_command(op="put", key=key, value=value))
+            value = f"{client}.{rid}"
+            request = _Request(client, key, PUT, value, cluster.now_s, leader.id, leader.id,
+                               index=leader.log.last_index() + 1, term=leader.term)
+            self._start(rid, request)
+            placed = cluster.propose(leader.id, encode_command(op="put", key=key, value=value))
             if placed is None:
+                self._finish(rid)
                 return
-            op.index, op.term = placed
+            assert placed == (request.index, request.term), "a leader appends at last index + 1 in its term"
         else:
-            op = _Pending(client, key, GET, None, cluster.now_s, node.id)
-            if not cluster.read_index(node.id, f"r{self._counter}".encode()):
+            at_follower = contact.id != leader.id and self.rng.random() < 0.5
+            server = contact.id if at_follower else leader.id
+            request = _Request(client, key, GET, None, cluster.now_s, leader.id, server)
+            self._start(rid, request)
+            if not cluster.read_index(leader.id, f"r{rid}".encode()):
+                self._finish(rid)
                 return
-            op.index = self._counter
-        self.pending[client] = op
+        self.trace.detail(f"client {client} invokes #{rid} {request.kind}({key}, {request.value}) at leader "
+                          f"{request.leader}, served by {request.server}")
+
+    @staticmethod
+    def _known_leader(cluster: RaftCluster, leader_id: int) -> RaftNode | None:
+        if leader_id == NO_NODE or leader_id not in cluster.managers:
+            return None
+        manager = cluster.managers[leader_id]
+        return manager.node if manager.node is not None and not manager.paused(cluster.now_s) else None
 
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
-        for client, op in list(self.pending.items()):
-            if op.kind == PUT and op.manager == manager.node_id and op.index == entry.index:
-                del self.pending[client]
-                if entry.term == op.term:
-                    self.history.append(Operation(client, op.key, PUT, op.value, op.invoke_s, cluster.now_s))
+        for rid, request in list(self.pending.items()):
+            if request.kind == PUT and request.leader == manager.node_id and request.index == entry.index:
+                self._finish(rid)
+                if entry.term == request.term:
+                    self._record(rid, request, request.value, cluster.now_s)
                 # else: another leader's entry took the slot, so this put never took effect
 
     def read_ready(self, cluster: RaftCluster, manager: Manager, read: ReadState) -> None:
-        for client, op in list(self.pending.items()):
-            if op.kind == GET and op.manager == manager.node_id and read.context == f"r{op.index}".encode():
-                del self.pending[client]
-                state_machine = manager.state_machine
-                assert isinstance(state_machine, KeyValueStateMachine)
-                self.history.append(Operation(client, op.key, GET, state_machine.get(op.key), op.invoke_s,
-                                              cluster.now_s))
+        rid = int(read.context[1:])
+        request = self.pending.get(rid)
+        if request is None or request.kind != GET or request.leader != manager.node_id:
+            return
+        request.read_at = read.index
+        if not self._maybe_serve(cluster, rid, request):
+            self.waiting.setdefault(request.server, set()).add(rid)
+
+    def stepped(self, cluster: RaftCluster, manager: Manager) -> None:
+        waiting = self.waiting.get(manager.node_id)
+        if not waiting or manager.node is None:
+            return
+        for rid in sorted(waiting):
+            self._maybe_serve(cluster, rid, self.pending[rid])
+
+    def _maybe_serve(self, cluster: RaftCluster, rid: int, request: _Request) -> bool:
+        server = cluster.managers[request.server]
+        if server.node is None or server.paused(cluster.now_s) or server.node.log.applied < request.read_at:
+            return False
+        state_machine = server.state_machine
+        assert isinstance(state_machine, KeyValueStateMachine)
+        self._finish(rid)
+        if request.server != request.leader:
+            self.follower_reads += 1
+        self._record(rid, request, state_machine.get(request.key), cluster.now_s)
+        return True
+
+    def _start(self, rid: int, request: _Request) -> None:
+        self.pending[rid] = request
+        self.in_flight[request.client] += 1
+
+    def _finish(self, rid: int) -> None:
+        request = self.pending.pop(rid)
+        self.in_flight[request.client] -= 1
+        waiting = self.waiting.get(request.server)
+        if waiting is not None:
+            waiting.discard(rid)
+
+    def _record(self, rid: int, request: _Request, value: str | None, response_s: float) -> None:
+        op = Operation(request.client, request.key, request.kind, value, request.invoke_s, response_s)
+        self.history.append(op)
+        self.trace.detail(f"client {request.client} #{rid} done: {op.describe()}")
 
     def expire(self, now_s: float, *, all_pending: bool = False) -> None:
-        for client, op in list(self.pending.items()):
-            if all_pending or now_s - op.invoke_s > CLIENT_TIMEOUT_S:
-                self._give_up(client, op)
+        for rid, request in list(self.pending.items()):
+            if all_pending or now_s - request.invoke_s > CLIENT_TIMEOUT_S:
+                self._give_up(rid, request)
 
     def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None:
-        for client, op in list(self.pending.items()):
-            if op.manager == manager.node_id:
-                self._give_up(client, op)
+        for rid, request in list(self.pending.items()):
+            lost_leader = request.leader == manager.node_id and request.read_at < 0
+            if lost_leader or (request.kind == GET and request.server == manager.node_id):
+                self._give_up(rid, request)
 
-    def _give_up(self, client: int, op: _Pending) -> None:
-        del self.pending[client]
-        if op.kind == PUT:  # it may still take effect: its response time is unknown
-            self.history.append(Operation(client, op.key, PUT, op.value, op.invoke_s, math.inf))
+    def _give_up(self, rid: int, request: _Request) -> None:
+        self._finish(rid)
+        if request.kind == PUT:  # it may still take effect: its response time is unknown
+            self.history.append(Operation(request.client, request.key, PUT, request.value, request.invoke_s,
+                                          math.inf))
+        # a read with an unknown outcome tells nothing: left out
 
 
-NodeFactory = Callable[..., RaftNode]
+NodeFactory = type[RaftNode]
 
 
-def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, trace_lines: int = 25) -> SeedResult:
-    plan = VoprPlan.draw(seed)
+def _traced(node_class: NodeFactory, tracer: _Tracer) -> NodeFactory:
+    """A subclass of ``node_class`` that writes every message it steps into the full trace."""
+
+    class Traced(node_class):  # type: ignore[valid-type,misc]
+        def step(self, m: Message) -> None:
+            tracer.detail(f"node {self.id} (term {self.term} {self.role}) steps {m.describe()}"
+                          + (f" commit={m.commit}" if m.commit else ""))
+            super().step(m)
+
+    return Traced
+
+
+def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = "swarm",
+             full_trace: bool = False, plant: str | None = None) -> SeedResult:
+    plan = draw_plan(seed, generator)
     seeds = RunSeeds(seed)
-    trace: deque[str] = deque(maxlen=trace_lines)
-    profile = PROFILES[plan.profile].with_faults(loss=plan.loss, duplicate=plan.duplicate, reorder=plan.reorder)
-    network = NetworkModel(profile, seeds.python("vopr.network"))
-    checker = SafetyChecker()
-    clients = _Clients(seeds.python("vopr.clients"), trace)
-    settings = ClusterSettings(managers=plan.managers, pre_vote=plan.pre_vote, check_quorum=plan.check_quorum,
-                               snapshot_every=plan.snapshot_every,
-                               max_entries_per_message=plan.max_entries_per_message)
-    result = SeedResult(seed, True, plan)
+    tracer = _Tracer(full_trace)
+    network = plan.network(seeds.python("vopr.network"), tracer.detail if full_trace else None)
+    checker = SafetyChecker(check_gaps=True)
+    clients = _Clients(seeds.python("vopr.clients"), tracer)
+    result = SeedResult(seed, True, plan, plant=plant)
+    live = plan.pre_vote or plan.check_quorum
+    node_class = _traced(node_class, tracer) if full_trace else node_class
+    faults: SwarmFaults | None = None
+    if isinstance(plan, SwarmPlan):
+        faults = SwarmFaults(network, plan, seeds.python("vopr.faults"), tracer,
+                             on_heal=lambda: _check_liveness_later(cluster, faults, result) if live else None)
+        node_class = faults.node_class(node_class)
     try:
-        cluster = RaftCluster(settings, network, seeds.python("vopr.cluster"),
-                              hooks=[_Checking(checker, trace), clients], node_class=node_class)
-        _schedule_faults(cluster, plan, seeds.python("vopr.faults"), trace)
+        cluster = RaftCluster(plan.settings(), network, seeds.python("vopr.cluster"),
+                              hooks=[_Checking(checker, tracer), clients], node_class=node_class)
+        tracer.now = lambda: cluster.now_s
+        tracer(f"{0.0:8.3f} plan: {plan.describe()}")
+        if faults is not None:
+            faults.schedule(cluster)
+        else:
+            _schedule_classic_faults(cluster, plan, seeds.python("vopr.faults"), tracer)  # type: ignore[arg-type]
         _schedule_clients(cluster, plan, clients)
         cluster.run_until(plan.fault_window_s)
-        _calm_down(cluster, trace)
+        _calm_down(cluster, tracer)
         cluster.run_until(plan.fault_window_s + plan.calm_s)
         clients.expire(cluster.now_s, all_pending=True)
-        verdict = check_history(clients.history)
-        stuck = _liveness_problem(cluster) if plan.pre_vote or plan.check_quorum else None
+        result.steps, result.messages = cluster.steps, network.sent
+        verdict = check_history(clients.history, budget=LINEARIZABILITY_BUDGET)
+        result.unknown_keys = verdict.unknown_keys
+        stuck = _liveness_problem(cluster, catch_up=True) if live else None
         if not verdict.ok:
             result.ok = False
             result.violation = f"Linearizability: the history of key {verdict.key!r} is not linearizable"
-            trace.extend(op.describe() for op in verdict.history[-trace_lines:])
+            for op in verdict.history[-TRACE_TAIL_LINES:]:
+                tracer(op.describe())
         elif stuck is not None:
             result.ok = False
             result.violation = f"Liveness: {stuck}, {plan.calm_s:g} s after the faults stopped"
-        result.steps, result.messages = cluster.steps, network.sent
-    except (SafetyViolation, RaftSafetyError) as exc:
+    except (SafetyViolation, RaftSafetyError, LivenessViolation) as exc:
         result.ok = False
         result.violation = str(exc)
     result.operations = len(clients.history)
-    result.trace = list(trace)
+    result.reads = sum(1 for op in clients.history if op.kind == GET)
+    result.follower_reads = clients.follower_reads
+    result.trace = tracer.lines if full_trace else list(tracer.tail)
     return result
 
 
-def _liveness_problem(cluster: RaftCluster) -> str | None:
-    """After the calm period one leader must have committed in its term and every voter caught up."""
+def _check_liveness_later(cluster: RaftCluster, faults: SwarmFaults | None, result: SeedResult) -> None:
+    """The cluster is whole again: unless a new fault starts first, it must be live within the bound."""
+    assert faults is not None
+    healed_at = faults.state.changes
+
+    def check() -> None:
+        if faults.state.changes != healed_at:
+            return
+        result.liveness_checks += 1
+        problem = _liveness_problem(cluster, catch_up=False)
+        if problem is not None:
+            raise LivenessViolation(f"Liveness: {problem}, {LIVENESS_BOUND_S:g} s after the last fault healed "
+                                    f"at {cluster.now_s - LIVENESS_BOUND_S:.3f} s")
+    cluster.schedule(cluster.now_s + LIVENESS_BOUND_S, check)
+
+
+def _liveness_problem(cluster: RaftCluster, *, catch_up: bool) -> str | None:
+    """Some leader must have committed in its term; with ``catch_up`` every voter caught up too."""
     leader = cluster.leader()
     if leader is None:
         return "no leader"
     if leader.log.term(leader.log.committed) != leader.term:
         return f"leader {leader.id} has not committed an entry of its term {leader.term}"
+    if not catch_up:
+        return None
     commit = leader.log.committed
     behind = [v for v in leader.voters if (node := cluster.node(v)) is None or node.log.committed < commit]
     if behind:
@@ -274,13 +484,15 @@ def _liveness_problem(cluster: RaftCluster) -> str | None:
     return None
 
 
-def _schedule_clients(cluster: RaftCluster, plan: VoprPlan, clients: _Clients) -> None:
+def _schedule_clients(cluster: RaftCluster, plan: Plan, clients: _Clients) -> None:
+    end_s = plan.fault_window_s + plan.calm_s - CLIENT_TIMEOUT_S / 2
+
     def tick(client: int, at_s: float) -> None:
         def fire() -> None:
             clients.expire(cluster.now_s)
             clients.issue(cluster, client)
             nxt = cluster.now_s + clients.rng.expovariate(1 / plan.client_interval_s)
-            if nxt < plan.fault_window_s + plan.calm_s - CLIENT_TIMEOUT_S / 2:
+            if nxt < end_s:
                 tick(client, nxt)
         cluster.schedule(at_s, fire)
 
@@ -288,8 +500,11 @@ def _schedule_clients(cluster: RaftCluster, plan: VoprPlan, clients: _Clients) -
         tick(client, 0.5 + client * 0.01)
 
 
-def _schedule_faults(cluster: RaftCluster, plan: VoprPlan, rng: Random, trace: deque[str]) -> None:
-    kinds: list[tuple[float, Callable[[RaftCluster, Random, deque[str]], None]]] = [
+# -- the classic generator's faults ------------------------------------------------------------------
+
+
+def _schedule_classic_faults(cluster: RaftCluster, plan: VoprPlan, rng: Random, trace: _Tracer) -> None:
+    kinds: list[tuple[float, Callable[[RaftCluster, Random, _Tracer], None]]] = [
         (plan.crash_rate_s, _crash_one), (plan.partition_rate_s, _partition),
         (plan.membership_rate_s, _change_membership), (plan.transfer_rate_s, _transfer)]
     for rate, action in kinds:
@@ -301,7 +516,7 @@ def _schedule_faults(cluster: RaftCluster, plan: VoprPlan, rng: Random, trace: d
             at_s += rng.expovariate(rate)
 
 
-def _crash_one(cluster: RaftCluster, rng: Random, trace: deque[str]) -> None:
+def _crash_one(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
     alive = cluster.alive()
     if not alive:
         return
@@ -312,22 +527,22 @@ def _crash_one(cluster: RaftCluster, rng: Random, trace: deque[str]) -> None:
     cluster.schedule(cluster.now_s + rng.uniform(0.05, 2.0), lambda: cluster.restart(victim))
 
 
-def _partition(cluster: RaftCluster, rng: Random, trace: deque[str]) -> None:
+def _partition(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
     ids = sorted(cluster.managers)
     rng.shuffle(ids)
     cut = rng.randint(1, len(ids) - 1)
     groups = [ids[:cut], ids[cut:]]
     symmetric = rng.random() < 0.7
     cluster.network.partition(groups, symmetric=symmetric)
-    trace.append(f"{cluster.now_s:8.3f} partition {groups} symmetric={symmetric}")
+    trace(f"{cluster.now_s:8.3f} partition {groups} symmetric={symmetric}")
 
     def heal() -> None:
         cluster.network.heal()
-        trace.append(f"{cluster.now_s:8.3f} network healed")
+        trace(f"{cluster.now_s:8.3f} network healed")
     cluster.schedule(cluster.now_s + rng.uniform(0.1, 2.5), heal)
 
 
-def _change_membership(cluster: RaftCluster, rng: Random, trace: deque[str]) -> None:
+def _change_membership(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
     leader = cluster.leader()
     if leader is None:
         return
@@ -340,45 +555,63 @@ def _change_membership(cluster: RaftCluster, rng: Random, trace: deque[str]) -> 
     else:
         change = ConfChange("remove", rng.choice(voters))
     if cluster.propose_conf_change(leader.id, change) is not None:
-        trace.append(f"{cluster.now_s:8.3f} leader {leader.id} proposes {change.action} {change.node_id}")
+        trace(f"{cluster.now_s:8.3f} leader {leader.id} proposes {change.action} {change.node_id}")
 
 
-def _transfer(cluster: RaftCluster, rng: Random, trace: deque[str]) -> None:
+def _transfer(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
     leader = cluster.leader()
     if leader is None or len(leader.voters) < 2:
         return
     target = rng.choice([v for v in leader.voters if v != leader.id] or [leader.id])
     if cluster.transfer_leadership(leader.id, target):
-        trace.append(f"{cluster.now_s:8.3f} leader {leader.id} transfers to {target}")
+        trace(f"{cluster.now_s:8.3f} leader {leader.id} transfers to {target}")
 
 
-def _calm_down(cluster: RaftCluster, trace: deque[str]) -> None:
+def _calm_down(cluster: RaftCluster, trace: _Tracer) -> None:
     cluster.network.heal()
     cluster.network.set_profile(PROFILES["lan"])
     for node_id in sorted(cluster.managers):
         cluster.restart(node_id)
-    trace.append(f"{cluster.now_s:8.3f} calm: network healed and fault-free, every manager up")
+    trace(f"{cluster.now_s:8.3f} calm: network healed and fault-free, every manager up")
+
+
+# -- running many seeds ---------------------------------------------------------------------------------
 
 
 def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactory = RaftNode,
+              generator: str = "swarm", plant: str | None = None, trace_dir: Path = Path("vopr-traces"),
               out: Callable[[str], None] = print) -> int:
-    """Run seeds in order; stop at the first violation, print it and return 1 (else 0)."""
+    """Run seeds in order; stop at the first violation, print it, write its full trace, return 1."""
     from tqdm import tqdm
 
-    steps = operations = 0
+    steps = operations = reads = follower_reads = liveness = 0
+    unknown: list[int] = []
+    started_s = time.perf_counter()
     with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="vopr") as bar:
         for done, seed in enumerate(bar, start=1):
-            result = run_seed(seed, node_class=node_class)
+            result = run_seed(seed, node_class=node_class, generator=generator, plant=plant)
             steps += result.steps
             operations += result.operations
+            reads += result.reads
+            follower_reads += result.follower_reads
+            liveness += result.liveness_checks
+            if result.unknown_keys:
+                unknown.append(seed)
             if not progress and done % 1000 == 0:
                 out(f"vopr: {done}/{len(seeds)} seeds passed")
             if not result.ok:
                 bar.close()
                 report_failure(result, out)
+                path = write_full_trace(result, trace_dir, node_class)
+                out(f"  full trace: {path}")
                 return 1
-    out(f"vopr: {len(seeds)} seeds passed ({steps} steps checked, {operations} client operations "
-        "linearizable)")
+    wall_s = time.perf_counter() - started_s
+    out(f"vopr: {len(seeds)} seeds passed ({generator} generator; {steps} steps checked, {operations} client "
+        f"operations linearizable, {reads} reads of which {follower_reads} at followers, {liveness} liveness "
+        f"checks after heals; {len(seeds) / wall_s:.1f} seeds/s)")
+    if unknown:
+        out(f"vopr: UNKNOWN linearizability (search over budget) on {len(unknown)} seeds, not counted as "
+            f"passed for those keys: {unknown[:20]}")
     return 0
 
 
@@ -388,4 +621,16 @@ def report_failure(result: SeedResult, out: Callable[[str], None] = print) -> No
     out("  last events:")
     for line in result.trace:
         out(f"    {line}")
-    out(f"  replay: novacron vopr --seed {result.seed}")
+    out(f"  replay: {result.replay_command()}")
+
+
+def write_full_trace(result: SeedResult, directory: Path, node_class: NodeFactory = RaftNode) -> Path:
+    """Run the failing seed again with every event traced; write it to a file and return its path."""
+    again = run_seed(result.seed, node_class=node_class, generator=result.plan.generator, full_trace=True,
+                     plant=result.plant)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"seed-{result.seed}-{result.plan.generator}" + (f"-{result.plant}" if result.plant else "") + ".txt"
+    path = directory / name
+    lines = [f"seed {result.seed}: {again.violation}", f"replay: {again.replay_command()}", *again.trace]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,457 @@
+"""The vopr's swarm-testing plan generator: each seed draws which kinds of fault it injects.
+
+Theory of operation
+-------------------
+Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012) gives each test run a random *subset*
+of the features a generator could use, instead of all of them at once: a run with only crashes
+and small snapshots reaches deep crash histories that a run also busy with partitions and
+clock skew dilutes away. ``SwarmPlan.draw(seed)`` turns every fault kind on with probability
+one half and draws its intensity, so across seeds every combination and intensity occurs.
+
+The kinds, each aimed at schedules that the earlier generator (``classic``) never drew:
+
+- ``crash``: crash storms (up to several crashes a second, half of them the leader), with
+  snapshots every few entries so restarts and InstallSnapshot mix with log repair; and crashes
+  at the worst moments, right after a durable write. A leader crashes after persisting the
+  Ready of its election, of new entries or of a commit-index advance, *in the middle of sending
+  its messages*: only a random subset of its peers (maybe none) gets them
+  (``SwarmNetwork.silenced``), or within 40 ms of its election;
+  this leaves entries on a minority and commits nobody else heard of -- the histories of
+  Figure 8. A voter crashes right after it granted a vote and is back within 50 ms or 0.5 s,
+  still in that term, so a second candidate of the term may ask it again;
+- ``partition``: a random split, symmetric or one-way, held for up to seconds;
+- ``leader-cut``: cuts aimed at the current leader, held 0.5-4 s: it cannot send, cannot
+  receive, or one link to or from it is cut one way;
+- ``membership``: voters added and removed, often by a leader removing itself, and often right
+  as a partition or cut starts (so the change and the partition overlap);
+- ``clock``: per-manager clock rates of 0.5-1.5x;
+- ``pause``: a manager (often the leader), or several at once as when their host stalls,
+  frozen for 1-3 s, then a burst of catch-up ticks and of the messages that queued up
+  (``RaftCluster.pause``);
+- ``duplication``: storms in which every message arrives 2-3 times, each copy delayed by up
+  to tens of milliseconds (heavy reordering);
+- ``loss``: steady message loss of up to 10 %;
+- ``transfer``: leadership transfers;
+- ``elections``: several voters time out at the same instant (as after a host hiccup), so
+  candidates of one term compete and split votes.
+
+Cluster sizes are 1 to 7 voters, weighted towards the small ones (1 and 2 voters are the
+corner cases of quorums and of a leader removing itself).
+
+``FaultState`` tracks which faults are active; when the last one ends (a *heal*), the vopr checks
+after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness_later``).
+Simultaneous time-outs, membership changes and leadership transfers restart that bound too: each
+may legitimately leave the cluster without a leader for an election's time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from random import Random
+
+from novacron.raft.messages import NO_NODE, ConfChange, Ready
+from novacron.raft.node import LEADER, RaftNode, Stored
+from novacron.seeding import RunSeeds
+from sim.network import PROFILES, LinkProfile, NetworkModel
+from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
+
+MAX_MANAGERS = 7
+FAULT_KINDS = ("crash", "partition", "leader-cut", "membership", "clock", "pause", "duplication", "loss",
+               "transfer", "elections")
+CLUSTER_SIZES = (1, 2, 2, 3, 3, 3, 4, 5, 5, 6, 7)
+LIVENESS_BOUND_S = 3.0
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    """Everything a seed decides up front: the enabled fault kinds and their intensities."""
+
+    seed: int
+    managers: int
+    profile: str
+    kinds: frozenset[str]
+    pre_vote: bool
+    check_quorum: bool
+    loss: float
+    crash_rate_s: float
+    crash_new_leader_share: float
+    crash_after_vote_share: float
+    crash_before_send_share: float
+    partition_rate_s: float
+    cut_rate_s: float
+    membership_rate_s: float
+    remove_leader_share: float
+    pause_rate_s: float
+    storm_rate_s: float
+    storm_copies: int
+    storm_delay_s: float
+    transfer_rate_s: float
+    election_rate_s: float
+    clock_rates: tuple[float, ...]
+    """The clock rate of manager ``i`` is ``clock_rates[i - 1]``."""
+    snapshot_every: int
+    max_entries_per_message: int
+    client_interval_s: float
+    fault_window_s: float
+    calm_s: float
+    generator: str = "swarm"
+
+    @classmethod
+    def draw(cls, seed: int) -> SwarmPlan:
+        rng = RunSeeds(seed).python("vopr.swarm.plan")
+        kinds = frozenset(k for k in FAULT_KINDS if rng.random() < 0.5)
+
+        def rate(kind: str, low: float, high: float) -> float:
+            value = rng.uniform(low, high)  # drawn even when off, so plans stay comparable
+            return value if kind in kinds else 0.0
+
+        def log_rate(kind: str, low: float, high: float) -> float:
+            value = math.exp(rng.uniform(math.log(low), math.log(high)))
+            return value if kind in kinds else 0.0
+
+        clock = tuple(rng.uniform(0.5, 1.5) for _ in range(MAX_MANAGERS))
+        return cls(seed=seed, managers=rng.choice(CLUSTER_SIZES),
+                   profile=rng.choice(("lan", "lan", "wan30", "wan80")), kinds=kinds,
+                   pre_vote=rng.random() < 0.7, check_quorum=rng.random() < 0.7,
+                   loss=rate("loss", 0.0, 0.1), crash_rate_s=log_rate("crash", 0.1, 3.0),
+                   crash_new_leader_share=rate("crash", 0.0, 0.3), crash_after_vote_share=rate("crash", 0.0, 0.6),
+                   crash_before_send_share=rate("crash", 0.0, 0.3),
+                   partition_rate_s=rate("partition", 0.2, 1.5), cut_rate_s=rate("leader-cut", 0.2, 1.5),
+                   membership_rate_s=rate("membership", 0.3, 2.0), remove_leader_share=rng.uniform(0.2, 0.6),
+                   pause_rate_s=rate("pause", 0.2, 1.0), storm_rate_s=rate("duplication", 0.2, 1.0),
+                   storm_copies=rng.randint(2, 3), storm_delay_s=rng.uniform(0.005, 0.08),
+                   transfer_rate_s=rate("transfer", 0.2, 1.5), election_rate_s=rate("elections", 0.5, 4.0),
+                   clock_rates=clock if "clock" in kinds else (1.0,) * MAX_MANAGERS,
+                   snapshot_every=rng.choice((2, 3, 5, 8) if "crash" in kinds else (0, 4, 16, 64)),
+                   max_entries_per_message=rng.choice((1, 1, 2, 64)), client_interval_s=rng.uniform(0.02, 0.15),
+                   fault_window_s=rng.uniform(3.0, 7.0), calm_s=LIVENESS_BOUND_S)
+
+    def describe(self) -> str:
+        kinds = ",".join(k for k in FAULT_KINDS if k in self.kinds) or "none"
+        rates = " ".join(f"{n}={v:.2f}" for n, v in (
+            ("crash/s", self.crash_rate_s), ("crash-new-leader", self.crash_new_leader_share),
+            ("crash-after-vote", self.crash_after_vote_share),
+            ("crash-before-send", self.crash_before_send_share), ("partition/s", self.partition_rate_s),
+            ("cut/s", self.cut_rate_s),
+            ("membership/s", self.membership_rate_s), ("pause/s", self.pause_rate_s),
+            ("storm/s", self.storm_rate_s), ("transfer/s", self.transfer_rate_s),
+            ("elections/s", self.election_rate_s), ("loss", self.loss)) if v)
+        clocks = ",".join(f"{r:.2f}" for r in self.clock_rates[:self.managers])
+        return (f"swarm: {self.managers} managers, {self.profile}, faults [{kinds}] {rates} "
+                f"prevote={self.pre_vote} checkquorum={self.check_quorum} clocks=[{clocks}] "
+                f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
+                f"batch={self.max_entries_per_message} faults for {self.fault_window_s:.1f} s")
+
+    def settings(self) -> ClusterSettings:
+        return ClusterSettings(managers=self.managers, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                               snapshot_every=self.snapshot_every,
+                               max_entries_per_message=self.max_entries_per_message)
+
+    def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
+        return SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
+
+
+class SwarmNetwork(NetworkModel):
+    """``NetworkModel`` plus named one-way cuts (healed one by one) and duplication storms."""
+
+    def __init__(self, default: LinkProfile, rng: Random, *, trace: Callable[[str], None] | None = None) -> None:
+        super().__init__(default, rng)
+        self.cuts: dict[int, set[tuple[int, int]]] = {}
+        self.silenced: dict[int, frozenset[int]] = {}
+        """Nodes about to crash, with the peers that still get what they send now (a crash in the
+        middle of a broadcast): their other messages are lost."""
+        self.storm: tuple[int, float] | None = None
+        self.trace = trace
+        self._rng_storm = rng
+
+    def transmit(self, src: int, dst: int, size_bytes: int, now_s: float) -> list[float]:
+        reaches = self.silenced.get(src)
+        if (reaches is not None and dst not in reaches) or any((src, dst) in pairs for pairs in self.cuts.values()):
+            self.sent += 1
+            self.dropped += 1
+            return []
+        times = super().transmit(src, dst, size_bytes, now_s)
+        if self.storm is not None and times:
+            copies, delay_s = self.storm
+            rng = self._rng_storm
+            times = [t + rng.uniform(0.0, delay_s) for t in times]
+            times += [times[0] + rng.uniform(0.0, delay_s) for _ in range(copies - len(times))]
+        return times
+
+    def heal(self) -> None:
+        super().heal()
+        self.cuts.clear()
+        self.storm = None
+
+
+@dataclass
+class FaultState:
+    """Which faults are active now, and when the set last changed (for liveness after a heal)."""
+
+    active: int = 0
+    changes: int = 0
+
+    def begin(self) -> None:
+        self.active += 1
+        self.changes += 1
+
+    def end(self) -> bool:
+        """One fault ended; True if none is left (the cluster is whole again)."""
+        self.active -= 1
+        self.changes += 1
+        return self.active == 0
+
+
+Trace = Callable[[str], None]
+OnHeal = Callable[[], None]
+
+
+class SwarmFaults(Hook):
+    """Schedules a plan's faults on a cluster during its fault window (and, as a hook and through
+    ``node_class``, crashes nodes right after they win an election, commit or grant a vote).
+
+    Made before the cluster (the cluster needs ``node_class``); ``schedule(cluster)`` starts it."""
+
+    def __init__(self, network: SwarmNetwork, plan: SwarmPlan, rng: Random, trace: Trace,
+                 on_heal: OnHeal) -> None:
+        self.network, self.plan, self.rng = network, plan, rng
+        self.trace, self.on_heal = trace, on_heal
+        self.state = FaultState()
+        self._next_cut = 0
+        self._votes_seen: dict[int, tuple[int, int]] = {}
+        self._cluster: RaftCluster | None = None
+
+    @property
+    def cluster(self) -> RaftCluster:
+        assert self._cluster is not None, "schedule(cluster) first"
+        return self._cluster
+
+    def node_class(self, base: type[RaftNode]) -> type[RaftNode]:
+        """``base`` that may crash between persisting a Ready and sending its messages."""
+        if not self.plan.crash_before_send_share:
+            return base
+        faults = self
+
+        class CrashesBeforeSending(base):  # type: ignore[valid-type,misc]
+            def ready(self) -> Ready:
+                ready: Ready = super().ready()
+                faults.maybe_crash_before_send(self, ready)
+                return ready
+
+        return CrashesBeforeSending
+
+    def maybe_crash_before_send(self, node: RaftNode, ready: Ready) -> None:
+        cluster = self._cluster
+        if cluster is None or node.role != LEADER or cluster.now_s >= self.plan.fault_window_s:
+            return
+        elected = ready.soft_state is not None and node._prev_soft.role != LEADER
+        committed = ready.hard_state is not None and ready.hard_state.commit > node._prev_hard.commit
+        if not (elected or committed or ready.entries) or self.rng.random() >= self.plan.crash_before_send_share:
+            return
+        manager = cluster.managers[node.id]
+        peers = [v for v in node.voters if v != node.id]
+        self.network.silenced[node.id] = frozenset(self.rng.sample(peers, self.rng.randint(0, len(peers))))
+        what = "elected" if elected else "committed" if committed else f"appended {len(ready.entries)} entries"
+        cluster.schedule(cluster.now_s, lambda: self._crash_if_same(
+            manager, manager.incarnation, f"leader ({what}, before sending)", self.rng.uniform(0.01, 1.0)))
+
+    def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None:
+        node = manager.node
+        if (node is None or node.role != LEADER or cluster.now_s >= self.plan.fault_window_s
+                or self.rng.random() >= self.plan.crash_new_leader_share):
+            return
+        incarnation = manager.incarnation
+        at_s = cluster.now_s + self.rng.uniform(0.0, 0.04)
+        down_s = self.rng.choice((self.rng.uniform(0.001, 0.05), self.rng.uniform(0.05, 1.0)))
+        cluster.schedule(at_s, lambda: self._crash_if_same(manager, incarnation, "new leader", down_s))
+
+    def stepped(self, cluster: RaftCluster, manager: Manager) -> None:
+        node = manager.node
+        if node is None or not self.plan.crash_after_vote_share:
+            return
+        vote = (node.term, node.vote)
+        if self._votes_seen.get(manager.node_id) == vote:
+            return
+        self._votes_seen[manager.node_id] = vote
+        if (node.vote in (NO_NODE, node.id) or cluster.now_s >= self.plan.fault_window_s
+                or self.rng.random() >= self.plan.crash_after_vote_share):
+            return
+        incarnation = manager.incarnation
+        # Back at once (a second candidate of this term asks again) or later (a laggard asks).
+        down_s = self.rng.choice((self.rng.uniform(0.001, 0.05), self.rng.uniform(0.05, 0.5)))
+        cluster.schedule(cluster.now_s, lambda: self._crash_if_same(manager, incarnation, "voter", down_s))
+
+    def restarted(self, cluster: RaftCluster, manager: Manager) -> None:
+        self.network.silenced.pop(manager.node_id, None)
+
+    def _crash_if_same(self, manager: Manager, incarnation: int, who: str, down_s: float) -> None:
+        if manager.node is None or manager.incarnation != incarnation:
+            self.network.silenced.pop(manager.node_id, None)
+            return
+        self.cluster.crash(manager.node_id)
+        self.trace(f"{self._now()} {who} {manager.node_id} crashed at a bad moment, back in {down_s * 1000:.0f} ms")
+        self._hold(down_s, lambda: self.cluster.restart(manager.node_id))
+
+    def schedule(self, cluster: RaftCluster) -> None:
+        self._cluster = cluster
+        plan = self.plan
+        cluster.hooks.append(self)
+        for node_id, manager in cluster.managers.items():
+            manager.clock_rate = plan.clock_rates[node_id - 1]
+        actions: list[tuple[float, Callable[[], None]]] = [
+            (plan.crash_rate_s, self.crash), (plan.partition_rate_s, self.partition),
+            (plan.cut_rate_s, self.cut_leader), (plan.membership_rate_s, self.change_membership),
+            (plan.pause_rate_s, self.pause), (plan.storm_rate_s, self.storm), (plan.transfer_rate_s, self.transfer),
+            (plan.election_rate_s, self.elections)]
+        for rate_s, action in actions:
+            if rate_s <= 0:
+                continue
+            at_s = self.rng.expovariate(rate_s)
+            while at_s < plan.fault_window_s:
+                cluster.schedule(at_s, action)
+                at_s += self.rng.expovariate(rate_s)
+
+    def _now(self) -> str:
+        return f"{self.cluster.now_s:8.3f}"
+
+    def _hold(self, seconds: float, undo: Callable[[], None]) -> None:
+        """Count a fault as active until ``seconds`` from now, then undo it."""
+        self.state.begin()
+
+        def finish() -> None:
+            undo()
+            if self.state.end():
+                self.on_heal()
+        self.cluster.schedule(self.cluster.now_s + seconds, finish)
+
+    # -- the fault kinds ---------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        alive = self.cluster.alive()
+        if not alive:
+            return
+        leader = self.cluster.leader()
+        victim = leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
+        self.cluster.crash(victim)
+        self._hold(self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
+
+    def _add_cut(self, pairs: set[tuple[int, int]], what: str, seconds: float) -> None:
+        self._next_cut += 1
+        cut = self._next_cut
+        self.network.cuts[cut] = pairs
+        self.trace(f"{self._now()} cut {cut}: {what} for {seconds:.2f} s")
+
+        def heal() -> None:
+            self.network.cuts.pop(cut, None)
+            self.trace(f"{self._now()} cut {cut} healed")
+        self._hold(seconds, heal)
+        if self.plan.membership_rate_s and self.rng.random() < 0.5:
+            self.change_membership()
+
+    def partition(self) -> None:
+        ids = sorted(self.cluster.managers)
+        if len(ids) < 2:
+            return
+        self.rng.shuffle(ids)
+        cut = self.rng.randint(1, len(ids) - 1)
+        side, rest = ids[:cut], ids[cut:]
+        pairs = {(a, b) for a in side for b in rest}
+        symmetric = self.rng.random() < 0.6
+        if symmetric:
+            pairs |= {(b, a) for a, b in pairs}
+        self._add_cut(pairs, f"{sorted(side)} {'<->' if symmetric else '->'} {sorted(rest)}",
+                      self.rng.uniform(0.3, 3.0))
+
+    def cut_leader(self) -> None:
+        leader = self.cluster.leader()
+        if leader is None:
+            return
+        others = [i for i in sorted(self.cluster.managers) if i != leader.id]
+        if not others:
+            return
+        shape = self.rng.choice(("mute", "deaf", "link-out", "link-in"))
+        if shape == "mute":
+            pairs = {(leader.id, o) for o in others}
+        elif shape == "deaf":
+            pairs = {(o, leader.id) for o in others}
+        else:
+            chosen = self.rng.sample(others, self.rng.randint(1, len(others)))
+            pairs = {(leader.id, o) if shape == "link-out" else (o, leader.id) for o in chosen}
+        self._add_cut(pairs, f"leader {leader.id} {shape} {sorted(pairs)}", self.rng.uniform(0.5, 4.0))
+
+    def change_membership(self) -> None:
+        leader = self.cluster.leader()
+        if leader is None:
+            return
+        voters = leader.voters
+        outside = [i for i in range(1, MAX_MANAGERS + 1) if i not in voters]
+        roll = self.rng.random()
+        if roll < self.plan.remove_leader_share and len(voters) > 1:
+            change = ConfChange("remove", leader.id)
+        elif outside and (len(voters) <= 2 or roll < (1 + self.plan.remove_leader_share) / 2):
+            change = ConfChange("add", self.rng.choice(outside))
+            if change.node_id not in self.cluster.managers:
+                manager = self.cluster.add_manager(change.node_id, Stored())
+                manager.clock_rate = self.plan.clock_rates[change.node_id - 1]
+        else:
+            change = ConfChange("remove", self.rng.choice(voters))
+        if self.cluster.propose_conf_change(leader.id, change) is not None:
+            self.trace(f"{self._now()} leader {leader.id} proposes {change.action} {change.node_id}")
+            self._disrupted()
+
+    def pause(self) -> None:
+        alive = self.cluster.alive()
+        if not alive:
+            return
+        leader = self.cluster.leader()
+        victim = leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
+        victims = [victim]
+        if self.rng.random() < 0.4:  # several managers on one stalled host
+            victims = self.rng.sample([m.node_id for m in alive], self.rng.randint(1, len(alive)))
+        # A pause ends within the fault window: the calm period after it must be calm.
+        seconds = min(self.rng.uniform(1.0, 3.0), self.plan.fault_window_s - self.cluster.now_s)
+        burst = self.rng.randint(0, 2 * self.cluster.settings.election_ticks_max)
+        if seconds < 0.1:
+            return
+        for node_id in victims:
+            self.cluster.pause(node_id, self.cluster.now_s + seconds, burst_ticks=burst)
+        self.trace(f"{self._now()} nodes {victims} paused for {seconds:.2f} s, then {burst} ticks at once")
+        self._hold(seconds, lambda: None)
+
+    def storm(self) -> None:
+        if self.network.storm is not None:
+            return
+        self.network.storm = (self.plan.storm_copies, self.plan.storm_delay_s)
+        seconds = self.rng.uniform(0.5, 3.0)
+        self.trace(f"{self._now()} duplication storm ({self.plan.storm_copies} copies, up to "
+                   f"{self.plan.storm_delay_s * 1000:.0f} ms apart) for {seconds:.2f} s")
+
+        def calm() -> None:
+            self.network.storm = None
+        self._hold(seconds, calm)
+
+    def transfer(self) -> None:
+        leader = self.cluster.leader()
+        if leader is None or len(leader.voters) < 2:
+            return
+        target = self.rng.choice([v for v in leader.voters if v != leader.id])
+        if self.cluster.transfer_leadership(leader.id, target):
+            self.trace(f"{self._now()} leader {leader.id} transfers to {target}")
+            self._disrupted()
+
+    def elections(self) -> None:
+        followers = [m.node_id for m in self.cluster.alive() if m.node is not None and m.node.role != LEADER
+                     and m.node.promotable()]
+        if len(followers) < 2:
+            return
+        chosen = self.rng.sample(followers, self.rng.randint(2, len(followers)))
+        self.trace(f"{self._now()} nodes {chosen} time out at once")
+        for node_id in chosen:
+            self.cluster.campaign(node_id)
+        self._disrupted()
+
+    def _disrupted(self) -> None:
+        """Not a fault that lasts, but leadership may change: the liveness bound starts again."""
+        self._hold(0.0, lambda: None)
