@@ -36,22 +36,7 @@ from typing import Any
 
 import libvirt
 
-from novacron.migration.protocol import (
-    MIB,
-    AbortMigration,
-    ForceComplete,
-    JobStats,
-    JobStatus,
-    MigrationCommand,
-    MigrationParams,
-    MigrationType,
-    PowerState,
-    SetDowntimeLimit,
-    SetMaxBandwidth,
-    StartMigration,
-    StartPostcopy,
-    VMDescription,
-)
+from novacron.migration import protocol
 
 libvirt.registerErrorHandler(lambda _context, _error: None, None)  # errors arrive as exceptions
 
@@ -61,13 +46,13 @@ KIB = 1024
 DOWNTIME_APPLY_TIMEOUT_S = 10.0
 
 _POWER_STATES = {
-    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
-    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
-    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTOFF,
-    libvirt.VIR_DOMAIN_CRASHED: PowerState.SHUTOFF,
+    libvirt.VIR_DOMAIN_RUNNING: protocol.PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: protocol.PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: protocol.PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: protocol.PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: protocol.PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_SHUTOFF: protocol.PowerState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: protocol.PowerState.SHUTOFF,
 }
 
 
@@ -98,7 +83,7 @@ class HostDirectory:
 class _MigrationJob:
     """One migration started by ``execute``: the worker thread and what it left behind."""
 
-    command: StartMigration
+    command: protocol.StartMigration
     started_s: float
     worker: threading.Thread | None = None
     destination_host_id: str | None = None
@@ -106,20 +91,20 @@ class _MigrationJob:
     error_code: int = 0
     aborted: bool = False
     finished_s: float | None = None
-    final: JobStats | None = None
+    final: protocol.JobStats | None = None
     pending_downtime_ms: float | None = None
-    last_running: JobStats | None = None
+    last_running: protocol.JobStats | None = None
     postcopy_seen: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def migration_flags(kind: MigrationType, params: MigrationParams, persistent: bool) -> int:
+def migration_flags(kind: protocol.MigrationType, params: protocol.MigrationParams, persistent: bool) -> int:
     flags = 0
-    if kind is MigrationType.COLD:
+    if kind is protocol.MigrationType.COLD:
         return int(libvirt.VIR_MIGRATE_OFFLINE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
-    if kind in (MigrationType.LIVE, MigrationType.POSTCOPY):
+    if kind in (protocol.MigrationType.LIVE, protocol.MigrationType.POSTCOPY):
         flags |= libvirt.VIR_MIGRATE_LIVE
-    if kind is MigrationType.POSTCOPY or params.postcopy:
+    if kind is protocol.MigrationType.POSTCOPY or params.postcopy:
         flags |= libvirt.VIR_MIGRATE_POSTCOPY
     if params.auto_converge:
         flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
@@ -130,23 +115,23 @@ def migration_flags(kind: MigrationType, params: MigrationParams, persistent: bo
     return flags
 
 
-def migration_parameters(params: MigrationParams, migration_uri: str | None) -> dict[str, Any]:
+def migration_parameters(params: protocol.MigrationParams, migration_uri: str | None) -> dict[str, Any]:
     typed: dict[str, Any] = {}
     if migration_uri:
         typed[libvirt.VIR_MIGRATE_PARAM_URI] = migration_uri
     if params.max_bandwidth_bytes_s is not None:
-        typed[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(params.max_bandwidth_bytes_s / MIB))
+        typed[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(params.max_bandwidth_bytes_s / protocol.MIB))
     if params.xbzrle:
         typed[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
         typed[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_XBZRLE_CACHE] = params.xbzrle_cache_bytes
     return typed
 
 
-def job_stats_from_libvirt(vm_id: str, stats: Mapping[str, Any], status: JobStatus) -> JobStats:
+def job_stats_from_libvirt(vm_id: str, stats: Mapping[str, Any], status: protocol.JobStatus) -> protocol.JobStats:
     """Map libvirt's ``jobStats()`` dictionary onto the controller's observation."""
-    done = status is JobStatus.COMPLETED
+    done = status is protocol.JobStatus.COMPLETED
     downtime = stats.get("downtime")
-    return JobStats(
+    return protocol.JobStats(
         vm_id=vm_id, status=status,
         memory_total_bytes=int(stats.get("memory_total", 0)),
         memory_processed_bytes=int(stats.get("memory_processed", 0)),
@@ -233,14 +218,14 @@ class LibvirtHypervisor:
         if dom.isPersistent():
             dom.undefine()
 
-    def power_state(self, vm_id: str) -> PowerState:
+    def power_state(self, vm_id: str) -> protocol.PowerState:
         try:
             state, _reason = self.domain(vm_id).state()
         except KeyError:
-            return PowerState.ABSENT
-        return _POWER_STATES.get(state, PowerState.SHUTOFF)
+            return protocol.PowerState.ABSENT
+        return _POWER_STATES.get(state, protocol.PowerState.SHUTOFF)
 
-    def describe_vm(self, vm_id: str) -> VMDescription:
+    def describe_vm(self, vm_id: str) -> protocol.VMDescription:
         """The VM on this host or, after it migrated away, on whichever host of the directory holds
         it (the controller keeps addressing the source, as with the simulated hypervisor)."""
         if not self.has_vm(vm_id):
@@ -249,31 +234,31 @@ class LibvirtHypervisor:
                     return peer.describe_vm(vm_id)
         dom = self.domain(vm_id)
         _state, max_memory_kib, _memory_kib, vcpus, _cpu_time = dom.info()
-        return VMDescription(vm_id=vm_id, host_id=self._host_id, memory_bytes=int(max_memory_kib) * KIB,
+        return protocol.VMDescription(vm_id=vm_id, host_id=self._host_id, memory_bytes=int(max_memory_kib) * KIB,
                              vcpus=int(vcpus), power_state=self.power_state(vm_id))
 
     # -- the migration port ---------------------------------------------------------------------
 
-    def execute(self, command: MigrationCommand) -> None:
-        if isinstance(command, StartMigration):
+    def execute(self, command: protocol.MigrationCommand) -> None:
+        if isinstance(command, protocol.StartMigration):
             self._start_migration(command)
-        elif isinstance(command, AbortMigration):
+        elif isinstance(command, protocol.AbortMigration):
             self._abort(command.vm_id)
-        elif isinstance(command, SetDowntimeLimit):
+        elif isinstance(command, protocol.SetDowntimeLimit):
             job = self._jobs.get(command.vm_id)
             if job is not None:
                 job.pending_downtime_ms = command.downtime_limit_ms
             self._adjust(command.vm_id, lambda dom: dom.migrateSetMaxDowntime(round(command.downtime_limit_ms)))
-        elif isinstance(command, SetMaxBandwidth):
+        elif isinstance(command, protocol.SetMaxBandwidth):
             speed = (UNLIMITED_BANDWIDTH_MIB_S if command.max_bandwidth_bytes_s is None
-                     else max(1, round(command.max_bandwidth_bytes_s / MIB)))
+                     else max(1, round(command.max_bandwidth_bytes_s / protocol.MIB)))
             self._adjust(command.vm_id, lambda dom: dom.migrateSetMaxSpeed(speed))
-        elif isinstance(command, StartPostcopy):
+        elif isinstance(command, protocol.StartPostcopy):
             self._adjust(command.vm_id, lambda dom: dom.migrateStartPostCopy())
             job = self._jobs.get(command.vm_id)
             if job is not None and job.finished_s is None:
                 job.postcopy_seen = True  # QEMU switches at its next iteration; a poll may miss it
-        elif isinstance(command, ForceComplete):
+        elif isinstance(command, protocol.ForceComplete):
             self._adjust(command.vm_id, lambda dom: dom.suspend())  # nothing dirties: the copy converges
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown migration command {command!r}")
@@ -293,7 +278,7 @@ class LibvirtHypervisor:
                 raise
             job.worker.join(0.5)  # "no job active": it ended between the poll and this command
 
-    def _start_migration(self, command: StartMigration) -> None:
+    def _start_migration(self, command: protocol.StartMigration) -> None:
         previous = self._jobs.get(command.vm_id)
         if previous is not None and previous.finished_s is None:
             raise RuntimeError(f"{command.vm_id} is already migrating")
@@ -304,7 +289,7 @@ class LibvirtHypervisor:
         typed = migration_parameters(command.params, destination.migration_uri)
         job = _MigrationJob(command=command, started_s=time.monotonic(),
                             pending_downtime_ms=command.params.downtime_limit_ms)
-        if command.migration_type is not MigrationType.COLD:
+        if command.migration_type is not protocol.MigrationType.COLD:
             with contextlib.suppress(libvirt.libvirtError):  # applied again once the job runs
                 dom.migrateSetMaxDowntime(round(command.params.downtime_limit_ms))
         job.worker = threading.Thread(target=self._run_migration, args=(job, destination, typed, flags),
@@ -351,10 +336,10 @@ class LibvirtHypervisor:
         job.worker.join(timeout_s)
         return not job.worker.is_alive()
 
-    def job_stats(self, vm_id: str) -> JobStats:
+    def job_stats(self, vm_id: str) -> protocol.JobStats:
         job = self._jobs.get(vm_id)
         if job is None:
-            return JobStats(vm_id=vm_id, status=JobStatus.NONE)
+            return protocol.JobStats(vm_id=vm_id, status=protocol.JobStatus.NONE)
         with job.lock:
             finished = job.finished_s is not None
         if finished:
@@ -363,7 +348,7 @@ class LibvirtHypervisor:
             return job.final
         return self._running_stats(vm_id, job)
 
-    def _running_stats(self, vm_id: str, job: _MigrationJob) -> JobStats:
+    def _running_stats(self, vm_id: str, job: _MigrationJob) -> protocol.JobStats:
         try:
             dom = self.domain(vm_id)
             stats = dom.jobStats()
@@ -375,36 +360,36 @@ class LibvirtHypervisor:
             # returned (Finish/Confirm take a while): the switch-over, QEMU's "device" state.
             # An abort in progress is not a switch-over: keep reporting the last status.
             if job.last_running is None:
-                return JobStats(vm_id=vm_id, status=JobStatus.SETUP)
+                return protocol.JobStats(vm_id=vm_id, status=protocol.JobStatus.SETUP)
             if job.aborted:
                 return job.last_running
-            return dataclasses.replace(job.last_running, status=JobStatus.DEVICE)
+            return dataclasses.replace(job.last_running, status=protocol.JobStatus.DEVICE)
         self._apply_pending_downtime(dom, job)
-        status = JobStatus.ACTIVE
+        status = protocol.JobStatus.ACTIVE
         if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY:
-            status = JobStatus.POSTCOPY_ACTIVE
+            status = protocol.JobStatus.POSTCOPY_ACTIVE
             job.postcopy_seen = True
-        elif state == libvirt.VIR_DOMAIN_PAUSED or job.command.migration_type is MigrationType.WARM:
-            status = JobStatus.DEVICE  # paused by the migration (or warm: paused for the whole copy)
+        elif state == libvirt.VIR_DOMAIN_PAUSED or job.command.migration_type is protocol.MigrationType.WARM:
+            status = protocol.JobStatus.DEVICE  # paused by the migration (or warm: paused for the whole copy)
         job.last_running = dataclasses.replace(job_stats_from_libvirt(vm_id, stats, status),
                                                switched_to_postcopy=job.postcopy_seen)
         return job.last_running
 
     def _apply_pending_downtime(self, dom: libvirt.virDomain, job: _MigrationJob) -> None:
         """libvirt may reset QEMU's migration parameters when the job begins: set the limit again."""
-        if job.pending_downtime_ms is None or job.command.migration_type is MigrationType.COLD:
+        if job.pending_downtime_ms is None or job.command.migration_type is protocol.MigrationType.COLD:
             return
         with contextlib.suppress(libvirt.libvirtError):
             dom.migrateSetMaxDowntime(round(job.pending_downtime_ms))
             job.pending_downtime_ms = None
 
-    def _unfinished_stats(self, vm_id: str, job: _MigrationJob, wall_ms: float) -> JobStats:
+    def _unfinished_stats(self, vm_id: str, job: _MigrationJob, wall_ms: float) -> protocol.JobStats:
         """An aborted or failed job keeps the numbers it reached: libvirt's statistics of the
         ended job on the source (it keeps them for failed and cancelled jobs too) or, if the
         source cannot answer (its host died), the last poll's; the time is migrate3's wall time."""
         aborted = job.aborted or job.error_code == libvirt.VIR_ERR_OPERATION_ABORTED
-        status = JobStatus.CANCELLED if aborted else JobStatus.FAILED
-        last = job.last_running or JobStats(vm_id=vm_id, status=status)
+        status = protocol.JobStatus.CANCELLED if aborted else protocol.JobStatus.FAILED
+        last = job.last_running or protocol.JobStats(vm_id=vm_id, status=status)
         try:
             ended = job_stats_from_libvirt(vm_id, self.domain(vm_id).jobStats(
                 libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED), status)
@@ -416,7 +401,7 @@ class LibvirtHypervisor:
                                    dirty_sync_count=max(best.dirty_sync_count, last.dirty_sync_count),
                                    switched_to_postcopy=job.postcopy_seen)
 
-    def _final_stats(self, vm_id: str, job: _MigrationJob) -> JobStats:
+    def _final_stats(self, vm_id: str, job: _MigrationJob) -> protocol.JobStats:
         wall_ms = ((job.finished_s or job.started_s) - job.started_s) * 1000.0
         if job.destination_host_id is None:
             return self._unfinished_stats(vm_id, job, wall_ms)
@@ -425,15 +410,17 @@ class LibvirtHypervisor:
                 libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
         except (KeyError, libvirt.libvirtError):
             stats = {}
-        if job.command.migration_type is MigrationType.COLD:
-            return JobStats(vm_id=vm_id, status=JobStatus.COMPLETED, total_time_ms=wall_ms, downtime_ms=wall_ms)
+        if job.command.migration_type is protocol.MigrationType.COLD:
+            return protocol.JobStats(vm_id=vm_id, status=protocol.JobStatus.COMPLETED, total_time_ms=wall_ms,
+                                     downtime_ms=wall_ms)
         if not stats.get("time_elapsed"):
             # No completed statistics (seen after post-copy): the last poll's numbers, the wall
             # time of migrate3, and no downtime figure rather than a made-up one.
-            last = job.last_running or JobStats(vm_id=vm_id, status=JobStatus.COMPLETED)
-            downtime = wall_ms if job.command.migration_type is MigrationType.WARM else None
-            return dataclasses.replace(last, status=JobStatus.COMPLETED, total_time_ms=wall_ms, downtime_ms=downtime,
-                                       expected_downtime_ms=None, switched_to_postcopy=job.postcopy_seen)
+            last = job.last_running or protocol.JobStats(vm_id=vm_id, status=protocol.JobStatus.COMPLETED)
+            downtime = wall_ms if job.command.migration_type is protocol.MigrationType.WARM else None
+            return dataclasses.replace(last, status=protocol.JobStatus.COMPLETED, total_time_ms=wall_ms,
+                                       downtime_ms=downtime, expected_downtime_ms=None,
+                                       switched_to_postcopy=job.postcopy_seen)
         switched = job.postcopy_seen or int(stats.get("memory_postcopy_requests", 0)) > 0
-        return dataclasses.replace(job_stats_from_libvirt(vm_id, stats, JobStatus.COMPLETED),
+        return dataclasses.replace(job_stats_from_libvirt(vm_id, stats, protocol.JobStatus.COMPLETED),
                                    switched_to_postcopy=switched)

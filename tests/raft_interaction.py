@@ -31,19 +31,21 @@ import shlex
 from dataclasses import dataclass, field
 from random import Random
 
-from novacron.raft.invariants import SafetyChecker
-from novacron.raft.messages import (
+from novacron.raft import (
     ConfChange,
     Entry,
     EntryKind,
     HardState,
+    MemoryStorage,
     Message,
     MessageType,
+    RaftConfig,
+    RaftNode,
     Ready,
     Snapshot,
+    Stored,
 )
-from novacron.raft.node import RaftConfig, RaftNode, Stored
-from novacron.raft.storage import MemoryStorage
+from novacron.raft.invariants import SafetyChecker
 
 T = MessageType
 

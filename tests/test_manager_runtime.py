@@ -98,6 +98,15 @@ class InProcessCluster:
         await asyncio.sleep(0.05)
         return runtime
 
+    async def start_all(self) -> ManagerRuntime:
+        """Start every manager and return the leader they elect."""
+        for manager_id in self.ids:
+            await self.start(manager_id)
+        return await self.leader()
+
+    def a_follower(self, leader: ManagerRuntime) -> int:
+        return next(i for i in self.ids if i != leader.id)
+
     async def stop(self, manager_id: int) -> None:
         self.runtimes.pop(manager_id).stop()
         await self.tasks.pop(manager_id)
@@ -156,10 +165,8 @@ def test_one_manager_answers_propose_read_status_and_bad_requests(tmp_path: Path
 
 def test_followers_redirect_and_the_cluster_client_follows(tmp_path: Path) -> None:
     async def scenario(cluster: InProcessCluster) -> None:
-        for manager_id in cluster.ids:
-            await cluster.start(manager_id)
-        leader = await cluster.leader()
-        follower = next(i for i in cluster.ids if i != leader.id)
+        leader = await cluster.start_all()
+        follower = cluster.a_follower(leader)
         direct = await ManagerClient.connect(*cluster.client_addresses[follower])
         try:
             for reply in (await direct.propose(put("a", "1")), await direct.read("a")):
@@ -207,10 +214,8 @@ def test_a_lagging_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
     """Section 7: the leader compacted the entries the follower misses, so it sends InstallSnapshot."""
 
     async def scenario(cluster: InProcessCluster) -> None:
-        for manager_id in cluster.ids:
-            await cluster.start(manager_id)
-        leader = await cluster.leader()
-        lagging = next(i for i in cluster.ids if i != leader.id)
+        leader = await cluster.start_all()
+        lagging = cluster.a_follower(leader)
         await cluster.stop(lagging)
         client = ClusterClient(cluster.client_addresses)
         client.leader = leader.id

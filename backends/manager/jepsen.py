@@ -335,11 +335,8 @@ class JepsenReport:
     seed: int
     duration_s: float
     operations: int = 0
-    puts_ok: int = 0
-    puts_info: int = 0
-    puts_fail: int = 0
-    gets_ok: int = 0
-    gets_fail: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Operations counted by kind and outcome: ``"put ok"``, ``"put info"``, ``"get fail"``, ..."""
     verdict: str = "not run"
     violation_key: str | None = None
     undecided_keys: list[str] = field(default_factory=list)
@@ -357,8 +354,8 @@ class JepsenReport:
 
     def summary(self) -> str:
         return (f"{self.managers} managers, seed {self.seed}, {self.duration_s:.0f} s: {self.operations} ops "
-                f"(puts ok {self.puts_ok} / info {self.puts_info} / fail {self.puts_fail}; gets ok {self.gets_ok} / "
-                f"fail {self.gets_fail}), {self.elections} elections seen, {len(self.nemesis)} nemesis steps; "
+                f"({', '.join(f'{key} {n}' for key, n in sorted(self.outcomes.items()))}), "
+                f"{self.elections} elections seen, {len(self.nemesis)} nemesis steps; "
                 f"linearizability: {self.verdict} ({len(self.undecided_keys)} keys undecided, "
                 f"{self.explored} configurations); acknowledged writes lost after restart: "
                 f"{len(self.lost_acknowledged)}; managers crashed: {len(self.crashes)}; "
@@ -429,8 +426,8 @@ def judge(report: JepsenReport, history: list[tuple[Operation, str]], final: dic
     report.operations = len(history)
     ops: list[Operation] = []
     for op, outcome in history:
-        counter = f"{'puts' if op.kind == PUT else 'gets'}_{outcome}"
-        setattr(report, counter, getattr(report, counter) + 1)
+        key = f"{op.kind} {outcome}"
+        report.outcomes[key] = report.outcomes.get(key, 0) + 1
         if outcome != "fail":
             ops.append(op)
     end = max((op.response_s for op in ops if op.completed), default=0.0) + 1.0

@@ -2,14 +2,11 @@
 
 The port
 --------
-``novacron.ports.Hypervisor`` is what a runtime provides; ``sim.migration.hypervisor`` (a QEMU-faithful
-model) and ``backends`` (libvirt) implement it::
-
-    class Hypervisor(Protocol):
-        def host_id(self) -> str
-        def describe_vm(self, vm_id: str) -> VMDescription
-        def execute(self, command: MigrationCommand) -> None     # non-blocking
-        def job_stats(self, vm_id: str) -> JobStats              # a poll
+``novacron.ports.Hypervisor`` (the one definition of the port: ``host_id``, ``describe_vm``,
+a non-blocking ``execute(command)`` and a ``job_stats`` poll) is what a runtime provides;
+``sim.migration.hypervisor`` (a QEMU-faithful model) and ``backends.libvirt_hypervisor`` implement
+it. How each command maps onto libvirt (``migrate3`` flags and the ``migrateSet*`` calls) is
+written once, in the libvirt backend's docstring.
 
 Commands (``protocol.py``), controller -> hypervisor, addressed to the source host:
 
@@ -17,23 +14,16 @@ Commands (``protocol.py``), controller -> hypervisor, addressed to the source ho
 ``StartMigration``        vm, source, destination, ``MigrationType`` (cold/warm/live/postcopy) and
                           ``MigrationParams``: downtime limit (ms), max bandwidth (bytes/s or
                           None = unlimited), capabilities auto-converge, xbzrle (+ cache size),
-                          postcopy-ram. libvirt: ``migrate3``/``migrateToURI3`` flags LIVE,
-                          AUTO_CONVERGE, COMPRESSED, POSTCOPY; warm = not LIVE (paused copy);
-                          cold = OFFLINE|PERSIST_DEST.
-``SetDowntimeLimit``      QMP ``downtime-limit`` / ``migrateSetMaxDowntime``.
-``SetMaxBandwidth``       QMP ``max-bandwidth`` / ``migrateSetMaxSpeed`` (None = unlimited).
-``StartPostcopy``         QMP ``migrate-start-postcopy`` / ``migrateStartPostCopy``.
+                          postcopy-ram; warm is a paused copy, cold a copy of a shut-off VM.
+``SetDowntimeLimit``      QMP ``downtime-limit``.
+``SetMaxBandwidth``       QMP ``max-bandwidth`` (None = unlimited).
+``StartPostcopy``         QMP ``migrate-start-postcopy``.
 ``ForceComplete``         pause the source so the copy finishes (Nova's force-complete).
-``AbortMigration``        QMP ``migrate_cancel`` / ``abortJob``; the VM stays on the source.
+``AbortMigration``        QMP ``migrate_cancel``; the VM stays on the source.
 ========================  ========================================================================
 
-Observations, hypervisor -> controller: ``JobStats`` (QMP ``query-migrate`` / libvirt
-``jobStats``): ``status`` (``JobStatus``: setup, active, device, postcopy-active, completed,
-failed, cancelled), memory total / processed / remaining bytes, ``dirty_sync_count``,
-``dirty_rate_pages_s``, ``throughput_bytes_s``, ``expected_downtime_ms``, and once completed
-``downtime_ms``, ``total_time_ms``, ``setup_time_ms``; ``cpu_throttle_pct``,
-``postcopy_page_faults``, ``switched_to_postcopy`` (a short post-copy phase can fall between two
-polls); ``error`` when failed.
+Observations, hypervisor -> controller: ``JobStats``, one poll of the job (QMP ``query-migrate``);
+its fields, with the QEMU names they come from, are documented on the class in ``protocol.py``.
 
 The contract every implementation meets is the abstract suite ``tests/hypervisor_contract.py``
 (``HypervisorContract``: subclass it with ``make_hypervisor`` and ``wait``).
@@ -79,35 +69,3 @@ The scheduler's rebalancer speaks ``novacron.scheduler.admission.MoveAdmission``
 simulation, ``sim.migration.service.rebalancer_admission(ctx, controller, memory_gib_of)`` gives
 one over the run's one controller and the run's ``MigrationService.run_migration(...)`` runs the move.
 """
-
-from novacron.migration.protocol import (
-    AbortMigration,
-    ForceComplete,
-    JobStats,
-    JobStatus,
-    MigrationCommand,
-    MigrationParams,
-    MigrationType,
-    PowerState,
-    SetDowntimeLimit,
-    SetMaxBandwidth,
-    StartMigration,
-    StartPostcopy,
-    VMDescription,
-)
-
-__all__ = [
-    "AbortMigration",
-    "ForceComplete",
-    "JobStats",
-    "JobStatus",
-    "MigrationCommand",
-    "MigrationParams",
-    "MigrationType",
-    "PowerState",
-    "SetDowntimeLimit",
-    "SetMaxBandwidth",
-    "StartMigration",
-    "StartPostcopy",
-    "VMDescription",
-]

@@ -40,23 +40,9 @@ the remedy for that host (the evacuation rule). Its network and I/O headroom are
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AdmissionPolicy:
-    max_per_host: int = 2
-    max_global: int = 10
-    headroom_cpu_pct: float = 20.0
-    headroom_memory_pct: float = 10.0
-    headroom_network_pct: float = 30.0
-    headroom_io_pct: float = 20.0
-    rate_per_s: float = 2.0
-    burst: int = 10
-
-    def ceiling_pct(self, resource: str) -> float:
-        return 100.0 - float(getattr(self, f"headroom_{resource}_pct"))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HostLoad:
-    """A host's utilisation without migrations, in percent of capacity."""
+    """One share per resource, in percent of the host's capacity: a host's utilisation without
+    migrations, or the headroom an ``AdmissionPolicy`` keeps free."""
 
     cpu_pct: float = 0.0
     memory_pct: float = 0.0
@@ -65,6 +51,19 @@ class HostLoad:
 
     def get(self, resource: str) -> float:
         return float(getattr(self, f"{resource}_pct"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdmissionPolicy:
+    max_per_host: int = 2
+    max_global: int = 10
+    headroom: HostLoad = HostLoad(cpu_pct=20.0, memory_pct=10.0, network_pct=30.0, io_pct=20.0)
+    """The share of each resource kept free on every host, in percent of capacity."""
+    rate_per_s: float = 2.0
+    burst: int = 10
+
+    def ceiling_pct(self, resource: str) -> float:
+        return 100.0 - self.headroom.get(resource)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

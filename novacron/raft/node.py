@@ -82,9 +82,18 @@ class RaftConfig:
     def __post_init__(self) -> None:
         if self.node_id <= NO_NODE:
             raise ValueError(f"node_id must be >= 1, got {self.node_id}")
-        if not 0 < self.heartbeat_ticks < self.election_ticks_min <= self.election_ticks_max:
-            raise ValueError("need 0 < heartbeat_ticks < election_ticks_min <= election_ticks_max, got "
-                             f"{self.heartbeat_ticks}, {self.election_ticks_min}, {self.election_ticks_max}")
+        error = timing_error(self.heartbeat_ticks, self.election_ticks_min, self.election_ticks_max)
+        if error is not None:
+            raise ValueError(error)
+
+
+def timing_error(heartbeat_ticks: int, election_ticks_min: int, election_ticks_max: int) -> str | None:
+    """Why these timeouts cannot work, or None: heartbeats must come well inside the shortest
+    election timeout, or followers campaign against a healthy leader (section 5.2)."""
+    if 0 < heartbeat_ticks < election_ticks_min <= election_ticks_max:
+        return None
+    return ("need 0 < heartbeat_ticks < election_ticks_min <= election_ticks_max, got "
+            f"{heartbeat_ticks}, {election_ticks_min}, {election_ticks_max}")
 
 
 @dataclass(slots=True)

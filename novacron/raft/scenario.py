@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from novacron.config import ConfigError, spec
+from novacron.raft.node import RaftConfig, timing_error
 
 NETWORK_PROFILES = ("lan", "wan30", "wan80", "wan150", "fig16")
+RAFT = RaftConfig(node_id=1)
+"""The Raft timing defaults, owned by ``RaftConfig``; the scenario starts from them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -15,11 +18,13 @@ class RaftSection:
     network: str = spec("wan30", choices=NETWORK_PROFILES,
                         doc="manager network profile: lan, wan30/wan80/wan150 (RTT in ms), fig16")
     tick_ms: float = spec(10.0, min=0.1, max=1000, doc="Raft tick length")
-    heartbeat_ticks: int = spec(5, min=1, max=1000, doc="leader heartbeat interval in ticks")
-    election_ticks_min: int = spec(15, min=2, max=10000, doc="election timeout lower bound in ticks")
-    election_ticks_max: int = spec(30, min=2, max=10000, doc="election timeout upper bound in ticks")
-    pre_vote: bool = spec(True, doc="PreVote round before elections")
-    check_quorum: bool = spec(True, doc="leaders step down without a quorum; followers keep a lease")
+    heartbeat_ticks: int = spec(RAFT.heartbeat_ticks, min=1, max=1000, doc="leader heartbeat interval in ticks")
+    election_ticks_min: int = spec(RAFT.election_ticks_min, min=2, max=10000,
+                                     doc="election timeout lower bound in ticks")
+    election_ticks_max: int = spec(RAFT.election_ticks_max, min=2, max=10000,
+                                     doc="election timeout upper bound in ticks")
+    pre_vote: bool = spec(RAFT.pre_vote, doc="PreVote round before elections")
+    check_quorum: bool = spec(RAFT.check_quorum, doc="leaders step down without a quorum; followers keep a lease")
     formation_timeout_s: float = spec(120.0, min=1, max=3600, doc="give up on cluster formation after this")
     simulate_s: float = spec(30.0, min=0, max=86400, doc="how long the managers are simulated (0 = not at all)")
     leader_crash_at_s: float = spec(10.0, min=0, max=86400, doc="crash the leader at this time (0 = never)")
@@ -34,6 +39,6 @@ class RaftSection:
     snapshot_every: int = spec(50, min=0, max=1_000_000, doc="compact the log every N applied entries (0 = never)")
 
     def __post_init__(self) -> None:
-        if not 0 < self.heartbeat_ticks < self.election_ticks_min <= self.election_ticks_max:
-            raise ConfigError(f"raft: need heartbeat_ticks < election_ticks_min <= election_ticks_max, got "
-                              f"{self.heartbeat_ticks}, {self.election_ticks_min}, {self.election_ticks_max}")
+        error = timing_error(self.heartbeat_ticks, self.election_ticks_min, self.election_ticks_max)
+        if error is not None:
+            raise ConfigError(f"raft: {error}")

@@ -22,6 +22,10 @@ from novacron.scheduler.policies import (
     NumaScore,
     ResourceFit,
 )
+from novacron.scheduler.rebalance import RebalanceConfig
+
+REBALANCE = RebalanceConfig()
+"""The rebalancer's defaults, owned by ``RebalanceConfig``; the scenario starts from them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,11 +54,14 @@ class SchedulerConfig:
         "migration", choices=("migration", "caps"),
         doc="admit moves with the migration AdmissionController (cost, headroom, rate) or plain caps")
     rebalance_interval_s: float = spec(300.0, min=1, max=86400, doc="interval between rebalancing rounds")
-    imbalance_threshold_pct: float = spec(5.0, min=0, max=100,
+    imbalance_threshold_pct: float = spec(REBALANCE.imbalance_threshold_pct, min=0, max=100,
                                           doc="rebalance when the std-dev of host load exceeds this")
-    max_moves_per_host: int = spec(2, min=1, max=100, doc="concurrent migrations per host")
-    max_moves_total: int = spec(10, min=1, max=1000, doc="concurrent migrations in the cluster")
-    ping_pong_window_s: float = spec(1800.0, min=0, max=86400, doc="a moved VM is not moved again for this long")
+    max_moves_per_host: int = spec(REBALANCE.max_moves_per_host, min=1, max=100,
+                                   doc="concurrent migrations per host")
+    max_moves_total: int = spec(REBALANCE.max_moves_total, min=1, max=1000,
+                                doc="concurrent migrations in the cluster")
+    ping_pong_window_s: float = spec(REBALANCE.ping_pong_window_s, min=0, max=86400,
+                                      doc="a moved VM is not moved again for this long")
     vm_network_gbps_per_vcpu: float = spec(0.05, min=0, max=100, doc="network demand per vCPU")
     vm_iops_per_vcpu: float = spec(100.0, min=0, max=1e6, doc="disk I/O demand per vCPU")
     anti_affinity_group_size: int = spec(3, min=0, max=1000,
