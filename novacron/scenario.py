@@ -8,6 +8,7 @@ capability owns its section (``[cluster]``, ``[workload]``, ...); ``Scenario`` c
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -97,7 +98,19 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the scenario ({exc.strerror})") from None
-    return loads_scenario(text, origin=str(path))
+    return with_calibration_resolved(loads_scenario(text, origin=str(path)), path.parent)
+
+
+def with_calibration_resolved(scenario: Scenario, folder: Path | None) -> Scenario:
+    """Resolve ``[migration] calibration`` against the scenario's folder and check the profile
+    loads, so a bad profile is a one-line error before anything runs."""
+    if not scenario.migration.calibration:
+        return scenario
+    from novacron.app.profiles import load_profile, resolve_profile_path  # file I/O: the application layer
+
+    resolved = resolve_profile_path(scenario.migration.calibration, folder)
+    load_profile(resolved)
+    return dataclasses.replace(scenario, migration=dataclasses.replace(scenario.migration, calibration=resolved))
 
 
 def loads_scenario(text: str, *, origin: str) -> Scenario:
@@ -126,6 +139,6 @@ def resolve_scenario(name_or_path: str | None) -> tuple[Scenario, str]:
         return load_scenario(candidate), candidate.read_text()
     if name_or_path in builtin_scenario_names():
         text = builtin_scenario_text(name_or_path)
-        return loads_scenario(text, origin=f"<built-in {name_or_path}>"), text
+        return with_calibration_resolved(loads_scenario(text, origin=f"<built-in {name_or_path}>"), None), text
     raise ConfigError(f"{name_or_path}: no such scenario file or built-in scenario; built-in: "
                       f"{', '.join(builtin_scenario_names())}")
