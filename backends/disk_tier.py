@@ -235,6 +235,10 @@ class DiskTier:
     def delete_many(self, keys: Sequence[str]) -> int:
         return sum(self.delete(key) for key in keys)
 
+    def clear(self) -> int:
+        """Delete every entry (the hierarchy's way back after losing track of this tier)."""
+        return self.delete_many(list(self._stored))
+
     def purge_expired(self) -> int:
         """Delete the entries the shared expiry schedule says are due (``novacron.cache.expiry``)."""
         expired = self._expiry.due(self.clock.now_s())

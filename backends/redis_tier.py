@@ -53,9 +53,10 @@ failover tests use one primary, two replicas and N = 1 in both modes). Outside t
 - a primary cut off from its replicas (a partition, not a crash) still applies writes, which
   WAIT then refuses to acknowledge, but a reader still connected to it can see them until the
   sentinels or the cluster demote it (``min-replicas-to-write`` on the servers narrows this);
-- an overwrite L2 does not acknowledge (breaker open, failover in progress) leaves L2's older
-  copy in place, which the hierarchy serves once L1 has lost the key, until the key is written
-  again (the hierarchy does not yet invalidate keys whose L2 write it skipped or saw fail).
+- an overwrite or delete L2 does not acknowledge (breaker open, failover in progress) leaves
+  L2's older copy in place; the hierarchy remembers the key and never serves it from L2 until it
+  has deleted or rewritten it there (``novacron.cache.hierarchy``), but a write that timed out
+  and that a stalled server applies after that delete is outside what it can see.
 """
 
 from __future__ import annotations

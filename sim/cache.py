@@ -91,6 +91,10 @@ class TierModel:
         self._check()
         return self.inner.purge_expired()
 
+    def clear(self) -> int:
+        self._check()
+        return self.inner.clear()
+
     def draw_latencies_ms(self, rng: np.random.Generator, count: int, tick_s: float,
                           sigma: float) -> npt.NDArray[np.float64]:
         rho = 0.0 if self.ops_per_s_max is None else min(MAX_RHO, count / (self.ops_per_s_max * tick_s))

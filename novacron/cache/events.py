@@ -1,5 +1,5 @@
 """Cache events: statistics aggregated per interval (never one event per request), tier outages,
-and L1 capacity changes."""
+L1 capacity changes, and a tier the hierarchy lost track of and cleared."""
 
 from __future__ import annotations
 
@@ -49,3 +49,20 @@ class CacheTierResized(Event):
     cache_tier: str
     capacity_units: int
     hit_rate_pct: float
+
+
+@event
+class CacheTierTrackingOverflowed(Event):
+    """More keys than ``max_unsynced_keys`` missed their write or delete in a tier: the hierarchy
+    stops using the tier until it has cleared it (it might hold older values of any key)."""
+
+    cache_tier: str
+    unsynced_keys: int
+
+
+@event
+class CacheTierCleared(Event):
+    """The hierarchy emptied a tier it had lost track of, and uses it again."""
+
+    cache_tier: str
+    entries_removed: int

@@ -19,6 +19,38 @@ each tier has a ``CircuitBreaker`` so a dead tier (Redis down) is skipped withou
 timeouts, and retried after the breaker's reset timeout. So while L2 is down the hierarchy
 keeps serving from L1 and L3.
 
+Writes and deletes a tier missed
+--------------------------------
+A tier that is skipped (breaker open) or raises on a write or delete keeps whatever it held:
+after an overwrite, the older value; after a delete or a write-back invalidation, the deleted
+one; and a write that raised may or may not have been applied (a Redis timeout, a ``WAIT`` that
+too few replicas confirmed). Once the tiers above have lost the key, a read would fall through
+to that copy. So the hierarchy remembers, per tier, the keys whose write or delete (of any
+kind: ``set``, promotion, demotion, write-back, ``flush``, ``delete``, invalidation) that tier
+did not acknowledge (``unsynced``). Such a key is never read from that tier: a read that reaches
+it deletes it there first and counts a miss (the value found below is then promoted into it as
+usual); a later acknowledged write or delete of the key in that tier forgets it; ``reconcile``
+(run by every cleanup cycle) deletes all of them once the tier answers; and what the tier
+evicts of them is dropped, not demoted (it may be the older value). The set is bounded by
+``max_unsynced_keys`` per tier: past it the hierarchy stops tracking that tier
+(``CacheTierTrackingOverflowed``) and uses it for nothing, reads or writes, until it has cleared
+it (``clear()``, ``CacheTierCleared``) at the first moment its breaker lets a call through; a
+tier without ``clear`` then stays unused.
+
+The guarantee, for one hierarchy with every tier starting empty or in step with it: ``get``,
+``get_many`` and ``contains`` never return a value older than the latest ``set`` of the key, nor
+one a later ``delete`` removed, whatever tiers fail, skip or time out, under either write mode.
+It rests on what the tiers do, and holds only as far as they:
+- keep what they acknowledged: a Redis failover that loses an acknowledged write or delete
+  brings the older value back unnoticed (``backends.redis_tier``: ``wait_replicas``);
+- apply a write that raised, if ever, before they acknowledge a later call on the same key: a
+  stalled server that applies a timed-out write after the reconciling delete (on another
+  connection) leaves that value behind (only conditional, versioned writes in the tier would
+  close this);
+- are not written by anyone else: several hierarchies sharing one Redis prefix do not see each
+  other's writes (each one's L1 is private anyway).
+Losing data is allowed (it is a cache): a key whose writes every tier missed is a miss.
+
 ``tick()`` is the cleanup cycle, called by the runtime: every ``cleanup_interval_s`` it purges
 expired entries from each tier and (optionally) resizes L1; every ``stats_interval_s`` it emits
 one ``CacheStatsSampled`` event per tier plus one for the whole hierarchy. Time comes from the
@@ -27,19 +59,41 @@ injected clock; the core never reads a real one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from novacron.cache.adaptive import AdaptiveSizing
 from novacron.cache.breaker import BreakerState, CircuitBreaker
-from novacron.cache.events import CacheStatsSampled, CacheTierFailed, CacheTierRecovered, CacheTierResized
+from novacron.cache.events import (
+    CacheStatsSampled,
+    CacheTierCleared,
+    CacheTierFailed,
+    CacheTierRecovered,
+    CacheTierResized,
+    CacheTierTrackingOverflowed,
+)
 from novacron.cache.memory import CLEANUP_INTERVAL_S
 from novacron.cache.stats import CacheStats
 from novacron.ports import CacheEntry, CacheTier, Clock, EventSink, TierUnavailable
 
 T = TypeVar("T")
+P = ParamSpec("P")
+MAX_UNSYNCED_KEYS = 100_000
+"""per tier; at about 100 bytes a key, 10 MB, and a minute-long L2 outage at 1,000 writes a second"""
+RECONCILE_BATCH_KEYS = 1000
+"""keys per ``delete_many`` when ``reconcile`` catches a tier up (one pipelined round trip on Redis)"""
+
+
+class Unanswered(Enum):
+    """What a tier call returns when the tier did not answer (breaker open, or it raised)."""
+
+    TIER = "the tier did not answer"
+
+
+UNANSWERED = Unanswered.TIER
 
 
 @runtime_checkable
@@ -50,6 +104,16 @@ class ResizableTier(Protocol):
     capacity: int
 
     def resize(self, capacity: int) -> list[CacheEntry]: ...
+
+
+@runtime_checkable
+class ClearableTier(Protocol):
+    """A tier that can drop every entry it holds: the way back once the hierarchy has lost track
+    of which keys it missed the writes of (``max_unsynced_keys`` overflowed)."""
+
+    name: str
+
+    def clear(self) -> int: ...
 
 
 WriteMode = Literal["through", "back"]
@@ -66,6 +130,8 @@ class HierarchyOptions:
     breaker_failure_threshold: int = 3
     breaker_reset_timeout_s: float = 2.0
     adaptive_l1: AdaptiveSizing | None = None
+    max_unsynced_keys: int = MAX_UNSYNCED_KEYS
+    """per tier: keys whose write or delete it missed that are remembered; past it the tier is cleared"""
 
 
 class CacheHierarchy:
@@ -83,6 +149,10 @@ class CacheHierarchy:
                                         reset_timeout_s=self.options.breaker_reset_timeout_s)
                          for _ in self.tiers]
         self.dirty: set[str] = set()
+        self.unsynced: list[set[str]] = [set() for _ in self.tiers]
+        """per tier: keys whose latest write or delete it did not acknowledge; never read from it"""
+        self.untracked = [False] * len(self.tiers)
+        """per tier: ``unsynced`` overflowed; the tier is used again only after it has been cleared"""
         now_s = clock.now_s()
         self._next_cleanup_s = now_s + self.options.cleanup_interval_s
         self._next_stats_s = now_s + self.options.stats_interval_s
@@ -108,17 +178,76 @@ class CacheHierarchy:
                 self.events.emit(CacheTierRecovered, source=self.source, cache_tier=self.tiers[index].name,
                                  outage_s=outage_s)
 
-    def _call(self, index: int, op: Callable[[], T], default: T) -> T:
+    def _ready(self, index: int) -> bool:
+        """May tier ``index`` be used now? Its breaker must let the call through, and a tier the
+        hierarchy lost track of (``untracked``) is cleared first."""
         if not self._may_call(index):
-            return default
+            return False
+        return not self.untracked[index] or self._clear(index)
+
+    def _clear(self, index: int) -> bool:
+        tier = self.tiers[index]
+        if not isinstance(tier, ClearableTier):
+            self.stats.skipped[index] += 1
+            return False
+        removed = self._invoke(index, tier.clear)
+        if removed is UNANSWERED:
+            return False
+        self.untracked[index] = False
+        if self.events is not None:
+            self.events.emit(CacheTierCleared, source=self.source, cache_tier=tier.name, entries_removed=removed)
+        return True
+
+    def _invoke(self, index: int, op: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | Unanswered:
+        """Call a tier that is ready; a ``TierUnavailable`` is counted and becomes ``UNANSWERED``."""
         started_s = self.clock.now_s() if self.options.measure_latency else None
         try:
-            result = op()
+            result = op(*args, **kwargs)
         except TierUnavailable as exc:
             self._failed(index, exc)
-            return default
+            return UNANSWERED
         self._succeeded(index, started_s)
         return result
+
+    def _call(self, index: int, op: Callable[[], T], default: T) -> T:
+        """A call that changes nothing the tier serves (a read, a purge): ``default`` if unanswered."""
+        result = self._invoke(index, op) if self._ready(index) else UNANSWERED
+        return default if result is UNANSWERED else result
+
+    def _mutate(self, index: int, keys: Iterable[str], op: Callable[[], T]) -> T | Unanswered:
+        """A write or delete of ``keys`` in tier ``index``: unless the tier acknowledges it, the keys
+        are remembered as unsynced there; once it does, forgotten."""
+        result = self._invoke(index, op) if self._ready(index) else UNANSWERED
+        unsynced = self.unsynced[index]
+        if result is not UNANSWERED:
+            if unsynced:
+                unsynced.difference_update(keys)
+        elif not self.untracked[index]:
+            unsynced.update(keys)
+            if len(unsynced) > self.options.max_unsynced_keys:
+                self._lose_track(index)
+        return result
+
+    def _lose_track(self, index: int) -> None:
+        count = len(self.unsynced[index])
+        self.unsynced[index].clear()
+        self.untracked[index] = True
+        if self.events is not None:
+            self.events.emit(CacheTierTrackingOverflowed, source=self.source, cache_tier=self.tiers[index].name,
+                             unsynced_keys=count)
+
+    def _drop_unsynced(self, index: int, keys: Iterable[str]) -> list[str] | None:
+        """Of ``keys``, those tier ``index`` (ready) missed the latest write or delete of, deleted
+        there now so it never serves them; they are misses. None if that delete was unanswered."""
+        unsynced = self.unsynced[index]
+        stale = [k for k in keys if k in unsynced] if unsynced else []
+        if not stale:
+            return stale
+        tier = self.tiers[index]
+        if self._invoke(index, tier.delete_many, stale) is UNANSWERED:
+            return None
+        unsynced.difference_update(stale)
+        return stale
 
     def _failed(self, index: int, exc: Exception) -> None:
         self.stats.failures[index] += 1
@@ -134,8 +263,14 @@ class CacheHierarchy:
         """Read through the tiers; a tier that fails or is skipped is a miss for the caller."""
         stats = self.stats
         measure = self.options.measure_latency
+        untracked, unsynced = self.untracked, self.unsynced
         for index, tier in enumerate(self.tiers):
-            if not self._may_call(index):
+            # ``_ready`` and ``_fetch``, inlined: this loop is the hot path of every request.
+            if not self._may_call(index) or (untracked[index] and not self._clear(index)):
+                continue
+            if unsynced[index] and key in unsynced[index]:
+                self._drop_unsynced(index, (key,))
+                stats.misses[index] += 1
                 continue
             started_s = self.clock.now_s() if measure else None
             try:
@@ -159,6 +294,20 @@ class CacheHierarchy:
         self.last_hit_tier = None
         return None
 
+    def _fetch(self, index: int, tier: CacheTier, key: str, measure: bool) -> bytes | None:
+        """``key`` from tier ``index`` (ready); None on a miss, a failure, or an unsynced key."""
+        if self.unsynced[index] and key in self.unsynced[index]:
+            self._drop_unsynced(index, (key,))
+            return None
+        started_s = self.clock.now_s() if measure else None
+        try:
+            value = tier.get(key)
+        except TierUnavailable as exc:
+            self._failed(index, exc)
+            return None
+        self._succeeded(index, started_s)
+        return value
+
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """``get`` for a batch: one call per tier for the keys still missing (pipelined on Redis)."""
         found: dict[str, bytes] = {}
@@ -167,16 +316,9 @@ class CacheHierarchy:
         for index, tier in enumerate(self.tiers):
             if not remaining:
                 break
-            if not self._may_call(index):
+            if not self._ready(index):
                 continue
-            started_s = self.clock.now_s() if self.options.measure_latency else None
-            try:
-                got = tier.get_many(remaining)
-            except TierUnavailable as exc:
-                self._failed(index, exc)
-                stats.misses[index] += len(remaining)
-                continue
-            self._succeeded(index, started_s)
+            got = self._fetch_many(index, tier, remaining)
             stats.hits[index] += len(got)
             stats.misses[index] += len(remaining) - len(got)
             if got:
@@ -189,8 +331,24 @@ class CacheHierarchy:
         stats.misses[-1] += len(remaining)
         return found
 
+    def _fetch_many(self, index: int, tier: CacheTier, keys: list[str]) -> dict[str, bytes]:
+        """``get_many`` on tier ``index`` (ready): failures and unsynced keys are misses."""
+        stale = self._drop_unsynced(index, keys)
+        if stale is None:
+            return {}
+        if stale:
+            dropped = set(stale)
+            keys = [k for k in keys if k not in dropped]
+        got = self._invoke(index, tier.get_many, keys) if keys else {}
+        return {} if got is UNANSWERED else got
+
     def contains(self, key: str) -> bool:
-        return any(self._call(i, partial(t.contains, key), False) for i, t in enumerate(self.tiers))
+        return any(self._contained_in(i, key) for i in range(len(self.tiers)))
+
+    def _contained_in(self, index: int, key: str) -> bool:
+        if not self._ready(index) or self._drop_unsynced(index, (key,)) != []:
+            return False
+        return self._invoke(index, self.tiers[index].contains, key) is True
 
     # -- writes -----------------------------------------------------------------------------
     def set(self, key: str, value: bytes, ttl_s: float | None = None, size_bytes: int | None = None) -> None:
@@ -214,23 +372,22 @@ class CacheHierarchy:
         self.dirty.update(items)
         if newly_dirty:
             for index in range(1, len(self.tiers)):
-                self._call(index, partial(self.tiers[index].delete_many, newly_dirty), 0)
+                self._mutate(index, newly_dirty, partial(self.tiers[index].delete_many, newly_dirty))
         self._set_in(0, items, ttl_s, size_bytes)
 
     def _set_in(self, index: int, items: Mapping[str, bytes], ttl_s: float | None,
                 size_bytes: int | None) -> None:
         """Write ``items`` into one tier and demote what it evicts."""
         tier = self.tiers[index]
-        nothing: list[CacheEntry] = []
         if len(items) == 1 and size_bytes is not None:
             ((key, value),) = items.items()
-            evicted = self._call(index, partial(tier.set, key, value, ttl_s, size_bytes), nothing)
+            evicted = self._mutate(index, items, partial(tier.set, key, value, ttl_s, size_bytes))
         elif len(items) == 1:
             ((key, value),) = items.items()
-            evicted = self._call(index, partial(tier.set, key, value, ttl_s), nothing)
+            evicted = self._mutate(index, items, partial(tier.set, key, value, ttl_s))
         else:
-            evicted = self._call(index, partial(tier.set_many, items, ttl_s), nothing)
-        if evicted:
+            evicted = self._mutate(index, items, partial(tier.set_many, items, ttl_s))
+        if evicted is not UNANSWERED and evicted:
             self._demote(index, evicted, items)
 
     def _demote(self, index: int, evicted: list[CacheEntry], batch: Mapping[str, bytes] | None = None) -> None:
@@ -238,7 +395,13 @@ class CacheHierarchy:
         tier), one batch per tier so a Redis L2 takes them in one pipelined round trip.
 
         Clean evictees that belong to the batch being written are skipped: the tier below already
-        has them (promotions come from below) or is about to (write-through goes on down)."""
+        has them (promotions come from below) or is about to (write-through goes on down). So are
+        keys unsynced in this tier: what it evicted of them may be an older value."""
+        unsynced = self.unsynced[index]
+        if self.untracked[index]:
+            return
+        if unsynced:
+            evicted = [e for e in evicted if e.key not in unsynced]
         dirty = [e for e in evicted if e.key in self.dirty]
         self.dirty.difference_update(e.key for e in dirty)
         below = index + 1
@@ -269,7 +432,7 @@ class CacheHierarchy:
         self.dirty.discard(key)
         removed = False
         for index, tier in enumerate(self.tiers):
-            removed = self._call(index, partial(tier.delete, key), False) or removed
+            removed = self._mutate(index, (key,), partial(tier.delete, key)) is True or removed
         return removed
 
     def flush(self) -> int:
@@ -277,7 +440,7 @@ class CacheHierarchy:
         flushed = 0
         top = self.tiers[0]
         for key in sorted(self.dirty):
-            value = self._call(0, partial(top.get, key), None)
+            value = self._fetch(0, top, key, self.options.measure_latency) if self._ready(0) else None
             if value is None:
                 continue
             for index in range(1, len(self.tiers)):
@@ -302,8 +465,24 @@ class CacheHierarchy:
             purged = self._call(index, tier.purge_expired, 0)
             self.stats.expirations[index] += purged
             self.stats.expirations[-1] += purged
+        self.reconcile()
         if self.options.adaptive_l1 is not None:
             self._adapt_l1(self.options.adaptive_l1)
+
+    def reconcile(self) -> int:
+        """Delete, in every tier that answers, the keys it missed the latest write or delete of
+        (``RECONCILE_BATCH_KEYS`` per call, stopping at a tier's first failure); returns how many."""
+        reconciled = 0
+        for index, unsynced in enumerate(self.unsynced):
+            pending = sorted(unsynced)
+            for start in range(0, len(pending), RECONCILE_BATCH_KEYS):
+                batch = pending[start:start + RECONCILE_BATCH_KEYS]
+                if not self._ready(index) or self._invoke(index, self.tiers[index].delete_many,
+                                                          batch) is UNANSWERED:
+                    break
+                unsynced.difference_update(batch)
+                reconciled += len(batch)
+        return reconciled
 
     def _adapt_l1(self, sizing: AdaptiveSizing) -> None:
         l1 = self.tiers[0]

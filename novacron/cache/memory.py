@@ -206,6 +206,13 @@ class MemoryTier:
     def keys(self) -> list[str]:
         return list(self._entries)
 
+    def clear(self) -> int:
+        """Drop every entry (the hierarchy's way back after losing track of a tier); returns how many."""
+        keys = list(self._entries)
+        for key in keys:
+            self._drop(key, self._entries[key])
+        return len(keys)
+
 
 def default_l1(clock: Clock, policy: str = "lru") -> MemoryTier:
     """L1 as the analysis sizes it: 10,000 items, a 5-minute TTL."""

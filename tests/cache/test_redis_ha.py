@@ -7,7 +7,8 @@ with SIGKILL, and the traffic goes on until the Redis side has failed over and L
 writes again. They check that no exception reaches the caller and every read returns the value
 written, that the failover finished within the configured bound, and that every write L2
 acknowledged (before, during and after the failover) is on the new primary. Each write is to a
-new key: an overwrite that L2 misses can leave an older copy in L2 (see ``backends.redis_tier``).
+new key; overwrites L2 misses are the hierarchy's business (``novacron.cache.hierarchy``: it
+never serves such a key from L2), tested below against a stopped server.
 """
 
 from __future__ import annotations
@@ -322,12 +323,11 @@ def test_tier_built_while_redis_is_down_comes_up_and_reports_unavailable(mode: s
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, reason="core: the hierarchy does not invalidate an L2 copy whose overwrite it "
-                                       "skipped (breaker open); see the backends.redis_tier limits")
 def test_overwrite_skipped_while_l2_is_out_is_not_served_stale(private_redis_server: Any, tmp_path: Path) -> None:
     """k = v1 reaches L2; L2 stops answering (SIGSTOP) and the breaker opens; k = v2 goes to L1
-    and L3 only; L2 comes back with v1; once L1 has lost k, a read must still return v2. It
-    returns v1 today: a failover (Sentinel or Cluster) leaves the same older copy behind."""
+    and L3 only; L2 comes back with v1; once L1 has lost k, a read must still return v2 (the
+    hierarchy remembers that L2 missed k's overwrite). A failover (Sentinel or Cluster) leaves
+    the same older copy behind."""
     from backends.disk_tier import DiskTier
     from backends.redis_tier import RedisTier
     from novacron.cache.clock import ManualClock
@@ -350,6 +350,8 @@ def test_overwrite_skipped_while_l2_is_out_is_not_served_stale(private_redis_ser
     cache.set("other-1", b"x")
     cache.set("other-2", b"y")  # L1 (two items) has lost k
     clock.advance(6.0)  # past the breaker's reset timeout
+    assert l2.get("k") == b"v1", "L2 still holds the older copy"
     assert cache.get("k") == b"v2"
+    assert l2.get("k") == b"v2", "deleted there, then promoted over"
     l2.clear()
     l2.close()

@@ -105,6 +105,17 @@ class TierContract:
         self.let_time_pass(SHORT_TTL_S * 2)
         assert tier.get_many(["a", "b"]) == {}
 
+    def test_clear_drops_every_entry(self, tier: CacheTier) -> None:
+        """What the hierarchy relies on once it has lost track of a tier (``ClearableTier``)."""
+        from novacron.cache.hierarchy import ClearableTier
+
+        assert isinstance(tier, ClearableTier)
+        tier.set_many({"a": b"1", "b": b"2", "c": b"3"})
+        assert tier.clear() == 3
+        assert tier.get_many(["a", "b", "c"]) == {}
+        tier.set("a", b"again")
+        assert tier.get("a") == b"again"
+
 
 class TestMemoryTierContract(TierContract):
     def make_tier(self) -> CacheTier:
