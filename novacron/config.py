@@ -147,6 +147,9 @@ def describe_section(cls: type[Any], prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
+        if f.metadata.get("table"):
+            lines.append(f"[{prefix}{f.name}]  {f.metadata.get('doc', '')}")
+            continue
         if dataclasses.is_dataclass(hint):
             lines.extend(describe_section(hint, f"{prefix}{f.name}."))  # type: ignore[arg-type]
             continue

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from novacron.cache.evaluate import EvalResult
     from novacron.cache.traces import Request
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+EXTRAS = {"distributed": "dask", "dask": "dask", "redis": "redis", "libvirt": "real", "ortools": "opt",
+          "nbclient": "notebooks", "nbformat": "notebooks", "jupyter_client": "notebooks", "ipykernel": "notebooks"}
+"""Optional imports and the extra (``pip install 'novacron[EXTRA]'``) that provides each."""
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,45 +41,79 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
+def _add_check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="also write the verdict as JUnit XML (one testcase per target) for CI")
+    p.add_argument("--json", action="store_true",
+                   help="print the verdict as JSON on stdout (the run's progress lines go to stderr)")
+    p.add_argument("--allow-unmeasured", action="store_true",
+                   help="a required target the run did not measure does not fail the check")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from novacron.slo import format_table
 
     result = _run(args)
-    print(format_table(result.results))
+    print(format_table(result.verdict))
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from novacron.slo import format_table
+    from novacron.app.verdict_output import check_json, write_junit
+    from novacron.slo import Verdict, format_table
 
-    result = _run(args)
-    print(format_table(result.results))
-    missed = [r for r in result.results if r.missed]
-    if missed:
-        print(f"\n{len(missed)} target(s) missed:", file=sys.stderr)
-        for r in missed:
-            print(f"  {r.target.name}: measured {r.measured:.4g} {r.target.unit}, "
-                  f"needs {r.target.describe_threshold()}", file=sys.stderr)
+    result = _run(args, quiet=args.json)
+    verdict, allow = result.verdict, args.allow_unmeasured
+    if args.junit is not None:
+        try:
+            write_junit(args.junit, verdict, suite_name=f"novacron check {result.summary['scenario']} "
+                        f"seed {result.summary['seed']}", allow_unmeasured=allow)
+        except OSError as exc:
+            raise CommandError(f"--junit {args.junit}: cannot write ({exc.strerror or exc})") from None
+    if args.json:
+        print(check_json(verdict, run_dir=result.run_dir, scenario=result.summary["scenario"],
+                         seed=result.summary["seed"], metrics=result.summary["metrics"], allow_unmeasured=allow))
+    else:
+        print(format_table(verdict))
+    blocking = verdict.blocking(allow_unmeasured=allow)
+    if blocking:
+        print(f"\n{len(blocking)} required target(s) not met:", file=sys.stderr)
+        for r in blocking:
+            got = "not measured" if r.verdict is Verdict.NOT_MEASURED else \
+                f"measured {r.measured:.4g} {r.target.unit}".rstrip()
+            print(f"  {r.target.name} ({r.target.metric}): {got}, needs {r.target.describe_threshold()}",
+                  file=sys.stderr)
         return EXIT_FAILED
-    print("\nall measured targets met")
+    if not args.json:
+        unmeasured = " (unmeasured targets allowed)" if allow and verdict.not_measured else ""
+        print(f"\nall required targets met{unmeasured}")
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-untyped-def]
     from novacron.scenario import resolve_scenario
     from novacron.seeding import MAX_SEED
+    from novacron.slo import admission_line
     from sim.run import run_scenario
+    from sim.workloads.trace_workload import check_trace
 
     scenario, text = resolve_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
     if not 0 <= seed <= MAX_SEED:
         raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
+    check_trace(scenario)
     out = args.out or Path("runs") / f"{scenario.name}-seed{seed}"
+    args.run_dir = out  # where an internal error's traceback goes
+    stream = sys.stderr if quiet else sys.stdout
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
-          f"{scenario.workload.vms} VMs · {scenario.duration_s:g} s simulated", flush=True)
+          f"{scenario.workload.vms} VMs · {scenario.duration_s:g} s simulated", flush=True, file=stream)
     progress = not args.no_progress and sys.stderr.isatty()
-    return run_scenario(scenario, seed, out, text, progress=progress)
+    result = run_scenario(scenario, seed, out, text, progress=progress)
+    admission = admission_line(result.summary["metrics"])
+    if admission:
+        print(admission, file=stream)
+    return result
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -104,6 +142,35 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     print("\nsettings (key = default  (allowed) meaning):")
     for line in describe_section(Scenario):
         print("  " + line)
+    return EXIT_OK
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from novacron.metrics import METRICS
+    from novacron.slo import BENCHMARK_TARGETS, CATALOGUE, SETTINGS
+
+    if args.scenario is not None:
+        from novacron.scenario import resolve_scenario, scenario_targets
+
+        targets, not_applicable = scenario_targets(resolve_scenario(args.scenario)[0])
+        print(f"targets of {args.scenario} (catalogue with its [targets] applied):")
+    else:
+        targets, not_applicable = CATALOGUE, ()
+        print("the target catalogue (a scenario's [targets] overrides or adds to it):")
+    for t in targets:
+        print(f"  {t.role.value:9s}  {t.name}: {t.metric} {t.describe_threshold()}  (applies with: {t.capability})")
+    if not_applicable:
+        print(f"  not applicable to this scenario: {', '.join(not_applicable)}")
+    print("\nchecked by the benchmarks, not by a run (wall-clock performance):")
+    for t in BENCHMARK_TARGETS:
+        print(f"  {t.name}: {t.metric} {t.describe_threshold()}")
+    print("\nsettings a run echoes (shown in the settings block, never targets): "
+          + ", ".join(s.metric for s in SETTINGS))
+    print("\nmetrics (any can be a target: [targets] \"NAME\" = { comparator = \"<\", threshold = 10, "
+          "role = \"required\" }):")
+    width = max(len(name) for name in METRICS)
+    for info in METRICS.values():
+        print(f"  {info.name.ljust(width)}  {(info.unit or '-').ljust(5)}  {info.meaning}")
     return EXIT_OK
 
 
@@ -458,7 +525,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
-  novacron check my.toml               like run, but exit 1 if a target is missed (for CI)
+  novacron check my.toml --junit t.xml like run, but exit 1 if a required target fails or is not measured
+  novacron targets                     the target catalogue and every metric name a target can use
+  novacron size scale-10 --param cluster.hosts --seeds 5
+                                       the fewest hosts for which every required target passes
   novacron report runs/default-seed7   (re)write the HTML report of a run
   novacron scenario                    list every scenario setting with its default and range
   novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
@@ -479,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="novacron", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="NovaCron: check a VM cluster's control plane (Raft managers, placement, cache, "
                     "migration) against its targets, in simulation or on real hosts.")
+    from novacron import __version__
+
+    parser.add_argument("--version", action="version", version=f"novacron {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run a scenario and print the target table",
                          description="Run a scenario in the SimPy model. Writes events.parquet, "
@@ -487,9 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(run)
     run.set_defaults(handler=cmd_run)
     check = sub.add_parser("check", help="run a scenario; exit 1 listing every missed target",
-                           description="Run a scenario and exit non-zero if any target is missed: "
-                                       "the command to put in CI.")
+                           description="Run a scenario and check every required target: the command to put "
+                                       "in CI. Exit 0: all required targets pass; 1: a required target failed "
+                                       "or was not measured; 2: bad input or usage; 3: internal error (the "
+                                       "traceback is written to the run directory).")
     _add_run_args(check)
+    _add_check_args(check)
     check.set_defaults(handler=cmd_check)
     report = sub.add_parser("report", help="write the HTML report of a run directory",
                             description="Write report.html (self-contained) and report.md for a run.")
@@ -507,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-k", help="only benchmarks matching this pytest -k expression")
     bench.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     bench.set_defaults(handler=cmd_bench)
+    tg = sub.add_parser("targets", help="list the target catalogue and every metric a target can name",
+                        description="The target catalogue (required targets and reference figures), the "
+                                    "settings a run echoes, and every metric name with its unit and meaning. "
+                                    "With SCENARIO: the targets that scenario is checked against.")
+    tg.add_argument("scenario", nargs="?", default=None, help="a scenario file or built-in name")
+    tg.set_defaults(handler=cmd_targets)
     scen = sub.add_parser("scenario", help="list scenario settings, or print a built-in scenario",
                           description="Without NAME: every setting with its default, allowed values "
                                       "and meaning. With NAME: the built-in scenario's TOML.")
@@ -575,14 +657,24 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help and --version exit 0
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
     try:
         return int(args.handler(args))
     except (ConfigError, CommandError) as exc:
-        print(f"novacron: error: {exc}", file=sys.stderr)
+        print(f"novacron: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            return _internal_error(args, exc)
+        print(f"novacron: error: '{args.command}' needs {exc.name}, which is not installed; "
+              f"run: pip install 'novacron[{extra}]'", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("novacron: interrupted", file=sys.stderr)
@@ -594,6 +686,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        return _internal_error(args, exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    """Exit 3: the traceback goes to the run directory (or a temporary file), one line to stderr."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    run_dir = getattr(args, "run_dir", None)
+    try:
+        if run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            path = Path(run_dir) / "error.txt"
+            path.write_text(text)
+        else:
+            fd, name = tempfile.mkstemp(prefix="novacron-error-", suffix=".txt")
+            with open(fd, "w") as f:
+                f.write(text)
+            path = Path(name)
+        where = f"traceback in {path}"
+    except OSError:
+        where = "the traceback could not be written"
+    print(f"novacron: internal error: {type(exc).__name__}: {_one_line(exc)[:200]} ({where}); "
+          "please report it", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":
