@@ -211,22 +211,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _base_dir(scenario_arg: str | None) -> str | None:
+    """The folder relative paths in a scenario file resolve against (absolute, for Dask workers)."""
+    if scenario_arg is None or not (scenario_arg.endswith(".toml") or Path(scenario_arg).exists()):
+        return None
+    return str(Path(scenario_arg).resolve().parent)
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise CommandError(f"--workers {args.workers}: allowed: an integer from 1 to 1024")
+    if args.dask_scheduler is not None and args.workers is not None:
+        raise CommandError("--workers and --dask-scheduler exclude each other; allowed: one of them")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from novacron.scenario import resolve_scenario
     from sim.sweep import build_grid, describe_failures, parse_param, run_sweep, write_table
 
     scenario, text = resolve_scenario(args.scenario)
-    if args.seeds < 1:
-        raise CommandError(f"--seeds {args.seeds}: allowed: an integer >= 1")
+    if not 1 <= args.seeds <= 100_000:
+        raise CommandError(f"--seeds {args.seeds}: allowed: an integer from 1 to 100000")
+    _check_workers(args)
     params = [parse_param(p) for p in args.param]
     seeds = [scenario.seed + k for k in range(args.seeds)]
-    grid = build_grid(text, args.scenario or "default", params, seeds)
+    base_dir = _base_dir(args.scenario)
+    grid = build_grid(text, args.scenario or "default", params, seeds, base_dir=base_dir)
     out = args.out or Path("sweeps") / scenario.name
     where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
           f"seeds {seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · on {where}", flush=True)
-    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers,
+    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers, base_dir=base_dir,
                        dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty())
     path = write_table(result.table, out)
     print(f"results: {path}  ({len(result.table)} rows: params, seed, status, metrics)")
@@ -236,6 +252,66 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(result.failed)} of {len(grid)} run(s) failed", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from novacron.app.size import SizeJob, int_setting_range, plot_size, size
+    from novacron.scenario import resolve_scenario
+    from sim.sweep import Runner, build_grid
+
+    scenario, text = resolve_scenario(args.scenario)
+    if not 1 <= args.seeds <= 10_000:
+        raise CommandError(f"--seeds {args.seeds}: allowed: an integer from 1 to 10000")
+    if not 0 < args.confidence <= 1:
+        raise CommandError(f"--confidence {args.confidence}: allowed: a number above 0 and at most 1")
+    _check_workers(args)
+    low, high, default = int_setting_range(args.param)
+    low, high = max(low, args.min if args.min is not None else low), min(high, args.max if args.max is not None else high)
+    if low > high:
+        raise CommandError(f"--min {args.min} / --max {args.max}: allowed: min <= max within the setting's range")
+    seeds = [scenario.seed + k for k in range(args.seeds)]
+    base_dir, origin = _base_dir(args.scenario), args.scenario or "default"
+    build_grid(text, origin, [(args.param, [low, high])], seeds[:1], base_dir=base_dir)  # validates both ends
+    start = _current_value(scenario, args.param, default)
+    out = args.out or Path("sizes") / f"{scenario.name}-{args.param}"
+    where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
+        f"{args.workers or 'all'} local worker process(es)"
+    print(f"novacron size: smallest {args.param} in {low}..{high} with every required target passing in "
+          f">= {args.confidence:.0%} of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · "
+          f"on {where}", flush=True)
+    started = time.perf_counter()
+    with Runner(workers=args.workers, dask_scheduler=args.dask_scheduler) as runner:
+        job = SizeJob(text, origin, base_dir, args.param, seeds, args.confidence, runner,
+                      progress=not args.no_progress and sys.stderr.isatty(), log=lambda line: print(line, flush=True))
+        result = size(job, low=low, high=high, start=start)
+    wall_s = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"))
+    (out / "size.json").write_text(json.dumps({
+        "scenario": scenario.name, "param": args.param, "seeds": seeds, "confidence": args.confidence,
+        "answer": result.answer, "binding": list(result.binding), "wall_s": round(wall_s, 2),
+        "probes": [{"value": p.value, "seeds_run": p.seeds_run, "seeds_passed": p.seeds_passed, "ok": p.ok,
+                    "blocking": dict(p.blocking)} for p in sorted(result.probes, key=lambda p: p.value)]},
+        indent=2) + "\n")
+    runs = len(job.rows)
+    if result.answer is None:
+        print(f"no answer: even {args.param} = {high} fails ({'; '.join(result.binding[:3])}) "
+              f"· {runs} runs in {wall_s:.0f} s · {out / 'size.png'}", file=sys.stderr)
+        return EXIT_FAILED
+    binding = ", ".join(result.binding[:3]) or "none (every probed value passed)"
+    print(f"answer: {args.param} = {result.answer}  (binding below it: {binding})")
+    print(f"{runs} runs in {wall_s:.0f} s · plot {out / 'size.png'} · {out / 'size.json'}")
+    return EXIT_OK
+
+
+def _current_value(scenario: object, param: str, default: int) -> int:
+    value: object = scenario
+    for part in param.split("."):
+        value = getattr(value, part, default)
+    return int(value) if isinstance(value, int) else default
 
 
 def _read_bench_json(path: Path) -> dict[str, object]:
@@ -653,6 +729,26 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     sweep.add_argument("--out", type=Path, default=None, help="output directory (default: sweeps/<scenario>)")
     sweep.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     sweep.set_defaults(handler=cmd_sweep)
+    sz = sub.add_parser("size", help="the smallest value of a setting for which every required target passes",
+                        description="Find the smallest value of an integer setting (e.g. cluster.hosts) for which "
+                                    "every required target passes in at least --confidence of --seeds seeds: a "
+                                    "one-seed screen gallops and bisects to a guess, then full probes (each a "
+                                    "sweep, stopped once settled) bracket the answer. Prints each probe's pass "
+                                    "rate, the answer and the binding targets; writes OUT/size.png and size.json. "
+                                    "Assumes more of the setting never hurts. Exit 1 if even the maximum fails.")
+    sz.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
+    sz.add_argument("--param", required=True, metavar="KEY", help="an integer scenario setting, e.g. cluster.hosts")
+    sz.add_argument("--seeds", type=int, default=10, help="seeds per probed value (default 10)")
+    sz.add_argument("--confidence", type=float, default=0.95,
+                    help="share of seeds that must pass every required target (default 0.95)")
+    sz.add_argument("--min", type=int, default=None, help="smallest value to consider (default: the setting's minimum)")
+    sz.add_argument("--max", type=int, default=None, help="largest value to consider (default: the setting's maximum)")
+    sz.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    sz.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
+                    help="run the probes on this Dask distributed scheduler")
+    sz.add_argument("--out", type=Path, default=None, help="output directory (default: sizes/<scenario>-<param>)")
+    sz.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    sz.set_defaults(handler=cmd_size)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,263 @@
+"""Target-driven sizing: the smallest value of a setting for which the required targets hold.
+
+Theory of operation
+-------------------
+``novacron size SCENARIO --param cluster.hosts --seeds N --confidence C`` asks: what is the
+smallest value ``v`` such that, over seeds ``s .. s+N-1``, at least ``ceil(C * N)`` runs pass
+every required target (a target not measured counts as a failure, as in ``check``)?
+
+Each probe of a value is a sweep of ``N`` seeds on the sweep ``Runner`` (local processes or
+Dask). A probe stops early once its answer is settled: when more seeds have failed than the
+confidence allows (a fail), or enough have passed (a pass). The search assumes that more of the
+setting never hurts (monotone pass rate). A passing probe costs at least ``ceil(C * N)`` runs, so
+the search first *screens* with one seed: it gallops from the scenario's own value (halving while
+it passes, doubling while it fails) and bisects to a guess, at one run per value. Full probes
+then gallop additively from the guess (1, 2, 4... away) and bisect, so they sit next to the
+answer: the answer is a value whose full probe passes next to one whose full probe fails. The
+binding targets are those that failed at the largest failing value: what more of the setting
+fixes.
+
+The search itself (``search``) is a pure function of a probe callable, so the tests check it
+against a brute-force scan without running simulations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One probed value: how many seeds ran, how many passed, and what failed how often."""
+
+    value: int
+    seeds_run: int
+    seeds_passed: int
+    seeds_total: int
+    needed: int
+    blocking: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return self.seeds_passed >= self.needed
+
+    @property
+    def pass_rate(self) -> float:
+        return self.seeds_passed / self.seeds_run if self.seeds_run else 0.0
+
+    def describe(self) -> str:
+        state = "pass" if self.ok else "fail"
+        settled = "" if self.seeds_run == self.seeds_total else f", settled after {self.seeds_run}"
+        top = "; ".join(f"{name} ({count})" for name, count in self.blocking.most_common(3))
+        return (f"{self.value:>6}: {self.seeds_passed}/{self.seeds_run} seeds pass ({self.pass_rate:.0%}{settled}) "
+                f"-> {state}" + (f"   failing: {top}" if top else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class SizeResult:
+    answer: int | None
+    """The smallest passing value, or ``None`` when even ``high`` fails."""
+    probes: tuple[Probe, ...]
+    binding: tuple[str, ...]
+
+
+def needed_passes(seeds: int, confidence: float) -> int:
+    return max(1, math.ceil(confidence * seeds - 1e-9))
+
+
+def bracket(ok: Callable[[int], bool], *, start: int, low: int, high: int,
+            additive: bool = False) -> tuple[int | None, int | None]:
+    """(largest failing, smallest passing) value by galloping from ``start``, then bisecting.
+
+    Galloping multiplies (halves or doubles the value) or, with ``additive``, steps 1, 2, 4...
+    away from ``start`` (for a start that is already a good guess). ``None`` on a side means
+    no value there: every value down to ``low`` passes, or even ``high`` fails.
+    """
+    value = min(max(start, low), high)
+    passing: int | None
+    failing: int | None
+    step = 1
+    if ok(value):
+        passing, failing = value, None
+        while passing > low:
+            candidate = max(low, passing - step if additive else passing // 2)
+            step *= 2
+            if not ok(candidate):
+                failing = candidate
+                break
+            passing = candidate
+    else:
+        failing, passing = value, None
+        while failing < high:
+            candidate = min(high, failing + step if additive else failing * 2)
+            step *= 2
+            if ok(candidate):
+                passing = candidate
+                break
+            failing = candidate
+    if passing is None or failing is None:
+        return failing, passing
+    while passing - failing > 1:
+        middle = (passing + failing) // 2
+        if ok(middle):
+            passing = middle
+        else:
+            failing = middle
+    return failing, passing
+
+
+def search(probe: Callable[[int], Probe], *, start: int, low: int, high: int,
+           screen: Callable[[int], bool] | None = None) -> SizeResult:
+    """The smallest value whose probe passes (assuming a monotone pass rate); each value probed once.
+
+    With ``screen`` (a cheap test, such as one seed), the screen brackets a guess first and the
+    full probes gallop additively from it, so most full probes sit next to the answer.
+    """
+    seen: dict[int, Probe] = {}
+
+    def ok(value: int) -> bool:
+        if value not in seen:
+            seen[value] = probe(value)
+        return seen[value].ok
+
+    if screen is not None:
+        _, guess = bracket(screen, start=start, low=low, high=high)
+        failing, passing = bracket(ok, start=high if guess is None else guess, low=low, high=high, additive=True)
+    else:
+        failing, passing = bracket(ok, start=start, low=low, high=high)
+    binding = _binding(seen.get(high) if passing is None else seen.get(failing) if failing is not None else None)
+    return SizeResult(passing, tuple(seen.values()), binding)
+
+
+def _binding(probe: Probe | None) -> tuple[str, ...]:
+    return () if probe is None else tuple(name for name, _ in probe.blocking.most_common())
+
+
+def probe_from_rows(value: int, rows: list[dict[str, Any]], *, seeds_total: int, needed: int) -> Probe:
+    blocking: Counter[str] = Counter()
+    passed = 0
+    for row in rows:
+        if row.get("status") != "ok":
+            blocking["the run failed: " + str(row.get("error", ""))[:80]] += 1
+        elif row.get("verdict") == "pass":
+            passed += 1
+        else:
+            blocking.update(n for n in str(row.get("blocking", "")).split("; ") if n)
+    return Probe(value, len(rows), passed, seeds_total, needed, blocking)
+
+
+def settled(rows: list[dict[str, Any]], *, seeds_total: int, needed: int) -> bool:
+    """True once the remaining seeds cannot change whether the probe passes."""
+    passed = sum(1 for r in rows if r.get("status") == "ok" and r.get("verdict") == "pass")
+    failed = len(rows) - passed
+    return passed >= needed or failed > seeds_total - needed
+
+
+def plot_size(result: SizeResult, *, param: str, confidence: float, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    probes = sorted(result.probes, key=lambda p: p.value)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.plot([p.value for p in probes], [100 * p.pass_rate for p in probes], "o-", label="seeds passing")
+    for p in probes:
+        if p.seeds_run < p.seeds_total:
+            ax.annotate(f"{p.seeds_run}/{p.seeds_total}", (p.value, 100 * p.pass_rate), fontsize=7,
+                        textcoords="offset points", xytext=(3, 4))
+    ax.axhline(100 * confidence, color="C3", ls=":", lw=1, label=f"required {confidence:.0%}")
+    if result.answer is not None:
+        ax.axvline(result.answer, color="C2", ls="--", lw=1, label=f"answer: {param} = {result.answer}")
+    ax.set(xlabel=param, ylabel="seeds passing every required target (%)", ylim=(-5, 105),
+           title=f"novacron size: {param}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- running it: probes as sweeps ------------------------------------------------------------------
+
+
+def int_setting_range(param: str) -> tuple[int, int, int]:
+    """(min, max, default) of an integer scenario setting (``ConfigError`` for anything else)."""
+    import dataclasses
+    import typing
+
+    from novacron.config import ConfigError
+    from novacron.scenario import Scenario
+
+    cls: Any = Scenario
+    *sections, leaf = param.split(".")
+    for name in sections:
+        hints = typing.get_type_hints(cls)
+        if name not in hints or not dataclasses.is_dataclass(hints[name]):
+            raise ConfigError(f"--param {param}: no section '{name}'; 'novacron scenario' lists the settings")
+        cls = hints[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    if leaf not in fields or hints[leaf] is not int:
+        raise ConfigError(f"--param {param}: allowed: an integer setting such as cluster.hosts "
+                          "('novacron scenario' lists the settings)")
+    meta = fields[leaf].metadata
+    return int(meta.get("min") or 0), int(meta.get("max") or 10**6), int(fields[leaf].default)
+
+
+@dataclass
+class SizeJob:
+    """Probes of one sizing question, with every run's row kept by (value, seed)."""
+
+    scenario_text: str
+    origin: str
+    base_dir: str | None
+    param: str
+    seeds: list[int]
+    confidence: float
+    runner: Any
+    progress: bool = False
+    rows: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+
+    @property
+    def needed(self) -> int:
+        return needed_passes(len(self.seeds), self.confidence)
+
+    def _run(self, value: int, seeds: list[int], stop_when: Callable[[list[dict[str, Any]]], bool] | None) -> None:
+        from sim.sweep import SweepRun
+
+        todo = [s for s in seeds if (value, s) not in self.rows]
+        grid = [SweepRun(i, ((self.param, value),), seed) for i, seed in enumerate(todo)]
+        known = [self.rows[(value, s)] for s in seeds if (value, s) in self.rows]
+        if grid and not (stop_when and stop_when(known)):
+            for row in self.runner.run(self.scenario_text, self.origin, grid, base_dir=self.base_dir,
+                                       progress=self.progress,
+                                       stop_when=None if stop_when is None else lambda new: stop_when(known + new)):
+                self.rows[(value, int(row["seed"]))] = row
+
+    def screen(self, value: int) -> bool:
+        seed = self.seeds[0]
+        self._run(value, [seed], None)
+        row = self.rows[(value, seed)]
+        ok = row.get("status") == "ok" and row.get("verdict") == "pass"
+        self.log(f"  screen {self.param} = {value} (seed {seed}): {'pass' if ok else 'fail'}")
+        return ok
+
+    def probe(self, value: int) -> Probe:
+        total, needed = len(self.seeds), self.needed
+        self._run(value, self._failing_first(value), lambda rows: settled(rows, seeds_total=total, needed=needed))
+        rows = [self.rows[(value, s)] for s in self.seeds if (value, s) in self.rows]
+        result = probe_from_rows(value, rows, seeds_total=total, needed=needed)
+        self.log("  " + result.describe())
+        return result
+
+    def _failing_first(self, value: int) -> list[int]:
+        """Seeds that failed at a larger value first: they settle a failing probe soonest."""
+        def failed_above(seed: int) -> bool:
+            return any(v > value and s == seed and r.get("verdict") != "pass" for (v, s), r in self.rows.items())
+        return sorted(self.seeds, key=lambda s: (not failed_above(s), self.seeds.index(s)))
+
+
+def size(job: SizeJob, *, low: int, high: int, start: int) -> SizeResult:
+    return search(job.probe, start=start, low=low, high=high, screen=job.screen if len(job.seeds) > 1 else None)
