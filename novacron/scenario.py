@@ -175,7 +175,7 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
     leaves: list[tuple[str, Any]] = []
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and not any(k in value for k in _TARGET_KEYS) and value:
+        if isinstance(value, Mapping) and value and name not in METRICS and not any(k in value for k in _TARGET_KEYS):
             leaves.extend(_flatten(value, f"{name}."))
         else:
             leaves.append((name, value))

@@ -230,7 +230,7 @@ class TargetResult:
         return {"target": t.name, "metric": t.metric, "comparator": t.comparator.value,
                 "threshold": list(t.threshold) if isinstance(t.threshold, tuple) else t.threshold,
                 "threshold_text": t.describe_threshold(), "measured": self.measured, "unit": t.unit,
-                "role": t.role.value, "verdict": self.verdict.value, "source": t.source}
+                "role": t.role.value, "verdict": self.verdict.value, "source": t.source, "capability": t.capability}
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TargetResult:
@@ -238,7 +238,8 @@ class TargetResult:
         threshold: Threshold = (float(raw[0]), float(raw[1])) if isinstance(raw, list) else float(raw)
         target = Target(name=str(row["target"]), metric=str(row["metric"]), unit=str(row["unit"]),
                         comparator=Comparator(row["comparator"]), threshold=threshold,
-                        source=str(row.get("source", "")), role=Role(row["role"]))
+                        source=str(row.get("source", "")), role=Role(row["role"]),
+                        capability=str(row.get("capability", "cluster")))
         measured = row["measured"]
         return cls(target, None if measured is None else float(measured), Verdict(row["verdict"]))
 

@@ -330,30 +330,64 @@ def cmd_cache_eval(args: argparse.Namespace) -> int:
     from novacron.cache.evaluate import format_result
     from novacron.cache.traces import TraceError, read_csv, read_oracle
 
+    _check_cache_capacities(args)
     fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
     try:
         if fmt == "csv":
-            with args.trace.open(newline="") as text:
+            with args.trace.open(newline="", encoding="utf-8") as text:
                 result = _evaluate(args, read_csv(text, origin=str(args.trace)))
         else:
             with args.trace.open("rb") as binary:
                 result = _evaluate(args, read_oracle(binary, origin=str(args.trace)))
     except OSError as exc:
-        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror})") from None
+        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror or exc})") from None
     except TraceError as exc:
         raise CommandError(str(exc)) from None
+    if result.requests == 0:
+        raise CommandError(f"{args.trace}: no requests in the trace ({fmt}); allowed: a trace with at least one "
+                           "request" + (" (CSV: a header time,key,size[,op] and rows)" if fmt == "csv" else ""))
     print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
     return EXIT_OK
+
+
+def _check_cache_capacities(args: argparse.Namespace) -> None:
+    import math
+
+    if args.l1_items < 1:
+        raise CommandError(f"--l1-items {args.l1_items}: allowed: an integer >= 1")
+    for name in ("l2_items", "l3_bytes"):
+        if getattr(args, name) < 0:
+            raise CommandError(f"--{name.replace('_', '-')} {getattr(args, name)}: allowed: an integer >= 0 "
+                               "(0: no such tier)")
+    if args.ttl_s is not None and not (math.isfinite(args.ttl_s) and args.ttl_s > 0):
+        raise CommandError(f"--ttl-s {args.ttl_s}: allowed: a number > 0 (or leave it out: no TTL)")
 
 
 def _evaluate(args: argparse.Namespace, requests: Iterable[Request]) -> EvalResult:
     from novacron.cache.evaluate import evaluate_trace
 
-    for name in ("l1_items", "l2_items", "l3_bytes"):
-        if getattr(args, name) < 1:
-            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return evaluate_trace(requests, l1_items=args.l1_items, l2_items=args.l2_items, l3_bytes=args.l3_bytes,
                           policy=args.policy, ttl_s=args.ttl_s, write_mode=args.write_mode)
+
+
+def _check_cache_trace_args(args: argparse.Namespace) -> None:
+    import math
+
+    for name, low in (("objects", 1), ("requests", 1), ("size", 0)):
+        if getattr(args, name) < low:
+            raise CommandError(f"--{name} {getattr(args, name)}: allowed: an integer >= {low}")
+    if args.requests > 10**9 or args.objects > 10**9:
+        raise CommandError("--requests / --objects: allowed: at most 1000000000")
+    if args.size > 2**32 - 1:
+        raise CommandError(f"--size {args.size}: allowed: at most {2**32 - 1} (oracleGeneral's uint32)")
+    if not (math.isfinite(args.alpha) and 0 <= args.alpha <= 10):
+        raise CommandError(f"--alpha {args.alpha}: allowed: a number from 0 to 10")
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        raise CommandError(f"--rate {args.rate}: allowed: a number > 0")
+    if args.seed < 0:
+        raise CommandError(f"--seed {args.seed}: allowed: an integer >= 0")
+    if not args.out.parent.is_dir():
+        raise CommandError(f"{args.out}: the folder {args.out.parent} does not exist")
 
 
 def cmd_cache_trace(args: argparse.Namespace) -> int:
@@ -361,6 +395,7 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
 
     from novacron.cache import traces
 
+    _check_cache_trace_args(args)
     rng = np.random.default_rng(args.seed)
     common = {"n_requests": args.requests, "rate_per_s": args.rate}
     if args.kind == "zipf":
@@ -377,12 +412,15 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
                                      vms=max(1, args.requests // 2000), alpha=args.alpha, block_bytes=args.size,
                                      **common)
     fmt = args.format or ("csv" if args.out.suffix == ".csv" else "oracle")
-    if fmt == "csv":
-        with args.out.open("w", newline="") as text:
-            traces.write_csv(text, reqs)
-    else:
-        with args.out.open("wb") as binary:
-            traces.write_oracle(binary, reqs)
+    try:
+        if fmt == "csv":
+            with args.out.open("w", newline="") as text:
+                traces.write_csv(text, reqs)
+        else:
+            with args.out.open("wb") as binary:
+                traces.write_oracle(binary, reqs)
+    except OSError as exc:
+        raise CommandError(f"{args.out}: cannot write the trace ({exc.strerror or exc})") from None
     print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
     return EXIT_OK
 
@@ -396,8 +434,10 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     ev.add_argument("--format", choices=["csv", "oracle"], default=None,
                     help="trace format (default: csv for *.csv, else oracle)")
     ev.add_argument("--l1-items", type=int, default=10_000, help="L1 capacity in items (default 10000)")
-    ev.add_argument("--l2-items", type=int, default=100_000, help="L2 capacity in items (default 100000)")
-    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30, help="L3 capacity in bytes (default 10 GiB)")
+    ev.add_argument("--l2-items", type=int, default=100_000,
+                    help="L2 capacity in items (default 100000; 0: no L2 tier)")
+    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30,
+                    help="L3 capacity in bytes (default 10 GiB; 0: no L3 tier)")
     ev.add_argument("--policy", choices=["lru", "tlru", "s3fifo"], default="lru", help="eviction policy")
     ev.add_argument("--ttl-s", type=float, default=None, help="time to live in every tier (default: none)")
     ev.add_argument("--write-mode", choices=["through", "back"], default="through")

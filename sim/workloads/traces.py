@@ -90,7 +90,7 @@ def parsed_rows(path: str | Path, parse: Callable[[list[str]], R], what: str, *,
             try:
                 record = parse(row)
             except (ValueError, IndexError, TypeError) as exc:
-                raise TraceInputError(f"{path}: line {line_no}: not a {what} row ({_one_line(exc, 80)}); "
+                raise TraceInputError(f"{path}: line {line_no}: cannot read as {what} ({_one_line(exc, 80)}); "
                                       f"got {_one_line(row, 80)}") from None
             yield record
     except _READ_ERRORS as exc:
