@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 class CommandError(Exception):
     """A user-facing problem: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command's --help (exit 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"novacron: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -661,7 +670,7 @@ EPILOG = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="novacron", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="NovaCron: check a VM cluster's control plane (Raft managers, placement, cache, "
                     "migration) against its targets, in simulation or on real hosts.")
