@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -78,6 +79,8 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
         raise ConfigError(f"{origin}: {path} = {raw!r} has the wrong type; allowed: {allowed}")
     items = value if isinstance(value, tuple) else (value,)
     for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{origin}: {path} = {raw!r} is not a finite number; allowed: {allowed}")
         if meta.get("choices") is not None and item not in meta["choices"]:
             raise ConfigError(f"{origin}: {path} = {raw!r} is not allowed; allowed: {allowed}")
         low, high = meta.get("min"), meta.get("max")
