@@ -147,10 +147,14 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BENCHMARK_TARGETS: tuple[Target, ...] = (
-    _t("policy evaluation, 5 policies (benchmark)", "scheduler.policy_eval_p99_ms", "ms", "<", 10.0,
+    _t("policy evaluation, 5 policies (benchmark)", "bench.scheduler.policy_eval_median_ms", "ms", "<", 10.0,
        capability="benchmark"),
 )
-"""Targets on wall-clock performance: checked by ``benchmarks/bench_scheduler.py``, never by a run."""
+"""Targets on wall-clock performance: checked by ``benchmarks/bench_scheduler.py``, never by a run.
+
+The median over benchmark rounds, not a tail: on a shared machine the tail of a sub-millisecond
+call is the operating system's scheduling, not the policies' evaluation.
+"""
 
 
 # --- user overrides ------------------------------------------------------------------------------
