@@ -175,7 +175,8 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
     leaves: list[tuple[str, Any]] = []
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and name not in METRICS and not any(k in value for k in _TARGET_KEYS):
+        is_table = isinstance(value, Mapping) and bool(value)
+        if is_table and name not in METRICS and not any(k in value for k in _TARGET_KEYS):
             leaves.extend(_flatten(value, f"{name}."))
         else:
             leaves.append((name, value))
@@ -196,7 +197,8 @@ def _parse_target(origin: str, metric: str, raw: Any) -> TargetOverride:
                               comparator=_choice(where, "comparator", spec_.get("comparator"),
                                                  [c.value for c in Comparator]),
                               role=_choice(where, "role", spec_.get("role"), [r.value for r in Role]),
-                              unit=_text(where, "unit", spec_.get("unit")), name=_text(where, "name", spec_.get("name")))
+                              unit=_text(where, "unit", spec_.get("unit")),
+                              name=_text(where, "name", spec_.get("name")))
     try:
         apply_overrides(CATALOGUE, [override])
     except ValueError as exc:
@@ -224,7 +226,7 @@ def _choice(where: str, key: str, raw: Any, allowed: list[str]) -> str | None:
 
 def _text(where: str, key: str, raw: Any) -> str | None:
     if raw is None or isinstance(raw, str):
-        return raw  # type: ignore[no-any-return]
+        return raw
     raise ConfigError(f"{where}: {key} = {raw!r} has the wrong type; allowed: a string")
 
 

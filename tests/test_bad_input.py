@@ -57,7 +57,8 @@ def test_garbage_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_wrong_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = scenario(tmp_path, f'trace_format = "azure-v1"\ntrace_path = "{FIXTURES / "alibaba_2018" / "container_meta.csv"}"')
+    meta = FIXTURES / "alibaba_2018" / "container_meta.csv"
+    path = scenario(tmp_path, f'trace_format = "azure-v1"\ntrace_path = "{meta}"')
     assert_one_line_exit_2(check(tmp_path, path), capsys, "line 1", "Azure vmtable")
 
 

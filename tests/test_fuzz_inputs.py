@@ -80,7 +80,8 @@ def bad_scenarios(draw: st.DrawFn) -> bytes:
     if kind == "targets":
         metric = draw(st.sampled_from(["cluster.peak_cpu", "cluster.peak_cpu_pct", "raft.formation_s", "nope"]))
         spec = draw(st.sampled_from(["{ comparator = '~' }", "'high'", "{ role = 'maybe' }", "[3, 1]",
-                                     "{ threshold = nan }", "{ extra = 1 }", "{ comparator = 'between', threshold = 3 }"]))
+                                     "{ threshold = nan }", "{ extra = 1 }",
+                                     "{ comparator = 'between', threshold = 3 }"]))
         return (SHORT + f'[targets]\n"{metric}" = {spec}\n').encode()
     sizes = draw(st.sampled_from(["vm_cpu_cores = []", "vm_cpu_cores = [1, 2]\nvm_memory_gib = [1.0]",
                                   "vm_memory_gib = []", "vm_cpu_cores = [0]"]))
@@ -104,7 +105,8 @@ VALID_ROWS = {
     "google-2011": "605000000,,6000039595,1,,1,user,2,9,0.0125,0.0159,0.0001,0",
     "alibaba-2018": "c_1,m_1,0,app_1,started,400,400,1.56",
 }
-FORMAT_FILE = {"azure-v1": "vmtable.csv", "google-2011": "part-00000-of-00001.csv", "alibaba-2018": "container_meta.csv"}
+FORMAT_FILE = {"azure-v1": "vmtable.csv", "google-2011": "part-00000-of-00001.csv",
+               "alibaba-2018": "container_meta.csv"}
 NUMERIC_COLUMNS = {"azure-v1": [3, 4, 5, 6, 7, 9, 10], "google-2011": [0, 2, 3, 5, 8], "alibaba-2018": [2, 5, 6, 7]}
 GARBAGE = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters=",\r\n\x00"),
                   min_size=1, max_size=10).filter(lambda s: not _is_number(s))

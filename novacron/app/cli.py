@@ -278,7 +278,8 @@ def cmd_size(args: argparse.Namespace) -> int:
         raise CommandError(f"--confidence {args.confidence}: allowed: a number above 0 and at most 1")
     _check_workers(args)
     low, high, default = int_setting_range(args.param)
-    low, high = max(low, args.min if args.min is not None else low), min(high, args.max if args.max is not None else high)
+    low = low if args.min is None else max(low, args.min)
+    high = high if args.max is None else min(high, args.max)
     if low > high:
         raise CommandError(f"--min {args.min} / --max {args.max}: allowed: min <= max within the setting's range")
     seeds = [scenario.seed + k for k in range(args.seeds)]

@@ -202,7 +202,8 @@ def int_setting_range(param: str) -> tuple[int, int, int]:
         raise ConfigError(f"--param {param}: allowed: an integer setting such as cluster.hosts "
                           "('novacron scenario' lists the settings)")
     meta = fields[leaf].metadata
-    return int(meta.get("min") or 0), int(meta.get("max") or 10**6), int(fields[leaf].default)
+    default = fields[leaf].default
+    return int(meta.get("min") or 0), int(meta.get("max") or 10**6), default if isinstance(default, int) else 0
 
 
 @dataclass

@@ -84,7 +84,7 @@ def parsed_rows(path: str | Path, parse: Callable[[list[str]], R], what: str, *,
     stream = csv_rows(path, delimiter) if rows is None else rows
     line_no = first_line - 1
     try:
-        for line_no, row in enumerate(stream, start=first_line):  # noqa: B007 (line_no is read below)
+        for line_no, row in enumerate(stream, start=first_line):
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             try:
