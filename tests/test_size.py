@@ -49,9 +49,9 @@ def brute_force(passes: dict[int, int], needed: int, high: int) -> int | None:
 
 @settings(max_examples=300, deadline=None)
 @given(thresholds=st.lists(st.integers(1, 300), min_size=1, max_size=12), start=st.integers(1, 400),
-       confidence=st.sampled_from([0.5, 0.8, 0.95, 1.0]), screened=st.booleans())
+       confidence=st.sampled_from([0.5, 0.8, 0.95, 1.0]), screened=st.booleans(), width=st.integers(1, 4))
 def test_search_matches_brute_force_on_monotone_seeds(thresholds: list[int], start: int, confidence: float,
-                                                      screened: bool) -> None:
+                                                      screened: bool, width: int) -> None:
     """Each seed passes from its own threshold on; the answer is an order statistic of them."""
     high = 400
     needed = needed_passes(len(thresholds), confidence)
@@ -63,8 +63,10 @@ def test_search_matches_brute_force_on_monotone_seeds(thresholds: list[int], sta
         return Probe(value, len(thresholds), passed, len(thresholds), needed,
                      Counter({"t": len(thresholds) - passed}))
 
-    screen = (lambda value: value >= thresholds[0]) if screened else None
-    result = search(probe, start=start, low=1, high=high, screen=screen)
+    def screen(values: list[int]) -> dict[int, bool]:
+        return {v: v >= thresholds[0] for v in values}
+
+    result = search(probe, start=start, low=1, high=high, screen=screen if screened else None, screen_width=width)
     expected = brute_force({v: sum(v >= t for t in thresholds) for v in range(1, high + 1)}, needed, high)
     assert result.answer == expected
     assert len(probed) == len(set(probed)), "a value was probed twice"

@@ -265,6 +265,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_size(args: argparse.Namespace) -> int:
     import json
+    import os
     import time
 
     from novacron.app.size import SizeJob, int_setting_range, plot_size, size
@@ -296,7 +297,8 @@ def cmd_size(args: argparse.Namespace) -> int:
     with Runner(workers=args.workers, dask_scheduler=args.dask_scheduler) as runner:
         job = SizeJob(text, origin, base_dir, args.param, seeds, args.confidence, runner,
                       progress=not args.no_progress and sys.stderr.isatty(), log=lambda line: print(line, flush=True))
-        result = size(job, low=low, high=high, start=start)
+        result = size(job, low=low, high=high, start=start,
+                      screen_width=max(1, min(4, args.workers or os.cpu_count() or 2)))
     wall_s = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"))

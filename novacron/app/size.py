@@ -11,7 +11,8 @@ Dask). A probe stops early once its answer is settled: when more seeds have fail
 confidence allows (a fail), or enough have passed (a pass). The search assumes that more of the
 setting never hurts (monotone pass rate). A passing probe costs at least ``ceil(C * N)`` runs, so
 the search first *screens* with one seed: it gallops from the scenario's own value (halving while
-it passes, doubling while it fails) and bisects to a guess, at one run per value. Full probes
+it passes, doubling while it fails) and cuts the bracket down to a guess, at one run per value and
+as many values per round as there are workers (a k-ary search: two workers cut it in three). Full probes
 then gallop additively from the guess (1, 2, 4... away) and bisect, so they sit next to the
 answer: the answer is a value whose full probe passes next to one whose full probe fails. The
 binding targets are those that failed at the largest failing value: what more of the setting
@@ -69,66 +70,80 @@ def needed_passes(seeds: int, confidence: float) -> int:
     return max(1, math.ceil(confidence * seeds - 1e-9))
 
 
-def bracket(ok: Callable[[int], bool], *, start: int, low: int, high: int,
-            additive: bool = False) -> tuple[int | None, int | None]:
+def bracket(ok_many: Callable[[list[int]], dict[int, bool]], *, start: int, low: int, high: int,
+            additive: bool = False, width: int = 1) -> tuple[int | None, int | None]:
     """(largest failing, smallest passing) value by galloping from ``start``, then bisecting.
 
     Galloping multiplies (halves or doubles the value) or, with ``additive``, steps 1, 2, 4...
-    away from ``start`` (for a start that is already a good guess). ``None`` on a side means
-    no value there: every value down to ``low`` passes, or even ``high`` fails.
+    away from ``start`` (for a start that is already a good guess). ``ok_many`` tests ``width``
+    values per round (in parallel, when the caller can): the next gallop steps, or the points
+    that cut the bracket into ``width + 1`` parts. ``None`` on a side means no value there:
+    every value down to ``low`` passes, or even ``high`` fails.
     """
     value = min(max(start, low), high)
-    passing: int | None
-    failing: int | None
+    passing: int | None = value if ok_many([value])[value] else None
+    failing: int | None = None if passing is not None else value
     step = 1
-    if ok(value):
-        passing, failing = value, None
-        while passing > low:
-            candidate = max(low, passing - step if additive else passing // 2)
+    while (passing is not None and failing is None and passing > low) or \
+            (failing is not None and passing is None and failing < high):
+        going_down = passing is not None
+        edge = passing if going_down else failing
+        assert edge is not None
+        candidates = []
+        for _ in range(width):
+            edge = (max(low, edge - step if additive else edge // 2) if going_down
+                    else min(high, edge + step if additive else edge * 2))
             step *= 2
-            if not ok(candidate):
-                failing = candidate
+            if edge not in candidates:
+                candidates.append(edge)
+        results = ok_many(candidates)
+        for candidate in candidates:
+            if results[candidate] == going_down:
+                if going_down:
+                    passing = candidate
+                else:
+                    failing = candidate
+            else:
+                if going_down:
+                    failing = candidate
+                else:
+                    passing = candidate
                 break
-            passing = candidate
-    else:
-        failing, passing = value, None
-        while failing < high:
-            candidate = min(high, failing + step if additive else failing * 2)
-            step *= 2
-            if ok(candidate):
-                passing = candidate
-                break
-            failing = candidate
+        if going_down and passing == low or not going_down and failing == high:
+            break
     if passing is None or failing is None:
         return failing, passing
     while passing - failing > 1:
-        middle = (passing + failing) // 2
-        if ok(middle):
-            passing = middle
-        else:
-            failing = middle
+        points = sorted({failing + (passing - failing) * k // (width + 1) for k in range(1, width + 1)}
+                        - {failing, passing})
+        results = ok_many(points)
+        passing = min([p for p in points if results[p]] + [passing])
+        failing = max([p for p in points if not results[p] and p < passing] + [failing])
     return failing, passing
 
 
 def search(probe: Callable[[int], Probe], *, start: int, low: int, high: int,
-           screen: Callable[[int], bool] | None = None) -> SizeResult:
+           screen: Callable[[list[int]], dict[int, bool]] | None = None, screen_width: int = 1) -> SizeResult:
     """The smallest value whose probe passes (assuming a monotone pass rate); each value probed once.
 
-    With ``screen`` (a cheap test, such as one seed), the screen brackets a guess first and the
-    full probes gallop additively from it, so most full probes sit next to the answer.
+    With ``screen`` (a cheap test of several values at once, such as one seed each), the screen
+    brackets a guess first and the full probes gallop additively from it, so most full probes
+    sit next to the answer.
     """
     seen: dict[int, Probe] = {}
 
-    def ok(value: int) -> bool:
-        if value not in seen:
-            seen[value] = probe(value)
-        return seen[value].ok
+    def ok_many(values: list[int]) -> dict[int, bool]:
+        for value in values:
+            if value not in seen:
+                seen[value] = probe(value)
+        return {value: seen[value].ok for value in values}
 
     if screen is not None:
-        _, guess = bracket(screen, start=start, low=low, high=high)
-        failing, passing = bracket(ok, start=high if guess is None else guess, low=low, high=high, additive=True)
+        _, guess = bracket(screen, start=start, low=low, high=high, width=screen_width)
+        failing, passing = bracket(ok_many, start=high if guess is None else guess, low=low, high=high,
+                                   additive=True)
     else:
-        failing, passing = bracket(ok, start=start, low=low, high=high)
+        failing, passing = bracket(ok_many, start=start, low=low, high=high)
     binding = _binding(seen.get(high) if passing is None else seen.get(failing) if failing is not None else None)
     return SizeResult(passing, tuple(seen.values()), binding)
 
@@ -237,13 +252,23 @@ class SizeJob:
                                        stop_when=None if stop_when is None else lambda new: stop_when(known + new)):
                 self.rows[(value, int(row["seed"]))] = row
 
-    def screen(self, value: int) -> bool:
+    def screen(self, values: list[int]) -> dict[int, bool]:
+        """One seed at each value, all values at once (one run per worker)."""
+        from sim.sweep import SweepRun
+
         seed = self.seeds[0]
-        self._run(value, [seed], None)
-        row = self.rows[(value, seed)]
-        ok = row.get("status") == "ok" and row.get("verdict") == "pass"
-        self.log(f"  screen {self.param} = {value} (seed {seed}): {'pass' if ok else 'fail'}")
-        return ok
+        todo = [v for v in values if (v, seed) not in self.rows]
+        grid = [SweepRun(i, ((self.param, v),), seed) for i, v in enumerate(todo)]
+        if grid:
+            for row in self.runner.run(self.scenario_text, self.origin, grid, base_dir=self.base_dir,
+                                       progress=self.progress):
+                self.rows[(int(row[f"param.{self.param}"]), seed)] = row
+        results = {}
+        for v in values:
+            row = self.rows[(v, seed)]
+            results[v] = row.get("status") == "ok" and row.get("verdict") == "pass"
+            self.log(f"  screen {self.param} = {v} (seed {seed}): {'pass' if results[v] else 'fail'}")
+        return results
 
     def probe(self, value: int) -> Probe:
         total, needed = len(self.seeds), self.needed
@@ -260,5 +285,7 @@ class SizeJob:
         return sorted(self.seeds, key=lambda s: (not failed_above(s), self.seeds.index(s)))
 
 
-def size(job: SizeJob, *, low: int, high: int, start: int) -> SizeResult:
-    return search(job.probe, start=start, low=low, high=high, screen=job.screen if len(job.seeds) > 1 else None)
+def size(job: SizeJob, *, low: int, high: int, start: int, screen_width: int = 2) -> SizeResult:
+    """``screen_width`` values screened at once: match it to the workers."""
+    return search(job.probe, start=start, low=low, high=high, screen=job.screen if len(job.seeds) > 1 else None,
+                  screen_width=screen_width)
