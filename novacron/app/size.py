@@ -109,7 +109,7 @@ def bracket(ok_many: Callable[[list[int]], dict[int, bool]], *, start: int, low:
                 else:
                     passing = candidate
                 break
-        if going_down and passing == low or not going_down and failing == high:
+        if (going_down and passing == low) or (not going_down and failing == high):
             break
     if passing is None or failing is None:
         return failing, passing
