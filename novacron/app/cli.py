@@ -308,7 +308,7 @@ def cmd_size(args: argparse.Namespace) -> int:
         "probes": [{"value": p.value, "seeds_run": p.seeds_run, "seeds_passed": p.seeds_passed, "ok": p.ok,
                     "blocking": dict(p.blocking)} for p in sorted(result.probes, key=lambda p: p.value)]},
         indent=2) + "\n")
-    runs = len(job.rows)
+    runs = job.runs
     if result.answer is None:
         print(f"no answer: even {args.param} = {high} fails ({'; '.join(result.binding[:3])}) "
               f"· {runs} runs in {wall_s:.0f} s · {out / 'size.png'}", file=sys.stderr)

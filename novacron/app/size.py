@@ -13,8 +13,11 @@ setting never hurts (monotone pass rate). A passing probe costs at least ``ceil(
 the search first *screens* with one seed: it gallops from the scenario's own value (halving while
 it passes, doubling while it fails) and cuts the bracket down to a guess, at one run per value and
 as many values per round as there are workers (a k-ary search: two workers cut it in three). Full probes
-then gallop additively from the guess (1, 2, 4... away) and bisect, so they sit next to the
+then gallop additively from the guess (1, 1, 2, 4... away) and bisect, so they sit next to the
 answer: the answer is a value whose full probe passes next to one whose full probe fails. The
+same monotone assumption lets a probe reuse what it implies: a seed that passed at a smaller
+value passes, and one that failed at a larger value fails, without running again; seeds that
+failed nearby run first, so a failing probe settles after a few runs. The
 binding targets are those that failed at the largest failing value: what more of the setting
 fixes.
 
@@ -83,7 +86,7 @@ def bracket(ok_many: Callable[[list[int]], dict[int, bool]], *, start: int, low:
     value = min(max(start, low), high)
     passing: int | None = value if ok_many([value])[value] else None
     failing: int | None = None if passing is not None else value
-    step = 1
+    step, rounds = 1, 0
     while (passing is not None and failing is None and passing > low) or \
             (failing is not None and passing is None and failing < high):
         going_down = passing is not None
@@ -93,7 +96,8 @@ def bracket(ok_many: Callable[[list[int]], dict[int, bool]], *, start: int, low:
         for _ in range(width):
             edge = (max(low, edge - step if additive else edge // 2) if going_down
                     else min(high, edge + step if additive else edge * 2))
-            step *= 2
+            rounds += 1
+            step = step * 2 if rounds >= 2 else step  # additive: 1, 1, 2, 4... (the guess is usually close)
             if edge not in candidates:
                 candidates.append(edge)
         results = ok_many(candidates)
@@ -272,17 +276,39 @@ class SizeJob:
 
     def probe(self, value: int) -> Probe:
         total, needed = len(self.seeds), self.needed
-        self._run(value, self._failing_first(value), lambda rows: settled(rows, seeds_total=total, needed=needed))
+        self._infer(value)
+        self._run(value, self._likely_failing_first(value),
+                  lambda rows: settled(rows, seeds_total=total, needed=needed))
         rows = [self.rows[(value, s)] for s in self.seeds if (value, s) in self.rows]
         result = probe_from_rows(value, rows, seeds_total=total, needed=needed)
-        self.log("  " + result.describe())
+        inferred = sum(1 for r in rows if r.get("inferred"))
+        self.log("  " + result.describe() + (f"   ({inferred} seeds inferred)" if inferred else ""))
         return result
 
-    def _failing_first(self, value: int) -> list[int]:
-        """Seeds that failed at a larger value first: they settle a failing probe soonest."""
-        def failed_above(seed: int) -> bool:
-            return any(v > value and s == seed and r.get("verdict") != "pass" for (v, s), r in self.rows.items())
-        return sorted(self.seeds, key=lambda s: (not failed_above(s), self.seeds.index(s)))
+    @property
+    def runs(self) -> int:
+        """Simulations actually run (inferred rows excluded)."""
+        return sum(1 for row in self.rows.values() if not row.get("inferred"))
+
+    def _infer(self, value: int) -> None:
+        """Under the monotone assumption, a seed that passed at a smaller value passes here and one
+        that failed its targets at a larger value fails here: neither is run again."""
+        for seed in self.seeds:
+            if (value, seed) in self.rows:
+                continue
+            for (v, s), row in sorted(self.rows.items()):
+                if s != seed or row.get("status") != "ok" or row.get("inferred"):
+                    continue
+                if (v < value and row.get("verdict") == "pass") or (v > value and row.get("verdict") == "fail"):
+                    self.rows[(value, seed)] = {**row, "inferred": True, f"param.{self.param}": value}
+                    break
+
+    def _likely_failing_first(self, value: int) -> list[int]:
+        """Seeds that failed at the nearest other value first: they settle a failing probe soonest."""
+        def distance(seed: int) -> float:
+            failed = [abs(v - value) for (v, s), r in self.rows.items() if s == seed and r.get("verdict") != "pass"]
+            return min(failed, default=float("inf"))
+        return sorted(self.seeds, key=lambda s: (distance(s), self.seeds.index(s)))
 
 
 def size(job: SizeJob, *, low: int, high: int, start: int, screen_width: int = 2) -> SizeResult:
