@@ -92,10 +92,14 @@ def _read_summary(path: Path) -> dict[str, Any]:
     missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
     if missing:
         raise RunNotFound(f"{path}: not a NovaCron summary: missing {', '.join(missing)}")
+    types = {"metrics": dict, "targets": list, "settings": list, "seed": int, "events": int,
+             "events_sha256": str, "scenario": str, "runtime": str, "novacron_version": str}
+    wrong = [k for k, kind in types.items() if not isinstance(summary[k], kind) or isinstance(summary[k], bool)]
+    if wrong:
+        raise RunNotFound(f"{path}: malformed summary: {wrong[0]} = {summary[wrong[0]]!r:.40} is not a "
+                          f"{types[wrong[0]].__name__}")
     try:
         RunVerdict.from_dict(summary)
-        int(summary["seed"])
-        dict(summary["metrics"])
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise RunNotFound(f"{path}: malformed summary ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
                           ) from None

@@ -7,6 +7,7 @@ the command that needs them, so ``import novacron`` stays free of SimPy, libvirt
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -672,7 +673,14 @@ EPILOG = """examples:
 """
 
 
+@functools.cache
 def build_parser() -> argparse.ArgumentParser:
+    """The command line (built once per process: it is constant, and building it is most of the
+    cost of a rejected input, which the fuzz tests feed ``main`` thousands of times)."""
+    return _build_parser()
+
+
+def _build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="novacron", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="NovaCron: check a VM cluster's control plane (Raft managers, placement, cache, "
