@@ -6,7 +6,8 @@ import time
 
 
 class MonotonicClock:
-    """Seconds since the clock was created, from ``time.monotonic`` (never goes back)."""
+    """Seconds since the clock was created, from ``time.monotonic`` (never goes back; implements
+    ``novacron.ports.Clock``). The one monotonic clock of the real runtime."""
 
     def __init__(self) -> None:
         self._origin = time.monotonic()

@@ -21,7 +21,6 @@ injectable for tests. L3 is the last tier, so what it evicts is dropped.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import math
 import os
 import struct
@@ -31,6 +30,7 @@ from pathlib import Path
 import zstandard
 
 from backends.clock import WallClock
+from novacron.cache.expiry import ExpirySchedule
 from novacron.cache.memory import gather_hits
 from novacron.cache.policies import LruPolicy
 from novacron.ports import CacheEntry, Clock, TierUnavailable
@@ -90,7 +90,7 @@ class DiskTier:
         self._decompressor = zstandard.ZstdDecompressor()
         self._stored: dict[str, tuple[int, float | None]] = {}
         self._lru = LruPolicy()
-        self._expiry_heap: list[tuple[float, str]] = []
+        self._expiry = ExpirySchedule(self._expiry_of, lambda: ((k, exp) for k, (_size, exp) in self._stored.items()))
         self.used_bytes = 0
         self.corrupt_entries = 0
         self.evictions = 0
@@ -143,8 +143,7 @@ class DiskTier:
         self._stored[key] = (stored_bytes, expires_at_s)
         self.used_bytes += stored_bytes
         self._lru.inserted(key, stored_bytes, 0.0)
-        if expires_at_s is not None:
-            heapq.heappush(self._expiry_heap, (expires_at_s, key))
+        self._expiry.add(key, expires_at_s)
 
     def _unindex(self, key: str) -> None:
         stored = self._stored.pop(key, None)
@@ -237,20 +236,15 @@ class DiskTier:
         return sum(self.delete(key) for key in keys)
 
     def purge_expired(self) -> int:
-        """Pop expiry times from a heap (records of rewritten or deleted keys are skipped)."""
-        now_s = self.clock.now_s()
-        heap = self._expiry_heap
-        purged = 0
-        while heap and heap[0][0] <= now_s:
-            expires_at_s, key = heapq.heappop(heap)
-            stored = self._stored.get(key)
-            if stored is not None and stored[1] == expires_at_s:
-                self.delete(key)
-                purged += 1
-        if len(heap) > 2 * len(self._stored) + 1024:
-            self._expiry_heap = [(exp, k) for k, (_size, exp) in self._stored.items() if exp is not None]
-            heapq.heapify(self._expiry_heap)
-        return purged
+        """Delete the entries the shared expiry schedule says are due (``novacron.cache.expiry``)."""
+        expired = self._expiry.due(self.clock.now_s())
+        for key in expired:
+            self.delete(key)
+        return len(expired)
+
+    def _expiry_of(self, key: str) -> float | None:
+        stored = self._stored.get(key)
+        return None if stored is None else stored[1]
 
     def __len__(self) -> int:
         return len(self._stored)

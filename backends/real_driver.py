@@ -17,21 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from backends.clock import MonotonicClock
 from novacron.migration.controller import MigrationController, drive_step
 from novacron.migration.protocol import AbortMigration, JobStats, MigrationCommand
 from novacron.ports import Hypervisor
 
 PollHook = Callable[[MigrationController, JobStats], None]
-
-
-class MonotonicClock:
-    """Seconds since construction, from ``time.monotonic`` (implements ``novacron.ports.Clock``)."""
-
-    def __init__(self) -> None:
-        self._origin_s = time.monotonic()
-
-    def now_s(self) -> float:
-        return time.monotonic() - self._origin_s
 
 
 def drive_migration(controller: MigrationController, hypervisor: Hypervisor, clock: MonotonicClock, *,

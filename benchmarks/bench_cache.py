@@ -25,7 +25,7 @@ from novacron.cache.belady import belady_hits
 from novacron.cache.clock import ManualClock
 from novacron.cache.hierarchy import CacheHierarchy
 from novacron.cache.memory import MemoryTier
-from novacron.cache.policies import make_policy
+from novacron.cache.policies import replay_hits
 from novacron.cache.traces import ZipfSampler, next_access_positions
 
 N_KEYS = 10_000
@@ -242,22 +242,6 @@ def test_redis_benchmark_baseline(redis_server: Any, record_property: Any) -> No
 
 # -- hit rates on Zipf traces against Belady -----------------------------------------------------
 
-def _hits(policy_name: str, keys: list[int], capacity: int) -> int:
-    policy = make_policy(policy_name, capacity, half_life_s=float(capacity))
-    cached: set[int] = set()
-    hits = 0
-    for t, key in enumerate(keys):
-        if key in cached:
-            hits += 1
-            policy.accessed(key, float(t))
-            continue
-        while len(cached) >= capacity:
-            cached.discard(policy.victim())  # type: ignore[arg-type]
-        cached.add(key)
-        policy.inserted(key, 1, float(t))
-    return hits
-
-
 @pytest.mark.benchmark(group="zipf hit rate vs Belady (100k objects, 1M requests, cache 1 %)")
 @pytest.mark.parametrize("alpha", [0.8, 1.0, 1.2])
 def test_zipf_hit_rate_vs_belady(benchmark: Any, alpha: float) -> None:
@@ -269,7 +253,7 @@ def test_zipf_hit_rate_vs_belady(benchmark: Any, alpha: float) -> None:
 
     def run() -> None:
         for name in ("lru", "tlru", "s3fifo"):
-            rates[name] = 100.0 * _hits(name, keys, capacity) / n_requests
+            rates[name] = 100.0 * replay_hits(name, keys, capacity, half_life_s=float(capacity)) / n_requests
         rates["belady"] = 100.0 * belady_hits(keys, capacity, following) / n_requests
 
     benchmark.pedantic(run, rounds=1, iterations=1)

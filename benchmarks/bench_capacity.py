@@ -9,7 +9,7 @@ Run (numbers go to benchmarks/RESULTS_capacity.md):
    demand updates, first-fit placement, faults on) simulated in-process, its SimPy events per
    second compared with the ceiling of SimPy itself measured in the same run: a bare loop of
    timeouts over the same number of processes and the same number of SimPy events.
-2. ``test_scale_1000_budget``: ``novacron run scenarios/scale-1000.toml`` end to end (simulate,
+2. ``test_scale_1000_budget``: ``novacron run scale-1000`` end to end (simulate,
    metrics, Parquet log, summary, report) in a subprocess; wall time and the child's peak RSS
    (``resource.getrusage(RUSAGE_CHILDREN)``). Budget: 120 s and 4 GiB on the 2-core machine.
 """
@@ -89,7 +89,7 @@ def test_scale_1000_budget(benchmark: Any, tmp_path: Path) -> None:
     script = (
         "import resource, subprocess, sys, time\n"
         "started = time.perf_counter()\n"
-        "code = subprocess.call([sys.executable, '-m', 'novacron', 'run', 'scenarios/scale-1000.toml',\n"
+        "code = subprocess.call([sys.executable, '-m', 'novacron', 'run', 'scale-1000',\n"
         f"                       '--out', {str(tmp_path / 'run')!r}, '--no-progress'],\n"
         "                      stdout=subprocess.DEVNULL)\n"
         "wall = time.perf_counter() - started\n"

@@ -35,7 +35,7 @@ import pytest
 from backends.manager.client import ManagerClient
 from backends.manager.framing import FrameDecoder, encode_frame
 from backends.manager.localcluster import LocalCluster, free_ports
-from novacron.raft.statemachine import encode_command
+from novacron.statemachine import encode_command
 
 WINDOW = int(os.environ.get("NOVACRON_BENCH_WINDOW", "1000"))
 """Writes in flight per load generator; both systems get ``LOADERS`` generators (LAB.md's setup)."""

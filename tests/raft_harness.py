@@ -12,8 +12,8 @@ from collections.abc import Callable
 from random import Random
 
 from novacron.raft.invariants import SafetyChecker
-from novacron.raft.messages import Entry, HardState, Message, Snapshot
-from novacron.raft.node import RaftConfig, RaftNode, Stored
+from novacron.raft.messages import ConfChange, Entry, HardState, Message, ReadState, Snapshot
+from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.raft.storage import MemoryStorage
 
 Filter = Callable[[Message], bool]
@@ -38,6 +38,7 @@ class Net:
         self.mutators: list[Callable[[Message], Message]] = []
         self.checker = SafetyChecker()
         self.applied: dict[int, list[Entry]] = {}
+        self.read_states: dict[int, list[ReadState]] = {}
         self.delivered: list[Message] = []
         for node_id in voters:
             log_terms = (logs or {}).get(node_id, [])
@@ -46,11 +47,17 @@ class Net:
             self.storage[node_id] = MemoryStorage(stored)
             self.boot(node_id)
 
+    def add_node(self, node_id: int, stored: Stored) -> RaftNode:
+        """A server that is not (yet) in the others' configuration, booted from ``stored``."""
+        self.storage[node_id] = MemoryStorage(stored)
+        return self.boot(node_id)
+
     def boot(self, node_id: int) -> RaftNode:
         cfg = RaftConfig(node_id=node_id, **self.config)  # type: ignore[arg-type]
         node = self.node_class(cfg, Random(self.rng.getrandbits(32)), self.storage[node_id].stored())
         self.nodes[node_id] = node
         self.applied.setdefault(node_id, [])
+        self.read_states.setdefault(node_id, [])
         self.checker.forget_node(node_id)
         self._ready(node)
         return node
@@ -67,6 +74,7 @@ class Net:
             for entry in ready.committed_entries:
                 self.checker.check_applied(node.id, entry)
                 self.applied[node.id].append(entry)
+            self.read_states[node.id].extend(ready.read_states)
             node.advance(ready)
         self.checker.check(node)
 
@@ -87,6 +95,23 @@ class Net:
         self._ready(self.nodes[node_id])
         self.deliver_all()
         return result
+
+    def propose_conf_change(self, node_id: int, change: ConfChange) -> tuple[int, int] | None:
+        result = self.nodes[node_id].propose_conf_change(change)
+        self._ready(self.nodes[node_id])
+        self.deliver_all()
+        return result
+
+    def read_index(self, node_id: int, context: bytes) -> bool:
+        accepted = self.nodes[node_id].read_index(context)
+        self._ready(self.nodes[node_id])
+        self.deliver_all()
+        return accepted
+
+    def leader(self) -> RaftNode | None:
+        """The leader of the highest term among the live nodes, if any."""
+        leaders = [n for n in self.nodes.values() if n.role == LEADER]
+        return max(leaders, key=lambda n: n.term, default=None)
 
     def step(self, m: Message) -> None:
         node = self.nodes.get(m.dst)

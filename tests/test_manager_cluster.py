@@ -36,7 +36,7 @@ from backends.manager.client import ClusterClient, ManagerUnavailable
 from backends.manager.eventlog import read_events
 from backends.manager.localcluster import REPO_ROOT, LocalCluster
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
-from novacron.raft.statemachine import encode_command
+from novacron.statemachine import encode_command
 
 pytestmark = pytest.mark.slow
 WINDOW = 50

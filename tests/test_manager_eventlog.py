@@ -13,7 +13,7 @@ from backends.manager.eventlog import JsonLinesEventLog, ManagerCommandApplied, 
 from backends.manager.replicated import ManagerStateMachine, decode_batch, encode_batch
 from novacron.events import REGISTRY
 from novacron.raft import Entry, EntryKind
-from novacron.raft.statemachine import KeyValueStateMachine, encode_command
+from novacron.statemachine import KeyValueStateMachine, encode_command
 
 
 @given(key=st.text(max_size=20), name=st.text(max_size=10), index=st.integers(0, 2**40),

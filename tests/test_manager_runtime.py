@@ -24,7 +24,7 @@ from backends.manager.framing import FrameDecoder
 from backends.manager.localcluster import free_ports
 from backends.manager.runtime import ManagerConfig, ManagerRuntime
 from novacron.raft import MessageType, Ready, from_wire
-from novacron.raft.statemachine import encode_command
+from novacron.statemachine import encode_command
 
 T = MessageType
 

@@ -9,7 +9,7 @@ import pytest
 
 from novacron.raft.messages import ConfChange
 from novacron.raft.node import LEADER, Stored
-from novacron.raft.statemachine import KeyValueStateMachine, encode_command
+from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 

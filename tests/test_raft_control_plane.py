@@ -11,8 +11,8 @@ from novacron.cluster.events import VMFailed, VMPlaced, VMRequested
 from novacron.config import ConfigError
 from novacron.metrics import compute_metrics
 from novacron.raft.messages import Entry
-from novacron.raft.statemachine import decode_command
 from novacron.scenario import builtin_scenario_text, loads_scenario
+from novacron.statemachine import decode_command
 from sim import Simulation
 from sim.raft import control_plane as raft_control_plane
 from sim.raft.cluster import Hook, Manager, RaftCluster

@@ -8,7 +8,13 @@ import pytest
 
 from novacron.app.cli import main
 from novacron.config import ConfigError
-from novacron.scenario import builtin_scenario_names, load_scenario, loads_scenario, resolve_scenario
+from novacron.scenario import (
+    builtin_scenario_names,
+    builtin_scenario_text,
+    load_scenario,
+    loads_scenario,
+    resolve_scenario,
+)
 
 
 def test_builtin_default_scenario_is_valid() -> None:
@@ -59,3 +65,12 @@ def test_cli_misspelt_key_exits_2_with_one_line(tmp_path: Path, capsys: pytest.C
 def test_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the scenario"):
         load_scenario(tmp_path / "nope.toml")
+
+
+def test_a_builtin_dumped_by_the_scenario_command_runs_as_a_file(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``novacron scenario scale-10 > my.toml`` is how a user gets an editable copy (no copies in the repo)."""
+    assert main(["scenario", "scale-10"]) == 0
+    path = tmp_path / "my.toml"
+    path.write_text(capsys.readouterr().out)
+    assert load_scenario(path) == loads_scenario(builtin_scenario_text("scale-10"), origin="scale-10")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from novacron.scheduler.cache import CachingScheduler, DecisionCache
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
+from novacron.scheduler.framework import Decision
 from novacron.scheduler.state import HostTable, PlacementRequest
 
 SHAPES = [(2, 8.0, 0.2, 200.0), (8, 32.0, 1.0, 800.0)]
@@ -22,6 +23,10 @@ def table(hosts: int = 4) -> HostTable:
     return HostTable.uniform(hosts, cpu=64, memory_gib=256, network_gbps=10, iops=20000)
 
 
+def place(sched: CachingScheduler, hosts: HostTable, vm_id: str, now_s: float) -> Decision:
+    return sched.place(hosts, PlacementRequest(vm_id=vm_id, demand=SHAPES[0]), np.random.default_rng(0), now_s=now_s)
+
+
 def test_hit_within_ttl_and_miss_after_it() -> None:
     hosts, sched, rng = table(), caching(), np.random.default_rng(0)
     request = PlacementRequest(vm_id="a", demand=SHAPES[0])
@@ -34,20 +39,20 @@ def test_hit_within_ttl_and_miss_after_it() -> None:
 
 
 def test_a_relied_on_host_changing_beyond_tolerance_invalidates() -> None:
-    hosts, sched, rng = table(), caching(tolerance=0.05), np.random.default_rng(0)
-    first = sched.place(hosts, PlacementRequest(vm_id="a", demand=SHAPES[0]), rng, now_s=0.0)
+    hosts, sched = table(), caching(tolerance=0.05)
+    first = place(sched, hosts, "a", 0.0)
     assert first.row is not None
     hosts.allocate(first.row, PlacementRequest(vm_id="big", demand=(16, 64.0, 1.0, 1000.0)))  # 25 % of CPU
-    second = sched.place(hosts, PlacementRequest(vm_id="b", demand=SHAPES[0]), rng, now_s=1.0)
+    second = place(sched, hosts, "b", 1.0)
     assert not second.cached and sched.cache.stats.invalidated == 1
 
 
 def test_a_host_going_down_is_never_served() -> None:
-    hosts, sched, rng = table(), caching(tolerance=1.0), np.random.default_rng(0)
-    first = sched.place(hosts, PlacementRequest(vm_id="a", demand=SHAPES[0]), rng, now_s=0.0)
+    hosts, sched = table(), caching(tolerance=1.0)
+    first = place(sched, hosts, "a", 0.0)
     assert first.row is not None
     hosts.up[first.row] = False
-    second = sched.place(hosts, PlacementRequest(vm_id="b", demand=SHAPES[0]), rng, now_s=1.0)
+    second = place(sched, hosts, "b", 1.0)
     assert not second.cached and second.row != first.row
 
 

@@ -19,11 +19,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from backends.clock import MonotonicClock
 from backends.lab.guest import domain_xml
 from backends.lab.health import check_migrated_guest, read_console, wait_guest_ready
 from backends.lab.lab import LabInfo
 from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
-from backends.real_driver import MonotonicClock, PollHook, drive_migration
+from backends.real_driver import PollHook, drive_migration
 from novacron.app.eventstore import write_events
 from novacron.events import InMemoryEventLog, Recorder
 from novacron.guest_health import GuestHealth, GuestHealthChecked, assess_guest

@@ -11,7 +11,9 @@ the file; a line cut short by a crash is removed on open. Lines are buffered and
 ``Ready``, so SIGKILL loses at most the last batch of lines, which the restart writes again.
 
 Each line is ``{"type": <event class>, "t_s": ..., "seq": ..., "source": ..., <fields>}``; ``t_s``
-counts seconds since this manager process started (monotonic clock), ``seq`` continues the file.
+counts seconds on the monotonic clock since ``origin_monotonic_s`` -- by default this process's
+start; managers on one machine given one origin (``novacron manager --events-origin-monotonic``,
+as ``LocalCluster`` does) write logs that merge in time order -- and ``seq`` continues the file.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ EVENTS_FILE = "events.jsonl"
 class JsonLinesEventLog:
     """An ``EventSink`` appending to ``events.jsonl``; knows what a previous run already wrote."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, origin_monotonic_s: float | None = None) -> None:
         self.path = path
         self.last_applied: tuple[int, int] = (0, -1)
         """The highest ``(log_index, batch_position)`` of a ``ManagerCommandApplied`` in the file."""
         self._seq = self._recover()
         self._file = path.open("a", encoding="utf-8")
-        self._start = time.monotonic()
+        self._start = time.monotonic() if origin_monotonic_s is None else origin_monotonic_s
 
     def _recover(self) -> int:
         if not self.path.exists():

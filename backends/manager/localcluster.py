@@ -40,13 +40,19 @@ def free_ports(count: int) -> list[int]:
 
 
 class LocalCluster:
-    def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = (),
+                 distinct_addresses: bool = False) -> None:
+        """``distinct_addresses``: manager i listens and dials from 127.0.0.i, so a test can cut
+        the traffic between managers by address (nftables) without touching the client ports."""
         self.base_dir = base_dir
         self.ids = list(range(1, size + 1))
         ports = free_ports(2 * size)
-        self.raft_addresses = {i: ("127.0.0.1", ports[k]) for k, i in enumerate(self.ids)}
-        self.client_addresses = {i: ("127.0.0.1", ports[size + k]) for k, i in enumerate(self.ids)}
+        host = {i: f"127.0.0.{i}" if distinct_addresses else "127.0.0.1" for i in self.ids}
+        self.raft_addresses = {i: (host[i], ports[k]) for k, i in enumerate(self.ids)}
+        self.client_addresses = {i: (host[i], ports[size + k]) for k, i in enumerate(self.ids)}
         self.extra_args = extra_args
+        self.origin_monotonic_s = time.monotonic()
+        """Every manager's events count ``t_s`` from here, so their logs merge in time order."""
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         state = os.environ.get("NOVACRON_TEST_STATE")
         self.pid_dir = Path(state) if state else base_dir
@@ -64,7 +70,8 @@ class LocalCluster:
             raise RuntimeError(f"manager {manager_id} is already running")
         cmd = [sys.executable, "-m", "novacron", "manager", "--id", str(manager_id), "--peers", self.peers_arg(),
                "--data-dir", str(self.data_dir(manager_id)),
-               "--client-port", str(self.client_addresses[manager_id][1]), *self.extra_args]
+               "--client-port", str(self.client_addresses[manager_id][1]),
+               "--events-origin-monotonic", repr(self.origin_monotonic_s), *self.extra_args]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                                         os.environ.get("PYTHONPATH")]))}
         log = (self.base_dir / f"manager-{manager_id}.log").open("ab")

@@ -28,10 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class PeerLink:
-    def __init__(self, self_id: int, peer_id: int, host: str, port: int, *, connect_timeout_s: float = 1.0,
+    def __init__(self, self_id: int, peer_id: int, host: str, port: int, *, local_host: str | None = None,
+                 connect_timeout_s: float = 1.0,
                  backoff_min_s: float = 0.02, backoff_max_s: float = 1.0,
                  max_buffered_bytes: int = 32 * 1024 * 1024) -> None:
         self.self_id, self.peer_id, self.host, self.port = self_id, peer_id, host, port
+        self.local_addr = (local_host, 0) if local_host else None
+        """Dial from this manager's own address, so a firewall can tell its traffic apart (tests partition
+        managers on loopback by address with nftables)."""
         self.connect_timeout_s = connect_timeout_s
         self.backoff_min_s, self.backoff_max_s = backoff_min_s, backoff_max_s
         self.max_buffered_bytes = max_buffered_bytes
@@ -74,7 +78,7 @@ class PeerLink:
         while not self._closed:  # the flag too: Python 3.11's wait_for can swallow a cancellation
             try:
                 async with asyncio.timeout(self.connect_timeout_s):
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                    reader, writer = await asyncio.open_connection(self.host, self.port, local_addr=self.local_addr)
             except (TimeoutError, OSError):
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.backoff_max_s)

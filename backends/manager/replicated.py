@@ -22,7 +22,7 @@ import msgpack
 
 from backends.manager.eventlog import JsonLinesEventLog
 from novacron.raft import Entry, EntryKind
-from novacron.raft.statemachine import KeyValueStateMachine, decode_command
+from novacron.statemachine import KeyValueStateMachine, decode_command
 
 
 def encode_batch(commands: Sequence[bytes]) -> bytes:

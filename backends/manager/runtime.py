@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.clock import MonotonicClock
 from backends.manager.clientapi import ClientApi
 from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog
 from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
@@ -50,7 +51,8 @@ from backends.manager.logstore import SQLiteLogStore
 from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
 from novacron.raft import LEADER, NO_NODE, Message, RaftConfig, RaftNode, Ready, from_wire, to_wire
-from novacron.raft.events import LeaderElected, LeaderSteppedDown, ManagerStarted, SnapshotInstalled, TermStarted
+from novacron.raft.events import ManagerStarted
+from novacron.raft.observer import RaftObserver
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_TICKS = 2
@@ -72,6 +74,8 @@ class ManagerConfig:
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     seed: int | None = None
+    events_origin_monotonic_s: float | None = None
+    """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
 
@@ -85,15 +89,16 @@ class ManagerRuntime:
         self.store = SQLiteLogStore(config.data_dir / "raft.sqlite3")
         restarted = not self.store.is_empty()
         stored = self.store.stored() if restarted else self.store.bootstrap(tuple(sorted(config.peers)))
-        self.events = JsonLinesEventLog(config.data_dir / EVENTS_FILE)
+        self.events = JsonLinesEventLog(config.data_dir / EVENTS_FILE, config.events_origin_monotonic_s)
         self.state = ManagerStateMachine(self.id, self.events)
         self.state.restore(stored.snapshot.data, stored.snapshot.index)
         raft_config = dataclasses.replace(config.raft, node_id=self.id)
         seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
         self.node = RaftNode(raft_config, random.Random(seed), stored)
         self.api = ClientApi(self)
-        self.links = {pid: PeerLink(self.id, pid, host, port) for pid, (host, port) in config.peers.items()
-                      if pid != self.id}
+        own_host = config.peers[self.id][0]
+        self.links = {pid: PeerLink(self.id, pid, host, port, local_host=own_host)
+                      for pid, (host, port) in config.peers.items() if pid != self.id}
         self._inbox: list[Message] = []
         self._ticks_due = 0
         self._applied_bytes = 0
@@ -107,9 +112,8 @@ class ManagerRuntime:
         self.failure: BaseException | None = None
         """Inbound peer and client connections, closed with the runtime."""
         self._tasks: list[asyncio.Task[None]] = []
-        self._last_term = stored.hard_state.term
-        self._leaderless_since = time.monotonic()
-        self._last_leader = NO_NODE
+        self.clock = MonotonicClock()
+        self.observer = RaftObserver(self.id, term=stored.hard_state.term, now_s=self.clock.now_s())
         self.client_port = config.client_port
         self.events.emit(ManagerStarted, source=self._source, manager_id=self.id, restarted=restarted)
 
@@ -263,8 +267,6 @@ class ManagerRuntime:
         assert ready.snapshot is not None
         self.state.restore(ready.snapshot.data, ready.snapshot.index)
         self.api.entries_superseded(ready.snapshot.index)
-        self.events.emit(SnapshotInstalled, source=self._source, manager_id=self.id,
-                         log_index=ready.snapshot.index)
 
     async def _maybe_compact(self) -> None:
         applied = self.node.log.applied
@@ -275,23 +277,11 @@ class ManagerRuntime:
             await asyncio.get_running_loop().run_in_executor(self._disk, self.store.compact, snapshot)
 
     def _observe(self, ready: Ready) -> None:
-        """Report role and term changes as the events the simulated managers emit."""
-        now = time.monotonic()
-        if ready.hard_state is not None and ready.hard_state.term != self._last_term:
-            self._last_term = ready.hard_state.term
-            self.events.emit(TermStarted, source=self._source, manager_id=self.id, term=self._last_term)
-        soft = ready.soft_state
-        if soft is None:
-            return
-        if soft.role == LEADER:
-            self.events.emit(LeaderElected, source=self._source, manager_id=self.id, term=self.node.term,
-                             leaderless_ms=round((now - self._leaderless_since) * 1000, 3))
-        elif self.api.was_leader:
-            self.events.emit(LeaderSteppedDown, source=self._source, manager_id=self.id, term=self.node.term)
-        if soft.leader == NO_NODE and self._last_leader != NO_NODE:
-            self._leaderless_since = now
-        self._last_leader = soft.leader
-        self.api.role_changed(soft.role == LEADER)
+        """Report this node's Raft events through the core's observer (the simulation uses the same)."""
+        for observed in self.observer.observe(ready, self.clock.now_s()):
+            self.events.emit(observed.cls, source=self._source, **observed.fields)
+        if ready.soft_state is not None:
+            self.api.role_changed(ready.soft_state.role == LEADER)
 
     def digest(self) -> dict[str, Any]:
         return {"applied": self.node.log.applied, "keys": len(self.state.kv.values),

@@ -340,8 +340,8 @@ def _read_bench_json(path: Path) -> dict[str, object]:
 def cmd_cache_eval(args: argparse.Namespace) -> int:
     import json
 
+    from novacron.app.tracefiles import TraceError, read_csv, read_oracle
     from novacron.cache.evaluate import format_result
-    from novacron.cache.traces import TraceError, read_csv, read_oracle
 
     _check_cache_capacities(args)
     fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
@@ -406,6 +406,7 @@ def _check_cache_trace_args(args: argparse.Namespace) -> None:
 def cmd_cache_trace(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from novacron.app import tracefiles
     from novacron.cache import traces
 
     _check_cache_trace_args(args)
@@ -428,10 +429,10 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
     try:
         if fmt == "csv":
             with args.out.open("w", newline="") as text:
-                traces.write_csv(text, reqs)
+                tracefiles.write_csv(text, reqs)
         else:
             with args.out.open("wb") as binary:
-                traces.write_oracle(binary, reqs)
+                tracefiles.write_oracle(binary, reqs)
     except OSError as exc:
         raise CommandError(f"{args.out}: cannot write the trace ({exc.strerror or exc})") from None
     print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
@@ -514,7 +515,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     try:
         peers = parse_peers(args.peers)
-        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every)
+        return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
+                           args.events_origin_monotonic)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 
@@ -541,6 +543,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                          help="client API port (default: this manager's Raft port + 100)")
     manager.add_argument("--snapshot-every", type=int, default=5000,
                          help="compact the log after this many applied entries (default: 5000)")
+    manager.add_argument("--events-origin-monotonic", type=float, default=None, metavar="SECONDS",
+                         help="events' t_s counts from this time.monotonic() value, so the logs of managers "
+                              "on one machine merge in time order (default: this process's start)")
     manager.set_defaults(handler=cmd_manager)
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
@@ -651,6 +656,42 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def golden_run(name: str) -> dict[str, object]:
+    """Simulate a built-in scenario with its own seed; its golden record (``novacron.app.golden``)."""
+    from novacron.app.golden import golden_record
+    from novacron.metrics import compute_metrics
+    from novacron.scenario import resolve_scenario, scenario_targets
+    from sim.run import simulate
+
+    scenario, _ = resolve_scenario(name)
+    ctx = simulate(scenario, scenario.seed)
+    events = list(ctx.log)
+    metrics = {**compute_metrics(events), **ctx.config_metrics}
+    return golden_record(scenario.name, scenario.seed, events, metrics, scenario_targets(scenario)[0])
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    from novacron.app import golden
+
+    directory = args.dir or golden.GOLDEN_DIR
+    changed = 0
+    for name in golden.GOLDEN_SCENARIOS:
+        actual = golden_run(name)
+        seed = int(actual["seed"])  # type: ignore[call-overload]
+        expected = golden.load_golden(name, seed, directory)
+        if args.update:
+            print(f"golden {name} seed {seed}: wrote {golden.write_golden(actual, directory)}")
+            continue
+        if expected is None:
+            print(f"golden {name} seed {seed}: no golden file in {directory}; create it with --update")
+            changed += 1
+            continue
+        found = golden.differences(expected, actual)
+        print(golden.failure_message(name, seed, found) if found else f"golden {name} seed {seed}: unchanged")
+        changed += bool(found)
+    return EXIT_FAILED if changed else EXIT_OK
+
+
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
@@ -670,6 +711,7 @@ EPILOG = """examples:
   novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
+  novacron golden [--update]           compare (or rewrite) the golden event-log hashes of the pinned runs
 """
 
 
@@ -730,6 +772,13 @@ def _build_parser() -> argparse.ArgumentParser:
                                       "and meaning. With NAME: the built-in scenario's TOML.")
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
     scen.set_defaults(handler=cmd_scenario)
+    gold = sub.add_parser("golden", help="compare the pinned runs with their golden event-log hash and summary",
+                          description="Run the default and scale-10 scenarios with their own seeds and compare each "
+                                      "with tests/testdata/golden/: exit 1 listing what moved. --update rewrites "
+                                      "the files after an intended change of behaviour.")
+    gold.add_argument("--update", action="store_true", help="rewrite the golden files from this code")
+    gold.add_argument("--dir", type=Path, default=None, help="golden folder (default: tests/testdata/golden)")
+    gold.set_defaults(handler=cmd_golden)
     _add_sweep_parser(sub)
     _add_cache_commands(sub)
     mp = sub.add_parser("migrate-plan", help="predict a VM's migration from its memory and dirty rate",

@@ -7,6 +7,10 @@ Installed with NovaCron (entry point ``pytest11``), it provides the ``novacron_r
         assert run.metrics["cluster.peak_cpu_pct"] < 75
         assert run.verdict.passed()          # pass / fail / not measured, as `novacron check` sees it
         assert run.missed_targets == []      # required targets that failed or were not measured
+
+It is one of the two composition roots (with ``novacron/app/cli.py``): the only modules under
+``novacron/`` that may import a runtime, and only inside the function that needs it, so loading
+the plugin into any pytest session costs nothing (``tests/test_core_purity.py`` checks both).
 """
 
 from __future__ import annotations

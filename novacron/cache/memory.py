@@ -6,8 +6,9 @@ Entries live in a dict ``key -> (value, size_bytes, expires_at_s)``; an eviction
 ``policies.py`` keeps the order in which keys leave. The tier is bounded either by items
 (``capacity_items``: each entry weighs 1) or by bytes (``capacity_bytes``: each entry weighs its
 size). TTL is enforced lazily on ``get`` and eagerly by ``purge_expired`` (the hierarchy's cleanup
-cycle), which pops a heap of expiry times instead of scanning, so the cycle costs O(expired log n)
-even for simulated tiers of millions of entries. Time comes from the injected clock only.
+cycle), which pops the expiry schedule (``expiry.py``, shared with the disk tier) instead of
+scanning, so the cycle costs O(expired log n) even for simulated tiers of millions of entries.
+Time comes from the injected clock only.
 
 ``set`` returns the live entries evicted to make room, so the hierarchy can demote them a tier
 down; entries that had expired are dropped, never demoted. ``resize`` is how adaptive L1 sizing
@@ -16,9 +17,9 @@ changes the capacity.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping, Sequence
 
+from novacron.cache.expiry import ExpirySchedule
 from novacron.cache.policies import EvictionPolicy, make_policy
 from novacron.ports import CacheEntry, Clock
 
@@ -56,8 +57,7 @@ class MemoryTier:
         self._accessed = self._policy.accessed
         self._inserted = self._policy.inserted
         self._victim = self._policy.victim
-        self._expiry_heap: list[tuple[float, str]] = []
-        self._heap_limit = 1024
+        self._expiry = ExpirySchedule(self._expiry_of, lambda: ((k, e[2]) for k, e in self._entries.items()))
         self.evictions = 0
         self.expirations = 0
 
@@ -121,10 +121,7 @@ class MemoryTier:
                 self.evictions += 1
                 evicted = [CacheEntry(victim, old_value, old_size)]  # type: ignore[arg-type]
         if expires_at_s is not None:
-            heap = self._expiry_heap
-            heapq.heappush(heap, (expires_at_s, key))
-            if len(heap) > self._heap_limit:
-                self._compact_expiry_heap()
+            self._expiry.add(key, expires_at_s)
         return evicted
 
     def _set_weighted(self, key: str, value: bytes, ttl_s: float | None, size: int) -> list[CacheEntry]:
@@ -136,7 +133,7 @@ class MemoryTier:
             if old[1] == size:
                 self._entries[key] = (value, size, expires_at_s)
                 self._accessed(key, now_s)
-                self._track_expiry(key, expires_at_s)
+                self._expiry.add(key, expires_at_s)
                 return []
             self._drop(key, old)
         if size > self.capacity:
@@ -145,14 +142,8 @@ class MemoryTier:
         self._entries[key] = (value, size, expires_at_s)
         self._used += size
         self._inserted(key, size, now_s)
-        self._track_expiry(key, expires_at_s)
+        self._expiry.add(key, expires_at_s)
         return evicted
-
-    def _track_expiry(self, key: str, expires_at_s: float | None) -> None:
-        if expires_at_s is not None:
-            heapq.heappush(self._expiry_heap, (expires_at_s, key))
-            if len(self._expiry_heap) > self._heap_limit:
-                self._compact_expiry_heap()
 
     def _make_room(self, weight: int, now_s: float) -> list[CacheEntry]:
         evicted: list[CacheEntry] = []
@@ -168,11 +159,9 @@ class MemoryTier:
             evicted.append(CacheEntry(key, value, size))  # type: ignore[arg-type]
         return evicted
 
-    def _compact_expiry_heap(self) -> None:
-        """Drop heap records of entries overwritten or gone (amortised O(1) per set)."""
-        self._expiry_heap = [(e[2], k) for k, e in self._entries.items() if e[2] is not None]
-        heapq.heapify(self._expiry_heap)
-        self._heap_limit = 2 * len(self._expiry_heap) + 1024
+    def _expiry_of(self, key: str) -> float | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[2]
 
     def _drop(self, key: str, entry: _Entry) -> None:
         del self._entries[key]
@@ -200,19 +189,11 @@ class MemoryTier:
         return sum(self.delete(key) for key in keys)
 
     def purge_expired(self) -> int:
-        now_s = self._now_s()
-        heap = self._expiry_heap
-        purged = 0
-        while heap and heap[0][0] <= now_s:
-            expires_at_s, key = heapq.heappop(heap)
-            entry = self._entries.get(key)
-            if entry is not None and entry[2] == expires_at_s:
-                self._drop(key, entry)
-                purged += 1
-        if len(heap) > self._heap_limit:
-            self._compact_expiry_heap()
-        self.expirations += purged
-        return purged
+        expired = self._expiry.due(self._now_s())
+        for key in expired:
+            self._drop(key, self._entries[key])
+        self.expirations += len(expired)
+        return len(expired)
 
     def resize(self, capacity: int) -> list[CacheEntry]:
         """Change the capacity (adaptive sizing); returns the entries evicted to fit."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Protocol
 
 POLICY_NAMES = ("lru", "tlru", "s3fifo")
@@ -254,3 +254,27 @@ def make_policy(name: str, capacity: int, *, half_life_s: float = 300.0) -> Evic
     if name == "s3fifo":
         return S3FifoPolicy(capacity)
     raise ValueError(f"unknown eviction policy {name!r}; allowed: {', '.join(POLICY_NAMES)}")
+
+
+def replay_hits(policy_name: str, keys: Iterable[Hashable], capacity: int, *, half_life_s: float = 300.0) -> int:
+    """Hits of ``policy_name`` alone on a key sequence (unit-sized items, time = request position).
+
+    The policy decides every eviction; a victim the cache does not hold is a policy bug and raises.
+    Belady's MIN (``belady.belady_hits``) on the same keys and capacity is the upper bound.
+    """
+    policy = make_policy(policy_name, capacity, half_life_s=half_life_s)
+    cached: set[Hashable] = set()
+    hits = 0
+    for t, key in enumerate(keys):
+        if key in cached:
+            hits += 1
+            policy.accessed(key, float(t))
+            continue
+        while len(cached) >= capacity:
+            victim = policy.victim()
+            if victim not in cached:
+                raise AssertionError(f"{policy_name} evicted {victim!r}, which it does not hold")
+            cached.remove(victim)
+        cached.add(key)
+        policy.inserted(key, 1, float(t))
+    return hits

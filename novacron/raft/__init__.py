@@ -9,8 +9,10 @@ Modules
 - ``node``: ``RaftNode``, the protocol (elections, PreVote, CheckQuorum, replication,
   membership changes, leadership transfer, snapshots, ReadIndex).
 - ``storage``: ``MemoryStorage``, the reference ``LogStore``.
-- ``statemachine``: the ``StateMachine`` protocol, ``KeyValueStateMachine``, ``ClusterStateMachine``.
-- ``events`` / ``metrics``: what runtimes report, and the catalogue metrics computed from it.
+- ``events`` / ``observer`` / ``metrics``: what runtimes report (one observer turns each node's
+  Readies into events in every runtime; cluster-wide facts are a fold over them), and the
+  catalogue metrics computed from it.
+- The replicated state machines (and their JSON command codec) live in ``novacron.statemachine``.
 - ``invariants`` / ``linearizability``: the checkers the vopr and the tests run.
 
 Writing a runtime (the TCP managers)
@@ -36,7 +38,9 @@ A runtime owns the clock, the sockets, the disk and the state machine. Per manag
         #    Raft retries by itself; never block the loop on a slow peer)
         # 3. apply ready.committed_entries in order; answer clients whose (index, term) matches
         # 4. answer each ReadState once state_machine has applied read_state.index
-        # 5. node.advance(ready)
+        # 5. report: for each o in observer.observe(ready, now_s): sink.emit(o.cls, **o.fields)
+        #    (observer = RaftObserver(node_id, term=stored.hard_state.term, now_s=...), one per boot)
+        # 6. node.advance(ready)
     to compact: snapshot = node.compact(applied_index, state_machine.snapshot()); store it.
 
 Do not call ``tick``/``step``/``propose`` between ``ready()`` and ``advance()``. Everything in

@@ -1,8 +1,28 @@
 """Events of the Raft managers, as the runtimes report them (past tense, one type per field name).
 
-The core node never emits events itself: it only reports soft-state changes in ``Ready``. A
-runtime (the sim driver, later the TCP runtime) turns those into the events below, stamped by
-its ``EventSink``, so simulated and real managers produce the same log and the same metrics.
+The core node never emits events itself: it reports changes in ``Ready``. One observer,
+``novacron.raft.observer.RaftObserver``, turns each node's Readies into the per-node events below
+in BOTH runtimes (the simulated cluster and the real manager processes), stamped by the runtime's
+``EventSink``, so an event means the same wherever it comes from. The one meaning of each:
+
+Per node (``manager_id`` is the node the event is about; source ``manager-<id>``):
+
+- ``TermStarted``: this manager campaigned, i.e. its term rose and it voted for itself in the
+  new term (a real election, after PreVote; also a leadership-transfer target). Learning a higher
+  term from a message is NOT a term start. A split vote that makes it campaign again starts
+  another term.
+- ``LeaderElected``: this manager became leader of ``term``. ``leaderless_ms`` is this manager's
+  own view: the time, on the runtime's clock, since it last stopped knowing a leader (or since
+  it booted) until it won.
+- ``LeaderSteppedDown``: this manager stopped being leader (``term`` is its term afterwards).
+- ``LeaderCommitted``: this manager, as leader, committed the first entry of its own term.
+- ``SnapshotInstalled``: this manager installed a snapshot sent by its leader.
+- ``ManagerStarted`` / ``ManagerCrashed``: process (re)start, and a crash recorded by the fault
+  injector (a crashed process cannot report itself).
+
+Cluster-wide facts are folds over the per-node events of every manager merged in time order
+(``novacron.raft.observer.RaftClusterFold``): ``FailoverCompleted``, the leaderless gaps; and,
+in the simulation, which can see every node at once, ``ClusterFormed`` and ``PartitionRecovered``.
 """
 
 from __future__ import annotations
@@ -33,7 +53,7 @@ class LeaderElected(Event):
     manager_id: int
     term: int
     leaderless_ms: float
-    """Time since the cluster last had a live leader (boot, crash or step-down)."""
+    """This manager's own view: time since it last knew a leader (or booted) until it won."""
 
 
 @event

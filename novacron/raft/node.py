@@ -17,6 +17,9 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
   follower that heard from its leader within the shortest election timeout -- or a leader --
   ignores (pre-)vote requests (the "lease", dissertation 4.2.3), so servers removed from the
   configuration cannot disrupt.
+- The election timer restarts only when a node grants a vote or hears from its leader, not when
+  it merely adopts a higher term (section 5.2, ``_adopt_term``); a vote request of an older term
+  is rejected with the current term, so a candidate whose term lags catches up.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
@@ -26,7 +29,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
 - Membership changes add or remove one voter at a time (dissertation 4.1); a configuration takes
   effect as soon as its entry is in the log, one change may be uncommitted at a time, and a
   leader must first commit an entry of its own term (the fix to the single-server change bug
-  Ongaro posted to raft-dev in 2015).
+  Ongaro posted to raft-dev in 2015). A node its latest configuration removed still campaigns
+  until it knows the removal committed, without counting its own vote (dissertation 4.2.2,
+  ``promotable``); a leader outside its configuration neither counts itself nor answers reads
+  without a heartbeat round.
 - Leadership transfer (dissertation 3.10): the leader brings the target up to date and sends
   TimeoutNow; the target campaigns at once, bypassing PreVote and the lease.
 - Linearizable reads (ReadIndex, dissertation 6.4): the leader records its commit index, then
@@ -253,13 +259,19 @@ class RaftNode:
             if m.type in (T.VOTE, T.PRE_VOTE) and m.context != TRANSFER_CONTEXT and self._in_lease():
                 return
             if not (m.type == T.PRE_VOTE or (m.type == T.PRE_VOTE_RESP and not m.reject)):
-                leader = m.src if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT) else NO_NODE
-                self._become_follower(m.term, leader)
+                if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT):
+                    self._become_follower(m.term, m.src)
+                else:
+                    self._adopt_term(m.term)
         elif m.term < self.term:
             if m.type in (T.APPEND, T.HEARTBEAT) and (self.config.check_quorum or self.config.pre_vote):
                 self._send(Message(T.APPEND_RESP, self.id, m.src, self.term))
-            elif m.type == T.PRE_VOTE:
-                self._send(Message(T.PRE_VOTE_RESP, self.id, m.src, self.term, reject=True))
+            elif m.type in (T.VOTE, T.PRE_VOTE):
+                # Reject with our term so a candidate whose term lags catches up. Dropping old-term
+                # votes (as the paper allows) left a node stuck below the term of a peer that
+                # campaigned in an out-of-date configuration and never wrote to it (issue 13).
+                resp_type = T.VOTE_RESP if m.type == T.VOTE else T.PRE_VOTE_RESP
+                self._send(Message(resp_type, self.id, m.src, self.term, reject=True))
             return
         if m.type in (T.VOTE, T.PRE_VOTE):
             self._handle_vote_request(m)
@@ -286,7 +298,7 @@ class RaftNode:
         if can_vote and self.log.is_up_to_date(m.index, m.log_term):
             self._send(Message(resp_type, self.id, m.src, m.term))
             if m.type == T.VOTE:
-                self.election_elapsed = 0
+                self._restart_election_timer()
                 self.vote = m.src
         else:
             self._send(Message(resp_type, self.id, m.src, self.term, reject=True))
@@ -488,10 +500,15 @@ class RaftNode:
     # -- ReadIndex -------------------------------------------------------------------------------
 
     def _start_read(self, context: bytes) -> None:
-        if len(self.voters) == 1:
+        # Only a leader that is itself the whole configuration may answer without a round trip.
+        # A leader that proposed its own removal leads a configuration it is not part of: with
+        # voters (X,) the quorum is X alone, and X may already have elected itself and committed
+        # newer writes (issue 13: a put completed, then a get returned the older value), so the
+        # leader neither answers at once nor counts its own ack.
+        if self.voters == (self.id,):
             self._read_states.append(ReadState(self.log.committed, context))
             return
-        self.pending_reads[context] = (self.log.committed, {self.id})
+        self.pending_reads[context] = (self.log.committed, {self.id} & set(self.voters))
         self._broadcast_heartbeat(context)
 
     def _ack_read(self, context: bytes, peer: int) -> None:
@@ -510,7 +527,24 @@ class RaftNode:
     # -- role changes ------------------------------------------------------------------------------
 
     def promotable(self) -> bool:
-        return self.id in self.voters and self.log.pending_snapshot is None
+        """May this node start an election? A voter of its latest configuration may, and so may a
+        node that configuration removed while it does not know the removal committed: it may be
+        needed until then (dissertation 4.2.2). Otherwise a 2-voter leader that removed itself and
+        lost leadership first deadlocked the cluster, holding the longest log (issue 13). Its own
+        vote never counts (``_poll``); if it wins, it steps down once the removal commits. Once
+        the removal is known committed, a majority of the new configuration can elect without it.
+        """
+        if self.log.pending_snapshot is not None:
+            return False
+        return self.id in self.voters or self._removal_uncommitted()
+
+    def _removal_uncommitted(self) -> bool:
+        """Was this node removed by a change it does not know to be committed (and a voter before)?"""
+        log = self.log
+        uncommitted = log.slice(max(log.committed + 1, log.first_index()), log.last_index() + 1)
+        if not any(e.kind == EntryKind.CONF_CHANGE for e in uncommitted):
+            return False  # the committed configuration is the latest one, which lacks this node
+        return self.id in self._voters_at(log.committed)
 
     def _reset(self, term: int) -> None:
         if term != self.term:
@@ -528,6 +562,12 @@ class RaftNode:
         last = self.log.last_index()
         self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self.voters}
 
+    def _restart_election_timer(self) -> None:
+        """Granting a vote restarts the timer with a fresh draw: voters keeping their old timeouts
+        fire in the same order round after round and repeat split votes (raft-fig16 showed it)."""
+        self.election_elapsed = 0
+        self._reset_randomized_timeout()
+
     def _reset_randomized_timeout(self) -> None:
         self.randomized_timeout = self._rng.randint(self.config.election_ticks_min, self.config.election_ticks_max)
 
@@ -535,6 +575,22 @@ class RaftNode:
         self._reset(term)
         self.role = FOLLOWER
         self.leader = leader
+
+    def _adopt_term(self, term: int) -> None:
+        """Follow a higher term learnt from a vote or a response, without restarting the timer.
+
+        Section 5.2 restarts the election timer only on granting a vote or hearing from the
+        current leader (``_handle_vote_request`` and ``_step_follower`` do that). Restarting it on
+        every higher term let a node with a stale log and a fast clock keep every up-to-date node
+        from ever timing out first: each of its rejected candidacies reset their timers (issue
+        13, a livelock with CheckQuorum on and PreVote off). A deposed leader's counter measured
+        CheckQuorum rounds, not silence from a leader, so it starts over.
+        """
+        keep = self.role != LEADER
+        elapsed, timeout = self.election_elapsed, self.randomized_timeout
+        self._become_follower(term, NO_NODE)
+        if keep:
+            self.election_elapsed, self.randomized_timeout = elapsed, timeout
 
     def _become_pre_candidate(self) -> None:
         # PreVote changes neither term nor vote (dissertation 9.6), only the role.

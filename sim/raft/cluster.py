@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
 
-from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState
+from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState, Ready
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
-from novacron.raft.statemachine import KeyValueStateMachine, StateMachine
 from novacron.raft.storage import MemoryStorage
+from novacron.statemachine import KeyValueStateMachine, StateMachine
 from sim.network import NetworkModel
 
 TICK, DELIVER, CALL = 0, 1, 2
@@ -73,6 +73,9 @@ class Hook:
     def read_ready(self, cluster: RaftCluster, manager: Manager, read: ReadState) -> None: ...
 
     def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None: ...
+
+    def ready_handled(self, cluster: RaftCluster, manager: Manager, ready: Ready) -> None:
+        """Called with every ``Ready`` once it was persisted, sent, applied and advanced."""
 
     def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None: ...
 
@@ -279,6 +282,8 @@ class RaftCluster:
                 hook.applied(self, manager, entry)
         manager.pending_reads.extend(ready.read_states)
         node.advance(ready)
+        for hook in self.hooks:
+            hook.ready_handled(self, manager, ready)
         self._serve_reads(manager, node)
         self._maybe_compact(manager, node)
         if ready.soft_state is not None:

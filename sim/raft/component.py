@@ -19,7 +19,7 @@ from typing import Any
 from novacron.raft.messages import NO_NODE
 from novacron.raft.metrics import raft_config_metrics
 from novacron.raft.scenario import RaftSection
-from novacron.raft.statemachine import ClusterStateMachine, encode_command
+from novacron.statemachine import ClusterStateMachine, encode_command
 from sim.context import SimContext
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, RaftCluster

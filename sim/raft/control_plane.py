@@ -54,7 +54,7 @@ import simpy
 from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
 from novacron.events import Event
 from novacron.raft.messages import NO_NODE, Entry, EntryKind
-from novacron.raft.statemachine import decode_command, encode_command
+from novacron.statemachine import decode_command, encode_command
 from sim.context import SimContext
 from sim.control_plane import Decision, DirectControlPlane, VMRequest
 from sim.inventory import Inventory

@@ -2,14 +2,18 @@
 
 Theory of operation
 -------------------
-The core reports role changes in ``Ready.soft_state``; this hook watches them, plus crashes,
-partitions and every node's commit index, and derives the facts the catalogue asks about:
+Every node's Readies go through the core's ``RaftObserver`` (one per manager incarnation), the
+same observer a real manager process uses, so per-node events (``TermStarted``,
+``LeaderElected``, ``LeaderSteppedDown``, ``LeaderCommitted``, ``SnapshotInstalled``) mean the
+same in both runtimes. As the fault injector, this hook also records crashes, restarts,
+partitions and heals.
+
+Cluster-wide facts are a fold over the per-node events in time order
+(``RaftClusterFold``: leaderless gaps, ``FailoverCompleted``), fed as the run goes. Two more need
+every node's commit index at once, which only the simulation can see:
 
 - formation: from boot (t = 0) until every manager's commit index covers an entry, i.e. a
   leader was elected and its first entry reached everyone (``ClusterFormed``);
-- election after a crash: from the leader's crash until some manager becomes leader;
-- failover: from the crash until the new leader has committed an entry of its own term -- the
-  moment the cluster accepts writes again (``FailoverCompleted``);
 - partition recovery: from the heal until every live manager follows the same live leader and
   has committed at least what any manager had committed at the heal (``PartitionRecovered``).
 
@@ -21,87 +25,60 @@ from __future__ import annotations
 
 from typing import Any
 
+from novacron.events import Event
 from novacron.ports import EventSink
 from novacron.raft.events import (
     ClusterFormed,
-    FailoverCompleted,
-    LeaderCommitted,
-    LeaderElected,
-    LeaderSteppedDown,
     ManagerCrashed,
     ManagerStarted,
     MembershipChanged,
     NetworkHealed,
     NetworkPartitioned,
     PartitionRecovered,
-    SnapshotInstalled,
-    TermStarted,
 )
-from novacron.raft.messages import NO_NODE
-from novacron.raft.node import CANDIDATE, LEADER
+from novacron.raft.messages import NO_NODE, Ready
+from novacron.raft.observer import Observation, RaftClusterFold, RaftObserver
 from sim.raft.cluster import Hook, Manager, RaftCluster
 
 
 class RaftReporter(Hook):
     def __init__(self, sink: EventSink) -> None:
         self.sink = sink
+        self.fold = RaftClusterFold()
         self.formed_at_s: float | None = None
-        self.leaderless_since_s: float | None = 0.0
-        self.crash_at_s: float | None = None
-        self.elected_after_crash_at_s: float | None = None
-        self.awaiting_commit: dict[int, int] = {}
         self.heal_at_s: float | None = None
         self.heal_commit = 0
         self.leader_before_partition = NO_NODE
-        self.election_times_ms: list[float] = []
+        self._observers: dict[int, tuple[int, RaftObserver]] = {}
+        """manager id -> (incarnation, its observer): a restart starts a fresh observer."""
         self._voters: dict[int, tuple[int, ...]] = {}
 
-    def _emit(self, cls: type[Any], manager_id: int | None = None, **fields: Any) -> None:
-        source = f"manager-{manager_id}" if manager_id is not None else "raft"
-        if manager_id is not None:
-            fields["manager_id"] = manager_id
-        self.sink.emit(cls, source=source, **fields)
+    def _emit(self, cls: type[Any], at_s: float, source: str, **fields: Any) -> None:
+        ev: Event = self.sink.emit(cls, source=source, **fields)
+        for derived in self.fold.add(ev, at_s):
+            self._emit(derived.cls, at_s, "raft", **derived.fields)
+
+    def _emit_observed(self, observed: Observation, at_s: float, source: str) -> None:
+        self._emit(observed.cls, at_s, source, **observed.fields)
 
     # -- hook methods --------------------------------------------------------------------------
 
-    def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None:
-        node = manager.node
-        if node is None:
-            return
-        if old_role == LEADER and node.role != LEADER:
-            self._emit(LeaderSteppedDown, node.id, term=node.term)
-            if cluster.leader() is None:
-                self.leaderless_since_s = cluster.now_s
-        if node.role == CANDIDATE and old_role != CANDIDATE:
-            self._emit(TermStarted, node.id, term=node.term)
-        if node.role == LEADER and old_role != LEADER:
-            self._leader_elected(cluster, manager)
-
-    def _leader_elected(self, cluster: RaftCluster, manager: Manager) -> None:
+    def ready_handled(self, cluster: RaftCluster, manager: Manager, ready: Ready) -> None:
         node = manager.node
         assert node is not None
-        since = self.leaderless_since_s if self.leaderless_since_s is not None else cluster.now_s
-        leaderless_ms = (cluster.now_s - since) * 1000
-        self._emit(LeaderElected, node.id, term=node.term, leaderless_ms=leaderless_ms)
-        self.election_times_ms.append(leaderless_ms)
-        self.leaderless_since_s = None
-        self.awaiting_commit[node.id] = node.term
-        if self.crash_at_s is not None and self.elected_after_crash_at_s is None:
-            self.elected_after_crash_at_s = cluster.now_s
+        seen = self._observers.get(manager.node_id)
+        if seen is None or seen[0] != manager.incarnation:  # a boot: the cluster handles its first Ready at once
+            self._emit(ManagerStarted, cluster.now_s, f"manager-{node.id}", manager_id=node.id,
+                       restarted=seen is not None)
+            seen = (manager.incarnation, RaftObserver(node.id, term=node.term, now_s=cluster.now_s))
+            self._observers[manager.node_id] = seen
+        observer = seen[1]
+        for observed in observer.observe(ready, cluster.now_s):
+            self._emit_observed(observed, cluster.now_s, observer.source)
 
     def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None:
-        self._emit(ManagerCrashed, manager.node_id, was_leader=was_leader)
-        if was_leader:
-            self.crash_at_s = cluster.now_s
-            self.elected_after_crash_at_s = None
-            if cluster.leader() is None:
-                self.leaderless_since_s = cluster.now_s
-
-    def restarted(self, cluster: RaftCluster, manager: Manager) -> None:
-        self._emit(ManagerStarted, manager.node_id, restarted=True)
-
-    def snapshot_installed(self, cluster: RaftCluster, manager: Manager, index: int) -> None:
-        self._emit(SnapshotInstalled, manager.node_id, log_index=index)
+        self._emit(ManagerCrashed, cluster.now_s, f"manager-{manager.node_id}", manager_id=manager.node_id,
+                   was_leader=was_leader)
 
     def stepped(self, cluster: RaftCluster, manager: Manager) -> None:
         node = manager.node
@@ -109,24 +86,14 @@ class RaftReporter(Hook):
             return
         if node.voters != self._voters.setdefault(node.id, node.voters):
             self._voters[node.id] = node.voters
-            self._emit(MembershipChanged, node.id, voters=node.voters)
-        term = self.awaiting_commit.get(node.id)
-        if term is not None and node.role == LEADER and node.term == term and node.log.term(node.log.committed) == term:
-            del self.awaiting_commit[node.id]
-            self._leader_committed(cluster, node.id, term, node.log.committed)
+            self._emit(MembershipChanged, cluster.now_s, f"manager-{node.id}", manager_id=node.id,
+                       voters=node.voters)
         if self.formed_at_s is None:
             self._check_formed(cluster)
         if self.heal_at_s is not None:
             self._check_recovered(cluster)
 
-    # -- derived facts ---------------------------------------------------------------------------
-
-    def _leader_committed(self, cluster: RaftCluster, node_id: int, term: int, index: int) -> None:
-        self._emit(LeaderCommitted, node_id, term=term, log_index=index)
-        if self.crash_at_s is not None and self.elected_after_crash_at_s is not None:
-            self.sink.emit(FailoverCompleted, source="raft", failover_ms=(cluster.now_s - self.crash_at_s) * 1000,
-                           elect_ms=(self.elected_after_crash_at_s - self.crash_at_s) * 1000, term=term)
-            self.crash_at_s = self.elected_after_crash_at_s = None
+    # -- facts that need every node at once -------------------------------------------------------
 
     def _check_formed(self, cluster: RaftCluster) -> None:
         if all(m.node is not None and m.node.log.committed >= 1 for m in cluster.managers.values()):

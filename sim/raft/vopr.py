@@ -37,8 +37,8 @@ from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.raft.log import RaftSafetyError
 from novacron.raft.messages import NO_NODE, ConfChange, Entry, ReadState
 from novacron.raft.node import LEADER, RaftNode, Stored
-from novacron.raft.statemachine import KeyValueStateMachine, encode_command
 from novacron.seeding import RunSeeds
+from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 

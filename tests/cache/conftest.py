@@ -103,22 +103,22 @@ def _state_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _running_redis() -> Iterator[RedisServer]:
+    """A started server, stopped afterwards also when the test fails."""
     server = RedisServer(_state_dir())
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    yield from _running_redis()
 
 
 @pytest.fixture
 def private_redis_server() -> Iterator[RedisServer]:
     """A server of the test's own, for tests that kill and restart it."""
-    server = RedisServer(_state_dir())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running_redis()

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from novacron.app.tracefiles import read_oracle, write_oracle
 from novacron.cache.belady import belady_hits
 from novacron.cache.policies import make_policy
-from novacron.cache.traces import Request, read_oracle, scan_trace, shifting_trace, write_oracle, zipf_trace
+from novacron.cache.traces import Request, scan_trace, shifting_trace, zipf_trace
 
 try:
     import libcachesim as lcs

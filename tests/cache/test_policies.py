@@ -13,27 +13,9 @@ from novacron.cache.belady import belady_hits
 from novacron.cache.breaker import BreakerState, CircuitBreaker
 from novacron.cache.clock import ManualClock
 from novacron.cache.memory import MemoryTier
-from novacron.cache.policies import POLICY_NAMES, LruPolicy, S3FifoPolicy, TlruPolicy, make_policy
+from novacron.cache.policies import POLICY_NAMES, LruPolicy, S3FifoPolicy, TlruPolicy, replay_hits
 from novacron.cache.stats import CacheStats
 from novacron.lifecycle import IllegalTransition
-
-
-def simulate_hits(policy_name: str, keys: list[int], capacity: int) -> int:
-    policy = make_policy(policy_name, capacity, half_life_s=50.0)
-    cached: set[int] = set()
-    hits = 0
-    for t, key in enumerate(keys):
-        if key in cached:
-            hits += 1
-            policy.accessed(key, float(t))
-            continue
-        while len(cached) >= capacity:
-            victim = policy.victim()
-            assert victim in cached, f"{policy_name} evicted {victim}, which it does not hold"
-            cached.remove(victim)  # type: ignore[arg-type]
-        cached.add(key)
-        policy.inserted(key, 1, float(t))
-    return hits
 
 
 def test_lru_evicts_least_recently_used() -> None:
@@ -102,7 +84,7 @@ def test_s3fifo_ghost_hit_goes_to_main() -> None:
 @given(keys=st.lists(st.integers(0, 30), min_size=1, max_size=300), capacity=st.integers(1, 12),
        policy_name=st.sampled_from(POLICY_NAMES))
 def test_no_policy_beats_belady(keys: list[int], capacity: int, policy_name: str) -> None:
-    assert simulate_hits(policy_name, keys, capacity) <= belady_hits(keys, capacity)
+    assert replay_hits(policy_name, keys, capacity, half_life_s=50.0) <= belady_hits(keys, capacity)
 
 
 @given(keys=st.lists(st.integers(0, 20), min_size=1, max_size=200), capacity=st.integers(1, 8))

@@ -12,40 +12,42 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from novacron.app import tracefiles
 from novacron.app.cli import main
+from novacron.app.tracefiles import TraceError
 from novacron.cache import traces
 from novacron.cache.evaluate import evaluate_trace
-from novacron.cache.traces import Request, TraceError
+from novacron.cache.traces import Request
 
 
 def test_csv_round_trip_with_ops_and_any_column_order() -> None:
     text = "size,op,key,time\n10,get,1,0.5\n20,set,2,1\n30,delete,1,2\n5,,abc,3\n"
-    got = list(traces.read_csv(io.StringIO(text)))
+    got = list(tracefiles.read_csv(io.StringIO(text)))
     assert got[:3] == [Request(0.5, 1, 10, "get"), Request(1.0, 2, 20, "set"), Request(2.0, 1, 30, "delete")]
-    assert got[3].op == "get" and got[3].key == list(traces.read_csv(io.StringIO(text)))[3].key
+    assert got[3].op == "get" and got[3].key == list(tracefiles.read_csv(io.StringIO(text)))[3].key
     out = io.StringIO()
-    traces.write_csv(out, got)
-    assert list(traces.read_csv(io.StringIO(out.getvalue()))) == got
+    tracefiles.write_csv(out, got)
+    assert list(tracefiles.read_csv(io.StringIO(out.getvalue()))) == got
 
 
 def test_csv_errors_name_the_line() -> None:
     with pytest.raises(TraceError, match="line 3"):
-        list(traces.read_csv(io.StringIO("time,key,size\n1,2,3\n1,x2,notanumber\n")))
+        list(tracefiles.read_csv(io.StringIO("time,key,size\n1,2,3\n1,x2,notanumber\n")))
     with pytest.raises(TraceError, match="lacks"):
-        list(traces.read_csv(io.StringIO("time,key\n1,2\n")))
+        list(tracefiles.read_csv(io.StringIO("time,key\n1,2\n")))
 
 
 def test_oracle_general_layout_and_round_trip() -> None:
     reqs = [Request(1.0, 7, 100), Request(2.0, 8, 200), Request(3.0, 7, 100)]
     buf = io.BytesIO()
-    traces.write_oracle(buf, reqs)
+    tracefiles.write_oracle(buf, reqs)
     raw = buf.getvalue()
     assert len(raw) == 3 * 24
     assert struct.unpack_from("<IQIq", raw, 0) == (1, 7, 100, 2)
     assert struct.unpack_from("<IQIq", raw, 24) == (2, 8, 200, -1)
-    assert list(traces.read_oracle(io.BytesIO(raw), chunk_records=2)) == reqs
+    assert list(tracefiles.read_oracle(io.BytesIO(raw), chunk_records=2)) == reqs
     with pytest.raises(TraceError, match="trailing bytes"):
-        list(traces.read_oracle(io.BytesIO(raw[:-5])))
+        list(tracefiles.read_oracle(io.BytesIO(raw[:-5])))
 
 
 def test_zipf_is_skewed_and_deterministic() -> None:

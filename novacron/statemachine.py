@@ -18,7 +18,8 @@ Two machines are provided:
   each applied command is reported as a ``ClusterCommandApplied`` event when a sink is given.
 
 Commands are JSON (stdlib, deterministic key order), small enough that the encoding cost does
-not matter next to a network round trip.
+not matter next to a network round trip. This is the application the managers replicate, not
+the Raft algorithm, so it lives outside ``novacron/raft/`` (whose modules import no codecs).
 """
 
 from __future__ import annotations
