@@ -188,6 +188,13 @@ class Runner:
                     break
         return sorted(rows, key=lambda r: int(r["run"]))
 
+    def run_points(self, scenario_text: str, origin: str, points: Sequence[tuple[Params, int]], *,
+                   base_dir: str | None = None, progress: bool = False,
+                   stop_when: Callable[[list[Row]], bool] | None = None) -> list[Row]:
+        """``run`` over (params, seed) points, numbered in order (what ``novacron size`` probes)."""
+        grid = [SweepRun(index, params, seed) for index, (params, seed) in enumerate(points)]
+        return self.run(scenario_text, origin, grid, base_dir=base_dir, progress=progress, stop_when=stop_when)
+
     def _submit(self, scenario_text: str, origin: str, run: SweepRun, base_dir: str | None) -> Any:
         args = (scenario_text, origin, run.params, run.seed, run.index, base_dir)
         if self._client is not None:

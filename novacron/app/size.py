@@ -236,6 +236,7 @@ class SizeJob:
     seeds: list[int]
     confidence: float
     runner: Any
+    """A ``sim.sweep.Runner`` (handed in by the composition root: this module imports no runtime)."""
     progress: bool = False
     rows: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     log: Callable[[str], None] = print
@@ -245,27 +246,21 @@ class SizeJob:
         return needed_passes(len(self.seeds), self.confidence)
 
     def _run(self, value: int, seeds: list[int], stop_when: Callable[[list[dict[str, Any]]], bool] | None) -> None:
-        from sim.sweep import SweepRun
-
-        todo = [s for s in seeds if (value, s) not in self.rows]
-        grid = [SweepRun(i, ((self.param, value),), seed) for i, seed in enumerate(todo)]
+        points = [(((self.param, value),), seed) for seed in seeds if (value, seed) not in self.rows]
         known = [self.rows[(value, s)] for s in seeds if (value, s) in self.rows]
-        if grid and not (stop_when and stop_when(known)):
-            for row in self.runner.run(self.scenario_text, self.origin, grid, base_dir=self.base_dir,
-                                       progress=self.progress,
-                                       stop_when=None if stop_when is None else lambda new: stop_when(known + new)):
+        if points and not (stop_when and stop_when(known)):
+            stop = None if stop_when is None else (lambda new: stop_when(known + new))
+            for row in self.runner.run_points(self.scenario_text, self.origin, points, base_dir=self.base_dir,
+                                              progress=self.progress, stop_when=stop):
                 self.rows[(value, int(row["seed"]))] = row
 
     def screen(self, values: list[int]) -> dict[int, bool]:
         """One seed at each value, all values at once (one run per worker)."""
-        from sim.sweep import SweepRun
-
         seed = self.seeds[0]
-        todo = [v for v in values if (v, seed) not in self.rows]
-        grid = [SweepRun(i, ((self.param, v),), seed) for i, v in enumerate(todo)]
-        if grid:
-            for row in self.runner.run(self.scenario_text, self.origin, grid, base_dir=self.base_dir,
-                                       progress=self.progress):
+        points = [(((self.param, v),), seed) for v in values if (v, seed) not in self.rows]
+        if points:
+            for row in self.runner.run_points(self.scenario_text, self.origin, points, base_dir=self.base_dir,
+                                              progress=self.progress):
                 self.rows[(int(row[f"param.{self.param}"]), seed)] = row
         results = {}
         for v in values:
