@@ -73,6 +73,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from novacron.app.verdict_output import check_json, write_junit
     from novacron.slo import Verdict, format_table
 
+    if args.junit is not None and not args.junit.parent.is_dir():
+        raise CommandError(f"--junit {args.junit}: the folder {args.junit.parent} does not exist")
     result = _run(args, quiet=args.json)
     verdict, allow = result.verdict, args.allow_unmeasured
     if args.junit is not None:
@@ -114,6 +116,10 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
         raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
     check_trace(scenario)
     out = args.out or Path("runs") / f"{scenario.name}-seed{seed}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot create the run directory ({exc.strerror or exc})") from None
     args.run_dir = out  # where an internal error's traceback goes
     stream = sys.stderr if quiet else sys.stdout
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
