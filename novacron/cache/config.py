@@ -41,8 +41,36 @@ class CacheConfig:
     l3_ops_per_s_max: float = spec(20_000.0, min=1, max=10**9, doc="L3 throughput cap (disk IOPS)")
     l2_outage_start_s: float | None = spec(None, min=0.0, max=10**9, doc="L2 goes down at this time (none: never)")
     l2_outage_s: float = spec(60.0, min=0.0, max=10**9, doc="how long the L2 outage lasts")
+    l2_mode: Literal["single", "sentinel", "cluster"] = spec(
+        "single", doc="the real L2: one Redis server, a Sentinel group (primary, replicas, sentinels) or a Cluster")
+    l2_addresses: tuple[str, ...] = spec(["127.0.0.1:6379"], doc="host:port of the server (single), of the sentinels "
+                                                                 "(sentinel) or of some cluster nodes (cluster)")
+    l2_sentinel_service: str = spec("novacron", doc="the primary's name in the sentinels' configuration")
+    l2_wait_replicas: int = spec(0, min=0, max=16, doc="a real L2 write is acknowledged once this many replicas "
+                                                       "confirm it (WAIT); 0: once the primary applied it")
+    l2_wait_timeout_ms: int = spec(100, min=1, max=60_000, doc="how long a write waits for those replicas")
 
     def __post_init__(self) -> None:
+        self._check_l2_addresses()
         if self.l3_capacity_gib * 2**30 < self.object_bytes:
             raise ConfigError(f"cache.l3_capacity_gib = {self.l3_capacity_gib} cannot hold one object of "
                               f"cache.object_bytes = {self.object_bytes}; allowed: a larger L3")
+
+    def _check_l2_addresses(self) -> None:
+        if not self.l2_addresses:
+            raise ConfigError("cache.l2_addresses = [] is empty; allowed: one or more 'host:port'")
+        if self.l2_mode == "single" and len(self.l2_addresses) != 1:
+            raise ConfigError(f"cache.l2_addresses = {list(self.l2_addresses)} has {len(self.l2_addresses)} "
+                              f"addresses; allowed with l2_mode = 'single': exactly one 'host:port'")
+        for address in self.l2_addresses:
+            if parse_address(address) is None:
+                raise ConfigError(f"cache.l2_addresses: {address!r} is not an address; "
+                                  f"allowed: 'host:port' with a port in 1..65535")
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """``"host:port"`` -> ``(host, port)``, or None when it is not one (port 1..65535)."""
+    host, sep, port = address.rpartition(":")
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return host, int(port)

@@ -121,16 +121,58 @@ class TestDiskTierContract(TierContract):
         return DiskTier(self.tmp_path / "l3", capacity_bytes=64 << 20, clock=self.clock)
 
 
-@pytest.mark.redis
-class TestRedisTierContract(TierContract):
-    @pytest.fixture
-    def tier(self, tmp_path: Path, redis_server: Any) -> CacheTier:
-        from backends.redis_tier import RedisTier
+class RedisContract(TierContract):
+    """The contract on a real Redis deployment; each subclass says how to reach it."""
 
-        self.redis_tier = RedisTier(url=redis_server.url, prefix=f"test-{uuid.uuid4().hex}:")
-        yield self.redis_tier
-        self.redis_tier.clear()
-        self.redis_tier.close()
+    def connect(self, request: Any, prefix: str) -> Any:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def tier(self, tmp_path: Path, request: Any) -> Any:
+        redis_tier = self.connect(request, f"test-{uuid.uuid4().hex}:")
+        yield redis_tier
+        redis_tier.clear()
+        redis_tier.close()
 
     def let_time_pass(self, seconds: float) -> None:
         time.sleep(seconds)  # Redis expires keys on its own clock
+
+
+@pytest.mark.redis
+class TestRedisTierContract(RedisContract):
+    def connect(self, request: Any, prefix: str) -> Any:
+        from backends.redis_tier import RedisTier
+
+        return RedisTier(url=request.getfixturevalue("redis_server").url, prefix=prefix)
+
+
+@pytest.mark.redis
+class TestRedisSentinelTierContract(RedisContract):
+    """Through the sentinels to the primary, every write confirmed by a replica (WAIT 1)."""
+
+    def connect(self, request: Any, prefix: str) -> Any:
+        from backends.redis_tier import RedisTier, RedisTopology
+
+        group = request.getfixturevalue("redis_sentinel_group")
+        topology = RedisTopology(mode="sentinel", addresses=group.sentinel_addresses, service_name=group.service_name)
+        return RedisTier(topology=topology, prefix=prefix, wait_replicas=1)
+
+
+@pytest.mark.redis
+class TestRedisClusterTierContract(RedisContract):
+    """Across three primaries, every write confirmed by its shard's replica (WAIT 1 per node)."""
+
+    wait_replicas = 1
+
+    def connect(self, request: Any, prefix: str) -> Any:
+        from backends.redis_tier import RedisTier, RedisTopology
+
+        group = request.getfixturevalue("redis_cluster_group")
+        topology = RedisTopology(mode="cluster", addresses=group.addresses[:2])
+        return RedisTier(topology=topology, prefix=prefix, wait_replicas=self.wait_replicas)
+
+
+class TestRedisClusterNoWaitTierContract(TestRedisClusterTierContract):
+    """Without WAIT the writes go through RedisCluster's own pipeline (another code path)."""
+
+    wait_replicas = 0
