@@ -308,7 +308,8 @@ def cmd_size(args: argparse.Namespace) -> int:
                       screen_width=max(1, min(4, args.workers or os.cpu_count() or 2)))
     wall_s = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"))
+    plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"),
+              screened=job.screened)
     (out / "size.json").write_text(json.dumps({
         "scenario": scenario.name, "param": args.param, "seeds": seeds, "confidence": args.confidence,
         "answer": result.answer, "binding": list(result.binding), "wall_s": round(wall_s, 2),

@@ -176,11 +176,16 @@ def settled(rows: list[dict[str, Any]], *, seeds_total: int, needed: int) -> boo
     return passed >= needed or failed > seeds_total - needed
 
 
-def plot_size(result: SizeResult, *, param: str, confidence: float, path: str) -> None:
+def plot_size(result: SizeResult, *, param: str, confidence: float, path: str,
+              screened: dict[int, bool] | None = None) -> None:
     import matplotlib.pyplot as plt
 
     probes = sorted(result.probes, key=lambda p: p.value)
     fig, ax = plt.subplots(figsize=(7, 3.4))
+    if screened:
+        values = sorted(screened)
+        ax.scatter(values, [100.0 if screened[v] else 0.0 for v in values], marker="x", color="0.5",
+                   label="one-seed screen (pass / fail)")
     ax.plot([p.value for p in probes], [100 * p.pass_rate for p in probes], "o-", label="seeds passing")
     for p in probes:
         if p.seeds_run < p.seeds_total:
@@ -240,6 +245,7 @@ class SizeJob:
     progress: bool = False
     rows: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    screened: dict[int, bool] = field(default_factory=dict)
 
     @property
     def needed(self) -> int:
@@ -265,7 +271,7 @@ class SizeJob:
         results = {}
         for v in values:
             row = self.rows[(v, seed)]
-            results[v] = row.get("status") == "ok" and row.get("verdict") == "pass"
+            results[v] = self.screened[v] = row.get("status") == "ok" and row.get("verdict") == "pass"
             self.log(f"  screen {self.param} = {v} (seed {seed}): {'pass' if results[v] else 'fail'}")
         return results
 
@@ -277,7 +283,7 @@ class SizeJob:
         rows = [self.rows[(value, s)] for s in self.seeds if (value, s) in self.rows]
         result = probe_from_rows(value, rows, seeds_total=total, needed=needed)
         inferred = sum(1 for r in rows if r.get("inferred"))
-        self.log("  " + result.describe() + (f"   ({inferred} seeds inferred)" if inferred else ""))
+        self.log("  " + result.describe() + (f"   ({inferred} seed(s) inferred)" if inferred else ""))
         return result
 
     @property
