@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from novacron.app.cli import main
+from tests.scenario_snippets import ONLY_PLACEMENT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
-SHORT = 'duration_s = 600.0\n[cache]\nenabled = false\n[migration]\nmigrations = 0\n[raft]\nsimulate_s = 0.0\n'
+SHORT = "duration_s = 600.0\n" + ONLY_PLACEMENT
 
 
 def assert_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:

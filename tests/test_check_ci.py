@@ -11,6 +11,7 @@ import pytest
 from novacron.app.cli import main
 from novacron.app.verdict_output import junit_xml
 from novacron.slo import evaluate
+from tests.scenario_snippets import ONLY_PLACEMENT
 
 PASSING = """
 name = "passing"
@@ -22,13 +23,7 @@ vms = 20
 arrival_window_s = 300.0
 [faults]
 enabled = false
-[cache]
-enabled = false
-[migration]
-migrations = 0
-[raft]
-simulate_s = 0.0
-"""
+""" + ONLY_PLACEMENT
 
 
 def validate_junit(text: str) -> ET.Element:

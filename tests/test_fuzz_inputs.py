@@ -22,12 +22,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from novacron.app.cli import main
+from tests.scenario_snippets import ONLY_PLACEMENT
 
 EXAMPLES = 1000
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.filter_too_much, HealthCheck.data_too_large])
-SHORT = 'duration_s = 60.0\n[cache]\nenabled = false\n[migration]\nmigrations = 0\n[raft]\nsimulate_s = 0.0\n'
+SHORT = "duration_s = 60.0\n" + ONLY_PLACEMENT
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from novacron.app.cli import main
 from novacron.app.size import Probe, needed_passes, search
 from sim.sweep import build_grid, run_sweep
+from tests.scenario_snippets import ONLY_PLACEMENT
 
 SMALL = """
 name = "small-size"
@@ -28,13 +29,7 @@ vm_memory_gib = [4.0, 8.0]
 arrival_window_s = 120.0
 [faults]
 enabled = false
-[cache]
-enabled = false
-[migration]
-migrations = 0
-[raft]
-simulate_s = 0.0
-"""
+""" + ONLY_PLACEMENT
 
 
 def brute_force(passes: dict[int, int], needed: int, high: int) -> int | None:

@@ -14,6 +14,7 @@ from novacron.config import ConfigError
 from novacron.metrics import METRICS
 from novacron.scenario import loads_scenario, scenario_targets
 from novacron.slo import CATALOGUE, Role, RunVerdict, TargetOverride, Verdict, apply_overrides, evaluate
+from tests.scenario_snippets import ONLY_PLACEMENT
 
 # The issue's scenario: 20 hosts and 400 VMs; most VMs cannot be placed (short run: admission is early).
 CROWDED = """
@@ -28,13 +29,7 @@ vms = 400
 vm_cpu_cores = [2, 4, 8]
 vm_memory_gib = [8.0, 16.0, 32.0]
 arrival_window_s = 300.0
-[cache]
-enabled = false
-[migration]
-migrations = 0
-[raft]
-simulate_s = 0.0
-"""
+""" + ONLY_PLACEMENT
 
 QUIET = """
 name = "quiet"

@@ -839,11 +839,7 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     sweep.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a dotted scenario key and its values, e.g. cluster.hosts=10,20 (repeatable)")
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
-    sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    sweep.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
-                       help="run on this Dask distributed scheduler instead of local processes")
-    sweep.add_argument("--out", type=Path, default=None, help="output directory (default: sweeps/<scenario>)")
-    sweep.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _add_pool_args(sweep, out_default="sweeps/<scenario>")
     sweep.set_defaults(handler=cmd_sweep)
     sz = sub.add_parser("size", help="the smallest value of a setting for which every required target passes",
                         description="Find the smallest value of an integer setting (e.g. cluster.hosts) for which "
@@ -859,12 +855,17 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                     help="share of seeds that must pass every required target (default 0.95)")
     sz.add_argument("--min", type=int, default=None, help="smallest value to consider (default: the setting's minimum)")
     sz.add_argument("--max", type=int, default=None, help="largest value to consider (default: the setting's maximum)")
-    sz.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    sz.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
-                    help="run the probes on this Dask distributed scheduler")
-    sz.add_argument("--out", type=Path, default=None, help="output directory (default: sizes/<scenario>-<param>)")
-    sz.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _add_pool_args(sz, out_default="sizes/<scenario>-<param>")
     sz.set_defaults(handler=cmd_size)
+
+
+def _add_pool_args(p: argparse.ArgumentParser, *, out_default: str) -> None:
+    """Where the runs go (local processes or Dask) and where the results are written."""
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    p.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="run on this Dask distributed scheduler instead of local processes")
+    p.add_argument("--out", type=Path, default=None, help=f"output directory (default: {out_default})")
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
