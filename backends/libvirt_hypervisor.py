@@ -398,13 +398,28 @@ class LibvirtHypervisor:
             dom.migrateSetMaxDowntime(round(job.pending_downtime_ms))
             job.pending_downtime_ms = None
 
+    def _unfinished_stats(self, vm_id: str, job: _MigrationJob, wall_ms: float) -> JobStats:
+        """An aborted or failed job keeps the numbers it reached: libvirt's statistics of the
+        ended job on the source (it keeps them for failed and cancelled jobs too) or, if the
+        source cannot answer (its host died), the last poll's; the time is migrate3's wall time."""
+        aborted = job.aborted or job.error_code == libvirt.VIR_ERR_OPERATION_ABORTED
+        status = JobStatus.CANCELLED if aborted else JobStatus.FAILED
+        last = job.last_running or JobStats(vm_id=vm_id, status=status)
+        try:
+            ended = job_stats_from_libvirt(vm_id, self.domain(vm_id).jobStats(
+                libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED), status)
+        except (KeyError, libvirt.libvirtError):
+            ended = last
+        best = ended if ended.memory_processed_bytes >= last.memory_processed_bytes else last
+        return dataclasses.replace(best, status=status, total_time_ms=wall_ms, downtime_ms=None,
+                                   expected_downtime_ms=None, error=job.error or "migration failed",
+                                   dirty_sync_count=max(best.dirty_sync_count, last.dirty_sync_count),
+                                   switched_to_postcopy=job.postcopy_seen)
+
     def _final_stats(self, vm_id: str, job: _MigrationJob) -> JobStats:
         wall_ms = ((job.finished_s or job.started_s) - job.started_s) * 1000.0
         if job.destination_host_id is None:
-            aborted = job.aborted or job.error_code == libvirt.VIR_ERR_OPERATION_ABORTED
-            return JobStats(vm_id=vm_id, status=JobStatus.CANCELLED if aborted else JobStatus.FAILED,
-                            total_time_ms=wall_ms, error=job.error or "migration failed",
-                            switched_to_postcopy=job.postcopy_seen)
+            return self._unfinished_stats(vm_id, job, wall_ms)
         try:
             stats = self.directory[job.destination_host_id].domain(vm_id).jobStats(
                 libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)

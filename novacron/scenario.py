@@ -133,8 +133,9 @@ def _resolved_paths(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
 
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    return loads_scenario(read_scenario_text(path), origin=str(path), base_dir=path.resolve().parent,
-                          default_name=path.stem)
+    scenario = loads_scenario(read_scenario_text(path), origin=str(path), base_dir=path.resolve().parent,
+                              default_name=path.stem)
+    return with_calibration_resolved(scenario, path.parent)
 
 
 def read_scenario_text(path: Path) -> str:
@@ -145,6 +146,18 @@ def read_scenario_text(path: Path) -> str:
                           "allowed: a TOML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the scenario ({exc.strerror or exc})") from None
+
+
+def with_calibration_resolved(scenario: Scenario, folder: Path | None) -> Scenario:
+    """Resolve ``[migration] calibration`` against the scenario's folder and check the profile
+    loads, so a bad profile is a one-line error before anything runs."""
+    if not scenario.migration.calibration:
+        return scenario
+    from novacron.app.profiles import load_profile, resolve_profile_path  # file I/O: the application layer
+
+    resolved = resolve_profile_path(scenario.migration.calibration, folder)
+    load_profile(resolved)
+    return dataclasses.replace(scenario, migration=dataclasses.replace(scenario.migration, calibration=resolved))
 
 
 def loads_scenario(text: str, *, origin: str, base_dir: str | Path | None = None,
@@ -279,6 +292,6 @@ def resolve_scenario(name_or_path: str | None) -> tuple[Scenario, str]:
         return load_scenario(candidate), read_scenario_text(candidate)
     if name_or_path in builtin_scenario_names():
         text = builtin_scenario_text(name_or_path)
-        return loads_scenario(text, origin=f"<built-in {name_or_path}>"), text
+        return with_calibration_resolved(loads_scenario(text, origin=f"<built-in {name_or_path}>"), None), text
     raise ConfigError(f"{name_or_path}: no such scenario file or built-in scenario; built-in: "
                       f"{', '.join(builtin_scenario_names())}")

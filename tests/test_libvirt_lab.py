@@ -100,19 +100,23 @@ def test_destination_host_killed_mid_migration_leaves_the_vm_on_the_source(lab: 
     assert len(result.log.of_type(MigrationFinished)) == 1  # type: ignore[attr-defined]
 
 
-def test_calibrate_writes_real_sim_and_planner_tables_for_a_small_grid(lab: object, tmp_path: Path) -> None:
+def test_calibrate_writes_real_runs_a_profile_and_error_tables_for_a_small_grid(lab: object, tmp_path: Path) -> None:
     import pandas as pd
 
-    from backends.lab.calibrate import calibrate, grid
+    from backends.lab.calibrate import calibrate
+    from backends.lab.calibration_grid import full_grid
+    from novacron.app.profiles import load_profile
 
-    points = grid(rates=[2000], bandwidths=[128.0], downtimes=[100.0, 300.0])
-    table = calibrate(lab, tmp_path, points, progress=lambda _line: None)  # type: ignore[arg-type]
-    for name in ("real", "sim", "planner", "sim_fitted", "planner_fitted", "errors"):
-        assert (tmp_path / f"{name}.parquet").exists(), name
-    real = pd.read_parquet(tmp_path / "real.parquet")
+    points = [p for p in full_grid() if p.index in (6, 55)]  # one training, one held-out point, 256/384 MiB
+    table = calibrate(tmp_path, lab, points=points, progress=lambda _line: None)  # type: ignore[arg-type]
+    for name in ("real.csv", "profile.toml", "errors.csv", "predictions.csv"):
+        assert (tmp_path / name).exists(), name
+    real = pd.read_csv(tmp_path / "real.csv")
     assert list(real["outcome"]) == ["completed", "completed"]
     assert real["healthy"].all(), list(real["health"])
-    assert set(table["metric"]) == {"total_time_ms", "downtime_ms", "bytes_sent", "dirty_syncs"}
+    profile = load_profile(str(tmp_path / "profile.toml"))
+    assert profile.provenance.runs == 2 and profile.provenance.qemu_version.startswith(("7.", "8.", "9."))
+    assert set(table["evaluation"]) >= {"sim, held-out points", "planner, held-out points"}
 
 
 def test_controller_switches_a_non_converging_migration_to_postcopy(lab: object) -> None:
@@ -148,7 +152,13 @@ def test_warm_migration_pauses_for_the_whole_copy_and_resumes_healthy(lab: objec
     finished = result.finished  # type: ignore[attr-defined]
     assert finished.outcome == "completed", finished.reason
     assert finished.migration_type == "warm"
-    # the guest is paused for the whole copy, so the downtime is most of the migration
-    assert finished.downtime_ms >= 0.5 * finished.total_time_ms
+    # The guest is paused for the whole copy, so the downtime is at least the time to send every
+    # byte at the fastest rate libvirt reaches on these machines (~480 MB/s unlimited, LAB.md; 600
+    # here for margin). A live migration's ~30 ms downtime is far below that bound. A ratio to
+    # total_time_ms would be a wall-clock assertion: on a loaded machine the setup phase before
+    # the pause grows and such a ratio fails with the pause still covering the copy.
+    fastest_copy_ms = finished.bytes_sent / 600e6 * 1000
+    assert finished.bytes_sent > 64 * 2**20
+    assert finished.downtime_ms >= fastest_copy_ms
     assert result.location == "host1"  # type: ignore[attr-defined]
     assert result.health.healthy, result.health.describe()  # type: ignore[attr-defined]

@@ -1,9 +1,11 @@
-"""Stable storage of a manager: the SQLite log store against the core's reference ``MemoryStorage``.
+"""Stable storage of a manager: what the SQLite log store must do beyond the ``LogStore`` contract.
 
-One contract (``StorageContract``) runs against both; the SQLite case reopens the database before
-every read, so each check is also a durability-across-restart check. A property test drives both
-with random Ready sequences (appends, conflicting-suffix truncations, snapshots, compactions) and
-compares them; a crash test SIGKILLs a writer process and finds every acknowledged save on disk.
+The contract itself (``tests/test_raft_logstore_contract.py``) runs against both the SQLite store
+and the core's reference ``MemoryStorage``. Here: WAL mode with full sync, the unsynced
+commit-only save, a property test that drives SQLite (reopened after every step) and the
+reference with random Ready sequences (appends, conflicting-suffix truncations, snapshots,
+compactions) and compares them, a crash test that SIGKILLs a writer process and finds every
+acknowledged save on disk, and the WAL checkpoint.
 """
 
 from __future__ import annotations
@@ -29,75 +31,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def entries(first: int, last: int, term: int) -> list[Entry]:
     return [Entry(i, term, 0, f"cmd-{i}-{term}".encode()) for i in range(first, last + 1)]
-
-
-class Subject:
-    """A store under test; ``reopen`` simulates a restart (a no-op for memory)."""
-
-    def __init__(self, kind: str, path: Path) -> None:
-        self.kind, self.path = kind, path
-        if kind == "sqlite":
-            self.store: SQLiteLogStore | MemoryStorage = SQLiteLogStore(path)
-            self.store.bootstrap((1, 2, 3))
-        else:
-            self.store = MemoryStorage(Stored.bootstrap((1, 2, 3)))
-
-    def reopen(self) -> Stored:
-        if isinstance(self.store, SQLiteLogStore):
-            self.store.close()
-            self.store = SQLiteLogStore(self.path)
-        return self.store.stored()
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
-    made = Subject(request.param, tmp_path / "raft.sqlite3")
-    if isinstance(made.store, SQLiteLogStore):
-        request.addfinalizer(made.store.close)
-    return made
-
-
-def test_entries_and_hard_state_survive_a_restart(subject: Subject) -> None:
-    subject.store.save(Ready(hard_state=HardState(2, 1, 3), entries=entries(1, 5, 2)))
-    stored = subject.reopen()
-    assert stored.hard_state == HardState(2, 1, 3)
-    assert stored.entries == entries(1, 5, 2)
-    assert stored.snapshot.voters == (1, 2, 3)
-
-
-def test_a_conflicting_suffix_is_replaced_not_merged(subject: Subject) -> None:
-    """Figure 2, AppendEntries rule 3: delete the existing entry and all that follow it."""
-    subject.store.save(Ready(entries=entries(1, 6, 1)))
-    subject.store.save(Ready(entries=entries(4, 4, 2)))
-    assert subject.reopen().entries == entries(1, 3, 1) + entries(4, 4, 2)
-
-
-def test_an_installed_snapshot_replaces_the_whole_log(subject: Subject) -> None:
-    """Section 7: the node discarded its log for the leader's snapshot; entries after the
-    snapshot's index (here from a deposed leader of term 1) must not come back after a restart."""
-    subject.store.save(Ready(entries=entries(1, 8, 1)))
-    subject.store.save(Ready(snapshot=Snapshot(5, 2, (1, 2, 3), b"state@5")))
-    stored = subject.reopen()
-    assert stored.snapshot == Snapshot(5, 2, (1, 2, 3), b"state@5")
-    assert stored.entries == []
-    subject.store.save(Ready(entries=entries(6, 7, 2)))
-    assert subject.reopen().entries == entries(6, 7, 2)
-
-
-def test_a_runtime_compaction_keeps_the_tail(subject: Subject) -> None:
-    subject.store.save(Ready(entries=entries(1, 10, 3)))
-    subject.store.compact(Snapshot(7, 3, (1, 2, 3), b"kv"))
-    subject.store.compact(Snapshot(4, 3, (1, 2, 3), b"older"))  # an older snapshot changes nothing
-    stored = subject.reopen()
-    assert (stored.snapshot.index, stored.snapshot.data) == (7, b"kv")
-    assert stored.entries == entries(8, 10, 3)
-    assert subject.store.last_index() == 10
-
-
-def test_entries_before_the_snapshot_are_refused(subject: Subject) -> None:
-    subject.store.save(Ready(snapshot=Snapshot(5, 1, (1, 2, 3), b"")))
-    with pytest.raises(ValueError, match="precede the snapshot"):
-        subject.store.save(Ready(entries=entries(3, 6, 1)))
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
@@ -144,7 +77,8 @@ def fast_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_sqlite_matches_the_reference_storage(fast_dir: Path, ops: list[tuple[str, int, int]]) -> None:
     path = Path(tempfile.mkdtemp(dir=fast_dir)) / "raft.sqlite3"
     memory = MemoryStorage(Stored.bootstrap((1, 2, 3)))
-    sqlite = Subject("sqlite", path)
+    sqlite = SQLiteLogStore(path)
+    sqlite.bootstrap((1, 2, 3))
     term = 1
     try:
         for op, back, count in ops:
@@ -160,15 +94,17 @@ def test_sqlite_matches_the_reference_storage(fast_dir: Path, ops: list[tuple[st
             elif op == "compact" and last > base:
                 snap = Snapshot(max(base + 1, last - back), term, (1, 2, 3), b"c")
                 memory.compact(snap)
-                sqlite.store.compact(snap)
+                sqlite.compact(snap)
                 ready = Ready()
             else:
                 ready = Ready(hard_state=HardState(term, count % 3, base))
             memory.save(ready)
-            sqlite.store.save(ready)
-            assert sqlite.reopen() == memory.stored()
+            sqlite.save(ready)
+            sqlite.close()
+            sqlite = SQLiteLogStore(path)
+            assert sqlite.stored() == memory.stored()
     finally:
-        sqlite.store.close()
+        sqlite.close()
 
 
 # -- a real crash -------------------------------------------------------------------------------

@@ -89,3 +89,28 @@ def test_a_peer_that_stops_reading_costs_dropped_frames_not_a_blocked_loop() -> 
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+def test_a_peer_that_accepts_and_hangs_up_at_once_is_retried_with_backoff() -> None:
+    """A link stage (or any proxy) in front of a dead peer accepts, then closes: that must back off
+    like a refused connect, not reconnect as fast as the loop turns (it did: 233 times in 0.5 s)."""
+    async def scenario() -> int:
+        (port,) = free_ports(1)
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", port)
+        link = PeerLink(1, 2, "127.0.0.1", port, backoff_min_s=0.02, backoff_max_s=0.2)
+        link.start()
+        try:
+            await asyncio.sleep(0.5)
+            return link.connects
+        finally:
+            await link.close()
+            server.close()
+            await server.wait_closed()
+
+    connects = asyncio.run(scenario())
+    # 20 + 40 + 80 + 160 + 200 ms ... of pauses: about 5 attempts in 0.5 s.
+    assert 1 <= connects <= 8, f"{connects} connects in 0.5 s"

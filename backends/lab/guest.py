@@ -47,6 +47,16 @@ echo "NOVACRON-DIRTIER-EXITED status=$?"
 while :; do /bin/busybox sleep 3600; done
 """
 
+GUEST_RESIDENT_MIB = 51.0
+GUEST_RESIDENT_MIB_PER_GIB = 20.0
+"""Non-zero guest memory besides the dirtier's working set (kernel, initramfs, the kernel's page
+tables, which grow with memory), from the bytes the idle lab runs sent (RESULTS_lab.md): about
+56 MiB for a 256 MiB guest, 71 MiB for 1 GiB."""
+
+
+def resident_mib(memory_mib: float) -> float:
+    return GUEST_RESIDENT_MIB + GUEST_RESIDENT_MIB_PER_GIB * memory_mib / 1024.0
+
 
 class GuestBuildError(RuntimeError):
     """The guest image could not be built (no network for the kernel, no gcc, ...)."""

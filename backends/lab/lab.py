@@ -170,6 +170,14 @@ def up() -> LabInfo:
     return info
 
 
+def guest_only() -> LabInfo:
+    """The guest image and domain type for hosts that are not the lab's (``calibrate --hosts``):
+    no daemons are started here; the image's paths must exist on those hosts too."""
+    image = ensure_guest(cache_dir())
+    domain_type = decide_domain_type(image)
+    return LabInfo(lab_hosts(), image, domain_type, install_tcg_wrapper() if domain_type == "qemu" else None)
+
+
 def _write_info(info: LabInfo) -> None:
     record = {
         "hosts": [{"name": h.name, "index": h.index, "uri": h.uri, "root": str(h.root),

@@ -15,32 +15,29 @@ included, and optionally to ``events.parquet``. The guest is removed from both h
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from backends.clock import MonotonicClock
-from backends.lab.guest import domain_xml
+from backends.lab.guest import domain_xml, resident_mib
 from backends.lab.health import check_migrated_guest, read_console, wait_guest_ready
 from backends.lab.lab import LabInfo
 from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
 from backends.real_driver import PollHook, drive_migration
 from novacron.app.eventstore import write_events
+from novacron.app.profiles import load_profile
 from novacron.events import InMemoryEventLog, Recorder
 from novacron.guest_health import GuestHealth, GuestHealthChecked, assess_guest
+from novacron.migration.calibration import CalibrationProfile
 from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest
 from novacron.migration.events import MigrationFinished
-from novacron.migration.planner import LinkEstimate, MigrationPlan, VMMigrationProfile, plan_migration
+from novacron.migration.planner import MigrationPlan, VMMigrationProfile, link_from_profile, plan_migration
 from novacron.migration.protocol import MIB, MigrationType
 
 LAB_MIGRATION_URI = "tcp://127.0.0.1"
-GUEST_RESIDENT_MIB = 56
-"""Non-zero guest memory besides the dirtier's working set (kernel, initramfs), measured: an
-idle 256 MiB guest with a 64 MiB working set sends ~124 MB."""
-UNLIMITED_LINK_BYTES_S = 320 * MIB
-"""What the planner assumes when no bandwidth limit is set: the TCG stream ceiling seen here."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LabMigrationSpec:
     vm_id: str
@@ -75,23 +72,37 @@ def vm_profile(spec: LabMigrationSpec) -> VMMigrationProfile:
     return VMMigrationProfile(vm_id=spec.vm_id, memory_bytes=spec.memory_mib * MIB,
                               wws_bytes=spec.dirty_mib * MIB if spec.dirty_rate_pages_s > 0 else 0,
                               dirty_rate_pages_s=float(spec.dirty_rate_pages_s),
-                              nonzero_bytes=(GUEST_RESIDENT_MIB + spec.dirty_mib) * MIB)
+                              nonzero_bytes=int((resident_mib(spec.memory_mib) + spec.dirty_mib) * MIB))
 
 
-def lab_plan(spec: LabMigrationSpec, link: LinkEstimate | None = None) -> MigrationPlan:
-    """The planner's prediction; ``link`` (e.g. fitted by calibrate) caps the limit's bandwidth."""
-    limit = UNLIMITED_LINK_BYTES_S if spec.bandwidth_mib_s is None else spec.bandwidth_mib_s * MIB
-    if link is None:
-        link = LinkEstimate(bandwidth_bytes_s=limit)
-    else:
-        link = dataclasses.replace(link, bandwidth_bytes_s=min(limit, link.bandwidth_bytes_s))
+def lab_plan(spec: LabMigrationSpec, profile: CalibrationProfile | None = None) -> MigrationPlan:
+    """The planner's prediction under a calibration profile (default: the shipped default)."""
+    bandwidth = None if spec.bandwidth_mib_s is None else spec.bandwidth_mib_s * MIB
+    link = link_from_profile(profile or load_profile(), max_bandwidth_bytes_s=bandwidth)
     return plan_migration(vm_profile(spec), link, spec.downtime_limit_ms, force=spec.migration_type)
 
 
-def _connect(lab: LabInfo) -> tuple[HostDirectory, list[LibvirtHypervisor]]:
+def _connect(lab: LabInfo, host_uris: Sequence[str] | None,
+             migration_uris: Sequence[str | None] | None) -> tuple[HostDirectory, list[LibvirtHypervisor]]:
+    """One hypervisor per host: the lab's own sockets, or the given URIs (``qemu+ssh://...``)."""
     directory = HostDirectory()
-    hypervisors = [LibvirtHypervisor(h.name, h.uri, directory, migration_uri=LAB_MIGRATION_URI) for h in lab.hosts]
+    uris = list(host_uris) if host_uris else [h.uri for h in lab.hosts]
+    data_uris = list(migration_uris) if migration_uris else [LAB_MIGRATION_URI] * len(uris)
+    hypervisors = [LibvirtHypervisor(f"host{i}", uri, directory, migration_uri=data_uri)
+                   for i, (uri, data_uri) in enumerate(zip(uris, data_uris, strict=True))]
     return directory, hypervisors
+
+
+def consoles_are_local(lab: LabInfo, host_uris: Sequence[str] | None) -> bool:
+    """The guest's serial consoles can be read here: lab hosts, directly or through ssh."""
+    if not host_uris:
+        return True
+    return all(str(h.socket_path) in unquote(uri) for h, uri in zip(lab.hosts, host_uris, strict=False))
+
+
+NOT_JUDGED = GuestHealth(False, 0, -1, -1, ("not judged: the guest's serial console is on a remote host",))
+REMOTE_BOOT_WAIT_S = 8.0
+"""Without a readable console: how long to let the guest boot and start dirtying."""
 
 
 def _remove_everywhere(hypervisors: list[LibvirtHypervisor], vm_id: str) -> None:
@@ -112,8 +123,14 @@ def _judge(lab: LabInfo, spec: LabMigrationSpec, completed: bool, source_text_be
 
 
 def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook | None = None,
-                      events_path: Path | None = None, migration_id: str | None = None) -> LabMigrationResult:
-    directory, hypervisors = _connect(lab)
+                      events_path: Path | None = None, migration_id: str | None = None,
+                      host_uris: Sequence[str] | None = None,
+                      migration_uris: Sequence[str | None] | None = None) -> LabMigrationResult:
+    """Migrate once between two hosts: the lab's (default) or any two libvirt URIs (``host_uris``,
+    with ``migration_uris`` for the data stream; the guest's kernel and initramfs must exist at
+    the same paths on those hosts). Guest health is judged only where the consoles are readable."""
+    local_consoles = consoles_are_local(lab, host_uris)
+    directory, hypervisors = _connect(lab, host_uris, migration_uris)
     source, destination = hypervisors[spec.source_index], hypervisors[spec.destination_index]
     clock = MonotonicClock()
     log = InMemoryEventLog()
@@ -125,19 +142,23 @@ def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook
         source.define_vm(domain_xml(guest, lab.image))
         if spec.migration_type is not MigrationType.COLD:
             source.start_vm(spec.vm_id)
-            if not wait_guest_ready(lab.hosts[spec.source_index], spec.vm_id, min_alive=1):
+            if not local_consoles:
+                time.sleep(REMOTE_BOOT_WAIT_S)
+            elif not wait_guest_ready(lab.hosts[spec.source_index], spec.vm_id, min_alive=1):
                 raise RuntimeError(f"guest {spec.vm_id} did not print an alive marker on {source.host_id()}; "
                                    f"console: {read_console(lab.hosts[spec.source_index], spec.vm_id)[-300:]!r}")
         plan = lab_plan(spec)
         request = MigrationRequest(migration_id=migration_id or spec.vm_id, vm=vm_profile(spec),
                                    source_host_id=source.host_id(), destination_host_id=destination.host_id())
         controller = MigrationController(request, plan, spec.policy or default_policy(spec), recorder)
-        console_before = read_console(lab.hosts[spec.source_index], spec.vm_id)
+        console_before = read_console(lab.hosts[spec.source_index], spec.vm_id) if local_consoles else ""
         drive_migration(controller, source, clock, on_poll=on_poll)
         finished = log.of_type(MigrationFinished)[-1]
         completed = finished.outcome == "completed"
         if spec.migration_type is MigrationType.COLD:
             health = GuestHealth(True, 0, -1, -1, ())  # a shut-off guest has no console to judge
+        elif not local_consoles:
+            health = NOT_JUDGED
         else:
             health = _judge(lab, spec, completed, console_before)
         location = next((hv.host_id() for hv in (destination, source) if _safe_has(hv, spec.vm_id)), "")

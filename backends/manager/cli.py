@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 from backends.manager.client import cluster_status, format_status_table
-from backends.manager.runtime import ManagerConfig, ManagerRuntime
+from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
 
 CLIENT_PORT_OFFSET = 100
+START_BARRIER_ENV = "NOVACRON_MANAGER_START_BARRIER"
 
 
 def parse_peers(text: str) -> dict[int, tuple[str, int]]:
@@ -46,14 +49,31 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                            snapshot_every=snapshot_every, events_origin_monotonic_s=events_origin_monotonic_s)
 
     async def main() -> None:
+        await wait_for_start_barrier()
         runtime = ManagerRuntime(config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stop)
         await runtime.serve()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        if not is_storage_failure(exc):
+            raise
+        # One line, no traceback: what failed and that nothing after it was acknowledged.
+        print(f"novacron manager {node_id}: stopped: storage failure in {data_dir}: {exc} "
+              "(nothing unsaved was sent or acknowledged)", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+async def wait_for_start_barrier() -> None:
+    """With ``$NOVACRON_MANAGER_START_BARRIER`` set, wait (imports done) until that file exists:
+    timing experiments start several managers at one instant, as a simulated cluster boots."""
+    barrier = os.environ.get(START_BARRIER_ENV)
+    while barrier and not os.path.exists(barrier):
+        await asyncio.sleep(0.001)
 
 
 def print_cluster_status(peers: dict[int, tuple[str, int]], timeout_s: float) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 READ_CHUNK_BYTES = 1 << 20
+PLANTED_BUG_ENV = "NOVACRON_PLANTED_BUG"
+"""Set to ``local-reads`` only by tests that prove the Jepsen-style checker can fail."""
 
 
 class ClientConnection:
@@ -59,6 +62,7 @@ class ClientApi:
         self.reads_confirming: dict[bytes, tuple[ClientConnection, int, str]] = {}
         self.reads_applying: list[tuple[int, ClientConnection, int, str]] = []
         self.was_leader = False
+        self.planted_local_reads = os.environ.get(PLANTED_BUG_ENV) == "local-reads"
         self._dirty: set[ClientConnection] = set()
         self._conn_ids = itertools.count(1)
         self._read_ids = itertools.count(1)
@@ -69,6 +73,7 @@ class ClientApi:
         conn = ClientConnection(next(self._conn_ids), writer)
         decoder = FrameDecoder()
         self.runtime.connections.add(writer)
+        self.runtime.track_connection_task()
         try:
             while chunk := await reader.read(READ_CHUNK_BYTES):
                 for request in decoder.feed(chunk):
@@ -79,6 +84,7 @@ class ClientApi:
         finally:
             conn.closed = True
             self.runtime.connections.discard(writer)
+            self.runtime.connection_tasks.discard(asyncio.current_task())
             writer.close()
 
     def answer(self, conn: ClientConnection, reply: dict[str, Any]) -> None:
@@ -160,6 +166,12 @@ class ClientApi:
     # -- linearizable reads (ReadIndex) --------------------------------------------------------
 
     def _start_read(self, conn: ClientConnection, request_id: int, key: str) -> None:
+        if self.planted_local_reads:
+            # PLANTED BUG (tests only): answer from this replica's state, leader or not, with no
+            # ReadIndex round -- the stale read the Jepsen-style test must catch.
+            self.answer(conn, {"id": request_id, "ok": True, "value": self.runtime.state.get(key),
+                               "index": self.runtime.state.applied_index})
+            return
         self.reads_queued.append((conn, request_id, key))
 
     def start_queued_reads(self) -> None:

@@ -65,7 +65,8 @@ class LocalCluster:
     def peers_arg(self) -> str:
         return ",".join(f"{i}={h}:{p}" for i, (h, p) in self.raft_addresses.items())
 
-    def start(self, manager_id: int) -> None:
+    def start(self, manager_id: int, extra_env: dict[str, str] | None = None) -> None:
+        """Start one manager; ``extra_env`` adds variables (fault-injection tests set LD_PRELOAD)."""
         if manager_id in self.processes and self.processes[manager_id].poll() is None:
             raise RuntimeError(f"manager {manager_id} is already running")
         cmd = [sys.executable, "-m", "novacron", "manager", "--id", str(manager_id), "--peers", self.peers_arg(),
@@ -73,7 +74,8 @@ class LocalCluster:
                "--client-port", str(self.client_addresses[manager_id][1]),
                "--events-origin-monotonic", repr(self.origin_monotonic_s), *self.extra_args]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                                        os.environ.get("PYTHONPATH")]))}
+                                                                        os.environ.get("PYTHONPATH")])),
+               **(extra_env or {})}
         log = (self.base_dir / f"manager-{manager_id}.log").open("ab")
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
         log.close()
@@ -95,6 +97,16 @@ class LocalCluster:
                 process.wait()
         with contextlib.suppress(FileNotFoundError):
             self._pid_file(manager_id).unlink()
+
+    def wait_exit(self, manager_id: int, timeout_s: float) -> int | None:
+        """The exit status of a manager that stops by itself within ``timeout_s``, else ``None``."""
+        try:
+            status = self.processes[manager_id].wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            self._pid_file(manager_id).unlink()
+        return status
 
     def running(self, manager_id: int) -> bool:
         process = self.processes.get(manager_id)

@@ -15,7 +15,14 @@ requires: the snapshot (which replaces the whole stored log), then the entries (
 suffix from ``entries[0].index`` first: the follower's "delete the existing entry and all that
 follow it"), then the hard state. The database runs in WAL mode with ``synchronous=FULL``, so
 ``COMMIT`` returns only after the WAL has been fsynced (https://www.sqlite.org/pragma.html#pragma_synchronous):
-when ``save`` returns, the runtime may send the ``Ready``'s votes and acknowledgements. A batch of
+when ``save`` returns, the runtime may send the ``Ready``'s votes and acknowledgements. A save
+that fails (a full disk, an fsync error) raises, and the runtime stops without sending or
+acknowledging anything of that ``Ready``.
+
+Opening a store first fsyncs the database, its WAL and the directory, and refuses to start if that
+fails: a previous process may have died after an fsync error, leaving WAL frames that are only in
+the page cache, and SQLite's recovery would otherwise read them back as if they were on disk (the
+same reasoning as PostgreSQL syncing its data directory before crash recovery). A batch of
 proposals in one ``Ready`` therefore costs one transaction and one fsync. A ``Ready`` whose only
 durable change is a higher commit index is written without the fsync (``synchronous=NORMAL`` for
 that one transaction): Figure 2 does not require the commit index to be persistent at all (etcd
@@ -24,6 +31,7 @@ stores it as a hint), and WAL order guarantees it becomes durable with the next 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -41,11 +49,25 @@ CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), idx 
 """
 
 
+def sync_existing_files(database: Path) -> None:
+    """fsync the database, its WAL and their directory if they exist; raises ``OSError`` on failure."""
+    for path in (database, database.with_name(database.name + "-wal"), database.parent):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class SQLiteLogStore:
     """Stable storage of one manager; every ``save`` is durable (fsynced) when it returns."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        sync_existing_files(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":

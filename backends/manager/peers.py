@@ -13,7 +13,9 @@ slow, down or partitioned, that buffer would grow without bound, so above ``max_
 the frame is dropped -- Raft treats the network as lossy and retransmits (heartbeats, probes), so
 dropping is safe and keeps the leader's memory bounded. A background task per peer (re)connects
 with exponential backoff (``backoff_min_s`` doubling to ``backoff_max_s``) and a connect timeout,
-so a dead peer costs one failed connect every second at most.
+so a dead peer costs one failed connect every second at most. A connection that is accepted and
+closed within ``backoff_max_s`` counts as a failed attempt too (a proxy in front of a dead peer
+accepts and hangs up at once), so it cannot turn the loop into a busy reconnect loop.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from backends.manager.framing import encode_frame
 
@@ -83,14 +86,21 @@ class PeerLink:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.backoff_max_s)
                 continue
-            backoff_s = self.backoff_min_s
             self.connects += 1
+            connected_at = time.monotonic()
             writer.write(encode_frame({"peer": self.self_id}))
             self._writer = writer
             # The peer never writes on this connection: EOF or an error means it is gone.
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 await reader.read()
             self._drop_connection()
+            if time.monotonic() - connected_at >= self.backoff_max_s:
+                backoff_s = self.backoff_min_s
+            else:
+                # Accepted, then closed at once (a proxy whose upstream is down, a peer shutting
+                # down): without a pause this loop would reconnect as fast as the CPU allows.
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self.backoff_max_s)
 
     def _drop_connection(self) -> None:
         writer, self._writer = self._writer, None

@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,11 @@ class ManagerConfig:
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
 
+def is_storage_failure(exc: BaseException | None) -> bool:
+    """The disk failed us (SQLite's "database or disk is full", a disk I/O error, ENOSPC/EIO)."""
+    return isinstance(exc, sqlite3.Error | OSError)
+
+
 class ManagerRuntime:
     def __init__(self, config: ManagerConfig) -> None:
         if config.node_id not in config.peers:
@@ -108,6 +114,9 @@ class ManagerRuntime:
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.connections: set[asyncio.StreamWriter] = set()
+        self.connection_tasks: set[asyncio.Task[Any]] = set()
+        """The tasks serving inbound connections; ``close`` lets them end before the loop does (a
+        handler still pending when ``asyncio.run`` cancels it makes asyncio 3.11 log a traceback)."""
         self._driver: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
         """Inbound peer and client connections, closed with the runtime."""
@@ -149,9 +158,14 @@ class ManagerRuntime:
 
     def _driver_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            # A safety violation or a storage failure: this manager must not go on.
+            # A safety violation or a storage failure: this manager must not go on. A failed save
+            # (full disk, fsync error) is never retried: after a failed fsync the kernel may have
+            # dropped the dirty pages and a second fsync can report success for data it lost
+            # (PostgreSQL's "fsyncgate", 2018), so the Ready stays unsent and unacknowledged and
+            # the process exits; ``serve`` re-raises the error for ``run_manager`` to report.
             self.failure = task.exception()
-            log.error("manager %d: stopping after an error in the Ready loop: %r", self.id, self.failure)
+            if not is_storage_failure(self.failure):
+                log.error("manager %d: stopping after an error in the Ready loop: %r", self.id, self.failure)
             self._stop.set()
 
     async def close(self) -> None:
@@ -168,10 +182,13 @@ class ManagerRuntime:
             server.close()
         for writer in list(self.connections):
             writer.close()
+        if self.connection_tasks:
+            await asyncio.wait(list(self.connection_tasks), timeout=1.0)
         for link in self.links.values():
             await link.close()
-        self.events.flush()
-        self.events.close()
+        with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped us
+            self.events.flush()
+            self.events.close()
         self._disk.shutdown(wait=True)
         self.store.close()
 
@@ -191,6 +208,7 @@ class ManagerRuntime:
         decoder = FrameDecoder()
         peer_id = NO_NODE
         self.connections.add(writer)
+        self.track_connection_task()
         try:
             while chunk := await reader.read(READ_CHUNK_BYTES):
                 for frame in decoder.feed(chunk):
@@ -204,7 +222,13 @@ class ManagerRuntime:
             log.warning("manager %d: dropping the connection from peer %d: %s", self.id, peer_id, exc)
         finally:
             self.connections.discard(writer)
+            self.connection_tasks.discard(asyncio.current_task())
             writer.close()
+
+    def track_connection_task(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.connection_tasks.add(task)
 
     def step(self, message: Message) -> None:
         """Queue a peer's message; the drive task steps it (never while a Ready is being persisted)."""

@@ -7,7 +7,9 @@ the command that needs them, so ``import novacron`` stays free of SimPy, libvirt
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import math
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -479,42 +481,99 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     tr.set_defaults(handler=cmd_cache_trace)
 
 
+DEFAULT_WWS_WRITE_S = 10.0
+"""Without --wws-mib: the pages the dirty rate touches in this long, at most a quarter of memory."""
+
+
+def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
+    checks = (("--memory-gib", args.memory_gib, args.memory_gib > 0, "a number > 0"),
+              ("--bandwidth-mib-s", args.bandwidth_mib_s, args.bandwidth_mib_s > 0, "a number > 0"),
+              ("--dirty-rate", args.dirty_rate, args.dirty_rate >= 0, "a number >= 0 (pages/s)"),
+              ("--downtime-ms", args.downtime_ms, args.downtime_ms > 0, "a number > 0"),
+              ("--wws-mib", args.wws_mib, args.wws_mib is None or args.wws_mib >= 0, "a number >= 0"),
+              ("--stop-copy-mib-s", args.stop_copy_mib_s, args.stop_copy_mib_s is None or args.stop_copy_mib_s > 0,
+               "a number > 0"),
+              ("--nonzero-gib", args.nonzero_gib,
+               args.nonzero_gib is None or 0 <= args.nonzero_gib <= args.memory_gib, "0 to --memory-gib"))
+    for flag, value, ok, allowed in checks:
+        if not ok or (isinstance(value, float) and not math.isfinite(value)):
+            raise CommandError(f"{flag} {value:g}: allowed: {allowed}")
+    if args.wws_mib is not None and args.wws_mib / 1024 > args.memory_gib:
+        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+
+
+def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
+    if args.wws_mib is not None:
+        return args.wws_mib, "given"
+    from novacron.migration.protocol import MIB, PAGE_SIZE_BYTES
+
+    written_mib = args.dirty_rate * PAGE_SIZE_BYTES * DEFAULT_WWS_WRITE_S / MIB
+    wws = min(written_mib, args.memory_gib * 1024 / 4)
+    return wws, (f"default: the pages {args.dirty_rate:g} pages/s touch in {DEFAULT_WWS_WRITE_S:g} s, at most a "
+                 "quarter of memory; set --wws-mib")
+
+
 def cmd_migrate_plan(args: argparse.Namespace) -> int:
-    from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
+    from novacron.app.profiles import load_profile
+    from novacron.migration.planner import VMMigrationProfile, link_from_profile, plan_migration
     from novacron.migration.protocol import GIB, MIB, PowerState
 
-    if args.wws_mib * MIB > args.memory_gib * GIB:
-        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+    _check_migrate_plan_flags(args)
+    profile = load_profile(args.calibration)
+    if args.stop_copy_mib_s is not None:
+        profile = dataclasses.replace(profile, stop_copy_bytes_s=args.stop_copy_mib_s * MIB)
+    wws_mib, wws_note = _working_set_mib(args)
     nonzero = None if args.nonzero_gib is None else int(args.nonzero_gib * GIB)
-    vm = VMMigrationProfile(vm_id="vm", memory_bytes=int(args.memory_gib * GIB), wws_bytes=int(args.wws_mib * MIB),
+    vm = VMMigrationProfile(vm_id="vm", memory_bytes=int(args.memory_gib * GIB), wws_bytes=int(wws_mib * MIB),
                             dirty_rate_pages_s=args.dirty_rate, nonzero_bytes=nonzero,
                             power_state=PowerState.SHUTOFF if args.stopped else PowerState.RUNNING)
-    link = LinkEstimate(bandwidth_bytes_s=args.bandwidth_mib_s * MIB,
-                        stop_copy_bytes_s=(args.stop_copy_mib_s or args.bandwidth_mib_s) * MIB)
+    link = link_from_profile(profile, max_bandwidth_bytes_s=args.bandwidth_mib_s * MIB)
     plan = plan_migration(vm, link, args.downtime_ms, permit_postcopy=not args.no_postcopy)
+    print(f"profile     {profile.name}  ({profile.provenance.source})")
+    print(f"working set {wws_mib:,.0f} MiB  ({wws_note})")
     print(f"type        {plan.migration_type.value}  ({plan.reason})")
+    if plan.migration_type.value == "cold":
+        print("            cold: the domain definition moves; its disk is assumed on shared storage (not copied)")
     print(f"total time  {plan.predicted_total_time_ms / 1000:.3g} s")
     print(f"downtime    {plan.predicted_downtime_ms:.4g} ms  (limit {args.downtime_ms:g} ms)")
     print(f"dirty syncs {plan.predicted_rounds}")
     print(f"data sent   {plan.predicted_bytes / MIB:,.0f} MiB")
-    if args.simulate and plan.migration_type.value in ("live", "postcopy"):
-        _print_simulated(vm, args, postcopy=plan.migration_type.value == "postcopy")
+    if args.simulate:
+        _print_simulated(vm, args, profile, plan.migration_type.value)
     return EXIT_OK
 
 
-def _print_simulated(vm, args: argparse.Namespace, *, postcopy: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_simulated(vm, args: argparse.Namespace, profile, kind: str) -> None:  # type: ignore[no-untyped-def]
     from novacron.migration.protocol import MIB
-    from sim.migration.qemu_model import GuestProfile, QemuMigration, StreamCalibration, run_alone
+    from sim.migration.hypervisor import COLD_OVERHEAD_S
+    from sim.migration.qemu_model import GuestProfile, QemuMigration
 
-    nonzero = vm.payload_bytes
-    guest = GuestProfile(memory_bytes=vm.memory_bytes, resident_bytes=max(nonzero - vm.wws_bytes, 0),
+    if kind == "cold":
+        print(f"\nsimulated (QEMU model): cold move in {COLD_OVERHEAD_S:g} s (define on the destination, "
+              "undefine on the source; disk on shared storage, not copied)")
+        return
+    horizon_s = SIMULATE_HORIZON_S
+    guest = GuestProfile(memory_bytes=vm.memory_bytes, resident_bytes=max(vm.payload_bytes - vm.wws_bytes, 0),
                          wws_bytes=vm.wws_bytes, dirty_rate_pages_s=vm.dirty_rate_pages_s)
-    cal = StreamCalibration(stream_cap_bytes_s=args.bandwidth_mib_s * MIB,
-                            stop_copy_bytes_s=(args.stop_copy_mib_s or args.bandwidth_mib_s) * MIB)
-    m = run_alone(QemuMigration(guest=guest, downtime_limit_ms=args.downtime_ms, max_bandwidth_bytes_s=None,
-                                calibration=cal), until_s=600.0, postcopy_after_s=3.0 if postcopy else None)
-    print(f"\nsimulated (QEMU model): {m.status.value} after {m.elapsed_s:.3g} s, downtime "
-          f"{m.downtime_ms or 0:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
+    model = QemuMigration(guest=guest, downtime_limit_ms=args.downtime_ms,
+                          max_bandwidth_bytes_s=args.bandwidth_mib_s * MIB, calibration=profile)
+    model.paused = kind == "warm"
+    m = model
+    m.begin()
+    while not m.finished and m.elapsed_s < horizon_s:
+        # as the planner (and Nova's controller) assume: switch once the first full pass is synced
+        m.postcopy_requested = kind == "postcopy" and m.syncs >= 2
+        m.step(math.inf)
+    if m.downtime_ms is None:
+        print(f"\nsimulated (QEMU model, {kind}): did not finish within the {horizon_s:g} s horizon "
+              f"({m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB sent, {m.pending_bytes / MIB:,.0f} MiB "
+              "still dirty): pre-copy does not converge at these settings")
+        return
+    print(f"\nsimulated (QEMU model, {kind}): {m.status.value} after {m.elapsed_s:.3g} s, downtime "
+          f"{m.downtime_ms:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
+
+
+SIMULATE_HORIZON_S = 600.0
 
 
 def cmd_manager(args: argparse.Namespace) -> int:
@@ -639,27 +698,33 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from backends.lab import lab as lab_module
-    from backends.lab.calibrate import calibrate, format_errors, grid
+    from backends.lab.calibrate import calibrate
+    from backends.lab.calibration_fit import format_errors
 
-    points = grid(args.rates, args.bandwidths, args.downtimes)
     info, started_here = None, False
     if args.reuse_real:
-        print(f"novacron calibrate: re-analysing {args.out}/real.parquet against the simulation and the planner")
+        if not (args.out / "real.csv").exists():
+            raise CommandError(f"--reuse-real: no {args.out}/real.csv to re-fit; run without --reuse-real first")
+        print(f"novacron calibrate: re-fitting {args.out}/real.csv (no migrations)")
     else:
+        if args.hosts is not None and len(args.hosts) != 2:
+            raise CommandError(f"--hosts {' '.join(args.hosts)}: allowed: exactly two libvirt URIs "
+                               "(source, destination)")
         info = lab_module.running_lab()
-        started_here = info is None
+        started_here = info is None and args.hosts is None
         try:
-            info = info or lab_module.up()
+            info = info or (lab_module.up() if args.hosts is None else lab_module.guest_only())
         except lab_module.LabError as exc:
             raise CommandError(str(exc)) from None
-        print(f"novacron calibrate: {len(points)} real migrations in the lab, then the simulation and the planner")
+        hosts = args.hosts or [h.uri for h in info.hosts]
+        print(f"novacron calibrate: the real grid between {hosts[0]} and {hosts[1]}, then the fit")
     try:
-        table = calibrate(info, args.out, points)
+        table = calibrate(args.out, info, host_uris=args.hosts)
     finally:
         if started_here:
             lab_module.down()
     print(format_errors(table))
-    print(f"\nwritten: {args.out}/real.parquet sim.parquet planner.parquet sim_fitted.parquet errors.parquet")
+    print(f"\nwritten: {args.out}/real.csv profile.toml errors.csv predictions.csv")
     return EXIT_OK
 
 
@@ -793,7 +858,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "total time, downtime, dirty-sync rounds and data sent, with the pre-copy "
                                     "model of Clark et al. (NSDI 2005) capped by the writable working set.")
     mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
-    mp.add_argument("--wws-mib", type=float, default=0.0, help="writable working set (MiB)")
+    mp.add_argument("--wws-mib", type=float, default=None,
+                    help="writable working set (MiB; default: 10 s of writes at the dirty rate, <= memory/4)")
     mp.add_argument("--dirty-rate", type=float, default=0.0, help="pages (4 KiB) written per second")
     mp.add_argument("--nonzero-gib", type=float, default=None, help="non-zero memory (default: all of it)")
     mp.add_argument("--bandwidth-mib-s", type=float, default=128.0, help="migration bandwidth (QEMU default 128)")
@@ -801,7 +867,9 @@ def _build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--downtime-ms", type=float, default=300.0, help="downtime limit (QEMU default 300)")
     mp.add_argument("--stopped", action="store_true", help="the VM is shut off (cold migration)")
     mp.add_argument("--no-postcopy", action="store_true", help="post-copy is not permitted")
-    mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once")
+    mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once (horizon 600 s)")
+    mp.add_argument("--calibration", default=None,
+                    help="calibration profile: a TOML file or a built-in name (default: lab-tcg)")
     mp.set_defaults(handler=cmd_migrate_plan)
     _add_manager_commands(sub)
     _add_raft_commands(sub)
@@ -813,17 +881,19 @@ def _build_parser() -> argparse.ArgumentParser:
     lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
     lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
     lab.set_defaults(handler=cmd_lab)
-    cal = sub.add_parser("calibrate", help="real lab migrations vs simulation vs planner, error per metric",
-                         description="Run a grid of real live migrations in the lab (brought up if needed), "
-                                     "the same grid in the simulation's QEMU model and through the planner; "
-                                     "write all three to Parquet, fit the simulation's stream parameters on "
-                                     "half of the runs and report the error on the other half.")
+    cal = sub.add_parser("calibrate", help="real migrations on two libvirt hosts; fit a calibration profile",
+                         description="Migrate a grid of guests (memory, working set, dirty rate, bandwidth and "
+                                     "downtime limits) between two libvirt hosts (the lab by default, brought up if "
+                                     "needed), fit the simulation's calibration profile on the training points and "
+                                     "report its error on held-out points and leave-one-guest-size-out. Writes "
+                                     "real.csv, profile.toml (use it with [migration] calibration or "
+                                     "migrate-plan --calibration), errors.csv and predictions.csv.")
     cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")
-    cal.add_argument("--rates", type=int, nargs="+", default=[1000, 4000, 10000], help="dirty rates, pages/s")
-    cal.add_argument("--bandwidths", type=float, nargs="+", default=[64.0, 256.0], help="bandwidth limits, MiB/s")
-    cal.add_argument("--downtimes", type=float, nargs="+", default=[100.0, 300.0], help="downtime limits, ms")
+    cal.add_argument("--hosts", nargs="+", metavar="URI", default=None,
+                     help="two libvirt URIs (e.g. qemu+ssh://root@a/system qemu+ssh://root@b/system) instead of "
+                          "the lab; the lab guest's kernel and initramfs must exist at the same paths there")
     cal.add_argument("--reuse-real", action="store_true",
-                     help="do not migrate: re-analyse the real runs already in OUT/real.parquet")
+                     help="do not migrate: re-fit the real runs already in OUT/real.csv")
     cal.set_defaults(handler=cmd_calibrate)
     return parser
 

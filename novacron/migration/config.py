@@ -37,6 +37,9 @@ class MigrationConfig:
     warm_fraction: float = spec(0.1, min=0.0, max=1.0, doc="migrations where warm is requested")
     destination_crash_probability: float = spec(0.05, min=0.0, max=1.0,
                                                 doc="chance the destination crashes mid-migration")
+    calibration: str | None = spec(None, doc="calibration profile: a built-in name (lab-tcg, lab-md) or a TOML "
+                                             "file, relative to the scenario's folder; it replaces "
+                                             "stream_cap_mib_s and stop_copy_mib_s")
     stream_cap_mib_s: float = spec(1100.0, min=1, max=1e6, doc="one migration stream's ceiling while the guest runs")
     stop_copy_mib_s: float = spec(1100.0, min=1, max=1e6, doc="copy rate while the guest is paused")
 

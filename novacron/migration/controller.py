@@ -10,7 +10,10 @@ The knobs follow Nova's libvirt driver (``nova/virt/libvirt/migration.py``, opti
 * ``live_migration_downtime`` / ``_steps`` / ``_delay``: the downtime limit starts at
   ``downtime / steps`` and rises linearly to ``downtime`` over ``steps`` steps, step ``i`` at
   ``i x delay x data_gib`` seconds (data at least 2 GiB, as Nova counts it).
-* ``live_migration_completion_timeout`` (seconds per GiB) with
+* ``live_migration_completion_timeout`` (seconds per GiB of the migration's data, see
+  ``nova_data_gib``: the guest's memory counted as at least 2 GiB, so a 256 MiB guest with the
+  default 800 s/GiB is aborted after 1,600 s, not 200 s; Nova truncates the product to whole
+  seconds and measures from the start of its monitor loop) with
   ``live_migration_timeout_action`` ``abort`` or ``force_complete`` (post-copy switch if
   permitted, else pause the guest so the copy ends).
 * ``live_migration_permit_post_copy``: switch when a round shrinks the remaining data by less
@@ -57,6 +60,14 @@ from novacron.ports import EventSink, Hypervisor
 P = MigrationPhase
 
 
+def nova_data_gib(memory_bytes: int, disk_bytes: int = 0) -> float:
+    """Nova's ``LibvirtDriver._live_migration_data_gb``: the guest's memory in GiB, at least 2, plus
+    each block-migrated disk, also at least 2 GiB. Both the downtime steps and the completion
+    timeout scale with it."""
+    disk_gib = max(disk_bytes / GIB, 2.0) if disk_bytes > 0 else 0.0
+    return max(memory_bytes / GIB, 2.0) + disk_gib
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControllerPolicy:
     """Nova ``[libvirt]`` live-migration options (defaults are Nova's)."""
@@ -73,9 +84,13 @@ class ControllerPolicy:
     poll_interval_s: float = 0.5
     postcopy_min_progress_pct: float = 10.0
 
-    def downtime_schedule(self, data_bytes: int) -> list[tuple[float, float]]:
+    def completion_timeout_s(self, memory_bytes: int, disk_bytes: int = 0) -> float:
+        """Nova: ``int(live_migration_completion_timeout * data_gb)`` seconds (0: no timeout)."""
+        return float(int(self.completion_timeout_s_per_gib * nova_data_gib(memory_bytes, disk_bytes)))
+
+    def downtime_schedule(self, memory_bytes: int, disk_bytes: int = 0) -> list[tuple[float, float]]:
         """Nova's ``downtime_steps``: (seconds after start, downtime limit in ms)."""
-        data_gib = max(data_bytes / GIB, 2.0)
+        data_gib = nova_data_gib(memory_bytes, disk_bytes)
         delay_s = self.downtime_delay_s_per_gib * data_gib
         steps = max(self.downtime_steps, 1)
         base = self.downtime_ms / steps
@@ -171,7 +186,7 @@ class MigrationController:
 
     def start(self, now_s: float) -> list[MigrationCommand]:
         self.started_s = self._round_started_s = now_s
-        self._schedule = self.policy.downtime_schedule(self.request.vm.memory_bytes + self.request.vm.disk_bytes)
+        self._schedule = self.policy.downtime_schedule(self.request.vm.memory_bytes, self.request.vm.disk_bytes)
         self._move(P.PREPARING)
         params = self.params
         start = StartMigration(vm_id=self.vm_id, source_host_id=self.request.source_host_id,
@@ -240,8 +255,8 @@ class MigrationController:
         if self.params.postcopy and not self._postcopy_requested and self._should_switch_to_postcopy():
             self._postcopy_requested = True
             commands.append(self._command(StartPostcopy(vm_id=self.vm_id), "remaining data shrinks < 10 %/round"))
-        timeout_s = self.policy.completion_timeout_s_per_gib * max(self.request.vm.memory_bytes / GIB, 2.0)
-        if self.policy.completion_timeout_s_per_gib > 0 and elapsed_s > timeout_s and not self._timeout_fired:
+        timeout_s = self.policy.completion_timeout_s(self.request.vm.memory_bytes, self.request.vm.disk_bytes)
+        if timeout_s > 0 and elapsed_s > timeout_s and not self._timeout_fired:
             self._timeout_fired = True
             commands.append(self._on_timeout(timeout_s))
         return commands

@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from novacron.migration.protocol import PAGE_SIZE_BYTES, MigrationType, PowerState
+from novacron.migration.calibration import CalibrationProfile
+from novacron.migration.protocol import GIB, PAGE_SIZE_BYTES, MigrationType, PowerState
 
 MIN_SHRINK = 0.10
 """A round that shrinks the dirty volume by less than this is not converging (Nova's rule)."""
@@ -57,7 +58,12 @@ class LinkEstimate:
     """Throughput of the pre-copy stream (after any bandwidth limit)."""
     stop_copy_bytes_s: float | None = None
     """Throughput once the guest is paused (unthrottled); default: ``bandwidth_bytes_s``."""
+    stream_cap_bytes_s: float | None = None
+    """The stream's own ceiling while the guest runs (CPU, NIC); default: ``bandwidth_bytes_s``."""
     setup_s: float = 0.01
+    setup_s_per_gib: float = 0.0
+    sync_s_per_gib: float = 0.0
+    zero_scan_pages_s: float = math.inf
     device_state_ms: float = 13.0
     postcopy_switch_ms: float = 2.0
     cold_overhead_s: float = 2.0
@@ -66,6 +72,29 @@ class LinkEstimate:
     @property
     def paused_bytes_s(self) -> float:
         return self.stop_copy_bytes_s or self.bandwidth_bytes_s
+
+    @property
+    def running_cap_bytes_s(self) -> float:
+        return self.stream_cap_bytes_s or self.bandwidth_bytes_s
+
+    def setup_time_s(self, memory_bytes: float) -> float:
+        return self.setup_s + self.setup_s_per_gib * memory_bytes / GIB
+
+    def sync_time_s(self, memory_bytes: float) -> float:
+        return self.sync_s_per_gib * memory_bytes / GIB
+
+
+def link_from_profile(profile: CalibrationProfile, *, max_bandwidth_bytes_s: float | None = None,
+                      link_bytes_s: float = math.inf) -> LinkEstimate:
+    """The planner's view of a link under a calibration profile: the same constants the
+    simulation's QEMU model uses, the stream capped by the bandwidth limit and the link share."""
+    cap = min(profile.stream_cap_bytes_s, link_bytes_s)
+    limit = math.inf if max_bandwidth_bytes_s is None else max_bandwidth_bytes_s * profile.rate_overshoot
+    return LinkEstimate(bandwidth_bytes_s=min(cap, limit), stream_cap_bytes_s=cap,
+                        stop_copy_bytes_s=min(profile.stop_copy_bytes_s, link_bytes_s),
+                        setup_s=profile.setup_s, setup_s_per_gib=profile.setup_s_per_gib,
+                        sync_s_per_gib=profile.sync_s_per_gib, zero_scan_pages_s=profile.zero_scan_pages_s,
+                        device_state_ms=profile.device_state_ms, postcopy_switch_ms=profile.postcopy_switch_ms)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,31 +120,65 @@ class PrecopyPrediction:
     last_round_bytes: float
 
 
+WINDOW_S = 0.1
+"""QEMU's rate-limit window (``BUFFER_DELAY``): a round ends within one window of the threshold."""
+
+
+def _touched_bytes(wws_pages: float, writes: float) -> float:
+    """Distinct working-set bytes hit by ``writes`` uniform random page writes."""
+    return wws_pages * -math.expm1(-writes / wws_pages) * PAGE_SIZE_BYTES if wws_pages > 0 else 0.0
+
+
+def _round_seconds(volume: float, zero_pages: float, link: LinkEstimate) -> float:
+    """Sending ``volume`` bytes (and scanning ``zero_pages``): the rate limit or the stream's
+    own ceiling plus the zero-page scan, whichever is slower."""
+    limited = volume / link.bandwidth_bytes_s
+    capped = volume / link.running_cap_bytes_s + zero_pages / link.zero_scan_pages_s
+    return max(limited, capped)
+
+
 def predict_precopy(vm: VMMigrationProfile, link: LinkEstimate, downtime_limit_ms: float,
                     max_rounds: int = 30) -> PrecopyPrediction:
-    """Iterate the WWS-capped geometric model with QEMU's switchover rule."""
+    """Iterate the WWS-capped geometric model with QEMU's switch-over rule, round by round.
+
+    As in QEMU (and the simulation): a round sends until the pending bytes fall under the
+    threshold ``bandwidth x downtime limit`` (a residual stays, within one window of it); a dirty
+    sync (costing ``sync_s_per_gib``) adds the working-set pages written meanwhile; if the
+    pending bytes are still under the threshold the guest stops and the rest goes at the
+    paused rate after a final sync."""
     bandwidth = link.bandwidth_bytes_s
     threshold = bandwidth * downtime_limit_ms / 1000.0
+    window_bytes = bandwidth * WINDOW_S
+    residual_bytes = 0.5 * (threshold + max(threshold - window_bytes, 0.0))
     wws_pages = vm.wws_bytes / PAGE_SIZE_BYTES
-    volume = float(vm.payload_bytes)
-    elapsed_s, sent, syncs = link.setup_s, 0.0, 1
-    previous = math.inf
+    sync_s = link.sync_time_s(vm.memory_bytes)
+    pending = float(vm.payload_bytes)
+    zero_pages = max(vm.memory_bytes - vm.payload_bytes, 0) / PAGE_SIZE_BYTES
+    elapsed_s, sent, syncs = link.setup_time_s(vm.memory_bytes), 0.0, 1
+    previous, writes = math.inf, 0.0
     for _ in range(max_rounds):
-        round_s = volume / bandwidth
-        elapsed_s += round_s
-        sent += volume
-        writes = vm.dirty_rate_pages_s * round_s
-        dirty = wws_pages * -math.expm1(-writes / wws_pages) * PAGE_SIZE_BYTES if wws_pages > 0 else 0.0
+        left = min(residual_bytes, pending) if pending >= threshold else pending
+        round_s = _round_seconds(pending - left, zero_pages, link) if pending >= threshold else 0.0
+        zero_pages = 0.0
+        elapsed_s += round_s + sync_s
+        sent += pending - left
+        writes += vm.dirty_rate_pages_s * (round_s + sync_s)
+        wws_left = min(left, float(vm.wws_bytes))
+        added = _touched_bytes(wws_pages, writes) * (1.0 - wws_left / vm.wws_bytes) if vm.wws_bytes else 0.0
+        writes = vm.dirty_rate_pages_s * sync_s  # written while the bitmap was walked: the next sync's
+        pending = left + added
         syncs += 1
-        if dirty <= threshold:
-            downtime_ms = dirty / link.paused_bytes_s * 1000.0 + link.device_state_ms
+        if pending < threshold:
+            final = pending + _touched_bytes(wws_pages, writes) * (1.0 - min(pending, vm.wws_bytes or 1.0)
+                                                                   / (vm.wws_bytes or 1.0))
+            downtime_ms = (sync_s + final / link.paused_bytes_s) * 1000.0 + link.device_state_ms
             return PrecopyPrediction(converges=True, precopy_s=elapsed_s, downtime_ms=downtime_ms,
-                                     syncs=syncs + 1, bytes_sent=sent + dirty, last_round_bytes=dirty)
-        if dirty > previous * (1.0 - MIN_SHRINK):
+                                     syncs=syncs + 1, bytes_sent=sent + final, last_round_bytes=final)
+        if pending > previous * (1.0 - MIN_SHRINK):
             break
-        previous, volume = dirty, dirty
+        previous = pending
     return PrecopyPrediction(converges=False, precopy_s=elapsed_s, downtime_ms=math.inf, syncs=syncs,
-                             bytes_sent=sent, last_round_bytes=volume)
+                             bytes_sent=sent, last_round_bytes=pending)
 
 
 def plan_migration(vm: VMMigrationProfile, link: LinkEstimate, downtime_limit_ms: float, *,
@@ -154,8 +217,12 @@ def _cold(vm: VMMigrationProfile, link: LinkEstimate) -> MigrationPlan:
 
 
 def _warm(vm: VMMigrationProfile, link: LinkEstimate, reason: str) -> MigrationPlan:
-    copy_s = vm.payload_bytes / link.paused_bytes_s
-    total_ms = (link.setup_s + copy_s) * 1000.0 + link.device_state_ms
+    # Paused from the start: the setup sync, the final sync, then one copy of everything (the
+    # zero pages are scanned, not sent), as the simulation's QEMU model runs a paused migration.
+    zero_pages = max(vm.memory_bytes - vm.payload_bytes, 0) / PAGE_SIZE_BYTES
+    copy_s = (vm.payload_bytes / link.paused_bytes_s + zero_pages / link.zero_scan_pages_s
+              + 2 * link.sync_time_s(vm.memory_bytes))
+    total_ms = (link.setup_time_s(vm.memory_bytes) + copy_s) * 1000.0 + link.device_state_ms
     return MigrationPlan(vm_id=vm.vm_id, migration_type=MigrationType.WARM, converges=True,
                          predicted_total_time_ms=total_ms, predicted_downtime_ms=total_ms, predicted_rounds=2,
                          predicted_bytes=vm.payload_bytes, reason=reason)
@@ -163,7 +230,9 @@ def _warm(vm: VMMigrationProfile, link: LinkEstimate, reason: str) -> MigrationP
 
 def _postcopy(vm: VMMigrationProfile, link: LinkEstimate, precopy: PrecopyPrediction, reason: str) -> MigrationPlan:
     """One full pre-copy pass, then switch; the working set follows at the unthrottled rate."""
-    first_pass_s = link.setup_s + vm.payload_bytes / link.bandwidth_bytes_s
+    zero_pages = max(vm.memory_bytes - vm.payload_bytes, 0) / PAGE_SIZE_BYTES
+    first_pass_s = (link.setup_time_s(vm.memory_bytes) + _round_seconds(vm.payload_bytes, zero_pages, link)
+                    + link.sync_time_s(vm.memory_bytes))
     remaining = float(min(vm.wws_bytes, vm.payload_bytes))
     total_ms = (first_pass_s + remaining / link.paused_bytes_s) * 1000.0 + link.postcopy_switch_ms
     return MigrationPlan(vm_id=vm.vm_id, migration_type=MigrationType.POSTCOPY, converges=True,

@@ -14,6 +14,11 @@ Linearizability is compositional (Herlihy & Wing, section 3.3 "locality"): a his
 linearizable iff its projection on every object is, so the checker runs one search per key
 with a one-register model, which keeps each search small.
 
+A search may be given a budget (``max_explored_per_key`` configurations): a key whose search
+exhausts it is *undecided*, and the verdict is "unknown" -- neither a pass nor a violation -- so
+a checker run on a long real history always ends (Knossos and Porcupine bound their searches the
+same way).
+
 Operations whose outcome is unknown (the client timed out, its manager crashed) have
 ``response_s = inf``: they may take effect at any point after invocation, or never. Reads whose
 outcome is unknown tell nothing and should be left out of the history.
@@ -51,26 +56,46 @@ class Operation:
 @dataclass(frozen=True, slots=True)
 class LinearizabilityResult:
     ok: bool
+    """True only when every key was shown linearizable (an undecided key is not ok)."""
     key: str | None = None
+    """The first key found NOT linearizable (a violation), if any."""
     history: tuple[Operation, ...] = ()
     explored: int = 0
+    undecided: tuple[str, ...] = ()
+    """Keys whose search ran out of budget: neither shown linearizable nor a violation."""
+
+    @property
+    def verdict(self) -> str:
+        if self.key is not None:
+            return "violation"
+        return "unknown" if self.undecided else "linearizable"
 
 
-def check_history(operations: Iterable[Operation]) -> LinearizabilityResult:
+def check_history(operations: Iterable[Operation], max_explored_per_key: int | None = None) -> LinearizabilityResult:
     by_key: dict[str, list[Operation]] = defaultdict(list)
     for op in operations:
         by_key[op.key].append(op)
     explored = 0
+    undecided: list[str] = []
     for key in sorted(by_key):
-        ok, count = check_register(by_key[key])
+        ok, count = _search(by_key[key], None, max_explored_per_key)
         explored += count
-        if not ok:
-            return LinearizabilityResult(False, key, tuple(sorted(by_key[key], key=lambda o: o.invoke_s)), explored)
-    return LinearizabilityResult(True, explored=explored)
+        if ok is None:
+            undecided.append(key)
+        elif not ok:
+            return LinearizabilityResult(False, key, tuple(sorted(by_key[key], key=lambda o: o.invoke_s)), explored,
+                                         tuple(undecided))
+    return LinearizabilityResult(not undecided, explored=explored, undecided=tuple(undecided))
 
 
 def check_register(operations: list[Operation], initial: str | None = None) -> tuple[bool, int]:
     """Is this single-key history linearizable? Returns (verdict, configurations explored)."""
+    ok, explored = _search(operations, initial, None)
+    return bool(ok), explored
+
+
+def _search(operations: list[Operation], initial: str | None, budget: int | None) -> tuple[bool | None, int]:
+    """Wing & Gong's search with Lowe's cache; ``None`` when ``budget`` configurations did not decide."""
     ops = sorted(operations, key=lambda o: o.invoke_s)
     completed_mask = 0
     for i, op in enumerate(ops):
@@ -84,6 +109,8 @@ def check_register(operations: list[Operation], initial: str | None = None) -> t
             return True, len(seen)
         if (done, state) in seen:
             continue
+        if budget is not None and len(seen) >= budget:
+            return None, len(seen)
         seen.add((done, state))
         stack.extend(_successors(ops, done, state))
     return False, len(seen)

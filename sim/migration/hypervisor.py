@@ -174,7 +174,8 @@ class SimHypervisor:
                         throughput_bytes_s=m.bandwidth_bytes_s,
                         downtime_ms=m.downtime_ms if done else None,
                         total_time_ms=m.elapsed_s * 1000.0 if m.finished else None,
-                        setup_time_ms=m.calibration.setup_s * 1000.0, cpu_throttle_pct=m.throttle_pct,
+                        setup_time_ms=m.calibration.setup_time_s(m.guest.memory_bytes) * 1000.0,
+                        cpu_throttle_pct=m.throttle_pct,
                         postcopy_page_faults=int(m.postcopy_faults), switched_to_postcopy=m.switched_to_postcopy,
                         error=job.error)
 

@@ -12,6 +12,8 @@ not a bitmap: the model is analytic per window, never per page.
 QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as modelled:
 
 * Setup: every page is marked dirty and the first dirty sync counts (``dirty-sync-count = 1``).
+  It takes the profile's fixed setup time plus its setup time per GiB of guest memory (libvirt's
+  Begin/Prepare, the destination QEMU starting, the bitmaps allocated).
 * Each iteration sends dirty pages in address order until the window's byte budget
   (``max-bandwidth x 100 ms``, ``BUFFER_DELAY``) is spent, then waits for the next window.
   The stream has its own ceiling (``stream_cap_bytes_s``: CPU and NIC) and the bandwidth share
@@ -21,7 +23,9 @@ QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as
   sync, the union of the bitmap with the pages written since the previous sync) and, if the
   estimate is still below the threshold, completes: the guest is paused, a final sync runs and
   the rest is sent unthrottled (``stop_copy_bytes_s``) with the device state. Otherwise a new
-  round starts. QEMU never gives up by itself; only the controller aborts.
+  round starts. QEMU never gives up by itself; only the controller aborts. Every sync walks the
+  whole dirty bitmap: it costs ``sync_s_per_gib`` per GiB of guest memory (the guest keeps
+  writing meanwhile, except during the final, paused one, which counts as downtime).
 * Auto-converge (``migration_trigger_throttle``): at a sync at least 1 s after the previous
   period, if the bytes dirtied in the period exceed 50 % of the bytes sent in it twice in a
   row, the vCPUs are throttled: 20 % first, then +10 % (``cpu-throttle-initial`` /
@@ -33,8 +37,10 @@ QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as
   background unthrottled while the guest's writes to pages not yet received fault them over
   the network (counted as ``postcopy_page_faults``).
 
-Sources: QEMU 7.2 source as cited; the calibration constants reproduce the measured rows of
-LAB.md (a 512 MiB TCG guest on this 2-core machine); see ``LAB_CALIBRATION``.
+Sources: QEMU 7.2 source as cited. The host-dependent constants are a calibration profile
+(``novacron.migration.calibration``): ``LAB_CALIBRATION`` (``lab-md``) reproduces the measured rows
+of LAB.md (a 512 MiB TCG guest); the shipped default ``lab-tcg`` is fitted by ``novacron
+calibrate`` on guests of 256 MiB to 1 GiB (``benchmarks/RESULTS_lab.md``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from novacron.migration.calibration import CalibrationProfile
 from novacron.migration.protocol import MIB, PAGE_SIZE_BYTES, JobStatus
 
 WINDOW_S = 0.1
@@ -52,23 +59,12 @@ THROTTLE_MAX_PCT = 99.0
 THROTTLE_TRIGGER_RATIO = 0.5
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamCalibration:
-    """How fast one host moves migration data; ``LAB_CALIBRATION`` matches LAB.md."""
+StreamCalibration = CalibrationProfile
+"""The host-dependent constants; profiles are data (``novacron.migration.calibration``)."""
 
-    stream_cap_bytes_s: float = 320 * MIB
-    """Ceiling of one pre-copy stream while the guest runs (CPU-bound under TCG in the lab)."""
-    stop_copy_bytes_s: float = 1200 * MIB
-    """Unthrottled copy while the guest is paused (stop-and-copy, post-copy background)."""
-    zero_scan_pages_s: float = 4_000_000.0
-    setup_s: float = 0.01
-    device_state_ms: float = 13.0
-    postcopy_switch_ms: float = 2.0
-    rate_overshoot: float = 1.0
-    """QEMU's limiter stops a window only after the batch that crossed its budget."""
-
-
-LAB_CALIBRATION = StreamCalibration()
+LAB_CALIBRATION = CalibrationProfile(name="lab-md")
+"""The hand-set constants that reproduce LAB.md's rows (512 MiB guest); the shipped default
+profile is the fitted ``lab-tcg`` (``novacron.app.profiles``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,7 +175,7 @@ class QemuMigration:
         self._d_wws = self.wws_pages
         self._d_resident = self.guest.resident_bytes / PAGE_SIZE_BYTES
         self._d_zero = max(total - self._d_wws - self._d_resident, 0.0)
-        self.elapsed_s = self.calibration.setup_s
+        self.elapsed_s = self.calibration.setup_time_s(self.guest.memory_bytes)
         self.syncs = 1
         self._round_started_s = self._period_started_s = self.elapsed_s
         self.status = JobStatus.ACTIVE
@@ -241,8 +237,11 @@ class QemuMigration:
         self._period_sent += sent
         self.elapsed_s += duration_s
 
-    def _sync(self) -> None:
-        """Merge the pages written since the last sync into the dirty bitmap."""
+    def _sync(self, *, paused: bool = False) -> None:
+        """Merge the pages written since the last sync into the dirty bitmap. Walking the bitmap
+        costs time per GiB of guest memory; unless paused, the guest writes meanwhile (those
+        writes land in the next sync)."""
+        sync_s = self.calibration.sync_time_s(self.guest.memory_bytes)
         w = self.wws_pages
         touched = w * -math.expm1(-self._writes / w) if w > 0 else 0.0
         added = touched * (1.0 - self._d_wws / w) if w > 0 else 0.0
@@ -254,6 +253,9 @@ class QemuMigration:
         self.round_bytes.append(self._round_bytes)
         self.round_durations_s.append(self.elapsed_s - self._round_started_s)
         self._round_bytes = 0.0
+        self.elapsed_s += sync_s
+        if not paused:
+            self._writes += self.dirty_rate_pages_s * sync_s
         self._round_started_s = self.elapsed_s
         if self.elapsed_s - self._period_started_s >= 1.0:
             self._maybe_throttle()
@@ -272,15 +274,16 @@ class QemuMigration:
     def _complete(self) -> None:
         """Stop-and-copy: the guest is paused, the rest goes unthrottled with the device state."""
         cal = self.calibration
-        self._sync()  # ram_save_complete's final sync
+        synced_at_s = self.elapsed_s
+        self._sync(paused=True)  # ram_save_complete's final sync
         resident_bytes, wws_bytes = self._page_wire_bytes()
         payload = (self._d_resident * resident_bytes + self._d_wws * wws_bytes
                    + self._d_zero * ZERO_PAGE_WIRE_BYTES)
         copy_s = payload / self.paused_copy_bytes_s + self._d_zero / cal.zero_scan_pages_s
-        self.downtime_ms = copy_s * 1000.0 + cal.device_state_ms
+        self.downtime_ms = (self.elapsed_s - synced_at_s + copy_s) * 1000.0 + cal.device_state_ms
         self.bytes_sent += payload
         self._d_zero = self._d_resident = self._d_wws = self._d_wws_resend = 0.0
-        self.elapsed_s += self.downtime_ms / 1000.0
+        self.elapsed_s = synced_at_s + self.downtime_ms / 1000.0
         self.status = JobStatus.COMPLETED
 
     def _run_postcopy(self) -> None:

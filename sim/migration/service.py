@@ -49,7 +49,7 @@ from novacron.migration.config import MigrationConfig
 from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest, drive_step
 from novacron.migration.events import MigrationAborted, MigrationAdmitted, MigrationQueued
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
-from novacron.migration.planner import LinkEstimate, VMMigrationProfile, plan_migration
+from novacron.migration.planner import LinkEstimate, VMMigrationProfile, link_from_profile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
 from novacron.scheduler.events import RebalanceMoveStarted
 from sim.context import SimContext
@@ -121,9 +121,8 @@ class Batch:
 
     def link(self, src: str, dst: str) -> LinkEstimate:
         nic = min(self.host_network_gbps[src], self.host_network_gbps[dst]) * 1e9 / 8
-        stream = min(self.bandwidth_budget_bytes_s(src, dst), self.cfg.stream_cap_mib_s * MIB)
-        return LinkEstimate(bandwidth_bytes_s=stream, stop_copy_bytes_s=min(nic, self.cfg.stop_copy_mib_s * MIB),
-                            setup_s=self.hv.calibration.setup_s)
+        return link_from_profile(self.hv.calibration, max_bandwidth_bytes_s=self.bandwidth_budget_bytes_s(src, dst),
+                                 link_bytes_s=nic)
 
     def pick_destination(self, vm_id: str, host_ids: list[str]) -> str | None:
         """A random host among the less loaded half (by committed CPU), never the VM's own;
@@ -295,13 +294,23 @@ def rebalancer_admission(ctx: SimContext, memory_gib_of: Callable[[str], float])
     return RebalancerAdmission(adm, cost_of, ctx.clock.now_s)
 
 
+def scenario_profile(cfg: MigrationConfig) -> StreamCalibration:
+    """The scenario's calibration profile (``[migration] calibration``, resolved when the scenario
+    was loaded); without one, the stream figures of the ``[migration]`` section."""
+    if cfg.calibration:
+        from novacron.app.profiles import load_profile  # the file is read once, when the run is built
+
+        return load_profile(cfg.calibration)
+    return StreamCalibration(name="scenario", stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
+                             stop_copy_bytes_s=cfg.stop_copy_mib_s * MIB)
+
+
 def _build(ctx: SimContext, cfg: MigrationConfig) -> Batch | None:
     hosts = ctx.log.of_type(HostAdded)
     if len(hosts) < 2:
         return None
     hv = SimHypervisor(nic_bytes_s={h.host_id: h.network_gbps * 1e9 / 8 for h in hosts},
-                       calibration=StreamCalibration(stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
-                                                     stop_copy_bytes_s=cfg.stop_copy_mib_s * MIB))
+                       calibration=scenario_profile(cfg))
     rng = ctx.seeds.numpy("migration.batch")
     for placed in ctx.log.of_type(VMPlaced):
         memory = int(placed.memory_gib * GIB)
