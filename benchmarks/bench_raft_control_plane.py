@@ -20,22 +20,24 @@ import pytest
 from novacron.cluster.events import VMPlaced
 from novacron.metrics import compute_metrics
 from novacron.scenario import resolve_scenario
-from sim.raft import control_plane as raft_control_plane
-from sim.run import simulate
+from sim import Simulation
+from sim.allocation import AllocationStore
+from sim.context import SimContext
+from sim.control_plane import Placer
+from sim.raft.control_plane import RaftControlPlane
 
 MIN_SPEEDUP = 5.0
 
 
 def _timed(freeze: bool) -> tuple[float, set[str], float]:
     scenario, _ = resolve_scenario("raft-control")
-    previous = raft_control_plane.FREEZE_WHEN_IDLE
-    raft_control_plane.FREEZE_WHEN_IDLE = freeze
-    try:
-        started = time.perf_counter()
-        log = simulate(scenario, scenario.seed).log
-        wall_s = time.perf_counter() - started
-    finally:
-        raft_control_plane.FREEZE_WHEN_IDLE = previous
+
+    def plane(ctx: SimContext, store: AllocationStore, placer: Placer | None) -> RaftControlPlane:
+        return RaftControlPlane(ctx, store, placer, freeze_when_idle=freeze)
+
+    started = time.perf_counter()
+    log = Simulation(scenario, seed=scenario.seed, control_plane=plane).run().ctx.log
+    wall_s = time.perf_counter() - started
     p99_ms = compute_metrics(log)["cluster.placement_latency_p99_ms"]
     return wall_s, {e.vm_id for e in log.of_type(VMPlaced)}, p99_ms
 

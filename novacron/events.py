@@ -17,6 +17,7 @@ State is a fold over the log (see ``projection.py``); the log itself never chang
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import types
 import typing
@@ -143,13 +144,30 @@ class EventLogError(ValueError):
     """An append that would break the log's order."""
 
 
+Subscriber = typing.Callable[[E], None]
+
+
 class InMemoryEventLog:
-    """An append-only event log held in memory: sequence numbers are dense, time never goes back."""
+    """An append-only event log held in memory: sequence numbers are dense, time never goes back.
+
+    Projections subscribe to the event types they fold (``subscribe``): the log pushes each
+    appended event to the subscribers of its exact type, in subscription order, after the event
+    is in the log. Nothing polls the log to catch up. Delivery follows the log's order: an event
+    a subscriber records while handling another is delivered once every subscriber has had the
+    one being handled, so no projection sees a VM stop before it sees it placed.
+    """
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._events: list[Event] = []
+        self._subscribers: dict[type[Event], list[Subscriber[Any]]] = {}
+        self._undelivered: collections.deque[tuple[Event, list[Subscriber[Any]]]] = collections.deque()
+        self._delivering = False
         for ev in events:
             self.append(ev)
+
+    def subscribe(self, cls: type[E], handler: Subscriber[E]) -> None:
+        """Push every later event of type ``cls`` (exactly; not subclasses) to ``handler``."""
+        self._subscribers.setdefault(cls, []).append(handler)
 
     @property
     def next_seq(self) -> int:
@@ -163,6 +181,23 @@ class InMemoryEventLog:
                 f"{ev.type_name} at t_s={ev.t_s} is earlier than the last event (t_s={self._events[-1].t_s})"
             )
         self._events.append(ev)
+        handlers = self._subscribers.get(type(ev))
+        if handlers is None:
+            return
+        if self._delivering:  # recorded by a subscriber: after the event being delivered
+            self._undelivered.append((ev, handlers))
+            return
+        self._delivering = True
+        try:
+            for handler in handlers:
+                handler(ev)
+            while self._undelivered:
+                later, later_handlers = self._undelivered.popleft()
+                for handler in later_handlers:
+                    handler(later)
+        finally:
+            self._delivering = False
+            self._undelivered.clear()
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events)

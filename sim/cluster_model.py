@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Hosts are rows of the ``Inventory`` arrays (capacity and allocation), placed in a failure-domain
-tree: ``hosts_per_rack`` hosts per rack, ``racks_per_zone`` racks per zone,
+Hosts are rows of the run's ``AllocationStore`` (capacity and allocation, owned by the control
+plane), placed in a failure-domain tree: ``hosts_per_rack`` hosts per rack, ``racks_per_zone`` racks per zone,
 ``zones_per_datacenter`` zones per datacenter (``HostLocated`` events record it). VMs are rows of
 a columnar ``VMTable`` (numpy arrays that double when full), so per-tick work is vectorised.
 
@@ -30,11 +30,15 @@ decisions are SimPy events, acted on in callbacks, so a control plane may take t
 replicated log's commit); a VM whose owner deletes it while a decision is in flight leaves as
 soon as the decision lands, and a VM placed on a host that crashed meanwhile fails at once.
 Memory is reserved (not overcommitted); CPU may be overcommitted by ``cpu_overcommit``.
+
+The model owns each VM's lifecycle status (the transition table of ``novacron.cluster.state``,
+kept as integer codes in a numpy column for the vectorised demand update); the VM's host column
+is a projection of the control plane's ``VMPlaced``/``VMMoved`` events (log subscription).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,21 +55,27 @@ from novacron.cluster.events import (
     HostUtilisationSampled,
     VMFailed,
     VMMoved,
+    VMPlaced,
     VMRequested,
     VMStopped,
 )
-from novacron.events import Event
-from sim import inventory, scheduling
+from novacron.cluster.state import VM_LIFECYCLE, VMStatus
+from sim.allocation import AllocationStore, VMRequest, follow_allocations
 from sim.context import SimContext
-from sim.control_plane import ControlPlane, DirectControlPlane, VMRequest
-from sim.inventory import Inventory
-from sim.migration import commit as move_commit
 from sim.workloads import VMSpec, WorkloadItem, workload_for
+from sim.workloads.traces import read_azure_cpu_readings_series
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-PENDING, RUNNING, FAILED, STOPPED, REJECTED = range(5)
+STATUS_ORDER: tuple[VMStatus, ...] = (VMStatus.REQUESTED, VMStatus.RUNNING, VMStatus.FAILED, VMStatus.STOPPED,
+                                       VMStatus.REJECTED)
+"""The VM lifecycle's states as the integer codes of ``VMTable.status`` (index = code)."""
+PENDING, RUNNING, FAILED, STOPPED, REJECTED = range(len(STATUS_ORDER))
+LEGAL_TRANSITIONS: frozenset[tuple[int, int]] = frozenset(
+    (src, dst) for src, a in enumerate(STATUS_ORDER) for dst, b in enumerate(STATUS_ORDER)
+    if b in VM_LIFECYCLE.allowed(a))
+"""Code pairs the transition table allows; ``VMTable.set_status`` checks every change against it."""
 NOISE_SHAPE = 16.0
 """Gamma shape of per-update demand noise (mean 1, coefficient of variation 1/sqrt(16) = 25 %)."""
 DAY_S = 86400.0
@@ -146,7 +156,14 @@ class VMTable:
             new[: len(old)] = old
             setattr(self, name, new)
 
-    def request(self, i: int) -> VMRequest:
+    def set_status(self, i: int, status: int) -> None:
+        """Move VM ``i`` to ``status``; raises ``IllegalTransition`` unless the table allows it."""
+        current = int(self.status[i])
+        if (current, status) not in LEGAL_TRANSITIONS:
+            VM_LIFECYCLE.check(STATUS_ORDER[current], STATUS_ORDER[status])
+        self.status[i] = status
+
+    def vm_request(self, i: int) -> VMRequest:
         return VMRequest(self.ids[i], int(self.cpu_cores[i]), float(self.memory_gib[i]))
 
     def on_host(self, host: int) -> IntArray:
@@ -158,8 +175,6 @@ class ReadingsFeed:
     """Streams Azure CPU readings (time-ordered) into the VM table as the run's clock passes them."""
 
     def __init__(self, path: str) -> None:
-        from sim.workloads.traces import read_azure_cpu_readings_series
-
         if not Path(path).exists():
             raise FileNotFoundError(f"workload.trace_readings_path = {path!r}: no such file or directory")
         self._stream = read_azure_cpu_readings_series(path)
@@ -176,21 +191,18 @@ class ReadingsFeed:
         return applied
 
 
-FaultHook = Callable[[Event], None]
-
-
 class ClusterModel:
     """Hosts, VMs and their lifecycles; faults and the demand process act on it."""
 
-    def __init__(self, ctx: SimContext, control_factory: ControlPlaneFactory | None = None,
-                 workload: Iterator[WorkloadItem] | None = None) -> None:
+    def __init__(self, ctx: SimContext, workload: Iterator[WorkloadItem] | None = None) -> None:
         c = ctx.scenario.cluster
         self.ctx = ctx
-        self.inv: Inventory = inventory.add_hosts(ctx)
-        self.scheduler = scheduling.attach(ctx, self.inv)
+        services = ctx.services
+        self.store: AllocationStore = services.allocations
+        self.scheduler = services.scheduler
+        self.control = services.control
         self.topology = Topology.build(c.hosts, c.hosts_per_rack, c.racks_per_zone, c.zones_per_datacenter)
         self.vms = VMTable()
-        self.control: ControlPlane = (control_factory or DirectControlPlane)(ctx, self.inv)
         self.workload = workload if workload is not None else workload_for(
             ctx.scenario, ctx.seeds.numpy("workload.synthetic"))
         self.awaiting_restart: dict[int, int] = {}
@@ -199,21 +211,19 @@ class ClusterModel:
         """VMs with a restart decision in flight."""
         self._leave_when_placed: set[int] = set()
         """VMs whose owner deleted them while a placement or restart was being decided."""
-        self._host_index = {host_id: h for h, host_id in enumerate(self.inv.host_ids)}
-        self._log_seen = 0
-        self.fault_hooks: list[FaultHook] = []
-        """Called with each ``InjectedFaultStarted``/``Ended``: where Raft and the network attach."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
         readings_path = ctx.scenario.workload.trace_readings_path
         self._readings = None if readings_path is None else ReadingsFeed(readings_path)
         self._record_topology()
-        if self.scheduler is not None:
-            self.scheduler.on_moved = self.moved  # the rebalancer and the migration batch move VMs
-        move_commit.attach(self)  # movers claim destinations and commit through self.migrate
+        follow_allocations(ctx.log, placed=self._follow_host, moved=self._follow_host)
+
+    def _follow_host(self, ev: VMPlaced | VMMoved) -> None:
+        """The VM's host column follows the control plane's decisions."""
+        self.vms.host[self.vms.index[ev.vm_id]] = self.store.host_index[ev.host_id]
 
     def _record_topology(self) -> None:
         t, emit = self.topology, self.ctx.recorder.emit
-        for i, host_id in enumerate(self.inv.host_ids):
+        for i, host_id in enumerate(self.store.host_ids):
             emit(HostLocated, source="inventory", host_id=host_id, rack=f"rack-{t.rack_of[i]:03d}",
                  zone=f"zone-{t.zone_of[i]:02d}", datacenter=f"dc-{t.datacenter_of[i]}")
 
@@ -230,23 +240,23 @@ class ClusterModel:
             if at_s > env.now:  # a late row (unsorted trace) takes effect now
                 yield env.timeout(at_s - env.now)
             if isinstance(item, VMSpec):
-                self.admit(item)
+                self.request_vm(item)
             elif item.vm_id in self.vms.index:
                 self.depart(self.vms.index[item.vm_id])
 
-    def admit(self, spec: VMSpec) -> int:
+    def request_vm(self, spec: VMSpec) -> int:
         """Request a VM now and ask the control plane to place it; it runs once that is decided."""
         i = self.vms.add(spec)
         self.ctx.recorder.emit(VMRequested, source="inventory", vm_id=spec.vm_id,
                                cpu_cores=spec.cpu_cores, memory_gib=spec.memory_gib)
         lifetime_s = spec.lifetime_s
-        decision = self.control.place(self.vms.request(i))
+        decision = self.control.place(self.vms.vm_request(i))
         decision.callbacks.append(lambda ev: self._placed(i, ev.value, lifetime_s))
         return i
 
     def _placed(self, i: int, host: int | None, lifetime_s: float | None) -> None:
         if host is None:
-            self.vms.status[i] = REJECTED
+            self.vms.set_status(i, REJECTED)
             self._leave_when_placed.discard(i)
             return
         if lifetime_s is not None:
@@ -255,49 +265,15 @@ class ClusterModel:
 
     def _run_on(self, i: int, host: int) -> None:
         """A decision put VM ``i`` on ``host``: it runs there, unless it left or the host died meanwhile."""
-        self.vms.host[i], self.vms.status[i] = host, RUNNING
+        self.vms.set_status(i, RUNNING)  # its host column already follows the recorded VMPlaced
         if i in self._leave_when_placed:
             self._leave_when_placed.discard(i)
             self.depart(i)
-        elif not self.inv.host_up[host]:
+        elif not self.store.host_up[host]:
             self._fail_vms([i], host, "host crash")
-
-    def absorb_log(self) -> None:
-        """Follow moves made outside the seam (the migration batch, the scheduler's rebalancer),
-        which record ``VMMoved`` in the log: the VM's row, and the inventory's arrays where they are
-        the allocation truth (without a scheduler; with one, the scheduler follows the log itself)."""
-        if self.scheduler is not None:
-            self.scheduler.absorb_log()
-        log = self.ctx.log
-        while self._log_seen < len(log):
-            ev = log[self._log_seen]
-            self._log_seen += 1
-            if type(ev) is VMMoved:
-                self._follow_move(ev.vm_id, self._host_index[ev.host_id])
-
-    def _follow_move(self, vm_id: str, host: int) -> None:
-        i = self.vms.index.get(vm_id)
-        if i is None or self.vms.status[i] != RUNNING:
-            return  # a move of a VM that stopped or failed meanwhile does not bring it back
-        inv = self.inv
-        old = inv.vm_host.get(vm_id)
-        if self.scheduler is None and old is not None and old != host:
-            inv.cpu_allocated[old] -= self.vms.cpu_cores[i]
-            inv.memory_allocated_gib[old] -= self.vms.memory_gib[i]
-            inv.cpu_allocated[host] += self.vms.cpu_cores[i]
-            inv.memory_allocated_gib[host] += self.vms.memory_gib[i]
-            inv.vm_host[vm_id] = host
-        self.vms.host[i] = host
-
-    def moved(self, vm_id: str, host: int) -> None:
-        """A running VM now runs on ``host`` (moved by the scheduler's rebalancer or a migration)."""
-        i = self.vms.index.get(vm_id)
-        if i is not None and self.vms.status[i] == RUNNING:
-            self.vms.host[i] = host
 
     def depart(self, i: int) -> None:
         """The VM's owner deletes it: stop it wherever it is (after any decision in flight)."""
-        self.absorb_log()
         status = int(self.vms.status[i])
         if status == PENDING or i in self._restarting:
             self._leave_when_placed.add(i)
@@ -306,30 +282,28 @@ class ClusterModel:
             return
         host = int(self.vms.host[i])
         if status == RUNNING:
-            self.control.release(self.vms.request(i))
+            self.control.release(self.vms.ids[i])
         self.awaiting_restart.pop(i, None)
         self.ctx.recorder.emit(VMStopped, source="inventory", vm_id=self.vms.ids[i],
-                               host_id=self.inv.host_ids[host])
-        self.vms.status[i] = STOPPED
+                               host_id=self.store.host_ids[host])
+        self.vms.set_status(i, STOPPED)
 
     # --- failures -----------------------------------------------------------------------------
 
     def fail_host(self, host: int, reason: str) -> bool:
         """Crash a host: its VMs fail now and are restarted elsewhere after the restart delay."""
-        if not self.inv.host_up[host]:
+        if not self.store.host_up[host]:
             return False
-        self.absorb_log()  # the VMs on it are where the log says
-        self.inv.host_up[host] = False
-        host_id = self.inv.host_ids[host]
+        host_id = self.store.host_ids[host]
         self.ctx.recorder.emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
         self._fail_vms(self.vms.on_host(host).tolist(), host, reason)
         return True
 
     def _fail_vms(self, victims: list[int], host: int, reason: str) -> None:
-        emit, host_id = self.ctx.recorder.emit, self.inv.host_ids[host]
+        emit, host_id = self.ctx.recorder.emit, self.store.host_ids[host]
         for i in victims:
-            self.control.release(self.vms.request(i))
-            self.vms.status[i] = FAILED
+            self.control.release(self.vms.ids[i])
+            self.vms.set_status(i, FAILED)
             emit(VMFailed, source=host_id, vm_id=self.vms.ids[i], host_id=host_id, reason=reason)
         delay_s = self.ctx.scenario.faults.restart_delay_s
         self.ctx.env.timeout(delay_s).callbacks.append(lambda _ev: self._restart_all(victims, host))
@@ -344,7 +318,7 @@ class ClusterModel:
             return
         self._restarting.add(i)
         self.awaiting_restart.pop(i, None)
-        decision = self.control.restart_elsewhere(self.vms.request(i), failed_host)
+        decision = self.control.restart_elsewhere(self.vms.vm_request(i), failed_host)
         decision.callbacks.append(lambda ev: self._restarted(i, failed_host, ev.value))
 
     def _restarted(self, i: int, failed_host: int, host: int | None) -> None:
@@ -358,32 +332,12 @@ class ClusterModel:
             self.awaiting_restart[i] = failed_host
 
     def recover_host(self, host: int) -> None:
-        if self.inv.host_up[host]:
+        if self.store.host_up[host]:
             return
-        self.inv.host_up[host] = True
-        host_id = self.inv.host_ids[host]
+        host_id = self.store.host_ids[host]
         self.ctx.recorder.emit(HostRecovered, source=host_id, host_id=host_id)
         for i, failed_host in list(self.awaiting_restart.items()):
             self._restart(i, failed_host)
-
-    def migrate(self, i: int, to_host: int, mover: str = "controller") -> simpy.Event:
-        """Ask the control plane to move running VM ``i`` to ``to_host`` (for a rebalancer).
-
-        The returned decision's value is the VM's new host, or ``None`` if it was not moved.
-        """
-        if self.vms.status[i] != RUNNING or i in self._leave_when_placed:
-            return self.ctx.env.event().succeed(None)
-        decision = self.control.migrate(self.vms.request(i), to_host, mover)
-        decision.callbacks.append(lambda ev: self._migrated(i, ev.value))
-        return decision
-
-    def _migrated(self, i: int, host: int | None) -> None:
-        if host is not None and self.vms.status[i] == RUNNING:
-            self.vms.host[i] = host
-
-    def notify(self, ev: Event) -> None:
-        for hook in self.fault_hooks:
-            hook(ev)
 
     # --- demand -------------------------------------------------------------------------------
 
@@ -404,14 +358,13 @@ class ClusterModel:
         return v.host[running], level * v.cpu_cores[running], running
 
     def _demand_updates(self) -> Generator[simpy.Event, None, None]:
-        env, inv = self.ctx.env, self.inv
+        env, inv = self.ctx.env, self.store
         hosts = len(inv.host_ids)
         physical_cores = inv.cpu_capacity / self.ctx.scenario.cluster.cpu_overcommit
         while True:
             yield env.timeout(self.ctx.scenario.workload.demand_update_s)
             if self._readings is not None:
                 self._readings.apply_until(float(env.now), self.vms)
-            self.absorb_log()
             vm_hosts, used, running = self.cpu_demand_cores(float(env.now))
             cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)
@@ -421,7 +374,7 @@ class ClusterModel:
             self._record_io(io_cores)
 
     def _record_samples(self, cpu_used: FloatArray, vms_per_host: IntArray, physical_cores: FloatArray) -> None:
-        inv, emit = self.inv, self.ctx.recorder.emit
+        inv, emit = self.store, self.ctx.recorder.emit
         cpu_pct = (100.0 * cpu_used / physical_cores).tolist()
         memory_pct = (100.0 * inv.memory_allocated_gib / inv.memory_capacity_gib).tolist()
         counts = vms_per_host.tolist()
@@ -437,7 +390,7 @@ class ClusterModel:
 
     def _record_io(self, io_busy_cores: FloatArray) -> None:
         """Network and disk use: busy vCPUs x I/O intensity x per-vCPU traffic, over capacity."""
-        c, w, up = self.ctx.scenario.cluster, self.ctx.scenario.workload, self.inv.host_up
+        c, w, up = self.ctx.scenario.cluster, self.ctx.scenario.workload, self.store.host_up
         network_pct = 100.0 * io_busy_cores * w.network_mbps_per_vcpu / (c.host_network_gbps * 1000.0)
         disk_pct = 100.0 * io_busy_cores * w.disk_iops_per_vcpu / c.host_disk_iops
         hosts_up = max(int(up.sum()), 1)
@@ -446,27 +399,3 @@ class ClusterModel:
                                disk_io_pct=float(disk_pct[up].sum() / hosts_up),
                                network_host_max_pct=float(network_pct.max(initial=0.0)),
                                disk_io_host_max_pct=float(disk_pct.max(initial=0.0)))
-
-
-ControlPlaneFactory = Callable[[SimContext, Inventory], ControlPlane]
-CONTROL_PLANE: ControlPlaneFactory = DirectControlPlane
-"""What decides placements in composed runs: the composition point for a Raft-backed control
-plane, as ``sim.run.COMPONENTS`` is for components (set it before building a run)."""
-
-
-def start(ctx: SimContext) -> ClusterModel:
-    """The component for ``sim.run.COMPONENTS``: the cluster model with its faults."""
-    from sim import faults
-
-    factory = CONTROL_PLANE
-    if ctx.scenario.raft.control_plane == "raft" and factory is DirectControlPlane:
-        from sim.raft import control_plane as raft_control_plane
-
-        factory = raft_control_plane.build
-    model = ClusterModel(ctx, control_factory=factory)
-    fault_hook = getattr(model.control, "fault", None)
-    if callable(fault_hook):  # a Raft-backed plane's managers crash and partition with the faults
-        model.fault_hooks.append(fault_hook)
-    model.start()
-    faults.start(ctx, model)
-    return model

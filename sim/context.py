@@ -1,8 +1,10 @@
-"""What every simulated component receives: the SimPy environment, the scenario, seeds, the log."""
+"""What every simulated component receives: the SimPy environment, the scenario, seeds, the log,
+and the run's services (built once by the composition root, ``sim.services.build``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import simpy
 
@@ -10,6 +12,9 @@ from novacron.events import InMemoryEventLog, Recorder
 from novacron.scenario import Scenario
 from novacron.seeding import RunSeeds
 from sim.clock import SimClock
+
+if TYPE_CHECKING:
+    from sim.services import RunServices
 
 
 @dataclass
@@ -22,6 +27,7 @@ class SimContext:
     clock: SimClock
     config_metrics: dict[str, float] = field(default_factory=dict)
     """Metrics that come from configuration rather than events (timeouts, capacities)."""
+    _services: RunServices | None = None
 
     @classmethod
     def create(cls, scenario: Scenario, seed: int) -> SimContext:
@@ -30,3 +36,16 @@ class SimContext:
         log = InMemoryEventLog()
         return cls(env=env, scenario=scenario, seeds=RunSeeds(seed), log=log,
                    recorder=Recorder(log, clock.now_s), clock=clock)
+
+    @property
+    def services(self) -> RunServices:
+        """The run's control plane, scheduler, admission, migration service and committer."""
+        if self._services is None:
+            raise RuntimeError("the run's services are not built: call sim.services.build(ctx) first")
+        return self._services
+
+    def carry(self, services: RunServices) -> None:
+        """Attach the run's services (once: they are the run's, built by the composition root)."""
+        if self._services is not None:
+            raise RuntimeError("the run's services are built once")
+        self._services = services

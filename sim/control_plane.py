@@ -1,57 +1,65 @@
-"""The control plane seam: every placement, restart and migration decision goes through here.
+"""The control plane seam: every placement, restart, move and claim decision goes through here.
 
 Theory of operation
 -------------------
-The cluster model (``cluster_model.py``) never changes an allocation itself: it asks a
-``ControlPlane`` to place a VM, restart a crashed host's VM elsewhere or migrate a VM, and gets
-back a *decision*: a SimPy event that triggers when the decision has been applied, with the
-chosen host index (or ``None``) as its value. The model acts on it in a callback, so decisions
-may take time without the model changing.
+The control plane owns the run's ``AllocationStore`` (``sim.allocation``) and is its only
+writer. The cluster model asks it to place a VM, restart a crashed host's VM elsewhere or
+commit a move, and gets back a *decision*: a SimPy event that triggers when the decision has
+been applied, with the chosen host index (or ``None``) as its value. The model acts on it in a
+callback, so decisions may take time without the model changing.
 
-``DirectControlPlane`` decides in-process through the single placement call
-``sim.inventory.place_vm`` (whichever scheduler that function runs) and triggers the decision at
-once. A Raft-backed implementation proposes the same decision to the managers' replicated log
-and triggers it when the entry is committed and applied, so a leader failover shows up as
-placement latency (``decision_ms``) and the model does not change.
+``DirectControlPlane`` decides in-process: the placer (the scheduler's ``choose_host``, or first
+fit over the store's arrays) picks a host, the store records the allocation, and the decision
+triggers at once. A Raft-backed implementation (``sim.raft.control_plane``) proposes the same
+decision to the managers' replicated log and takes it when the entry is applied, so a leader
+failover shows up as placement latency (``decision_ms``) and the model does not change.
+
+Every decision is recorded as an event (``VMPlaced``, ``VMRejected``, ``VMMoved``,
+``MoveClaimed``, ``MoveClaimReleased``); the projections (scheduler table, VM rows, migration
+service, ``ClusterState``) follow those events through the log's subscription.
 
 Contract, whatever the implementation:
 
-- ``place``: when applied, ``VMPlaced`` (allocation made) or ``VMRejected`` has been recorded;
-  value = the host index or ``None``;
+- ``place``: when applied, ``VMPlaced`` or ``VMRejected`` has been recorded; value = host or ``None``;
 - ``restart_elsewhere``: when applied, ``VMPlaced`` (a FAILED VM running again) has been
   recorded, value = the host; or nothing recorded and value ``None`` (the VM stays failed; the
-  model retries when a host recovers) — never ``VMRejected``, which would end the VM's life;
-- ``migrate``: when applied, ``VMMoved`` has been recorded, value = the new host; or ``None``;
-- ``release`` frees an allocation at once and records nothing (the model records ``VMStopped``
-  or ``VMFailed``, which say why): it is a host-local fact, not a decision.
+  model retries when a host recovers) -- never ``VMRejected``, which would end the VM's life;
+- ``commit_move``: when applied, ``VMMoved`` has been recorded, value = the new host; or ``None``;
+- ``release``, ``claim_room`` and ``release_claim`` act at once: a stopped VM or a crashed host
+  frees its room as a host-local fact (the model records ``VMStopped``/``VMFailed``, which say
+  why), and a claim is a hold a mover takes and gives back itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 import simpy
 
-from novacron.cluster.events import VMMoved
-from sim import inventory
+from novacron.cluster.events import MoveClaimed, MoveClaimReleased, VMMoved, VMPlaced, VMRejected
+from novacron.cluster.first_fit import first_fit
+from sim.allocation import AllocationStore, Claim, VMRequest
 from sim.context import SimContext
-from sim.inventory import Inventory
-
-
-@dataclass(frozen=True, slots=True)
-class VMRequest:
-    vm_id: str
-    cpu_cores: int
-    memory_gib: float
-
 
 Decision = simpy.Event
 """Triggers when a control decision has been applied; its value is a host index or ``None``."""
 
 
+class Placer(Protocol):
+    """Who picks a host (the scheduler); it decides, the control plane allocates."""
+
+    def choose_host(self, vm: VMRequest) -> tuple[int | None, str, float]:
+        """(host index or ``None``, rejection reason, modelled decision ms)."""
+        ...
+
+    def can_place(self, vm: VMRequest) -> bool:
+        """Whether some host would take ``vm`` now (no state change)."""
+        ...
+
+
 class ControlPlane(Protocol):
+    store: AllocationStore
+
     def place(self, vm: VMRequest) -> Decision:
         """Choose a host for a new VM and allocate it there; value ``None`` if rejected."""
         ...
@@ -60,71 +68,88 @@ class ControlPlane(Protocol):
         """Run a VM whose host crashed on another up host; value ``None`` if none has room yet."""
         ...
 
-    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
-        """Move a running VM to ``to_host``; value ``None`` if the target cannot take it.
-        ``mover`` (who ran the migration) is the ``VMMoved`` event's source."""
+    def commit_move(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
+        """Make a finished migration the VM's allocation on ``to_host``; value ``None`` if the
+        target cannot take it. ``mover`` (who ran the migration) is the ``VMMoved`` event's source."""
         ...
 
-    def release(self, vm: VMRequest) -> None:
+    def release(self, vm_id: str) -> None:
         """Free the VM's allocation (it stopped, or its host crashed)."""
+        ...
+
+    def claim_room(self, vm_id: str, host: int) -> Claim | None:
+        """Hold room on ``host`` for a move of running ``vm_id``; ``None`` if it cannot."""
+        ...
+
+    def release_claim(self, claim: Claim) -> None:
+        """Give a claim's room back (idempotent)."""
         ...
 
 
 class DirectControlPlane:
-    """Decides in-process, instantly, with the placement call of ``sim.inventory``."""
+    """Decides in-process, instantly, with the placer or first fit."""
 
-    def __init__(self, ctx: SimContext, inv: Inventory) -> None:
+    def __init__(self, ctx: SimContext, store: AllocationStore, placer: Placer | None) -> None:
         self._ctx = ctx
-        self._inv = inv
+        self.store = store
+        self._placer = placer
 
     def _decided(self, host: int | None) -> Decision:
         return self._ctx.env.event().succeed(host)
 
-    def _place_now(self, vm: VMRequest) -> int | None:
-        inventory.place_vm(self._ctx, self._inv, vm.vm_id, vm.cpu_cores, vm.memory_gib)
-        return self._inv.vm_host.get(vm.vm_id)
+    def decide_placement(self, vm: VMRequest) -> int | None:
+        """Pick a host and allocate the VM there now, recording ``VMPlaced`` or ``VMRejected``."""
+        store = self.store
+        if self._placer is not None:
+            host, reason, decision_ms = self._placer.choose_host(vm)
+        else:
+            host = first_fit(store.free_cpu(), store.free_memory_gib(), store.host_up, vm.cpu_cores, vm.memory_gib)
+            reason, decision_ms = "no host has room", 0.0
+        emit = self._ctx.recorder.emit
+        if host is None:
+            emit(VMRejected, source="placer", vm_id=vm.vm_id, reason=reason)
+            return None
+        store.allocate(vm, host)
+        emit(VMPlaced, source="placer", vm_id=vm.vm_id, host_id=store.host_ids[host], cpu_cores=vm.cpu_cores,
+             memory_gib=vm.memory_gib, decision_ms=decision_ms)
+        return host
+
+    def decide_restart(self, vm: VMRequest) -> int | None:
+        # A placement records VMRejected when nothing fits; a restart must not, so check first.
+        fits = self._placer.can_place(vm) if self._placer is not None else self.store.some_host_fits(vm)
+        return self.decide_placement(vm) if fits else None
+
+    def decide_move(self, vm: VMRequest, to_host: int, mover: str) -> int | None:
+        store = self.store
+        from_host = store.host_of(vm.vm_id)  # None: it stopped or failed before this was decided
+        if from_host is None or to_host == from_host or not store.fits(vm, to_host):
+            return None
+        store.move(vm.vm_id, to_host)
+        self._ctx.recorder.emit(VMMoved, source=mover, vm_id=vm.vm_id, from_host_id=store.host_ids[from_host],
+                                host_id=store.host_ids[to_host])
+        return to_host
 
     def place(self, vm: VMRequest) -> Decision:
-        return self._decided(self._place_now(vm))
+        return self._decided(self.decide_placement(vm))
 
     def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> Decision:
-        # place_vm records VMRejected when nothing fits; a restart must not, so check first.
-        return self._decided(self._place_now(vm) if self._some_host_fits(vm) else None)
+        return self._decided(self.decide_restart(vm))
 
-    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
-        inv = self._inv
-        from_host = inv.vm_host.get(vm.vm_id)  # None: it stopped or failed before this was decided
-        if from_host is None or to_host == from_host or not self._fits(vm, to_host):
-            return self._decided(None)
-        self.release(vm)
-        self._allocate(vm, to_host)
-        self._ctx.recorder.emit(VMMoved, source=mover, vm_id=vm.vm_id,
-                                from_host_id=inv.host_ids[from_host], host_id=inv.host_ids[to_host])
-        return self._decided(to_host)
+    def commit_move(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
+        return self._decided(self.decide_move(vm, to_host, mover))
 
-    def release(self, vm: VMRequest) -> None:
-        inv = self._inv
-        host = inv.vm_host.pop(vm.vm_id)
-        inv.vm_cpu.pop(vm.vm_id, None)
-        inv.cpu_allocated[host] -= vm.cpu_cores
-        inv.memory_allocated_gib[host] -= vm.memory_gib
+    def release(self, vm_id: str) -> None:
+        self.store.release(vm_id)
 
-    def _allocate(self, vm: VMRequest, host: int) -> None:
-        inv = self._inv
-        inv.vm_host[vm.vm_id] = host
-        inv.vm_cpu[vm.vm_id] = vm.cpu_cores
-        inv.cpu_allocated[host] += vm.cpu_cores
-        inv.memory_allocated_gib[host] += vm.memory_gib
+    def claim_room(self, vm_id: str, host: int) -> Claim | None:
+        claim = self.store.claim(vm_id, host)
+        if claim is not None:
+            self._ctx.recorder.emit(MoveClaimed, source="placer", claim_id=claim.claim_id, vm_id=vm_id,
+                                    host_id=self.store.host_ids[host], cpu_cores=claim.vm.cpu_cores,
+                                    memory_gib=claim.vm.memory_gib)
+        return claim
 
-    def _fits(self, vm: VMRequest, host: int) -> bool:
-        inv = self._inv
-        return bool(inv.host_up[host]
-                    and inv.cpu_capacity[host] - inv.cpu_allocated[host] >= vm.cpu_cores
-                    and inv.memory_capacity_gib[host] - inv.memory_allocated_gib[host] >= vm.memory_gib)
-
-    def _some_host_fits(self, vm: VMRequest) -> bool:
-        inv = self._inv
-        if inv.can_place is not None:  # the scheduler's filters (headroom...) are stricter than fit
-            return inv.can_place(vm.vm_id, vm.cpu_cores, vm.memory_gib)
-        return bool(np.any(inv.host_up & (inv.cpu_capacity - inv.cpu_allocated >= vm.cpu_cores)
-                           & (inv.memory_capacity_gib - inv.memory_allocated_gib >= vm.memory_gib)))
+    def release_claim(self, claim: Claim) -> None:
+        if self.store.release_claim(claim):
+            self._ctx.recorder.emit(MoveClaimReleased, source="placer", claim_id=claim.claim_id,
+                                    vm_id=claim.vm_id, host_id=self.store.host_ids[claim.host])

@@ -15,7 +15,7 @@ lognormal or Weibull, see ``novacron.capacity_config``), scheduled as a timeout 
   Systems", OSDI 2010);
 - rack failure: every up host of a uniformly chosen rack crashes; all come back together;
 - manager crash and network partition: ``InjectedFaultStarted``/``Ended`` events and the model's
-  ``fault_hooks`` — the seam where the Raft managers and the network model attach.
+  the log's subscription -- the seam where the Raft managers and the network model attach.
 """
 
 from __future__ import annotations
@@ -50,17 +50,17 @@ def _host_crashes(ctx: SimContext, model: ClusterModel) -> Generator[simpy.Event
     cfg = ctx.scenario.faults
     rng = ctx.seeds.numpy("faults.hosts")
     while True:
-        up = np.flatnonzero(model.inv.host_up)
+        up = np.flatnonzero(model.store.host_up)
         rate_per_s = max(up.size, 1) / (cfg.host_mtbf_h * HOUR_S)
         yield ctx.env.timeout(float(rng.exponential(1.0 / rate_per_s)))
-        up = np.flatnonzero(model.inv.host_up)
+        up = np.flatnonzero(model.store.host_up)
         if up.size == 0:
             continue
         host = int(rng.choice(up))
         crashed = [host] if model.fail_host(host, "host crash") else []
         if crashed and rng.random() * 100 < cfg.correlated_failure_pct:
             rack_mates = [h for h in model.topology.hosts_in_rack(int(model.topology.rack_of[host])).tolist()
-                          if model.inv.host_up[h]]
+                          if model.store.host_up[h]]
             if rack_mates:
                 mate = int(rng.choice(rack_mates))
                 model.fail_host(mate, "correlated crash")
@@ -91,15 +91,16 @@ def _rack_failures(ctx: SimContext, model: ClusterModel, mtbf_h: float) -> Gener
 
 def _hook_faults(ctx: SimContext, model: ClusterModel, kind: str, mtbf_h: float, duration_s: float,
                  targets: list[str]) -> Generator[simpy.Event, None, None]:
-    """Manager crashes or partitions: events plus hooks, one fault of this kind at a time."""
+    """Manager crashes or partitions, one fault of this kind at a time: events, which whoever
+    models the managers (a Raft-backed control plane) follows through the log's subscription."""
     rng = ctx.seeds.numpy(f"faults.{kind}")
     while True:
         yield ctx.env.timeout(float(rng.exponential(mtbf_h * HOUR_S)))
         target = targets[int(rng.integers(len(targets)))]
-        model.notify(ctx.recorder.emit(InjectedFaultStarted, source="faults", fault_kind=kind,
-                                       fault_target=target, planned_duration_s=duration_s))
+        ctx.recorder.emit(InjectedFaultStarted, source="faults", fault_kind=kind, fault_target=target,
+                          planned_duration_s=duration_s)
         yield ctx.env.timeout(duration_s)
-        model.notify(ctx.recorder.emit(InjectedFaultEnded, source="faults", fault_kind=kind, fault_target=target))
+        ctx.recorder.emit(InjectedFaultEnded, source="faults", fault_kind=kind, fault_target=target)
 
 
 def start(ctx: SimContext, model: ClusterModel) -> None:

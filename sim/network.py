@@ -23,9 +23,10 @@ broadcast time (send to all and hear back) is about 15 ms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from random import Random
+from types import MappingProxyType
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +52,13 @@ class LinkProfile:
         return replace(self, loss=loss, duplicate=duplicate, reorder=reorder)
 
 
-PROFILES: dict[str, LinkProfile] = {
+PROFILES: Mapping[str, LinkProfile] = MappingProxyType({
     "lan": LinkProfile("lan", rtt_ms=0.2, jitter_ms=0.05, bandwidth_mbit_s=10_000.0),
     "wan30": LinkProfile("wan30", rtt_ms=30.0, jitter_ms=3.0, bandwidth_mbit_s=100.0),
     "wan80": LinkProfile("wan80", rtt_ms=80.0, jitter_ms=8.0, bandwidth_mbit_s=100.0),
     "wan150": LinkProfile("wan150", rtt_ms=150.0, jitter_ms=15.0, bandwidth_mbit_s=100.0),
     "fig16": LinkProfile("fig16", rtt_ms=14.0, jitter_ms=0.5, bandwidth_mbit_s=1000.0),
-}
+})
 
 GAMMA_SHAPE = 2.0
 

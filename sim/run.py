@@ -1,7 +1,10 @@
-"""Running a scenario in simulation: build the model, run it, write the run directory.
+"""Running a scenario in simulation: the composition root. Build the run's services, start the
+model's components, run it, write the run directory.
 
-Components are functions that receive the ``SimContext`` and start their SimPy processes; the
-list below is the composition of the default model. Each capability adds its component here.
+``compose`` builds the run's services once (``sim.services.build``: allocation store, control
+plane, scheduler, admission, migration service, committer), carried by the context, then starts
+the components -- functions that receive the ``SimContext`` and start their SimPy processes --
+in the order of ``COMPONENTS`` (an immutable tuple: each capability adds its component here).
 """
 
 from __future__ import annotations
@@ -22,19 +25,36 @@ from novacron.events import Event
 from novacron.metrics import compute_metrics
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import RunVerdict
-from sim import cache, cluster_model
+from sim import cache, faults, services
+from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
 Component = Callable[[SimContext], object]
 
-COMPONENTS: list[Component] = [
-    cluster_model.start,
+
+def start_cluster(ctx: SimContext) -> ClusterModel:
+    """The cluster model with its faults (a Raft-backed control plane follows the manager faults)."""
+    model = ClusterModel(ctx)
+    model.start()
+    faults.start(ctx, model)
+    return model
+
+
+COMPONENTS: tuple[Component, ...] = (
+    start_cluster,
     cache.start,
     migration_service.start,
     raft_component.start,
-]
+)
+
+
+def compose(ctx: SimContext, control_plane: services.ControlPlaneFactory = services.default_control_plane,
+            ) -> list[object]:
+    """Build the run's services and start every component; returns what the components built."""
+    services.build(ctx, control_plane)
+    return [component(ctx) for component in COMPONENTS]
 
 
 @dataclass(frozen=True)
@@ -50,8 +70,7 @@ def simulate(scenario: Scenario, seed: int, *, progress: bool = False) -> SimCon
     ctx = SimContext.create(scenario, seed)
     ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
                       version=__version__)
-    for component in COMPONENTS:
-        component(ctx)
+    compose(ctx)
     _advance(ctx, scenario.duration_s, progress)
     ctx.recorder.emit(RunFinished, source="sim", duration_s=scenario.duration_s)
     return ctx

@@ -6,9 +6,9 @@
 >>> sim.state.hosts["host-0000"].vms                # doctest: +SKIP
 >>> sim.run(until_s=7200).events_df().type.value_counts()  # doctest: +SKIP
 
-The model is the same composition ``novacron run`` uses (``sim.run.COMPONENTS``), so a stepped
+The model is the same composition ``novacron run`` uses (``sim.run.compose``), so a stepped
 run and a one-shot run with the same seed produce the same events. ``state`` is the fold of the
-log (``ClusterState``), advanced incrementally over the events added since the last look.
+log (``ClusterState``), kept current by the log's subscription (each event is pushed to it).
 """
 
 from __future__ import annotations
@@ -20,19 +20,21 @@ import pandas as pd
 from novacron import __version__
 from novacron.app.eventstore import events_to_table, table_to_dataframe
 from novacron.cluster.events import RunFinished, RunStarted
-from novacron.cluster.state import ClusterState, apply
+from novacron.cluster.state import PROJECTED_EVENTS, ClusterState, apply
+from novacron.events import Event
 from novacron.metrics import Metrics, compute_metrics
 from novacron.scenario import Scenario, resolve_scenario
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
+from sim.run import compose
+from sim.services import ControlPlaneFactory, default_control_plane
 
 
 class Simulation:
     """One run of the model that can be advanced step by step (``run`` is resumable)."""
 
-    def __init__(self, scenario: Scenario | str | Path | None = None, *, seed: int | None = None) -> None:
-        from sim.run import COMPONENTS
-
+    def __init__(self, scenario: Scenario | str | Path | None = None, *, seed: int | None = None,
+                 control_plane: ControlPlaneFactory = default_control_plane) -> None:
         if not isinstance(scenario, Scenario):
             scenario, _text = resolve_scenario(None if scenario is None else str(scenario))
         self.scenario = scenario
@@ -40,9 +42,10 @@ class Simulation:
         self.ctx = SimContext.create(scenario, self.seed)
         self.ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=self.seed, runtime="sim",
                                version=__version__)
-        self.components = [component(self.ctx) for component in COMPONENTS]
         self._state = ClusterState()
-        self._folded = 0
+        for cls in PROJECTED_EVENTS:
+            self.ctx.log.subscribe(cls, self._fold)
+        self.components = compose(self.ctx, control_plane)
         self._finished = False
 
     @property
@@ -75,11 +78,10 @@ class Simulation:
     @property
     def state(self) -> ClusterState:
         """The projection of every event so far."""
-        log = self.ctx.log
-        for index in range(self._folded, len(log)):
-            apply(self._state, log[index])
-        self._folded = len(log)
         return self._state
+
+    def _fold(self, ev: Event) -> None:
+        apply(self._state, ev)
 
     def events_df(self) -> pd.DataFrame:
         """Every event so far as one DataFrame (the same columns as a run's ``events.parquet``)."""

@@ -37,8 +37,12 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from novacron.app.eventstore import event_log_sha256
 from novacron.config import ConfigError
-from novacron.scenario import parse_scenario
+from novacron.metrics import compute_metrics
+from novacron.scenario import parse_scenario, scenario_targets
+from novacron.slo import evaluate
+from sim.run import simulate
 
 Params = tuple[tuple[str, Any], ...]
 Row = dict[str, Any]
@@ -110,12 +114,6 @@ def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: i
     row: Row = {"run": index, "seed": seed, **{PARAM_PREFIX + k: v for k, v in params},
                 "status": "ok", "error": ""}
     try:
-        from novacron.app.eventstore import event_log_sha256
-        from novacron.metrics import compute_metrics
-        from novacron.scenario import scenario_targets
-        from novacron.slo import evaluate
-        from sim.run import simulate
-
         scenario = parse_scenario(with_overrides(tomllib.loads(scenario_text), params), origin=origin,
                                   base_dir=base_dir)
         ctx = simulate(scenario, seed)

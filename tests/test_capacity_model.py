@@ -33,11 +33,11 @@ from novacron.config import ConfigError
 from novacron.events import Event
 from novacron.metrics import EventsByType, compute_metrics
 from novacron.scenario import builtin_scenario_names, builtin_scenario_text, loads_scenario
-from sim import Simulation, cluster_model
+from sim import Simulation
+from sim.allocation import AllocationStore, VMRequest
 from sim.cluster_model import FAILED, PENDING, RUNNING, ClusterModel
 from sim.context import SimContext
-from sim.control_plane import DirectControlPlane, VMRequest
-from sim.inventory import Inventory
+from sim.control_plane import DirectControlPlane, Placer
 from sim.run import simulate
 from sim.workloads.synthetic import lomax_lifetimes_s
 
@@ -65,8 +65,7 @@ def _scenario_text(hosts: int, vms: int, mtbf_h: float, lifetime_mean_s: float |
 def check_conservation(sim: Simulation, *, pending_ok: bool = False) -> None:
     model = sim.model
     assert model is not None
-    model.absorb_log()  # moves made outside the seam (rebalancer) since the last tick
-    inv, vms = model.inv, model.vms
+    inv, vms = model.store, model.vms
     n = vms.size
     tolerance = 1e-6
     assert np.all(inv.cpu_allocated <= inv.cpu_capacity + tolerance), "CPU capacity exceeded"
@@ -96,6 +95,22 @@ def check_conservation(sim: Simulation, *, pending_ok: bool = False) -> None:
     assert seen == {vms.ids[i] for i in running}
     if not pending_ok:
         assert not np.any(vms.status[:n] == PENDING), "a decision is still in flight with the direct plane"
+    check_projections(sim)
+
+
+def check_projections(sim: Simulation) -> None:
+    """Every view of where VMs are agrees with the control plane's allocation store."""
+    services = sim.ctx.services
+    store = services.allocations
+    scheduler = services.scheduler
+    if scheduler is not None:
+        assert {vm: p.row for vm, p in scheduler.vms.items()} == store.vm_host
+        assert set(scheduler.claims) == set(store.claims)
+        assert np.array_equal(scheduler.table.up, store.host_up)
+    migrations = services.migrations
+    for vm_id, host in store.vm_host.items():
+        if vm_id not in migrations.mine:  # a copy in flight: the hypervisor's guest may be ahead
+            assert migrations.hv.location[vm_id] == store.host_ids[host], vm_id
 
 
 @given(hosts=st.integers(1, 8), vms=st.integers(0, 80), mtbf_h=st.sampled_from([0.5, 2.0, 50.0]),
@@ -115,30 +130,32 @@ def test_every_vm_is_on_one_host_or_failed_and_capacity_is_never_exceeded(
     assert sim.finished
 
 
-class LaggingControlPlane:
+class LaggingControlPlane(DirectControlPlane):
     """Decides like the direct plane but ``lag_s`` later, as a replicated log would (commit latency)."""
 
-    def __init__(self, ctx: SimContext, inv: Inventory, lag_s: float) -> None:
+    def __init__(self, ctx: SimContext, store: AllocationStore, placer: Placer | None, lag_s: float) -> None:
+        super().__init__(ctx, store, placer)
         self._env = ctx.env
-        self._direct = DirectControlPlane(ctx, inv)
         self._lag_s = lag_s
 
-    def _later(self, decide: Callable[[], simpy.Event]) -> simpy.Event:
+    def _later(self, decide: Callable[[], int | None]) -> simpy.Event:
         applied = self._env.event()
-        self._env.timeout(self._lag_s).callbacks.append(lambda _ev: applied.succeed(decide().value))
+        self._env.timeout(self._lag_s).callbacks.append(lambda _ev: applied.succeed(decide()))
         return applied
 
     def place(self, vm: VMRequest) -> simpy.Event:
-        return self._later(lambda: self._direct.place(vm))
+        return self._later(lambda: self.decide_placement(vm))
 
     def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> simpy.Event:
-        return self._later(lambda: self._direct.restart_elsewhere(vm, failed_host))
+        return self._later(lambda: self.decide_restart(vm))
 
-    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> simpy.Event:
-        return self._later(lambda: self._direct.migrate(vm, to_host, mover))
+    def commit_move(self, vm: VMRequest, to_host: int, mover: str = "controller") -> simpy.Event:
+        return self._later(lambda: self.decide_move(vm, to_host, mover))
 
-    def release(self, vm: VMRequest) -> None:
-        self._direct.release(vm)
+
+def lagging(lag_s: float) -> Callable[[SimContext, AllocationStore, Placer | None], LaggingControlPlane]:
+    """A control-plane factory for ``Simulation(..., control_plane=...)``."""
+    return lambda ctx, store, placer: LaggingControlPlane(ctx, store, placer, lag_s)
 
 
 @given(hosts=st.integers(1, 6), vms=st.integers(0, 60), lag_s=st.sampled_from([0.5, 30.0, 400.0]),
@@ -147,12 +164,7 @@ def test_conservation_holds_when_decisions_take_time(hosts: int, vms: int, lag_s
                                                      steps: int, migrations: int) -> None:
     text = _scenario_text(hosts, vms, 1.0, 1500.0, 1.0, rack_mtbf_h=3.0, correlated_pct=50.0, migrations=migrations)
     note(f"seed={seed} lag_s={lag_s}")
-    original = cluster_model.CONTROL_PLANE
-    cluster_model.CONTROL_PLANE = lambda ctx, inv: LaggingControlPlane(ctx, inv, lag_s)
-    try:
-        sim = Simulation(loads_scenario(text, origin="prop.toml"), seed=seed)
-    finally:
-        cluster_model.CONTROL_PLANE = original
+    sim = Simulation(loads_scenario(text, origin="prop.toml"), seed=seed, control_plane=lagging(lag_s))
     assert isinstance(sim.model and sim.model.control, LaggingControlPlane)
     for k in range(1, steps + 1):
         sim.run(until_s=sim.scenario.duration_s * k / steps + 0.123)  # off the decision instants
@@ -220,7 +232,8 @@ def test_manager_crash_and_partition_are_hook_events() -> None:
     sim = Simulation(loads_scenario(text, origin="x"), seed=1)
     seen: list[Event] = []
     assert sim.model is not None
-    sim.model.fault_hooks.append(seen.append)
+    sim.ctx.log.subscribe(InjectedFaultStarted, seen.append)
+    sim.ctx.log.subscribe(InjectedFaultEnded, seen.append)
     sim.run()
     kinds = {(type(e).__name__, e.fault_kind) for e in seen}  # type: ignore[attr-defined]
     assert kinds == {("InjectedFaultStarted", "manager_crash"), ("InjectedFaultEnded", "manager_crash"),
@@ -343,9 +356,8 @@ def test_network_and_disk_demand_follow_cpu_activity() -> None:
     assert metrics["cluster.peak_network_pct"] == max(s.network_pct for s in samples)
 
 
-def test_migrate_moves_the_allocation_through_the_control_plane() -> None:
-    # The direct plane moves VMs only where the inventory arrays are the truth (first fit); the
-    # scheduler moves VMs with its own rebalancer (test_scheduler_moves_reach_the_model).
+def test_a_committed_move_changes_the_allocation_and_every_projection() -> None:
+    """The control plane writes the store; the VM rows, the log's fold and the hypervisor view follow."""
     text = ('[cluster]\nhosts = 3\n[workload]\nvms = 4\narrival_window_s = 0.0\n'
             '[scheduler]\nplacer = "first_fit"\n[cache]\nenabled = false\n')
     sim = Simulation(loads_scenario(text, origin="x"), seed=1).run(until_s=1.0)
@@ -354,15 +366,18 @@ def test_migrate_moves_the_allocation_through_the_control_plane() -> None:
     vm = 0
     source = int(model.vms.host[vm])
     target = (source + 1) % 3
-    decision = model.migrate(vm, target)
+    decision = model.control.commit_move(model.vms.vm_request(vm), target)
     sim.run(until_s=2.0)  # the model applies decisions in their callbacks
-    assert decision.value == target and int(model.vms.host[vm]) == target
+    store, vm_id = model.store, model.vms.ids[vm]
+    assert decision.value == target and int(model.vms.host[vm]) == target and store.host_of(vm_id) == target
+    assert sim.state.vms[vm_id].host_id == store.host_ids[target]
+    assert sim.ctx.services.migrations.hv.location[vm_id] == store.host_ids[target]
     moved = sim.ctx.log.of_type(VMMoved)
-    assert [(e.from_host_id, e.host_id) for e in moved] == [(model.inv.host_ids[source], model.inv.host_ids[target])]
-    assert model.migrate(vm, target).value is None  # already there
-    model.inv.host_up[source] = False
-    assert model.migrate(vm, source).value is None  # a crashed host takes nothing
-    model.inv.host_up[source] = True
+    assert [(e.from_host_id, e.host_id) for e in moved] == [(store.host_ids[source], store.host_ids[target])]
+    assert model.control.commit_move(model.vms.vm_request(vm), target).value is None  # already there
+    model.fail_host(source, "test")
+    assert model.control.commit_move(model.vms.vm_request(vm), source).value is None  # a crashed host takes nothing
+    model.recover_host(source)
     sim.run(until_s=3.0)
     check_conservation(sim)
 

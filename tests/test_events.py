@@ -20,7 +20,7 @@ from novacron.app.eventstore import (
 )
 from novacron.cluster.events import HostAdded, VMMoved, VMPlaced, VMRequested, VMStopped
 from novacron.cluster.state import VMStatus, project
-from novacron.events import Event, EventLogError, InMemoryEventLog, event
+from novacron.events import Event, EventLogError, InMemoryEventLog, Recorder, event
 from novacron.lifecycle import IllegalTransition
 
 
@@ -151,3 +151,22 @@ def test_every_events_module_is_listed_for_readers() -> None:
         for path in core.rglob("*.py") if re.search(r"^@event\b", path.read_text(), flags=re.M)
     }
     assert declaring == set(all_events.EVENT_MODULES)
+
+
+def test_the_log_pushes_each_event_to_the_subscribers_of_its_type_in_order() -> None:
+    log = InMemoryEventLog()
+    recorder = Recorder(log, lambda: 0.0)
+    seen: list[str] = []
+
+    def on_placed(ev: VMPlaced) -> None:
+        seen.append(f"placed {ev.vm_id}")
+        if ev.vm_id == "a":  # a subscriber that records: every subscriber gets VMPlaced first
+            recorder.emit(VMStopped, source="t", vm_id="a", host_id="h")
+
+    log.subscribe(VMPlaced, on_placed)
+    log.subscribe(VMPlaced, lambda ev: seen.append(f"second {ev.vm_id}"))
+    log.subscribe(VMStopped, lambda ev: seen.append(f"stopped {ev.vm_id} seq {ev.seq}"))
+    recorder.emit(VMRequested, source="t", vm_id="a", cpu_cores=1, memory_gib=1.0)
+    recorder.emit(VMPlaced, source="t", vm_id="a", host_id="h", cpu_cores=1, memory_gib=1.0, decision_ms=0.0)
+    assert seen == ["placed a", "second a", "stopped a seq 2"]
+    assert [type(ev).__name__ for ev in log] == ["VMRequested", "VMPlaced", "VMStopped"]

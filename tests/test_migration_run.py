@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pytest
 
+from novacron.cluster.events import VMMoved
 from novacron.events import Event
 from novacron.metrics import compute_metrics
 from novacron.migration.config import MigrationConfig
@@ -34,7 +35,8 @@ def test_default_run_reports_the_catalogue_metrics(default_events: list[Event]) 
                  "migration.live.total_time_p99_ms"):
         assert name in metrics, name
     assert metrics["migration.live.downtime_max_ms"] < 5_000
-    assert metrics["migration.requested"] == MigrationConfig().migrations
+    batch = [e for e in default_events if isinstance(e, MigrationRequested) and e.migration_id.startswith("mig-")]
+    assert len(batch) == MigrationConfig().migrations
 
 
 def test_every_request_ends_once_and_caps_hold(default_events: list[Event]) -> None:
@@ -104,39 +106,17 @@ def test_host_crashes_from_the_fault_model_roll_migrations_back() -> None:
     assert all(f.outcome in ("completed", "rolled_back") for f in finished)
 
 
-def test_the_rebalancer_can_run_an_admitted_move_through_the_migration_service() -> None:
-    """What sim/scheduling.py would do: take a slot via rebalancer_admission, run the move with
-    migration_service(ctx).migrate_admitted, release the slot."""
-    from novacron.migration.events import MigrationPhaseChanged
-    from novacron.scheduler.admission import Move
-    from sim.context import SimContext
-    from sim.migration.service import migration_service, rebalancer_admission
-
-    scenario = small_scenario(migrations=0)
-    ctx = SimContext.create(scenario, 3)
-    from novacron.cluster.events import HostAdded, VMPlaced
-
-    for h in ("h0", "h1"):
-        ctx.recorder.emit(HostAdded, source="test", host_id=h, rack="r0", cpu_cores=32, memory_gib=256.0,
-                          network_gbps=10.0, disk_iops=1e4)
-    ctx.recorder.emit(VMPlaced, source="test", vm_id="vm-1", host_id="h0", cpu_cores=2, memory_gib=4.0,
-                      decision_ms=0.0)
-    admission = rebalancer_admission(ctx, lambda vm_id: 4.0)
-    service = migration_service(ctx)
-    assert service is not None and migration_service(ctx) is service
-    outcomes: list[str] = []
-
-    def rebalancer_move():  # type: ignore[no-untyped-def]
-        move = Move("vm-1", "h0", "h1")
-        assert admission.may_start(move, ())
-        admission.started(move)
-        outcome = yield from service.migrate_admitted("rebalance-1", "vm-1", "h1")
-        admission.finished("vm-1")
-        outcomes.append(outcome)
-
-    ctx.env.process(rebalancer_move())
-    ctx.env.run(until=120)
-    assert outcomes == ["completed"]
-    assert service.hv.location["vm-1"] == "h1"
-    assert not service.adm.running
-    assert [e.phase for e in ctx.log.of_type(MigrationPhaseChanged)][-1] == "completed"
+def test_rebalancer_moves_run_through_the_migration_service_and_commit_after_it(
+        default_events: list[Event]) -> None:
+    """Every rebalancer move is a migration of the run's one service (QEMU model, core
+    controller): its ``VMMoved`` comes after that migration completed, never on a timer of its own."""
+    completed: dict[str, float] = {}
+    moved = 0
+    for ev in default_events:
+        if isinstance(ev, MigrationFinished) and ev.migration_id.startswith("rebalance-"):
+            if ev.outcome == "completed":
+                completed[ev.vm_id] = ev.t_s
+        elif isinstance(ev, VMMoved) and ev.source == "rebalancer":
+            assert ev.vm_id in completed and completed.pop(ev.vm_id) <= ev.t_s, ev
+            moved += 1
+    assert moved > 0, "expected the default run's rebalancer to move VMs"

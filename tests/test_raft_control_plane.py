@@ -14,7 +14,9 @@ from novacron.raft.messages import Entry
 from novacron.scenario import builtin_scenario_text, loads_scenario
 from novacron.statemachine import decode_command
 from sim import Simulation
-from sim.raft import control_plane as raft_control_plane
+from sim.allocation import AllocationStore
+from sim.context import SimContext
+from sim.control_plane import Placer
 from sim.raft.cluster import Hook, Manager, RaftCluster
 from sim.raft.control_plane import RaftControlPlane
 from sim.run import simulate
@@ -54,7 +56,7 @@ class CommitChecker(Hook):
         assert stored > len(cluster.managers) // 2, "a decision applied before a quorum stored it"
         assert not pending.decision.triggered
         if pending.kind == "place":
-            assert pending.vm.vm_id not in self.plane._direct._inv.vm_host, "placed before commit"
+            assert pending.vm.vm_id not in self.plane.store.vm_host, "placed before commit"
         self.checked += 1
 
 
@@ -130,14 +132,17 @@ def test_same_seed_same_event_log() -> None:
     assert event_log_sha256(list(first)) == event_log_sha256(list(second))
 
 
-def test_freezing_an_idle_cluster_does_not_change_the_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+def _ticking(ctx: SimContext, store: AllocationStore, placer: Placer | None) -> RaftControlPlane:
+    return RaftControlPlane(ctx, store, placer, freeze_when_idle=False)
+
+
+def test_freezing_an_idle_cluster_does_not_change_the_decisions() -> None:
     """Freezing changes only the random draws of skipped heartbeats: the same VMs get placed and
     the placement latency stays within the failover's scale."""
     text = _raft_text(_scenario_text(3, 30, 50.0, None, 1.0), leader_crash_at_s=0.0).replace(
         "duration_s = 14400.0", "duration_s = 700.0").replace("arrival_window_s = 7200.0", "arrival_window_s = 600.0")
-    frozen = simulate(loads_scenario(text, origin="x"), 5).log
-    monkeypatch.setattr(raft_control_plane, "FREEZE_WHEN_IDLE", False)
-    ticking = simulate(loads_scenario(text, origin="x"), 5).log
+    frozen = Simulation(loads_scenario(text, origin="x"), seed=5).run().ctx.log
+    ticking = Simulation(loads_scenario(text, origin="x"), seed=5, control_plane=_ticking).run().ctx.log
     assert {e.vm_id for e in frozen.of_type(VMPlaced)} == {e.vm_id for e in ticking.of_type(VMPlaced)}
     assert len(frozen) == len(ticking)
 

@@ -12,8 +12,7 @@ from novacron.cluster.state import project
 from novacron.metrics import compute_metrics
 from novacron.scenario import builtin_scenario_text, loads_scenario
 from novacron.scheduler.events import HostPowerChanged, PlacementDecided, RebalanceMoveRefused, RebalanceMoveStarted
-from sim.context import SimContext
-from sim.inventory import Inventory
+from sim import Simulation
 from sim.run import simulate
 
 CONSOLIDATION = builtin_scenario_text("consolidation").replace("duration_s = 7200.0", "duration_s = 3000.0")
@@ -66,22 +65,12 @@ def test_runs_are_reproducible_with_either_placer(placer: str) -> None:
     assert event_log_sha256(simulate(scenario, 5).log) == event_log_sha256(simulate(scenario, 5).log)
 
 
-def test_the_scheduler_table_agrees_with_the_projection_of_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_scheduler_table_agrees_with_the_projection_of_the_log() -> None:
     """Rebalancer moves and the migration batch's moves both end up in the table where the
     event log (folded by ``project``) says the VMs are."""
-    from sim import scheduling
-
-    made: list[scheduling.SimScheduler] = []
-    original = scheduling.attach
-
-    def attach(ctx: SimContext, inv: Inventory) -> scheduling.SimScheduler | None:
-        sched = original(ctx, inv)
-        made.extend([sched] if sched else [])
-        return sched
-
-    monkeypatch.setattr(scheduling, "attach", attach)
-    ctx = simulate(loads_scenario(CONSOLIDATION, origin="consolidation"), 7)
-    (sched,) = made
+    sim = Simulation(loads_scenario(CONSOLIDATION, origin="consolidation"), seed=7).run()
+    ctx, sched = sim.ctx, sim.ctx.services.scheduler
+    assert sched is not None
     state = project(list(ctx.log))
     assert any(isinstance(e, VMMoved) and e.source != "rebalancer" for e in ctx.log), "the batch moved VMs"
     for vm_id, placed in sched.vms.items():

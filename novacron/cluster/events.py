@@ -84,6 +84,26 @@ class VMMoved(Event):
 
 
 @event
+class MoveClaimed(Event):
+    """The control plane held room on ``host_id`` for a move of ``vm_id`` (a Nova move claim)."""
+
+    claim_id: int
+    vm_id: str
+    host_id: str
+    cpu_cores: int
+    memory_gib: float
+
+
+@event
+class MoveClaimReleased(Event):
+    """A move's claim ended: the move committed (the room is now the VM's) or was abandoned."""
+
+    claim_id: int
+    vm_id: str
+    host_id: str
+
+
+@event
 class HostUtilisationSampled(Event):
     host_id: str
     cpu_pct: float

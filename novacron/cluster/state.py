@@ -120,6 +120,9 @@ _APPLY: dict[type[Event], Callable[[ClusterState, Event], None]] = {
     HostRecovered: lambda s, e: setattr(s.hosts[e.host_id], "up", True),  # type: ignore[attr-defined]
 }
 
+PROJECTED_EVENTS: tuple[type[Event], ...] = tuple(_APPLY)
+"""The event types the fold reads (a live projection subscribes to exactly these)."""
+
 
 def apply(state: ClusterState, ev: Event) -> ClusterState:
     handler = _APPLY.get(type(ev))

@@ -76,8 +76,8 @@ Admission API for the scheduler's rebalancer (``admission.py``)::
 The scheduler's rebalancer speaks ``novacron.scheduler.admission.MoveAdmission``
 (``may_start(move, planned)``, ``started``, ``finished``, ``moves``);
 ``move_admission.RebalancerAdmission`` implements it over an ``AdmissionController``. In the
-simulation, ``sim.migration.service.rebalancer_admission(ctx, memory_gib_of)`` gives one over the
-run's shared controller and ``migration_service(ctx).migrate_admitted(...)`` runs the move.
+simulation, ``sim.migration.service.rebalancer_admission(ctx, controller, memory_gib_of)`` gives
+one over the run's one controller and the run's ``MigrationService.run_migration(...)`` runs the move.
 """
 
 from novacron.migration.protocol import (

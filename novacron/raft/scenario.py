@@ -27,8 +27,6 @@ class RaftSection:
     partition_at_s: float = spec(20.0, min=0, max=86400,
                                  doc="isolate the leader from the other managers at this time (0 = never)")
     partition_duration_s: float = spec(3.0, min=0, max=86400, doc="heal the partition after this long")
-    command_interval_s: float = spec(1.0, min=0.001, max=3600,
-                                     doc="interval between placement/migration commands sent to the leader")
     control_plane: str = spec("direct", choices=("direct", "raft"),
                               doc="who takes the capacity model's placement/restart/migration decisions: "
                                   "'direct' (at once) or 'raft' (through these managers' log, for the whole run; "

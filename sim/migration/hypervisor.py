@@ -1,4 +1,4 @@
-"""Simulated migrations: a ``Hypervisor`` over the QEMU model, and the batch component of a run.
+"""Simulated migrations: a ``Hypervisor`` over the QEMU model, for every host of the model.
 
 Theory of operation
 -------------------
@@ -10,11 +10,11 @@ the job, a destination crash or ``max_s``; the SimPy process then waits that lon
 so the controller sees every sync at the moment it happens. Shares are re-read at each
 advance, i.e. they follow other migrations starting and ending within one poll interval.
 
-The component (``start``) waits for ``[migration] start_s``, reads the VMs placed so far
-from the event log (so it needs no handle on the inventory), draws a dirty-page profile per VM,
-and requests ``migrations`` moves to random other hosts over ``request_window_s``. Requests
-go through ``AdmissionController``; each admitted one runs the core ``MigrationController``
-against this hypervisor with ``drive_step``, exactly as a real runtime would.
+The run's migration service (``sim.migration.service``) owns one ``SimHypervisor`` and runs
+every migration -- the batch's and the rebalancer's -- through it with the core
+``MigrationController`` and ``drive_step``, exactly as a real runtime would. The guest's
+location here is the simulated host's view (where the guest runs after a completed copy, as
+libvirt would report it); the run's allocation is the control plane's (``sim.allocation``).
 """
 
 from __future__ import annotations

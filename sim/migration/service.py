@@ -1,43 +1,41 @@
-"""The migration component of a simulated run: a batch of requests through admission and control.
+"""The run's migration service: every migration -- the batch's and the rebalancer's -- runs here.
 
-See ``sim/migration/hypervisor.py`` for the model. Requests arrive uniformly over the request window;
-the dispatcher admits queued requests whenever a migration ends, a request arrives or the
-token bucket refills. Each admitted migration is one SimPy process running the core
-controller against ``SimHypervisor``.
+See ``sim/migration/hypervisor.py`` for the hypervisor model over the QEMU model. The service is
+built once per run by the composition root (``sim.services``) and holds the run's one
+``AdmissionController``; ``run_migration`` runs one admitted move through the core
+``MigrationController`` against ``SimHypervisor`` with ``drive_step``, exactly as a real runtime
+would. The scheduler's rebalancer admits its moves through ``rebalancer_admission`` (the same
+controller wrapped in the scheduler's ``MoveAdmission`` protocol), so the caps hold across both.
 
-The batch follows the run's event log (``follow_log``) instead of holding the cluster model:
-placements and moves by others update where VMs are, failed or stopped VMs are skipped, host
-utilisation samples feed the admission cost model, and a ``HostFailed`` crashes the
-migrations from or to that host at their next step (within one poll interval).
+The batch (``run_batch``): requests arrive uniformly over the request window; the dispatcher
+admits queued requests whenever a migration ends, a request arrives or the token bucket refills;
+each admitted one claims its destination, runs, and commits through the control plane.
 
-One ``AdmissionController`` per run (``shared_admission``) is meant to be shared by everything
-that moves VMs; ``rebalancer_admission(ctx, memory_gib_of)`` wraps it in the scheduler's
-``MoveAdmission`` protocol, so the rebalancer and this batch count against the same caps, and
-``migration_service(ctx).migrate_admitted(...)`` runs an admitted move through the QEMU model
-and the core controller (the batch is built on that same per-run service).
+Where VMs are is not the service's fact: it follows the control plane's ``VMPlaced``/``VMMoved``
+and the VMs' ends through the event log's subscription (a projection); host utilisation samples
+feed the admission cost model, and a ``HostFailed`` crashes the migrations from or to that host
+at their next step. A VM's guest profile (memory, working set, dirty rate, power state) is drawn
+when it is first placed, from the service's own random stream.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import cast
 
 import numpy as np
 import simpy
 
+from novacron.app.profiles import load_profile
 from novacron.cluster.events import (
-    HostAdded,
     HostFailed,
-    HostRecovered,
     HostUtilisationSampled,
-    VMFailed,
     VMMoved,
     VMPlaced,
-    VMStopped,
 )
+from novacron.events import InMemoryEventLog
 from novacron.migration.admission import (
     AdmissionController,
     AdmissionRequest,
@@ -46,67 +44,71 @@ from novacron.migration.admission import (
     estimate_cost,
 )
 from novacron.migration.config import MigrationConfig
-from novacron.migration.controller import ControllerPolicy, MigrationController, MigrationRequest, drive_step
+from novacron.migration.controller import MigrationController, MigrationRequest, drive_step
 from novacron.migration.events import MigrationAborted, MigrationAdmitted, MigrationQueued
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, link_from_profile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
-from novacron.scheduler.events import RebalanceMoveStarted
+from sim.allocation import AllocationStore, Claim, follow_allocations
 from sim.context import SimContext
-from sim.migration.commit import Claim, CommitOutcome, committer_for
+from sim.migration.commit import CommitOutcome, MoveCommitter
 from sim.migration.hypervisor import SimHypervisor, policies
 from sim.migration.qemu_model import GuestProfile, StreamCalibration
 
 
-@dataclass
-class Batch:
-    ctx: SimContext
-    cfg: MigrationConfig
-    hv: SimHypervisor
-    adm: AdmissionController
-    policy: ControllerPolicy
-    host_memory_gib: dict[str, float]
-    host_network_gbps: dict[str, float]
-    host_cores: dict[str, int]
-    rng: np.random.Generator
-    pending: dict[str, tuple[MigrationController, float]] = field(default_factory=dict)
-    wake: simpy.Event | None = None
-    alive: set[str] = field(default_factory=set)
-    down_hosts: set[str] = field(default_factory=set)
-    mine: set[str] = field(default_factory=set)
-    """VMs this batch is migrating (their location is the hypervisor's to change)."""
-    moved_by_others: set[str] = field(default_factory=set)
-    """VMs the scheduler's rebalancer is moving (until their ``VMMoved``)."""
-    log_index: int = 0
+class MigrationService:
+    """Admission, the hypervisor model and the migration controller for one run."""
 
-    def follow_log(self) -> None:
-        """Apply what the rest of the model did since the last look: placements, moves, failures,
-        host crashes (which crash migrations heading there) and utilisation samples."""
-        log = self.ctx.log
-        while self.log_index < len(log):
-            ev = log[self.log_index]
-            self.log_index += 1
-            if isinstance(ev, VMPlaced):
-                if ev.vm_id not in self.hv.guests:
-                    self.hv.guests[ev.vm_id] = _draw_guest(self.rng, self.cfg, int(ev.memory_gib * GIB))
-                    self.hv.power[ev.vm_id] = PowerState.RUNNING
-                self.hv.location[ev.vm_id] = ev.host_id
-                self.alive.add(ev.vm_id)
-            elif isinstance(ev, RebalanceMoveStarted):
-                self.moved_by_others.add(ev.vm_id)
-            elif isinstance(ev, VMMoved) and ev.vm_id not in self.mine:
-                self.hv.location[ev.vm_id] = ev.host_id
-                self.alive.add(ev.vm_id)
-                self.moved_by_others.discard(ev.vm_id)
-            elif isinstance(ev, VMFailed | VMStopped):
-                self.alive.discard(ev.vm_id)
-            elif isinstance(ev, HostFailed):
-                self.down_hosts.add(ev.host_id)
-                self.hv.crash_host(ev.host_id)
-            elif isinstance(ev, HostRecovered):
-                self.down_hosts.discard(ev.host_id)
-            elif isinstance(ev, HostUtilisationSampled):
-                self.adm.update_host(ev.host_id, HostLoad(cpu_pct=ev.cpu_pct, memory_pct=ev.memory_pct))
+    def __init__(self, ctx: SimContext, admission: AdmissionController, allocations: AllocationStore) -> None:
+        c, cfg = ctx.scenario.cluster, ctx.scenario.migration
+        self.ctx, self.cfg, self.adm = ctx, cfg, admission
+        self._allocations = allocations
+        """Read only: which VMs run and which hosts are up are the control plane's facts."""
+        host_ids = allocations.host_ids
+        nic_bytes_s = c.host_network_gbps * 1e9 / 8
+        self.hv = SimHypervisor(nic_bytes_s=dict.fromkeys(host_ids, nic_bytes_s),
+                                calibration=scenario_profile(cfg))
+        self.policy, _ = policies(cfg)
+        self.host_memory_gib = dict.fromkeys(host_ids, c.host_memory_gib)
+        self.host_network_gbps = dict.fromkeys(host_ids, c.host_network_gbps)
+        self.host_cores = dict.fromkeys(host_ids, c.host_cpu_cores)
+        self.rng = ctx.seeds.numpy("migration.batch")
+        self._guest_rng = ctx.seeds.numpy("migration.guests")
+        self.pending: dict[str, tuple[MigrationController, float]] = {}
+        self.wake: simpy.Event | None = None
+        self.mine: set[str] = set()
+        """VMs with a move in progress here, the batch's or the rebalancer's, copy to commit (their
+        location is the hypervisor's to change until the commit is decided)."""
+        self._subscribe(ctx.log)
+
+    def _subscribe(self, log: InMemoryEventLog) -> None:
+        follow_allocations(log, placed=self._on_placed, moved=self._on_moved)
+        log.subscribe(HostFailed, self._on_host_failed)
+        log.subscribe(HostUtilisationSampled, self._on_sampled)
+
+    def _on_placed(self, ev: VMPlaced) -> None:
+        if ev.vm_id not in self.hv.guests:
+            rng = self._guest_rng
+            self.hv.guests[ev.vm_id] = _draw_guest(rng, self.cfg, int(ev.memory_gib * GIB))
+            shutoff = rng.random() < self.cfg.shutoff_fraction
+            self.hv.power[ev.vm_id] = PowerState.SHUTOFF if shutoff else PowerState.RUNNING
+        self.hv.location[ev.vm_id] = ev.host_id
+
+    def _on_moved(self, ev: VMMoved) -> None:
+        if ev.vm_id not in self.mine:
+            self.hv.location[ev.vm_id] = ev.host_id
+
+    def _on_host_failed(self, ev: HostFailed) -> None:
+        self.hv.crash_host(ev.host_id)
+
+    def running(self, vm_id: str) -> bool:
+        return vm_id in self._allocations.vm_host
+
+    def running_vms(self) -> list[str]:
+        return sorted(self._allocations.vm_host)
+
+    def _on_sampled(self, ev: HostUtilisationSampled) -> None:
+        self.adm.update_host(ev.host_id, HostLoad(cpu_pct=ev.cpu_pct, memory_pct=ev.memory_pct))
 
     def poke(self) -> None:
         if self.wake is not None and not self.wake.triggered:
@@ -127,14 +129,16 @@ class Batch:
     def pick_destination(self, vm_id: str, host_ids: list[str]) -> str | None:
         """A random host among the less loaded half (by committed CPU), never the VM's own;
         ``None`` when every other host is down."""
-        others = sorted((h for h in host_ids if h != self.hv.location[vm_id] and h not in self.down_hosts),
+        up = self._allocations.host_up
+        index = self._allocations.host_index
+        others = sorted((h for h in host_ids if h != self.hv.location[vm_id] and up[index[h]]),
                         key=lambda h: self.adm.committed(h, "cpu"))
         if not others:
             return None
         candidates = others[: max(len(others) // 2, 1)]
         return candidates[int(self.rng.integers(0, len(candidates)))]
 
-    def request(self, n: int, vm_id: str, dst: str) -> None:
+    def request_move(self, n: int, vm_id: str, dst: str) -> None:
         env, cfg = self.ctx.env, self.cfg
         src, guest = self.hv.location[vm_id], self.hv.guests[vm_id]
         warm = self.rng.random() < cfg.warm_fraction
@@ -160,14 +164,13 @@ class Batch:
         self.pending[migration_id] = (ctl, env.now)
         self.poke()
 
-    def dispatch(self) -> Generator[simpy.Event, None, None]:
+    def dispatch(self, committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
         while True:
             for req in self.adm.pop_admissible(env.now):
                 ctl, asked_s = self.pending.pop(req.migration_id)
-                committer = committer_for(self.ctx)
-                claim = None if committer is None else committer.claim(req.vm_id, req.destination_host_id)
-                if committer is not None and claim is None:
+                claim = committer.claim(req.vm_id, req.destination_host_id)
+                if claim is None:
                     self.adm.release(req.migration_id)
                     self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=req.migration_id,
                                            vm_id=req.vm_id, reason="no room claimed: the VM is gone or the "
@@ -179,7 +182,7 @@ class Batch:
                                        running_on_destination=self.adm.running_on(req.destination_host_id),
                                        running_global=len(self.adm.running))
                 ctl.admitted(env.now)
-                env.process(self.migrate(ctl, claim=claim))
+                env.process(self._execute_batch_move(ctl, claim, committer))
             self.wake = env.event()
             waits: list[simpy.Event] = [self.wake]
             token_s = self.adm.next_token_s(env.now)
@@ -202,61 +205,55 @@ class Batch:
                                    plan, replace(self.policy, bandwidth_mib_s=link.bandwidth_bytes_s / MIB),
                                    self.ctx.recorder)
 
-    def migrate_admitted(self, migration_id: str, vm_id: str, dst: str) -> Generator[simpy.Event, None, str]:
-        """Run one migration that its caller already admitted (the rebalancer, through
-        ``rebalancer_admission``); returns the outcome (``completed``, ``rolled_back``...). The
-        caller releases its slot and records ``VMMoved`` itself."""
-        self.follow_log()
+    def run_migration(self, migration_id: str, vm_id: str, dst: str, claim: Claim, committer: MoveCommitter, *,
+                      mover: str) -> Generator[simpy.Event, None, str]:
+        """Run one move its caller already admitted and claimed (the rebalancer) and commit it;
+        returns why it did not move the VM (empty: moved). The caller frees its admission slot."""
         ctl = self.plan_controller(migration_id, vm_id, dst)
         ctl.admitted(self.ctx.env.now)
-        yield from self.migrate(ctl, owns_slot=False)
-        return ctl.phase.value
+        return (yield from self.execute_move(ctl, claim, committer, mover=mover))
 
-    def migrate(self, ctl: MigrationController, *, owns_slot: bool = True,
-                claim: Claim | None = None) -> Generator[simpy.Event, None, None]:
+    def execute_move(self, ctl: MigrationController, claim: Claim, committer: MoveCommitter, *, mover: str,
+                     copied: Callable[[], None] | None = None) -> Generator[simpy.Event, None, str]:
+        """One whole move: copy the VM (QEMU model, core controller), call ``copied``, then commit
+        the copy through the control plane, or give the claim back if the copy failed. Returns
+        why the VM was not moved (empty: moved). Until the commit is decided the VM stays
+        ``mine``: the hypervisor's guest is on the destination, the allocation not yet."""
+        vm_id, source = ctl.vm_id, ctl.request.source_host_id
+        self.mine.add(vm_id)
+        yield from self._drive(ctl)
+        if copied is not None:
+            copied()
+        reason = ""
+        if ctl.phase.value != "completed":
+            committer.release(claim)
+            reason = f"the migration ended {ctl.phase.value}"
+        else:
+            committed = committer.commit(claim, source, mover=mover)
+            yield committed
+            reason = cast(CommitOutcome, committed.value).reason
+            if reason:
+                self.hv.location[vm_id] = source  # the guest stays on the source
+                self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=ctl.request.migration_id,
+                                       vm_id=vm_id, reason=reason)
+        self.mine.discard(vm_id)
+        return reason
+
+    def _drive(self, ctl: MigrationController) -> Generator[simpy.Event, None, None]:
         env = self.ctx.env
         commands: list[MigrationCommand] = ctl.start(env.now)
-        self.mine.add(ctl.vm_id)
         while True:
-            self.follow_log()
             commands = drive_step(ctl, self.hv, commands, env.now)
             if ctl.done:
-                break
+                return
             yield env.timeout(self.hv.advance(ctl.vm_id, ctl.poll_interval_s))
-        self.mine.discard(ctl.vm_id)
-        if not owns_slot:
-            return
-        self.adm.release(ctl.request.migration_id)
-        if ctl.phase.value == "completed":
-            yield from self.commit(ctl, claim)
-        elif claim is not None:
-            committer = committer_for(self.ctx)
-            if committer is not None:
-                committer.release(claim)
-        self.poke()
 
-    def commit(self, ctl: MigrationController, claim: Claim | None) -> Generator[simpy.Event, None, None]:
-        """A completed copy becomes the VM's placement through the control plane, and only if
-        the VM still runs on the source; otherwise it is recorded as aborted."""
-        request = ctl.request
-        committer = committer_for(self.ctx)
-        if committer is None or claim is None:  # no cluster model: the log is the only truth
-            self.follow_log()
-            if ctl.vm_id in self.alive and request.destination_host_id not in self.down_hosts:
-                self.ctx.recorder.emit(VMMoved, source="migration", vm_id=ctl.vm_id,
-                                       from_host_id=request.source_host_id, host_id=request.destination_host_id)
-                return
-            reason = "aborted: the VM stopped or failed, or the destination crashed, during the migration"
-        else:
-            committed = committer.commit(claim, request.source_host_id, mover="migration")
-            yield committed
-            outcome = cast(CommitOutcome, committed.value)
-            if outcome.host is not None:
-                return
-            reason = outcome.reason
-        self.hv.location[ctl.vm_id] = request.source_host_id
-        self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=request.migration_id,
-                               vm_id=ctl.vm_id, reason=reason)
+    def _execute_batch_move(self, ctl: MigrationController, claim: Claim,
+                            committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
+        """A batch move: its admission slot is freed when the copy ends, before the commit."""
+        yield from self.execute_move(ctl, claim, committer, mover="migration",
+                                     copied=lambda: self.adm.release(ctl.request.migration_id))
+        self.poke()
 
 
 def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: int) -> GuestProfile:
@@ -267,111 +264,62 @@ def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: in
     return GuestProfile(memory_bytes=memory_bytes, resident_bytes=resident, wws_bytes=wws, dirty_rate_pages_s=rate)
 
 
-_SHARED: dict[int, tuple[weakref.ref[SimContext], AdmissionController]] = {}
-
-
-def shared_admission(ctx: SimContext) -> AdmissionController:
-    """The run's one migration admission controller, shared by every subsystem that moves VMs
-    (wrap it in ``novacron.migration.move_admission.RebalancerAdmission`` for the rebalancer)."""
-    entry = _SHARED.get(id(ctx))
-    if entry is None or entry[0]() is not ctx:
-        entry = (weakref.ref(ctx), AdmissionController(policies(ctx.scenario.migration)[1]))
-        _SHARED[id(ctx)] = entry
-    return entry[1]
-
-
-def rebalancer_admission(ctx: SimContext, memory_gib_of: Callable[[str], float]) -> RebalancerAdmission:
-    """A ``MoveAdmission`` for the scheduler's rebalancer over the shared controller, pricing a move
+def rebalancer_admission(ctx: SimContext, controller: AdmissionController,
+                         memory_gib_of: Callable[[str], float]) -> RebalancerAdmission:
+    """A ``MoveAdmission`` for the scheduler's rebalancer over the run's controller, pricing a move
     with the cost model (the VM's memory on the target, a NIC share under the network headroom)."""
-    c, adm = ctx.scenario.cluster, shared_admission(ctx)
-    share_gbps = c.host_network_gbps * adm.policy.ceiling_pct("network") / 100.0 / adm.policy.max_per_host
+    c = ctx.scenario.cluster
+    share_gbps = c.host_network_gbps * controller.policy.ceiling_pct("network") / 100.0 / controller.policy.max_per_host
 
     def cost_of(move: MoveLike) -> MigrationCost:
         return estimate_cost(vm_memory_gib=memory_gib_of(move.vm_id), bandwidth_gbps=share_gbps,
                              host_memory_gib=c.host_memory_gib, host_network_gbps=c.host_network_gbps,
                              host_cpu_cores=c.host_cpu_cores)
 
-    return RebalancerAdmission(adm, cost_of, ctx.clock.now_s)
+    return RebalancerAdmission(controller, cost_of, ctx.clock.now_s)
 
 
 def scenario_profile(cfg: MigrationConfig) -> StreamCalibration:
     """The scenario's calibration profile (``[migration] calibration``, resolved when the scenario
     was loaded); without one, the stream figures of the ``[migration]`` section."""
     if cfg.calibration:
-        from novacron.app.profiles import load_profile  # the file is read once, when the run is built
-
-        return load_profile(cfg.calibration)
+        return load_profile(cfg.calibration)  # the file is read once, when the run is built
     return StreamCalibration(name="scenario", stream_cap_bytes_s=cfg.stream_cap_mib_s * MIB,
                              stop_copy_bytes_s=cfg.stop_copy_mib_s * MIB)
 
 
-def _build(ctx: SimContext, cfg: MigrationConfig) -> Batch | None:
-    hosts = ctx.log.of_type(HostAdded)
-    if len(hosts) < 2:
-        return None
-    hv = SimHypervisor(nic_bytes_s={h.host_id: h.network_gbps * 1e9 / 8 for h in hosts},
-                       calibration=scenario_profile(cfg))
-    rng = ctx.seeds.numpy("migration.batch")
-    for placed in ctx.log.of_type(VMPlaced):
-        memory = int(placed.memory_gib * GIB)
-        hv.guests[placed.vm_id] = _draw_guest(rng, cfg, memory)
-        hv.power[placed.vm_id] = PowerState.SHUTOFF if rng.random() < cfg.shutoff_fraction else PowerState.RUNNING
-    controller_policy, _ = policies(cfg)
-    return Batch(ctx=ctx, cfg=cfg, hv=hv, policy=controller_policy,
-                 host_memory_gib={h.host_id: h.memory_gib for h in hosts},
-                 host_network_gbps={h.host_id: h.network_gbps for h in hosts},
-                 host_cores={h.host_id: h.cpu_cores for h in hosts}, rng=rng, adm=shared_admission(ctx))
+def build_admission(cfg: MigrationConfig) -> AdmissionController:
+    """The run's one admission controller, shared by every mover (built by ``sim.services``)."""
+    return AdmissionController(policies(cfg)[1])
 
 
-_SERVICES: dict[int, tuple[weakref.ref[SimContext], Batch]] = {}
-
-
-def migration_service(ctx: SimContext) -> Batch | None:
-    """The run's migration service (hypervisor model, shared admission, Nova policy), built on
-    first use from what the log holds; ``None`` while fewer than two hosts exist. The scheduler's
-    rebalancer can run its moves through it::
-
-        service = migration_service(ctx)
-        outcome = yield from service.migrate_admitted(migration_id, vm_id, destination_host_id)
-    """
-    entry = _SERVICES.get(id(ctx))
-    if entry is not None and entry[0]() is ctx:
-        return entry[1]
-    batch = _build(ctx, ctx.scenario.migration)
-    if batch is not None:
-        _SERVICES[id(ctx)] = (weakref.ref(ctx), batch)
-    return batch
-
-
-def run_batch(ctx: SimContext, cfg: MigrationConfig) -> Generator[simpy.Event, None, None]:
+def run_batch(ctx: SimContext, service: MigrationService,
+              committer: MoveCommitter) -> Generator[simpy.Event, None, None]:
+    cfg = service.cfg
     yield ctx.env.timeout(cfg.start_s)
-    batch = migration_service(ctx)
-    if batch is None:
+    vm_ids = service.running_vms()
+    if len(service.host_memory_gib) < 2 or not vm_ids:
         return
-    batch.follow_log()
-    if not batch.alive:
-        return
-    ctx.env.process(batch.dispatch())
-    vm_ids = sorted(batch.alive)
-    host_ids = sorted(batch.host_memory_gib)
+    ctx.env.process(service.dispatch(committer))
+    host_ids = sorted(service.host_memory_gib)
     count = min(cfg.migrations, len(vm_ids))
-    chosen = batch.rng.choice(len(vm_ids), size=count, replace=False)
-    arrivals = np.sort(batch.rng.uniform(0.0, cfg.request_window_s, size=count))
+    chosen = service.rng.choice(len(vm_ids), size=count, replace=False)
+    arrivals = np.sort(service.rng.uniform(0.0, cfg.request_window_s, size=count))
     for n, (index, at_s) in enumerate(zip(chosen, arrivals, strict=True)):
         yield ctx.env.timeout(max(cfg.start_s + float(at_s) - ctx.env.now, 0.0))
         vm_id = vm_ids[int(index)]
-        batch.follow_log()
-        if (vm_id not in batch.alive or vm_id in batch.mine or vm_id in batch.moved_by_others
-                or batch.adm.vm_migrating(vm_id)):
-            continue  # failed, stopped or being moved by someone else since the batch began
-        destination = batch.pick_destination(vm_id, host_ids)
+        if not service.running(vm_id) or vm_id in service.mine or service.adm.vm_migrating(vm_id):
+            continue  # failed, stopped or being moved (by the rebalancer, say) since the batch began
+        destination = service.pick_destination(vm_id, host_ids)
         if destination is not None:
-            batch.request(n, vm_id, destination)
+            service.request_move(n, vm_id, destination)
 
 
 def start(ctx: SimContext) -> None:
+    """The batch component: ``[migration] migrations`` requests through the run's service."""
     cfg = ctx.scenario.migration
     ctx.config_metrics["migration.max_concurrent_per_host"] = float(cfg.max_concurrent_per_host)
     ctx.config_metrics["migration.max_concurrent_global"] = float(cfg.max_concurrent_global)
     if cfg.migrations > 0:
-        ctx.env.process(run_batch(ctx, cfg))
+        services = ctx.services
+        ctx.env.process(run_batch(ctx, services.migrations, services.committer))

@@ -27,12 +27,15 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
+from typing import TypeVar
 
 from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState, Ready
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.raft.storage import MemoryStorage
 from novacron.statemachine import KeyValueStateMachine, StateMachine
 from sim.network import NetworkModel
+
+T = TypeVar("T")
 
 TICK, DELIVER, CALL = 0, 1, 2
 MESSAGE_HEADER_BYTES = 64
@@ -180,38 +183,29 @@ class RaftCluster:
 
     # -- client entry points -------------------------------------------------------------------------
 
-    def propose(self, node_id: int, data: bytes, kind: int = 0) -> tuple[int, int] | None:
+    def _input(self, node_id: int, call: Callable[[RaftNode], T], down: T) -> T:
+        """Give manager ``node_id``'s node an input (``down`` if it is crashed), then act on its Ready."""
         manager = self.managers[node_id]
         if manager.node is None:
-            return None
-        result = manager.node.propose(data, kind)
+            return down
+        result = call(manager.node)
         self._after_input(manager)
         return result
 
+    def propose(self, node_id: int, data: bytes, kind: int = 0) -> tuple[int, int] | None:
+        return self._input(node_id, lambda node: node.propose(data, kind), None)
+
     def read_index(self, node_id: int, context: bytes) -> bool:
-        manager = self.managers[node_id]
-        if manager.node is None:
-            return False
-        accepted = manager.node.read_index(context)
-        self._after_input(manager)
-        return accepted
+        return self._input(node_id, lambda node: node.read_index(context), False)
 
     def propose_conf_change(self, node_id: int, change: ConfChange) -> tuple[int, int] | None:
         return self.propose(node_id, change.encode(), EntryKind.CONF_CHANGE)
 
     def transfer_leadership(self, node_id: int, target: int) -> bool:
-        manager = self.managers[node_id]
-        if manager.node is None:
-            return False
-        accepted = manager.node.transfer_leadership(target)
-        self._after_input(manager)
-        return accepted
+        return self._input(node_id, lambda node: node.transfer_leadership(target), False)
 
     def campaign(self, node_id: int) -> None:
-        manager = self.managers[node_id]
-        if manager.node is not None:
-            manager.node.campaign()
-            self._after_input(manager)
+        self._input(node_id, lambda node: node.campaign(), None)
 
     # -- the event loop ------------------------------------------------------------------------------
 

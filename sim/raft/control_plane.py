@@ -8,7 +8,7 @@ an Understandable Consensus Algorithm", USENIX ATC 2014, section 8: clients send
 leader and retry on another server when it fails). ``RaftControlPlane`` models exactly that on
 the simulated managers of ``sim.raft.cluster``:
 
-- ``place``, ``restart_elsewhere`` and ``migrate`` create a *decision* (a SimPy event, the
+- ``place``, ``restart_elsewhere`` and ``commit_move`` create a *decision* (a SimPy event, the
   seam's contract, ``sim.control_plane``) with a unique id and propose the command
   ``{"decision_id": ...}`` to the current leader;
 - the decision is *taken when the entry is applied* -- the first time any manager applies it,
@@ -20,13 +20,15 @@ the simulated managers of ``sim.raft.cluster``:
   is proposed again to the new leader; with no leader nothing is proposed and the decision
   waits. A re-proposed command may commit twice (the first copy may have reached a quorum before
   the leader died), so decisions are deduplicated by id: never lost, never applied twice;
-- ``release`` stays immediate: a stopped VM or a crashed host frees its room as a host-local fact,
-  which the seam's contract requires (the model records ``VMStopped``/``VMFailed`` at once).
+- ``release``, ``claim_room`` and ``release_claim`` stay immediate: a stopped VM or a crashed
+  host frees its room as a host-local fact, which the seam's contract requires (the model records
+  ``VMStopped``/``VMFailed`` at once), and a claim is a mover's hold, re-checked at commit.
 
 Faults: the capacity model's ``manager_crash`` hook crashes manager ``k mod managers`` (and
 restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates manager
 ``z mod managers`` from the others. ``[raft] leader_crash_at_s`` / ``partition_at_s`` (scripted)
-crash or isolate whoever leads at that time, as in ``sim.raft.component``.
+crash or isolate whoever leads at that time (``ScriptedFaults``, also used by the stand-alone
+managers of ``sim.raft.component``).
 
 Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
 therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
@@ -55,17 +57,15 @@ from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
 from novacron.events import Event
 from novacron.raft.messages import NO_NODE, Entry, EntryKind
 from novacron.statemachine import decode_command, encode_command
+from sim.allocation import AllocationStore, Claim, VMRequest
 from sim.context import SimContext
-from sim.control_plane import Decision, DirectControlPlane, VMRequest
-from sim.inventory import Inventory
+from sim.control_plane import Decision, DirectControlPlane, Placer
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import Hook, Manager, RaftCluster
-from sim.raft.component import settings_for
 from sim.raft.reporter import RaftReporter
+from sim.raft.scripted_faults import ScriptedFaults, settings_for
 
 STEP_EPSILON_S = 1e-9
-FREEZE_WHEN_IDLE = True
-"""Freeze an idle, stable cluster (see the module docstring); off only to measure what it saves."""
 
 
 class DecisionLog:
@@ -98,18 +98,24 @@ class Pending:
 
 
 class RaftControlPlane(Hook):
-    """``ControlPlane`` over simulated Raft managers; see the module docstring."""
+    """``ControlPlane`` over simulated Raft managers; see the module docstring.
 
-    def __init__(self, ctx: SimContext, inv: Inventory) -> None:
+    ``freeze_when_idle`` (default on) freezes an idle, stable cluster; off only to measure what
+    freezing saves (``benchmarks/bench_raft_control_plane.py``)."""
+
+    def __init__(self, ctx: SimContext, store: AllocationStore, placer: Placer | None, *,
+                 freeze_when_idle: bool = True) -> None:
         self._ctx, self._env = ctx, ctx.env
-        self._direct = DirectControlPlane(ctx, inv)
+        self.store = store
+        self._direct = DirectControlPlane(ctx, store, placer)
+        self._freeze_when_idle = freeze_when_idle
         section = ctx.scenario.raft
         self.reporter = RaftReporter(ctx.recorder)
         self.cluster = RaftCluster(settings_for(section), NetworkModel(PROFILES[section.network],
                                                                        ctx.seeds.python("raft.control.network")),
                                    ctx.seeds.python("raft.control.cluster"), state_machine=DecisionLog,
                                    hooks=[self.reporter, self])
-        self._schedule_scripted_faults()
+        ScriptedFaults(self.cluster, self.reporter, section, at=self._at, now_s=lambda: float(self._env.now)).schedule()
         self.pending: dict[str, Pending] = {}
         self.decided: set[str] = set()
         self._next_id = 0
@@ -121,6 +127,8 @@ class RaftControlPlane(Hook):
         self.frozen_s = 0.0
         self.proposals = 0
         self._env.process(self._drive())
+        ctx.log.subscribe(InjectedFaultStarted, self.fault)
+        ctx.log.subscribe(InjectedFaultEnded, self.fault)
 
     # --- the ControlPlane seam -------------------------------------------------------------------
 
@@ -130,11 +138,17 @@ class RaftControlPlane(Hook):
     def restart_elsewhere(self, vm: VMRequest, failed_host: int) -> Decision:
         return self._propose("restart", vm, failed_host)
 
-    def migrate(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
-        return self._propose("migrate", vm, to_host, mover)
+    def commit_move(self, vm: VMRequest, to_host: int, mover: str = "controller") -> Decision:
+        return self._propose("move", vm, to_host, mover)
 
-    def release(self, vm: VMRequest) -> None:
-        self._direct.release(vm)
+    def release(self, vm_id: str) -> None:
+        self._direct.release(vm_id)
+
+    def claim_room(self, vm_id: str, host: int) -> Claim | None:
+        return self._direct.claim_room(vm_id, host)
+
+    def release_claim(self, claim: Claim) -> None:
+        self._direct.release_claim(claim)
 
     # --- proposals and applies --------------------------------------------------------------------
 
@@ -168,19 +182,19 @@ class RaftControlPlane(Hook):
         if pending is None:  # applied before (by another manager, or an earlier copy): decided once
             return
         self.decided.add(decision_id)
-        pending.decision.succeed(self._decide(pending).value)
+        pending.decision.succeed(self._decide(pending))
 
-    def _decide(self, pending: Pending) -> Decision:
+    def _decide(self, pending: Pending) -> int | None:
         if pending.kind == "place":
-            return self._direct.place(pending.vm)
+            return self._direct.decide_placement(pending.vm)
         if pending.kind == "restart":
-            return self._direct.restart_elsewhere(pending.vm, pending.argument)
-        return self._direct.migrate(pending.vm, pending.argument, pending.mover)
+            return self._direct.decide_restart(pending.vm)
+        return self._direct.decide_move(pending.vm, pending.argument, pending.mover)
 
     # --- faults -----------------------------------------------------------------------------------
 
     def fault(self, ev: Event) -> None:
-        """The capacity model's manager-crash and partition hooks (``ClusterModel.fault_hooks``)."""
+        """The fault model's manager crashes and partitions (pushed by the log's subscription)."""
         if not isinstance(ev, InjectedFaultStarted | InjectedFaultEnded):
             return
         self._thaw()
@@ -235,7 +249,7 @@ class RaftControlPlane(Hook):
             self._thaw()
             self._pump()
             next_s = cluster.next_time_s()
-            if next_s is not None and FREEZE_WHEN_IDLE and self.idle_and_stable():
+            if next_s is not None and self._freeze_when_idle and self.idle_and_stable():
                 self._frozen = True
                 yield self._wake
                 continue
@@ -248,15 +262,6 @@ class RaftControlPlane(Hook):
                 continue
             cluster.run_until(env.now - self._offset_s + STEP_EPSILON_S)
 
-    def _schedule_scripted_faults(self) -> None:
-        """``[raft] leader_crash_at_s`` / ``partition_at_s`` at those SimPy times (not cluster
-        times, which lag behind by the frozen intervals)."""
-        section = self._ctx.scenario.raft
-        if section.leader_crash_at_s > 0:
-            self._at(section.leader_crash_at_s, self._crash_leader)
-        if section.partition_at_s > 0:
-            self._at(section.partition_at_s, self._isolate_leader)
-
     def _at(self, at_s: float, action: Callable[[], None]) -> None:
         def run(_ev: simpy.Event) -> None:
             self._thaw()
@@ -264,29 +269,3 @@ class RaftControlPlane(Hook):
             self._pumped_term = -1
             self._poke()
         self._env.timeout(max(at_s - self._env.now, 0.0)).callbacks.append(run)
-
-    def _crash_leader(self) -> None:
-        leader = self.cluster.leader()
-        if leader is None:  # mid-election: crash whoever leads next
-            self._at(self._env.now + 0.1, self._crash_leader)
-            return
-        victim = leader.id
-        self.cluster.crash(victim)
-        self._at(self._env.now + self._ctx.scenario.raft.restart_after_s, lambda: self.cluster.restart(victim))
-
-    def _isolate_leader(self) -> None:
-        leader = self.cluster.leader()
-        isolated = leader.id if leader is not None else min(self.cluster.managers)
-        groups = [[isolated], [m for m in sorted(self.cluster.managers) if m != isolated]]
-        self.cluster.network.partition(groups)
-        self.reporter.partitioned(self.cluster, groups, True)
-
-        def heal() -> None:
-            self.cluster.network.heal()
-            self.reporter.healed(self.cluster, groups)
-        self._at(self._env.now + self._ctx.scenario.raft.partition_duration_s, heal)
-
-
-def build(ctx: SimContext, inv: Inventory) -> RaftControlPlane:
-    """The ``ControlPlaneFactory`` for ``[raft] control_plane = "raft"``."""
-    return RaftControlPlane(ctx, inv)

@@ -6,6 +6,9 @@ useless. ``novacron vopr --plant NAME`` runs one of them (and is expected to fai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from novacron.raft.messages import HardState, Message, MessageType
 from novacron.raft.node import RaftNode
 from novacron.raft.progress import quorum_index
@@ -41,8 +44,8 @@ class ForgetsItsVote(RaftNode):
         return HardState(self.term, 0, self.log.committed)
 
 
-PLANTED_BUGS: dict[str, type[RaftNode]] = {
+PLANTED_BUGS: Mapping[str, type[RaftNode]] = MappingProxyType({
     "old-term-commit": CommitsEntriesOfOldTerms,
     "no-election-restriction": IgnoresElectionRestriction,
     "forget-vote": ForgetsItsVote,
-}
+})

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from novacron.scenario import Scenario
-from sim.workloads import VMSpec
+from sim.workloads.spec import VMSpec
 
 CHUNK = 4096
 UTILISATION_CONCENTRATION = 8.0

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from novacron.scenario import Scenario
-from sim.workloads import VMDeparture, VMSpec, WorkloadItem
 from sim.workloads import traces as t
+from sim.workloads.spec import VMDeparture, VMSpec, WorkloadItem
 
 DAY_S = 86400.0
 GIB_PER_KB = 1.0 / (1024 * 1024)
@@ -118,14 +119,14 @@ def bitbrains(path: str, scenario: Scenario) -> Iterator[WorkloadItem]:
                     memory_kb * GIB_PER_KB, usage_sum / max(samples, 1) / 100.0)
 
 
-ADAPTERS: dict[str, Callable[[str, Scenario], Iterator[WorkloadItem]]] = {
+ADAPTERS: Mapping[str, Callable[[str, Scenario], Iterator[WorkloadItem]]] = MappingProxyType({
     "azure-packing-2020": azure_packing,
     "azure-v1": azure_vmtable,
     "azure-v2": azure_vmtable,
     "google-2011": google_2011,
     "alibaba-2018": alibaba_2018,
     "bitbrains": bitbrains,
-}
+})
 
 
 def trace_workload(trace_format: str, path: str, scenario: Scenario) -> Iterator[WorkloadItem]:
@@ -181,4 +182,4 @@ def _cap_arrivals(items: Iterator[WorkloadItem], limit: int) -> Iterator[Workloa
         yield item
 
 
-__all__ = ["ADAPTERS", "check_trace", "trace_workload"]
+__all__ = ("ADAPTERS", "check_trace", "trace_workload")
