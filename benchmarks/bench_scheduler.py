@@ -62,6 +62,27 @@ def test_placement_latency(benchmark: pytest.FixtureRequest, hosts: int, policie
     decision = benchmark(lambda: scheduler.place(table, reqs[next(counter) % 64], rng))  # type: ignore[operator]
     assert decision.placed
     benchmark.extra_info.update(hosts=hosts, policy_count=scheduler.policy_count)  # type: ignore[attr-defined]
+    if hosts == 1000 and policies == "five":
+        check_policy_evaluation_target(benchmark)
+
+
+def check_policy_evaluation_target(benchmark: pytest.FixtureRequest) -> None:
+    """The catalogue's benchmark target (policy evaluation < 10 ms, 5 policies) on measured rounds (median).
+
+    It lives here, not in a run's target table: in a run the decision time is a modelled constant
+    that cannot fail, while here it is the wall-clock time of the real scheduler code.
+    """
+    from novacron.slo import BENCHMARK_TARGETS
+
+    stats = getattr(benchmark, "stats", None)
+    rounds_s = list(getattr(getattr(stats, "stats", None), "data", []) or [])
+    if not rounds_s:  # --benchmark-disable: one untimed call, nothing to check
+        return
+    target = next(t for t in BENCHMARK_TARGETS if t.metric == "bench.scheduler.policy_eval_median_ms")
+    median_ms = float(np.median(rounds_s)) * 1000.0
+    benchmark.extra_info[target.metric] = median_ms  # type: ignore[attr-defined]
+    assert target.comparator.holds(median_ms, target.threshold), \
+        f"{target.name}: median {median_ms:.3g} ms, needs {target.describe_threshold()}"
 
 
 def _place_many(place: Callable[[HostTable, PlacementRequest, int], int | None], hosts: int,

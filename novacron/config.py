@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -78,6 +79,8 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
         raise ConfigError(f"{origin}: {path} = {raw!r} has the wrong type; allowed: {allowed}")
     items = value if isinstance(value, tuple) else (value,)
     for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{origin}: {path} = {raw!r} is not a finite number; allowed: {allowed}")
         if meta.get("choices") is not None and item not in meta["choices"]:
             raise ConfigError(f"{origin}: {path} = {raw!r} is not allowed; allowed: {allowed}")
         low, high = meta.get("min"), meta.get("max")
@@ -147,6 +150,9 @@ def describe_section(cls: type[Any], prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
+        if f.metadata.get("table"):
+            lines.append(f"[{prefix}{f.name}]  {f.metadata.get('doc', '')}")
+            continue
         if dataclasses.is_dataclass(hint):
             lines.extend(describe_section(hint, f"{prefix}{f.name}."))  # type: ignore[arg-type]
             continue

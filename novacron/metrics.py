@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -47,11 +48,14 @@ Extractor = Callable[[EventsByType], Metrics]
 
 def placement_metrics(events: EventsByType) -> Metrics:
     placed = events.of(VMPlaced)
+    requested, rejected = len(events.of(VMRequested)), len(events.of(VMRejected))
     metrics: Metrics = {
-        "cluster.vms_requested": float(len(events.of(VMRequested))),
+        "cluster.vms_requested": float(requested),
         "cluster.vms_placed": float(len(placed)),
-        "cluster.vms_rejected": float(len(events.of(VMRejected))),
+        "cluster.vms_rejected": float(rejected),
     }
+    if requested:
+        metrics["cluster.vms_rejected_pct"] = 100.0 * rejected / requested
     if placed:
         decision_ms = np.array([e.decision_ms for e in placed])
         metrics["scheduler.decision_p50_ms"] = float(np.percentile(decision_ms, 50))
@@ -84,9 +88,136 @@ EXTRACTORS: list[Extractor] = [
 ]
 
 
+UTILISATION_METRICS = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.mean_cpu_pct",
+                       "cluster.host_cpu_p99_pct", "cluster.host_memory_p99_pct", "cluster.uptime_pct")
+"""Metrics about the VMs a cluster carries: meaningless (not measured) when it carries none."""
+
+
 def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:
     grouped = events if isinstance(events, EventsByType) else EventsByType(events)
     metrics: Metrics = {"run.events": float(grouped.count)}
     for extractor in extractors:
         metrics.update(extractor(grouped))
+    if not grouped.of(VMPlaced):
+        # An empty cluster runs at 0 % with perfect uptime: that is no evidence, so the
+        # utilisation targets read "not measured" rather than pass.
+        for name in UTILISATION_METRICS:
+            metrics.pop(name, None)
     return metrics
+
+
+# --- the metric names a run's summary can hold, with unit and meaning (``novacron targets``) --------
+
+MIGRATION_TYPES = ("cold", "warm", "live", "postcopy")
+MIGRATION_OUTCOMES = ("completed", "aborted", "rolled_back", "failed")
+CACHE_TIERS = ("l1", "l2", "l3", "overall")
+
+_FIXED: tuple[tuple[str, str, str], ...] = (
+    ("run.events", "", "events in the run's log"),
+    ("cluster.hosts", "", "hypervisor hosts in the cluster"),
+    ("cluster.vms_requested", "", "VMs requested over the run"),
+    ("cluster.vms_placed", "", "VM placements (first placements and restarts)"),
+    ("cluster.vms_rejected", "", "VM requests no host could take"),
+    ("cluster.vms_rejected_pct", "%", "VMs rejected over VMs requested"),
+    ("cluster.peak_cpu_pct", "%", "peak of cluster-wide CPU utilisation over time"),
+    ("cluster.peak_memory_pct", "%", "peak of cluster-wide memory utilisation over time"),
+    ("cluster.mean_cpu_pct", "%", "mean cluster-wide CPU utilisation over time"),
+    ("cluster.peak_network_pct", "%", "peak of cluster-wide network utilisation"),
+    ("cluster.peak_disk_io_pct", "%", "peak of cluster-wide disk I/O utilisation"),
+    ("cluster.host_cpu_p99_pct", "%", "99th percentile of per-host CPU samples (hot spots)"),
+    ("cluster.host_memory_p99_pct", "%", "99th percentile of per-host memory samples"),
+    ("cluster.host_network_max_pct", "%", "highest per-host network utilisation sample"),
+    ("cluster.host_disk_io_max_pct", "%", "highest per-host disk I/O utilisation sample"),
+    ("cluster.uptime_pct", "%", "VM-time weighted availability (down from VMFailed until running again)"),
+    ("cluster.vm_uptime_min_pct", "%", "availability of the least available VM"),
+    ("cluster.vm_uptime_p1_pct", "%", "1st percentile of per-VM availability"),
+    ("cluster.vm_failures", "", "VMs that failed with their host"),
+    ("cluster.host_failures", "", "host crashes injected"),
+    ("cluster.placement_latency_p99_ms", "ms", "p99 of request-to-placement latency (through the Raft log)"),
+    ("cluster.placement_latency_max_ms", "ms", "longest request-to-placement latency"),
+    ("scheduler.decision_p50_ms", "ms", "median modelled placement decision time"),
+    ("scheduler.decision_p99_ms", "ms", "p99 modelled placement decision time"),
+    ("scheduler.policy_eval_p99_ms", "ms", "p99 modelled policy evaluation time (a modelled constant)"),
+    ("scheduler.policy_count", "", "placement policies (scorers) evaluated per decision"),
+    ("scheduler.decision_cache_hit_rate_pct", "%", "placement decisions served by the decision cache"),
+    ("scheduler.decision_cache_ttl_s", "s", "decision cache time to live (setting)"),
+    ("scheduler.hosts_used", "", "hosts carrying at least one VM at the last quality sample"),
+    ("scheduler.hosts_lower_bound", "", "lower bound on hosts needed for the placed VMs"),
+    ("scheduler.hosts_over_lower_bound_pct", "%", "hosts used above the lower bound"),
+    ("scheduler.fragmentation_pct", "%", "free capacity in pieces too small for the typical VM"),
+    ("scheduler.stranded_cpu_pct", "%", "CPU left unusable because memory ran out first"),
+    ("scheduler.stranded_memory_pct", "%", "memory left unusable because CPU ran out first"),
+    ("scheduler.imbalance_pct", "%", "spread of host utilisation at the last sample"),
+    ("scheduler.imbalance_mean_pct", "%", "mean spread of host utilisation over the run"),
+    ("scheduler.min_headroom_cpu_pct", "%", "least CPU headroom any host kept"),
+    ("scheduler.min_headroom_memory_pct", "%", "least memory headroom any host kept"),
+    ("scheduler.min_headroom_network_pct", "%", "least network headroom any host kept"),
+    ("scheduler.min_headroom_io_pct", "%", "least I/O headroom any host kept"),
+    ("scheduler.migrations", "", "rebalancer moves started"),
+    ("scheduler.migrations_per_hour", "1/h", "rebalancer moves per simulated hour"),
+    ("migration.requested", "", "migrations that finished, whatever the outcome"),
+    ("migration.vms_lost", "", "VMs lost by a migration (destination crash after switch-over)"),
+    ("migration.planner.total_time_error_p50_pct", "%", "median relative error of the planner's total time"),
+    ("migration.peak_running_global", "", "most migrations running at once in the cluster"),
+    ("migration.peak_running_per_host", "", "most migrations running at once on one host"),
+    ("migration.queue_wait_p95_s", "s", "p95 of a migration's wait for admission"),
+    ("migration.max_concurrent_per_host", "", "admission limit per host (setting)"),
+    ("migration.max_concurrent_global", "", "admission limit in all (setting)"),
+    ("cache.tier_outages", "", "cache tier outages injected"),
+    ("cache.l1.capacity_items", "items", "L1 capacity (setting)"),
+    ("cache.l1.ttl_s", "s", "L1 time to live (setting)"),
+    ("cache.l1.cleanup_interval_s", "s", "L1 expired-entry cleanup cycle (setting)"),
+    ("raft.managers", "", "Raft managers (setting)"),
+    ("raft.heartbeat_interval_ms", "ms", "leader heartbeat interval (setting)"),
+    ("raft.election_timeout_min_ms", "ms", "election timeout lower bound (setting)"),
+    ("raft.election_timeout_max_ms", "ms", "election timeout upper bound (setting)"),
+    ("raft.election_timeout_ms_range_ok", "bool", "1 when the election timeouts lie within 150-300 ms (setting)"),
+    ("raft.formation_timeout_s", "s", "cluster formation timeout (setting)"),
+    ("raft.formation_s", "s", "time to the first leader's first commit"),
+    ("raft.failover_ms", "ms", "leader crash to the new leader's first commit"),
+    ("raft.failover_p50_ms", "ms", "median failover over every leader crash"),
+    ("raft.election_after_crash_ms", "ms", "leader crash to a new leader elected"),
+    ("raft.partition_recovery_s", "s", "partition healed to a leader committing again"),
+    ("raft.partition_leader_changes", "", "leader changes during partitions"),
+    ("raft.leaders_elected", "", "leaders elected over the run"),
+    ("raft.terms_started", "", "terms started over the run"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    name: str
+    unit: str
+    meaning: str
+
+
+def _expanded() -> tuple[tuple[str, str, str], ...]:
+    rows: list[tuple[str, str, str]] = []
+    for outcome in MIGRATION_OUTCOMES:
+        rows.append((f"migration.{outcome}", "", f"migrations that ended {outcome.replace('_', ' ')}"))
+    for kind in MIGRATION_TYPES:
+        rows.append((f"migration.{kind}.completed", "", f"{kind} migrations completed"))
+        for what in ("downtime", "total_time"):
+            for stat in ("p50", "p95", "p99", "max"):
+                rows.append((f"migration.{kind}.{what}_{stat}_ms", "ms",
+                             f"{stat} {what.replace('_', ' ')} of completed {kind} migrations"))
+    for tier in CACHE_TIERS:
+        label = "all tiers" if tier == "overall" else tier.upper()
+        rows += [(f"cache.{tier}.requests", "", f"cache requests that reached {label}"),
+                 (f"cache.{tier}.failures", "", f"cache requests {label} failed (tier down)"),
+                 (f"cache.{tier}.hit_rate_pct", "%", f"hits over requests that reached {label}"),
+                 (f"cache.{tier}.latency_mean_ms", "ms", f"mean modelled latency of {label}"),
+                 (f"cache.{tier}.latency_p99_max_ms", "ms", f"highest p99 modelled latency of {label}")]
+    return tuple(rows)
+
+
+METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
+                                  for name, unit, meaning in (*_FIXED, *_expanded())}
+"""Every metric name a run's summary can hold; targets may name any of them."""
+
+
+def nearest_metric(name: str) -> str | None:
+    import difflib
+
+    near = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.5)
+    return near[0] if near else None

@@ -4,12 +4,19 @@ A scenario is a tree of frozen dataclass sections (see ``config.py`` for the rul
 capability owns its section (``[cluster]``, ``[workload]``, ...); ``Scenario`` composes them.
 ``novacron run`` with no argument runs the built-in ``default`` scenario shipped in
 ``novacron/scenarios/default.toml``.
+
+``[targets]`` is the user's part of the target catalogue (``novacron.slo``): each key is a metric
+name (``novacron targets`` lists them), each value a threshold or a table of ``comparator``,
+``threshold``, ``unit``, ``role`` (``required`` / ``reference``) and ``name``. Paths in a scenario
+file (``workload.trace_path``, ``workload.trace_readings_path``) are relative to the file's folder;
+a scenario file without ``name`` is named after the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,9 +25,11 @@ from typing import Any
 from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
 from novacron.raft.scenario import RaftSection
 from novacron.scheduler.config import SchedulerConfig
+from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,12 +67,15 @@ class WorkloadConfig:
     disk_iops_per_vcpu: float = spec(150.0, min=0.0, max=1e7, doc="disk I/O of one fully busy vCPU of an average VM")
     trace_format: str | None = spec(None, choices=TRACE_FORMATS,
                                     doc="use a public trace as the workload instead of the synthetic generator")
-    trace_path: str | None = spec(None, doc="the trace file or directory (relative to the working directory)")
+    trace_path: str | None = spec(None, doc="the trace file or directory (relative to the scenario file's folder)")
     trace_readings_path: str | None = spec(
         None, doc="Azure vm_cpu_readings file(s) (a file or a directory): each VM's measured CPU every 5 minutes "
                   "replaces its synthetic demand")
 
     def __post_init__(self) -> None:
+        if not self.vm_cpu_cores or not self.vm_memory_gib:
+            raise ConfigError("workload.vm_cpu_cores and workload.vm_memory_gib must not be empty; "
+                              "allowed: lists of equal length with at least one VM flavour")
         if len(self.vm_cpu_cores) != len(self.vm_memory_gib):
             raise ConfigError(
                 f"workload.vm_cpu_cores has {len(self.vm_cpu_cores)} sizes but workload.vm_memory_gib "
@@ -86,19 +98,54 @@ class Scenario:
     faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
     raft: RaftSection = section(RaftSection)
+    targets: tuple[TargetOverride, ...] = dataclasses.field(
+        default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
+                                     "(see 'novacron targets')", "table": True})
 
 
-def parse_scenario(data: dict[str, Any], *, origin: str) -> Scenario:
-    return parse_section(Scenario, data, origin=origin)
+PATH_KEYS = ("trace_path", "trace_readings_path")
+"""``[workload]`` keys holding paths, resolved against the scenario file's folder."""
+
+
+def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | None = None) -> Scenario:
+    """Validate TOML data; relative paths resolve against ``base_dir`` (the scenario file's folder)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: a scenario must be a TOML table, got {data!r}")
+    data = dict(data)
+    overrides = parse_targets(data.pop("targets", {}), origin=origin)
+    if base_dir is not None:
+        data = _resolved_paths(data, Path(base_dir))
+    scenario = parse_section(Scenario, data, origin=origin)
+    return dataclasses.replace(scenario, targets=overrides) if overrides else scenario
+
+
+def _resolved_paths(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    workload = data.get("workload")
+    if not isinstance(workload, dict):
+        return data
+    workload = dict(workload)
+    for key in PATH_KEYS:
+        value = workload.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            workload[key] = str(base_dir / value)
+    return {**data, "workload": workload}
 
 
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
+    scenario = loads_scenario(read_scenario_text(path), origin=str(path), base_dir=path.resolve().parent,
+                              default_name=path.stem)
+    return with_calibration_resolved(scenario, path.parent)
+
+
+def read_scenario_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a scenario: the file is not UTF-8 text (byte {exc.start}); "
+                          "allowed: a TOML file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the scenario ({exc.strerror})") from None
-    return with_calibration_resolved(loads_scenario(text, origin=str(path)), path.parent)
+        raise ConfigError(f"{path}: cannot read the scenario ({exc.strerror or exc})") from None
 
 
 def with_calibration_resolved(scenario: Scenario, folder: Path | None) -> Scenario:
@@ -113,12 +160,118 @@ def with_calibration_resolved(scenario: Scenario, folder: Path | None) -> Scenar
     return dataclasses.replace(scenario, migration=dataclasses.replace(scenario.migration, calibration=resolved))
 
 
-def loads_scenario(text: str, *, origin: str) -> Scenario:
+def loads_scenario(text: str, *, origin: str, base_dir: str | Path | None = None,
+                   default_name: str | None = None) -> Scenario:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
-    return parse_scenario(data, origin=origin)
+    if default_name is not None and "name" not in data:
+        data["name"] = default_name
+    return parse_scenario(data, origin=origin, base_dir=base_dir)
+
+
+# --- [targets] -----------------------------------------------------------------------------------
+
+_TARGET_KEYS = ("comparator", "threshold", "unit", "role", "name")
+
+
+def parse_targets(data: Any, *, origin: str) -> tuple[TargetOverride, ...]:
+    """A scenario's ``[targets]`` table as overrides, each checked (one-line ``ConfigError``)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: targets must be a table of metric = threshold, got {data!r}")
+    return tuple(_parse_target(origin, metric, raw) for metric, raw in _flatten(data, ""))
+
+
+def _flatten(data: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    """Unquoted dotted keys (``cluster.peak_cpu_pct = 70``) arrive nested; a target is a leaf."""
+    leaves: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        is_table = isinstance(value, Mapping) and bool(value)
+        if is_table and name not in METRICS and not any(k in value for k in _TARGET_KEYS):
+            leaves.extend(_flatten(value, f"{name}."))
+        else:
+            leaves.append((name, value))
+    return leaves
+
+
+def _parse_target(origin: str, metric: str, raw: Any) -> TargetOverride:
+    where = f"{origin}: targets.{metric}"
+    if metric not in METRICS:
+        near = nearest_metric(metric)
+        hint = f"did you mean '{near}'? " if near else ""
+        raise ConfigError(f"{where}: unknown metric; {hint}'novacron targets' lists every metric name")
+    spec_ = raw if isinstance(raw, Mapping) else {"threshold": raw}
+    unknown = [k for k in spec_ if k not in _TARGET_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(_TARGET_KEYS)}")
+    override = TargetOverride(metric=metric, threshold=_threshold(where, spec_.get("threshold")),
+                              comparator=_choice(where, "comparator", spec_.get("comparator"),
+                                                 [c.value for c in Comparator]),
+                              role=_choice(where, "role", spec_.get("role"), [r.value for r in Role]),
+                              unit=_text(where, "unit", spec_.get("unit")),
+                              name=_text(where, "name", spec_.get("name")))
+    try:
+        apply_overrides(CATALOGUE, [override])
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    return override
+
+
+def _threshold(where: str, raw: Any) -> float | tuple[float, float] | None:
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+
+    if raw is None or number(raw):
+        return None if raw is None else float(raw)
+    if isinstance(raw, list) and len(raw) == 2 and all(number(x) for x in raw) and raw[0] <= raw[1]:
+        return float(raw[0]), float(raw[1])
+    raise ConfigError(f"{where}: threshold = {raw!r} is not allowed; allowed: a finite number, "
+                      "or [low, high] with low <= high")
+
+
+def _choice(where: str, key: str, raw: Any, allowed: list[str]) -> str | None:
+    if raw is None or raw in allowed:
+        return raw  # type: ignore[no-any-return]
+    raise ConfigError(f"{where}: {key} = {raw!r} is not allowed; allowed: one of {', '.join(map(repr, allowed))}")
+
+
+def _text(where: str, key: str, raw: Any) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    raise ConfigError(f"{where}: {key} = {raw!r} has the wrong type; allowed: a string")
+
+
+def capabilities(scenario: Scenario) -> frozenset[str]:
+    """What a scenario exercises: a catalogue target applies only if its capability is here."""
+    w, m, r = scenario.workload, scenario.migration, scenario.raft
+    caps = {"cluster", "user"}
+    if w.vms > 0 or w.trace_format is not None:
+        caps.add("vms")
+    if scenario.scheduler.placer == "scheduler":
+        caps.add("scheduler")
+    if m.migrations > 0:
+        caps.add("migration")
+        if m.warm_fraction > 0:
+            caps.add("warm-migration")
+    if scenario.cache.enabled:
+        caps.add("cache")
+    if r.control_plane == "raft" or r.simulate_s > 0:
+        caps.add("raft")
+        if r.leader_crash_at_s > 0:
+            caps.add("raft-crash")
+        if r.partition_at_s > 0:
+            caps.add("raft-partition")
+    return frozenset(caps)
+
+
+def scenario_targets(scenario: Scenario) -> tuple[tuple[Target, ...], tuple[str, ...]]:
+    """The targets a run of this scenario is checked against, and the catalogue ones that do not apply."""
+    caps = capabilities(scenario)
+    targets = apply_overrides(CATALOGUE, scenario.targets)
+    return (tuple(t for t in targets if t.capability in caps),
+            tuple(t.name for t in targets if t.capability not in caps))
 
 
 def builtin_scenario_names() -> list[str]:
@@ -136,7 +289,7 @@ def resolve_scenario(name_or_path: str | None) -> tuple[Scenario, str]:
         name_or_path = "default"
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
-        return load_scenario(candidate), candidate.read_text()
+        return load_scenario(candidate), read_scenario_text(candidate)
     if name_or_path in builtin_scenario_names():
         text = builtin_scenario_text(name_or_path)
         return with_calibration_resolved(loads_scenario(text, origin=f"<built-in {name_or_path}>"), None), text

@@ -1,19 +1,35 @@
-"""The target catalogue: every NovaCron target as data, and the evaluator that checks a run.
+"""Targets and verdicts: the catalogue, the user's overrides, and the one verdict every format reads.
 
-Targets come from the NovaCron Phase 1 analysis as summarised in DESIGN.md. A target names the
-metric it reads (a key of the run's metrics), a comparator and a threshold. ``kind`` tells
-whether it is a measured outcome (``outcome``), a reference figure from the analysis that is
-reported but does not fail a check (``reference``), or a configuration limit the run must
-respect (``config``). A target whose metric a run did not produce is ``not measured``, never a
-pass.
+Theory of operation
+-------------------
+A target names a metric of the run's summary, a comparator, a threshold and a role. A
+``required`` target decides the verdict; a ``reference`` target (the analysis' observed figures)
+is shown apart and never counts. Evaluating a run gives each target one of three verdicts:
+``pass``, ``fail`` or ``not measured`` (the run did not produce the metric). A required target
+that was not measured fails a check unless the caller allows unmeasured targets: nothing passes
+by omission.
+
+``RunVerdict`` is the one object the CLI table, ``summary.json``, ``novacron.app.analysis``,
+the report, JUnit/JSON output and the pytest plugin read; it round-trips through
+``as_dict``/``from_dict`` so a verdict read back from a run directory is the verdict the run
+printed.
+
+Settings the run echoes (the election timeout range, the L1 TTL, the migration caps...) are not
+targets: they cannot fail in a run, so they are listed in a separate settings block. Modelled
+constants that cannot fail either (the scheduler's policy-evaluation time, computed from constants
+in ``sim/scheduling.py``) are not in the catalogue: policy evaluation is checked where it is real,
+in ``benchmarks/bench_scheduler.py``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
+
+Threshold = float | tuple[float, float]
 
 
 class Comparator(Enum):
@@ -24,7 +40,7 @@ class Comparator(Enum):
     EQ = "=="
     BETWEEN = "between"
 
-    def holds(self, value: float, threshold: float | tuple[float, float]) -> bool:
+    def holds(self, value: float, threshold: Threshold) -> bool:
         if isinstance(threshold, tuple):
             low, high = threshold
             return low <= value <= high
@@ -38,10 +54,15 @@ class Comparator(Enum):
         }[self]
 
 
-class Status(Enum):
+class Verdict(Enum):
     PASS = "pass"
-    FAIL = "FAIL"
+    FAIL = "fail"
     NOT_MEASURED = "not measured"
+
+
+class Role(Enum):
+    REQUIRED = "required"
+    REFERENCE = "reference"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,123 +71,303 @@ class Target:
     metric: str
     unit: str
     comparator: Comparator
-    threshold: float | tuple[float, float]
+    threshold: Threshold
     source: str
-    kind: str = "outcome"
+    role: Role = Role.REQUIRED
+    capability: str = "cluster"
+    """What the scenario must run for the target to apply (``cluster``, ``migration``, ``cache``...)."""
 
     def describe_threshold(self) -> str:
         if isinstance(self.threshold, tuple):
-            return f"{self.threshold[0]:g}–{self.threshold[1]:g} {self.unit}"
-        return f"{self.comparator.value} {self.threshold:g} {self.unit}"
+            return f"{self.threshold[0]:g}–{self.threshold[1]:g} {self.unit}".strip()
+        return f"{self.comparator.value} {self.threshold:g} {self.unit}".strip()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setting:
+    """A configured value a run echoes (shown in the settings block, never a target)."""
+
+    name: str
+    metric: str
+    unit: str
 
 
 ANALYSIS = "NovaCron Phase 1 analysis (DESIGN.md, Targets)"
+USER = "scenario [targets]"
 
 
-def _t(name: str, metric: str, unit: str, cmp: str, threshold: float | tuple[float, float],
-       kind: str = "outcome") -> Target:
+def _t(name: str, metric: str, unit: str, cmp: str, threshold: Threshold, *,
+       role: Role = Role.REQUIRED, capability: str = "cluster") -> Target:
     comparator = Comparator.BETWEEN if isinstance(threshold, tuple) else Comparator(cmp)
-    return Target(name=name, metric=metric, unit=unit, comparator=comparator,
-                  threshold=threshold, source=ANALYSIS, kind=kind)
+    return Target(name=name, metric=metric, unit=unit, comparator=comparator, threshold=threshold,
+                  source=ANALYSIS, role=role, capability=capability)
 
+
+REF = Role.REFERENCE
 
 CATALOGUE: tuple[Target, ...] = (
-    _t("live migration downtime (max)", "migration.live.downtime_max_ms", "ms", "<", 5000),
-    _t("live migration downtime p99 (stretch)", "migration.live.downtime_p99_ms", "ms", "<", 1000),
-    _t("warm migration downtime (max)", "migration.warm.downtime_max_ms", "ms", "<", 30000),
-    _t("cache hit rate, all tiers", "cache.overall.hit_rate_pct", "%", ">", 98.0),
-    _t("L1 hit rate (analysis figure)", "cache.l1.hit_rate_pct", "%", ">=", 85.0, "reference"),
-    _t("L2 hit rate (analysis figure)", "cache.l2.hit_rate_pct", "%", ">=", 95.0, "reference"),
-    _t("L3 hit rate (analysis figure)", "cache.l3.hit_rate_pct", "%", ">=", 99.0, "reference"),
-    _t("election timeout range", "raft.election_timeout_ms_range_ok", "bool", "==", 1.0, "config"),
-    _t("heartbeat interval", "raft.heartbeat_interval_ms", "ms", "==", 50.0, "config"),
-    _t("cluster formation (WAN)", "raft.formation_s", "s", "<", 30.0),
-    _t("partition recovery", "raft.partition_recovery_s", "s", "<", 30.0),
-    _t("leader failover (crash to new leader's commit)", "raft.failover_ms", "ms", "<", 1000.0),
-    _t("uptime", "cluster.uptime_pct", "%", ">", 99.9),
-    _t("peak CPU utilisation", "cluster.peak_cpu_pct", "%", "<", 80.0),
-    _t("peak memory utilisation", "cluster.peak_memory_pct", "%", "<", 85.0),
-    _t("policy evaluation, 5 policies", "scheduler.policy_eval_p99_ms", "ms", "<", 10.0),
-    _t("concurrent migrations per node", "migration.max_concurrent_per_host", "", "<=", 2, "config"),
-    _t("concurrent migrations in all", "migration.max_concurrent_global", "", "<=", 10, "config"),
-    _t("CPU headroom kept", "scheduler.min_headroom_cpu_pct", "%", ">=", 20.0),
-    _t("memory headroom kept", "scheduler.min_headroom_memory_pct", "%", ">=", 10.0),
-    _t("network headroom kept", "scheduler.min_headroom_network_pct", "%", ">=", 30.0),
-    _t("I/O headroom kept", "scheduler.min_headroom_io_pct", "%", ">=", 20.0),
-    _t("L1 capacity", "cache.l1.capacity_items", "items", "==", 10000, "config"),
-    _t("L1 TTL", "cache.l1.ttl_s", "s", "==", 300.0, "config"),
-    _t("L1 cleanup interval", "cache.l1.cleanup_interval_s", "s", "==", 30.0, "config"),
-    _t("decision cache TTL", "scheduler.decision_cache_ttl_s", "s", "==", 120.0, "config"),
-    _t("Raft managers", "raft.managers", "", "between", (1, 7), "config"),
-    _t("formation timeout", "raft.formation_timeout_s", "s", "==", 120.0, "config"),
+    _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0, capability="vms"),
+    _t("live migration downtime (max)", "migration.live.downtime_max_ms", "ms", "<", 5000, capability="migration"),
+    _t("live migration downtime p99 (stretch)", "migration.live.downtime_p99_ms", "ms", "<", 1000,
+       capability="migration"),
+    _t("warm migration downtime (max)", "migration.warm.downtime_max_ms", "ms", "<", 30000,
+       capability="warm-migration"),
+    _t("concurrent migrations per node (observed)", "migration.peak_running_per_host", "", "<=", 2,
+       capability="migration"),
+    _t("concurrent migrations in all (observed)", "migration.peak_running_global", "", "<=", 10,
+       capability="migration"),
+    _t("cache hit rate, all tiers", "cache.overall.hit_rate_pct", "%", ">", 98.0, capability="cache"),
+    _t("L1 hit rate (analysis figure)", "cache.l1.hit_rate_pct", "%", ">=", 85.0, role=REF, capability="cache"),
+    _t("L2 hit rate (analysis figure)", "cache.l2.hit_rate_pct", "%", ">=", 95.0, role=REF, capability="cache"),
+    _t("L3 hit rate (analysis figure)", "cache.l3.hit_rate_pct", "%", ">=", 99.0, role=REF, capability="cache"),
+    _t("cluster formation (WAN)", "raft.formation_s", "s", "<", 30.0, capability="raft"),
+    _t("partition recovery", "raft.partition_recovery_s", "s", "<", 30.0, capability="raft-partition"),
+    _t("leader failover (crash to new leader's commit)", "raft.failover_ms", "ms", "<", 1000.0,
+       capability="raft-crash"),
+    _t("uptime", "cluster.uptime_pct", "%", ">", 99.9, capability="vms"),
+    _t("peak CPU utilisation", "cluster.peak_cpu_pct", "%", "<", 80.0, capability="vms"),
+    _t("peak memory utilisation", "cluster.peak_memory_pct", "%", "<", 85.0, capability="vms"),
+    _t("CPU headroom kept", "scheduler.min_headroom_cpu_pct", "%", ">=", 20.0, capability="scheduler"),
+    _t("memory headroom kept", "scheduler.min_headroom_memory_pct", "%", ">=", 10.0, capability="scheduler"),
+    _t("network headroom kept", "scheduler.min_headroom_network_pct", "%", ">=", 30.0, capability="scheduler"),
+    _t("I/O headroom kept", "scheduler.min_headroom_io_pct", "%", ">=", 20.0, capability="scheduler"),
 )
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(name="election timeout within 150–300 ms", metric="raft.election_timeout_ms_range_ok", unit="bool"),
+    Setting(name="heartbeat interval", metric="raft.heartbeat_interval_ms", unit="ms"),
+    Setting(name="Raft managers", metric="raft.managers", unit=""),
+    Setting(name="formation timeout", metric="raft.formation_timeout_s", unit="s"),
+    Setting(name="migration limit per node", metric="migration.max_concurrent_per_host", unit=""),
+    Setting(name="migration limit in all", metric="migration.max_concurrent_global", unit=""),
+    Setting(name="L1 capacity", metric="cache.l1.capacity_items", unit="items"),
+    Setting(name="L1 TTL", metric="cache.l1.ttl_s", unit="s"),
+    Setting(name="L1 cleanup interval", metric="cache.l1.cleanup_interval_s", unit="s"),
+    Setting(name="decision cache TTL", metric="scheduler.decision_cache_ttl_s", unit="s"),
+)
+
+BENCHMARK_TARGETS: tuple[Target, ...] = (
+    _t("policy evaluation, 5 policies (benchmark)", "bench.scheduler.policy_eval_median_ms", "ms", "<", 10.0,
+       capability="benchmark"),
+)
+"""Targets on wall-clock performance: checked by ``benchmarks/bench_scheduler.py``, never by a run.
+
+The median over benchmark rounds, not a tail: on a shared machine the tail of a sub-millisecond
+call is the operating system's scheduling, not the policies' evaluation.
+"""
+
+
+# --- user overrides ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetOverride:
+    """One entry of a scenario's ``[targets]``: change a catalogue target or add one on a metric."""
+
+    metric: str
+    comparator: str | None = None
+    threshold: Threshold | None = None
+    unit: str | None = None
+    role: str | None = None
+    name: str | None = None
+
+
+def apply_overrides(catalogue: Sequence[Target], overrides: Iterable[TargetOverride]) -> tuple[Target, ...]:
+    """The catalogue with each override applied (by metric name) and new targets appended.
+
+    Raises ``ValueError`` with a one-line message when a new target lacks a comparator or threshold.
+    """
+    targets = {t.metric: t for t in catalogue}
+    for o in overrides:
+        base = targets.get(o.metric)
+        if base is None:
+            if o.comparator is None or o.threshold is None:
+                raise ValueError(f"targets.{o.metric}: a new target needs 'comparator' and 'threshold' "
+                                 f"(for example {{ comparator = \"<\", threshold = 10 }})")
+            base = Target(name=o.name or o.metric, metric=o.metric, unit=o.unit or "",
+                          comparator=Comparator(o.comparator), threshold=o.threshold, source=USER)
+        targets[o.metric] = _overridden(base, o)
+    return tuple(targets.values())
+
+
+def _overridden(base: Target, o: TargetOverride) -> Target:
+    threshold = base.threshold if o.threshold is None else o.threshold
+    comparator = base.comparator if o.comparator is None else Comparator(o.comparator)
+    if isinstance(threshold, tuple):
+        comparator = Comparator.BETWEEN
+    elif comparator is Comparator.BETWEEN:
+        raise ValueError(f"targets.{o.metric}: comparator 'between' needs threshold = [low, high]")
+    return replace(base, name=o.name or base.name, unit=base.unit if o.unit is None else o.unit,
+                   comparator=comparator, threshold=threshold,
+                   role=base.role if o.role is None else Role(o.role),
+                   source=USER, capability="user")
+
+
+# --- evaluation ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class TargetResult:
     target: Target
     measured: float | None
-    status: Status
+    verdict: Verdict
 
-    def as_row(self) -> dict[str, object]:
-        return {
-            "target": self.target.name,
-            "metric": self.target.metric,
-            "threshold": self.target.describe_threshold(),
-            "measured": self.measured,
-            "unit": self.target.unit,
-            "status": self.status.value,
-            "kind": self.target.kind,
-        }
+    @property
+    def counts(self) -> bool:
+        return self.target.role is Role.REQUIRED
 
     @property
     def missed(self) -> bool:
-        """A missed target fails a check; reference figures never do."""
-        return self.status is Status.FAIL and self.target.kind != "reference"
+        """A required target that failed (not-measured targets are reported separately)."""
+        return self.counts and self.verdict is Verdict.FAIL
+
+    @property
+    def label(self) -> str:
+        """How the verdict reads in a table: reference figures are compared, never failed."""
+        if self.target.role is Role.REFERENCE:
+            return {Verdict.PASS: "meets (reference)", Verdict.FAIL: "below (reference)",
+                    Verdict.NOT_MEASURED: "not measured (reference)"}[self.verdict]
+        return {Verdict.PASS: "pass", Verdict.FAIL: "FAIL", Verdict.NOT_MEASURED: "NOT MEASURED"}[self.verdict]
+
+    def as_row(self) -> dict[str, Any]:
+        t = self.target
+        return {"target": t.name, "metric": t.metric, "comparator": t.comparator.value,
+                "threshold": list(t.threshold) if isinstance(t.threshold, tuple) else t.threshold,
+                "threshold_text": t.describe_threshold(), "measured": self.measured, "unit": t.unit,
+                "role": t.role.value, "verdict": self.verdict.value, "source": t.source, "capability": t.capability}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TargetResult:
+        raw = row["threshold"]
+        threshold: Threshold = (float(raw[0]), float(raw[1])) if isinstance(raw, list) else float(raw)
+        target = Target(name=str(row["target"]), metric=str(row["metric"]), unit=str(row["unit"]),
+                        comparator=Comparator(row["comparator"]), threshold=threshold,
+                        source=str(row.get("source", "")), role=Role(row["role"]),
+                        capability=str(row.get("capability", "cluster")))
+        measured = row["measured"]
+        return cls(target, None if measured is None else float(measured), Verdict(row["verdict"]))
 
 
-def evaluate(metrics: Mapping[str, float], catalogue: Iterable[Target] = CATALOGUE) -> list[TargetResult]:
-    results = []
-    for target in catalogue:
-        value = metrics.get(target.metric)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            results.append(TargetResult(target, None, Status.NOT_MEASURED))
-            continue
-        ok = target.comparator.holds(float(value), target.threshold)
-        results.append(TargetResult(target, float(value), Status.PASS if ok else Status.FAIL))
-    return results
+def _measured(metrics: Mapping[str, float], metric: str) -> float | None:
+    value = metrics.get(metric)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
 
 
-def format_table(results: Iterable[TargetResult], *, include_unmeasured: bool = False) -> str:
-    """The target table as aligned text, as ``novacron run`` prints it."""
-    rows = [r for r in results if include_unmeasured or r.status is not Status.NOT_MEASURED]
-    header = ("target", "threshold", "measured", "status")
-    body = [(r.target.name, r.target.describe_threshold(), _fmt(r.measured, r.target.unit), _status_text(r))
-            for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=False)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in (header, *body)]
+def evaluate_target(target: Target, metrics: Mapping[str, float]) -> TargetResult:
+    value = _measured(metrics, target.metric)
+    if value is None:
+        return TargetResult(target, None, Verdict.NOT_MEASURED)
+    ok = target.comparator.holds(value, target.threshold)
+    return TargetResult(target, value, Verdict.PASS if ok else Verdict.FAIL)
+
+
+@dataclass(frozen=True, slots=True)
+class RunVerdict:
+    """Every target's verdict and the settings a run echoed: what every output format shows."""
+
+    results: tuple[TargetResult, ...]
+    settings: tuple[tuple[Setting, float | None], ...] = ()
+    not_applicable: tuple[str, ...] = ()
+    """Catalogue targets the scenario does not exercise (no migration batch, no cache...)."""
+
+    @property
+    def required(self) -> list[TargetResult]:
+        return [r for r in self.results if r.counts]
+
+    @property
+    def references(self) -> list[TargetResult]:
+        return [r for r in self.results if not r.counts]
+
+    @property
+    def failed(self) -> list[TargetResult]:
+        return [r for r in self.required if r.verdict is Verdict.FAIL]
+
+    @property
+    def not_measured(self) -> list[TargetResult]:
+        return [r for r in self.required if r.verdict is Verdict.NOT_MEASURED]
+
+    def blocking(self, *, allow_unmeasured: bool = False) -> list[TargetResult]:
+        """Required targets that make a check fail, in catalogue order."""
+        return [r for r in self.required if r.verdict is Verdict.FAIL
+                or (r.verdict is Verdict.NOT_MEASURED and not allow_unmeasured)]
+
+    def passed(self, *, allow_unmeasured: bool = False) -> bool:
+        return not self.blocking(allow_unmeasured=allow_unmeasured)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed(),
+            "failed": [r.target.name for r in self.failed],
+            "not_measured": [r.target.name for r in self.not_measured],
+            "targets": [r.as_row() for r in self.results],
+            "settings": [{"setting": s.name, "metric": s.metric, "value": v, "unit": s.unit}
+                         for s, v in self.settings],
+            "not_applicable": list(self.not_applicable),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunVerdict:
+        """Read back ``as_dict`` (raises ``KeyError``/``ValueError``/``TypeError`` on a malformed one)."""
+        results = tuple(TargetResult.from_row(row) for row in data["targets"])
+        settings = tuple((Setting(name=str(s["setting"]), metric=str(s["metric"]), unit=str(s["unit"])),
+                          None if s["value"] is None else float(s["value"])) for s in data["settings"])
+        return cls(results, settings, tuple(str(n) for n in data.get("not_applicable", [])))
+
+
+def evaluate(metrics: Mapping[str, float], targets: Iterable[Target] = CATALOGUE, *,
+             settings: Iterable[Setting] = SETTINGS, not_applicable: Iterable[str] = ()) -> RunVerdict:
+    results = tuple(evaluate_target(t, metrics) for t in targets)
+    echoed = tuple((s, _measured(metrics, s.metric)) for s in settings if s.metric in metrics)
+    return RunVerdict(results, echoed, tuple(not_applicable))
+
+
+# --- text output ---------------------------------------------------------------------------------
+
+
+def _table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=False)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _rows(results: Iterable[TargetResult]) -> list[tuple[str, ...]]:
+    return [(r.target.name, r.target.describe_threshold(), format_measured(r.measured, r.target.unit), r.label)
+            for r in results]
+
+
+def format_table(verdict: RunVerdict) -> str:
+    """The verdict as text, as ``novacron run`` prints it: targets, reference figures, settings."""
+    lines = _table(("target", "threshold", "measured", "verdict"), _rows(verdict.required))
+    if verdict.references:
+        lines += ["", "reference figures (shown for comparison, never decide the verdict):"]
+        lines += ["  " + line for line in _table(("figure", "analysis", "measured", ""), _rows(verdict.references))]
+    if verdict.settings:
+        lines += ["", "settings (configured, not targets):"]
+        lines += [f"  {s.name}: {format_measured(v, s.unit)}" for s, v in verdict.settings]
+    if verdict.not_applicable:
+        lines += [f"not applicable to this scenario: {', '.join(verdict.not_applicable)}"]
     return "\n".join(lines)
 
 
-def _status_text(result: TargetResult) -> str:
-    return status_label(result.status.value, result.target.kind)
-
-
-def status_label(status: str, kind: str) -> str:
-    """How a row's status reads: reference figures are compared, never failed."""
-    if kind != "reference" or status == Status.NOT_MEASURED.value:
-        return status
-    return "below (reference figure)" if status == Status.FAIL.value else "meets (reference figure)"
+def admission_line(metrics: Mapping[str, float]) -> str | None:
+    """``VMs: 400 requested · 171 placed · 229 rejected (57.3 %)`` (``None`` if nothing was requested)."""
+    requested = metrics.get("cluster.vms_requested")
+    if not requested:
+        return None
+    placed = metrics.get("cluster.vms_placed", 0.0)
+    rejected = metrics.get("cluster.vms_rejected", 0.0)
+    return (f"VMs: {requested:,.0f} requested · {placed:,.0f} placed · {rejected:,.0f} rejected "
+            f"({100.0 * rejected / requested:.3g} %)")
 
 
 def format_measured(value: float | None, unit: str) -> str:
-    return _fmt(value, unit)
-
-
-def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if unit == "bool":
+        return "yes" if value else "no"
     if value.is_integer() and abs(value) < 1e12:
         return f"{int(value):,} {unit}".strip()
     return f"{value:.4g} {unit}".strip()

@@ -23,8 +23,8 @@ from novacron.app.rundir import RunInfo, write_run
 from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Event
 from novacron.metrics import compute_metrics
-from novacron.scenario import Scenario
-from novacron.slo import TargetResult
+from novacron.scenario import Scenario, scenario_targets
+from novacron.slo import RunVerdict
 from sim import cache, faults, services
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
@@ -61,7 +61,7 @@ def compose(ctx: SimContext, control_plane: services.ControlPlaneFactory = servi
 class RunResult:
     run_dir: Path
     summary: dict[str, Any]
-    results: list[TargetResult]
+    verdict: RunVerdict
     events: list[Event]
 
 
@@ -94,7 +94,9 @@ def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: st
     metrics = compute_metrics(events)
     metrics.update(ctx.config_metrics)
     info = RunInfo(scenario=scenario.name, seed=seed, runtime="sim", wall_s=time.perf_counter() - started)
-    summary, results = write_run(out_dir, info, events, metrics, scenario_text)
+    targets, not_applicable = scenario_targets(scenario)
+    summary, verdict = write_run(out_dir, info, events, metrics, scenario_text, targets=targets,
+                                 not_applicable=not_applicable)
     if report:
         write_report(out_dir)
-    return RunResult(out_dir, summary, results, events)
+    return RunResult(out_dir, summary, verdict, events)

@@ -13,6 +13,12 @@ so it runs the same on a local process pool (default) or a Dask distributed clus
 (``--dask-scheduler tcp://HOST:8786``; the way past one machine). A run that raises becomes a
 row with ``status = "failed"`` and the error, and the others complete. Rows are sorted by run
 index whatever order they finish in, so the same grid and seeds give the same table.
+
+Each row also carries the run's verdict against the scenario's targets (``verdict``: pass or
+fail, ``blocking``: the required targets that failed or were not measured), so ``novacron size``
+can search on it. Relative paths in the scenario resolve against ``base_dir`` (the scenario
+file's folder, made absolute before the grid is shipped), so a Dask worker finds the trace.
+A ``Runner`` keeps one pool (or Dask client) for several grids and can stop a grid early.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import copy
 import itertools
 import sys
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pandas as pd
@@ -33,7 +40,8 @@ from tqdm import tqdm
 from novacron.app.eventstore import event_log_sha256
 from novacron.config import ConfigError
 from novacron.metrics import compute_metrics
-from novacron.scenario import parse_scenario
+from novacron.scenario import parse_scenario, scenario_targets
+from novacron.slo import evaluate
 from sim.run import simulate
 
 Params = tuple[tuple[str, Any], ...]
@@ -84,7 +92,7 @@ class SweepRun:
 
 
 def build_grid(scenario_text: str, origin: str, params: Sequence[tuple[str, list[Any]]],
-               seeds: Sequence[int]) -> list[SweepRun]:
+               seeds: Sequence[int], *, base_dir: str | None = None) -> list[SweepRun]:
     """Every combination x seed, each validated as a scenario (raises ``ConfigError``)."""
     data = tomllib.loads(scenario_text)
     keys = [k for k, _ in params]
@@ -92,7 +100,7 @@ def build_grid(scenario_text: str, origin: str, params: Sequence[tuple[str, list
         raise ConfigError(f"--param: a key is given twice ({', '.join(keys)})")
     combos = [tuple(zip(keys, values, strict=True)) for values in itertools.product(*(v for _, v in params))]
     for combo in combos:
-        parse_scenario(with_overrides(data, combo), origin=f"{origin} with {_shown(combo)}")
+        parse_scenario(with_overrides(data, combo), origin=f"{origin} with {_shown(combo)}", base_dir=base_dir)
     return [SweepRun(i, combo, seed) for i, (combo, seed) in enumerate(itertools.product(combos, seeds))]
 
 
@@ -100,17 +108,22 @@ def _shown(params: Params) -> str:
     return " ".join(f"{k}={v!r}" for k, v in params) or "no params"
 
 
-def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: int) -> Row:
+def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: int,
+            base_dir: str | None = None) -> Row:
     """Simulate one grid point; never raises (a failure is a row saying so)."""
     row: Row = {"run": index, "seed": seed, **{PARAM_PREFIX + k: v for k, v in params},
                 "status": "ok", "error": ""}
     try:
-        scenario = parse_scenario(with_overrides(tomllib.loads(scenario_text), params), origin=origin)
+        scenario = parse_scenario(with_overrides(tomllib.loads(scenario_text), params), origin=origin,
+                                  base_dir=base_dir)
         ctx = simulate(scenario, seed)
         metrics = compute_metrics(ctx.log)
         metrics.update(ctx.config_metrics)
         row.update(metrics)
         row["events_sha256"] = event_log_sha256(ctx.log)  # the witness that a seed repeats
+        blocking = evaluate(metrics, scenario_targets(scenario)[0]).blocking()
+        row["verdict"] = "fail" if blocking else "pass"
+        row["blocking"] = "; ".join(r.target.name for r in blocking)
     except Exception as exc:  # the sweep reports it and goes on with the other runs
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     return row
@@ -123,46 +136,77 @@ class SweepResult:
 
 
 def run_sweep(scenario_text: str, origin: str, grid: Sequence[SweepRun], *, workers: int | None = None,
-              dask_scheduler: str | None = None, progress: bool = False) -> SweepResult:
+              dask_scheduler: str | None = None, progress: bool = False, base_dir: str | None = None) -> SweepResult:
     """Run the grid on a local process pool, or on the Dask cluster at ``dask_scheduler``."""
-    if dask_scheduler is not None:
-        rows = _run_on_dask(scenario_text, origin, grid, dask_scheduler, progress)
-    else:
-        rows = _run_on_pool(scenario_text, origin, grid, workers, progress)
-    ordered: list[Row] = sorted(rows, key=lambda r: int(r["run"]))
-    return SweepResult(pd.DataFrame(ordered), [r for r in ordered if r["status"] != "ok"])
+    with Runner(workers=workers, dask_scheduler=dask_scheduler) as runner:
+        rows = runner.run(scenario_text, origin, grid, base_dir=base_dir, progress=progress)
+    return SweepResult(pd.DataFrame(rows), [r for r in rows if r["status"] != "ok"])
 
 
 def _bar(total: int, progress: bool) -> tqdm[Any]:
     return tqdm(total=total, unit="run", desc="sweep", disable=not progress, file=sys.stderr, leave=False)
 
 
-def _run_on_pool(scenario_text: str, origin: str, grid: Sequence[SweepRun], workers: int | None,
-                 progress: bool) -> list[Row]:
-    rows: list[Row] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool, _bar(len(grid), progress) as bar:
-        futures: dict[Future[Row], SweepRun] = {
-            pool.submit(run_one, scenario_text, origin, run.params, run.seed, run.index): run for run in grid}
-        for future in as_completed(futures):
-            rows.append(_result_or_failure(future, futures[future]))
-            bar.update()
-    return rows
+class Runner:
+    """One local process pool or Dask client, reused by every grid run through it."""
 
+    def __init__(self, *, workers: int | None = None, dask_scheduler: str | None = None) -> None:
+        self.workers, self.dask_scheduler = workers, dask_scheduler
+        self._pool: ProcessPoolExecutor | None = None
+        self._client: Any = None
 
-def _run_on_dask(scenario_text: str, origin: str, grid: Sequence[SweepRun], address: str,
-                 progress: bool) -> list[Row]:
-    from distributed import Client
-    from distributed import as_completed as dask_as_completed
+    def __enter__(self) -> Runner:
+        if self.dask_scheduler is not None:
+            from distributed import Client
 
-    rows: list[Row] = []
-    client = Client(address)  # type: ignore[no-untyped-call]
-    with client, _bar(len(grid), progress) as bar:
-        futures = {client.submit(run_one, scenario_text, origin, run.params, run.seed, run.index, pure=False): run
-                   for run in grid}
-        for future in dask_as_completed(list(futures)):  # type: ignore[no-untyped-call]
-            rows.append(_result_or_failure(future, futures[future]))
-            bar.update()
-    return rows
+            self._client = Client(self.dask_scheduler)  # type: ignore[no-untyped-call]
+        else:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    def run(self, scenario_text: str, origin: str, grid: Sequence[SweepRun], *, base_dir: str | None = None,
+            progress: bool = False, stop_when: Callable[[list[Row]], bool] | None = None) -> list[Row]:
+        """Rows in run order; with ``stop_when``, runs not started once it holds are cancelled."""
+        rows: list[Row] = []
+        futures = {self._submit(scenario_text, origin, run, base_dir): run for run in grid}
+        with _bar(len(grid), progress) as bar:
+            for future in self._as_completed(list(futures)):
+                rows.append(_result_or_failure(future, futures[future]))
+                bar.update()
+                if stop_when is not None and stop_when(rows):
+                    for other in futures:
+                        other.cancel()
+                    break
+        return sorted(rows, key=lambda r: int(r["run"]))
+
+    def run_points(self, scenario_text: str, origin: str, points: Sequence[tuple[Params, int]], *,
+                   base_dir: str | None = None, progress: bool = False,
+                   stop_when: Callable[[list[Row]], bool] | None = None) -> list[Row]:
+        """``run`` over (params, seed) points, numbered in order (what ``novacron size`` probes)."""
+        grid = [SweepRun(index, params, seed) for index, (params, seed) in enumerate(points)]
+        return self.run(scenario_text, origin, grid, base_dir=base_dir, progress=progress, stop_when=stop_when)
+
+    def _submit(self, scenario_text: str, origin: str, run: SweepRun, base_dir: str | None) -> Any:
+        args = (scenario_text, origin, run.params, run.seed, run.index, base_dir)
+        if self._client is not None:
+            return self._client.submit(run_one, *args, pure=False)
+        assert self._pool is not None, "use Runner as a context manager"
+        return self._pool.submit(run_one, *args)
+
+    def _as_completed(self, futures: list[Any]) -> Iterable[Any]:
+        if self._client is not None:
+            from distributed import as_completed as dask_as_completed
+
+            return dask_as_completed(futures)  # type: ignore[no-untyped-call]
+        pool_futures: list[Future[Row]] = futures
+        return as_completed(pool_futures)
 
 
 def _result_or_failure(future: Any, run: SweepRun) -> Row:

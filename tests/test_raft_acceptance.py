@@ -39,7 +39,8 @@ def test_default_run_reports_raft_rows(tmp_path: Path) -> None:
     assert main(["run", "--out", str(tmp_path), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     rows = {row["metric"]: row for row in summary["targets"]}
-    for metric in ("raft.formation_s", "raft.failover_ms", "raft.partition_recovery_s",
-                   "raft.heartbeat_interval_ms", "raft.election_timeout_ms_range_ok", "raft.managers",
-                   "raft.formation_timeout_s"):
-        assert rows[metric]["status"] == "pass", rows[metric]
+    for metric in ("raft.formation_s", "raft.failover_ms", "raft.partition_recovery_s"):
+        assert rows[metric]["verdict"] == "pass", rows[metric]
+    settings = {row["metric"]: row["value"] for row in summary["settings"]}
+    assert settings["raft.heartbeat_interval_ms"] == 50.0 and settings["raft.election_timeout_ms_range_ok"] == 1.0
+    assert settings["raft.managers"] == 5 and settings["raft.formation_timeout_s"] == 120.0

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import sys
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,13 +22,25 @@ if TYPE_CHECKING:
     from novacron.cache.evaluate import EvalResult
     from novacron.cache.traces import Request
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+EXTRAS = {"distributed": "dask", "dask": "dask", "redis": "redis", "libvirt": "real", "ortools": "opt",
+          "nbclient": "notebooks", "nbformat": "notebooks", "jupyter_client": "notebooks", "ipykernel": "notebooks"}
+"""Optional imports and the extra (``pip install 'novacron[EXTRA]'``) that provides each."""
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 class CommandError(Exception):
     """A user-facing problem: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command's --help (exit 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"novacron: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -39,45 +53,85 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
+def _add_check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="also write the verdict as JUnit XML (one testcase per target) for CI")
+    p.add_argument("--json", action="store_true",
+                   help="print the verdict as JSON on stdout (the run's progress lines go to stderr)")
+    p.add_argument("--allow-unmeasured", action="store_true",
+                   help="a required target the run did not measure does not fail the check")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from novacron.slo import format_table
 
     result = _run(args)
-    print(format_table(result.results))
+    print(format_table(result.verdict))
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from novacron.slo import format_table
+    from novacron.app.verdict_output import check_json, write_junit
+    from novacron.slo import Verdict, format_table
 
-    result = _run(args)
-    print(format_table(result.results))
-    missed = [r for r in result.results if r.missed]
-    if missed:
-        print(f"\n{len(missed)} target(s) missed:", file=sys.stderr)
-        for r in missed:
-            print(f"  {r.target.name}: measured {r.measured:.4g} {r.target.unit}, "
-                  f"needs {r.target.describe_threshold()}", file=sys.stderr)
+    if args.junit is not None and not args.junit.parent.is_dir():
+        raise CommandError(f"--junit {args.junit}: the folder {args.junit.parent} does not exist")
+    result = _run(args, quiet=args.json)
+    verdict, allow = result.verdict, args.allow_unmeasured
+    if args.junit is not None:
+        try:
+            write_junit(args.junit, verdict, suite_name=f"novacron check {result.summary['scenario']} "
+                        f"seed {result.summary['seed']}", allow_unmeasured=allow)
+        except OSError as exc:
+            raise CommandError(f"--junit {args.junit}: cannot write ({exc.strerror or exc})") from None
+    if args.json:
+        print(check_json(verdict, run_dir=result.run_dir, scenario=result.summary["scenario"],
+                         seed=result.summary["seed"], metrics=result.summary["metrics"], allow_unmeasured=allow))
+    else:
+        print(format_table(verdict))
+    blocking = verdict.blocking(allow_unmeasured=allow)
+    if blocking:
+        print(f"\n{len(blocking)} required target(s) not met:", file=sys.stderr)
+        for r in blocking:
+            got = "not measured" if r.verdict is Verdict.NOT_MEASURED else \
+                f"measured {r.measured:.4g} {r.target.unit}".rstrip()
+            print(f"  {r.target.name} ({r.target.metric}): {got}, needs {r.target.describe_threshold()}",
+                  file=sys.stderr)
         return EXIT_FAILED
-    print("\nall measured targets met")
+    if not args.json:
+        unmeasured = " (unmeasured targets allowed)" if allow and verdict.not_measured else ""
+        print(f"\nall required targets met{unmeasured}")
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-untyped-def]
     from novacron.scenario import resolve_scenario
     from novacron.seeding import MAX_SEED
+    from novacron.slo import admission_line
     from sim.run import run_scenario
+    from sim.workloads.trace_workload import check_trace
 
     scenario, text = resolve_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
     if not 0 <= seed <= MAX_SEED:
         raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
+    check_trace(scenario)
     out = args.out or Path("runs") / f"{scenario.name}-seed{seed}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot create the run directory ({exc.strerror or exc})") from None
+    args.run_dir = out  # where an internal error's traceback goes
+    stream = sys.stderr if quiet else sys.stdout
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
-          f"{scenario.workload.vms} VMs · {scenario.duration_s:g} s simulated", flush=True)
+          f"{scenario.workload.vms} VMs · {scenario.duration_s:g} s simulated", flush=True, file=stream)
     progress = not args.no_progress and sys.stderr.isatty()
-    return run_scenario(scenario, seed, out, text, progress=progress)
+    result = run_scenario(scenario, seed, out, text, progress=progress)
+    admission = admission_line(result.summary["metrics"])
+    if admission:
+        print(admission, file=stream)
+    return result
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -106,6 +160,35 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     print("\nsettings (key = default  (allowed) meaning):")
     for line in describe_section(Scenario):
         print("  " + line)
+    return EXIT_OK
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from novacron.metrics import METRICS
+    from novacron.slo import BENCHMARK_TARGETS, CATALOGUE, SETTINGS
+
+    if args.scenario is not None:
+        from novacron.scenario import resolve_scenario, scenario_targets
+
+        targets, not_applicable = scenario_targets(resolve_scenario(args.scenario)[0])
+        print(f"targets of {args.scenario} (catalogue with its [targets] applied):")
+    else:
+        targets, not_applicable = CATALOGUE, ()
+        print("the target catalogue (a scenario's [targets] overrides or adds to it):")
+    for t in targets:
+        print(f"  {t.role.value:9s}  {t.name}: {t.metric} {t.describe_threshold()}  (applies with: {t.capability})")
+    if not_applicable:
+        print(f"  not applicable to this scenario: {', '.join(not_applicable)}")
+    print("\nchecked by the benchmarks, not by a run (wall-clock performance):")
+    for t in BENCHMARK_TARGETS:
+        print(f"  {t.name}: {t.metric} {t.describe_threshold()}")
+    print("\nsettings a run echoes (shown in the settings block, never targets): "
+          + ", ".join(s.metric for s in SETTINGS))
+    print("\nmetrics (any can be a target: [targets] \"NAME\" = { comparator = \"<\", threshold = 10, "
+          "role = \"required\" }):")
+    width = max(len(name) for name in METRICS)
+    for info in METRICS.values():
+        print(f"  {info.name.ljust(width)}  {(info.unit or '-').ljust(5)}  {info.meaning}")
     return EXIT_OK
 
 
@@ -146,22 +229,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _base_dir(scenario_arg: str | None) -> str | None:
+    """The folder relative paths in a scenario file resolve against (absolute, for Dask workers)."""
+    if scenario_arg is None or not (scenario_arg.endswith(".toml") or Path(scenario_arg).exists()):
+        return None
+    return str(Path(scenario_arg).resolve().parent)
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise CommandError(f"--workers {args.workers}: allowed: an integer from 1 to 1024")
+    if args.dask_scheduler is not None and args.workers is not None:
+        raise CommandError("--workers and --dask-scheduler exclude each other; allowed: one of them")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from novacron.scenario import resolve_scenario
     from sim.sweep import build_grid, describe_failures, parse_param, run_sweep, write_table
 
     scenario, text = resolve_scenario(args.scenario)
-    if args.seeds < 1:
-        raise CommandError(f"--seeds {args.seeds}: allowed: an integer >= 1")
+    if not 1 <= args.seeds <= 100_000:
+        raise CommandError(f"--seeds {args.seeds}: allowed: an integer from 1 to 100000")
+    _check_workers(args)
     params = [parse_param(p) for p in args.param]
     seeds = [scenario.seed + k for k in range(args.seeds)]
-    grid = build_grid(text, args.scenario or "default", params, seeds)
+    base_dir = _base_dir(args.scenario)
+    grid = build_grid(text, args.scenario or "default", params, seeds, base_dir=base_dir)
     out = args.out or Path("sweeps") / scenario.name
     where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
           f"seeds {seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · on {where}", flush=True)
-    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers,
+    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers, base_dir=base_dir,
                        dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty())
     path = write_table(result.table, out)
     print(f"results: {path}  ({len(result.table)} rows: params, seed, status, metrics)")
@@ -171,6 +270,70 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(result.failed)} of {len(grid)} run(s) failed", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import time
+
+    from novacron.app.size import SizeJob, int_setting_range, plot_size, size
+    from novacron.scenario import resolve_scenario
+    from sim.sweep import Runner, build_grid
+
+    scenario, text = resolve_scenario(args.scenario)
+    if not 1 <= args.seeds <= 10_000:
+        raise CommandError(f"--seeds {args.seeds}: allowed: an integer from 1 to 10000")
+    if not 0 < args.confidence <= 1:
+        raise CommandError(f"--confidence {args.confidence}: allowed: a number above 0 and at most 1")
+    _check_workers(args)
+    low, high, default = int_setting_range(args.param)
+    low = low if args.min is None else max(low, args.min)
+    high = high if args.max is None else min(high, args.max)
+    if low > high:
+        raise CommandError(f"--min {args.min} / --max {args.max}: allowed: min <= max within the setting's range")
+    seeds = [scenario.seed + k for k in range(args.seeds)]
+    base_dir, origin = _base_dir(args.scenario), args.scenario or "default"
+    build_grid(text, origin, [(args.param, [low, high])], seeds[:1], base_dir=base_dir)  # validates both ends
+    start = _current_value(scenario, args.param, default)
+    out = args.out or Path("sizes") / f"{scenario.name}-{args.param}"
+    where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
+        f"{args.workers or 'all'} local worker process(es)"
+    print(f"novacron size: smallest {args.param} in {low}..{high} with every required target passing in "
+          f">= {args.confidence:.0%} of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · "
+          f"on {where}", flush=True)
+    started = time.perf_counter()
+    with Runner(workers=args.workers, dask_scheduler=args.dask_scheduler) as runner:
+        job = SizeJob(text, origin, base_dir, args.param, seeds, args.confidence, runner,
+                      progress=not args.no_progress and sys.stderr.isatty(), log=lambda line: print(line, flush=True))
+        result = size(job, low=low, high=high, start=start,
+                      screen_width=max(1, min(4, args.workers or os.cpu_count() or 2)))
+    wall_s = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"),
+              screened=job.screened)
+    (out / "size.json").write_text(json.dumps({
+        "scenario": scenario.name, "param": args.param, "seeds": seeds, "confidence": args.confidence,
+        "answer": result.answer, "binding": list(result.binding), "wall_s": round(wall_s, 2),
+        "probes": [{"value": p.value, "seeds_run": p.seeds_run, "seeds_passed": p.seeds_passed, "ok": p.ok,
+                    "blocking": dict(p.blocking)} for p in sorted(result.probes, key=lambda p: p.value)]},
+        indent=2) + "\n")
+    runs = job.runs
+    if result.answer is None:
+        print(f"no answer: even {args.param} = {high} fails ({'; '.join(result.binding[:3])}) "
+              f"· {runs} runs in {wall_s:.0f} s · {out / 'size.png'}", file=sys.stderr)
+        return EXIT_FAILED
+    binding = ", ".join(result.binding[:3]) or "none (every probed value passed)"
+    print(f"answer: {args.param} = {result.answer}  (binding below it: {binding})")
+    print(f"{runs} runs in {wall_s:.0f} s · plot {out / 'size.png'} · {out / 'size.json'}")
+    return EXIT_OK
+
+
+def _current_value(scenario: object, param: str, default: int) -> int:
+    value: object = scenario
+    for part in param.split("."):
+        value = getattr(value, part, default)
+    return int(value) if isinstance(value, int) else default
 
 
 def _read_bench_json(path: Path) -> dict[str, object]:
@@ -189,30 +352,64 @@ def cmd_cache_eval(args: argparse.Namespace) -> int:
     from novacron.app.tracefiles import TraceError, read_csv, read_oracle
     from novacron.cache.evaluate import format_result
 
+    _check_cache_capacities(args)
     fmt = args.format or ("csv" if args.trace.suffix == ".csv" else "oracle")
     try:
         if fmt == "csv":
-            with args.trace.open(newline="") as text:
+            with args.trace.open(newline="", encoding="utf-8") as text:
                 result = _evaluate(args, read_csv(text, origin=str(args.trace)))
         else:
             with args.trace.open("rb") as binary:
                 result = _evaluate(args, read_oracle(binary, origin=str(args.trace)))
     except OSError as exc:
-        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror})") from None
+        raise CommandError(f"{args.trace}: cannot read the trace ({exc.strerror or exc})") from None
     except TraceError as exc:
         raise CommandError(str(exc)) from None
+    if result.requests == 0:
+        raise CommandError(f"{args.trace}: no requests in the trace ({fmt}); allowed: a trace with at least one "
+                           "request" + (" (CSV: a header time,key,size[,op] and rows)" if fmt == "csv" else ""))
     print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
     return EXIT_OK
+
+
+def _check_cache_capacities(args: argparse.Namespace) -> None:
+    import math
+
+    if args.l1_items < 1:
+        raise CommandError(f"--l1-items {args.l1_items}: allowed: an integer >= 1")
+    for name in ("l2_items", "l3_bytes"):
+        if getattr(args, name) < 0:
+            raise CommandError(f"--{name.replace('_', '-')} {getattr(args, name)}: allowed: an integer >= 0 "
+                               "(0: no such tier)")
+    if args.ttl_s is not None and not (math.isfinite(args.ttl_s) and args.ttl_s > 0):
+        raise CommandError(f"--ttl-s {args.ttl_s}: allowed: a number > 0 (or leave it out: no TTL)")
 
 
 def _evaluate(args: argparse.Namespace, requests: Iterable[Request]) -> EvalResult:
     from novacron.cache.evaluate import evaluate_trace
 
-    for name in ("l1_items", "l2_items", "l3_bytes"):
-        if getattr(args, name) < 1:
-            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return evaluate_trace(requests, l1_items=args.l1_items, l2_items=args.l2_items, l3_bytes=args.l3_bytes,
                           policy=args.policy, ttl_s=args.ttl_s, write_mode=args.write_mode)
+
+
+def _check_cache_trace_args(args: argparse.Namespace) -> None:
+    import math
+
+    for name, low in (("objects", 1), ("requests", 1), ("size", 0)):
+        if getattr(args, name) < low:
+            raise CommandError(f"--{name} {getattr(args, name)}: allowed: an integer >= {low}")
+    if args.requests > 10**9 or args.objects > 10**9:
+        raise CommandError("--requests / --objects: allowed: at most 1000000000")
+    if args.size > 2**32 - 1:
+        raise CommandError(f"--size {args.size}: allowed: at most {2**32 - 1} (oracleGeneral's uint32)")
+    if not (math.isfinite(args.alpha) and 0 <= args.alpha <= 10):
+        raise CommandError(f"--alpha {args.alpha}: allowed: a number from 0 to 10")
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        raise CommandError(f"--rate {args.rate}: allowed: a number > 0")
+    if args.seed < 0:
+        raise CommandError(f"--seed {args.seed}: allowed: an integer >= 0")
+    if not args.out.parent.is_dir():
+        raise CommandError(f"{args.out}: the folder {args.out.parent} does not exist")
 
 
 def cmd_cache_trace(args: argparse.Namespace) -> int:
@@ -221,6 +418,7 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
     from novacron.app import tracefiles
     from novacron.cache import traces
 
+    _check_cache_trace_args(args)
     rng = np.random.default_rng(args.seed)
     common = {"n_requests": args.requests, "rate_per_s": args.rate}
     if args.kind == "zipf":
@@ -237,12 +435,15 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
                                      vms=max(1, args.requests // 2000), alpha=args.alpha, block_bytes=args.size,
                                      **common)
     fmt = args.format or ("csv" if args.out.suffix == ".csv" else "oracle")
-    if fmt == "csv":
-        with args.out.open("w", newline="") as text:
-            tracefiles.write_csv(text, reqs)
-    else:
-        with args.out.open("wb") as binary:
-            tracefiles.write_oracle(binary, reqs)
+    try:
+        if fmt == "csv":
+            with args.out.open("w", newline="") as text:
+                tracefiles.write_csv(text, reqs)
+        else:
+            with args.out.open("wb") as binary:
+                tracefiles.write_oracle(binary, reqs)
+    except OSError as exc:
+        raise CommandError(f"{args.out}: cannot write the trace ({exc.strerror or exc})") from None
     print(f"{args.out}: {len(reqs)} requests ({args.kind}, seed {args.seed}, {fmt})")
     return EXIT_OK
 
@@ -256,8 +457,10 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     ev.add_argument("--format", choices=["csv", "oracle"], default=None,
                     help="trace format (default: csv for *.csv, else oracle)")
     ev.add_argument("--l1-items", type=int, default=10_000, help="L1 capacity in items (default 10000)")
-    ev.add_argument("--l2-items", type=int, default=100_000, help="L2 capacity in items (default 100000)")
-    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30, help="L3 capacity in bytes (default 10 GiB)")
+    ev.add_argument("--l2-items", type=int, default=100_000,
+                    help="L2 capacity in items (default 100000; 0: no L2 tier)")
+    ev.add_argument("--l3-bytes", type=int, default=10 * 2**30,
+                    help="L3 capacity in bytes (default 10 GiB; 0: no L3 tier)")
     ev.add_argument("--policy", choices=["lru", "tlru", "s3fifo"], default="lru", help="eviction policy")
     ev.add_argument("--ttl-s", type=float, default=None, help="time to live in every tier (default: none)")
     ev.add_argument("--write-mode", choices=["through", "back"], default="through")
@@ -535,14 +738,14 @@ def golden_run(name: str) -> dict[str, object]:
     """Simulate a built-in scenario with its own seed; its golden record (``novacron.app.golden``)."""
     from novacron.app.golden import golden_record
     from novacron.metrics import compute_metrics
-    from novacron.scenario import resolve_scenario
+    from novacron.scenario import resolve_scenario, scenario_targets
     from sim.run import simulate
 
     scenario, _ = resolve_scenario(name)
     ctx = simulate(scenario, scenario.seed)
     events = list(ctx.log)
     metrics = {**compute_metrics(events), **ctx.config_metrics}
-    return golden_record(scenario.name, scenario.seed, events, metrics)
+    return golden_record(scenario.name, scenario.seed, events, metrics, scenario_targets(scenario)[0])
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
@@ -570,7 +773,10 @@ def cmd_golden(args: argparse.Namespace) -> int:
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
-  novacron check my.toml               like run, but exit 1 if a target is missed (for CI)
+  novacron check my.toml --junit t.xml like run, but exit 1 if a required target fails or is not measured
+  novacron targets                     the target catalogue and every metric name a target can use
+  novacron size scale-10 --param cluster.hosts --seeds 5
+                                       the fewest hosts for which every required target passes
   novacron report runs/default-seed7   (re)write the HTML report of a run
   novacron scenario                    list every scenario setting with its default and range
   novacron bench --compare old.json    run the benchmarks; exit 1 if a tracked ratio regressed
@@ -587,11 +793,21 @@ EPILOG = """examples:
 """
 
 
+@functools.cache
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The command line (built once per process: it is constant, and building it is most of the
+    cost of a rejected input, which the fuzz tests feed ``main`` thousands of times)."""
+    return _build_parser()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
         prog="novacron", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="NovaCron: check a VM cluster's control plane (Raft managers, placement, cache, "
                     "migration) against its targets, in simulation or on real hosts.")
+    from novacron import __version__
+
+    parser.add_argument("--version", action="version", version=f"novacron {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run a scenario and print the target table",
                          description="Run a scenario in the SimPy model. Writes events.parquet, "
@@ -600,9 +816,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(run)
     run.set_defaults(handler=cmd_run)
     check = sub.add_parser("check", help="run a scenario; exit 1 listing every missed target",
-                           description="Run a scenario and exit non-zero if any target is missed: "
-                                       "the command to put in CI.")
+                           description="Run a scenario and check every required target: the command to put "
+                                       "in CI. Exit 0: all required targets pass; 1: a required target failed "
+                                       "or was not measured; 2: bad input or usage; 3: internal error (the "
+                                       "traceback is written to the run directory).")
     _add_run_args(check)
+    _add_check_args(check)
     check.set_defaults(handler=cmd_check)
     report = sub.add_parser("report", help="write the HTML report of a run directory",
                             description="Write report.html (self-contained) and report.md for a run.")
@@ -620,6 +839,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-k", help="only benchmarks matching this pytest -k expression")
     bench.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     bench.set_defaults(handler=cmd_bench)
+    tg = sub.add_parser("targets", help="list the target catalogue and every metric a target can name",
+                        description="The target catalogue (required targets and reference figures), the "
+                                    "settings a run echoes, and every metric name with its unit and meaning. "
+                                    "With SCENARIO: the targets that scenario is checked against.")
+    tg.add_argument("scenario", nargs="?", default=None, help="a scenario file or built-in name")
+    tg.set_defaults(handler=cmd_targets)
     scen = sub.add_parser("scenario", help="list scenario settings, or print a built-in scenario",
                           description="Without NAME: every setting with its default, allowed values "
                                       "and meaning. With NAME: the built-in scenario's TOML.")
@@ -690,24 +915,55 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     sweep.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a dotted scenario key and its values, e.g. cluster.hosts=10,20 (repeatable)")
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
-    sweep.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    sweep.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
-                       help="run on this Dask distributed scheduler instead of local processes")
-    sweep.add_argument("--out", type=Path, default=None, help="output directory (default: sweeps/<scenario>)")
-    sweep.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _add_pool_args(sweep, out_default="sweeps/<scenario>")
     sweep.set_defaults(handler=cmd_sweep)
+    sz = sub.add_parser("size", help="the smallest value of a setting for which every required target passes",
+                        description="Find the smallest value of an integer setting (e.g. cluster.hosts) for which "
+                                    "every required target passes in at least --confidence of --seeds seeds: a "
+                                    "one-seed screen gallops and bisects to a guess, then full probes (each a "
+                                    "sweep, stopped once settled) bracket the answer. Prints each probe's pass "
+                                    "rate, the answer and the binding targets; writes OUT/size.png and size.json. "
+                                    "Assumes more of the setting never hurts. Exit 1 if even the maximum fails.")
+    sz.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
+    sz.add_argument("--param", required=True, metavar="KEY", help="an integer scenario setting, e.g. cluster.hosts")
+    sz.add_argument("--seeds", type=int, default=10, help="seeds per probed value (default 10)")
+    sz.add_argument("--confidence", type=float, default=0.95,
+                    help="share of seeds that must pass every required target (default 0.95)")
+    sz.add_argument("--min", type=int, default=None, help="smallest value to consider (default: the setting's minimum)")
+    sz.add_argument("--max", type=int, default=None, help="largest value to consider (default: the setting's maximum)")
+    _add_pool_args(sz, out_default="sizes/<scenario>-<param>")
+    sz.set_defaults(handler=cmd_size)
+
+
+def _add_pool_args(p: argparse.ArgumentParser, *, out_default: str) -> None:
+    """Where the runs go (local processes or Dask) and where the results are written."""
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    p.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="run on this Dask distributed scheduler instead of local processes")
+    p.add_argument("--out", type=Path, default=None, help=f"output directory (default: {out_default})")
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help and --version exit 0
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
     try:
         return int(args.handler(args))
     except (ConfigError, CommandError) as exc:
-        print(f"novacron: error: {exc}", file=sys.stderr)
+        print(f"novacron: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            return _internal_error(args, exc)
+        print(f"novacron: error: '{args.command}' needs {exc.name}, which is not installed; "
+              f"run: pip install 'novacron[{extra}]'", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("novacron: interrupted", file=sys.stderr)
@@ -719,6 +975,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        return _internal_error(args, exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    """Exit 3: the traceback goes to the run directory (or a temporary file), one line to stderr."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    run_dir = getattr(args, "run_dir", None)
+    try:
+        if run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            path = Path(run_dir) / "error.txt"
+            path.write_text(text)
+        else:
+            fd, name = tempfile.mkstemp(prefix="novacron-error-", suffix=".txt")
+            with open(fd, "w") as f:
+                f.write(text)
+            path = Path(name)
+        where = f"traceback in {path}"
+    except OSError:
+        where = "the traceback could not be written"
+    print(f"novacron: internal error: {type(exc).__name__}: {_one_line(exc)[:200]} ({where}); "
+          "please report it", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from novacron.app.eventstore import event_log_sha256
 from novacron.events import Event
-from novacron.slo import evaluate
+from novacron.slo import CATALOGUE, Target, evaluate
 
 GOLDEN_SCENARIOS = ("default", "scale-10")
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "testdata" / "golden"
@@ -31,7 +31,8 @@ UPDATE_COMMAND = ".venv/bin/novacron golden --update"
 MAX_LISTED = 25
 
 
-def golden_record(scenario: str, seed: int, events: Sequence[Event], metrics: Mapping[str, float]) -> dict[str, Any]:
+def golden_record(scenario: str, seed: int, events: Sequence[Event], metrics: Mapping[str, float],
+                  targets: Iterable[Target] = CATALOGUE) -> dict[str, Any]:
     """What a golden file holds for one run (JSON-ready; non-finite metrics become null)."""
     return {
         "scenario": scenario,
@@ -39,8 +40,8 @@ def golden_record(scenario: str, seed: int, events: Sequence[Event], metrics: Ma
         "events": len(events),
         "events_sha256": event_log_sha256(events),
         "metrics": {name: _finite(value) for name, value in sorted(metrics.items())},
-        "targets": {r.target.name: {"measured": _finite(r.measured), "status": r.status.value}
-                    for r in evaluate(metrics)},
+        "targets": {r.target.name: {"measured": _finite(r.measured), "status": r.verdict.value}
+                    for r in evaluate(metrics, targets).results},
     }
 
 

@@ -5,7 +5,8 @@ Installed with NovaCron (entry point ``pytest11``), it provides the ``novacron_r
     def test_my_cluster_meets_targets(novacron_run):
         run = novacron_run("scenarios/my-cluster.toml", seed=3)
         assert run.metrics["cluster.peak_cpu_pct"] < 75
-        assert run.missed_targets == []
+        assert run.verdict.passed()          # pass / fail / not measured, as `novacron check` sees it
+        assert run.missed_targets == []      # required targets that failed or were not measured
 
 It is one of the two composition roots (with ``novacron/app/cli.py``): the only modules under
 ``novacron/`` that may import a runtime, and only inside the function that needs it, so loading
@@ -20,12 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from novacron.slo import RunVerdict
+
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
     metrics: dict[str, float]
     missed_targets: list[str]
+    verdict: RunVerdict
 
     def metric(self, name: str) -> float:
         """A metric by name; a missing name lists the ones the run produced."""
@@ -50,6 +54,7 @@ def novacron_run(tmp_path: Path) -> RunFactory:
         used_seed = parsed.seed if seed is None else seed
         out = tmp_path / f"{parsed.name}-seed{used_seed}"
         result = run_scenario(parsed, used_seed, out, text, report=False)
-        return RunOutcome(out, dict(result.summary["metrics"]), list(result.summary["missed_targets"]))
+        return RunOutcome(out, dict(result.summary["metrics"]), list(result.summary["missed_targets"]),
+                          result.verdict)
 
     return run

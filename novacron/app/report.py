@@ -21,7 +21,7 @@ from novacron.app.plots.capacity import plot_availability, plot_host_spread
 from novacron.app.plots.migration import plot_downtime_cdf
 from novacron.app.plots.raft import plot_raft_timeline
 from novacron.app.plots.scheduler import plot_placement_quality
-from novacron.slo import format_measured, status_label
+from novacron.slo import RunVerdict, TargetResult, admission_line, format_measured
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -53,34 +53,63 @@ PLOTS: dict[str, PlotFn] = {
 }
 
 
-def _target_rows(run: Run) -> list[dict[str, object]]:
-    return [row for row in run.summary.get("targets", []) if row["status"] != "not measured"]
+def _header(run: Run) -> str:
+    s = run.summary
+    return (f"runtime `{s['runtime']}`, NovaCron {s['novacron_version']}, {s['events']} events, "
+            f"event log sha256 `{s['events_sha256'][:16]}…`")
+
+
+def _md_rows(results: list[TargetResult]) -> list[str]:
+    return [f"| {r.target.name} | {r.target.describe_threshold()} | {format_measured(r.measured, r.target.unit)} "
+            f"| {r.label} |" for r in results]
 
 
 def _markdown(run: Run, images: list[str]) -> str:
-    s = run.summary
-    lines = [f"# NovaCron run: {s['scenario']} (seed {s['seed']})", "",
-             f"runtime `{s['runtime']}`, NovaCron {s['novacron_version']}, {s['events']} events, "
-             f"event log sha256 `{s['events_sha256'][:16]}…`", "", "## Targets", "",
-             "| target | threshold | measured | status |", "|---|---|---|---|"]
-    for row in _target_rows(run):
-        measured = format_measured(row["measured"], str(row["unit"]))  # type: ignore[arg-type]
-        label = status_label(str(row["status"]), str(row["kind"]))
-        lines.append(f"| {row['target']} | {row['threshold']} | {measured} | {label} |")
+    s, verdict = run.summary, run.verdict
+    lines = [f"# NovaCron run: {s['scenario']} (seed {s['seed']})", "", _header(run), "",
+             admission_line(run.metrics) or "VMs: none requested", "",
+             f"**Verdict: {_verdict_text(verdict)}**", "", "## Targets", "",
+             "| target | threshold | measured | verdict |", "|---|---|---|---|", *_md_rows(verdict.required)]
+    if verdict.references:
+        lines += ["", "## Reference figures (never decide the verdict)", "",
+                  "| figure | analysis | measured | |", "|---|---|---|---|", *_md_rows(verdict.references)]
+    if verdict.settings:
+        lines += ["", "## Settings", ""] + [f"- {st.name}: {format_measured(v, st.unit)}" for st, v in verdict.settings]
     lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
 
-def _html(run: Run, images: dict[str, bytes]) -> str:
-    s = run.summary
+def _verdict_text(verdict: RunVerdict) -> str:
+    if verdict.passed():
+        return "pass: every required target met"
+    parts = []
+    if verdict.failed:
+        parts.append(f"{len(verdict.failed)} failed")
+    if verdict.not_measured:
+        parts.append(f"{len(verdict.not_measured)} not measured")
+    return "fail: " + ", ".join(parts)
+
+
+def _html_rows(results: list[TargetResult]) -> str:
     esc = html.escape
     rows = []
-    for row in _target_rows(run):
-        measured = esc(format_measured(row["measured"], str(row["unit"])))  # type: ignore[arg-type]
-        css = "pass" if row["status"] == "pass" else ("ref" if row["kind"] == "reference" else "fail")
-        label = status_label(str(row["status"]), str(row["kind"]))
-        rows.append(f"<tr class='{css}'><td>{esc(str(row['target']))}</td><td>{esc(str(row['threshold']))}"
-                    f"</td><td>{measured}</td><td>{esc(label)}</td></tr>")
+    for r in results:
+        css = "ref" if not r.counts else {"pass": "pass", "fail": "fail", "not measured": "fail"}[r.verdict.value]
+        rows.append(f"<tr class='{css}'><td>{esc(r.target.name)}</td><td>{esc(r.target.describe_threshold())}"
+                    f"</td><td>{esc(format_measured(r.measured, r.target.unit))}</td><td>{esc(r.label)}</td></tr>")
+    return "".join(rows)
+
+
+def _html(run: Run, images: dict[str, bytes]) -> str:
+    s, verdict = run.summary, run.verdict
+    esc = html.escape
+    head = "<thead><tr><th>{}</th><th>{}</th><th>measured</th><th>verdict</th></tr></thead>"
+    references = "" if not verdict.references else (
+        "<h2>Reference figures</h2><p>The analysis' observed figures, shown for comparison; they never decide "
+        f"the verdict.</p><table>{head.format('figure', 'analysis')}<tbody>{_html_rows(verdict.references)}"
+        "</tbody></table>")
+    settings = "" if not verdict.settings else "<h2>Settings</h2><ul>" + "".join(
+        f"<li>{esc(st.name)}: {esc(format_measured(v, st.unit))}</li>" for st, v in verdict.settings) + "</ul>"
     figures = "".join(
         f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
         f"</figure>" for name, png in images.items())
@@ -93,14 +122,19 @@ tr.ref td:last-child{{color:#8a6d00}}img{{max-width:100%}}</style></head>
 <body><h1>NovaCron run: {esc(s['scenario'])}</h1>
 <p>seed <b>{s['seed']}</b> · runtime {esc(s['runtime'])} · NovaCron {esc(s['novacron_version'])} ·
 {s['events']} events · event log sha256 <code>{esc(s['events_sha256'])}</code></p>
-<h2>Targets</h2><table><thead><tr><th>target</th><th>threshold</th><th>measured</th><th>status</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table><h2>Plots</h2>{figures}</body></html>
+<p>{esc(admission_line(run.metrics) or "VMs: none requested")}</p>
+<p><b>Verdict: {esc(_verdict_text(verdict))}</b></p>
+<h2>Targets</h2><table>{head.format('target', 'threshold')}
+<tbody>{_html_rows(verdict.required)}</tbody></table>{references}{settings}<h2>Plots</h2>{figures}</body></html>
 """
 
 
 def write_report(run_dir: str | Path) -> Path:
-    """Write ``report.md``, ``report.html`` and one PNG per plot; return the HTML path."""
-    run = load_run(run_dir)
+    """Write ``report.md``, ``report.html`` and one PNG per plot; return the HTML path.
+
+    Raises ``RunNotFound`` (one line) when the directory is not a readable run directory.
+    """
+    run = load_run(run_dir, check_events=True)
     images: dict[str, bytes] = {}
     for name, plot in PLOTS.items():
         fig = plot(run)

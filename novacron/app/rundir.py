@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from novacron import __version__
 from novacron.app.eventstore import event_log_sha256, write_events
 from novacron.events import SCHEMA_VERSION, Event
-from novacron.slo import TargetResult, evaluate
+from novacron.slo import CATALOGUE, RunVerdict, Target, evaluate
 
 SUMMARY = "summary.json"
 EVENTS = "events.parquet"
@@ -44,7 +44,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def build_summary(info: RunInfo, metrics: Mapping[str, float], results: Sequence[TargetResult],
+def build_summary(info: RunInfo, metrics: Mapping[str, float], verdict: RunVerdict,
                   events_sha256: str, event_count: int) -> dict[str, Any]:
     return {
         "novacron_version": __version__,
@@ -56,17 +56,18 @@ def build_summary(info: RunInfo, metrics: Mapping[str, float], results: Sequence
         "events": event_count,
         "events_sha256": events_sha256,
         "metrics": {k: _json_safe(v) for k, v in sorted(metrics.items())},
-        "targets": [r.as_row() for r in results],
-        "missed_targets": [r.target.name for r in results if r.missed],
+        **verdict.as_dict(),
+        "missed_targets": [r.target.name for r in verdict.blocking()],
     }
 
 
 def write_run(run_dir: Path, info: RunInfo, events: Sequence[Event], metrics: Mapping[str, float],
-              scenario_text: str) -> tuple[dict[str, Any], list[TargetResult]]:
+              scenario_text: str, *, targets: Iterable[Target] = CATALOGUE,
+              not_applicable: Iterable[str] = ()) -> tuple[dict[str, Any], RunVerdict]:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_events(run_dir / EVENTS, events)
     _atomic_write_text(run_dir / SCENARIO, scenario_text)
-    results = evaluate(metrics)
-    summary = build_summary(info, metrics, results, event_log_sha256(events), len(events))
+    verdict = evaluate(metrics, targets, not_applicable=not_applicable)
+    summary = build_summary(info, metrics, verdict, event_log_sha256(events), len(events))
     _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    return summary, results
+    return summary, verdict

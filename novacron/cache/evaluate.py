@@ -14,7 +14,8 @@ The ceiling for "hits in L1" is Belady with L1's capacity; for "hits in L1 or L2
 two capacities summed (an exclusive hierarchy could at best act as one cache of that size); for
 the whole hierarchy Belady with all three, L3's bytes converted to items with the trace's mean
 object size (Belady is only exact for equal sizes). ``gap_pp`` is ceiling minus achieved, in
-percentage points of all get requests.
+percentage points of all get requests. A capacity of 0 for L2 or L3 means the hierarchy has no
+such tier (L1 alone, L1 + L3, ...).
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ def evaluate_trace(requests: Iterable[Request], *, l1_items: int, l2_items: int,
                    policy: str = "lru", ttl_s: float | None = None, write_mode: WriteMode = "through",
                    cleanup_interval_s: float = 30.0) -> EvalResult:
     clock = ManualClock(0.0)
-    tiers = [MemoryTier("l1", clock=clock, capacity_items=l1_items, default_ttl_s=ttl_s, policy=policy),
-             MemoryTier("l2", clock=clock, capacity_items=l2_items, default_ttl_s=ttl_s, policy=policy),
-             MemoryTier("l3", clock=clock, capacity_bytes=l3_bytes, default_ttl_s=ttl_s, policy=policy)]
+    tiers = [MemoryTier("l1", clock=clock, capacity_items=l1_items, default_ttl_s=ttl_s, policy=policy)]
+    if l2_items > 0:
+        tiers.append(MemoryTier("l2", clock=clock, capacity_items=l2_items, default_ttl_s=ttl_s, policy=policy))
+    if l3_bytes > 0:
+        tiers.append(MemoryTier("l3", clock=clock, capacity_bytes=l3_bytes, default_ttl_s=ttl_s, policy=policy))
     cache = CacheHierarchy(tiers, clock=clock, options=HierarchyOptions(
         write_mode=write_mode, cleanup_interval_s=cleanup_interval_s, stats_interval_s=float("inf")))
     values = _Values()
@@ -108,7 +111,9 @@ def evaluate_trace(requests: Iterable[Request], *, l1_items: int, l2_items: int,
     result = EvalResult(policy=policy, requests=sum(counts.values()), gets=gets, sets=counts["set"],
                         deletes=counts["delete"], mean_object_bytes=mean_bytes)
     l3_items = int(l3_bytes // mean_bytes) if mean_bytes else 0
-    _add_levels(result, cache, get_keys.tolist(), [l1_items, l1_items + l2_items, l1_items + l2_items + l3_items])
+    sizes = [l1_items] + [n for n, present in ((l2_items, l2_items > 0), (l3_items, l3_bytes > 0)) if present]
+    capacities = [sum(sizes[:k + 1]) for k in range(len(sizes))]
+    _add_levels(result, cache, get_keys.tolist(), capacities)
     return result
 
 

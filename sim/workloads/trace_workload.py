@@ -12,10 +12,18 @@ their own average CPU. Diurnal swing and bursts come from the scenario, as for s
 
 Adapters keep only what streaming needs (the set of live task ids for Google and Alibaba), never
 the trace. ``workload.vms`` caps the VMs taken from a trace (0 = all of it).
+
+A trace that yields no VM is an error (an empty file, or a folder one level above the trace's),
+unless ``workload.vms = 0`` says "all of it, whatever that is". ``check_trace`` reads the start of
+the trace (and of the CPU readings) before a run, so a missing path, a wrong format or garbage
+rows are a one-line ``TraceInputError`` before anything is simulated; a bad row further in is the
+same error when the run reaches it.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +40,11 @@ def _spec(scenario: Scenario, vm_id: str, arrival_s: float, lifetime_s: float | 
           memory_gib: float, utilisation: float | None) -> VMSpec:
     w = scenario.workload
     mean = w.mean_cpu_utilisation if utilisation is None else utilisation
+    values = (arrival_s, 0.0 if lifetime_s is None else lifetime_s, cores, memory_gib, mean)
+    if not all(math.isfinite(v) for v in values):
+        raise t.TraceInputError(f"workload.trace_path: VM {vm_id}: a time, size or utilisation is not a finite "
+                                f"number (arrival {arrival_s}, lifetime {lifetime_s}, cores {cores}, "
+                                f"memory {memory_gib} GiB, utilisation {mean})")
     return VMSpec(vm_id=vm_id, arrival_s=max(arrival_s, 0.0),
                   lifetime_s=None if lifetime_s is None else max(lifetime_s, 0.0),
                   cpu_cores=max(1, round(cores)), memory_gib=max(memory_gib, 0.125),
@@ -118,11 +131,44 @@ ADAPTERS: Mapping[str, Callable[[str, Scenario], Iterator[WorkloadItem]]] = Mapp
 
 def trace_workload(trace_format: str, path: str, scenario: Scenario) -> Iterator[WorkloadItem]:
     if not Path(path).exists():
-        raise FileNotFoundError(f"workload.trace_path = {path!r}: no such file or directory")
+        raise t.TraceInputError(f"workload.trace_path = {path!r}: no such file or directory")
     items = ADAPTERS[trace_format](path, scenario)
     if scenario.workload.vms <= 0:
         return items
-    return _cap_arrivals(items, scenario.workload.vms)
+    return _not_empty(_cap_arrivals(items, scenario.workload.vms), trace_format, path)
+
+
+def _not_empty(items: Iterator[WorkloadItem], trace_format: str, path: str) -> Iterator[WorkloadItem]:
+    arrivals = 0
+    for item in items:
+        arrivals += isinstance(item, VMSpec)
+        yield item
+    if arrivals == 0:
+        raise t.TraceInputError(
+            f"workload.trace_path = {path!r}: no VM in it as {trace_format} (an empty trace, or the wrong "
+            "file or folder); allowed: a trace with at least one VM, or workload.vms = 0 to accept an empty one")
+
+
+CHECKED_ITEMS = 1000
+"""Workload items (and CPU readings) ``check_trace`` reads before a run."""
+
+
+def check_trace(scenario: Scenario) -> None:
+    """Read the start of the scenario's trace and readings; raise ``TraceInputError`` on bad input."""
+    w = scenario.workload
+    if w.trace_format is not None and w.trace_path is not None:
+        items = trace_workload(w.trace_format, w.trace_path, scenario)
+        head = list(itertools.islice(items, CHECKED_ITEMS))
+        if len(head) < CHECKED_ITEMS:
+            list(items)  # a short trace is read to its end, which checks it is not empty
+    if w.trace_readings_path is not None:
+        path = Path(w.trace_readings_path)
+        if not path.exists():
+            raise t.TraceInputError(f"workload.trace_readings_path = {str(path)!r}: no such file or directory")
+        if path.is_dir() and not t.azure_readings_files(path):
+            raise t.TraceInputError(f"workload.trace_readings_path = {str(path)!r}: no vm_cpu_readings-file-* "
+                                    "files in this folder")
+        list(itertools.islice(t.read_azure_cpu_readings_series(path), CHECKED_ITEMS))
 
 
 def _cap_arrivals(items: Iterator[WorkloadItem], limit: int) -> Iterator[WorkloadItem]:
@@ -136,4 +182,4 @@ def _cap_arrivals(items: Iterator[WorkloadItem], limit: int) -> Iterator[Workloa
         yield item
 
 
-__all__ = ("ADAPTERS", "trace_workload")
+__all__ = ("ADAPTERS", "check_trace", "trace_workload")

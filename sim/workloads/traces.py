@@ -6,7 +6,10 @@ Each reader is a generator over one file (plain or gzip-compressed CSV, or SQLit
 frozen record per row with the format's documented columns in their documented order, in the
 trace's own units (the field names say which: ``_us``, ``_s``, ``_days``, ``_pct``, ``_kb``).
 Rows are parsed as they are read (``csv.reader`` over a line iterator; a SQLite cursor), so
-memory stays constant whatever the trace's size — real traces run to hundreds of GB.
+memory stays constant whatever the trace's size — real traces run to hundreds of GB. A row that
+does not fit its format (too few columns, text where a number belongs, a binary or corrupt file)
+raises ``TraceInputError`` naming the file, the line and what was expected: one line for the
+user, never a traceback, wherever in the trace it sits.
 
 Formats (schemas as published by the trace owners):
 
@@ -36,10 +39,22 @@ import csv
 import gzip
 import io
 import sqlite3
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
+
+from novacron.config import ConfigError
+
+R = TypeVar("R")
+
+
+class TraceInputError(ConfigError):
+    """A trace file that cannot be read as its format: one line naming the file and the line."""
+
+
+_READ_ERRORS = (UnicodeDecodeError, csv.Error, OSError, EOFError, zlib.error)
 
 GOOGLE_TIME_OFFSET_US = 600_000_000
 """Google 2011: events at 0 happened before the trace window, which opens 600 s in."""
@@ -56,6 +71,31 @@ def open_text(path: str | Path) -> TextIO:
 def csv_rows(path: str | Path, delimiter: str = ",") -> Iterator[list[str]]:
     with open_text(path) as stream:
         yield from csv.reader(stream, delimiter=delimiter)
+
+
+def _one_line(text: object, limit: int = 120) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def parsed_rows(path: str | Path, parse: Callable[[list[str]], R], what: str, *, delimiter: str = ",",
+                first_line: int = 1, rows: Iterator[list[str]] | None = None) -> Iterator[R]:
+    """Each CSV row through ``parse``; any problem is a ``TraceInputError`` naming the line."""
+    stream = csv_rows(path, delimiter) if rows is None else rows
+    line_no = first_line - 1
+    try:
+        for line_no, row in enumerate(stream, start=first_line):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            try:
+                record = parse(row)
+            except (ValueError, IndexError, TypeError) as exc:
+                raise TraceInputError(f"{path}: line {line_no}: cannot read as {what} ({_one_line(exc, 80)}); "
+                                      f"got {_one_line(row, 80)}") from None
+            yield record
+    except _READ_ERRORS as exc:
+        raise TraceInputError(f"{path}: cannot read line {line_no + 1} as {what} "
+                              f"({type(exc).__name__}: {_one_line(exc, 80)})") from None
 
 
 def _float_or_none(text: str) -> float | None:
@@ -87,18 +127,33 @@ def read_azure_packing(path: str | Path) -> Iterator[AzurePackingVM]:
     A type runs on several machine generations (one ``vmType`` row each); the row with the lowest
     ``id`` is used, so every VM of a type gets the same size. SQLite sorts on disk if needed.
     """
-    connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
-        cursor = connection.execute(
-            "SELECT v.vmId, v.tenantId, v.vmTypeId, v.priority, v.starttime, v.endtime, t.core, t.memory "
-            "FROM vm AS v JOIN vmType AS t ON t.vmTypeId = v.vmTypeId "
-            "AND t.id = (SELECT MIN(id) FROM vmType WHERE vmTypeId = v.vmTypeId) "
-            "ORDER BY v.starttime, v.vmId")
-        for row in cursor:
-            yield AzurePackingVM(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]),
-                                 None if row[5] is None else float(row[5]), float(row[6]), float(row[7]))
+        connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise TraceInputError(f"{path}: cannot open as Azure Packing 2020 SQLite ({_one_line(exc)})") from None
+    try:
+        yield from _azure_packing_rows(path, connection)
+    except sqlite3.Error as exc:
+        raise TraceInputError(f"{path}: not an Azure Packing 2020 SQLite database with tables vm and vmType "
+                              f"({_one_line(exc)})") from None
     finally:
         connection.close()
+
+
+def _azure_packing_rows(path: str | Path, connection: sqlite3.Connection) -> Iterator[AzurePackingVM]:
+    cursor = connection.execute(
+        "SELECT v.vmId, v.tenantId, v.vmTypeId, v.priority, v.starttime, v.endtime, t.core, t.memory "
+        "FROM vm AS v JOIN vmType AS t ON t.vmTypeId = v.vmTypeId "
+        "AND t.id = (SELECT MIN(id) FROM vmType WHERE vmTypeId = v.vmTypeId) "
+        "ORDER BY v.starttime, v.vmId")
+    for number, row in enumerate(cursor, start=1):
+        try:
+            vm = AzurePackingVM(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]),
+                                None if row[5] is None else float(row[5]), float(row[6]), float(row[7]))
+        except (ValueError, TypeError) as exc:
+            raise TraceInputError(f"{path}: vm row {number}: not an Azure Packing VM ({_one_line(exc, 80)}); "
+                                  f"got {_one_line(row, 80)}") from None
+        yield vm
 
 
 # --- Azure Public Dataset V1 / V2 -------------------------------------------------------------
@@ -126,9 +181,12 @@ def parse_bucket(text: str) -> float:
 
 def read_azure_vmtable(path: str | Path) -> Iterator[AzureVM]:
     """Rows of ``vmtable.csv`` (V1) or ``vmtable.csv.gz`` (V2); both are headerless."""
-    for r in csv_rows(path):
-        yield AzureVM(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5]), float(r[6]), float(r[7]), r[8],
-                      parse_bucket(r[9]), parse_bucket(r[10]))
+    yield from parsed_rows(path, _azure_vm, "Azure vmtable (11 columns)")
+
+
+def _azure_vm(r: list[str]) -> AzureVM:
+    return AzureVM(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5]), float(r[6]), float(r[7]), r[8],
+                   parse_bucket(r[9]), parse_bucket(r[10]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +199,11 @@ class AzureCPUReading:
 
 
 def read_azure_cpu_readings(path: str | Path) -> Iterator[AzureCPUReading]:
-    for r in csv_rows(path):
-        yield AzureCPUReading(int(r[0]), r[1], float(r[2]), float(r[3]), float(r[4]))
+    yield from parsed_rows(path, _azure_reading, "Azure vm_cpu_readings (timestamp, vm id, min, max, avg)")
+
+
+def _azure_reading(r: list[str]) -> AzureCPUReading:
+    return AzureCPUReading(int(r[0]), r[1], float(r[2]), float(r[3]), float(r[4]))
 
 
 def azure_readings_files(path: str | Path) -> list[Path]:
@@ -150,7 +211,7 @@ def azure_readings_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         return [path]
-    files = list(path.glob("vm_cpu_readings-file-*"))
+    files = [p for p in path.glob("vm_cpu_readings-file-*") if p.name.split("-")[2].isdigit()]
     return sorted(files, key=lambda p: int(p.name.split("-")[2]))
 
 
@@ -191,10 +252,13 @@ def _google_parts(path: str | Path) -> list[Path]:
 
 def read_google_task_events(path: str | Path) -> Iterator[GoogleTaskEvent]:
     for part in _google_parts(path):
-        for r in csv_rows(part):
-            yield GoogleTaskEvent(int(r[0]), _int_or_none(r[1]), int(r[2]), int(r[3]), _int_or_none(r[4]),
-                                  int(r[5]), r[6], _int_or_none(r[7]), int(r[8]), _float_or_none(r[9]),
-                                  _float_or_none(r[10]), _float_or_none(r[11]), _int_or_none(r[12]))
+        yield from parsed_rows(part, _google_task, "Google 2011 task_events (13 columns)")
+
+
+def _google_task(r: list[str]) -> GoogleTaskEvent:
+    return GoogleTaskEvent(int(r[0]), _int_or_none(r[1]), int(r[2]), int(r[3]), _int_or_none(r[4]),
+                           int(r[5]), r[6], _int_or_none(r[7]), int(r[8]), _float_or_none(r[9]),
+                           _float_or_none(r[10]), _float_or_none(r[11]), _int_or_none(r[12]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +273,9 @@ class GoogleMachineEvent:
 
 def read_google_machine_events(path: str | Path) -> Iterator[GoogleMachineEvent]:
     for part in _google_parts(path):
-        for r in csv_rows(part):
-            yield GoogleMachineEvent(int(r[0]), int(r[1]), int(r[2]), r[3], _float_or_none(r[4]),
-                                     _float_or_none(r[5]))
+        yield from parsed_rows(part, lambda r: GoogleMachineEvent(int(r[0]), int(r[1]), int(r[2]), r[3],
+                                                                  _float_or_none(r[4]), _float_or_none(r[5])),
+                               "Google 2011 machine_events (6 columns)")
 
 
 # --- Alibaba cluster-trace-v2018 --------------------------------------------------------------
@@ -269,23 +333,31 @@ class AlibabaContainerUsage:
 
 
 def read_alibaba_machine_meta(path: str | Path) -> Iterator[AlibabaMachineMeta]:
-    for r in csv_rows(path):
-        yield AlibabaMachineMeta(r[0], int(r[1]), int(r[2]), r[3], int(r[4]), int(r[5]), r[6])
+    yield from parsed_rows(path, lambda r: AlibabaMachineMeta(r[0], int(r[1]), int(r[2]), r[3], int(r[4]),
+                                                              int(r[5]), r[6]), "Alibaba machine_meta")
 
 
 def read_alibaba_machine_usage(path: str | Path) -> Iterator[AlibabaMachineUsage]:
-    for r in csv_rows(path):
-        yield AlibabaMachineUsage(r[0], float(r[1]), *(_float_or_none(x) for x in r[2:9]))
+    yield from parsed_rows(path, lambda r: AlibabaMachineUsage(r[0], float(r[1]), *_floats(r, 2, 9)),
+                           "Alibaba machine_usage")
 
 
 def read_alibaba_container_meta(path: str | Path) -> Iterator[AlibabaContainerMeta]:
-    for r in csv_rows(path):
-        yield AlibabaContainerMeta(r[0], r[1], int(r[2]), r[3], r[4], int(r[5]), int(r[6]), float(r[7]))
+    yield from parsed_rows(path, lambda r: AlibabaContainerMeta(r[0], r[1], int(r[2]), r[3], r[4], int(r[5]),
+                                                                int(r[6]), float(r[7])),
+                           "Alibaba container_meta (8 columns)")
 
 
 def read_alibaba_container_usage(path: str | Path) -> Iterator[AlibabaContainerUsage]:
-    for r in csv_rows(path):
-        yield AlibabaContainerUsage(r[0], r[1], float(r[2]), *(_float_or_none(x) for x in r[3:11]))
+    yield from parsed_rows(path, lambda r: AlibabaContainerUsage(r[0], r[1], float(r[2]), *_floats(r, 3, 11)),
+                           "Alibaba container_usage")
+
+
+def _floats(row: list[str], start: int, stop: int) -> list[float | None]:
+    """Optional numeric columns ``start..stop``; a missing column is an error (IndexError)."""
+    if len(row) < stop:
+        raise IndexError(f"{len(row)} columns, need {stop}")
+    return [_float_or_none(x) for x in row[start:stop]]
 
 
 # --- Bitbrains GWA-T-12 -----------------------------------------------------------------------
@@ -315,15 +387,24 @@ class BitbrainsSample:
 def read_bitbrains_vm(path: str | Path) -> Iterator[BitbrainsSample]:
     """One VM's samples; fields are separated by ``;`` followed by a tab."""
     rows = csv_rows(path, delimiter=";")
-    header = next(rows, None)
+    try:
+        header = next(rows, None)
+    except _READ_ERRORS as exc:
+        raise TraceInputError(f"{path}: cannot read as Bitbrains GWA-T-12 ({type(exc).__name__})") from None
     if header is None:
         return
     names = tuple(h.strip() for h in header)
     if names != BITBRAINS_HEADER:
-        raise ValueError(f"{path}: not a Bitbrains GWA-T-12 file; header is {names!r}")
-    for r in rows:
-        v = [x.strip() for x in r]
-        yield BitbrainsSample(int(float(v[0])), int(float(v[1])), *(float(x) for x in v[2:11]))
+        raise TraceInputError(f"{path}: not a Bitbrains GWA-T-12 file; header is {_one_line(names, 80)}, "
+                              f"expected {BITBRAINS_HEADER[0]!r}; ...")
+    yield from parsed_rows(path, _bitbrains_sample, "Bitbrains GWA-T-12 (11 columns)", first_line=2, rows=rows)
+
+
+def _bitbrains_sample(r: list[str]) -> BitbrainsSample:
+    v = [x.strip() for x in r]
+    if len(v) < 11:
+        raise IndexError(f"{len(v)} columns, need 11")
+    return BitbrainsSample(int(float(v[0])), int(float(v[1])), *(float(x) for x in v[2:11]))
 
 
 def bitbrains_files(directory: str | Path) -> list[Path]:

@@ -1,0 +1,162 @@
+"""Every bad input the issue found: one line on stderr, exit 2, never a traceback, never a silent run."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from novacron.app.cli import main
+from tests.scenario_snippets import ONLY_PLACEMENT
+
+FIXTURES = Path(__file__).parent / "fixtures" / "traces"
+SHORT = "duration_s = 600.0\n" + ONLY_PLACEMENT
+
+
+def assert_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, f"exit {code}: {err}"
+    assert err.startswith("novacron: error:") and "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def scenario(tmp_path: Path, workload: str, name: str = "s.toml") -> str:
+    path = tmp_path / name
+    path.write_text(SHORT + "[workload]\n" + workload + "\n")
+    return str(path)
+
+
+def check(tmp_path: Path, path: str) -> list[str]:
+    return ["check", path, "--out", str(tmp_path / "run"), "--no-progress"]
+
+
+def test_binary_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bin.toml"
+    path.write_bytes(bytes(range(256)))
+    assert_one_line_exit_2(check(tmp_path, str(path)), capsys, "not UTF-8")
+
+
+def test_empty_vm_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario(tmp_path, "vm_cpu_cores = []\nvm_memory_gib = []")
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "must not be empty")
+
+
+def test_missing_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario(tmp_path, 'trace_format = "azure-v1"\ntrace_path = "nowhere.csv"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "no such file", str(tmp_path / "nowhere.csv"))
+
+
+def test_garbage_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "vmtable.csv").write_text("vm1,sub,dep,0,3600,10,5,8,cat,2,4\nvm2,sub,dep,zero,3600\n")
+    path = scenario(tmp_path, 'trace_format = "azure-v1"\ntrace_path = "vmtable.csv"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "line 2")
+
+
+def test_wrong_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    meta = FIXTURES / "alibaba_2018" / "container_meta.csv"
+    path = scenario(tmp_path, f'trace_format = "azure-v1"\ntrace_path = "{meta}"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "line 1", "Azure vmtable")
+
+
+def test_corrupt_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "packing.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(200))
+    path = scenario(tmp_path, 'trace_format = "azure-packing-2020"\ntrace_path = "packing.sqlite"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "packing.sqlite")
+
+
+def test_bad_readings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "readings.csv").write_text("0,vm,1,2\n")
+    path = scenario(tmp_path, f'trace_format = "azure-v1"\ntrace_path = "{FIXTURES / "azure_v1" / "vmtable.csv"}"\n'
+                              'trace_readings_path = "readings.csv"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "readings.csv: line 1")
+
+
+def test_empty_trace_is_an_error_unless_vms_is_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "vmtable.csv").write_text("")
+    path = scenario(tmp_path, 'trace_format = "azure-v1"\ntrace_path = "vmtable.csv"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "no VM in it")
+    allowed = scenario(tmp_path, 'vms = 0\ntrace_format = "azure-v1"\ntrace_path = "vmtable.csv"', "zero.toml")
+    assert main(["run", allowed, "--out", str(tmp_path / "zero"), "--no-progress"]) == 0
+
+
+def test_trace_folder_one_level_too_high(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario(tmp_path, f'trace_format = "google-2011"\ntrace_path = "{FIXTURES / "google_2011"}"')
+    assert_one_line_exit_2(check(tmp_path, path), capsys, "no VM in it")
+
+
+def test_trace_path_is_relative_to_the_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "plan"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "azure_v1" / "vmtable.csv", folder / "vmtable.csv")
+    path = scenario(folder, 'vms = 5\ntrace_format = "azure-v1"\ntrace_path = "vmtable.csv"')
+    monkeypatch.chdir(tmp_path)  # not the scenario's folder
+    assert main(["run", path, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+
+
+def _trace_file(tmp_path: Path, name: str, content: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+CACHE_EVAL_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("binary as csv", lambda p: [_trace_file(p, "b.bin", bytes(range(256)) * 4), "--format", "csv"], "not a CSV"),
+    ("negative time", lambda p: [_trace_file(p, "t.csv", b"time,key,size\n-1,1,10\n")], "time -1"),
+    ("negative size", lambda p: [_trace_file(p, "t.csv", b"time,key,size\n1,1,-10\n")], "size -10"),
+    ("unordered", lambda p: [_trace_file(p, "t.csv", b"time,key,size\n5,1,10\n4,2,10\n")], "time order"),
+    ("empty", lambda p: [_trace_file(p, "t.csv", b"")], "no requests"),
+    ("header only", lambda p: [_trace_file(p, "t.csv", b"time,key,size\n")], "no requests"),
+    ("oracle truncated", lambda p: [_trace_file(p, "t.bin", bytes(30))], "trailing bytes"),
+    ("missing file", lambda p: [str(p / "none.csv")], "cannot read"),
+    ("l1 zero", lambda p: [_trace_file(p, "t.csv", b"time,key,size\n1,1,1\n"), "--l1-items", "0"], "--l1-items"),
+    ("l2 negative", lambda p: [_trace_file(p, "t.csv", b"time,key,size\n1,1,1\n"), "--l2-items", "-1"], "--l2-items"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needle"), CACHE_EVAL_CASES, ids=[c[0] for c in CACHE_EVAL_CASES])
+def test_cache_eval_bad_input(case: str, argv: Callable[[Path], list[str]], needle: str, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["cache-eval", *argv(tmp_path)], capsys, needle)
+
+
+def test_cache_eval_zero_means_no_such_tier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    trace = _trace_file(tmp_path, "t.csv", b"time,key,size\n" + b"".join(
+        f"{i},{i % 7},100\n".encode() for i in range(200)))
+    assert main(["cache-eval", trace, "--l1-items", "2", "--l2-items", "0", "--l3-bytes", "0", "--json"]) == 0
+    levels = json.loads(capsys.readouterr().out)["levels"]
+    assert list(levels) == ["l1", "overall"]
+    assert main(["cache-eval", trace, "--l1-items", "2", "--l2-items", "0", "--l3-bytes", "1000", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["levels"]) == ["l1", "l3", "overall"]
+
+
+@pytest.mark.parametrize("argv", [["--objects", "-5"], ["--requests", "-1"], ["--size", "-1"], ["--rate", "0"],
+                                  ["--alpha", "nan"]])
+def test_cache_trace_bad_counts(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["cache-trace", str(tmp_path / "t.bin"), *argv], capsys)
+
+
+def test_cache_trace_into_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["cache-trace", str(tmp_path / "no" / "t.bin"), "--requests", "10"], capsys,
+                           "does not exist")
+
+
+def test_report_on_corrupt_parquet_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["run", scenario(tmp_path, "vms = 5"), "--out", str(run_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    good_events = (run_dir / "events.parquet").read_bytes()
+    (run_dir / "events.parquet").write_bytes(good_events[: len(good_events) // 2])
+    assert_one_line_exit_2(["report", str(run_dir)], capsys, "not a readable event log")
+    (run_dir / "events.parquet").write_bytes(good_events)
+    (run_dir / "summary.json").write_text('{"seed": 1')
+    assert_one_line_exit_2(["report", str(run_dir)], capsys, "not a readable summary")
+    (run_dir / "summary.json").write_text('{"seed": 1}')
+    assert_one_line_exit_2(["report", str(run_dir)], capsys, "missing")
