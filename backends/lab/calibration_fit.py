@@ -31,7 +31,7 @@ import pandas as pd
 
 from backends.lab.calibration_grid import GridPoint, point_from_row
 from backends.lab.guest import resident_mib
-from novacron.migration.calibration import CalibrationProfile
+from novacron.migration.calibration import CalibrationProfile, model_bounds
 from novacron.migration.planner import VMMigrationProfile, link_from_profile, plan_migration
 from novacron.migration.protocol import MIB, MigrationType
 from sim.migration.qemu_model import GuestProfile, QemuMigration, run_alone
@@ -169,7 +169,13 @@ def _pattern_search(real: pd.DataFrame, start: CalibrationProfile, passes: int,
                 factor = direction
                 while True:
                     current = max(getattr(best, name), FLOORS.get(name, 1e-9))
-                    candidate = dataclasses.replace(best, **{name: current * factor})
+                    low, high = model_bounds(name)
+                    value = current * factor
+                    if not low <= value <= high:
+                        # A parameter the runs cannot pin down (e.g. the stop-and-copy rate on a
+                        # grid whose final rounds are tiny) would drift without limit.
+                        break
+                    candidate = dataclasses.replace(best, **{name: value})
                     score = objective(real, candidate)
                     if score >= best_score - 1e-6:
                         break

@@ -90,6 +90,15 @@ _FIELDS: tuple[tuple[str, str, str, float, float, float], ...] = (
 _PROVENANCE_TEXT = ("source", "qemu_version", "libvirt_version", "date")
 
 
+def model_bounds(attribute: str) -> tuple[float, float]:
+    """The allowed range of a profile attribute in model units (what a profile file may hold),
+    so a fit never produces a profile that cannot be written and read back."""
+    for _, _, attr, scale, low, high in _FIELDS:
+        if attr == attribute:
+            return low * scale, high * scale
+    raise KeyError(attribute)
+
+
 def _number(where: str, value: object, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ProfileError(f"{where} = {value!r}: allowed: a number in [{low:g}, {high:g}]")
