@@ -178,3 +178,15 @@ def test_bad_power_and_contention_settings_get_one_line_and_exit_2(
     assert main(["check", str(scenario), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert field in err and "\n" not in err and "Traceback" not in err
+
+
+def test_targets_can_use_the_sla_and_energy_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    targets = ('[targets]\n"cluster.slatah_pct" = { comparator = "<", threshold = 10, unit = "%" }\n'
+               '"cluster.energy_kwh" = { comparator = "<", threshold = 1000, unit = "kWh" }\n'
+               '"cluster.cpu_ready_p99_pct" = { threshold = 100 }\n')
+    scenario = tmp_path / "overcommitted.toml"
+    scenario.write_text(OVERCOMMITTED.format(policy="proportional") + ONLY_PLACEMENT + targets)
+    assert main(["check", str(scenario), "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "(cluster.slatah_pct): measured 100 %, needs < 10 %" in err
+    assert "cluster.energy_kwh" not in err and "cluster.cpu_ready_p99_pct" not in err
