@@ -128,7 +128,7 @@ _FIXED: tuple[tuple[str, str, str], ...] = (
     ("cluster.peak_cpu_demand_pct", "%", "peak of cluster-wide CPU demand over capacity (may exceed 100 %)"),
     ("cluster.unserved_cpu_pct", "%", "CPU demand no host could serve (contention) over all CPU demand"),
     ("cluster.cpu_ready_p99_pct", "%", "p99 over per-host samples of the VMs' demand left waiting (CPU ready)"),
-    ("cluster.cpu_ready_max_pct", "%", "highest per-host sample of the VMs' demand left waiting (CPU ready)"),
+    ("cluster.cpu_ready_max_pct", "%", "most of one VM's demand left waiting at one sample (CPU ready)"),
     ("cluster.slatah_pct", "%", "SLATAH: mean over active hosts of time at 100 % CPU over active time"),
     ("cluster.pdm_pct", "%", "PDM: mean over VMs of CPU lost to migrations (10 % while migrating) over CPU asked"),
     ("cluster.slav_pct", "%", "SLAV = SLATAH x PDM (Beloglazov and Buyya 2012), as a percentage"),

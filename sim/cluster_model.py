@@ -118,6 +118,16 @@ class HostCPU:
     served_cores: FloatArray
     demand_cores: FloatArray
     physical_cores: FloatArray
+    worst_ready_pct: FloatArray
+    """Per host, the largest share of one VM's demand left waiting."""
+
+
+def _worst_ready_pct(wanted: FloatArray, served: FloatArray, vm_hosts: IntArray, hosts: int) -> FloatArray:
+    worst = np.zeros(hosts)
+    waiting = np.flatnonzero(served < wanted)
+    if waiting.size:  # only contended hosts pay for the scatter-max
+        np.maximum.at(worst, vm_hosts[waiting], 100.0 * (1.0 - served[waiting] / wanted[waiting]))
+    return worst
 
 
 class VMTable:
@@ -390,7 +400,9 @@ class ClusterModel:
             cpu_served = np.bincount(vm_hosts, weights=served, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)
             self._record_samples(HostCPU(served_cores=cpu_served, demand_cores=cpu_wanted,
-                                         physical_cores=physical_cores), vms_per_host)
+                                         physical_cores=physical_cores,
+                                         worst_ready_pct=_worst_ready_pct(wanted, served, vm_hosts, hosts)),
+                                 vms_per_host)
             # A VM's I/O follows the CPU it gets, not the CPU it waits for.
             io_cores = np.bincount(vm_hosts, weights=served * self.vms.io_intensity[running],
                                    minlength=hosts).astype(np.float64)
@@ -403,13 +415,14 @@ class ClusterModel:
         unserved = cpu.demand_cores - cpu.served_cores
         ready_pct = (100.0 * unserved / np.maximum(cpu.demand_cores, 1e-12)).tolist()
         memory_pct = (100.0 * inv.memory_allocated_gib / inv.memory_capacity_gib).tolist()
+        worst_pct = cpu.worst_ready_pct.tolist()
         counts = vms_per_host.tolist()
         up = inv.host_up
         up_list = up.tolist()
         for h, host_id in enumerate(inv.host_ids):
             emit(HostUtilisationSampled, source=host_id, host_id=host_id, cpu_pct=cpu_pct[h],
                  memory_pct=memory_pct[h], vms_running=counts[h], cpu_demand_pct=demand_pct[h],
-                 cpu_ready_pct=ready_pct[h], powered_on=bool(up_list[h]))
+                 cpu_ready_pct=ready_pct[h], cpu_ready_max_pct=worst_pct[h], powered_on=bool(up_list[h]))
         # Cluster utilisation is over the hosts that are up: a crashed host's capacity is gone.
         capacity_up = max(float(cpu.physical_cores[up].sum()), 1e-9)
         emit(ClusterUtilisationSampled, source="inventory",

@@ -101,12 +101,19 @@ def test_an_overcommitted_cluster_contends_and_reports_it(policy: str) -> None:
     assert m["cluster.host_cpu_p99_pct"] <= 100.0 + 1e-9
     assert m["cluster.cpu_ready_p99_pct"] > 0.0 and m["cluster.unserved_cpu_pct"] > 0.0
     assert m["cluster.slatah_pct"] > 0.0
+    if policy == "shares":  # max-min fair: a VM asking more than its share waits more than the mean
+        host_means = [s.cpu_ready_pct for s in sim.ctx.log.of_type(HostUtilisationSampled)]
+        assert m["cluster.cpu_ready_max_pct"] > max(host_means)
     for s in sim.ctx.log.of_type(HostUtilisationSampled):
         assert s.cpu_pct <= 100.0 + 1e-9
         # served + unserved == demand, in the recorded figures
         assert math.isclose(s.cpu_pct + s.cpu_demand_pct * s.cpu_ready_pct / 100.0, s.cpu_demand_pct,
                             rel_tol=1e-9, abs_tol=1e-9)
         assert math.isclose(s.cpu_pct, min(s.cpu_demand_pct, 100.0), rel_tol=1e-9, abs_tol=1e-9)
+        # the most-waiting VM waits at least the host's mean; under proportional sharing exactly that
+        assert s.cpu_ready_max_pct >= s.cpu_ready_pct - 1e-9
+        if policy == "proportional":
+            assert math.isclose(s.cpu_ready_max_pct, s.cpu_ready_pct, rel_tol=1e-9, abs_tol=1e-9)
 
 
 def test_check_fails_an_overcommitted_cluster_naming_the_ready_target(
@@ -144,9 +151,11 @@ def test_a_power_table_is_interpolated_and_down_hosts_draw_nothing() -> None:
     # down host draws nothing.
     events = [*sim.ctx.log.of_type(PowerModelSet),
               HostUtilisationSampled(t_s=3600.0, seq=1, source="h", host_id="h", cpu_pct=35.0, memory_pct=0.0,
-                                     vms_running=1, cpu_demand_pct=35.0, cpu_ready_pct=0.0, powered_on=True),
+                                     vms_running=1, cpu_demand_pct=35.0, cpu_ready_pct=0.0, cpu_ready_max_pct=0.0,
+                                     powered_on=True),
               HostUtilisationSampled(t_s=3600.0, seq=2, source="g", host_id="g", cpu_pct=0.0, memory_pct=0.0,
-                                     vms_running=0, cpu_demand_pct=0.0, cpu_ready_pct=0.0, powered_on=False)]
+                                     vms_running=0, cpu_demand_pct=0.0, cpu_ready_pct=0.0, cpu_ready_max_pct=0.0,
+                                     powered_on=False)]
     assert compute_metrics(events)["cluster.energy_kwh"] == pytest.approx(0.135, rel=1e-12)
 
 

@@ -107,7 +107,8 @@ class MoveClaimReleased(Event):
 class HostUtilisationSampled(Event):
     """One host at one demand update. ``cpu_pct`` is the CPU served (at most 100 %);
     ``cpu_demand_pct`` what its VMs asked (may exceed 100 %); ``cpu_ready_pct`` the share of
-    that demand left waiting (CPU ready); ``powered_on`` is false while the host is down."""
+    that demand left waiting (CPU ready), ``cpu_ready_max_pct`` that of its most-waiting VM (the
+    same under proportional sharing, more under shares); ``powered_on`` is false while the host is down."""
 
     host_id: str
     cpu_pct: float
@@ -115,6 +116,7 @@ class HostUtilisationSampled(Event):
     vms_running: int
     cpu_demand_pct: float
     cpu_ready_pct: float
+    cpu_ready_max_pct: float
     powered_on: bool
 
 

@@ -6,9 +6,10 @@ The formulas are in ``novacron.cluster.contention``; this module folds the run's
 
 - Contention: ``cluster.unserved_cpu_pct`` is the CPU demand no host could serve over all CPU
   demand of the run (from ``ClusterUtilisationSampled``, in cores); ``cluster.cpu_ready_p99_pct``
-  / ``cluster.cpu_ready_max_pct`` the 99th percentile / maximum over per-host samples of hosts
-  carrying VMs of the share of their VMs' demand left waiting (CPU ready, as a hypervisor reports
-  it per VM; within a host every VM waits the same share under proportional sharing);
+  is the 99th percentile over per-host samples of hosts carrying VMs of the share of their VMs'
+  demand left waiting (CPU ready, as a hypervisor reports it per VM; within a host every VM waits
+  the same share under proportional sharing); ``cluster.cpu_ready_max_pct`` is the most any one
+  VM waited at one sample (under shares a heavy VM waits more than its host's mean);
   ``cluster.peak_cpu_demand_pct`` is the peak of cluster-wide demand over capacity, the uncapped
   number utilisation used to show.
 - Each per-host sample stands for the interval since that host's previous sample, so SLATAH and
@@ -50,10 +51,11 @@ def contention_metrics(events: EventsByType) -> Metrics:
         metrics["cluster.peak_cpu_demand_pct"] = max(s.cpu_demand_pct for s in cluster)
         if demand > 0:
             metrics["cluster.unserved_cpu_pct"] = 100.0 * unserved / demand
-    ready = np.array([s.cpu_ready_pct for s in events.of(HostUtilisationSampled) if s.vms_running > 0])
-    if ready.size:
+    carrying = [s for s in events.of(HostUtilisationSampled) if s.vms_running > 0]
+    if carrying:
+        ready = np.array([s.cpu_ready_pct for s in carrying])
         metrics["cluster.cpu_ready_p99_pct"] = float(np.percentile(ready, 99))
-        metrics["cluster.cpu_ready_max_pct"] = float(ready.max())
+        metrics["cluster.cpu_ready_max_pct"] = max(s.cpu_ready_max_pct for s in carrying)
     return metrics
 
 
