@@ -16,6 +16,7 @@ import numpy as np
 
 from novacron.cache.metrics import cache_metrics
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.sla_metrics import contention_metrics, sla_energy_metrics
 from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
 from novacron.events import Event
 from novacron.migration.metrics import migration_metrics
@@ -85,11 +86,15 @@ EXTRACTORS: list[Extractor] = [
     io_metrics,
     placement_latency_metrics,
     raft_metrics,
+    contention_metrics,
+    sla_energy_metrics,
 ]
 
 
 UTILISATION_METRICS = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.mean_cpu_pct",
-                       "cluster.host_cpu_p99_pct", "cluster.host_memory_p99_pct", "cluster.uptime_pct")
+                       "cluster.host_cpu_p99_pct", "cluster.host_memory_p99_pct", "cluster.uptime_pct",
+                       "cluster.peak_cpu_demand_pct", "cluster.unserved_cpu_pct", "cluster.cpu_ready_p99_pct",
+                       "cluster.cpu_ready_max_pct", "cluster.slatah_pct", "cluster.pdm_pct", "cluster.slav_pct")
 """Metrics about the VMs a cluster carries: meaningless (not measured) when it carries none."""
 
 
@@ -119,7 +124,16 @@ _FIXED: tuple[tuple[str, str, str], ...] = (
     ("cluster.vms_placed", "", "VM placements (first placements and restarts)"),
     ("cluster.vms_rejected", "", "VM requests no host could take"),
     ("cluster.vms_rejected_pct", "%", "VMs rejected over VMs requested"),
-    ("cluster.peak_cpu_pct", "%", "peak of cluster-wide CPU utilisation over time"),
+    ("cluster.peak_cpu_pct", "%", "peak of cluster-wide CPU utilisation (served, at most 100 %) over time"),
+    ("cluster.peak_cpu_demand_pct", "%", "peak of cluster-wide CPU demand over capacity (may exceed 100 %)"),
+    ("cluster.unserved_cpu_pct", "%", "CPU demand no host could serve (contention) over all CPU demand"),
+    ("cluster.cpu_ready_p99_pct", "%", "p99 over per-host samples of the VMs' demand left waiting (CPU ready)"),
+    ("cluster.cpu_ready_max_pct", "%", "most of one VM's demand left waiting at one sample (CPU ready)"),
+    ("cluster.slatah_pct", "%", "SLATAH: mean over active hosts of time at 100 % CPU over active time"),
+    ("cluster.pdm_pct", "%", "PDM: mean over VMs of CPU lost to migrations (10 % while migrating) over CPU asked"),
+    ("cluster.slav_pct", "%", "SLAV = SLATAH x PDM (Beloglazov and Buyya 2012), as a percentage"),
+    ("cluster.it_energy_kwh", "kWh", "energy the hosts drew (power model over served CPU; down hosts 0)"),
+    ("cluster.energy_kwh", "kWh", "facility energy: the hosts' energy x PUE"),
     ("cluster.peak_memory_pct", "%", "peak of cluster-wide memory utilisation over time"),
     ("cluster.mean_cpu_pct", "%", "mean cluster-wide CPU utilisation over time"),
     ("cluster.peak_network_pct", "%", "peak of cluster-wide network utilisation"),

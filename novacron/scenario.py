@@ -24,6 +24,7 @@ from typing import Any
 
 from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
+from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
 from novacron.config import ConfigError, parse_section, section, spec
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
@@ -43,6 +44,27 @@ class ClusterConfig:
     hosts_per_rack: int = spec(20, min=1, max=1000, doc="hosts in one rack")
     racks_per_zone: int = spec(10, min=1, max=10000, doc="racks in one availability zone (failure domain)")
     zones_per_datacenter: int = spec(3, min=1, max=100, doc="availability zones in one datacenter")
+    contention: str = spec("proportional", choices=CONTENTION_POLICIES,
+                           doc="how an overloaded host shares its CPU: proportional to demand, or by "
+                               "shares (weighted by vCPUs, max-min fair)")
+    power_idle_w: float = spec(175.0, min=0.0, max=1e5, doc="host power at 0 % CPU (linear power model)")
+    power_peak_w: float = spec(250.0, min=0.0, max=1e5, doc="host power at 100 % CPU (linear power model)")
+    power_table_w: tuple[float, ...] = spec([], min=0.0, max=1e5,
+                                            doc="SPECpower-style watts at 0, 10, ..., 100 % CPU (11 values); "
+                                                "empty = the linear model")
+    pue: float = spec(1.5, min=1.0, max=10.0, doc="power usage effectiveness: facility energy / IT energy")
+
+    def __post_init__(self) -> None:
+        if self.power_table_w and len(self.power_table_w) != POWER_TABLE_POINTS:
+            raise ConfigError(f"cluster.power_table_w has {len(self.power_table_w)} values; allowed: "
+                              f"{POWER_TABLE_POINTS} watts (at 0, 10, ..., 100 % CPU) or [] for the linear model")
+        if self.power_peak_w < self.power_idle_w:
+            raise ConfigError(f"cluster.power_peak_w = {self.power_peak_w:g} is below cluster.power_idle_w = "
+                              f"{self.power_idle_w:g}; allowed: peak >= idle")
+
+    def power_table(self) -> tuple[float, ...]:
+        """Watts at 0, 10, ..., 100 % CPU: the table if given, else the linear model."""
+        return self.power_table_w or linear_power_table_w(self.power_idle_w, self.power_peak_w)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,10 @@ Three kinds of SimPy activity drive the model, none of them one process per VM:
   gets a departure timeout whose callback stops it — an event, not a process;
 - one *demand* process wakes every ``demand_update_s`` and computes every running VM's CPU use in
   a few numpy operations (diurnal sinusoid x gamma noise x bursts), aggregates it per host with
-  ``bincount`` and records one ``HostUtilisationSampled`` per host, one
+  ``bincount``, shares each overloaded host's physical cores among its VMs
+  (``novacron.cluster.contention``: proportional or by shares; the rest of the demand waits as
+  CPU ready time), and records one ``HostUtilisationSampled`` per host (served CPU capped at
+  100 %, the demand and the ready share beside it), one
   ``ClusterUtilisationSampled`` and one ``ClusterIOSampled`` (network and disk, which follow
   CPU activity scaled by each VM's I/O intensity): per-VM demand is not logged (50,000 VMs x 288
   ticks would be 14 million events); per-host samples are. With ``workload.trace_readings_path`` the
@@ -29,7 +32,8 @@ Every allocation change goes through the ``ControlPlane`` seam (``control_plane.
 decisions are SimPy events, acted on in callbacks, so a control plane may take time to decide (a
 replicated log's commit); a VM whose owner deletes it while a decision is in flight leaves as
 soon as the decision lands, and a VM placed on a host that crashed meanwhile fails at once.
-Memory is reserved (not overcommitted); CPU may be overcommitted by ``cpu_overcommit``.
+Memory is reserved (not overcommitted), so memory never contends and there is no swap to record;
+CPU may be overcommitted by ``cpu_overcommit`` and then contends.
 
 The model owns each VM's lifecycle status (the transition table of ``novacron.cluster.state``,
 kept as integer codes in a numpy column for the vectorised demand update); the VM's host column
@@ -46,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import simpy
 
+from novacron.cluster.contention import share_cpu
 from novacron.cluster.events import (
     ClusterIOSampled,
     ClusterUtilisationSampled,
@@ -53,6 +58,7 @@ from novacron.cluster.events import (
     HostLocated,
     HostRecovered,
     HostUtilisationSampled,
+    PowerModelSet,
     VMFailed,
     VMMoved,
     VMPlaced,
@@ -103,6 +109,25 @@ class Topology:
 
     def hosts_in_rack(self, rack: int) -> IntArray:
         return np.flatnonzero(self.rack_of == rack)
+
+
+@dataclass(frozen=True, slots=True)
+class HostCPU:
+    """Per-host CPU at one demand update, in cores: what the VMs got, what they asked, what there is."""
+
+    served_cores: FloatArray
+    demand_cores: FloatArray
+    physical_cores: FloatArray
+    worst_ready_pct: FloatArray
+    """Per host, the largest share of one VM's demand left waiting."""
+
+
+def _worst_ready_pct(wanted: FloatArray, served: FloatArray, vm_hosts: IntArray, hosts: int) -> FloatArray:
+    worst = np.zeros(hosts)
+    waiting = np.flatnonzero(served < wanted)
+    if waiting.size:  # only contended hosts pay for the scatter-max
+        np.maximum.at(worst, vm_hosts[waiting], 100.0 * (1.0 - served[waiting] / wanted[waiting]))
+    return worst
 
 
 class VMTable:
@@ -226,6 +251,8 @@ class ClusterModel:
         for i, host_id in enumerate(self.store.host_ids):
             emit(HostLocated, source="inventory", host_id=host_id, rack=f"rack-{t.rack_of[i]:03d}",
                  zone=f"zone-{t.zone_of[i]:02d}", datacenter=f"dc-{t.datacenter_of[i]}")
+        c = self.ctx.scenario.cluster
+        emit(PowerModelSet, source="inventory", watts_at_pct=c.power_table(), pue=c.pue)
 
     def start(self) -> None:
         self.ctx.env.process(self._arrivals())
@@ -361,32 +388,49 @@ class ClusterModel:
         env, inv = self.ctx.env, self.store
         hosts = len(inv.host_ids)
         physical_cores = inv.cpu_capacity / self.ctx.scenario.cluster.cpu_overcommit
+        policy = self.ctx.scenario.cluster.contention
         while True:
             yield env.timeout(self.ctx.scenario.workload.demand_update_s)
             if self._readings is not None:
                 self._readings.apply_until(float(env.now), self.vms)
-            vm_hosts, used, running = self.cpu_demand_cores(float(env.now))
-            cpu_used = np.bincount(vm_hosts, weights=used, minlength=hosts).astype(np.float64)
+            vm_hosts, wanted, running = self.cpu_demand_cores(float(env.now))
+            served = share_cpu(wanted, vm_hosts, physical_cores, policy=policy,
+                               weights=self.vms.cpu_cores[running])
+            cpu_wanted = np.bincount(vm_hosts, weights=wanted, minlength=hosts).astype(np.float64)
+            cpu_served = np.bincount(vm_hosts, weights=served, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)
-            self._record_samples(cpu_used, vms_per_host, physical_cores)
-            io_cores = np.bincount(vm_hosts, weights=used * self.vms.io_intensity[running],
+            self._record_samples(HostCPU(served_cores=cpu_served, demand_cores=cpu_wanted,
+                                         physical_cores=physical_cores,
+                                         worst_ready_pct=_worst_ready_pct(wanted, served, vm_hosts, hosts)),
+                                 vms_per_host)
+            # A VM's I/O follows the CPU it gets, not the CPU it waits for.
+            io_cores = np.bincount(vm_hosts, weights=served * self.vms.io_intensity[running],
                                    minlength=hosts).astype(np.float64)
             self._record_io(io_cores)
 
-    def _record_samples(self, cpu_used: FloatArray, vms_per_host: IntArray, physical_cores: FloatArray) -> None:
+    def _record_samples(self, cpu: HostCPU, vms_per_host: IntArray) -> None:
         inv, emit = self.store, self.ctx.recorder.emit
-        cpu_pct = (100.0 * cpu_used / physical_cores).tolist()
+        cpu_pct = (100.0 * cpu.served_cores / cpu.physical_cores).tolist()
+        demand_pct = (100.0 * cpu.demand_cores / cpu.physical_cores).tolist()
+        unserved = cpu.demand_cores - cpu.served_cores
+        ready_pct = (100.0 * unserved / np.maximum(cpu.demand_cores, 1e-12)).tolist()
         memory_pct = (100.0 * inv.memory_allocated_gib / inv.memory_capacity_gib).tolist()
+        worst_pct = cpu.worst_ready_pct.tolist()
         counts = vms_per_host.tolist()
+        up = inv.host_up
+        up_list = up.tolist()
         for h, host_id in enumerate(inv.host_ids):
             emit(HostUtilisationSampled, source=host_id, host_id=host_id, cpu_pct=cpu_pct[h],
-                 memory_pct=memory_pct[h], vms_running=counts[h])
-        up = inv.host_up
+                 memory_pct=memory_pct[h], vms_running=counts[h], cpu_demand_pct=demand_pct[h],
+                 cpu_ready_pct=ready_pct[h], cpu_ready_max_pct=worst_pct[h], powered_on=bool(up_list[h]))
         # Cluster utilisation is over the hosts that are up: a crashed host's capacity is gone.
+        capacity_up = max(float(cpu.physical_cores[up].sum()), 1e-9)
         emit(ClusterUtilisationSampled, source="inventory",
-             cpu_pct=float(100 * cpu_used[up].sum() / max(physical_cores[up].sum(), 1e-9)),
+             cpu_pct=float(100 * cpu.served_cores[up].sum() / capacity_up),
              memory_pct=float(100 * inv.memory_allocated_gib[up].sum() / max(inv.memory_capacity_gib[up].sum(), 1e-9)),
-             hosts_up=int(up.sum()), vms_running=int(vms_per_host.sum()))
+             hosts_up=int(up.sum()), vms_running=int(vms_per_host.sum()),
+             cpu_demand_pct=float(100 * cpu.demand_cores[up].sum() / capacity_up),
+             cpu_demand_cores=float(cpu.demand_cores.sum()), cpu_unserved_cores=float(unserved.sum()))
 
     def _record_io(self, io_busy_cores: FloatArray) -> None:
         """Network and disk use: busy vCPUs x I/O intensity x per-vCPU traffic, over capacity."""

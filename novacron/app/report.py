@@ -31,11 +31,16 @@ def plot_utilisation(run: Run) -> Figure | None:
     if df.empty:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot(df["t_s"] / 3600, df["cpu_pct"], label="CPU")
+    ax.plot(df["t_s"] / 3600, df["cpu_pct"], label="CPU served")
     ax.plot(df["t_s"] / 3600, df["memory_pct"], label="memory")
+    top = 100.0
+    if "cpu_demand_pct" in df and (df["cpu_demand_pct"] > df["cpu_pct"] + 1e-9).any():
+        # Contention: the demand no host could serve would hide above a 0-100 % axis.
+        ax.plot(df["t_s"] / 3600, df["cpu_demand_pct"], color="C3", ls="--", lw=1, label="CPU demand")
+        top = max(top, 1.05 * float(df["cpu_demand_pct"].max()))
     ax.axhline(80, color="C0", ls=":", lw=1, label="CPU target 80 %")
     ax.axhline(85, color="C1", ls=":", lw=1, label="memory target 85 %")
-    ax.set(xlabel="simulated time (h)", ylabel="cluster utilisation (%)", ylim=(0, 100),
+    ax.set(xlabel="simulated time (h)", ylabel="cluster utilisation (%)", ylim=(0, top),
            title="Cluster utilisation over time")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -105,18 +105,40 @@ class MoveClaimReleased(Event):
 
 @event
 class HostUtilisationSampled(Event):
+    """One host at one demand update. ``cpu_pct`` is the CPU served (at most 100 %);
+    ``cpu_demand_pct`` what its VMs asked (may exceed 100 %); ``cpu_ready_pct`` the share of
+    that demand left waiting (CPU ready), ``cpu_ready_max_pct`` that of its most-waiting VM (the
+    same under proportional sharing, more under shares); ``powered_on`` is false while the host is down."""
+
     host_id: str
     cpu_pct: float
     memory_pct: float
     vms_running: int
+    cpu_demand_pct: float
+    cpu_ready_pct: float
+    cpu_ready_max_pct: float
+    powered_on: bool
 
 
 @event
 class ClusterUtilisationSampled(Event):
+    """The up hosts at one demand update: ``cpu_pct`` served, ``cpu_demand_pct`` asked (of capacity)."""
+
     cpu_pct: float
     memory_pct: float
     hosts_up: int
     vms_running: int
+    cpu_demand_pct: float
+    cpu_demand_cores: float
+    cpu_unserved_cores: float
+
+
+@event
+class PowerModelSet(Event):
+    """Every host's power curve: watts at 0, 10, ..., 100 % served CPU; facility power = IT x ``pue``."""
+
+    watts_at_pct: tuple[float, ...]
+    pue: float
 
 
 @event

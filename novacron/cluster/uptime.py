@@ -15,7 +15,8 @@ and minimum show whether a few VMs carry most of the downtime.
 
 Peaks. ``cluster.peak_cpu_pct`` and ``cluster.peak_memory_pct`` (computed in
 ``novacron.metrics``) are the maximum over time of *cluster-wide* utilisation — the fraction of
-the up hosts' capacity in use at one sample; that is the capacity planner's question (is the
+the up hosts' capacity in use at one sample (CPU served, at most 100 %: demand above a host's
+capacity waits, and ``novacron.cluster.sla_metrics`` reports it); that is the capacity planner's question (is the
 cluster big enough at its busiest moment?), and the one the analysis' 80 % / 85 % targets ask.
 A cluster can meet it while single hosts run hot, so this module adds
 ``cluster.host_cpu_p99_pct`` and ``cluster.host_memory_p99_pct``: the 99th percentile over all
