@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from random import Random
 
 from novacron.raft.messages import NO_NODE, ConfChange, Ready
-from novacron.raft.node import LEADER, RaftNode, Stored
+from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
@@ -145,9 +145,9 @@ class SwarmPlan:
                 f"batch={self.max_entries_per_message} faults for {self.fault_window_s:.1f} s")
 
     def settings(self) -> ClusterSettings:
-        return ClusterSettings(managers=self.managers, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
-                               snapshot_every=self.snapshot_every,
-                               max_entries_per_message=self.max_entries_per_message)
+        raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                          max_entries_per_message=self.max_entries_per_message)
+        return ClusterSettings(managers=self.managers, snapshot_every=self.snapshot_every, raft=raft)
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         return SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
@@ -412,7 +412,7 @@ class SwarmFaults(Hook):
             victims = self.rng.sample([m.node_id for m in alive], self.rng.randint(1, len(alive)))
         # A pause ends within the fault window: the calm period after it must be calm.
         seconds = min(self.rng.uniform(1.0, 3.0), self.plan.fault_window_s - self.cluster.now_s)
-        burst = self.rng.randint(0, 2 * self.cluster.settings.election_ticks_max)
+        burst = self.rng.randint(0, 2 * self.cluster.settings.raft.election_ticks_max)
         if seconds < 0.1:
             return
         for node_id in victims:

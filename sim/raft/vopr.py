@@ -51,7 +51,7 @@ from novacron.raft.invariants import SafetyChecker, SafetyViolation
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.raft.log import RaftSafetyError
 from novacron.raft.messages import NO_NODE, ConfChange, Entry, Message, ReadState
-from novacron.raft.node import LEADER, RaftNode, Stored
+from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES
@@ -119,9 +119,9 @@ class VoprPlan:
                 f"faults for {self.fault_window_s:.1f} s")
 
     def settings(self) -> ClusterSettings:
-        return ClusterSettings(managers=self.managers, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
-                               snapshot_every=self.snapshot_every,
-                               max_entries_per_message=self.max_entries_per_message)
+        raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                          max_entries_per_message=self.max_entries_per_message)
+        return ClusterSettings(managers=self.managers, snapshot_every=self.snapshot_every, raft=raft)
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         profile = PROFILES[self.profile].with_faults(loss=self.loss, duplicate=self.duplicate, reorder=self.reorder)
