@@ -328,12 +328,18 @@ class SwarmFaults(Hook):
 
     # -- the fault kinds ---------------------------------------------------------------------------
 
-    def crash(self) -> None:
+    def _victim(self) -> int | None:
+        """The leader half the time (when there is one), else any live manager; None if all are down."""
         alive = self.cluster.alive()
         if not alive:
-            return
+            return None
         leader = self.cluster.leader()
-        victim = leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
+        return leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
+
+    def crash(self) -> None:
+        victim = self._victim()
+        if victim is None:
+            return
         self.cluster.crash(victim)
         self._hold(self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
 
@@ -402,13 +408,12 @@ class SwarmFaults(Hook):
             self._disrupted()
 
     def pause(self) -> None:
-        alive = self.cluster.alive()
-        if not alive:
+        victim = self._victim()
+        if victim is None:
             return
-        leader = self.cluster.leader()
-        victim = leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
         victims = [victim]
         if self.rng.random() < 0.4:  # several managers on one stalled host
+            alive = self.cluster.alive()
             victims = self.rng.sample([m.node_id for m in alive], self.rng.randint(1, len(alive)))
         # A pause ends within the fault window: the calm period after it must be calm.
         seconds = min(self.rng.uniform(1.0, 3.0), self.plan.fault_window_s - self.cluster.now_s)
