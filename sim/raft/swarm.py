@@ -65,15 +65,31 @@ LIVENESS_BOUND_S = 3.0
 
 
 @dataclass(frozen=True)
-class SwarmPlan:
-    """Everything a seed decides up front: the enabled fault kinds and their intensities."""
+class ClusterPlan:
+    """What every plan generator decides about the cluster itself (the faults are the generator's)."""
 
     seed: int
     managers: int
     profile: str
-    kinds: frozenset[str]
     pre_vote: bool
     check_quorum: bool
+    snapshot_every: int
+    max_entries_per_message: int
+    client_interval_s: float
+    fault_window_s: float
+    calm_s: float
+
+    def settings(self) -> ClusterSettings:
+        raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                          max_entries_per_message=self.max_entries_per_message)
+        return ClusterSettings(managers=self.managers, snapshot_every=self.snapshot_every, raft=raft)
+
+
+@dataclass(frozen=True)
+class SwarmPlan(ClusterPlan):
+    """Everything a seed decides up front: the enabled fault kinds and their intensities."""
+
+    kinds: frozenset[str]
     loss: float
     crash_rate_s: float
     crash_new_leader_share: float
@@ -91,11 +107,6 @@ class SwarmPlan:
     election_rate_s: float
     clock_rates: tuple[float, ...]
     """The clock rate of manager ``i`` is ``clock_rates[i - 1]``."""
-    snapshot_every: int
-    max_entries_per_message: int
-    client_interval_s: float
-    fault_window_s: float
-    calm_s: float
     generator: str = "swarm"
 
     @classmethod
@@ -143,11 +154,6 @@ class SwarmPlan:
                 f"prevote={self.pre_vote} checkquorum={self.check_quorum} clocks=[{clocks}] "
                 f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
                 f"batch={self.max_entries_per_message} faults for {self.fault_window_s:.1f} s")
-
-    def settings(self) -> ClusterSettings:
-        raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
-                          max_entries_per_message=self.max_entries_per_message)
-        return ClusterSettings(managers=self.managers, snapshot_every=self.snapshot_every, raft=raft)
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         return SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
