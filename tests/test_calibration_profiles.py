@@ -15,6 +15,7 @@ from novacron.config import ConfigError
 from novacron.migration.calibration import ProfileError
 from novacron.migration.protocol import MIB
 from novacron.scenario import load_scenario
+from tests.one_line_errors import one_line_error
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_RUNS = REPO / "benchmarks" / "data" / "lab_migrations.csv"
@@ -45,9 +46,7 @@ def test_a_profile_survives_a_round_trip_through_toml() -> None:
     ("schema_version = 1\nname = [\n", "not valid TOML"),
 ])
 def test_a_bad_profile_is_one_line_naming_the_field(text: str, named: str) -> None:
-    with pytest.raises(ProfileError) as caught:
-        loads_profile(text, origin="bad.toml")
-    assert named in str(caught.value) and "\n" not in str(caught.value)
+    assert named in one_line_error(ProfileError, lambda: loads_profile(text, origin="bad.toml"))
 
 
 def test_a_scenario_selects_a_profile_relative_to_its_own_folder(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from sim.context import SimContext
 from sim.control_plane import DirectControlPlane, Placer
 from sim.run import simulate
 from sim.workloads.synthetic import lomax_lifetimes_s
+from tests.one_line_errors import one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -332,9 +333,7 @@ def test_scale_1000_is_the_analysis_top_row() -> None:
     ("[cluster]\nracks_per_zone = 0\n", "cluster.racks_per_zone = 0 is out of range"),
 ])
 def test_new_sections_are_validated_with_one_line_errors(text: str, expected: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        loads_scenario(text, origin="bad.toml")
-    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert expected in one_line_error(ConfigError, lambda: loads_scenario(text, origin="bad.toml"))
 
 
 def test_default_run_target_table_has_uptime_and_peaks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from novacron.app.cli import main
 from novacron.config import ConfigError
 from sim.sweep import build_grid, parse_param, run_sweep, with_overrides
+from tests.one_line_errors import one_line_error
 
 SMALL = """
 name = "sweep-small"
@@ -52,10 +53,7 @@ def test_overrides_set_nested_keys_without_touching_the_original() -> None:
     ("cluster.hosts.x=1", "cluster.hosts is a setting, not a section"),
 ])
 def test_grid_is_validated_before_running_with_one_line_errors(param: str, expected: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        build_grid(SMALL, "small.toml", [parse_param(param)], [1])
-    assert expected in str(info.value)
-    assert "\n" not in str(info.value)
+    assert expected in one_line_error(ConfigError, lambda: build_grid(SMALL, "small.toml", [parse_param(param)], [1]))
 
 
 def test_grid_is_params_product_times_seeds() -> None:

@@ -8,14 +8,17 @@ from random import Random
 import pytest
 
 from novacron.raft.messages import ConfChange
-from novacron.raft.node import LEADER, Stored
+from novacron.raft.node import LEADER, RaftConfig, Stored
 from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 
 
-def make_cluster(managers: int = 5, seed: int = 1, hooks: list[Hook] | None = None, **settings: object) -> RaftCluster:
-    cluster = RaftCluster(ClusterSettings(managers=managers, **settings),  # type: ignore[arg-type]
+def make_cluster(managers: int = 5, seed: int = 1, hooks: list[Hook] | None = None, snapshot_every: int = 0,
+                 **raft: bool) -> RaftCluster:
+    settings = ClusterSettings(managers=managers, snapshot_every=snapshot_every,
+                               raft=RaftConfig(node_id=1, **raft))
+    cluster = RaftCluster(settings,
                           NetworkModel(PROFILES["lan"], Random(seed)), Random(seed + 1), hooks=hooks)
     assert cluster.run_until(5.0, stop=lambda: cluster.leader() is not None), f"no leader (seed {seed})"
     cluster.run_until(cluster.now_s + 0.5)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
 from novacron.cluster.events import RunFinished
+from novacron.events import BASE_FIELDS
 from novacron.metrics import compute_metrics
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
 from novacron.scheduler.events import PlacementDecided, PlacementQualitySampled, RebalanceMoveStarted, RebalancePlanned
-from novacron.scheduler.quality import hosts_lower_bound, measure, uniform_lower_bound
+from novacron.scheduler.quality import PlacementQuality, hosts_lower_bound, measure, uniform_lower_bound
 from novacron.scheduler.state import HostTable, PlacementRequest
 
 HEADROOM = (0.2, 0.1, 0.3, 0.2)
@@ -73,3 +76,18 @@ def test_scheduler_metrics_from_events() -> None:
     assert m["scheduler.hosts_over_lower_bound_pct"] == pytest.approx(25.0)
     assert m["scheduler.min_headroom_cpu_pct"] == 25.0
     assert m["scheduler.migrations_per_hour"] == pytest.approx(4.0)
+
+
+def test_the_quality_event_is_the_measured_figures_slotted_after_the_base_fields() -> None:
+    """One field list (``QualityFigures``) for the value and the event; the event keeps the
+    base fields first (the golden event-log hash depends on field order) and stays slotted."""
+    names = [f.name for f in dataclasses.fields(PlacementQualitySampled)]
+    assert names == [*BASE_FIELDS, *(f.name for f in dataclasses.fields(PlacementQuality))]
+    sample = PlacementQualitySampled(t_s=0.0, seq=0, source="s", **dataclasses.asdict(_some_quality()))
+    assert not hasattr(sample, "__dict__")
+
+
+def _some_quality() -> PlacementQuality:
+    return PlacementQuality(hosts_used=3, hosts_lower_bound=2, fragmentation_pct=1.0, stranded_cpu_pct=0.0,
+                            stranded_memory_pct=0.0, imbalance_pct=4.0, min_headroom_cpu_pct=10.0,
+                            min_headroom_memory_pct=20.0, min_headroom_network_pct=30.0, min_headroom_io_pct=40.0)

@@ -7,12 +7,13 @@ the command that needs them, so ``import novacron`` stays free of SimPy, libvirt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import math
 import sys
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,15 @@ Handler = Callable[[argparse.Namespace], int]
 
 class CommandError(Exception):
     """A user-facing problem: printed as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def as_command_error(*errors: type[Exception]) -> Iterator[None]:
+    """Raise any of ``errors`` (a component's bad-input error) again as a ``CommandError``."""
+    try:
+        yield
+    except errors as exc:
+        raise CommandError(str(exc)) from None
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -138,10 +148,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from novacron.app.analysis import RunNotFound
     from novacron.app.report import write_report
 
-    try:
+    with as_command_error(RunNotFound):
         html_path = write_report(args.run_dir)
-    except RunNotFound as exc:
-        raise CommandError(str(exc)) from None
     print(f"report: {html_path}")
     return EXIT_OK
 
@@ -579,21 +587,17 @@ SIMULATE_HORIZON_S = 600.0
 def cmd_manager(args: argparse.Namespace) -> int:
     from backends.manager.cli import parse_peers, run_manager
 
-    try:
+    with as_command_error(ValueError):
         peers = parse_peers(args.peers)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
                            args.events_origin_monotonic)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
     from backends.manager.cli import parse_peers, print_cluster_status
 
-    try:
+    with as_command_error(ValueError):
         peers = parse_peers(args.peers)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     return print_cluster_status(peers, args.timeout)
 
 
@@ -718,10 +722,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                "(source, destination)")
         info = lab_module.running_lab()
         started_here = info is None and args.hosts is None
-        try:
+        with as_command_error(lab_module.LabError):
             info = info or (lab_module.up() if args.hosts is None else lab_module.guest_only())
-        except lab_module.LabError as exc:
-            raise CommandError(str(exc)) from None
         hosts = args.hosts or [h.uri for h in info.hosts]
         print(f"novacron calibrate: the real grid between {hosts[0]} and {hosts[1]}, then the fit")
     try:

@@ -21,6 +21,7 @@ from novacron.app.plots.capacity import plot_availability, plot_host_spread
 from novacron.app.plots.migration import plot_downtime_cdf
 from novacron.app.plots.raft import plot_raft_timeline
 from novacron.app.plots.scheduler import plot_placement_quality
+from novacron.app.plots.targets import draw_target
 from novacron.slo import RunVerdict, TargetResult, admission_line, format_measured
 
 PlotFn = Callable[[Run], Figure | None]
@@ -38,8 +39,8 @@ def plot_utilisation(run: Run) -> Figure | None:
         # Contention: the demand no host could serve would hide above a 0-100 % axis.
         ax.plot(df["t_s"] / 3600, df["cpu_demand_pct"], color="C3", ls="--", lw=1, label="CPU demand")
         top = max(top, 1.05 * float(df["cpu_demand_pct"].max()))
-    ax.axhline(80, color="C0", ls=":", lw=1, label="CPU target 80 %")
-    ax.axhline(85, color="C1", ls=":", lw=1, label="memory target 85 %")
+    draw_target(ax, "cluster.peak_cpu_pct", "CPU", "C0")
+    draw_target(ax, "cluster.peak_memory_pct", "memory", "C1")
     ax.set(xlabel="simulated time (h)", ylabel="cluster utilisation (%)", ylim=(0, top),
            title="Cluster utilisation over time")
     ax.legend(loc="lower right", fontsize=8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from novacron.events import Event, event
+from novacron.scheduler.quality import QualityFigures
 
 
 @event
@@ -19,17 +20,8 @@ class PlacementDecided(Event):
 
 
 @event
-class PlacementQualitySampled(Event):
-    hosts_used: int
-    hosts_lower_bound: int
-    fragmentation_pct: float
-    stranded_cpu_pct: float
-    stranded_memory_pct: float
-    imbalance_pct: float
-    min_headroom_cpu_pct: float
-    min_headroom_memory_pct: float
-    min_headroom_network_pct: float
-    min_headroom_io_pct: float
+class PlacementQualitySampled(QualityFigures, Event):
+    """The placement's quality at ``t_s`` (the figures ``QualityFigures`` lists)."""
 
 
 @event

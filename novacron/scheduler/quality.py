@@ -29,8 +29,14 @@ from novacron.scheduler.rebalance import imbalance_pct
 from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlacementQuality:
+@dataclass(frozen=True, kw_only=True)
+class QualityFigures:
+    """The figures of a placement's quality: one field list for the measured value
+    (``PlacementQuality``) and its event (``PlacementQualitySampled``). Holds no storage itself
+    (empty ``__slots__``), so both subclasses stay slotted and the event keeps its Arrow columns."""
+
+    __slots__ = ()
+
     hosts_used: int
     hosts_lower_bound: int
     fragmentation_pct: float
@@ -41,6 +47,11 @@ class PlacementQuality:
     min_headroom_memory_pct: float
     min_headroom_network_pct: float
     min_headroom_io_pct: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlacementQuality(QualityFigures):
+    """The quality ``measure`` found in a host table."""
 
 
 def usable_capacity(hosts: HostTable, headroom: tuple[float, float, float, float]) -> FloatArray:

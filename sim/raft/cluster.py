@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import TypeVar
 
@@ -96,21 +96,16 @@ class Hook:
 
 @dataclass(frozen=True)
 class ClusterSettings:
+    """The simulated cluster. Every manager runs ``raft`` (timeouts, PreVote, CheckQuorum, batch
+    size: ``RaftConfig`` owns them and their defaults) under its own node id."""
+
     managers: int = 5
     tick_s: float = 0.010
-    election_ticks_min: int = 15
-    election_ticks_max: int = 30
-    heartbeat_ticks: int = 5
-    pre_vote: bool = True
-    check_quorum: bool = True
     snapshot_every: int = 0
-    max_entries_per_message: int = 64
+    raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
     def raft_config(self, node_id: int) -> RaftConfig:
-        return RaftConfig(node_id=node_id, election_ticks_min=self.election_ticks_min,
-                          election_ticks_max=self.election_ticks_max, heartbeat_ticks=self.heartbeat_ticks,
-                          pre_vote=self.pre_vote, check_quorum=self.check_quorum,
-                          max_entries_per_message=self.max_entries_per_message)
+        return replace(self.raft, node_id=node_id)
 
 
 class RaftCluster:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from novacron.raft.node import LEADER
+from novacron.raft.node import LEADER, RaftConfig
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import ClusterSettings, RaftCluster
@@ -35,8 +35,9 @@ ELECTION_GIVE_UP_S = 60.0
 
 
 def fig16_settings(low_ms: int, high_ms: int) -> ClusterSettings:
-    return ClusterSettings(managers=5, tick_s=0.001, election_ticks_min=low_ms, election_ticks_max=high_ms,
-                           heartbeat_ticks=50, pre_vote=False, check_quorum=False)
+    raft = RaftConfig(node_id=1, election_ticks_min=low_ms, election_ticks_max=high_ms, heartbeat_ticks=50,
+                      pre_vote=False, check_quorum=False)
+    return ClusterSettings(managers=5, tick_s=0.001, raft=raft)
 
 
 def lan_settings(managers: int = 5) -> ClusterSettings:
@@ -56,7 +57,7 @@ def election_times_after_crash(settings: ClusterSettings, profile: LinkProfile, 
     cluster = RaftCluster(settings, NetworkModel(profile, seeds.python("experiment.network")),
                           seeds.python("experiment.cluster"))
     cluster.run_until(ELECTION_GIVE_UP_S, stop=lambda: cluster.leader() is not None)
-    heartbeat_s = settings.heartbeat_ticks * settings.tick_s
+    heartbeat_s = settings.raft.heartbeat_ticks * settings.tick_s
     times_ms: list[float] = []
     for trial in range(trials):
         cluster.run_until(cluster.now_s + 2 * heartbeat_s + rng.random() * heartbeat_s)

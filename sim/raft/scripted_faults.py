@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from novacron.raft.node import RaftConfig
 from novacron.raft.scenario import RaftSection
 from sim.raft.cluster import ClusterSettings, RaftCluster
 from sim.raft.reporter import RaftReporter
@@ -26,11 +27,11 @@ RETRY_CRASH_S = 0.1
 
 
 def settings_for(section: RaftSection) -> ClusterSettings:
+    raft = RaftConfig(node_id=1, election_ticks_min=section.election_ticks_min,
+                      election_ticks_max=section.election_ticks_max, heartbeat_ticks=section.heartbeat_ticks,
+                      pre_vote=section.pre_vote, check_quorum=section.check_quorum)
     return ClusterSettings(managers=section.managers, tick_s=section.tick_ms / 1000,
-                           election_ticks_min=section.election_ticks_min,
-                           election_ticks_max=section.election_ticks_max, heartbeat_ticks=section.heartbeat_ticks,
-                           pre_vote=section.pre_vote, check_quorum=section.check_quorum,
-                           snapshot_every=section.snapshot_every)
+                           snapshot_every=section.snapshot_every, raft=raft)
 
 
 class ScriptedFaults:

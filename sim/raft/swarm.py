@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from random import Random
 
 from novacron.raft.messages import NO_NODE, ConfChange, Ready
-from novacron.raft.node import LEADER, RaftNode, Stored
+from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
@@ -65,15 +65,31 @@ LIVENESS_BOUND_S = 3.0
 
 
 @dataclass(frozen=True)
-class SwarmPlan:
-    """Everything a seed decides up front: the enabled fault kinds and their intensities."""
+class ClusterPlan:
+    """What every plan generator decides about the cluster itself (the faults are the generator's)."""
 
     seed: int
     managers: int
     profile: str
-    kinds: frozenset[str]
     pre_vote: bool
     check_quorum: bool
+    snapshot_every: int
+    max_entries_per_message: int
+    client_interval_s: float
+    fault_window_s: float
+    calm_s: float
+
+    def settings(self) -> ClusterSettings:
+        raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
+                          max_entries_per_message=self.max_entries_per_message)
+        return ClusterSettings(managers=self.managers, snapshot_every=self.snapshot_every, raft=raft)
+
+
+@dataclass(frozen=True)
+class SwarmPlan(ClusterPlan):
+    """Everything a seed decides up front: the enabled fault kinds and their intensities."""
+
+    kinds: frozenset[str]
     loss: float
     crash_rate_s: float
     crash_new_leader_share: float
@@ -91,11 +107,6 @@ class SwarmPlan:
     election_rate_s: float
     clock_rates: tuple[float, ...]
     """The clock rate of manager ``i`` is ``clock_rates[i - 1]``."""
-    snapshot_every: int
-    max_entries_per_message: int
-    client_interval_s: float
-    fault_window_s: float
-    calm_s: float
     generator: str = "swarm"
 
     @classmethod
@@ -143,11 +154,6 @@ class SwarmPlan:
                 f"prevote={self.pre_vote} checkquorum={self.check_quorum} clocks=[{clocks}] "
                 f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
                 f"batch={self.max_entries_per_message} faults for {self.fault_window_s:.1f} s")
-
-    def settings(self) -> ClusterSettings:
-        return ClusterSettings(managers=self.managers, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
-                               snapshot_every=self.snapshot_every,
-                               max_entries_per_message=self.max_entries_per_message)
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         return SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
@@ -328,12 +334,18 @@ class SwarmFaults(Hook):
 
     # -- the fault kinds ---------------------------------------------------------------------------
 
-    def crash(self) -> None:
+    def _victim(self) -> int | None:
+        """The leader half the time (when there is one), else any live manager; None if all are down."""
         alive = self.cluster.alive()
         if not alive:
-            return
+            return None
         leader = self.cluster.leader()
-        victim = leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
+        return leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
+
+    def crash(self) -> None:
+        victim = self._victim()
+        if victim is None:
+            return
         self.cluster.crash(victim)
         self._hold(self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
 
@@ -402,17 +414,16 @@ class SwarmFaults(Hook):
             self._disrupted()
 
     def pause(self) -> None:
-        alive = self.cluster.alive()
-        if not alive:
+        victim = self._victim()
+        if victim is None:
             return
-        leader = self.cluster.leader()
-        victim = leader.id if leader is not None and self.rng.random() < 0.5 else self.rng.choice(alive).node_id
         victims = [victim]
         if self.rng.random() < 0.4:  # several managers on one stalled host
+            alive = self.cluster.alive()
             victims = self.rng.sample([m.node_id for m in alive], self.rng.randint(1, len(alive)))
         # A pause ends within the fault window: the calm period after it must be calm.
         seconds = min(self.rng.uniform(1.0, 3.0), self.plan.fault_window_s - self.cluster.now_s)
-        burst = self.rng.randint(0, 2 * self.cluster.settings.election_ticks_max)
+        burst = self.rng.randint(0, 2 * self.cluster.settings.raft.election_ticks_max)
         if seconds < 0.1:
             return
         for node_id in victims:

@@ -45,7 +45,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import Protocol
 
 from novacron.raft.invariants import SafetyChecker, SafetyViolation
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
@@ -55,8 +54,8 @@ from novacron.raft.node import LEADER, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES
-from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
-from sim.raft.swarm import LIVENESS_BOUND_S, MAX_MANAGERS, SwarmFaults, SwarmNetwork, SwarmPlan
+from sim.raft.cluster import Hook, Manager, RaftCluster
+from sim.raft.swarm import LIVENESS_BOUND_S, MAX_MANAGERS, ClusterPlan, SwarmFaults, SwarmNetwork, SwarmPlan
 
 GENERATORS = ("swarm", "classic")
 KEYS = ("a", "b", "c", "d", "e", "f")
@@ -72,26 +71,16 @@ class LivenessViolation(AssertionError):
 
 
 @dataclass(frozen=True)
-class VoprPlan:
+class VoprPlan(ClusterPlan):
     """The classic generator: everything a seed decides up front."""
 
-    seed: int
-    managers: int
-    profile: str
     loss: float
     duplicate: float
     reorder: float
-    pre_vote: bool
-    check_quorum: bool
     crash_rate_s: float
     partition_rate_s: float
     membership_rate_s: float
     transfer_rate_s: float
-    snapshot_every: int
-    max_entries_per_message: int
-    client_interval_s: float
-    fault_window_s: float
-    calm_s: float
     generator: str = "classic"
 
     @classmethod
@@ -118,43 +107,13 @@ class VoprPlan:
                 f"snapshot_every={self.snapshot_every} batch={self.max_entries_per_message} "
                 f"faults for {self.fault_window_s:.1f} s")
 
-    def settings(self) -> ClusterSettings:
-        return ClusterSettings(managers=self.managers, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
-                               snapshot_every=self.snapshot_every,
-                               max_entries_per_message=self.max_entries_per_message)
-
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         profile = PROFILES[self.profile].with_faults(loss=self.loss, duplicate=self.duplicate, reorder=self.reorder)
         return SwarmNetwork(profile, rng, trace=trace)
 
 
-class Plan(Protocol):
-    @property
-    def seed(self) -> int: ...
-
-    @property
-    def generator(self) -> str: ...
-
-    @property
-    def pre_vote(self) -> bool: ...
-
-    @property
-    def check_quorum(self) -> bool: ...
-
-    @property
-    def client_interval_s(self) -> float: ...
-
-    @property
-    def fault_window_s(self) -> float: ...
-
-    @property
-    def calm_s(self) -> float: ...
-
-    def describe(self) -> str: ...
-
-    def settings(self) -> ClusterSettings: ...
-
-    def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork: ...
+Plan = VoprPlan | SwarmPlan
+"""A seed's plan from either generator."""
 
 
 def draw_plan(seed: int, generator: str = "swarm") -> Plan:

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.app.analysis import Run
+from novacron.app.plots.targets import draw_target
 
 
 def plot_cache_hit_rates(run: Run) -> Figure | None:
@@ -17,7 +18,7 @@ def plot_cache_hit_rates(run: Run) -> Figure | None:
         requests = rows["cache_hits"] + rows["cache_misses"]
         rate = 100.0 * rows["cache_hits"] / requests.where(requests > 0)
         ax.plot(rows["t_s"] / 60, rate, marker=".", label=str(tier), lw=2 if tier == "overall" else 1)
-    ax.axhline(98, color="k", ls=":", lw=1, label="overall target 98 %")
+    draw_target(ax, "cache.overall.hit_rate_pct", "overall", "k")
     ax.set(xlabel="simulated time (min)", ylabel="hit rate (%)", ylim=(0, 100.5),
            title="Cache hit rate per tier (hits / requests reaching the tier)")
     ax.legend(loc="lower right", fontsize=8)

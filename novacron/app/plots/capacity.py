@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from novacron.app.analysis import Run
+from novacron.app.plots.targets import draw_target
 
 
 def plot_availability(run: Run) -> Figure | None:
@@ -32,7 +33,7 @@ def plot_availability(run: Run) -> Figure | None:
 
 
 def plot_host_spread(run: Run) -> Figure | None:
-    """Per-host CPU utilisation at each update: median, p99 and max against the 80 % target."""
+    """Per-host CPU utilisation at each update: median, p99 and max against the CPU target."""
     samples = run.of_type("HostUtilisationSampled")
     if samples.empty:
         return None
@@ -43,7 +44,7 @@ def plot_host_spread(run: Run) -> Figure | None:
     ax.plot(hours, median, label="median host")
     ax.plot(hours, p99, label="p99 host")
     ax.plot(hours, by_time.max(), label="busiest host", lw=0.8)
-    ax.axhline(80, color="grey", ls=":", lw=1, label="CPU target 80 %")
+    draw_target(ax, "cluster.peak_cpu_pct", "CPU", "grey")
     ax.set(xlabel="simulated time (h)", ylabel="host CPU (%)", title="Per-host CPU utilisation")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
