@@ -66,6 +66,7 @@ from novacron.cluster.events import (
     VMStopped,
 )
 from novacron.cluster.state import VM_LIFECYCLE, VMStatus
+from novacron.scheduler.events import HostPowerChanged
 from sim.allocation import AllocationStore, VMRequest, follow_allocations
 from sim.context import SimContext
 from sim.workloads import VMSpec, WorkloadItem, workload_for
@@ -237,6 +238,9 @@ class ClusterModel:
         self._leave_when_placed: set[int] = set()
         """VMs whose owner deleted them while a placement or restart was being decided."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
+        self._switched_off: set[str] = set()
+        """Hosts the scheduler powered off (consolidation): up, but drawing no power."""
+        ctx.log.subscribe(HostPowerChanged, self._power_changed)
         readings_path = ctx.scenario.workload.trace_readings_path
         self._readings = None if readings_path is None else ReadingsFeed(readings_path)
         self._record_topology()
@@ -408,6 +412,12 @@ class ClusterModel:
                                    minlength=hosts).astype(np.float64)
             self._record_io(io_cores)
 
+    def _power_changed(self, ev: HostPowerChanged) -> None:
+        if ev.powered_on:
+            self._switched_off.discard(ev.host_id)
+        else:
+            self._switched_off.add(ev.host_id)
+
     def _record_samples(self, cpu: HostCPU, vms_per_host: IntArray) -> None:
         inv, emit = self.store, self.ctx.recorder.emit
         cpu_pct = (100.0 * cpu.served_cores / cpu.physical_cores).tolist()
@@ -422,7 +432,8 @@ class ClusterModel:
         for h, host_id in enumerate(inv.host_ids):
             emit(HostUtilisationSampled, source=host_id, host_id=host_id, cpu_pct=cpu_pct[h],
                  memory_pct=memory_pct[h], vms_running=counts[h], cpu_demand_pct=demand_pct[h],
-                 cpu_ready_pct=ready_pct[h], cpu_ready_max_pct=worst_pct[h], powered_on=bool(up_list[h]))
+                 cpu_ready_pct=ready_pct[h], cpu_ready_max_pct=worst_pct[h],
+                 powered_on=bool(up_list[h]) and host_id not in self._switched_off)
         # Cluster utilisation is over the hosts that are up: a crashed host's capacity is gone.
         capacity_up = max(float(cpu.physical_cores[up].sum()), 1e-9)
         emit(ClusterUtilisationSampled, source="inventory",

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from novacron.app.eventstore import event_log_sha256
-from novacron.cluster.events import VMMoved, VMPlaced
+from novacron.cluster.events import HostUtilisationSampled, VMMoved, VMPlaced
 from novacron.cluster.state import project
 from novacron.metrics import compute_metrics
 from novacron.scenario import builtin_scenario_text, loads_scenario
@@ -56,6 +56,15 @@ def test_consolidation_moves_within_caps_and_powers_hosts_off() -> None:
     metrics = compute_metrics(events)
     assert metrics["scheduler.migrations"] > 0
     assert metrics["scheduler.hosts_used"] < scenario.cluster.hosts
+    # A switched-off host draws no power: its samples say so until it is switched on again, and
+    # the energy is below that of every host idling at least (the figure consolidation is for).
+    off_since = {e.host_id: e.t_s for e in events if isinstance(e, HostPowerChanged) and not e.powered_on}
+    later = [e for e in events if isinstance(e, HostUtilisationSampled) and e.host_id in off_since
+             and e.t_s > off_since[e.host_id] and power[e.host_id] is False]
+    assert later and not any(e.powered_on for e in later)
+    hours = scenario.duration_s / 3600
+    all_idle_kwh = scenario.cluster.hosts * scenario.cluster.power_idle_w * hours / 1000
+    assert metrics["cluster.it_energy_kwh"] < all_idle_kwh
 
 
 @pytest.mark.parametrize("placer", ["scheduler", "first_fit"])

@@ -108,7 +108,8 @@ class HostUtilisationSampled(Event):
     """One host at one demand update. ``cpu_pct`` is the CPU served (at most 100 %);
     ``cpu_demand_pct`` what its VMs asked (may exceed 100 %); ``cpu_ready_pct`` the share of
     that demand left waiting (CPU ready), ``cpu_ready_max_pct`` that of its most-waiting VM (the
-    same under proportional sharing, more under shares); ``powered_on`` is false while the host is down."""
+    same under proportional sharing, more under shares); ``powered_on`` is false while the host is down
+    or switched off by consolidation (it then draws no power)."""
 
     host_id: str
     cpu_pct: float
