@@ -67,7 +67,7 @@ def build(ctx: SimContext, control_plane: ControlPlaneFactory = default_control_
                                         cpu_overcommit=c.cpu_overcommit, memory_gib=c.host_memory_gib,
                                         network_gbps=c.host_network_gbps, disk_iops=c.host_disk_iops,
                                         hosts_per_rack=c.hosts_per_rack)
-    admission = build_admission(ctx.scenario.migration)
+    admission = build_admission(ctx.scenario.migration, ctx.scenario.scheduler)
     scheduler = scheduling.build(ctx, store.host_ids, admission)
     migrations = MigrationService(ctx, admission, store)
     control = control_plane(ctx, store, scheduler)

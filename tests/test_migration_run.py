@@ -120,3 +120,17 @@ def test_rebalancer_moves_run_through_the_migration_service_and_commit_after_it(
             assert ev.vm_id in completed and completed.pop(ev.vm_id) <= ev.t_s, ev
             moved += 1
     assert moved > 0, "expected the default run's rebalancer to move VMs"
+
+
+def test_moves_are_admitted_with_the_headroom_the_scenario_asks_of_placement() -> None:
+    """One set of limits per host: the ``[scheduler]`` headroom also bounds migration admission
+    (it used to run on AdmissionPolicy's defaults whatever the scenario said)."""
+    from novacron.scenario import builtin_scenario_text, loads_scenario
+    from sim import Simulation
+
+    text = (builtin_scenario_text("default").replace("headroom_cpu_pct = 20.0", "headroom_cpu_pct = 35.0")
+            .replace("headroom_io_pct = 20.0", "headroom_io_pct = 5.0"))
+    assert "headroom_cpu_pct = 35.0" in text and "headroom_io_pct = 5.0" in text
+    sim = Simulation(loads_scenario(text, origin="headroom"), seed=1)
+    headroom = sim.ctx.services.admission.policy.headroom
+    assert (headroom.cpu_pct, headroom.memory_pct, headroom.network_pct, headroom.io_pct) == (35.0, 10.0, 30.0, 5.0)

@@ -20,6 +20,7 @@ when it is first placed, from the service's own random stream.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Generator
 from dataclasses import replace
@@ -49,6 +50,7 @@ from novacron.migration.events import MigrationAborted, MigrationAdmitted, Migra
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, link_from_profile, plan_migration
 from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
+from novacron.scheduler.config import SchedulerConfig
 from sim.allocation import AllocationStore, Claim, follow_allocations
 from sim.context import SimContext
 from sim.migration.commit import CommitOutcome, MoveCommitter
@@ -288,9 +290,13 @@ def scenario_profile(cfg: MigrationConfig) -> StreamCalibration:
                              stop_copy_bytes_s=cfg.stop_copy_mib_s * MIB)
 
 
-def build_admission(cfg: MigrationConfig) -> AdmissionController:
-    """The run's one admission controller, shared by every mover (built by ``sim.services``)."""
-    return AdmissionController(policies(cfg)[1])
+def build_admission(cfg: MigrationConfig, scheduler: SchedulerConfig) -> AdmissionController:
+    """The run's one admission controller, shared by every mover (built by ``sim.services``). It
+    keeps the headroom the scenario's ``[scheduler]`` asks of every host: placement and moves
+    answer to the same limits."""
+    headroom = HostLoad(cpu_pct=scheduler.headroom_cpu_pct, memory_pct=scheduler.headroom_memory_pct,
+                        network_pct=scheduler.headroom_network_pct, io_pct=scheduler.headroom_io_pct)
+    return AdmissionController(dataclasses.replace(policies(cfg)[1], headroom=headroom))
 
 
 def run_batch(ctx: SimContext, service: MigrationService,
