@@ -19,6 +19,7 @@ from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejec
 from novacron.cluster.sla_metrics import contention_metrics, sla_energy_metrics
 from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
 from novacron.events import Event
+from novacron.migration.events import MigrationAdmitted
 from novacron.migration.metrics import migration_metrics
 from novacron.raft.metrics import raft_metrics
 from novacron.scheduler.metrics import scheduler_metrics
@@ -89,6 +90,27 @@ EXTRACTORS: list[Extractor] = [
     contention_metrics,
     sla_energy_metrics,
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningPeak:
+    """How a peak metric folds one event at a time, for a run that watches it as it goes."""
+
+    event: type[Event]
+    value: Callable[[Event], float]
+    needs_placed_vm: bool
+    """The metric is only measured once a VM was placed (see ``UTILISATION_METRICS``)."""
+
+
+RUNNING_PEAKS: dict[str, RunningPeak] = {
+    "cluster.peak_cpu_pct": RunningPeak(ClusterUtilisationSampled, lambda e: e.cpu_pct, True),  # type: ignore[attr-defined]
+    "cluster.peak_memory_pct": RunningPeak(ClusterUtilisationSampled, lambda e: e.memory_pct, True),  # type: ignore[attr-defined]
+    "migration.peak_running_global": RunningPeak(MigrationAdmitted, lambda e: e.running_global, False),  # type: ignore[attr-defined]
+    "migration.peak_running_per_host": RunningPeak(
+        MigrationAdmitted, lambda e: max(e.running_on_source, e.running_on_destination), False),  # type: ignore[attr-defined]
+}
+"""The same maxima as the extractors above, one event at a time (``sim.early_stop`` folds them;
+``tests/test_early_stop.py`` checks that they end equal to the extractors' values)."""
 
 
 UTILISATION_METRICS = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.mean_cpu_pct",

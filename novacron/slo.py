@@ -162,6 +162,44 @@ call is the operating system's scheduling, not the policies' evaluation.
 """
 
 
+class Trend(Enum):
+    """How a metric can move while a run goes on."""
+
+    RISING = "non-decreasing"
+    FALLING = "non-increasing"
+
+
+MONOTONE_METRICS: Mapping[str, Trend] = {
+    "cluster.peak_cpu_pct": Trend.RISING,
+    "cluster.peak_memory_pct": Trend.RISING,
+    "migration.peak_running_global": Trend.RISING,
+    "migration.peak_running_per_host": Trend.RISING,
+}
+"""The one declaration of which metrics only move one way during a run: a peak only grows. A
+required target on such a metric whose comparator points against the trend (``<`` on a rising
+metric) fails for good once it fails, so a run that only needs its verdict can stop there
+(``novacron size``/``sweep --early-stop``). Declare a metric only if every prefix of a run's
+events gives a value no further from passing than the whole run; the property test in
+``tests/test_early_stop.py`` checks each declaration against full runs."""
+
+
+def _against(trend: Trend) -> tuple[Comparator, ...]:
+    """Comparators that a move along ``trend`` can only break, never mend."""
+    return (Comparator.LT, Comparator.LE) if trend is Trend.RISING else (Comparator.GT, Comparator.GE)
+
+
+def early_stop_targets(targets: Iterable[Target],
+                       trends: Mapping[str, Trend] = MONOTONE_METRICS) -> tuple[Target, ...]:
+    """The required targets a run can fail for good before it ends."""
+    return tuple(t for t in targets if t.role is Role.REQUIRED and t.metric in trends
+                 and t.comparator in _against(trends[t.metric]))
+
+
+def fails_for_good(target: Target, value: float, trends: Mapping[str, Trend] = MONOTONE_METRICS) -> bool:
+    """True if ``value`` measured part-way through a run already decides that ``target`` fails."""
+    return bool(early_stop_targets([target], trends)) and not target.comparator.holds(value, target.threshold)
+
+
 # --- user overrides ------------------------------------------------------------------------------
 
 

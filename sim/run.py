@@ -10,7 +10,7 @@ in the order of ``COMPONENTS`` (an immutable tuple: each capability adds its com
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Event
 from novacron.metrics import compute_metrics
 from novacron.scenario import Scenario, scenario_targets
-from novacron.slo import RunVerdict
+from novacron.slo import RunVerdict, Target
 from sim import cache, faults, services
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
+from sim.early_stop import EarlyStop
 from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
@@ -67,23 +68,41 @@ class RunResult:
 
 def simulate(scenario: Scenario, seed: int, *, progress: bool = False) -> SimContext:
     """Run the model to the scenario's end and return its context (events in ``ctx.log``)."""
-    ctx = SimContext.create(scenario, seed)
-    ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
-                      version=__version__)
-    compose(ctx)
-    _advance(ctx, scenario.duration_s, progress)
-    ctx.recorder.emit(RunFinished, source="sim", duration_s=scenario.duration_s)
+    ctx, _ = _simulate(scenario, seed, progress=progress, watch=None)
     return ctx
 
 
-def _advance(ctx: SimContext, until_s: float, progress: bool) -> None:
-    steps = 100
+def simulate_verdict_only(scenario: Scenario, seed: int, targets: Iterable[Target]) -> tuple[SimContext, EarlyStop]:
+    """Like ``simulate``, but ends the run once one of ``targets`` has failed for good
+    (``EarlyStop.stopped``): for callers that only need the verdict (``size``, ``sweep --early-stop``)."""
+    ctx, stop = _simulate(scenario, seed, progress=False, watch=tuple(targets))
+    assert stop is not None
+    return ctx, stop
+
+
+def _simulate(scenario: Scenario, seed: int, *, progress: bool,
+              watch: tuple[Target, ...] | None) -> tuple[SimContext, EarlyStop | None]:
+    ctx = SimContext.create(scenario, seed)
+    stop = None if watch is None else EarlyStop.watch(ctx, watch)
+    ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
+                      version=__version__)
+    compose(ctx)
+    _advance(ctx, scenario.duration_s, progress, stop)
+    ctx.recorder.emit(RunFinished, source="sim", duration_s=float(ctx.env.now) if stop and stop.stopped
+                      else scenario.duration_s)
+    return ctx, stop
+
+
+def _advance(ctx: SimContext, until_s: float, progress: bool, stop: EarlyStop | None = None) -> None:
+    steps = 100 if stop is None else 400  # a watched run checks more often: it stops sooner
     with tqdm(total=round(until_s), unit="sim s", disable=not progress, leave=False,
               desc="simulating") as bar:
         for k in range(1, steps + 1):
             target = until_s * k / steps
             ctx.env.run(until=target)
             bar.update(round(target) - bar.n)
+            if stop is not None and stop.stopped:
+                return
 
 
 def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,

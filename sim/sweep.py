@@ -42,7 +42,7 @@ from novacron.config import ConfigError
 from novacron.metrics import compute_metrics
 from novacron.scenario import parse_scenario, scenario_targets
 from novacron.slo import evaluate
-from sim.run import simulate
+from sim.run import simulate, simulate_verdict_only
 
 Params = tuple[tuple[str, Any], ...]
 Row = dict[str, Any]
@@ -109,21 +109,33 @@ def _shown(params: Params) -> str:
 
 
 def run_one(scenario_text: str, origin: str, params: Params, seed: int, index: int,
-            base_dir: str | None = None) -> Row:
-    """Simulate one grid point; never raises (a failure is a row saying so)."""
+            base_dir: str | None = None, early_stop: bool = False) -> Row:
+    """Simulate one grid point; never raises (a failure is a row saying so).
+
+    With ``early_stop`` the run ends once a required target has failed for good
+    (``sim.early_stop``); its row says "failed early at t_s=..." and holds the metrics so far.
+    """
     row: Row = {"run": index, "seed": seed, **{PARAM_PREFIX + k: v for k, v in params},
                 "status": "ok", "error": ""}
     try:
         scenario = parse_scenario(with_overrides(tomllib.loads(scenario_text), params), origin=origin,
                                   base_dir=base_dir)
-        ctx = simulate(scenario, seed)
+        targets = scenario_targets(scenario)[0]
+        if early_stop:
+            ctx, stop = simulate_verdict_only(scenario, seed, targets)
+        else:
+            ctx, stop = simulate(scenario, seed), None
         metrics = compute_metrics(ctx.log)
         metrics.update(ctx.config_metrics)
         row.update(metrics)
         row["events_sha256"] = event_log_sha256(ctx.log)  # the witness that a seed repeats
-        blocking = evaluate(metrics, scenario_targets(scenario)[0]).blocking()
-        row["verdict"] = "fail" if blocking else "pass"
-        row["blocking"] = "; ".join(r.target.name for r in blocking)
+        if stop is not None and stop.stopped:
+            blocking_names = [t.name for t in stop.failed]
+            row["early_stop"] = stop.describe()
+        else:
+            blocking_names = [r.target.name for r in evaluate(metrics, targets).blocking()]
+        row["verdict"] = "fail" if blocking_names else "pass"
+        row["blocking"] = "; ".join(blocking_names)
     except Exception as exc:  # the sweep reports it and goes on with the other runs
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     return row
@@ -136,9 +148,10 @@ class SweepResult:
 
 
 def run_sweep(scenario_text: str, origin: str, grid: Sequence[SweepRun], *, workers: int | None = None,
-              dask_scheduler: str | None = None, progress: bool = False, base_dir: str | None = None) -> SweepResult:
+              dask_scheduler: str | None = None, progress: bool = False, base_dir: str | None = None,
+              early_stop: bool = False) -> SweepResult:
     """Run the grid on a local process pool, or on the Dask cluster at ``dask_scheduler``."""
-    with Runner(workers=workers, dask_scheduler=dask_scheduler) as runner:
+    with Runner(workers=workers, dask_scheduler=dask_scheduler, early_stop=early_stop) as runner:
         rows = runner.run(scenario_text, origin, grid, base_dir=base_dir, progress=progress)
     return SweepResult(pd.DataFrame(rows), [r for r in rows if r["status"] != "ok"])
 
@@ -150,8 +163,10 @@ def _bar(total: int, progress: bool) -> tqdm[Any]:
 class Runner:
     """One local process pool or Dask client, reused by every grid run through it."""
 
-    def __init__(self, *, workers: int | None = None, dask_scheduler: str | None = None) -> None:
+    def __init__(self, *, workers: int | None = None, dask_scheduler: str | None = None,
+                 early_stop: bool = False) -> None:
         self.workers, self.dask_scheduler = workers, dask_scheduler
+        self.early_stop = early_stop  # runs end once a required target failed for good: verdicts only
         self._pool: ProcessPoolExecutor | None = None
         self._client: Any = None
 
@@ -194,7 +209,7 @@ class Runner:
         return self.run(scenario_text, origin, grid, base_dir=base_dir, progress=progress, stop_when=stop_when)
 
     def _submit(self, scenario_text: str, origin: str, run: SweepRun, base_dir: str | None) -> Any:
-        args = (scenario_text, origin, run.params, run.seed, run.index, base_dir)
+        args = (scenario_text, origin, run.params, run.seed, run.index, base_dir, self.early_stop)
         if self._client is not None:
             return self._client.submit(run_one, *args, pure=False)
         assert self._pool is not None, "use Runner as a context manager"

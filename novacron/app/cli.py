@@ -269,7 +269,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
           f"seeds {seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · on {where}", flush=True)
     result = run_sweep(text, args.scenario or "default", grid, workers=args.workers, base_dir=base_dir,
-                       dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty())
+                       dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty(),
+                       early_stop=args.early_stop)
     path = write_table(result.table, out)
     print(f"results: {path}  ({len(result.table)} rows: params, seed, status, metrics)")
     for line in describe_failures(result.failed):
@@ -311,7 +312,7 @@ def cmd_size(args: argparse.Namespace) -> int:
           f">= {args.confidence:.0%} of {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · "
           f"on {where}", flush=True)
     started = time.perf_counter()
-    with Runner(workers=args.workers, dask_scheduler=args.dask_scheduler) as runner:
+    with Runner(workers=args.workers, dask_scheduler=args.dask_scheduler, early_stop=not args.full_runs) as runner:
         job = SizeJob(text, origin, base_dir, args.param, seeds, args.confidence, runner,
                       progress=not args.no_progress and sys.stderr.isatty(), log=lambda line: print(line, flush=True))
         result = size(job, low=low, high=high, start=start,
@@ -917,6 +918,9 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     sweep.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a dotted scenario key and its values, e.g. cluster.hosts=10,20 (repeatable)")
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
+    sweep.add_argument("--early-stop", action="store_true",
+                       help="end a run once a required target on a monotone metric (a peak) has failed for good: "
+                            "its row says 'failed early at t_s=...' (column early_stop) and its metrics stop there")
     _add_pool_args(sweep, out_default="sweeps/<scenario>")
     sweep.set_defaults(handler=cmd_sweep)
     sz = sub.add_parser("size", help="the smallest value of a setting for which every required target passes",
@@ -933,6 +937,9 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                     help="share of seeds that must pass every required target (default 0.95)")
     sz.add_argument("--min", type=int, default=None, help="smallest value to consider (default: the setting's minimum)")
     sz.add_argument("--max", type=int, default=None, help="largest value to consider (default: the setting's maximum)")
+    sz.add_argument("--full-runs", action="store_true",
+                    help="run every simulation to its end (by default a run ends once a required target on a "
+                         "monotone metric, such as peak memory, has failed for good: the verdict is the same)")
     _add_pool_args(sz, out_default="sizes/<scenario>-<param>")
     sz.set_defaults(handler=cmd_size)
 
