@@ -172,6 +172,14 @@ def _replication(port: int) -> dict[str, Any]:
     return dict(_ask(port, lambda c: c.info("replication")))
 
 
+def _online_replicas(info: dict[str, Any]) -> int:
+    """Replicas a primary's INFO replication lists with ``state=online`` (redis-py parses each
+    ``slaveN`` line into a dict)."""
+    return sum(1 for key, value in info.items()
+               if key.startswith("slave") and key[5:].isdigit() and isinstance(value, dict)
+               and value.get("state") == "online")
+
+
 class RedisSentinelGroup:
     """One primary, ``replicas`` replicas and ``sentinels`` sentinels (quorum: a majority), with
     short timeouts so a failover takes a few seconds: the primary is declared down after
@@ -198,7 +206,7 @@ class RedisSentinelGroup:
         for server in self.servers:
             server.start()
         replicas = len(self.servers) - 1
-        wait_until(lambda: _replication(self.primary.port)["connected_slaves"] == replicas
+        wait_until(lambda: _online_replicas(_replication(self.primary.port)) == replicas
                    and all(_replication(s.port)["master_link_status"] == "up"
                            for s in self.servers[1:]), 10, "replicas in sync")
         for port in self.sentinel_ports:
@@ -303,6 +311,10 @@ class RedisClusterGroup:
                 return False
             info = _replication(server.port)
             if info["role"] == "slave" and info["master_link_status"] != "up":
+                return False
+            if info["role"] == "master" and _online_replicas(info) < self.replicas_per_primary:
+                # A replica whose link is up may still be loading the primary's snapshot: until the
+                # primary lists it online, WAIT counts it as no replica (a CI run saw "confirmed 0").
                 return False
         return True
 
