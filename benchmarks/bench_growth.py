@@ -159,7 +159,8 @@ def _write(table: Path, rows: list[dict[str, object]]) -> None:
 def markdown(table: Path) -> str:
     rows = list(csv.DictReader(table.open()))
     lines = ["| hosts | VMs | simulated | NovaCron wall s | CPU s | peak RSS MiB | events | VM-hours / CPU s | "
-             "per-VM SimPy CPU s | VM-hours / CPU s | NovaCron advantage (CPU) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "per-VM SimPy CPU s | VM-hours / CPU s | NovaCron advantage (CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     cells = {(r["hosts"], r["duration"], r["runner"]): r for r in rows}
     for hosts, duration in dict.fromkeys((r["hosts"], r["duration"]) for r in rows):
         ours, peer = cells.get((hosts, duration, "novacron"), {}), cells.get((hosts, duration, "per-vm"), {})
