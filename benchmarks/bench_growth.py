@@ -170,10 +170,11 @@ def markdown(table: Path) -> str:
         ratio = ""
         if ours.get("status") == "ok" and peer.get("status") == "ok":
             ratio = f"{float(peer['cpu_s']) / float(ours['cpu_s']):.1f}x"
-        lines.append(f"| {hosts} | {ours.get('vms') or peer.get('vms')} | {duration} | {shown(ours, 'wall_s')} | "
-                     f"{shown(ours, 'cpu_s')} | {shown(ours, 'peak_rss_mib')} | {shown(ours, 'events')} | "
-                     f"{shown(ours, 'vm_hours_per_cpu_s')} | {shown(peer, 'cpu_s')} | "
-                     f"{shown(peer, 'vm_hours_per_cpu_s')} | {ratio} |")
+        ours_keys = ("wall_s", "cpu_s", "peak_rss_mib", "events", "vm_hours_per_cpu_s")
+        cells_shown = [hosts, ours.get("vms") or peer.get("vms"), duration,
+                       *(shown(ours, key) for key in ours_keys),
+                       *(shown(peer, key) for key in ("cpu_s", "vm_hours_per_cpu_s")), ratio]
+        lines.append("| " + " | ".join(str(c) for c in cells_shown) + " |")
     return "\n".join(lines)
 
 
