@@ -182,7 +182,8 @@ def test_empty_cluster_does_not_pass_utilisation_targets(tmp_path: Path, workloa
     assert main(["run", str(scenario), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     run = load_run(tmp_path / "run")
     rows = {r.target.metric: r for r in run.verdict.results}
-    for metric in ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.uptime_pct", "cluster.cpu_ready_p99_pct"):
+    for metric in ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.uptime_pct",
+                   "cluster.cpu_ready_p99_pct"):
         assert rows[metric].verdict is Verdict.NOT_MEASURED, metric
         assert metric not in run.metrics
     assert not run.verdict.passed()
