@@ -591,7 +591,7 @@ def cmd_manager(args: argparse.Namespace) -> int:
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic)
+                           args.events_origin_monotonic, args.events_jsonl)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -617,6 +617,10 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--events-origin-monotonic", type=float, default=None, metavar="SECONDS",
                          help="events' t_s counts from this time.monotonic() value, so the logs of managers "
                               "on one machine merge in time order (default: this process's start)")
+    manager.add_argument("--events-jsonl", action="store_true",
+                         help="also write events.jsonl, one JSON line per event, flushed every Raft step (for "
+                              "tools that tail the log live); the Parquet log (row groups in events.parts/, "
+                              "folded into events.parquet + summary.json when the manager stops) is always written")
     manager.set_defaults(handler=cmd_manager)
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
