@@ -154,6 +154,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from novacron.app.compare import CompareError, compare_runs, format_comparison, load_pair, write_plot
+
+    with as_command_error(CompareError):
+        run_a, run_b = load_pair(args.run_a, args.run_b)
+    comparison = compare_runs(run_a, run_b)
+    plot = None
+    if not args.no_plot:
+        plot = args.plot or Path("runs") / f"compare-{run_a.path.resolve().name}-vs-{run_b.path.resolve().name}.png"
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"--plot {plot}: cannot create its folder ({exc.strerror or exc})") from None
+        write_plot(comparison, plot)
+    if args.json:
+        print(json.dumps({**comparison.as_dict(), "plot": None if plot is None else str(plot)}, indent=2))
+    else:
+        print(format_comparison(comparison))
+        if plot is not None:
+            print(f"plot: {plot}")
+    return EXIT_OK if comparison.agree else EXIT_FAILED
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     from novacron.config import describe_section
     from novacron.scenario import Scenario, builtin_scenario_names, builtin_scenario_text
@@ -834,6 +859,22 @@ def _build_parser() -> argparse.ArgumentParser:
                             description="Write report.html (self-contained) and report.md for a run.")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
     report.set_defaults(handler=cmd_report)
+    compare = sub.add_parser("compare", help="two runs of one scenario side by side (sim and real); exit 1 if "
+                                             "their verdicts disagree",
+                             description="Compare two run directories of the same scenario (typically its "
+                                         "simulation and a real run): every metric with the relative difference "
+                                         "of B from A, every target's verdicts and whether they agree, the "
+                                         "migrations matched by VM (the planner's prediction, A's and B's "
+                                         "measured total time and downtime), and a plot. Exit 0: every verdict "
+                                         "agrees; 1: a verdict disagrees (listed last); 2: bad input (a missing "
+                                         "or unreadable run directory, runs of different scenarios).")
+    compare.add_argument("run_a", type=Path, help="a run directory (typically the simulation)")
+    compare.add_argument("run_b", type=Path, help="a run directory of the same scenario (typically the real run)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON (for CI) instead of text")
+    compare.add_argument("--plot", type=Path, default=None,
+                         help="where to write the PNG (default: runs/compare-<A>-vs-<B>.png)")
+    compare.add_argument("--no-plot", action="store_true", help="write no plot")
+    compare.set_defaults(handler=cmd_compare)
     bench = sub.add_parser("bench", help="run the benchmark suite; fail if a tracked ratio regresses",
                            description="Run benchmarks/bench_*.py with pytest-benchmark, save the JSON, and "
                                        "compare each tracked ratio (a benchmark over its baseline measured in "
