@@ -39,8 +39,11 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from novacron.app.eventstore import events_to_table
 from novacron.app.eventstore import read_events as read_parquet_events
-from novacron.app.eventstore import write_events
 from novacron.app.rundir import EVENTS, write_artefact_run
 from novacron.events import Event, event_fields
 from novacron.raft.events import ManagerCommandApplied
@@ -144,6 +147,10 @@ class ParquetEventLog:
         self._part = max((int(p.stem.removeprefix("part-")) for p in self.parts_dir.glob("part-*.parquet")),
                          default=-1) + 1
         self._buffer: list[Event] = []
+        self._commands: dict[str, list[Any]] = {name: [] for name in COMMAND_COLUMNS}
+        """The hot path's rows, column by column: building an event object per command cost more
+        than the rest of the write (15 us of about 35 us per command, measured at load 18)."""
+        self._commands_schema = events_to_table([_sample_command()]).schema
         self._buffered_since_s = 0.0
 
     def emit(self, cls: type[E], *, source: str, **fields: Any) -> E:
@@ -153,12 +160,16 @@ class ParquetEventLog:
             self.mirror.emit(cls, source=source, **fields)
         return ev
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer) + len(self._commands["seq"])
+
     def _append(self, ev: Event) -> None:
-        if not self._buffer:
+        if not self.buffered:
             self._buffered_since_s = time.monotonic()
         self._buffer.append(ev)
         self._seq += 1
-        if len(self._buffer) >= self.row_group_events:
+        if self.buffered >= self.row_group_events:
             self._write_part()
 
     def emit_command_applied(self, source: str, manager_id: int, log_index: int, batch_position: int,
@@ -170,12 +181,19 @@ class ParquetEventLog:
                               commands: list[tuple[int, str, str, int]]) -> None:
         """One ``ManagerCommandApplied`` per command not yet written (each sink skips its own)."""
         t_s = round(time.monotonic() - self._start, 6)
-        for position, name, key, value_bytes in commands:
-            if (log_index, position) <= self.last_applied:
-                continue
-            self._append(ManagerCommandApplied(t_s=t_s, seq=self._seq, source=source, manager_id=manager_id,
-                                               log_index=log_index, batch_position=position, command_name=name,
-                                               command_key=key, value_bytes=value_bytes))
+        fresh = [c for c in commands if (log_index, c[0]) > self.last_applied]
+        if fresh and not self.buffered:
+            self._buffered_since_s = time.monotonic()
+        columns, first_seq = self._commands, self._seq
+        for seq, (position, name, key, value_bytes) in enumerate(fresh, start=first_seq):
+            for column, value in zip(COMMAND_COLUMNS, (t_s, seq, source, manager_id, log_index, position, name, key,
+                                                       value_bytes), strict=True):
+                columns[column].append(value)
+        self._seq += len(fresh)
+        if fresh:
+            self.last_applied = (log_index, fresh[-1][0])
+        if self.buffered >= self.row_group_events:
+            self._write_part()
         if self.mirror is not None:
             fresh = [c for c in commands if not self.mirror.already_written(log_index, c[0])]
             self.mirror.emit_commands_applied(source, manager_id, log_index, fresh)
@@ -185,15 +203,25 @@ class ParquetEventLog:
         return mine and (self.mirror is None or self.mirror.already_written(log_index, batch_position))
 
     def _write_part(self) -> None:
-        if not self._buffer:
+        if not self.buffered:
             return
-        write_events(self.parts_dir / f"part-{self._part:06d}.parquet", self._buffer)
+        tables = [events_to_table(self._buffer)] if self._buffer else []
+        if self._commands["seq"]:
+            rows = len(self._commands["seq"])
+            tables.append(pa.Table.from_pydict({"type": [ManagerCommandApplied.__name__] * rows, **self._commands},
+                                               schema=self._commands_schema))
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default").sort_by("seq")
+        path = self.parts_dir / f"part-{self._part:06d}.parquet"
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(path)  # a part is whole or absent
         self._part += 1
         self._buffer = []
+        self._commands = {name: [] for name in COMMAND_COLUMNS}
 
     def flush(self) -> None:
         """Once per ``Ready``: write the row group if its oldest event waited ``flush_interval_s``."""
-        if self._buffer and time.monotonic() - self._buffered_since_s >= self.flush_interval_s:
+        if self.buffered and time.monotonic() - self._buffered_since_s >= self.flush_interval_s:
             self._write_part()
         if self.mirror is not None:
             self.mirror.flush()
@@ -204,6 +232,16 @@ class ParquetEventLog:
             self.mirror.close()
         fold_manager_events(self.data_dir, manager_id=self.manager_id,
                             wall_s=time.monotonic() - self._opened_s)
+
+
+COMMAND_COLUMNS = ("t_s", "seq", "source", "manager_id", "log_index", "batch_position", "command_name",
+                   "command_key", "value_bytes")
+
+
+def _sample_command() -> ManagerCommandApplied:
+    """One command event, only for its table schema (the columns ``events_to_table`` would give)."""
+    return ManagerCommandApplied(t_s=0.0, seq=0, source="", manager_id=0, log_index=0, batch_position=0,
+                                 command_name="", command_key="", value_bytes=0)
 
 
 def folded_events(data_dir: Path) -> list[Event]:
