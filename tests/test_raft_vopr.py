@@ -84,6 +84,21 @@ def test_swarm_plans_cover_every_size_and_fault_kind() -> None:
     assert any(p.snapshot_every in (2, 3) for p in plans if "crash" in p.kinds)
 
 
+def test_swarm_version_1_draws_the_plans_its_regression_seeds_were_found_with() -> None:
+    """tests/vopr_regressions.txt replays `swarm1` seeds: their plans must not drift (values
+    printed by the generator of commit 1fa0145)."""
+    plan = SwarmPlan.draw(319, version=1)
+    assert plan.generator == "swarm1" and plan.managers == 3
+    assert plan.kinds == {"clock", "crash", "duplication", "elections", "membership"}
+    assert (plan.pre_vote, plan.check_quorum, plan.snapshot_every, plan.max_entries_per_message) == (False, True, 8, 1)
+    assert plan.crash_rate_s == pytest.approx(0.169375, abs=1e-6)
+    assert plan.fault_window_s == pytest.approx(6.182218, abs=1e-6)
+    assert (plan.client_keys, plan.reread_share, plan.jitter_s) == (6, 0.0, 0.0)
+    assert SwarmPlan.draw(71, version=1).describe().startswith(
+        "swarm1: 2 managers, wan80, faults [partition,membership,clock,pause,duplication] partition/s=0.80")
+    assert SwarmPlan.draw(319).generator == "swarm"
+
+
 def test_the_classic_generator_stays_selectable() -> None:
     assert VoprPlan.draw(3).managers >= 3
     result = run_seed(3, generator="classic")
