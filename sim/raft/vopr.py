@@ -10,6 +10,8 @@ Two plan generators turn a seed into a cluster and a fault schedule:
   the leader held for seconds, membership changes during partitions and leaders removing
   themselves, clock rates of 0.5-1.5x, pauses followed by bursts, duplication storms -- on 1
   to 7 voters;
+  ``swarm1`` replays its version 1 (the seeds in ``tests/vopr_regressions.txt`` were found with
+  it), ``swarm`` draws the latest version;
 - ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed.
 
 Checks, all of them on every seed:
