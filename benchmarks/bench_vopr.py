@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plant", default="none", help=f"none or one of {', '.join(PLANTED_BUGS)}")
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--generator", default="swarm", choices=("swarm", "classic"))
+    parser.add_argument("--generator", default="swarm", choices=("swarm", "swarm1", "swarm2", "classic"))
     parser.add_argument("--out", type=Path, default=Path("runs/vopr"))
     parser.add_argument("--table", type=Path, default=None, help="print the table of the results in this folder")
     args = parser.parse_args(argv)

@@ -20,18 +20,17 @@ from sim.raft.vopr import VoprPlan, run_seed
 CI_SEEDS = 300
 REGRESSIONS = Path(__file__).with_name("vopr_regressions.txt")
 
-# The first seeds (swarm generator) on which each planted bug is caught, from
+# The first seeds (swarm generator, version 2) on which each planted bug is caught, from
 # `python -m benchmarks.bench_vopr --plant NAME --seeds 1000` (benchmarks/RESULTS_raft.md).
 # Runs are deterministic, so each of these must fail every time: a checker or generator change
-# that loses one of them loses the bug there.
-# `old-term-commit` is missing: the swarm generator caught it on none of seeds 0-999 (it needs a
-# Figure 8 history); tests/test_raft_paper.py catches it with a directed schedule.
+# that loses one of them loses the bug there (a new generator version re-finds them).
 PLANTED_FIRST_SEEDS: dict[str, tuple[int, ...]] = {
-    "forget-vote": (200, 311),
-    "no-election-restriction": (1, 10, 12),
-    "stale-read": (99, 127, 204),
-    "no-log-matching": (2, 11, 14),
-    "leader-keeps-term": (0, 1, 2),
+    "old-term-commit": (208, 227),
+    "forget-vote": (23, 44),
+    "no-election-restriction": (1, 12, 16),
+    "stale-read": (1, 14, 27),
+    "no-log-matching": (2, 14, 16),
+    "leader-keeps-term": (1, 3, 4),
 }
 
 
@@ -82,6 +81,24 @@ def test_swarm_plans_cover_every_size_and_fault_kind() -> None:
     assert min(skewed) < 0.6 and max(skewed) > 1.4
     assert {p.storm_copies for p in plans} == {2, 3}
     assert any(p.snapshot_every in (2, 3) for p in plans if "crash" in p.kinds)
+    assert {p.client_keys for p in plans} == {3, 4, 6} and max(p.reread_share for p in plans) > 0.8
+    assert sum(not p.check_quorum for p in plans) > 0.4 * len(plans)
+    assert min(p.jitter_s for p in plans if p.jitter_s) < 0.005 and max(p.jitter_s for p in plans) > 0.05
+
+
+def test_swarm_version_1_draws_the_plans_its_regression_seeds_were_found_with() -> None:
+    """tests/vopr_regressions.txt replays `swarm1` seeds: their plans must not drift (values
+    printed by the generator of commit 1fa0145)."""
+    plan = SwarmPlan.draw(319, version=1)
+    assert plan.generator == "swarm1" and plan.managers == 3
+    assert plan.kinds == {"clock", "crash", "duplication", "elections", "membership"}
+    assert (plan.pre_vote, plan.check_quorum, plan.snapshot_every, plan.max_entries_per_message) == (False, True, 8, 1)
+    assert plan.crash_rate_s == pytest.approx(0.169375, abs=1e-6)
+    assert plan.fault_window_s == pytest.approx(6.182218, abs=1e-6)
+    assert (plan.client_keys, plan.reread_share, plan.jitter_s) == (6, 0.0, 0.0)
+    assert SwarmPlan.draw(71, version=1).describe().startswith(
+        "swarm1: 2 managers, wan80, faults [partition,membership,clock,pause,duplication] partition/s=0.80")
+    assert SwarmPlan.draw(319).generator == "swarm"
 
 
 def test_the_classic_generator_stays_selectable() -> None:

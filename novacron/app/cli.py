@@ -748,8 +748,9 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
                       "old-term-commit, no-election-restriction, forget-vote, stale-read, no-log-matching, "
                       "leader-keeps-term")
-    vopr.add_argument("--generator", choices=("swarm", "classic"), default="swarm",
-                      help="plan generator: swarm (random subsets of fault kinds, 1-7 voters; default) or classic")
+    vopr.add_argument("--generator", choices=("swarm", "swarm1", "swarm2", "classic"), default="swarm",
+                      help="plan generator: swarm (random subsets of fault kinds, 1-7 voters; default; swarmN: "
+                           "its version N, for the seeds that version found) or classic")
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
     vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")

@@ -17,8 +17,8 @@ The kinds, each aimed at schedules that the earlier generator (``classic``) neve
   its messages*: only a random subset of its peers (maybe none) gets them
   (``SwarmNetwork.silenced``), or within 40 ms of its election;
   this leaves entries on a minority and commits nobody else heard of -- the histories of
-  Figure 8. A voter crashes right after it granted a vote and is back within 50 ms or 0.5 s,
-  still in that term, so a second candidate of the term may ask it again;
+  Figure 8. A voter crashes right after it granted a vote and is back within 50 ms or 0.5 s
+  (version 1), still in that term, so a second candidate of the term may ask it again;
 - ``partition``: a random split, symmetric or one-way, held for up to seconds;
 - ``leader-cut``: cuts aimed at the current leader, held 0.5-4 s: it cannot send, cannot
   receive, or one link to or from it is cut one way;
@@ -37,6 +37,29 @@ The kinds, each aimed at schedules that the earlier generator (``classic``) neve
 
 Cluster sizes are 1 to 7 voters, weighted towards the small ones (1 and 2 voters are the
 corner cases of quorums and of a leader removing itself).
+
+Versions. A change to what a seed draws gives every seed another schedule, so the generator is
+versioned and every version stays drawable: ``swarm1`` is version 1 (commit 1fa0145), draw for
+draw, which ``tests/vopr_regressions.txt`` replays; ``swarm`` is the latest. Version 1 caught
+only three of six planted bugs in 5 % of seeds; version 2 draws the other three's histories more
+often, still as features of the general distribution, never as a script per bug (its draws come
+after all of version 1's):
+
+- CheckQuorum is off in half the seeds (0.3 before): a leader cut off from the others keeps
+  leading and answering, the setting of stale reads;
+- ``leader-cut`` also *isolates* the leader both ways, so it neither hears its successor's
+  election nor steps down;
+- clients use 3, 4 or 6 keys, and a share (0-90 %) of each client's reads reads back the key
+  of its own last completed write (read-your-writes: a stale answer is then visible);
+- ``jitter`` (on in 65 % of seeds): a share of messages arrives up to 2-100 ms late
+  (log-uniform), so a request overtakes another or arrives after its target restarted;
+- ``crash-before-send`` is a kind of its own with a share per moment (after an election, new
+  entries, a commit advance), each 5-90 %: Figure 8 needs leaders that die at each of them;
+- one entry per append in 3 of 5 seeds (1 of 2 before);
+- wider shares for crashing a new leader (up to 50 %) and a voter right after its vote (20-90
+  %), and that voter is back after 0.5 ms to 0.5 s (log-uniform): within a vote request's
+  flight time, so a second candidate of the same term reaches the restarted voter, which must
+  still remember its vote.
 
 ``FaultState`` tracks which faults are active; when the last one ends (a *heal*), the vopr checks
 after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness_later``).
@@ -58,8 +81,20 @@ from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 
 MAX_MANAGERS = 7
-FAULT_KINDS = ("crash", "partition", "leader-cut", "membership", "clock", "pause", "duplication", "loss",
-               "transfer", "elections")
+FAULT_KINDS_V1 = ("crash", "partition", "leader-cut", "membership", "clock", "pause", "duplication", "loss",
+                  "transfer", "elections")
+FAULT_KINDS = (*FAULT_KINDS_V1, "crash-before-send", "jitter")
+SWARM_VERSIONS = (1, 2)
+SWARM_VERSION = 2
+"""The version ``--generator swarm`` draws; ``swarm1`` replays the seeds version 1 found."""
+V2_KIND_SHARES = {"crash-before-send": 0.5, "jitter": 0.65}
+"""How often version 2 turns on the kinds it added (late messages are the rule on real networks)."""
+CRASH_MOMENTS = ("elected", "entries", "committed")
+"""The moments at which a leader may crash between persisting a Ready and sending its messages."""
+CLIENT_KEYS = ("a", "b", "c", "d", "e", "f")
+CLIENT_KEY_COUNTS = (3, 4, 6)
+"""Fewer than 3 keys put a few hundred operations on one key, past the linearizability budget."""
+LEADER_CUT_SHAPES_V1 = ("mute", "deaf", "link-out", "link-in")
 CLUSTER_SIZES = (1, 2, 2, 3, 3, 3, 4, 5, 5, 6, 7)
 LIVENESS_BOUND_S = 3.0
 
@@ -78,6 +113,10 @@ class ClusterPlan:
     client_interval_s: float
     fault_window_s: float
     calm_s: float
+    client_keys: int
+    """How many keys the clients use (few keys: a read soon follows a write of the same key)."""
+    reread_share: float
+    """This share of a client's reads reads back the key of its last completed write."""
 
     def settings(self) -> ClusterSettings:
         raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
@@ -94,7 +133,8 @@ class SwarmPlan(ClusterPlan):
     crash_rate_s: float
     crash_new_leader_share: float
     crash_after_vote_share: float
-    crash_before_send_share: float
+    crash_before_send: tuple[float, ...]
+    """The share of a leader's Readys after which it crashes mid-send, per ``CRASH_MOMENTS``."""
     partition_rate_s: float
     cut_rate_s: float
     membership_rate_s: float
@@ -107,12 +147,26 @@ class SwarmPlan(ClusterPlan):
     election_rate_s: float
     clock_rates: tuple[float, ...]
     """The clock rate of manager ``i`` is ``clock_rates[i - 1]``."""
-    generator: str = "swarm"
+    jitter_s: float
+    jitter_share: float
+    """This share of messages is delayed by up to ``jitter_s`` more (reordering, late requests)."""
+    version: int
+
+    @property
+    def generator(self) -> str:
+        return "swarm" if self.version == SWARM_VERSION else f"swarm{self.version}"
 
     @classmethod
-    def draw(cls, seed: int) -> SwarmPlan:
+    def draw(cls, seed: int, version: int = SWARM_VERSION) -> SwarmPlan:
+        """The plan of ``seed``; ``version=1`` is the generator of commit 1fa0145, kept exactly (its
+        draws come first, in the same order) for the seeds that generator found."""
+        if version not in SWARM_VERSIONS:
+            raise ValueError(f"swarm generator version {version}: allowed: {', '.join(map(str, SWARM_VERSIONS))}")
         rng = RunSeeds(seed).python("vopr.swarm.plan")
-        kinds = frozenset(k for k in FAULT_KINDS if rng.random() < 0.5)
+        kinds = frozenset(k for k in FAULT_KINDS_V1 if rng.random() < 0.5)
+        # Version 2 leaves CheckQuorum off in half of the seeds: a deposed leader that keeps
+        # leading while cut off is where reads go stale.
+        on_share = 0.7 if version == 1 else 0.5
 
         def rate(kind: str, low: float, high: float) -> float:
             value = rng.uniform(low, high)  # drawn even when off, so plans stay comparable
@@ -123,40 +177,73 @@ class SwarmPlan(ClusterPlan):
             return value if kind in kinds else 0.0
 
         clock = tuple(rng.uniform(0.5, 1.5) for _ in range(MAX_MANAGERS))
-        return cls(seed=seed, managers=rng.choice(CLUSTER_SIZES),
-                   profile=rng.choice(("lan", "lan", "wan30", "wan80")), kinds=kinds,
-                   pre_vote=rng.random() < 0.7, check_quorum=rng.random() < 0.7,
-                   loss=rate("loss", 0.0, 0.1), crash_rate_s=log_rate("crash", 0.1, 3.0),
-                   crash_new_leader_share=rate("crash", 0.0, 0.3), crash_after_vote_share=rate("crash", 0.0, 0.6),
-                   crash_before_send_share=rate("crash", 0.0, 0.3),
-                   partition_rate_s=rate("partition", 0.2, 1.5), cut_rate_s=rate("leader-cut", 0.2, 1.5),
-                   membership_rate_s=rate("membership", 0.3, 2.0), remove_leader_share=rng.uniform(0.2, 0.6),
-                   pause_rate_s=rate("pause", 0.2, 1.0), storm_rate_s=rate("duplication", 0.2, 1.0),
-                   storm_copies=rng.randint(2, 3), storm_delay_s=rng.uniform(0.005, 0.08),
-                   transfer_rate_s=rate("transfer", 0.2, 1.5), election_rate_s=rate("elections", 0.5, 4.0),
-                   clock_rates=clock if "clock" in kinds else (1.0,) * MAX_MANAGERS,
-                   snapshot_every=rng.choice((2, 3, 5, 8) if "crash" in kinds else (0, 4, 16, 64)),
-                   max_entries_per_message=rng.choice((1, 1, 2, 64)), client_interval_s=rng.uniform(0.02, 0.15),
-                   fault_window_s=rng.uniform(3.0, 7.0), calm_s=LIVENESS_BOUND_S)
+        fields: dict[str, object] = dict(
+            managers=rng.choice(CLUSTER_SIZES), profile=rng.choice(("lan", "lan", "wan30", "wan80")),
+            pre_vote=rng.random() < 0.7, check_quorum=rng.random() < on_share,
+            loss=rate("loss", 0.0, 0.1), crash_rate_s=log_rate("crash", 0.1, 3.0),
+            # Version 2 widens these (one draw each either way, so version 1 is unchanged): a voter
+            # that restarted after its vote, and leaders that die young, make second candidates
+            # of a term.
+            crash_new_leader_share=rate("crash", 0.0, 0.3 if version == 1 else 0.5),
+            crash_after_vote_share=rate("crash", 0.0 if version == 1 else 0.2, 0.6 if version == 1 else 0.9),
+            crash_before_send=(rate("crash", 0.0, 0.3),) * len(CRASH_MOMENTS),
+            partition_rate_s=rate("partition", 0.2, 1.5), cut_rate_s=rate("leader-cut", 0.2, 1.5),
+            membership_rate_s=rate("membership", 0.3, 2.0), remove_leader_share=rng.uniform(0.2, 0.6),
+            pause_rate_s=rate("pause", 0.2, 1.0), storm_rate_s=rate("duplication", 0.2, 1.0),
+            storm_copies=rng.randint(2, 3), storm_delay_s=rng.uniform(0.005, 0.08),
+            transfer_rate_s=rate("transfer", 0.2, 1.5), election_rate_s=rate("elections", 0.5, 4.0),
+            clock_rates=clock if "clock" in kinds else (1.0,) * MAX_MANAGERS,
+            snapshot_every=rng.choice((2, 3, 5, 8) if "crash" in kinds else (0, 4, 16, 64)),
+            # Version 2 sends one entry per append more often: an old entry then reaches a
+            # follower one round trip before the new leader's own (Figure 8's window).
+            max_entries_per_message=rng.choice((1, 1, 2, 64) if version == 1 else (1, 1, 1, 2, 64)),
+            client_interval_s=rng.uniform(0.02, 0.15),
+            fault_window_s=rng.uniform(3.0, 7.0))
+        if version >= 2:
+            fields.update(cls._draw_v2(rng, kinds))
+        else:
+            fields.update(kinds=kinds, client_keys=len(CLIENT_KEYS), reread_share=0.0, jitter_s=0.0, jitter_share=0.0)
+        return cls(seed=seed, calm_s=LIVENESS_BOUND_S, version=version, **fields)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _draw_v2(rng: Random, kinds: frozenset[str]) -> dict[str, object]:
+        """What version 2 adds, drawn after everything version 1 draws."""
+        kinds |= {k for k in FAULT_KINDS if k not in FAULT_KINDS_V1 and rng.random() < V2_KIND_SHARES[k]}
+        jitter_s = math.exp(rng.uniform(math.log(0.002), math.log(0.1)))
+        jitter_share = rng.uniform(0.1, 1.0)
+        # Each moment of crash-before-send gets its own share (some seeds crash leaders right
+        # after most commits but rarely after an election, ...): Figure 8 needs all three.
+        moments = tuple(rng.uniform(0.05, 0.9) for _ in CRASH_MOMENTS)
+        before_send = moments if "crash-before-send" in kinds else (0.0,) * len(CRASH_MOMENTS)
+        reread_share = rng.uniform(0.0, 0.9)
+        return dict(kinds=frozenset(kinds), client_keys=rng.choice(CLIENT_KEY_COUNTS), reread_share=reread_share,
+                    jitter_s=jitter_s if "jitter" in kinds else 0.0,
+                    jitter_share=jitter_share if "jitter" in kinds else 0.0, crash_before_send=before_send)
 
     def describe(self) -> str:
         kinds = ",".join(k for k in FAULT_KINDS if k in self.kinds) or "none"
         rates = " ".join(f"{n}={v:.2f}" for n, v in (
             ("crash/s", self.crash_rate_s), ("crash-new-leader", self.crash_new_leader_share),
             ("crash-after-vote", self.crash_after_vote_share),
-            ("crash-before-send", self.crash_before_send_share), ("partition/s", self.partition_rate_s),
+            *((f"crash-before-send-{m}", v) for m, v in zip(CRASH_MOMENTS, self.crash_before_send, strict=True)),
+            ("jitter-ms", self.jitter_s * 1000), ("jitter-share", self.jitter_share),
+            ("partition/s", self.partition_rate_s),
             ("cut/s", self.cut_rate_s),
             ("membership/s", self.membership_rate_s), ("pause/s", self.pause_rate_s),
             ("storm/s", self.storm_rate_s), ("transfer/s", self.transfer_rate_s),
             ("elections/s", self.election_rate_s), ("loss", self.loss)) if v)
         clocks = ",".join(f"{r:.2f}" for r in self.clock_rates[:self.managers])
-        return (f"swarm: {self.managers} managers, {self.profile}, faults [{kinds}] {rates} "
+        return (f"{self.generator}: {self.managers} managers, {self.profile}, faults [{kinds}] {rates} "
                 f"prevote={self.pre_vote} checkquorum={self.check_quorum} clocks=[{clocks}] "
                 f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
-                f"batch={self.max_entries_per_message} faults for {self.fault_window_s:.1f} s")
+                f"batch={self.max_entries_per_message} keys={self.client_keys} reread={self.reread_share:.2f} "
+                f"faults for {self.fault_window_s:.1f} s")
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
-        return SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
+        network = SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
+        if self.jitter_s:
+            network.jitter = (self.jitter_share, self.jitter_s)
+        return network
 
 
 class SwarmNetwork(NetworkModel):
@@ -169,6 +256,8 @@ class SwarmNetwork(NetworkModel):
         """Nodes about to crash, with the peers that still get what they send now (a crash in the
         middle of a broadcast): their other messages are lost."""
         self.storm: tuple[int, float] | None = None
+        self.jitter: tuple[float, float] | None = None
+        """(share, seconds): that share of messages arrives up to that much later, until the heal."""
         self.trace = trace
         self._rng_storm = rng
 
@@ -184,12 +273,17 @@ class SwarmNetwork(NetworkModel):
             rng = self._rng_storm
             times = [t + rng.uniform(0.0, delay_s) for t in times]
             times += [times[0] + rng.uniform(0.0, delay_s) for _ in range(copies - len(times))]
+        if self.jitter is not None and times:
+            share, late_s = self.jitter
+            rng = self._rng_storm
+            times = [t + rng.uniform(0.0, late_s) if rng.random() < share else t for t in times]
         return times
 
     def heal(self) -> None:
         super().heal()
         self.cuts.clear()
         self.storm = None
+        self.jitter = None
 
 
 @dataclass
@@ -236,7 +330,7 @@ class SwarmFaults(Hook):
 
     def node_class(self, base: type[RaftNode]) -> type[RaftNode]:
         """``base`` that may crash between persisting a Ready and sending its messages."""
-        if not self.plan.crash_before_send_share:
+        if not any(self.plan.crash_before_send):
             return base
         faults = self
 
@@ -254,7 +348,11 @@ class SwarmFaults(Hook):
             return
         elected = ready.soft_state is not None and node._prev_soft.role != LEADER
         committed = ready.hard_state is not None and ready.hard_state.commit > node._prev_hard.commit
-        if not (elected or committed or ready.entries) or self.rng.random() >= self.plan.crash_before_send_share:
+        if not (elected or committed or ready.entries):
+            return
+        moment = 0 if elected else 2 if committed else 1
+        share = self.plan.crash_before_send[moment]
+        if not share or self.rng.random() >= share:
             return
         manager = cluster.managers[node.id]
         peers = [v for v in node.voters if v != node.id]
@@ -285,8 +383,12 @@ class SwarmFaults(Hook):
                 or self.rng.random() >= self.plan.crash_after_vote_share):
             return
         incarnation = manager.incarnation
-        # Back at once (a second candidate of this term asks again) or later (a laggard asks).
-        down_s = self.rng.choice((self.rng.uniform(0.001, 0.05), self.rng.uniform(0.05, 0.5)))
+        # Back at once (a second candidate of this term asks again) or later (a laggard asks);
+        # version 2 also restarts within a message's flight time (0.5 ms and up).
+        if self.plan.version == 1:
+            down_s = self.rng.choice((self.rng.uniform(0.001, 0.05), self.rng.uniform(0.05, 0.5)))
+        else:
+            down_s = math.exp(self.rng.uniform(math.log(0.0005), math.log(0.5)))
         cluster.schedule(cluster.now_s, lambda: self._crash_if_same(manager, incarnation, "voter", down_s))
 
     def restarted(self, cluster: RaftCluster, manager: Manager) -> None:
@@ -383,8 +485,12 @@ class SwarmFaults(Hook):
         others = [i for i in sorted(self.cluster.managers) if i != leader.id]
         if not others:
             return
-        shape = self.rng.choice(("mute", "deaf", "link-out", "link-in"))
-        if shape == "mute":
+        # Version 2 also isolates the leader both ways: it neither hears that it was deposed nor
+        # stops leading (without CheckQuorum), while the others elect a successor.
+        shape = self.rng.choice(LEADER_CUT_SHAPES_V1 if self.plan.version == 1 else (*LEADER_CUT_SHAPES_V1, "isolate"))
+        if shape == "isolate":
+            pairs = {(leader.id, o) for o in others} | {(o, leader.id) for o in others}
+        elif shape == "mute":
             pairs = {(leader.id, o) for o in others}
         elif shape == "deaf":
             pairs = {(o, leader.id) for o in others}

@@ -10,6 +10,8 @@ Two plan generators turn a seed into a cluster and a fault schedule:
   the leader held for seconds, membership changes during partitions and leaders removing
   themselves, clock rates of 0.5-1.5x, pauses followed by bursts, duplication storms -- on 1
   to 7 voters;
+  ``swarm1`` replays its version 1 (the seeds in ``tests/vopr_regressions.txt`` were found with
+  it), ``swarm`` draws the latest version;
 - ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed.
 
 Checks, all of them on every seed:
@@ -55,10 +57,20 @@ from novacron.seeding import RunSeeds
 from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES
 from sim.raft.cluster import Hook, Manager, RaftCluster
-from sim.raft.swarm import LIVENESS_BOUND_S, MAX_MANAGERS, ClusterPlan, SwarmFaults, SwarmNetwork, SwarmPlan
+from sim.raft.swarm import (
+    CLIENT_KEYS,
+    LIVENESS_BOUND_S,
+    MAX_MANAGERS,
+    SWARM_VERSION,
+    SWARM_VERSIONS,
+    ClusterPlan,
+    SwarmFaults,
+    SwarmNetwork,
+    SwarmPlan,
+)
 
-GENERATORS = ("swarm", "classic")
-KEYS = ("a", "b", "c", "d", "e", "f")
+GENERATORS = ("swarm", *(f"swarm{v}" for v in SWARM_VERSIONS), "classic")
+"""``swarm`` is the latest version of the swarm generator, ``swarmN`` its version N."""
 CLIENTS = 6
 IN_FLIGHT = 3
 CLIENT_TIMEOUT_S = 2.0
@@ -97,7 +109,7 @@ class VoprPlan(ClusterPlan):
                    transfer_rate_s=rng.choice((0.0, rng.uniform(0, 1.0))),
                    snapshot_every=rng.choice((0, 4, 16, 64)), max_entries_per_message=rng.choice((1, 2, 64)),
                    client_interval_s=rng.uniform(0.01, 0.1),
-                   fault_window_s=rng.uniform(2.0, 6.0), calm_s=3.0)
+                   fault_window_s=rng.uniform(2.0, 6.0), calm_s=3.0, client_keys=len(CLIENT_KEYS), reread_share=0.0)
 
     def describe(self) -> str:
         return (f"classic: {self.managers} managers, {self.profile} loss={self.loss:.3f} dup={self.duplicate:.3f} "
@@ -119,7 +131,9 @@ Plan = VoprPlan | SwarmPlan
 def draw_plan(seed: int, generator: str = "swarm") -> Plan:
     if generator not in GENERATORS:
         raise ValueError(f"generator {generator!r}: allowed: {', '.join(GENERATORS)}")
-    return SwarmPlan.draw(seed) if generator == "swarm" else VoprPlan.draw(seed)
+    if generator == "classic":
+        return VoprPlan.draw(seed)
+    return SwarmPlan.draw(seed, version=int(generator.removeprefix("swarm") or SWARM_VERSION))
 
 
 @dataclass
@@ -219,8 +233,12 @@ class _Request:
 class _Clients(Hook):
     """Clients that write unique values and read at leaders and followers, recording a history."""
 
-    def __init__(self, rng: Random, trace: _Tracer) -> None:
+    def __init__(self, rng: Random, trace: _Tracer, plan: Plan) -> None:
         self.rng = rng
+        self.keys = CLIENT_KEYS[:plan.client_keys]
+        self.reread_share = plan.reread_share
+        self.last_written: dict[int, str] = {}
+        """Each client's key of its last completed write (a read may read it back)."""
         self.trace = trace
         self.history: list[Operation] = []
         self.pending: dict[int, _Request] = {}
@@ -239,7 +257,7 @@ class _Clients(Hook):
         contact = self.rng.choice(reachable).node
         assert contact is not None
         leader = contact if contact.role == LEADER else self._known_leader(cluster, contact.leader)
-        key = self.rng.choice(KEYS)
+        key = self.rng.choice(self.keys)
         self._counter += 1
         rid = self._counter
         if leader is None:
@@ -256,6 +274,8 @@ class _Clients(Hook):
                 return
             assert placed == (request.index, request.term), "a leader appends at last index + 1 in its term"
         else:
+            if self.reread_share and client in self.last_written and self.rng.random() < self.reread_share:
+                key = self.last_written[client]  # read your own write: is it there?
             at_follower = contact.id != leader.id and self.rng.random() < 0.5
             server = contact.id if at_follower else leader.id
             request = _Request(client, key, GET, None, cluster.now_s, leader.id, server)
@@ -323,6 +343,8 @@ class _Clients(Hook):
     def _record(self, rid: int, request: _Request, value: str | None, response_s: float) -> None:
         op = Operation(request.client, request.key, request.kind, value, request.invoke_s, response_s)
         self.history.append(op)
+        if op.kind == PUT:
+            self.last_written[op.client] = op.key
         self.trace.detail(f"client {request.client} #{rid} done: {op.describe()}")
 
     def expire(self, now_s: float, *, all_pending: bool = False) -> None:
@@ -366,7 +388,7 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
     tracer = _Tracer(full_trace)
     network = plan.network(seeds.python("vopr.network"), tracer.detail if full_trace else None)
     checker = SafetyChecker(check_gaps=True)
-    clients = _Clients(seeds.python("vopr.clients"), tracer)
+    clients = _Clients(seeds.python("vopr.clients"), tracer, plan)
     result = SeedResult(seed, True, plan, plant=plant)
     live = plan.pre_vote or plan.check_quorum
     node_class = _traced(node_class, tracer) if full_trace else node_class
