@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,51 @@ def test_a_lagging_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
         assert caught_up.store.stored().snapshot.index > 0
 
     run(tmp_path, 3, scenario, snapshot_every=10)
+
+
+def test_the_leader_replicates_while_its_own_fsync_runs_and_answers_only_after_it(tmp_path: Path) -> None:
+    """Raft dissertation 10.2.1: the leader's appends leave before its own save has returned (so
+    its fsync and the followers' overlap instead of adding up), yet no client hears "ok" before
+    the entry is durable on the leader too. Fails on a runtime that persists before sending."""
+
+    async def scenario(cluster: InProcessCluster) -> None:
+        leader = await cluster.start_all()
+        in_save, release = threading.Event(), threading.Event()
+        save = leader.store.save
+
+        def held_save(ready: Ready) -> None:
+            if any(e.data for e in ready.entries):  # a client's entry, not the leader's no-op
+                in_save.set()
+                release.wait(30)
+            save(ready)
+
+        leader.store.save = held_save  # type: ignore[method-assign]
+        client = await ManagerClient.connect(*cluster.client_addresses[leader.id])
+        try:
+            answer = asyncio.ensure_future(client.propose(put("k", "v")))
+            await _until(in_save.is_set, "the leader saving the entry")
+            index = leader.node.log.last_index()
+            followers = [r for r in cluster.runtimes.values() if r is not leader]
+            stored = await _until(lambda: all(f.store.last_index() >= index for f in followers), "followers storing",
+                                  timeout_s=5.0, fail=False)
+            assert not answer.done()  # a majority has it on disk, but not yet the leader itself
+            release.set()
+            assert (await answer)["ok"]
+            assert stored, "the followers stored the entry only after the leader's own save returned"
+        finally:
+            release.set()
+            await client.close()
+
+    run(tmp_path, 3, scenario, tick_ms=40.0)  # elections 0.6-1.2 s: none while the leader's save is held
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0, fail: bool = True) -> bool:
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    assert not fail, f"{what}: not within {timeout_s} s"
+    return False
 
 
 @pytest.mark.parametrize("text", ["", "1=host", "x=h:1", "1=h:1,1=h:2", "0=h:1", "1=:7001"])

@@ -51,12 +51,14 @@ from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
-from novacron.raft import LEADER, NO_NODE, Message, RaftConfig, RaftNode, Ready, from_wire, to_wire
+from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
 from novacron.raft.events import ManagerStarted
 from novacron.raft.observer import RaftObserver
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_TICKS = 2
+EARLY_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
+"""What a leader may send before its Ready is durable (``_may_send_before_persisting``)."""
 READ_CHUNK_BYTES = 1 << 18
 
 
@@ -258,13 +260,23 @@ class ManagerRuntime:
         loop = asyncio.get_running_loop()
         while self.node.has_ready():
             ready = self.node.ready()
-            if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
-                # Durable (fsynced) before any message of this Ready is sent. The disk thread
-                # lets the loop keep reading sockets meanwhile; what arrives waits in the inbox.
+            early = self._may_send_before_persisting(ready)
+            if early:
+                self._send(ready.messages)
+            if self.store.needs_sync(ready) and self.node.role == LEADER:
+                # Durable (fsynced) before any message of this Ready that reveals it is sent. The
+                # disk thread lets the leader's loop keep reading client requests meanwhile (the
+                # next batch); what arrives waits, and is stepped only once this save has returned.
                 await loop.run_in_executor(self._disk, self.store.save, ready)
+            elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+                # A follower (or candidate) can step nothing before its save returns either, and
+                # its messages wait for it; saving on the loop thread spares two thread switches
+                # per Ready on the commit path. A commit-index-only save is not fsynced at all.
+                self.store.save(ready)
             if ready.snapshot is not None:
                 self._install_snapshot(ready)
-            self._send(ready.messages)
+            if not early:
+                self._send(ready.messages)
             for entry in ready.committed_entries:
                 self.state.apply(entry)
                 self._applied_bytes += len(entry.data)
@@ -277,6 +289,15 @@ class ManagerRuntime:
         await self._maybe_compact()
         if self.store.needs_checkpoint():
             await loop.run_in_executor(self._disk, self.store.checkpoint)
+
+    def _may_send_before_persisting(self, ready: Ready) -> bool:
+        """A leader's appends and heartbeats may leave while its own copy is being fsynced (Raft
+        dissertation section 10.2.1): the leader's log is one of the majority only through the
+        acknowledgements it steps, and it steps none before this save has returned, so no entry
+        is committed, applied or acknowledged to a client before it is durable on the leader
+        and on enough followers. Votes, acknowledgements and a new term still wait for the disk."""
+        return (self.node.role == LEADER and ready.snapshot is None and not self.store.changes_term_or_vote(ready)
+                and all(m.type in EARLY_TYPES and m.term == self.node.term for m in ready.messages))
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
