@@ -76,6 +76,9 @@ class ManagerConfig:
     """Small compactions: deleting the entries is one fsynced transaction the Ready loop waits for."""
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
+    inline_save_max_bytes: int = 32 * 1024
+    """A leader saves a Ready with more entry bytes than this in the disk thread, smaller ones on
+    the loop thread (``_save_in_disk_thread``); followers always on the loop thread."""
     seed: int | None = None
     events_origin_monotonic_s: float | None = None
     """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
@@ -263,15 +266,15 @@ class ManagerRuntime:
             early = self._may_send_before_persisting(ready)
             if early:
                 self._send(ready.messages)
-            if self.store.needs_sync(ready) and self.node.role == LEADER:
+            if self.store.needs_sync(ready) and self._save_in_disk_thread(ready):
                 # Durable (fsynced) before any message of this Ready that reveals it is sent. The
                 # disk thread lets the leader's loop keep reading client requests meanwhile (the
                 # next batch); what arrives waits, and is stepped only once this save has returned.
                 await loop.run_in_executor(self._disk, self.store.save, ready)
             elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
-                # A follower (or candidate) can step nothing before its save returns either, and
-                # its messages wait for it; saving on the loop thread spares two thread switches
-                # per Ready on the commit path. A commit-index-only save is not fsynced at all.
+                # Small saves run on the loop thread: nothing can be stepped before they return
+                # anyway, and a hand-over to the disk thread and back costs two thread switches
+                # (and GIL hand-overs) on the commit path. A commit-index-only save is not fsynced.
                 self.store.save(ready)
             if ready.snapshot is not None:
                 self._install_snapshot(ready)
@@ -298,6 +301,12 @@ class ManagerRuntime:
         and on enough followers. Votes, acknowledgements and a new term still wait for the disk."""
         return (self.node.role == LEADER and ready.snapshot is None and not self.store.changes_term_or_vote(ready)
                 and all(m.type in EARLY_TYPES and m.term == self.node.term for m in ready.messages))
+
+    def _save_in_disk_thread(self, ready: Ready) -> bool:
+        """A leader's large batch (deep pipelining) is saved in the disk thread while the loop
+        decodes the next one; a follower, or a small batch (a few synchronous clients), inline."""
+        return self.node.role == LEADER and (
+            ready.snapshot is not None or sum(len(e.data) for e in ready.entries) > self.config.inline_save_max_bytes)
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
