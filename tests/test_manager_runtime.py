@@ -253,14 +253,17 @@ def test_the_leader_replicates_while_its_own_fsync_runs_and_answers_only_after_i
             save(ready)
 
         leader.store.save = held_save  # type: ignore[method-assign]
+        saved = {peer: 0 for peer in cluster.runtimes}  # the last index each follower's save returned
+        for peer, runtime in cluster.runtimes.items():
+            if runtime is not leader:
+                runtime.store.save = _noting_save(runtime.store.save, saved, peer)  # type: ignore[method-assign]
         client = await ManagerClient.connect(*cluster.client_addresses[leader.id])
         try:
             answer = asyncio.ensure_future(client.propose(put("k", "v")))
             await _until(in_save.is_set, "the leader saving the entry")
             index = leader.node.log.last_index()
-            followers = [r for r in cluster.runtimes.values() if r is not leader]
-            stored = await _until(lambda: all(f.store.last_index() >= index for f in followers), "followers storing",
-                                  timeout_s=5.0, fail=False)
+            stored = await _until(lambda: all(last >= index for peer, last in saved.items() if peer != leader.id),
+                                  "followers storing", timeout_s=5.0, fail=False)
             assert not answer.done()  # a majority has it on disk, but not yet the leader itself
             release.set()
             assert (await answer)["ok"]
@@ -272,6 +275,14 @@ def test_the_leader_replicates_while_its_own_fsync_runs_and_answers_only_after_i
     # Elections take 0.6-1.2 s (none while the leader's save is held); every leader save goes
     # through the disk thread, so holding it does not hold the loop all three managers share here.
     run(tmp_path, 3, scenario, tick_ms=40.0, inline_save_max_bytes=-1)
+
+
+def _noting_save(save: Callable[[Ready], None], saved: dict[int, int], peer: int) -> Callable[[Ready], None]:
+    def noting_save(ready: Ready) -> None:
+        save(ready)
+        if ready.entries:
+            saved[peer] = ready.entries[-1].index
+    return noting_save
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0, fail: bool = True) -> bool:

@@ -77,8 +77,8 @@ class ManagerConfig:
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
     inline_save_max_bytes: int = 32 * 1024
-    """A leader saves a Ready with more entry bytes than this in the disk thread, smaller ones on
-    the loop thread (``_save_in_disk_thread``); followers always on the loop thread."""
+    """A Ready with more entry bytes than this is saved in the disk thread, a smaller one on the
+    loop thread (``_save_in_disk_thread``)."""
     seed: int | None = None
     events_origin_monotonic_s: float | None = None
     """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
@@ -268,8 +268,8 @@ class ManagerRuntime:
                 self._send(ready.messages)
             if self.store.needs_sync(ready) and self._save_in_disk_thread(ready):
                 # Durable (fsynced) before any message of this Ready that reveals it is sent. The
-                # disk thread lets the leader's loop keep reading client requests meanwhile (the
-                # next batch); what arrives waits, and is stepped only once this save has returned.
+                # disk thread lets the loop keep reading and decoding meanwhile (the next batch);
+                # what arrives waits, and is stepped only once this save has returned.
                 await loop.run_in_executor(self._disk, self.store.save, ready)
             elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
                 # Small saves run on the loop thread: nothing can be stepped before they return
@@ -303,10 +303,9 @@ class ManagerRuntime:
                 and all(m.type in EARLY_TYPES and m.term == self.node.term for m in ready.messages))
 
     def _save_in_disk_thread(self, ready: Ready) -> bool:
-        """A leader's large batch (deep pipelining) is saved in the disk thread while the loop
-        decodes the next one; a follower, or a small batch (a few synchronous clients), inline."""
-        return self.node.role == LEADER and (
-            ready.snapshot is not None or sum(len(e.data) for e in ready.entries) > self.config.inline_save_max_bytes)
+        """A large batch (deep pipelining) is saved in the disk thread while the loop decodes the
+        next frames; a small one (a few synchronous clients) on the loop thread."""
+        return ready.snapshot is not None or sum(len(e.data) for e in ready.entries) > self.config.inline_save_max_bytes
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
