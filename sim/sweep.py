@@ -188,8 +188,8 @@ class Runner:
 
             self._client = Client(self.dask_scheduler)  # type: ignore[no-untyped-call]
             self._executor = self._client.get_executor(pure=False)
-            workers = self._client.scheduler_info()["workers"].values()
-            self._slots = max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+            # The threads of the workers there now (a cluster that grows later gets no deeper queue).
+            self._slots = max(1, sum(self._client.nthreads().values()))
         else:
             self._executor = ProcessPoolExecutor(max_workers=self.workers)
             self._slots = self.workers or os.cpu_count() or 1
