@@ -141,7 +141,7 @@ def objective(real: pd.DataFrame, profile: CalibrationProfile) -> float:
     g = merged[both]
     total = np.abs(np.log(g["total_time_ms"] / g["total_time_ms_real"])).mean()
     predicted_ms, real_ms = g["downtime_ms"].clip(lower=1.0), g["downtime_ms_real"].clip(lower=1.0)
-    miss = np.abs(np.log(predicted_ms / real_ms))
+    miss = pd.Series(np.abs(np.log(predicted_ms / real_ms)), index=g.index)
     relative, absolute = (t * DOWNTIME_DEAD_ZONE for t in DOWNTIME_TOLERANCE)
     close = ((predicted_ms - real_ms).abs() <= absolute) | ((predicted_ms - real_ms).abs() <= relative * real_ms)
     downtime = miss.where(~close, 0.0).mean()
