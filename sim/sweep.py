@@ -11,8 +11,11 @@ or an out-of-range value is the scenario's one-line error.
 Each run is a pure function ``run_one(scenario_text, origin, params, seed) -> row`` — picklable,
 so it runs the same on a local process pool (default) or a Dask distributed cluster
 (``--dask-scheduler tcp://HOST:8786``; the way past one machine). A run that raises becomes a
-row with ``status = "failed"`` and the error, and the others complete. Rows are sorted by run
-index whatever order they finish in, so the same grid and seeds give the same table.
+row with ``status = "failed"`` and the error, and the others complete; a Dask worker that dies
+mid-run has its runs retried on another worker by the scheduler. ``stream_sweep`` (what
+``novacron sweep`` runs) journals each row as it finishes and skips the runs an interrupted sweep
+into the same folder already did (``sim.sweep_journal``); the final table is in run order
+whatever order the runs finished in, so the same grid and seeds give the same table.
 
 Each row also carries the run's verdict against the scenario's targets (``verdict``: pass or
 fail, ``blocking``: the required targets that failed or were not measured), so ``novacron size``
@@ -25,10 +28,11 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +47,7 @@ from novacron.metrics import compute_metrics
 from novacron.scenario import parse_scenario, scenario_targets
 from novacron.slo import evaluate
 from sim.run import simulate, simulate_verdict_only
+from sim.sweep_journal import SweepJournal, failed_rows, grid_fingerprint, write_table
 
 Params = tuple[tuple[str, Any], ...]
 Row = dict[str, Any]
@@ -156,49 +161,82 @@ def run_sweep(scenario_text: str, origin: str, grid: Sequence[SweepRun], *, work
     return SweepResult(pd.DataFrame(rows), [r for r in rows if r["status"] != "ok"])
 
 
-def _bar(total: int, progress: bool) -> tqdm[Any]:
-    return tqdm(total=total, unit="run", desc="sweep", disable=not progress, file=sys.stderr, leave=False)
+def _bar(total: int, progress: bool, initial: int = 0) -> tqdm[Any]:
+    return tqdm(total=total, initial=initial, unit="run", desc="sweep", disable=not progress, file=sys.stderr,
+                leave=False)
 
 
 class Runner:
-    """One local process pool or Dask client, reused by every grid run through it."""
+    """One local process pool or Dask client, reused by every grid run through it.
+
+    Both are driven through the ``concurrent.futures`` interface (Dask's ``Client.get_executor``),
+    so there is one code path. At most ``2 x`` the workers' slots are submitted at a time: results
+    are taken as they finish and nothing piles up, whatever the size of the grid.
+    """
 
     def __init__(self, *, workers: int | None = None, dask_scheduler: str | None = None,
                  early_stop: bool = False) -> None:
         self.workers, self.dask_scheduler = workers, dask_scheduler
         self.early_stop = early_stop  # runs end once a required target failed for good: verdicts only
-        self._pool: ProcessPoolExecutor | None = None
+        self._executor: Executor | None = None
         self._client: Any = None
+        self._slots = 1
 
     def __enter__(self) -> Runner:
         if self.dask_scheduler is not None:
             from distributed import Client
 
             self._client = Client(self.dask_scheduler)  # type: ignore[no-untyped-call]
+            self._executor = self._client.get_executor(pure=False)
+            # The threads of the workers there now (a cluster that grows later gets no deeper queue).
+            self._slots = max(1, sum(self._client.nthreads().values()))
         else:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._executor = ProcessPoolExecutor(max_workers=self.workers)
+            self._slots = self.workers or os.cpu_count() or 1
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._client is not None:
+            self._executor = None  # its futures are the client's: closing the client cancels them
             self._client.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def stream(self, scenario_text: str, origin: str, grid: Sequence[SweepRun], *, base_dir: str | None = None,
+               progress: bool = False, already_done: int = 0) -> Generator[Row, None, None]:
+        """Each run's row as soon as it finishes (in any order); closing the iterator cancels the
+        runs still in flight. The progress bar counts ``already_done`` runs as done."""
+        pending = iter(grid)
+        in_flight: dict[Future[Row], SweepRun] = {}
+        with _bar(already_done + len(grid), progress, initial=already_done) as bar:
+            try:
+                while True:
+                    for run in itertools.islice(pending, max(0, 2 * self._slots - len(in_flight))):
+                        in_flight[self._submit(scenario_text, origin, run, base_dir)] = run
+                    if not in_flight:
+                        return
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        row = _result_or_failure(future, in_flight.pop(future))
+                        bar.update()
+                        yield row
+            finally:
+                for future in in_flight:
+                    future.cancel()
 
     def run(self, scenario_text: str, origin: str, grid: Sequence[SweepRun], *, base_dir: str | None = None,
             progress: bool = False, stop_when: Callable[[list[Row]], bool] | None = None) -> list[Row]:
         """Rows in run order; with ``stop_when``, runs not started once it holds are cancelled."""
         rows: list[Row] = []
-        futures = {self._submit(scenario_text, origin, run, base_dir): run for run in grid}
-        with _bar(len(grid), progress) as bar:
-            for future in self._as_completed(list(futures)):
-                rows.append(_result_or_failure(future, futures[future]))
-                bar.update()
+        stream = self.stream(scenario_text, origin, grid, base_dir=base_dir, progress=progress)
+        try:
+            for row in stream:
+                rows.append(row)
                 if stop_when is not None and stop_when(rows):
-                    for other in futures:
-                        other.cancel()
                     break
+        finally:
+            stream.close()
         return sorted(rows, key=lambda r: int(r["run"]))
 
     def run_points(self, scenario_text: str, origin: str, points: Sequence[tuple[Params, int]], *,
@@ -208,20 +246,10 @@ class Runner:
         grid = [SweepRun(index, params, seed) for index, (params, seed) in enumerate(points)]
         return self.run(scenario_text, origin, grid, base_dir=base_dir, progress=progress, stop_when=stop_when)
 
-    def _submit(self, scenario_text: str, origin: str, run: SweepRun, base_dir: str | None) -> Any:
-        args = (scenario_text, origin, run.params, run.seed, run.index, base_dir, self.early_stop)
-        if self._client is not None:
-            return self._client.submit(run_one, *args, pure=False)
-        assert self._pool is not None, "use Runner as a context manager"
-        return self._pool.submit(run_one, *args)
-
-    def _as_completed(self, futures: list[Any]) -> Iterable[Any]:
-        if self._client is not None:
-            from distributed import as_completed as dask_as_completed
-
-            return dask_as_completed(futures)  # type: ignore[no-untyped-call]
-        pool_futures: list[Future[Row]] = futures
-        return as_completed(pool_futures)
+    def _submit(self, scenario_text: str, origin: str, run: SweepRun, base_dir: str | None) -> Future[Row]:
+        assert self._executor is not None, "use Runner as a context manager"
+        return self._executor.submit(run_one, scenario_text, origin, run.params, run.seed, run.index, base_dir,
+                                     self.early_stop)
 
 
 def _result_or_failure(future: Any, run: SweepRun) -> Row:
@@ -234,13 +262,33 @@ def _result_or_failure(future: Any, run: SweepRun) -> Row:
                 "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
 
-def write_table(table: pd.DataFrame, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "sweep.parquet"
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+@dataclass(frozen=True)
+class StreamedSweep:
+    table_path: Path
+    rows: int
+    skipped: int
+    """Runs that already had an ``ok`` row in ``OUT`` (a resumed sweep) and were not run again."""
+    failed: list[Row]
+
+
+def stream_sweep(scenario_text: str, origin: str, grid: Sequence[SweepRun], out_dir: Path, *,
+                 workers: int | None = None, dask_scheduler: str | None = None, progress: bool = False,
+                 base_dir: str | None = None, early_stop: bool = False, fresh: bool = False,
+                 on_row: Callable[[Row], None] | None = None) -> StreamedSweep:
+    """Run the grid into ``OUT``: each row journaled as it finishes, runs already done skipped,
+    then ``OUT/sweep.parquet`` in run order (``sim.sweep_journal``). ``on_row`` sees each new row."""
+    fingerprint = grid_fingerprint(scenario_text, [(r.index, r.params, r.seed) for r in grid], early_stop)
+    with SweepJournal(out_dir, fingerprint, fresh=fresh) as journal:
+        todo = [run for run in grid if run.index not in journal.done]
+        if todo:
+            with Runner(workers=workers, dask_scheduler=dask_scheduler, early_stop=early_stop) as runner:
+                for row in runner.stream(scenario_text, origin, todo, base_dir=base_dir, progress=progress,
+                                         already_done=len(grid) - len(todo)):
+                    journal.append(row)
+                    if on_row is not None:
+                        on_row(row)
+    path, rows = write_table(out_dir)
+    return StreamedSweep(path, rows, len(grid) - len(todo), failed_rows(path))
 
 
 def describe_failures(failed: Iterable[Row]) -> list[str]:

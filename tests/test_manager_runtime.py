@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,64 @@ def test_a_lagging_follower_catches_up_from_a_snapshot(tmp_path: Path) -> None:
         assert caught_up.store.stored().snapshot.index > 0
 
     run(tmp_path, 3, scenario, snapshot_every=10)
+
+
+def test_the_leader_replicates_while_its_own_fsync_runs_and_answers_only_after_it(tmp_path: Path) -> None:
+    """Raft dissertation 10.2.1: the leader's appends leave before its own save has returned (so
+    its fsync and the followers' overlap instead of adding up), yet no client hears "ok" before
+    the entry is durable on the leader too. Fails on a runtime that persists before sending."""
+
+    async def scenario(cluster: InProcessCluster) -> None:
+        leader = await cluster.start_all()
+        in_save, release = threading.Event(), threading.Event()
+        save = leader.store.save
+
+        def held_save(ready: Ready) -> None:
+            if any(e.data for e in ready.entries):  # a client's entry, not the leader's no-op
+                in_save.set()
+                release.wait(30)
+            save(ready)
+
+        leader.store.save = held_save  # type: ignore[method-assign]
+        saved = {peer: 0 for peer in cluster.runtimes}  # the last index each follower's save returned
+        for peer, runtime in cluster.runtimes.items():
+            if runtime is not leader:
+                runtime.store.save = _noting_save(runtime.store.save, saved, peer)  # type: ignore[method-assign]
+        client = await ManagerClient.connect(*cluster.client_addresses[leader.id])
+        try:
+            answer = asyncio.ensure_future(client.propose(put("k", "v")))
+            await _until(in_save.is_set, "the leader saving the entry")
+            index = leader.node.log.last_index()
+            stored = await _until(lambda: all(last >= index for peer, last in saved.items() if peer != leader.id),
+                                  "followers storing", timeout_s=5.0, fail=False)
+            assert not answer.done()  # a majority has it on disk, but not yet the leader itself
+            release.set()
+            assert (await answer)["ok"]
+            assert stored, "the followers stored the entry only after the leader's own save returned"
+        finally:
+            release.set()
+            await client.close()
+
+    # Elections take 0.6-1.2 s (none while the leader's save is held); every leader save goes
+    # through the disk thread, so holding it does not hold the loop all three managers share here.
+    run(tmp_path, 3, scenario, tick_ms=40.0, inline_save_max_bytes=-1)
+
+
+def _noting_save(save: Callable[[Ready], None], saved: dict[int, int], peer: int) -> Callable[[Ready], None]:
+    def noting_save(ready: Ready) -> None:
+        save(ready)
+        if ready.entries:
+            saved[peer] = ready.entries[-1].index
+    return noting_save
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0, fail: bool = True) -> bool:
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    assert not fail, f"{what}: not within {timeout_s} s"
+    return False
 
 
 @pytest.mark.parametrize("text", ["", "1=host", "x=h:1", "1=h:1,1=h:2", "0=h:1", "1=:7001"])

@@ -41,10 +41,12 @@ def free_ports(count: int) -> list[int]:
 
 class LocalCluster:
     def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = (),
-                 distinct_addresses: bool = False) -> None:
+                 distinct_addresses: bool = False, repo_root: Path = REPO_ROOT) -> None:
         """``distinct_addresses``: manager i listens and dials from 127.0.0.i, so a test can cut
-        the traffic between managers by address (nftables) without touching the client ports."""
+        the traffic between managers by address (nftables) without touching the client ports.
+        ``repo_root``: the source tree the managers run from (a benchmark compares two versions)."""
         self.base_dir = base_dir
+        self.repo_root = repo_root
         self.ids = list(range(1, size + 1))
         ports = free_ports(2 * size)
         host = {i: f"127.0.0.{i}" if distinct_addresses else "127.0.0.1" for i in self.ids}
@@ -73,11 +75,11 @@ class LocalCluster:
                "--data-dir", str(self.data_dir(manager_id)),
                "--client-port", str(self.client_addresses[manager_id][1]),
                "--events-origin-monotonic", repr(self.origin_monotonic_s), *self.extra_args]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.repo_root),
                                                                         os.environ.get("PYTHONPATH")])),
                **(extra_env or {})}
         log = (self.base_dir / f"manager-{manager_id}.log").open("ab")
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.repo_root)
         log.close()
         self.processes[manager_id] = process
         self._pid_file(manager_id).write_text(f"{process.pid}\n")

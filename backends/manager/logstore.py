@@ -114,12 +114,19 @@ class SQLiteLogStore:
 
     # -- the Ready cycle ---------------------------------------------------------------------
 
+    def changes_term_or_vote(self, ready: Ready) -> bool:
+        hard = ready.hard_state
+        return hard is not None and (hard.term, hard.vote) != self._synced_term_vote
+
+    def needs_sync(self, ready: Ready) -> bool:
+        """Whether saving ``ready`` waits for the disk: a snapshot, entries, or a new term or vote."""
+        return ready.snapshot is not None or bool(ready.entries) or self.changes_term_or_vote(ready)
+
     def save(self, ready: Ready) -> None:
         if ready.snapshot is None and not ready.entries and ready.hard_state is None:
             return
         hard = ready.hard_state
-        must_sync = (ready.snapshot is not None or bool(ready.entries)
-                     or (hard is not None and (hard.term, hard.vote) != self._synced_term_vote))
+        must_sync = self.needs_sync(ready)
         if not must_sync:
             # Only the commit index moved: it is a hint (a restarted node re-learns it from the
             # leader), so it is written without waiting for the disk; the next synced commit of

@@ -51,12 +51,14 @@ from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
-from novacron.raft import LEADER, NO_NODE, Message, RaftConfig, RaftNode, Ready, from_wire, to_wire
+from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
 from novacron.raft.events import ManagerStarted
 from novacron.raft.observer import RaftObserver
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_TICKS = 2
+EARLY_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
+"""What a leader may send before its Ready is durable (``_may_send_before_persisting``)."""
 READ_CHUNK_BYTES = 1 << 18
 
 
@@ -74,6 +76,9 @@ class ManagerConfig:
     """Small compactions: deleting the entries is one fsynced transaction the Ready loop waits for."""
     max_batch_bytes: int = 256 * 1024
     """Entries stay small enough that 64 of them (one AppendEntries) fit in a frame."""
+    inline_save_max_bytes: int = 32 * 1024
+    """A Ready with more entry bytes than this is saved in the disk thread, a smaller one on the
+    loop thread (``_save_in_disk_thread``)."""
     seed: int | None = None
     events_origin_monotonic_s: float | None = None
     """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
@@ -263,13 +268,23 @@ class ManagerRuntime:
         loop = asyncio.get_running_loop()
         while self.node.has_ready():
             ready = self.node.ready()
-            if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
-                # Durable (fsynced) before any message of this Ready is sent. The disk thread
-                # lets the loop keep reading sockets meanwhile; what arrives waits in the inbox.
+            early = self._may_send_before_persisting(ready)
+            if early:
+                self._send(ready.messages)
+            if self.store.needs_sync(ready) and self._save_in_disk_thread(ready):
+                # Durable (fsynced) before any message of this Ready that reveals it is sent. The
+                # disk thread lets the loop keep reading and decoding meanwhile (the next batch);
+                # what arrives waits, and is stepped only once this save has returned.
                 await loop.run_in_executor(self._disk, self.store.save, ready)
+            elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+                # Small saves run on the loop thread: nothing can be stepped before they return
+                # anyway, and a hand-over to the disk thread and back costs two thread switches
+                # (and GIL hand-overs) on the commit path. A commit-index-only save is not fsynced.
+                self.store.save(ready)
             if ready.snapshot is not None:
                 self._install_snapshot(ready)
-            self._send(ready.messages)
+            if not early:
+                self._send(ready.messages)
             for entry in ready.committed_entries:
                 self.state.apply(entry)
                 self._applied_bytes += len(entry.data)
@@ -282,6 +297,20 @@ class ManagerRuntime:
         await self._maybe_compact()
         if self.store.needs_checkpoint():
             await loop.run_in_executor(self._disk, self.store.checkpoint)
+
+    def _may_send_before_persisting(self, ready: Ready) -> bool:
+        """A leader's appends and heartbeats may leave while its own copy is being fsynced (Raft
+        dissertation section 10.2.1): the leader's log is one of the majority only through the
+        acknowledgements it steps, and it steps none before this save has returned, so no entry
+        is committed, applied or acknowledged to a client before it is durable on the leader
+        and on enough followers. Votes, acknowledgements and a new term still wait for the disk."""
+        return (self.node.role == LEADER and ready.snapshot is None and not self.store.changes_term_or_vote(ready)
+                and all(m.type in EARLY_TYPES and m.term == self.node.term for m in ready.messages))
+
+    def _save_in_disk_thread(self, ready: Ready) -> bool:
+        """A large batch (deep pipelining) is saved in the disk thread while the loop decodes the
+        next frames; a small one (a few synchronous clients) on the loop thread."""
+        return ready.snapshot is not None or sum(len(e.data) for e in ready.entries) > self.config.inline_save_max_bytes
 
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}

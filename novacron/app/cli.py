@@ -305,11 +305,12 @@ def _check_workers(args: argparse.Namespace) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run every combination of --param values for each of --seeds seeds (scenario seed, +1, ...) on a local
-    process pool or a Dask cluster. Writes OUT/sweep.parquet, one row per run: param.<key> columns, seed,
-    status, error and every metric. Exit 1 if any run failed (each is listed with its seed and params); the
-    others complete."""
+    process pool or a Dask cluster. Each run's row is appended to OUT/sweep.rows.jsonl as it finishes; at the
+    end OUT/sweep.parquet holds one row per run: param.<key> columns, seed, status, error and every metric.
+    Run it again into the same OUT to resume an interrupted sweep (runs already done are skipped). Exit 1 if
+    any run failed (each is listed with its seed and params); the others complete."""
     from novacron.scenario import resolve_scenario
-    from sim.sweep import build_grid, describe_failures, parse_param, run_sweep, write_table
+    from sim.sweep import build_grid, describe_failures, parse_param, stream_sweep
 
     scenario, text = resolve_scenario(args.scenario)
     if not 1 <= args.seeds <= 100_000:
@@ -324,11 +325,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
           f"seeds {seeds[0]}..{seeds[-1]}) · scenario {scenario.name} · on {where}", flush=True)
-    result = run_sweep(text, args.scenario or "default", grid, workers=args.workers, base_dir=base_dir,
-                       dask_scheduler=args.dask_scheduler, progress=not args.no_progress and sys.stderr.isatty(),
-                       early_stop=args.early_stop)
-    path = write_table(result.table, out)
-    print(f"results: {path}  ({len(result.table)} rows: params, seed, status, metrics)")
+    result = stream_sweep(text, args.scenario or "default", grid, out, workers=args.workers, base_dir=base_dir,
+                          dask_scheduler=args.dask_scheduler,
+                          progress=not args.no_progress and sys.stderr.isatty(), early_stop=args.early_stop,
+                          fresh=args.fresh)
+    if result.skipped:
+        print(f"resumed: {result.skipped} run(s) already in {out} were skipped")
+    print(f"results: {result.table_path}  ({result.rows} rows: params, seed, status, metrics)")
     for line in describe_failures(result.failed):
         print(line, file=sys.stderr)
     if result.failed:
@@ -955,6 +958,8 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     sweep.add_argument("--early-stop", action="store_true",
                        help="end a run once a required target on a monotone metric (a peak) has failed for good: "
                             "its row says 'failed early at t_s=...' (column early_stop) and its metrics stop there")
+    sweep.add_argument("--fresh", action="store_true",
+                       help="discard the results already in OUT instead of resuming that sweep")
     _add_pool_args(sweep, out_default="sweeps/<scenario>")
     sz = _command(sub, "size", cmd_size, help="the smallest value of a setting for which every required target passes")
     sz.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
