@@ -1,0 +1,147 @@
+"""The real runtime: ``novacron run lab-small --runtime real`` on the libvirt lab, and its seam.
+
+The real test runs the built-in ``lab-small`` scenario end to end through the command line (two
+lab hosts, four TCG guests, three manager processes, a real Redis; about two and a half
+minutes) and checks the run directory as a user would read it, then compares it with the same
+scenario and seed simulated: the same VMs are moved under the same migration ids, and every
+verdict agrees. Without root, the lab or redis-server it skips, except with CI=true, where it
+fails. The other tests need nothing real: the seam's choices, the one-line refusals of what the
+real runtime cannot run, and the settings block both runtimes echo.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.realrun.managers import restamped
+from backends.realrun.support import check_supported, config_metrics
+from novacron.app.analysis import load_run
+from novacron.app.runtimes import RealRuntime, SimRuntime, select_runtime
+from novacron.cluster.events import RunStarted
+from novacron.config import ConfigError
+from novacron.raft.events import LeaderElected
+from novacron.scenario import resolve_scenario
+from sim.run import simulate
+from tests.libvirt_helpers import lab_session, lab_unavailable
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def novacron(*args: str, timeout_s: float = 400.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "novacron", *args], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=REPO)
+
+
+# -- the seam and the refusals (nothing real) -----------------------------------------------------
+
+def test_the_composition_root_picks_the_runtime_by_name() -> None:
+    assert isinstance(select_runtime("sim"), SimRuntime)
+    assert select_runtime("real", ("qemu:///system",)) == RealRuntime(hosts=("qemu:///system",))
+    with pytest.raises(ValueError, match="--hosts"):
+        select_runtime("sim", ("qemu:///system",))
+
+
+def test_the_real_runtime_refuses_what_it_cannot_run_in_one_line() -> None:
+    scenario, _ = resolve_scenario("default")
+    with pytest.raises(ConfigError, match=r"faults.enabled = True is not supported by --runtime real"):
+        check_supported(scenario)
+    lab_small, _ = resolve_scenario("lab-small")
+    check_supported(lab_small)
+    with pytest.raises(ConfigError, match="one libvirt URI per host"):
+        check_supported(lab_small, ("qemu:///system",))
+    done = novacron("run", "default", "--runtime", "real", "--out", "/nonexistent/never-written")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "--runtime real" in done.stderr
+    done = novacron("run", "lab-small", "--hosts", "qemu:///system")
+    assert done.returncode == 2 and "hosts are for --runtime real" in done.stderr
+
+
+def test_both_runtimes_echo_the_same_settings_for_lab_small() -> None:
+    scenario, _ = resolve_scenario("lab-small")
+    assert config_metrics(scenario) == simulate(scenario, scenario.seed).config_metrics
+
+
+def test_events_from_several_sources_merge_in_time_order_with_dense_sequence_numbers() -> None:
+    a = RunStarted(t_s=0.5, seq=0, source="real", scenario="x", seed=1, runtime="real", version="0")
+    b = LeaderElected(t_s=0.2, seq=7, source="manager-1", manager_id=1, term=1, leaderless_ms=200.0)
+    c = LeaderElected(t_s=0.5, seq=3, source="manager-2", manager_id=2, term=2, leaderless_ms=0.0)
+    merged = restamped([a, b, c])
+    assert [(type(e).__name__, e.seq) for e in merged] == [("LeaderElected", 0), ("RunStarted", 1),
+                                                            ("LeaderElected", 2)]
+    assert merged[2].source == "manager-2"  # a tie keeps the order the sources were given in
+
+
+# -- lab-small for real --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Any]:
+    if shutil.which("redis-server") is None:
+        lab_unavailable("redis-server is not installed")
+    yield from lab_session()
+
+
+def migrations(run: Any) -> dict[str, str]:
+    requested = run.of_type("MigrationRequested")
+    return dict(zip(requested["migration_id"], requested["vm_id"], strict=True))
+
+
+@pytest.mark.libvirt
+@pytest.mark.redis
+@pytest.mark.slow
+def test_lab_small_runs_for_real_and_agrees_with_its_simulation(lab: Any, tmp_path: Path) -> None:
+    real_dir, sim_dir = tmp_path / "real", tmp_path / "sim"
+    done = novacron("run", "lab-small", "--runtime", "real", "--out", str(real_dir), "--no-progress")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    real = load_run(real_dir)
+    assert real.summary["runtime"] == "real" and (real_dir / "report.html").exists()
+    assert {"passed", "failed", "not_measured", "targets", "settings"} <= set(real.summary)
+
+    # One terminal event per migration, and every migration of the batch ran to its end.
+    finished = real.of_type("MigrationFinished")
+    aborted = real.of_type("MigrationAborted") if "MigrationAborted" in set(real.events["type"]) else None
+    terminal = list(finished["migration_id"]) + ([] if aborted is None else list(aborted["migration_id"]))
+    assert sorted(terminal) == sorted(migrations(real)) and len(terminal) == len(set(terminal)) == 4
+    assert set(finished["outcome"]) == {"completed"}, finished[["migration_id", "outcome"]]
+    assert (finished["downtime_ms"] > 0).all() and (finished["total_time_ms"] > 0).all()
+    assert len(real.of_type("VMMoved")) == 4
+
+    # The leader kill: a manager crashed while leading and another was elected in a later term.
+    crash = real.of_type("ManagerCrashed").iloc[0]
+    elected = real.of_type("LeaderElected")
+    after = elected[elected["t_s"] > crash["t_s"]]
+    assert len(after) >= 1 and (after["manager_id"] != crash["manager_id"]).all(), elected
+    assert len(real.of_type("FailoverCompleted")) == 1
+    # The Redis restart: L2 failed and recovered.
+    assert list(real.of_type("CacheTierFailed")["cache_tier"]) == ["l2"]
+    assert len(real.of_type("CacheTierRecovered")) == 1
+
+    # Its simulation: the same moves, and every verdict agrees.
+    done = novacron("run", "lab-small", "--out", str(sim_dir), "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    sim = load_run(sim_dir)
+    assert migrations(real) == migrations(sim)
+    verdicts = {side: {r.target.name: r.verdict.value for r in run.verdict.results}
+                for side, run in (("real", real), ("sim", sim))}
+    assert verdicts["real"] == verdicts["sim"]
+    simulated = sim.of_type("MigrationFinished")
+    print("real vs sim total ms:", sorted(zip(finished["migration_id"], finished["total_time_ms"], strict=True)),
+          sorted(zip(simulated["migration_id"], simulated["total_time_ms"].round(1), strict=True)))
+
+    # Nothing is left behind: no guest on any lab host.
+    import libvirt
+
+    for host in lab.hosts:
+        conn = libvirt.open(host.uri)
+        try:
+            assert [d.name() for d in conn.listAllDomains()] == []
+        finally:
+            conn.close()
+    assert os.environ.get("CI") != "true" or real.summary["wall_s"] < 170
