@@ -145,3 +145,48 @@ def test_lab_small_runs_for_real_and_agrees_with_its_simulation(lab: Any, tmp_pa
         finally:
             conn.close()
     assert os.environ.get("CI") != "true" or real.summary["wall_s"] < 170
+
+
+PARTITION_SCENARIO = """
+name = "partition-small"
+duration_s = 12.0
+[cluster]
+hosts = 2
+[workload]
+vms = 0
+[migration]
+migrations = 0
+[cache]
+enabled = false
+[faults]
+enabled = false
+[scheduler]
+rebalance = "off"
+[raft]
+managers = 3
+control_plane = "raft"
+leader_crash_at_s = 0.0
+partition_at_s = 4.0
+partition_duration_s = 2.0
+"""
+
+
+@pytest.mark.libvirt
+@pytest.mark.slow
+def test_a_real_partition_cuts_the_leader_off_and_the_cluster_recovers(lab: Any, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("nft") is None:
+        lab_unavailable("a real partition needs root and nft")
+    scenario = tmp_path / "partition-small.toml"
+    scenario.write_text(PARTITION_SCENARIO)
+    done = novacron("run", str(scenario), "--runtime", "real", "--out", str(tmp_path / "run"), "--no-progress")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run = load_run(tmp_path / "run")
+    cut = run.of_type("NetworkPartitioned").iloc[0]
+    isolated = int(cut["partition_groups"].strip("[]").split("]")[0])
+    elected = run.of_type("LeaderElected")
+    during = elected[(elected["t_s"] > cut["t_s"]) & (elected["t_s"] < run.of_type("NetworkHealed")["t_s"].iloc[0])]
+    assert len(during) == 1 and int(during["manager_id"].iloc[0]) != isolated, elected
+    assert run.summary["metrics"]["raft.partition_leader_changes"] == 1.0
+    assert "partition recovery" in set(run.targets["target"])
+    done = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True)
+    assert "novacron_realrun" not in done.stdout  # the run removed its table

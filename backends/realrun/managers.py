@@ -14,7 +14,11 @@ synchronous.
 
 Faults are injected for real: ``crash_leader`` SIGKILLs whoever leads and records
 ``ManagerCrashed`` (a crash is the fault injector's fact, not something the dead node can
-report); ``restart`` starts the process again on the same data directory. At the end,
+report); ``restart`` starts the process again on the same data directory; ``isolate_leader``
+cuts whoever leads off from the others with nftables (``firewall``) and ``heal`` reconnects it,
+recording ``NetworkPartitioned``/``NetworkHealed``, then ``PartitionRecovered`` once every
+manager follows one leader that has caught up with the commit index at the heal (the
+simulation's definition; ``recovered`` is polled by the run's loop). At the end,
 ``events`` reads every manager's own event log, and the cluster-wide facts (leaderless gaps,
 ``FailoverCompleted``) are the core's fold over the merged logs (``novacron.raft.observer``).
 """
@@ -33,8 +37,16 @@ from typing import Any, TypeVar
 from backends.manager.client import ClusterClient
 from backends.manager.eventlog import read_events
 from backends.manager.localcluster import LocalCluster
+from backends.realrun.firewall import LoopbackPartition
 from novacron.events import REGISTRY, Event, Recorder
-from novacron.raft.events import ClusterFormed, FailoverCompleted, ManagerCrashed
+from novacron.raft.events import (
+    ClusterFormed,
+    FailoverCompleted,
+    ManagerCrashed,
+    NetworkHealed,
+    NetworkPartitioned,
+    PartitionRecovered,
+)
 from novacron.raft.observer import fold_cluster
 from novacron.statemachine import encode_command
 
@@ -49,8 +61,12 @@ class ManagerError(RuntimeError):
 
 class ManagerHarness:
     def __init__(self, base_dir: Path, size: int, origin_monotonic_s: float, recorder: Recorder, *,
-                 formation_timeout_s: float) -> None:
-        self.cluster = LocalCluster(base_dir, size)
+                 formation_timeout_s: float, partitions: bool = False) -> None:
+        self.cluster = LocalCluster(base_dir, size, distinct_addresses=partitions)
+        self.partition = LoopbackPartition()
+        self._heal: tuple[float, int, int] | None = None
+        """(heal time, commit index to reach, leader before the partition) while recovering."""
+        self._leader_before = 0
         self.cluster.origin_monotonic_s = origin_monotonic_s
         self.recorder = recorder
         self.formation_timeout_s = formation_timeout_s
@@ -118,7 +134,37 @@ class ManagerHarness:
         self.cluster.start(manager_id)
         self.crashed.discard(manager_id)
 
+    def isolate_leader(self) -> None:
+        isolated = self.leader() or min(self.cluster.ids)
+        self._leader_before = isolated
+        others = [i for i in self.cluster.ids if i != isolated]
+        self.partition.isolate(self.cluster.raft_addresses[isolated], [self.cluster.raft_addresses[i] for i in others])
+        self.recorder.emit(NetworkPartitioned, source="network", partition_groups=str([[isolated], others]),
+                           symmetric=True)
+
+    def heal(self) -> None:
+        self.partition.heal()
+        rows = [r for r in self._call(self.cluster.statuses(0.5), 5.0) if r.get("reachable")]
+        healed = self.recorder.emit(NetworkHealed, source="network", partition_groups="healed")
+        self._heal = (healed.t_s, max((r["commit"] for r in rows), default=0), self._leader_before)
+
+    def recovered(self) -> bool:
+        """After a heal: True (and ``PartitionRecovered`` recorded) once the cluster has recovered."""
+        if self._heal is None:
+            return True
+        healed_s, commit, leader_before = self._heal
+        rows = self._call(self.cluster.statuses(0.5), 5.0)
+        if not self._formed(rows) or min(r["commit"] for r in rows) < commit:
+            return False
+        leader = next(r["id"] for r in rows if r["role"] == "leader")
+        now_s = time.monotonic() - self.cluster.origin_monotonic_s
+        self.recorder.emit(PartitionRecovered, source="raft", recovery_s=now_s - healed_s,
+                           leader_changed=leader != leader_before)
+        self._heal = None
+        return True
+
     def close(self) -> None:
+        self.partition.close()
         try:
             self._call(self._client.close(), 5.0)
         finally:

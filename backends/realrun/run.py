@@ -16,8 +16,9 @@ directory through ``novacron.app.finish.record_run``:
   (``RealMigrations``); the cache: the core hierarchy over memory, a real Redis and a disk
   directory (``CacheLoad``);
 - the faults, for real: the Raft leader SIGKILLed at ``leader_crash_at_s`` and restarted
-  ``restart_after_s`` later; Redis SIGKILLed at ``l2_outage_start_s`` and started again
-  (empty) ``l2_outage_s`` later.
+  ``restart_after_s`` later; the leader cut off from the other managers by nftables at
+  ``partition_at_s`` for ``partition_duration_s``; Redis SIGKILLed at ``l2_outage_start_s``
+  and started again (empty) ``l2_outage_s`` later.
 
 The loop is a timetable on the wall clock: every scenario time and interval is divided by
 ``[runtime] time_scale``; the controllers' poll interval and everything the parts measure are
@@ -60,6 +61,7 @@ from novacron.seeding import RunSeeds
 from sim.workloads.synthetic import synthetic_workload
 
 Action = Callable[[], None]
+RECOVERY_POLL_S = 0.05
 
 
 class Timetable:
@@ -128,7 +130,8 @@ def compose(scenario: Scenario, seeds: RunSeeds, recorder: Recorder, clock: Mono
     managers = None
     if scenario.raft.control_plane == "raft":
         managers = ManagerHarness(work_dir / "managers", scenario.raft.managers, clock.origin_monotonic_s, recorder,
-                                  formation_timeout_s=scenario.raft.formation_timeout_s)
+                                  formation_timeout_s=scenario.raft.formation_timeout_s,
+                                  partitions=scenario.raft.partition_at_s > 0)
         stack.callback(managers.close)
         managers.start()
     c = scenario.cluster
@@ -206,6 +209,17 @@ def _schedule_faults(scenario: Scenario, parts: RealParts, table: Timetable) -> 
                 table.at(table.clock.now_s() + r.restart_after_s / scale, lambda: managers.restart(killed))
 
         table.at(r.leader_crash_at_s / scale, crash)
+    if managers is not None and r.partition_at_s > 0:
+        def heal() -> None:
+            managers.heal()
+            poll_until_recovered()
+
+        def poll_until_recovered() -> None:
+            if not managers.recovered():
+                table.at(table.clock.now_s() + RECOVERY_POLL_S, poll_until_recovered)
+
+        table.at(r.partition_at_s / scale, managers.isolate_leader)
+        table.at((r.partition_at_s + r.partition_duration_s) / scale, heal)
     if redis is not None and c.l2_outage_start_s is not None:
         table.at(c.l2_outage_start_s / scale, redis.kill)
         table.at((c.l2_outage_start_s + c.l2_outage_s) / scale, redis.start)

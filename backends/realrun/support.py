@@ -2,9 +2,9 @@
 
 ``check_supported`` refuses, in one line naming the key, every scenario feature the real runtime
 does not implement yet, rather than silently running a different scenario than the simulation
-would: host and rack crashes, network partitions (nftables; not wired here yet), VM lifetimes,
-traces, shut-off/warm moves, destination crashes, the rebalancer, and Raft timings other than
-the ones the ``novacron manager`` processes use.
+would: host and rack crashes, VM lifetimes,
+traces, shut-off/warm moves, destination crashes, the rebalancer, Raft timings other than the
+ones the ``novacron manager`` processes use, and a partition without root and ``nft``.
 
 ``config_metrics`` is the real runtime's copy of the settings block a simulated run echoes
 (``sim.raft.component``, ``sim.cache``, ``sim.migration.service``, ``sim.scheduling``); a test
@@ -13,6 +13,7 @@ checks that both agree for ``lab-small``.
 
 from __future__ import annotations
 
+from backends.realrun.firewall import require_nft
 from novacron.config import ConfigError
 from novacron.raft.metrics import raft_config_metrics
 from novacron.raft.scenario import RAFT
@@ -24,14 +25,16 @@ MANAGER_TICK_MS = 10.0
 
 def _unsupported(scenario: Scenario) -> list[tuple[str, object, str]]:
     f, w, m, r, s = scenario.faults, scenario.workload, scenario.migration, scenario.raft, scenario.scheduler
+    moves = m.migrations > 0 and w.vms > 0
     checks: list[tuple[bool, str, object, str]] = [
         (f.enabled, "faults.enabled", f.enabled, "false (host, rack and manager MTBF faults are simulation-only)"),
-        (r.partition_at_s > 0, "raft.partition_at_s", r.partition_at_s, "0 (real partitions are not wired yet)"),
+        (r.partition_at_s > 0 and r.control_plane != "raft", "raft.partition_at_s", r.partition_at_s,
+         "0 unless raft.control_plane = 'raft' (real managers to partition)"),
         (w.trace_format is not None, "workload.trace_format", w.trace_format, "nothing (synthetic VMs only)"),
         (w.lifetime_mean_s is not None, "workload.lifetime_mean_s", w.lifetime_mean_s, "nothing (guests never leave)"),
-        (m.shutoff_fraction > 0, "migration.shutoff_fraction", m.shutoff_fraction, "0 (every guest runs)"),
-        (m.warm_fraction > 0, "migration.warm_fraction", m.warm_fraction, "0 (live moves only)"),
-        (m.destination_crash_probability > 0, "migration.destination_crash_probability",
+        (moves and m.shutoff_fraction > 0, "migration.shutoff_fraction", m.shutoff_fraction, "0 (every guest runs)"),
+        (moves and m.warm_fraction > 0, "migration.warm_fraction", m.warm_fraction, "0 (live moves only)"),
+        (moves and m.destination_crash_probability > 0, "migration.destination_crash_probability",
          m.destination_crash_probability, "0 (no host crashes)"),
         (s.rebalance != "off", "scheduler.rebalance", s.rebalance, "'off'"),
         (r.tick_ms != MANAGER_TICK_MS, "raft.tick_ms", r.tick_ms, f"{MANAGER_TICK_MS:g} (the managers' tick)"),
@@ -52,6 +55,8 @@ def check_supported(scenario: Scenario, hosts: tuple[str, ...] = ()) -> None:
     if problems:
         key, value, allowed = problems[0]
         raise ConfigError(f"{scenario.name}: {key} = {value!r} is not supported by --runtime real; allowed: {allowed}")
+    if scenario.raft.partition_at_s > 0:
+        require_nft("raft.partition_at_s")
     uris = hosts or scenario.runtime.hosts
     if uris and len(uris) != scenario.cluster.hosts:
         raise ConfigError(f"{scenario.name}: {len(uris)} host URI(s) for cluster.hosts = {scenario.cluster.hosts}; "
