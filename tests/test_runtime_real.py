@@ -128,10 +128,11 @@ def test_lab_small_runs_for_real_and_agrees_with_its_simulation(lab: Any, tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     sim = load_run(sim_dir)
     assert migrations(real) == migrations(sim)
+    simulated = sim.of_type("MigrationFinished")
+    assert sorted(simulated["migration_id"]) == sorted(finished["migration_id"])  # the simulation moved them all too
     verdicts = {side: {r.target.name: r.verdict.value for r in run.verdict.results}
                 for side, run in (("real", real), ("sim", sim))}
     assert verdicts["real"] == verdicts["sim"]
-    simulated = sim.of_type("MigrationFinished")
     print("real vs sim total ms:", sorted(zip(finished["migration_id"], finished["total_time_ms"], strict=True)),
           sorted(zip(simulated["migration_id"], simulated["total_time_ms"].round(1), strict=True)))
 
