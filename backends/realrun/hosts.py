@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 import libvirt
 
 from backends.lab.guest import domain_xml
-from backends.lab.health import wait_guest_ready
+from backends.lab.health import check_migrated_guest, wait_guest_ready
 from backends.lab.lab import LabInfo
 from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
 from novacron.cluster.events import ClusterUtilisationSampled, HostAdded, HostUtilisationSampled
 from novacron.events import Recorder
+from novacron.guest_health import GuestHealth
 from novacron.scenario import ClusterConfig
 
 LAB_MIGRATION_URI = "tcp://127.0.0.1"
@@ -93,6 +94,14 @@ class RealHosts:
         if index is None:
             return True
         return wait_guest_ready(self.lab.hosts[index], vm_id, min_alive=1, timeout_s=timeout_s)
+
+    def judge(self, vm_id: str, from_host_id: str, to_host_id: str) -> GuestHealth | None:
+        """The moved guest's health from its serial consoles now (None: a remote host's console);
+        ``healthy`` false with few alive markers may just mean "not yet": the caller asks again."""
+        source, destination = self.by_id(from_host_id).lab_index, self.by_id(to_host_id).lab_index
+        if source is None or destination is None:
+            return None
+        return check_migrated_guest(self.lab.hosts[source], self.lab.hosts[destination], vm_id, timeout_s=0.0)
 
     def moved(self, vm_id: str, from_host_id: str, to_host_id: str) -> None:
         source, destination = self.by_id(from_host_id), self.by_id(to_host_id)

@@ -61,6 +61,8 @@ class RealMigrations:
         self.guests: dict[str, GuestWorkload] = {}
         self.pending: dict[str, tuple[MigrationController, float]] = {}
         self.running: dict[str, _Running] = {}
+        self.completed: list[tuple[str, str, str, str]] = []
+        """(migration id, vm id, source, destination) of every committed move, for the health checks."""
 
     def batch(self) -> list[tuple[float, str, int]]:
         """At ``start_s``: the batch's (arrival scenario time, vm id, request number)."""
@@ -151,6 +153,7 @@ class RealMigrations:
             source = run.controller.request.source_host_id
             self.control.commit_move(run.claim)
             self.hosts.moved(run.controller.vm_id, source, run.claim.host_id)
+            self.completed.append((migration_id, run.controller.vm_id, source, run.claim.host_id))
         else:
             self.control.release_claim(run.claim)
 

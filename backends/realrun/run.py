@@ -13,7 +13,8 @@ directory through ``novacron.app.finish.record_run``:
   processes, every decision committed to their Raft log first (``RealControlPlane``,
   ``ManagerHarness``);
 - the moves: the batch through the core admission, planner and controller, driving libvirt
-  (``RealMigrations``); the cache: the core hierarchy over memory, a real Redis and a disk
+  (``RealMigrations``), each moved guest then judged from its serial consoles
+  (``GuestHealthChecked``, lab hosts only); the cache: the core hierarchy over memory, a real Redis and a disk
   directory (``CacheLoad``);
 - the faults, for real: the Raft leader SIGKILLed at ``leader_crash_at_s`` and restarted
   ``restart_after_s`` later; the leader cut off from the other managers by nftables at
@@ -52,6 +53,7 @@ from novacron.app.rundir import RunInfo
 from novacron.cluster.events import RunFinished, RunStarted
 from novacron.config import ConfigError
 from novacron.events import InMemoryEventLog, Recorder
+from novacron.guest_health import GuestHealthChecked
 from novacron.migration.calibration import CalibrationProfile
 from novacron.migration.config import MigrationConfig, build_admission
 from novacron.migration.guests import draw_guest_workload
@@ -62,6 +64,10 @@ from sim.workloads.synthetic import synthetic_workload
 
 Action = Callable[[], None]
 RECOVERY_POLL_S = 0.05
+HEALTH_POLL_S = 0.5
+HEALTH_WAIT_S = 10.0
+HEALTH_MIN_ALIVE = 2
+"""``backends.lab.health.check_migrated_guest``'s default: two alive markers on the destination."""
 
 
 class Timetable:
@@ -194,9 +200,32 @@ def _schedule_batch(scenario: Scenario, parts: RealParts, table: Timetable) -> N
         for at_s, vm_id, n in parts.migrations.batch():
             table.at(at_s / scale, lambda v=vm_id, k=n: parts.migrations.request(k, v, table.clock.now_s()))  # type: ignore[misc]
 
+    def step() -> None:
+        migrations = parts.migrations
+        migrations.step(table.clock.now_s())
+        while migrations.completed:
+            _check_health(parts, table, *migrations.completed.pop(0), deadline_s=table.clock.now_s() + HEALTH_WAIT_S)
+
     table.at(cfg.start_s / scale, start_batch)
-    table.every(cfg.poll_interval_s, lambda: parts.migrations.step(table.clock.now_s()),
-                start_s=cfg.start_s / scale, until_s=end_s)
+    table.every(cfg.poll_interval_s, step, start_s=cfg.start_s / scale, until_s=end_s)
+
+
+def _check_health(parts: RealParts, table: Timetable, migration_id: str, vm_id: str, source: str, destination: str,
+                  *, deadline_s: float) -> None:
+    """Judge a moved guest from its consoles (LAB.md: QEMU may report success for a guest that
+    crashed); asked again every ``HEALTH_POLL_S`` until healthy, clearly not, or ``deadline_s``."""
+    health = parts.hosts.judge(vm_id, source, destination)
+    if health is None:
+        return  # a remote host: its console is not readable here
+    settled = health.healthy or health.alive_markers_after >= HEALTH_MIN_ALIVE
+    if not settled and table.clock.now_s() < deadline_s:
+        table.at(table.clock.now_s() + HEALTH_POLL_S, lambda: _check_health(
+            parts, table, migration_id, vm_id, source, destination, deadline_s=deadline_s))
+        return
+    parts.hosts.recorder.emit(GuestHealthChecked, source=destination, vm_id=vm_id, migration_id=migration_id,
+                              healthy=health.healthy, alive_markers_after=health.alive_markers_after,
+                              last_alive_seq_before=health.last_alive_seq_before,
+                              first_alive_seq_after=health.first_alive_seq_after, problem=health.describe())
 
 
 def _schedule_faults(scenario: Scenario, parts: RealParts, table: Timetable) -> None:
