@@ -37,8 +37,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def novacron(*args: str, timeout_s: float = 400.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "novacron", *args], capture_output=True, text=True,
-                          timeout=timeout_s, cwd=REPO)
+    """The command, stopped with SIGTERM on a timeout so that a real run removes what it started."""
+    process = subprocess.Popen([sys.executable, "-m", "novacron", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=60)
+        pytest.fail(f"novacron {' '.join(args)} took more than {timeout_s:g} s; stderr: {stderr[-2000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 # -- the seam and the refusals (nothing real) -----------------------------------------------------
@@ -228,3 +236,15 @@ def test_a_real_partition_cuts_the_leader_off_and_the_cluster_recovers(lab: Any,
     assert "partition recovery" in set(run.targets["target"])
     done = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True)
     assert "novacron_realrun" not in done.stdout  # the run removed its table
+
+
+@pytest.mark.libvirt
+def test_the_runtime_section_names_the_hosts_and_a_bad_one_is_a_one_line_error(lab: Any, tmp_path: Path) -> None:
+    text = resolve_scenario("lab-small")[1].replace(
+        "time_scale = 1.0", 'time_scale = 1.0\nhosts = ["qemu:///system?socket=/nonexistent/a", '
+                            '"qemu:///system?socket=/nonexistent/b"]')
+    scenario = tmp_path / "elsewhere.toml"
+    scenario.write_text(text)
+    done = novacron("run", str(scenario), "--runtime", "real", "--out", str(tmp_path / "run"), timeout_s=60)
+    assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "/nonexistent/a: cannot connect" in done.stderr

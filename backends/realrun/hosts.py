@@ -29,6 +29,7 @@ from backends.lab.health import check_migrated_guest, wait_guest_ready
 from backends.lab.lab import LabInfo
 from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
 from novacron.cluster.events import ClusterUtilisationSampled, HostAdded, HostUtilisationSampled
+from novacron.config import ConfigError
 from novacron.events import Recorder
 from novacron.guest_health import GuestHealth
 from novacron.scenario import ClusterConfig
@@ -61,8 +62,12 @@ class RealHosts:
         self.hosts: list[RealHost] = []
         self.defined: set[str] = set()
         for i, uri in enumerate(uris):
-            hv = LibvirtHypervisor(f"host-{i:04d}", uri, self.directory,
-                                   migration_uri=LAB_MIGRATION_URI if lab_uris else None)
+            try:
+                hv = LibvirtHypervisor(f"host-{i:04d}", uri, self.directory,
+                                       migration_uri=LAB_MIGRATION_URI if lab_uris else None)
+            except libvirt.libvirtError as exc:
+                self.directory.close()
+                raise ConfigError(f"host {uri}: cannot connect ({exc}); allowed: a reachable libvirt URI") from None
             _model, memory_mib, cpus, *_ = hv.conn.getInfo()
             self.hosts.append(RealHost(hv, int(cpus), memory_mib / 1024.0, i if lab_uris else None))
         self._last_sample_s: float | None = None

@@ -82,7 +82,7 @@ class ManagerHarness:
 
     def start(self) -> None:
         """Start every manager; return once the cluster has formed (``ClusterFormed`` recorded)."""
-        started_s = self.recorder.log[-1].t_s if len(self.recorder.log) else 0.0
+        started_s = time.monotonic() - self.cluster.origin_monotonic_s
         self.cluster.start_all()
         deadline = time.monotonic() + self.formation_timeout_s
         while time.monotonic() < deadline:

@@ -33,8 +33,10 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,8 +256,26 @@ def _schedule_faults(scenario: Scenario, parts: RealParts, table: Timetable) -> 
         table.at((c.l2_outage_start_s + c.l2_outage_s) / scale, redis.start)
 
 
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM ends the run like Ctrl-C: every guest, manager and Redis it started is removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_real(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *, hosts: tuple[str, ...] = (),
              report: bool = True) -> RunResult:
+    hosts = hosts or scenario.runtime.hosts
     check_supported(scenario, hosts)
     started = time.perf_counter()
     clock = MonotonicClock()
@@ -266,6 +286,7 @@ def run_real(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *
     work_dir = out_dir / "real"
     work_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_terminate_cleanly())
         parts = compose(scenario, seeds, recorder, clock, work_dir, hosts, stack)
         table = Timetable(clock)
         schedule(scenario, parts, seeds, table)
