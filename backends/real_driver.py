@@ -27,14 +27,16 @@ PollHook = Callable[[MigrationController, JobStats], None]
 
 def drive_migration(controller: MigrationController, hypervisor: Hypervisor, clock: MonotonicClock, *,
                     deadline_s: float = 300.0, on_poll: PollHook | None = None) -> None:
-    """Run one admitted-or-requested migration to a terminal phase."""
+    """Run one admitted-or-requested migration until its copy ends: to a terminal phase, or to
+    ``committing`` for a controller that ``awaits_commit`` (the caller then reports the control
+    plane's decision with ``controller.commit_decided``)."""
     controller.admitted(clock.now_s())
     started_s = clock.now_s()
     commands: list[MigrationCommand] = controller.start(started_s)
     aborted_for_deadline = False
     while True:
         commands = drive_step(controller, hypervisor, commands, clock.now_s())
-        if controller.done:
+        if controller.copy_ended:
             break
         if on_poll is not None and controller.last_stats is not None:
             on_poll(controller, controller.last_stats)

@@ -269,10 +269,10 @@ def _text(where: str, key: str, raw: Any) -> str | None:
 
 def capabilities(scenario: Scenario) -> frozenset[str]:
     """What a scenario exercises: a catalogue target applies only if its capability is here."""
-    w, m, r = scenario.workload, scenario.migration, scenario.raft
+    m, r = scenario.migration, scenario.raft
+    # The cluster's own targets (VMs rejected, utilisation, uptime) apply to every scenario: a
+    # cluster that carries no VM has not measured them, which is not a pass.
     caps = {"cluster", "user"}
-    if w.vms > 0 or w.trace_format is not None:
-        caps.add("vms")
     if scenario.scheduler.placer == "scheduler":
         caps.add("scheduler")
     if m.migrations > 0:

@@ -106,7 +106,7 @@ def _t(name: str, metric: str, unit: str, cmp: str, threshold: Threshold, *,
 REF = Role.REFERENCE
 
 CATALOGUE: tuple[Target, ...] = (
-    _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0, capability="vms"),
+    _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0),
     _t("live migration downtime (max)", "migration.live.downtime_max_ms", "ms", "<", 5000, capability="migration"),
     _t("live migration downtime p99 (stretch)", "migration.live.downtime_p99_ms", "ms", "<", 1000,
        capability="migration"),
@@ -124,14 +124,14 @@ CATALOGUE: tuple[Target, ...] = (
     _t("partition recovery", "raft.partition_recovery_s", "s", "<", 30.0, capability="raft-partition"),
     _t("leader failover (crash to new leader's commit)", "raft.failover_ms", "ms", "<", 1000.0,
        capability="raft-crash"),
-    _t("uptime", "cluster.uptime_pct", "%", ">", 99.9, capability="vms"),
-    _t("peak CPU utilisation", "cluster.peak_cpu_pct", "%", "<", 80.0, capability="vms"),
+    _t("uptime", "cluster.uptime_pct", "%", ">", 99.9),
+    _t("peak CPU utilisation", "cluster.peak_cpu_pct", "%", "<", 80.0),
     # CPU ready: VMware's guidance (KB 2002181; "Performance Best Practices for vSphere") reads
     # ready time above 5 % of a vCPU's time as a performance problem worth acting on, and 10 %
     # as serious. 5 % at the 99th percentile of host samples lets a rare burst pass and fails a
     # cluster whose VMs wait routinely; an uncontended cluster measures exactly 0.
-    _t("CPU ready p99 (contention)", "cluster.cpu_ready_p99_pct", "%", "<=", 5.0, capability="vms"),
-    _t("peak memory utilisation", "cluster.peak_memory_pct", "%", "<", 85.0, capability="vms"),
+    _t("CPU ready p99 (contention)", "cluster.cpu_ready_p99_pct", "%", "<=", 5.0),
+    _t("peak memory utilisation", "cluster.peak_memory_pct", "%", "<", 85.0),
     _t("CPU headroom kept", "scheduler.min_headroom_cpu_pct", "%", ">=", 20.0, capability="scheduler"),
     _t("memory headroom kept", "scheduler.min_headroom_memory_pct", "%", ">=", 10.0, capability="scheduler"),
     _t("network headroom kept", "scheduler.min_headroom_network_pct", "%", ">=", 30.0, capability="scheduler"),

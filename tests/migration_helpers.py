@@ -51,6 +51,6 @@ def drive(ctl: MigrationController, hv: SimHypervisor, clock: ManualClock, *, un
     commands: list[MigrationCommand] = ctl.start(clock.t_s)
     while clock.t_s < until_s:
         commands = drive_step(ctl, hv, commands, clock.t_s)
-        if ctl.done:
+        if ctl.copy_ended:
             return
         clock.t_s += hv.advance(ctl.vm_id, ctl.poll_interval_s)

@@ -44,7 +44,7 @@ WINDOW = 50
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster")
+    made = LocalCluster(tmp_path / "cluster", extra_args=("--events-jsonl",))
     try:
         yield made
     finally:

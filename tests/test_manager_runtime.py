@@ -91,7 +91,8 @@ class InProcessCluster:
 
     async def start(self, manager_id: int) -> ManagerRuntime:
         runtime = ManagerRuntime(ManagerConfig(node_id=manager_id, peers=self.peers, data_dir=self.data_dir(manager_id),
-                                               client_port=self.client_addresses[manager_id][1], **self.config))
+                                               client_port=self.client_addresses[manager_id][1], events_jsonl=True,
+                                               **self.config))
         self.spy.attach(runtime)
         self.runtimes[manager_id] = runtime
         self.tasks[manager_id] = asyncio.create_task(runtime.serve())

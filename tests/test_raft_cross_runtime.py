@@ -178,7 +178,7 @@ def require_nft() -> None:
 @pytest.fixture
 def real_cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, Nftables]]:
     require_nft()
-    cluster = LocalCluster(tmp_path / "cluster", distinct_addresses=True)
+    cluster = LocalCluster(tmp_path / "cluster", distinct_addresses=True, extra_args=("--events-jsonl",))
     firewall = Nftables(cluster)
     try:
         yield cluster, firewall

@@ -174,13 +174,20 @@ def test_pytest_plugin_reads_the_verdict(novacron_run, tmp_path: Path) -> None: 
     assert outcome.verdict.passed(allow_unmeasured=True)
 
 
-def test_empty_cluster_does_not_pass_utilisation_targets(tmp_path: Path) -> None:
-    scenario = _write(tmp_path, QUIET.replace("vms = 20", "vms = 0"))
+@pytest.mark.parametrize("workload", ["vms = 0", "vms = 20\nvm_cpu_cores = [64]\nvm_memory_gib = [8.0]"])
+def test_empty_cluster_does_not_pass_utilisation_targets(tmp_path: Path, workload: str) -> None:
+    """No VM asked for, or none that fits a host: the utilisation and uptime targets read "not
+    measured" (they used to be dropped as not applicable, so ``check`` passed an empty cluster)."""
+    scenario = _write(tmp_path, QUIET.replace("vms = 20", workload))
     assert main(["run", str(scenario), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
-    rows = {r.target.metric: r for r in load_run(tmp_path / "run").verdict.results}
-    assert "cluster.peak_cpu_pct" not in rows or rows["cluster.peak_cpu_pct"].verdict is Verdict.NOT_MEASURED
-    metrics = load_run(tmp_path / "run").metrics
-    assert "cluster.peak_cpu_pct" not in metrics and "cluster.uptime_pct" not in metrics
+    run = load_run(tmp_path / "run")
+    rows = {r.target.metric: r for r in run.verdict.results}
+    for metric in ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.uptime_pct",
+                   "cluster.cpu_ready_p99_pct"):
+        assert rows[metric].verdict is Verdict.NOT_MEASURED, metric
+        assert metric not in run.metrics
+    assert not run.verdict.passed()
+    assert main(["check", str(scenario), "--out", str(tmp_path / "check"), "--no-progress"]) == 1
 
 
 def test_scenario_without_name_takes_its_file_stem(tmp_path: Path) -> None:

@@ -11,7 +11,12 @@ agree with real migrations outside the runs it was fitted on. ``calibrate``:
 2. fits a calibration profile to the training runs (``calibration_fit``) and evaluates it on the
    held-out runs and leave-one-guest-size-out;
 3. writes the fitted profile as TOML (``profile.toml``, with its provenance), the error tables
-   (``errors.csv``) and the per-run predictions (``predictions.csv``).
+   (``errors.csv``) and the per-run predictions (``predictions.csv``);
+4. makes the directory a run directory: each real migration's events are kept as it is measured
+   (``events.parts/point-NNN.parquet``) and all of them, in grid order, become ``events.parquet``
+   and ``summary.json``, so ``load_run``, ``novacron report`` and the notebooks open the grid like
+   a simulated run. Each migration's ``t_s`` counts from its own start (guest boot included); in
+   the merged log they follow one another, each shifted to start where the previous one ended.
 
 The real runs are the expensive part; ``--reuse-real`` re-fits from an existing ``real.csv``.
 """
@@ -38,7 +43,10 @@ from backends.lab.calibration_grid import (
 )
 from backends.lab.lab import LabInfo
 from backends.lab.migrate import LabMigrationSpec, run_lab_migration
+from novacron.app.eventstore import read_events
 from novacron.app.profiles import dumps_profile, load_profile
+from novacron.app.rundir import write_artefact_run
+from novacron.events import Event
 from novacron.migration.calibration import CalibrationProfile
 from novacron.migration.controller import ControllerPolicy
 from novacron.migration.protocol import MigrationType
@@ -73,7 +81,9 @@ def run_real(lab: LabInfo, points: Sequence[GridPoint], csv_path: Path,
         if new_file:
             writer.writeheader()
         for n, point in enumerate(todo, 1):
-            result = run_lab_migration(lab, lab_spec(point), host_uris=host_uris)
+            (csv_path.parent / EVENT_PARTS).mkdir(exist_ok=True)
+            result = run_lab_migration(lab, lab_spec(point), host_uris=host_uris,
+                                       events_path=csv_path.parent / EVENT_PARTS / f"point-{point.index:03d}.parquet")
             f = result.finished
             writer.writerow({**point_columns(point), "outcome": f.outcome, "total_time_ms": round(f.total_time_ms, 1),
                              "downtime_ms": round(f.downtime_ms, 1), "bytes_sent": f.bytes_sent,
@@ -83,6 +93,31 @@ def run_real(lab: LabInfo, points: Sequence[GridPoint], csv_path: Path,
             progress(f"  real {n}/{len(todo)} #{point.index} ({point.describe()}): {f.outcome}, "
                      f"{f.total_time_ms:.0f} ms total, {f.downtime_ms:.0f} ms down, {f.dirty_syncs} syncs, "
                      f"{f.bytes_sent / 2**20:.0f} MiB, {'healthy' if result.health.healthy else 'UNHEALTHY'}")
+
+
+EVENT_PARTS = "events.parts"
+
+
+def grid_events(out_dir: Path) -> list[Event]:
+    """Every measured point's events in grid order, one migration after the other in ``t_s``,
+    with ``seq`` renumbered across the grid."""
+    merged: list[Event] = []
+    offset_s = 0.0
+    for part in sorted((out_dir / EVENT_PARTS).glob("point-*.parquet")):
+        first_seq = len(merged)
+        merged.extend(dataclasses.replace(e, t_s=e.t_s + offset_s, seq=first_seq + n)
+                      for n, e in enumerate(read_events(part)))
+        offset_s = merged[-1].t_s if merged else offset_s
+    return merged
+
+
+def write_grid_run(out_dir: Path) -> None:
+    """``events.parquet`` + ``summary.json`` of the grid's real migrations (nothing if none kept)."""
+    events = grid_events(out_dir)
+    if events:
+        write_artefact_run(out_dir, events, name=f"calibrate-{out_dir.resolve().name}", runtime="libvirt",
+                           wall_s=events[-1].t_s, description="the real migrations of a novacron calibrate grid, "
+                           "one after the other; not a scenario")
 
 
 def host_versions(uri: str) -> tuple[str, str]:
@@ -128,4 +163,5 @@ def calibrate(out_dir: Path, lab: LabInfo | None, *, host_uris: Sequence[str] | 
     (out_dir / "profile.toml").write_text(dumps_profile(profile, "fitted by novacron calibrate"))
     result.errors.to_csv(out_dir / "errors.csv", index=False)
     result.predictions.to_csv(out_dir / "predictions.csv", index=False)
+    write_grid_run(out_dir)
     return result.errors

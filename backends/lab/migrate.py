@@ -9,7 +9,9 @@ its prediction (the same ``plan_migration`` the simulation uses), then lets the 
 judges the guest from the serial consoles (``novacron.guest_health``): on the destination after
 a completed migration, on the source otherwise (an aborted or failed migration must leave the
 guest running there, unharmed). Every event goes to one in-memory log, ``GuestHealthChecked``
-included, and optionally to ``events.parquet``. The guest is removed from both hosts at the end.
+included, and optionally to ``events.parquet`` alone (``events_path``) or to a run directory
+(``run_dir``: ``events.parquet`` + ``summary.json``, opened by ``load_run`` and ``novacron
+report``). The guest is removed from both hosts at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
 from backends.real_driver import PollHook, drive_migration
 from novacron.app.eventstore import write_events
 from novacron.app.profiles import load_profile
+from novacron.app.rundir import write_artefact_run
 from novacron.events import InMemoryEventLog, Recorder
 from novacron.guest_health import GuestHealth, GuestHealthChecked, assess_guest
 from novacron.migration.calibration import CalibrationProfile
@@ -125,7 +128,8 @@ def _judge(lab: LabInfo, spec: LabMigrationSpec, completed: bool, source_text_be
 def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook | None = None,
                       events_path: Path | None = None, migration_id: str | None = None,
                       host_uris: Sequence[str] | None = None,
-                      migration_uris: Sequence[str | None] | None = None) -> LabMigrationResult:
+                      migration_uris: Sequence[str | None] | None = None,
+                      run_dir: Path | None = None) -> LabMigrationResult:
     """Migrate once between two hosts: the lab's (default) or any two libvirt URIs (``host_uris``,
     with ``migration_uris`` for the data stream; the guest's kernel and initramfs must exist at
     the same paths on those hosts). Guest health is judged only where the consoles are readable."""
@@ -169,6 +173,11 @@ def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook
                       first_alive_seq_after=health.first_alive_seq_after, problem=health.describe())
         if events_path is not None:
             write_events(events_path, list(log))
+        if run_dir is not None:
+            write_artefact_run(run_dir, list(log), name=f"lab-migration-{spec.vm_id}", runtime="libvirt",
+                               wall_s=clock.now_s(), description=f"one real {spec.migration_type.value} migration "
+                               f"of the lab guest {spec.vm_id} ({spec.memory_mib} MiB, {spec.dirty_rate_pages_s} "
+                               f"pages/s) between two libvirt hosts; not a scenario")
         return LabMigrationResult(finished, health, plan, log, location)
     finally:
         _remove_everywhere(hypervisors, spec.vm_id)

@@ -5,7 +5,8 @@ Modules
 - ``framing``: length-prefixed msgpack frames (peer and client connections share them).
 - ``logstore``: ``SQLiteLogStore``, the durable ``Stored`` state (WAL, ``synchronous=FULL``).
 - ``peers``: outbound links to the other managers (reconnect with backoff, never blocking).
-- ``eventlog``: committed commands as events, appended to ``events.jsonl`` in the data dir.
+- ``eventlog``: committed commands as events, in Parquet row groups folded into the data dir's
+  ``events.parquet`` + ``summary.json`` (a run directory); ``events.jsonl`` with ``--events-jsonl``.
 - ``runtime``: ``ManagerRuntime``, the Ready loop (persist, send, apply, answer) and the client API.
 - ``client``: an asyncio client (propose, linearizable read, status) and ``cluster status``.
 - ``cli``: the argument handling behind ``novacron manager`` and ``novacron cluster status``.

@@ -202,7 +202,7 @@ class Rig:
         self.managers[manager_id] = self._spawn(manager_id, [
             sys.executable, "-m", "novacron", "manager", "--id", str(manager_id), "--peers", peers,
             "--data-dir", str(self.data_dir(manager_id)), "--client-port", str(CLIENT_PORT),
-            "--snapshot-every", str(self.snapshot_every)], f"manager-{manager_id}.log", extra_env)
+            "--snapshot-every", str(self.snapshot_every), "--events-jsonl"], f"manager-{manager_id}.log", extra_env)
 
     def kill(self, manager_id: int) -> None:
         process = self.managers[manager_id]

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgpack
 
-from backends.manager.eventlog import JsonLinesEventLog
+from backends.manager.eventlog import JsonLinesEventLog, ParquetEventLog
 from novacron.raft import Entry, EntryKind
 from novacron.statemachine import KeyValueStateMachine, decode_command
 
@@ -50,7 +50,7 @@ class BatchedKeyValueStateMachine(KeyValueStateMachine):
 class ManagerStateMachine:
     """The KV state machine fed with batched entries, reporting each command as an event."""
 
-    def __init__(self, manager_id: int, events: JsonLinesEventLog | None) -> None:
+    def __init__(self, manager_id: int, events: ParquetEventLog | JsonLinesEventLog | None) -> None:
         self.manager_id = manager_id
         self.source = f"manager-{manager_id}"
         self.kv = BatchedKeyValueStateMachine()

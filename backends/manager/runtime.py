@@ -46,7 +46,7 @@ from typing import Any
 
 from backends.clock import MonotonicClock
 from backends.manager.clientapi import ClientApi
-from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog
+from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog, ParquetEventLog
 from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.peers import PeerLink
@@ -77,6 +77,8 @@ class ManagerConfig:
     seed: int | None = None
     events_origin_monotonic_s: float | None = None
     """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
+    events_jsonl: bool = False
+    """Also write ``events.jsonl`` (for tools that tail the log live); Parquet is always written."""
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
 
@@ -95,7 +97,10 @@ class ManagerRuntime:
         self.store = SQLiteLogStore(config.data_dir / "raft.sqlite3")
         restarted = not self.store.is_empty()
         stored = self.store.stored() if restarted else self.store.bootstrap(tuple(sorted(config.peers)))
-        self.events = JsonLinesEventLog(config.data_dir / EVENTS_FILE, config.events_origin_monotonic_s)
+        mirror = (JsonLinesEventLog(config.data_dir / EVENTS_FILE, config.events_origin_monotonic_s)
+                  if config.events_jsonl else None)
+        self.events = ParquetEventLog(config.data_dir, config.events_origin_monotonic_s, manager_id=self.id,
+                                      mirror=mirror)
         self.state = ManagerStateMachine(self.id, self.events)
         self.state.restore(stored.snapshot.data, stored.snapshot.index)
         raft_config = dataclasses.replace(config.raft, node_id=self.id)

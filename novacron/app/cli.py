@@ -177,6 +177,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two run directories of the same scenario (typically its simulation and a real run): every
+    metric with the relative difference of B from A, every target's verdicts and whether they agree, the
+    migrations matched by VM (the planner's prediction, A's and B's measured total time and downtime), and a
+    plot. Exit 0: every verdict agrees; 1: a verdict disagrees (listed last); 2: bad input (a missing or
+    unreadable run directory, runs of different scenarios)."""
+    import json
+
+    from novacron.app.compare import CompareError, compare_runs, format_comparison, load_pair, write_plot
+
+    with as_command_error(CompareError):
+        run_a, run_b = load_pair(args.run_a, args.run_b)
+    comparison = compare_runs(run_a, run_b)
+    plot = None
+    if not args.no_plot:
+        plot = args.plot or Path("runs") / f"compare-{run_a.path.resolve().name}-vs-{run_b.path.resolve().name}.png"
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"--plot {plot}: cannot create its folder ({exc.strerror or exc})") from None
+        write_plot(comparison, plot)
+    if args.json:
+        print(json.dumps({**comparison.as_dict(), "plot": None if plot is None else str(plot)}, indent=2))
+    else:
+        print(format_comparison(comparison))
+        if plot is not None:
+            print(f"plot: {plot}")
+    return EXIT_OK if comparison.agree else EXIT_FAILED
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     """Without NAME: every setting with its default, allowed values and meaning. With NAME: the built-in
     scenario's TOML."""
@@ -631,7 +661,7 @@ def cmd_manager(args: argparse.Namespace) -> int:
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic)
+                           args.events_origin_monotonic, args.events_jsonl)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -657,6 +687,10 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--events-origin-monotonic", type=float, default=None, metavar="SECONDS",
                          help="events' t_s counts from this time.monotonic() value, so the logs of managers "
                               "on one machine merge in time order (default: this process's start)")
+    manager.add_argument("--events-jsonl", action="store_true",
+                         help="also write events.jsonl, one JSON line per event, flushed every Raft step (for "
+                              "tools that tail the log live); the Parquet log (row groups in events.parts/, "
+                              "folded into events.parquet + summary.json when the manager stops) is always written")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
@@ -862,6 +896,14 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_check_args(check)
     report = _command(sub, "report", cmd_report, help="write the HTML report of a run directory")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
+    compare = _command(sub, "compare", cmd_compare,
+                       help="two runs of one scenario side by side (sim and real); exit 1 if their verdicts disagree")
+    compare.add_argument("run_a", type=Path, help="a run directory (typically the simulation)")
+    compare.add_argument("run_b", type=Path, help="a run directory of the same scenario (typically the real run)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON (for CI) instead of text")
+    compare.add_argument("--plot", type=Path, default=None,
+                         help="where to write the PNG (default: runs/compare-<A>-vs-<B>.png)")
+    compare.add_argument("--no-plot", action="store_true", help="write no plot")
     bench = _command(sub, "bench", cmd_bench, help="run the benchmark suite; fail if a tracked ratio regresses")
     bench.add_argument("--compare", type=Path, help="a previous JSON saved by 'novacron bench'")
     bench.add_argument("--save", type=Path, help="where to save this run's JSON (default: .benchmarks/)")

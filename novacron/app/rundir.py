@@ -71,3 +71,22 @@ def write_run(run_dir: Path, info: RunInfo, events: Sequence[Event], metrics: Ma
     summary = build_summary(info, metrics, verdict, event_log_sha256(events), len(events))
     _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary, verdict
+
+
+def write_artefact_run(run_dir: Path, events: Sequence[Event], *, name: str, runtime: str, wall_s: float,
+                       description: str, seed: int = 0) -> dict[str, Any]:
+    """A run directory for events that real parts recorded without a scenario (a manager's log,
+    a lab migration, a calibration grid), so ``load_run``, ``novacron report`` and the notebooks
+    open it like a simulated run. Its metrics come from the events by the same extractors; it is
+    checked against the catalogue targets its events measure (the others are listed as not
+    applicable: a manager's log alone says nothing of migrations). ``scenario.toml`` names it and
+    says what it is."""
+    from novacron.metrics import compute_metrics
+
+    metrics = compute_metrics(events)
+    measured = tuple(t for t in CATALOGUE if t.metric in metrics)
+    skipped = tuple(t.name for t in CATALOGUE if t.metric not in metrics)
+    scenario_text = f"# {description}\nname = {json.dumps(name)}\n"
+    summary, _ = write_run(run_dir, RunInfo(scenario=name, seed=seed, runtime=runtime, wall_s=wall_s), events,
+                           metrics, scenario_text, targets=measured, not_applicable=skipped)
+    return summary

@@ -21,6 +21,13 @@ The knobs follow Nova's libvirt driver (``nova/virt/libvirt/migration.py``, opti
 * ``live_migration_permit_auto_converge`` (not used when post-copy is permitted, as in Nova),
   xbzrle compression, ``live_migration_bandwidth``.
 
+When the runtime commits moves through a control plane (``awaits_commit``), a completed copy
+stops in ``committing``: the runtime asks the control plane and reports its answer with
+``commit_decided``, which ends the migration ``completed`` or, if the move was refused (the VM
+stopped or moved meanwhile, the destination failed), ``aborted``. Either way the migration has
+exactly one terminal event, ``MigrationFinished``, carrying its true outcome. A figure the
+hypervisor could not measure (a downtime after post-copy without statistics) is NaN, never 0.
+
 Rounds are counted from the dirty-sync counter: a poll that sees it rise closes a round, whose
 bytes are the bytes processed since the previous round closed. The simulated hypervisor is
 polled at every sync, so its rounds are exact; a real one is polled every
@@ -128,6 +135,9 @@ class MigrationController:
     _remaining_history: list[int] = field(default_factory=list)
     _timeout_fired: bool = False
     _postcopy_requested: bool = False
+    awaits_commit: bool = False
+    """A completed copy waits in ``committing`` for ``commit_decided`` (a control plane's answer)."""
+    _copied_stats: JobStats | None = None
 
     def __post_init__(self) -> None:
         r = self.request
@@ -143,6 +153,11 @@ class MigrationController:
     @property
     def done(self) -> bool:
         return self.phase in TERMINAL_PHASES
+
+    @property
+    def copy_ended(self) -> bool:
+        """Nothing left to poll: the migration ended, or its copy did and the commit is pending."""
+        return self.done or self.phase is P.COMMITTING
 
     @property
     def poll_interval_s(self) -> float:
@@ -184,6 +199,18 @@ class MigrationController:
         self._move(P.ABORTED)
         self._finish(None, now_s)
 
+    def commit_decided(self, refusal: str, now_s: float) -> None:
+        """The control plane's answer to a completed copy: empty ``refusal`` = committed."""
+        if self.phase is not P.COMMITTING or not self.awaits_commit:
+            raise ValueError(f"{self.request.migration_id}: commit_decided in phase {self.phase.value}; "
+                             "allowed: committing, with awaits_commit")
+        if refusal:
+            self.outcome_reason = refusal
+            self._move(P.ABORTED)
+        else:
+            self._move(P.COMPLETED)
+        self._finish(self._copied_stats, now_s)
+
     def start(self, now_s: float) -> list[MigrationCommand]:
         self.started_s = self._round_started_s = now_s
         self._schedule = self.policy.downtime_schedule(self.request.vm.memory_bytes, self.request.vm.disk_bytes)
@@ -200,7 +227,7 @@ class MigrationController:
 
     def observe(self, stats: JobStats, now_s: float) -> list[MigrationCommand]:
         """One poll of the job: advance the lifecycle, close rounds, apply the knobs."""
-        if self.done:
+        if self.copy_ended:
             return []
         self.last_stats = stats
         if stats.terminal:
@@ -291,6 +318,9 @@ class MigrationController:
                     self.switched_to_postcopy = True
                 self._move(P.POSTCOPY if stats.switched_to_postcopy else P.STOP_AND_COPY)
             self._move(P.COMMITTING)
+            if self.awaits_commit:
+                self._copied_stats = stats
+                return  # MigrationFinished when the control plane has decided
             self._move(P.COMPLETED)
         elif self.phase is P.POSTCOPY or (stats.switched_to_postcopy and self.phase is P.PRECOPY):
             if self.phase is P.PRECOPY:
@@ -318,7 +348,7 @@ class MigrationController:
             outcome=self.phase.value, reason=self.outcome_reason,
             memory_bytes=r.vm.memory_bytes, wws_bytes=r.vm.wws_bytes, dirty_rate_pages_s=r.vm.dirty_rate_pages_s,
             bandwidth_bytes_s=s.throughput_bytes_s, downtime_limit_ms=self.policy.downtime_ms,
-            downtime_ms=s.downtime_ms if s.downtime_ms is not None else 0.0, total_time_ms=total_ms,
+            downtime_ms=s.downtime_ms if s.downtime_ms is not None else math.nan, total_time_ms=total_ms,
             bytes_sent=s.memory_processed_bytes, dirty_syncs=s.dirty_sync_count,
             rounds_bytes=tuple(self.round_bytes), rounds_durations_ms=tuple(self.round_durations_ms),
             switched_to_postcopy=self.switched_to_postcopy or self.phase is P.FAILED,
@@ -334,6 +364,6 @@ def drive_step(controller: MigrationController, hypervisor: Hypervisor, commands
     """One turn of the driver loop: perform the commands, poll, let the controller react."""
     for command in commands:
         hypervisor.execute(command)
-    if controller.done:
+    if controller.copy_ended:
         return []
     return controller.observe(hypervisor.job_stats(controller.vm_id), now_s)

@@ -72,6 +72,11 @@ class MigrationFinished(Event):
     ``rounds_bytes`` / ``rounds_durations_ms`` are per pre-copy round as the controller saw them
     (the last one includes the stop-and-copy). ``bandwidth_bytes_s`` is the last throughput seen.
     ``vm_lost`` only after a post-copy switch whose destination then failed.
+
+    It is the migration's one terminal event, whatever the outcome: a request cancelled before
+    it started (no room could be claimed) and a copy whose move the control plane refused both
+    end here with ``outcome="aborted"`` and the ``reason``. ``downtime_ms`` is NaN when the
+    hypervisor did not measure it (never a made-up 0).
     """
 
     migration_id: str
@@ -104,14 +109,3 @@ class MigrationFinished(Event):
     predicted_downtime_ms: float
     predicted_rounds: int
     predicted_bytes: int
-
-
-@event
-class MigrationAborted(Event):
-    """A migration that did not become the VM's placement: no room could be claimed on the
-    destination when it was admitted, or, when it ended, the VM no longer ran on its source, the
-    destination had crashed or the control plane refused the move (``reason`` says which)."""
-
-    migration_id: str
-    vm_id: str
-    reason: str

@@ -10,8 +10,10 @@ and leave it either by ``stop_and_copy`` (the source is paused and the last dirt
 QEMU's ``device`` state) or by ``postcopy`` (the destination runs and faults pages in).
 Cold and warm migrations go from ``preparing`` straight to ``stop_and_copy``: the VM is already
 off or is suspended for the whole copy. ``committing`` is the destination taking ownership
-(resume there, tear down the source). The three ends: ``completed``, ``aborted`` (cancelled
-before the switchover, the VM never left the source), ``rolled_back`` (a failure before the
+(resume there, tear down the source) and, where a control plane records placements, its
+decision to make the move the VM's placement. The ends: ``completed``, ``aborted`` (cancelled
+before the switchover, the VM never left the source, or the control plane refused the copied
+move: the VM's placement stays on the source), ``rolled_back`` (a failure before the
 commit; the VM keeps running on the source, nothing is lost). After a post-copy switch the
 source no longer holds a complete copy, so a failure there is ``failed`` (the VM is lost
 unless the destination survives) — the planner avoids post-copy when a VM must not be put at
@@ -48,7 +50,7 @@ MIGRATION_LIFECYCLE: TransitionTable[MigrationPhase] = TransitionTable("migratio
     P.PRECOPY: {P.PRECOPY, P.STOP_AND_COPY, P.POSTCOPY, P.ABORTED, P.ROLLED_BACK},
     P.STOP_AND_COPY: {P.COMMITTING, P.ROLLED_BACK},
     P.POSTCOPY: {P.COMMITTING, P.FAILED},
-    P.COMMITTING: {P.COMPLETED},
+    P.COMMITTING: {P.COMPLETED, P.ABORTED},
 })
 
 TERMINAL_PHASES = frozenset({P.COMPLETED, P.ABORTED, P.ROLLED_BACK, P.FAILED})

@@ -9,7 +9,9 @@ controller wrapped in the scheduler's ``MoveAdmission`` protocol), so the caps h
 
 The batch (``run_batch``): requests arrive uniformly over the request window; the dispatcher
 admits queued requests whenever a migration ends, a request arrives or the token bucket refills;
-each admitted one claims its destination, runs, and commits through the control plane.
+each admitted one claims its destination, runs, and commits through the control plane. Every
+migration ends with one ``MigrationFinished``: a request whose claim is refused is cancelled
+(``aborted``), and a copy the control plane refuses to commit ends ``aborted`` too.
 
 Where VMs are is not the service's fact: it follows the control plane's ``VMPlaced``/``VMMoved``
 and the VMs' ends through the event log's subscription (a projection); host utilisation samples
@@ -46,7 +48,7 @@ from novacron.migration.admission import (
 from novacron.migration.config import MigrationConfig, bandwidth_budget_bytes_s
 from novacron.migration.config import build_admission as config_build_admission
 from novacron.migration.controller import MigrationController, MigrationRequest, drive_step
-from novacron.migration.events import MigrationAborted, MigrationAdmitted, MigrationQueued
+from novacron.migration.events import MigrationAdmitted, MigrationQueued
 from novacron.migration.guests import draw_guest_workload
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, link_from_profile, plan_migration
@@ -173,9 +175,7 @@ class MigrationService:
                 claim = committer.claim(req.vm_id, req.destination_host_id)
                 if claim is None:
                     self.adm.release(req.migration_id)
-                    self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=req.migration_id,
-                                           vm_id=req.vm_id, reason="no room claimed: the VM is gone or the "
-                                           "destination is down or full")
+                    ctl.cancel("no room claimed: the VM is gone or the destination is down or full", env.now)
                     continue
                 self.ctx.recorder.emit(MigrationAdmitted, source="admission", migration_id=req.migration_id,
                                        vm_id=req.vm_id, queue_wait_s=env.now - asked_s,
@@ -204,7 +204,7 @@ class MigrationService:
         return MigrationController(MigrationRequest(migration_id=migration_id, vm=profile, source_host_id=src,
                                                     destination_host_id=dst, priority=priority),
                                    plan, replace(self.policy, bandwidth_mib_s=link.bandwidth_bytes_s / MIB),
-                                   self.ctx.recorder)
+                                   self.ctx.recorder, awaits_commit=True)
 
     def run_migration(self, migration_id: str, vm_id: str, dst: str, claim: Claim, committer: MoveCommitter, *,
                       mover: str) -> Generator[simpy.Event, None, str]:
@@ -226,7 +226,7 @@ class MigrationService:
         if copied is not None:
             copied()
         reason = ""
-        if ctl.phase.value != "completed":
+        if ctl.done:  # the copy did not complete: nothing to commit
             committer.release(claim)
             reason = f"the migration ended {ctl.phase.value}"
         else:
@@ -235,8 +235,7 @@ class MigrationService:
             reason = cast(CommitOutcome, committed.value).reason
             if reason:
                 self.hv.location[vm_id] = source  # the guest stays on the source
-                self.ctx.recorder.emit(MigrationAborted, source="migration", migration_id=ctl.request.migration_id,
-                                       vm_id=vm_id, reason=reason)
+            ctl.commit_decided(reason, self.ctx.env.now)
         self.mine.discard(vm_id)
         return reason
 
@@ -245,7 +244,7 @@ class MigrationService:
         commands: list[MigrationCommand] = ctl.start(env.now)
         while True:
             commands = drive_step(ctl, self.hv, commands, env.now)
-            if ctl.done:
+            if ctl.copy_ended:
                 return
             yield env.timeout(self.hv.advance(ctl.vm_id, ctl.poll_interval_s))
 
