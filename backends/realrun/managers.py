@@ -18,9 +18,11 @@ report); ``restart`` starts the process again on the same data directory; ``isol
 cuts whoever leads off from the others with nftables (``firewall``) and ``heal`` reconnects it,
 recording ``NetworkPartitioned``/``NetworkHealed``, then ``PartitionRecovered`` once every
 manager follows one leader that has caught up with the commit index at the heal (the
-simulation's definition; ``recovered`` is polled by the run's loop). At the end,
-``events`` reads every manager's own event log, and the cluster-wide facts (leaderless gaps,
-``FailoverCompleted``) are the core's fold over the merged logs (``novacron.raft.observer``).
+simulation's definition; ``recovered`` is polled by the run's loop). At the end, the managers
+are stopped with SIGTERM (each folds its Parquet row groups into its data directory's
+``events.parquet``), ``events`` reads every manager's own event log, and the cluster-wide
+facts (leaderless gaps, ``FailoverCompleted``) are the core's fold over the merged logs
+(``novacron.raft.observer``).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backends.manager.client import ClusterClient
-from backends.manager.eventlog import read_events
+from backends.manager.eventlog import folded_events
 from backends.manager.localcluster import LocalCluster
 from backends.realrun.firewall import LoopbackPartition
-from novacron.events import REGISTRY, Event, Recorder
+from novacron.events import Event, Recorder
 from novacron.raft.events import (
     ClusterFormed,
     FailoverCompleted,
@@ -168,18 +170,15 @@ class ManagerHarness:
         try:
             self._call(self._client.close(), 5.0)
         finally:
-            self.cluster.close()
+            for manager_id in self.cluster.ids:  # SIGTERM: each folds its Parquet parts and stops
+                self.cluster.kill(manager_id, signal.SIGTERM)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5.0)
 
     def events(self, run_events: list[Event]) -> list[Event]:
         """Every manager's own events, plus the cluster-wide fold over them and the run's crashes.
         Call after ``close`` (the logs are complete then)."""
-        own: list[Event] = []
-        for manager_id in self.cluster.ids:
-            for record in read_events(self.cluster.data_dir(manager_id)):
-                fields = {k: v for k, v in record.items() if k != "type"}
-                own.append(REGISTRY.cls(record["type"])(**fields))
+        own = [ev for manager_id in self.cluster.ids for ev in folded_events(self.cluster.data_dir(manager_id))]
         crashes = [e for e in run_events if isinstance(e, ManagerCrashed)]
         _, derived = fold_cluster([*own, *crashes])
         # The fold completes failovers in crash order: each at its crash plus its failover time.
