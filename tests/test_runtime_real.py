@@ -1,17 +1,20 @@
 """The real runtime: ``novacron run lab-small --runtime real`` on the libvirt lab, and its seam.
 
 The real test runs the built-in ``lab-small`` scenario end to end through the command line (two
-lab hosts, four TCG guests, three manager processes, a real Redis; about two and a half
-minutes) and checks the run directory as a user would read it, then compares it with the same
-scenario and seed simulated: the same VMs are moved under the same migration ids, and every
-verdict agrees. Without root, the lab or redis-server it skips, except with CI=true, where it
-fails. The other tests need nothing real: the seam's choices, the one-line refusals of what the
-real runtime cannot run, and the settings block both runtimes echo.
+lab hosts, four TCG guests, three manager processes, a real Redis; about two minutes) and
+checks the run directory as a user would read it, then compares it with the same scenario and
+seed simulated: the same VMs are moved under the same migration ids, and ``novacron compare``
+finds every verdict agreeing (timing errors are printed, not asserted: they are wall-clock
+figures on a shared machine; see benchmarks/RESULTS_lab.md). Without root, the lab or
+redis-server it skips, except with CI=true, where it fails. The other tests need nothing real:
+the seam's choices, the one-line refusals of what the real runtime cannot run, and the settings
+block both runtimes echo.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -168,18 +171,21 @@ def test_lab_small_runs_for_real_and_agrees_with_its_simulation(lab: Any, tmp_pa
     assert list(real.of_type("CacheTierFailed")["cache_tier"]) == ["l2"]
     assert len(real.of_type("CacheTierRecovered")) == 1
 
-    # Its simulation: the same moves, and every verdict agrees.
+    # Its simulation: the same moves, and `novacron compare` (what CI reads) finds every verdict agreeing.
     done = novacron("run", "lab-small", "--out", str(sim_dir), "--no-progress")
     assert done.returncode == 0, done.stderr[-2000:]
     sim = load_run(sim_dir)
     assert migrations(real) == migrations(sim)
     simulated = sim.of_type("MigrationFinished")
     assert sorted(simulated["migration_id"]) == sorted(finished["migration_id"])  # the simulation moved them all too
-    verdicts = {side: {r.target.name: r.verdict.value for r in run.verdict.results}
-                for side, run in (("real", real), ("sim", sim))}
-    assert verdicts["real"] == verdicts["sim"]
-    print("real vs sim total ms:", sorted(zip(finished["migration_id"], finished["total_time_ms"], strict=True)),
-          sorted(zip(simulated["migration_id"], simulated["total_time_ms"].round(1), strict=True)))
+    done = novacron("compare", str(sim_dir), str(real_dir), "--json", "--plot", str(tmp_path / "compare.png"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]  # exit 1: a verdict disagrees
+    comparison = json.loads(done.stdout)
+    assert comparison["verdicts_agree"] and len(comparison["verdicts"]) == len(real.verdict.results)
+    matched = comparison["migrations"]
+    assert len(matched) == 4 and all(m["outcome_a"] == m["outcome_b"] == "completed" for m in matched)
+    print("real vs sim total ms (load-dependent, not asserted):",
+          [(m["vm_id"], m["total_time_ms_b"], round(m["total_time_ms_a"], 1)) for m in matched])
 
     # Nothing is left behind: no guest on any lab host.
     import libvirt
