@@ -60,7 +60,7 @@ def build_real_cache(*, redis_url: str | None = None, l2: RedisTier | None = Non
                      cleanup_interval_s: float = CLEANUP_INTERVAL_S,
                      l2_ttl_s: float = 3600.0, l3_capacity_bytes: int = 10 * 2**30, l3_ttl_s: float | None = None,
                      policy: str = "lru", write_mode: WriteMode = "through",
-                     clock: MonotonicClock | None = None) -> RealCache:
+                     clock: MonotonicClock | None = None, stats_interval_s: float = 60.0) -> RealCache:
     clock = clock or MonotonicClock()
     l1 = MemoryTier("l1", clock=clock, capacity_items=l1_capacity_items, default_ttl_s=l1_ttl_s, policy=policy)
     if l2 is None:
@@ -68,6 +68,7 @@ def build_real_cache(*, redis_url: str | None = None, l2: RedisTier | None = Non
             raise ValueError("build_real_cache needs redis_url or l2")
         l2 = RedisTier("l2", url=redis_url, default_ttl_s=l2_ttl_s)
     l3 = DiskTier(l3_dir, "l3", capacity_bytes=l3_capacity_bytes, default_ttl_s=l3_ttl_s)
-    options = HierarchyOptions(write_mode=write_mode, cleanup_interval_s=cleanup_interval_s, measure_latency=True)
+    options = HierarchyOptions(write_mode=write_mode, cleanup_interval_s=cleanup_interval_s, measure_latency=True,
+                               stats_interval_s=stats_interval_s)
     hierarchy = CacheHierarchy([l1, l2, l3], clock=clock, events=events, options=options, source="cache")
     return RealCache(hierarchy, l1, l2, l3)

@@ -15,6 +15,11 @@ class MonotonicClock:
     def now_s(self) -> float:
         return time.monotonic() - self._origin
 
+    @property
+    def origin_monotonic_s(self) -> float:
+        """The ``time.monotonic()`` value this clock counts from (other processes may share it)."""
+        return self._origin
+
 
 class WallClock:
     """Seconds since the Unix epoch: for expiry times stored on disk that must survive restarts."""

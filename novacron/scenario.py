@@ -29,6 +29,7 @@ from novacron.config import ConfigError, parse_section, section, spec
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
 from novacron.raft.scenario import RaftSection
+from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
 from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
 
@@ -120,6 +121,7 @@ class Scenario:
     faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
     raft: RaftSection = section(RaftSection)
+    runtime: RuntimeSection = section(RuntimeSection)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from novacron import __version__
-from novacron.app.report import write_report
-from novacron.app.rundir import RunInfo, write_run
+from novacron.app.finish import RunResult, record_run
+from novacron.app.rundir import RunInfo
 from novacron.cluster.events import RunFinished, RunStarted
-from novacron.events import Event
-from novacron.metrics import compute_metrics
-from novacron.scenario import Scenario, scenario_targets
-from novacron.slo import RunVerdict, Target
+from novacron.scenario import Scenario
+from novacron.slo import Target
 from sim import cache, faults, services
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
@@ -56,14 +52,6 @@ def compose(ctx: SimContext, control_plane: services.ControlPlaneFactory = servi
     """Build the run's services and start every component; returns what the components built."""
     services.build(ctx, control_plane)
     return [component(ctx) for component in COMPONENTS]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    summary: dict[str, Any]
-    verdict: RunVerdict
-    events: list[Event]
 
 
 def simulate(scenario: Scenario, seed: int, *, progress: bool = False) -> SimContext:
@@ -109,13 +97,5 @@ def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: st
                  progress: bool = False, report: bool = True) -> RunResult:
     started = time.perf_counter()
     ctx = simulate(scenario, seed, progress=progress)
-    events = list(ctx.log)
-    metrics = compute_metrics(events)
-    metrics.update(ctx.config_metrics)
     info = RunInfo(scenario=scenario.name, seed=seed, runtime="sim", wall_s=time.perf_counter() - started)
-    targets, not_applicable = scenario_targets(scenario)
-    summary, verdict = write_run(out_dir, info, events, metrics, scenario_text, targets=targets,
-                                 not_applicable=not_applicable)
-    if report:
-        write_report(out_dir)
-    return RunResult(out_dir, summary, verdict, events)
+    return record_run(out_dir, info, list(ctx.log), ctx.config_metrics, scenario, scenario_text, report=report)

@@ -26,7 +26,7 @@ import pytest
 CORE = Path(__file__).resolve().parent.parent / "novacron"
 ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "events.py", "slo.py", "seeding.py")
 APPLICATION_LAYER = "app"
-COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py"}
+COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py", "app/runtimes.py"}
 RUNTIME_PACKAGES = {"sim", "backends"}
 RUNTIME_IO = {"simpy", "asyncio", "libvirt", "redis", "socket", "time", "threading", "subprocess", "multiprocessing",
               "selectors", "signal"}

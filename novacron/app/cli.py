@@ -71,6 +71,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run directory to write (default: runs/<scenario>-seed<N>)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    p.add_argument("--runtime", choices=("sim", "real"), default="sim",
+                   help="sim: the SimPy model (default); real: libvirt hosts, real guests, manager "
+                        "processes and Redis, on the wall clock (root and the lab; see README)")
+    p.add_argument("--hosts", nargs="+", default=(), metavar="URI",
+                   help="with --runtime real: libvirt URIs of the hosts (default: [runtime] hosts, else the lab's)")
 
 
 def _add_check_args(p: argparse.ArgumentParser) -> None:
@@ -131,18 +136,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-untyped-def]
+    from novacron.app.runtimes import select_runtime
     from novacron.scenario import resolve_scenario
     from novacron.seeding import MAX_SEED
     from novacron.slo import admission_line
-    from sim.run import run_scenario
-    from sim.workloads.trace_workload import check_trace
 
     scenario, text = resolve_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
     if not 0 <= seed <= MAX_SEED:
         raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
-    check_trace(scenario)
-    out = args.out or Path("runs") / f"{scenario.name}-seed{seed}"
+    with as_command_error(ValueError):
+        runtime = select_runtime(getattr(args, "runtime", "sim"), tuple(getattr(args, "hosts", ())))
+    runtime.check(scenario)
+    suffix = "" if runtime.name == "sim" else f"-{runtime.name}"
+    out = args.out or Path("runs") / f"{scenario.name}-seed{seed}{suffix}"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -150,9 +157,9 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
     args.run_dir = out  # where an internal error's traceback goes
     stream = sys.stderr if quiet else sys.stdout
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
-          f"{scenario.workload.vms} VMs · {scenario.duration_s:g} s simulated", flush=True, file=stream)
+          f"{scenario.workload.vms} VMs · {runtime.describe(scenario)}", flush=True, file=stream)
     progress = not args.no_progress and sys.stderr.isatty()
-    result = run_scenario(scenario, seed, out, text, progress=progress)
+    result = runtime.run(scenario, seed, out, text, progress=progress)
     admission = admission_line(result.summary["metrics"])
     if admission:
         print(admission, file=stream)

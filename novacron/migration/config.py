@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from novacron.config import ConfigError, spec
-from novacron.migration.admission import AdmissionPolicy
+from novacron.migration.admission import AdmissionController, AdmissionPolicy, HostLoad
 from novacron.migration.controller import ControllerPolicy
+from novacron.migration.protocol import MIB
+from novacron.scheduler.config import SchedulerConfig
 
 NOVA = ControllerPolicy()
 """Nova's own defaults, owned by ``ControllerPolicy``; the scenario starts from them."""
@@ -59,3 +62,31 @@ class MigrationConfig:
             value = getattr(self, name)
             if len(value) != 2 or value[0] > value[1]:
                 raise ConfigError(f"migration.{name} = {list(value)} must be [low, high] with low <= high")
+
+
+def policies(cfg: MigrationConfig) -> tuple[ControllerPolicy, AdmissionPolicy]:
+    """The controller's and the admission's policies the ``[migration]`` section asks for."""
+    controller = ControllerPolicy(
+        downtime_ms=cfg.downtime_ms, downtime_steps=cfg.downtime_steps,
+        downtime_delay_s_per_gib=cfg.downtime_delay_s_per_gib,
+        completion_timeout_s_per_gib=cfg.completion_timeout_s_per_gib, timeout_action=cfg.timeout_action,
+        permit_postcopy=cfg.permit_postcopy, permit_auto_converge=cfg.permit_auto_converge, xbzrle=cfg.xbzrle,
+        bandwidth_mib_s=cfg.bandwidth_mib_s or None, poll_interval_s=cfg.poll_interval_s)
+    admission = AdmissionPolicy(max_per_host=cfg.max_concurrent_per_host, max_global=cfg.max_concurrent_global,
+                                rate_per_s=cfg.rate_per_s, burst=cfg.burst)
+    return controller, admission
+
+
+def build_admission(cfg: MigrationConfig, scheduler: SchedulerConfig) -> AdmissionController:
+    """The run's one admission controller, shared by every mover. It keeps the headroom the
+    scenario's ``[scheduler]`` asks of every host: placement and moves answer to the same limits."""
+    headroom = HostLoad(cpu_pct=scheduler.headroom_cpu_pct, memory_pct=scheduler.headroom_memory_pct,
+                        network_pct=scheduler.headroom_network_pct, io_pct=scheduler.headroom_io_pct)
+    return AdmissionController(dataclasses.replace(policies(cfg)[1], headroom=headroom))
+
+
+def bandwidth_budget_bytes_s(cfg: MigrationConfig, admission: AdmissionPolicy, nic_gbps: float) -> float:
+    """A NIC's share for one migration that keeps the network headroom with ``max_per_host``
+    migrations running (capped by ``bandwidth_mib_s``); the controller sets it as the limit."""
+    usable = nic_gbps * 1e9 / 8 * admission.ceiling_pct("network") / 100.0 / admission.max_per_host
+    return min(usable, cfg.bandwidth_mib_s * MIB) if cfg.bandwidth_mib_s else usable

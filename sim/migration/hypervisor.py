@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from novacron.migration.admission import AdmissionPolicy
 from novacron.migration.config import MigrationConfig
+from novacron.migration.config import policies as config_policies
 from novacron.migration.controller import ControllerPolicy
 from novacron.migration.protocol import (
     AbortMigration,
@@ -181,12 +182,4 @@ class SimHypervisor:
 
 
 def policies(cfg: MigrationConfig) -> tuple[ControllerPolicy, AdmissionPolicy]:
-    controller = ControllerPolicy(
-        downtime_ms=cfg.downtime_ms, downtime_steps=cfg.downtime_steps,
-        downtime_delay_s_per_gib=cfg.downtime_delay_s_per_gib,
-        completion_timeout_s_per_gib=cfg.completion_timeout_s_per_gib, timeout_action=cfg.timeout_action,
-        permit_postcopy=cfg.permit_postcopy, permit_auto_converge=cfg.permit_auto_converge, xbzrle=cfg.xbzrle,
-        bandwidth_mib_s=cfg.bandwidth_mib_s or None, poll_interval_s=cfg.poll_interval_s)
-    admission = AdmissionPolicy(max_per_host=cfg.max_concurrent_per_host, max_global=cfg.max_concurrent_global,
-                                rate_per_s=cfg.rate_per_s, burst=cfg.burst)
-    return controller, admission
+    return config_policies(cfg)

@@ -22,7 +22,6 @@ when it is first placed, from the service's own random stream.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Generator
 from dataclasses import replace
@@ -46,12 +45,14 @@ from novacron.migration.admission import (
     MigrationCost,
     estimate_cost,
 )
-from novacron.migration.config import MigrationConfig
+from novacron.migration.config import MigrationConfig, bandwidth_budget_bytes_s
+from novacron.migration.config import build_admission as config_build_admission
 from novacron.migration.controller import MigrationController, MigrationRequest, drive_step
 from novacron.migration.events import MigrationAdmitted, MigrationQueued
+from novacron.migration.guests import draw_guest_workload
 from novacron.migration.move_admission import MoveLike, RebalancerAdmission
 from novacron.migration.planner import LinkEstimate, VMMigrationProfile, link_from_profile, plan_migration
-from novacron.migration.protocol import GIB, MIB, PAGE_SIZE_BYTES, MigrationCommand, MigrationType, PowerState
+from novacron.migration.protocol import GIB, MIB, MigrationCommand, MigrationType, PowerState
 from novacron.scheduler.config import SchedulerConfig
 from sim.allocation import AllocationStore, Claim, follow_allocations
 from sim.context import SimContext
@@ -119,11 +120,9 @@ class MigrationService:
             self.wake.succeed()
 
     def bandwidth_budget_bytes_s(self, src: str, dst: str) -> float:
-        """A NIC's share for one migration that keeps the network headroom with ``max_per_host``
-        migrations running; the controller sets it as the migration's bandwidth limit."""
-        nic = min(self.host_network_gbps[src], self.host_network_gbps[dst]) * 1e9 / 8
-        usable = nic * self.adm.policy.ceiling_pct("network") / 100.0 / self.adm.policy.max_per_host
-        return min(usable, self.cfg.bandwidth_mib_s * MIB) if self.cfg.bandwidth_mib_s else usable
+        """A NIC's share for one migration (``novacron.migration.config.bandwidth_budget_bytes_s``)."""
+        nic_gbps = min(self.host_network_gbps[src], self.host_network_gbps[dst])
+        return bandwidth_budget_bytes_s(self.cfg, self.adm.policy, nic_gbps)
 
     def link(self, src: str, dst: str) -> LinkEstimate:
         nic = min(self.host_network_gbps[src], self.host_network_gbps[dst]) * 1e9 / 8
@@ -258,11 +257,9 @@ class MigrationService:
 
 
 def _draw_guest(rng: np.random.Generator, cfg: MigrationConfig, memory_bytes: int) -> GuestProfile:
-    low, high = cfg.dirty_rate_pages_s
-    rate = float(math.exp(rng.uniform(math.log(max(low, 1.0)), math.log(max(high, 1.0)))))
-    wws = int(rng.uniform(cfg.wws_fraction[0], cfg.wws_fraction[1]) * memory_bytes) // PAGE_SIZE_BYTES * PAGE_SIZE_BYTES
-    resident = max(int(cfg.nonzero_fraction * memory_bytes) - wws, 0)
-    return GuestProfile(memory_bytes=memory_bytes, resident_bytes=resident, wws_bytes=wws, dirty_rate_pages_s=rate)
+    drawn = draw_guest_workload(rng, cfg, memory_bytes)
+    return GuestProfile(memory_bytes=drawn.memory_bytes, resident_bytes=drawn.resident_bytes,
+                        wws_bytes=drawn.wws_bytes, dirty_rate_pages_s=drawn.dirty_rate_pages_s)
 
 
 def rebalancer_admission(ctx: SimContext, controller: AdmissionController,
@@ -290,12 +287,8 @@ def scenario_profile(cfg: MigrationConfig) -> StreamCalibration:
 
 
 def build_admission(cfg: MigrationConfig, scheduler: SchedulerConfig) -> AdmissionController:
-    """The run's one admission controller, shared by every mover (built by ``sim.services``). It
-    keeps the headroom the scenario's ``[scheduler]`` asks of every host: placement and moves
-    answer to the same limits."""
-    headroom = HostLoad(cpu_pct=scheduler.headroom_cpu_pct, memory_pct=scheduler.headroom_memory_pct,
-                        network_pct=scheduler.headroom_network_pct, io_pct=scheduler.headroom_io_pct)
-    return AdmissionController(dataclasses.replace(policies(cfg)[1], headroom=headroom))
+    """The run's one admission controller (``novacron.migration.config.build_admission``)."""
+    return config_build_admission(cfg, scheduler)
 
 
 def run_batch(ctx: SimContext, service: MigrationService,
