@@ -5,6 +5,11 @@ model's components, run it, write the run directory.
 plane, scheduler, admission, migration service, committer), carried by the context, then starts
 the components -- functions that receive the ``SimContext`` and start their SimPy processes --
 in the order of ``COMPONENTS`` (an immutable tuple: each capability adds its component here).
+
+``run_scenario`` streams: the log keeps no events; each one goes to the run directory's writer
+(Parquet row groups, the hash, the metrics folds) as it is recorded, so a long run's memory is
+the live model's. ``simulate`` keeps the log in memory for callers that read it (sweeps, golden
+runs, tests).
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from typing import Any
 from tqdm import tqdm
 
 from novacron import __version__
+from novacron.app.eventstore import DEFAULT_ROW_GROUP_EVENTS, read_events
 from novacron.app.report import write_report
-from novacron.app.rundir import RunInfo, write_run
+from novacron.app.rundir import EVENTS, RunInfo, RunWriter
 from novacron.cluster.events import RunFinished, RunStarted
-from novacron.events import Event
-from novacron.metrics import compute_metrics
+from novacron.events import Event, Sink
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import RunVerdict, Target
 from sim import cache, faults, services
@@ -63,7 +68,11 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     verdict: RunVerdict
-    events: list[Event]
+
+    @property
+    def events(self) -> list[Event]:
+        """The run's events, read back from its directory (a long run's log may not fit in memory)."""
+        return read_events(self.run_dir / EVENTS)
 
 
 def simulate(scenario: Scenario, seed: int, *, progress: bool = False) -> SimContext:
@@ -80,9 +89,9 @@ def simulate_verdict_only(scenario: Scenario, seed: int, targets: Iterable[Targe
     return ctx, stop
 
 
-def _simulate(scenario: Scenario, seed: int, *, progress: bool,
-              watch: tuple[Target, ...] | None) -> tuple[SimContext, EarlyStop | None]:
-    ctx = SimContext.create(scenario, seed)
+def _simulate(scenario: Scenario, seed: int, *, progress: bool, watch: tuple[Target, ...] | None,
+              sinks: tuple[Sink, ...] = (), retain: bool = True) -> tuple[SimContext, EarlyStop | None]:
+    ctx = SimContext.create(scenario, seed, sinks=sinks, retain=retain)
     stop = None if watch is None else EarlyStop.watch(ctx, watch)
     ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
                       version=__version__)
@@ -106,16 +115,20 @@ def _advance(ctx: SimContext, until_s: float, progress: bool, stop: EarlyStop | 
 
 
 def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,
-                 progress: bool = False, report: bool = True) -> RunResult:
+                 progress: bool = False, report: bool = True,
+                 row_group_events: int = DEFAULT_ROW_GROUP_EVENTS) -> RunResult:
+    """Run ``scenario`` and write its directory as it goes (log, metrics, summary, report)."""
     started = time.perf_counter()
-    ctx = simulate(scenario, seed, progress=progress)
-    events = list(ctx.log)
-    metrics = compute_metrics(events)
-    metrics.update(ctx.config_metrics)
+    writer = RunWriter(out_dir, row_group_events)
+    try:
+        ctx, _ = _simulate(scenario, seed, progress=progress, watch=None, sinks=(writer.feed,), retain=False)
+    except BaseException:
+        writer.abort()
+        raise
     info = RunInfo(scenario=scenario.name, seed=seed, runtime="sim", wall_s=time.perf_counter() - started)
     targets, not_applicable = scenario_targets(scenario)
-    summary, verdict = write_run(out_dir, info, events, metrics, scenario_text, targets=targets,
-                                 not_applicable=not_applicable)
+    summary, verdict = writer.finish(info, scenario_text, extra_metrics=ctx.config_metrics, targets=targets,
+                                     not_applicable=not_applicable)
     if report:
         write_report(out_dir)
-    return RunResult(out_dir, summary, verdict, events)
+    return RunResult(out_dir, summary, verdict)
