@@ -18,7 +18,7 @@ from novacron.scenario import load_scenario
 from tests.one_line_errors import one_line_error
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_RUNS = REPO / "benchmarks" / "data" / "lab_migrations.csv"
+REAL_RUNS = REPO / "benchmarks" / "data" / "lab_quiet_2026-11-30" / "real.csv"
 
 
 def test_built_in_profiles_load_and_say_where_their_numbers_come_from() -> None:

@@ -20,6 +20,7 @@ from novacron.scenario import loads_scenario, scenario_targets
 from novacron.slo import MONOTONE_METRICS, Comparator, Role, Target, Trend, early_stop_targets, fails_for_good
 from sim.run import simulate, simulate_verdict_only
 from sim.sweep import run_one
+from tests.scenario_snippets import ONLY_PLACEMENT
 
 PLACEMENT = """
 name = "early-stop"
@@ -40,13 +41,7 @@ burst_probability = 0.05
 enabled = {faults}
 host_mtbf_h = 4.0
 host_mttr_h = 0.5
-[cache]
-enabled = false
-[migration]
-migrations = 0
-[raft]
-simulate_s = 0.0
-[targets]
+""" + ONLY_PLACEMENT + """[targets]
 "cluster.peak_cpu_pct" = {cpu}
 "cluster.peak_memory_pct" = {memory}
 """

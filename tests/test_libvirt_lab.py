@@ -92,7 +92,8 @@ def test_destination_host_killed_mid_migration_leaves_the_vm_on_the_source(lab: 
     finally:
         start_host(destination)  # later tests (and the lab's teardown) expect both hosts up
     finished = result.finished  # type: ignore[attr-defined]
-    assert killed, "the migration ended before the destination could be killed"
+    assert killed, ("the migration ended before the destination could be killed: "
+                    f"{finished.outcome} ({finished.reason})")
     assert finished.outcome == "rolled_back", (finished.outcome, finished.reason)
     assert finished.reason  # libvirt's error text is recorded as the outcome's reason
     assert result.location == "host0"  # type: ignore[attr-defined]

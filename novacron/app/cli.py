@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import inspect
 import math
 import sys
 import typing
@@ -51,6 +52,15 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         print(f"novacron: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, *,  # type: ignore[type-arg]
+             help: str) -> argparse.ArgumentParser:
+    """Add the command ``name``, run by ``handler``; its --help description is the handler's
+    docstring, so what a command does is written once, where it is done."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=inspect.getdoc(handler))
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -96,6 +106,8 @@ def _add_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run a scenario in the SimPy model. Writes events.parquet, summary.json and report.html to the run
+    directory. The first line printed names the seed."""
     from novacron.slo import format_table
 
     result = _run(args)
@@ -105,6 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Run a scenario and check every required target: the command to put in CI. Exit 0: all required targets
+    pass; 1: a required target failed or was not measured; 2: bad input or usage; 3: internal error (the
+    traceback is written to the run directory)."""
     from novacron.app.verdict_output import check_json, write_junit
     from novacron.slo import Verdict, format_table
 
@@ -169,6 +184,7 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Write report.html (self-contained) and report.md for a run."""
     from novacron.app.analysis import RunNotFound
     from novacron.app.report import write_report
 
@@ -179,6 +195,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
+    """Without NAME: every setting with its default, allowed values and meaning. With NAME: the built-in
+    scenario's TOML."""
     from novacron.config import describe_section
     from novacron.scenario import Scenario, builtin_scenario_names, builtin_scenario_text
 
@@ -196,6 +214,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
+    """The target catalogue (required targets and reference figures), the settings a run echoes, and every
+    metric name with its unit and meaning. With SCENARIO: the targets that scenario is checked against."""
     from novacron.metrics import METRICS
     from novacron.slo import BENCHMARK_TARGETS, CATALOGUE, SETTINGS
 
@@ -225,6 +245,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Run benchmarks/bench_*.py with pytest-benchmark, save the JSON, and compare each tracked ratio (a
+    benchmark over its baseline measured in the same run, medians over rounds) with --compare."""
     import json
     import subprocess
     from datetime import UTC, datetime
@@ -276,6 +298,10 @@ def _check_workers(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every combination of --param values for each of --seeds seeds (scenario seed, +1, ...) on a local
+    process pool or a Dask cluster. Writes OUT/sweep.parquet, one row per run: param.<key> columns, seed,
+    status, error and every metric. Exit 1 if any run failed (each is listed with its seed and params); the
+    others complete."""
     from novacron.scenario import resolve_scenario
     from sim.sweep import build_grid, describe_failures, parse_param, run_sweep, write_table
 
@@ -306,6 +332,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_size(args: argparse.Namespace) -> int:
+    """Find the smallest value of an integer setting (e.g. cluster.hosts) for which every required target
+    passes in at least --confidence of --seeds seeds: a one-seed screen gallops and bisects to a guess, then
+    full probes (each a sweep, stopped once settled) bracket the answer. Prints each probe's pass rate, the
+    answer and the binding targets; writes OUT/size.png and size.json. Assumes more of the setting never
+    hurts. Exit 1 if even the maximum fails."""
     import json
     import os
     import time
@@ -380,6 +411,8 @@ def _read_bench_json(path: Path) -> dict[str, object]:
 
 
 def cmd_cache_eval(args: argparse.Namespace) -> int:
+    """Replay a trace (CSV time,key,size[,op] or libCacheSim oracleGeneral) through L1/L2/L3 and print per-tier
+    and overall hit rates with the gap to Belady's MIN at the same capacity."""
     import json
 
     from novacron.app.tracefiles import TraceError, read_csv, read_oracle
@@ -446,6 +479,7 @@ def _check_cache_trace_args(args: argparse.Namespace) -> None:
 
 
 def cmd_cache_trace(args: argparse.Namespace) -> int:
+    """Generate a synthetic trace: Zipf, Zipf with scans, a shifting working set, or VM-image block reads."""
     import numpy as np
 
     from novacron.app import tracefiles
@@ -482,10 +516,8 @@ def cmd_cache_trace(args: argparse.Namespace) -> int:
 
 
 def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    ev = sub.add_parser("cache-eval", help="replay a request trace through the 3-tier cache, compare with Belady",
-                        description="Replay a trace (CSV time,key,size[,op] or libCacheSim oracleGeneral) "
-                                    "through L1/L2/L3 and print per-tier and overall hit rates with the gap "
-                                    "to Belady's MIN at the same capacity.")
+    ev = _command(sub, "cache-eval", cmd_cache_eval,
+                  help="replay a request trace through the 3-tier cache, compare with Belady")
     ev.add_argument("trace", type=Path, help="the trace file")
     ev.add_argument("--format", choices=["csv", "oracle"], default=None,
                     help="trace format (default: csv for *.csv, else oracle)")
@@ -498,10 +530,7 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     ev.add_argument("--ttl-s", type=float, default=None, help="time to live in every tier (default: none)")
     ev.add_argument("--write-mode", choices=["through", "back"], default="through")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    ev.set_defaults(handler=cmd_cache_eval)
-    tr = sub.add_parser("cache-trace", help="write a synthetic request trace (for cache-eval)",
-                        description="Generate a synthetic trace: Zipf, Zipf with scans, a shifting working "
-                                    "set, or VM-image block reads.")
+    tr = _command(sub, "cache-trace", cmd_cache_trace, help="write a synthetic request trace (for cache-eval)")
     tr.add_argument("out", type=Path, help="file to write (*.csv for CSV, anything else oracleGeneral)")
     tr.add_argument("--kind", choices=["zipf", "scan", "shift", "vm-image"], default="zipf")
     tr.add_argument("--format", choices=["csv", "oracle"], default=None)
@@ -511,7 +540,6 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     tr.add_argument("--size", type=int, default=4096, help="object size in bytes")
     tr.add_argument("--rate", type=float, default=1000.0, help="requests per second (timestamps)")
     tr.add_argument("--seed", type=int, default=1)
-    tr.set_defaults(handler=cmd_cache_trace)
 
 
 DEFAULT_WWS_WRITE_S = 10.0
@@ -547,6 +575,9 @@ def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
 
 
 def cmd_migrate_plan(args: argparse.Namespace) -> int:
+    """Choose the migration type (cold, warm, live pre-copy, post-copy) and predict total time, downtime,
+    dirty-sync rounds and data sent, with the pre-copy model of Clark et al. (NSDI 2005) capped by the
+    writable working set."""
     from novacron.app.profiles import load_profile
     from novacron.migration.planner import VMMigrationProfile, link_from_profile, plan_migration
     from novacron.migration.protocol import GIB, MIB, PowerState
@@ -610,6 +641,8 @@ SIMULATE_HORIZON_S = 600.0
 
 
 def cmd_manager(args: argparse.Namespace) -> int:
+    """Run a manager process: the Raft core over asyncio TCP with its log in SQLite in DATA_DIR, and a client
+    API (propose, read, status)."""
     from backends.manager.cli import parse_peers, run_manager
 
     with as_command_error(ValueError):
@@ -619,6 +652,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
+    """Print role, term, leader, commit and applied index of every manager; exit 1 if no reachable manager
+    leads."""
     from backends.manager.cli import parse_peers, print_cluster_status
 
     with as_command_error(ValueError):
@@ -627,9 +662,7 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 
 def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    manager = sub.add_parser("manager", help="run one real manager (Raft over TCP, SQLite log)",
-                             description="Run a manager process: the Raft core over asyncio TCP with its "
-                                         "log in SQLite in DATA_DIR, and a client API (propose, read, status).")
+    manager = _command(sub, "manager", cmd_manager, help="run one real manager (Raft over TCP, SQLite log)")
     manager.add_argument("--id", type=int, required=True, help="this manager's id (one of the --peers ids)")
     manager.add_argument("--peers", required=True,
                          help="every manager's Raft address: 1=127.0.0.1:7001,2=127.0.0.1:7002,...")
@@ -641,20 +674,19 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--events-origin-monotonic", type=float, default=None, metavar="SECONDS",
                          help="events' t_s counts from this time.monotonic() value, so the logs of managers "
                               "on one machine merge in time order (default: this process's start)")
-    manager.set_defaults(handler=cmd_manager)
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
-    status = cluster_sub.add_parser("status", help="leader, term and commit index per manager",
-                                    description="Print role, term, leader, commit and applied index of every "
-                                                "manager; exit 1 if no reachable manager leads.")
+    status = _command(cluster_sub, "status", cmd_cluster_status, help="leader, term and commit index per manager")
     status.add_argument("--peers", required=True,
                         help="every manager's CLIENT address: 1=127.0.0.1:7101,2=127.0.0.1:7102,...")
     status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
-    status.set_defaults(handler=cmd_cluster_status)
 
 
 def cmd_vopr(args: argparse.Namespace) -> int:
+    """Run random Raft clusters (1-7 managers) under random faults, one seed each, checking Raft's safety
+    properties after every step, liveness after every heal and linearizability at the end. Exit 1 with the
+    seed, a trace and a full-trace file on a violation; --seed S replays one seed exactly."""
     from novacron.raft.node import RaftNode
     from sim.raft.planted_bugs import PLANTED_BUGS
     from sim.raft.vopr import run_seeds
@@ -676,6 +708,8 @@ def cmd_vopr(args: argparse.Namespace) -> int:
 
 
 def cmd_raft_fig16(args: argparse.Namespace) -> int:
+    """Time to elect a new leader after the leader crashes, 5 managers, for the timeout ranges of Figure 16;
+    writes fig16.png and fig16.csv."""
     from tqdm import tqdm
 
     from sim.raft.experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
@@ -697,12 +731,7 @@ def cmd_raft_fig16(args: argparse.Namespace) -> int:
 
 
 def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    vopr = sub.add_parser("vopr", help="deterministic simulation testing of the Raft managers",
-                          description="Run random Raft clusters (1-7 managers) under random faults, one "
-                                      "seed each, checking Raft's safety properties after every step, "
-                                      "liveness after every heal and linearizability at the end. Exit 1 with "
-                                      "the seed, a trace and a full-trace file on a violation; --seed S "
-                                      "replays one seed exactly.")
+    vopr = _command(sub, "vopr", cmd_vopr, help="deterministic simulation testing of the Raft managers")
     vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
     vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
@@ -714,24 +743,28 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
     vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    vopr.set_defaults(handler=cmd_vopr)
-    fig = sub.add_parser("raft-fig16", help="the Raft paper's Figure 16 experiment in simulation",
-                         description="Time to elect a new leader after the leader crashes, 5 managers, "
-                                     "for the timeout ranges of Figure 16; writes fig16.png and fig16.csv.")
+    fig = _command(sub, "raft-fig16", cmd_raft_fig16, help="the Raft paper's Figure 16 experiment in simulation")
     fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
     fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
     fig.add_argument("--out", type=Path, default=Path("runs/raft-fig16"), help="output directory")
     fig.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    fig.set_defaults(handler=cmd_raft_fig16)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    """The real-backend lab on this machine (root, Debian packages installed by scripts/test): 'up'
+    builds/caches the guest and starts two libvirtd hosts, 'down' stops them, 'status' shows them,
+    'kill-host N' crashes host N (SIGKILL libvirtd and its QEMUs)."""
     from backends.lab.__main__ import main as lab_main
 
     return lab_main([args.action, *([str(args.host)] if args.host is not None else [])])
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Migrate a grid of guests (memory, working set, dirty rate, bandwidth and downtime limits) between two
+    libvirt hosts (the lab by default, brought up if needed), fit the simulation's calibration profile on
+    the training points and report its error on held-out points and leave-one-guest-size-out. Writes
+    real.csv, profile.toml (use it with [migration] calibration or migrate-plan --calibration), errors.csv
+    and predictions.csv."""
     from backends.lab import lab as lab_module
     from backends.lab.calibrate import calibrate
     from backends.lab.calibration_fit import format_errors
@@ -776,6 +809,9 @@ def golden_run(name: str) -> dict[str, object]:
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
+    """Run the default and scale-10 scenarios with their own seeds and compare each with
+    tests/testdata/golden/: exit 1 listing what moved. --update rewrites the files after an intended change
+    of behaviour."""
     from novacron.app import golden
 
     directory = args.dir or golden.GOLDEN_DIR
@@ -838,28 +874,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"novacron {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="run a scenario and print the target table",
-                         description="Run a scenario in the SimPy model. Writes events.parquet, "
-                                     "summary.json and report.html to the run directory. The first "
-                                     "line printed names the seed.")
+    run = _command(sub, "run", cmd_run, help="run a scenario and print the target table")
     _add_run_args(run)
-    run.set_defaults(handler=cmd_run)
-    check = sub.add_parser("check", help="run a scenario; exit 1 listing every missed target",
-                           description="Run a scenario and check every required target: the command to put "
-                                       "in CI. Exit 0: all required targets pass; 1: a required target failed "
-                                       "or was not measured; 2: bad input or usage; 3: internal error (the "
-                                       "traceback is written to the run directory).")
+    check = _command(sub, "check", cmd_check, help="run a scenario; exit 1 listing every missed target")
     _add_run_args(check)
     _add_check_args(check)
-    check.set_defaults(handler=cmd_check)
-    report = sub.add_parser("report", help="write the HTML report of a run directory",
-                            description="Write report.html (self-contained) and report.md for a run.")
+    report = _command(sub, "report", cmd_report, help="write the HTML report of a run directory")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
-    report.set_defaults(handler=cmd_report)
-    bench = sub.add_parser("bench", help="run the benchmark suite; fail if a tracked ratio regresses",
-                           description="Run benchmarks/bench_*.py with pytest-benchmark, save the JSON, and "
-                                       "compare each tracked ratio (a benchmark over its baseline measured in "
-                                       "the same run, medians over rounds) with --compare.")
+    bench = _command(sub, "bench", cmd_bench, help="run the benchmark suite; fail if a tracked ratio regresses")
     bench.add_argument("--compare", type=Path, help="a previous JSON saved by 'novacron bench'")
     bench.add_argument("--save", type=Path, help="where to save this run's JSON (default: .benchmarks/)")
     bench.add_argument("--tolerance", type=float, default=0.30,
@@ -867,31 +889,17 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--benchmarks", default="benchmarks", help="the benchmarks folder (default: benchmarks)")
     bench.add_argument("-k", help="only benchmarks matching this pytest -k expression")
     bench.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
-    bench.set_defaults(handler=cmd_bench)
-    tg = sub.add_parser("targets", help="list the target catalogue and every metric a target can name",
-                        description="The target catalogue (required targets and reference figures), the "
-                                    "settings a run echoes, and every metric name with its unit and meaning. "
-                                    "With SCENARIO: the targets that scenario is checked against.")
+    tg = _command(sub, "targets", cmd_targets, help="list the target catalogue and every metric a target can name")
     tg.add_argument("scenario", nargs="?", default=None, help="a scenario file or built-in name")
-    tg.set_defaults(handler=cmd_targets)
-    scen = sub.add_parser("scenario", help="list scenario settings, or print a built-in scenario",
-                          description="Without NAME: every setting with its default, allowed values "
-                                      "and meaning. With NAME: the built-in scenario's TOML.")
+    scen = _command(sub, "scenario", cmd_scenario, help="list scenario settings, or print a built-in scenario")
     scen.add_argument("name", nargs="?", help="a built-in scenario to print")
-    scen.set_defaults(handler=cmd_scenario)
-    gold = sub.add_parser("golden", help="compare the pinned runs with their golden event-log hash and summary",
-                          description="Run the default and scale-10 scenarios with their own seeds and compare each "
-                                      "with tests/testdata/golden/: exit 1 listing what moved. --update rewrites "
-                                      "the files after an intended change of behaviour.")
+    gold = _command(sub, "golden", cmd_golden,
+                    help="compare the pinned runs with their golden event-log hash and summary")
     gold.add_argument("--update", action="store_true", help="rewrite the golden files from this code")
     gold.add_argument("--dir", type=Path, default=None, help="golden folder (default: tests/testdata/golden)")
-    gold.set_defaults(handler=cmd_golden)
     _add_sweep_parser(sub)
     _add_cache_commands(sub)
-    mp = sub.add_parser("migrate-plan", help="predict a VM's migration from its memory and dirty rate",
-                        description="Choose the migration type (cold, warm, live pre-copy, post-copy) and predict "
-                                    "total time, downtime, dirty-sync rounds and data sent, with the pre-copy "
-                                    "model of Clark et al. (NSDI 2005) capped by the writable working set.")
+    mp = _command(sub, "migrate-plan", cmd_migrate_plan, help="predict a VM's migration from its memory and dirty rate")
     mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
     mp.add_argument("--wws-mib", type=float, default=None,
                     help="writable working set (MiB; default: 10 s of writes at the dirty rate, <= memory/4)")
@@ -905,41 +913,24 @@ def _build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--simulate", action="store_true", help="also run the QEMU model once (horizon 600 s)")
     mp.add_argument("--calibration", default=None,
                     help="calibration profile: a TOML file or a built-in name (default: lab-tcg)")
-    mp.set_defaults(handler=cmd_migrate_plan)
     _add_manager_commands(sub)
     _add_raft_commands(sub)
-    lab = sub.add_parser("lab", help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down",
-                         description="The real-backend lab on this machine (root, Debian packages "
-                                     "installed by scripts/test): 'up' builds/caches the guest and "
-                                     "starts two libvirtd hosts, 'down' stops them, 'status' shows them, "
-                                     "'kill-host N' crashes host N (SIGKILL libvirtd and its QEMUs).")
+    lab = _command(sub, "lab", cmd_lab, help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down")
     lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
     lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
-    lab.set_defaults(handler=cmd_lab)
-    cal = sub.add_parser("calibrate", help="real migrations on two libvirt hosts; fit a calibration profile",
-                         description="Migrate a grid of guests (memory, working set, dirty rate, bandwidth and "
-                                     "downtime limits) between two libvirt hosts (the lab by default, brought up if "
-                                     "needed), fit the simulation's calibration profile on the training points and "
-                                     "report its error on held-out points and leave-one-guest-size-out. Writes "
-                                     "real.csv, profile.toml (use it with [migration] calibration or "
-                                     "migrate-plan --calibration), errors.csv and predictions.csv.")
+    cal = _command(sub, "calibrate", cmd_calibrate,
+                   help="real migrations on two libvirt hosts; fit a calibration profile")
     cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")
     cal.add_argument("--hosts", nargs="+", metavar="URI", default=None,
                      help="two libvirt URIs (e.g. qemu+ssh://root@a/system qemu+ssh://root@b/system) instead of "
                           "the lab; the lab guest's kernel and initramfs must exist at the same paths there")
     cal.add_argument("--reuse-real", action="store_true",
                      help="do not migrate: re-fit the real runs already in OUT/real.csv")
-    cal.set_defaults(handler=cmd_calibrate)
     return parser
 
 
 def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    sweep = sub.add_parser("sweep", help="run a parameter grid x seeds in parallel; one Parquet table",
-                           description="Run every combination of --param values for each of --seeds seeds "
-                                       "(scenario seed, +1, ...) on a local process pool or a Dask cluster. "
-                                       "Writes OUT/sweep.parquet, one row per run: param.<key> columns, seed, "
-                                       "status, error and every metric. Exit 1 if any run failed (each is "
-                                       "listed with its seed and params); the others complete.")
+    sweep = _command(sub, "sweep", cmd_sweep, help="run a parameter grid x seeds in parallel; one Parquet table")
     sweep.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
     sweep.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a dotted scenario key and its values, e.g. cluster.hosts=10,20 (repeatable)")
@@ -948,14 +939,7 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                        help="end a run once a required target on a monotone metric (a peak) has failed for good: "
                             "its row says 'failed early at t_s=...' (column early_stop) and its metrics stop there")
     _add_pool_args(sweep, out_default="sweeps/<scenario>")
-    sweep.set_defaults(handler=cmd_sweep)
-    sz = sub.add_parser("size", help="the smallest value of a setting for which every required target passes",
-                        description="Find the smallest value of an integer setting (e.g. cluster.hosts) for which "
-                                    "every required target passes in at least --confidence of --seeds seeds: a "
-                                    "one-seed screen gallops and bisects to a guess, then full probes (each a "
-                                    "sweep, stopped once settled) bracket the answer. Prints each probe's pass "
-                                    "rate, the answer and the binding targets; writes OUT/size.png and size.json. "
-                                    "Assumes more of the setting never hurts. Exit 1 if even the maximum fails.")
+    sz = _command(sub, "size", cmd_size, help="the smallest value of a setting for which every required target passes")
     sz.add_argument("scenario", help="a scenario TOML file or the name of a built-in scenario")
     sz.add_argument("--param", required=True, metavar="KEY", help="an integer scenario setting, e.g. cluster.hosts")
     sz.add_argument("--seeds", type=int, default=10, help="seeds per probed value (default 10)")
@@ -967,7 +951,6 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                     help="run every simulation to its end (by default a run ends once a required target on a "
                          "monotone metric, such as peak memory, has failed for good: the verdict is the same)")
     _add_pool_args(sz, out_default="sizes/<scenario>-<param>")
-    sz.set_defaults(handler=cmd_size)
 
 
 def _add_pool_args(p: argparse.ArgumentParser, *, out_default: str) -> None:

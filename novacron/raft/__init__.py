@@ -51,44 +51,10 @@ Do not call ``tick``/``step``/``propose`` between ``ready()`` and ``advance()``.
 the 50 ms heartbeats and 150-300 ms election timeouts of the NovaCron targets.
 """
 
-from novacron.raft.messages import (
-    NO_NODE,
-    ConfChange,
-    Entry,
-    EntryKind,
-    HardState,
-    Message,
-    MessageType,
-    ReadState,
-    Ready,
-    Snapshot,
-    SoftState,
-    from_wire,
-    to_wire,
-)
+from novacron.raft import messages
+from novacron.raft.messages import *  # noqa: F403 -- the wire and storage types, as messages.__all__ lists them
 from novacron.raft.node import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, RaftConfig, RaftNode, Stored
 from novacron.raft.storage import MemoryStorage
 
-__all__ = [
-    "CANDIDATE",
-    "FOLLOWER",
-    "LEADER",
-    "NO_NODE",
-    "PRE_CANDIDATE",
-    "ConfChange",
-    "Entry",
-    "EntryKind",
-    "HardState",
-    "MemoryStorage",
-    "Message",
-    "MessageType",
-    "RaftConfig",
-    "RaftNode",
-    "ReadState",
-    "Ready",
-    "Snapshot",
-    "SoftState",
-    "Stored",
-    "from_wire",
-    "to_wire",
-]
+__all__ = ["CANDIDATE", "FOLLOWER", "LEADER", "PRE_CANDIDATE", "MemoryStorage", "RaftConfig", "RaftNode", "Stored"]
+__all__ += messages.__all__

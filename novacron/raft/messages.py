@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+__all__ = ["NO_NODE", "ConfChange", "Entry", "EntryKind", "HardState", "Message", "MessageType", "ReadState",
+           "Ready", "Snapshot", "SoftState", "from_wire", "to_wire"]
+"""Every public name here; ``novacron.raft`` re-exports them all."""
+
 NO_NODE = 0
 """Node ids start at 1; 0 means "nobody" (no vote cast, no leader known)."""
 
