@@ -14,6 +14,7 @@ runs, tests).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -125,9 +126,13 @@ def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: st
     except BaseException:
         writer.abort()
         raise
+    config_metrics = dict(ctx.config_metrics)
+    del ctx
+    gc.collect()  # the model is done: free it (SimPy processes and subscribers form cycles) before the
+    # metrics and the report read back, so their memory does not add to the model's
     info = RunInfo(scenario=scenario.name, seed=seed, runtime="sim", wall_s=time.perf_counter() - started)
     targets, not_applicable = scenario_targets(scenario)
-    summary, verdict = writer.finish(info, scenario_text, extra_metrics=ctx.config_metrics, targets=targets,
+    summary, verdict = writer.finish(info, scenario_text, extra_metrics=config_metrics, targets=targets,
                                      not_applicable=not_applicable)
     if report:
         write_report(out_dir)

@@ -196,7 +196,10 @@ one batch at about the same speed on two cores."""
 
 def _scanner(path: str | Path, schema: pa.Schema, columns: Sequence[str] | None,
              filter: pc.Expression | None) -> ds.Scanner:
-    dataset = ds.dataset(path, format="parquet", schema=schema)
+    # pre_buffer off: pre-buffering reads whole column chunks of the row groups in flight ahead of
+    # decoding; on a 9-million-event log it doubled a filtered read's memory (305 -> 155 MiB)
+    options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    dataset = ds.dataset(path, format=ds.ParquetFileFormat(default_fragment_scan_options=options), schema=schema)
     return ds.Scanner.from_dataset(dataset, columns=None if columns is None else list(columns), filter=filter,
                                    batch_readahead=SCAN_READAHEAD_BATCHES, fragment_readahead=1)
 
