@@ -147,18 +147,30 @@ class EventLogError(ValueError):
 Subscriber = typing.Callable[[E], None]
 
 
+Sink = typing.Callable[[Event], None]
+
+
 class InMemoryEventLog:
-    """An append-only event log held in memory: sequence numbers are dense, time never goes back.
+    """An append-only event log: sequence numbers are dense, time never goes back.
 
     Projections subscribe to the event types they fold (``subscribe``): the log pushes each
     appended event to the subscribers of its exact type, in subscription order, after the event
     is in the log. Nothing polls the log to catch up. Delivery follows the log's order: an event
     a subscriber records while handling another is delivered once every subscriber has had the
     one being handled, so no projection sees a VM stop before it sees it placed.
+
+    Sinks (``add_sink``) receive every event, of every type, in log order as it is appended: a
+    run writes its log to disk and folds its metrics through them. With ``retain=False`` the log
+    keeps no event (memory bounded by the live state, not by the log's length); reading it back
+    then raises, and the events are read from the run directory instead.
     """
 
-    def __init__(self, events: Iterable[Event] = ()) -> None:
+    def __init__(self, events: Iterable[Event] = (), *, retain: bool = True) -> None:
         self._events: list[Event] = []
+        self._retain = retain
+        self._count = 0
+        self._last_t_s = float("-inf")
+        self._sinks: list[Sink] = []
         self._subscribers: dict[type[Event], list[Subscriber[Any]]] = {}
         self._undelivered: collections.deque[tuple[Event, list[Subscriber[Any]]]] = collections.deque()
         self._delivering = False
@@ -169,18 +181,31 @@ class InMemoryEventLog:
         """Push every later event of type ``cls`` (exactly; not subclasses) to ``handler``."""
         self._subscribers.setdefault(cls, []).append(handler)
 
+    def add_sink(self, sink: Sink) -> None:
+        """Hand every later event, whatever its type, to ``sink`` as it is appended."""
+        self._sinks.append(sink)
+
+    @property
+    def retains(self) -> bool:
+        return self._retain
+
     @property
     def next_seq(self) -> int:
-        return len(self._events)
+        return self._count
 
     def append(self, ev: Event) -> None:
-        if ev.seq != len(self._events):
-            raise EventLogError(f"{ev.type_name} has seq {ev.seq}, the log expects {len(self._events)}")
-        if self._events and ev.t_s < self._events[-1].t_s:
+        if ev.seq != self._count:
+            raise EventLogError(f"{ev.type_name} has seq {ev.seq}, the log expects {self._count}")
+        if ev.t_s < self._last_t_s:
             raise EventLogError(
-                f"{ev.type_name} at t_s={ev.t_s} is earlier than the last event (t_s={self._events[-1].t_s})"
+                f"{ev.type_name} at t_s={ev.t_s} is earlier than the last event (t_s={self._last_t_s})"
             )
-        self._events.append(ev)
+        self._count += 1
+        self._last_t_s = ev.t_s
+        if self._retain:
+            self._events.append(ev)
+        for sink in self._sinks:
+            sink(ev)
         handlers = self._subscribers.get(type(ev))
         if handlers is None:
             return
@@ -199,17 +224,23 @@ class InMemoryEventLog:
             self._delivering = False
             self._undelivered.clear()
 
+    def _retained(self) -> list[Event]:
+        if not self._retain:
+            raise RuntimeError("this event log streams to disk and keeps no events; read them from the run "
+                               "directory (novacron.app.analysis.load_run)")
+        return self._events
+
     def __iter__(self) -> Iterator[Event]:
-        return iter(self._events)
+        return iter(self._retained())
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._count
 
     def __getitem__(self, index: int) -> Event:
-        return self._events[index]
+        return self._retained()[index]
 
     def of_type(self, cls: type[E]) -> list[E]:
-        return [ev for ev in self._events if type(ev) is cls]
+        return [ev for ev in self._retained() if type(ev) is cls]
 
 
 class Recorder:

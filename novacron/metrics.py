@@ -1,95 +1,153 @@
 """Run metrics: the numbers the target catalogue checks, computed from the event log alone.
 
-Each capability contributes an extractor: a pure function from the run's events (grouped by
-type) to named metrics. Because metrics come from events only, a simulated run, a real run and a
-replayed log produce the same metrics from the same events.
+Theory of operation
+-------------------
+Each capability contributes a fold: an object that takes the events of the types it names
+(``handlers``), one at a time in log order, and gives its named metrics at the end (``result``).
+``MetricsFold`` routes every event of a run to the folds that asked for its type, so a run folds
+its metrics while it writes its log and never reads the log back (memory follows the live
+cluster, not the log; see ``novacron.streaming`` for how percentiles and sums stay exact).
+``compute_metrics`` folds a log held in memory the same way, so a simulated run, a real run and
+a replayed log produce the same metrics from the same events.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
-from novacron.cache.metrics import cache_metrics
+from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
-from novacron.cluster.sla_metrics import contention_metrics, sla_energy_metrics
-from novacron.cluster.uptime import host_peak_metrics, io_metrics, placement_latency_metrics, uptime_metrics
+from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
+from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
 from novacron.events import Event
 from novacron.migration.events import MigrationAdmitted
-from novacron.migration.metrics import migration_metrics
-from novacron.raft.metrics import raft_metrics
-from novacron.scheduler.metrics import scheduler_metrics
+from novacron.migration.metrics import MigrationFold
+from novacron.raft.metrics import RaftFold
+from novacron.scheduler.metrics import SchedulerFold
+from novacron.streaming import ColumnFactory, Fold, Handler, InMemoryColumn, running_max
+from novacron.streaming import EventsByType as EventsByType  # re-exported: callers group a log with it
+from novacron.streaming import Metrics as Metrics
+from novacron.streaming import fold_events as fold_events
 
-E = TypeVar("E", bound=Event)
+
+class PlacementFold:
+    def __init__(self) -> None:
+        self.requested = self.rejected = 0
+        self.decision_ms = InMemoryColumn()
+
+    def handlers(self) -> Mapping[type[Event], Handler]:
+        return {VMRequested: self._requested, VMRejected: self._rejected, VMPlaced: self._placed}
+
+    def _requested(self, _: VMRequested) -> None:
+        self.requested += 1
+
+    def _rejected(self, _: VMRejected) -> None:
+        self.rejected += 1
+
+    def _placed(self, ev: VMPlaced) -> None:
+        self.decision_ms.append(ev.decision_ms)
+
+    def result(self) -> Metrics:
+        placed = len(self.decision_ms)
+        metrics: Metrics = {
+            "cluster.vms_requested": float(self.requested),
+            "cluster.vms_placed": float(placed),
+            "cluster.vms_rejected": float(self.rejected),
+        }
+        if self.requested:
+            metrics["cluster.vms_rejected_pct"] = 100.0 * self.rejected / self.requested
+        if placed:
+            metrics["scheduler.decision_p50_ms"] = self.decision_ms.percentile(50)
+            metrics["scheduler.decision_p99_ms"] = self.decision_ms.percentile(99)
+        return metrics
 
 
-class EventsByType:
-    """A run's events grouped by class, in log order within each class."""
+class UtilisationFold:
+    """Cluster-wide samples: one per sampling interval, few enough to keep the CPU series."""
 
-    def __init__(self, events: Iterable[Event]) -> None:
-        self._groups: dict[type[Event], list[Event]] = defaultdict(list)
+    def __init__(self) -> None:
+        self.peak_cpu: float | None = None
+        self.peak_memory: float | None = None
+        self.cpu = InMemoryColumn()
+
+    def handlers(self) -> Mapping[type[Event], Handler]:
+        return {ClusterUtilisationSampled: self._sampled}
+
+    def _sampled(self, ev: ClusterUtilisationSampled) -> None:
+        self.peak_cpu = running_max(self.peak_cpu, ev.cpu_pct)
+        self.peak_memory = running_max(self.peak_memory, ev.memory_pct)
+        self.cpu.append(ev.cpu_pct)
+
+    def result(self) -> Metrics:
+        if self.peak_cpu is None or self.peak_memory is None:
+            return {}
+        return {"cluster.peak_cpu_pct": self.peak_cpu, "cluster.peak_memory_pct": self.peak_memory,
+                "cluster.mean_cpu_pct": float(np.mean(self.cpu.values()))}
+
+
+FoldFactory = Callable[[ColumnFactory], Fold]
+
+FOLDS: tuple[FoldFactory, ...] = (
+    lambda _: PlacementFold(),
+    lambda _: UtilisationFold(),
+    lambda _: CacheFold(),
+    lambda _: SchedulerFold(),
+    lambda _: UptimeFold(),
+    HostPeakFold,
+    lambda _: MigrationFold(),
+    lambda _: IOFold(),
+    lambda _: PlacementLatencyFold(),
+    lambda _: RaftFold(),
+    ContentionFold,
+    lambda _: SlaEnergyFold(),
+)
+"""Every capability's fold, in the order their metrics are merged; the argument makes the columns
+of per-host samples (``novacron.streaming``)."""
+
+
+class MetricsFold:
+    """Every fold of ``FOLDS`` at once: ``feed`` each event of a run, ``result`` at the end."""
+
+    def __init__(self, columns: ColumnFactory = InMemoryColumn, folds: Iterable[FoldFactory] = FOLDS) -> None:
+        self.folds = [make(columns) for make in folds]
         self.count = 0
-        for ev in events:
-            self._groups[type(ev)].append(ev)
-            self.count += 1
+        self.placed_vm = False
+        routes: dict[type[Event], list[Handler]] = defaultdict(list)
+        for fold in self.folds:
+            for cls, handler in fold.handlers().items():
+                routes[cls].append(handler)
+        self._routes = {cls: tuple(handlers) for cls, handlers in routes.items()}
 
-    def of(self, cls: type[E]) -> list[E]:
-        return self._groups.get(cls, [])  # type: ignore[return-value]
+    def feed(self, ev: Event) -> None:
+        self.count += 1
+        for handler in self._routes.get(type(ev), ()):
+            handler(ev)
+        if not self.placed_vm and type(ev) is VMPlaced:
+            self.placed_vm = True
 
-    def types(self) -> list[type[Event]]:
-        return list(self._groups)
-
-
-Metrics = dict[str, float]
-Extractor = Callable[[EventsByType], Metrics]
+    def result(self) -> Metrics:
+        metrics: Metrics = {"run.events": float(self.count)}
+        for fold in self.folds:
+            metrics.update(fold.result())
+        if not self.placed_vm:
+            # An empty cluster runs at 0 % with perfect uptime: that is no evidence, so the
+            # utilisation targets read "not measured" rather than pass.
+            for name in UTILISATION_METRICS:
+                metrics.pop(name, None)
+        return metrics
 
 
 def placement_metrics(events: EventsByType) -> Metrics:
-    placed = events.of(VMPlaced)
-    requested, rejected = len(events.of(VMRequested)), len(events.of(VMRejected))
-    metrics: Metrics = {
-        "cluster.vms_requested": float(requested),
-        "cluster.vms_placed": float(len(placed)),
-        "cluster.vms_rejected": float(rejected),
-    }
-    if requested:
-        metrics["cluster.vms_rejected_pct"] = 100.0 * rejected / requested
-    if placed:
-        decision_ms = np.array([e.decision_ms for e in placed])
-        metrics["scheduler.decision_p50_ms"] = float(np.percentile(decision_ms, 50))
-        metrics["scheduler.decision_p99_ms"] = float(np.percentile(decision_ms, 99))
-    return metrics
+    return fold_events(PlacementFold(), events)
 
 
 def utilisation_metrics(events: EventsByType) -> Metrics:
-    samples = events.of(ClusterUtilisationSampled)
-    if not samples:
-        return {}
-    return {
-        "cluster.peak_cpu_pct": max(s.cpu_pct for s in samples),
-        "cluster.peak_memory_pct": max(s.memory_pct for s in samples),
-        "cluster.mean_cpu_pct": float(np.mean([s.cpu_pct for s in samples])),
-    }
-
-
-EXTRACTORS: list[Extractor] = [
-    placement_metrics,
-    utilisation_metrics,
-    cache_metrics,
-    scheduler_metrics,
-    uptime_metrics,
-    host_peak_metrics,
-    migration_metrics,
-    io_metrics,
-    placement_latency_metrics,
-    raft_metrics,
-    contention_metrics,
-    sla_energy_metrics,
-]
+    return fold_events(UtilisationFold(), events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +167,8 @@ RUNNING_PEAKS: dict[str, RunningPeak] = {
     "migration.peak_running_per_host": RunningPeak(
         MigrationAdmitted, lambda e: max(e.running_on_source, e.running_on_destination), False),  # type: ignore[attr-defined]
 }
-"""The same maxima as the extractors above, one event at a time (``sim.early_stop`` folds them;
-``tests/test_early_stop.py`` checks that they end equal to the extractors' values)."""
+"""The same maxima as the folds above, one event at a time (``sim.early_stop`` folds them;
+``tests/test_early_stop.py`` checks that they end equal to the folds' values)."""
 
 
 UTILISATION_METRICS = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.mean_cpu_pct",
@@ -120,17 +178,16 @@ UTILISATION_METRICS = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "clust
 """Metrics about the VMs a cluster carries: meaningless (not measured) when it carries none."""
 
 
-def compute_metrics(events: Iterable[Event], extractors: Iterable[Extractor] = EXTRACTORS) -> Metrics:
-    grouped = events if isinstance(events, EventsByType) else EventsByType(events)
-    metrics: Metrics = {"run.events": float(grouped.count)}
-    for extractor in extractors:
-        metrics.update(extractor(grouped))
-    if not grouped.of(VMPlaced):
-        # An empty cluster runs at 0 % with perfect uptime: that is no evidence, so the
-        # utilisation targets read "not measured" rather than pass.
-        for name in UTILISATION_METRICS:
-            metrics.pop(name, None)
-    return metrics
+def compute_metrics(events: Iterable[Event], columns: ColumnFactory = InMemoryColumn) -> Metrics:
+    """Fold a whole log (held in memory, or grouped by type) into its metrics."""
+    fold = MetricsFold(columns)
+    if isinstance(events, EventsByType):
+        merged: Iterable[Event] = heapq.merge(*(events.of(cls) for cls in events.types()), key=lambda e: e.seq)
+    else:
+        merged = events
+    for ev in merged:
+        fold.feed(ev)
+    return fold.result()
 
 
 # --- the metric names a run's summary can hold, with unit and meaning (``novacron targets``) --------

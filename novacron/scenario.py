@@ -15,6 +15,7 @@ a scenario file without ``name`` is named after the file.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -307,15 +308,35 @@ def builtin_scenario_text(name: str) -> str:
     return resources.files("novacron.scenarios").joinpath(f"{name}.toml").read_text()
 
 
-def resolve_scenario(name_or_path: str | None) -> tuple[Scenario, str]:
-    """A path to a TOML file, or the name of a built-in scenario; ``None`` means ``default``."""
+def resolve_scenario(name_or_path: str | None, *, duration_s: float | None = None) -> tuple[Scenario, str]:
+    """A path to a TOML file, or the name of a built-in scenario; ``None`` means ``default``.
+    ``duration_s`` overrides the scenario's ``duration_s`` (in the returned text too, so the run
+    directory's ``scenario.toml`` is what ran)."""
     if name_or_path is None:
         name_or_path = "default"
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
-        return load_scenario(candidate), read_scenario_text(candidate)
+        if duration_s is None:
+            return load_scenario(candidate), read_scenario_text(candidate)
+        text = with_duration(read_scenario_text(candidate), duration_s)
+        scenario = loads_scenario(text, origin=str(candidate), base_dir=candidate.resolve().parent,
+                                  default_name=candidate.stem)
+        return with_calibration_resolved(scenario, candidate.parent), text
     if name_or_path in builtin_scenario_names():
         text = builtin_scenario_text(name_or_path)
+        if duration_s is not None:
+            text = with_duration(text, duration_s)
         return with_calibration_resolved(loads_scenario(text, origin=f"<built-in {name_or_path}>"), None), text
     raise ConfigError(f"{name_or_path}: no such scenario file or built-in scenario; built-in: "
                       f"{', '.join(builtin_scenario_names())}")
+
+
+def with_duration(text: str, duration_s: float) -> str:
+    """The scenario text with its top-level ``duration_s`` set (replaced, or added first)."""
+    line = f"duration_s = {float(duration_s)!r}  # set by --duration"
+    header = re.search(r"^\s*\[", text, flags=re.MULTILINE)
+    top_end = header.start() if header else len(text)
+    found = re.search(r"^duration_s\s*=.*$", text[:top_end], flags=re.MULTILINE)
+    if found is None:
+        return f"{line}\n{text}"
+    return text[:found.start()] + line + text[found.end():]

@@ -3,12 +3,13 @@ and the run's services (built once by the composition root, ``sim.services.build
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import simpy
 
-from novacron.events import InMemoryEventLog, Recorder
+from novacron.events import InMemoryEventLog, Recorder, Sink
 from novacron.scenario import Scenario
 from novacron.seeding import RunSeeds
 from sim.clock import SimClock
@@ -30,10 +31,13 @@ class SimContext:
     _services: RunServices | None = None
 
     @classmethod
-    def create(cls, scenario: Scenario, seed: int) -> SimContext:
+    def create(cls, scenario: Scenario, seed: int, *, sinks: Iterable[Sink] = (), retain: bool = True) -> SimContext:
+        """A fresh run context; ``sinks`` receive every event, ``retain=False`` keeps none in memory."""
         env = simpy.Environment()
         clock = SimClock(env)
-        log = InMemoryEventLog()
+        log = InMemoryEventLog(retain=retain)
+        for sink in sinks:
+            log.add_sink(sink)
         return cls(env=env, scenario=scenario, seeds=RunSeeds(seed), log=log,
                    recorder=Recorder(log, clock.now_s), clock=clock)
 

@@ -5,10 +5,16 @@ model's components, run it, write the run directory.
 plane, scheduler, admission, migration service, committer), carried by the context, then starts
 the components -- functions that receive the ``SimContext`` and start their SimPy processes --
 in the order of ``COMPONENTS`` (an immutable tuple: each capability adds its component here).
+
+``run_scenario`` streams: the log keeps no events; each one goes to the run directory's writer
+(Parquet row groups, the hash, the metrics folds) as it is recorded, so a long run's memory is
+the live model's. ``simulate`` keeps the log in memory for callers that read it (sweeps, golden
+runs, tests).
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,10 +22,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from novacron import __version__
-from novacron.app.finish import RunResult, record_run
-from novacron.app.rundir import RunInfo
+from novacron.app.eventstore import DEFAULT_ROW_GROUP_EVENTS
+from novacron.app.finish import RunResult
+from novacron.app.report import write_report
+from novacron.app.rundir import RunInfo, RunWriter
 from novacron.cluster.events import RunFinished, RunStarted
-from novacron.scenario import Scenario
+from novacron.events import Sink
+from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import Target
 from sim import cache, faults, services
 from sim.cluster_model import ClusterModel
@@ -68,9 +77,9 @@ def simulate_verdict_only(scenario: Scenario, seed: int, targets: Iterable[Targe
     return ctx, stop
 
 
-def _simulate(scenario: Scenario, seed: int, *, progress: bool,
-              watch: tuple[Target, ...] | None) -> tuple[SimContext, EarlyStop | None]:
-    ctx = SimContext.create(scenario, seed)
+def _simulate(scenario: Scenario, seed: int, *, progress: bool, watch: tuple[Target, ...] | None,
+              sinks: tuple[Sink, ...] = (), retain: bool = True) -> tuple[SimContext, EarlyStop | None]:
+    ctx = SimContext.create(scenario, seed, sinks=sinks, retain=retain)
     stop = None if watch is None else EarlyStop.watch(ctx, watch)
     ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
                       version=__version__)
@@ -94,8 +103,24 @@ def _advance(ctx: SimContext, until_s: float, progress: bool, stop: EarlyStop | 
 
 
 def run_scenario(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,
-                 progress: bool = False, report: bool = True) -> RunResult:
+                 progress: bool = False, report: bool = True,
+                 row_group_events: int = DEFAULT_ROW_GROUP_EVENTS) -> RunResult:
+    """Run ``scenario`` and write its directory as it goes (log, metrics, summary, report)."""
     started = time.perf_counter()
-    ctx = simulate(scenario, seed, progress=progress)
+    writer = RunWriter(out_dir, row_group_events)
+    try:
+        ctx, _ = _simulate(scenario, seed, progress=progress, watch=None, sinks=(writer.feed,), retain=False)
+    except BaseException:
+        writer.abort()
+        raise
+    config_metrics = dict(ctx.config_metrics)
+    del ctx
+    gc.collect()  # the model is done: free it (SimPy processes and subscribers form cycles) before the
+    # metrics and the report read back, so their memory does not add to the model's
     info = RunInfo(scenario=scenario.name, seed=seed, runtime="sim", wall_s=time.perf_counter() - started)
-    return record_run(out_dir, info, list(ctx.log), ctx.config_metrics, scenario, scenario_text, report=report)
+    targets, not_applicable = scenario_targets(scenario)
+    summary, verdict = writer.finish(info, scenario_text, extra_metrics=config_metrics, targets=targets,
+                                     not_applicable=not_applicable)
+    if report:
+        write_report(out_dir)
+    return RunResult(out_dir, summary, verdict)

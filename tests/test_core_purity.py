@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parent.parent / "novacron"
-ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "events.py", "slo.py", "seeding.py")
+ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "events.py", "slo.py", "seeding.py",
+             "metrics.py")
 APPLICATION_LAYER = "app"
 COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py", "app/runtimes.py"}
 RUNTIME_PACKAGES = {"sim", "backends"}
@@ -167,7 +168,8 @@ def test_composition_roots_import_runtimes_lazily() -> None:
 def test_the_algorithm_closure_covers_the_packages_and_what_they_use() -> None:
     names = {rel(p) for p in algorithm_closure()}
     assert {"raft/node.py", "scheduler/framework.py", "cache/hierarchy.py", "migration/controller.py",
-            "cluster/state.py", "events.py", "slo.py", "seeding.py", "metrics.py", "ports.py"} <= names
+            "cluster/state.py", "events.py", "slo.py", "seeding.py", "metrics.py", "streaming.py",
+            "ports.py"} <= names
     assert not any(n.startswith(f"{APPLICATION_LAYER}/") for n in names)
 
 

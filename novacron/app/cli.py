@@ -76,6 +76,29 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                         "processes and Redis, on the wall clock (root and the lab; see README)")
     p.add_argument("--hosts", nargs="+", default=(), metavar="URI",
                    help="with --runtime real: libvirt URIs of the hosts (default: [runtime] hosts, else the lab's)")
+    p.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal (e.g. a long run's log file)")
+    p.add_argument("--duration", default=None, metavar="TIME",
+                   help="simulated time, overriding the scenario's duration_s: seconds, or a number with "
+                        "s, m, h or d (e.g. 30d for a month; the log streams to disk, memory stays flat)")
+
+
+DURATION_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration_s(text: str) -> float:
+    """``30d``, ``24h``, ``90m``, ``45s`` or plain seconds; a one-line error otherwise."""
+    raw = text.strip().lower()
+    scale = DURATION_UNITS_S.get(raw[-1:])
+    number = raw[:-1] if scale is not None else raw
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not 1.0 <= value <= 366 * 86400.0:  # NaN fails too
+        raise CommandError(f"--duration {text}: not a simulated time; allowed: 1 s to 366 d, as seconds or a "
+                           "number with s, m, h or d (e.g. 30d)")
+    return value
 
 
 def _add_check_args(p: argparse.ArgumentParser) -> None:
@@ -141,7 +164,8 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
     from novacron.seeding import MAX_SEED
     from novacron.slo import admission_line
 
-    scenario, text = resolve_scenario(args.scenario)
+    duration_s = None if args.duration is None else parse_duration_s(args.duration)
+    scenario, text = resolve_scenario(args.scenario, duration_s=duration_s)
     seed = scenario.seed if args.seed is None else args.seed
     if not 0 <= seed <= MAX_SEED:
         raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
@@ -158,7 +182,7 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
     stream = sys.stderr if quiet else sys.stdout
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
           f"{scenario.workload.vms} VMs · {runtime.describe(scenario)}", flush=True, file=stream)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = args.progress or (not args.no_progress and sys.stderr.isatty())
     result = runtime.run(scenario, seed, out, text, progress=progress)
     admission = admission_line(result.summary["metrics"])
     if admission:
@@ -722,7 +746,7 @@ def cmd_vopr(args: argparse.Namespace) -> int:
     node_class = PLANTED_BUGS[args.plant] if args.plant else None
     print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}, {args.generator} generator"
           + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = args.progress or (not args.no_progress and sys.stderr.isatty())
     return run_seeds(seeds, progress=progress, node_class=node_class or RaftNode, generator=args.generator,
                      plant=args.plant, trace_dir=args.trace_dir)
 
@@ -857,6 +881,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
 EPILOG = """examples:
   novacron run                         run the built-in default scenario (seed 7)
   novacron run my.toml --seed 3        run a scenario file with seed 3
+  novacron run scale-1000 --duration 30d
+                                       a simulated month of 1000 hosts (log streamed, memory flat)
   novacron check my.toml --junit t.xml like run, but exit 1 if a required target fails or is not measured
   novacron targets                     the target catalogue and every metric name a target can use
   novacron size scale-10 --param cluster.hosts --seeds 5

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from novacron.app.eventstore import read_events
 from novacron.app.report import write_report
-from novacron.app.rundir import RunInfo, write_run
+from novacron.app.rundir import EVENTS, RunInfo, write_run
 from novacron.events import Event
 from novacron.metrics import compute_metrics
 from novacron.scenario import Scenario, scenario_targets
@@ -28,7 +29,11 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     verdict: RunVerdict
-    events: list[Event]
+
+    @property
+    def events(self) -> list[Event]:
+        """The run's events, read back from its directory (a long run's log may not fit in memory)."""
+        return read_events(self.run_dir / EVENTS)
 
 
 def record_run(run_dir: Path, info: RunInfo, events: Sequence[Event], config_metrics: Mapping[str, float],
@@ -42,4 +47,4 @@ def record_run(run_dir: Path, info: RunInfo, events: Sequence[Event], config_met
                                  not_applicable=not_applicable)
     if report:
         write_report(run_dir)
-    return RunResult(run_dir, summary, verdict, list(events))
+    return RunResult(run_dir, summary, verdict)

@@ -3,6 +3,11 @@
 ``events.parquet`` (the log), ``scenario.toml`` (exactly what ran), ``summary.json`` (seed,
 metrics, the target table, the event-log hash) and the report. Files are written to temporary
 names and renamed, so an interrupted run never leaves a half-written file under a final name.
+
+A run writes its directory as it goes (``RunWriter``): every event is handed to the log writer
+(one row group buffered at most, the hash updated per event) and to the metrics fold; at the end
+the log is closed, the metrics read off the fold, and the summary written. Nothing reads the log
+back, so a month of simulated time needs the memory of the live cluster, not of its log.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from novacron import __version__
-from novacron.app.eventstore import event_log_sha256, write_events
+from novacron.app.eventstore import DEFAULT_ROW_GROUP_EVENTS, EventLogWriter
+from novacron.app.spill import SpillDirectory
 from novacron.events import SCHEMA_VERSION, Event
+from novacron.metrics import MetricsFold
 from novacron.slo import CATALOGUE, RunVerdict, Target, evaluate
 
 SUMMARY = "summary.json"
@@ -61,16 +68,58 @@ def build_summary(info: RunInfo, metrics: Mapping[str, float], verdict: RunVerdi
     }
 
 
+class RunWriter:
+    """A run directory written while the run goes: ``feed`` every event, then ``finish``."""
+
+    def __init__(self, run_dir: Path, row_group_events: int = DEFAULT_ROW_GROUP_EVENTS) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
+        self.log = EventLogWriter(run_dir / EVENTS, row_group_events)
+        self._spill = SpillDirectory(run_dir)
+        self.metrics = MetricsFold(self._spill.columns)
+
+    def feed(self, ev: Event) -> None:
+        self.log.append(ev)
+        self.metrics.feed(ev)
+
+    def finish(self, info: RunInfo, scenario_text: str, *, extra_metrics: Mapping[str, float] | None = None,
+               targets: Iterable[Target] = CATALOGUE, not_applicable: Iterable[str] = (),
+               ) -> tuple[dict[str, Any], RunVerdict]:
+        """Close the log, fold the metrics (plus ``extra_metrics``), write the scenario and summary."""
+        self.log.close()
+        try:
+            metrics = {**self.metrics.result(), **(extra_metrics or {})}
+        finally:
+            self._spill.remove()
+        return _write_summary(self.run_dir, info, metrics, scenario_text, self.log.sha256(), self.log.count,
+                              targets=targets, not_applicable=not_applicable)
+
+    def abort(self) -> None:
+        self.log.abort()
+        self._spill.remove()
+
+
+def _write_summary(run_dir: Path, info: RunInfo, metrics: Mapping[str, float], scenario_text: str,
+                   events_sha256: str, event_count: int, *, targets: Iterable[Target],
+                   not_applicable: Iterable[str]) -> tuple[dict[str, Any], RunVerdict]:
+    _atomic_write_text(run_dir / SCENARIO, scenario_text)
+    verdict = evaluate(metrics, targets, not_applicable=not_applicable)
+    summary = build_summary(info, metrics, verdict, events_sha256, event_count)
+    _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return summary, verdict
+
+
 def write_run(run_dir: Path, info: RunInfo, events: Sequence[Event], metrics: Mapping[str, float],
               scenario_text: str, *, targets: Iterable[Target] = CATALOGUE,
               not_applicable: Iterable[str] = ()) -> tuple[dict[str, Any], RunVerdict]:
+    """The run directory of a log held in memory, with metrics computed by the caller."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_events(run_dir / EVENTS, events)
-    _atomic_write_text(run_dir / SCENARIO, scenario_text)
-    verdict = evaluate(metrics, targets, not_applicable=not_applicable)
-    summary = build_summary(info, metrics, verdict, event_log_sha256(events), len(events))
-    _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    return summary, verdict
+    log = EventLogWriter(run_dir / EVENTS)
+    for ev in events:
+        log.append(ev)
+    log.close()
+    return _write_summary(run_dir, info, metrics, scenario_text, log.sha256(), log.count, targets=targets,
+                          not_applicable=not_applicable)
 
 
 def write_artefact_run(run_dir: Path, events: Sequence[Event], *, name: str, runtime: str, wall_s: float,

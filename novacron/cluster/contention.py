@@ -96,30 +96,6 @@ def power_w(cpu_pct: FloatArray, table_w: tuple[float, ...]) -> FloatArray:
     return np.interp(np.clip(cpu_pct, 0.0, 100.0), levels, np.asarray(table_w, dtype=np.float64))
 
 
-def sample_durations_s(host_codes: IntArray, t_s: FloatArray, start_s: float) -> FloatArray:
-    """Each per-host sample stands for the time since that host's previous sample (or the start)."""
-    order = np.lexsort((t_s, host_codes))
-    t_sorted, h_sorted = t_s[order], host_codes[order]
-    previous = np.empty_like(t_sorted)
-    previous[0:1] = start_s
-    previous[1:] = np.where(h_sorted[1:] == h_sorted[:-1], t_sorted[:-1], start_s)
-    durations = np.empty_like(t_sorted)
-    durations[order] = t_sorted - previous
-    return durations
-
-
-def slatah(host_codes: IntArray, durations_s: FloatArray, active: npt.NDArray[np.bool_],
-           full: npt.NDArray[np.bool_]) -> float | None:
-    """Mean over active hosts of (time at 100 % CPU / active time); ``None`` if no host was active."""
-    hosts = int(host_codes.max()) + 1 if host_codes.size else 0
-    active_s = np.bincount(host_codes, weights=durations_s * active, minlength=hosts)
-    full_s = np.bincount(host_codes, weights=durations_s * (active & full), minlength=hosts)
-    counted = active_s > 0
-    if not counted.any():
-        return None
-    return float(np.mean(full_s[counted] / active_s[counted]))
-
-
 def pdm(migration_s_per_vm: FloatArray, alive_s_per_vm: FloatArray) -> float | None:
     """Mean over VMs that ran of 10 % x time migrating / time alive; ``None`` if no VM ran."""
     ran = alive_s_per_vm > 0

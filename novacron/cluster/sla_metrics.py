@@ -16,86 +16,158 @@ The formulas are in ``novacron.cluster.contention``; this module folds the run's
   energy integrate over time exactly as the samples describe it.
 - SLATAH over hosts active (up, with VMs) for some time; PDM over VMs that ran, migration time
   from ``MigrationFinished.total_time_ms`` (every outcome: the VM degraded while it tried).
-- Energy: sum over samples of P(served CPU) x interval for powered-on hosts, x PUE, in kWh.
+- Energy: sum over samples of P(served CPU) x interval for powered-on hosts, x PUE, in kWh,
+  summed exactly rounded (``novacron.streaming.ExactSum``), with the power model in force when
+  the samples were folded (the inventory sets it once, before the first sample).
+- Everything folds one sample at a time (per-host state only); the p99 of CPU ready goes to the
+  column the runtime gives.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from novacron.cluster.contention import FULL_CPU_PCT, pdm, power_w, sample_durations_s, slatah
+from novacron.cluster.contention import FULL_CPU_PCT, pdm, power_w
 from novacron.cluster.events import (
     ClusterUtilisationSampled,
     HostUtilisationSampled,
     PowerModelSet,
     RunStarted,
 )
-from novacron.cluster.uptime import vm_alive_and_down_s
+from novacron.cluster.uptime import LifecycleFold
+from novacron.events import Event
 from novacron.migration.events import MigrationFinished
-
-if TYPE_CHECKING:  # novacron.metrics imports this module to list its extractors
-    from novacron.metrics import EventsByType, Metrics
+from novacron.streaming import ColumnFactory, EventsByType, ExactSum, InMemoryColumn, Metrics, fold_events, running_max
 
 J_PER_KWH = 3.6e6
+Handlers = Mapping[type[Event], Callable[[Any], None]]
+
+
+class ContentionFold:
+    def __init__(self, columns: ColumnFactory) -> None:
+        self.demand: list[float] = []
+        self.unserved: list[float] = []
+        self.peak_demand: float | None = None
+        self.ready = columns("cluster.cpu_ready_pct")
+        self.ready_max: float | None = None
+
+    def handlers(self) -> Handlers:
+        return {ClusterUtilisationSampled: self._cluster, HostUtilisationSampled: self._host}
+
+    def _cluster(self, s: ClusterUtilisationSampled) -> None:
+        # one per sampling interval: kept, so the sums are Python's sum over the series as before
+        self.demand.append(s.cpu_demand_cores)
+        self.unserved.append(s.cpu_unserved_cores)
+        self.peak_demand = running_max(self.peak_demand, s.cpu_demand_pct)
+
+    def _host(self, s: HostUtilisationSampled) -> None:
+        if s.vms_running > 0:
+            self.ready.append(s.cpu_ready_pct)
+            self.ready_max = running_max(self.ready_max, s.cpu_ready_max_pct)
+
+    def result(self) -> Metrics:
+        metrics: Metrics = {}
+        if self.peak_demand is not None:
+            demand, unserved = sum(self.demand), sum(self.unserved)
+            metrics["cluster.peak_cpu_demand_pct"] = self.peak_demand
+            if demand > 0:
+                metrics["cluster.unserved_cpu_pct"] = 100.0 * unserved / demand
+        if self.ready_max is not None:
+            metrics["cluster.cpu_ready_p99_pct"] = self.ready.percentile(99)
+            metrics["cluster.cpu_ready_max_pct"] = self.ready_max
+        return metrics
 
 
 def contention_metrics(events: EventsByType) -> Metrics:
-    cluster = events.of(ClusterUtilisationSampled)
-    metrics: Metrics = {}
-    if cluster:
-        demand = sum(s.cpu_demand_cores for s in cluster)
-        unserved = sum(s.cpu_unserved_cores for s in cluster)
-        metrics["cluster.peak_cpu_demand_pct"] = max(s.cpu_demand_pct for s in cluster)
-        if demand > 0:
-            metrics["cluster.unserved_cpu_pct"] = 100.0 * unserved / demand
-    carrying = [s for s in events.of(HostUtilisationSampled) if s.vms_running > 0]
-    if carrying:
-        ready = np.array([s.cpu_ready_pct for s in carrying])
-        metrics["cluster.cpu_ready_p99_pct"] = float(np.percentile(ready, 99))
-        metrics["cluster.cpu_ready_max_pct"] = max(s.cpu_ready_max_pct for s in carrying)
-    return metrics
+    return fold_events(ContentionFold(InMemoryColumn), events)
 
 
-def _start_s(events: EventsByType) -> float:
-    started = events.of(RunStarted)
-    return started[0].t_s if started else 0.0
+class SlaEnergyFold:
+    """Per host: the time of its last sample, its active and full seconds (summed in log order,
+    as ``numpy.bincount`` summed them); energy terms buffered and summed exactly; the VMs' lives
+    and migration seconds for PDM."""
+
+    BUFFER = 1 << 14
+
+    def __init__(self) -> None:
+        self.start_s = 0.0
+        self.started = False
+        self.last_s: dict[str, float] = {}
+        self.active_s: dict[str, float] = {}
+        self.full_s: dict[str, float] = {}
+        self.lifecycle = LifecycleFold()
+        self.migrating_s: dict[str, float] = defaultdict(float)
+        self.model: PowerModelSet | None = None
+        self.cpu, self.on_s = array("d"), array("d")
+        self.it_j = ExactSum()
+        self.sampled = False
+
+    def handlers(self) -> Handlers:
+        return {**self.lifecycle.handlers(), RunStarted: self._run_started, PowerModelSet: self._model,
+                MigrationFinished: self._migrated, HostUtilisationSampled: self._sampled}
+
+    def _run_started(self, ev: RunStarted) -> None:
+        if not self.started:
+            self.started, self.start_s = True, ev.t_s
+
+    def _model(self, ev: PowerModelSet) -> None:
+        self._flush()
+        self.model = ev
+
+    def _migrated(self, m: MigrationFinished) -> None:
+        self.migrating_s[m.vm_id] += m.total_time_ms / 1000.0
+
+    def _sampled(self, s: HostUtilisationSampled) -> None:
+        self.sampled = True
+        host = s.host_id
+        duration_s = s.t_s - self.last_s.get(host, self.start_s)
+        self.last_s[host] = s.t_s
+        active = s.powered_on and s.vms_running > 0
+        self.active_s[host] = self.active_s.get(host, 0.0) + duration_s * active
+        self.full_s[host] = self.full_s.get(host, 0.0) + duration_s * (active and s.cpu_pct >= FULL_CPU_PCT)
+        self.cpu.append(s.cpu_pct)
+        self.on_s.append(duration_s * s.powered_on)
+        if len(self.cpu) >= self.BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.model is not None and self.cpu:
+            cpu = np.frombuffer(self.cpu, dtype=np.float64)
+            self.it_j.add(power_w(cpu, self.model.watts_at_pct) * np.frombuffer(self.on_s, dtype=np.float64))
+        self.cpu, self.on_s = array("d"), array("d")
+
+    def result(self) -> Metrics:
+        if not self.sampled:
+            return {}
+        metrics: Metrics = {}
+        active = np.fromiter(self.active_s.values(), dtype=np.float64, count=len(self.active_s))
+        full = np.fromiter(self.full_s.values(), dtype=np.float64, count=len(self.full_s))
+        counted = active > 0  # SLATAH: mean over hosts active for some time of full time / active time
+        if counted.any():
+            share = float(np.mean(full[counted] / active[counted]))
+            metrics["cluster.slatah_pct"] = 100.0 * share
+            degradation = self._pdm()
+            if degradation is not None:
+                metrics["cluster.pdm_pct"] = 100.0 * degradation
+                metrics["cluster.slav_pct"] = 100.0 * share * degradation
+        if self.model is not None:
+            self._flush()
+            it_j = self.it_j.total()
+            metrics["cluster.it_energy_kwh"] = it_j / J_PER_KWH
+            metrics["cluster.energy_kwh"] = it_j * self.model.pue / J_PER_KWH
+        return metrics
+
+    def _pdm(self) -> float | None:
+        spans = self.lifecycle.spans()
+        alive = np.array([a for a, _ in spans.values()], dtype=np.float64)
+        migrating = np.array([self.migrating_s.get(vm_id, 0.0) for vm_id in spans], dtype=np.float64)
+        return pdm(migrating, alive)
 
 
 def sla_energy_metrics(events: EventsByType) -> Metrics:
-    samples = events.of(HostUtilisationSampled)
-    if not samples:
-        return {}
-    codes: dict[str, int] = {}
-    host = np.fromiter((codes.setdefault(s.host_id, len(codes)) for s in samples), dtype=np.int64, count=len(samples))
-    t_s = np.fromiter((s.t_s for s in samples), dtype=np.float64, count=len(samples))
-    cpu = np.fromiter((s.cpu_pct for s in samples), dtype=np.float64, count=len(samples))
-    on = np.fromiter((s.powered_on for s in samples), dtype=bool, count=len(samples))
-    has_vms = np.fromiter((s.vms_running > 0 for s in samples), dtype=bool, count=len(samples))
-    durations = sample_durations_s(host, t_s, _start_s(events))
-    metrics: Metrics = {}
-    share = slatah(host, durations, on & has_vms, cpu >= FULL_CPU_PCT)
-    if share is not None:
-        metrics["cluster.slatah_pct"] = 100.0 * share
-        degradation = _pdm(events)
-        if degradation is not None:
-            metrics["cluster.pdm_pct"] = 100.0 * degradation
-            metrics["cluster.slav_pct"] = 100.0 * share * degradation
-    model = events.of(PowerModelSet)
-    if model:
-        it_j = float(np.sum(power_w(cpu, model[-1].watts_at_pct) * durations * on))
-        metrics["cluster.it_energy_kwh"] = it_j / J_PER_KWH
-        metrics["cluster.energy_kwh"] = it_j * model[-1].pue / J_PER_KWH
-    return metrics
-
-
-def _pdm(events: EventsByType) -> float | None:
-    spans = vm_alive_and_down_s(events)
-    migrating_s: dict[str, float] = defaultdict(float)
-    for m in events.of(MigrationFinished):
-        migrating_s[m.vm_id] += m.total_time_ms / 1000.0
-    alive = np.array([a for a, _ in spans.values()], dtype=np.float64)
-    migrating = np.array([migrating_s.get(vm_id, 0.0) for vm_id in spans], dtype=np.float64)
-    return pdm(migrating, alive)
+    return fold_events(SlaEnergyFold(), events)

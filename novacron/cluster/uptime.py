@@ -25,8 +25,8 @@ per-host samples (every host at every demand update), the hot-spot view a rebala
 
 from __future__ import annotations
 
-import heapq
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,97 +42,189 @@ from novacron.cluster.events import (
     VMStopped,
 )
 from novacron.events import Event
+from novacron.streaming import ColumnFactory, EventsByType, InMemoryColumn, Metrics, fold_events, running_max
 
-if TYPE_CHECKING:  # novacron.metrics imports this module to list its extractors
-    from novacron.metrics import EventsByType, Metrics
+Handlers = Mapping[type[Event], Callable[[Any], None]]
 
 
-def _run_end_s(events: EventsByType, lifecycle: list[Event]) -> float:
-    finished = events.of(RunFinished)
-    if finished:
-        return finished[-1].t_s
-    return lifecycle[-1].t_s if lifecycle else 0.0
+class LifecycleFold:
+    """Each VM's life so far: when it started and stopped, since when it is down, how long it was
+    down (per-VM state, as big as the cluster's VMs, whatever the run's length)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.stopped: dict[str, float] = {}
+        self.down_since: dict[str, float] = {}
+        self.down_s: dict[str, float] = {}
+        self.last_s: float | None = None
+        self.finished_s: float | None = None
+        self.failures = 0
+
+    def handlers(self) -> Handlers:
+        return {VMPlaced: self._placed, VMFailed: self._failed, VMMoved: self._running, VMStopped: self._stopped,
+                RunFinished: self._finished}
+
+    def _finished(self, ev: RunFinished) -> None:
+        self.finished_s = ev.t_s
+
+    def _failed(self, ev: VMFailed) -> None:
+        self.last_s = ev.t_s
+        self.failures += 1
+        self.down_since[ev.vm_id] = ev.t_s
+
+    def _running(self, ev: VMPlaced | VMMoved | VMStopped) -> None:
+        self.last_s = ev.t_s
+        since = self.down_since.pop(ev.vm_id, None)
+        if since is not None:
+            self.down_s[ev.vm_id] = self.down_s.get(ev.vm_id, 0.0) + ev.t_s - since
+
+    def _placed(self, ev: VMPlaced) -> None:
+        self._running(ev)
+        self.started.setdefault(ev.vm_id, ev.t_s)
+
+    def _stopped(self, ev: VMStopped) -> None:
+        self._running(ev)
+        self.stopped[ev.vm_id] = ev.t_s
+
+    def spans(self) -> dict[str, tuple[float, float]]:
+        """For each VM that ever ran: (seconds alive, seconds down)."""
+        end_s = self.finished_s if self.finished_s is not None else (self.last_s or 0.0)
+        down_s = dict(self.down_s)
+        for vm_id, since in self.down_since.items():
+            down_s[vm_id] = down_s.get(vm_id, 0.0) + end_s - since
+        return {vm_id: (self.stopped.get(vm_id, end_s) - start_s, down_s.get(vm_id, 0.0))
+                for vm_id, start_s in self.started.items()}
 
 
 def vm_alive_and_down_s(events: EventsByType) -> dict[str, tuple[float, float]]:
     """For each VM that ever ran: (seconds alive, seconds down)."""
-    streams = [events.of(cls) for cls in (VMPlaced, VMFailed, VMMoved, VMStopped)]
-    lifecycle: list[Event] = list(heapq.merge(*streams, key=lambda ev: ev.seq))
-    end_s = _run_end_s(events, lifecycle)
-    started: dict[str, float] = {}
-    stopped: dict[str, float] = {}
-    down_since: dict[str, float] = {}
-    down_s: dict[str, float] = {}
-    for ev in lifecycle:
-        vm_id: str = ev.vm_id  # type: ignore[attr-defined]
-        kind = type(ev)
-        if kind is VMFailed:
-            down_since[vm_id] = ev.t_s
-            continue
-        since = down_since.pop(vm_id, None)
-        if since is not None:
-            down_s[vm_id] = down_s.get(vm_id, 0.0) + ev.t_s - since
-        if kind is VMPlaced:
-            started.setdefault(vm_id, ev.t_s)
-        elif kind is VMStopped:
-            stopped[vm_id] = ev.t_s
-    for vm_id, since in down_since.items():
-        down_s[vm_id] = down_s.get(vm_id, 0.0) + end_s - since
-    return {vm_id: (stopped.get(vm_id, end_s) - start_s, down_s.get(vm_id, 0.0))
-            for vm_id, start_s in started.items()}
+    fold = LifecycleFold()
+    fold_events(_SpansOnly(fold), events)
+    return fold.spans()
+
+
+class _SpansOnly:
+    def __init__(self, lifecycle: LifecycleFold) -> None:
+        self.lifecycle = lifecycle
+
+    def handlers(self) -> Handlers:
+        return self.lifecycle.handlers()
+
+    def result(self) -> Metrics:
+        return {}
+
+
+class UptimeFold:
+    def __init__(self) -> None:
+        self.lifecycle = LifecycleFold()
+        self.host_failures = 0
+
+    def handlers(self) -> Handlers:
+        return {**self.lifecycle.handlers(), HostFailed: self._host_failed}
+
+    def _host_failed(self, _: HostFailed) -> None:
+        self.host_failures += 1
+
+    def result(self) -> Metrics:
+        spans = self.lifecycle.spans()
+        metrics: Metrics = {"cluster.host_failures": float(self.host_failures),
+                            "cluster.vm_failures": float(self.lifecycle.failures)}
+        if not spans:
+            return metrics
+        alive = np.array([a for a, _ in spans.values()])
+        down = np.array([d for _, d in spans.values()])
+        if alive.sum() <= 0:
+            return metrics
+        metrics["cluster.uptime_pct"] = float(100.0 * (1.0 - down.sum() / alive.sum()))
+        measured = alive > 0
+        per_vm = 100.0 * (1.0 - down[measured] / alive[measured])
+        if per_vm.size:
+            metrics["cluster.vm_uptime_p1_pct"] = float(np.percentile(per_vm, 1))
+            metrics["cluster.vm_uptime_min_pct"] = float(per_vm.min())
+        return metrics
 
 
 def uptime_metrics(events: EventsByType) -> Metrics:
-    spans = vm_alive_and_down_s(events)
-    metrics: Metrics = {"cluster.host_failures": float(len(events.of(HostFailed))),
-                        "cluster.vm_failures": float(len(events.of(VMFailed)))}
-    if not spans:
-        return metrics
-    alive = np.array([a for a, _ in spans.values()])
-    down = np.array([d for _, d in spans.values()])
-    if alive.sum() <= 0:
-        return metrics
-    metrics["cluster.uptime_pct"] = float(100.0 * (1.0 - down.sum() / alive.sum()))
-    measured = alive > 0
-    per_vm = 100.0 * (1.0 - down[measured] / alive[measured])
-    if per_vm.size:
-        metrics["cluster.vm_uptime_p1_pct"] = float(np.percentile(per_vm, 1))
-        metrics["cluster.vm_uptime_min_pct"] = float(per_vm.min())
-    return metrics
+    return fold_events(UptimeFold(), events)
+
+
+class PlacementLatencyFold:
+    """Time from a VM's request to its first placement (a Raft-backed control plane's commit
+    latency and any leader failover show here; the direct plane decides at once)."""
+
+    def __init__(self) -> None:
+        self.requested: dict[str, float] = {}
+        self.waits_ms: dict[str, float] = {}
+
+    def handlers(self) -> Handlers:
+        return {VMRequested: self._requested, VMPlaced: self._placed}
+
+    def _requested(self, ev: VMRequested) -> None:
+        self.requested[ev.vm_id] = ev.t_s
+
+    def _placed(self, ev: VMPlaced) -> None:
+        asked = self.requested.get(ev.vm_id)
+        if asked is not None and ev.vm_id not in self.waits_ms:
+            self.waits_ms[ev.vm_id] = (ev.t_s - asked) * 1000.0
+
+    def result(self) -> Metrics:
+        if not self.waits_ms:
+            return {}
+        waits = np.fromiter(self.waits_ms.values(), dtype=np.float64, count=len(self.waits_ms))
+        return {"cluster.placement_latency_p99_ms": float(np.percentile(waits, 99)),
+                "cluster.placement_latency_max_ms": float(waits.max())}
 
 
 def placement_latency_metrics(events: EventsByType) -> Metrics:
-    """Time from a VM's request to its first placement (a Raft-backed control plane's commit
-    latency and any leader failover show here; the direct plane decides at once)."""
-    requested = {e.vm_id: e.t_s for e in events.of(VMRequested)}
-    waits_ms: dict[str, float] = {}
-    for placed in events.of(VMPlaced):
-        asked = requested.get(placed.vm_id)
-        if asked is not None and placed.vm_id not in waits_ms:
-            waits_ms[placed.vm_id] = (placed.t_s - asked) * 1000.0
-    if not waits_ms:
-        return {}
-    waits = np.fromiter(waits_ms.values(), dtype=np.float64, count=len(waits_ms))
-    return {"cluster.placement_latency_p99_ms": float(np.percentile(waits, 99)),
-            "cluster.placement_latency_max_ms": float(waits.max())}
+    return fold_events(PlacementLatencyFold(), events)
+
+
+class IOFold:
+    """Peak network and disk use: cluster-wide (mean over up hosts) and on the busiest host."""
+
+    PEAKS: ClassVar[dict[str, str]] = {
+        "cluster.peak_network_pct": "network_pct", "cluster.peak_disk_io_pct": "disk_io_pct",
+        "cluster.host_network_max_pct": "network_host_max_pct", "cluster.host_disk_io_max_pct": "disk_io_host_max_pct"}
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+
+    def handlers(self) -> Handlers:
+        return {ClusterIOSampled: self._sampled}
+
+    def _sampled(self, ev: ClusterIOSampled) -> None:
+        for metric, field in self.PEAKS.items():
+            self.peaks[metric] = running_max(self.peaks.get(metric), getattr(ev, field))
+
+    def result(self) -> Metrics:
+        return dict(self.peaks)
 
 
 def io_metrics(events: EventsByType) -> Metrics:
-    """Peak network and disk use: cluster-wide (mean over up hosts) and on the busiest host."""
-    samples = events.of(ClusterIOSampled)
-    if not samples:
-        return {}
-    return {"cluster.peak_network_pct": max(s.network_pct for s in samples),
-            "cluster.peak_disk_io_pct": max(s.disk_io_pct for s in samples),
-            "cluster.host_network_max_pct": max(s.network_host_max_pct for s in samples),
-            "cluster.host_disk_io_max_pct": max(s.disk_io_host_max_pct for s in samples)}
+    return fold_events(IOFold(), events)
+
+
+class HostPeakFold:
+    """The 99th percentiles over every per-host sample: the columns the runtime gives (a month of
+    a thousand hosts is millions of samples; see ``novacron.streaming``)."""
+
+    def __init__(self, columns: ColumnFactory) -> None:
+        self.cpu = columns("cluster.host_cpu_pct")
+        self.memory = columns("cluster.host_memory_pct")
+
+    def handlers(self) -> Handlers:
+        return {HostUtilisationSampled: self._sampled}
+
+    def _sampled(self, ev: HostUtilisationSampled) -> None:
+        self.cpu.append(ev.cpu_pct)
+        self.memory.append(ev.memory_pct)
+
+    def result(self) -> Metrics:
+        if not len(self.cpu):
+            return {}
+        return {"cluster.host_cpu_p99_pct": self.cpu.percentile(99),
+                "cluster.host_memory_p99_pct": self.memory.percentile(99)}
 
 
 def host_peak_metrics(events: EventsByType) -> Metrics:
-    samples = events.of(HostUtilisationSampled)
-    if not samples:
-        return {}
-    cpu = np.fromiter((s.cpu_pct for s in samples), dtype=np.float64, count=len(samples))
-    memory = np.fromiter((s.memory_pct for s in samples), dtype=np.float64, count=len(samples))
-    return {"cluster.host_cpu_p99_pct": float(np.percentile(cpu, 99)),
-            "cluster.host_memory_p99_pct": float(np.percentile(memory, 99))}
+    return fold_events(HostPeakFold(InMemoryColumn), events)

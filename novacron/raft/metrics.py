@@ -9,10 +9,12 @@ range, manager count) come from the scenario and are added by the runtime (``con
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
+from novacron.events import Event
 from novacron.raft.events import (
     ClusterFormed,
     FailoverCompleted,
@@ -20,32 +22,63 @@ from novacron.raft.events import (
     PartitionRecovered,
     TermStarted,
 )
+from novacron.streaming import EventsByType, fold_events
 
-if TYPE_CHECKING:
-    from novacron.metrics import EventsByType
+
+class RaftFold:
+    """Leader changes, failovers and recoveries: a handful per run, kept as values."""
+
+    def __init__(self) -> None:
+        self.formation_s: float | None = None
+        self.failover_ms: list[float] = []
+        self.elect_ms: list[float] = []
+        self.recovery_s: list[float] = []
+        self.leader_changes = 0
+        self.elected = 0
+        self.terms = 0
+
+    def handlers(self) -> Mapping[type[Event], Callable[[Any], None]]:
+        return {ClusterFormed: self._formed, FailoverCompleted: self._failover, PartitionRecovered: self._recovered,
+                LeaderElected: self._elected, TermStarted: self._term}
+
+    def _formed(self, ev: ClusterFormed) -> None:
+        if self.formation_s is None:
+            self.formation_s = ev.formation_s
+
+    def _failover(self, ev: FailoverCompleted) -> None:
+        self.failover_ms.append(ev.failover_ms)
+        self.elect_ms.append(ev.elect_ms)
+
+    def _recovered(self, ev: PartitionRecovered) -> None:
+        self.recovery_s.append(ev.recovery_s)
+        self.leader_changes += ev.leader_changed
+
+    def _elected(self, _: LeaderElected) -> None:
+        self.elected += 1
+
+    def _term(self, _: TermStarted) -> None:
+        self.terms += 1
+
+    def result(self) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if self.formation_s is not None:
+            metrics["raft.formation_s"] = self.formation_s
+        if self.failover_ms:
+            failover_ms = np.array(self.failover_ms)
+            metrics["raft.failover_ms"] = float(failover_ms.max())
+            metrics["raft.failover_p50_ms"] = float(np.percentile(failover_ms, 50))
+            metrics["raft.election_after_crash_ms"] = float(np.array(self.elect_ms).max())
+        if self.recovery_s:
+            metrics["raft.partition_recovery_s"] = max(self.recovery_s)
+            metrics["raft.partition_leader_changes"] = float(self.leader_changes)
+        if self.elected:
+            metrics["raft.leaders_elected"] = float(self.elected)
+            metrics["raft.terms_started"] = float(self.terms)
+        return metrics
 
 
 def raft_metrics(events: EventsByType) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    formed = events.of(ClusterFormed)
-    if formed:
-        metrics["raft.formation_s"] = formed[0].formation_s
-    failovers = events.of(FailoverCompleted)
-    if failovers:
-        failover_ms = np.array([f.failover_ms for f in failovers])
-        elect_ms = np.array([f.elect_ms for f in failovers])
-        metrics["raft.failover_ms"] = float(failover_ms.max())
-        metrics["raft.failover_p50_ms"] = float(np.percentile(failover_ms, 50))
-        metrics["raft.election_after_crash_ms"] = float(elect_ms.max())
-    recovered = events.of(PartitionRecovered)
-    if recovered:
-        metrics["raft.partition_recovery_s"] = max(r.recovery_s for r in recovered)
-        metrics["raft.partition_leader_changes"] = float(sum(r.leader_changed for r in recovered))
-    elected = events.of(LeaderElected)
-    if elected:
-        metrics["raft.leaders_elected"] = float(len(elected))
-        metrics["raft.terms_started"] = float(len(events.of(TermStarted)))
-    return metrics
+    return fold_events(RaftFold(), events)
 
 
 def raft_config_metrics(*, managers: int, tick_ms: float, heartbeat_ticks: int, election_ticks_min: int,

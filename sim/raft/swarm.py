@@ -73,6 +73,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
+from types import MappingProxyType
 
 from novacron.raft.messages import NO_NODE, ConfChange, Ready
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
@@ -87,7 +88,7 @@ FAULT_KINDS = (*FAULT_KINDS_V1, "crash-before-send", "jitter")
 SWARM_VERSIONS = (1, 2)
 SWARM_VERSION = 2
 """The version ``--generator swarm`` draws; ``swarm1`` replays the seeds version 1 found."""
-V2_KIND_SHARES = {"crash-before-send": 0.5, "jitter": 0.65}
+V2_KIND_SHARES = MappingProxyType({"crash-before-send": 0.5, "jitter": 0.65})
 """How often version 2 turns on the kinds it added (late messages are the rule on real networks)."""
 CRASH_MOMENTS = ("elected", "entries", "committed")
 """The moments at which a leader may crash between persisting a Ready and sending its messages."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.figure import Figure
 
 from novacron.app.analysis import Run
@@ -34,18 +35,38 @@ def plot_availability(run: Run) -> Figure | None:
 
 def plot_host_spread(run: Run) -> Figure | None:
     """Per-host CPU utilisation at each update: median, p99 and max against the CPU target."""
-    samples = run.of_type("HostUtilisationSampled")
-    if samples.empty:
+    spread = host_cpu_spread(run)
+    if spread.empty:
         return None
-    by_time = samples.groupby("t_s")["cpu_pct"]
-    median, p99 = by_time.quantile(0.5), by_time.quantile(0.99)
-    hours = median.index / 3600
+    hours = spread.index / 3600
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot(hours, median, label="median host")
-    ax.plot(hours, p99, label="p99 host")
-    ax.plot(hours, by_time.max(), label="busiest host", lw=0.8)
+    ax.plot(hours, spread["median"], label="median host")
+    ax.plot(hours, spread["p99"], label="p99 host")
+    ax.plot(hours, spread["max"], label="busiest host", lw=0.8)
     draw_target(ax, "cluster.peak_cpu_pct", "CPU", "grey")
     ax.set(xlabel="simulated time (h)", ylabel="host CPU (%)", title="Per-host CPU utilisation")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def host_cpu_spread(run: Run) -> pd.DataFrame:
+    """Median, p99 and max of the per-host CPU samples at each sample time, read one record batch
+    at a time (a month of a thousand hosts is millions of samples): the rows of the last time in a
+    batch wait for the next batch, since the log is in time order."""
+    parts: list[pd.DataFrame] = []
+    pending = pd.DataFrame(columns=["t_s", "cpu_pct"])
+    for batch in run.scan("HostUtilisationSampled", ["t_s", "cpu_pct"]):
+        rows = pd.concat([pending, batch], ignore_index=True) if len(pending) else batch
+        last = rows["t_s"].iloc[-1]
+        done, pending = rows[rows["t_s"] != last], rows[rows["t_s"] == last]
+        if len(done):
+            parts.append(_spread(done))
+    if len(pending):
+        parts.append(_spread(pending))
+    return pd.concat(parts) if parts else pd.DataFrame(columns=["median", "p99", "max"])
+
+
+def _spread(rows: pd.DataFrame) -> pd.DataFrame:
+    by_time = rows.groupby("t_s")["cpu_pct"]
+    return pd.DataFrame({"median": by_time.quantile(0.5), "p99": by_time.quantile(0.99), "max": by_time.max()})
