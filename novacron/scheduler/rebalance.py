@@ -249,29 +249,28 @@ class _Candidates:
                  open_rows: BoolArray) -> None:
         self.plan, self.scheduler, self.load, self.active, self.open_rows = plan, scheduler, load, active, open_rows
         self.by_class = _class_filters_only(scheduler)
-        self._scores: dict[tuple[int, tuple[float, ...]], tuple[FloatArray, int]] = {}
+        self._scores: dict[tuple[int, tuple[float, ...]], tuple[FloatArray, tuple[float, int] | None]] = {}
 
     def best(self, vm: PlacedVM) -> tuple[float, int] | None:
         """(imbalance after the move, destination row) for the VM's best destination, or None."""
         if not self.by_class or vm.request.affinity_group is not None:
             return self._reference(vm)
-        std, destination = self._class_scores(vm)
+        std, found = self._class_scores(vm)
         group = vm.request.anti_affinity_group
-        taken = self.plan.hosts.groups.get(group, {}) if group is not None else {}
-        if destination in taken:
-            std = std.copy()
-            std[list(taken)] = np.inf
-            destination = int(np.argmin(std))
-        return (float(std[destination]), destination) if np.isfinite(std[destination]) else None
+        if found is None or group is None or found[1] not in self.plan.hosts.groups.get(group, ()):
+            return found  # the common case: a dict lookup per VM, no vector work
+        std = std.copy()
+        std[list(self.plan.hosts.groups[group])] = np.inf
+        return _lowest(std)
 
-    def _class_scores(self, vm: PlacedVM) -> tuple[FloatArray, int]:
+    def _class_scores(self, vm: PlacedVM) -> tuple[FloatArray, tuple[float, int] | None]:
         key = (vm.row, vm.request.demand)
         known = self._scores.get(key)
         if known is None:
             shape = replace(vm.request, affinity_group=None, anti_affinity_group=None)
             mask, _ = self.scheduler.feasible(self.plan.hosts, shape)
             std = self._masked_std(vm, mask)
-            known = self._scores[key] = (std, int(np.argmin(std)))
+            known = self._scores[key] = (std, _lowest(std))
         return known
 
     def _masked_std(self, vm: PlacedVM, mask: BoolArray) -> FloatArray:
@@ -282,9 +281,14 @@ class _Candidates:
 
     def _reference(self, vm: PlacedVM) -> tuple[float, int] | None:
         mask, _ = self.scheduler.feasible(self.plan.hosts, vm.request)
-        std = self._masked_std(vm, mask)
-        destination = int(np.argmin(std))
-        return (float(std[destination]), destination) if np.isfinite(std[destination]) else None
+        return _lowest(self._masked_std(vm, mask))
+
+
+def _lowest(std: FloatArray) -> tuple[float, int] | None:
+    """(value, row) of the first lowest finite entry, or None when every row is infeasible."""
+    row = int(np.argmin(std))
+    value = float(std[row])
+    return (value, row) if value != np.inf else None
 
 
 def _best_balancing_move(plan: _Plan, scheduler: Scheduler) -> tuple[float, PlacedVM, int] | None:
