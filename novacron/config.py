@@ -135,12 +135,15 @@ def describe_allowed(hint: Any, meta: Mapping[str, Any]) -> str:
     noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         hint, _type_name(hint))
     low, high = meta.get("min"), meta.get("max")
+    def bound(b: float) -> str:
+        return str(int(b)) if hint is int else f"{b:g}"  # an integer in full: "1000000", not "1e+06"
+
     if low is not None and high is not None:
-        return f"{prefix}{noun} from {low:g} to {high:g}"
+        return f"{prefix}{noun} from {bound(low)} to {bound(high)}"
     if low is not None:
-        return f"{prefix}{noun} >= {low:g}"
+        return f"{prefix}{noun} >= {bound(low)}"
     if high is not None:
-        return f"{prefix}{noun} <= {high:g}"
+        return f"{prefix}{noun} <= {bound(high)}"
     return prefix + noun
 
 

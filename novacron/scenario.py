@@ -37,7 +37,7 @@ from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, ap
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterConfig:
-    hosts: int = spec(10, min=1, max=5000, doc="number of hypervisor hosts")
+    hosts: int = spec(10, min=1, max=20_000, doc="number of hypervisor hosts")
     host_cpu_cores: int = spec(32, min=1, max=1024, doc="physical cores per host")
     host_memory_gib: float = spec(256.0, min=1, max=65536, doc="memory per host")
     host_network_gbps: float = spec(10.0, min=0.1, max=800, doc="NIC bandwidth per host")
@@ -71,7 +71,7 @@ class ClusterConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadConfig:
-    vms: int = spec(150, min=0, max=200_000,
+    vms: int = spec(150, min=0, max=1_000_000,
                     doc="VMs requested over the run (with a trace: the most taken from it, 0 = all)")
     vm_cpu_cores: tuple[int, ...] = spec([1, 2, 4, 8], min=1, max=256, doc="vCPU sizes, drawn uniformly")
     vm_memory_gib: tuple[float, ...] = spec([2.0, 4.0, 8.0, 16.0], min=0.125, max=4096,

@@ -67,7 +67,14 @@ from novacron.scheduler.events import (
     RebalancePlanned,
 )
 from novacron.scheduler.quality import measure
-from novacron.scheduler.rebalance import PlacedVM, RebalanceConfig, RebalancePlan, plan_balance, plan_consolidation
+from novacron.scheduler.rebalance import (
+    PlacedVM,
+    Placements,
+    RebalanceConfig,
+    RebalancePlan,
+    plan_balance,
+    plan_consolidation,
+)
 from novacron.scheduler.state import MEMORY, HostTable, PlacementRequest
 from sim.allocation import VMRequest, follow_allocations
 from sim.context import SimContext
@@ -101,7 +108,7 @@ class SimScheduler:
         self.admission: ExecutedAdmission = self.caps if self.config.admission == "caps" else \
             rebalancer_admission(ctx, controller, self._memory_gib_of)
         self.in_flight: dict[str, Move] = {}
-        self.vms: dict[str, PlacedVM] = {}
+        self.vms = Placements()
         self.claims: dict[int, tuple[int, PlacementRequest, FloatArray]] = {}
         """Move claims held in the table (row, request, NUMA split), so placements leave that room."""
         self.app_rows: dict[int, list[int]] = {}
@@ -169,12 +176,12 @@ class SimScheduler:
     def _on_placed(self, ev: VMPlaced) -> None:
         app, request = self.request_of[ev.vm_id]
         row = self.rows[ev.host_id]
-        self.vms[ev.vm_id] = PlacedVM(request, row, self.table.allocate(row, request))
+        self.vms.put(PlacedVM(request, row, self.table.allocate(row, request)))
         self.app_rows.setdefault(app, []).append(row)
         self.power_off_pending.discard(row)
 
     def _on_ended(self, ev: VMStopped | VMFailed) -> None:
-        vm = self.vms.pop(ev.vm_id, None)
+        vm = self.vms.pop(ev.vm_id)
         if vm is not None:
             self.table.release(vm.row, vm.request, vm.numa_split)
 
@@ -182,7 +189,7 @@ class SimScheduler:
         vm = self.vms[ev.vm_id]
         destination = self.rows[ev.host_id]
         self.table.release(vm.row, vm.request, vm.numa_split)
-        self.vms[ev.vm_id] = PlacedVM(vm.request, destination, self.table.allocate(destination, vm.request))
+        self.vms.put(PlacedVM(vm.request, destination, self.table.allocate(destination, vm.request)))
         self.last_moved_s[ev.vm_id] = ev.t_s
         if not self.table.powered_on[destination]:
             self._power(destination, on=True)
@@ -214,9 +221,8 @@ class SimScheduler:
 
     def plan(self) -> RebalancePlan:
         planner = plan_consolidation if self.config.rebalance == "consolidate" else plan_balance
-        vms = [v for v in self.vms.values() if v.request.vm_id not in self.in_flight]
-        return planner(self.table, vms, self.scheduler.scheduler, self.admission, config=self.rebalance_config(),
-                       last_moved_s=self.last_moved_s, now_s=self.ctx.env.now)
+        return planner(self.table, self.vms, self.scheduler.scheduler, self.admission, config=self.rebalance_config(),
+                       last_moved_s=self.last_moved_s, now_s=self.ctx.env.now, excluded=self.in_flight)
 
     def rebalance(self, committer: MoveCommitter,
                   migrations: MigrationService) -> Generator[simpy.Event, None, None]:

@@ -307,7 +307,7 @@ def test_step_api_rejects_going_back_in_time() -> None:
         sim.run(until_s=10.0)
 
 
-@pytest.mark.parametrize("name", ["scale-3", "scale-10", "scale-100", "scale-1000"])
+@pytest.mark.parametrize("name", ["scale-3", "scale-10", "scale-100", "scale-1000", "scale-10000"])
 def test_scaling_table_scenarios_ship_built_in_once(name: str) -> None:
     """The built-ins are the one source; ``novacron scenario NAME > my.toml`` gives an editable copy."""
     assert name in builtin_scenario_names()

@@ -206,3 +206,21 @@ def test_read_index_is_not_served_by_a_leader_that_lost_its_quorum() -> None:
     assert cluster.read_index(leader.id, b"stale")
     cluster.run_until(cluster.now_s + 1.0)
     assert b"stale" not in hook.served
+
+
+def test_held_ticks_let_a_steady_cluster_commit_by_messages_alone_then_resume_shifted() -> None:
+    """While ticks are held no manager's clock moves (no heartbeat, no election), yet a proposal
+    commits everywhere by messages; on release every tick is due again, shifted by the held time."""
+    cluster = make_cluster()
+    leader = cluster.leader()
+    assert leader is not None
+    ticks_before = sorted(e[0] for e in cluster._queue if e[2] == 0)
+    elapsed = {m.node_id: m.node.election_elapsed for m in cluster.alive() if m.node is not None}
+    cluster.hold_ticks()
+    put(cluster, "k", "v")
+    cluster.run_until(cluster.now_s + 10.0)  # 10 s: many election timeouts, were the clocks running
+    assert cluster.leader() is leader and all(kv(m) == {"k": "v"} for m in cluster.managers.values())
+    assert {m.node_id: m.node.election_elapsed for m in cluster.alive() if m.node is not None} == elapsed
+    cluster.release_ticks()
+    ticks_after = sorted(e[0] for e in cluster._queue if e[2] == 0)
+    assert ticks_after == pytest.approx([t + 10.0 for t in ticks_before])

@@ -12,13 +12,12 @@ from novacron.config import ConfigError
 from novacron.metrics import compute_metrics
 from novacron.raft.messages import Entry
 from novacron.scenario import builtin_scenario_text, loads_scenario
-from novacron.statemachine import decode_command
 from sim import Simulation
 from sim.allocation import AllocationStore
 from sim.context import SimContext
 from sim.control_plane import Placer
 from sim.raft.cluster import Hook, Manager, RaftCluster
-from sim.raft.control_plane import RaftControlPlane
+from sim.raft.control_plane import RaftControlPlane, decision_ids
 from sim.run import simulate
 from tests.test_capacity_model import _scenario_text, check_conservation
 
@@ -47,17 +46,18 @@ class CommitChecker(Hook):
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
         if not entry.data:
             return
-        pending = self.plane.pending.get(str(decode_command(entry.data)["decision_id"]))
-        if pending is None:
-            return
-        stored = sum(1 for m in cluster.managers.values()
-                     if m.node is not None and m.node.log.last_index() >= entry.index
-                     and m.node.log.term(entry.index) == entry.term)
-        assert stored > len(cluster.managers) // 2, "a decision applied before a quorum stored it"
-        assert not pending.decision.triggered
-        if pending.kind == "place":
-            assert pending.vm.vm_id not in self.plane.store.vm_host, "placed before commit"
-        self.checked += 1
+        for decision_id in decision_ids(entry.data):
+            pending = self.plane.pending.get(decision_id)
+            if pending is None:
+                continue
+            stored = sum(1 for m in cluster.managers.values()
+                         if m.node is not None and m.node.log.last_index() >= entry.index
+                         and m.node.log.term(entry.index) == entry.term)
+            assert stored > len(cluster.managers) // 2, "a decision applied before a quorum stored it"
+            assert not pending.decision.triggered
+            if pending.kind == "place":
+                assert pending.vm.vm_id not in self.plane.store.vm_host, "placed before commit"
+            self.checked += 1
 
 
 def test_decisions_take_effect_only_when_committed() -> None:

@@ -32,9 +32,11 @@ def test_every_builtin_scenario_is_valid(name: str) -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("[cluster]\nhostz = 3\n", "unknown key 'cluster.hostz'; did you mean 'cluster.hosts'?"),
     ("duraton_s = 3.0\n", "unknown key 'duraton_s'; did you mean 'duration_s'?"),
-    ("[cluster]\nhosts = \"ten\"\n", "cluster.hosts = 'ten' has the wrong type; allowed: an integer from 1 to 5000"),
-    ("[cluster]\nhosts = 0\n", "cluster.hosts = 0 is out of range; allowed: an integer from 1 to 5000"),
+    ("[cluster]\nhosts = \"ten\"\n", "cluster.hosts = 'ten' has the wrong type; allowed: an integer from 1 to 20000"),
+    ("[cluster]\nhosts = 0\n", "cluster.hosts = 0 is out of range; allowed: an integer from 1 to 20000"),
     ("[cluster]\nhosts = true\n", "cluster.hosts = True has the wrong type"),
+    ("[cluster]\nhosts = 20001\n", "cluster.hosts = 20001 is out of range; allowed: an integer from 1 to 20000"),
+    ("[workload]\nvms = 1000001\n", "workload.vms = 1000001 is out of range; allowed: an integer from 0 to 1000000"),
     ("[workload]\nvm_cpu_cores = [1, 2]\nvm_memory_gib = [1.0]\n", "lists of equal length"),
     ("[workload]\nvm_cpu_cores = [1, 0]\nvm_memory_gib = [1.0, 2.0]\n", "vm_cpu_cores = [1, 0] is out of range"),
     ("cluster = 3\n", "cluster must be a table"),
@@ -72,3 +74,20 @@ def test_a_builtin_dumped_by_the_scenario_command_runs_as_a_file(tmp_path: Path,
     path = tmp_path / "my.toml"
     path.write_text(capsys.readouterr().out)
     assert load_scenario(path) == loads_scenario(builtin_scenario_text("scale-10"), origin="scale-10")
+
+
+def test_cli_hosts_over_the_limit_exits_2_naming_field_value_and_allowed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.toml"
+    path.write_text("[cluster]\nhosts = 50000\n")
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "cluster.hosts = 50000 is out of range; allowed: an integer from 1 to 20000" in err
+
+
+def test_scale_10000_is_ten_times_the_analysis_top_row_with_raft_decisions() -> None:
+    scenario, _ = resolve_scenario("scale-10000")
+    assert (scenario.cluster.hosts, scenario.workload.vms) == (10_000, 500_000)
+    assert scenario.raft.control_plane == "raft" and scenario.faults.enabled and scenario.cache.enabled
+    assert scenario.scheduler.rebalance == "balance" and scenario.migration.migrations > 0

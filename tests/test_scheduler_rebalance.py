@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import given, note
@@ -12,15 +13,18 @@ from novacron.migration.admission import AdmissionController, AdmissionPolicy, H
 from novacron.migration.move_admission import RebalancerAdmission
 from novacron.scheduler.admission import ConcurrencyCaps, Move
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
+from novacron.scheduler.framework import Scheduler
+from novacron.scheduler.policies import Filter
 from novacron.scheduler.rebalance import (
     PlacedVM,
+    Placements,
     RebalanceConfig,
     RebalancePlan,
     imbalance_pct,
     plan_balance,
     plan_consolidation,
 )
-from novacron.scheduler.state import HostTable, PlacementRequest
+from novacron.scheduler.state import BoolArray, HostTable, PlacementRequest
 
 HEADROOM = np.array([0.20, 0.10, 0.30, 0.20])
 FLAVOURS = [(1, 2.0, 0.1, 100.0), (2, 8.0, 0.2, 200.0), (4, 16.0, 0.5, 400.0), (8, 32.0, 1.0, 1000.0)]
@@ -168,3 +172,60 @@ def test_balance_plans_through_the_migration_admission_controller() -> None:
     check_caps_and_constraints(table, plan, config)
     network = Counter(h for m in plan.moves for h in (m.source_host_id, m.destination_host_id))
     assert max(network.values()) * 30.0 <= 70.0, "network headroom with the planned streams"
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque:
+    """A filter the rebalancer cannot see through: forces its VM-by-VM reference path."""
+
+    inner: Filter
+    name: str = "opaque"
+
+    def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
+        return self.inner.feasible(hosts, request)
+
+
+@given(seed=st.integers(0, 2**32 - 1), hosts=st.integers(2, 12), vms=st.integers(1, 80),
+       in_flight=st.integers(0, 5), moved=st.integers(0, 5))
+def test_balance_by_vm_shape_equals_the_vm_by_vm_reference(
+        seed: int, hosts: int, vms: int, in_flight: int, moved: int) -> None:
+    """The per-(row, demand) evaluation with anti-affinity struck out per VM must pick exactly
+    the moves the VM-by-VM evaluation picks, in the same order."""
+    note(f"seed={seed}")
+    table, placed = skewed_cluster(seed, hosts, vms)
+    scheduler = build_scheduler(SchedulerConfig())
+    reference = Scheduler([Opaque(f) for f in scheduler.filters], [])
+    excluded = {v.request.vm_id for v in placed[:in_flight]}
+    last_moved_s = {v.request.vm_id: 50.0 for v in placed[-moved:]} if moved else {}
+    config = RebalanceConfig(imbalance_threshold_pct=1.0, max_moves_per_host=3, max_moves_total=12,
+                             ping_pong_window_s=100.0)
+    plans = [plan_balance(table, Placements(placed), s, ConcurrencyCaps(max_per_host=3, max_total=12),
+                          config=config, last_moved_s=last_moved_s, now_s=100.0, excluded=excluded)
+             for s in (scheduler, reference)]
+    assert plans[0] == plans[1]
+    assert not {m.vm_id for m in plans[0].moves} & excluded
+
+
+def test_a_what_if_puts_every_row_and_group_back_bit_for_bit() -> None:
+    table, placed = skewed_cluster(5, 6, 40)
+    before = table.copy()
+    with table.what_if():
+        for vm in placed[:10]:
+            table.release(vm.row, vm.request, vm.numa_split)
+            table.allocate((vm.row + 1) % table.size, vm.request)
+        table.allocate(0, PlacementRequest(vm_id="new", demand=FLAVOURS[0], anti_affinity_group="fresh"))
+        assert not np.array_equal(table.allocated, before.allocated)
+    assert np.array_equal(table.allocated, before.allocated)
+    assert np.array_equal(table.numa_allocated, before.numa_allocated)
+    assert table.groups == before.groups and table.undo_log is None
+
+
+def test_placements_index_follows_moves_and_departures() -> None:
+    _, placed = skewed_cluster(5, 6, 40)
+    index = Placements(placed)
+    vm = placed[0]
+    index.put(PlacedVM(vm.request, vm.row + 1, vm.numa_split))
+    assert vm.request.vm_id in index.ids_on(vm.row + 1) and vm.request.vm_id not in index.ids_on(vm.row)
+    index.pop(vm.request.vm_id)
+    assert vm.request.vm_id not in index.ids_on(vm.row + 1) and len(index) == len(placed) - 1
+    assert all(index.ids_on(r) == sorted(index.ids_on(r)) for r in index.rows())

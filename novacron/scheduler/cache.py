@@ -85,7 +85,8 @@ class DecisionCache:
         rows = entry.relied_rows
         if rows.max() >= hosts.size or not hosts.up[rows].all() or not hosts.powered_on[entry.row]:
             return "invalidated"  # a powered-off host would have to be woken: decide afresh
-        drift = np.abs(hosts.free()[:, rows] - entry.relied_free) / np.maximum(hosts.capacity[:, rows], 1e-12)
+        capacity = hosts.capacity[:, rows]  # the relied-on rows only: O(rows), not O(hosts), per lookup
+        drift = np.abs(capacity - hosts.allocated[:, rows] - entry.relied_free) / np.maximum(capacity, 1e-12)
         if drift.max() > self.tolerance:
             return "invalidated"
         if not scheduler.is_feasible_on(hosts, entry.row, request):
@@ -102,7 +103,8 @@ class DecisionCache:
         top = np.argpartition(-combined, k - 1)[:k] if k < combined.size else np.arange(combined.size)
         top = top[np.isfinite(combined[top])] + evaluation.offset
         rows = np.unique(np.append(top, decision.row)).astype(np.int64)
-        self._entries[request.signature()] = CachedDecision(decision.row, now_s, rows, hosts.free()[:, rows])
+        self._entries[request.signature()] = CachedDecision(decision.row, now_s, rows,
+                                                            hosts.capacity[:, rows] - hosts.allocated[:, rows])
         self._entries.move_to_end(request.signature())
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -148,8 +148,7 @@ class Scheduler:
 
     def is_feasible_on(self, hosts: HostTable, row: int, request: PlacementRequest) -> bool:
         """Whether one host still passes every filter (the decision cache's re-check)."""
-        one = hosts.take(np.array([row], dtype=np.int64),
-                         (request.affinity_group, request.anti_affinity_group))
+        one = hosts.window(row, row + 1, (request.affinity_group, request.anti_affinity_group))
         if request.affinity_group is not None:
             # Affinity depends on where the group's members are in the whole cluster: a host
             # without members is infeasible as soon as the group has members elsewhere.

@@ -30,19 +30,25 @@ Consolidation trades balance for energy: it may raise the imbalance.
 Both modes respect the caps (a plan is one wave of moves that start together: at most
 ``max_moves_per_host`` per host as source or destination and ``max_moves_total`` in all, plus
 whatever the ``MoveAdmission`` says about migrations in flight), and never move a VM moved within
-``ping_pong_window_s`` (time is injected as ``now_s``). The host table passed in is not mutated.
+``ping_pong_window_s`` (time is injected as ``now_s``). The host table passed in is not mutated
+(balance mode tries its moves on it inside ``HostTable.what_if``, which puts it back exactly).
+
+Cost. The owner keeps a ``Placements`` index (VMs by row) up to date as VMs come, move and go,
+and a plan is an overlay on it, so a round reads the donor rows and a few vectors over the
+hosts per step: it does not grow with the number of VMs (``benchmarks/bench_rebalance_scale.py``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from novacron.scheduler.admission import Move, MoveAdmission
 from novacron.scheduler.framework import Scheduler
+from novacron.scheduler.policies import Affinity, AntiAffinity, HostUp, NumaLocality, ResourceFit
 from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, PlacementRequest
 
 
@@ -94,26 +100,90 @@ def imbalance_pct(hosts: HostTable) -> float:
     return float(load.std()) if load.size else 0.0
 
 
+class Placements:
+    """Where each VM runs, indexed by host row, kept up to date by its owner as VMs come, move
+    and go, so a rebalancing round reads the few rows it looks at instead of rebuilding an index
+    over every VM (the cost of a round then follows its moves, not the cluster's VM count)."""
+
+    def __init__(self, vms: Iterable[PlacedVM] = ()) -> None:
+        self._vms: dict[str, PlacedVM] = {}
+        self._by_row: dict[int, set[str]] = {}
+        self._sorted: dict[int, list[str]] = {}
+        for vm in vms:
+            self.put(vm)
+
+    def __len__(self) -> int:
+        return len(self._vms)
+
+    def __getitem__(self, vm_id: str) -> PlacedVM:
+        return self._vms[vm_id]
+
+    def get(self, vm_id: str) -> PlacedVM | None:
+        return self._vms.get(vm_id)
+
+    def values(self) -> Iterable[PlacedVM]:
+        return self._vms.values()
+
+    def items(self) -> Iterable[tuple[str, PlacedVM]]:
+        return self._vms.items()
+
+    def put(self, vm: PlacedVM) -> None:
+        """Add a VM, or record where it now runs."""
+        vm_id = vm.request.vm_id
+        self.pop(vm_id)
+        self._vms[vm_id] = vm
+        self._by_row.setdefault(vm.row, set()).add(vm_id)
+        self._sorted.pop(vm.row, None)
+
+    def pop(self, vm_id: str) -> PlacedVM | None:
+        vm = self._vms.pop(vm_id, None)
+        if vm is not None:
+            self._by_row[vm.row].discard(vm_id)
+            self._sorted.pop(vm.row, None)
+        return vm
+
+    def ids_on(self, row: int) -> list[str]:
+        """The ids of the VMs on ``row``, sorted (the order the rebalancer breaks ties in)."""
+        ids = self._sorted.get(row)
+        if ids is None:
+            ids = self._sorted[row] = sorted(self._by_row.get(row, ()))
+        return ids
+
+    def rows(self) -> list[int]:
+        return [row for row, ids in self._by_row.items() if ids]
+
+
 @dataclass
 class _Plan:
-    """A plan being built on a what-if copy of the hosts."""
+    """A plan being built: the moves so far over the placements as they were (an overlay)."""
 
     hosts: HostTable
-    vms: dict[str, PlacedVM]
+    """The what-if table: the caller's table inside ``what_if`` (balance) or a copy (consolidation)."""
+    base: Placements
     config: RebalanceConfig
     admission: MoveAdmission
-    movable: set[str]
+    excluded: Collection[str]
+    """VMs the plan must leave alone (their move is in flight)."""
+    last_moved_s: Mapping[str, float]
+    now_s: float
     moves: list[Move] = field(default_factory=list)
     per_host: Counter[int] = field(default_factory=Counter)
-    by_row: dict[int, list[str]] = field(default_factory=dict)
-    """VM ids per host row, appended to as VMs arrive; one that left is skipped by its row."""
+    moved: dict[str, PlacedVM] = field(default_factory=dict)
+    arrived: dict[int, list[str]] = field(default_factory=dict)
+    """VM ids moved onto each row by this plan, in the order of the moves."""
+    unmovable: set[str] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        for vm_id, vm in sorted(self.vms.items()):
-            self.by_row.setdefault(vm.row, []).append(vm_id)
+    def movable(self, vm_id: str) -> bool:
+        return (vm_id not in self.unmovable and vm_id not in self.excluded
+                and self.now_s - self.last_moved_s.get(vm_id, -np.inf) >= self.config.ping_pong_window_s)
 
     def on_row(self, row: int) -> list[PlacedVM]:
-        return [self.vms[v] for v in self.by_row.get(row, ()) if self.vms[v].row == row]
+        """The VMs on ``row`` now: those placed there (by id) and then those this plan moved there."""
+        here = [self.base[v] for v in self.base.ids_on(row) if v not in self.moved and v not in self.excluded]
+        return here + [self.moved[v] for v in self.arrived.get(row, ()) if self.moved[v].row == row]
+
+    def occupied(self) -> set[int]:
+        return {row for row in self.base.rows() if self.on_row(row)} | {v.row for v in self.moved.values()}
 
     def slots_free(self) -> BoolArray:
         used = np.zeros(self.hosts.size, dtype=np.int64)
@@ -132,20 +202,17 @@ class _Plan:
             return False
         self.hosts.release(vm.row, vm.request, vm.numa_split)
         split = self.hosts.allocate(destination, vm.request)
-        self.vms[vm.request.vm_id] = replace(vm, row=destination, numa_split=split)
+        self.moved[vm.request.vm_id] = replace(vm, row=destination, numa_split=split)
         self.moves.append(move)
         self.per_host[vm.row] += 1
         self.per_host[destination] += 1
-        self.by_row.setdefault(destination, []).append(vm.request.vm_id)
-        self.movable.discard(vm.request.vm_id)
+        self.arrived.setdefault(destination, []).append(vm.request.vm_id)
+        self.unmovable.add(vm.request.vm_id)
         return True
 
 
-def _start(hosts: HostTable, vms: Sequence[PlacedVM], config: RebalanceConfig, admission: MoveAdmission,
-           last_moved_s: Mapping[str, float], now_s: float) -> _Plan:
-    movable = {v.request.vm_id for v in vms
-               if now_s - last_moved_s.get(v.request.vm_id, -np.inf) >= config.ping_pong_window_s}
-    return _Plan(hosts.copy(), {v.request.vm_id: v for v in vms}, config, admission, movable)
+def _placements(vms: Sequence[PlacedVM] | Placements) -> Placements:
+    return vms if isinstance(vms, Placements) else Placements(vms)
 
 
 def _std_after_moves(hosts: HostTable, vm: PlacedVM, load: FloatArray, active: BoolArray) -> FloatArray:
@@ -163,41 +230,98 @@ def _std_after_moves(hosts: HostTable, vm: PlacedVM, load: FloatArray, active: B
     return std
 
 
+def _class_filters_only(scheduler: Scheduler) -> bool:
+    """Whether the filters read a request only through its demand and its groups (the built-in
+    ones do), so one evaluation per (row, demand) serves every VM of that shape on the row."""
+    return all(isinstance(f, HostUp | ResourceFit | NumaLocality | AntiAffinity | Affinity) for f in scheduler.filters)
+
+
+class _Candidates:
+    """The best destination of each candidate VM for one step of balance mode.
+
+    VMs of one shape on one row share everything but their groups: feasibility by demand,
+    and the imbalance after the move (closed form, ``_std_after_moves``). So the vector work is
+    done once per (row, demand), and a VM's anti-affinity group only strikes out the few rows
+    holding its group's members. A scheduler with other filters, or a VM with an affinity group,
+    is evaluated VM by VM (the reference path, which this must equal)."""
+
+    def __init__(self, plan: _Plan, scheduler: Scheduler, load: FloatArray, active: BoolArray,
+                 open_rows: BoolArray) -> None:
+        self.plan, self.scheduler, self.load, self.active, self.open_rows = plan, scheduler, load, active, open_rows
+        self.by_class = _class_filters_only(scheduler)
+        self._scores: dict[tuple[int, tuple[float, ...]], tuple[FloatArray, tuple[float, int] | None]] = {}
+
+    def best(self, vm: PlacedVM) -> tuple[float, int] | None:
+        """(imbalance after the move, destination row) for the VM's best destination, or None."""
+        if not self.by_class or vm.request.affinity_group is not None:
+            return self._reference(vm)
+        std, found = self._class_scores(vm)
+        group = vm.request.anti_affinity_group
+        if found is None or group is None or found[1] not in self.plan.hosts.groups.get(group, ()):
+            return found  # the common case: a dict lookup per VM, no vector work
+        std = std.copy()
+        std[list(self.plan.hosts.groups[group])] = np.inf
+        return _lowest(std)
+
+    def _class_scores(self, vm: PlacedVM) -> tuple[FloatArray, tuple[float, int] | None]:
+        key = (vm.row, vm.request.demand)
+        known = self._scores.get(key)
+        if known is None:
+            shape = replace(vm.request, affinity_group=None, anti_affinity_group=None)
+            mask, _ = self.scheduler.feasible(self.plan.hosts, shape)
+            std = self._masked_std(vm, mask)
+            known = self._scores[key] = (std, _lowest(std))
+        return known
+
+    def _masked_std(self, vm: PlacedVM, mask: BoolArray) -> FloatArray:
+        mask &= self.active & self.open_rows
+        mask[vm.row] = False
+        std: FloatArray = np.where(mask, _std_after_moves(self.plan.hosts, vm, self.load, self.active), np.inf)
+        return std
+
+    def _reference(self, vm: PlacedVM) -> tuple[float, int] | None:
+        mask, _ = self.scheduler.feasible(self.plan.hosts, vm.request)
+        return _lowest(self._masked_std(vm, mask))
+
+
+def _lowest(std: FloatArray) -> tuple[float, int] | None:
+    """(value, row) of the first lowest finite entry, or None when every row is infeasible."""
+    row = int(np.argmin(std))
+    value = float(std[row])
+    return (value, row) if value != np.inf else None
+
+
 def _best_balancing_move(plan: _Plan, scheduler: Scheduler) -> tuple[float, PlacedVM, int] | None:
     hosts = plan.hosts
     load, active, slots = host_load_pct(hosts), active_hosts(hosts), plan.slots_free()
     ranked = [int(r) for r in np.argsort(-load, kind="stable") if active[r] and slots[r]]
-    donors = set(ranked[: plan.config.source_hosts])
+    candidates = _Candidates(plan, scheduler, load, active, slots)
     best: tuple[float, PlacedVM, int] | None = None
-    for vm in (vm for row in sorted(donors) for vm in plan.on_row(row)):
-        if vm.request.vm_id not in plan.movable:
+    for vm in (vm for row in sorted(ranked[: plan.config.source_hosts]) for vm in plan.on_row(row)):
+        if not plan.movable(vm.request.vm_id):
             continue
-        mask, _ = scheduler.feasible(hosts, vm.request)
-        mask &= active & slots
-        mask[vm.row] = False
-        if not mask.any():
-            continue
-        std = np.where(mask, _std_after_moves(hosts, vm, load, active), np.inf)
-        destination = int(np.argmin(std))
-        if best is None or std[destination] < best[0]:
-            best = (float(std[destination]), vm, destination)
+        found = candidates.best(vm)
+        if found is not None and (best is None or found[0] < best[0]):
+            best = (found[0], vm, found[1])
     return best
 
 
-def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler, admission: MoveAdmission,
-                 *, config: RebalanceConfig, last_moved_s: Mapping[str, float], now_s: float) -> RebalancePlan:
+def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM] | Placements, scheduler: Scheduler,
+                 admission: MoveAdmission, *, config: RebalanceConfig, last_moved_s: Mapping[str, float],
+                 now_s: float, excluded: Collection[str] = frozenset()) -> RebalancePlan:
     """Moves that lower the imbalance below the threshold, best move first."""
-    plan = _start(hosts, vms, config, admission, last_moved_s, now_s)
     before = current = imbalance_pct(hosts)
     active = max(int(active_hosts(hosts).sum()), 1)
-    while current > config.imbalance_threshold_pct and not plan.full():
-        best = _best_balancing_move(plan, scheduler)
-        if best is None or active * (current**2 - best[0] ** 2) < config.min_gain_pp2:
-            break
-        if not plan.admit(best[1], best[2]):
-            plan.movable.discard(best[1].request.vm_id)  # refused: try the next best VM
-            continue
-        current = imbalance_pct(plan.hosts)
+    with hosts.what_if():
+        plan = _Plan(hosts, _placements(vms), config, admission, excluded, last_moved_s, now_s)
+        while current > config.imbalance_threshold_pct and not plan.full():
+            best = _best_balancing_move(plan, scheduler)
+            if best is None or active * (current**2 - best[0] ** 2) < config.min_gain_pp2:
+                break
+            if not plan.admit(best[1], best[2]):
+                plan.unmovable.add(best[1].request.vm_id)  # refused: try the next best VM
+                continue
+            current = imbalance_pct(plan.hosts)
     return RebalancePlan("balance", tuple(plan.moves), before, current)
 
 
@@ -211,7 +335,7 @@ def _evacuation(base: HostTable, plan: _Plan, scheduler: Scheduler, donor: int,
     targets[list(donors | {donor})] = False
     moves = []
     for vm in on_donor:
-        if vm.request.vm_id not in plan.movable:
+        if not plan.movable(vm.request.vm_id):
             return None
         mask, _ = scheduler.feasible(what_if, vm.request)
         mask &= targets
@@ -225,13 +349,13 @@ def _evacuation(base: HostTable, plan: _Plan, scheduler: Scheduler, donor: int,
     return moves, what_if
 
 
-def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM], scheduler: Scheduler,
+def plan_consolidation(hosts: HostTable, vms: Sequence[PlacedVM] | Placements, scheduler: Scheduler,
                        admission: MoveAdmission, *, config: RebalanceConfig, last_moved_s: Mapping[str, float],
-                       now_s: float) -> RebalancePlan:
+                       now_s: float, excluded: Collection[str] = frozenset()) -> RebalancePlan:
     """Empty the least loaded hosts that can be emptied, so they can be powered off."""
-    plan = _start(hosts, vms, config, admission, last_moved_s, now_s)
+    plan = _Plan(hosts.copy(), _placements(vms), config, admission, excluded, last_moved_s, now_s)
     before = imbalance_pct(hosts)
-    occupied = {v.row for v in vms}
+    occupied = plan.occupied()
     active = active_hosts(hosts)
     order = [int(r) for r in np.argsort(host_load_pct(hosts), kind="stable") if active[r]]
     idle = [r for r in order if r not in occupied]

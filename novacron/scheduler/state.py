@@ -21,7 +21,9 @@ share of it, the rest spills to the other nodes in order, which is how ``numactl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -79,6 +81,8 @@ class HostTable:
     index: IntArray
     groups: dict[str, dict[int, int]] = field(default_factory=dict)
     """Group name -> {row: members of the group on that row}; rows without members are absent."""
+    undo_log: list[tuple[int, FloatArray, FloatArray, list[tuple[str, bool, int | None]]]] | None = None
+    """While a ``what_if`` is open: what each change replaced (row, allocated, NUMA, group entries)."""
 
     def __post_init__(self) -> None:
         if self.capacity.shape != (len(RESOURCES), len(self.host_ids)) or not np.all(self.capacity > 0):
@@ -113,7 +117,7 @@ class HostTable:
         """A copy of some rows (the groups named, or all groups when none are named)."""
         names = [g for g in groups if g is not None] if groups else list(self.groups)
         position = {int(old): new for new, old in enumerate(rows)}
-        return HostTable(host_ids=tuple(self.host_ids[i] for i in rows), capacity=self.capacity[:, rows],
+        return _unchecked(host_ids=tuple(self.host_ids[i] for i in rows), capacity=self.capacity[:, rows],
                          allocated=self.allocated[:, rows], numa_capacity=self.numa_capacity[:, :, rows],
                          numa_allocated=self.numa_allocated[:, :, rows], rack=self.rack[rows],
                          up=self.up[rows], powered_on=self.powered_on[rows], index=self.index[rows],
@@ -123,7 +127,7 @@ class HostTable:
     def window(self, start: int, stop: int, groups: tuple[str | None, ...]) -> HostTable:
         """Rows ``start:stop`` as views (no copy), with only the groups named."""
         cut = slice(start, stop)
-        return HostTable(host_ids=self.host_ids[cut], capacity=self.capacity[:, cut], allocated=self.allocated[:, cut],
+        return _unchecked(host_ids=self.host_ids[cut], capacity=self.capacity[:, cut], allocated=self.allocated[:, cut],
                          numa_capacity=self.numa_capacity[:, :, cut], numa_allocated=self.numa_allocated[:, :, cut],
                          rack=self.rack[cut], up=self.up[cut], powered_on=self.powered_on[cut],
                          index=self.index[cut],
@@ -131,7 +135,7 @@ class HostTable:
                                  for g in groups if g is not None})
 
     def copy(self) -> HostTable:
-        return HostTable(host_ids=self.host_ids, capacity=self.capacity.copy(), allocated=self.allocated.copy(),
+        return _unchecked(host_ids=self.host_ids, capacity=self.capacity.copy(), allocated=self.allocated.copy(),
                          numa_capacity=self.numa_capacity.copy(), numa_allocated=self.numa_allocated.copy(),
                          rack=self.rack.copy(), up=self.up.copy(), powered_on=self.powered_on.copy(),
                          index=self.index.copy(), groups={g: dict(m) for g, m in self.groups.items()})
@@ -154,8 +158,37 @@ class HostTable:
             split[r][order[0]] += remaining[r]  # only when the host is overfull; keeps totals exact
         return np.array(split)
 
+    @contextmanager
+    def what_if(self) -> Iterator[HostTable]:
+        """Changes made to this table inside the block are undone, exactly, when it ends."""
+        if self.undo_log is not None:
+            raise RuntimeError("what_if blocks do not nest")
+        self.undo_log = []
+        try:
+            yield self
+        finally:
+            log, self.undo_log = self.undo_log, None
+            for row, allocated, numa, entries in reversed(log):
+                self.allocated[:, row] = allocated
+                self.numa_allocated[:, :, row] = numa
+                for group, existed, count in reversed(entries):
+                    if not existed:
+                        self.groups.pop(group, None)
+                    elif count is None:
+                        self.groups[group].pop(row, None)
+                    else:
+                        self.groups[group][row] = count
+
+    def _remember(self, row: int, request: PlacementRequest) -> None:
+        assert self.undo_log is not None
+        entries = [(g, g in self.groups, self.groups.get(g, {}).get(row))
+                   for g in (request.affinity_group, request.anti_affinity_group) if g is not None]
+        self.undo_log.append((row, self.allocated[:, row].copy(), self.numa_allocated[:, :, row].copy(), entries))
+
     def allocate(self, row: int, request: PlacementRequest) -> FloatArray:
         """Account the VM on ``row``; returns its NUMA split, needed to release it later."""
+        if self.undo_log is not None:
+            self._remember(row, request)
         demand = request.demand_array()
         split = self.numa_split(row, demand)
         self.allocated[:, row] += demand
@@ -167,6 +200,8 @@ class HostTable:
         return split
 
     def release(self, row: int, request: PlacementRequest, numa_split: FloatArray) -> None:
+        if self.undo_log is not None:
+            self._remember(row, request)
         self.allocated[:, row] = np.maximum(self.allocated[:, row] - request.demand_array(), 0.0)
         self.numa_allocated[:, :, row] = np.maximum(self.numa_allocated[:, :, row] - numa_split, 0.0)
         for group in (request.affinity_group, request.anti_affinity_group):
@@ -175,3 +210,16 @@ class HostTable:
                 members[row] -= 1
                 if members[row] <= 0:
                     del members[row]
+
+
+def _unchecked(**fields: object) -> HostTable:
+    """A table built from parts of a valid one (rows, views, copies): its capacity was checked
+    when that table was built, and re-checking it on every scheduler window costs more than the
+    window does."""
+    table = object.__new__(HostTable)
+    for name in _FIELDS:
+        object.__setattr__(table, name, fields.get(name))
+    return table
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(HostTable))

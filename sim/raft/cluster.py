@@ -119,6 +119,8 @@ class RaftCluster:
         self.now_s = 0.0
         self._queue: list[tuple[float, int, int, object, int]] = []
         self._seq = 0
+        self._held: tuple[float, list[tuple[float, int, int, object, int]]] | None = None
+        """While ticks are held: the cluster time they were held at, and the ticks taken out."""
         self._state_machine = state_machine
         self._node_class = node_class
         self.steps = 0
@@ -226,6 +228,33 @@ class RaftCluster:
     def _push(self, at_s: float, kind: int, payload: object, tag: int) -> None:
         self._seq += 1
         heapq.heappush(self._queue, (at_s, self._seq, kind, payload, tag))
+
+    def hold_ticks(self) -> None:
+        """Stop every manager's clock while messages keep flowing (their ticks wait, in order).
+
+        A node sees only ticks and messages, so this is the schedule in which the held interval's
+        messages took no clock time: valid for Raft's safety (which holds for any message delays),
+        and it changes no timeout while a stable cluster commits. ``release_ticks`` puts the ticks
+        back, shifted by the cluster time that passed."""
+        if self._held is not None:
+            return
+        ticks = [e for e in self._queue if e[2] == TICK]
+        if ticks:
+            self._queue = [e for e in self._queue if e[2] != TICK]
+            heapq.heapify(self._queue)
+        self._held = (self.now_s, ticks)
+
+    def release_ticks(self) -> None:
+        if self._held is None:
+            return
+        held_at_s, ticks = self._held
+        self._held = None
+        for at_s, _, kind, payload, tag in sorted(ticks, key=lambda e: e[1]):
+            self._push(at_s + self.now_s - held_at_s, kind, payload, tag)
+
+    @property
+    def ticks_held(self) -> bool:
+        return self._held is not None
 
     def next_time_s(self) -> float | None:
         return self._queue[0][0] if self._queue else None

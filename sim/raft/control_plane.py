@@ -9,8 +9,9 @@ leader and retry on another server when it fails). ``RaftControlPlane`` models e
 the simulated managers of ``sim.raft.cluster``:
 
 - ``place``, ``restart_elsewhere`` and ``commit_move`` create a *decision* (a SimPy event, the
-  seam's contract, ``sim.control_plane``) with a unique id and propose the command
-  ``{"decision_id": ...}`` to the current leader;
+  seam's contract, ``sim.control_plane``) with a unique id and propose it to the current leader;
+  every decision waiting when the leader is given work goes into one entry (a batch: a host
+  crash's restarts commit together, as a real leader batches the proposals of one loop);
 - the decision is *taken when the entry is applied* -- the first time any manager applies it,
   i.e. once it is committed: it is then evaluated against the allocation state at that instant by
   ``DirectControlPlane`` (the scheduler as a deterministic state machine over the log), and the
@@ -33,16 +34,28 @@ managers of ``sim.raft.component``).
 Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
 therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
 progress (every manager up, no partition), one leader that every manager follows in the same
-term, and every manager has applied the leader's whole log -- and resumes it, shifted in time,
-when a decision or fault arrives. This is sound: a Raft node sees only ticks and messages, never
-absolute time, so shifting every pending tick and delivery by the same amount (the offset
-between SimPy time and cluster time) preserves their order and hence the cluster's behaviour;
-and in the skipped interval an unfrozen cluster would have changed nothing that the control plane
-can observe (term, leader, logs, commit index): with no loss and no partition, heartbeats keep
-arriving well inside the election timeout (the network profiles' one-way latencies are far
-below ``election_ticks_min * tick_ms``), so no follower times out and check-quorum keeps the
-leader. Safety properties (one leader per term, log matching, committed entries never lost)
-hold for any schedule of message delays, so they hold for the shifted schedule too.
+term, the leader has applied its whole log, and neither formation nor a partition recovery is
+being measured -- and resumes it, shifted in time, when a decision or fault arrives. Followers
+may still be behind on the commit index when it freezes (they learn it from the next
+heartbeat, after the thaw): that changes nothing the control plane observes, because a
+decision is taken at its first apply, which is the leader's. This is sound: a Raft node sees
+only ticks and messages, never absolute time, so shifting every pending tick and delivery by
+the same amount (the offset between SimPy time and cluster time) preserves their order and
+hence the cluster's behaviour; and in the skipped interval an unfrozen cluster would have
+changed nothing that the control plane can observe (term, leader, the leader's log and commit
+index): with no loss and no partition, heartbeats keep arriving well inside the election
+timeout (the network profiles' one-way latencies are far below ``election_ticks_min *
+tick_ms``), so no follower times out and check-quorum keeps the leader. Safety properties (one
+leader per term, log matching, committed entries never lost) hold for any schedule of message
+delays, so they hold for the shifted schedule too.
+
+While decisions flow through a *steady* cluster (stable as above, and the leader streaming to
+every follower, none probing or awaiting a snapshot) the managers' clocks are held as well
+(``RaftCluster.hold_ticks``): a proposal is sent at once, acknowledged and committed by
+messages alone, so the ticks in between (5 managers every 10 ms, most of the steps) change no
+decision; they resume, shifted, as soon as anything is unsteady (a fault, a lagging follower),
+so elections and recoveries run on real timeouts. Held ticks are the schedule in which the
+held interval's messages took no clock time, valid for the same reason as the freeze.
 """
 
 from __future__ import annotations
@@ -56,7 +69,8 @@ import simpy
 from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
 from novacron.events import Event
 from novacron.raft.messages import NO_NODE, Entry, EntryKind
-from novacron.statemachine import decode_command, encode_command
+from novacron.raft.node import RaftNode
+from novacron.raft.progress import REPLICATE
 from sim.allocation import AllocationStore, Claim, VMRequest
 from sim.context import SimContext
 from sim.control_plane import Decision, DirectControlPlane, Placer
@@ -68,22 +82,41 @@ from sim.raft.scripted_faults import ScriptedFaults, settings_for
 STEP_EPSILON_S = 1e-9
 
 
+def encode_decisions(decision_ids: list[str]) -> bytes:
+    """One log entry's command: the ids of the decisions it carries, comma-separated (a batch:
+    every decision waiting when the leader is given work goes in one entry)."""
+    return ",".join(decision_ids).encode()
+
+
+def decision_ids(data: bytes) -> list[str]:
+    return data.decode().split(",")
+
+
 class DecisionLog:
-    """The managers' state machine: the ids of the decisions they applied (for snapshots)."""
+    """The managers' state machine: the ids of the decisions they applied, in apply order.
+
+    The snapshot is those ids comma-separated, kept as bytes as they are applied: taking one
+    (every ``snapshot_every`` entries, on every manager) is a copy, where sorting and encoding
+    the whole set each time grew with the square of the decisions (it dominated scale-10000)."""
 
     def __init__(self) -> None:
         self.applied: set[str] = set()
+        self._encoded = bytearray()
 
     def apply(self, entry: Entry) -> object:
         if entry.kind == EntryKind.NORMAL and entry.data:
-            self.applied.add(str(decode_command(entry.data)["decision_id"]))
+            for decision_id in decision_ids(entry.data):
+                if decision_id not in self.applied:
+                    self.applied.add(decision_id)
+                    self._encoded += b"," + decision_id.encode() if self._encoded else decision_id.encode()
         return None
 
     def snapshot(self) -> bytes:
-        return encode_command(applied=sorted(self.applied))
+        return bytes(self._encoded)
 
     def restore(self, data: bytes) -> None:
-        self.applied = set(decode_command(data)["applied"]) if data else set()
+        self._encoded = bytearray(data)
+        self.applied = set(decision_ids(data)) if data else set()
 
 
 @dataclass
@@ -104,11 +137,12 @@ class RaftControlPlane(Hook):
     freezing saves (``benchmarks/bench_raft_control_plane.py``)."""
 
     def __init__(self, ctx: SimContext, store: AllocationStore, placer: Placer | None, *,
-                 freeze_when_idle: bool = True) -> None:
+                 freeze_when_idle: bool = True, hold_ticks_when_steady: bool = True) -> None:
         self._ctx, self._env = ctx, ctx.env
         self.store = store
         self._direct = DirectControlPlane(ctx, store, placer)
         self._freeze_when_idle = freeze_when_idle
+        self._hold_ticks = hold_ticks_when_steady
         section = ctx.scenario.raft
         self.reporter = RaftReporter(ctx.recorder)
         self.cluster = RaftCluster(settings_for(section), NetworkModel(PROFILES[section.network],
@@ -122,11 +156,13 @@ class RaftControlPlane(Hook):
         self._offset_s = 0.0
         """SimPy time minus cluster time: grows by every frozen interval."""
         self._frozen = False
-        self._wake: simpy.Event = self._env.event()
+        self._sleeping = False
+        self._never: simpy.Event = self._env.event()
+        """What the driver waits on when only a poke can wake it (a poke interrupts the wait)."""
         self._pumped_term = -1
         self.frozen_s = 0.0
         self.proposals = 0
-        self._env.process(self._drive())
+        self._process = self._env.process(self._drive())
         ctx.log.subscribe(InjectedFaultStarted, self.fault)
         ctx.log.subscribe(InjectedFaultEnded, self.fault)
 
@@ -162,27 +198,36 @@ class RaftControlPlane(Hook):
         return decision
 
     def _pump(self) -> None:
-        """Propose every pending decision the current leader has not been given yet."""
-        leader = self.cluster.leader()
-        if leader is None or leader.leader == NO_NODE or leader.term == self._pumped_term:
+        """Propose, as one entry, every pending decision the current leader has not been given.
+
+        Only needed after something changed (a new decision, a fault, a role change: each resets
+        ``_pumped_term``), so the common case returns before looking for the leader."""
+        if not self.pending or self._pumped_term != -1:
             return
-        for decision_id, pending in self.pending.items():
-            if pending.proposed_term != leader.term:
-                if self.cluster.propose(leader.id, encode_command(decision_id=decision_id)) is None:
-                    return
-                pending.proposed_term = leader.term
-                self.proposals += 1
+        leader = self.cluster.leader()
+        if leader is None or leader.leader == NO_NODE:
+            return
+        batch = [decision_id for decision_id, pending in self.pending.items() if pending.proposed_term != leader.term]
+        if batch:
+            if self.cluster.propose(leader.id, encode_decisions(batch)) is None:
+                return
+            for decision_id in batch:
+                self.pending[decision_id].proposed_term = leader.term
+            self.proposals += 1
         self._pumped_term = leader.term
+
+    def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None:
+        self._pumped_term = -1  # a new leader (or none): what it has not been given must be proposed again
 
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
         if entry.kind != EntryKind.NORMAL or not entry.data:
             return
-        decision_id = str(decode_command(entry.data)["decision_id"])
-        pending = self.pending.pop(decision_id, None)
-        if pending is None:  # applied before (by another manager, or an earlier copy): decided once
-            return
-        self.decided.add(decision_id)
-        pending.decision.succeed(self._decide(pending))
+        for decision_id in decision_ids(entry.data):
+            pending = self.pending.pop(decision_id, None)
+            if pending is None:  # applied before (by another manager, or an earlier copy): decided once
+                continue
+            self.decided.add(decision_id)
+            pending.decision.succeed(self._decide(pending))
 
     def _decide(self, pending: Pending) -> int | None:
         if pending.kind == "place":
@@ -217,8 +262,10 @@ class RaftControlPlane(Hook):
     # --- the driver -------------------------------------------------------------------------------
 
     def _poke(self) -> None:
-        if not self._wake.triggered:
-            self._wake.succeed()
+        """Wake the driver if it sleeps (it re-reads everything after each step anyway)."""
+        if self._sleeping:
+            self._sleeping = False
+            self._process.interrupt()
 
     def _thaw(self) -> None:
         """Bring the cluster's clock to now before acting on it (a no-op unless frozen)."""
@@ -227,40 +274,63 @@ class RaftControlPlane(Hook):
             self._offset_s = self._env.now - self.cluster.now_s
             self._frozen = False
 
-    def idle_and_stable(self) -> bool:
+    def _stable_leader(self) -> RaftNode | None:
+        """The leader, if every manager is up and follows it in its term, no partition is on and
+        neither formation nor a partition recovery is being measured; else None."""
         cluster = self.cluster
-        if self.pending or cluster.network.is_partitioned():
-            return False
+        if cluster.network.is_partitioned() or self.reporter.formed_at_s is None or self.reporter.heal_at_s is not None:
+            return None
         leader = cluster.leader()
         if leader is None:
-            return False
-        last = leader.log.last_index()
+            return None
         for manager in cluster.managers.values():
             node = manager.node
-            if node is None or node.term != leader.term or node.leader != leader.id or node.log.applied != last:
-                return False
-        return True
+            if node is None or node.term != leader.term or node.leader != leader.id:
+                return None
+        return leader
+
+    def idle_and_stable(self, leader: RaftNode | None) -> bool:
+        """``leader`` is ``_stable_leader()``, read once per step of the driver."""
+        return not self.pending and leader is not None and leader.log.applied == leader.log.last_index()
+
+    @staticmethod
+    def steady(leader: RaftNode | None) -> bool:
+        """Stable, and the leader streams to every follower (no probe, no snapshot): commits need
+        no tick, so the managers' clocks may be held (``RaftCluster.hold_ticks``)."""
+        return leader is not None and all(pr.state == REPLICATE or peer == leader.id
+                                          for peer, pr in leader.progress.items())
 
     def _drive(self) -> Generator[Any, Any, None]:
         env, cluster = self._env, self.cluster
         while True:
-            if self._wake.triggered:
-                self._wake = env.event()
             self._thaw()
             self._pump()
+            leader = self._stable_leader()
+            if self._hold_ticks and self.steady(leader):
+                cluster.hold_ticks()
+            else:
+                cluster.release_ticks()
             next_s = cluster.next_time_s()
-            if next_s is not None and self._freeze_when_idle and self.idle_and_stable():
-                self._frozen = True
-                yield self._wake
-                continue
-            if next_s is None:
-                yield self._wake
+            if next_s is None or (self._freeze_when_idle and self.idle_and_stable(leader)):
+                self._frozen = True  # the cluster's clock stops until something arrives
+                yield from self._sleep(None)
                 continue
             at_s = next_s + self._offset_s
             if at_s > env.now:
-                yield env.any_of([env.timeout(at_s - env.now), self._wake])
+                yield from self._sleep(at_s - env.now)
                 continue
             cluster.run_until(env.now - self._offset_s + STEP_EPSILON_S)
+
+    def _sleep(self, delay_s: float | None) -> Generator[Any, Any, None]:
+        """Wait ``delay_s`` (or until poked); a poke interrupts the wait. One timeout per wait,
+        no condition event: the driver waits once per cluster event, so this is its hot path."""
+        self._sleeping = True
+        try:
+            yield self._never if delay_s is None else self._env.timeout(delay_s)
+        except simpy.Interrupt:
+            pass
+        finally:
+            self._sleeping = False
 
     def _at(self, at_s: float, action: Callable[[], None]) -> None:
         def run(_ev: simpy.Event) -> None:
