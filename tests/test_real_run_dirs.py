@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,16 @@ def test_a_real_managers_data_directory_opens_with_load_run_and_renders(tmp_path
             for i in range(20):
                 assert (await client.propose(encode_command(op="put", key=f"k{i}", value="v"), deadline_s=20))["ok"]
             await client.close()
+            # A majority acknowledges the writes; a lagging third manager may not have applied any yet
+            # (a CI run under load stopped it with none). Stop only once every manager has them all.
+            deadline = time.monotonic() + 30
+            while True:
+                rows = await cluster.statuses()
+                commits = [r.get("commit", 0) for r in rows if r.get("reachable")]
+                if len(commits) == len(cluster.ids) and min(r.get("applied", 0) for r in rows) >= max(commits):
+                    break
+                assert time.monotonic() < deadline, f"managers did not all apply the writes: {rows}"
+                await asyncio.sleep(0.05)
 
         asyncio.run(work())
         for manager_id in cluster.ids:

@@ -98,6 +98,9 @@ def test_load_run_reads_only_the_columns_and_rows_asked_for(scenario: tuple[Scen
 
     narrow = load_run(tmp_path).of_type("HostUtilisationSampled", columns=["t_s", "cpu_pct"])
     assert list(narrow.columns) == ["t_s", "cpu_pct"]
+    # a type with no rows in this run: an empty frame that still has the type's columns
+    absent = load_run(tmp_path).of_type("ManagerCommandApplied")
+    assert len(absent) == 0 and "command_key" in absent.columns
     # the whole-log view still works for notebooks, and agrees with the pushed-down one
     everything = load_run(tmp_path).events
     assert len(everything) == len(events)

@@ -75,7 +75,7 @@ class Run:
         those rows and columns are read from the file."""
         wanted = self.type_columns(type_name) if columns is None else list(columns)
         df = self.read(columns=wanted, filter=pc.field("type") == type_name)
-        if columns is None:
+        if columns is None and len(df):  # no rows: keep the type's columns (an empty frame, not a KeyError)
             df = df.dropna(axis="columns", how="all")
         return df.reset_index(drop=True)
 

@@ -788,6 +788,8 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
     vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    vopr.add_argument("--progress", action="store_true",
+                      help="show the progress bar even when stderr is not a terminal (e.g. a long run's log file)")
     fig = _command(sub, "raft-fig16", cmd_raft_fig16, help="the Raft paper's Figure 16 experiment in simulation")
     fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
     fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
