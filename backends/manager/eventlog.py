@@ -55,7 +55,21 @@ DEFAULT_ROW_GROUP_EVENTS = 4096
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 
 
-class JsonLinesEventLog:
+class _CommandLog:
+    """What both event logs share: one applied command is a batch of one."""
+
+    def emit_commands_applied(self, source: str, manager_id: int, log_index: int,
+                              commands: list[tuple[int, str, str, int]]) -> None:
+        raise NotImplementedError
+
+    def emit_command_applied(self, source: str, manager_id: int, log_index: int, batch_position: int,
+                             command_name: str, command_key: str, value_bytes: int) -> None:
+        """``emit(ManagerCommandApplied, ...)`` without building the object (a test checks both agree)."""
+        self.emit_commands_applied(source, manager_id, log_index, [(batch_position, command_name, command_key,
+                                                                    value_bytes)])
+
+
+class JsonLinesEventLog(_CommandLog):
     """An ``EventSink`` appending to ``events.jsonl``; knows what a previous run already wrote."""
 
     def __init__(self, path: Path, origin_monotonic_s: float | None = None) -> None:
@@ -89,12 +103,6 @@ class JsonLinesEventLog:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         return ev
 
-    def emit_command_applied(self, source: str, manager_id: int, log_index: int, batch_position: int,
-                             command_name: str, command_key: str, value_bytes: int) -> None:
-        """``emit(ManagerCommandApplied, ...)`` without building the object (a test checks both agree)."""
-        self.emit_commands_applied(source, manager_id, log_index, [(batch_position, command_name, command_key,
-                                                                    value_bytes)])
-
     def emit_commands_applied(self, source: str, manager_id: int, log_index: int,
                               commands: list[tuple[int, str, str, int]]) -> None:
         """One ``ManagerCommandApplied`` line per ``(batch_position, command_name, command_key, value_bytes)``
@@ -121,7 +129,7 @@ class JsonLinesEventLog:
         self._file.close()
 
 
-class ParquetEventLog:
+class ParquetEventLog(_CommandLog):
     """The manager's ``EventSink``: Parquet row groups as closed part files, folded at ``close``
     into the run directory's ``events.parquet`` and ``summary.json``; ``mirror`` (``--events-jsonl``)
     receives every event too."""
@@ -171,11 +179,6 @@ class ParquetEventLog:
         self._seq += 1
         if self.buffered >= self.row_group_events:
             self._write_part()
-
-    def emit_command_applied(self, source: str, manager_id: int, log_index: int, batch_position: int,
-                             command_name: str, command_key: str, value_bytes: int) -> None:
-        self.emit_commands_applied(source, manager_id, log_index, [(batch_position, command_name, command_key,
-                                                                    value_bytes)])
 
     def emit_commands_applied(self, source: str, manager_id: int, log_index: int,
                               commands: list[tuple[int, str, str, int]]) -> None:
