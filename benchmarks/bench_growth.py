@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import re
@@ -49,7 +50,9 @@ def scenario_text(hosts: int, duration_s: float) -> str:
     return text
 
 
+@functools.cache
 def offered_vm_hours(scenario_path: Path, seed: int) -> float:
+    """VM-hours the workload offers (one pass over its stream; both runners of a cell share it)."""
     import numpy as np
 
     from novacron.scenario import load_scenario
@@ -65,16 +68,18 @@ def offered_vm_hours(scenario_path: Path, seed: int) -> float:
     return total / 3600.0
 
 
-def measured(command: list[str], cwd: Path) -> tuple[int, float, float, float]:
-    """Exit status, wall s, CPU s (user + system) and peak RSS MiB of one child process."""
+def measured(command: list[str], cwd: Path, stderr_path: Path) -> tuple[int, float, float, float]:
+    """Exit status, wall s, CPU s (user + system) and peak RSS MiB of one child process. Its stderr
+    goes to a file: a pipe nobody reads until the child exits would block a chatty child."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
     wall_s = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0 and process.stderr is not None:
-        sys.stderr.write(process.stderr.read().decode(errors="replace")[-2000:])
-    return process.returncode, wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.stderr.write(stderr_path.read_text(errors="replace")[-2000:])
+    return code, wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def run_cell(hosts: int, duration: str, runner: str, work: Path, seed: int) -> dict[str, object]:
@@ -88,7 +93,7 @@ def run_cell(hosts: int, duration: str, runner: str, work: Path, seed: int) -> d
         command = [sys.executable, "-m", "benchmarks.per_vm_baseline", str(scenario), "--seed", str(seed),
                    "--out", str(out)]
     load = os.getloadavg()[0]
-    code, wall_s, cpu_s, rss_mib = measured(command, Path(__file__).resolve().parents[1])
+    code, wall_s, cpu_s, rss_mib = measured(command, Path(__file__).resolve().parents[1], work / f"{out.name}.stderr")
     events = ""
     if code == 0 and runner == "novacron":
         events = json.loads((out / "summary.json").read_text())["events"]
