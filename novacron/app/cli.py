@@ -70,17 +70,25 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="run seed (default: the scenario's 'seed'); the same seed reproduces the same event log")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory to write (default: runs/<scenario>-seed<N>)")
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _add_progress_args(p)
     p.add_argument("--runtime", choices=("sim", "real"), default="sim",
                    help="sim: the SimPy model (default); real: libvirt hosts, real guests, manager "
                         "processes and Redis, on the wall clock (root and the lab; see README)")
     p.add_argument("--hosts", nargs="+", default=(), metavar="URI",
                    help="with --runtime real: libvirt URIs of the hosts (default: [runtime] hosts, else the lab's)")
-    p.add_argument("--progress", action="store_true",
-                   help="show the progress bar even when stderr is not a terminal (e.g. a long run's log file)")
     p.add_argument("--duration", default=None, metavar="TIME",
                    help="simulated time, overriding the scenario's duration_s: seconds, or a number with "
                         "s, m, h or d (e.g. 30d for a month; the log streams to disk, memory stays flat)")
+
+
+def _add_progress_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    p.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal (e.g. a long run's log file)")
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    return bool(args.progress or (not args.no_progress and sys.stderr.isatty()))
 
 
 DURATION_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -182,7 +190,7 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
     stream = sys.stderr if quiet else sys.stdout
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
           f"{scenario.workload.vms} VMs · {runtime.describe(scenario)}", flush=True, file=stream)
-    progress = args.progress or (not args.no_progress and sys.stderr.isatty())
+    progress = wants_progress(args)
     result = runtime.run(scenario, seed, out, text, progress=progress)
     admission = admission_line(result.summary["metrics"])
     if admission:
@@ -746,7 +754,7 @@ def cmd_vopr(args: argparse.Namespace) -> int:
     node_class = PLANTED_BUGS[args.plant] if args.plant else None
     print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}, {args.generator} generator"
           + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
-    progress = args.progress or (not args.no_progress and sys.stderr.isatty())
+    progress = wants_progress(args)
     return run_seeds(seeds, progress=progress, node_class=node_class or RaftNode, generator=args.generator,
                      plant=args.plant, trace_dir=args.trace_dir)
 
@@ -787,9 +795,7 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
                            "its version N, for the seeds that version found) or classic")
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
-    vopr.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    vopr.add_argument("--progress", action="store_true",
-                      help="show the progress bar even when stderr is not a terminal (e.g. a long run's log file)")
+    _add_progress_args(vopr)
     fig = _command(sub, "raft-fig16", cmd_raft_fig16, help="the Raft paper's Figure 16 experiment in simulation")
     fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
     fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
