@@ -19,9 +19,9 @@ import itertools
 
 import pytest
 
-from novacron.raft.messages import ConfChange, MessageType
+from novacron.raft.messages import ConfChange, Entry, EntryKind, HardState, MessageType, Snapshot
 from novacron.raft.node import FOLLOWER, LEADER, Stored
-from tests.raft_harness import Net
+from tests.raft_harness import Net, entries_of_terms
 
 SEEDS = range(4)
 MODES = [pytest.param(pv, cq, id=f"prevote={pv}-checkquorum={cq}")
@@ -183,3 +183,53 @@ def test_b_a_node_that_knows_its_removal_committed_stays_quiet() -> None:
     term = removed.term
     net.tick(1, 10 * ELECTION_TICKS_MAX)
     assert removed.term == term and not net.queue, "a node that knows it was removed must not campaign"
+
+
+def _stale_config_cluster(seed: int, check_quorum: bool, *, stale_is_member: bool) -> Net:
+    """The histories of vopr seeds 61915 and 66779 (swarm1), set down directly. History: (1, 2, 3)
+    shrank to (4) while node 3 was cut off (3 never heard of it); nodes 1 and 2 know their
+    removal committed (snapshot at 5 with voters (4)), so they stay quiet; 4 then proposed adding
+    3 back, an entry nobody else has: 4 needs 3's vote. Node 3 still has the old configuration
+    (1, 2, 3) -- or, with ``stale_is_member`` false, a configuration (1, 2) it is not in but whose
+    change it does not know committed, so it still campaigns (dissertation 4.2.2) -- and asks only
+    1 and 2, who are ahead of it and reject it; campaigning while cut off ran its term (5) past
+    4's. Election timeouts are fixed at 10 ticks and 3 ticks first in every round: its phase
+    leads 4's by more than the width of the timeout range, as in seed 61915 (170-230 ms ahead
+    with a 150 ms range)."""
+    net = Net((), seed=seed, pre_vote=False, check_quorum=check_quorum, heartbeat_ticks=1,
+              election_ticks_min=10, election_ticks_max=10)
+    quiet = Snapshot(index=5, term=1, voters=(4,))
+    for removed in (1, 2):
+        net.add_node(removed, Stored(HardState(term=1, commit=5), quiet))
+    add_3 = Entry(6, 2, EntryKind.CONF_CHANGE, ConfChange("add", 3).resolved((4,)).encode())
+    net.add_node(4, Stored(HardState(term=2, vote=4, commit=5), quiet, [add_3]))
+    if stale_is_member:
+        net.add_node(3, Stored(HardState(term=5, commit=2), Snapshot(0, 0, (1, 2, 3)), entries_of_terms([1, 1])))
+    else:
+        remove_3 = Entry(2, 1, EntryKind.CONF_CHANGE, ConfChange("remove", 3).resolved((1, 2, 3)).encode())
+        net.add_node(3, Stored(HardState(term=5, commit=1), Snapshot(0, 0, (1, 2, 3)),
+                               [*entries_of_terms([1]), remove_3]))
+    assert net.nodes[4].voters == (3, 4) and net.nodes[3].promotable()
+    assert not net.nodes[1].promotable() and not net.nodes[2].promotable()
+    return net
+
+
+@pytest.mark.parametrize("stale_is_member", [True, False], ids=["stale-member", "removed-uncommitted"])
+@pytest.mark.parametrize("check_quorum", [True, False])
+def test_c3_a_candidate_a_majority_found_behind_does_not_spend_its_vote_every_term(
+        check_quorum: bool, stale_is_member: bool) -> None:
+    """Without PreVote, node 3 campaigns in an out-of-date configuration whose voters are all
+    ahead of it: it can never win there, yet each campaign bumps its term and spends its vote on
+    itself. Node 4 is not in 3's configuration, so it never sees those terms: its request always
+    arrives in a term 3 has already voted in, and {3, 4} stays leaderless for as long as 3's timer
+    fires first (seeds 61915 and 66779 of swarm1: 5-9 s). A candidate that a majority of its
+    configuration rejected as behind holds off its next campaign for an extra election timeout
+    (as a failed PreVote would, dissertation 9.6), which gives the up-to-date node its turn."""
+    net = _stale_config_cluster(0, check_quorum, stale_is_member=stale_is_member)
+    bound_rounds = 6 * 10
+    elected_at = _run_rounds(net, bound_rounds, {3: 1, 4: 1})
+    assert elected_at is not None, f"no leader within {bound_rounds} ticks (terms: 3 at {net.nodes[3].term} " \
+                                   f"voting for {net.nodes[3].vote}, 4 at {net.nodes[4].term})"
+    assert net.leader() is net.nodes[4]
+    net.propose(4, b"after")
+    assert any(e.data == b"after" for e in net.applied[4]) and net.nodes[3].voters == (3, 4)

@@ -3,6 +3,7 @@ and the checkers' new teeth (state machines, gaps, exact Leader Completeness, bu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from random import Random
 
@@ -13,8 +14,10 @@ from novacron.raft.invariants import SafetyChecker, SafetyViolation
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.raft.messages import Entry, HardState, Snapshot
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
+from sim.network import PROFILES, NetworkModel
+from sim.raft.cluster import RaftCluster
 from sim.raft.planted_bugs import PLANTED_BUGS
-from sim.raft.swarm import FAULT_KINDS, SwarmPlan
+from sim.raft.swarm import FAULT_KINDS, SwarmPlan, heartbeat_ticks_under_skew
 from sim.raft.vopr import VoprPlan, run_seed
 
 CI_SEEDS = 300
@@ -177,3 +180,39 @@ def test_linearizability_over_budget_is_unknown_not_linearizable() -> None:
     stuck = check_history([*ops[:12], Operation(99, "k", GET, "v3", 10.5, 11.0)], budget=5)
     assert stuck.ok and stuck.unknown_keys == ("k",) and stuck.verdict == "unknown"
     assert check_history([*ops[:12], Operation(99, "k", GET, "v3", 10.5, 11.0)]).verdict == "linearizable"
+
+
+@pytest.mark.parametrize("rates", [(0.5, 1.5, 1.0), (0.51, 1.44, 1.02), (1.5, 0.5, 1.0)])
+def test_a_slow_clock_leader_is_not_deposed_by_fast_clock_followers_under_the_swarm_settings(
+        rates: tuple[float, float, float]) -> None:
+    """Vopr seed 76726 (swarm1): a leader at 0.51x heartbeats every 98 ms while a follower at 1.44x
+    can time out 14 of its 6.9 ms ticks (97 ms) after the last one, so without PreVote it deposed a
+    healthy leader every second or so, and a liveness check that fell on one of those moments
+    failed. The swarm plan's settings keep Raft's timing requirement (section 5.6) for the clock
+    rates it draws by shortening the heartbeat; a fault-free LAN then keeps its leader even when
+    every follower drew the shortest timeout (node 7 of that seed had)."""
+    plan = replace(SwarmPlan.draw(76726, version=1), managers=3, pre_vote=False, check_quorum=True,
+                   clock_rates=(*rates, 1.0, 1.0, 1.0, 1.0))
+    cluster = RaftCluster(plan.settings(), NetworkModel(PROFILES["lan"], Random(1)), Random(2))
+    for node_id, manager in cluster.managers.items():
+        manager.clock_rate = plan.clock_rates[node_id - 1]
+    slowest = min(cluster.managers, key=lambda node_id: plan.clock_rates[node_id - 1])
+    cluster.campaign(slowest)
+    cluster.run_until(1.0)
+    leader = cluster.leader()
+    assert leader is not None and leader.id == slowest
+    for manager in cluster.managers.values():  # the worst draw, which a follower keeps while it follows
+        assert manager.node is not None
+        manager.node.randomized_timeout = manager.node.config.election_ticks_min
+    term = leader.term
+    cluster.run_until(31.0)
+    assert cluster.leader() is leader and leader.term == term, "a follower timed out under a healthy leader"
+
+
+def test_the_swarm_heartbeat_meets_the_timing_requirement_for_every_clock_spread() -> None:
+    raft = RaftConfig(node_id=1)
+    assert heartbeat_ticks_under_skew((1.0,) * 7, raft) == raft.heartbeat_ticks
+    for spread in [1 + i / 100 for i in range(201)]:
+        heartbeat_ticks = heartbeat_ticks_under_skew((0.5, 0.5 * spread), raft)
+        assert 1 <= heartbeat_ticks <= raft.heartbeat_ticks
+        assert heartbeat_ticks * spread < raft.election_ticks_min - 1 or heartbeat_ticks == 1

@@ -19,7 +19,10 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
   configuration cannot disrupt.
 - The election timer restarts only when a node grants a vote or hears from its leader, not when
   it merely adopts a higher term (section 5.2, ``_adopt_term``); a vote request of an older term
-  is rejected with the current term, so a candidate whose term lags catches up.
+  is rejected with the current term, so a candidate whose term lags catches up. A rejection
+  carries the voter's last log position; a candidate that a majority rejected as behind waits
+  an extra election timeout before its next campaign (``_found_behind``), as a failed PreVote
+  round would make it wait: it cannot win, and without PreVote each try spends its vote.
 - Votes obey the election restriction (section 5.4.1, ``RaftLog.is_up_to_date``). Commitment
   follows section 5.4.2: the leader only advances ``commit`` to an index stored on a majority
   *whose entry has the leader's own term*; a new leader appends an empty entry to get there
@@ -123,6 +126,8 @@ class RaftNode:
         self.voters: tuple[int, ...] = ()
         self.progress: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
+        self.ahead_voters: set[int] = set()
+        """Voters that rejected this node's current candidacy with a log ahead of its own."""
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_timeout = 0
@@ -310,7 +315,10 @@ class RaftNode:
                 self._restart_election_timer()
                 self.vote = m.src
         else:
-            self._send(Message(resp_type, self.id, m.src, self.term, reject=True))
+            # The rejection carries our last log position so the candidate can tell "you are
+            # behind" from "I voted for someone else" (``_step_candidate``).
+            self._send(Message(resp_type, self.id, m.src, self.term, reject=True,
+                               index=self.log.last_index(), log_term=self.log.last_term()))
 
     def _step_follower(self, m: Message) -> None:
         if m.type in (T.APPEND, T.HEARTBEAT, T.SNAPSHOT):
@@ -329,11 +337,30 @@ class RaftNode:
         if m.type != expected:
             return
         self.votes[m.src] = not m.reject
+        if m.reject and (m.log_term, m.index) > (self.log.last_term(), self.log.last_index()):
+            self.ahead_voters.add(m.src)
         outcome = self._poll()
         if outcome == "won":
             self._election_won()
         elif outcome == "lost":
+            behind = self.role == CANDIDATE and self._found_behind()
             self._become_follower(self.term, NO_NODE)
+            if behind:
+                self.randomized_timeout += self.config.election_ticks_max
+
+    def _found_behind(self) -> bool:
+        """Did a majority of this configuration reject this candidate because their logs are ahead?
+
+        Then it cannot win here until it receives entries, and without PreVote every campaign
+        spends its vote on itself in a new term. A node whose configuration is out of date asks
+        only voters that may all be ahead of it, while the up-to-date node that needs its vote is
+        not in that configuration and never sees those terms: its requests arrived in terms
+        already voted in, again and again for as long as the stale node's timer fired first
+        (vopr seeds 61915, 66779: 5-9 s without a leader). So the stale node waits an extra
+        election timeout before its next campaign, as a failed PreVote round would have made it
+        (dissertation 9.6); timing only, so safety is untouched, and it still campaigns.
+        """
+        return len(self.ahead_voters & set(self.voters)) >= quorum_size(len(self.voters))
 
     def _handle_from_leader(self, m: Message) -> None:
         if m.type == T.APPEND:
@@ -565,6 +592,7 @@ class RaftNode:
         self._reset_randomized_timeout()
         self.transfer_target = NO_NODE
         self.votes = {}
+        self.ahead_voters = set()
         self.pending_conf_index = 0
         self.pending_reads = {}
         self.queued_reads = []

@@ -24,7 +24,8 @@ The kinds, each aimed at schedules that the earlier generator (``classic``) neve
   receive, or one link to or from it is cut one way;
 - ``membership``: voters added and removed, often by a leader removing itself, and often right
   as a partition or cut starts (so the change and the partition overlap);
-- ``clock``: per-manager clock rates of 0.5-1.5x;
+- ``clock``: per-manager clock rates of 0.5-1.5x (the heartbeat shortens where the spread would
+  break Raft's timing requirement, ``heartbeat_ticks_under_skew``);
 - ``pause``: a manager (often the leader), or several at once as when their host stalls,
   frozen for 1-3 s, then a burst of catch-up ticks and of the messages that queued up
   (``RaftCluster.pause``);
@@ -71,7 +72,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 from types import MappingProxyType
 
@@ -98,6 +99,8 @@ CLIENT_KEY_COUNTS = (3, 4, 6)
 LEADER_CUT_SHAPES_V1 = ("mute", "deaf", "link-out", "link-in")
 CLUSTER_SIZES = (1, 2, 2, 3, 3, 3, 4, 5, 5, 6, 7)
 LIVENESS_BOUND_S = 3.0
+CLOCK_SKEW_MARGIN = 0.97
+"""The share of a follower's shortest timeout a heartbeat interval may take (the rest: delays)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,25 @@ class ClusterPlan:
         raft = RaftConfig(node_id=1, pre_vote=self.pre_vote, check_quorum=self.check_quorum,
                           max_entries_per_message=self.max_entries_per_message)
         return ClusterSettings(managers=self.managers, snapshot_every=self.snapshot_every, raft=raft)
+
+
+def heartbeat_ticks_under_skew(clock_rates: tuple[float, ...], raft: RaftConfig) -> int:
+    """The heartbeat interval (at most ``raft``'s) that Raft's timing requirement allows under
+    these clock rates: a heartbeat, sent by the leader's clock, must reach every follower before
+    its shortest election timeout on the follower's clock runs out (section 5.6: broadcast time
+    well below the election timeout). A timeout of ``m`` ticks can fire ``m - 1`` tick periods
+    after the reset (the first tick may come at once), so with the slowest clock leading and the
+    fastest following the condition is ``heartbeat / slowest < (m - 1) / fastest``, less
+    ``CLOCK_SKEW_MARGIN`` for message delays. The default 5 ticks against 15 allows a spread of
+    2.7x; the ``clock`` kind draws up to 3x, and then a follower timed out under a healthy leader
+    every second or so, which without PreVote deposes it (vopr seed 76726 of swarm1: a leader at
+    0.51x heartbeating every 98 ms, a follower at 1.44x timing out after 97 ms).
+    """
+    spread = max(clock_rates) / min(clock_rates)
+    heartbeat_ticks = raft.heartbeat_ticks
+    while heartbeat_ticks > 1 and heartbeat_ticks * spread >= CLOCK_SKEW_MARGIN * (raft.election_ticks_min - 1):
+        heartbeat_ticks -= 1
+    return heartbeat_ticks
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,11 @@ class SwarmPlan(ClusterPlan):
     @property
     def generator(self) -> str:
         return "swarm" if self.version == SWARM_VERSION else f"swarm{self.version}"
+
+    def settings(self) -> ClusterSettings:
+        base = super().settings()
+        heartbeat_ticks = heartbeat_ticks_under_skew(self.clock_rates, base.raft)
+        return replace(base, raft=replace(base.raft, heartbeat_ticks=heartbeat_ticks))
 
     @classmethod
     def draw(cls, seed: int, version: int = SWARM_VERSION) -> SwarmPlan:
@@ -238,7 +265,7 @@ class SwarmPlan(ClusterPlan):
                 f"prevote={self.pre_vote} checkquorum={self.check_quorum} clocks=[{clocks}] "
                 f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
                 f"batch={self.max_entries_per_message} keys={self.client_keys} reread={self.reread_share:.2f} "
-                f"faults for {self.fault_window_s:.1f} s")
+                f"heartbeat={self.settings().raft.heartbeat_ticks} faults for {self.fault_window_s:.1f} s")
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         network = SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
