@@ -28,7 +28,7 @@ from pathlib import Path
 
 from novacron.raft.node import RaftNode
 from sim.raft.planted_bugs import PLANTED_BUGS
-from sim.raft.vopr import run_seed
+from sim.raft.vopr import GENERATORS, run_seed
 
 STARTS = 10
 
@@ -52,15 +52,19 @@ def run(plant: str | None, first: int, count: int, generator: str,
     kinds: dict[str, int] = {}
     unknown: list[int] = []
     started_s = time.perf_counter()
+    started_cpu_s = time.process_time()
     load_before = os.getloadavg()
     done = 0
 
     def summary() -> dict[str, object]:
         wall_s = time.perf_counter() - started_s
+        cpu_s = time.process_time() - started_cpu_s
         counts = seeds_to_first_detection(failing, first, done)
         return {"plant": plant or "none", "generator": generator, "first": first, "seeds": done,
                 "failing": failing, "violations": kinds, "unknown": unknown, "wall_s": round(wall_s, 1),
-                "seeds_per_s": round(done / wall_s, 2), "load_before": load_before, "load_after": os.getloadavg(),
+                "seeds_per_s": round(done / wall_s, 2), "cpu_s": round(cpu_s, 1),
+                "seeds_per_cpu_s": round(done / cpu_s, 2) if cpu_s else None,
+                "load_before": load_before, "load_after": os.getloadavg(),
                 "to_first_detection": counts, "median_to_first_detection": statistics.median(counts)}
 
     for seed in range(first, first + count):
@@ -84,10 +88,11 @@ def table(directory: Path) -> str:
         r = json.loads(path.read_text())
         median = r["median_to_first_detection"]
         rate = 100 * len(r["failing"]) / r["seeds"]
+        cpu = f", {r['seeds_per_cpu_s']} seeds/CPU-s" if r.get("seeds_per_cpu_s") else ""
         rows.append(f"| `{r['plant']}` | {len(r['failing'])}/{r['seeds']} ({rate:.1f} %) "
                     f"| {median if median != float('inf') else '>range'} | {r['failing'][:5]} | "
                     f"{', '.join(f'{k} {v}' for k, v in sorted(r['violations'].items()))} | {r['wall_s']} s "
-                    f"({r['seeds_per_s']} seeds/s) | {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f} |")
+                    f"({r['seeds_per_s']} seeds/s{cpu}) | {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f} |")
     return "\n".join(rows)
 
 
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plant", default="none", help=f"none or one of {', '.join(PLANTED_BUGS)}")
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--generator", default="swarm", choices=("swarm", "swarm1", "swarm2", "classic"))
+    parser.add_argument("--generator", default="swarm", choices=GENERATORS)
     parser.add_argument("--out", type=Path, default=Path("runs/vopr"))
     parser.add_argument("--table", type=Path, default=None, help="print the table of the results in this folder")
     args = parser.parse_args(argv)

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from novacron.raft.invariants import SafetyViolation
+from novacron.raft.invariants import SafetyChecker, SafetyViolation
 from novacron.raft.log import RaftLog, RaftSafetyError
-from novacron.raft.messages import Entry, Message, MessageType
+from novacron.raft.messages import Entry, HardState, Message, MessageType, Ready
 from novacron.raft.node import CANDIDATE, FOLLOWER, LEADER
-from sim.raft.planted_bugs import CommitsEntriesOfOldTerms
+from sim.raft.planted_bugs import CommitsEntriesOfOldTerms, ForgetsItsVote
 from tests.raft_harness import Net, entries_of_terms
 
 NO_PREVOTE = {"pre_vote": False, "check_quorum": False}
@@ -119,6 +119,30 @@ def test_figure_8_the_checker_catches_a_leader_that_counts_old_term_replicas() -
         net.campaign(5)  # term 5: S5's last term (3) beats S2-S4's (2), as in Figure 8 (d)
 
 
+@pytest.mark.parametrize("node_class", [CommitsEntriesOfOldTerms.__mro__[1], CommitsEntriesOfOldTerms],
+                         ids=["raft", "old-term-commit"])
+def test_figure_8_a_count_commit_is_caught_when_it_happens_if_a_later_term_leader_lacks_it(
+        node_class: type) -> None:
+    """Figure 8 (b)-(c) with S5's election seen: S5 leads term 3 without (2, term 2) and dies
+    before sending its (2, term 3); S1 leads term 4 and gets (2, term 2) onto a majority. Counting
+    those replicas commits it as of term 2 -- the term of the entry counted, not the leader's --
+    and the leader of term 3 lacks it: a Leader Completeness violation at that very step, before
+    S5 is ever elected again. Raft's own rule (section 5.4.2) commits nothing here."""
+    net = Net((1, 2, 3, 4, 5), node_class=node_class, logs={1: [1, 2], 2: [1, 2], 3: [1], 4: [1], 5: [1]},
+              terms=dict.fromkeys(range(1, 6), 2), max_entries_per_message=1, **NO_PREVOTE)
+    net.filters.append(lambda m: m.src == 5 and m.type == MessageType.APPEND)
+    net.campaign(5)
+    assert net.nodes[5].role == LEADER and net.nodes[5].term == 3 and net.log_terms(5) == [1, 3]
+    net.crash(5)
+    net.mutators.append(lambda m: dataclasses.replace(m, entries=tuple(e for e in m.entries if e.term != 4)))
+    if node_class is CommitsEntriesOfOldTerms:
+        with pytest.raises(SafetyViolation, match="leader 5 of term 3 was elected without entry 2"):
+            net.campaign(1)
+        return
+    net.campaign(1)
+    assert net.nodes[1].role == LEADER and net.nodes[1].term == 4 and net.nodes[1].log.committed < 2
+
+
 def test_5_3_log_repairs_never_touch_committed_entries() -> None:
     log = RaftLog(entries=entries_of_terms([1, 1, 2]), committed=2)
     with pytest.raises(RaftSafetyError):
@@ -136,3 +160,37 @@ def test_5_3_find_conflict_by_term_skips_whole_terms() -> None:
     assert log.find_conflict_by_term(10, 5) == 7
     assert log.find_conflict_by_term(10, 3) == 3
     assert log.find_conflict_by_term(10, 0) == 0
+
+
+class _ForgetsItsVoteQuietly(ForgetsItsVote):
+    """ForgetsItsVote for the harness, which loops while ``has_ready``: the vote it never saves
+    must not count as unsaved forever (the simulated cluster asks once per input)."""
+
+    def advance(self, ready: Ready) -> None:
+        super().advance(ready)
+        self._prev_hard = HardState(self.term, self.vote, self.log.committed)
+
+
+@pytest.mark.parametrize("node_class", [ForgetsItsVote.__mro__[1], _ForgetsItsVoteQuietly],
+                         ids=["raft", "forget-vote"])
+def test_5_2_a_server_votes_once_per_term_across_a_restart(node_class: type) -> None:
+    """Section 5.2: "each server will vote for at most one candidate in a given term" (Figure 2
+    persists votedFor for it). 1 and 2 campaign in term 2; 3 grants 1, restarts from disk, then
+    gets 2's request of the same term. The checker sees the second vote even when 2 does not go
+    on to win (with 3 voters here it would: two leaders of term 2)."""
+    net = Net((1, 2, 3), node_class=node_class, logs={1: [1], 2: [1], 3: [1]}, **NO_PREVOTE)
+    net.checker = SafetyChecker(check_votes=True)
+    for candidate in (1, 2):
+        net.nodes[candidate].campaign()
+        net._ready(net.nodes[candidate])
+    first, second = (next(m for m in net.queue if m.src == c and m.dst == 3) for c in (1, 2))
+    net.step(first)
+    assert net.nodes[3].vote == 1
+    net.crash(3)
+    net.boot(3)
+    if node_class is _ForgetsItsVoteQuietly:
+        with pytest.raises(SafetyViolation, match="One Vote per Term: node 3 voted for 1 and then for 2 in term 2"):
+            net.step(second)
+        return
+    net.step(second)
+    assert net.nodes[3].vote == 1

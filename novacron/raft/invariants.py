@@ -15,7 +15,9 @@ Figure 3 of the Raft paper lists five properties that hold at all times:
   tells which entries a step wrote).
 - Leader Completeness, exactly: an entry committed in term T is in the log of every leader of
   a term above T. The leader that commits an entry is checked in the step that commits it, so
-  the first node seen committing it is that leader and its term is T (not a bound). The check
+  the first node seen committing it is that leader and its term is T (not a bound); T is the
+  term of the leader's commit point, which section 5.4.2 makes the leader's own term (a leader
+  that counts replicas of an older entry commits it as of that older term). The check
   runs both ways: a node that becomes leader of term L must hold every entry committed in a
   term below L, and an entry committed in term T is looked up in the log that every leader of
   a term above T held when it was elected (kept per election), which catches the leader
@@ -26,6 +28,10 @@ Figure 3 of the Raft paper lists five properties that hold at all times:
   installed) with the contents at its index. Each node applies without gaps: the next index
   after the last applied one, or after the snapshot it restarted from or installed.
 
+And one rule the paper states outright (section 5.2) and Election Safety rests on: each server
+votes for at most one candidate in a term, also across restarts (``check_votes``; what a node
+voted for must be on disk before anyone hears of it).
+
 Each check only looks at what changed since the node was last checked, so checking after every
 step costs about as much as the step itself. A violation raises ``SafetyViolation``.
 """
@@ -34,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from novacron.raft.messages import Entry
+from novacron.raft.messages import NO_NODE, Entry
 from novacron.raft.node import LEADER, RaftNode
 
 
@@ -74,10 +80,15 @@ class _NodeWatermarks:
 
 
 class SafetyChecker:
-    def __init__(self, *, check_gaps: bool = False) -> None:
+    def __init__(self, *, check_gaps: bool = False, check_votes: bool = False) -> None:
         """``check_gaps`` needs a runtime that reports crashes (``forget_node`` when a node goes
-        down) and snapshot installs (``installed_snapshot``) and passes ``base_index``."""
+        down) and snapshot installs (``installed_snapshot``) and passes ``base_index``;
+        ``check_votes`` one that persists a node's Ready before the node is checked (else a vote
+        lost with an unsaved Ready in a crash looks like a second vote)."""
         self.check_gaps = check_gaps
+        self.check_votes = check_votes
+        self.votes: dict[tuple[int, int], int] = {}
+        """(node, term) -> the candidate it voted for, when ``check_votes``."""
         self.leaders_by_term: dict[int, int] = {}
         self.entries_seen: dict[tuple[int, int], tuple[int, int, bytes]] = {}
         self.committed: dict[int, Entry] = {}
@@ -103,6 +114,11 @@ class SafetyChecker:
         if marks is None:
             marks = self._nodes[node.id] = _NodeWatermarks()
             node.log.rewritten_from = node.log.first_index()
+        if self.check_votes and node.vote != NO_NODE:
+            first = self.votes.setdefault((node.id, node.term), node.vote)
+            if first != node.vote:
+                raise SafetyViolation("One Vote per Term", f"node {node.id} voted for {first} and then for "
+                                      f"{node.vote} in term {node.term}")
         if node.role == LEADER:
             self._check_leader(node, marks)
         elif marks.leader_term:
@@ -193,17 +209,33 @@ class SafetyChecker:
             raise SafetyViolation("State Machine Safety", f"node {node.id} commit index went back "
                                   f"from {marks.checked_commit} to {log.committed}")
         start = max(marks.checked_commit + 1, log.first_index())
+        commit_term = self._commit_term(node)
         for entry in log.slice(start, log.committed + 1):
             known = self.committed.setdefault(entry.index, entry)
             if known != entry:
                 raise SafetyViolation("State Machine Safety", f"node {node.id} committed {entry.index} "
                                       f"(term {entry.term}) but term {known.term} was committed there before")
             if entry.index not in self.commit_term:
-                # The first node seen with the entry committed is the leader that committed it
-                # (it is checked in the very step that commits), so this is the exact term.
-                self.commit_term[entry.index] = node.term
-                self._check_earlier_elections(entry, node.term)
+                self.commit_term[entry.index] = commit_term
+                self._check_earlier_elections(entry, commit_term)
         marks.checked_commit = log.committed
+
+    @staticmethod
+    def _commit_term(node: RaftNode) -> int:
+        """The term in which ``node``'s newly committed entries count as committed.
+
+        The first node seen with an entry committed is the leader that committed it (it is
+        checked in the very step that commits). Its commit point -- the entry at its commit
+        index, the one a majority was counted for -- has the leader's own term under section
+        5.4.2's rule, so this is the leader's term, exactly. A leader that counted replicas of an
+        older-term entry committed as of that older term: a leader of any later term must hold
+        the entry, and one elected in between without it (Figure 8's S5) is caught at once
+        instead of only when it is elected again.
+        """
+        if node.role != LEADER:
+            return node.term
+        point_term = node.log.term(node.log.committed)
+        return node.term if point_term is None else min(node.term, point_term)
 
     def check_applied(self, node_id: int, entry: Entry, state: bytes | None = None, base_index: int = 0) -> None:
         """``entry`` was applied, leaving the state machine's contents ``state``; ``base_index``

@@ -64,6 +64,9 @@ class Manager:
     """How fast this manager's clock runs (ticks every ``tick_s / clock_rate`` seconds)."""
     paused_until_s: float = 0.0
     burst_ticks: int = 0
+    readies: int = 0
+    """How many Readys this manager has handled: the node's term, vote, role, log and commit can
+    change only with one (``RaftNode.has_ready``), so an observer can skip steps that had none."""
 
     def paused(self, now_s: float) -> bool:
         return self.paused_until_s > now_s
@@ -310,6 +313,7 @@ class RaftCluster:
         node = manager.node
         assert node is not None
         old_role, old_leader = node._prev_soft.role, node._prev_soft.leader
+        manager.readies += 1
         ready = node.ready()
         manager.storage.save(ready)
         if ready.snapshot is not None:

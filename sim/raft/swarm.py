@@ -62,6 +62,24 @@ after all of version 1's):
   flight time, so a second candidate of the same term reaches the restarted voter, which must
   still remember its vote.
 
+Version 3 (issue 13 item 2: stale-read, forget-vote and old-term-commit were still caught in
+under 5 % of seeds) changes only what versions 1 and 2 do not draw, so both stay drawable:
+
+- CheckQuorum is off in 65 % of seeds: most stale reads need a deposed leader that keeps
+  leading (with CheckQuorum it steps down within 300-600 ms of losing its quorum);
+- half the partitions are aimed at the leader (it ends up in a minority), and ``isolate`` is
+  two of the six leader-cut shapes: the majority elects a successor while the old leader,
+  hearing nothing, still answers clients;
+- crash-before-send shares are log-uniform over 3-90 % (uniform 5-90 % before), so in many of
+  these seeds leaders live long enough for the other faults to act on them;
+- rolling restarts in half the seeds with crash-before-send: a leader that dies before
+  sending stays down until the next one dies so (at most 1-2.5 s), and then half the time it
+  reached none of its peers. One leader is down at a time, in turn -- Figure 8's sequence,
+  which otherwise needs independent restart timers to line up;
+- a third of the voters crashed right after granting a vote come back at once (before the
+  next message), so a second candidate of the same term reaches a voter that only has what
+  it persisted even on a LAN, where both requests arrive within 0.1 ms.
+
 ``FaultState`` tracks which faults are active; when the last one ends (a *heal*), the vopr checks
 after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness_later``).
 Simultaneous time-outs, membership changes and leadership transfers restart that bound too: each
@@ -86,8 +104,8 @@ MAX_MANAGERS = 7
 FAULT_KINDS_V1 = ("crash", "partition", "leader-cut", "membership", "clock", "pause", "duplication", "loss",
                   "transfer", "elections")
 FAULT_KINDS = (*FAULT_KINDS_V1, "crash-before-send", "jitter")
-SWARM_VERSIONS = (1, 2)
-SWARM_VERSION = 2
+SWARM_VERSIONS = (1, 2, 3)
+SWARM_VERSION = 3
 """The version ``--generator swarm`` draws; ``swarm1`` replays the seeds version 1 found."""
 V2_KIND_SHARES = MappingProxyType({"crash-before-send": 0.5, "jitter": 0.65})
 """How often version 2 turns on the kinds it added (late messages are the rule on real networks)."""
@@ -98,6 +116,8 @@ CLIENT_KEY_COUNTS = (3, 4, 6)
 """Fewer than 3 keys put a few hundred operations on one key, past the linearizability budget."""
 LEADER_CUT_SHAPES_V1 = ("mute", "deaf", "link-out", "link-in")
 CLUSTER_SIZES = (1, 2, 2, 3, 3, 3, 4, 5, 5, 6, 7)
+INSTANT_RESTART_SHARE = 1 / 3
+"""Version 3: the share of voters crashed right after their vote that are back at once."""
 LIVENESS_BOUND_S = 3.0
 CLOCK_SKEW_MARGIN = 0.97
 """The share of a follower's shortest timeout a heartbeat interval may take (the rest: delays)."""
@@ -174,6 +194,8 @@ class SwarmPlan(ClusterPlan):
     jitter_share: float
     """This share of messages is delayed by up to ``jitter_s`` more (reordering, late requests)."""
     version: int
+    rolling_restarts: bool = False
+    """Version 3: a leader crashed before sending stays down until the next one crashes so."""
 
     @property
     def generator(self) -> str:
@@ -194,7 +216,7 @@ class SwarmPlan(ClusterPlan):
         kinds = frozenset(k for k in FAULT_KINDS_V1 if rng.random() < 0.5)
         # Version 2 leaves CheckQuorum off in half of the seeds: a deposed leader that keeps
         # leading while cut off is where reads go stale.
-        on_share = 0.7 if version == 1 else 0.5
+        on_share = {1: 0.7, 2: 0.5}.get(version, 0.35)
 
         def rate(kind: str, low: float, high: float) -> float:
             value = rng.uniform(low, high)  # drawn even when off, so plans stay comparable
@@ -228,20 +250,31 @@ class SwarmPlan(ClusterPlan):
             client_interval_s=rng.uniform(0.02, 0.15),
             fault_window_s=rng.uniform(3.0, 7.0))
         if version >= 2:
-            fields.update(cls._draw_v2(rng, kinds))
+            fields.update(cls._draw_v2(rng, kinds, version))
         else:
             fields.update(kinds=kinds, client_keys=len(CLIENT_KEYS), reread_share=0.0, jitter_s=0.0, jitter_share=0.0)
+        if version >= 3:
+            kinds_drawn = fields["kinds"]
+            assert isinstance(kinds_drawn, frozenset)
+            fields.update(cls._draw_v3(rng, kinds_drawn))
         return cls(seed=seed, calm_s=LIVENESS_BOUND_S, version=version, **fields)  # type: ignore[arg-type]
 
     @staticmethod
-    def _draw_v2(rng: Random, kinds: frozenset[str]) -> dict[str, object]:
+    def _draw_v3(rng: Random, kinds: frozenset[str]) -> dict[str, object]:
+        """What version 3 adds, drawn after everything version 2 draws."""
+        rolling = rng.random() < 0.5
+        return {"rolling_restarts": rolling and "crash-before-send" in kinds}
+
+    @staticmethod
+    def _draw_v2(rng: Random, kinds: frozenset[str], version: int) -> dict[str, object]:
         """What version 2 adds, drawn after everything version 1 draws."""
         kinds |= {k for k in FAULT_KINDS if k not in FAULT_KINDS_V1 and rng.random() < V2_KIND_SHARES[k]}
         jitter_s = math.exp(rng.uniform(math.log(0.002), math.log(0.1)))
         jitter_share = rng.uniform(0.1, 1.0)
         # Each moment of crash-before-send gets its own share (some seeds crash leaders right
         # after most commits but rarely after an election, ...): Figure 8 needs all three.
-        moments = tuple(rng.uniform(0.05, 0.9) for _ in CRASH_MOMENTS)
+        moments = tuple(rng.uniform(0.05, 0.9) if version == 2 else math.exp(rng.uniform(math.log(0.03), math.log(0.9)))
+                        for _ in CRASH_MOMENTS)
         before_send = moments if "crash-before-send" in kinds else (0.0,) * len(CRASH_MOMENTS)
         reread_share = rng.uniform(0.0, 0.9)
         return dict(kinds=frozenset(kinds), client_keys=rng.choice(CLIENT_KEY_COUNTS), reread_share=reread_share,
@@ -265,7 +298,8 @@ class SwarmPlan(ClusterPlan):
                 f"prevote={self.pre_vote} checkquorum={self.check_quorum} clocks=[{clocks}] "
                 f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
                 f"batch={self.max_entries_per_message} keys={self.client_keys} reread={self.reread_share:.2f} "
-                f"heartbeat={self.settings().raft.heartbeat_ticks} faults for {self.fault_window_s:.1f} s")
+                f"heartbeat={self.settings().raft.heartbeat_ticks}"
+                f"{' rolling-restarts' if self.rolling_restarts else ''} faults for {self.fault_window_s:.1f} s")
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         network = SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
@@ -349,6 +383,8 @@ class SwarmFaults(Hook):
         self.state = FaultState()
         self._next_cut = 0
         self._votes_seen: dict[int, tuple[int, int]] = {}
+        self._rolling_down: list[int] = []
+        """With rolling restarts: leaders crashed before sending that are still down, oldest first."""
         self._cluster: RaftCluster | None = None
 
     @property
@@ -384,10 +420,28 @@ class SwarmFaults(Hook):
             return
         manager = cluster.managers[node.id]
         peers = [v for v in node.voters if v != node.id]
-        self.network.silenced[node.id] = frozenset(self.rng.sample(peers, self.rng.randint(0, len(peers))))
+        reached = self.rng.sample(peers, self.rng.randint(0, len(peers)))
+        if self.plan.rolling_restarts and self.rng.random() < 0.5:
+            reached = []  # version 3: as often as not the crash beats every send
+        self.network.silenced[node.id] = frozenset(reached)
         what = "elected" if elected else "committed" if committed else f"appended {len(ready.entries)} entries"
-        cluster.schedule(cluster.now_s, lambda: self._crash_if_same(
-            manager, manager.incarnation, f"leader ({what}, before sending)", self.rng.uniform(0.01, 1.0)))
+        down_s = self.rng.uniform(0.01, 1.0) if not self.plan.rolling_restarts else self.rng.uniform(1.0, 2.5)
+        cluster.schedule(cluster.now_s, lambda: self._crash_before_send(manager, manager.incarnation, what, down_s))
+
+    def _crash_before_send(self, manager: Manager, incarnation: int, what: str, down_s: float) -> None:
+        """Crash the leader; with rolling restarts, the leaders crashed so before come back now (at
+        the latest after ``down_s``): one leader down at a time, in turn, as Figure 8 goes -- the
+        leader of term 2 is down while the leader of term 3 is elected and dies, comes back and
+        wins term 4 while that one is down, and dies as the leader of term 3 returns."""
+        if manager.node is None or manager.incarnation != incarnation:
+            self.network.silenced.pop(manager.node_id, None)
+            return
+        if self.plan.rolling_restarts:
+            for node_id in self._rolling_down:
+                self.cluster.restart(node_id)
+                self.trace(f"{self._now()} {node_id} back as {manager.node_id} goes down (rolling restart)")
+            self._rolling_down = [manager.node_id]
+        self._crash_if_same(manager, incarnation, f"leader ({what}, before sending)", down_s)
 
     def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None:
         node = manager.node
@@ -415,12 +469,16 @@ class SwarmFaults(Hook):
         # version 2 also restarts within a message's flight time (0.5 ms and up).
         if self.plan.version == 1:
             down_s = self.rng.choice((self.rng.uniform(0.001, 0.05), self.rng.uniform(0.05, 0.5)))
+        elif self.plan.version >= 3 and self.rng.random() < INSTANT_RESTART_SHARE:
+            down_s = 0.0  # back before the next message arrives: only what it persisted survives
         else:
             down_s = math.exp(self.rng.uniform(math.log(0.0005), math.log(0.5)))
         cluster.schedule(cluster.now_s, lambda: self._crash_if_same(manager, incarnation, "voter", down_s))
 
     def restarted(self, cluster: RaftCluster, manager: Manager) -> None:
         self.network.silenced.pop(manager.node_id, None)
+        if manager.node_id in self._rolling_down:
+            self._rolling_down.remove(manager.node_id)
 
     def _crash_if_same(self, manager: Manager, incarnation: int, who: str, down_s: float) -> None:
         if manager.node is None or manager.incarnation != incarnation:
@@ -499,6 +557,13 @@ class SwarmFaults(Hook):
         self.rng.shuffle(ids)
         cut = self.rng.randint(1, len(ids) - 1)
         side, rest = ids[:cut], ids[cut:]
+        leader = self.cluster.leader()
+        if self.plan.version >= 3 and leader is not None and self.rng.random() < 0.5:
+            # Version 3 aims half the partitions at the leader: it ends up in a minority, and
+            # the majority elects a successor while it may still lead and answer (CheckQuorum off).
+            others = [i for i in ids if i != leader.id]
+            keep = self.rng.randint(0, (len(ids) - 1) // 2)
+            side, rest = [leader.id, *others[:keep]], others[keep:]
         pairs = {(a, b) for a in side for b in rest}
         symmetric = self.rng.random() < 0.6
         if symmetric:
@@ -515,7 +580,9 @@ class SwarmFaults(Hook):
             return
         # Version 2 also isolates the leader both ways: it neither hears that it was deposed nor
         # stops leading (without CheckQuorum), while the others elect a successor.
-        shape = self.rng.choice(LEADER_CUT_SHAPES_V1 if self.plan.version == 1 else (*LEADER_CUT_SHAPES_V1, "isolate"))
+        shapes = {1: LEADER_CUT_SHAPES_V1, 2: (*LEADER_CUT_SHAPES_V1, "isolate")}.get(
+            self.plan.version, (*LEADER_CUT_SHAPES_V1, "isolate", "isolate"))
+        shape = self.rng.choice(shapes)
         if shape == "isolate":
             pairs = {(leader.id, o) for o in others} | {(o, leader.id) for o in others}
         elif shape == "mute":
