@@ -562,7 +562,7 @@ class SwarmFaults(Hook):
             # Version 3 aims half the partitions at the leader: it ends up in a minority, and
             # the majority elects a successor while it may still lead and answer (CheckQuorum off).
             others = [i for i in ids if i != leader.id]
-            keep = self.rng.randint(0, (len(ids) - 1) // 2)
+            keep = self.rng.randint(0, max(0, (len(ids) - 1) // 2 - 1))  # the leader's side stays a minority
             side, rest = [leader.id, *others[:keep]], others[keep:]
         pairs = {(a, b) for a in side for b in rest}
         symmetric = self.rng.random() < 0.6
