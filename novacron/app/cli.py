@@ -759,6 +759,49 @@ def cmd_vopr(args: argparse.Namespace) -> int:
                      plant=args.plant, trace_dir=args.trace_dir)
 
 
+def cmd_bft_vopr(args: argparse.Namespace) -> int:
+    """Run random PBFT clusters (4-7 replicas, up to f of them Byzantine: equivocating, forging, replaying,
+    silent) under crash and network faults, one seed each, checking agreement, validity and exactly-once after
+    every execution and liveness once the network is calm. Exit 1 with the seed, a trace and a full-trace file
+    on a violation; --seed S replays one seed exactly."""
+    from novacron.bft.crypto import SIGNATURE_SCHEMES
+    from novacron.bft.replica import Replica
+    from novacron.seeding import MAX_SEED
+    from sim.bft.planted_bugs import PLANTED_BUGS
+    from sim.bft.vopr import run_seeds
+
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        if args.seeds < 1:
+            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
+        raise CommandError(f"seed {seeds[0] if seeds[0] < 0 else seeds[-1]}: allowed: 0 to {MAX_SEED}")
+    if args.plant is not None and args.plant not in PLANTED_BUGS:
+        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
+    if args.signatures not in SIGNATURE_SCHEMES:
+        raise CommandError(f"--signatures {args.signatures!r}: allowed: {', '.join(SIGNATURE_SCHEMES)}")
+    print(f"novacron bft-vopr: seeds {seeds[0]}..{seeds[-1]}, {args.signatures} signatures"
+          + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
+    return run_seeds(seeds, progress=wants_progress(args), replica_class=PLANTED_BUGS.get(args.plant, Replica),
+                     plant=args.plant, signatures=args.signatures, trace_dir=args.trace_dir)
+
+
+def _add_bft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    vopr = _command(sub, "bft-vopr", cmd_bft_vopr, help="Byzantine fault injection on the PBFT replicas")
+    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--plant", default=None, help="run deliberately broken replicas (must fail): "
+                      "accept-unsigned, quorum-2f, new-view-drops-prepared")
+    vopr.add_argument("--signatures", default="simulated",
+                      help="simulated (keyed hashes standing in for signatures, fast; default) or ed25519")
+    vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
+                      help="where the full trace of a failing seed is written (default vopr-traces/)")
+    _add_progress_args(vopr)
+
+
 def cmd_raft_fig16(args: argparse.Namespace) -> int:
     """Time to elect a new leader after the leader crashes, 5 managers, for the timeout ranges of Figure 16;
     writes fig16.png and fig16.csv."""
@@ -906,6 +949,7 @@ EPILOG = """examples:
   novacron manager --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir m1
   novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
+  novacron bft-vopr --seeds 300        Byzantine fault injection on random PBFT clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
   novacron golden [--update]           compare (or rewrite) the golden event-log hashes of the pinned runs
 """
@@ -976,6 +1020,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="calibration profile: a TOML file or a built-in name (default: lab-tcg)")
     _add_manager_commands(sub)
     _add_raft_commands(sub)
+    _add_bft_commands(sub)
     lab = _command(sub, "lab", cmd_lab, help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down")
     lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
     lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
