@@ -39,7 +39,8 @@ from novacron.bft.messages import (
     batch_digest,
     canonical,
 )
-from sim.bft.cluster import Behaviour, BftCluster, Member
+from novacron.bft.replica import Replica
+from sim.bft.cluster import Behaviour, BftCluster, Member, Stage
 
 BYZANTINE_KINDS = ("equivocate", "conflicting-votes", "forge", "replay", "silence", "delay-view-change",
                    "spurious-view-change")
@@ -65,44 +66,44 @@ class Liar(Behaviour):
     def _sign(self, body: object) -> Signed:
         return Signed.of(body, self.signer.identity, self.signer.sign)
 
-    def incoming(self, cluster: BftCluster, member: Member, message: Signed) -> None:
+    def incoming(self, stage: Stage, replica: Replica, message: Signed) -> None:
         if "replay" in self.kinds:
             self.heard.append(message)
 
-    def outgoing(self, cluster: BftCluster, member: Member,
+    def outgoing(self, stage: Stage, replica: Replica,
                  messages: list[tuple[int, Signed]]) -> list[tuple[int, Signed]]:
         out: list[tuple[int, Signed]] = []
         for dst, message in messages:
             if dst in self.silent_to:
                 continue
-            out.extend(self._rewrite(cluster, dst, message))
+            out.extend(self._rewrite(stage, dst, message))
         if "replay" in self.kinds and self.heard and self.rng.random() < self.lie_share:
             old = self.rng.choice(self.heard)
-            target = self.rng.randint(1, cluster.n)
-            cluster.deliver_later(cluster.now_s + self.rng.uniform(0.0, 2.0), target, old)
+            target = self.rng.randint(1, stage.n)
+            stage.deliver_later(stage.now_s + self.rng.uniform(0.0, 2.0), target, old)
         spurious = "spurious-view-change" in self.kinds and self.rng.random() < self.lie_share / 4
-        if spurious and member.replica is not None:
-            r = member.replica
+        if spurious:
+            r = replica
             vc = self._sign(ViewChange(r.view + self.rng.randint(1, 3), r.stable.seq, r.stable.proof, (), r.id))
-            out.extend((d, vc) for d in range(1, cluster.n + 1) if d != r.id and d not in self.silent_to)
+            out.extend((d, vc) for d in range(1, stage.n + 1) if d != r.id and d not in self.silent_to)
         return out
 
-    def _rewrite(self, cluster: BftCluster, dst: int, message: Signed) -> list[tuple[int, Signed]]:
+    def _rewrite(self, stage: Stage, dst: int, message: Signed) -> list[tuple[int, Signed]]:
         body = message.body
         if isinstance(body, ViewChange | NewView) and "delay-view-change" in self.kinds:
             delay_s = self.rng.uniform(0.0, self.view_change_delay_s)
-            cluster.deliver_later(cluster.now_s + delay_s, dst, message)
+            stage.deliver_later(stage.now_s + delay_s, dst, message)
             return []
         lying = self.rng.random() < self.lie_share
         if isinstance(body, PrePrepare) and "equivocate" in self.kinds and lying:
-            return self._equivocate(cluster, dst, body)
+            return self._equivocate(stage, dst, body)
         if isinstance(body, Prepare | Commit) and "conflicting-votes" in self.kinds and lying:
             other = self.alternatives.get((body.view, body.seq)) or self.rng.randbytes(32)
             self.lies += 1
             return [(dst, self._sign(type(body)(body.view, body.seq, other, body.replica)))]
         return [(dst, message)]
 
-    def _equivocate(self, cluster: BftCluster, dst: int, pp: PrePrepare) -> list[tuple[int, Signed]]:
+    def _equivocate(self, stage: Stage, dst: int, pp: PrePrepare) -> list[tuple[int, Signed]]:
         batch = pp.batch[:-1] if self.rng.random() < 0.5 else ()
         digest = batch_digest(batch)
         self.alternatives[(pp.view, pp.seq)] = digest
@@ -111,7 +112,7 @@ class Liar(Behaviour):
         out = [(dst, self._sign(PrePrepare(pp.view, pp.seq, digest, batch))),
                (dst, self._sign(Commit(pp.view, pp.seq, digest, me)))]
         if "forge" in self.kinds:
-            for other in range(1, cluster.n + 1):
+            for other in range(1, stage.n + 1):
                 if other not in (me, dst):
                     out.append((dst, self._forge(Prepare(pp.view, pp.seq, digest, other), other)))
                     out.append((dst, self._forge(Commit(pp.view, pp.seq, digest, other), other)))

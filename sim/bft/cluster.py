@@ -22,7 +22,9 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
+from typing import Protocol
 
+from novacron.bft.app import KeyValueApp
 from novacron.bft.crypto import Keyring
 from novacron.bft.messages import Signed
 from novacron.bft.replica import BftConfig, Executed, Ready, Replica, StableCheckpoint, Stored, log_seq
@@ -35,30 +37,6 @@ SIGNED_OVERHEAD_BYTES = 72
 
 def message_size_bytes(message: Signed) -> int:
     return SIGNED_OVERHEAD_BYTES + len(message.body_bytes())
-
-
-class KeyValueApp:
-    """The replicated service of the simulations: ``put key value`` / ``get key``, results as bytes."""
-
-    def __init__(self) -> None:
-        self.values: dict[bytes, bytes] = {}
-
-    def execute(self, operation: bytes) -> bytes:
-        verb, _, rest = operation.partition(b" ")
-        key, _, value = rest.partition(b" ")
-        if verb == b"put":
-            self.values[key] = value
-            return b"ok"
-        return self.values.get(key, b"")
-
-    def snapshot(self) -> bytes:
-        return b"\n".join(k + b" " + v for k, v in sorted(self.values.items()))
-
-    def restore(self, data: bytes) -> None:
-        self.values = {}
-        for line in data.split(b"\n") if data else ():
-            key, _, value = line.partition(b" ")
-            self.values[key] = value
 
 
 class MemoryLog:
@@ -78,14 +56,26 @@ class MemoryLog:
         return Stored(self.checkpoint, list(self.log))
 
 
+class Stage(Protocol):
+    """Where a Byzantine replica acts: the simulated cluster, or a real replica process."""
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def now_s(self) -> float: ...
+
+    def deliver_later(self, at_s: float, dst: int, message: Signed) -> None: ...
+
+
 class Behaviour:
     """What a Byzantine replica does to its own traffic (the default: nothing -- a correct replica)."""
 
-    def outgoing(self, cluster: BftCluster, member: Member,
+    def outgoing(self, stage: Stage, replica: Replica,
                  messages: list[tuple[int, Signed]]) -> list[tuple[int, Signed]]:
         return messages
 
-    def incoming(self, cluster: BftCluster, member: Member, message: Signed) -> None:
+    def incoming(self, stage: Stage, replica: Replica, message: Signed) -> None:
         """Sees every message delivered to the replica (what a liar learns from)."""
 
 
@@ -276,7 +266,7 @@ class BftCluster:
             self._push(member.paused_until_s, DELIVER, payload, 0)
             return
         if member.behaviour is not None:
-            member.behaviour.incoming(self, member, message)
+            member.behaviour.incoming(self, member.replica, message)
         member.replica.step(message)
         self._after_input(member)
 
@@ -289,7 +279,7 @@ class BftCluster:
         member.storage.save(ready)
         messages = ready.messages
         if member.behaviour is not None:
-            messages = member.behaviour.outgoing(self, member, messages)
+            messages = member.behaviour.outgoing(self, replica, messages)
         for dst, message in messages:
             self._transmit(member.replica_id, dst, message)
         replica.advance(ready)
