@@ -14,7 +14,7 @@ import inspect
 import math
 import sys
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -735,6 +735,19 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
 
 
+def _vopr_seeds(args: argparse.Namespace, planted: Mapping[str, object]) -> list[int]:
+    """The seeds a vopr command runs (``--seed`` or ``--first-seed``/``--seeds``); checks ``--plant`` too."""
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        if args.seeds < 1:
+            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.plant is not None and args.plant not in planted:
+        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(planted))}")
+    return seeds
+
+
 def cmd_vopr(args: argparse.Namespace) -> int:
     """Run random Raft clusters (1-7 managers) under random faults, one seed each, checking Raft's safety
     properties after every step, liveness after every heal and linearizability at the end. Exit 1 with the
@@ -743,14 +756,7 @@ def cmd_vopr(args: argparse.Namespace) -> int:
     from sim.raft.planted_bugs import PLANTED_BUGS
     from sim.raft.vopr import run_seeds
 
-    if args.seed is not None:
-        seeds = [args.seed]
-    else:
-        if args.seeds < 1:
-            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.plant is not None and args.plant not in PLANTED_BUGS:
-        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
+    seeds = _vopr_seeds(args, PLANTED_BUGS)
     node_class = PLANTED_BUGS[args.plant] if args.plant else None
     print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}, {args.generator} generator"
           + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
@@ -770,16 +776,9 @@ def cmd_bft_vopr(args: argparse.Namespace) -> int:
     from sim.bft.planted_bugs import PLANTED_BUGS
     from sim.bft.vopr import run_seeds
 
-    if args.seed is not None:
-        seeds = [args.seed]
-    else:
-        if args.seeds < 1:
-            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    seeds = _vopr_seeds(args, PLANTED_BUGS)
     if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
         raise CommandError(f"seed {seeds[0] if seeds[0] < 0 else seeds[-1]}: allowed: 0 to {MAX_SEED}")
-    if args.plant is not None and args.plant not in PLANTED_BUGS:
-        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
     if args.signatures not in SIGNATURE_SCHEMES:
         raise CommandError(f"--signatures {args.signatures!r}: allowed: {', '.join(SIGNATURE_SCHEMES)}")
     print(f"novacron bft-vopr: seeds {seeds[0]}..{seeds[-1]}, {args.signatures} signatures"

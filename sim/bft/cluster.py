@@ -12,15 +12,14 @@ ignored); a restart rebuilds it from the stored log, which survived. A Byzantine
 correct ``Replica`` whose outgoing messages a ``Behaviour`` rewrites (``sim.bft.byzantine``): it
 may lie, equivocate, stay silent or forge, but signs only with its own key.
 
-Time is a float in seconds; the queue is a heap of ``(time, seq, kind, payload, tag)``, so a run
-is a pure function of its seed.
+Time is a float in seconds; the queue is ``sim.event_queue``'s heap, so a run is a pure function
+of its seed.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from random import Random
 from typing import Protocol
 
@@ -28,9 +27,10 @@ from novacron.bft.app import KeyValueApp
 from novacron.bft.crypto import Keyring
 from novacron.bft.messages import Signed
 from novacron.bft.replica import BftConfig, Executed, Ready, Replica, StableCheckpoint, Stored, log_seq
+from sim.event_queue import CALL, EventQueue
 from sim.network import NetworkModel
 
-TICK, DELIVER, CALL = 0, 1, 2
+TICK, DELIVER = 0, 1
 SIGNED_OVERHEAD_BYTES = 72
 """Sender, signature (64 bytes for Ed25519) and framing around the canonical body."""
 
@@ -132,22 +132,15 @@ ClientInbox = Callable[[int, Signed], None]
 ReplicaFactory = Callable[..., Replica]
 
 
-@dataclass
-class BftCluster:
-    settings: BftSettings
-    network: NetworkModel
-    rng: Random
-    keyring: Keyring
-    hooks: list[Hook] = field(default_factory=list)
-    replica_class: ReplicaFactory = Replica
-    app_class: Callable[[], KeyValueApp] = KeyValueApp
-    client_inbox: ClientInbox | None = None
-    now_s: float = 0.0
-    steps: int = 0
-
-    def __post_init__(self) -> None:
-        self._queue: list[tuple[float, int, int, object, int]] = []
-        self._seq = 0
+class BftCluster(EventQueue):
+    def __init__(self, settings: BftSettings, network: NetworkModel, rng: Random, keyring: Keyring, *,
+                 hooks: list[Hook] | None = None, replica_class: ReplicaFactory = Replica,
+                 app_class: Callable[[], KeyValueApp] = KeyValueApp, client_inbox: ClientInbox | None = None) -> None:
+        super().__init__()
+        self.settings, self.network, self.rng, self.keyring = settings, network, rng, keyring
+        self.hooks = list(hooks or [])
+        self.replica_class, self.app_class, self.client_inbox = replica_class, app_class, client_inbox
+        self.steps = 0
         self.members: dict[int, Member] = {}
         self.apps: dict[int, KeyValueApp] = {}
         for replica_id in range(1, self.settings.replicas + 1):
@@ -211,13 +204,6 @@ class BftCluster:
 
     # -- the event loop ---------------------------------------------------------------------------------
 
-    def schedule(self, at_s: float, action: Callable[[], None]) -> None:
-        self._push(at_s, CALL, action, 0)
-
-    def _push(self, at_s: float, kind: int, payload: object, tag: int) -> None:
-        self._seq += 1
-        heapq.heappush(self._queue, (at_s, self._seq, kind, payload, tag))
-
     def _transmit(self, src: int, dst: int, message: Signed) -> None:
         for at_s in self.network.transmit(src, dst, message_size_bytes(message), self.now_s):
             self._push(at_s, DELIVER, (dst, message), 0)
@@ -225,17 +211,6 @@ class BftCluster:
     def deliver_later(self, at_s: float, dst: int, message: Signed) -> None:
         """Inject ``message`` for ``dst`` at ``at_s`` outside the network model (a replay, a forgery)."""
         self._push(at_s, DELIVER, (dst, message), 0)
-
-    def run_until(self, until_s: float, stop: Callable[[], bool] | None = None) -> bool:
-        queue = self._queue
-        while queue and queue[0][0] <= until_s:
-            at_s, _, kind, payload, tag = heapq.heappop(queue)
-            self.now_s = at_s
-            self._dispatch(kind, payload, tag)
-            if stop is not None and stop():
-                return True
-        self.now_s = max(self.now_s, until_s)
-        return False
 
     def _dispatch(self, kind: int, payload: object, tag: int) -> None:
         if kind == CALL:
