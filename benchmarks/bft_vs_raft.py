@@ -79,7 +79,7 @@ class TimedSigner:
 
 def run_bft(replicas: int, profile: str, clients: int, ops: int) -> dict[str, float]:
     keyring = TimedKeyring(Ed25519Keyring(1, [*range(1, replicas + 1), *range(CLIENT_BASE, CLIENT_BASE + clients)]))
-    cluster = BftCluster(BftSettings(replicas=replicas, tick_s=0.010, view_change_ticks=100), 
+    cluster = BftCluster(BftSettings(replicas=replicas, tick_s=0.010, view_change_ticks=100),
                          NetworkModel(PROFILES[profile], Random(1)), Random(1), keyring)  # type: ignore[arg-type]
     f = (replicas - 1) // 3
     bft_clients = {c: BftClient(c, keyring.signer(c), keyring, f, replicas)

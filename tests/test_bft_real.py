@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,47 +23,16 @@ from typing import Any
 import pytest
 
 from backends.bft.client import RemoteBftClient
-from backends.manager.localcluster import REPO_ROOT, free_ports
+from backends.bft.localcluster import LocalBftCluster
 
 pytestmark = [pytest.mark.bft, pytest.mark.slow]
 KEY_SEED = 21
 REQUESTS = int(os.environ.get("NOVACRON_BFT_REAL_REQUESTS", "30"))
 
 
-class Replicas:
-    def __init__(self, base_dir: Path, n: int = 4) -> None:
-        self.base_dir = base_dir
-        ports = free_ports(n)
-        self.peers = {i: ("127.0.0.1", ports[i - 1]) for i in range(1, n + 1)}
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-
-    def start(self, replica: int, byzantine: str = "") -> None:
-        peers = ",".join(f"{i}={h}:{p}" for i, (h, p) in self.peers.items())
-        args = [sys.executable, "-m", "backends.bft.process", "--id", str(replica), "--peers", peers,
-                "--data-dir", str(self.base_dir / f"r{replica}"), "--key-seed", str(KEY_SEED)]
-        if byzantine:
-            args += ["--byzantine", byzantine]
-        log = (self.base_dir / f"r{replica}.log").open("ab")
-        self.processes[replica] = subprocess.Popen(args, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-
-    def kill(self, replica: int) -> None:
-        process = self.processes.pop(replica)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-
-    def close(self) -> None:
-        for replica in list(self.processes):
-            self.kill(replica)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- replica {p.stem} ---\n{p.read_text()[-2000:]}"
-                         for p in sorted(self.base_dir.glob("r*.log")))
-
-
 @pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[Replicas]:
-    made = Replicas(tmp_path)
+def replicas(tmp_path: Path) -> Iterator[LocalBftCluster]:
+    made = LocalBftCluster(tmp_path, key_seed=KEY_SEED)
     try:
         yield made
     finally:
@@ -110,7 +76,7 @@ async def wait_caught_up(client: RemoteBftClient, ids: list[int], target: int, t
         await asyncio.sleep(0.2)
 
 
-def test_three_correct_replicas_keep_committing_next_to_an_equivocating_primary(replicas: Replicas) -> None:
+def test_three_correct_replicas_keep_committing_next_to_an_equivocating_primary(replicas: LocalBftCluster) -> None:
     replicas.start(1, byzantine="equivocate,conflicting-votes,forge")
     for replica in (2, 3, 4):
         replicas.start(replica)
@@ -133,7 +99,7 @@ def test_three_correct_replicas_keep_committing_next_to_an_equivocating_primary(
     asyncio.run(scenario())
 
 
-def test_a_sigkilled_replica_restarts_from_its_log_and_catches_up(replicas: Replicas) -> None:
+def test_a_sigkilled_replica_restarts_from_its_log_and_catches_up(replicas: LocalBftCluster) -> None:
     for replica in (1, 2, 3, 4):
         replicas.start(replica)
 
