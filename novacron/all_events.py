@@ -6,6 +6,7 @@ written (``tests/test_events.py`` checks that every ``@event`` module under ``no
 listed).
 """
 
+import novacron.bft.events
 import novacron.cache.events
 import novacron.cluster.events
 import novacron.guest_health
@@ -14,6 +15,7 @@ import novacron.raft.events
 import novacron.scheduler.events  # noqa: F401
 
 EVENT_MODULES = (
+    "novacron.bft.events",
     "novacron.cache.events",
     "novacron.cluster.events",
     "novacron.guest_health",

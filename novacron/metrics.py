@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from novacron.bft.metrics import CriticalOpFold
 from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
@@ -105,6 +106,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: RaftFold(),
     ContentionFold,
     lambda _: SlaEnergyFold(),
+    lambda _: CriticalOpFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from novacron.bft.scenario import ControlSection
 from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
@@ -122,6 +123,7 @@ class Scenario:
     faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
     raft: RaftSection = section(RaftSection)
+    control: ControlSection = section(ControlSection)
     runtime: RuntimeSection = section(RuntimeSection)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
