@@ -10,6 +10,7 @@ from random import Random
 
 import pytest
 
+from novacron.bft.app import KeyValueApp
 from novacron.bft.checker import BftSafetyChecker, BftSafetyViolation
 from novacron.bft.client import BftClient
 from novacron.bft.crypto import CachingVerifier, Ed25519Keyring, SimulatedKeyring, make_keyring
@@ -280,3 +281,18 @@ def test_the_checker_catches_disagreement_invalid_requests_and_gaps() -> None:
     checker.checkpointed(1, StableCheckpoint(4, b"s"), b"s1")
     with pytest.raises(BftSafetyViolation, match="Agreement"):
         checker.checkpointed(2, StableCheckpoint(4, b"t"), b"s2")
+
+
+@pytest.mark.parametrize("replicas", [4, 5, 6, 7])
+def test_quorums_intersect_in_a_correct_replica_and_the_correct_ones_form_one(replicas: int) -> None:
+    """Regression (bft-vopr seed 28, 5 replicas): 2f + 1 = 3 of 5 let two quorums share only the
+    faulty primary, and two correct replicas executed different batches at one sequence number."""
+    keyring = SimulatedKeyring(1, range(1, replicas + 1))
+    replica = Replica(BftConfig(1, replicas), keyring.signer(1), keyring, KeyValueApp())
+    q, f = replica.quorum(), replica.f
+    assert 2 * q - replicas >= f + 1, "two quorums must share at least one correct replica"
+    assert replicas - f >= q, "the correct replicas alone must make a quorum"
+    from sim.bft.vopr import run_seed
+
+    if replicas == 5:
+        assert run_seed(28).ok
