@@ -178,6 +178,8 @@ class Slot:
 def log_seq(message: Signed) -> int | None:
     """The sequence number a logged message belongs to (None: view-change traffic)."""
     body = message.body
+    if isinstance(body, PreparedProof):
+        body = body.pre_prepare.body
     return body.seq if isinstance(body, PrePrepare | Prepare | Commit | Checkpoint) else None
 
 
@@ -749,6 +751,8 @@ class Replica:
                 self.view, self.status = body.new_view, VIEW_CHANGE
                 self.view_changes.setdefault(body.new_view, {})[self.id] = message
             elif isinstance(body, PreparedProof):
+                if body.pre_prepare.body.seq <= self.stable.seq:
+                    continue
                 slot = self._slot(body.pre_prepare.body.seq)
                 if slot.prepared is None or slot.prepared.pre_prepare.body.view <= body.pre_prepare.body.view:
                     slot.prepared = body
