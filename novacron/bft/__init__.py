@@ -11,6 +11,12 @@ Modules
 - ``client``: ``BftClient``, which accepts a result once ``f + 1`` replicas agree.
 - ``snapshot``: the checkpointed state (application snapshot + client table) as bytes.
 - ``checker``: agreement and validity, the invariants the Byzantine vopr checks.
+- ``app``: the key-value service the simulations and the real-process tests replicate.
+- ``scenario`` / ``events`` / ``metrics``: ``[control] critical_ops = "bft"``, the
+  ``CriticalOpCommitted`` event and the ``control.critical_op_*`` metrics.
+
+Runtimes: ``sim.bft`` (the simulated cluster, Byzantine behaviours, ``novacron bft-vopr``, the
+critical-operations control plane) and ``backends.bft`` (replica processes over TCP).
 
 Writing a runtime
 -----------------
