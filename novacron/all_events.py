@@ -8,6 +8,7 @@ listed).
 
 import novacron.cache.events
 import novacron.cluster.events
+import novacron.federation.events
 import novacron.guest_health
 import novacron.migration.events
 import novacron.raft.events
@@ -16,6 +17,7 @@ import novacron.scheduler.events  # noqa: F401
 EVENT_MODULES = (
     "novacron.cache.events",
     "novacron.cluster.events",
+    "novacron.federation.events",
     "novacron.guest_health",
     "novacron.migration.events",
     "novacron.raft.events",

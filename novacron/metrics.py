@@ -25,6 +25,7 @@ from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejec
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
 from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
 from novacron.events import Event
+from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
 from novacron.migration.events import MigrationAdmitted
 from novacron.migration.metrics import MigrationFold
 from novacron.raft.metrics import RaftFold
@@ -105,6 +106,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: RaftFold(),
     ContentionFold,
     lambda _: SlaEnergyFold(),
+    lambda _: FederationFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -305,7 +307,7 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
-                                  for name, unit, meaning in (*_FIXED, *_expanded())}
+                                  for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

@@ -27,6 +27,7 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
 from novacron.raft.scenario import RaftSection
@@ -123,6 +124,7 @@ class Scenario:
     migration: MigrationConfig = section(MigrationConfig)
     raft: RaftSection = section(RaftSection)
     runtime: RuntimeSection = section(RuntimeSection)
+    federation: FederationSection = section(FederationSection)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -288,6 +290,10 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
             caps.add("raft-crash")
         if r.partition_at_s > 0:
             caps.add("raft-partition")
+    if scenario.federation.enabled:
+        caps.add("federation")
+        if scenario.federation.outage_datacenter and scenario.federation.outage_at_s > 0:
+            caps.add("federation-outage")
     return frozenset(caps)
 
 

@@ -104,6 +104,13 @@ def _t(name: str, metric: str, unit: str, cmp: str, threshold: Threshold, *,
 
 
 REF = Role.REFERENCE
+FEDERATION = "NovaCron federation defaults (issue 17): set your own in [targets]"
+
+
+def _federation(name: str, metric: str, unit: str, cmp: str, threshold: float, capability: str) -> Target:
+    return Target(name=name, metric=metric, unit=unit, comparator=Comparator(cmp), threshold=threshold,
+                  source=FEDERATION, capability=capability)
+
 
 CATALOGUE: tuple[Target, ...] = (
     _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0),
@@ -136,6 +143,13 @@ CATALOGUE: tuple[Target, ...] = (
     _t("memory headroom kept", "scheduler.min_headroom_memory_pct", "%", ">=", 10.0, capability="scheduler"),
     _t("network headroom kept", "scheduler.min_headroom_network_pct", "%", ">=", 30.0, capability="scheduler"),
     _t("I/O headroom kept", "scheduler.min_headroom_io_pct", "%", ">=", 20.0, capability="scheduler"),
+    _t("federation formation (WAN)", "federation.formation_s", "s", "<", 30.0, capability="federation"),
+    _federation("federation requests rejected", "federation.vms_rejected_pct", "%", "<=", 0.0, "federation"),
+    # A datacenter outage: the catalogue's RTO of 10 minutes and RPO of one minute are defaults
+    # for a planner to replace, not figures of the analysis (which sets none).
+    _federation("datacenter outage RTO", "federation.rto_s", "s", "<", 600.0, "federation-outage"),
+    _federation("datacenter outage RPO", "federation.rpo_s", "s", "<=", 60.0, "federation-outage"),
+    _federation("VMs lost with a datacenter", "federation.vms_lost", "", "<=", 0.0, "federation-outage"),
 )
 
 SETTINGS: tuple[Setting, ...] = (

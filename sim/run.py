@@ -34,6 +34,7 @@ from sim import cache, faults, services
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
+from sim.federation import component as federation_component
 from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
@@ -53,6 +54,7 @@ COMPONENTS: tuple[Component, ...] = (
     cache.start,
     migration_service.start,
     raft_component.start,
+    federation_component.start,
 )
 
 

@@ -121,10 +121,14 @@ def _add_check_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a scenario in the SimPy model. Writes events.parquet, summary.json and report.html to the run
     directory. The first line printed names the seed."""
+    from novacron.federation.metrics import datacenter_table
     from novacron.slo import format_table
 
     result = _run(args)
     print(format_table(result.verdict))
+    datacenters = datacenter_table(result.summary["metrics"])
+    if datacenters:
+        print(f"\n{datacenters}")
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
 
