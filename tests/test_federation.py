@@ -9,10 +9,13 @@ import pytest
 
 from novacron.app.cli import main
 from novacron.events import event_fields
+from novacron.federation.config import FederationSection
 from novacron.metrics import compute_metrics
 from novacron.scenario import Scenario, loads_scenario, resolve_scenario, scenario_targets
+from novacron.seeding import RunSeeds
 from novacron.slo import TargetOverride, Verdict, apply_overrides, evaluate
-from sim.federation.vopr import run_seed
+from sim.federation.component import assemble
+from sim.federation.vopr import SHAPE, run_seed
 from sim.run import simulate
 from tests.scenario_snippets import ONLY_PLACEMENT
 
@@ -66,6 +69,7 @@ def test_run_federation_3dc_prints_datacenter_rows_and_recovery_targets(
     assert len(rows) == 3, out
     eu_west = next(r for r in rows if r.startswith("eu-west-1"))
     assert eu_west.split()[1] == "0"  # lost at 900 s: no VM runs there at the end
+    assert "## Datacenters" in (tmp_path / "r" / "report.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +144,21 @@ def test_leadership_moves_back_to_the_preferred_datacenter_after_a_cut() -> None
     assert elected[-1].datacenter == "ap-northeast-1"  # type: ignore[attr-defined]
     assert any(e.t_s > 110.0 for e in moved)  # type: ignore[attr-defined]
     assert any(e.t_s > 100.0 and e.datacenter != "ap-northeast-1" for e in elected)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_formation_across_three_regions_at_150_ms_is_under_30_s(seed: int) -> None:
+    section = FederationSection(enabled=True, datacenters=("a", "b", "c"), wan="uniform", wan_uniform_rtt_ms=150.0,
+                                vms=0, ha_group_size=1)
+    formed: list[float] = []
+
+    def emit(cls: type, **fields: float) -> None:
+        if cls.__name__ == "FederationFormed":
+            formed.append(fields["formation_s"])
+
+    model = assemble(section, SHAPE, seed_rng=RunSeeds(seed).python, emit=emit)
+    model.raft.run_until(30.0, stop=lambda: bool(formed))
+    assert formed and formed[0] < 30.0
 
 
 # -- determinism -----------------------------------------------------------------------------------------

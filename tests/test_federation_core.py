@@ -167,12 +167,13 @@ def test_state_refuses_what_would_break_the_federation() -> None:
     sm.apply(entry(3, place("c3", "b", Placement(0, 0, 4, 8, ""))))      # over the host's 8 vCPUs
     sm.apply(entry(4, FederationStateMachine.evacuate("c4", "a", 1, 0)))  # datacenter 0 is not lost
     sm.apply(entry(5, place("c1", "c", Placement(2, 0, 1, 1, ""))))      # a retried id: applied once
-    assert set(sm.vms) == {"a"} and sm.refused == 3
-    sm.apply(entry(6, sm.lose(0)))
-    sm.apply(entry(7, FederationStateMachine.evacuate("c7", "a", 1, 0)))
-    sm.apply(entry(8, place("c8", "d", Placement(0, 1, 1, 1, ""))))      # into a lost datacenter
+    sm.apply(entry(6, b'{"id": "c6", "op": "noop"}'))                    # unknown
+    assert set(sm.vms) == {"a"} and sm.refused == 4
+    sm.apply(entry(16, sm.lose(0)))
+    sm.apply(entry(17, FederationStateMachine.evacuate("c7", "a", 1, 0)))
+    sm.apply(entry(18, place("c8", "d", Placement(0, 1, 1, 1, ""))))      # into a lost datacenter
     assert sm.vms["a"].cluster == 1 and "d" not in sm.vms and sm.used(0, 0) == (0.0, 0.0)
-    sm.apply(entry(9, sm.rejoin(0)))
+    sm.apply(entry(19, sm.rejoin(0)))
     assert sm.lost == set() and sm.lose(0) != FederationStateMachine.lose(
         FederationStateMachine(8, 32, 1), 0)  # a second loss is a new command
     copy = FederationStateMachine(8, 32, 1)

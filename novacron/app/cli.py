@@ -753,6 +753,8 @@ def cmd_vopr(args: argparse.Namespace) -> int:
         if args.seeds < 1:
             raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.federation:
+        return _federation_vopr(args, seeds)
     if args.plant is not None and args.plant not in PLANTED_BUGS:
         raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
     node_class = PLANTED_BUGS[args.plant] if args.plant else None
@@ -761,6 +763,16 @@ def cmd_vopr(args: argparse.Namespace) -> int:
     progress = wants_progress(args)
     return run_seeds(seeds, progress=progress, node_class=node_class or RaftNode, generator=args.generator,
                      plant=args.plant, trace_dir=args.trace_dir)
+
+
+def _federation_vopr(args: argparse.Namespace, seeds: list[int]) -> int:
+    from sim.federation.vopr import PLANTS, run_seeds as run_federation_seeds
+
+    if args.plant is not None and args.plant not in PLANTS:
+        raise CommandError(f"--plant {args.plant!r}: allowed with --federation: {', '.join(PLANTS)}")
+    print(f"novacron vopr --federation: seeds {seeds[0]}..{seeds[-1]}"
+          + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
+    return run_federation_seeds(seeds, plant=args.plant, progress=wants_progress(args))
 
 
 def cmd_raft_fig16(args: argparse.Namespace) -> int:
@@ -797,6 +809,9 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     vopr.add_argument("--generator", choices=("swarm", "swarm1", "swarm2", "classic"), default="swarm",
                       help="plan generator: swarm (random subsets of fault kinds, 1-7 voters; default; swarmN: "
                            "its version N, for the seeds that version found) or classic")
+    vopr.add_argument("--federation", action="store_true",
+                      help="check the federation group instead (random datacenter cuts and losses; --plant "
+                           "unrecorded-restart or a Raft bug above)")
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
     _add_progress_args(vopr)

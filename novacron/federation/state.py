@@ -88,6 +88,8 @@ class FederationStateMachine:
                 return self._refuse()  # a VM is placed once, and never into a datacenter given up on
             return self._put(cmd["vm"], Placement(int(cmd["cluster"]), int(cmd["host"]), float(cmd["cpu"]),
                                                   float(cmd["mem"]), str(cmd["group"])))
+        if op != "evacuate":
+            return self._refuse()  # an unknown command: refused alike on every member
         old = self.vms.get(cmd["vm"])
         if old is None or old.cluster // self.clusters_per_datacenter not in self.lost:
             return self._refuse()  # only a lost datacenter's VMs are evacuated, each once
