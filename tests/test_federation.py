@@ -3,6 +3,7 @@ RPO), WAN-aware leadership, determinism, and the federation vopr with its plante
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,20 @@ def test_a_datacenter_cut_off_longer_than_detection_is_evacuated_then_fenced_and
                                 'partition_duration_s = 120.0\n'))
     assert of_type(events, "DatacenterDeclaredLost") and of_type(events, "DatacenterRejoined")
     assert metrics["federation.vms_fenced"] == metrics["federation.vms_evacuated"] > 0
+
+
+def test_moves_carry_disks_over_the_wan_and_a_loss_raises_no_false_alarm() -> None:
+    """Regression: gossip pushed to a random peer, dead ones included, so with eu-west-1 lost the
+    leader missed ap-northeast-1's pushes for 30 s and declared it lost too (seed 7, at 1440 s).
+    The detector now also counts Raft responses, and gossip skips datacenters known lost."""
+    scenario, _ = resolve_scenario("federation-3dc", duration_s=1800.0)
+    section = dataclasses.replace(scenario.federation, migrations=12, migration_start_s=400.0, outage_at_s=1000.0)
+    events, metrics = run(dataclasses.replace(scenario, federation=section))
+    assert [e.datacenter for e in of_type(events, "DatacenterDeclaredLost")] == ["eu-west-1"]  # type: ignore[attr-defined]
+    assert metrics["federation.vms_fenced"] == 0 and metrics["federation.vms_lost"] == 0
+    moves = [e for e in of_type(events, "CrossDatacenterMigrationFinished") if e.outcome == "completed"]  # type: ignore[attr-defined]
+    assert len(moves) >= 6 and all(e.downtime_ms < 1000 for e in moves)  # type: ignore[attr-defined]
+    assert all(e.wan_bytes > 20 * 2**30 for e in moves)  # type: ignore[attr-defined]  # the 20 GiB disk went too
 
 
 # -- WAN-aware leadership --------------------------------------------------------------------------------

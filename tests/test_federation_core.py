@@ -17,6 +17,9 @@ from novacron.federation.gossip import ClusterSummary, MetricsView
 from novacron.federation.placement import ClusterScheduler, GlobalPolicy, PlacementRequest, rank_clusters
 from novacron.federation.state import FederationStateMachine, Placement
 from novacron.federation.wan import AWS_2017_RTT_MS, AWS_2017_SOURCE
+from novacron.federation.wan_migration import plan_block_live, plan_cold, wan_link
+from novacron.migration.planner import VMMigrationProfile
+from novacron.migration.protocol import PowerState
 from novacron.raft.messages import Entry, EntryKind
 from novacron.scenario import capabilities, loads_scenario, resolve_scenario
 
@@ -179,3 +182,31 @@ def test_state_refuses_what_would_break_the_federation() -> None:
     copy = FederationStateMachine(8, 32, 1)
     copy.restore(sm.snapshot())
     assert copy.snapshot() == sm.snapshot() and dataclasses.asdict(copy.vms["a"]) == dataclasses.asdict(sm.vms["a"])
+
+
+# -- moving a VM with its disk over the WAN --------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+def test_cold_move_copies_the_disk_over_the_wan_share() -> None:
+    vm = VMMigrationProfile(vm_id="v", memory_bytes=8 * GIB, wws_bytes=GIB, dirty_rate_pages_s=0,
+                            disk_bytes=20 * GIB, power_state=PowerState.SHUTOFF)
+    link = wan_link(1000.0, 0.5, rtt_ms=100.0)
+    move = plan_cold(vm, link)
+    disk_s = 20 * GIB / (1000e6 / 8 * 0.5)
+    assert move.total_time_ms == pytest.approx((2.0 + 0.4 + disk_s) * 1000) == move.downtime_ms
+    assert move.wan_bytes == 20 * GIB
+
+
+def test_block_live_move_mirrors_the_disk_then_precopies_memory() -> None:
+    vm = VMMigrationProfile(vm_id="v", memory_bytes=4 * GIB, wws_bytes=GIB // 4, dirty_rate_pages_s=2000,
+                            disk_bytes=10 * GIB)
+    link = wan_link(1000.0, 0.5, rtt_ms=80.0)
+    writes = 5 * 2**20
+    move = plan_block_live(vm, link, disk_write_bytes_s=writes, downtime_limit_ms=500.0)
+    assert move.converges and move.disk_phase_s == pytest.approx(10 * GIB / (link.bandwidth_bytes_s - writes))
+    assert move.downtime_ms < 1000 < move.total_time_ms / 1000 * 1000
+    assert move.wan_bytes > 10 * GIB + writes * move.disk_phase_s  # the disk, what was written meanwhile, memory
+    stuck = plan_block_live(vm, link, disk_write_bytes_s=link.bandwidth_bytes_s, downtime_limit_ms=500.0)
+    assert not stuck.converges and stuck.total_time_ms == float("inf")

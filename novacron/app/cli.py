@@ -766,7 +766,8 @@ def cmd_vopr(args: argparse.Namespace) -> int:
 
 
 def _federation_vopr(args: argparse.Namespace, seeds: list[int]) -> int:
-    from sim.federation.vopr import PLANTS, run_seeds as run_federation_seeds
+    from sim.federation.vopr import PLANTS
+    from sim.federation.vopr import run_seeds as run_federation_seeds
 
     if args.plant is not None and args.plant not in PLANTS:
         raise CommandError(f"--plant {args.plant!r}: allowed with --federation: {', '.join(PLANTS)}")

@@ -59,6 +59,14 @@ class FederationSection:
     leader_preference: tuple[str, ...] = spec([], doc="datacenters preferred for the federation leader, best first; "
                                                       "leadership moves back there after a failover")
     tick_ms: float = spec(10.0, min=1.0, max=1000, doc="federation Raft tick")
+    migrations: int = spec(0, min=0, max=100_000, doc="VMs moved to another datacenter over the WAN, with their disks")
+    migration_start_s: float = spec(600.0, min=0, max=1e7, doc="first cross-datacenter move")
+    migration_window_s: float = spec(300.0, min=0, max=1e7, doc="moves start uniformly within this window")
+    migration_kind: str = spec("block-live", choices=("block-live", "cold"),
+                               doc="'block-live' (disk mirrored beside memory pre-copy) or 'cold' (VM stopped)")
+    vm_disk_gib: float = spec(20.0, min=0.0, max=65536, doc="local disk of a federation VM (moves with it)")
+    disk_write_mib_s: float = spec(2.0, min=0.0, max=1e5, doc="a VM's disk write rate while it is mirrored")
+    migration_wan_share: float = spec(0.5, min=0.01, max=1.0, doc="share of a WAN link migration streams may use")
 
     def __post_init__(self) -> None:
         if not self.enabled:

@@ -128,6 +128,22 @@ class VMFenced(Event):
 
 
 @event
+class CrossDatacenterMigrationFinished(Event):
+    """A VM moved (or failed to move) to another datacenter with its disk, over the WAN link's
+    migration share. ``migration_kind``: ``block-live`` or ``cold``; ``outcome``: ``completed`` or
+    ``aborted`` (pre-copy would not converge, or a datacenter was lost meanwhile)."""
+
+    vm_id: str
+    from_datacenter: str
+    datacenter: str
+    migration_kind: str
+    outcome: str
+    total_time_ms: float
+    downtime_ms: float
+    wan_bytes: int
+
+
+@event
 class DatacenterUtilisationSampled(Event):
     datacenter: str
     cpu_pct: float

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 from novacron.events import Event
 from novacron.federation.events import (
+    CrossDatacenterMigrationFinished,
     DatacenterDeclaredLost,
     DatacenterFailed,
     DatacenterUtilisationSampled,
@@ -57,6 +58,11 @@ FEDERATION_METRICS: tuple[tuple[str, str, str], ...] = (
     ("federation.vms_evacuated", "", "VMs restarted in another datacenter"),
     ("federation.vms_fenced", "", "copies stopped when a cut-off datacenter came back (split brain)"),
     ("federation.wan_traffic_mib", "MiB", "bytes sent over WAN links between datacenters"),
+    ("federation.wan_migrations_completed", "", "VMs moved to another datacenter with their disks"),
+    ("federation.wan_migrations_aborted", "", "cross-datacenter moves aborted (no convergence, no room, a loss)"),
+    ("federation.wan_migration.total_time_p50_ms", "ms", "median total time of completed cross-datacenter moves"),
+    ("federation.wan_migration.total_time_max_ms", "ms", "longest completed cross-datacenter move"),
+    ("federation.wan_migration.downtime_max_ms", "ms", "longest downtime of a completed cross-datacenter move"),
 )
 
 
@@ -79,13 +85,24 @@ class FederationFold:
         self.declared_s: dict[str, float] = {}
         self.evacuated_from: dict[str, list[float]] = defaultdict(list)
         self.datacenters: dict[str, _DatacenterSeries] = {}
+        self.moves_aborted = 0
+        self.move_total_ms = InMemoryColumn()
+        self.move_downtime_max_ms = 0.0
 
     def handlers(self) -> Mapping[type[Event], Handler]:
         return {FederationVMPlaced: self._placed, FederationVMRejected: self._rejected,
                 FederationLeaderElected: self._leader, FederationFormed: self._formed,
                 FederationViewSampled: self._view, DatacenterFailed: self._failed,
                 DatacenterDeclaredLost: self._declared, VMEvacuated: self._evacuated,
-                VMFenced: self._fenced, DatacenterUtilisationSampled: self._sampled}
+                VMFenced: self._fenced, DatacenterUtilisationSampled: self._sampled,
+                CrossDatacenterMigrationFinished: self._moved}
+
+    def _moved(self, ev: CrossDatacenterMigrationFinished) -> None:
+        if ev.outcome != "completed":
+            self.moves_aborted += 1
+            return
+        self.move_total_ms.append(ev.total_time_ms)
+        self.move_downtime_max_ms = max(self.move_downtime_max_ms, ev.downtime_ms)
 
     def _placed(self, ev: FederationVMPlaced) -> None:
         self.placed += 1
@@ -144,8 +161,21 @@ class FederationFold:
         if len(self.staleness_s):
             m["federation.metric_staleness_p99_s"] = self.staleness_s.percentile(99)
             m["federation.metric_staleness_max_s"] = float(self.staleness_s.values().max())
+        m.update(self._moves())
         m.update(self._recovery())
         m.update(self._per_datacenter())
+        return m
+
+    def _moves(self) -> Metrics:
+        done = len(self.move_total_ms)
+        if not done and not self.moves_aborted:
+            return {}
+        m: Metrics = {"federation.wan_migrations_completed": float(done),
+                      "federation.wan_migrations_aborted": float(self.moves_aborted)}
+        if done:
+            m["federation.wan_migration.total_time_p50_ms"] = self.move_total_ms.percentile(50)
+            m["federation.wan_migration.total_time_max_ms"] = float(self.move_total_ms.values().max())
+            m["federation.wan_migration.downtime_max_ms"] = self.move_downtime_max_ms
         return m
 
     def _recovery(self) -> Metrics:

@@ -6,7 +6,8 @@ Cluster state is synchronised strongly: each cluster's representative forwards i
 the federation leader, which appends them to the federation Raft log; every representative
 applies committed commands in log order (Raft section 2). Commands carry an id, so a change
 retried after a leader change is applied once. ``place`` records a VM in a cluster, ``evacuate``
-moves a VM of a lost datacenter to another cluster, ``lose`` marks a datacenter lost (its VMs
+moves a VM of a lost datacenter to another cluster, ``move`` a VM of a live one (a
+cross-datacenter migration), ``lose`` marks a datacenter lost (its VMs
 stay recorded there until evacuated), ``rejoin`` takes back a datacenter that was cut off, not
 destroyed (its VMs not yet evacuated stay there). Loss and rejoin ids carry the datacenter's
 generation -- how often it rejoined -- so a second loss is a new command, not a duplicate.
@@ -54,6 +55,10 @@ class FederationStateMachine:
                               mem=p.memory_gib, group=p.group)
 
     @staticmethod
+    def move(cmd_id: str, vm_id: str, from_cluster: int, cluster: int, host: int) -> bytes:
+        return encode_command(op="move", id=cmd_id, vm=vm_id, src=from_cluster, cluster=cluster, host=host)
+
+    @staticmethod
     def evacuate(cmd_id: str, vm_id: str, cluster: int, host: int) -> bytes:
         return encode_command(op="evacuate", id=cmd_id, vm=vm_id, cluster=cluster, host=host)
 
@@ -88,11 +93,11 @@ class FederationStateMachine:
                 return self._refuse()  # a VM is placed once, and never into a datacenter given up on
             return self._put(cmd["vm"], Placement(int(cmd["cluster"]), int(cmd["host"]), float(cmd["cpu"]),
                                                   float(cmd["mem"]), str(cmd["group"])))
-        if op != "evacuate":
+        if op not in ("evacuate", "move"):
             return self._refuse()  # an unknown command: refused alike on every member
         old = self.vms.get(cmd["vm"])
-        if old is None or old.cluster // self.clusters_per_datacenter not in self.lost:
-            return self._refuse()  # only a lost datacenter's VMs are evacuated, each once
+        if old is None or not self._may_leave(op, old, cmd):
+            return self._refuse()
         self._free(old)
         del self.vms[cmd["vm"]]
         moved = Placement(int(cmd["cluster"]), int(cmd["host"]), old.cpu, old.memory_gib, old.group)
@@ -100,6 +105,14 @@ class FederationStateMachine:
             self._put(cmd["vm"], old)
             return False
         return True
+
+    def _may_leave(self, op: str, old: Placement, cmd: dict[str, object]) -> bool:
+        """An evacuation takes a VM out of a lost datacenter, once; a move takes it from the cluster
+        it is recorded in to a datacenter that is not lost."""
+        if op == "evacuate":
+            return old.cluster // self.clusters_per_datacenter in self.lost
+        destination = int(str(cmd["cluster"])) // self.clusters_per_datacenter
+        return old.cluster == cmd["src"] and destination not in self.lost
 
     def _refuse(self) -> bool:
         self.refused += 1

@@ -26,6 +26,7 @@ from novacron.scenario import Scenario
 from sim.context import SimContext
 from sim.federation.model import RETRY_S, Emit, FederationModel, HostShape
 from sim.federation.recovery import Recovery
+from sim.federation.wan_moves import WanMoves
 from sim.raft.cluster import Hook
 from sim.raft.component import drive
 
@@ -42,10 +43,11 @@ def host_shape(scenario: Scenario) -> HostShape:
 
 def assemble(section: FederationSection, shape: HostShape, *, seed_rng: Callable[[str], Random], emit: Emit,
              hooks: list[Hook] | None = None, node_class: Callable[..., RaftNode] = RaftNode,
-             plant: str | None = None) -> FederationModel:
+             plant: str | None = None, downtime_limit_ms: float = 500.0) -> FederationModel:
     model = FederationModel(section, shape, seed_rng=seed_rng, emit=emit, hooks=hooks, node_class=node_class)
     recovery = Recovery(model, plant=plant)
     model.schedule_workload()
+    WanMoves(model, downtime_limit_ms).schedule()
     for agent in model.clusters:
         phase_s = model.rng.random() * section.gossip_interval_s
         model.every(phase_s, section.gossip_interval_s, partial(model.gossip_round, agent))
@@ -74,7 +76,8 @@ def start(ctx: SimContext) -> FederationModel | None:
     def emit(cls: Any, **fields: Any) -> object:
         return ctx.recorder.emit(cls, source="federation", **fields)
 
-    model = assemble(section, host_shape(ctx.scenario), seed_rng=ctx.seeds.python, emit=emit)
+    model = assemble(section, host_shape(ctx.scenario), seed_rng=ctx.seeds.python, emit=emit,
+                     downtime_limit_ms=ctx.scenario.migration.downtime_ms)
     ctx.env.process(drive(ctx, model.raft, ctx.scenario.duration_s))
     return model
 

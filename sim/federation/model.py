@@ -139,6 +139,7 @@ class FederationModel(Hook):
         self.network = WanNetwork(section, self.matrix, seed_rng("federation.network"))
         self.rng = seed_rng("federation.model")
         self.workload_rng = seed_rng("federation.workload")
+        self.moves_rng = seed_rng("federation.moves")
         self.clusters = [self._agent(c) for c in range(section.cluster_count)]
         timing = wan_timing(self.matrix.max_rtt_ms, section.tick_ms)
         raft = RaftConfig(node_id=1, heartbeat_ticks=timing.heartbeat_ticks,
@@ -373,13 +374,13 @@ class FederationModel(Hook):
         agent.version += 1
         agent.view.write(agent.scheduler.summary(agent.index, agent.datacenter, agent.version, self.now_s,
                                                  sum(1 for v in agent.vms.values() if v.running)))
-        peers = [a.index for a in self.clusters if a.index != agent.index]
+        lost = self.state_of(agent.index).lost
+        peers = [a.index for a in self.clusters if a.index != agent.index and a.datacenter not in lost]
         if peers:
             peer = self.clusters[self.rng.choice(peers)]
             entries = agent.view.snapshot()
             self.send(agent.index, peer.index, MESSAGE_BYTES + GOSSIP_ENTRY_BYTES * len(entries),
                       partial(self._merge, peer, entries))
-        lost = self.state_of(agent.index).lost
         ages = [self.now_s - s.written_s for s in agent.view.snapshot()
                 if s.cluster != agent.index and s.datacenter not in lost]
         if ages:

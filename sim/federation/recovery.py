@@ -9,16 +9,21 @@ not committed (``rpo_s`` is the age of the oldest; their VMs are unknown to ever
 ``cut``/``heal`` isolate a datacenter from the others and restore it: nothing is lost, but the
 others cannot tell a cut from a loss.
 
-The federation leader runs ``detect`` every gossip round: a datacenter whose newest gossiped
-entry in the leader's view is older than ``failure_detection_s`` is declared lost by committing
-``lose`` (so every member agrees before anything moves). ``pump`` then evacuates the VMs the
-committed state records in lost datacenters: it picks a cluster with the global scheduler
-(anti-affinity first, relaxed if no datacenter is left that satisfies it: a VM running beats a
-VM waiting), delegates over the WAN, and keeps at most ``max_concurrent_global`` restarts in
-flight; the destination cluster picks a host with fewer than ``max_concurrent_per_host``
-restarts landing, records the move through the federation group, boots the VM
-(``vm_restart_s``) and reports back. The committed state admits each move once (a VM leaves a
-lost datacenter once), so a leader change in the middle cannot start a VM twice.
+The federation leader runs ``detect`` every gossip round: a datacenter the leader has heard
+nothing from for ``failure_detection_s`` -- neither a gossiped entry newer than that in its view
+nor a Raft response from one of its representatives (the progress' ``recent_active``, which
+CheckQuorum resets every election timeout) -- is declared lost by committing ``lose`` (so every
+member agrees before anything moves). Gossip alone gave false alarms: it pushes to one random
+peer a round, so a leader can miss a datacenter's pushes for many rounds in a row.
+
+``pump`` then evacuates the VMs the committed state records in lost datacenters: it picks a
+cluster with the global scheduler (anti-affinity first, relaxed if no datacenter is left that
+satisfies it: a VM running beats a VM waiting), delegates over the WAN, and keeps at most
+``max_concurrent_global`` restarts in flight; the destination cluster picks a host with fewer
+than ``max_concurrent_per_host`` restarts landing, records the move through the federation
+group, boots the VM (``vm_restart_s``) and reports back. The committed state admits each move
+once (a VM leaves a lost datacenter once), so a leader change in the middle cannot start a VM
+twice.
 
 A cut datacenter that comes back is heard from again: the leader commits ``rejoin`` and new
 placements may go there again. Once its replica has caught up it finds that some of its VMs now
@@ -57,6 +62,8 @@ class Recovery:
         self.in_flight: dict[str, float] = {}
         self.in_flight_leader = 0
         self.declared: set[tuple[int, int, str]] = set()
+        self.heard_s: dict[int, float] = {}
+        self.heard_by = 0
         self._last_wan = [0] * len(model.matrix.datacenters)
         model.recovery = self
 
@@ -96,10 +103,17 @@ class Recovery:
             return
         agent = m.clusters[leader.id - 1]
         state = m.state_of(agent.index)
+        if leader.id != self.heard_by:
+            self.heard_s, self.heard_by = {}, leader.id  # volatile: a new leader starts from its view
+        for a in m.clusters:
+            progress = leader.progress.get(a.node_id)
+            if progress is not None and progress.recent_active:
+                self.heard_s[a.datacenter] = m.now_s
         for dc in range(len(m.matrix.datacenters)):
             if dc == agent.datacenter:
                 continue
-            silent_s = m.now_s - (agent.view.last_heard_s(dc) or 0.0)
+            heard_s = max(agent.view.last_heard_s(dc) or 0.0, self.heard_s.get(dc, 0.0))
+            silent_s = m.now_s - heard_s
             if dc not in state.lost and silent_s > m.section.failure_detection_s:
                 self._decide(leader.id, state.lose(dc), (dc, state.generation.get(dc, 0), "lost"))
             elif dc in state.lost and silent_s <= REJOIN_FRESH_ROUNDS * m.section.gossip_interval_s:

@@ -6,7 +6,8 @@ One seed is one experiment: ``FederationPlan.draw(seed)`` picks 3 to 5 datacente
 AWS table (1 or 2 clusters each), a replication mode, a policy and a workload, and a fault
 schedule of datacenter partitions -- some shorter than the failure detector's timeout (nothing
 moves), some longer (the federation declares the datacenter lost, evacuates it, and fences the
-copies when it comes back) -- plus, for some seeds, one datacenter lost for good. Faults stop
+copies when it comes back) -- plus, for some seeds, one datacenter lost for good, and up to
+six cross-datacenter moves (1 GiB disks, block-live or cold) that race the faults. Faults stop
 at ``fault_window_s``; then the network heals and the federation has ``calm_s`` to settle.
 
 Checks:
@@ -25,6 +26,7 @@ and any name of ``sim.raft.planted_bugs.PLANTED_BUGS`` runs broken Raft represen
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -78,6 +80,10 @@ class FederationPlan:
             duration = min(rng.choice((rng.uniform(1.0, 10.0), rng.uniform(25.0, 60.0))), window_s - start)
             partitions.append((start, rng.randrange(len(dcs)), duration))
         outage = (rng.uniform(20.0, window_s), rng.randrange(len(dcs))) if rng.random() < 0.3 else None
+        moves = RunSeeds(seed).python("fedvopr.moves")  # its own stream: the draws above stay as they were
+        section = dataclasses.replace(section, migrations=moves.randint(0, 6), migration_start_s=20.0,
+                                      migration_window_s=100.0, vm_disk_gib=1.0,
+                                      migration_kind=moves.choice(("block-live", "cold")))
         return cls(seed, section, tuple(sorted(partitions)), outage, window_s, 150.0)
 
     def describe(self) -> str:
@@ -85,7 +91,8 @@ class FederationPlan:
         cuts = ", ".join(f"{s.datacenters[dc]}@{t:.0f}s+{d:.0f}s" for t, dc, d in self.partitions)
         lost = f"; {s.datacenters[self.outage[1]]} lost @{self.outage[0]:.0f}s" if self.outage else ""
         return (f"{len(s.datacenters)} DCs x {s.clusters_per_datacenter} ({', '.join(s.datacenters)}), "
-                f"{s.vms} VMs, {s.policy}, {s.state_replication}, HA {s.ha_group_size}; cuts: {cuts}{lost}")
+                f"{s.vms} VMs, {s.policy}, {s.state_replication}, HA {s.ha_group_size}, "
+                f"{s.migrations} {s.migration_kind} moves; cuts: {cuts}{lost}")
 
 
 @dataclass
