@@ -70,6 +70,7 @@ BAD = [
     ('leader_preference = ["eu-west-2"]', "federation.leader_preference = 'eu-west-2'", "allowed: names"),
     ('policy = "cheapest"', "federation.policy = 'cheapest'", "allowed: one of"),
     ('datacenters = ["us-east-1", "us-east-1"]', "each once", "allowed:"),
+    ('datacenters = ["a", "b"]\nwan = "matrix"\nwan_rtt_ms = [[0, "x"], [1, 0]]', "wrong type", "lists of numbers"),
 ]
 
 
