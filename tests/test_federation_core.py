@@ -90,6 +90,12 @@ def test_bad_federation_scenario_exits_2_in_one_line(tmp_path: Path, capsys: pyt
     assert code == 2 and "\n" not in err and "atlantis" in err and "Traceback" not in err, err
 
 
+def test_the_real_runtime_refuses_a_federation_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "federation-3dc", "--runtime", "real", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "federation.enabled = True is not supported" in err, err
+
+
 def test_a_disabled_section_is_not_checked_and_adds_no_capability() -> None:
     scenario, _ = resolve_scenario(None)
     assert not scenario.federation.enabled
