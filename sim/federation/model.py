@@ -20,6 +20,13 @@ committed (applied by the target's own replica); with ``async`` it starts at onc
 representative ships its changes every ``async_interval_s``. Changes are retried to whichever
 leader the representative knows until its replica applies them.
 
+What stays global in this model, and what a runner partitioned by datacenter (issue 22) would
+have to turn into WAN messages: the origin learns a delegation's outcome from the shared
+``Request`` (the refusal is a message, the acceptance is not), HA groups' datacenters are kept
+where the requests are made (``group_datacenters``), and the cross-datacenter moves count the
+global admission cap in one place. Everything else a cluster or a leader decides reads only its
+own replica, its own gossiped view and its own Raft node.
+
 Datacenter failure (``sim.federation.recovery``): the datacenter's clusters stop, their
 representatives crash; the leader -- after a new election if it was there -- declares the
 datacenter lost once its view has heard nothing from it for ``failure_detection_s``, commits
@@ -354,7 +361,7 @@ class FederationModel(Hook):
         if pending is not None and pending.on_applied is not None:
             pending.on_applied()
         if cmd["op"] == "lose" and node is not None and node.role == LEADER and self.recovery is not None:
-            self.recovery.pump()
+            self.recovery.pump(node.id)
 
     def role_changed(self, cluster: RaftCluster, manager: Manager, old_role: str, old_leader: int) -> None:
         node = manager.node
@@ -400,11 +407,18 @@ class FederationModel(Hook):
         for agent in self.clusters:
             self.ship(agent)
 
+    def acting_leaders(self) -> list[RaftNode]:
+        """The representatives that believe they lead (each acts on its own knowledge only)."""
+        return [m.node for m in self.raft.managers.values() if m.node is not None and m.node.role == LEADER]
+
     def prefer_leader(self) -> None:
+        for leader in self.acting_leaders():
+            self._prefer_leader(leader)
+
+    def _prefer_leader(self, leader: RaftNode) -> None:
         """WAN-aware leadership: hand leadership to the most preferred datacenter that is not lost
         and whose representative has caught up (Raft's leadership transfer, dissertation 3.10)."""
-        leader = self.raft.leader()
-        if leader is None or not self.section.leader_preference or self.transfer_to:
+        if not self.section.leader_preference or self.transfer_to:
             return
         lost = self.state_of(leader.id - 1).lost
         for name in self.section.leader_preference:

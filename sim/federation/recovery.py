@@ -33,6 +33,7 @@ restart elsewhere to the heal); the VMs not evacuated yet simply stay.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import partial
 
 from novacron.federation.events import (
@@ -47,6 +48,7 @@ from novacron.federation.events import (
 )
 from novacron.federation.placement import PlacementRequest, rank_clusters
 from novacron.federation.state import FederationStateMachine
+from novacron.raft.node import LEADER, RaftNode
 from sim.federation.model import MESSAGE_BYTES, ClusterAgent, FederationModel, LocalVM
 
 REJOIN_FRESH_ROUNDS = 3
@@ -55,15 +57,22 @@ EVACUATION_TIMEOUT_S = 60.0
 """A restart the leader dispatched and never heard back about is dispatched again after this."""
 
 
+@dataclass
+class LeaderDuties:
+    """What a leader keeps in memory for its duties (lost with its term): when it last heard
+    from each datacenter over Raft, and the restarts it dispatched and has not heard back about."""
+
+    term: int
+    heard_s: dict[int, float] = field(default_factory=dict)
+    in_flight: dict[str, float] = field(default_factory=dict)
+
+
 class Recovery:
     def __init__(self, model: FederationModel, *, plant: str | None = None) -> None:
         self.model = model
         self.plant = plant
-        self.in_flight: dict[str, float] = {}
-        self.in_flight_leader = 0
+        self.duties: dict[int, LeaderDuties] = {}
         self.declared: set[tuple[int, int, str]] = set()
-        self.heard_s: dict[int, float] = {}
-        self.heard_by = 0
         self._last_wan = [0] * len(model.matrix.datacenters)
         model.recovery = self
 
@@ -97,28 +106,36 @@ class Recovery:
     # -- the leader's duties -------------------------------------------------------------------------
 
     def detect(self) -> None:
+        """Every representative that believes it leads runs the leader's duties on its own
+        knowledge (a deposed leader that has not noticed yet may too: its proposals never commit)."""
+        for leader in self.model.acting_leaders():
+            self._detect_at(leader)
+            self.pump(leader.id)
+
+    def _duties(self, leader: RaftNode) -> LeaderDuties:
+        duties = self.duties.get(leader.id)
+        if duties is None or duties.term != leader.term:
+            duties = self.duties[leader.id] = LeaderDuties(leader.term)  # volatile: a new term starts over
+        return duties
+
+    def _detect_at(self, leader: RaftNode) -> None:
         m = self.model
-        leader = m.raft.leader()
-        if leader is None:
-            return
         agent = m.clusters[leader.id - 1]
         state = m.state_of(agent.index)
-        if leader.id != self.heard_by:
-            self.heard_s, self.heard_by = {}, leader.id  # volatile: a new leader starts from its view
+        duties = self._duties(leader)
         for a in m.clusters:
             progress = leader.progress.get(a.node_id)
             if progress is not None and progress.recent_active:
-                self.heard_s[a.datacenter] = m.now_s
+                duties.heard_s[a.datacenter] = m.now_s
         for dc in range(len(m.matrix.datacenters)):
             if dc == agent.datacenter:
                 continue
-            heard_s = max(agent.view.last_heard_s(dc) or 0.0, self.heard_s.get(dc, 0.0))
+            heard_s = max(agent.view.last_heard_s(dc) or 0.0, duties.heard_s.get(dc, 0.0))
             silent_s = m.now_s - heard_s
             if dc not in state.lost and silent_s > m.section.failure_detection_s:
                 self._decide(leader.id, state.lose(dc), (dc, state.generation.get(dc, 0), "lost"))
             elif dc in state.lost and silent_s <= REJOIN_FRESH_ROUNDS * m.section.gossip_interval_s:
                 self._decide(leader.id, state.rejoin(dc), (dc, state.generation.get(dc, 0), "rejoined"))
-        self.pump()
 
     def _decide(self, leader_id: int, command: bytes, key: tuple[int, int, str]) -> None:
         """Propose a loss or a rejoin (again every round until it commits); report it once."""
@@ -129,25 +146,26 @@ class Recovery:
             event = DatacenterDeclaredLost if what == "lost" else DatacenterRejoined
             m.emit(event, datacenter=m.dc_name(dc), manager_id=leader_id)
 
-    def pump(self) -> None:
+    def pump(self, leader_id: int) -> None:
+        """Dispatch restarts of the VMs this leader's replica records in lost datacenters."""
         m = self.model
-        leader = m.raft.leader()
-        if leader is None:
+        leader = m.raft.node(leader_id)
+        if leader is None or leader.role != LEADER:
             return
-        if leader.id != self.in_flight_leader:
-            self.in_flight, self.in_flight_leader = {}, leader.id  # volatile: a new leader starts over
-        self.in_flight = {vm: t for vm, t in self.in_flight.items() if m.now_s - t < EVACUATION_TIMEOUT_S}
-        agent = m.clusters[leader.id - 1]
+        duties = self._duties(leader)
+        duties.in_flight = {vm: t for vm, t in duties.in_flight.items() if m.now_s - t < EVACUATION_TIMEOUT_S}
+        agent = m.clusters[leader_id - 1]
         state = m.state_of(agent.index)
+        per_dc = m.section.clusters_per_datacenter
         stranded = sorted(vm for vm, p in state.vms.items()
-                          if p.cluster // m.section.clusters_per_datacenter in state.lost and vm not in self.in_flight)
+                          if p.cluster // per_dc in state.lost and vm not in duties.in_flight)
         for vm in stranded:
-            if len(self.in_flight) >= m.shape.caps_global:
+            if len(duties.in_flight) >= m.shape.caps_global:
                 return
             target = self._destination(agent, state, vm)
             if target is not None:
-                self.in_flight[vm] = m.now_s
-                m.send(agent.index, target, MESSAGE_BYTES, partial(self._restart_here, target, vm, leader.id))
+                duties.in_flight[vm] = m.now_s
+                m.send(agent.index, target, MESSAGE_BYTES, partial(self._restart_here, target, vm, leader_id))
 
     def _destination(self, agent: ClusterAgent, state: FederationStateMachine, vm: str) -> int | None:
         m = self.model
@@ -171,7 +189,7 @@ class Recovery:
         busy = {h for h, n in agent.restarts_on_host.items() if n >= m.shape.caps_per_host}
         host = None if p is None else agent.scheduler.place(p.cpu, p.memory_gib, exclude=busy)
         if p is None or host is None:
-            m.send(c, leader_id - 1, MESSAGE_BYTES, lambda: self._done(vm))
+            m.send(c, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
             return
         agent.restarts_on_host[host] = agent.restarts_on_host.get(host, 0) + 1
         agent.vms[vm] = LocalVM(host, p.cpu, p.memory_gib)
@@ -187,7 +205,7 @@ class Recovery:
         now = m.state_of(agent.index).vms.get(vm)
         if now is None or now.cluster != agent.index or now.host != host:
             self._release(agent, vm, host)
-            m.send(agent.index, leader_id - 1, MESSAGE_BYTES, lambda: self._done(vm))
+            m.send(agent.index, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
             return
         m.raft.schedule(m.now_s + m.section.vm_restart_s,
                         lambda: self._booted(agent, vm, host, leader_id, from_cluster))
@@ -201,7 +219,7 @@ class Recovery:
         from_dc = from_cluster // m.section.clusters_per_datacenter
         m.emit(VMEvacuated, vm_id=vm, from_datacenter=m.dc_name(from_dc), datacenter=m.dc_name(agent.datacenter),
                cluster_id=agent.name, host_id=f"{agent.name}/h{host:03d}")
-        m.send(agent.index, leader_id - 1, MESSAGE_BYTES, lambda: self._done(vm))
+        m.send(agent.index, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
 
     def _release(self, agent: ClusterAgent, vm: str, host: int) -> None:
         local = agent.vms.pop(vm, None)
@@ -209,9 +227,11 @@ class Recovery:
         if local is not None:
             agent.scheduler.release(local.host, local.cpu, local.memory_gib)
 
-    def _done(self, vm: str) -> None:
-        self.in_flight.pop(vm, None)
-        self.pump()
+    def _done(self, vm: str, leader_id: int) -> None:
+        duties = self.duties.get(leader_id)
+        if duties is not None:
+            duties.in_flight.pop(vm, None)
+        self.pump(leader_id)
 
     # -- every sample --------------------------------------------------------------------------------
 
