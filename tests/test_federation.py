@@ -62,6 +62,7 @@ def test_run_federation_3dc_prints_datacenter_rows_and_recovery_targets(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "federation-3dc", "--duration", "1200", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
     out = capsys.readouterr().out
+    assert "federation: 3 datacenters x 1 cluster(s) x 8 hosts, 90 VMs" in out.splitlines()[0], out
     for needle in ("datacenter outage RTO", "datacenter outage RPO", "VMs lost with a datacenter",
                    "federation formation (WAN)", "WAN sent MiB"):
         assert needle in out, out

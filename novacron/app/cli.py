@@ -192,8 +192,11 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
         raise CommandError(f"--out {out}: cannot create the run directory ({exc.strerror or exc})") from None
     args.run_dir = out  # where an internal error's traceback goes
     stream = sys.stderr if quiet else sys.stdout
+    f = scenario.federation
+    federation = (f" · federation: {len(f.datacenters)} datacenters x {f.clusters_per_datacenter} cluster(s) x "
+                  f"{f.hosts_per_cluster} hosts, {f.vms} VMs" if f.enabled else "")
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
-          f"{scenario.workload.vms} VMs · {runtime.describe(scenario)}", flush=True, file=stream)
+          f"{scenario.workload.vms} VMs{federation} · {runtime.describe(scenario)}", flush=True, file=stream)
     progress = wants_progress(args)
     result = runtime.run(scenario, seed, out, text, progress=progress)
     admission = admission_line(result.summary["metrics"])
