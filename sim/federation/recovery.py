@@ -1,5 +1,9 @@
 """Datacenter faults and what the federation does about them: detection, evacuation, fencing.
 
+A restart elsewhere assumes the VM's disk is already replicated to the destination datacenter
+(``vm_restart_s`` is the boot alone); cross-datacenter storage replication over the WAN model,
+and the data it can lose, is the storage issue's to add here.
+
 Theory of operation
 -------------------
 ``fail`` loses a whole datacenter: its clusters stop (their VMs with them) and their
