@@ -113,6 +113,7 @@ def test_sync_replication_loses_nothing_and_evacuation_respects_the_caps() -> No
     times = sorted(e.t_s for e in evacuated)  # type: ignore[attr-defined]
     # 3 restarts at once, each a 20 s boot: never 4 VMs back within one boot time
     assert all(times[k + 3] - times[k] >= 20.0 - 1e-6 for k in range(len(times) - 3))
+    assert metrics["federation.ha_groups_sharing_datacenter"] == 0  # pairs went to the third datacenter
     declared = of_type(events, "DatacenterDeclaredLost")[0]
     assert metrics["federation.rto_s"] >= declared.t_s - failed.t_s + 20.0  # type: ignore[attr-defined]
 

@@ -19,6 +19,8 @@ class FederationVMPlaced(Event):
     datacenter: str
     cluster_id: str
     host_id: str
+    ha_group: str
+    """The VM's HA group ('' for none): its members are placed in distinct datacenters."""
     user_datacenter: str
     user_rtt_ms: float
     attempts: int
@@ -117,6 +119,7 @@ class VMEvacuated(Event):
     datacenter: str
     cluster_id: str
     host_id: str
+    ha_group: str
 
 
 @event

@@ -57,6 +57,8 @@ FEDERATION_METRICS: tuple[tuple[str, str, str], ...] = (
     ("federation.vms_lost", "", "VMs of a lost datacenter not running elsewhere at the end"),
     ("federation.vms_evacuated", "", "VMs restarted in another datacenter"),
     ("federation.vms_fenced", "", "copies stopped when a cut-off datacenter came back (split brain)"),
+    ("federation.ha_groups_sharing_datacenter", "", "HA groups with two members in one datacenter at the end "
+                                                    "(anti-affinity relaxed to restart or move a VM)"),
     ("federation.wan_traffic_mib", "MiB", "bytes sent over WAN links between datacenters"),
     ("federation.wan_migrations_completed", "", "VMs moved to another datacenter with their disks"),
     ("federation.wan_migrations_aborted", "", "cross-datacenter moves aborted (no convergence, no room, a loss)"),
@@ -86,6 +88,8 @@ class FederationFold:
         self.evacuated_from: dict[str, list[float]] = defaultdict(list)
         self.datacenters: dict[str, _DatacenterSeries] = {}
         self.moves_aborted = 0
+        self.ha_group_of: dict[str, str] = {}
+        self.datacenter_of: dict[str, str] = {}
         self.move_total_ms = InMemoryColumn()
         self.move_downtime_max_ms = 0.0
 
@@ -101,11 +105,15 @@ class FederationFold:
         if ev.outcome != "completed":
             self.moves_aborted += 1
             return
+        self.datacenter_of[ev.vm_id] = ev.datacenter
         self.move_total_ms.append(ev.total_time_ms)
         self.move_downtime_max_ms = max(self.move_downtime_max_ms, ev.downtime_ms)
 
     def _placed(self, ev: FederationVMPlaced) -> None:
         self.placed += 1
+        if ev.ha_group:
+            self.ha_group_of[ev.vm_id] = ev.ha_group
+        self.datacenter_of[ev.vm_id] = ev.datacenter
         self.latency_ms.append(ev.placement_latency_ms)
         self.user_rtt_ms += ev.user_rtt_ms
 
@@ -131,6 +139,7 @@ class FederationFold:
 
     def _evacuated(self, ev: VMEvacuated) -> None:
         self.evacuated += 1
+        self.datacenter_of[ev.vm_id] = ev.datacenter
         self.evacuated_from[ev.from_datacenter].append(ev.t_s)
 
     def _fenced(self, _: VMFenced) -> None:
@@ -162,9 +171,24 @@ class FederationFold:
             m["federation.metric_staleness_p99_s"] = self.staleness_s.percentile(99)
             m["federation.metric_staleness_max_s"] = float(self.staleness_s.values().max())
         m.update(self._moves())
+        if self.ha_group_of:
+            m["federation.ha_groups_sharing_datacenter"] = float(self._groups_sharing())
         m.update(self._recovery())
         m.update(self._per_datacenter())
         return m
+
+    def _groups_sharing(self) -> int:
+        """Groups with two members running in one datacenter (a lost datacenter runs nothing)."""
+        seen: set[tuple[str, str]] = set()
+        sharing: set[str] = set()
+        for vm, group in self.ha_group_of.items():
+            dc = self.datacenter_of.get(vm)
+            if dc is None or dc in self.failed:
+                continue
+            if (group, dc) in seen:
+                sharing.add(group)
+            seen.add((group, dc))
+        return len(sharing)
 
     def _moves(self) -> Metrics:
         done = len(self.move_total_ms)

@@ -316,6 +316,7 @@ class FederationModel(Hook):
         agent.vms[request.req.vm_id].running = True
         self.emit(FederationVMPlaced, vm_id=request.req.vm_id, datacenter=self.dc_name(agent.datacenter),
                   cluster_id=agent.name, host_id=f"{agent.name}/h{agent.vms[request.req.vm_id].host:03d}",
+                  ha_group=request.req.group,
                   user_datacenter=self.dc_name(request.req.user_datacenter),
                   user_rtt_ms=self.matrix.rtt(request.req.user_datacenter, agent.datacenter),
                   attempts=request.attempts, placement_latency_ms=(self.now_s - request.requested_s) * 1000)

@@ -221,8 +221,9 @@ class Recovery:
             return
         agent.vms[vm].running = True
         from_dc = from_cluster // m.section.clusters_per_datacenter
+        placed = m.state_of(agent.index).vms.get(vm)
         m.emit(VMEvacuated, vm_id=vm, from_datacenter=m.dc_name(from_dc), datacenter=m.dc_name(agent.datacenter),
-               cluster_id=agent.name, host_id=f"{agent.name}/h{host:03d}")
+               cluster_id=agent.name, host_id=f"{agent.name}/h{host:03d}", ha_group=placed.group if placed else "")
         m.send(agent.index, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
 
     def _release(self, agent: ClusterAgent, vm: str, host: int) -> None:
