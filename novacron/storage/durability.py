@@ -122,3 +122,61 @@ def scheme_shape(scheme: str) -> tuple[int, int, int]:
         if k.isdigit() and m.isdigit() and int(k) >= 1 and int(m) >= 1:
             return int(k) + int(m), int(m), int(k)
     raise ValueError(f"scheme={scheme!r}; allowed: replicationN or rsK+M (e.g. replication3, rs6+3, rs10+4)")
+
+
+def pool_loss_rate_per_h(*, nodes: int, shards: int, tolerated: int, stripes: float, failure_rate_per_h: float,
+                         repair_rate_per_h: float) -> float:
+    """Data-loss events per hour of a whole pool: any stripe losing more than it tolerates.
+
+    Losses in a pool come in clumps (every stripe on the same ``tolerated + 1`` dead nodes dies
+    at once), so the pool's rate is not ``stripes`` times a stripe's rate but the rate at which
+    ``tolerated + 1`` of the ``nodes`` are down together (the same chain over all nodes) times
+    the chance that some stripe has its shards on exactly such a set: with stripes placed at
+    random, ``1 - exp(-stripes * C(shards, t + 1) / C(nodes, t + 1))`` (Cidon et al., "Copysets:
+    reducing the frequency of data loss in cloud storage", USENIX ATC 2013).
+    """
+    if shards > nodes:
+        raise ValueError(f"shards={shards} > nodes={nodes}; allowed: at most one shard per node")
+    coincidences = StripeChain(shards=nodes, tolerated=tolerated, failure_rate_per_h=failure_rate_per_h,
+                               repair_rate_per_h=repair_rate_per_h).loss_rate_per_h()
+    covered = -math.expm1(-stripes * math.comb(shards, tolerated + 1) / math.comb(nodes, tolerated + 1))
+    return coincidences * covered
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolEstimate:
+    """Closed-form durability of a pool of ``nodes`` one-disk nodes holding ``raw_tb`` in total."""
+
+    nodes: int
+    raw_tb: float
+    scheme: str
+    usable_tb: float
+    rebuild_h: float
+    annual_loss_probability: float
+
+    @property
+    def nines(self) -> float:
+        return math.inf if self.annual_loss_probability <= 0 else -math.log10(self.annual_loss_probability)
+
+
+def estimate_pool(nodes: int, raw_tb: float, scheme: str, *, afr: float = DISK_AFR, shard_mib: float = 64.0,
+                  rebuild_write_mib_s: float = 100.0, repair_share_of_nic: float = 0.1, nic_mib_s: float = 1192.0,
+                  detect_h: float = 0.25) -> PoolEstimate:
+    """Usable capacity, rebuild time of one full node and annual loss probability at field AFR.
+
+    A rebuild writes one node's data at the spare's ``rebuild_write_mib_s`` while reading
+    ``amplification`` times as much over the network, of which the pool gives repair
+    ``repair_share_of_nic`` of every node's NIC (10 GbE = 1192 MiB/s; the rest is client I/O and
+    migrations); it starts ``detect_h`` after the failure (GFS's 15-minute timeout, Ford et al.).
+    """
+    shards, tolerated, amplification = scheme_shape(scheme)
+    data_fraction = 1 / shards if scheme.startswith("replication") else (shards - tolerated) / shards
+    node_mib = raw_tb / nodes * 1e12 / 2**20
+    traffic_mib_s = min(rebuild_write_mib_s * amplification, repair_share_of_nic * nic_mib_s * nodes)
+    rebuild_h = detect_h + node_mib * amplification / traffic_mib_s / 3600
+    usable_tb = raw_tb * data_fraction
+    stripes = usable_tb * 1e12 / 2**20 / (shard_mib * shards * data_fraction)
+    rate = pool_loss_rate_per_h(nodes=nodes, shards=shards, tolerated=tolerated, stripes=stripes,
+                                failure_rate_per_h=rate_per_h_from_afr(afr), repair_rate_per_h=1 / rebuild_h)
+    return PoolEstimate(nodes=nodes, raw_tb=raw_tb, scheme=scheme, usable_tb=usable_tb, rebuild_h=rebuild_h,
+                        annual_loss_probability=annual_loss_probability(rate))

@@ -93,3 +93,23 @@ def test_a_lone_rebuild_runs_at_the_spare_disks_speed() -> None:
 def test_bad_repair_mode_names_the_field() -> None:
     with pytest.raises(ValueError, match="repair='fast'"):
         PoolConfig(repair="fast")
+
+
+def test_pool_rate_is_the_stripe_rate_when_one_stripe_fills_the_pool() -> None:
+    from novacron.storage.durability import pool_loss_rate_per_h
+
+    stripe = StripeChain(shards=9, tolerated=3, failure_rate_per_h=LAMBDA, repair_rate_per_h=MU).loss_rate_per_h()
+    many = pool_loss_rate_per_h(nodes=9, shards=9, tolerated=3, stripes=1e6, failure_rate_per_h=LAMBDA,
+                                repair_rate_per_h=MU)
+    assert many == pytest.approx(stripe, rel=1e-9)
+    few = pool_loss_rate_per_h(nodes=100, shards=9, tolerated=3, stripes=1, failure_rate_per_h=LAMBDA,
+                               repair_rate_per_h=MU)
+    assert few < many
+
+
+def test_the_analysis_pools_gain_nines_with_wider_codes() -> None:
+    from novacron.storage.durability import estimate_pool
+
+    pools = [estimate_pool(1000, 1000.0, scheme) for scheme in SCHEMES]
+    assert [round(p.usable_tb) for p in pools] == [333, 667, 714]
+    assert pools[0].nines < pools[1].nines < pools[2].nines
