@@ -148,15 +148,23 @@ class ReedSolomon:
         return {index: everything[index] for index in missing}
 
 
-def _pyeclib_driver(k: int, m: int, ec_type: str) -> Any:
-    from pyeclib.ec_iface import ECDriver  # optional dependency (extra "storage")
+class MissingExtra(ImportError):
+    """An optional dependency is not installed; the message names the extra."""
 
+
+def _pyeclib_driver(k: int, m: int, ec_type: str) -> Any:
+    try:
+        from pyeclib.ec_iface import ECDriver
+    except ImportError:
+        raise MissingExtra(f"RS backend {ec_type} needs pyeclib: pip install 'novacron[storage]'") from None
     return ECDriver(k=k, m=m, ec_type=ec_type)
 
 
 def _zfec_pair(k: int, m: int) -> tuple[Any, Any]:
-    import zfec  # optional dependency (extra "storage")
-
+    try:
+        import zfec
+    except ImportError:
+        raise MissingExtra("RS backend zfec needs zfec: pip install 'novacron[storage]'") from None
     return zfec.Encoder(k, k + m), zfec.Decoder(k, k + m)
 
 

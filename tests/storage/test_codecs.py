@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from novacron.storage.codecs import RS_BACKENDS, NotEnoughShards, ReedSolomon, Replication, make_codec
+from novacron.storage.codecs import (
+    RS_BACKENDS,
+    MissingExtra,
+    NotEnoughShards,
+    ReedSolomon,
+    Replication,
+    make_codec,
+)
 
 payloads = st.binary(max_size=5000)
 
@@ -60,3 +69,10 @@ def test_schemes_by_name(scheme: str, name: str) -> None:
 def test_bad_schemes_name_the_value(scheme: str, field: str) -> None:
     with pytest.raises(ValueError, match=field.replace("(", r"\(")):
         make_codec(scheme)
+
+
+@pytest.mark.parametrize(("backend", "module"), [("isa_l_rs_cauchy", "pyeclib.ec_iface"), ("zfec", "zfec")])
+def test_a_missing_library_names_the_extra(backend: str, module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes the import fail as if not installed
+    with pytest.raises(MissingExtra, match=r"novacron\[storage\]"):
+        ReedSolomon(6, 3, backend)
