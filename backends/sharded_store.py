@@ -67,6 +67,9 @@ class RepairReport:
     shards_rebuilt: int = 0
     shards_moved: int = 0
     stale_deleted: int = 0
+    bytes_moved: int = 0
+    deferred: int = 0
+    """Objects whose moves waited for a later round (the move budget was spent)."""
     lost: list[str] = field(default_factory=list)
 
 
@@ -227,23 +230,40 @@ class ShardedStore:
         self._placement = Rendezvous(tuple(self.nodes.values()))
         (self.root / node.name).mkdir(parents=True, exist_ok=True)
 
+    def set_nodes(self, nodes: Sequence[Node]) -> None:
+        """New weights or domains for the same nodes (a rebalancer's reweight); ``repair`` moves the data."""
+        if {node.name for node in nodes} != set(self.nodes):
+            raise ValueError(f"nodes={sorted(n.name for n in nodes)}; allowed: the store's nodes {sorted(self.nodes)}")
+        self.nodes = {node.name: node for node in nodes}
+        self._placement = Rendezvous(tuple(nodes))
+
+    def used_bytes(self) -> dict[str, int]:
+        """Bytes of shard files per live node."""
+        return {name: sum(path.stat().st_size for path in (self.root / name).glob("*/*"))
+                for name in self.nodes if (self.root / name).is_dir()}
+
     def dead_nodes(self) -> list[str]:
         return [name for name in self.nodes if not (self.root / name).is_dir()]
 
-    def repair(self) -> RepairReport:
-        """Re-protect every object against the live nodes (see the module docstring)."""
+    def repair(self, *, move_budget_bytes: int | None = None) -> RepairReport:
+        """Re-protect every object against the live nodes (see the module docstring).
+
+        ``move_budget_bytes`` caps the bytes copied for objects that lost nothing (a rebalance):
+        objects that need a rebuild are always repaired first; the others wait for a later call
+        once the budget is spent (``deferred``)."""
         for name in self.dead_nodes():
             self.remove_node(name)
         report = RepairReport()
         holdings: dict[str, dict[str, Shard]] = {}
         for node, shard in self._scan():
             holdings.setdefault(shard.key, {})[node] = shard
+        budget = [math.inf if move_budget_bytes is None else move_budget_bytes]
         for key, held in sorted(holdings.items()):
             report.objects += 1
-            self._repair_object(key, held, report)
+            self._repair_object(key, held, report, budget)
         return report
 
-    def _repair_object(self, key: str, held: dict[str, Shard], report: RepairReport) -> None:
+    def _repair_object(self, key: str, held: dict[str, Shard], report: RepairReport, budget: list[float]) -> None:
         version = max(shard.version for shard in held.values())
         newest = {node: shard for node, shard in held.items() if shard.version == version}
         by_index = {shard.index: shard for shard in newest.values()}
@@ -255,6 +275,12 @@ class ShardedStore:
         free = [node for node in targets if node not in kept.values()]
         missing = [index for index in range(self.codec.shards) if index not in kept]
         absent = [index for index in missing if index not in by_index]
+        if not absent and missing:
+            cost = sum(len(by_index[index].data) for index in missing)
+            if cost > budget[0]:
+                report.deferred += 1
+                return
+            budget[0] -= cost
         rebuilt = self.codec.rebuild({i: s.data for i, s in by_index.items()}, absent) if absent else {}
         sample = next(iter(newest.values()))
         for index, node in zip(missing, free, strict=True):
@@ -262,6 +288,7 @@ class ShardedStore:
             self._write(node, Shard(key, version, index, sample.expires_at_s, data))
             report.shards_rebuilt += index in rebuilt
             report.shards_moved += index not in rebuilt
+            report.bytes_moved += 0 if index in rebuilt else len(data)
         for node in held:
             if node not in targets:
                 report.stale_deleted += self._unlink(node, key)
