@@ -11,7 +11,8 @@ import novacron.cluster.events
 import novacron.guest_health
 import novacron.migration.events
 import novacron.raft.events
-import novacron.scheduler.events  # noqa: F401
+import novacron.scheduler.events
+import novacron.storage.events  # noqa: F401
 
 EVENT_MODULES = (
     "novacron.cache.events",
@@ -20,4 +21,5 @@ EVENT_MODULES = (
     "novacron.migration.events",
     "novacron.raft.events",
     "novacron.scheduler.events",
+    "novacron.storage.events",
 )
