@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from backends.clock import WallClock
 from backends.sharded_store import ShardedStore
+from novacron.cache.memory import gather_hits
 from novacron.ports import CacheEntry, Clock, TierUnavailable
 
 T = TypeVar("T")
@@ -64,8 +65,7 @@ class ShardedTier:
         return self.get(key) is not None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found = {key: self.get(key) for key in keys}
-        return {key: value for key, value in found.items() if value is not None}
+        return gather_hits(self.get, keys)
 
     def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
         for key, value in items.items():
