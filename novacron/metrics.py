@@ -196,7 +196,7 @@ def compute_metrics(events: Iterable[Event], columns: ColumnFactory = InMemoryCo
 
 MIGRATION_TYPES = ("cold", "warm", "live", "postcopy")
 MIGRATION_OUTCOMES = ("completed", "aborted", "rolled_back", "failed")
-CACHE_TIERS = ("l1", "l2", "l3", "overall")
+CACHE_TIERS = ("l1", "l2", "ssd", "l3", "overall")
 
 _FIXED: tuple[tuple[str, str, str], ...] = (
     ("run.events", "", "events in the run's log"),
