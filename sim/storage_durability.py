@@ -89,6 +89,8 @@ class DurabilityResult:
     rate_ci95: float
     """Half-width of the 95 % interval of ``loss_rate_per_h`` (batch means)."""
     disk_failures: int
+    pool_loss_events: int
+    """Disk deaths after which at least one stripe had lost more than it tolerates (clumps count once)."""
     mean_repair_h: float
     """Mean time from a disk's death to the end of its rebuild, as simulated."""
 
@@ -117,6 +119,7 @@ class _Pool:
     sequence: int = 0
     batch_losses: list[int] = field(default_factory=lambda: [0] * BATCHES)
     disk_failures: int = 0
+    pool_loss_events: int = 0
     repair_hours: float = 0.0
     repairs: int = 0
 
@@ -142,7 +145,9 @@ class _Pool:
         before = self.lost[touched]
         self.lost[touched] = before + 1
         batch = min(BATCHES - 1, int(self.now / self.config.horizon_h * BATCHES))
-        self.batch_losses[batch] += int(np.count_nonzero(before == self.tolerated))
+        crossed = int(np.count_nonzero(before == self.tolerated))
+        self.batch_losses[batch] += crossed
+        self.pool_loss_events += crossed > 0
         if self.config.repair == "exponential":
             self.schedule(float(self.rng.exponential(self.config.mean_repair_h)), "repaired", disk)
         else:
@@ -232,7 +237,7 @@ def _result(pool: _Pool) -> DurabilityResult:
     ci95 = 2.093 * float(batch_rates.std(ddof=1)) / math.sqrt(BATCHES)  # Student t, 19 degrees of freedom
     return DurabilityResult(config=config, loss_events=losses, stripe_hours=config.stripes * config.horizon_h,
                             loss_rate_per_h=losses / (config.stripes * config.horizon_h), rate_ci95=ci95,
-                            disk_failures=pool.disk_failures,
+                            disk_failures=pool.disk_failures, pool_loss_events=pool.pool_loss_events,
                             mean_repair_h=pool.repair_hours / pool.repairs if pool.repairs else math.nan)
 
 

@@ -126,21 +126,37 @@ def scheme_shape(scheme: str) -> tuple[int, int, int]:
 
 def pool_loss_rate_per_h(*, nodes: int, shards: int, tolerated: int, stripes: float, failure_rate_per_h: float,
                          repair_rate_per_h: float) -> float:
-    """Data-loss events per hour of a whole pool: any stripe losing more than it tolerates.
+    """Data-loss events per hour of a whole pool: node failures that make at least one stripe
+    lose more than it tolerates.
 
-    Losses in a pool come in clumps (every stripe on the same ``tolerated + 1`` dead nodes dies
-    at once), so the pool's rate is not ``stripes`` times a stripe's rate but the rate at which
-    ``tolerated + 1`` of the ``nodes`` are down together (the same chain over all nodes) times
-    the chance that some stripe has its shards on exactly such a set: with stripes placed at
-    random, ``1 - exp(-stripes * C(shards, t + 1) / C(nodes, t + 1))`` (Cidon et al., "Copysets:
-    reducing the frequency of data loss in cloud storage", USENIX ATC 2013).
+    Losses in a pool come in clumps (every stripe on the same ``t + 1`` dead nodes dies at once),
+    so the pool's rate is not ``stripes`` times a stripe's rate. The nodes follow the same chain
+    (all N of them, independent, repaired in parallel: k down with probability pi_k). A stripe
+    placed at random on n of the N nodes crosses from t to t + 1 lost shards at a failure that
+    hits one of its nodes while exactly t others are down; with k nodes down that is
+    ``C(k, t) * C(N - k - 1, n - t - 1) / C(N, n)`` per stripe, so ``m_k`` = S times it stripes
+    in expectation, and at least one (Poisson over stripes) with probability ``1 - exp(-m_k)``.
+    The rate is ``sum over k >= t of pi_k * (N - k) * lambda * (1 - exp(-m_k))``. At k = t this is
+    the rate of t + 1 coincident failures times the copyset coverage
+    ``1 - exp(-S * C(n, t + 1) / C(N, t + 1))`` (Cidon et al., "Copysets: reducing the frequency
+    of data loss in cloud storage", USENIX ATC 2013); the terms above t matter only when many
+    nodes are down at once (accelerated rates).
     """
     if shards > nodes:
         raise ValueError(f"shards={shards} > nodes={nodes}; allowed: at most one shard per node")
-    coincidences = StripeChain(shards=nodes, tolerated=tolerated, failure_rate_per_h=failure_rate_per_h,
-                               repair_rate_per_h=repair_rate_per_h).loss_rate_per_h()
-    covered = -math.expm1(-stripes * math.comb(shards, tolerated + 1) / math.comb(nodes, tolerated + 1))
-    return coincidences * covered
+    chain = StripeChain(shards=nodes, tolerated=tolerated, failure_rate_per_h=failure_rate_per_h,
+                        repair_rate_per_h=repair_rate_per_h)
+    weights = chain.weights(nodes)
+    total = sum(weights)
+    placements = math.comb(nodes, shards)
+    rate = 0.0
+    for down in range(tolerated, nodes):
+        if weights[down] == 0.0:
+            break  # underflow: the chain never gets this far
+        ways = math.comb(down, tolerated) * math.comb(nodes - down - 1, shards - tolerated - 1)
+        crossing = stripes * ways / placements
+        rate += weights[down] / total * chain.birth(down) * -math.expm1(-crossing)
+    return rate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

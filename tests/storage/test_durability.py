@@ -113,3 +113,19 @@ def test_the_analysis_pools_gain_nines_with_wider_codes() -> None:
     pools = [estimate_pool(1000, 1000.0, scheme) for scheme in SCHEMES]
     assert [round(p.usable_tb) for p in pools] == [333, 667, 714]
     assert pools[0].nines < pools[1].nines < pools[2].nines
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_pool_level_loss_rate_matches_the_simulation(scheme: str) -> None:
+    """The pool formula (clumped losses, copyset coverage) against the simulation's count of disk
+    deaths that lost any stripe; shards placed on any distinct disks, as the formula assumes."""
+    from novacron.storage.durability import pool_loss_rate_per_h
+
+    config = PoolConfig(scheme=scheme, horizon_h=200_000, seed=7, rule_level="node")
+    result = simulate(config)
+    shards, tolerated, _ = scheme_shape(scheme)
+    expected = pool_loss_rate_per_h(nodes=120, shards=shards, tolerated=tolerated, stripes=config.stripes,
+                                    failure_rate_per_h=config.disk_rate_per_h,
+                                    repair_rate_per_h=1 / config.mean_repair_h)
+    assert result.pool_loss_events > 1000
+    assert result.pool_loss_events / config.horizon_h == pytest.approx(expected, rel=0.10)
