@@ -15,7 +15,7 @@ from tests.one_line_errors import one_line_error
 SHORT = "duration_s = 60.0\n[workload]\nvms = 2\n"
 
 
-@pytest.mark.parametrize(("nodes", "scheme"), [(3, "replication3"), (10, "rs6+3"), (100, "rs6+3"),
+@pytest.mark.parametrize(("nodes", "scheme"), [(3, "replication3"), (10, "rs6+3"), (100, "rs10+4"),
                                                (1000, "rs10+4")])
 def test_the_analysis_pools_are_built_in_scenarios(nodes: int, scheme: str) -> None:
     scenario, _ = resolve_scenario(f"storage-{nodes}")
