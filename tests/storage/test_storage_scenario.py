@@ -48,3 +48,17 @@ def test_without_storage_the_target_does_not_apply() -> None:
 def test_a_bad_scheme_is_one_line_naming_the_allowed_ones() -> None:
     message = one_line_error(ConfigError, lambda: loads_scenario("[storage]\nscheme = \"raid5\"\n", origin="bad.toml"))
     assert "storage.scheme" in message and "rs10+4" in message
+
+
+def test_both_runtimes_assess_with_the_same_function() -> None:
+    """The real runtime calls ``assess_pool`` with its own recorder; the event matches the simulation's."""
+    from novacron.events import InMemoryEventLog, Recorder
+    from novacron.storage.assess import assess_pool
+
+    scenario, _ = resolve_scenario("storage-100")
+    log = InMemoryEventLog()
+    ev = assess_pool(scenario.storage, Recorder(log, lambda: 0.0))
+    simulated = next(e for e in simulate(scenario, 1).log if isinstance(e, StoragePoolAssessed))
+    assert ev is not None
+    assert (ev.usable_tb, ev.rebuild_h, ev.durability_nines) == (simulated.usable_tb, simulated.rebuild_h,
+                                                                 simulated.durability_nines)
