@@ -1,4 +1,7 @@
-"""Distributed storage: placement (``hashing``, ``bounded``, ``domains``), redundancy codecs
-(``codecs``) and durability models (``durability``). Pure: no I/O; the real sharded store is
-``backends.sharded_store`` and the durability simulation ``sim.storage_durability``.
+"""Distributed storage, pure: placement (``hashing``, ``bounded``, ``domains``), redundancy codecs
+(``codecs``), durability in closed form (``durability``), imbalance and reweighting
+(``rebalance``), and the scenario's ``[storage]`` section with its event, metrics and assessment
+(``config``, ``events``, ``metrics``, ``assess``). The real sharded store is
+``backends.sharded_store`` (and ``backends.sharded_tier`` as a cache tier); the durability
+simulation is ``sim.storage_durability``.
 """
