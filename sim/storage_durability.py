@@ -7,8 +7,9 @@ placed by rendezvous hashing under a failure-domain rule (by default every shard
 rack), one shard per disk. Failures are Poisson processes: each disk dies at ``disk_rate``, and
 each host, rack or datacenter at its own rate, destroying every disk in it at that instant
 (permanent, correlated loss: a power surge, a fire; transient outages do not lose data and are
-not modelled). A stripe whose count of lost shards goes from ``tolerated`` to ``tolerated + 1``
-is a loss event. A dead disk is rebuilt onto a spare:
+not modelled). Optionally, latent sector errors: a rebuild that reads an unreadable sector of a
+stripe with no redundancy left loses it. A stripe whose count of lost shards goes from
+``tolerated`` to ``tolerated + 1`` is a loss event. A dead disk is rebuilt onto a spare:
 
 * ``repair="exponential"``: after an exponential time of mean ``mean_repair_h``, independently
   of everything else: exactly the Markov model's assumption (``novacron.storage.durability``);
@@ -71,6 +72,8 @@ class PoolConfig:
     rebuild_write_mib_s: float = 100.0
     """One spare disk's write speed: a rebuild's ceiling (its network traffic is this times the amplification)."""
     repair_bandwidth_mib_s: float = 2000.0
+    latent_errors_per_bit: float = 0.0
+    """Unrecoverable read errors per bit read by a rebuild (0: none; spec sheets give 1e-14 to 1e-15)."""
     horizon_h: float = 100_000.0
     seed: int = 1
 
@@ -109,6 +112,8 @@ class _Pool:
     tolerated: int
     amplification: int
     rng: np.random.Generator
+    latent_rng: np.random.Generator
+    """Its own stream, so runs with and without latent errors see the same failures."""
     lost: np.ndarray = field(init=False)
     dead: np.ndarray = field(init=False)
     died_at: np.ndarray = field(init=False)
@@ -154,12 +159,29 @@ class _Pool:
             self.rebuilding[disk] = self.config.disk_data_gib * 1024 * self.amplification
 
     def revive(self, disk: int) -> None:
+        if self.config.latent_errors_per_bit > 0:
+            self._latent_errors(disk)
         self.dead[disk] = False
         self.lost[self.stripes_of[disk]] -= 1
         self.repair_hours += self.now - self.died_at[disk]
         self.repairs += 1
         self.schedule(float(self.rng.exponential(1 / self.config.disk_rate_per_h)), "disk", disk,
                       int(self.generation[disk]))
+
+    def _latent_errors(self, disk: int) -> None:
+        """A stripe rebuilt with no redundancy left (``tolerated`` shards lost, this one included)
+        is lost if any shard the rebuild reads has an unreadable sector. Counted as a loss event;
+        the stripe's shard count is not changed (which shard failed is not tracked)."""
+        touched = self.stripes_of[disk]
+        critical = int(np.count_nonzero(self.lost[touched] == self.tolerated))
+        if critical == 0:
+            return
+        shard_bits = self.config.disk_data_gib * 2**30 * 8 / len(touched)
+        unreadable = -math.expm1(-self.config.latent_errors_per_bit * shard_bits * self.amplification)
+        lost = int(self.latent_rng.binomial(critical, unreadable))
+        batch = min(BATCHES - 1, int(self.now / self.config.horizon_h * BATCHES))
+        self.batch_losses[batch] += lost
+        self.pool_loss_events += lost > 0
 
     def rebuild_rate_mib_h(self) -> float:
         share = self.config.repair_bandwidth_mib_s / len(self.rebuilding)
@@ -206,8 +228,9 @@ def _place(config: PoolConfig) -> tuple[list[np.ndarray], dict[str, list[np.ndar
 
 def simulate(config: PoolConfig) -> DurabilityResult:
     stripes_of, members, tolerated, amplification = _place(config)
+    seeds = RunSeeds(config.seed)
     pool = _Pool(config, stripes_of, members, tolerated, amplification,
-                 RunSeeds(config.seed).numpy(f"storage-durability-{config.scheme}"))
+                 seeds.numpy(f"storage-durability-{config.scheme}"), seeds.numpy(f"storage-latent-{config.scheme}"))
     for disk in range(len(stripes_of)):
         pool.schedule(float(pool.rng.exponential(1 / config.disk_rate_per_h)), "disk", disk)
     rates = {"host": config.host_rate_per_h, "rack": config.rack_rate_per_h, "datacenter": config.datacenter_rate_per_h}
@@ -275,7 +298,10 @@ def scenarios(quick: bool) -> list[tuple[str, PoolConfig]]:
         racky = replace(slow, scheme=s, rack_rate_per_h=1 / 20_000)
         correlated.append(("rack events, shards on distinct racks", racky))
         correlated.append(("rack events, shards on distinct hosts only", replace(racky, rule_level="host")))
-    return independent + bandwidth + correlated
+    latent = [("bandwidth-limited repair, latent sector errors 1e-14/bit", replace(slow, scheme=s,
+                                                                                latent_errors_per_bit=1e-14))
+              for s in SCHEMES]
+    return independent + bandwidth + latent + correlated
 
 
 POOLS = ((3, 3.0), (10, 10.0), (100, 100.0), (1000, 1000.0))
