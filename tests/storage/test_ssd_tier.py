@@ -65,3 +65,17 @@ def test_real_tiers_memory_ssd_and_sharded_disk(tmp_path: Path) -> None:
     assert all(hierarchy.get(key) == value for key, value in values.items())
     assert ssd.used_bytes <= 2_000
     assert store.keys() == set(values)
+
+
+def test_the_real_cache_composition_puts_the_ssd_tier_between_l2_and_l3(tmp_path: Path) -> None:
+    from backends.cache_runtime import build_real_cache, build_real_cache_from_config
+    from novacron.cache.config import CacheConfig
+
+    l2 = MemoryTier("l2", clock=ManualClock(0.0), capacity_items=100)  # stands in for Redis here
+    real = build_real_cache(l2=l2, l3_dir=tmp_path / "l3", ssd_dir=tmp_path / "ssd",  # type: ignore[arg-type]
+                            ssd_capacity_bytes=1 << 20)
+    assert [tier.name for tier in real.hierarchy.tiers] == ["l1", "l2", "ssd", "l3"]
+    real.hierarchy.set("k", b"value")
+    assert real.ssd is not None and real.ssd.get("k") == b"value"
+    with pytest.raises(ValueError, match="needs ssd_dir"):
+        build_real_cache_from_config(CacheConfig(ssd_capacity_gib=1.0), l3_dir=tmp_path / "l3b")
