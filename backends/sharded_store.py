@@ -18,7 +18,10 @@ shards of the newest version are there (a node died, the node set changed since 
 every other live node; it decodes the newest version that has enough shards.
 
 A node dies when its directory disappears (``rm -rf``, a lost disk) or when ``remove_node`` is
-called; ``repair`` notices missing directories itself. ``repair`` then walks every object on
+called; ``repair`` notices missing directories itself. Until then a ``put`` skips the dead node's
+shard (a degraded write, like an undersized placement group in Ceph) and succeeds if at least
+``min_shards_written`` shards landed (default ``codec.needed``: readable, though with less
+redundancy until the repair); it never recreates a dead node's directory. ``repair`` then walks every object on
 the live nodes and re-protects it against the current node set: shards already on a placed
 node stay; a shard on a node the placement no longer wants is copied to a placed node; shards
 that exist nowhere are recomputed from any ``needed`` survivors (``Codec.rebuild``); stale
@@ -50,6 +53,10 @@ DIGEST_BYTES = 16
 
 class CorruptShard(ValueError):
     pass
+
+
+class StoreUnavailable(OSError):
+    """Too few live nodes to take a write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +102,17 @@ def decode_shard(blob: bytes) -> Shard:
 
 class ShardedStore:
     def __init__(self, root: str | os.PathLike[str], nodes: Sequence[Node], codec: Codec, *,
-                 rule: PlacementRule | None = None, fsync: bool = False) -> None:
+                 rule: PlacementRule | None = None, fsync: bool = False, min_shards_written: int | None = None
+                 ) -> None:
         self.root = Path(root)
         self.codec = codec
         self.rule = rule or PlacementRule(count=codec.shards, level="node")
         if self.rule.count != codec.shards:
             raise ValueError(f"rule count={self.rule.count}; allowed: the codec's shard count {codec.shards}")
         self.fsync = fsync
+        self.min_shards_written = codec.needed if min_shards_written is None else min_shards_written
+        if not codec.needed <= self.min_shards_written <= codec.shards:
+            raise ValueError(f"min_shards_written={min_shards_written}; allowed: {codec.needed} to {codec.shards}")
         self.nodes = {node.name: node for node in nodes}
         self._placement = Rendezvous(tuple(nodes))
         for name in self.nodes:
@@ -127,7 +138,7 @@ class ShardedStore:
 
     def _write(self, node: str, shard: Shard) -> None:
         path = self.path_of(node, shard.key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(exist_ok=True)  # not parents: a node whose directory is gone stays gone
         tmp = path.with_name(f".tmp-{path.name}")
         with open(tmp, "wb") as out:
             out.write(encode_shard(shard))
@@ -149,12 +160,23 @@ class ShardedStore:
         return place(self._placement, key, self.rule)
 
     def put(self, key: str, value: bytes, *, expires_at_s: float | None = None) -> None:
+        """Write every shard to its placed node; a node whose directory is gone is skipped (a
+        degraded write, re-protected by ``repair``). Fewer than ``min_shards_written`` shards
+        written raises ``StoreUnavailable`` (the new version is then not readable)."""
         self._version += 1
         targets = self.targets(key)
+        written = 0
         for index, data in enumerate(self.codec.encode(value)):
-            self._write(targets[index], Shard(key, self._version, index, expires_at_s, data))
+            try:
+                self._write(targets[index], Shard(key, self._version, index, expires_at_s, data))
+                written += 1
+            except FileNotFoundError:
+                pass  # the node is dead (not yet forgotten): this shard waits for repair
         for node in self.nodes.keys() - set(targets):
             self._unlink(node, key)  # an older version placed under another node set
+        if written < self.min_shards_written:
+            raise StoreUnavailable(f"{key!r}: {written} of {self.codec.shards} shards written, "
+                                   f"{self.min_shards_written} needed")
 
     def get_shard_set(self, key: str) -> tuple[int, dict[int, Shard]] | None:
         """The newest version of ``key`` with enough shards to decode, and those shards."""
@@ -197,6 +219,8 @@ class ShardedStore:
     def clear(self) -> int:
         keys = self.keys()
         for node in self.nodes:
+            if not (self.root / node).is_dir():
+                continue
             for child in (self.root / node).iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         return len(keys)
@@ -245,14 +269,20 @@ class ShardedStore:
     def dead_nodes(self) -> list[str]:
         return [name for name in self.nodes if not (self.root / name).is_dir()]
 
+    def forget_dead_nodes(self) -> list[str]:
+        """Remove the nodes whose directory disappeared; returns their names."""
+        dead = self.dead_nodes()
+        for name in dead:
+            self.remove_node(name)
+        return dead
+
     def repair(self, *, move_budget_bytes: int | None = None) -> RepairReport:
         """Re-protect every object against the live nodes (see the module docstring).
 
         ``move_budget_bytes`` caps the bytes copied for objects that lost nothing (a rebalance):
         objects that need a rebuild are always repaired first; the others wait for a later call
         once the budget is spent (``deferred``)."""
-        for name in self.dead_nodes():
-            self.remove_node(name)
+        self.forget_dead_nodes()
         report = RepairReport()
         holdings: dict[str, dict[str, Shard]] = {}
         for node, shard in self._scan():

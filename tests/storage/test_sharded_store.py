@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.sharded_store import ShardedStore
+from backends.sharded_store import ShardedStore, StoreUnavailable
 from novacron.storage.codecs import Codec, ReedSolomon, Replication
 from novacron.storage.domains import PlacementRule, topology
 from novacron.storage.hashing import Node
@@ -121,3 +121,22 @@ def test_bad_configuration_names_the_field(tmp_path: Path) -> None:
     store = store_of(tmp_path, Replication(2))
     with pytest.raises(ValueError, match="node='nope'"):
         store.remove_node("nope")
+
+
+def test_a_write_while_a_node_is_dead_is_degraded_not_a_resurrection(tmp_path: Path) -> None:
+    """Regression: a put used to recreate a deleted node's directory (mkdir parents=True), bringing
+    the dead node back empty behind repair's back."""
+    store = store_of(tmp_path, ReedSolomon(4, 2))
+    victim = store.targets("k")[0]
+    shutil.rmtree(tmp_path / victim)
+    store.put("k", b"written while a node is dead")
+    assert not (tmp_path / victim).exists()
+    assert store.get("k") == b"written while a node is dead"
+    assert store.repair().shards_rebuilt == 1
+    assert store.audit() == []
+    strict = ShardedStore(tmp_path, [n for n in NODES if n.name != victim], ReedSolomon(4, 2),
+                          rule=PlacementRule(count=6, level="rack"), min_shards_written=5)
+    for node in strict.targets("k")[:2]:
+        shutil.rmtree(tmp_path / node)
+    with pytest.raises(StoreUnavailable, match="4 of 6 shards written, 5 needed"):
+        strict.put("k", b"x")
