@@ -26,7 +26,9 @@ class StorageConfig:
     disk_tb: float = spec(1.0, min=0.001, max=1000.0, doc="raw capacity of one node's disk, TB")
     scheme: str = spec("replication3", choices=SCHEMES, doc="redundancy: n-way replication or RS(k+m)")
     rule_level: str = spec("rack", choices=("host", "rack", "zone", "datacenter"),
-                           doc="failure domain that holds at most one shard of an object")
+                           doc="failure domain that holds at most one shard of an object (recorded: the "
+                               "closed form assumes independent failures, where it changes nothing; "
+                               "python -m sim.storage_durability shows what it does under rack failures)")
     disk_afr: float = spec(DISK_AFR, min=1e-6, max=0.999,
                            doc="annualised disk failure rate (default: Backblaze Drive Stats 2023, 1.70 %)")
     shard_mib: float = spec(64.0, min=0.001, max=1e6, doc="shard size, MiB (sets the number of stripes)")
