@@ -12,7 +12,8 @@ import novacron.federation.events
 import novacron.guest_health
 import novacron.migration.events
 import novacron.raft.events
-import novacron.scheduler.events  # noqa: F401
+import novacron.scheduler.events
+import novacron.storage.events  # noqa: F401
 
 EVENT_MODULES = (
     "novacron.cache.events",
@@ -22,4 +23,5 @@ EVENT_MODULES = (
     "novacron.migration.events",
     "novacron.raft.events",
     "novacron.scheduler.events",
+    "novacron.storage.events",
 )

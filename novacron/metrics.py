@@ -30,6 +30,7 @@ from novacron.migration.events import MigrationAdmitted
 from novacron.migration.metrics import MigrationFold
 from novacron.raft.metrics import RaftFold
 from novacron.scheduler.metrics import SchedulerFold
+from novacron.storage.metrics import StorageFold
 from novacron.streaming import ColumnFactory, Fold, Handler, InMemoryColumn, running_max
 from novacron.streaming import EventsByType as EventsByType  # re-exported: callers group a log with it
 from novacron.streaming import Metrics as Metrics
@@ -106,6 +107,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: RaftFold(),
     ContentionFold,
     lambda _: SlaEnergyFold(),
+    lambda _: StorageFold(),
     lambda _: FederationFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
@@ -196,7 +198,7 @@ def compute_metrics(events: Iterable[Event], columns: ColumnFactory = InMemoryCo
 
 MIGRATION_TYPES = ("cold", "warm", "live", "postcopy")
 MIGRATION_OUTCOMES = ("completed", "aborted", "rolled_back", "failed")
-CACHE_TIERS = ("l1", "l2", "l3", "overall")
+CACHE_TIERS = ("l1", "l2", "ssd", "l3", "overall")
 
 _FIXED: tuple[tuple[str, str, str], ...] = (
     ("run.events", "", "events in the run's log"),
@@ -269,6 +271,11 @@ _FIXED: tuple[tuple[str, str, str], ...] = (
     ("raft.election_timeout_ms_range_ok", "bool", "1 when the election timeouts lie within 150-300 ms (setting)"),
     ("raft.formation_timeout_s", "s", "cluster formation timeout (setting)"),
     ("raft.formation_s", "s", "time to the first leader's first commit"),
+    ("storage.durability_nines", "nines", "-log10 of the pool's annual probability of data loss (closed form)"),
+    ("storage.annual_loss_probability", "", "probability the storage pool loses data within a year (closed form)"),
+    ("storage.rebuild_h", "h", "rebuild of one storage node, detection included"),
+    ("storage.usable_tb", "TB", "storage pool capacity after redundancy"),
+    ("storage.raw_tb", "TB", "storage pool raw capacity"),
     ("raft.failover_ms", "ms", "leader crash to the new leader's first commit"),
     ("raft.failover_p50_ms", "ms", "median failover over every leader crash"),
     ("raft.election_after_crash_ms", "ms", "leader crash to a new leader elected"),

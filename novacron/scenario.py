@@ -34,6 +34,7 @@ from novacron.raft.scenario import RaftSection
 from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
 from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
+from novacron.storage.config import StorageConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +125,7 @@ class Scenario:
     migration: MigrationConfig = section(MigrationConfig)
     raft: RaftSection = section(RaftSection)
     runtime: RuntimeSection = section(RuntimeSection)
+    storage: StorageConfig = section(StorageConfig)
     federation: FederationSection = section(FederationSection)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
@@ -284,6 +286,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
             caps.add("warm-migration")
     if scenario.cache.enabled:
         caps.add("cache")
+    if scenario.storage.enabled:
+        caps.add("storage")
     if r.control_plane == "raft" or r.simulate_s > 0:
         caps.add("raft")
         if r.leader_crash_at_s > 0:

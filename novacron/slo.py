@@ -143,6 +143,9 @@ CATALOGUE: tuple[Target, ...] = (
     _t("memory headroom kept", "scheduler.min_headroom_memory_pct", "%", ">=", 10.0, capability="scheduler"),
     _t("network headroom kept", "scheduler.min_headroom_network_pct", "%", ">=", 30.0, capability="scheduler"),
     _t("I/O headroom kept", "scheduler.min_headroom_io_pct", "%", ">=", 20.0, capability="scheduler"),
+    Target(name="storage durability (annual, independent failures)", metric="storage.durability_nines",
+           unit="nines", comparator=Comparator.GE, threshold=11.0, capability="storage",
+           source="Amazon S3's published design durability, 99.999999999 % a year (issue 18)"),
     _t("federation formation (WAN)", "federation.formation_s", "s", "<", 30.0, capability="federation"),
     _federation("federation requests rejected", "federation.vms_rejected_pct", "%", "<=", 0.0, "federation"),
     # A datacenter outage: the catalogue's RTO of 10 minutes and RPO of one minute are defaults
@@ -163,6 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(name="L1 TTL", metric="cache.l1.ttl_s", unit="s"),
     Setting(name="L1 cleanup interval", metric="cache.l1.cleanup_interval_s", unit="s"),
     Setting(name="decision cache TTL", metric="scheduler.decision_cache_ttl_s", unit="s"),
+    Setting(name="storage: usable capacity after redundancy", metric="storage.usable_tb", unit="TB"),
+    Setting(name="storage: rebuild of one node", metric="storage.rebuild_h", unit="h"),
 )
 
 BENCHMARK_TARGETS: tuple[Target, ...] = (

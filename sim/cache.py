@@ -110,9 +110,14 @@ def build_tiers(ctx: SimContext, cfg: CacheConfig) -> list[TierModel]:
                     policy=cfg.policy, tlru_half_life_s=cfg.l2_ttl_s)
     l3 = MemoryTier("l3", clock=clock, capacity_bytes=int(cfg.l3_capacity_gib * 2**30), default_ttl_s=cfg.l3_ttl_s,
                     policy=cfg.policy, tlru_half_life_s=cfg.l3_ttl_s)
-    return [TierModel(l1, latency_ms=cfg.l1_latency_ms, ops_per_s_max=None),
-            TierModel(l2, latency_ms=cfg.l2_latency_ms, ops_per_s_max=cfg.l2_ops_per_s_max),
-            TierModel(l3, latency_ms=cfg.l3_latency_ms, ops_per_s_max=cfg.l3_ops_per_s_max)]
+    tiers = [TierModel(l1, latency_ms=cfg.l1_latency_ms, ops_per_s_max=None),
+             TierModel(l2, latency_ms=cfg.l2_latency_ms, ops_per_s_max=cfg.l2_ops_per_s_max),
+             TierModel(l3, latency_ms=cfg.l3_latency_ms, ops_per_s_max=cfg.l3_ops_per_s_max)]
+    if cfg.ssd_capacity_gib > 0:  # issue 18: the NVMe tier between Redis and disk
+        ssd = MemoryTier("ssd", clock=clock, capacity_bytes=int(cfg.ssd_capacity_gib * 2**30),
+                         default_ttl_s=cfg.ssd_ttl_s, policy=cfg.policy, tlru_half_life_s=cfg.ssd_ttl_s)
+        tiers.insert(2, TierModel(ssd, latency_ms=cfg.ssd_latency_ms, ops_per_s_max=cfg.ssd_ops_per_s_max))
+    return tiers
 
 
 def _histogram(latencies_ms: npt.NDArray[np.float64]) -> Counter[int]:

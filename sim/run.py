@@ -30,7 +30,7 @@ from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Sink
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import Target
-from sim import cache, faults, services
+from sim import cache, faults, services, storage
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
@@ -54,6 +54,7 @@ COMPONENTS: tuple[Component, ...] = (
     cache.start,
     migration_service.start,
     raft_component.start,
+    storage.start,
     federation_component.start,
 )
 

@@ -21,6 +21,11 @@ class CacheConfig:
     l2_ttl_s: float = spec(3600.0, min=0.001, max=10**8, doc="L2 time to live")
     l3_capacity_gib: float = spec(64.0, min=0.001, max=10**6, doc="L3 (disk) capacity")
     l3_ttl_s: float = spec(86400.0, min=0.001, max=10**9, doc="L3 time to live")
+    ssd_capacity_gib: float = spec(0.0, min=0.0, max=10**6,
+                                   doc="an SSD/NVMe tier between L2 and L3 of this capacity (0: no such tier)")
+    ssd_ttl_s: float = spec(86400.0, min=0.001, max=10**9, doc="SSD tier time to live")
+    ssd_latency_ms: float = spec(0.1, min=0.0, max=10**4, doc="median SSD tier latency (an NVMe random read)")
+    ssd_ops_per_s_max: float = spec(200_000.0, min=1, max=10**9, doc="SSD tier throughput cap (NVMe IOPS)")
     warm_start: bool = spec(True, doc="start in steady state: L3 holds every key, L2 and L1 the most popular; "
                                       "false: every tier starts empty")
     object_bytes: int = spec(65536, min=1, max=1 << 30, doc="size of each cached object")
@@ -52,6 +57,9 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         self._check_l2_addresses()
+        if 0 < self.ssd_capacity_gib * 2**30 < self.object_bytes:
+            raise ConfigError(f"cache.ssd_capacity_gib = {self.ssd_capacity_gib} cannot hold one object of "
+                              f"cache.object_bytes = {self.object_bytes}; allowed: 0 (no SSD tier) or a larger one")
         if self.l3_capacity_gib * 2**30 < self.object_bytes:
             raise ConfigError(f"cache.l3_capacity_gib = {self.l3_capacity_gib} cannot hold one object of "
                               f"cache.object_bytes = {self.object_bytes}; allowed: a larger L3")
