@@ -145,7 +145,27 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
     if base_dir is not None:
         data = _resolved_paths(data, Path(base_dir))
     scenario = parse_section(Scenario, data, origin=origin)
+    _check_storage_xdc(scenario, origin)
     return dataclasses.replace(scenario, targets=overrides) if overrides else scenario
+
+
+def _check_storage_xdc(scenario: Scenario, origin: str) -> None:
+    """Cross-datacenter replication needs a federation of at least two datacenters to span."""
+    storage, federation = scenario.storage, scenario.federation
+    if not storage.xdc_replication:
+        return
+    if not federation.enabled or len(federation.datacenters) < 2:
+        raise ConfigError(f"{origin}: storage.xdc_replication = {storage.xdc_replication!r} needs [federation] "
+                          "enabled with at least two datacenters; allowed: '' without one")
+    for key in ("xdc_primary_datacenter", "xdc_replica_datacenter"):
+        name = getattr(storage, key)
+        if name and name not in federation.datacenters:
+            raise ConfigError(f"{origin}: storage.{key} = {name!r} is not allowed; allowed: '' or one of "
+                              f"{', '.join(map(repr, federation.datacenters))}")
+    primary = storage.xdc_primary_datacenter or federation.outage_datacenter or federation.datacenters[0]
+    if storage.xdc_replica_datacenter == primary:
+        raise ConfigError(f"{origin}: storage.xdc_replica_datacenter = {primary!r} is the primary datacenter; "
+                          "allowed: another datacenter or ''")
 
 
 def _resolved_paths(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -288,6 +308,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("cache")
     if scenario.storage.enabled:
         caps.add("storage")
+    if scenario.storage.xdc_replication:
+        caps.add("storage-xdc")
     if r.control_plane == "raft" or r.simulate_s > 0:
         caps.add("raft")
         if r.leader_crash_at_s > 0:

@@ -104,6 +104,7 @@ def _t(name: str, metric: str, unit: str, cmp: str, threshold: Threshold, *,
 
 
 REF = Role.REFERENCE
+STORAGE_XDC = "NovaCron storage defaults (issue 18): set your own in [targets]"
 FEDERATION = "NovaCron federation defaults (issue 17): set your own in [targets]"
 
 
@@ -146,6 +147,12 @@ CATALOGUE: tuple[Target, ...] = (
     Target(name="storage durability (annual, independent failures)", metric="storage.durability_nines",
            unit="nines", comparator=Comparator.GE, threshold=11.0, capability="storage",
            source="Amazon S3's published design durability, 99.999999999 % a year (issue 18)"),
+    # Cross-datacenter replication of the pool: defaults for a planner to replace (issue 18), like
+    # the federation's RPO of one minute; sync mode's latency is at least one WAN round trip.
+    Target(name="cross-datacenter replication RPO", metric="storage.xdc_rpo_s", unit="s",
+           comparator=Comparator.LE, threshold=60.0, capability="storage-xdc", source=STORAGE_XDC),
+    Target(name="cross-datacenter replicated write p99", metric="storage.xdc_write_p99_ms", unit="ms",
+           comparator=Comparator.LE, threshold=500.0, capability="storage-xdc", source=STORAGE_XDC),
     _t("federation formation (WAN)", "federation.formation_s", "s", "<", 30.0, capability="federation"),
     _federation("federation requests rejected", "federation.vms_rejected_pct", "%", "<=", 0.0, "federation"),
     # A datacenter outage: the catalogue's RTO of 10 minutes and RPO of one minute are defaults

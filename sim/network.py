@@ -108,6 +108,10 @@ class NetworkModel:
             deliveries.append(leave + self._latency_s(profile))
         return deliveries
 
+    def link_free_s(self, src: int, dst: int) -> float:
+        """When the link's serialiser has sent everything queued on it so far."""
+        return self._link_free_s.get((src, dst), 0.0)
+
     def _latency_s(self, profile: LinkProfile) -> float:
         one_way_ms = profile.rtt_ms / 2
         floor_ms = one_way_ms - profile.jitter_ms

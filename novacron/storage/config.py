@@ -7,6 +7,10 @@ with copyset coverage, at the disk AFR given, by default Backblaze's published 1
 emits one ``StoragePoolAssessed`` event; the catalogue checks its durability in nines.
 Independent failures only: ``python -m sim.storage_durability`` shows how correlated failures
 and shared repair bandwidth make such numbers optimistic.
+
+With ``xdc_replication`` set (and a ``[federation]`` for its WAN matrix and datacenter outage),
+the run also replicates the pool's writes to a second datacenter (``sim.storage_xdc``) in both
+modes and reports write latency and the data at risk when the primary datacenter is lost.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from novacron.config import spec
 from novacron.storage.durability import DISK_AFR
 
+XDC_MODES = ("", "sync", "async")
 SCHEMES = ("replication2", "replication3", "replication4", "rs4+2", "rs6+3", "rs8+3", "rs10+4", "rs12+4")
 
 
@@ -38,3 +43,14 @@ class StorageConfig:
                                           "I/O and migrations)")
     nic_mib_s: float = spec(1192.0, min=1.0, max=1e6, doc="one node's NIC, MiB/s (10 GbE = 1192)")
     detect_min: float = spec(15.0, min=0.0, max=1e5, doc="minutes from a failure to the start of its rebuild")
+    xdc_replication: str = spec("", choices=XDC_MODES,
+                                doc="cross-datacenter replication whose targets the run checks: '' (none), 'sync' "
+                                    "or 'async' (both modes are simulated and reported); needs [federation]")
+    xdc_primary_datacenter: str = spec("", doc="where the pool is written ('' = federation.outage_datacenter, "
+                                               "else the first datacenter)")
+    xdc_replica_datacenter: str = spec("", doc="where its copy is kept ('' = the nearest other datacenter)")
+    xdc_write_mib_s: float = spec(20.0, min=0.0, max=1e5, doc="mean client write rate into the pool, MiB/s (Poisson)")
+    xdc_object_kib: float = spec(1024.0, min=0.001, max=1e7, doc="size of one written object, KiB")
+    xdc_wan_share: float = spec(0.2, min=0.001, max=1.0, doc="share of the WAN link replication may use")
+    xdc_local_write_ms: float = spec(1.0, min=0.0, max=1e4, doc="a write's local commit in the primary, ms")
+    xdc_start_s: float = spec(0.0, min=0.0, max=1e7, doc="when the writes start")

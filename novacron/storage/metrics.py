@@ -1,4 +1,5 @@
-"""Catalogue metrics of the storage pool, from its ``StoragePoolAssessed`` event."""
+"""Catalogue metrics of the storage pool, from its ``StoragePoolAssessed`` event and its
+cross-datacenter replication (``StorageReplicationAssessed``, one per mode)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,34 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from novacron.events import Event
-from novacron.storage.events import StoragePoolAssessed
+from novacron.storage.events import StoragePoolAssessed, StorageReplicationAssessed
 from novacron.streaming import Metrics
 
 
 class StorageFold:
     def __init__(self) -> None:
         self.assessed: StoragePoolAssessed | None = None
+        self.replication: list[StorageReplicationAssessed] = []
 
     def handlers(self) -> Mapping[type[Event], Callable[[Any], None]]:
-        return {StoragePoolAssessed: self._assessed}
+        return {StoragePoolAssessed: self._assessed, StorageReplicationAssessed: self.replication.append}
 
     def _assessed(self, ev: StoragePoolAssessed) -> None:
         self.assessed = ev
 
     def result(self) -> Metrics:
+        return {**self._pool(), **self._replication()}
+
+    def _replication(self) -> Metrics:
+        m: Metrics = {}
+        for ev in self.replication:
+            for prefix in (f"storage.xdc_{ev.mode}_", "storage.xdc_") if ev.selected else (f"storage.xdc_{ev.mode}_",):
+                m.update({f"{prefix}write_p50_ms": ev.write_p50_ms, f"{prefix}write_p99_ms": ev.write_p99_ms,
+                          f"{prefix}at_risk_mib": ev.at_risk_mib, f"{prefix}at_risk_objects": ev.at_risk_objects,
+                          f"{prefix}rpo_s": ev.rpo_s, f"{prefix}max_lag_s": ev.max_lag_s})
+        return m
+
+    def _pool(self) -> Metrics:
         ev = self.assessed
         if ev is None:
             return {}
