@@ -13,6 +13,7 @@ from novacron.config import ConfigError
 from novacron.metrics import compute_metrics
 from novacron.scenario import Scenario, loads_scenario, resolve_scenario, scenario_targets
 from novacron.slo import TargetOverride, Verdict, apply_overrides, evaluate
+from novacron.storage.metrics import replication_table
 from novacron.storage.xdc import MIB, at_risk, overload_lag_s, overload_rpo_s, share_bytes_s, sync_latency_floor_ms
 from sim.run import simulate
 from sim.storage_xdc import ACK_BYTES, XdcLink, assess_mode, replicate, write_times
@@ -85,6 +86,8 @@ def test_the_outage_scenario_reports_both_modes_and_passes_its_targets(
     assert metrics["storage.xdc_async_at_risk_objects"] > 0 and metrics["storage.xdc_async_rpo_s"] > 0
     assert metrics["storage.xdc_sync_write_p50_ms"] > 87.8 > metrics["storage.xdc_async_write_p99_ms"]
     assert metrics["storage.xdc_rpo_s"] == metrics["storage.xdc_async_rpo_s"]  # the scenario's mode
+    rows = replication_table(metrics).splitlines()
+    assert [r.split()[0] for r in rows[2:]] == ["sync", "async"]
     verdicts = {r.target.metric: r.verdict for r in evaluate(metrics, scenario_targets(scenario)[0]).results}
     assert verdicts["storage.xdc_rpo_s"] is Verdict.PASS and verdicts["storage.xdc_write_p99_ms"] is Verdict.PASS
 

@@ -123,12 +123,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     directory. The first line printed names the seed."""
     from novacron.federation.metrics import datacenter_table
     from novacron.slo import format_table
+    from novacron.storage.metrics import replication_table
 
     result = _run(args)
     print(format_table(result.verdict))
     datacenters = datacenter_table(result.summary["metrics"])
     if datacenters:
         print(f"\n{datacenters}")
+    replication = replication_table(result.summary["metrics"])
+    if replication:
+        print(f"\ncross-datacenter replication of the storage pool (both modes, same writes):\n{replication}")
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
 

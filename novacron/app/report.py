@@ -24,6 +24,7 @@ from novacron.app.plots.scheduler import plot_placement_quality
 from novacron.app.plots.targets import draw_target
 from novacron.federation.metrics import datacenter_table
 from novacron.slo import RunVerdict, TargetResult, admission_line, format_measured
+from novacron.storage.metrics import replication_table
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -85,6 +86,9 @@ def _markdown(run: Run, images: list[str]) -> str:
     datacenters = datacenter_table(run.metrics)
     if datacenters:
         lines += ["", "## Datacenters", "", "```", datacenters, "```"]
+    replication = replication_table(run.metrics)
+    if replication:
+        lines += ["", "## Cross-datacenter replication", "", "```", replication, "```"]
     lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
@@ -123,6 +127,9 @@ def _html(run: Run, images: dict[str, bytes]) -> str:
     datacenters = datacenter_table(run.metrics)
     if datacenters:
         settings += f"<h2>Datacenters</h2><pre>{esc(datacenters)}</pre>"
+    replication = replication_table(run.metrics)
+    if replication:
+        settings += f"<h2>Cross-datacenter replication</h2><pre>{esc(replication)}</pre>"
     figures = "".join(
         f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
         f"</figure>" for name, png in images.items())

@@ -41,3 +41,21 @@ class StorageFold:
         return {"storage.durability_nines": ev.durability_nines,
                 "storage.annual_loss_probability": ev.annual_loss_probability,
                 "storage.rebuild_h": ev.rebuild_h, "storage.usable_tb": ev.usable_tb, "storage.raw_tb": ev.raw_tb}
+
+
+XDC_COLUMNS = (("write_p50_ms", "write p50 ms", "{:.1f}"), ("write_p99_ms", "write p99 ms", "{:.1f}"),
+               ("at_risk_mib", "at risk MiB", "{:.1f}"), ("at_risk_objects", "at risk obj", "{:.0f}"),
+               ("rpo_s", "RPO s", "{:.3g}"), ("max_lag_s", "max lag s", "{:.3g}"))
+
+
+def replication_table(metrics: Mapping[str, float]) -> str:
+    """Both replication modes of a run's storage pool side by side ('' without replication)."""
+    modes = [mode for mode in ("sync", "async") if f"storage.xdc_{mode}_write_p50_ms" in metrics]
+    if not modes:
+        return ""
+    header = f"{'replication':<11}  " + "  ".join(f"{title:>12}" for _, title, _ in XDC_COLUMNS)
+    lines = [header, "-" * len(header)]
+    for mode in modes:
+        cells = [f"{fmt.format(metrics[f'storage.xdc_{mode}_{key}']):>12}" for key, _, fmt in XDC_COLUMNS]
+        lines.append(f"{mode:<11}  " + "  ".join(cells))
+    return "\n".join(lines)
