@@ -1,4 +1,4 @@
-"""The real cache: L1 in memory, L2 on Redis, L3 on disk, on the monotonic clock.
+"""The real cache: L1 in memory, L2 on Redis, an optional SSD tier, L3 on disk, on the monotonic clock.
 
 ``build_real_cache`` is the composition the real runtime uses; the caller owns the loop and
 calls ``tick()`` every few seconds (the cleanup cycle and statistics interval are checked there),
@@ -22,7 +22,7 @@ from backends.redis_tier import RedisTier, RedisTopology
 from novacron.cache.config import CacheConfig
 from novacron.cache.hierarchy import CacheHierarchy, HierarchyOptions, WriteMode
 from novacron.cache.memory import CLEANUP_INTERVAL_S, L1_CAPACITY_ITEMS, L1_TTL_S, MemoryTier
-from novacron.ports import EventSink
+from novacron.ports import CacheTier, EventSink
 
 
 @dataclass
@@ -31,6 +31,8 @@ class RealCache:
     l1: MemoryTier
     l2: RedisTier
     l3: DiskTier
+    ssd: DiskTier | None = None
+    """The optional SSD/NVMe tier between L2 and L3 (a ``DiskTier`` on the SSD's directory)."""
 
     def close(self) -> None:
         self.hierarchy.flush()
@@ -46,12 +48,19 @@ def l2_tier_from_config(config: CacheConfig, *, name: str = "l2", prefix: str = 
 
 
 def build_real_cache_from_config(config: CacheConfig, *, l3_dir: str | Path, events: EventSink | None = None,
-                                 clock: MonotonicClock | None = None, l2_prefix: str = "novacron:") -> RealCache:
+                                 clock: MonotonicClock | None = None, l2_prefix: str = "novacron:",
+                                 ssd_dir: str | Path | None = None) -> RealCache:
+    """``ssd_dir`` holds the SSD tier when ``config.ssd_capacity_gib`` > 0 (required then)."""
+    if config.ssd_capacity_gib > 0 and ssd_dir is None:
+        raise ValueError(f"cache.ssd_capacity_gib = {config.ssd_capacity_gib} needs ssd_dir; allowed: a directory "
+                         "on the SSD, or ssd_capacity_gib = 0")
     return build_real_cache(l2=l2_tier_from_config(config, prefix=l2_prefix), l3_dir=l3_dir, events=events,
                             l1_capacity_items=config.l1_capacity_items, l1_ttl_s=config.l1_ttl_s,
                             cleanup_interval_s=config.cleanup_interval_s,
                             l3_capacity_bytes=int(config.l3_capacity_gib * 2**30), l3_ttl_s=config.l3_ttl_s,
-                            policy=config.policy, write_mode=config.write_mode, clock=clock)
+                            policy=config.policy, write_mode=config.write_mode, clock=clock,
+                            ssd_dir=ssd_dir if config.ssd_capacity_gib > 0 else None,
+                            ssd_capacity_bytes=int(config.ssd_capacity_gib * 2**30), ssd_ttl_s=config.ssd_ttl_s)
 
 
 def build_real_cache(*, redis_url: str | None = None, l2: RedisTier | None = None, l3_dir: str | Path,
@@ -60,7 +69,9 @@ def build_real_cache(*, redis_url: str | None = None, l2: RedisTier | None = Non
                      cleanup_interval_s: float = CLEANUP_INTERVAL_S,
                      l2_ttl_s: float = 3600.0, l3_capacity_bytes: int = 10 * 2**30, l3_ttl_s: float | None = None,
                      policy: str = "lru", write_mode: WriteMode = "through",
-                     clock: MonotonicClock | None = None, stats_interval_s: float = 60.0) -> RealCache:
+                     clock: MonotonicClock | None = None, stats_interval_s: float = 60.0,
+                     ssd_dir: str | Path | None = None, ssd_capacity_bytes: int = 0,
+                     ssd_ttl_s: float | None = None) -> RealCache:
     clock = clock or MonotonicClock()
     l1 = MemoryTier("l1", clock=clock, capacity_items=l1_capacity_items, default_ttl_s=l1_ttl_s, policy=policy)
     if l2 is None:
@@ -68,7 +79,11 @@ def build_real_cache(*, redis_url: str | None = None, l2: RedisTier | None = Non
             raise ValueError("build_real_cache needs redis_url or l2")
         l2 = RedisTier("l2", url=redis_url, default_ttl_s=l2_ttl_s)
     l3 = DiskTier(l3_dir, "l3", capacity_bytes=l3_capacity_bytes, default_ttl_s=l3_ttl_s)
+    # zstd level 1 on the SSD tier: its point is latency, the disk below keeps the denser copy
+    ssd = (DiskTier(ssd_dir, "ssd", capacity_bytes=ssd_capacity_bytes, default_ttl_s=ssd_ttl_s, level=1)
+           if ssd_dir is not None else None)
     options = HierarchyOptions(write_mode=write_mode, cleanup_interval_s=cleanup_interval_s, measure_latency=True,
                                stats_interval_s=stats_interval_s)
-    hierarchy = CacheHierarchy([l1, l2, l3], clock=clock, events=events, options=options, source="cache")
-    return RealCache(hierarchy, l1, l2, l3)
+    tiers: list[CacheTier] = [l1, l2, *([ssd] if ssd is not None else []), l3]
+    hierarchy = CacheHierarchy(tiers, clock=clock, events=events, options=options, source="cache")
+    return RealCache(hierarchy, l1, l2, l3, ssd)

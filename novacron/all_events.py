@@ -6,18 +6,24 @@ written (``tests/test_events.py`` checks that every ``@event`` module under ``no
 listed).
 """
 
+import novacron.bft.events
 import novacron.cache.events
 import novacron.cluster.events
+import novacron.federation.events
 import novacron.guest_health
 import novacron.migration.events
 import novacron.raft.events
-import novacron.scheduler.events  # noqa: F401
+import novacron.scheduler.events
+import novacron.storage.events  # noqa: F401
 
 EVENT_MODULES = (
+    "novacron.bft.events",
     "novacron.cache.events",
     "novacron.cluster.events",
+    "novacron.federation.events",
     "novacron.guest_health",
     "novacron.migration.events",
     "novacron.raft.events",
     "novacron.scheduler.events",
+    "novacron.storage.events",
 )

@@ -132,6 +132,9 @@ def describe_allowed(hint: Any, meta: Mapping[str, Any]) -> str:
     if origin is tuple:
         prefix += "a list of "
         hint = typing.get_args(hint)[0]
+        if typing.get_origin(hint) is tuple:  # a matrix: rows of numbers
+            inner = typing.get_args(hint)[0]
+            return f"{prefix}lists of {'integers' if inner is int else 'numbers'}"
     noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         hint, _type_name(hint))
     low, high = meta.get("min"), meta.get("max")

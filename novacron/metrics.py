@@ -20,15 +20,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from novacron.bft.metrics import CriticalOpFold
 from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
 from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
 from novacron.events import Event
+from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
 from novacron.migration.events import MigrationAdmitted
 from novacron.migration.metrics import MigrationFold
 from novacron.raft.metrics import RaftFold
 from novacron.scheduler.metrics import SchedulerFold
+from novacron.storage.metrics import StorageFold
 from novacron.streaming import ColumnFactory, Fold, Handler, InMemoryColumn, running_max
 from novacron.streaming import EventsByType as EventsByType  # re-exported: callers group a log with it
 from novacron.streaming import Metrics as Metrics
@@ -105,6 +108,9 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: RaftFold(),
     ContentionFold,
     lambda _: SlaEnergyFold(),
+    lambda _: StorageFold(),
+    lambda _: FederationFold(),
+    lambda _: CriticalOpFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -194,7 +200,7 @@ def compute_metrics(events: Iterable[Event], columns: ColumnFactory = InMemoryCo
 
 MIGRATION_TYPES = ("cold", "warm", "live", "postcopy")
 MIGRATION_OUTCOMES = ("completed", "aborted", "rolled_back", "failed")
-CACHE_TIERS = ("l1", "l2", "l3", "overall")
+CACHE_TIERS = ("l1", "l2", "ssd", "l3", "overall")
 
 _FIXED: tuple[tuple[str, str, str], ...] = (
     ("run.events", "", "events in the run's log"),
@@ -267,6 +273,29 @@ _FIXED: tuple[tuple[str, str, str], ...] = (
     ("raft.election_timeout_ms_range_ok", "bool", "1 when the election timeouts lie within 150-300 ms (setting)"),
     ("raft.formation_timeout_s", "s", "cluster formation timeout (setting)"),
     ("raft.formation_s", "s", "time to the first leader's first commit"),
+    ("storage.durability_nines", "nines", "-log10 of the pool's annual probability of data loss (closed form)"),
+    ("storage.annual_loss_probability", "", "probability the storage pool loses data within a year (closed form)"),
+    ("storage.rebuild_h", "h", "rebuild of one storage node, detection included"),
+    ("storage.usable_tb", "TB", "storage pool capacity after redundancy"),
+    ("storage.raw_tb", "TB", "storage pool raw capacity"),
+    ("storage.xdc_write_p50_ms", "ms", "cross-DC replicated write latency p50 (scenario's mode)"),
+    ("storage.xdc_write_p99_ms", "ms", "cross-DC replicated write latency p99 (scenario's mode)"),
+    ("storage.xdc_at_risk_mib", "MiB", "acknowledged writes lost with the primary DC (scenario's mode)"),
+    ("storage.xdc_at_risk_objects", "", "acknowledged objects lost with the primary DC (scenario's mode)"),
+    ("storage.xdc_rpo_s", "s", "age of the oldest acknowledged write lost with the primary DC (scenario's mode)"),
+    ("storage.xdc_max_lag_s", "s", "largest replication lag, queueing plus transfer (scenario's mode)"),
+    ("storage.xdc_sync_write_p50_ms", "ms", "cross-DC replicated write latency p50 (sync)"),
+    ("storage.xdc_sync_write_p99_ms", "ms", "cross-DC replicated write latency p99 (sync)"),
+    ("storage.xdc_sync_at_risk_mib", "MiB", "acknowledged writes lost with the primary DC (sync)"),
+    ("storage.xdc_sync_at_risk_objects", "", "acknowledged objects lost with the primary DC (sync)"),
+    ("storage.xdc_sync_rpo_s", "s", "age of the oldest acknowledged write lost with the primary DC (sync)"),
+    ("storage.xdc_sync_max_lag_s", "s", "largest replication lag, queueing plus transfer (sync)"),
+    ("storage.xdc_async_write_p50_ms", "ms", "cross-DC replicated write latency p50 (async)"),
+    ("storage.xdc_async_write_p99_ms", "ms", "cross-DC replicated write latency p99 (async)"),
+    ("storage.xdc_async_at_risk_mib", "MiB", "acknowledged writes lost with the primary DC (async)"),
+    ("storage.xdc_async_at_risk_objects", "", "acknowledged objects lost with the primary DC (async)"),
+    ("storage.xdc_async_rpo_s", "s", "age of the oldest acknowledged write lost with the primary DC (async)"),
+    ("storage.xdc_async_max_lag_s", "s", "largest replication lag, queueing plus transfer (async)"),
     ("raft.failover_ms", "ms", "leader crash to the new leader's first commit"),
     ("raft.failover_p50_ms", "ms", "median failover over every leader crash"),
     ("raft.election_after_crash_ms", "ms", "leader crash to a new leader elected"),
@@ -305,7 +334,7 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
-                                  for name, unit, meaning in (*_FIXED, *_expanded())}
+                                  for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

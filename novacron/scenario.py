@@ -23,16 +23,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from novacron.bft.scenario import ControlSection
 from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
 from novacron.raft.scenario import RaftSection
 from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
 from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
+from novacron.storage.config import StorageConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +125,10 @@ class Scenario:
     faults: FaultsConfig = section(FaultsConfig)
     migration: MigrationConfig = section(MigrationConfig)
     raft: RaftSection = section(RaftSection)
+    control: ControlSection = section(ControlSection)
     runtime: RuntimeSection = section(RuntimeSection)
+    storage: StorageConfig = section(StorageConfig)
+    federation: FederationSection = section(FederationSection)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -141,7 +147,27 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
     if base_dir is not None:
         data = _resolved_paths(data, Path(base_dir))
     scenario = parse_section(Scenario, data, origin=origin)
+    _check_storage_xdc(scenario, origin)
     return dataclasses.replace(scenario, targets=overrides) if overrides else scenario
+
+
+def _check_storage_xdc(scenario: Scenario, origin: str) -> None:
+    """Cross-datacenter replication needs a federation of at least two datacenters to span."""
+    storage, federation = scenario.storage, scenario.federation
+    if not storage.xdc_replication:
+        return
+    if not federation.enabled or len(federation.datacenters) < 2:
+        raise ConfigError(f"{origin}: storage.xdc_replication = {storage.xdc_replication!r} needs [federation] "
+                          "enabled with at least two datacenters; allowed: '' without one")
+    for key in ("xdc_primary_datacenter", "xdc_replica_datacenter"):
+        name = getattr(storage, key)
+        if name and name not in federation.datacenters:
+            raise ConfigError(f"{origin}: storage.{key} = {name!r} is not allowed; allowed: '' or one of "
+                              f"{', '.join(map(repr, federation.datacenters))}")
+    primary = storage.xdc_primary_datacenter or federation.outage_datacenter or federation.datacenters[0]
+    if storage.xdc_replica_datacenter == primary:
+        raise ConfigError(f"{origin}: storage.xdc_replica_datacenter = {primary!r} is the primary datacenter; "
+                          "allowed: another datacenter or ''")
 
 
 def _resolved_paths(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -282,12 +308,20 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
             caps.add("warm-migration")
     if scenario.cache.enabled:
         caps.add("cache")
+    if scenario.storage.enabled:
+        caps.add("storage")
+    if scenario.storage.xdc_replication:
+        caps.add("storage-xdc")
     if r.control_plane == "raft" or r.simulate_s > 0:
         caps.add("raft")
         if r.leader_crash_at_s > 0:
             caps.add("raft-crash")
         if r.partition_at_s > 0:
             caps.add("raft-partition")
+    if scenario.federation.enabled:
+        caps.add("federation")
+        if scenario.federation.outage_datacenter and scenario.federation.outage_at_s > 0:
+            caps.add("federation-outage")
     return frozenset(caps)
 
 

@@ -104,6 +104,14 @@ def _t(name: str, metric: str, unit: str, cmp: str, threshold: Threshold, *,
 
 
 REF = Role.REFERENCE
+STORAGE_XDC = "NovaCron storage defaults (issue 18): set your own in [targets]"
+FEDERATION = "NovaCron federation defaults (issue 17): set your own in [targets]"
+
+
+def _federation(name: str, metric: str, unit: str, cmp: str, threshold: float, capability: str) -> Target:
+    return Target(name=name, metric=metric, unit=unit, comparator=Comparator(cmp), threshold=threshold,
+                  source=FEDERATION, capability=capability)
+
 
 CATALOGUE: tuple[Target, ...] = (
     _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0),
@@ -136,6 +144,22 @@ CATALOGUE: tuple[Target, ...] = (
     _t("memory headroom kept", "scheduler.min_headroom_memory_pct", "%", ">=", 10.0, capability="scheduler"),
     _t("network headroom kept", "scheduler.min_headroom_network_pct", "%", ">=", 30.0, capability="scheduler"),
     _t("I/O headroom kept", "scheduler.min_headroom_io_pct", "%", ">=", 20.0, capability="scheduler"),
+    Target(name="storage durability (annual, independent failures)", metric="storage.durability_nines",
+           unit="nines", comparator=Comparator.GE, threshold=11.0, capability="storage",
+           source="Amazon S3's published design durability, 99.999999999 % a year (issue 18)"),
+    # Cross-datacenter replication of the pool: defaults for a planner to replace (issue 18), like
+    # the federation's RPO of one minute; sync mode's latency is at least one WAN round trip.
+    Target(name="cross-datacenter replication RPO", metric="storage.xdc_rpo_s", unit="s",
+           comparator=Comparator.LE, threshold=60.0, capability="storage-xdc", source=STORAGE_XDC),
+    Target(name="cross-datacenter replicated write p99", metric="storage.xdc_write_p99_ms", unit="ms",
+           comparator=Comparator.LE, threshold=500.0, capability="storage-xdc", source=STORAGE_XDC),
+    _t("federation formation (WAN)", "federation.formation_s", "s", "<", 30.0, capability="federation"),
+    _federation("federation requests rejected", "federation.vms_rejected_pct", "%", "<=", 0.0, "federation"),
+    # A datacenter outage: the catalogue's RTO of 10 minutes and RPO of one minute are defaults
+    # for a planner to replace, not figures of the analysis (which sets none).
+    _federation("datacenter outage RTO", "federation.rto_s", "s", "<", 600.0, "federation-outage"),
+    _federation("datacenter outage RPO", "federation.rpo_s", "s", "<=", 60.0, "federation-outage"),
+    _federation("VMs lost with a datacenter", "federation.vms_lost", "", "<=", 0.0, "federation-outage"),
 )
 
 SETTINGS: tuple[Setting, ...] = (
@@ -149,6 +173,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(name="L1 TTL", metric="cache.l1.ttl_s", unit="s"),
     Setting(name="L1 cleanup interval", metric="cache.l1.cleanup_interval_s", unit="s"),
     Setting(name="decision cache TTL", metric="scheduler.decision_cache_ttl_s", unit="s"),
+    Setting(name="storage: usable capacity after redundancy", metric="storage.usable_tb", unit="TB"),
+    Setting(name="storage: rebuild of one node", metric="storage.rebuild_h", unit="h"),
 )
 
 BENCHMARK_TARGETS: tuple[Target, ...] = (

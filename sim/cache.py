@@ -14,6 +14,8 @@ count per batch, Zipf keys drawn vectorised (plus a fraction of never-seen keys)
 run through the hierarchy (read-through: a full miss fetches from the origin and writes the value
 through), and the batch's latencies drawn vectorised per tier from the count of requests that
 reached it. All values share one bytes object of ``object_bytes`` so large objects cost no memory.
+The rate may follow a daily cycle (busy first half, ``quiet_rate_fraction`` of it in the second),
+and ``sim.cache_tiering`` may migrate entries between tiers while it is quiet.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from novacron.cache.memory import MemoryTier
 from novacron.cache.stats import BUCKETS_PER_DOUBLING
 from novacron.cache.traces import ZipfSampler
 from novacron.ports import CacheEntry, TierUnavailable
+from sim.cache_tiering import TierMigrator
 from sim.context import SimContext
 
 MAX_RHO = 0.95
@@ -110,9 +113,14 @@ def build_tiers(ctx: SimContext, cfg: CacheConfig) -> list[TierModel]:
                     policy=cfg.policy, tlru_half_life_s=cfg.l2_ttl_s)
     l3 = MemoryTier("l3", clock=clock, capacity_bytes=int(cfg.l3_capacity_gib * 2**30), default_ttl_s=cfg.l3_ttl_s,
                     policy=cfg.policy, tlru_half_life_s=cfg.l3_ttl_s)
-    return [TierModel(l1, latency_ms=cfg.l1_latency_ms, ops_per_s_max=None),
-            TierModel(l2, latency_ms=cfg.l2_latency_ms, ops_per_s_max=cfg.l2_ops_per_s_max),
-            TierModel(l3, latency_ms=cfg.l3_latency_ms, ops_per_s_max=cfg.l3_ops_per_s_max)]
+    tiers = [TierModel(l1, latency_ms=cfg.l1_latency_ms, ops_per_s_max=None),
+             TierModel(l2, latency_ms=cfg.l2_latency_ms, ops_per_s_max=cfg.l2_ops_per_s_max),
+             TierModel(l3, latency_ms=cfg.l3_latency_ms, ops_per_s_max=cfg.l3_ops_per_s_max)]
+    if cfg.ssd_capacity_gib > 0:  # issue 18: the NVMe tier between Redis and disk
+        ssd = MemoryTier("ssd", clock=clock, capacity_bytes=int(cfg.ssd_capacity_gib * 2**30),
+                         default_ttl_s=cfg.ssd_ttl_s, policy=cfg.policy, tlru_half_life_s=cfg.ssd_ttl_s)
+        tiers.insert(2, TierModel(ssd, latency_ms=cfg.ssd_latency_ms, ops_per_s_max=cfg.ssd_ops_per_s_max))
+    return tiers
 
 
 def _histogram(latencies_ms: npt.NDArray[np.float64]) -> Counter[int]:
@@ -133,6 +141,14 @@ class CacheWorkload:
         self.sampler = ZipfSampler(cfg.keys, cfg.zipf_alpha)
         self.value = bytes(cfg.object_bytes)
         self.new_keys = 0
+        self.migrator: TierMigrator | None = None
+
+    def rate_per_s(self, mid_batch_s: float) -> float:
+        cfg = self.cfg
+        if cfg.quiet_rate_fraction == 1.0:
+            return cfg.requests_per_s
+        quiet_half = mid_batch_s % cfg.daily_period_s >= cfg.daily_period_s / 2
+        return cfg.requests_per_s * (cfg.quiet_rate_fraction if quiet_half else 1.0)
 
     def warm_start(self) -> None:
         """Start in steady state: L3 holds every key, L2 and L1 the most popular ones that fit,
@@ -195,9 +211,12 @@ class CacheWorkload:
             end_s = min(end_s, cfg.active_s)
         while env.now + cfg.tick_s <= end_s:
             yield env.timeout(cfg.tick_s)
-            count = int(self.rng.poisson(cfg.requests_per_s * cfg.tick_s))
-            if count:
-                self.run_batch(self.batch_keys(count))
+            count = int(self.rng.poisson(self.rate_per_s(env.now - cfg.tick_s / 2) * cfg.tick_s))
+            keys = self.batch_keys(count) if count else []
+            if keys:
+                self.run_batch(keys)
+            if self.migrator is not None:
+                self.migrator.after_batch(keys, float(env.now))
             self.hierarchy.tick()
         self.hierarchy.emit_stats()
 
@@ -223,6 +242,8 @@ def start(ctx: SimContext) -> CacheHierarchy | None:
     workload = CacheWorkload(ctx, cfg, hierarchy, tiers)
     if cfg.warm_start:
         workload.warm_start()
+    if cfg.tier_migration:
+        workload.migrator = TierMigrator(cfg, tiers, workload.value, ctx.recorder)
     ctx.env.process(workload.process())
     if cfg.l2_outage_start_s is not None:
         ctx.env.process(l2_outage(ctx, cfg, tiers[1]))

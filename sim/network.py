@@ -31,12 +31,18 @@ from types import MappingProxyType
 
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
+    """How one link between managers behaves, in netem's terms."""
+
     name: str
     rtt_ms: float
+    """Round trip; each direction takes half."""
     jitter_ms: float
+    """Spread of the one-way delay, at most half the round trip."""
     loss: float = 0.0
+    """Probability that a message is dropped."""
     duplicate: float = 0.0
     reorder: float = 0.0
+    """Probability that a message overtakes the ones sent before it."""
     bandwidth_mbit_s: float = 1000.0
 
     def __post_init__(self) -> None:
@@ -101,6 +107,10 @@ class NetworkModel:
             self.duplicated += 1
             deliveries.append(leave + self._latency_s(profile))
         return deliveries
+
+    def link_free_s(self, src: int, dst: int) -> float:
+        """When the link's serialiser has sent everything queued on it so far."""
+        return self._link_free_s.get((src, dst), 0.0)
 
     def _latency_s(self, profile: LinkProfile) -> float:
         one_way_ms = profile.rtt_ms / 2

@@ -30,10 +30,11 @@ from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Sink
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import Target
-from sim import cache, faults, services
+from sim import cache, faults, services, storage
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
+from sim.federation import component as federation_component
 from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
@@ -53,6 +54,8 @@ COMPONENTS: tuple[Component, ...] = (
     cache.start,
     migration_service.start,
     raft_component.start,
+    storage.start,
+    federation_component.start,
 )
 
 

@@ -55,9 +55,16 @@ class RunServices:
 
 
 def default_control_plane(ctx: SimContext, store: AllocationStore, placer: Placer | None) -> ControlPlane:
+    control: ControlPlane
     if ctx.scenario.raft.control_plane == "raft":
-        return RaftControlPlane(ctx, store, placer)
-    return DirectControlPlane(ctx, store, placer)
+        control = RaftControlPlane(ctx, store, placer)
+    else:
+        control = DirectControlPlane(ctx, store, placer)
+    if ctx.scenario.control.critical_ops == "bft":
+        from sim.bft.control_plane import CriticalOpsControlPlane
+
+        control = CriticalOpsControlPlane(ctx, control)
+    return control
 
 
 def build(ctx: SimContext, control_plane: ControlPlaneFactory = default_control_plane) -> RunServices:

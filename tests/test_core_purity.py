@@ -2,7 +2,7 @@
 
 Three rules, checked on the source with ``ast`` (every import counts, also one inside a function):
 
-1. The algorithm packages -- ``novacron/raft``, ``scheduler``, ``cache``, ``migration``, ``cluster``,
+1. The algorithm packages -- ``novacron/raft``, ``scheduler``, ``cache``, ``migration``, ``cluster``, ``storage``,
    ``events.py``, ``slo.py``, ``seeding.py`` -- and every ``novacron`` module they import, however
    indirectly, import nothing that does I/O: no runtime (simpy, asyncio, socket, time, threading,
    libvirt, redis, subprocess), no file or format module (pathlib, os, io, json, tomllib, csv,
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parent.parent / "novacron"
-ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "events.py", "slo.py", "seeding.py",
-             "metrics.py")
+ALGORITHM = ("raft", "bft", "scheduler", "cache", "migration", "cluster", "storage", "events.py", "slo.py",
+             "seeding.py", "metrics.py")
 APPLICATION_LAYER = "app"
 COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py", "app/runtimes.py"}
 RUNTIME_PACKAGES = {"sim", "backends"}

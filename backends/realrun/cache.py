@@ -83,11 +83,14 @@ class CacheLoad:
                  rng: np.random.Generator) -> None:
         self.cfg, self.rng = cfg, rng
         self._l3_dir = tempfile.TemporaryDirectory(prefix="novacron-l3-")
+        self._ssd_dir = tempfile.TemporaryDirectory(prefix="novacron-ssd-") if cfg.ssd_capacity_gib > 0 else None
         self.cache: RealCache = build_real_cache(
             redis_url=redis_url, l3_dir=self._l3_dir.name, events=recorder, clock=clock,
             l1_capacity_items=cfg.l1_capacity_items, l1_ttl_s=cfg.l1_ttl_s, cleanup_interval_s=cfg.cleanup_interval_s,
             l2_ttl_s=cfg.l2_ttl_s, l3_capacity_bytes=int(cfg.l3_capacity_gib * 2**30), l3_ttl_s=cfg.l3_ttl_s,
-            policy=cfg.policy, write_mode=cfg.write_mode, stats_interval_s=cfg.stats_interval_s)
+            policy=cfg.policy, write_mode=cfg.write_mode, stats_interval_s=cfg.stats_interval_s,
+            ssd_dir=self._ssd_dir.name if self._ssd_dir else None, ssd_capacity_bytes=int(cfg.ssd_capacity_gib * 2**30),
+            ssd_ttl_s=cfg.ssd_ttl_s)
         self.key_names = [f"k{i}" for i in range(cfg.keys)]
         self.popularity = rng.permutation(cfg.keys)
         self.sampler = ZipfSampler(cfg.keys, cfg.zipf_alpha)
@@ -98,6 +101,9 @@ class CacheLoad:
         by_popularity = [self.key_names[i] for i in self.popularity.tolist()]
         c = self.cache
         c.l3.set_many(dict.fromkeys(by_popularity, self.value))
+        if c.ssd is not None:
+            ssd_fits = min(len(by_popularity), int(self.cfg.ssd_capacity_gib * 2**30) // max(1, self.cfg.object_bytes))
+            c.ssd.set_many(dict.fromkeys(by_popularity[:ssd_fits], self.value))
         l2_fits = min(len(by_popularity), self.cfg.l2_capacity_items)
         c.l2.set_many(dict.fromkeys(by_popularity[:l2_fits], self.value))
         for name in reversed(by_popularity[: min(len(by_popularity), self.cfg.l1_capacity_items)]):
@@ -122,3 +128,5 @@ class CacheLoad:
         with contextlib.suppress(Exception):  # a dead Redis cannot take the flush; the run is over
             self.cache.close()
         self._l3_dir.cleanup()
+        if self._ssd_dir is not None:
+            self._ssd_dir.cleanup()

@@ -62,6 +62,7 @@ from novacron.migration.guests import draw_guest_workload
 from novacron.migration.protocol import GIB, MIB
 from novacron.scenario import Scenario
 from novacron.seeding import RunSeeds
+from novacron.storage.assess import assess_pool
 from sim.workloads.synthetic import synthetic_workload
 
 Action = Callable[[], None]
@@ -284,6 +285,7 @@ def run_real(scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *
     recorder = Recorder(log, clock.now_s)
     seeds = RunSeeds(seed)
     recorder.emit(RunStarted, source="real", scenario=scenario.name, seed=seed, runtime="real", version=__version__)
+    assess_pool(scenario.storage, recorder)  # closed form: the same event as a simulated run
     work_dir = out_dir / "real"
     work_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:

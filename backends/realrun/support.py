@@ -27,6 +27,7 @@ def _unsupported(scenario: Scenario) -> list[tuple[str, object, str]]:
     f, w, m, r, s = scenario.faults, scenario.workload, scenario.migration, scenario.raft, scenario.scheduler
     moves = m.migrations > 0 and w.vms > 0
     checks: list[tuple[bool, str, object, str]] = [
+        (scenario.federation.enabled, "federation.enabled", True, "false (the federation is simulation-only)"),
         (f.enabled, "faults.enabled", f.enabled, "false (host, rack and manager MTBF faults are simulation-only)"),
         (r.partition_at_s > 0 and r.control_plane != "raft", "raft.partition_at_s", r.partition_at_s,
          "0 unless raft.control_plane = 'raft' (real managers to partition)"),

@@ -14,7 +14,7 @@ import inspect
 import math
 import sys
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,10 +121,18 @@ def _add_check_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a scenario in the SimPy model. Writes events.parquet, summary.json and report.html to the run
     directory. The first line printed names the seed."""
+    from novacron.federation.metrics import datacenter_table
     from novacron.slo import format_table
+    from novacron.storage.metrics import replication_table
 
     result = _run(args)
     print(format_table(result.verdict))
+    datacenters = datacenter_table(result.summary["metrics"])
+    if datacenters:
+        print(f"\n{datacenters}")
+    replication = replication_table(result.summary["metrics"])
+    if replication:
+        print(f"\ncross-datacenter replication of the storage pool (both modes, same writes):\n{replication}")
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
 
@@ -188,8 +196,11 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
         raise CommandError(f"--out {out}: cannot create the run directory ({exc.strerror or exc})") from None
     args.run_dir = out  # where an internal error's traceback goes
     stream = sys.stderr if quiet else sys.stdout
+    f = scenario.federation
+    federation = (f" · federation: {len(f.datacenters)} datacenters x {f.clusters_per_datacenter} cluster(s) x "
+                  f"{f.hosts_per_cluster} hosts, {f.vms} VMs" if f.enabled else "")
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
-          f"{scenario.workload.vms} VMs · {runtime.describe(scenario)}", flush=True, file=stream)
+          f"{scenario.workload.vms} VMs{federation} · {runtime.describe(scenario)}", flush=True, file=stream)
     progress = wants_progress(args)
     result = runtime.run(scenario, seed, out, text, progress=progress)
     admission = admission_line(result.summary["metrics"])
@@ -735,6 +746,20 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
 
 
+def _vopr_seeds(args: argparse.Namespace) -> list[int]:
+    """The seeds a vopr command runs: ``--seed``, or ``--seeds`` from ``--first-seed``."""
+    if args.seed is not None:
+        return [args.seed]
+    if args.seeds < 1:
+        raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+    return list(range(args.first_seed, args.first_seed + args.seeds))
+
+
+def _check_plant(plant: str | None, planted: Mapping[str, object]) -> None:
+    if plant is not None and plant not in planted:
+        raise CommandError(f"--plant {plant!r}: allowed: {', '.join(sorted(planted))}")
+
+
 def cmd_vopr(args: argparse.Namespace) -> int:
     """Run random Raft clusters (1-7 managers) under random faults, one seed each, checking Raft's safety
     properties after every step, liveness after every heal and linearizability at the end. Exit 1 with the
@@ -743,20 +768,63 @@ def cmd_vopr(args: argparse.Namespace) -> int:
     from sim.raft.planted_bugs import PLANTED_BUGS
     from sim.raft.vopr import run_seeds
 
-    if args.seed is not None:
-        seeds = [args.seed]
-    else:
-        if args.seeds < 1:
-            raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.plant is not None and args.plant not in PLANTED_BUGS:
-        raise CommandError(f"--plant {args.plant!r}: allowed: {', '.join(sorted(PLANTED_BUGS))}")
+    seeds = _vopr_seeds(args)
+    if args.federation:
+        return _federation_vopr(args, seeds)
+    _check_plant(args.plant, PLANTED_BUGS)
     node_class = PLANTED_BUGS[args.plant] if args.plant else None
     print(f"novacron vopr: seeds {seeds[0]}..{seeds[-1]}, {args.generator} generator"
           + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
     progress = wants_progress(args)
     return run_seeds(seeds, progress=progress, node_class=node_class or RaftNode, generator=args.generator,
                      plant=args.plant, trace_dir=args.trace_dir)
+
+
+def cmd_bft_vopr(args: argparse.Namespace) -> int:
+    """Run random PBFT clusters (4-7 replicas, up to f of them Byzantine: equivocating, forging, replaying,
+    silent) under crash and network faults, one seed each, checking agreement, validity and exactly-once after
+    every execution and liveness once the network is calm. Exit 1 with the seed, a trace and a full-trace file
+    on a violation; --seed S replays one seed exactly."""
+    from novacron.bft.crypto import SIGNATURE_SCHEMES
+    from novacron.bft.replica import Replica
+    from novacron.seeding import MAX_SEED
+    from sim.bft.planted_bugs import PLANTED_BUGS
+    from sim.bft.vopr import run_seeds
+
+    seeds = _vopr_seeds(args)
+    _check_plant(args.plant, PLANTED_BUGS)
+    if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
+        raise CommandError(f"seed {seeds[0] if seeds[0] < 0 else seeds[-1]}: allowed: 0 to {MAX_SEED}")
+    if args.signatures not in SIGNATURE_SCHEMES:
+        raise CommandError(f"--signatures {args.signatures!r}: allowed: {', '.join(SIGNATURE_SCHEMES)}")
+    print(f"novacron bft-vopr: seeds {seeds[0]}..{seeds[-1]}, {args.signatures} signatures"
+          + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
+    return run_seeds(seeds, progress=wants_progress(args), replica_class=PLANTED_BUGS.get(args.plant, Replica),
+                     plant=args.plant, signatures=args.signatures, trace_dir=args.trace_dir)
+
+
+def _add_bft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    vopr = _command(sub, "bft-vopr", cmd_bft_vopr, help="Byzantine fault injection on the PBFT replicas")
+    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--plant", default=None, help="run deliberately broken replicas (must fail): "
+                      "accept-unsigned, quorum-2f, new-view-drops-prepared")
+    vopr.add_argument("--signatures", default="simulated",
+                      help="simulated (keyed hashes standing in for signatures, fast; default) or ed25519")
+    vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
+                      help="where the full trace of a failing seed is written (default vopr-traces/)")
+    _add_progress_args(vopr)
+
+def _federation_vopr(args: argparse.Namespace, seeds: list[int]) -> int:
+    from sim.federation.vopr import PLANTS
+    from sim.federation.vopr import run_seeds as run_federation_seeds
+
+    if args.plant is not None and args.plant not in PLANTS:
+        raise CommandError(f"--plant {args.plant!r}: allowed with --federation: {', '.join(PLANTS)}")
+    print(f"novacron vopr --federation: seeds {seeds[0]}..{seeds[-1]}"
+          + (f", planted bug {args.plant}" if args.plant else ""), flush=True)
+    return run_federation_seeds(seeds, plant=args.plant, progress=wants_progress(args))
 
 
 def cmd_raft_fig16(args: argparse.Namespace) -> int:
@@ -793,6 +861,9 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     vopr.add_argument("--generator", choices=("swarm", "swarm1", "swarm2", "classic"), default="swarm",
                       help="plan generator: swarm (random subsets of fault kinds, 1-7 voters; default; swarmN: "
                            "its version N, for the seeds that version found) or classic")
+    vopr.add_argument("--federation", action="store_true",
+                      help="check the federation group instead (random datacenter cuts and losses; --plant "
+                           "unrecorded-restart or a Raft bug above)")
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
     _add_progress_args(vopr)
@@ -906,6 +977,7 @@ EPILOG = """examples:
   novacron manager --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir m1
   novacron cluster status --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
+  novacron bft-vopr --seeds 300        Byzantine fault injection on random PBFT clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
   novacron golden [--update]           compare (or rewrite) the golden event-log hashes of the pinned runs
 """
@@ -976,6 +1048,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="calibration profile: a TOML file or a built-in name (default: lab-tcg)")
     _add_manager_commands(sub)
     _add_raft_commands(sub)
+    _add_bft_commands(sub)
     lab = _command(sub, "lab", cmd_lab, help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down")
     lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
     lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")

@@ -22,7 +22,9 @@ from novacron.app.plots.migration import plot_downtime_cdf
 from novacron.app.plots.raft import plot_raft_timeline
 from novacron.app.plots.scheduler import plot_placement_quality
 from novacron.app.plots.targets import draw_target
+from novacron.federation.metrics import datacenter_table
 from novacron.slo import RunVerdict, TargetResult, admission_line, format_measured
+from novacron.storage.metrics import replication_table
 
 PlotFn = Callable[[Run], Figure | None]
 
@@ -81,6 +83,12 @@ def _markdown(run: Run, images: list[str]) -> str:
                   "| figure | analysis | measured | |", "|---|---|---|---|", *_md_rows(verdict.references)]
     if verdict.settings:
         lines += ["", "## Settings", ""] + [f"- {st.name}: {format_measured(v, st.unit)}" for st, v in verdict.settings]
+    datacenters = datacenter_table(run.metrics)
+    if datacenters:
+        lines += ["", "## Datacenters", "", "```", datacenters, "```"]
+    replication = replication_table(run.metrics)
+    if replication:
+        lines += ["", "## Cross-datacenter replication", "", "```", replication, "```"]
     lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
@@ -116,6 +124,12 @@ def _html(run: Run, images: dict[str, bytes]) -> str:
         "</tbody></table>")
     settings = "" if not verdict.settings else "<h2>Settings</h2><ul>" + "".join(
         f"<li>{esc(st.name)}: {esc(format_measured(v, st.unit))}</li>" for st, v in verdict.settings) + "</ul>"
+    datacenters = datacenter_table(run.metrics)
+    if datacenters:
+        settings += f"<h2>Datacenters</h2><pre>{esc(datacenters)}</pre>"
+    replication = replication_table(run.metrics)
+    if replication:
+        settings += f"<h2>Cross-datacenter replication</h2><pre>{esc(replication)}</pre>"
     figures = "".join(
         f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
         f"</figure>" for name, png in images.items())

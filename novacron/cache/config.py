@@ -21,6 +21,11 @@ class CacheConfig:
     l2_ttl_s: float = spec(3600.0, min=0.001, max=10**8, doc="L2 time to live")
     l3_capacity_gib: float = spec(64.0, min=0.001, max=10**6, doc="L3 (disk) capacity")
     l3_ttl_s: float = spec(86400.0, min=0.001, max=10**9, doc="L3 time to live")
+    ssd_capacity_gib: float = spec(0.0, min=0.0, max=10**6,
+                                   doc="an SSD/NVMe tier between L2 and L3 of this capacity (0: no such tier)")
+    ssd_ttl_s: float = spec(86400.0, min=0.001, max=10**9, doc="SSD tier time to live")
+    ssd_latency_ms: float = spec(0.1, min=0.0, max=10**4, doc="median SSD tier latency (an NVMe random read)")
+    ssd_ops_per_s_max: float = spec(200_000.0, min=1, max=10**9, doc="SSD tier throughput cap (NVMe IOPS)")
     warm_start: bool = spec(True, doc="start in steady state: L3 holds every key, L2 and L1 the most popular; "
                                       "false: every tier starts empty")
     object_bytes: int = spec(65536, min=1, max=1 << 30, doc="size of each cached object")
@@ -41,6 +46,18 @@ class CacheConfig:
     l3_ops_per_s_max: float = spec(20_000.0, min=1, max=10**9, doc="L3 throughput cap (disk IOPS)")
     l2_outage_start_s: float | None = spec(None, min=0.0, max=10**9, doc="L2 goes down at this time (none: never)")
     l2_outage_s: float = spec(60.0, min=0.0, max=10**9, doc="how long the L2 outage lasts")
+    daily_period_s: float = spec(86400.0, min=1.0, max=10**8, doc="length of the workload's daily cycle")
+    quiet_rate_fraction: float = spec(1.0, min=0.0, max=1.0,
+                                      doc="request rate in the second half of each daily_period_s, as a fraction "
+                                          "of requests_per_s (1: a constant rate)")
+    tier_migration: bool = spec(False, doc="background tier migration while the request rate is low: hot keys up, "
+                                           "cold keys down between adjacent tiers (write_mode 'through' only)")
+    tier_migration_below_per_s: float = spec(10.0, min=0.0, max=10**9,
+                                             doc="migrate only while the measured request rate is below this")
+    tier_migration_interval_s: float = spec(60.0, min=0.001, max=86400, doc="one migration round this often")
+    tier_migration_budget_mib: float = spec(256.0, min=0.0, max=10**7, doc="bytes copied per migration round, MiB")
+    tier_migration_half_life_s: float = spec(86400.0, min=1.0, max=10**9,
+                                             doc="a key's request count halves over this long (its heat)")
     l2_mode: Literal["single", "sentinel", "cluster"] = spec(
         "single", doc="the real L2: one Redis server, a Sentinel group (primary, replicas, sentinels) or a Cluster")
     l2_addresses: tuple[str, ...] = spec(["127.0.0.1:6379"], doc="host:port of the server (single), of the sentinels "
@@ -52,6 +69,12 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         self._check_l2_addresses()
+        if self.tier_migration and self.write_mode == "back":
+            raise ConfigError("cache.tier_migration = true with cache.write_mode = 'back' is not allowed "
+                              "(moving a dirty entry down would drop its write); allowed: write_mode = 'through'")
+        if 0 < self.ssd_capacity_gib * 2**30 < self.object_bytes:
+            raise ConfigError(f"cache.ssd_capacity_gib = {self.ssd_capacity_gib} cannot hold one object of "
+                              f"cache.object_bytes = {self.object_bytes}; allowed: 0 (no SSD tier) or a larger one")
         if self.l3_capacity_gib * 2**30 < self.object_bytes:
             raise ConfigError(f"cache.l3_capacity_gib = {self.l3_capacity_gib} cannot hold one object of "
                               f"cache.object_bytes = {self.object_bytes}; allowed: a larger L3")

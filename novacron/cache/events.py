@@ -66,3 +66,13 @@ class CacheTierCleared(Event):
 
     cache_tier: str
     entries_removed: int
+
+
+@event
+class CacheTiersMigrated(Event):
+    """One background tier-migration round (``novacron.cache.tiering``): nothing moves when busy."""
+
+    request_rate_per_s: float
+    moved_up: int
+    moved_down: int
+    moved_bytes: int

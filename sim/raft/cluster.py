@@ -8,7 +8,7 @@ process its ``Ready`` (persist to the manager's ``MemoryStorage``, send the mess
 ``NetworkModel``, apply committed entries to the state machine, compact into a snapshot every
 ``snapshot_every`` applied entries).
 
-Time is a float in seconds and the queue is a binary heap of ``(time, seq, kind, ...)``; ``seq``
+Time is a float in seconds and the queue (``sim.event_queue``) a binary heap of ``(time, seq, kind, ...)``; ``seq``
 breaks ties in insertion order, so a run is a pure function of its seed. Every manager ticks on
 its own phase (drawn once), as real processes do. A crash drops the node object (volatile state)
 and bumps the manager's incarnation so its pending ticks and in-flight deliveries are ignored;
@@ -33,11 +33,12 @@ from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Messag
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.raft.storage import MemoryStorage
 from novacron.statemachine import KeyValueStateMachine, StateMachine
+from sim.event_queue import CALL, EventQueue
 from sim.network import NetworkModel
 
 T = TypeVar("T")
 
-TICK, DELIVER, CALL = 0, 1, 2
+TICK, DELIVER = 0, 1
 MESSAGE_HEADER_BYTES = 64
 ENTRY_OVERHEAD_BYTES = 24
 
@@ -111,17 +112,15 @@ class ClusterSettings:
         return replace(self.raft, node_id=node_id)
 
 
-class RaftCluster:
+class RaftCluster(EventQueue):
     def __init__(self, settings: ClusterSettings, network: NetworkModel, rng: Random,
                  state_machine: Callable[[], StateMachine] = KeyValueStateMachine,
                  hooks: list[Hook] | None = None, node_class: Callable[..., RaftNode] = RaftNode) -> None:
+        super().__init__()
         self.settings = settings
         self.network = network
         self.rng = rng
         self.hooks = list(hooks or [])
-        self.now_s = 0.0
-        self._queue: list[tuple[float, int, int, object, int]] = []
-        self._seq = 0
         self._held: tuple[float, list[tuple[float, int, int, object, int]]] | None = None
         """While ticks are held: the cluster time they were held at, and the ticks taken out."""
         self._state_machine = state_machine
@@ -225,13 +224,6 @@ class RaftCluster:
 
     # -- the event loop ------------------------------------------------------------------------------
 
-    def schedule(self, at_s: float, action: Callable[[], None]) -> None:
-        self._push(at_s, CALL, action, 0)
-
-    def _push(self, at_s: float, kind: int, payload: object, tag: int) -> None:
-        self._seq += 1
-        heapq.heappush(self._queue, (at_s, self._seq, kind, payload, tag))
-
     def hold_ticks(self) -> None:
         """Stop every manager's clock while messages keep flowing (their ticks wait, in order).
 
@@ -259,21 +251,6 @@ class RaftCluster:
     def ticks_held(self) -> bool:
         return self._held is not None
 
-    def next_time_s(self) -> float | None:
-        return self._queue[0][0] if self._queue else None
-
-    def run_until(self, until_s: float, stop: Callable[[], bool] | None = None) -> bool:
-        """Process events up to ``until_s``; returns True if ``stop()`` became true first."""
-        queue = self._queue
-        while queue and queue[0][0] <= until_s:
-            at_s, _, kind, payload, tag = heapq.heappop(queue)
-            self.now_s = at_s
-            self._dispatch(kind, payload, tag)
-            if stop is not None and stop():
-                return True
-        self.now_s = max(self.now_s, until_s)
-        return False
-
     def _dispatch(self, kind: int, payload: object, tag: int) -> None:
         if kind == TICK:
             manager = self.managers[payload]  # type: ignore[index]
@@ -298,7 +275,7 @@ class RaftCluster:
                 return
             manager.node.step(message)
             self._after_input(manager)
-        else:
+        elif kind == CALL:
             payload()  # type: ignore[operator]
 
     def _after_input(self, manager: Manager) -> None:

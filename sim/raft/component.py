@@ -44,11 +44,11 @@ def start(ctx: SimContext) -> RaftCluster | None:
     cluster = RaftCluster(settings_for(section), network, ctx.seeds.python("raft.cluster"),
                           state_machine=KeyValueStateMachine, hooks=[reporter])
     ScriptedFaults(cluster, reporter, section, at=cluster.schedule, now_s=lambda: cluster.now_s).schedule()
-    ctx.env.process(_drive(ctx, cluster, section.simulate_s))
+    ctx.env.process(drive(ctx, cluster, section.simulate_s))
     return cluster
 
 
-def _drive(ctx: SimContext, cluster: RaftCluster, until_s: float) -> Generator[Any, Any, None]:
+def drive(ctx: SimContext, cluster: RaftCluster, until_s: float) -> Generator[Any, Any, None]:
     while True:
         next_s = cluster.next_time_s()
         if next_s is None or next_s > until_s:

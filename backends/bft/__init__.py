@@ -1,0 +1,1 @@
+"""Real PBFT replicas: ``novacron.bft`` over TCP (the managers' framing) with SQLite storage."""

@@ -1,0 +1,118 @@
+"""Real managers as a federation group across three emulated regions (issue 17 item 7, reduced).
+
+Theory of operation
+-------------------
+Three ``novacron manager`` processes, one per region, each in its own network namespace of the
+Jepsen rig (``backends.manager.jepsen.Rig``), stand for the federation group's three cluster
+representatives. Every Raft frame between them goes through the userspace link stages with
+"weather" of half the region round trip each way (gamma-shaped jitter of 5 % of the RTT, the
+simulation's latency law) -- this kernel has no ``tc netem`` (LAB.md), so the WAN delay is the
+link stage's, not the kernel's. The run measures formation (first manager process started to
+the first ``LeaderElected`` in the managers' event logs; Python start-up included), then runs
+the Jepsen clients against the group and, part-way, loses the leader's region: its manager is
+SIGKILLed and its namespace cut off (nftables) for the rest of the run. The history, with final
+reads from the two survivors appended, is checked for linearizability, and every acknowledged
+write-once put must be read back.
+
+What this is not (yet): the nine-process test of the issue -- three clusters of three managers,
+each cluster's own group, with a federation agent beside them -- because the managers have no
+federation agent and their Raft timing is the LAN default (heartbeat 50 ms, election timeout
+150-300 ms: no per-profile flags), which is what this run measures at WAN delays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.manager.jepsen import CLIENT_PORT, JepsenReport, Rig, judge, read_history, wait_for
+from backends.manager.netns import address
+
+
+@dataclass
+class WanGroupReport:
+    rtt_ms: float
+    formation_s: float = 0.0
+    """From spawning the first manager process to the first ``LeaderElected`` (wall clock, the
+    processes' Python start-up at the measured load included)."""
+    elected_after_start_s: float = 0.0
+    """The first leader's election on its own clock: from its ``ManagerStarted`` event."""
+    lost_manager: int = 0
+    leader_after: int = 0
+    elections: int = 0
+    jepsen: JepsenReport = field(default_factory=lambda: JepsenReport(managers=3, seed=0, duration_s=0.0))
+    load_average: str = ""
+
+    def summary(self) -> str:
+        return (f"3 regions at {self.rtt_ms:g} ms RTT (link stage): formation {self.formation_s:.2f} s "
+                f"(the first leader elected {self.elected_after_start_s:.2f} s after its own start); "
+                f"lost manager {self.lost_manager}'s region, leader afterwards {self.leader_after}; "
+                f"{self.elections} elections seen; {self.jepsen.summary()}")
+
+
+def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int, work_dir: Path, *,
+                  clients: int = 3, log: Any = print) -> WanGroupReport:
+    report = WanGroupReport(rtt_ms)
+    report.jepsen = JepsenReport(managers=3, seed=seed, duration_s=duration_s)
+    wall_started = time.monotonic()
+    rig = Rig(3, work_dir, snapshot_every=300)
+    try:
+        rig.up_network({"delay_ms": rtt_ms / 2, "jitter_ms": rtt_ms * 0.05, "gamma_shape": 2.0})
+        started = time.monotonic()
+        for i in rig.ids:
+            rig.start(i)
+        wait_for(lambda: rig.watch.leader() != 0, 60.0, "no manager was elected leader")
+        report.formation_s = time.monotonic() - started
+        report.elected_after_start_s = _elected_after_start_s(rig.data_dir(rig.watch.leader()) / "events.jsonl")
+        history_file = work_dir / "history.jsonl"
+        workload = rig.run_client(["client", "--managers", rig.client_addresses(), "--clients", str(clients),
+                                   "--duration-s", str(duration_s), "--seed", str(seed), "--out", str(history_file)],
+                                  "client.log")
+        time.sleep(lose_at_s)
+        report.lost_manager = lost = rig.watch.leader()
+        rig.kill(lost)
+        rig.net.partition([lost])
+        log(f"wan group: lost manager {lost}'s region at {lose_at_s:g} s")
+        if workload.wait(timeout=duration_s + 60) != 0:
+            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        report.leader_after = rig.watch.leader()
+        report.elections = rig.watch.elections
+        report.jepsen.crashes = list(rig.crashes)
+        report.jepsen.elections = report.elections
+        report.jepsen.nemesis = [f"t={lose_at_s:g}s SIGKILL manager {lost} and cut its namespace off for good"]
+        _final_reads(rig, work_dir, lost, read_history(history_file), report)
+    finally:
+        rig.close()
+        report.load_average = report.jepsen.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        report.jepsen.wall_s = time.monotonic() - wall_started
+    log(f"wan group: {report.summary()}")
+    return report
+
+
+def _final_reads(rig: Rig, work_dir: Path, lost: int, history: list[Any], report: WanGroupReport) -> None:
+    keys_file, final_file = work_dir / "keys.json", work_dir / "final.json"
+    keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
+    survivors = ",".join(f"{i}={address(i)}:{CLIENT_PORT}" for i in rig.ids if i != lost)
+    final = rig.run_client(["final", "--managers", survivors, "--keys", str(keys_file), "--out", str(final_file)],
+                           "final.log")
+    if final.wait(timeout=120) != 0:
+        raise RuntimeError(f"the final reads failed: {(work_dir / 'final.log').read_text()[-2000:]}")
+    judge(report.jepsen, history, json.loads(final_file.read_text()))
+
+
+def _elected_after_start_s(events: Path) -> float:
+    started_s = elected_s = None
+    for line in events.read_text().splitlines():
+        record = json.loads(line)
+        if record["type"] == "ManagerStarted" and started_s is None:
+            started_s = float(record["t_s"])
+        if record["type"] == "LeaderElected":
+            elected_s = float(record["t_s"])
+            break
+    if started_s is None or elected_s is None:
+        raise RuntimeError(f"{events}: no ManagerStarted or LeaderElected event")
+    return elected_s - started_s

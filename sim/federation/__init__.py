@@ -1,0 +1,1 @@
+"""The federation of datacenters in simulation (``[federation] enabled = true``)."""
