@@ -32,7 +32,7 @@ PLANTED_FIRST_SEEDS: dict[str, tuple[int, ...]] = {
     "forget-vote": (2, 16),
     "no-election-restriction": (1, 10, 12),
     "stale-read": (1, 14, 21),
-    "no-log-matching": (0, 2, 10),
+    "no-log-matching": (0, 2, 11),
     "leader-keeps-term": (0, 1, 3),
 }
 

@@ -126,10 +126,10 @@ class Message:
     index: int = 0
     """Append: the index just before ``entries`` (prevLogIndex); vote requests: the candidate's
     last log index; an accepted append response: the last index the follower now matches; a
-    rejected one: the prevLogIndex it rejected."""
+    rejected one: the prevLogIndex it rejected; a rejected vote: the voter's last log index."""
     log_term: int = 0
-    """The term at ``index`` (prevLogTerm, or the candidate's last log term); in a rejected append
-    response, the term at ``reject_hint``."""
+    """The term at ``index`` (prevLogTerm, the candidate's or a rejecting voter's last log term);
+    in a rejected append response, the term at ``reject_hint``."""
     commit: int = 0
     entries: tuple[Entry, ...] = ()
     reject: bool = False
