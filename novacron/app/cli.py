@@ -861,6 +861,15 @@ def golden_run(name: str) -> dict[str, object]:
     return golden_record(scenario.name, scenario.seed, events, metrics, scenario_targets(scenario)[0])
 
 
+def cmd_nab(args: argparse.Namespace) -> int:
+    """Score anomaly detectors on the NAB corpus (the description is ``novacron.app.nab_cli.DESCRIPTION``)."""
+    from novacron.app.nab import CorpusError
+    from novacron.app.nab_cli import run_nab
+
+    with as_command_error(CorpusError):
+        return run_nab(args, progress=wants_progress(args))
+
+
 def cmd_golden(args: argparse.Namespace) -> int:
     """Run the default and scale-10 scenarios with their own seeds and compare each with
     tests/testdata/golden/: exit 1 listing what moved. --update rewrites the files after an intended change
@@ -908,6 +917,7 @@ EPILOG = """examples:
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
   novacron golden [--update]           compare (or rewrite) the golden event-log hashes of the pinned runs
+  novacron nab --detector all          score the anomaly detectors on the NAB corpus (three profiles, per group)
 """
 
 
@@ -960,6 +970,11 @@ def _build_parser() -> argparse.ArgumentParser:
     gold.add_argument("--dir", type=Path, default=None, help="golden folder (default: tests/testdata/golden)")
     _add_sweep_parser(sub)
     _add_cache_commands(sub)
+    from novacron.app import nab_cli
+
+    nab = _command(sub, "nab", cmd_nab, help="score anomaly detectors on the Numenta Anomaly Benchmark corpus")
+    nab_cli.add_arguments(nab)
+    _add_progress_args(nab)
     mp = _command(sub, "migrate-plan", cmd_migrate_plan, help="predict a VM's migration from its memory and dirty rate")
     mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
     mp.add_argument("--wws-mib", type=float, default=None,
