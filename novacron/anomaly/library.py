@@ -8,9 +8,11 @@ without them; both detectors keep the streaming contract of ``novacron.anomaly.d
 - ``StlResidual`` (seasonal): every ``refit_points`` it decomposes the last ``fit_days`` days with
   STL (seasonal-trend decomposition by loess, Cleveland et al. 1990; statsmodels ``STL``) at a
   daily period, and until the next refit forecasts each value as the last trend value plus the
-  seasonal component one period earlier. The anomaly score is the robust deviation of the
-  forecast's residual against the residuals of the trailing window. Until two periods have been
-  seen it scores the value against the trailing window like the baseline does.
+  seasonal component one period earlier. The loess fits are evaluated every ``loess_jump_points``
+  and interpolated between (statsmodels' ``*_jump``): about ten times faster at a daily period
+  of 288 points, for smoothers that span hundreds of points anyway. The anomaly score is the
+  robust deviation of the forecast's residual against the residuals of the trailing window.
+  Until two periods have been seen it scores the value against the trailing window instead.
 - ``HalfSpaceTreesDetector``: river's ``HalfSpaceTrees`` (Tan, Ting and Liu 2011) on the value and
   its change, each scaled to [0, 1] by a running min-max scaler; it scores a point, then learns it.
 """
@@ -33,7 +35,8 @@ class StlResidual:
 
     period_points: int
     fit_days: int = 3
-    refit_points: int = 72
+    refit_points: int = 48
+    loess_jump_points: int = 10
     residual_points: int = 288
     max_period_points: int = 288
     _values: Ring = field(init=False)
@@ -71,7 +74,9 @@ class StlResidual:
         values = self._values.values()
         n = len(values)
         ordered = np.roll(values, -(self._seen % n)) if self._seen > n else values
-        result = STL(ordered, period=self.period_points, robust=False).fit()
+        jump = max(1, min(self.loess_jump_points, self.period_points // 8))
+        result = STL(ordered, period=self.period_points, robust=False, seasonal_jump=jump, trend_jump=jump,
+                     low_pass_jump=jump).fit()
         # The next value continues the cycle one period after the oldest of the last period's points.
         self._seasonal = np.asarray(result.seasonal[-self.period_points:], dtype=np.float64)
         self._trend = float(result.trend[-1])
