@@ -209,6 +209,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export_metrics(args: argparse.Namespace) -> int:
+    """Write a run's telemetry as OpenMetrics text: per-host (CPU served, asked and waiting, memory, VMs,
+    power), per-VM (migration bytes and downtime), cluster, Raft (terms, elections, crashes) and cache (hits,
+    misses, failures per tier) series, derived from its event log, so a simulated run loads into the same
+    dashboards as a real one (backfill: promtool tsdb create-blocks-from openmetrics FILE DIR)."""
+    from novacron.app.eventstore import SchemaVersionError
+    from novacron.app.export_metrics import export_run
+
+    log = args.run_dir / "events.parquet"
+    if not log.is_file():
+        raise CommandError(f"{args.run_dir}: no events.parquet there; allowed: a run directory written by "
+                           "'novacron run'")
+    if not math.isfinite(args.start_unix_s) or args.start_unix_s < 0:
+        raise CommandError(f"--start-unix-s {args.start_unix_s}: allowed: a Unix time in seconds, 0 or more")
+    out: Path = args.out or args.run_dir / "metrics.openmetrics.txt"
+    partial = out.with_name(out.name + ".partial")
+    import pyarrow as pa
+
+    try:
+        with partial.open("w") as f:
+            written = export_run(args.run_dir, f, start_unix_s=args.start_unix_s)
+    except (SchemaVersionError, pa.ArrowInvalid, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"{log}: not a NovaCron event log ({_one_line(exc)})") from None
+    partial.replace(out)
+    print(f"{written} samples: {out}")
+    return EXIT_OK
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two run directories of the same scenario (typically its simulation and a real run): every
     metric with the relative difference of B from A, every target's verdicts and whether they agree, the
@@ -917,6 +946,8 @@ EPILOG = """examples:
   novacron vopr --seeds 300            fault-inject 300 random Raft clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
   novacron golden [--update]           compare (or rewrite) the golden event-log hashes of the pinned runs
+  novacron export-metrics runs/default-seed7
+                                       a run's telemetry as OpenMetrics text (for Prometheus dashboards)
   novacron nab --detector all          score the anomaly detectors on the NAB corpus (three profiles, per group)
 """
 
@@ -944,6 +975,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_check_args(check)
     report = _command(sub, "report", cmd_report, help="write the HTML report of a run directory")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
+    export = _command(sub, "export-metrics", cmd_export_metrics,
+                      help="write a run's per-host, per-VM, Raft and cache series as OpenMetrics text")
+    export.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
+    export.add_argument("--out", type=Path, default=None,
+                        help="the file to write (default: RUN_DIR/metrics.openmetrics.txt)")
+    export.add_argument("--start-unix-s", type=float, default=0.0,
+                        help="the Unix time of the run's t_s = 0 (default 0); e.g. $(date +%%s) to see it as recent")
     compare = _command(sub, "compare", cmd_compare,
                        help="two runs of one scenario side by side (sim and real); exit 1 if their verdicts disagree")
     compare.add_argument("run_a", type=Path, help="a run directory (typically the simulation)")
