@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 EXTRAS = {"distributed": "dask", "dask": "dask", "redis": "redis", "libvirt": "real", "ortools": "opt",
+          "prometheus_client": "real", "statsmodels": "anomaly", "river": "anomaly",
           "nbclient": "notebooks", "nbformat": "notebooks", "jupyter_client": "notebooks", "ipykernel": "notebooks"}
 """Optional imports and the extra (``pip install 'novacron[EXTRA]'``) that provides each."""
 
@@ -724,8 +725,10 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
+        if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+            raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic, args.events_jsonl)
+                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -755,6 +758,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                          help="also write events.jsonl, one JSON line per event, flushed every Raft step (for "
                               "tools that tail the log live); the Parquet log (row groups in events.parts/, "
                               "folded into events.parquet + summary.json when the manager stops) is always written")
+    manager.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                         help="serve Prometheus metrics (Raft term, leader, commit and applied index) on "
+                              "http://CLIENT_HOST:PORT/metrics (default: off; needs novacron[real])")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
