@@ -117,3 +117,20 @@ def test_export_metrics_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert_one_line_exit_2(["export-metrics", str(tmp_path), "--start-unix-s", "nan"], capsys, "--start-unix-s")
     assert_one_line_exit_2(["export-metrics", str(tmp_path)], capsys, "not a NovaCron event log")
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_the_exporter_passes_events_on_and_exposes_the_latest_values() -> None:
+    from prometheus_client import generate_latest
+
+    from backends.metrics_exporter import TelemetryExporter
+    from novacron.events import InMemoryEventLog, Recorder
+
+    log = InMemoryEventLog()
+    exporter = TelemetryExporter(Recorder(log, lambda: 5.0))
+    for hits in (3, 4):
+        exporter.emit(CacheStatsSampled, source="cache", cache_tier="l1", interval_s=30.0, cache_hits=hits,
+                      cache_misses=0, cache_failures=0, cache_skipped=0, cache_promotions=0, cache_demotions=0,
+                      cache_expirations=0, cache_latency_mean_ms=None, cache_latency_p99_ms=None)
+    assert len(log.of_type(CacheStatsSampled)) == 2  # the component's own log is untouched
+    text = generate_latest(exporter.registry).decode()
+    assert 'novacron_cache_hits_total{tier="l1"} 7.0' in text
