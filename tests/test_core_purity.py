@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parent.parent / "novacron"
-ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "anomaly", "telemetry.py", "events.py", "slo.py", "seeding.py",
+ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "anomaly", "telemetry.py", "health.py", "events.py", "slo.py", "seeding.py",
              "metrics.py")
 APPLICATION_LAYER = "app"
 COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py", "app/runtimes.py"}
