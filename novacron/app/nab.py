@@ -157,6 +157,8 @@ class Evaluation:
     profiles: dict[str, SweepResult]
     groups: dict[str, dict[str, float]]
     halves: dict[str, tuple[float, float]]
+    crossed: dict[str, tuple[float, float]]
+    """Per profile: each half scored at the threshold optimised on the *other* half (held out)."""
     false_alarms: dict[str, int]
     """Per group: detections outside any window after probation, at the standard threshold."""
 
@@ -166,6 +168,7 @@ def evaluate(files: Sequence[NabFile], scores: Sequence[FloatArray], spec: Detec
     profiles: dict[str, SweepResult] = {}
     groups: dict[str, dict[str, float]] = {}
     halves: dict[str, tuple[float, float]] = {}
+    crossed: dict[str, tuple[float, float]] = {}
     for name, profile in PROFILES.items():
         result = sweep(labels, scores, profile)
         profiles[name] = result
@@ -174,15 +177,18 @@ def evaluate(files: Sequence[NabFile], scores: Sequence[FloatArray], spec: Detec
             idx = [i for i, f in enumerate(files) if f.group == group]
             groups[name][group] = score_at([labels[i] for i in idx], [scores[i] for i in idx], profile,
                                            result.threshold)
-        even, odd = ([sweep(labels[h::2], list(scores[h::2]), profile).score for h in (0, 1)])
-        halves[name] = (even, odd)
+        even, odd = (sweep(labels[h::2], list(scores[h::2]), profile) for h in (0, 1))
+        halves[name] = (even.score, odd.score)
+        crossed[name] = (score_at(labels[0::2], list(scores[0::2]), profile, odd.threshold),
+                         score_at(labels[1::2], list(scores[1::2]), profile, even.threshold))
     threshold = profiles["standard"].threshold
     false_alarms: dict[str, int] = {}
     for f, values in zip(files, scores, strict=True):
         weights = point_weights(f.labels)
         outside = (values[weights.index] >= threshold) & (weights.window == NO_WINDOW)
         false_alarms[f.group] = false_alarms.get(f.group, 0) + int(outside.sum())
-    return Evaluation(detector=spec, profiles=profiles, groups=groups, halves=halves, false_alarms=false_alarms)
+    return Evaluation(detector=spec, profiles=profiles, groups=groups, halves=halves, crossed=crossed,
+                      false_alarms=false_alarms)
 
 
 def parse_params(spec: DetectorSpec, assignments: Sequence[str]) -> DetectorSpec:
@@ -211,12 +217,14 @@ def parse_params(spec: DetectorSpec, assignments: Sequence[str]) -> DetectorSpec
 def format_markdown(results: Sequence[Evaluation]) -> str:
     """The three profiles per detector, then the standard profile's score per group."""
     names = list(PROFILES)
-    lines = ["| detector | " + " | ".join(names) + " | standard: even / odd half |",
-             "|---" * (len(names) + 2) + "|"]
+    lines = ["| detector | " + " | ".join(names) + " | standard: even / odd half, own threshold | "
+             "standard: even / odd half, the other half's threshold |", "|---" * (len(names) + 3) + "|"]
     for r in results:
         cells = [f"{r.profiles[n].score:.1f}" for n in names]
         even, odd = r.halves["standard"]
-        lines.append(f"| {r.detector.name} | " + " | ".join(cells) + f" | {even:.1f} / {odd:.1f} |")
+        held_even, held_odd = r.crossed["standard"]
+        lines.append(f"| {r.detector.name} | " + " | ".join(cells) + f" | {even:.1f} / {odd:.1f} | "
+                     f"{held_even:.1f} / {held_odd:.1f} |")
     groups = sorted({g for r in results for g in r.groups["standard"]})
     lines += ["", "Standard profile, per group, at the corpus's standard threshold (a group without windows has "
               "no 0-100 scale: n/a, with its false alarms in brackets):", "",
