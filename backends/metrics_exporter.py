@@ -27,6 +27,22 @@ from novacron.telemetry import FAMILIES, Labels, TelemetryReducer
 E = TypeVar("E", bound=Event)
 
 
+class MetricsServer:
+    """``/metrics`` of ``registry`` on ``host:port`` (port 0: any free port, see ``port``), served by
+    prometheus_client in a daemon thread until ``close``."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._server: WSGIServer
+        self._thread: threading.Thread
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        self.port = int(self._server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+
 class TelemetryExporter(Collector):
     def __init__(self, inner: EventSink) -> None:
         self._inner = inner
@@ -35,8 +51,7 @@ class TelemetryExporter(Collector):
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: MetricsServer | None = None
 
     def emit(self, cls: type[E], *, source: str, **fields: Any) -> E:
         event = self._inner.emit(cls, source=source, **fields)
@@ -65,12 +80,10 @@ class TelemetryExporter(Collector):
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` on ``host:port`` (0: any free port); the port."""
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(self._server.server_address[1])
+        self._server = MetricsServer(self.registry, host, port)
+        return self._server.port
 
     def close(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5.0)
+        if self._server is not None:
+            self._server.close()
             self._server = None

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parent.parent / "novacron"
-ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "anomaly", "telemetry.py", "health.py", "events.py", "slo.py", "seeding.py",
-             "metrics.py")
+ALGORITHM = ("raft", "scheduler", "cache", "migration", "cluster", "events.py", "slo.py", "seeding.py",
+             "metrics.py", "anomaly", "telemetry.py", "health.py")
 APPLICATION_LAYER = "app"
 COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py", "app/runtimes.py"}
 RUNTIME_PACKAGES = {"sim", "backends"}

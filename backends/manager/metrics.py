@@ -2,23 +2,21 @@
 
 A collector on the runtime's own registry (never prometheus_client's global one) reads the Raft
 node when Prometheus scrapes, so the Ready loop does no metrics work at all. The HTTP server is
-prometheus_client's, in its own daemon thread; it reads plain attributes only (the term, the role,
-the commit and applied indexes), each a single load under the GIL. The names match the telemetry
-reducer's (``novacron.telemetry``), so a dashboard reads a real cluster and an exported
-simulated run alike.
+prometheus_client's, in its own daemon thread (``backends.metrics_exporter.MetricsServer``); the
+collector reads plain attributes only (the term, the role, the commit and applied indexes), each
+a single load under the GIL. The names match the telemetry reducer's (``novacron.telemetry``), so
+a dashboard reads a real cluster and an exported simulated run alike.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from backends.metrics_exporter import MetricsServer
 from novacron.raft.node import LEADER
 
 if TYPE_CHECKING:
@@ -43,18 +41,8 @@ class ManagerCollector(Collector):
             yield family
 
 
-class MetricsServer:
-    """``/metrics`` for one manager on ``host:port`` (port 0: any free port, see ``port``)."""
-
-    def __init__(self, runtime: ManagerRuntime, host: str, port: int) -> None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(ManagerCollector(runtime))
-        self._server: WSGIServer
-        self._thread: threading.Thread
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
-        self.port = int(self._server.server_address[1])
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5.0)
+def serve_manager_metrics(runtime: ManagerRuntime, host: str, port: int) -> MetricsServer:
+    """``/metrics`` for one manager on ``host:port`` (port 0: any free port)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ManagerCollector(runtime))
+    return MetricsServer(registry, host, port)

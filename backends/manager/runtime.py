@@ -153,9 +153,9 @@ class ManagerRuntime:
         self._servers.append(client_server)
         self.client_port = client_server.sockets[0].getsockname()[1]
         if self.config.metrics_port is not None:
-            from backends.manager.metrics import MetricsServer
+            from backends.manager.metrics import serve_manager_metrics
 
-            self._metrics = MetricsServer(self, self.config.client_host, self.config.metrics_port)
+            self._metrics = serve_manager_metrics(self, self.config.client_host, self.config.metrics_port)
         for link in self.links.values():
             link.start()
         loop = asyncio.get_running_loop()
