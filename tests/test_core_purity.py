@@ -3,7 +3,7 @@
 Three rules, checked on the source with ``ast`` (every import counts, also one inside a function):
 
 1. The algorithm packages -- ``novacron/raft``, ``scheduler``, ``cache``, ``migration``, ``cluster``,
-   ``events.py``, ``slo.py``, ``seeding.py`` -- and every ``novacron`` module they import, however
+   ``anomaly``, ``events.py``, ``slo.py``, ``seeding.py``, ``telemetry.py``, ``health.py`` -- and every ``novacron`` module they import, however
    indirectly, import nothing that does I/O: no runtime (simpy, asyncio, socket, time, threading,
    libvirt, redis, subprocess), no file or format module (pathlib, os, io, json, tomllib, csv,
    pyarrow, pandas, matplotlib, sqlite3, importlib.resources, ...), no ``open()``, nothing from the
