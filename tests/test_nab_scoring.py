@@ -144,3 +144,18 @@ def test_profiles_are_the_corpus_cost_matrices():
         profile = PROFILES[name]
         assert (profile.tp_weight, profile.fn_weight, profile.fp_weight) == \
             (matrix["tpWeight"], matrix["fnWeight"], matrix["fpWeight"])
+
+
+def test_the_corpus_loads_and_its_perfect_detector_scores_100() -> None:
+    from novacron.app.nab import load_corpus
+
+    files = load_corpus(nab_corpus())
+    assert len(files) == 58 and sum(len(f.labels.windows) for f in files) == 116
+    perfect = []
+    for f in files:
+        scores = np.zeros(f.labels.length)
+        scores[[start for start, _ in f.labels.windows]] = 1.0
+        perfect.append(scores)
+    for profile in PROFILES.values():
+        assert sweep([f.labels for f in files], perfect, profile).score == pytest.approx(100.0)
+        assert sweep([f.labels for f in files], [np.zeros(f.labels.length) for f in files], profile).score == 0.0
