@@ -26,6 +26,8 @@ DEFAULT_TOLERANCE = 0.30
 
 @dataclass(frozen=True, slots=True)
 class Ratio:
+    """How much slower ``subject`` ran than ``baseline`` in the same run (``value`` > 1: slower)."""
+
     subject: str
     baseline: str
     value: float

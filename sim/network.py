@@ -31,12 +31,18 @@ from types import MappingProxyType
 
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
+    """How one link between managers behaves, in netem's terms."""
+
     name: str
     rtt_ms: float
+    """Round trip; each direction takes half."""
     jitter_ms: float
+    """Spread of the one-way delay, at most half the round trip."""
     loss: float = 0.0
+    """Probability that a message is dropped."""
     duplicate: float = 0.0
     reorder: float = 0.0
+    """Probability that a message overtakes the ones sent before it."""
     bandwidth_mbit_s: float = 1000.0
 
     def __post_init__(self) -> None:

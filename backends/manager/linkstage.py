@@ -45,10 +45,15 @@ WEATHER_POLL_S = 0.1
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Weather:
+    """What the stage does to each frame on one link (or on every link, without ``links``)."""
+
     delay_ms: float = 0.0
+    """Mean one-way delay added to a frame."""
     jitter_ms: float = 0.0
     duplicate: float = 0.0
+    """Probability that a frame is delivered twice."""
     drop: float = 0.0
+    """Probability that a frame is dropped."""
     gamma_shape: float = 0.0
     """0: the delay is uniform in ``delay_ms ± jitter_ms``. > 0: at least ``delay_ms - jitter_ms``
     plus a gamma-distributed tail of this shape and mean ``jitter_ms`` -- the latency law of the

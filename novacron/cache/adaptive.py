@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True, kw_only=True)
 class AdaptiveSizing:
+    """Moves L1's capacity (in entries) towards a target hit rate, one cleanup cycle at a time."""
+
     min_capacity: int
     max_capacity: int
     target_hit_rate_pct: float = 85.0
     shrink_margin_pct: float = 5.0
+    """Shrink only when the cycle's hit rate exceeds the target by more than this."""
     step_fraction: float = 0.1
+    """Capacity changes by this fraction of itself per cycle."""
     min_requests: int = 100
     _last: tuple[int, int] = field(default=(0, 0), init=False)
 

@@ -111,14 +111,19 @@ class StartMigration:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetDowntimeLimit:
+    """QMP ``migrate-set-parameters downtime-limit`` / libvirt ``migrateSetMaxDowntime``."""
+
     vm_id: str
     downtime_limit_ms: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetMaxBandwidth:
+    """QMP ``migrate-set-parameters max-bandwidth`` / libvirt ``migrateSetMaxSpeed``."""
+
     vm_id: str
     max_bandwidth_bytes_s: float | None
+    """``None``: unlimited."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +162,7 @@ class JobStats:
     vm_id: str
     status: JobStatus
     memory_total_bytes: int = 0
+    """Guest RAM to migrate (``ram.total``)."""
     memory_processed_bytes: int = 0
     """Bytes put on the wire so far (``ram.transferred``), compression applied."""
     memory_remaining_bytes: int = 0

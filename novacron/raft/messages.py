@@ -116,18 +116,28 @@ class ConfChange:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One Raft message; which fields matter depends on ``type`` (a ``MessageType``)."""
+
     type: int
     src: int
     dst: int
     term: int
+    """The sender's current term (a pre-vote carries the term it would campaign in)."""
     index: int = 0
+    """Append: the index just before ``entries`` (prevLogIndex); vote requests: the candidate's
+    last log index; an accepted append response: the last index the follower now matches; a
+    rejected one: the prevLogIndex it rejected."""
     log_term: int = 0
+    """The term at ``index`` (prevLogTerm, or the candidate's last log term); in a rejected append
+    response, the term at ``reject_hint``."""
     commit: int = 0
     entries: tuple[Entry, ...] = ()
     reject: bool = False
     reject_hint: int = 0
+    """A rejected append's guess at where the logs agree, so the leader can skip back by term."""
     snapshot: Snapshot | None = None
     context: bytes = b""
+    """Opaque tag echoed back: a ReadIndex request's id, or the leadership-transfer marker."""
 
     def describe(self) -> str:
         kind = MessageType(self.type).name

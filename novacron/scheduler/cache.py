@@ -40,11 +40,16 @@ class CachedDecision:
 
 @dataclass(slots=True)
 class CacheStats:
+    """Lookups by outcome; every lookup that is not a hit counts as a miss and one reason."""
+
     hits: int = 0
     misses: int = 0
     expired: int = 0
+    """Misses because the decision was older than the TTL."""
     invalidated: int = 0
+    """Misses because a relied-on host went down or off, or its free capacity drifted too far."""
     infeasible: int = 0
+    """Misses because the cached host can no longer take the request."""
 
 
 class DecisionCache:

@@ -118,6 +118,8 @@ def cross_node_ratio(hosts: HostTable, request: PlacementRequest) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class NumaLocality:
+    """Filter: the share of the VM that would sit off its home NUMA node stays under a cap."""
+
     max_cross_node_ratio: float = 0.20
     name: str = "numa_locality"
 
@@ -127,6 +129,8 @@ class NumaLocality:
 
 @dataclass(frozen=True, slots=True)
 class NumaScore:
+    """Score: the more of the VM fits on one NUMA node, the better."""
+
     name: str = "numa"
 
     def score(self, hosts: HostTable, request: PlacementRequest) -> FloatArray:
@@ -135,6 +139,8 @@ class NumaScore:
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
+    """Score: mean share of each resource in use after placing; spread prefers low, pack high."""
+
     strategy: Literal["spread", "pack"] = "spread"
     name: str = "allocation"
 
@@ -150,6 +156,8 @@ class Allocation:
 
 @dataclass(frozen=True, slots=True)
 class EnergyScore:
+    """Score: the marginal power the VM adds (a powered-off host costs its idle power too)."""
+
     idle_w: float = 200.0
     peak_w: float = 400.0
     name: str = "energy"

@@ -52,6 +52,9 @@ class Job:
     crash_at_s: float = math.inf
     crash_reason: str = "destination host crashed"
     error: str = ""
+    clocked_s: float = 0.0
+    """How much of the model's elapsed time the simulation clock has already slept; the setup
+    time the model starts with is slept by the first ``advance``, like every later step."""
 
 
 @dataclass
@@ -133,7 +136,7 @@ class SimHypervisor:
             took_s = self._cold(job)
             self.active.pop(vm_id, None)
             return took_s
-        before_s, syncs = m.elapsed_s, m.syncs
+        before_s, syncs = job.clocked_s, m.syncs
         share = self.share_bytes_s(job)
         while not m.finished and m.syncs == syncs and m.elapsed_s - before_s < max_s:
             if m.elapsed_s >= job.crash_at_s:
@@ -145,6 +148,7 @@ class SimHypervisor:
             self.location[vm_id] = job.start.destination_host_id
         if m.finished:
             self.active.pop(vm_id, None)
+        job.clocked_s = m.elapsed_s
         return max(m.elapsed_s - before_s, 1e-6)
 
     def _cold(self, job: Job) -> float:

@@ -11,15 +11,19 @@ class VMSpec:
 
     vm_id: str
     arrival_s: float
+    """Simulated seconds since the start of the run."""
     lifetime_s: float | None
     """``None``: the VM runs until the end of the run."""
     cpu_cores: int
+    """vCPUs requested (what placement reserves)."""
     memory_gib: float
     mean_cpu_utilisation: float
     """Mean fraction of its vCPUs the VM uses."""
     diurnal_amplitude: float = 0.0
+    """Relative day/night swing of the CPU demand around its mean (0: flat)."""
     diurnal_phase_days: float = 0.0
     burst_probability: float = 0.0
+    """Chance per demand update that the VM bursts above its diurnal curve."""
     io_intensity: float = 1.0
     """Network and disk traffic per busy vCPU, relative to the workload's average VM."""
 
