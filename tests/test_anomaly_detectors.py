@@ -59,6 +59,7 @@ class PeekingDetector:
 CORE_BUILDERS = {
     "robust_window": lambda _: DETECTORS["robust_window"].build(points_per_day=48),
     "nova": lambda _: DETECTORS["nova"].build(points_per_day=48),
+    "robust_window+alarm": lambda _: DETECTORS["robust_window+alarm"].build(points_per_day=48),
 }
 
 
@@ -121,3 +122,12 @@ def test_hyperparameters_are_the_numeric_settings() -> None:
     names = DETECTORS["nova"].hyperparameters()
     assert names["record_points"] == 2000
     assert "period_points" not in names and "level_points" not in names
+
+
+def test_the_alarm_stage_keeps_one_alarm_per_incident_around_any_detector() -> None:
+    values = daily(60)
+    values[2500:2510] += 5.0  # a burst of ten anomalous points
+    scores = score_series(DETECTORS["robust_window+alarm"].build(points_per_day=48), values)
+    plain = score_series(DETECTORS["robust_window"].build(points_per_day=48), values)
+    assert np.all(plain[2500:2510] > 0.8)  # the plain detector scores the whole burst high
+    assert scores[2500] > 0.5 and np.all(scores[2501:2510] == 0.0)  # the wrapped one once

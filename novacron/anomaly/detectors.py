@@ -240,3 +240,34 @@ class NovaDetector:
         # Volatility against the usual spread, both lifted by the floor: a flat line stays at 0.
         signals.append(0.0 if math.isnan(spread) else abs(math.log((volatility + floor) / (spread + floor))))
         return signals
+
+
+@dataclass(slots=True)
+class RecordAlarm:
+    """``NovaDetector``'s alarm stage around any detector, as an ablation: the inner score over the
+    maximum of its last ``record_points`` scores, then ``quiet_points`` of silence after a new record.
+    Scores are compared as given (any monotone scale), so it suits every detector here."""
+
+    inner: Detector
+    record_points: int = 2000
+    quiet_points: int = 50
+    min_points: int = 100
+    _record: RollingMax = field(init=False)
+    _seen: int = field(init=False, default=0)
+    _quiet_left: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._record = RollingMax(self.record_points)
+
+    def score(self, value: float) -> float:
+        raw = self.inner.score(value)
+        ratio = raw / max(self._record.max(), 1e-12) if self._seen >= self.min_points else 0.0
+        self._record.push(raw)
+        self._seen += 1
+        if self._quiet_left > 0:
+            self._quiet_left -= 1
+            return 0.0
+        if ratio > 1.0:
+            self._quiet_left = self.quiet_points
+        return ratio / (1.0 + ratio)
+
