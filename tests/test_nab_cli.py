@@ -43,6 +43,7 @@ def test_nab_help_teaches_the_score(capsys: pytest.CaptureFixture[str]) -> None:
     (["--param", "record_points=abc"], "not KEY=NUMBER"),
     (["--param", "no_such=1"], "has no hyperparameter 'no_such'"),
     (["--param", "quiet_points=0"], "above 0"),
+    (["--param", "quiet_points=1.5"], "a whole number"),
     (["--detector", "nova", "robust_window", "--param", "quiet_points=5"], "one detector"),
     (["--workers", "0"], "--workers 0"),
 ])
