@@ -2,11 +2,12 @@
 
 Three rules, checked on the source with ``ast`` (every import counts, also one inside a function):
 
-1. The algorithm packages -- ``novacron/raft``, ``scheduler``, ``cache``, ``migration``, ``cluster``, ``storage``,
-   ``events.py``, ``slo.py``, ``seeding.py`` -- and every ``novacron`` module they import, however
-   indirectly, import nothing that does I/O: no runtime (simpy, asyncio, socket, time, threading,
-   libvirt, redis, subprocess), no file or format module (pathlib, os, io, json, tomllib, csv,
-   pyarrow, pandas, matplotlib, sqlite3, importlib.resources, ...), no ``open()``, nothing from the
+1. The algorithm packages -- ``novacron/raft``, ``bft``, ``scheduler``, ``cache``, ``migration``,
+   ``cluster``, ``storage``, ``anomaly``, ``events.py``, ``slo.py``, ``seeding.py``, ``telemetry.py``,
+   ``health.py`` -- and every ``novacron`` module they import, however indirectly, import nothing
+   that does I/O: no runtime (simpy, asyncio, socket, time, threading, libvirt, redis, subprocess),
+   no file or format module (pathlib, os, io, json, tomllib, csv, pyarrow, pandas, matplotlib,
+   sqlite3, importlib.resources, ...), no ``open()``, nothing from the
    application layer.
 2. Nothing under ``novacron/`` outside the application layer (``novacron/app/``) imports a runtime
    or I/O module of the first kind, uses module-level ``random`` or reads the wall clock.
@@ -24,8 +25,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parent.parent / "novacron"
-ALGORITHM = ("raft", "bft", "scheduler", "cache", "migration", "cluster", "storage", "events.py", "slo.py",
-             "seeding.py", "metrics.py")
+ALGORITHM = ("raft", "bft", "scheduler", "cache", "migration", "cluster", "storage", "anomaly", "events.py",
+             "slo.py", "seeding.py", "metrics.py", "telemetry.py", "health.py")
 APPLICATION_LAYER = "app"
 COMPOSITION_ROOTS = {"app/cli.py", "app/pytest_plugin.py", "app/runtimes.py"}
 RUNTIME_PACKAGES = {"sim", "backends"}

@@ -40,7 +40,7 @@ def parse_peers(text: str) -> dict[int, tuple[str, int]]:
 
 def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path, client_port: int | None,
                 snapshot_every: int = 5000, events_origin_monotonic_s: float | None = None,
-                events_jsonl: bool = False) -> int:
+                events_jsonl: bool = False, metrics_port: int | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"manager {node_id} %(levelname)s %(message)s")
     if node_id not in peers:
         raise ValueError(f"--id {node_id} is not one of the --peers ids {sorted(peers)}")
@@ -48,7 +48,7 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
     config = ManagerConfig(node_id=node_id, peers=peers, data_dir=data_dir, client_host=host,
                            client_port=port + CLIENT_PORT_OFFSET if client_port is None else client_port,
                            snapshot_every=snapshot_every, events_origin_monotonic_s=events_origin_monotonic_s,
-                           events_jsonl=events_jsonl)
+                           events_jsonl=events_jsonl, metrics_port=metrics_port)
 
     async def main() -> None:
         await wait_for_start_barrier()

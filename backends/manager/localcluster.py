@@ -41,10 +41,11 @@ def free_ports(count: int) -> list[int]:
 
 class LocalCluster:
     def __init__(self, base_dir: Path, size: int = 3, *, extra_args: tuple[str, ...] = (),
-                 distinct_addresses: bool = False, repo_root: Path = REPO_ROOT) -> None:
+                 distinct_addresses: bool = False, repo_root: Path = REPO_ROOT, metrics: bool = False) -> None:
         """``distinct_addresses``: manager i listens and dials from 127.0.0.i, so a test can cut
         the traffic between managers by address (nftables) without touching the client ports.
-        ``repo_root``: the source tree the managers run from (a benchmark compares two versions)."""
+        ``repo_root``: the source tree the managers run from (a benchmark compares two versions).
+        ``metrics``: each manager also serves Prometheus metrics (``metrics_addresses``)."""
         self.base_dir = base_dir
         self.repo_root = repo_root
         self.ids = list(range(1, size + 1))
@@ -52,6 +53,8 @@ class LocalCluster:
         host = {i: f"127.0.0.{i}" if distinct_addresses else "127.0.0.1" for i in self.ids}
         self.raft_addresses = {i: (host[i], ports[k]) for k, i in enumerate(self.ids)}
         self.client_addresses = {i: (host[i], ports[size + k]) for k, i in enumerate(self.ids)}
+        metrics_ports = free_ports(size) if metrics else []
+        self.metrics_addresses = {i: (host[i], metrics_ports[k]) for k, i in enumerate(self.ids) if metrics}
         self.extra_args = extra_args
         self.origin_monotonic_s = time.monotonic()
         """Every manager's events count ``t_s`` from here, so their logs merge in time order."""
@@ -75,6 +78,8 @@ class LocalCluster:
                "--data-dir", str(self.data_dir(manager_id)),
                "--client-port", str(self.client_addresses[manager_id][1]),
                "--events-origin-monotonic", repr(self.origin_monotonic_s), *self.extra_args]
+        if manager_id in self.metrics_addresses:
+            cmd += ["--metrics-port", str(self.metrics_addresses[manager_id][1])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.repo_root),
                                                                         os.environ.get("PYTHONPATH")])),
                **(extra_env or {})}

@@ -84,6 +84,8 @@ class ManagerConfig:
     """``time.monotonic()`` value the event log's ``t_s`` counts from (default: process start)."""
     events_jsonl: bool = False
     """Also write ``events.jsonl`` (for tools that tail the log live); Parquet is always written."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on ``client_host:metrics_port`` (``backends.manager.metrics``); None: off."""
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
 
 
@@ -134,6 +136,7 @@ class ManagerRuntime:
         self.clock = MonotonicClock()
         self.observer = RaftObserver(self.id, term=stored.hard_state.term, now_s=self.clock.now_s())
         self.client_port = config.client_port
+        self._metrics: Any = None
         self.events.emit(ManagerStarted, source=self._source, manager_id=self.id, restarted=restarted)
 
     @property
@@ -149,6 +152,10 @@ class ManagerRuntime:
                                                    self.config.client_port, reuse_address=True)
         self._servers.append(client_server)
         self.client_port = client_server.sockets[0].getsockname()[1]
+        if self.config.metrics_port is not None:
+            from backends.manager.metrics import serve_manager_metrics
+
+            self._metrics = serve_manager_metrics(self, self.config.client_host, self.config.metrics_port)
         for link in self.links.values():
             link.start()
         loop = asyncio.get_running_loop()
@@ -190,6 +197,8 @@ class ManagerRuntime:
                 await task
         for server in self._servers:
             server.close()
+        if self._metrics is not None:
+            self._metrics.close()
         for writer in list(self.connections):
             writer.close()
         if self.connection_tasks:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 EXTRAS = {"distributed": "dask", "dask": "dask", "redis": "redis", "libvirt": "real", "ortools": "opt",
+          "prometheus_client": "real", "statsmodels": "anomaly", "river": "anomaly",
           "nbclient": "notebooks", "nbformat": "notebooks", "jupyter_client": "notebooks", "ipykernel": "notebooks"}
 """Optional imports and the extra (``pip install 'novacron[EXTRA]'``) that provides each."""
 
@@ -217,6 +218,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     with as_command_error(RunNotFound):
         html_path = write_report(args.run_dir)
     print(f"report: {html_path}")
+    return EXIT_OK
+
+
+def cmd_export_metrics(args: argparse.Namespace) -> int:
+    """Write a run's telemetry as OpenMetrics text: per-host (CPU served, asked and waiting, memory, VMs,
+    power), per-VM (migration bytes and downtime), cluster, Raft (terms, elections, crashes) and cache (hits,
+    misses, failures per tier) series, derived from its event log, so a simulated run loads into the same
+    dashboards as a real one (backfill: promtool tsdb create-blocks-from openmetrics FILE DIR)."""
+    from novacron.app.eventstore import SchemaVersionError
+    from novacron.app.export_metrics import export_run
+
+    log = args.run_dir / "events.parquet"
+    if not log.is_file():
+        raise CommandError(f"{args.run_dir}: no events.parquet there; allowed: a run directory written by "
+                           "'novacron run'")
+    if not math.isfinite(args.start_unix_s) or args.start_unix_s < 0:
+        raise CommandError(f"--start-unix-s {args.start_unix_s}: allowed: a Unix time in seconds, 0 or more")
+    out: Path = args.out or args.run_dir / "metrics.openmetrics.txt"
+    partial = out.with_name(out.name + ".partial")
+    import pyarrow as pa
+
+    try:
+        with partial.open("w") as f:
+            written = export_run(args.run_dir, f, start_unix_s=args.start_unix_s)
+    except (SchemaVersionError, pa.ArrowInvalid, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"{log}: not a NovaCron event log ({_one_line(exc)})") from None
+    partial.replace(out)
+    print(f"{written} samples: {out}")
     return EXIT_OK
 
 
@@ -706,8 +736,10 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
+        if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+            raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic, args.events_jsonl)
+                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -737,6 +769,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                          help="also write events.jsonl, one JSON line per event, flushed every Raft step (for "
                               "tools that tail the log live); the Parquet log (row groups in events.parts/, "
                               "folded into events.parquet + summary.json when the manager stops) is always written")
+    manager.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                         help="serve Prometheus metrics (Raft term, leader, commit and applied index) on "
+                              "http://CLIENT_HOST:PORT/metrics (default: off; needs novacron[real])")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
@@ -932,6 +967,15 @@ def golden_run(name: str) -> dict[str, object]:
     return golden_record(scenario.name, scenario.seed, events, metrics, scenario_targets(scenario)[0])
 
 
+def cmd_nab(args: argparse.Namespace) -> int:
+    """Score anomaly detectors on the NAB corpus (the description is ``novacron.app.nab_cli.DESCRIPTION``)."""
+    from novacron.app.nab import CorpusError
+    from novacron.app.nab_cli import run_nab
+
+    with as_command_error(CorpusError):
+        return run_nab(args, progress=wants_progress(args))
+
+
 def cmd_golden(args: argparse.Namespace) -> int:
     """Run the default and scale-10 scenarios with their own seeds and compare each with
     tests/testdata/golden/: exit 1 listing what moved. --update rewrites the files after an intended change
@@ -980,6 +1024,9 @@ EPILOG = """examples:
   novacron bft-vopr --seeds 300        Byzantine fault injection on random PBFT clusters (--seed S replays one)
   novacron raft-fig16 --trials 1000    the Raft paper's Figure 16 election experiment, as a plot
   novacron golden [--update]           compare (or rewrite) the golden event-log hashes of the pinned runs
+  novacron export-metrics runs/default-seed7
+                                       a run's telemetry as OpenMetrics text (for Prometheus dashboards)
+  novacron nab --detector all          score the anomaly detectors on the NAB corpus (three profiles, per group)
 """
 
 
@@ -1006,6 +1053,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_check_args(check)
     report = _command(sub, "report", cmd_report, help="write the HTML report of a run directory")
     report.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
+    export = _command(sub, "export-metrics", cmd_export_metrics,
+                      help="write a run's per-host, per-VM, Raft and cache series as OpenMetrics text")
+    export.add_argument("run_dir", type=Path, help="a run directory written by 'novacron run'")
+    export.add_argument("--out", type=Path, default=None,
+                        help="the file to write (default: RUN_DIR/metrics.openmetrics.txt)")
+    export.add_argument("--start-unix-s", type=float, default=0.0,
+                        help="the Unix time of the run's t_s = 0 (default 0); e.g. $(date +%%s) to see it as recent")
     compare = _command(sub, "compare", cmd_compare,
                        help="two runs of one scenario side by side (sim and real); exit 1 if their verdicts disagree")
     compare.add_argument("run_a", type=Path, help="a run directory (typically the simulation)")
@@ -1032,6 +1086,11 @@ def _build_parser() -> argparse.ArgumentParser:
     gold.add_argument("--dir", type=Path, default=None, help="golden folder (default: tests/testdata/golden)")
     _add_sweep_parser(sub)
     _add_cache_commands(sub)
+    from novacron.app import nab_cli
+
+    nab = _command(sub, "nab", cmd_nab, help="score anomaly detectors on the Numenta Anomaly Benchmark corpus")
+    nab_cli.add_arguments(nab)
+    _add_progress_args(nab)
     mp = _command(sub, "migrate-plan", cmd_migrate_plan, help="predict a VM's migration from its memory and dirty rate")
     mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
     mp.add_argument("--wws-mib", type=float, default=None,

@@ -1,0 +1,1 @@
+"""Anomaly detection: streaming detectors scored on the Numenta Anomaly Benchmark."""
