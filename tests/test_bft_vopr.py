@@ -24,7 +24,10 @@ PLANTED_SEEDS: dict[str, tuple[int, ...]] = {
 # Seeds outside range(CI_SEEDS) that once failed, with the plan each was found with (a seed
 # replays only while BftPlan.draw draws that plan; a drift would silently retire it).
 REGRESSION_SEEDS: dict[int, str] = {
-    # A laggard kept stale watermarks after a NEW-VIEW with a higher stable checkpoint (replica.py, _install).
+    # Both: laggards kept stale watermarks after a NEW-VIEW with a higher stable checkpoint (replica.py, _install).
+    2923: "5 replicas (f=1), lan, faults [crash,partition,duplication,loss,clock] for 4.4 s, byzantine [4] "
+          "[equivocate,conflicting-votes,silence,delay-view-change,spurious-view-change] lie=0.63 "
+          "silent_to=[2, 3, 4] checkpoint_every=2 batch=4 signatures=simulated",
     5405: "5 replicas (f=1), lan, faults [loss,clock] for 3.6 s, byzantine [2] [equivocate,replay,silence] "
           "lie=0.40 silent_to=[1, 2, 3, 4] checkpoint_every=2 batch=1 signatures=simulated",
 }
