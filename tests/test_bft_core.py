@@ -15,6 +15,8 @@ from novacron.bft.checker import BftSafetyChecker, BftSafetyViolation
 from novacron.bft.client import BftClient
 from novacron.bft.crypto import CachingVerifier, Ed25519Keyring, SimulatedKeyring, make_keyring
 from novacron.bft.messages import (
+    CatchUp,
+    Checkpoint,
     Prepare,
     PrePrepare,
     Request,
@@ -296,3 +298,36 @@ def test_quorums_intersect_in_a_correct_replica_and_the_correct_ones_form_one(re
 
     if replicas == 5:
         assert run_seed(28).ok
+
+
+class _CheckpointsLost(Replica):
+    """A correct replica whose incoming CHECKPOINTs and state transfers (the messages that carry
+    checkpoint proofs) the network loses while ``losing`` is set."""
+
+    losing = False
+
+    def step(self, message: Signed) -> None:
+        if not (self.losing and isinstance(message.body, Checkpoint | CatchUp)):
+            super().step(message)
+
+
+def test_a_replica_that_missed_the_checkpoint_votes_takes_the_new_views_stable_checkpoint() -> None:
+    """Section 4.4: a backup whose stable checkpoint is below the NEW-VIEW's min-s adopts min-s's proof.
+
+    Replica 3 is down, so 1, 2 and 4 are the only quorum. Replica 4 executes up to seq 8 but every
+    CHECKPOINT (and state transfer) sent to it is lost, so its watermarks stay at (0, 8] while 1 and 2 make 8 stable and
+    garbage-collect it (nobody resends it). Seq 9 is then out of 4's window: without adopting the
+    proof carried by the view change it drops every new primary's pre-prepare, view after view, and
+    the request never commits (vopr seed 5405, with a liar silent to the laggards, on 5 replicas).
+    """
+    h = Harness(checkpoint_interval=2, replica_class=_CheckpointsLost)
+    h.cluster.crash(3)
+    laggard = h.replica(4)
+    laggard.losing = True
+    for i in range(8):
+        assert h.request(b"put a %d" % i) == b"ok"
+    h.cluster.run_until(h.cluster.now_s + 0.5)
+    assert (h.replica(1).stable.seq, laggard.stable.seq, laggard.executed) == (8, 0, 8)
+    laggard.losing = False
+    assert h.request(b"put a 8") == b"ok", "the laggard's stale watermarks must not stall the quorum"
+    assert laggard.view >= 1 and laggard.stable.seq >= 8 and laggard.executed == 9

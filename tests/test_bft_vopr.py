@@ -21,6 +21,24 @@ PLANTED_SEEDS: dict[str, tuple[int, ...]] = {
     "quorum-2f": (10, 20),
     "new-view-drops-prepared": (0,),
 }
+# Seeds outside range(CI_SEEDS) that once failed, with the plan each was found with (a seed
+# replays only while BftPlan.draw draws that plan; a drift would silently retire it).
+REGRESSION_SEEDS: dict[int, str] = {
+    # Both: laggards kept stale watermarks after a NEW-VIEW with a higher stable checkpoint (replica.py, _install).
+    2923: "5 replicas (f=1), lan, faults [crash,partition,duplication,loss,clock] for 4.4 s, byzantine [4] "
+          "[equivocate,conflicting-votes,silence,delay-view-change,spurious-view-change] lie=0.63 "
+          "silent_to=[2, 3, 4] checkpoint_every=2 batch=4 signatures=simulated",
+    5405: "5 replicas (f=1), lan, faults [loss,clock] for 3.6 s, byzantine [2] [equivocate,replay,silence] "
+          "lie=0.40 silent_to=[1, 2, 3, 4] checkpoint_every=2 batch=1 signatures=simulated",
+}
+
+
+@pytest.mark.parametrize("seed", sorted(REGRESSION_SEEDS))
+def test_bft_vopr_regression_seeds_pass(seed: int) -> None:
+    result = run_seed(seed)
+    assert result.plan.describe() == REGRESSION_SEEDS[seed], f"seed {seed} draws another plan now"
+    assert result.ok, f"seed {seed}: {result.violation}\n" + "\n".join(result.trace) + \
+        f"\nreplay: {result.replay_command()}"
 
 
 @pytest.mark.slow

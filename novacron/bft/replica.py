@@ -29,7 +29,9 @@ two sets of 3 out of 5 may share only the faulty primary. The vopr found that, s
   primary collects ``2f + 1`` VIEW-CHANGEs and sends NEW-VIEW with them and the pre-prepares they
   imply (for each ``n`` between the highest stable checkpoint and the highest prepared ``n``: the
   batch of the highest-view certificate, or the null batch). Backups recompute and check that
-  choice before entering the view, so a Byzantine primary cannot drop a committed request.
+  choice before entering the view, so a Byzantine primary cannot drop a committed request. A
+  replica whose stable checkpoint is below the NEW-VIEW's lowest sequence number takes that
+  checkpoint's proof from it (section 4.4), or fetches the state if it has not executed that far.
 - Retransmission and state transfer. A replica resends its own messages for unfinished slots
   every ``resend_ticks``, and multicasts STATUS(view, executed) every ``status_ticks``; a replica
   that is further answers with its NEW-VIEW (a laggard joins the view) and a CATCH-UP: a stable
@@ -496,12 +498,17 @@ class Replica:
         votes = self.checkpoints.setdefault(cp.seq, {})
         votes.setdefault(cp.replica, message)
         matching = [m for m in votes.values() if m.body.state_digest == cp.state_digest]
-        if len(matching) < self.quorum():
+        if len(matching) >= self.quorum():
+            self._adopt_stable(cp.seq, cp.state_digest, tuple(matching[:self.quorum()]))
+
+    def _adopt_stable(self, seq: int, digest: bytes, proof: tuple[Signed, ...]) -> None:
+        """Checkpoint ``seq`` is proven stable (``proof``, already verified): make it ours, or fetch its state."""
+        if seq <= self.stable.seq:
             return
-        state = self.own_states.get(cp.seq)
-        if state is not None and state_digest(state) == cp.state_digest:
-            self._make_stable(StableCheckpoint(cp.seq, state, tuple(matching[:self.quorum()])))
-        elif cp.seq > self.executed:
+        state = self.own_states.get(seq)
+        if state is not None and state_digest(state) == digest:
+            self._make_stable(StableCheckpoint(seq, state, proof))
+        elif seq > self.executed:
             self._broadcast(Status(self.view, self.executed, self.id), log=False)  # behind: ask for state
 
     def _make_stable(self, checkpoint: StableCheckpoint) -> None:
@@ -650,6 +657,14 @@ class Replica:
         for pp in nv.pre_prepares:
             if pp.body.seq > self.stable.seq:
                 self._accept_pre_prepare(pp)
+        # Section 4.4 of the paper: a replica whose stable checkpoint is below the NEW-VIEW's min-s
+        # takes min-s's proof (carried by a VIEW-CHANGE in it) as its own. Without that, a replica that
+        # executed past a checkpoint but never saw 2f + 1 CHECKPOINTs for it (lost, a liar silent to it,
+        # a peer that got there by state transfer and never signed one) keeps its old watermarks and
+        # drops the new primary's pre-prepares as out of window, view after view (vopr seed 5405).
+        if low > self.stable.seq:
+            proof = next(m.body.checkpoint_proof for m in nv.view_changes if m.body.stable_seq == low)
+            self._adopt_stable(low, proof[0].body.state_digest, proof)
         self._propose()
 
     # -- retransmission and state transfer -----------------------------------------------------------
