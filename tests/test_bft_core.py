@@ -331,3 +331,30 @@ def test_a_replica_that_missed_the_checkpoint_votes_takes_the_new_views_stable_c
     laggard.losing = False
     assert h.request(b"put a 8") == b"ok", "the laggard's stale watermarks must not stall the quorum"
     assert laggard.view >= 1 and laggard.stable.seq >= 8 and laggard.executed == 9
+
+
+def test_a_view_change_for_a_later_view_counts_toward_starting_the_view_change_timer() -> None:
+    """Section 2.3.5 (liveness): the view-change timer runs once 2f + 1 replicas left the view.
+
+    Scripted from vopr seed 6482 (4 replicas, wan80, replica 2 Byzantine and silent to 3 and 4).
+    Replicas 3 and 4 asked for view 1, whose primary is the silent replica 2. Replica 1's
+    VIEW-CHANGE(1) to them was lost in a partition; 1 heard 2's, timed out on view 1 and now resends
+    only VIEW-CHANGE(2). So replica 3 holds view-changes {1: [3, 4], 2: [1]}: never 2f + 1 for view 1
+    (the timer never started), never f + 1 others for view 2 (2's is silent). A replica that asked
+    for view 2 has left view 1, so it must count: 3 times out into view 2, where it is the primary.
+    """
+    keyring = SimulatedKeyring(1, [1, 2, 3, 4])
+    config = BftSettings().config(3)
+    replica = Replica(config, keyring.signer(3), keyring, KeyValueApp())
+
+    def view_change(view: int, sender: int) -> Signed:
+        return Signed.of(ViewChange(view, 0, (), (), sender), sender, keyring.signer(sender).sign)
+
+    replica.step(view_change(1, 4))
+    replica.step(view_change(2, 1))
+    assert (replica.view, replica.status) == (1, "view-change"), "f + 1 others asked for views above 0"
+    for _ in range(config.view_change_ticks << config.max_backoff_doublings):
+        replica.tick()
+    assert replica.view == 2, "replicas 1, 3 and 4 left view 1: the timer must run and expire"
+    replica.step(view_change(2, 4))
+    assert (replica.view, replica.status, replica.is_primary) == (2, NORMAL, True)

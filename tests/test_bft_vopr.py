@@ -30,6 +30,13 @@ REGRESSION_SEEDS: dict[int, str] = {
           "silent_to=[2, 3, 4] checkpoint_every=2 batch=4 signatures=simulated",
     5405: "5 replicas (f=1), lan, faults [loss,clock] for 3.6 s, byzantine [2] [equivocate,replay,silence] "
           "lie=0.40 silent_to=[1, 2, 3, 4] checkpoint_every=2 batch=1 signatures=simulated",
+    # A VIEW-CHANGE for a later view did not count toward starting the view-change timer (replica.py, tick).
+    3010: "4 replicas (f=1), lan, faults [partition,primary-cut,pause,duplication,loss,jitter] for 4.0 s, "
+          "byzantine [2] [equivocate,silence,delay-view-change] lie=0.21 silent_to=[3, 4] checkpoint_every=4 "
+          "batch=4 signatures=simulated",
+    6482: "4 replicas (f=1), wan80, faults [crash,partition,primary-cut,pause,clock] for 3.6 s, byzantine [2] "
+          "[equivocate,forge,replay,silence] lie=0.44 silent_to=[2, 3, 4] checkpoint_every=8 batch=4 "
+          "signatures=simulated",
 }
 
 

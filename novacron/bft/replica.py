@@ -24,9 +24,10 @@ two sets of 3 out of 5 may share only the faulty primary. The vopr found that, s
   dropped and the watermarks move.
 - View changes (2.3.5). A backup that has an unexecuted request for ``view_change_ticks`` sends
   VIEW-CHANGE(v + 1) carrying its stable checkpoint's proof and a prepared certificate for every
-  prepared sequence number above it; it waits twice as long for each further view (the
-  pacemaker), and joins the smallest higher view that ``f + 1`` others already asked for. The new
-  primary collects ``2f + 1`` VIEW-CHANGEs and sends NEW-VIEW with them and the pre-prepares they
+  prepared sequence number above it. Its timer for the new view starts once ``2f + 1`` replicas
+  asked for that view or a later one (a later one left this view too), and doubles for each
+  further view (the pacemaker); it joins the smallest higher view that ``f + 1`` others already
+  asked for. The new primary collects ``2f + 1`` VIEW-CHANGEs and sends NEW-VIEW with them and the pre-prepares they
   imply (for each ``n`` between the highest stable checkpoint and the highest prepared ``n``: the
   batch of the highest-view certificate, or the null batch). Backups recompute and check that
   choice before entering the view, so a Byzantine primary cannot drop a committed request. A
@@ -248,9 +249,13 @@ class Replica:
         self.resend_elapsed += 1
         self.status_elapsed += 1
         # A view change's own timer starts only once 2f + 1 replicas asked for the view (2.3.5):
-        # a replica that timed out alone waits for the others instead of running away.
+        # a replica that timed out alone waits for the others instead of running away. One that
+        # asked for a higher view has left this one too, so it counts: a peer moves on and resends
+        # only its newest VIEW-CHANGE, so an older one lost in a partition never comes back, and
+        # counting exact views alone left replicas waiting for a quorum that could not form
+        # (vopr seed 6482: the faulty primary of view 1 silent to two correct replicas).
         if self.status == VIEW_CHANGE:
-            waiting = len(self.view_changes.get(self.view, {})) >= self.quorum()
+            waiting = self._asked_for_view_or_higher() >= self.quorum()
         else:
             waiting = bool(self.pending)
         self.timer = self.timer + 1 if waiting else 0
@@ -264,6 +269,10 @@ class Replica:
             self.status_elapsed = 0
             self._just_started = False
             self._broadcast(Status(self.view, self.executed, self.id), log=False)
+
+    def _asked_for_view_or_higher(self) -> int:
+        """How many replicas (this one included) sent a valid VIEW-CHANGE for the current view or a later one."""
+        return len({r for view, votes in self.view_changes.items() if view >= self.view for r in votes})
 
     def _saw(self, seq: int) -> None:
         if isinstance(seq, int):
