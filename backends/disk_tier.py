@@ -24,14 +24,13 @@ import hashlib
 import math
 import os
 import struct
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import zstandard
 
 from backends.clock import WallClock
 from novacron.cache.expiry import ExpirySchedule
-from novacron.cache.memory import gather_hits
+from novacron.cache.memory import OneKeyAtATimeBatches
 from novacron.cache.policies import LruPolicy
 from novacron.ports import CacheEntry, Clock, TierUnavailable
 
@@ -75,7 +74,7 @@ def decode_entry(blob: bytes, decompressor: zstandard.ZstdDecompressor) -> tuple
     return key, value, None if math.isnan(expires_at_s) else expires_at_s
 
 
-class DiskTier:
+class DiskTier(OneKeyAtATimeBatches):
     def __init__(self, root: str | os.PathLike[str], name: str = "l3", *, capacity_bytes: int = 1 << 30,
                  default_ttl_s: float | None = None, clock: Clock | None = None, level: int = 3,
                  fsync: bool = False, verify_on_start: bool = False) -> None:
@@ -223,17 +222,6 @@ class DiskTier:
         existed = key in self._stored
         self._remove_file(key)
         return existed
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        return gather_hits(self.get, keys)
-
-    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
-        for key, value in items.items():
-            self.set(key, value, ttl_s)
-        return []
-
-    def delete_many(self, keys: Sequence[str]) -> int:
-        return sum(self.delete(key) for key in keys)
 
     def clear(self) -> int:
         """Delete every entry (the hierarchy's way back after losing track of this tier)."""

@@ -15,18 +15,18 @@ An I/O error of the store is ``TierUnavailable`` (the hierarchy's breaker takes 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TypeVar
 
 from backends.clock import WallClock
 from backends.sharded_store import ShardedStore
-from novacron.cache.memory import gather_hits
+from novacron.cache.memory import OneKeyAtATimeBatches
 from novacron.ports import CacheEntry, Clock, TierUnavailable
 
 T = TypeVar("T")
 
 
-class ShardedTier:
+class ShardedTier(OneKeyAtATimeBatches):
     def __init__(self, store: ShardedStore, name: str = "l3", *, default_ttl_s: float | None = None,
                  clock: Clock | None = None) -> None:
         self.name = name
@@ -63,17 +63,6 @@ class ShardedTier:
 
     def contains(self, key: str) -> bool:
         return self.get(key) is not None
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        return gather_hits(self.get, keys)
-
-    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
-        for key, value in items.items():
-            self.set(key, value, ttl_s)
-        return []
-
-    def delete_many(self, keys: Sequence[str]) -> int:
-        return sum(self.delete(key) for key in keys)
 
     def purge_expired(self) -> int:
         now_s = self.clock.now_s()

@@ -18,6 +18,7 @@ changes the capacity.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from novacron.cache.expiry import ExpirySchedule
 from novacron.cache.policies import EvictionPolicy, make_policy
@@ -227,3 +228,27 @@ def gather_hits(get: Callable[[str], bytes | None], keys: Sequence[str]) -> dict
         if value is not None:
             found[key] = value
     return found
+
+
+class _SingleKeyTier(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> list[CacheEntry]: ...
+    def delete(self, key: str) -> bool: ...
+
+
+class OneKeyAtATimeBatches:
+    """The batch half of the tier port for tiers without native batch operations (the disk tier,
+    the sharded store): every key once, through the tier's own ``get``/``set``/``delete``."""
+
+    __slots__ = ()
+
+    def get_many(self: _SingleKeyTier, keys: Sequence[str]) -> dict[str, bytes]:
+        return gather_hits(self.get, keys)
+
+    def set_many(self: _SingleKeyTier, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[CacheEntry]:
+        for key, value in items.items():
+            self.set(key, value, ttl_s)
+        return []
+
+    def delete_many(self: _SingleKeyTier, keys: Sequence[str]) -> int:
+        return sum(self.delete(key) for key in keys)
