@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from backends.manager.client import cluster_status, format_status_table
+from backends.manager.debug_leak import InjectedLeak
 from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
 
 CLIENT_PORT_OFFSET = 100
@@ -40,7 +41,8 @@ def parse_peers(text: str) -> dict[int, tuple[str, int]]:
 
 def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path, client_port: int | None,
                 snapshot_every: int = 5000, events_origin_monotonic_s: float | None = None,
-                events_jsonl: bool = False, metrics_port: int | None = None) -> int:
+                events_jsonl: bool = False, metrics_port: int | None = None,
+                debug_leak_mib_s: float | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"manager {node_id} %(levelname)s %(message)s")
     if node_id not in peers:
         raise ValueError(f"--id {node_id} is not one of the --peers ids {sorted(peers)}")
@@ -50,13 +52,21 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                            snapshot_every=snapshot_every, events_origin_monotonic_s=events_origin_monotonic_s,
                            events_jsonl=events_jsonl, metrics_port=metrics_port)
 
+    leak = None if debug_leak_mib_s is None else InjectedLeak(debug_leak_mib_s)
+
     async def main() -> None:
         await wait_for_start_barrier()
         runtime = ManagerRuntime(config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stop)
-        await runtime.serve()
+        if leak is not None:
+            leak.arm(loop)
+        try:
+            await runtime.serve()
+        finally:
+            if leak is not None:
+                await leak.stop()
 
     try:
         asyncio.run(main())

@@ -739,7 +739,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
         if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
             raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port)
+                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port,
+                           args.debug_leak_mib_s)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -772,6 +773,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                          help="serve Prometheus metrics (Raft term, leader, commit and applied index) on "
                               "http://CLIENT_HOST:PORT/metrics (default: off; needs novacron[real])")
+    manager.add_argument("--debug-leak-mib-s", type=float, default=None, metavar="MIB_PER_S",
+                         help="fault injection: on SIGUSR1, start leaking this many MiB per second (its RSS "
+                              "grows until a supervisor restarts it; default: off)")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
