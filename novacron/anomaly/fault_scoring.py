@@ -132,3 +132,21 @@ def format_table(scores: Mapping[str, KindScore], extra: Mapping[str, Mapping[st
                  *((extra or {}).get(kind, {}).get(c, "") for c in extra_columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def pool(runs: Sequence[Mapping[str, KindScore]]) -> dict[str, KindScore]:
+    """Several runs' scores as one: counts added, precision, recall and F1 from the sums, the delay
+    averaged over every detected fault of every run."""
+    pooled = {}
+    for kind in (runs[0] if runs else {}):
+        rows = [run[kind] for run in runs]
+        faults, detected = sum(r.faults for r in rows), sum(r.detected for r in rows)
+        alerts, true_alerts = sum(r.alerts for r in rows), sum(r.true_alerts for r in rows)
+        precision = true_alerts / alerts if alerts else 0.0
+        recall = detected / faults if faults else 0.0
+        delay_s = sum(r.mean_delay_s * r.detected for r in rows if r.detected)
+        pooled[kind] = KindScore(kind=kind, faults=faults, detected=detected, alerts=alerts, true_alerts=true_alerts,
+                                 precision=precision, recall=recall,
+                                 f1=2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0,
+                                 mean_delay_s=delay_s / detected if detected else math.nan)
+    return pooled

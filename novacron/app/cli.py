@@ -980,6 +980,16 @@ def cmd_nab(args: argparse.Namespace) -> int:
         return run_nab(args, progress=wants_progress(args))
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    """Injected faults, detected and acted on in simulation (the description is
+    ``novacron.app.faults_cli.DESCRIPTION``)."""
+    from novacron.app.faults_cli import run_faults
+    from novacron.app.nab import CorpusError
+
+    with as_command_error(ValueError, CorpusError):
+        return run_faults(args)
+
+
 def cmd_golden(args: argparse.Namespace) -> int:
     """Run the default and scale-10 scenarios with their own seeds and compare each with
     tests/testdata/golden/: exit 1 listing what moved. --update rewrites the files after an intended change
@@ -1095,6 +1105,10 @@ def _build_parser() -> argparse.ArgumentParser:
     nab = _command(sub, "nab", cmd_nab, help="score anomaly detectors on the Numenta Anomaly Benchmark corpus")
     nab_cli.add_arguments(nab)
     _add_progress_args(nab)
+    from novacron.app import faults_cli
+
+    faults = _command(sub, "faults", cmd_faults, help="inject faults in simulation; score the detector per fault kind")
+    faults_cli.add_arguments(faults)
     mp = _command(sub, "migrate-plan", cmd_migrate_plan, help="predict a VM's migration from its memory and dirty rate")
     mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
     mp.add_argument("--wws-mib", type=float, default=None,
