@@ -6,9 +6,10 @@ Theory of operation
 ``TelemetryReducer`` -- the fold ``export-metrics`` uses -- and feeds every sample of a watched
 family (``WATCHED``: family -> the fault kind it points to) to the detector of that series, one
 per (family, labels), built from a ``DetectorSpec`` (``novacron.anomaly.registry``; its period
-one day of samples). A series starts *firing* when its score rises above ``alarm_score`` and
-stops when the score falls to ``resolve_score`` or below (hysteresis: a score hovering at the
-threshold is one incident, not many). When a series starts firing -- edge-triggered, as a
+one day of samples). A series starts *firing* when its score has been above ``alarm_score`` for
+``for_samples`` samples in a row (Prometheus' ``for:``: a single-sample burst of contention is
+not an incident) and stops when the score falls to ``resolve_score`` or below (hysteresis: a
+score hovering at the threshold is one incident, not many). When a series starts firing -- edge-triggered, as a
 Prometheus alert goes from inactive to firing: one alert per incident, not one per sample while
 a level stays shifted -- the monitor records ``AnomalyDetected``, except
 
@@ -28,7 +29,9 @@ alert about a subject already being acted on is dropped:
 - ``noisy_neighbour`` -> throttle the host's VM that uses the most CPU (a cgroup quota);
 - ``degraded_nic``, ``slow_disk`` -> drain the host: its VMs move one at a time through the run's
   migration service (claim a destination, copy with the QEMU model, commit through the control
-  plane), each to the up host with the most free CPU that can take it and is not being drained.
+  plane), each to the up host with the least CPU demand (at the last sample, plus what the drain
+  already moved there) that can take it and is not being drained: the host with the most room
+  *reserved* may be the busiest, and piling VMs on it makes the contention a noisy neighbour does.
   The moves skip the admission queue: a drain runs one move per host, under the global cap;
 - ``flapping_manager`` -> replace the manager (``FaultInjector.replace_manager``).
 
@@ -84,18 +87,22 @@ class AnomalyMonitor:
     """Detectors over the watched telemetry series; records ``AnomalyDetected`` (module docstring)."""
 
     def __init__(self, ctx: SimContext, spec: DetectorSpec, *, alarm_score: float = 0.9, resolve_score: float = 0.75,
-                 learn_s: float = 1.5 * DAY_S, responder: Responder | None = None) -> None:
+                 for_samples: int = 2, learn_s: float = 1.5 * DAY_S, responder: Responder | None = None) -> None:
         if not 0 <= resolve_score <= alarm_score:
             raise ValueError(f"resolve_score={resolve_score}, alarm_score={alarm_score}: allowed: "
                              "0 <= resolve_score <= alarm_score")
         self.ctx, self.spec, self.learn_s = ctx, spec, learn_s
         self.alarm_score, self.resolve_score = alarm_score, resolve_score
+        if for_samples < 1:
+            raise ValueError(f"for_samples={for_samples}: allowed: 1 or more samples")
+        self.for_samples = for_samples
         self.responder = responder
         self._reducer = TelemetryReducer()
         self._detectors: dict[tuple[str, Labels], Detector] = {}
         self._points_per_day = max(round(DAY_S / ctx.scenario.workload.demand_update_s), 1)
         self._alerts = 0
         self._firing: set[tuple[str, Labels]] = set()
+        self._above: dict[tuple[str, Labels], int] = {}
         for cls in (HostUtilisationSampled, HostDevicesSampled, ManagerHeartbeatsSampled):
             ctx.log.subscribe(cls, self._observe)
 
@@ -110,12 +117,13 @@ class AnomalyMonitor:
                 detector = self._detectors[key] = self.spec.build(points_per_day=self._points_per_day)
             score = detector.score(sample.value)
             subject = subject_of(sample.labels)
-            was_firing = key in self._firing
-            if score > self.alarm_score:
-                self._firing.add(key)
-            elif score <= self.resolve_score:
+            above = self._above[key] = self._above.get(key, 0) + 1 if score > self.alarm_score else 0
+            if score <= self.resolve_score:
                 self._firing.discard(key)
-            if was_firing or score <= self.alarm_score or self.ctx.env.now < self.learn_s:
+            if above < self.for_samples or key in self._firing:
+                continue
+            self._firing.add(key)
+            if self.ctx.env.now < self.learn_s:
                 continue
             if not (self.responder and self.responder.in_maintenance(subject)):
                 self._alerts += 1
@@ -135,7 +143,14 @@ class Responder:
         self._draining: set[int] = set()
         self._quiet_until_s: dict[str, float] = {}
         self._moves = 0
+        self._demand_cores = np.zeros(len(model.store.host_ids))
+        """Each host's CPU demand at the last sample, plus what drains moved onto it since."""
+        self._physical_cores = ctx.scenario.cluster.host_cpu_cores
         ctx.log.subscribe(AnomalyDetected, self._on_alert)
+        ctx.log.subscribe(HostUtilisationSampled, self._on_sampled)
+
+    def _on_sampled(self, ev: HostUtilisationSampled) -> None:
+        self._demand_cores[self.model.store.host_index[ev.host_id]] = ev.cpu_demand_pct / 100 * self._physical_cores
 
     def in_maintenance(self, subject: str) -> bool:
         return subject in self._busy or self.ctx.env.now < self._quiet_until_s.get(subject, -1.0)
@@ -189,7 +204,10 @@ class Responder:
             reason = yield from services.migrations.run_migration(f"drain-{self._moves:05d}", vm_id, destination,
                                                                   claim, services.committer, mover="responder")
             self._quiet(destination)
-            moved += not reason
+            if not reason:
+                moved += 1
+                v = m.vms
+                self._demand_cores[m.store.host_index[destination]] += v.cpu_cores[row] * v.mean_utilisation[row]
         self._draining.discard(host)
         return f"drained: {moved} of {len(rows)} VMs moved"
 
@@ -197,8 +215,7 @@ class Responder:
         store, request = self.model.store, self.model.vms.vm_request(row)
         if store.host_of(request.vm_id) != source:
             return None  # it left or moved meanwhile
-        free = store.free_cpu()
-        for h in np.argsort(-free, kind="stable").tolist():
+        for h in np.argsort(self._demand_cores, kind="stable").tolist():
             if h != source and h not in self._draining and store.host_up[h] and store.claimable(request, h):
                 return str(store.host_ids[h])
         return None

@@ -21,7 +21,7 @@ from sim.run import compose
 
 def run_with_faults(scenario: Scenario, seed: int, *, faults: InjectedFaultsConfig | None = None,
                     detector: DetectorSpec = DETECTORS["robust_window"], alarm_score: float = 0.9,
-                    resolve_score: float = 0.75, act: bool = True) -> SimContext:
+                    resolve_score: float = 0.75, for_samples: int = 2, act: bool = True) -> SimContext:
     ctx = SimContext.create(scenario, seed)
     ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
                       version=__version__)
@@ -29,7 +29,8 @@ def run_with_faults(scenario: Scenario, seed: int, *, faults: InjectedFaultsConf
     injector = FaultInjector(ctx, model, faults or InjectedFaultsConfig())
     injector.start()
     responder = Responder(ctx, model, injector) if act else None
-    AnomalyMonitor(ctx, detector, alarm_score=alarm_score, resolve_score=resolve_score, responder=responder)
+    AnomalyMonitor(ctx, detector, alarm_score=alarm_score, resolve_score=resolve_score,
+                   for_samples=for_samples, responder=responder)
     ctx.env.run(until=scenario.duration_s)
     ctx.recorder.emit(RunFinished, source="sim", duration_s=scenario.duration_s)
     return ctx

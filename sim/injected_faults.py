@@ -29,7 +29,8 @@ from simple models with noise drawn from their own stream (``faults.telemetry``)
   reads, a degraded RAID) multiplies it by ``slow_disk_factor``;
 - heartbeat loss per manager: 0.1 % x noise. A *flapping manager* is down ``flap_down_s`` of every
   ``flap_period_s``; each crash is also an ``InjectedFaultStarted``/``Ended`` ``manager_crash``, the
-  hook a Raft-backed control plane follows, and its loss is the share of the interval it was down.
+  hook a Raft-backed control plane follows, and its loss is the share of the last
+  ``LOSS_WINDOW_SAMPLES`` intervals it was down.
 
 The actions that remove a cause are here (``restart_vm``, ``throttle_vm``, ``replace_manager``),
 with what an operator's tools would read to aim them (``top_memory_growth_vm``, ``top_cpu_vm``:
@@ -58,6 +59,9 @@ from sim.cluster_model import RUNNING, ClusterModel
 from sim.context import SimContext
 
 LEAKING_VM_MIN_GIB = 16.0
+LOSS_WINDOW_SAMPLES = 2
+"""Heartbeat loss is measured over the last two sample intervals (a rate over 10 minutes at 5-minute
+samples), so a manager that is down 90 s every 10 minutes shows in every sample, not every other."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,13 +299,14 @@ class FaultInjector:
 
     def _sample_managers(self) -> None:
         now = float(self.ctx.env.now)
-        since = now - self.sample_s
+        since = now - LOSS_WINDOW_SAMPLES * self.sample_s
         down_s = dict.fromkeys(self.managers, 0.0)
         for fault in self.active.values():
             if fault.kind == "flapping_manager":
                 down_s[fault.subject] += sum(max(0.0, min(end, now) - max(start, since)) for start, end in fault.down)
-                fault.down = [(s, e) for s, e in fault.down if e > now]
+                fault.down = [(s, e) for s, e in fault.down if e > since + self.sample_s]
         for k, name in enumerate(self.managers, start=1):
-            loss_pct = min(100.0, 0.1 * float(self._noise.lognormal(0.0, 0.5)) + 100.0 * down_s[name] / self.sample_s)
+            loss_pct = min(100.0, 0.1 * float(self._noise.lognormal(0.0, 0.5))
+                           + 100.0 * down_s[name] / (LOSS_WINDOW_SAMPLES * self.sample_s))
             self.ctx.recorder.emit(ManagerHeartbeatsSampled, source=name, manager_id=k,
                                    heartbeat_loss_pct=loss_pct if math.isfinite(loss_pct) else 100.0)

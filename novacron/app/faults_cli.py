@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for robust_window)")
     parser.add_argument("--resolve-score", type=float, default=0.75,
                         help="and stops at or below this one (default 0.75)")
+    parser.add_argument("--for-samples", type=int, default=2,
+                        help="samples in a row above the alarm score before a series fires (default 2; "
+                             "1 for a detector that alarms on one point, such as nova)")
     parser.add_argument("--grace", type=float, default=600.0, metavar="SECONDS",
                         help="alerts up to this long after a fault ended still match it (default 600: two samples)")
     parser.add_argument("--no-actions", action="store_true", help="detect only: nobody acts on the alerts")
@@ -63,13 +66,14 @@ def run_faults(args: argparse.Namespace) -> int:
     spec = parse_params(DETECTORS[args.detector], args.param)
     seeds = args.seed or [scenario.seed]
     print(f"novacron faults: scenario {scenario.name}, seeds {seeds}, detector {spec.name} "
-          f"{dict(spec.params) or ''} alarm {args.alarm_score} resolve {args.resolve_score}, grace {args.grace:g} s, "
-          f"actions {'off' if args.no_actions else 'on'}")
+          f"{dict(spec.params) or ''} alarm {args.alarm_score} resolve {args.resolve_score} "
+          f"for {args.for_samples} samples, grace {args.grace:g} s, actions {'off' if args.no_actions else 'on'}")
     runs = []
     for seed in seeds:
         started = time.process_time()
         ctx = run_with_faults(scenario, seed, detector=spec, alarm_score=args.alarm_score,
-                              resolve_score=args.resolve_score, act=not args.no_actions)
+                              resolve_score=args.resolve_score, for_samples=args.for_samples,
+                              act=not args.no_actions)
         events = list(ctx.log)
         scores = score_faults(faults_from_events(events, scenario.duration_s), alerts_from_events(events), args.grace)
         runs.append(scores)
