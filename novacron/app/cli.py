@@ -985,9 +985,10 @@ def cmd_faults(args: argparse.Namespace) -> int:
     ``novacron.app.faults_cli.DESCRIPTION``)."""
     from novacron.app.faults_cli import run_faults
     from novacron.app.nab import CorpusError
+    from sim.fault_run import run_with_faults
 
     with as_command_error(ValueError, CorpusError):
-        return run_faults(args)
+        return run_faults(args, run_with_faults)
 
 
 def cmd_golden(args: argparse.Namespace) -> int:

@@ -1,15 +1,17 @@
 """``novacron faults``: injected faults in a simulated run, the detector in the loop, its alerts acted on,
 and the detection scored per fault kind.
 
-The command's arguments and its work; ``novacron.app.cli`` registers it. The runtime is imported
-lazily (the composition root's rule). Bad input raises ``ValueError`` or ``CorpusError`` (exit 2)."""
+The command's arguments and its work; ``novacron.app.cli`` registers it and passes in the
+simulation's runner (only the composition root imports a runtime). Bad input raises
+``ValueError`` or ``CorpusError`` (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from novacron.anomaly.events import AnomalyDetected, FaultCleared, RemediationStarted
 from novacron.anomaly.fault_scoring import (
@@ -20,10 +22,11 @@ from novacron.anomaly.fault_scoring import (
     pool,
     score_faults,
 )
-from novacron.anomaly.registry import DETECTORS
+from novacron.anomaly.registry import DETECTORS, DetectorSpec
 from novacron.app.eventstore import event_log_sha256
 from novacron.app.nab import parse_params
 from novacron.events import Event
+from novacron.scenario import Scenario, resolve_scenario
 
 DESCRIPTION = """Run a scenario (default: the built-in faults-small) with injected faults -- memory leaks,
 noisy neighbours, degraded NICs, slow disks, flapping managers, each labelled in the event log --
@@ -56,10 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-actions", action="store_true", help="detect only: nobody acts on the alerts")
 
 
-def run_faults(args: argparse.Namespace) -> int:
-    from novacron.scenario import resolve_scenario
-    from sim.fault_run import run_with_faults
+class FaultRun(Protocol):
+    def __call__(self, scenario: Scenario, seed: int, *, detector: DetectorSpec, alarm_score: float,
+                 resolve_score: float, for_samples: int, act: bool) -> SupportsLog: ...
 
+
+class SupportsLog(Protocol):
+    @property
+    def log(self) -> Iterable[Event]: ...
+
+
+def run_faults(args: argparse.Namespace, run_with_faults: FaultRun) -> int:
+    """``run_with_faults`` is the simulation's (``sim.fault_run``), passed in by the composition root."""
     if args.grace < 0:
         raise ValueError(f"--grace {args.grace}: allowed: 0 or more seconds")
     scenario, _ = resolve_scenario(args.scenario)
