@@ -14,10 +14,10 @@ SIGKILLed and its namespace cut off (nftables) for the rest of the run. The hist
 reads from the two survivors appended, is checked for linearizability, and every acknowledged
 write-once put must be read back.
 
-What this is not (yet): the nine-process test of the issue -- three clusters of three managers,
-each cluster's own group, with a federation agent beside them -- because the managers have no
-federation agent and their Raft timing is the LAN default (heartbeat 50 ms, election timeout
-150-300 ms: no per-profile flags), which is what this run measures at WAN delays.
+This run keeps the managers' LAN default timing (heartbeat 50 ms, election timeout 150-300 ms)
+at WAN delays, on purpose: it measures what that timing does there. The nine-process test of the
+issue -- three clusters of three managers, each cluster's own group, federation agents with the
+WAN timing -- is ``federation_rig``.
 """
 
 from __future__ import annotations
