@@ -51,8 +51,9 @@ FEDERATION_STAGE_PORT_BASE = 7100
 class FederationRig(Rig):
     """The jepsen ``Rig`` with clusters as its namespace members and three managers in each."""
 
-    def __init__(self, clusters: int, work_dir: Path, rtt_ms: float, origin_monotonic_s: float) -> None:
-        super().__init__(clusters, work_dir, snapshot_every=300)
+    def __init__(self, clusters: int, work_dir: Path, rtt_ms: float, origin_monotonic_s: float,
+                 planted_bug: str | None = None) -> None:
+        super().__init__(clusters, work_dir, snapshot_every=300, planted_bug=planted_bug)
         self.rtt_ms = rtt_ms
         self.origin_monotonic_s = origin_monotonic_s
         self.watch = LeaderWatch({c: self.agent_dir(c) / EVENTS_FILE for c in self.ids})
@@ -144,11 +145,13 @@ class FederationReport:
 
 
 def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int, work_dir: Path, *,
-                   clients: int = 3, log: Any = print) -> FederationReport:
+                   clients: int = 3, planted_bug: str | None = None, log: Any = print) -> FederationReport:
+    """``planted_bug="local-reads"`` (``clientapi.PLANTED_BUG_ENV``) makes every agent answer reads
+    from its own replica: the stale reads the checker must catch."""
     report = FederationReport(rtt_ms)
     report.jepsen = JepsenReport(managers=9, seed=seed, duration_s=duration_s)
     wall_started = time.monotonic()
-    rig = FederationRig(3, work_dir, rtt_ms, origin_monotonic_s=wall_started)
+    rig = FederationRig(3, work_dir, rtt_ms, origin_monotonic_s=wall_started, planted_bug=planted_bug)
     try:
         rig.up_network({"delay_ms": rtt_ms / 2, "jitter_ms": rtt_ms * 0.05, "gamma_shape": 2.0})
         started = time.monotonic()
