@@ -35,7 +35,7 @@ from typing import Any
 
 from backends.manager.eventlog import EVENTS_FILE
 from backends.manager.federation_agent import FEDERATION_DIR
-from backends.manager.jepsen import JepsenReport, LeaderWatch, Rig, judge, read_history, wait_for
+from backends.manager.jepsen import JepsenReport, LeaderWatch, Rig, judge_with_final_reads, read_history, wait_for
 from backends.manager.netns import address
 
 MANAGERS_PER_CLUSTER = 3
@@ -182,7 +182,8 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
         report.jepsen.elections = rig.watch.elections
         report.jepsen.nemesis = [f"t={lose_at_s:g}s SIGKILL cluster {report.lost_cluster}'s three managers and "
                                  "cut its namespace off for good"]
-        _final_reads(rig, work_dir, report.lost_cluster, history, report.jepsen)
+        survivors = ",".join(f"{c}={address(c)}:{FEDERATION_CLIENT_PORT}" for c in rig.ids if c != report.lost_cluster)
+        judge_with_final_reads(rig, survivors, history, report.jepsen)
     finally:
         rig.close()
         report.load_average = report.jepsen.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -204,14 +205,3 @@ def _failover_s(rig: FederationRig, lost: int, lost_term: int, lost_at_s: float)
     if not elected:
         raise RuntimeError(f"no surviving federation agent was elected after cluster {lost} was lost")
     return min(elected) - lost_at_s
-
-
-def _final_reads(rig: FederationRig, work_dir: Path, lost: int, history: list[Any], report: JepsenReport) -> None:
-    keys_file, final_file = work_dir / "keys.json", work_dir / "final.json"
-    keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
-    survivors = ",".join(f"{c}={address(c)}:{FEDERATION_CLIENT_PORT}" for c in rig.ids if c != lost)
-    final = rig.run_client(["final", "--managers", survivors, "--keys", str(keys_file), "--out", str(final_file)],
-                           "final.log")
-    if final.wait(timeout=120) != 0:
-        raise RuntimeError(f"the final reads failed: {(work_dir / 'final.log').read_text()[-2000:]}")
-    judge(report, history, json.loads(final_file.read_text()))

@@ -405,6 +405,19 @@ def run_jepsen(size: int, duration_s: float, seed: int, work_dir: Path, *, clien
     return report
 
 
+def judge_with_final_reads(rig: Rig, addresses: str, history: list[tuple[Operation, str]],
+                           report: JepsenReport) -> None:
+    """Read every key of ``history`` once more from the managers at ``addresses`` (the survivors of
+    a run that lost some), then ``judge`` the history with those final reads appended."""
+    keys_file, final_file = rig.work_dir / "keys.json", rig.work_dir / "final.json"
+    keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
+    final = rig.run_client(["final", "--managers", addresses, "--keys", str(keys_file), "--out", str(final_file)],
+                           "final.log")
+    if final.wait(timeout=120) != 0:
+        raise RuntimeError(f"the final reads failed: {(rig.work_dir / 'final.log').read_text()[-2000:]}")
+    judge(report, history, json.loads(final_file.read_text()))
+
+
 def wait_for(condition: Any, timeout_s: float, message: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
