@@ -165,6 +165,7 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
                                    "--clients", str(clients), "--duration-s", str(duration_s), "--seed", str(seed),
                                    "--out", str(history_file)], "client.log")
         time.sleep(lose_at_s)
+        rig.watch.leader()  # read the events written meanwhile: the leader now, in its latest term
         report.lost_term, report.lost_cluster = rig.watch.best
         lost_at = time.monotonic()
         rig.lose_cluster(report.lost_cluster)
