@@ -33,6 +33,10 @@ LEAK_MIB_S = 80.0
 HEADROOM_MIB = 100
 """The limit is the managers' largest RSS after the first writes plus this."""
 ENTRIES_PER_PHASE = 150
+STARTUP_TIMEOUT_S = 60.0
+"""A manager process imports pandas and pyarrow before it listens: on a loaded 2-core machine that
+alone took 7 s (0.9 s of CPU), so the cluster's first leader and the restarted manager's catch-up
+get a minute."""
 
 
 def test_rss_watch_restarts_only_after_consecutive_polls_above_the_limit() -> None:
@@ -87,7 +91,7 @@ def test_supervisor_restarts_a_leaking_manager_without_losing_an_acknowledged_en
 
 async def _leak_scenario(cluster: LocalCluster) -> None:
     cluster.start_all()
-    leader = await cluster.wait_for_leader()
+    leader = await cluster.wait_for_leader(timeout_s=STARTUP_TIMEOUT_S)
     client = ClusterClient(cluster.client_addresses)
     acked: Acked = {}
     counter = itertools.count()
@@ -111,10 +115,10 @@ async def _leak_scenario(cluster: LocalCluster) -> None:
         await asyncio.gather(propose_all(client, during, acked), until_restarted())
         assert supervisor.restarts, f"no restart within 20 s; peak RSS {supervisor.peak_rss_bytes}, limit {limit}"
         restart = supervisor.restarts[0]
-        await cluster.wait_for_leader()
+        await cluster.wait_for_leader(timeout_s=STARTUP_TIMEOUT_S)
         await propose_all(client, [f"after-{next(counter)}" for _ in range(ENTRIES_PER_PHASE)], acked)
         last_index = max(index for index, _ in acked.values())
-        await wait_applied(cluster, last_index)
+        await wait_applied(cluster, last_index, timeout_s=STARTUP_TIMEOUT_S)
         caught_up_s = time.monotonic()
         assert len(acked) == 3 * ENTRIES_PER_PHASE, "a majority stayed up: every proposal must be acknowledged"
         for key in ("before-0", f"after-{3 * ENTRIES_PER_PHASE - 1}"):
