@@ -6,6 +6,7 @@ written (``tests/test_events.py`` checks that every ``@event`` module under ``no
 listed).
 """
 
+import novacron.anomaly.events
 import novacron.bft.events
 import novacron.cache.events
 import novacron.cluster.events
@@ -17,6 +18,7 @@ import novacron.scheduler.events
 import novacron.storage.events  # noqa: F401
 
 EVENT_MODULES = (
+    "novacron.anomaly.events",
     "novacron.bft.events",
     "novacron.cache.events",
     "novacron.cluster.events",

@@ -14,6 +14,8 @@ length.
 - *Counters* only grow: placements and rejections, host failures, migration bytes (per VM: the
   migration traffic), finished migrations by outcome, leader elections and manager crashes (Raft
   health), cache hits, misses and failures per tier (from the interval statistics).
+- *Device gauges* (recorded with injected faults, ``sim.injected_faults``): memory the guests use,
+  NIC retransmissions and disk latency per host; heartbeat loss per manager.
 
 Each family is declared once in ``FAMILIES`` (name, kind, help); names carry their unit last
 (``_percent``, ``_bytes``, ``_ms``) and counters are named without the ``_total`` that their samples
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from novacron.anomaly.events import HostDevicesSampled, ManagerHeartbeatsSampled
 from novacron.cache.events import CacheStatsSampled
 from novacron.cluster.events import (
     ClusterUtilisationSampled,
@@ -78,6 +81,10 @@ FAMILIES = _families(
     ("novacron_cache_hits", "counter", "cache hits, by tier"),
     ("novacron_cache_misses", "counter", "cache misses, by tier"),
     ("novacron_cache_failures", "counter", "cache operations that failed, by tier"),
+    ("novacron_host_memory_used_percent", "gauge", "memory the guests use (not the reservation) on the host"),
+    ("novacron_host_nic_retransmit_percent", "gauge", "TCP retransmissions on the host's NIC"),
+    ("novacron_host_disk_latency_ms", "gauge", "mean disk I/O latency on the host"),
+    ("novacron_manager_heartbeat_loss_percent", "gauge", "heartbeats to the manager left unanswered"),
 )
 
 
@@ -109,6 +116,9 @@ class TelemetryReducer:
             ManagerCrashed: lambda e: [("novacron_raft_manager_crashes", (("manager", str(e.manager_id)),),
                                         1.0, True)],
             CacheStatsSampled: _cache_sampled,
+            HostDevicesSampled: _devices_sampled,
+            ManagerHeartbeatsSampled: lambda e: [("novacron_manager_heartbeat_loss_percent",
+                                                  (("manager", str(e.manager_id)),), e.heartbeat_loss_pct, False)],
         }
 
     def observe(self, event: Event) -> list[Sample]:
@@ -136,6 +146,13 @@ def _host_sampled(e: HostUtilisationSampled) -> list[tuple[str, Labels, float, b
             ("novacron_host_memory_percent", host, e.memory_pct, False),
             ("novacron_host_vms_running", host, float(e.vms_running), False),
             ("novacron_host_powered_on", host, 1.0 if e.powered_on else 0.0, False)]
+
+
+def _devices_sampled(e: HostDevicesSampled) -> list[tuple[str, Labels, float, bool]]:
+    host = (("host", e.host_id),)
+    return [("novacron_host_memory_used_percent", host, e.memory_used_pct, False),
+            ("novacron_host_nic_retransmit_percent", host, e.nic_retransmit_pct, False),
+            ("novacron_host_disk_latency_ms", host, e.disk_latency_ms, False)]
 
 
 def _cluster_sampled(e: ClusterUtilisationSampled) -> list[tuple[str, Labels, float, bool]]:

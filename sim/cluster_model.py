@@ -42,6 +42,7 @@ is a projection of the control plane's ``VMPlaced``/``VMMoved`` events (log subs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,6 +372,12 @@ class ClusterModel:
             self._restart(i, failed_host)
 
     # --- demand -------------------------------------------------------------------------------
+
+    def override_utilisation(self, vm_id: str, utilisation: float | None) -> None:
+        """Pin a VM's CPU use to ``utilisation`` (0-1) until called with ``None`` (injected faults: a
+        noisy neighbour; a throttle). A readings trace's next measurement replaces it."""
+        self.vms.observed_utilisation[self.vms.index[vm_id]] = math.nan if utilisation is None else utilisation
+
 
     def cpu_demand_cores(self, now_s: float) -> tuple[IntArray, FloatArray, IntArray]:
         """Running VMs' hosts, their CPU use in cores at ``now_s`` (one draw per VM), their rows."""

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from backends.manager.client import cluster_status, format_status_table
+from backends.manager.debug_leak import InjectedLeak
 from backends.manager.federation_agent import FederationOptions, FederationReplica, agent_config
 from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
 from novacron.raft import RaftConfig
@@ -81,7 +82,7 @@ def federation_options(member_id: int | None, peers_text: str | None, client_por
 def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path, client_port: int | None,
                 snapshot_every: int = 5000, events_origin_monotonic_s: float | None = None,
                 events_jsonl: bool = False, metrics_port: int | None = None, raft: RaftConfig | None = None,
-                federation: FederationOptions | None = None) -> int:
+                federation: FederationOptions | None = None, debug_leak_mib_s: float | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"manager {node_id} %(levelname)s %(message)s")
     if node_id not in peers:
         raise ValueError(f"--id {node_id} is not one of the --peers ids {sorted(peers)}")
@@ -93,6 +94,8 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                            raft=raft or RaftConfig(node_id=node_id))
     agent = agent_config(config, federation) if federation is not None else None
 
+    leak = None if debug_leak_mib_s is None else InjectedLeak(debug_leak_mib_s)
+
     async def main() -> None:
         await wait_for_start_barrier()
         runtimes = [ManagerRuntime(config)]
@@ -101,7 +104,13 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_all, runtimes)
-        await serve_together(runtimes)
+        if leak is not None:
+            leak.arm(loop)
+        try:
+            await serve_together(runtimes)
+        finally:
+            if leak is not None:
+                await leak.stop()
 
     try:
         asyncio.run(main())

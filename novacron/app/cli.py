@@ -742,7 +742,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
         federation = federation_options(args.federation_id, args.federation_peers, args.federation_client_port,
                                         args.federation_rtt_ms)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port, raft, federation)
+                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port, raft, federation,
+                           args.debug_leak_mib_s)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -788,6 +789,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--federation-rtt-ms", type=float, default=150.0, metavar="MS",
                          help="the largest round trip between clusters; sets the federation group's "
                               "heartbeat and election timeout (default: 150)")
+    manager.add_argument("--debug-leak-mib-s", type=float, default=None, metavar="MIB_PER_S",
+                         help="fault injection: on SIGUSR1, start leaking this many MiB per second (its RSS "
+                              "grows until a supervisor restarts it; default: off)")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
@@ -992,6 +996,17 @@ def cmd_nab(args: argparse.Namespace) -> int:
         return run_nab(args, progress=wants_progress(args))
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    """Injected faults, detected and acted on in simulation (the description is
+    ``novacron.app.faults_cli.DESCRIPTION``)."""
+    from novacron.app.faults_cli import run_faults
+    from novacron.app.nab import CorpusError
+    from sim.fault_run import run_with_faults
+
+    with as_command_error(ValueError, CorpusError):
+        return run_faults(args, run_with_faults)
+
+
 def cmd_golden(args: argparse.Namespace) -> int:
     """Run the default and scale-10 scenarios with their own seeds and compare each with
     tests/testdata/golden/: exit 1 listing what moved. --update rewrites the files after an intended change
@@ -1107,6 +1122,10 @@ def _build_parser() -> argparse.ArgumentParser:
     nab = _command(sub, "nab", cmd_nab, help="score anomaly detectors on the Numenta Anomaly Benchmark corpus")
     nab_cli.add_arguments(nab)
     _add_progress_args(nab)
+    from novacron.app import faults_cli
+
+    faults = _command(sub, "faults", cmd_faults, help="inject faults in simulation; score the detector per fault kind")
+    faults_cli.add_arguments(faults)
     mp = _command(sub, "migrate-plan", cmd_migrate_plan, help="predict a VM's migration from its memory and dirty rate")
     mp.add_argument("--memory-gib", type=float, required=True, help="guest memory (GiB)")
     mp.add_argument("--wws-mib", type=float, default=None,

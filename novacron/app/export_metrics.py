@@ -24,7 +24,7 @@ from novacron.telemetry import FAMILIES, Labels, Sample, TelemetryReducer
 
 READ_TYPES = ("HostUtilisationSampled", "ClusterUtilisationSampled", "VMPlaced", "VMRejected", "HostFailed",
               "MigrationRoundCompleted", "MigrationFinished", "TermStarted", "LeaderElected", "ManagerCrashed",
-              "CacheStatsSampled")
+              "CacheStatsSampled", "HostDevicesSampled", "ManagerHeartbeatsSampled")
 """The event types ``TelemetryReducer`` turns into samples (a test keeps the two in step)."""
 
 
