@@ -8,6 +8,7 @@ listed).
 
 import novacron.bft.events
 import novacron.cache.events
+import novacron.cluster.autoscale_events
 import novacron.cluster.events
 import novacron.federation.events
 import novacron.guest_health
@@ -19,6 +20,7 @@ import novacron.storage.events  # noqa: F401
 EVENT_MODULES = (
     "novacron.bft.events",
     "novacron.cache.events",
+    "novacron.cluster.autoscale_events",
     "novacron.cluster.events",
     "novacron.federation.events",
     "novacron.guest_health",
