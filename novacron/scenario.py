@@ -28,6 +28,7 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.autoscaling import AutoscaleConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
+from novacron.cluster.predictive_migration import PredictionConfig
 from novacron.config import ConfigError, parse_section, section, spec
 from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
@@ -133,6 +134,7 @@ class Scenario:
     storage: StorageConfig = section(StorageConfig)
     federation: FederationSection = section(FederationSection)
     autoscale: AutoscaleConfig = section(AutoscaleConfig)
+    prediction: PredictionConfig = section(PredictionConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
