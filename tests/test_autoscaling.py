@@ -22,8 +22,9 @@ from novacron.cluster.autoscaling import (
     ThresholdPolicy,
     provisioning_violations,
 )
+from novacron.cluster.events import HostFailed, HostRecovered
 from novacron.scenario import Scenario, resolve_scenario
-from sim import autoscaling
+from sim import Simulation, autoscaling
 from sim.run import simulate
 
 DAY_S = 86400.0
@@ -164,3 +165,18 @@ def test_the_oracle_needs_the_scheduler_placer() -> None:
                                    scheduler=dataclasses.replace(base.scheduler, placer="first_fit"))
     with pytest.raises(ValueError, match=r"scheduler\.placer"):
         simulate(scenario, 7)
+
+
+def test_a_cordoned_host_that_recovers_from_a_crash_stays_out_of_service() -> None:
+    """Regression: recovery used to mark the host up for placement, undoing the cordon."""
+    sim = Simulation(scenario_for("target", base=short_scenario()), seed=7)
+    scheduler = sim.ctx.services.scheduler
+    assert scheduler is not None
+    row = 20  # beyond initial_hosts: out of service from the start
+    host_id = scheduler.table.host_ids[row]
+    assert not scheduler.table.up[row]
+    sim.ctx.recorder.emit(HostFailed, source=host_id, host_id=host_id, reason="test")
+    sim.ctx.recorder.emit(HostRecovered, source=host_id, host_id=host_id)
+    assert not scheduler.table.up[row]
+    scheduler.set_in_service(row, True)
+    assert scheduler.table.up[row]
