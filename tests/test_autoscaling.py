@@ -119,8 +119,13 @@ def test_the_oracle_rejects_no_more_vms_than_reactive_target_tracking(runs: dict
     assert runs["oracle"].vms_rejected <= runs["target"].vms_rejected
 
 
+def half_day() -> Scenario:
+    """The first 12 hours: the cold start and the first morning ramp (hosts are provisioned)."""
+    return dataclasses.replace(short_scenario(), duration_s=0.5 * DAY_S)
+
+
 def test_a_run_keeps_the_provisioning_contract() -> None:
-    scenario = scenario_for("target", base=short_scenario())
+    scenario = scenario_for("target", base=half_day())
     ctx = simulate(scenario, 7)
     events = list(ctx.log)
     assert any(isinstance(e, HostServiceChanged) and e.reason == "provisioned" for e in events)
@@ -139,13 +144,13 @@ class _DelayIgnored(autoscaling.Autoscaler):
 
 def test_a_planted_ignored_provisioning_delay_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(autoscaling, "Autoscaler", _DelayIgnored)
-    scenario = scenario_for("target", base=short_scenario())
+    scenario = scenario_for("target", base=half_day())
     found = provisioning_violations(list(simulate(scenario, 7).log), scenario.autoscale.provisioning_delay_s)
     assert found and "joined 0 s after power-on" in found[0]
 
 
 def test_an_autoscaled_run_is_deterministic_by_seed() -> None:
-    scenario = scenario_for("predictive", base=dataclasses.replace(short_scenario(), duration_s=0.5 * DAY_S))
+    scenario = scenario_for("predictive", base=dataclasses.replace(short_scenario(), duration_s=0.25 * DAY_S))
     first, second, other = (list(simulate(scenario, seed).log) for seed in (7, 7, 8))
     assert first == second
     assert first != other
