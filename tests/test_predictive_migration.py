@@ -86,5 +86,5 @@ def test_predictive_moves_go_through_the_admission_queue() -> None:
 
 
 def test_a_predictive_run_is_deterministic_by_seed() -> None:
-    scenario = scenario_for("predictive", base=dataclasses.replace(short_scenario(), duration_s=43200.0))
+    scenario = scenario_for("predictive", base=dataclasses.replace(short_scenario(), duration_s=21600.0))
     assert list(simulate(scenario, 7).log) == list(simulate(scenario, 7).log)
