@@ -9,6 +9,7 @@ listed).
 import novacron.anomaly.events
 import novacron.bft.events
 import novacron.cache.events
+import novacron.cluster.autoscale_events
 import novacron.cluster.events
 import novacron.federation.events
 import novacron.guest_health
@@ -21,6 +22,7 @@ EVENT_MODULES = (
     "novacron.anomaly.events",
     "novacron.bft.events",
     "novacron.cache.events",
+    "novacron.cluster.autoscale_events",
     "novacron.cluster.events",
     "novacron.federation.events",
     "novacron.guest_health",

@@ -26,7 +26,9 @@ from typing import Any
 from novacron.bft.scenario import ControlSection
 from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
+from novacron.cluster.autoscaling import AutoscaleConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
+from novacron.cluster.predictive_migration import PredictionConfig
 from novacron.config import ConfigError, parse_section, section, spec
 from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
@@ -80,6 +82,8 @@ class WorkloadConfig:
     vm_memory_gib: tuple[float, ...] = spec([2.0, 4.0, 8.0, 16.0], min=0.125, max=4096,
                                             doc="memory sizes, paired with vm_cpu_cores by index")
     arrival_window_s: float = spec(600.0, min=0, max=1e7, doc="VM requests arrive uniformly within this window")
+    arrival_diurnal_amplitude: float = spec(0.0, min=0.0, max=1.0,
+                                            doc="day/night swing of the arrival rate (0: uniform arrivals)")
     mean_cpu_utilisation: float = spec(0.5, min=0.0, max=1.0, doc="mean fraction of its vCPUs a VM uses")
     demand_update_s: float = spec(300.0, min=1, max=86400, doc="interval between demand samples")
     lifetime_mean_s: float | None = spec(None, min=1, max=1e9,
@@ -129,6 +133,8 @@ class Scenario:
     runtime: RuntimeSection = section(RuntimeSection)
     storage: StorageConfig = section(StorageConfig)
     federation: FederationSection = section(FederationSection)
+    autoscale: AutoscaleConfig = section(AutoscaleConfig)
+    prediction: PredictionConfig = section(PredictionConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})

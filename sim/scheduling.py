@@ -114,6 +114,9 @@ class SimScheduler:
         self.app_rows: dict[int, list[int]] = {}
         self.last_moved_s: dict[str, float] = {}
         self.power_off_pending: set[int] = set()
+        self.out_of_service: set[int] = set()
+        """Hosts the autoscaler took out of service (``sim.autoscaling``): up, but taking no VMs."""
+        self.failed: set[int] = set()
         self.requests = 0
         self.request_of: dict[str, tuple[int, PlacementRequest]] = {}
         """A VM's app and request, kept so a restarted VM keeps its anti-affinity group."""
@@ -204,10 +207,26 @@ class SimScheduler:
         self.table.release(row, request, split)
 
     def _on_host_failed(self, ev: HostFailed) -> None:
+        self.failed.add(self.rows[ev.host_id])
         self.table.up[self.rows[ev.host_id]] = False
 
     def _on_host_recovered(self, ev: HostRecovered) -> None:
-        self.table.up[self.rows[ev.host_id]] = True
+        row = self.rows[ev.host_id]
+        self.failed.discard(row)
+        self.table.up[row] = row not in self.out_of_service
+
+    def set_in_service(self, row: int, in_service: bool) -> None:
+        """The autoscaler's cordon: a host out of service passes no placement filter (as if down)."""
+        if in_service:
+            self.out_of_service.discard(row)
+        else:
+            self.out_of_service.add(row)
+        self.table.up[row] = in_service and row not in self.failed
+
+    def set_power(self, row: int, *, on: bool) -> None:
+        """Power a host on or off for the autoscaler (its VMs must have left first)."""
+        if bool(self.table.powered_on[row]) != on:
+            self._power(row, on=on)
 
     def _power(self, row: int, *, on: bool) -> None:
         self.table.powered_on[row] = on

@@ -28,6 +28,8 @@ reads the injected clock.
   with non-zero frequency (decrementing it). Details that affect miss ratios (move-to-main
   threshold 2, inserting to main while the small FIFO is full before the first eviction) follow
   libCacheSim's reference implementation so the cross-check test can compare miss ratios.
+* ``wtinylfu`` (``novacron.cache.tinylfu``) and ``predictive`` (``novacron.cache.predictive``,
+  a reuse hazard learned from the access history) live in their own modules.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from typing import Protocol
 
-POLICY_NAMES = ("lru", "tlru", "s3fifo")
+from novacron.cache.predictive import PredictivePolicy
+from novacron.cache.tinylfu import WTinyLfuPolicy
+
+POLICY_NAMES = ("lru", "tlru", "s3fifo", "wtinylfu", "predictive")
 
 
 class EvictionPolicy(Protocol):
@@ -253,6 +258,10 @@ def make_policy(name: str, capacity: int, *, half_life_s: float = 300.0) -> Evic
         return TlruPolicy(capacity, half_life_s=half_life_s)
     if name == "s3fifo":
         return S3FifoPolicy(capacity)
+    if name == "wtinylfu":
+        return WTinyLfuPolicy(capacity)
+    if name == "predictive":
+        return PredictivePolicy(capacity)
     raise ValueError(f"unknown eviction policy {name!r}; allowed: {', '.join(POLICY_NAMES)}")
 
 
