@@ -9,6 +9,7 @@ listed).
 import novacron.bft.events
 import novacron.cache.events
 import novacron.cluster.events
+import novacron.edge.events
 import novacron.federation.events
 import novacron.guest_health
 import novacron.migration.events
@@ -20,6 +21,7 @@ EVENT_MODULES = (
     "novacron.bft.events",
     "novacron.cache.events",
     "novacron.cluster.events",
+    "novacron.edge.events",
     "novacron.federation.events",
     "novacron.guest_health",
     "novacron.migration.events",

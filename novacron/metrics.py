@@ -25,6 +25,7 @@ from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
 from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
+from novacron.edge.metrics import EDGE_METRICS, EdgeFold
 from novacron.events import Event
 from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
 from novacron.migration.events import MigrationAdmitted
@@ -111,6 +112,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: StorageFold(),
     lambda _: FederationFold(),
     lambda _: CriticalOpFold(),
+    lambda _: EdgeFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -334,7 +336,8 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
-                                  for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS)}
+                                  for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS,
+                                                                             *EDGE_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

@@ -28,6 +28,7 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.edge.config import EdgeConfig
 from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
@@ -129,6 +130,7 @@ class Scenario:
     runtime: RuntimeSection = section(RuntimeSection)
     storage: StorageConfig = section(StorageConfig)
     federation: FederationSection = section(FederationSection)
+    edge: EdgeConfig = section(EdgeConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -322,6 +324,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("federation")
         if scenario.federation.outage_datacenter and scenario.federation.outage_at_s > 0:
             caps.add("federation-outage")
+    if scenario.edge.enabled:
+        caps.update(f"edge.{name}" for name, _ in scenario.edge.services())
     return frozenset(caps)
 
 

@@ -113,6 +113,32 @@ def _federation(name: str, metric: str, unit: str, cmp: str, threshold: float, c
                   source=FEDERATION, capability=capability)
 
 
+EDGE = "NovaCron Phase 1 analysis, edge computing (issue 19)"
+EDGE_CLASSES: tuple[tuple[str, float, float, float], ...] = (
+    ("iot", 10.0, 9800.0, 99.7),
+    ("analytics", 45.0, 5200.0, 99.8),
+    ("inference", 85.0, 1100.0, 99.9),
+)
+"""Per class: p95 latency target (IoT: the analysis' < 10 ms edge target; the others: the p95 the
+analysis observed, which its own 10 ms target does not fit), the throughput the analysis observed,
+and the uptime it observed (shown in ``novacron targets``' source only: the catalogue keys targets by
+metric, and the required uptime is the analysis' 99 % edge target)."""
+
+
+def _edge_targets() -> tuple[Target, ...]:
+    rows: list[Target] = []
+    for name, p95_ms, ops_s, _observed_uptime in EDGE_CLASSES:
+        capability = f"edge.{name}"
+        rows += [Target(name=f"edge {name}: p95 latency", metric=f"edge.{name}.latency_p95_ms", unit="ms",
+                        comparator=Comparator.LE if name != "iot" else Comparator.LT, threshold=p95_ms,
+                        source=EDGE, capability=capability),
+                 Target(name=f"edge {name}: throughput", metric=f"edge.{name}.throughput_ops_s", unit="1/s",
+                        comparator=Comparator.GE, threshold=ops_s, source=EDGE, capability=capability),
+                 Target(name=f"edge {name}: uptime", metric=f"edge.{name}.uptime_pct", unit="%",
+                        comparator=Comparator.GE, threshold=99.0, source=EDGE, capability=capability)]
+    return tuple(rows)
+
+
 CATALOGUE: tuple[Target, ...] = (
     _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0),
     _t("live migration downtime (max)", "migration.live.downtime_max_ms", "ms", "<", 5000, capability="migration"),
@@ -160,6 +186,7 @@ CATALOGUE: tuple[Target, ...] = (
     _federation("datacenter outage RTO", "federation.rto_s", "s", "<", 600.0, "federation-outage"),
     _federation("datacenter outage RPO", "federation.rpo_s", "s", "<=", 60.0, "federation-outage"),
     _federation("VMs lost with a datacenter", "federation.vms_lost", "", "<=", 0.0, "federation-outage"),
+    *_edge_targets(),
 )
 
 SETTINGS: tuple[Setting, ...] = (

@@ -30,7 +30,7 @@ from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Sink
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import Target
-from sim import cache, faults, services, storage
+from sim import cache, edge, faults, services, storage
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
@@ -56,6 +56,7 @@ COMPONENTS: tuple[Component, ...] = (
     raft_component.start,
     storage.start,
     federation_component.start,
+    edge.start,
 )
 
 

@@ -134,8 +134,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     replication = replication_table(result.summary["metrics"])
     if replication:
         print(f"\ncross-datacenter replication of the storage pool (both modes, same writes):\n{replication}")
+    _print_edge_services(result)
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
+
+
+def _print_edge_services(result) -> None:  # type: ignore[no-untyped-def]
+    from novacron.edge.metrics import service_table
+
+    targets = {r.target.metric: f"{r.target.describe_threshold()} {r.verdict.value}"
+               for r in result.verdict.results if r.target.metric.startswith("edge.")}
+    table = service_table(result.summary["metrics"], targets)
+    if table:
+        print(f"\nedge services (per-interval M/G/c model; target and verdict in brackets):\n{table}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
