@@ -23,6 +23,7 @@ import numpy as np
 from novacron.bft.metrics import CriticalOpFold
 from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.pool_metrics import POOL_METRICS, PoolFold
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
 from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
 from novacron.edge.metrics import EDGE_METRICS, EdgeFold
@@ -113,6 +114,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: FederationFold(),
     lambda _: CriticalOpFold(),
     lambda _: EdgeFold(),
+    lambda _: PoolFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -337,7 +339,7 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
                                   for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS,
-                                                                             *EDGE_METRICS)}
+                                                                             *EDGE_METRICS, *POOL_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

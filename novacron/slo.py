@@ -114,6 +114,7 @@ def _federation(name: str, metric: str, unit: str, cmp: str, threshold: float, c
 
 
 EDGE = "NovaCron Phase 1 analysis, edge computing (issue 19)"
+POOLS = "vSphere resource-pool semantics: reservations and limits are guarantees (issue 19)"
 EDGE_CLASSES: tuple[tuple[str, float, float, float], ...] = (
     ("iot", 10.0, 9800.0, 99.7),
     ("analytics", 45.0, 5200.0, 99.8),
@@ -187,6 +188,11 @@ CATALOGUE: tuple[Target, ...] = (
     _federation("datacenter outage RPO", "federation.rpo_s", "s", "<=", 60.0, "federation-outage"),
     _federation("VMs lost with a datacenter", "federation.vms_lost", "", "<=", 0.0, "federation-outage"),
     *_edge_targets(),
+    # A reservation is a promise, not a goal: any shortfall beyond float rounding is a failure.
+    Target(name="pool CPU reservations held (largest shortfall)", metric="pools.reservation_shortfall_max_cores",
+           unit="cores", comparator=Comparator.LE, threshold=1e-6, capability="pools", source=POOLS),
+    Target(name="pool CPU limits held (largest excess)", metric="pools.limit_excess_max_cores", unit="cores",
+           comparator=Comparator.LE, threshold=1e-6, capability="pools", source=POOLS),
 )
 
 SETTINGS: tuple[Setting, ...] = (

@@ -179,3 +179,16 @@ class InjectedFaultStarted(Event):
 class InjectedFaultEnded(Event):
     fault_kind: str
     fault_target: str
+
+
+@event
+class PoolCpuSampled(Event):
+    """One resource pool's CPU at a demand sample, summed over hosts (``novacron.cluster.pools``)."""
+
+    pool: str
+    demand_cores: float
+    served_cores: float
+    guaranteed_cores: float
+    """sum over hosts of min(the pool's demand there, its reservation's share there): what it must get"""
+    limit_cores: float
+    """0 = no limit"""
