@@ -32,6 +32,7 @@ from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
 from novacron.migration.events import MigrationAdmitted
 from novacron.migration.metrics import MigrationFold
 from novacron.raft.metrics import RaftFold
+from novacron.scheduler.gpu_metrics import GPU_METRICS, GpuFold
 from novacron.scheduler.metrics import SchedulerFold
 from novacron.storage.metrics import StorageFold
 from novacron.streaming import ColumnFactory, Fold, Handler, InMemoryColumn, running_max
@@ -115,6 +116,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: CriticalOpFold(),
     lambda _: EdgeFold(),
     lambda _: PoolFold(),
+    lambda _: GpuFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -339,7 +341,8 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
                                   for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS,
-                                                                             *EDGE_METRICS, *POOL_METRICS)}
+                                                                             *EDGE_METRICS, *POOL_METRICS,
+                                                                             *GPU_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

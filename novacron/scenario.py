@@ -36,6 +36,7 @@ from novacron.migration.config import MigrationConfig
 from novacron.raft.scenario import RaftSection
 from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
+from novacron.scheduler.gpu_config import GpuConfig
 from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
 from novacron.storage.config import StorageConfig
 
@@ -133,6 +134,7 @@ class Scenario:
     federation: FederationSection = section(FederationSection)
     edge: EdgeConfig = section(EdgeConfig)
     pools: PoolsConfig = section(PoolsConfig)
+    gpus: GpuConfig = section(GpuConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -339,6 +341,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("federation")
         if scenario.federation.outage_datacenter and scenario.federation.outage_at_s > 0:
             caps.add("federation-outage")
+    if scenario.gpus.enabled:
+        caps.add("gpu")
     if scenario.pools.enabled:
         caps.add("pools")
     if scenario.edge.enabled:

@@ -193,6 +193,9 @@ CATALOGUE: tuple[Target, ...] = (
            unit="cores", comparator=Comparator.LE, threshold=1e-6, capability="pools", source=POOLS),
     Target(name="pool CPU limits held (largest excess)", metric="pools.limit_excess_max_cores", unit="cores",
            comparator=Comparator.LE, threshold=1e-6, capability="pools", source=POOLS),
+    Target(name="GPU capacity held (slices beyond a host's GPUs)", metric="gpu.capacity_excess_max_slices",
+           unit="slices", comparator=Comparator.LE, threshold=0.0, capability="gpu",
+           source="a GPU is a physical device: it cannot be overcommitted (issue 19)"),
 )
 
 SETTINGS: tuple[Setting, ...] = (
