@@ -30,6 +30,7 @@ from novacron.edge.metrics import EDGE_METRICS, EdgeFold
 from novacron.events import Event
 from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
 from novacron.migration.events import MigrationAdmitted
+from novacron.migration.kinds_metrics import KIND_MIGRATION_METRICS, KindMigrationFold
 from novacron.migration.metrics import MigrationFold
 from novacron.raft.metrics import RaftFold
 from novacron.scheduler.gpu_metrics import GPU_METRICS, GpuFold
@@ -117,6 +118,7 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: EdgeFold(),
     lambda _: PoolFold(),
     lambda _: GpuFold(),
+    lambda _: KindMigrationFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -342,7 +344,7 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
                                   for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS,
                                                                              *EDGE_METRICS, *POOL_METRICS,
-                                                                             *GPU_METRICS)}
+                                                                             *GPU_METRICS, *KIND_MIGRATION_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

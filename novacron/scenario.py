@@ -33,6 +33,7 @@ from novacron.edge.config import EdgeConfig
 from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
+from novacron.migration.kinds_config import KindMigrationConfig
 from novacron.raft.scenario import RaftSection
 from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
@@ -135,6 +136,7 @@ class Scenario:
     edge: EdgeConfig = section(EdgeConfig)
     pools: PoolsConfig = section(PoolsConfig)
     gpus: GpuConfig = section(GpuConfig)
+    kind_migration: KindMigrationConfig = section(KindMigrationConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -341,6 +343,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("federation")
         if scenario.federation.outage_datacenter and scenario.federation.outage_at_s > 0:
             caps.add("federation-outage")
+    if scenario.kind_migration.migrations > 0:
+        caps.update(f"kind-migration.{path}" for path in scenario.kind_migration.paths)
     if scenario.gpus.enabled:
         caps.add("gpu")
     if scenario.pools.enabled:

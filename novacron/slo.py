@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from novacron.migration.kinds import ANALYSIS_DOWNTIME_S, ANALYSIS_SUCCESS_PCT, PATHS
+
 Threshold = float | tuple[float, float]
 
 
@@ -140,6 +142,28 @@ def _edge_targets() -> tuple[Target, ...]:
     return tuple(rows)
 
 
+KIND_MIGRATION = "NovaCron Phase 1 analysis, container/VM migration (issue 19): downtime < 10 s"
+
+
+def _kind_migration_targets() -> tuple[Target, ...]:
+    rows: list[Target] = []
+    for path in PATHS:
+        label, capability = path.replace("_to_", " -> ").replace("_", " "), f"kind-migration.{path}"
+        rows.append(Target(name=f"{label} migration downtime (max)", metric=f"migration.kind.{path}.downtime_max_ms",
+                           unit="ms", comparator=Comparator.LT, threshold=10_000.0, source=KIND_MIGRATION,
+                           capability=capability))
+        if path in ANALYSIS_SUCCESS_PCT:
+            rows.append(Target(name=f"{label} migration success (analysis figure)",
+                               metric=f"migration.kind.{path}.success_pct", unit="%", comparator=Comparator.GE,
+                               threshold=ANALYSIS_SUCCESS_PCT[path], source=KIND_MIGRATION, role=Role.REFERENCE,
+                               capability=capability))
+            rows.append(Target(name=f"{label} migration downtime p50 (analysis figure)",
+                               metric=f"migration.kind.{path}.downtime_p50_ms", unit="ms", comparator=Comparator.LE,
+                               threshold=1000.0 * ANALYSIS_DOWNTIME_S[path], source=KIND_MIGRATION,
+                               role=Role.REFERENCE, capability=capability))
+    return tuple(rows)
+
+
 CATALOGUE: tuple[Target, ...] = (
     _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0),
     _t("live migration downtime (max)", "migration.live.downtime_max_ms", "ms", "<", 5000, capability="migration"),
@@ -196,6 +220,7 @@ CATALOGUE: tuple[Target, ...] = (
     Target(name="GPU capacity held (slices beyond a host's GPUs)", metric="gpu.capacity_excess_max_slices",
            unit="slices", comparator=Comparator.LE, threshold=0.0, capability="gpu",
            source="a GPU is a physical device: it cannot be overcommitted (issue 19)"),
+    *_kind_migration_targets(),
 )
 
 SETTINGS: tuple[Setting, ...] = (

@@ -35,6 +35,7 @@ from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
 from sim.federation import component as federation_component
+from sim.migration import kinds as kind_migration
 from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
@@ -57,6 +58,7 @@ COMPONENTS: tuple[Component, ...] = (
     storage.start,
     federation_component.start,
     edge.start,
+    kind_migration.start,
 )
 
 
