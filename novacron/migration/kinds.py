@@ -41,6 +41,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from novacron.cluster.kinds import KINDS
+
 PATHS: dict[str, tuple[str, str]] = {
     "container_to_container": ("container", "container"),
     "container_to_microvm": ("container", "microvm"),
@@ -81,8 +83,8 @@ class KindMigrationParams:
     """the application's image layer converted for the container (vm -> container)"""
     convert_rate_mib_s: float = 1000.0
     """disk image conversion (qemu-img convert-like, local SSD): assumption"""
-    container_start_s: float = 0.5
-    """``novacron.cluster.kinds``' container start"""
+    container_start_s: float = KINDS["container"].start_s
+    """the container kind's start (``novacron.cluster.kinds``)"""
     app_start_s: float = 1.0
     """the application answering again after its process starts: assumption"""
     snapshot_rate_mib_s: float = 2000.0
