@@ -155,6 +155,8 @@ def test_edge_run_prints_a_row_per_service_against_its_targets(tmp_path: Path,
     for service, target in (("iot", "< 10 ms"), ("analytics", "<= 45 ms"), ("inference", "<= 85 ms")):
         row = next(line for line in table.splitlines() if line.startswith(service))
         assert f"({target} pass)" in row and "(>= 99 % pass)" in row
+    report = (tmp_path / "report.html").read_text()
+    assert "<h2>Edge services</h2>" in report and "iot" in report
 
 
 def test_a_class_section_keeps_its_own_defaults_and_bad_values_are_one_line() -> None:

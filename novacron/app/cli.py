@@ -140,11 +140,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_edge_services(result) -> None:  # type: ignore[no-untyped-def]
-    from novacron.edge.metrics import service_table
+    from novacron.edge.metrics import run_service_table
 
-    targets = {r.target.metric: f"{r.target.describe_threshold()} {r.verdict.value}"
-               for r in result.verdict.results if r.target.metric.startswith("edge.")}
-    table = service_table(result.summary["metrics"], targets)
+    table = run_service_table(result.summary["metrics"], result.verdict)
     if table:
         print(f"\nedge services (per-interval M/G/c model; target and verdict in brackets):\n{table}")
 

@@ -9,6 +9,7 @@ from typing import Any
 from novacron.edge.config import SERVICE_CLASSES
 from novacron.edge.events import EdgeServiceMeasured, EdgeServicePlaced
 from novacron.events import Event
+from novacron.slo import RunVerdict
 from novacron.streaming import Metrics
 
 EDGE_STATS: tuple[tuple[str, str, str], ...] = (
@@ -58,6 +59,13 @@ class EdgeFold:
 COLUMNS = (("latency_p50_ms", "p50 ms", "{:.2f}"), ("latency_p95_ms", "p95 ms", "{:.2f}"),
            ("latency_p99_ms", "p99 ms", "{:.2f}"), ("throughput_ops_s", "ops/s", "{:.0f}"),
            ("uptime_pct", "uptime %", "{:.3f}"), ("cloud_pct", "cloud %", "{:.1f}"))
+
+
+def run_service_table(metrics: Mapping[str, float], verdict: RunVerdict) -> str:
+    """``service_table`` with each edge target's threshold and verdict from the run's verdict."""
+    targets = {r.target.metric: f"{r.target.describe_threshold()} {r.verdict.value}"
+               for r in verdict.results if r.target.metric.startswith("edge.")}
+    return service_table(metrics, targets)
 
 
 def service_table(metrics: Mapping[str, float], targets: Mapping[str, str]) -> str:
