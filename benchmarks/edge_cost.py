@@ -38,8 +38,9 @@ def main() -> None:
                              np.random.default_rng(0))
     per_request_s = time.perf_counter() - started
     ratio = (per_request_s / PER_REQUEST) / (aggregated_s / requests)
-    print(f"aggregated: {requests / 1e6:.1f} M requests in {aggregated_s:.2f} s; per request: {PER_REQUEST / 1e6:.0f} M "
-          f"in {per_request_s:.2f} s; per-request cost ratio {ratio:.0f}x; load average {os.getloadavg()[0]:.1f}")
+    print(f"aggregated: {requests / 1e6:.1f} M requests in {aggregated_s:.2f} s; "
+          f"per request: {PER_REQUEST / 1e6:.0f} M in {per_request_s:.2f} s; "
+          f"per-request cost ratio {ratio:.0f}x; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
