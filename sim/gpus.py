@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 ``GpuPlacer`` wraps the control plane's placer. A VM without a GPU request goes to the wrapped
 placer (the scheduler, or first fit). A GPU VM is placed by the core ``Scheduler`` over a host
-table of the allocation store's free CPU and memory, with ``HostUp``, ``ResourceFit`` and
+table of the allocation store's free CPU and memory, with ``HostUp``, ``ResourceFit`` (the scheduler's
+headroom) and
 ``GpuFit`` as filters and ``GpuPack`` (best fit on free slices) as the scorer. The GPU share
 follows the control plane's decision: when ``VMPlaced`` is recorded, the share is taken from the
 run's ``GpuInventory`` and recorded as ``GpuAllocated`` (a decision applied late, through the Raft
@@ -62,7 +63,8 @@ class GpuPlacer:
         return table
 
     def _choose(self, vm: VMRequest, request: GpuRequest) -> int | None:
-        scheduler = Scheduler([HostUp(), ResourceFit(headroom=(0.0, 0.0, 0.0, 0.0)), GpuFit(self.inventory, request)],
+        headroom = self.ctx.scenario.scheduler.headroom()  # the scheduler's own, so GPU hosts keep it too
+        scheduler = Scheduler([HostUp(), ResourceFit(headroom=headroom), GpuFit(self.inventory, request)],
                               [WeightedScorer(GpuPack(self.inventory, request), 1.0)])
         decision = scheduler.place(self._table(), PlacementRequest(
             vm_id=vm.vm_id, demand=(float(vm.cpu_cores), vm.memory_gib, 0.0, 0.0)), self._rng)
