@@ -11,6 +11,7 @@ import novacron.bft.events
 import novacron.cache.events
 import novacron.cluster.autoscale_events
 import novacron.cluster.events
+import novacron.edge.events
 import novacron.federation.events
 import novacron.guest_health
 import novacron.migration.events
@@ -24,6 +25,7 @@ EVENT_MODULES = (
     "novacron.cache.events",
     "novacron.cluster.autoscale_events",
     "novacron.cluster.events",
+    "novacron.edge.events",
     "novacron.federation.events",
     "novacron.guest_health",
     "novacron.migration.events",

@@ -23,13 +23,17 @@ import numpy as np
 from novacron.bft.metrics import CriticalOpFold
 from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.pool_metrics import POOL_METRICS, PoolFold
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
 from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
+from novacron.edge.metrics import EDGE_METRICS, EdgeFold
 from novacron.events import Event
 from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
 from novacron.migration.events import MigrationAdmitted
+from novacron.migration.kinds_metrics import KIND_MIGRATION_METRICS, KindMigrationFold
 from novacron.migration.metrics import MigrationFold
 from novacron.raft.metrics import RaftFold
+from novacron.scheduler.gpu_metrics import GPU_METRICS, GpuFold
 from novacron.scheduler.metrics import SchedulerFold
 from novacron.storage.metrics import StorageFold
 from novacron.streaming import ColumnFactory, Fold, Handler, InMemoryColumn, running_max
@@ -111,6 +115,10 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: StorageFold(),
     lambda _: FederationFold(),
     lambda _: CriticalOpFold(),
+    lambda _: EdgeFold(),
+    lambda _: PoolFold(),
+    lambda _: GpuFold(),
+    lambda _: KindMigrationFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -334,7 +342,9 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
-                                  for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS)}
+                                  for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS,
+                                                                             *EDGE_METRICS, *POOL_METRICS,
+                                                                             *GPU_METRICS, *KIND_MIGRATION_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

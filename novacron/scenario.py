@@ -28,14 +28,18 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.autoscaling import AutoscaleConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
+from novacron.cluster.pools_config import PoolsConfig
 from novacron.cluster.predictive_migration import PredictionConfig
 from novacron.config import ConfigError, parse_section, section, spec
+from novacron.edge.config import EdgeConfig
 from novacron.federation.config import FederationSection
 from novacron.metrics import METRICS, nearest_metric
 from novacron.migration.config import MigrationConfig
+from novacron.migration.kinds_config import KindMigrationConfig
 from novacron.raft.scenario import RaftSection
 from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
+from novacron.scheduler.gpu_config import GpuConfig
 from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
 from novacron.storage.config import StorageConfig
 
@@ -135,6 +139,10 @@ class Scenario:
     federation: FederationSection = section(FederationSection)
     autoscale: AutoscaleConfig = section(AutoscaleConfig)
     prediction: PredictionConfig = section(PredictionConfig)
+    edge: EdgeConfig = section(EdgeConfig)
+    pools: PoolsConfig = section(PoolsConfig)
+    gpus: GpuConfig = section(GpuConfig)
+    kind_migration: KindMigrationConfig = section(KindMigrationConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -154,7 +162,20 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
         data = _resolved_paths(data, Path(base_dir))
     scenario = parse_section(Scenario, data, origin=origin)
     _check_storage_xdc(scenario, origin)
+    _check_pools(scenario, origin)
     return dataclasses.replace(scenario, targets=overrides) if overrides else scenario
+
+
+def _check_pools(scenario: Scenario, origin: str) -> None:
+    """Pools must be a tree whose reservations the cluster can hold (cores and memory of all hosts)."""
+    if not scenario.pools.enabled:
+        return
+    c = scenario.cluster
+    try:
+        scenario.pools.tree(cluster_cores=float(c.hosts * c.host_cpu_cores),
+                            cluster_memory_gib=c.hosts * c.host_memory_gib)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
 
 
 def _check_storage_xdc(scenario: Scenario, origin: str) -> None:
@@ -328,6 +349,14 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("federation")
         if scenario.federation.outage_datacenter and scenario.federation.outage_at_s > 0:
             caps.add("federation-outage")
+    if scenario.kind_migration.migrations > 0:
+        caps.update(f"kind-migration.{path}" for path in scenario.kind_migration.paths)
+    if scenario.gpus.enabled:
+        caps.add("gpu")
+    if scenario.pools.enabled:
+        caps.add("pools")
+    if scenario.edge.enabled:
+        caps.update(f"edge.{name}" for name, _ in scenario.edge.services())
     return frozenset(caps)
 
 

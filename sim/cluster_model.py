@@ -70,6 +70,7 @@ from novacron.cluster.state import VM_LIFECYCLE, VMStatus
 from novacron.scheduler.events import HostPowerChanged
 from sim.allocation import AllocationStore, VMRequest, follow_allocations
 from sim.context import SimContext
+from sim.pools import PoolContention, pool_tree
 from sim.workloads import VMSpec, WorkloadItem, workload_for
 from sim.workloads.traces import read_azure_cpu_readings_series
 
@@ -244,6 +245,8 @@ class ClusterModel:
         ctx.log.subscribe(HostPowerChanged, self._power_changed)
         readings_path = ctx.scenario.workload.trace_readings_path
         self._readings = None if readings_path is None else ReadingsFeed(readings_path)
+        tree = pool_tree(ctx.scenario)
+        self._pools = None if tree is None else PoolContention(ctx, tree)
         self._record_topology()
         follow_allocations(ctx.log, placed=self._follow_host, moved=self._follow_host)
 
@@ -405,8 +408,12 @@ class ClusterModel:
             if self._readings is not None:
                 self._readings.apply_until(float(env.now), self.vms)
             vm_hosts, wanted, running = self.cpu_demand_cores(float(env.now))
-            served = share_cpu(wanted, vm_hosts, physical_cores, policy=policy,
-                               weights=self.vms.cpu_cores[running])
+            if self._pools is not None:
+                served = self._pools.serve(wanted, vm_hosts, [self.vms.ids[i] for i in running],
+                                           self.vms.cpu_cores[running], physical_cores)
+            else:
+                served = share_cpu(wanted, vm_hosts, physical_cores, policy=policy,
+                                   weights=self.vms.cpu_cores[running])
             cpu_wanted = np.bincount(vm_hosts, weights=wanted, minlength=hosts).astype(np.float64)
             cpu_served = np.bincount(vm_hosts, weights=served, minlength=hosts).astype(np.float64)
             vms_per_host = np.bincount(vm_hosts, minlength=hosts)

@@ -30,11 +30,12 @@ from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Sink
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import Target
-from sim import autoscaling, cache, faults, predictive_migration, services, storage
+from sim import autoscaling, cache, edge, faults, predictive_migration, services, storage
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
 from sim.federation import component as federation_component
+from sim.migration import kinds as kind_migration
 from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
@@ -58,6 +59,8 @@ COMPONENTS: tuple[Component, ...] = (
     federation_component.start,
     autoscaling.start,
     predictive_migration.start,
+    edge.start,
+    kind_migration.start,
 )
 
 

@@ -177,7 +177,8 @@ class SimScheduler:
     # --- the projection ---------------------------------------------------------------------------
 
     def _on_placed(self, ev: VMPlaced) -> None:
-        app, request = self.request_of[ev.vm_id]
+        # A VM another placer put there (``sim.gpus``' GPU VMs) joins the table like the scheduler's own.
+        app, request = self.request_for(ev.vm_id, ev.cpu_cores, ev.memory_gib)
         row = self.rows[ev.host_id]
         self.vms.put(PlacedVM(request, row, self.table.allocate(row, request)))
         self.app_rows.setdefault(app, []).append(row)

@@ -34,8 +34,10 @@ from sim import scheduling
 from sim.allocation import AllocationStore
 from sim.context import SimContext
 from sim.control_plane import ControlPlane, DirectControlPlane, Placer
+from sim.gpus import GpuPlacer, gpu_inventory
 from sim.migration.commit import MoveCommitter
 from sim.migration.service import MigrationService, build_admission
+from sim.pools import PoolAdmission, pool_tree
 from sim.raft.control_plane import RaftControlPlane
 from sim.scheduling import SimScheduler
 
@@ -77,7 +79,14 @@ def build(ctx: SimContext, control_plane: ControlPlaneFactory = default_control_
     admission = build_admission(ctx.scenario.migration, ctx.scenario.scheduler)
     scheduler = scheduling.build(ctx, store.host_ids, admission)
     migrations = MigrationService(ctx, admission, store)
-    control = control_plane(ctx, store, scheduler)
+    tree = pool_tree(ctx.scenario)
+    placer: Placer | None = scheduler
+    gpus = gpu_inventory(ctx)
+    if gpus is not None:
+        placer = GpuPlacer(ctx, gpus, store, placer)
+    if tree is not None:
+        placer = PoolAdmission(tree, store, placer)
+    control = control_plane(ctx, store, placer)
     committer = MoveCommitter(ctx, control)
     services = RunServices(allocations=store, control=control, scheduler=scheduler, admission=admission,
                            migrations=migrations, committer=committer)

@@ -134,8 +134,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     replication = replication_table(result.summary["metrics"])
     if replication:
         print(f"\ncross-datacenter replication of the storage pool (both modes, same writes):\n{replication}")
+    _print_edge_services(result)
     print(f"\nrun directory: {result.run_dir}  (events.parquet, summary.json, report.html)")
     return EXIT_OK
+
+
+def _print_edge_services(result) -> None:  # type: ignore[no-untyped-def]
+    from novacron.edge.metrics import run_service_table
+
+    table = run_service_table(result.summary["metrics"], result.verdict)
+    if table:
+        print(f"\nedge services (per-interval M/G/c model; target and verdict in brackets):\n{table}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

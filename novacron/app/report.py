@@ -22,6 +22,7 @@ from novacron.app.plots.migration import plot_downtime_cdf
 from novacron.app.plots.raft import plot_raft_timeline
 from novacron.app.plots.scheduler import plot_placement_quality
 from novacron.app.plots.targets import draw_target
+from novacron.edge.metrics import run_service_table
 from novacron.federation.metrics import datacenter_table
 from novacron.slo import RunVerdict, TargetResult, admission_line, format_measured
 from novacron.storage.metrics import replication_table
@@ -89,6 +90,9 @@ def _markdown(run: Run, images: list[str]) -> str:
     replication = replication_table(run.metrics)
     if replication:
         lines += ["", "## Cross-datacenter replication", "", "```", replication, "```"]
+    edge = run_service_table(run.metrics, verdict)
+    if edge:
+        lines += ["", "## Edge services", "", "```", edge, "```"]
     lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
@@ -130,6 +134,9 @@ def _html(run: Run, images: dict[str, bytes]) -> str:
     replication = replication_table(run.metrics)
     if replication:
         settings += f"<h2>Cross-datacenter replication</h2><pre>{esc(replication)}</pre>"
+    edge = run_service_table(run.metrics, verdict)
+    if edge:
+        settings += f"<h2>Edge services</h2><pre>{esc(edge)}</pre>"
     figures = "".join(
         f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
         f"</figure>" for name, png in images.items())

@@ -179,3 +179,37 @@ class InjectedFaultStarted(Event):
 class InjectedFaultEnded(Event):
     fault_kind: str
     fault_target: str
+
+
+@event
+class PoolCpuSampled(Event):
+    """One resource pool's CPU at a demand sample, summed over hosts (``novacron.cluster.pools``)."""
+
+    pool: str
+    demand_cores: float
+    served_cores: float
+    guaranteed_cores: float
+    """sum over hosts of min(the pool's demand there, its reservation's share there): what it must get"""
+    limit_cores: float
+    """0 = no limit"""
+
+
+@event
+class GpuAllocated(Event):
+    """A VM was given GPUs (whole, or one MIG instance) on its host."""
+
+    vm_id: str
+    host_id: str
+    gpu_count: int
+    mig_slices: int
+    host_slices_used: int
+    """slices in use on the host after this (a whole GPU counts all of its slices)"""
+    host_slices_total: int
+
+
+@event
+class GpuReleased(Event):
+    vm_id: str
+    host_id: str
+    host_slices_used: int
+    host_slices_total: int

@@ -125,3 +125,21 @@ class MigrationStorageCopied(Event):
     disk_bytes: int
     disk_total_bytes: int
     disk_sent_bytes: int
+
+
+class KindMigrationFinished(Event):
+    """One migration between workload kinds (``novacron.migration.kinds``), whatever its outcome.
+
+    ``outcome`` is ``completed`` or ``failed`` (the source was resumed); ``downtime_ms`` is the
+    time the workload did not answer (for a failed one, until the source answered again)."""
+
+    migration_id: str
+    path: str
+    from_kind: str
+    to_kind: str
+    outcome: str
+    memory_bytes: int
+    pre_dumps: int
+    transferred_bytes: int
+    downtime_ms: float
+    total_time_ms: float
