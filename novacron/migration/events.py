@@ -127,6 +127,7 @@ class MigrationStorageCopied(Event):
     disk_sent_bytes: int
 
 
+@event
 class KindMigrationFinished(Event):
     """One migration between workload kinds (``novacron.migration.kinds``), whatever its outcome.
 
