@@ -270,7 +270,6 @@ class _Faults:
                  trace: _Tracer) -> None:
         self.cluster, self.network, self.plan, self.rng, self.trace = cluster, network, plan, rng, trace
         self.state = FaultState()
-        self._next_cut = 0
 
     def schedule(self) -> None:
         plan = self.plan
@@ -301,14 +300,9 @@ class _Faults:
         self.cluster.schedule(self.cluster.now_s + self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
 
     def _cut(self, pairs: set[tuple[int, int]], what: str, seconds: float) -> None:
-        self._next_cut += 1
-        cut = self._next_cut
-        self.network.cuts[cut] = pairs
+        cut = self.network.add_cut(pairs)
         self.trace(f"{self._now()} cut {cut}: {what} for {seconds:.2f} s")
-
-        def heal() -> None:
-            self.network.cuts.pop(cut, None)
-        self.cluster.schedule(self.cluster.now_s + seconds, heal)
+        self.cluster.schedule(self.cluster.now_s + seconds, lambda: self.network.heal_cut(cut))
 
     def partition(self) -> None:
         ids = list(range(1, self.plan.replicas + 1))
