@@ -40,9 +40,10 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from random import Random
+from typing import ClassVar
 
 from novacron.bft.checker import BftSafetyChecker, BftSafetyViolation
 from novacron.bft.client import BftClient
@@ -56,6 +57,7 @@ from sim.bft.cluster import BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES
 from sim.raft.swarm import FaultState, SwarmNetwork
 from sim.raft.vopr import _Tracer
+from sim.vopr_seeds import SeedOutcome, run_until_failure
 
 NETWORK_KINDS = ("crash", "partition", "primary-cut", "pause", "duplication", "loss", "jitter", "clock")
 REPLICA_COUNTS = (4, 4, 4, 5, 6, 7, 7)
@@ -148,21 +150,14 @@ class BftPlan:
 
 
 @dataclass
-class BftSeedResult:
-    seed: int
-    ok: bool
-    plan: BftPlan
-    violation: str | None = None
-    trace: list[str] = field(default_factory=list)
-    steps: int = 0
+class BftSeedResult(SeedOutcome[BftPlan]):
     executions: int = 0
     completed: int = 0
     rejected: int = 0
     forged: int = 0
     view_changes: int = 0
-    unknown_keys: tuple[str, ...] = ()
-    """Keys whose linearizability search ran out of budget: not a pass, counted and reported."""
-    plant: str | None = None
+
+    COUNTED: ClassVar[tuple[str, ...]] = ("executions", "completed", "rejected", "forged")
 
     def replay_command(self) -> str:
         command = f"novacron bft-vopr --seed {self.seed}"
@@ -437,45 +432,19 @@ def run_seeds(seeds: list[int], *, progress: bool = True, replica_class: NodeFac
               plant: str | None = None, signatures: str = "simulated", trace_dir: Path = Path("vopr-traces"),
               out: Callable[[str], None] = print) -> int:
     """Run seeds in order; stop at the first violation, print it, write its full trace, return 1."""
-    from tqdm import tqdm
-
-    executions = completed = rejected = forged = 0
-    unknown: list[int] = []
     started_s, started_cpu_s = time.perf_counter(), time.process_time()
-    with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="bft-vopr") as bar:
-        for done, seed in enumerate(bar, start=1):
-            result = run_seed(seed, replica_class=replica_class, plant=plant, signatures=signatures)
-            executions += result.executions
-            completed += result.completed
-            rejected += result.rejected
-            forged += result.forged
-            if result.unknown_keys:
-                unknown.append(seed)
-            if not progress and done % 1000 == 0:
-                out(f"bft-vopr: {done}/{len(seeds)} seeds passed")
-            if not result.ok:
-                bar.close()
-                report_failure(result, out)
-                path = write_full_trace(result, trace_dir, replica_class)
-                out(f"  full trace: {path}")
-                return 1
-    wall_s, cpu_s = time.perf_counter() - started_s, time.process_time() - started_cpu_s
-    out(f"bft-vopr: {len(seeds)} seeds passed ({executions} executions checked, {completed} client requests "
-        f"completed, {forged} forged messages sent, {rejected} messages rejected by correct replicas; "
-        f"{len(seeds) / max(cpu_s, 1e-9):.1f} seeds per CPU-second, {wall_s:.1f} s wall)")
-    if unknown:
-        out(f"bft-vopr: UNKNOWN linearizability (search over budget) on {len(unknown)} seeds, not counted as "
-            f"passed for those keys: {unknown[:20]}")
+    totals = run_until_failure(
+        seeds, lambda seed: run_seed(seed, replica_class=replica_class, plant=plant, signatures=signatures),
+        tool="bft-vopr", progress=progress, out=out,
+        write_trace=lambda result: write_full_trace(result, trace_dir, replica_class))
+    if totals is None:
+        return 1
+    wall_s, cpu_s, n = time.perf_counter() - started_s, time.process_time() - started_cpu_s, totals.counts
+    out(f"bft-vopr: {len(seeds)} seeds passed ({n['executions']} executions checked, {n['completed']} client "
+        f"requests completed, {n['forged']} forged messages sent, {n['rejected']} messages rejected by correct "
+        f"replicas; {len(seeds) / max(cpu_s, 1e-9):.1f} seeds per CPU-second, {wall_s:.1f} s wall)")
+    totals.report_unknown("bft-vopr", out)
     return 0
-
-
-def report_failure(result: BftSeedResult, out: Callable[[str], None] = print) -> None:
-    out(f"bft-vopr: seed {result.seed} FAILED: {result.violation}")
-    out(f"  plan: {result.plan.describe()}")
-    out("  last events:")
-    for line in result.trace:
-        out(f"    {line}")
-    out(f"  replay: {result.replay_command()}")
 
 
 def write_full_trace(result: BftSeedResult, directory: Path, replica_class: NodeFactory = Replica) -> Path:
