@@ -4,12 +4,14 @@ Theory of operation: a vopr runs seeds in order and stops at the first that brea
 property. Each seed's outcome says whether it passed, the violation, the last trace lines, the
 steps it took, the keys whose linearizability search ran out of budget (an UNKNOWN, not a pass)
 and the planted bug it ran with; each vopr adds its own counts (``COUNTED``) and its replay
-command. ``run_until_failure`` sums those counts over the passing seeds; at the first failure it
-prints the seed, its plan, its last events and the replay command, and writes the full trace.
+command. ``run_until_failure`` sums those counts over the passing seeds and prints them as the vopr
+describes them; at the first failure it prints the seed, its plan, its last events and the replay
+command, and writes the full trace.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,23 +59,24 @@ def report_failure(tool: str, result: SeedOutcome[PlanT], out: Callable[[str], N
 
 @dataclass
 class SeedTotals:
-    """The counts summed over the seeds that passed, and the seeds with UNKNOWN keys."""
+    """The counts summed over the seeds that passed, the seeds with UNKNOWN keys, the time taken."""
 
+    seeds: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     unknown_seeds: list[int] = field(default_factory=list)
-
-    def report_unknown(self, tool: str, out: Callable[[str], None]) -> None:
-        if self.unknown_seeds:
-            out(f"{tool}: UNKNOWN linearizability (search over budget) on {len(self.unknown_seeds)} seeds, not "
-                f"counted as passed for those keys: {self.unknown_seeds[:20]}")
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 def run_until_failure(seeds: list[int], run: Callable[[int], OutcomeT], *, tool: str, progress: bool,
-                      write_trace: Callable[[OutcomeT], Path], out: Callable[[str], None]) -> SeedTotals | None:
-    """Run ``seeds`` in order; None after reporting the first failure and writing its full trace."""
+                      write_trace: Callable[[OutcomeT], Path], describe: Callable[[SeedTotals], str],
+                      out: Callable[[str], None]) -> int:
+    """Run ``seeds`` in order. At the first failure: report it, write its full trace, return 1.
+    Otherwise print ``<tool>: N seeds passed (<describe(totals)>)`` and the UNKNOWN seeds; return 0."""
     from tqdm import tqdm
 
-    totals = SeedTotals()
+    totals = SeedTotals(seeds=len(seeds))
+    started_s, started_cpu_s = time.perf_counter(), time.process_time()
     with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc=tool) as bar:
         for done, seed in enumerate(bar, start=1):
             result = run(seed)
@@ -86,5 +89,10 @@ def run_until_failure(seeds: list[int], run: Callable[[int], OutcomeT], *, tool:
                 bar.close()
                 report_failure(tool, result, out)
                 out(f"  full trace: {write_trace(result)}")
-                return None
-    return totals
+                return 1
+    totals.wall_s, totals.cpu_s = time.perf_counter() - started_s, time.process_time() - started_cpu_s
+    out(f"{tool}: {len(seeds)} seeds passed ({describe(totals)})")
+    if totals.unknown_seeds:
+        out(f"{tool}: UNKNOWN linearizability (search over budget) on {len(totals.unknown_seeds)} seeds, not "
+            f"counted as passed for those keys: {totals.unknown_seeds[:20]}")
+    return 0

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from sim.vopr_seeds import SeedOutcome, run_until_failure
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,16 @@ def _run(seed: int) -> _Outcome:
                     steps=10 * seed, ops=seed, unknown_keys=("k",) if seed == 1 else ())
 
 
+def _describe(totals: SeedTotals) -> str:
+    return f"{totals.seeds} seeds, {totals.counts['steps']} steps, {totals.counts['ops']} ops"
+
+
 def test_passing_seeds_are_summed_and_unknown_seeds_listed() -> None:
     lines: list[str] = []
-    totals = run_until_failure([0, 1, 2], _run, tool="t", progress=False, write_trace=lambda _: Path("x"),
-                               out=lines.append)
-    assert totals is not None and lines == []
-    assert (totals.counts["steps"], totals.counts["ops"], totals.unknown_seeds) == (30, 3, [1])
-    totals.report_unknown("t", lines.append)
-    assert lines == ["t: UNKNOWN linearizability (search over budget) on 1 seeds, not counted as passed for "
+    assert run_until_failure([0, 1, 2], _run, tool="t", progress=False, write_trace=lambda _: Path("x"),
+                             describe=_describe, out=lines.append) == 0
+    assert lines == ["t: 3 seeds passed (3 seeds, 30 steps, 3 ops)",
+                     "t: UNKNOWN linearizability (search over budget) on 1 seeds, not counted as passed for "
                      "those keys: [1]"]
 
 
@@ -48,7 +50,7 @@ def test_the_first_failure_stops_the_run_and_is_reported_with_its_trace_file() -
         return _run(seed)
 
     assert run_until_failure([2, 3, 4], run, tool="t", progress=False, write_trace=lambda r: Path(f"s{r.seed}.txt"),
-                             out=lines.append) is None
+                             describe=_describe, out=lines.append) == 1
     assert ran == [2, 3]
     assert lines == ["t: seed 3 FAILED: boom", "  plan: a plan", "  last events:", "    t1", "    t2",
                      "  replay: replay 3", "  full trace: s3.txt"]

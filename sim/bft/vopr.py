@@ -38,7 +38,6 @@ last trace lines and the replay command, and writes the full trace to a file.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ from sim.bft.cluster import BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES
 from sim.raft.swarm import FaultState, SwarmNetwork
 from sim.raft.vopr import _Tracer
-from sim.vopr_seeds import SeedOutcome, run_until_failure
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure
 
 NETWORK_KINDS = ("crash", "partition", "primary-cut", "pause", "duplication", "loss", "jitter", "clock")
 REPLICA_COUNTS = (4, 4, 4, 5, 6, 7, 7)
@@ -432,19 +431,17 @@ def run_seeds(seeds: list[int], *, progress: bool = True, replica_class: NodeFac
               plant: str | None = None, signatures: str = "simulated", trace_dir: Path = Path("vopr-traces"),
               out: Callable[[str], None] = print) -> int:
     """Run seeds in order; stop at the first violation, print it, write its full trace, return 1."""
-    started_s, started_cpu_s = time.perf_counter(), time.process_time()
-    totals = run_until_failure(
+
+    def describe(totals: SeedTotals) -> str:
+        n = totals.counts
+        return (f"{n['executions']} executions checked, {n['completed']} client requests completed, "
+                f"{n['forged']} forged messages sent, {n['rejected']} messages rejected by correct replicas; "
+                f"{totals.seeds / max(totals.cpu_s, 1e-9):.1f} seeds per CPU-second, {totals.wall_s:.1f} s wall")
+
+    return run_until_failure(
         seeds, lambda seed: run_seed(seed, replica_class=replica_class, plant=plant, signatures=signatures),
-        tool="bft-vopr", progress=progress, out=out,
+        tool="bft-vopr", progress=progress, describe=describe, out=out,
         write_trace=lambda result: write_full_trace(result, trace_dir, replica_class))
-    if totals is None:
-        return 1
-    wall_s, cpu_s, n = time.perf_counter() - started_s, time.process_time() - started_cpu_s, totals.counts
-    out(f"bft-vopr: {len(seeds)} seeds passed ({n['executions']} executions checked, {n['completed']} client "
-        f"requests completed, {n['forged']} forged messages sent, {n['rejected']} messages rejected by correct "
-        f"replicas; {len(seeds) / max(cpu_s, 1e-9):.1f} seeds per CPU-second, {wall_s:.1f} s wall)")
-    totals.report_unknown("bft-vopr", out)
-    return 0
 
 
 def write_full_trace(result: BftSeedResult, directory: Path, replica_class: NodeFactory = Replica) -> Path:

@@ -43,7 +43,6 @@ replays a seed exactly (same cluster, same faults, same trace).
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ from sim.raft.swarm import (
     SwarmNetwork,
     SwarmPlan,
 )
-from sim.vopr_seeds import SeedOutcome, run_until_failure
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure
 
 GENERATORS = ("swarm", *(f"swarm{v}" for v in SWARM_VERSIONS), "classic")
 """``swarm`` is the latest version of the swarm generator, ``swarmN`` its version N."""
@@ -568,18 +567,17 @@ def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactor
               generator: str = "swarm", plant: str | None = None, trace_dir: Path = Path("vopr-traces"),
               out: Callable[[str], None] = print) -> int:
     """Run seeds in order; stop at the first violation, print it, write its full trace, return 1."""
-    started_s = time.perf_counter()
-    totals = run_until_failure(
+
+    def describe(totals: SeedTotals) -> str:
+        n = totals.counts
+        return (f"{generator} generator; {n['steps']} steps checked, {n['operations']} client operations "
+                f"linearizable, {n['reads']} reads of which {n['follower_reads']} at followers, "
+                f"{n['liveness_checks']} liveness checks after heals; {totals.seeds / totals.wall_s:.1f} seeds/s")
+
+    return run_until_failure(
         seeds, lambda seed: run_seed(seed, node_class=node_class, generator=generator, plant=plant), tool="vopr",
-        progress=progress, write_trace=lambda result: write_full_trace(result, trace_dir, node_class), out=out)
-    if totals is None:
-        return 1
-    wall_s, n = time.perf_counter() - started_s, totals.counts
-    out(f"vopr: {len(seeds)} seeds passed ({generator} generator; {n['steps']} steps checked, {n['operations']} "
-        f"client operations linearizable, {n['reads']} reads of which {n['follower_reads']} at followers, "
-        f"{n['liveness_checks']} liveness checks after heals; {len(seeds) / wall_s:.1f} seeds/s)")
-    totals.report_unknown("vopr", out)
-    return 0
+        progress=progress, write_trace=lambda result: write_full_trace(result, trace_dir, node_class),
+        describe=describe, out=out)
 
 
 def write_full_trace(result: SeedResult, directory: Path, node_class: NodeFactory = RaftNode) -> Path:
