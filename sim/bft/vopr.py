@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from random import Random
 from typing import ClassVar
@@ -52,7 +52,7 @@ from novacron.bft.replica import Executed, Replica, StableCheckpoint, state_dige
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.seeding import RunSeeds
 from sim.bft.byzantine import BYZANTINE_KINDS, Liar
-from sim.bft.cluster import BftCluster, BftSettings, Hook, Member
+from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES
 from sim.raft.swarm import FaultState, SwarmNetwork
 from sim.raft.vopr import _Tracer
@@ -136,8 +136,9 @@ class BftPlan:
                    signatures=signatures)
 
     def settings(self) -> BftSettings:
-        return BftSettings(replicas=self.replicas, checkpoint_interval=self.checkpoint_interval,
-                           log_window=4 * self.checkpoint_interval, max_batch=self.max_batch)
+        replica = replace(SIM_REPLICA, replicas=self.replicas, checkpoint_interval=self.checkpoint_interval,
+                          log_window=4 * self.checkpoint_interval, max_batch=self.max_batch)
+        return BftSettings(bft=replica)
 
     def describe(self) -> str:
         kinds = ",".join(k for k in NETWORK_KINDS if k in self.kinds) or "none"
