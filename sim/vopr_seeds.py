@@ -6,7 +6,8 @@ steps it took, the keys whose linearizability search ran out of budget (an UNKNO
 and the planted bug it ran with; each vopr adds its own counts (``COUNTED``) and its replay
 command. ``run_until_failure`` sums those counts over the passing seeds and prints them as the vopr
 describes them; at the first failure it prints the seed, its plan, its last events and the replay
-command, and writes the full trace.
+command, and has the full trace written: the vopr runs the seed again with every event traced and
+``write_trace_file`` gives the file its one format.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def report_failure(tool: str, result: SeedOutcome[PlanT], out: Callable[[str], N
     for line in result.trace:
         out(f"    {line}")
     out(f"  replay: {result.replay_command()}")
+
+
+def write_trace_file(directory: Path, stem: str, traced: SeedOutcome[PlanT]) -> Path:
+    """Write ``traced`` (a failing seed run again with every event traced) to
+    ``directory/<stem>[-<plant>].txt``: the violation, the replay command, every trace line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / (stem + (f"-{traced.plant}" if traced.plant else "") + ".txt")
+    lines = [f"seed {traced.seed}: {traced.violation}", f"replay: {traced.replay_command()}", *traced.trace]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @dataclass

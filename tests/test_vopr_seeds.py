@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,10 @@ def test_the_first_failure_stops_the_run_and_is_reported_with_its_trace_file() -
     assert ran == [2, 3]
     assert lines == ["t: seed 3 FAILED: boom", "  plan: a plan", "  last events:", "    t1", "    t2",
                      "  replay: replay 3", "  full trace: s3.txt"]
+
+
+def test_the_trace_file_names_the_plant_and_holds_violation_replay_and_every_line(tmp_path: Path) -> None:
+    traced = _Outcome(3, False, _Plan(), violation="boom", trace=["t1", "t2"], plant="quorum-2f")
+    path = write_trace_file(tmp_path / "traces", "seed-3", traced)
+    assert path == tmp_path / "traces" / "seed-3-quorum-2f.txt"
+    assert path.read_text() == "seed 3: boom\nreplay: replay 3\nt1\nt2\n"

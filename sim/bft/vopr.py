@@ -56,7 +56,7 @@ from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES
 from sim.raft.swarm import FaultState, SwarmNetwork
 from sim.raft.vopr import _Tracer
-from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
 NETWORK_KINDS = ("crash", "partition", "primary-cut", "pause", "duplication", "loss", "jitter", "clock")
 REPLICA_COUNTS = (4, 4, 4, 5, 6, 7, 7)
@@ -448,9 +448,5 @@ def run_seeds(seeds: list[int], *, progress: bool = True, replica_class: NodeFac
 def write_full_trace(result: BftSeedResult, directory: Path, replica_class: NodeFactory = Replica) -> Path:
     again = run_seed(result.seed, replica_class=replica_class, plant=result.plant,
                      signatures=result.plan.signatures, full_trace=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / (f"bft-seed-{result.seed}" + (f"-{result.plant}" if result.plant else "") + ".txt")
-    path.write_text("\n".join([f"seed {result.seed}: {again.violation}", f"replay: {again.replay_command()}",
-                               *again.trace]) + "\n")
-    return path
+    return write_trace_file(directory, f"bft-seed-{result.seed}", again)
 

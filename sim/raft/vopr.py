@@ -70,7 +70,7 @@ from sim.raft.swarm import (
     SwarmNetwork,
     SwarmPlan,
 )
-from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
 GENERATORS = ("swarm", *(f"swarm{v}" for v in SWARM_VERSIONS), "classic")
 """``swarm`` is the latest version of the swarm generator, ``swarmN`` its version N."""
@@ -584,9 +584,4 @@ def write_full_trace(result: SeedResult, directory: Path, node_class: NodeFactor
     """Run the failing seed again with every event traced; write it to a file and return its path."""
     again = run_seed(result.seed, node_class=node_class, generator=result.plan.generator, full_trace=True,
                      plant=result.plant)
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"seed-{result.seed}-{result.plan.generator}" + (f"-{result.plant}" if result.plant else "") + ".txt"
-    path = directory / name
-    lines = [f"seed {result.seed}: {again.violation}", f"replay: {again.replay_command()}", *again.trace]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_trace_file(directory, f"seed-{result.seed}-{result.plan.generator}", again)
