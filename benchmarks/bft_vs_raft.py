@@ -28,6 +28,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from random import Random
 
 from novacron.bft.client import BftClient
@@ -35,7 +36,7 @@ from novacron.bft.crypto import Ed25519Keyring
 from novacron.bft.messages import Signed
 from novacron.raft.messages import Entry
 from novacron.statemachine import encode_command
-from sim.bft.cluster import BftCluster, BftSettings
+from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 from sim.raft.experiments import percentile
@@ -79,7 +80,7 @@ class TimedSigner:
 
 def run_bft(replicas: int, profile: str, clients: int, ops: int) -> dict[str, float]:
     keyring = TimedKeyring(Ed25519Keyring(1, [*range(1, replicas + 1), *range(CLIENT_BASE, CLIENT_BASE + clients)]))
-    cluster = BftCluster(BftSettings(replicas=replicas, tick_s=0.010, view_change_ticks=100),
+    cluster = BftCluster(BftSettings(tick_s=0.010, bft=replace(SIM_REPLICA, replicas=replicas, view_change_ticks=100)),
                          NetworkModel(PROFILES[profile], Random(1)), Random(1), keyring)  # type: ignore[arg-type]
     f = (replicas - 1) // 3
     bft_clients = {c: BftClient(c, keyring.signer(c), keyring, f, replicas)

@@ -187,10 +187,8 @@ def _check_storage_xdc(scenario: Scenario, origin: str) -> None:
         raise ConfigError(f"{origin}: storage.xdc_replication = {storage.xdc_replication!r} needs [federation] "
                           "enabled with at least two datacenters; allowed: '' without one")
     for key in ("xdc_primary_datacenter", "xdc_replica_datacenter"):
-        name = getattr(storage, key)
-        if name and name not in federation.datacenters:
-            raise ConfigError(f"{origin}: storage.{key} = {name!r} is not allowed; allowed: '' or one of "
-                              f"{', '.join(map(repr, federation.datacenters))}")
+        if error := federation.datacenter_choice_error(f"storage.{key}", getattr(storage, key)):
+            raise ConfigError(f"{origin}: {error}")
     primary = storage.xdc_primary_datacenter or federation.outage_datacenter or federation.datacenters[0]
     if storage.xdc_replica_datacenter == primary:
         raise ConfigError(f"{origin}: storage.xdc_replica_datacenter = {primary!r} is the primary datacenter; "

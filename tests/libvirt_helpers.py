@@ -6,17 +6,14 @@ CI=true, where they fail: CI must run them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
-import pytest
+from tests.unavailable import unavailable
 
 
-def lab_unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the libvirt lab is required in CI: {reason}")
-    pytest.skip(f"libvirt lab unavailable: {reason}")
+def lab_unavailable(reason: str) -> NoReturn:
+    unavailable(f"the libvirt lab is unavailable: {reason}")
 
 
 def lab_session() -> Iterator[Any]:

@@ -6,6 +6,7 @@ faults unless a test injects one, so every test is deterministic.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from random import Random
 
 import pytest
@@ -30,7 +31,7 @@ from novacron.bft.messages import (
 from novacron.bft.replica import NORMAL, BftConfig, Executed, Replica, StableCheckpoint, log_seq, state_digest
 from novacron.bft.snapshot import decode_snapshot, encode_snapshot
 from sim.bft.byzantine import Liar
-from sim.bft.cluster import BftCluster, BftSettings, Hook, Member
+from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES, NetworkModel
 
 CLIENT = 100
@@ -43,8 +44,8 @@ class Harness(Hook):
                  checkpoint_interval: int = 4) -> None:
         self.keyring = SimulatedKeyring(seed, [*range(1, replicas + 1), CLIENT])
         self.checker = BftSafetyChecker()
-        settings = BftSettings(replicas=replicas, checkpoint_interval=checkpoint_interval,
-                               log_window=4 * checkpoint_interval)
+        settings = BftSettings(bft=replace(SIM_REPLICA, replicas=replicas, checkpoint_interval=checkpoint_interval,
+                                           log_window=4 * checkpoint_interval))
         self.cluster = BftCluster(settings, NetworkModel(PROFILES["lan"], Random(seed)), Random(seed),
                                   self.keyring, hooks=[self], replica_class=replica_class)
         f = (replicas - 1) // 3

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,48 +76,52 @@ async def wait_caught_up(client: RemoteBftClient, ids: list[int], target: int, t
         await asyncio.sleep(0.2)
 
 
-def test_three_correct_replicas_keep_committing_next_to_an_equivocating_primary(replicas: LocalBftCluster) -> None:
-    replicas.start(1, byzantine="equivocate,conflicting-votes,forge")
-    for replica in (2, 3, 4):
-        replicas.start(replica)
+def drive(replicas: LocalBftCluster, body: Callable[[RemoteBftClient], Awaitable[None]]) -> None:
+    """Run ``body`` with a client of all four replicas, once every one answers; close it after."""
 
     async def scenario() -> None:
         client = RemoteBftClient(replicas.peers, key_seed=KEY_SEED)
         try:
             await wait_started(client, [1, 2, 3, 4])
-            for i in range(REQUESTS):
-                assert await client.call(b"put k%d %d" % (i % 5, i)) == b"ok"
-            assert await client.call(b"get k%d" % ((REQUESTS - 1) % 5)) == b"%d" % (REQUESTS - 1)
-            correct = await statuses(client, [2, 3, 4])
-            assert all(s["view"] >= 1 for s in correct.values()), "the equivocating primary must be replaced"
-            assert sum(s["rejected"] for s in correct.values()) > 0, "forged votes must have been rejected"
-            await wait_caught_up(client, [2, 3, 4], max(s["executed"] for s in correct.values()))
-            assert_agree(await statuses(client, [2, 3, 4]))
+            await body(client)
         finally:
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_three_correct_replicas_keep_committing_next_to_an_equivocating_primary(replicas: LocalBftCluster) -> None:
+    replicas.start(1, byzantine="equivocate,conflicting-votes,forge")
+    for replica in (2, 3, 4):
+        replicas.start(replica)
+
+    async def body(client: RemoteBftClient) -> None:
+        for i in range(REQUESTS):
+            assert await client.call(b"put k%d %d" % (i % 5, i)) == b"ok"
+        assert await client.call(b"get k%d" % ((REQUESTS - 1) % 5)) == b"%d" % (REQUESTS - 1)
+        correct = await statuses(client, [2, 3, 4])
+        assert all(s["view"] >= 1 for s in correct.values()), "the equivocating primary must be replaced"
+        assert sum(s["rejected"] for s in correct.values()) > 0, "forged votes must have been rejected"
+        await wait_caught_up(client, [2, 3, 4], max(s["executed"] for s in correct.values()))
+        assert_agree(await statuses(client, [2, 3, 4]))
+
+    drive(replicas, body)
 
 
 def test_a_sigkilled_replica_restarts_from_its_log_and_catches_up(replicas: LocalBftCluster) -> None:
     for replica in (1, 2, 3, 4):
         replicas.start(replica)
 
-    async def scenario() -> None:
-        client = RemoteBftClient(replicas.peers, key_seed=KEY_SEED)
-        try:
-            await wait_started(client, [1, 2, 3, 4])
-            for i in range(REQUESTS):
-                if i == REQUESTS // 3:
-                    replicas.kill(1)  # the primary: a view change must follow
-                if i == 2 * REQUESTS // 3:
-                    replicas.start(1)
-                assert await client.call(b"put k%d %d" % (i % 5, i)) == b"ok"
-            target = max(s["executed"] for s in (await statuses(client, [2, 3, 4])).values())
-            await wait_started(client, [1])
-            await wait_caught_up(client, [1, 2, 3, 4], target)
-            assert_agree(await statuses(client, [1, 2, 3, 4]))
-        finally:
-            await client.close()
+    async def body(client: RemoteBftClient) -> None:
+        for i in range(REQUESTS):
+            if i == REQUESTS // 3:
+                replicas.kill(1)  # the primary: a view change must follow
+            if i == 2 * REQUESTS // 3:
+                replicas.start(1)
+            assert await client.call(b"put k%d %d" % (i % 5, i)) == b"ok"
+        target = max(s["executed"] for s in (await statuses(client, [2, 3, 4])).values())
+        await wait_started(client, [1])
+        await wait_caught_up(client, [1, 2, 3, 4], target)
+        assert_agree(await statuses(client, [1, 2, 3, 4]))
 
-    asyncio.run(scenario())
+    drive(replicas, body)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from novacron.app.cli import main
+from tests.unavailable import require_binary
 
 OVERLOADED = """
 name = "overloaded"
@@ -43,13 +42,8 @@ def test_check_passes_on_the_default_scenario(tmp_path: Path, capsys: pytest.Cap
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        reason = "headless Chromium (Debian package 'chromium') is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return require_binary("chromium", "chromium-browser",
+                          missing="headless Chromium (Debian package 'chromium') is not installed")
 
 
 def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:

@@ -42,6 +42,7 @@ import pytest
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.localcluster import LocalCluster
 from novacron.statemachine import encode_command
+from tests.unavailable import unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.diskfaults]
 
@@ -87,12 +88,6 @@ WAL_HEADER_BYTES = 32
 WAL_FRAME_HEADER_BYTES = 24
 WORKERS = 8
 VALUE_BYTES = 512
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

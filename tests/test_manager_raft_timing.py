@@ -10,7 +10,6 @@ root; with ``CI=true`` it fails rather than skips when the namespaces cannot be 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from backends.manager.raft_timing import measure
 from benchmarks.raft_timing_real_vs_sim import ks_distance, row
 from sim.network import PROFILES
 from sim.raft.experiments import election_times_after_crash, lan_settings
+from tests.unavailable import unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -36,9 +36,7 @@ def test_real_election_and_formation_times_on_wan30(tmp_path: Path) -> None:
         real = measure(profile.rtt_ms, profile.jitter_ms, managers=5, election_trials=4, formation_trials=2,
                        work_dir=tmp_path / "timing", seed=7)
     except RigUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the namespace rig cannot be built: {exc}")
-        pytest.skip(f"the namespace rig cannot be built here: {exc}")
+        unavailable(f"the namespace rig cannot be built: {exc}")
     sim = election_times_after_crash(lan_settings(5), profile, 20, 7)
     print(row("wan30", "election after SIGKILL", sim, real.election_ms), f"load average {real.load_average}")
     assert len(real.election_ms) == 4 and len(real.formation_ms) == 2

@@ -9,21 +9,17 @@ ends with equal replicas, not the numbers (those are in benchmarks/RESULTS_manag
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from benchmarks.managers_vs_peers import SYSTEMS, markdown, measure
+from tests.unavailable import require_binary
 
 
 @pytest.mark.etcd
 def test_every_system_answers_the_same_load_generator_and_ends_with_equal_replicas(tmp_path: Path) -> None:
-    if shutil.which("etcd") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("etcd is not installed (Debian etcd-server); CI must run this test")
-        pytest.skip("etcd is not installed (apt-get install etcd-server)")
+    require_binary("etcd", missing="etcd is not installed (apt-get install etcd-server)")
     systems = [s for s in SYSTEMS if s != "novacron-baseline"]
     rows = asyncio.run(measure(systems, tmp_path, clients=[1], rates=[40], warmup_s=0.2, measure_s=0.6,
                                log=lambda _line: None))

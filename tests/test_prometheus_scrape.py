@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -29,18 +28,13 @@ from backends.manager.localcluster import LocalCluster, free_ports
 from backends.metrics_exporter import TelemetryExporter
 from novacron.events import InMemoryEventLog, Recorder
 from tests.cache.redis_procs import RedisServer, running, state_dir
+from tests.unavailable import require_binary
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        message = "the prometheus server (Debian package prometheus) is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_binary("prometheus", missing="the prometheus server (Debian package prometheus) is not installed")
 
 
 @pytest.fixture

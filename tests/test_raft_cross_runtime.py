@@ -45,6 +45,7 @@ from novacron.raft.observer import fold_cluster
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, RaftCluster
 from sim.raft.reporter import RaftReporter
+from tests.unavailable import unavailable
 
 NODE_EVENTS = {"ManagerStarted", "ManagerCrashed", "TermStarted", "LeaderElected", "LeaderSteppedDown",
                "LeaderCommitted"}
@@ -169,10 +170,7 @@ class Nftables:
 def require_nft() -> None:
     if os.geteuid() == 0 and shutil.which("nft"):
         return
-    message = "needs root and nft (apt-get install nftables) to partition managers on loopback"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable("partitioning managers on loopback needs root and nft (apt-get install nftables)")
 
 
 @pytest.fixture

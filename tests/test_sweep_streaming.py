@@ -21,6 +21,7 @@ from sim.sweep import build_grid, parse_param, stream_sweep
 from sim.sweep_journal import JOURNAL_NAME, ROW_GROUP_RUNS, SweepJournal, grid_fingerprint, write_table
 from tests.one_line_errors import one_line_error
 from tests.test_capacity_sweep import SMALL
+from tests.unavailable import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_ARGS = ["--param", "cluster.hosts=4,6", "--param", "workload.vms=20,30", "--seeds", "2", "--no-progress"]
@@ -121,18 +122,14 @@ def test_a_dask_worker_process_killed_mid_sweep_has_its_runs_retried_and_the_tab
     try:
         import distributed
     except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Dask distributed is not installed (the 'dask' extra); CI must run this test")
-        pytest.skip("Dask distributed is not installed (pip install '.[dask]')")
+        unavailable("Dask distributed is not installed (pip install '.[dask]')")
     grid = build_grid(SMALL, "small.toml", [parse_param("cluster.hosts=4,6"), parse_param("workload.vms=20,30")],
                       [3, 4])
     try:
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                            dashboard_address=None, scheduler_port=0)
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"a Dask LocalCluster of worker processes did not start: {exc!r}")
-        pytest.skip(f"a Dask LocalCluster of worker processes did not start: {exc!r}")
+        unavailable(f"a Dask LocalCluster of worker processes did not start: {exc!r}")
     killed: dict[str, Any] = {}
     with cluster, distributed.Client(cluster.scheduler_address) as client:
         pids = client.run(os.getpid)  # type: ignore[no-untyped-call]

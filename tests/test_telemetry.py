@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from novacron.migration.events import MigrationRoundCompleted
 from novacron.raft.events import LeaderElected, TermStarted
 from novacron.telemetry import FAMILIES, Sample, TelemetryReducer
 from tests.test_bad_input import assert_one_line_exit_2
+from tests.unavailable import require_binary
 
 
 def host_sample(t_s: float, host: str, cpu_pct: float) -> HostUtilisationSampled:
@@ -97,12 +96,7 @@ def test_export_metrics_of_a_simulated_run(tmp_path: Path, capsys: pytest.Captur
     for wanted in ("novacron_host_cpu_percent", "novacron_host_cpu_ready_percent", "novacron_cluster_hosts_up",
                    "novacron_migration_bytes", "novacron_raft_term", "novacron_cache_hits"):
         assert wanted in names
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        message = "promtool (Debian package prometheus) is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    promtool = require_binary("promtool", missing="promtool (Debian package prometheus) is not installed")
     # A real Prometheus TSDB accepts the file: the simulated run as blocks a server can load.
     result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics",
                              str(run_dir / "metrics.openmetrics.txt"), str(tmp_path / "tsdb")],

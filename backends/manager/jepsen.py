@@ -52,6 +52,7 @@ from typing import Any
 
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.clientapi import PLANTED_BUG_ENV
+from backends.manager.linkstage import Weather
 from backends.manager.localcluster import REPO_ROOT
 from backends.manager.netns import CLIENT_ID, NetnsRig, address
 from novacron.federation.state import FederationStateMachine, Placement
@@ -83,15 +84,14 @@ class NemesisStep:
     aim_at_leader: bool = False
     pick: int = 0
     """Which manager (or which minority) when not aimed at the leader: an index into sorted ids."""
-    delay_ms: float = 0.0
-    jitter_ms: float = 0.0
-    duplicate: float = 0.0
-    drop: float = 0.0
+    weather: Weather = Weather()
+    """What a ``weather`` step asks every link stage for (drawn for every step, used by that kind)."""
     loss_percent: int = 0
 
     def describe(self) -> str:
         aim = "leader" if self.aim_at_leader else f"pick {self.pick}"
-        extra = (f" delay {self.delay_ms:.0f}±{self.jitter_ms:.0f} ms dup {self.duplicate:.2f} drop {self.drop:.2f} "
+        w = self.weather
+        extra = (f" delay {w.delay_ms:.0f}±{w.jitter_ms:.0f} ms dup {w.duplicate:.2f} drop {w.drop:.2f} "
                  f"loss {self.loss_percent}%") if self.kind == "weather" else f" ({aim})"
         return f"t={self.at_s:5.1f}s {self.kind:18s} hold {self.hold_s:.1f}s{extra}"
 
@@ -108,8 +108,9 @@ def plan_nemesis(seed: int, duration_s: float) -> list[NemesisStep]:
         kind = rng.choice(NEMESIS_KINDS)
         steps.append(NemesisStep(
             at_s=round(t, 2), kind=kind, hold_s=round(hold, 2), aim_at_leader=rng.random() < 0.6,
-            pick=rng.randrange(1 << 16), delay_ms=rng.uniform(1, 40), jitter_ms=rng.uniform(0, 40),
-            duplicate=rng.choice([0.0, 0.05, 0.3]), drop=rng.choice([0.0, 0.02, 0.1]),
+            pick=rng.randrange(1 << 16),
+            weather=Weather(delay_ms=rng.uniform(1, 40), jitter_ms=rng.uniform(0, 40),
+                            duplicate=rng.choice([0.0, 0.05, 0.3]), drop=rng.choice([0.0, 0.02, 0.1])),
             loss_percent=rng.choice([0, 5, 15])))
         t += hold + rng.uniform(0.5, 1.5)
 
@@ -310,8 +311,7 @@ class Nemesis:
             rig.pause(target)
             what = f"SIGSTOP {target}"
         else:
-            rig.set_weather({"delay_ms": step.delay_ms, "jitter_ms": step.jitter_ms, "duplicate": step.duplicate,
-                             "drop": step.drop})
+            rig.set_weather(asdict(step.weather))
             if step.loss_percent:
                 rig.net.set_loss(step.loss_percent)
             what = "weather"

@@ -78,10 +78,8 @@ class FederationSection:
                 raise ConfigError(f"federation.{key} has {len(values)} values; allowed: [] or {n} "
                                   "(one per datacenter)")
         for key in ("outage_datacenter", "partition_datacenter"):
-            name = getattr(self, key)
-            if name and name not in self.datacenters:
-                raise ConfigError(f"federation.{key} = {name!r} is not allowed; allowed: '' or one of "
-                                  f"{', '.join(map(repr, self.datacenters))}")
+            if error := self.datacenter_choice_error(f"federation.{key}", getattr(self, key)):
+                raise ConfigError(error)
         for name in self.leader_preference:
             if name not in self.datacenters:
                 raise ConfigError(f"federation.leader_preference = {name!r} is not allowed; allowed: names from "
@@ -89,6 +87,13 @@ class FederationSection:
         if self.ha_group_size > n:
             raise ConfigError(f"federation.ha_group_size = {self.ha_group_size} is out of range; allowed: 1 to {n} "
                               "(one member per datacenter)")
+
+    def datacenter_choice_error(self, key: str, name: str) -> str | None:
+        """The one-line problem with setting ``key`` to ``name``, where '' (none) or one of the
+        federation's datacenters is allowed; None when there is none."""
+        if not name or name in self.datacenters:
+            return None
+        return f"{key} = {name!r} is not allowed; allowed: '' or one of {', '.join(map(repr, self.datacenters))}"
 
     def _check_datacenters(self) -> None:
         n = len(self.datacenters)

@@ -19,7 +19,7 @@ of its seed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 from typing import Protocol
 
@@ -111,21 +111,27 @@ class Hook:
     def restarted(self, cluster: BftCluster, member: Member) -> None: ...
 
 
+SIM_REPLICA = BftConfig(replica_id=1, view_change_ticks=25, resend_ticks=10, status_ticks=12)
+"""The replicas' settings at the simulation's 20 ms tick: ``BftConfig``'s timer defaults count 10 ms
+ticks, so these halve them (0.5 s view-change timeout, 0.2 s resends). A template: the replica id is
+set per replica (``BftSettings.config``); change the rest with ``dataclasses.replace``."""
+
+
 @dataclass(frozen=True)
 class BftSettings:
-    replicas: int = 4
+    """The simulated cluster. Every replica runs ``bft`` (size, checkpoints, log window, batch, timers
+    in ticks: ``BftConfig`` owns them and their checks) under its own replica id."""
+
     tick_s: float = 0.020
     """20 ms: the replicas' timers (0.5 s view-change timeout, 0.2 s resends) need no finer ticks."""
-    checkpoint_interval: int = 8
-    log_window: int = 32
-    max_batch: int = 8
-    view_change_ticks: int = 25
-    resend_ticks: int = 10
-    status_ticks: int = 12
+    bft: BftConfig = SIM_REPLICA
+
+    @property
+    def replicas(self) -> int:
+        return self.bft.replicas
 
     def config(self, replica_id: int) -> BftConfig:
-        return BftConfig(replica_id, self.replicas, self.checkpoint_interval, self.log_window, self.max_batch,
-                         self.view_change_ticks, self.resend_ticks, self.status_ticks)
+        return replace(self.bft, replica_id=replica_id)
 
 
 ClientInbox = Callable[[int, Signed], None]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 import simpy
@@ -36,7 +37,7 @@ from novacron.bft.crypto import SimulatedKeyring
 from novacron.bft.events import CriticalOpCommitted
 from novacron.bft.messages import Signed
 from sim.allocation import AllocationStore, Claim, VMRequest
-from sim.bft.cluster import BftCluster, BftSettings
+from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings
 from sim.context import SimContext
 from sim.control_plane import ControlPlane, Decision
 from sim.network import PROFILES, NetworkModel
@@ -55,8 +56,8 @@ class CriticalOpsControlPlane:
         ids = [*range(1, n + 1), *range(CLIENT_BASE_ID, CLIENT_BASE_ID + CLIENTS)]
         keyring = SimulatedKeyring(ctx.seeds.integer("bft.keys"), ids)
         network = NetworkModel(PROFILES[section.bft_network], ctx.seeds.python("bft.network"))
-        self.cluster = BftCluster(BftSettings(replicas=n), network, ctx.seeds.python("bft.cluster"), keyring,
-                                  client_inbox=self._inbox)
+        settings = BftSettings(bft=replace(SIM_REPLICA, replicas=n))
+        self.cluster = BftCluster(settings, network, ctx.seeds.python("bft.cluster"), keyring, client_inbox=self._inbox)
         f = (n - 1) // 3
         self._free = deque(BftClient(c, keyring.signer(c), keyring, f, n)
                            for c in range(CLIENT_BASE_ID, CLIENT_BASE_ID + CLIENTS))

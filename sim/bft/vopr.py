@@ -38,11 +38,11 @@ last trace lines and the replay command, and writes the full trace to a file.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from random import Random
+from typing import ClassVar
 
 from novacron.bft.checker import BftSafetyChecker, BftSafetyViolation
 from novacron.bft.client import BftClient
@@ -52,10 +52,11 @@ from novacron.bft.replica import Executed, Replica, StableCheckpoint, state_dige
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.seeding import RunSeeds
 from sim.bft.byzantine import BYZANTINE_KINDS, Liar
-from sim.bft.cluster import BftCluster, BftSettings, Hook, Member
+from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES
 from sim.raft.swarm import FaultState, SwarmNetwork
 from sim.raft.vopr import _Tracer
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
 NETWORK_KINDS = ("crash", "partition", "primary-cut", "pause", "duplication", "loss", "jitter", "clock")
 REPLICA_COUNTS = (4, 4, 4, 5, 6, 7, 7)
@@ -135,8 +136,9 @@ class BftPlan:
                    signatures=signatures)
 
     def settings(self) -> BftSettings:
-        return BftSettings(replicas=self.replicas, checkpoint_interval=self.checkpoint_interval,
-                           log_window=4 * self.checkpoint_interval, max_batch=self.max_batch)
+        replica = replace(SIM_REPLICA, replicas=self.replicas, checkpoint_interval=self.checkpoint_interval,
+                          log_window=4 * self.checkpoint_interval, max_batch=self.max_batch)
+        return BftSettings(bft=replica)
 
     def describe(self) -> str:
         kinds = ",".join(k for k in NETWORK_KINDS if k in self.kinds) or "none"
@@ -148,21 +150,14 @@ class BftPlan:
 
 
 @dataclass
-class BftSeedResult:
-    seed: int
-    ok: bool
-    plan: BftPlan
-    violation: str | None = None
-    trace: list[str] = field(default_factory=list)
-    steps: int = 0
+class BftSeedResult(SeedOutcome[BftPlan]):
     executions: int = 0
     completed: int = 0
     rejected: int = 0
     forged: int = 0
     view_changes: int = 0
-    unknown_keys: tuple[str, ...] = ()
-    """Keys whose linearizability search ran out of budget: not a pass, counted and reported."""
-    plant: str | None = None
+
+    COUNTED: ClassVar[tuple[str, ...]] = ("executions", "completed", "rejected", "forged")
 
     def replay_command(self) -> str:
         command = f"novacron bft-vopr --seed {self.seed}"
@@ -270,7 +265,6 @@ class _Faults:
                  trace: _Tracer) -> None:
         self.cluster, self.network, self.plan, self.rng, self.trace = cluster, network, plan, rng, trace
         self.state = FaultState()
-        self._next_cut = 0
 
     def schedule(self) -> None:
         plan = self.plan
@@ -301,14 +295,9 @@ class _Faults:
         self.cluster.schedule(self.cluster.now_s + self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
 
     def _cut(self, pairs: set[tuple[int, int]], what: str, seconds: float) -> None:
-        self._next_cut += 1
-        cut = self._next_cut
-        self.network.cuts[cut] = pairs
+        cut = self.network.add_cut(pairs)
         self.trace(f"{self._now()} cut {cut}: {what} for {seconds:.2f} s")
-
-        def heal() -> None:
-            self.network.cuts.pop(cut, None)
-        self.cluster.schedule(self.cluster.now_s + seconds, heal)
+        self.cluster.schedule(self.cluster.now_s + seconds, lambda: self.network.heal_cut(cut))
 
     def partition(self) -> None:
         ids = list(range(1, self.plan.replicas + 1))
@@ -443,53 +432,21 @@ def run_seeds(seeds: list[int], *, progress: bool = True, replica_class: NodeFac
               plant: str | None = None, signatures: str = "simulated", trace_dir: Path = Path("vopr-traces"),
               out: Callable[[str], None] = print) -> int:
     """Run seeds in order; stop at the first violation, print it, write its full trace, return 1."""
-    from tqdm import tqdm
 
-    executions = completed = rejected = forged = 0
-    unknown: list[int] = []
-    started_s, started_cpu_s = time.perf_counter(), time.process_time()
-    with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="bft-vopr") as bar:
-        for done, seed in enumerate(bar, start=1):
-            result = run_seed(seed, replica_class=replica_class, plant=plant, signatures=signatures)
-            executions += result.executions
-            completed += result.completed
-            rejected += result.rejected
-            forged += result.forged
-            if result.unknown_keys:
-                unknown.append(seed)
-            if not progress and done % 1000 == 0:
-                out(f"bft-vopr: {done}/{len(seeds)} seeds passed")
-            if not result.ok:
-                bar.close()
-                report_failure(result, out)
-                path = write_full_trace(result, trace_dir, replica_class)
-                out(f"  full trace: {path}")
-                return 1
-    wall_s, cpu_s = time.perf_counter() - started_s, time.process_time() - started_cpu_s
-    out(f"bft-vopr: {len(seeds)} seeds passed ({executions} executions checked, {completed} client requests "
-        f"completed, {forged} forged messages sent, {rejected} messages rejected by correct replicas; "
-        f"{len(seeds) / max(cpu_s, 1e-9):.1f} seeds per CPU-second, {wall_s:.1f} s wall)")
-    if unknown:
-        out(f"bft-vopr: UNKNOWN linearizability (search over budget) on {len(unknown)} seeds, not counted as "
-            f"passed for those keys: {unknown[:20]}")
-    return 0
+    def describe(totals: SeedTotals) -> str:
+        n = totals.counts
+        return (f"{n['executions']} executions checked, {n['completed']} client requests completed, "
+                f"{n['forged']} forged messages sent, {n['rejected']} messages rejected by correct replicas; "
+                f"{totals.seeds / max(totals.cpu_s, 1e-9):.1f} seeds per CPU-second, {totals.wall_s:.1f} s wall")
 
-
-def report_failure(result: BftSeedResult, out: Callable[[str], None] = print) -> None:
-    out(f"bft-vopr: seed {result.seed} FAILED: {result.violation}")
-    out(f"  plan: {result.plan.describe()}")
-    out("  last events:")
-    for line in result.trace:
-        out(f"    {line}")
-    out(f"  replay: {result.replay_command()}")
+    return run_until_failure(
+        seeds, lambda seed: run_seed(seed, replica_class=replica_class, plant=plant, signatures=signatures),
+        tool="bft-vopr", progress=progress, describe=describe, out=out,
+        write_trace=lambda result: write_full_trace(result, trace_dir, replica_class))
 
 
 def write_full_trace(result: BftSeedResult, directory: Path, replica_class: NodeFactory = Replica) -> Path:
     again = run_seed(result.seed, replica_class=replica_class, plant=result.plant,
                      signatures=result.plan.signatures, full_trace=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / (f"bft-seed-{result.seed}" + (f"-{result.plant}" if result.plant else "") + ".txt")
-    path.write_text("\n".join([f"seed {result.seed}: {again.violation}", f"replay: {again.replay_command()}",
-                               *again.trace]) + "\n")
-    return path
+    return write_trace_file(directory, f"bft-seed-{result.seed}", again)
 

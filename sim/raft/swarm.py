@@ -322,6 +322,17 @@ class SwarmNetwork(NetworkModel):
         """(share, seconds): that share of messages arrives up to that much later, until the heal."""
         self.trace = trace
         self._rng_storm = rng
+        self._cuts_made = 0
+
+    def add_cut(self, pairs: set[tuple[int, int]]) -> int:
+        """Drop what ``src`` sends ``dst`` for every (src, dst) in ``pairs`` until ``heal_cut``
+        (or ``heal``); returns the cut's number: 1, 2, ... in the order the cuts are made."""
+        self._cuts_made += 1
+        self.cuts[self._cuts_made] = pairs
+        return self._cuts_made
+
+    def heal_cut(self, cut: int) -> None:
+        self.cuts.pop(cut, None)
 
     def transmit(self, src: int, dst: int, size_bytes: int, now_s: float) -> list[float]:
         reaches = self.silenced.get(src)
@@ -381,7 +392,6 @@ class SwarmFaults(Hook):
         self.network, self.plan, self.rng = network, plan, rng
         self.trace, self.on_heal = trace, on_heal
         self.state = FaultState()
-        self._next_cut = 0
         self._votes_seen: dict[int, tuple[int, int]] = {}
         self._rolling_down: list[int] = []
         """With rolling restarts: leaders crashed before sending that are still down, oldest first."""
@@ -538,13 +548,11 @@ class SwarmFaults(Hook):
         self._hold(self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
 
     def _add_cut(self, pairs: set[tuple[int, int]], what: str, seconds: float) -> None:
-        self._next_cut += 1
-        cut = self._next_cut
-        self.network.cuts[cut] = pairs
+        cut = self.network.add_cut(pairs)
         self.trace(f"{self._now()} cut {cut}: {what} for {seconds:.2f} s")
 
         def heal() -> None:
-            self.network.cuts.pop(cut, None)
+            self.network.heal_cut(cut)
             self.trace(f"{self._now()} cut {cut} healed")
         self._hold(seconds, heal)
         if self.plan.membership_rate_s and self.rng.random() < 0.5:

@@ -43,12 +43,12 @@ replays a seed exactly (same cluster, same faults, same trace).
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from random import Random
+from typing import ClassVar
 
 from novacron.raft.invariants import SafetyChecker, SafetyViolation
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
@@ -70,6 +70,7 @@ from sim.raft.swarm import (
     SwarmNetwork,
     SwarmPlan,
 )
+from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
 GENERATORS = ("swarm", *(f"swarm{v}" for v in SWARM_VERSIONS), "classic")
 """``swarm`` is the latest version of the swarm generator, ``swarmN`` its version N."""
@@ -139,21 +140,14 @@ def draw_plan(seed: int, generator: str = "swarm") -> Plan:
 
 
 @dataclass
-class SeedResult:
-    seed: int
-    ok: bool
-    plan: Plan
-    violation: str | None = None
-    trace: list[str] = field(default_factory=list)
-    steps: int = 0
+class SeedResult(SeedOutcome[Plan]):
     operations: int = 0
     reads: int = 0
     follower_reads: int = 0
     messages: int = 0
     liveness_checks: int = 0
-    unknown_keys: tuple[str, ...] = ()
-    """Keys whose linearizability search ran out of budget: not a pass, counted and reported."""
-    plant: str | None = None
+
+    COUNTED: ClassVar[tuple[str, ...]] = ("steps", "operations", "reads", "follower_reads", "liveness_checks")
 
     def replay_command(self) -> str:
         command = f"novacron vopr --seed {self.seed}"
@@ -573,55 +567,21 @@ def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactor
               generator: str = "swarm", plant: str | None = None, trace_dir: Path = Path("vopr-traces"),
               out: Callable[[str], None] = print) -> int:
     """Run seeds in order; stop at the first violation, print it, write its full trace, return 1."""
-    from tqdm import tqdm
 
-    steps = operations = reads = follower_reads = liveness = 0
-    unknown: list[int] = []
-    started_s = time.perf_counter()
-    with tqdm(seeds, unit="seed", disable=not progress, leave=False, desc="vopr") as bar:
-        for done, seed in enumerate(bar, start=1):
-            result = run_seed(seed, node_class=node_class, generator=generator, plant=plant)
-            steps += result.steps
-            operations += result.operations
-            reads += result.reads
-            follower_reads += result.follower_reads
-            liveness += result.liveness_checks
-            if result.unknown_keys:
-                unknown.append(seed)
-            if not progress and done % 1000 == 0:
-                out(f"vopr: {done}/{len(seeds)} seeds passed")
-            if not result.ok:
-                bar.close()
-                report_failure(result, out)
-                path = write_full_trace(result, trace_dir, node_class)
-                out(f"  full trace: {path}")
-                return 1
-    wall_s = time.perf_counter() - started_s
-    out(f"vopr: {len(seeds)} seeds passed ({generator} generator; {steps} steps checked, {operations} client "
-        f"operations linearizable, {reads} reads of which {follower_reads} at followers, {liveness} liveness "
-        f"checks after heals; {len(seeds) / wall_s:.1f} seeds/s)")
-    if unknown:
-        out(f"vopr: UNKNOWN linearizability (search over budget) on {len(unknown)} seeds, not counted as "
-            f"passed for those keys: {unknown[:20]}")
-    return 0
+    def describe(totals: SeedTotals) -> str:
+        n = totals.counts
+        return (f"{generator} generator; {n['steps']} steps checked, {n['operations']} client operations "
+                f"linearizable, {n['reads']} reads of which {n['follower_reads']} at followers, "
+                f"{n['liveness_checks']} liveness checks after heals; {totals.seeds / totals.wall_s:.1f} seeds/s")
 
-
-def report_failure(result: SeedResult, out: Callable[[str], None] = print) -> None:
-    out(f"vopr: seed {result.seed} FAILED: {result.violation}")
-    out(f"  plan: {result.plan.describe()}")
-    out("  last events:")
-    for line in result.trace:
-        out(f"    {line}")
-    out(f"  replay: {result.replay_command()}")
+    return run_until_failure(
+        seeds, lambda seed: run_seed(seed, node_class=node_class, generator=generator, plant=plant), tool="vopr",
+        progress=progress, write_trace=lambda result: write_full_trace(result, trace_dir, node_class),
+        describe=describe, out=out)
 
 
 def write_full_trace(result: SeedResult, directory: Path, node_class: NodeFactory = RaftNode) -> Path:
     """Run the failing seed again with every event traced; write it to a file and return its path."""
     again = run_seed(result.seed, node_class=node_class, generator=result.plan.generator, full_trace=True,
                      plant=result.plant)
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"seed-{result.seed}-{result.plan.generator}" + (f"-{result.plant}" if result.plant else "") + ".txt"
-    path = directory / name
-    lines = [f"seed {result.seed}: {again.violation}", f"replay: {again.replay_command()}", *again.trace]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_trace_file(directory, f"seed-{result.seed}-{result.plan.generator}", again)
