@@ -256,15 +256,19 @@ class Recovery:
                     m.emit(VMFenced, vm_id=vm, datacenter=m.dc_name(agent.datacenter))
 
     def sample(self) -> None:
-        m = self.model
         self.fence()
-        for dc, name in enumerate(m.matrix.datacenters):
-            agents = [a for a in m.clusters if a.datacenter == dc]
-            live = [a for a in agents if a.alive]
-            cpu = sum(a.scheduler.utilisation_pct()[0] for a in live) / len(agents)
-            memory = sum(a.scheduler.utilisation_pct()[1] for a in live) / len(agents)
-            sent = m.network.wan_sent_bytes[dc]
-            m.emit(DatacenterUtilisationSampled, datacenter=name, cpu_pct=cpu, memory_pct=memory,
-                   vms_running=sum(1 for a in live for v in a.vms.values() if v.running),
-                   wan_sent_bytes=sent - self._last_wan[dc])
-            self._last_wan[dc] = sent
+        for dc in range(len(self.model.matrix.datacenters)):
+            self.sample_datacenter(dc)
+
+    def sample_datacenter(self, dc: int) -> None:
+        """One datacenter's utilisation sample (a partitioned run's datacenter samples only its own)."""
+        m = self.model
+        agents = [a for a in m.clusters if a.datacenter == dc]
+        live = [a for a in agents if a.alive]
+        cpu = sum(a.scheduler.utilisation_pct()[0] for a in live) / len(agents)
+        memory = sum(a.scheduler.utilisation_pct()[1] for a in live) / len(agents)
+        sent = m.network.wan_sent_bytes[dc]
+        m.emit(DatacenterUtilisationSampled, datacenter=m.dc_name(dc), cpu_pct=cpu, memory_pct=memory,
+               vms_running=sum(1 for a in live for v in a.vms.values() if v.running),
+               wan_sent_bytes=sent - self._last_wan[dc])
+        self._last_wan[dc] = sent
