@@ -170,7 +170,7 @@ def _run_partitioned(args: argparse.Namespace) -> int:
             run = run_partitioned(scenario, seed, out, partitions=partitions, client=client)
     finally:
         if client is not None:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
     layout = " | ".join(", ".join(names[dc] for dc in group) for group in run.layout)
     print(f"layout: {layout}\nlookahead (window) {run.lookahead_s * 1000:.3f} ms · {run.windows} windows · "
           f"{run.messages} messages between partitions · sync overhead {run.sync_overhead_ms_per_window:.3f} ms "
