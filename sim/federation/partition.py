@@ -132,6 +132,8 @@ class LocalRaftCluster(RaftCluster):
                  *args: Any, **kwargs: Any) -> None:
         self.local_ids = local_ids
         self._post = post
+        self.processed = 0
+        """Queue events simulated (ticks, deliveries, scheduled calls): the run's work."""
         super().__init__(*args, **kwargs)
 
     def hosted(self, voters: tuple[int, ...]) -> tuple[int, ...]:
@@ -153,6 +155,7 @@ class LocalRaftCluster(RaftCluster):
             at_s, _, kind, payload, tag = heapq.heappop(queue)
             self.now_s = at_s
             self._dispatch(kind, payload, tag)
+            self.processed += 1
         self.now_s = max(self.now_s, end_s)
 
 
@@ -236,10 +239,13 @@ class PartitionedFederation(FederationModel):
         group = request.req.group
         if not group:
             return set()
-        per_dc = self.section.clusters_per_datacenter
-        committed = {p.cluster // per_dc for vm, p in self.state_of(request.origin).vms.items()
-                     if p.group == group and vm != request.req.vm_id}
-        return committed | super()._avoid_datacenters(request)
+        size, per_dc = self.section.ha_group_size, self.section.clusters_per_datacenter
+        first = int(group[1:]) * size  # the workload names group g<k // size> (members fvm-<k>)
+        committed = self.state_of(request.origin).vms
+        names = (f"fvm-{k:05d}" for k in range(first, first + size))
+        members = (committed.get(vm) for vm in names if vm != request.req.vm_id)
+        mates = {p.cluster // per_dc for p in members if p is not None and p.group == group}
+        return mates | super()._avoid_datacenters(request)
 
     # -- delegation as messages ----------------------------------------------------------------
 
@@ -365,13 +371,19 @@ class DatacenterProcess:
                     f"{self.name}, which had simulated up to t_s={self.clock_s:.6f}: it was sent inside the "
                     f"lookahead ({self.lookahead_s * 1000:.3f} ms)")
             self.model.receive(envelope.at_s, pickle.loads(envelope.payload))
-        self.model.raft.run_before(end_s)  # type: ignore[attr-defined]
+        assert isinstance(self.model.raft, LocalRaftCluster)
+        self.model.raft.run_before(end_s)
         self.clock_s = end_s
         out, self.outbox = self.outbox, []
         return out
 
     def next_s(self) -> float | None:
         return self.model.raft.next_time_s()
+
+    @property
+    def processed(self) -> int:
+        assert isinstance(self.model.raft, LocalRaftCluster)
+        return self.model.raft.processed
 
     def close(self) -> Path:
         return self.writer.close()

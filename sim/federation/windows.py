@@ -89,8 +89,10 @@ class PartitionGroup:
         out = [e for e in sent if e.dst_dc not in self.processes]
         return out, min(pending, default=None), time.perf_counter() - started
 
-    def close(self) -> dict[int, str]:
-        return {dc: str(process.close()) for dc, process in self.processes.items()}
+    def close(self) -> tuple[dict[int, str], int]:
+        """The log partitions written, and the queue events simulated here."""
+        paths = {dc: str(process.close()) for dc, process in self.processes.items()}
+        return paths, sum(process.processed for process in self.processes.values())
 
 
 @dataclass
@@ -100,12 +102,18 @@ class PartitionedRun:
     layout: tuple[tuple[int, ...], ...]
     lookahead_s: float
     windows: int = 0
+    setup_s: float = 0.0
+    """Building every datacenter's model (and the actors), before the first window."""
     wall_s: float = 0.0
+    """The windows, from the first to the last (not the setup, not the merge)."""
+    merge_s: float = 0.0
     compute_s: list[float] = field(default_factory=list)
     """Per partition: seconds spent simulating (inside ``advance``)."""
     critical_s: float = 0.0
     """Sum over windows of the slowest partition's compute: the wall time with free synchronisation."""
     messages: int = 0
+    simulated: int = 0
+    """Queue events (ticks, deliveries, calls) simulated over all datacenters."""
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -126,17 +134,21 @@ def run_partitioned(scenario: Scenario, seed: int, out_dir: Path, *, partitions:
     log_dir = out_dir / "partitions"
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [(scenario, seed, group, str(log_dir), lookahead, plant) for group in layout]
+    started = time.perf_counter()
     if client is None:
         groups: list[Any] = [PartitionGroup(*a) for a in args]
     else:
         groups = [f.result() for f in [client.submit(PartitionGroup, *a, actor=True) for a in args]]
     run = PartitionedRun("", 0, layout, lookahead, compute_s=[0.0] * len(groups))
-    started = time.perf_counter()
-    _windows(run, groups, [dc for group in layout for dc in group], scenario.duration_s, client is not None)
-    paths = [_result(g.close(), client is not None) for g in groups]
-    run.wall_s = time.perf_counter() - started
-    by_dc = {dc: Path(path) for found in paths for dc, path in found.items()}
+    run.setup_s = time.perf_counter() - started
+    _windows(run, groups, scenario.duration_s, client is not None)
+    run.wall_s = time.perf_counter() - started - run.setup_s
+    closed = [_result(g.close(), client is not None) for g in groups]
+    run.simulated = sum(count for _, count in closed)
+    by_dc = {dc: Path(path) for found, _ in closed for dc, path in found.items()}
+    merging = time.perf_counter()
     run.sha256, run.events, run.metrics = merge_logs([by_dc[dc] for dc in sorted(by_dc)], out_dir / "events.parquet")
+    run.merge_s = time.perf_counter() - merging
     return run
 
 
@@ -144,7 +156,7 @@ def _result(value: Any, remote: bool) -> Any:
     return value.result() if remote else value
 
 
-def _windows(run: PartitionedRun, groups: list[Any], order: list[int], duration_s: float, remote: bool) -> None:
+def _windows(run: PartitionedRun, groups: list[Any], duration_s: float, remote: bool) -> None:
     owner = {dc: g for g, group in enumerate(run.layout) for dc in group}
     inbound: list[list[Envelope]] = [[] for _ in groups]
     next_s: float | None = 0.0
