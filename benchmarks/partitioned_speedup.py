@@ -80,7 +80,7 @@ def main() -> int:
         hashes.add(run.sha256)
         name = "in process, 1 partition" if workers is None else f"Dask, {workers} worker(s) x {workers} partition(s)"
         print(f"| {name} | {load:.1f} | {run.setup_s:.1f} | {wall:.1f} | {wall / base_wall:.2f} | {run.windows} | "
-              f"{run.sync_overhead_ms_per_window:.2f} | {rate / base_rate:.2f} | {worker_cpu:.1f} | {client_cpu:.1f} | "
+              f"{run.sync_overhead_ms_per_window:.2f} | {rate / base_rate:.3f} | {worker_cpu:.1f} | {client_cpu:.1f} | "
               f"{run.merge_s:.1f} | {run.sha256[:16]} |", flush=True)
     print(f"\nsimulated queue events per run: {run.simulated}; merged log events: {run.events}")
     if len(hashes) != 1:

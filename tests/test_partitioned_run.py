@@ -142,3 +142,4 @@ def test_on_a_dask_cluster_of_processes_two_and_eight_partitions_match_one_proce
 def test_on_dask_a_message_delivered_inside_the_lookahead_is_caught(tmp_path: Path, dask_client: Any) -> None:
     with pytest.raises(CausalityError, match="it was sent inside the lookahead"):
         run_partitioned(small(), 3, tmp_path, partitions=2, client=dask_client, plant="inside-lookahead")
+    assert list((tmp_path / "partitions").iterdir()) == []  # the partial partitions are removed

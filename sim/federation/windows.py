@@ -89,6 +89,11 @@ class PartitionGroup:
         out = [e for e in sent if e.dst_dc not in self.processes]
         return out, min(pending, default=None), time.perf_counter() - started
 
+    def abort(self) -> None:
+        """Remove the partial log partitions (a failed run leaves none behind)."""
+        for process in self.processes.values():
+            process.abort()
+
     def close(self) -> tuple[dict[int, str], int]:
         """The log partitions written, and the queue events simulated here."""
         paths = {dc: str(process.close()) for dc, process in self.processes.items()}
@@ -131,7 +136,7 @@ def run_partitioned(scenario: Scenario, seed: int, out_dir: Path, *, partitions:
         raise PartitionError(problem)
     layout = choose_layout(section, partitions)
     lookahead = lookahead_s(section)
-    log_dir = out_dir / "partitions"
+    log_dir = (out_dir / "partitions").resolve()  # workers may run in another folder
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [(scenario, seed, group, str(log_dir), lookahead, plant) for group in layout]
     started = time.perf_counter()
@@ -141,7 +146,12 @@ def run_partitioned(scenario: Scenario, seed: int, out_dir: Path, *, partitions:
         groups = [f.result() for f in [client.submit(PartitionGroup, *a, actor=True) for a in args]]
     run = PartitionedRun("", 0, layout, lookahead, compute_s=[0.0] * len(groups))
     run.setup_s = time.perf_counter() - started
-    _windows(run, groups, scenario.duration_s, client is not None)
+    try:
+        _windows(run, groups, scenario.duration_s, client is not None)
+    except BaseException:
+        for group in groups:
+            _result(group.abort(), client is not None)
+        raise
     run.wall_s = time.perf_counter() - started - run.setup_s
     closed = [_result(g.close(), client is not None) for g in groups]
     run.simulated = sum(count for _, count in closed)
