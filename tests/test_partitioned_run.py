@@ -17,6 +17,7 @@ import pytest
 
 from novacron.app.cli import main
 from novacron.app.eventstore import event_log_sha256, read_events
+from novacron.federation.events import CrossDatacenterMigrationFinished, DatacenterUtilisationSampled
 from novacron.scenario import Scenario, parse_scenario
 from sim.federation.partition import CausalityError, DatacenterProcess, Envelope, lookahead_s
 from sim.federation.windows import PartitionError, choose_layout, run_partitioned
@@ -66,6 +67,22 @@ def test_async_replication_with_two_clusters_per_datacenter_is_layout_independen
     assert len(hashes) == 1
 
 
+def test_cross_datacenter_moves_are_messages_and_layout_independent(tmp_path: Path) -> None:
+    scenario = parse_scenario({"name": "fed-moves", "seed": 3, "duration_s": 40.0,
+                               "federation": {**FEDERATION, "datacenters": NAMES[:4], "vms": 30,
+                                              "arrival_window_s": 8.0, "migrations": 12, "migration_start_s": 14.0,
+                                              "migration_window_s": 6.0, "vm_disk_gib": 0.5,
+                                              "wan_bandwidth_mbit_s": 100_000.0}}, origin="test")
+    runs = [run_partitioned(scenario, 3, tmp_path / str(p), partitions=p) for p in (1, 2, 4)]
+    assert len({r.sha256 for r in runs}) == 1
+    assert runs[0].metrics["federation.wan_migrations_completed"] == 12
+    events = read_events(tmp_path / "4" / "events.parquet")
+    moved = [ev for ev in events if isinstance(ev, CrossDatacenterMigrationFinished)]
+    assert len(moved) == 12 and all(ev.from_datacenter != ev.datacenter for ev in moved)
+    last = {ev.datacenter: ev.vms_running for ev in events if isinstance(ev, DatacenterUtilisationSampled)}
+    assert sum(last.values()) == 30  # every VM runs exactly once after the moves: none lost, none doubled
+
+
 def test_a_message_due_before_the_receivers_clock_is_a_causality_error(tmp_path: Path) -> None:
     scenario = small()
     process = DatacenterProcess(scenario, 3, 1, tmp_path / "dc1.parquet", lookahead_s=lookahead_s(scenario.federation))
@@ -94,8 +111,11 @@ def test_layouts_balance_expected_load_and_never_exceed_the_datacenters() -> Non
 
 
 def test_unsupported_settings_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(PartitionError, match=r"federation.migrations = 3 is not supported .* allowed: 0"):
-        run_partitioned(small(migrations=3), 3, tmp_path, partitions=2)
+    with pytest.raises(PartitionError, match=r"federation.leader_preference = \['dc1'\] is not supported .* "
+                                             r"allowed: \[\]"):
+        run_partitioned(small(leader_preference=["dc1"]), 3, tmp_path, partitions=2)
+    with pytest.raises(PartitionError, match=r"federation.wan_jitter_pct = 50 leaves no lookahead"):
+        run_partitioned(small(wan_jitter_pct=50.0), 3, tmp_path, partitions=2)
     assert main(["run", "federation-3dc", "--partitions", "2", "--out", str(tmp_path / "x")]) == 2
     assert "federation.outage_at_s = 900 is not supported" in capsys.readouterr().err
 

@@ -26,13 +26,14 @@ envelope due before the time this process has already simulated to is a ``Causal
 (the planted bug ``inside-lookahead`` delivers messages at half the lookahead to show it fires).
 
 What this model does not partition yet (a partitioned run refuses such a scenario in one line,
-``partition_problem``): cross-datacenter moves (they count the global admission cap in one
-place), datacenter outages and cuts (evacuation, fencing), and leader preference (it reads
-whether a remote representative is alive). Compared with the single-process model, two global
-shortcuts became messages: the origin learns a delegation's acceptance from an ``accepted``
-message (not from the shared request), and HA anti-affinity uses what the origin knows -- the
-datacenters its own accepted delegations went to and the placements its replica has committed
--- instead of one global table. The workload is the same stream as the single-process model's
+``partition_problem``): datacenter outages and cuts (evacuation, fencing) and leader preference
+(it reads whether a remote representative is alive). Compared with the single-process model,
+these global shortcuts became messages or local knowledge: the origin learns a delegation's
+acceptance from an ``accepted`` message (not from the shared request); HA anti-affinity uses what
+the origin knows -- the datacenters its own accepted delegations went to and the placements its
+replica has committed -- instead of one global table; cross-datacenter moves are a message
+protocol with a static per-datacenter share of the global admission cap
+(``sim.federation.partition_moves``). The workload is the same stream as the single-process model's
 (drawn from ``federation.workload`` of the run seed); each datacenter keeps its users' requests.
 """
 
@@ -66,6 +67,7 @@ from sim.federation.model import (
     HostShape,
     Request,
 )
+from sim.federation.partition_moves import MOVE_HANDLERS, PartitionedMoves
 from sim.federation.recovery import Recovery
 from sim.raft.cluster import DELIVER, ClusterSettings, Hook, Manager, RaftCluster
 
@@ -106,9 +108,6 @@ def partition_problem(section: FederationSection) -> str | None:
     """Why a scenario cannot run partitioned by datacenter, as 'key = value ...; allowed: ...', or None."""
     if not section.enabled:
         return "federation.enabled = false: only a federation can run partitioned; allowed: true"
-    if section.migrations:
-        return (f"federation.migrations = {section.migrations} is not supported by a partitioned run yet "
-                "(moves count the global admission cap in one place); allowed: 0")
     if section.outage_datacenter and section.outage_at_s > 0:
         return (f"federation.outage_at_s = {section.outage_at_s:g} is not supported by a partitioned run yet "
                 "(evacuation is not partitioned); allowed: 0")
@@ -171,6 +170,8 @@ class PartitionedFederation(FederationModel):
         super().__init__(section, shape, seed_rng=seed_rng, emit=emit)
         self.local = [a for a in self.clusters if a.datacenter == dc]
         self.entries_applied = False
+        self.moves: PartitionedMoves | None = None
+        """Attached by ``DatacenterProcess`` (the moves need the model)."""
 
     def _raft_cluster(self, settings: ClusterSettings, rng: Random, *, hooks: list[Hook],
                       node_class: Callable[..., RaftNode],
@@ -188,7 +189,7 @@ class PartitionedFederation(FederationModel):
         (immutable data: never an object the sender keeps)."""
         dst_dc = self.clusters[dst].datacenter
         if dst_dc == self.dc:
-            self.send(src, dst, size_bytes, partial(getattr(self, handler), *args))
+            self.send(src, dst, size_bytes, partial(self._handler(handler), *args))
             return
         for at_s in self.network.transmit(src + 1, dst + 1, size_bytes, self.now_s)[:1]:
             self._post_out(at_s, dst_dc, ("call", dst, handler, args))
@@ -200,14 +201,22 @@ class PartitionedFederation(FederationModel):
             self.raft.deliver(at_s, payload[1])
             return
         _, dst, handler, args = payload
-        if handler not in HANDLERS:
-            raise ValueError(f"message handler {handler!r} is not allowed; allowed: {sorted(HANDLERS)}")
+        call = self._handler(handler)
 
         def arrive() -> None:
             if self.clusters[dst].alive:
-                getattr(self, handler)(*args)
+                call(*args)
 
         self.raft.schedule(at_s, arrive)
+
+    def _handler(self, name: str) -> Callable[..., None]:
+        """The method a message names: the model's (``on_merge``) or its moves' (``moves:on_reserve``)."""
+        owner, _, method = name.rpartition(":")
+        if method not in {"": HANDLERS, "moves": MOVE_HANDLERS}.get(owner, frozenset()):
+            raise ValueError(f"message handler {name!r} is not allowed; allowed: {sorted(HANDLERS)} or "
+                             f"moves:{sorted(MOVE_HANDLERS)}")
+        handler: Callable[..., None] = getattr(self.moves if owner else self, method)
+        return handler
 
     def new_command_id(self, kind: str) -> str:
         self._commands += 1
@@ -334,13 +343,15 @@ class DatacenterProcess:
         self.model = PartitionedFederation(
             section, host_shape(scenario), dc, seed_rng=lambda c: seeds.python(f"federation.dc.{self.name}.{c}"),
             shared_rng=seeds.python, emit=self.emit, post=self._post)
-        self._schedule(section)
+        self._schedule(section, scenario.migration.downtime_ms)
 
-    def _schedule(self, section: FederationSection) -> None:
+    def _schedule(self, section: FederationSection, downtime_limit_ms: float) -> None:
         """``sim.federation.component.assemble``'s duties, for this datacenter's clusters."""
         m = self.model
         recovery = Recovery(m)
         m.schedule_workload()
+        m.moves = PartitionedMoves(m, downtime_limit_ms)
+        m.moves.schedule()
         for agent in m.local:
             phase_s = m.rng.random() * section.gossip_interval_s
             m.every(phase_s, section.gossip_interval_s, partial(m.gossip_round, agent))
