@@ -17,7 +17,11 @@ import pytest
 
 from novacron.app.cli import main
 from novacron.app.eventstore import event_log_sha256, read_events
-from novacron.federation.events import CrossDatacenterMigrationFinished, DatacenterUtilisationSampled
+from novacron.federation.events import (
+    CrossDatacenterMigrationFinished,
+    DatacenterUtilisationSampled,
+    FederationLeadershipTransferred,
+)
 from novacron.scenario import Scenario, parse_scenario
 from sim.federation.partition import CausalityError, DatacenterProcess, Envelope, lookahead_s
 from sim.federation.windows import PartitionError, choose_layout, run_partitioned
@@ -83,6 +87,28 @@ def test_cross_datacenter_moves_are_messages_and_layout_independent(tmp_path: Pa
     assert sum(last.values()) == 30  # every VM runs exactly once after the moves: none lost, none doubled
 
 
+@pytest.mark.parametrize(("fault", "expected"), [
+    ({"outage_datacenter": "dc1", "outage_at_s": 15.0, "leader_preference": ["dc1", "dc2"]},
+     {"federation.vms_evacuated": 4, "federation.vms_lost": 0}),
+    ({"partition_datacenter": "dc2", "partition_at_s": 12.0, "partition_duration_s": 15.0},
+     {"federation.vms_evacuated": 8, "federation.vms_fenced": 8}),
+])
+def test_a_datacenter_lost_or_cut_off_recovers_the_same_for_any_layout(
+        tmp_path: Path, fault: dict[str, Any], expected: dict[str, float]) -> None:
+    scenario = parse_scenario({"name": "fed-fault", "seed": 3, "duration_s": 60.0,
+                               "federation": {**FEDERATION, "datacenters": NAMES[:4], "vms": 30,
+                                              "arrival_window_s": 20.0, "failure_detection_s": 6.0,
+                                              "vm_restart_s": 3.0, **fault}}, origin="test")
+    runs = [run_partitioned(scenario, 3, tmp_path / str(p), partitions=p) for p in (1, 4)]
+    assert runs[0].sha256 == runs[1].sha256
+    assert {k: runs[1].metrics[k] for k in expected} == expected
+    assert runs[1].metrics["federation.vms_placed"] == 30
+    if "leader_preference" in fault:  # handed to dc1; once dc1 is lost (dc3 elected), handed to dc2
+        transfers = [ev.datacenter for ev in read_events(tmp_path / "4" / "events.parquet")
+                     if isinstance(ev, FederationLeadershipTransferred)]
+        assert transfers == ["dc1", "dc2"]
+
+
 def test_a_message_due_before_the_receivers_clock_is_a_causality_error(tmp_path: Path) -> None:
     scenario = small()
     process = DatacenterProcess(scenario, 3, 1, tmp_path / "dc1.parquet", lookahead_s=lookahead_s(scenario.federation))
@@ -111,13 +137,12 @@ def test_layouts_balance_expected_load_and_never_exceed_the_datacenters() -> Non
 
 
 def test_unsupported_settings_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(PartitionError, match=r"federation.leader_preference = \['dc1'\] is not supported .* "
-                                             r"allowed: \[\]"):
-        run_partitioned(small(leader_preference=["dc1"]), 3, tmp_path, partitions=2)
+    with pytest.raises(PartitionError, match=r"federation.enabled = false: only a federation can run partitioned"):
+        run_partitioned(small(enabled=False), 3, tmp_path, partitions=2)
     with pytest.raises(PartitionError, match=r"federation.wan_jitter_pct = 50 leaves no lookahead"):
         run_partitioned(small(wan_jitter_pct=50.0), 3, tmp_path, partitions=2)
-    assert main(["run", "federation-3dc", "--partitions", "2", "--out", str(tmp_path / "x")]) == 2
-    assert "federation.outage_at_s = 900 is not supported" in capsys.readouterr().err
+    assert main(["run", "default", "--partitions", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "federation.enabled = false" in capsys.readouterr().err
 
 
 def test_cli_prints_the_layout_and_the_hash(tmp_path: Path, capsys: pytest.CaptureFixture[str],

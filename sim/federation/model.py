@@ -73,6 +73,8 @@ RETRY_S = 1.0
 MESSAGE_BYTES = 256
 GOSSIP_ENTRY_BYTES = 96
 SNAPSHOT_EVERY = 500
+TRANSFER_WAIT_S = 5.0
+"""A leadership transfer not done by then is forgotten (another may start)."""
 
 
 @dataclass
@@ -421,13 +423,17 @@ class FederationModel(Hook):
     def _merge(peer: ClusterAgent, entries: tuple[ClusterSummary, ...]) -> None:
         peer.view.merge(entries)
 
+    def own_clusters(self) -> list[ClusterAgent]:
+        """The clusters this process simulates (all; a partitioned run's datacenter only its own)."""
+        return self.clusters
+
     def retry_round(self) -> None:
-        for agent in self.clusters:
+        for agent in self.own_clusters():
             if any(not p.visible for p in agent.pending.values()):
                 self.ship(agent)
 
     def async_round(self) -> None:
-        for agent in self.clusters:
+        for agent in self.own_clusters():
             self.ship(agent)
 
     def acting_leaders(self) -> list[RaftNode]:
@@ -451,11 +457,15 @@ class FederationModel(Hook):
             if self.clusters[leader.id - 1].datacenter == dc:
                 return
             target = next(a.node_id for a in self.clusters if a.datacenter == dc)
-            if self.raft.node(target) is not None and leader.progress[target].match == leader.log.last_index():
+            if self._caught_up(leader, target):
                 self.transfer_to = target
                 self.raft.transfer_leadership(leader.id, target)
-                self.raft.schedule(self.now_s + 5.0, self._forget_transfer)
+                self.raft.schedule(self.now_s + TRANSFER_WAIT_S, self._forget_transfer)
             return
+
+    def _caught_up(self, leader: RaftNode, target: int) -> bool:
+        """The target is alive and holds the leader's whole log."""
+        return self.raft.node(target) is not None and leader.progress[target].match == leader.log.last_index()
 
     def _forget_transfer(self) -> None:
         self.transfer_to = 0

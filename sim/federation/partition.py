@@ -25,15 +25,17 @@ process -- then processes every local event before ``end_s``. The causality asse
 envelope due before the time this process has already simulated to is a ``CausalityError``
 (the planted bug ``inside-lookahead`` delivers messages at half the lookahead to show it fires).
 
-What this model does not partition yet (a partitioned run refuses such a scenario in one line,
-``partition_problem``): datacenter outages and cuts (evacuation, fencing) and leader preference
-(it reads whether a remote representative is alive). Compared with the single-process model,
-these global shortcuts became messages or local knowledge: the origin learns a delegation's
-acceptance from an ``accepted`` message (not from the shared request); HA anti-affinity uses what
-the origin knows -- the datacenters its own accepted delegations went to and the placements its
-replica has committed -- instead of one global table; cross-datacenter moves are a message
-protocol with a static per-datacenter share of the global admission cap
-(``sim.federation.partition_moves``). The workload is the same stream as the single-process model's
+Every part of ``sim.federation`` runs partitioned. Compared with the single-process model, its
+global shortcuts became messages or local knowledge: the origin learns a delegation's acceptance
+from an ``accepted`` message (not from the shared request); HA anti-affinity uses what the origin
+knows -- the datacenters its own accepted delegations went to and the placements its replica has
+committed -- instead of one global table; cross-datacenter moves are a message protocol with a
+static per-datacenter share of the global admission cap (``sim.federation.partition_moves``);
+evacuation dispatches and reports by message (``sim.federation.partition_recovery``); the users
+of a lost datacenter send their requests to the nearest other one (one WAN hop) instead of a
+cluster chosen by reading every datacenter's liveness; a leader hands over leadership when its own
+progress shows the target caught up (not reading whether it is alive), and the target's datacenter
+reports the transfer because it received the TimeoutNow. The workload is the same stream as the single-process model's
 (drawn from ``federation.workload`` of the run seed); each datacenter keeps its users' requests.
 """
 
@@ -53,26 +55,27 @@ from novacron.events import Event
 from novacron.federation.config import FederationSection
 from novacron.federation.gossip import ClusterSummary
 from novacron.federation.placement import PlacementRequest
-from novacron.raft.messages import Entry, Message
+from novacron.raft.messages import Entry, Message, MessageType
 from novacron.raft.node import RaftNode
 from novacron.scenario import Scenario
 from novacron.seeding import RunSeeds
-from sim.federation.component import host_shape
+from sim.federation.component import LEADER_CHECK_S, host_shape
 from sim.federation.model import (
     GOSSIP_ENTRY_BYTES,
     MESSAGE_BYTES,
     RETRY_S,
+    TRANSFER_WAIT_S,
     ClusterAgent,
     FederationModel,
     HostShape,
     Request,
 )
 from sim.federation.partition_moves import MOVE_HANDLERS, PartitionedMoves
-from sim.federation.recovery import Recovery
+from sim.federation.partition_recovery import RECOVERY_HANDLERS, PartitionedRecovery
 from sim.raft.cluster import DELIVER, ClusterSettings, Hook, Manager, RaftCluster
 
 PLANTS = ("inside-lookahead",)
-HANDLERS = frozenset({"on_delegate", "on_refused", "on_accepted", "on_retry", "on_merge", "_propose"})
+HANDLERS = frozenset({"on_request", "on_delegate", "on_refused", "on_accepted", "on_retry", "on_merge", "_propose"})
 """The only methods a message from another datacenter may call."""
 
 
@@ -108,15 +111,6 @@ def partition_problem(section: FederationSection) -> str | None:
     """Why a scenario cannot run partitioned by datacenter, as 'key = value ...; allowed: ...', or None."""
     if not section.enabled:
         return "federation.enabled = false: only a federation can run partitioned; allowed: true"
-    if section.outage_datacenter and section.outage_at_s > 0:
-        return (f"federation.outage_at_s = {section.outage_at_s:g} is not supported by a partitioned run yet "
-                "(evacuation is not partitioned); allowed: 0")
-    if section.partition_datacenter and section.partition_at_s > 0:
-        return (f"federation.partition_at_s = {section.partition_at_s:g} is not supported by a partitioned run "
-                "yet; allowed: 0")
-    if section.leader_preference:
-        return (f"federation.leader_preference = {list(section.leader_preference)!r} is not supported by a "
-                "partitioned run yet; allowed: []")
     if lookahead_s(section) <= 0:
         return (f"federation.wan_jitter_pct = {section.wan_jitter_pct:g} leaves no lookahead (the WAN's smallest "
                 "delay is 0); allowed: below 50")
@@ -198,7 +192,10 @@ class PartitionedFederation(FederationModel):
         """Queue a message from another datacenter for its delivery time."""
         if payload[0] == "raft":
             assert isinstance(self.raft, LocalRaftCluster)
-            self.raft.deliver(at_s, payload[1])
+            message = payload[1]
+            if message.type == MessageType.TIMEOUT_NOW:
+                self.raft.schedule(at_s, partial(self._transfer_arriving, message.dst))
+            self.raft.deliver(at_s, message)
             return
         _, dst, handler, args = payload
         call = self._handler(handler)
@@ -212,11 +209,22 @@ class PartitionedFederation(FederationModel):
     def _handler(self, name: str) -> Callable[..., None]:
         """The method a message names: the model's (``on_merge``) or its moves' (``moves:on_reserve``)."""
         owner, _, method = name.rpartition(":")
-        if method not in {"": HANDLERS, "moves": MOVE_HANDLERS}.get(owner, frozenset()):
-            raise ValueError(f"message handler {name!r} is not allowed; allowed: {sorted(HANDLERS)} or "
-                             f"moves:{sorted(MOVE_HANDLERS)}")
-        handler: Callable[..., None] = getattr(self.moves if owner else self, method)
+        allowed = {"": HANDLERS, "moves": MOVE_HANDLERS, "recovery": RECOVERY_HANDLERS}
+        if method not in allowed.get(owner, frozenset()):
+            raise ValueError(f"message handler {name!r} is not allowed; allowed: {sorted(HANDLERS)}, "
+                             f"moves:{sorted(MOVE_HANDLERS)} or recovery:{sorted(RECOVERY_HANDLERS)}")
+        handler: Callable[..., None] = getattr({"": self, "moves": self.moves, "recovery": self.recovery}[owner],
+                                               method)
         return handler
+
+    def _transfer_arriving(self, target: int) -> None:
+        """A leader asked a member here to take over: the election it starts is a transfer."""
+        self.transfer_to = target
+        self.raft.schedule(self.now_s + TRANSFER_WAIT_S, self._forget_transfer)
+
+    def _caught_up(self, leader: RaftNode, target: int) -> bool:
+        """The leader's own knowledge only: whether the target is alive is not known here."""
+        return leader.progress[target].match == leader.log.last_index()
 
     def new_command_id(self, kind: str) -> str:
         self._commands += 1
@@ -240,8 +248,22 @@ class PartitionedFederation(FederationModel):
                                    user_datacenter=user, data_datacenter=user, group=group)
             self.raft.schedule(at_s, partial(self.request, req))
 
+    def request(self, req: PlacementRequest) -> None:
+        """A request of this datacenter's users; once it is lost, they turn to the nearest other one."""
+        if any(a.alive for a in self.local):
+            super().request(req)
+            return
+        n = len(self.matrix.datacenters)
+        nearest = min((d for d in range(n) if d != self.dc), key=lambda d: (self.matrix.rtt(self.dc, d), d))
+        target = nearest * self.section.clusters_per_datacenter
+        self.post(self.local[0].index, target, MESSAGE_BYTES, "on_request", req)
+
+    def on_request(self, req: PlacementRequest) -> None:
+        self.request(req)
+
     def _origin_for(self, dc: int) -> int:
-        return min(a.index for a in self.local)
+        live = [a.index for a in self.local if a.alive]
+        return min(live) if live else self.local[0].index
 
     def _avoid_datacenters(self, request: Request) -> set[int]:
         """What the origin knows: its accepted delegations' datacenters and its replica's commits."""
@@ -306,14 +328,8 @@ class PartitionedFederation(FederationModel):
     def on_merge(self, peer: int, entries: tuple[ClusterSummary, ...]) -> None:
         self.clusters[peer].view.merge(entries)
 
-    def retry_round(self) -> None:
-        for agent in self.local:
-            if any(not p.visible for p in agent.pending.values()):
-                self.ship(agent)
-
-    def async_round(self) -> None:
-        for agent in self.local:
-            self.ship(agent)
+    def own_clusters(self) -> list[ClusterAgent]:
+        return self.local
 
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
         """As one process, except that 'formed' is this datacenter's knowledge: once a local
@@ -348,7 +364,7 @@ class DatacenterProcess:
     def _schedule(self, section: FederationSection, downtime_limit_ms: float) -> None:
         """``sim.federation.component.assemble``'s duties, for this datacenter's clusters."""
         m = self.model
-        recovery = Recovery(m)
+        recovery = PartitionedRecovery(m)
         m.schedule_workload()
         m.moves = PartitionedMoves(m, downtime_limit_ms)
         m.moves.schedule()
@@ -358,7 +374,16 @@ class DatacenterProcess:
         m.every(RETRY_S, RETRY_S, m.retry_round)
         if section.state_replication == "async":
             m.every(section.async_interval_s, section.async_interval_s, m.async_round)
-        m.every(section.sample_interval_s, section.sample_interval_s, partial(recovery.sample_datacenter, self.dc))
+        m.every(section.gossip_interval_s, section.gossip_interval_s, recovery.detect)
+        if section.leader_preference:
+            m.every(LEADER_CHECK_S, LEADER_CHECK_S, m.prefer_leader)
+        m.every(section.sample_interval_s, section.sample_interval_s, recovery.sample)
+        names = m.matrix.datacenters
+        if section.outage_datacenter == names[self.dc] and section.outage_at_s > 0:
+            m.raft.schedule(section.outage_at_s, lambda: recovery.fail(self.dc))
+        if section.partition_datacenter and section.partition_at_s > 0:
+            cut = names.index(section.partition_datacenter)
+            m.raft.schedule(section.partition_at_s, lambda: recovery.cut(cut, section.partition_duration_s))
 
     def emit(self, cls: type[Event], **fields: Any) -> Event:
         self.count += 1
