@@ -59,11 +59,10 @@ from novacron.raft.messages import Entry, Message, MessageType
 from novacron.raft.node import RaftNode
 from novacron.scenario import Scenario
 from novacron.seeding import RunSeeds
-from sim.federation.component import LEADER_CHECK_S, host_shape
+from sim.federation.component import host_shape, schedule_duties
 from sim.federation.model import (
     GOSSIP_ENTRY_BYTES,
     MESSAGE_BYTES,
-    RETRY_S,
     TRANSFER_WAIT_S,
     ClusterAgent,
     FederationModel,
@@ -368,16 +367,7 @@ class DatacenterProcess:
         m.schedule_workload()
         m.moves = PartitionedMoves(m, downtime_limit_ms)
         m.moves.schedule()
-        for agent in m.local:
-            phase_s = m.rng.random() * section.gossip_interval_s
-            m.every(phase_s, section.gossip_interval_s, partial(m.gossip_round, agent))
-        m.every(RETRY_S, RETRY_S, m.retry_round)
-        if section.state_replication == "async":
-            m.every(section.async_interval_s, section.async_interval_s, m.async_round)
-        m.every(section.gossip_interval_s, section.gossip_interval_s, recovery.detect)
-        if section.leader_preference:
-            m.every(LEADER_CHECK_S, LEADER_CHECK_S, m.prefer_leader)
-        m.every(section.sample_interval_s, section.sample_interval_s, recovery.sample)
+        schedule_duties(m, recovery)
         names = m.matrix.datacenters
         if section.outage_datacenter == names[self.dc] and section.outage_at_s > 0:
             m.raft.schedule(section.outage_at_s, lambda: recovery.fail(self.dc))

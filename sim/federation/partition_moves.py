@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from novacron.federation.state import FederationStateMachine
 from sim.federation.model import MESSAGE_BYTES, LocalVM
-from sim.federation.wan_moves import RETRY_S, Move, WanMoves
+from sim.federation.wan_moves import Move, WanMoves
 
 if TYPE_CHECKING:
     from sim.federation.partition import PartitionedFederation
@@ -72,21 +72,9 @@ class PartitionedMoves(WanMoves):
             vm, source = candidates[int(m.moves_rng.random() * len(candidates))]
             self._try(vm, source)
 
-    def _try(self, vm: str, source: int) -> None:
-        m = self.model
-        agent = m.clusters[source]
-        local = agent.vms.get(vm)
-        if not agent.alive or local is None or not local.running or vm in self.running:
-            return
-        on_host = sum(1 for mv in self.running.values() if mv.source == source and mv.host == local.host)
-        if on_host >= m.shape.caps_per_host or len(self.running) >= self.cap:
-            m.raft.schedule(m.now_s + RETRY_S, partial(self._try, vm, source))
-            return
-        target = self._destination(agent, vm)
-        if target is None:
-            return
-        self.running[vm] = Move(vm, source, local.host, target)
-        m.post(source, target, MESSAGE_BYTES, "moves:on_reserve", vm, source, target, local.cpu, local.memory_gib)
+    def _ask_target(self, move: Move, local: LocalVM) -> None:
+        self.model.post(move.source, move.target, MESSAGE_BYTES, "moves:on_reserve", move.vm_id, move.source,
+                        move.target, local.cpu, local.memory_gib)
 
     # -- at the target ---------------------------------------------------------------------------
 
