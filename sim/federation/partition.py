@@ -74,6 +74,7 @@ from sim.federation.partition_recovery import RECOVERY_HANDLERS, PartitionedReco
 from sim.raft.cluster import DELIVER, ClusterSettings, Hook, Manager, RaftCluster
 
 PLANTS = ("inside-lookahead",)
+"""Planted bugs a test may switch on to see a checker fire."""
 HANDLERS = frozenset({"on_request", "on_delegate", "on_refused", "on_accepted", "on_retry", "on_merge", "_propose"})
 """The only methods a message from another datacenter may call."""
 
@@ -343,6 +344,8 @@ class DatacenterProcess:
 
     def __init__(self, scenario: Scenario, seed: int, dc: int, log_path: Path, *, lookahead_s: float,
                  plant: str | None = None) -> None:
+        if plant is not None and plant not in PLANTS:
+            raise ValueError(f"plant = {plant!r} is not allowed; allowed: None or one of {', '.join(PLANTS)}")
         section = scenario.federation
         seeds = RunSeeds(seed)
         self.name = section.datacenters[dc]
