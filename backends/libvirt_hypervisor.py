@@ -12,7 +12,8 @@ Confirm, https://libvirt.org/migration.html), but the port promises that ``execu
 once: so each migration runs ``migrate3`` in its own worker thread, and ``job_stats`` polls
 ``virDomainGetJobStats`` on the source from the caller's thread (libvirt connections are
 thread-safe). The libvirt knobs map one-to-one onto the controller's commands: flags LIVE,
-POSTCOPY, AUTO_CONVERGE, COMPRESSED (xbzrle) and the BANDWIDTH parameter at start;
+POSTCOPY, AUTO_CONVERGE, COMPRESSED (xbzrle), NON_SHARED_DISK (block migration: the disks are
+mirrored to images that must already exist on the destination) and the BANDWIDTH parameter at start;
 ``migrateSetMaxDowntime``, ``migrateSetMaxSpeed``, ``migrateStartPostCopy``, ``suspend``
 (force-complete) and ``abortJob`` during the job. Warm migration is libvirt's non-live mode (the
 source is paused for the copy), cold migration is ``OFFLINE|PERSIST_DEST`` of a shut-off domain.
@@ -23,20 +24,17 @@ libvirt's job statistics have no QEMU status field, so the status is derived: th
 returns, the final numbers come from ``jobStats(COMPLETED)`` on the destination domain; an
 exception from ``migrate3`` becomes ``cancelled`` (our abort) or ``failed`` with the error text.
 
-After a post-copy switch libvirt keeps no completed statistics, so the downtime comes from QEMU
-itself: from the switch on, a watcher thread asks the source QEMU ``query-migrate`` every
-``POSTCOPY_WATCH_INTERVAL_S`` through libvirt's monitor passthrough (``virDomainQemuMonitorCommand``,
-allowed during a migration job). QEMU reports ``downtime`` (for post-copy: from stopping the
-source to the destination running) only once its status is ``completed``, and libvirt removes
-the source domain soon after: 0.14 s to 2 s in the lab, so the controller's 0.1 s poll missed it
-in one of two runs. A missed window leaves the downtime unmeasured (None), never 0.
+After a post-copy switch libvirt keeps no completed statistics on the destination, so the final
+numbers of a post-copy migration (its downtime above all) come from the job-completed event
+libvirt emits on the source (``libvirt_events``). Polling the source's QEMU for them raced the
+source domain's removal and missed in about one lab run in four. An event that does not come
+leaves the downtime unmeasured (None), never 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import libvirt
-import libvirt_qemu
 
+from backends.libvirt_events import CompletedJobListener, start_event_loop
 from novacron.migration import protocol
 
 libvirt.registerErrorHandler(lambda _context, _error: None, None)  # errors arrive as exceptions
@@ -54,8 +52,9 @@ UNLIMITED_BANDWIDTH_MIB_S = (2**63 - 1) >> 20
 """libvirt's own "unlimited" migration speed (QEMU_DOMAIN_MIG_BANDWIDTH_MAX)."""
 KIB = 1024
 DOWNTIME_APPLY_TIMEOUT_S = 10.0
-POSTCOPY_WATCH_INTERVAL_S = 0.01
-"""How often the post-copy watcher asks QEMU; one passthrough call takes 5-10 ms here."""
+JOB_COMPLETED_EVENT_WAIT_S = 10.0
+"""How long a finished migration waits for the source's job-completed event; it came 0-2 s after
+QEMU's ``completed`` in the lab (libvirt emits it in the Confirm phase, before migrate3 returns)."""
 
 _POWER_STATES = {
     libvirt.VIR_DOMAIN_RUNNING: protocol.PowerState.RUNNING,
@@ -107,9 +106,6 @@ class _MigrationJob:
     pending_downtime_ms: float | None = None
     last_running: protocol.JobStats | None = None
     postcopy_seen: bool = False
-    qemu_downtime_ms: float | None = None
-    """QEMU's own downtime from ``query-migrate`` on the source (read after a post-copy switch)."""
-    postcopy_watcher: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -125,6 +121,8 @@ def migration_flags(kind: protocol.MigrationType, params: protocol.MigrationPara
         flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
     if params.xbzrle:
         flags |= libvirt.VIR_MIGRATE_COMPRESSED
+    if params.copy_storage:
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
     if persistent:
         flags |= libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
     return flags
@@ -161,30 +159,20 @@ def job_stats_from_libvirt(vm_id: str, stats: Mapping[str, Any], status: protoco
         setup_time_ms=float(stats["setup_time"]) if "setup_time" in stats else None,
         cpu_throttle_pct=float(stats.get("auto_converge_throttle", 0)),
         postcopy_page_faults=int(stats.get("memory_postcopy_requests", 0)),
+        disk_total_bytes=int(stats.get("disk_total", 0)),
+        disk_processed_bytes=int(stats.get("disk_processed", 0)),
     )
 
 
-def qemu_migration_downtime_ms(dom: libvirt.virDomain) -> float | None:
-    """QEMU's ``downtime`` of a completed migration, from ``query-migrate`` on the source through
-    libvirt's monitor passthrough; None while the migration runs or if QEMU cannot answer."""
-    try:
-        reply = json.loads(libvirt_qemu.qemuMonitorCommand(dom, '{"execute": "query-migrate"}', 0))
-    except (libvirt.libvirtError, ValueError):
-        return None
-    info = reply.get("return", {}) if isinstance(reply, dict) else {}
-    if info.get("status") != "completed" or not isinstance(info.get("downtime"), int | float):
-        return None
-    return float(info["downtime"])
-
-
-def _read_postcopy_downtime(job: _MigrationJob, dom: libvirt.virDomain) -> None:
-    """Ask the source QEMU until it reports its downtime or the migration job has ended."""
-    while job.finished_s is None:
-        downtime = qemu_migration_downtime_ms(dom)
-        if downtime is not None:
-            job.qemu_downtime_ms = downtime
-            return
-        time.sleep(POSTCOPY_WATCH_INTERVAL_S)
+def with_disk_counters_from_polls(final: protocol.JobStats, last_poll: protocol.JobStats | None) -> protocol.JobStats:
+    """libvirt 9.0's completed statistics carry no drive-mirror counters: after a 32 MiB block
+    migration the destination reported ``disk_total`` 0 where every poll during the copy had shown
+    33554432 (measured in the lab). The mirror is in step before the memory switch-over, so the
+    last poll's disk counters are the copy's final ones."""
+    if final.disk_total_bytes or last_poll is None or not last_poll.disk_total_bytes:
+        return final
+    return dataclasses.replace(final, disk_total_bytes=last_poll.disk_total_bytes,
+                               disk_processed_bytes=last_poll.disk_processed_bytes)
 
 
 class LibvirtHypervisor:
@@ -197,7 +185,9 @@ class LibvirtHypervisor:
         self.migration_uri = migration_uri
         """Where the QEMU stream reaches this host as a destination (``tcp://ADDR``); None lets
         libvirt use the host's name."""
+        start_event_loop()  # before the connection opens: earlier connections get no events
         self.conn = connection or libvirt.open(uri)
+        self._completed_jobs = CompletedJobListener(self.conn)
         self.directory = directory
         self._jobs: dict[str, _MigrationJob] = {}
         directory.add(self)
@@ -209,6 +199,7 @@ class LibvirtHypervisor:
         for job in self._jobs.values():
             if job.worker is not None:
                 job.worker.join(timeout=30)
+        self._completed_jobs.close()
         with contextlib.suppress(libvirt.libvirtError):
             self.conn.close()
 
@@ -296,7 +287,6 @@ class LibvirtHypervisor:
             job = self._jobs.get(command.vm_id)
             if job is not None and job.finished_s is None:
                 job.postcopy_seen = True  # QEMU switches at its next iteration; a poll may miss it
-                self._watch_postcopy(job)
         elif isinstance(command, protocol.ForceComplete):
             self._adjust(command.vm_id, lambda dom: dom.suspend())  # nothing dirties: the copy converges
         else:  # pragma: no cover - the union is closed
@@ -326,6 +316,7 @@ class LibvirtHypervisor:
         persistent = bool(dom.isPersistent())
         flags = migration_flags(command.migration_type, command.params, persistent)
         typed = migration_parameters(command.params, destination.migration_uri)
+        self._completed_jobs.forget(command.vm_id)
         job = _MigrationJob(command=command, started_s=time.monotonic(),
                             pending_downtime_ms=command.params.downtime_limit_ms)
         if command.migration_type is not protocol.MigrationType.COLD:
@@ -401,24 +392,11 @@ class LibvirtHypervisor:
         if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY:
             status = protocol.JobStatus.POSTCOPY_ACTIVE
             job.postcopy_seen = True
-            self._watch_postcopy(job)
         elif state == libvirt.VIR_DOMAIN_PAUSED or job.command.migration_type is protocol.MigrationType.WARM:
             status = protocol.JobStatus.DEVICE  # paused by the migration (or warm: paused for the whole copy)
         job.last_running = dataclasses.replace(job_stats_from_libvirt(vm_id, stats, status),
                                                switched_to_postcopy=job.postcopy_seen)
         return job.last_running
-
-    def _watch_postcopy(self, job: _MigrationJob) -> None:
-        """Start, once per job, the thread that reads QEMU's downtime before the source goes."""
-        if job.postcopy_watcher is not None:
-            return
-        try:
-            dom = self.domain(job.command.vm_id)
-        except (KeyError, libvirt.libvirtError):
-            return  # the source is already gone: nothing left to ask
-        job.postcopy_watcher = threading.Thread(target=_read_postcopy_downtime, args=(job, dom),
-                                                name=f"postcopy-{job.command.vm_id}", daemon=True)
-        job.postcopy_watcher.start()
 
     @staticmethod
     def _stats_without_source(vm_id: str, job: _MigrationJob) -> protocol.JobStats:
@@ -470,16 +448,18 @@ class LibvirtHypervisor:
         if job.command.migration_type is protocol.MigrationType.COLD:
             return protocol.JobStats(vm_id=vm_id, status=protocol.JobStatus.COMPLETED, total_time_ms=wall_ms,
                                      downtime_ms=wall_ms)
-        if job.postcopy_watcher is not None:
-            job.postcopy_watcher.join(timeout=1.0)  # it stops within one interval of the job's end
         if not stats.get("time_elapsed"):
-            # No completed statistics (seen after post-copy): the last poll's numbers, the wall
-            # time of migrate3, and QEMU's own downtime if a poll read it (else none, not 0).
+            # No completed statistics on the destination (post-copy): the source's job-completed
+            # event has them. Without it, the last poll's numbers and migrate3's wall time, and no
+            # downtime (unmeasured, never 0).
+            stats = self._completed_jobs.take(vm_id, JOB_COMPLETED_EVENT_WAIT_S) or {}
+        if not stats.get("time_elapsed"):
             last = job.last_running or protocol.JobStats(vm_id=vm_id, status=protocol.JobStatus.COMPLETED)
-            downtime = wall_ms if job.command.migration_type is protocol.MigrationType.WARM else job.qemu_downtime_ms
+            downtime = wall_ms if job.command.migration_type is protocol.MigrationType.WARM else None
             return dataclasses.replace(last, status=protocol.JobStatus.COMPLETED, total_time_ms=wall_ms,
                                        downtime_ms=downtime, expected_downtime_ms=None,
                                        switched_to_postcopy=job.postcopy_seen)
         switched = job.postcopy_seen or int(stats.get("memory_postcopy_requests", 0)) > 0
-        return dataclasses.replace(job_stats_from_libvirt(vm_id, stats, protocol.JobStatus.COMPLETED),
-                                   switched_to_postcopy=switched)
+        final = dataclasses.replace(job_stats_from_libvirt(vm_id, stats, protocol.JobStatus.COMPLETED),
+                                    switched_to_postcopy=switched)
+        return with_disk_counters_from_polls(final, job.last_running)

@@ -6,8 +6,7 @@ managers, one per region namespace, their Raft frames delayed by the userspace l
 (SIGKILL plus an nftables cut for good); the history with final reads from the survivors must be
 linearizable and keep every acknowledged write-once put. CI mode: ``NOVACRON_WAN_GROUP_S``
 seconds of clients (default 12). Needs root; with ``CI=true`` the test fails rather than skips
-when the namespaces cannot be built. This is not yet the issue's nine-process test (see the
-module's docstring for why).
+when the namespaces cannot be built. The issue's nine-process test is ``test_federation_nine``.
 """
 
 from __future__ import annotations

@@ -210,3 +210,33 @@ def test_auto_converge_lets_a_hot_guest_finish_that_otherwise_times_out() -> Non
         results[auto] = (done.outcome, done.cpu_throttle_pct)
     assert results[False][0] == "aborted"
     assert results[True][0] == "completed" and results[True][1] >= 20
+
+
+def test_a_vm_with_local_disk_is_block_migrated_and_its_disk_copy_is_recorded() -> None:
+    from novacron.events import InMemoryEventLog, Recorder
+    from novacron.migration.controller import MigrationController, MigrationRequest
+    from novacron.migration.events import MigrationStorageCopied
+    from novacron.migration.protocol import JobStats, JobStatus, StartMigration
+
+    def controller(disk_bytes: int, log: InMemoryEventLog) -> MigrationController:
+        vm = VMMigrationProfile(vm_id="v", memory_bytes=256 * MIB, wws_bytes=32 * MIB, dirty_rate_pages_s=1000,
+                                nonzero_bytes=96 * MIB, disk_bytes=disk_bytes)
+        plan = plan_migration(vm, LinkEstimate(bandwidth_bytes_s=128 * MIB), 300)
+        request = MigrationRequest(migration_id="m", vm=vm, source_host_id="a", destination_host_id="b")
+        return MigrationController(request, plan, ControllerPolicy(), Recorder(log, lambda: 0.0))
+
+    shared = controller(0, InMemoryEventLog())
+    assert not shared.params.copy_storage  # shared storage: only memory moves
+    log = InMemoryEventLog()
+    block = controller(32 * MIB, log)
+    block.admitted(0.0)
+    start = block.start(0.0)[0]
+    assert isinstance(start, StartMigration) and start.params.copy_storage
+    block.observe(JobStats(vm_id="v", status=JobStatus.COMPLETED, memory_processed_bytes=90 * MIB, dirty_sync_count=3,
+                           downtime_ms=40.0, total_time_ms=3000.0, disk_total_bytes=32 * MIB,
+                           disk_processed_bytes=32 * MIB), 3.0)
+    types = [type(e).__name__ for e in log]
+    assert types[-2:] == ["MigrationStorageCopied", "MigrationFinished"]
+    copied = log.of_type(MigrationStorageCopied)[0]
+    assert (copied.disk_bytes, copied.disk_total_bytes, copied.disk_sent_bytes, copied.outcome) == \
+        (32 * MIB, 32 * MIB, 32 * MIB, "completed")

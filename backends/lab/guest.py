@@ -176,6 +176,8 @@ class GuestSpec:
     domain_type: str = "qemu"
     emulator: str | None = None
     """QEMU binary (or wrapper) libvirt runs; None: libvirt's default for the domain type."""
+    disk_path: str | None = None
+    """A qcow2 image attached as ``vda`` (the path as the host's libvirtd sees it); None: no disk."""
 
     def kernel_cmdline(self) -> str:
         return (f"console=ttyS0 panic=-1 loglevel=5 dirty_mib={self.dirty_mib} "
@@ -191,9 +193,19 @@ def serial_log_path(name: str) -> str:
     return f"{SERIAL_LOG_DIR_IN_HOST}/{name}-serial.log"
 
 
+def disk_xml(path: str | None) -> str:
+    """One qcow2 disk on virtio-blk. The guest's kernel has no virtio-blk driver in its initramfs,
+    so the guest never touches it: QEMU holds it open, and block migration copies it."""
+    if path is None:
+        return ""
+    return (f"\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>"
+            f"\n      <source file='{escape(path)}'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>")
+
+
 def domain_xml(spec: GuestSpec, image: GuestImage) -> str:
-    """libvirt XML for the guest: no disks, no network, the serial console to a file."""
+    """libvirt XML for the guest: no network, an optional disk, the serial console to a file."""
     emulator = f"\n    <emulator>{escape(spec.emulator)}</emulator>" if spec.emulator else ""
+    first_devices = emulator + disk_xml(spec.disk_path)
     return f"""<domain type='{escape(spec.domain_type)}'>
   <name>{escape(spec.name)}</name>
   <memory unit='MiB'>{spec.memory_mib}</memory>
@@ -207,7 +219,7 @@ def domain_xml(spec: GuestSpec, image: GuestImage) -> str:
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
-  <devices>{emulator}
+  <devices>{first_devices}
     <controller type='usb' model='none'/>
     <serial type='file'>
       <source path='{escape(serial_log_path(spec.name))}' append='off'/>

@@ -8,10 +8,13 @@ its prediction (the same ``plan_migration`` the simulation uses), then lets the 
 ``MigrationController`` drive the libvirt hypervisor with ``drive_migration``. Afterwards it
 judges the guest from the serial consoles (``novacron.guest_health``): on the destination after
 a completed migration, on the source otherwise (an aborted or failed migration must leave the
-guest running there, unharmed). Every event goes to one in-memory log, ``GuestHealthChecked``
-included, and optionally to ``events.parquet`` alone (``events_path``) or to a run directory
-(``run_dir``: ``events.parquet`` + ``summary.json``, opened by ``load_run`` and ``novacron
-report``). The guest is removed from both hosts at the end.
+guest running there, unharmed). With ``disk_mib`` the guest gets a local qcow2 disk holding a
+seeded pattern (``backends.lab.disks``), the migration is a block migration (the request's
+``disk_bytes`` make the controller ask for libvirt's non-shared-disk mode), and after a completed
+one the destination's image is compared with the pattern byte for byte. Every event goes to one
+in-memory log, ``GuestHealthChecked`` included, and optionally to ``events.parquet`` alone
+(``events_path``) or to a run directory (``run_dir``: ``events.parquet`` + ``summary.json``,
+opened by ``load_run`` and ``novacron report``). The guest is removed from both hosts at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from backends.clock import MonotonicClock
+from backends.lab.disks import (
+    compare_disk,
+    disk_path_in_host,
+    disk_pattern,
+    host_disk_file,
+    prepare_disks,
+    remove_disks,
+)
 from backends.lab.guest import domain_xml, resident_mib
 from backends.lab.health import check_migrated_guest, read_console, wait_guest_ready
 from backends.lab.lab import LabInfo
@@ -54,6 +65,9 @@ class LabMigrationSpec:
     """Default: Nova's knobs with a constant downtime limit (one step) and a 0.1 s poll."""
     source_index: int = 0
     destination_index: int = 1
+    disk_mib: int = 0
+    """A local qcow2 disk of this many MiB, copied by block migration; 0: no disk."""
+    disk_seed: int = 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,9 @@ class LabMigrationResult:
     log: InMemoryEventLog
     location: str
     """Where the guest runs afterwards (host id), or "" if nowhere."""
+    disk_check: str = ""
+    """With a disk: "identical" when the destination's image equals the pattern byte for byte,
+    else where it differs ("not checked" when the migration did not complete); "" without one."""
 
 
 def default_policy(spec: LabMigrationSpec) -> ControllerPolicy:
@@ -75,7 +92,8 @@ def vm_profile(spec: LabMigrationSpec) -> VMMigrationProfile:
     return VMMigrationProfile(vm_id=spec.vm_id, memory_bytes=spec.memory_mib * MIB,
                               wws_bytes=spec.dirty_mib * MIB if spec.dirty_rate_pages_s > 0 else 0,
                               dirty_rate_pages_s=float(spec.dirty_rate_pages_s),
-                              nonzero_bytes=int((resident_mib(spec.memory_mib) + spec.dirty_mib) * MIB))
+                              nonzero_bytes=int((resident_mib(spec.memory_mib) + spec.dirty_mib) * MIB),
+                              disk_bytes=spec.disk_mib * MIB)
 
 
 def lab_plan(spec: LabMigrationSpec, profile: CalibrationProfile | None = None) -> MigrationPlan:
@@ -134,6 +152,8 @@ def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook
     with ``migration_uris`` for the data stream; the guest's kernel and initramfs must exist at
     the same paths on those hosts). Guest health is judged only where the consoles are readable."""
     local_consoles = consoles_are_local(lab, host_uris)
+    if spec.disk_mib and host_uris:
+        raise ValueError(f"disk_mib={spec.disk_mib}: a guest disk is prepared on the lab's own hosts only")
     directory, hypervisors = _connect(lab, host_uris, migration_uris)
     source, destination = hypervisors[spec.source_index], hypervisors[spec.destination_index]
     clock = MonotonicClock()
@@ -141,8 +161,13 @@ def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook
     recorder = Recorder(log, clock.now_s)
     try:
         _remove_everywhere(hypervisors, spec.vm_id)
+        pattern = b""
+        if spec.disk_mib:
+            pattern = disk_pattern(spec.disk_mib, spec.disk_seed)
+            prepare_disks(lab.hosts[spec.source_index], lab.hosts[spec.destination_index], spec.vm_id, pattern)
         guest = lab.guest(spec.vm_id, memory_mib=spec.memory_mib, dirty_mib=spec.dirty_mib,
-                          dirty_rate_pages_s=spec.dirty_rate_pages_s)
+                          dirty_rate_pages_s=spec.dirty_rate_pages_s,
+                          disk_path=disk_path_in_host(spec.vm_id) if spec.disk_mib else None)
         source.define_vm(domain_xml(guest, lab.image))
         if spec.migration_type is not MigrationType.COLD:
             source.start_vm(spec.vm_id)
@@ -165,6 +190,10 @@ def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook
             health = NOT_JUDGED
         else:
             health = _judge(lab, spec, completed, console_before)
+        disk_check = ""
+        if spec.disk_mib:
+            disk_check = (compare_disk(host_disk_file(lab.hosts[spec.destination_index], spec.vm_id), pattern)
+                          if completed else "not checked")
         location = next((hv.host_id() for hv in (destination, source) if _safe_has(hv, spec.vm_id)), "")
         recorder.emit(GuestHealthChecked, source=location or source.host_id(), vm_id=spec.vm_id,
                       migration_id=request.migration_id, healthy=health.healthy,
@@ -178,9 +207,11 @@ def run_lab_migration(lab: LabInfo, spec: LabMigrationSpec, *, on_poll: PollHook
                                wall_s=clock.now_s(), description=f"one real {spec.migration_type.value} migration "
                                f"of the lab guest {spec.vm_id} ({spec.memory_mib} MiB, {spec.dirty_rate_pages_s} "
                                f"pages/s) between two libvirt hosts; not a scenario")
-        return LabMigrationResult(finished, health, plan, log, location)
+        return LabMigrationResult(finished, health, plan, log, location, disk_check)
     finally:
         _remove_everywhere(hypervisors, spec.vm_id)
+        if spec.disk_mib:
+            remove_disks(lab.hosts, spec.vm_id)
         directory.close()
 
 

@@ -2,12 +2,15 @@
 
 ``--peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`` names every manager's Raft
 address (for ``manager``) or client address (for ``cluster status``). A manager's client port
-defaults to its Raft port + ``CLIENT_PORT_OFFSET``.
+defaults to its Raft port + ``CLIENT_PORT_OFFSET``. ``--heartbeat-ticks`` and ``--election-ticks
+MIN-MAX`` set the cluster group's Raft timing (10 ms ticks); ``--federation-id`` with
+``--federation-peers`` also runs the manager's federation agent (``federation_agent``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -15,7 +18,10 @@ import sys
 from pathlib import Path
 
 from backends.manager.client import cluster_status, format_status_table
+from backends.manager.federation_agent import FederationOptions, FederationReplica, agent_config
 from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
+from novacron.raft import RaftConfig
+from novacron.raft.node import timing_error
 
 CLIENT_PORT_OFFSET = 100
 START_BARRIER_ENV = "NOVACRON_MANAGER_START_BARRIER"
@@ -38,9 +44,44 @@ def parse_peers(text: str) -> dict[int, tuple[str, int]]:
     return peers
 
 
+def parse_election_ticks(text: str) -> tuple[int, int]:
+    """``"15-30"`` -> (15, 30); raises ``ValueError`` naming what is allowed."""
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(f"--election-ticks {text!r}: expected MIN-MAX in ticks, e.g. 15-30")
+    return int(low), int(high)
+
+
+def raft_timing(node_id: int, heartbeat_ticks: int | None, election_ticks: str | None) -> RaftConfig:
+    """The cluster group's Raft settings: the core's defaults, with the given timing."""
+    default = RaftConfig(node_id=node_id)
+    low, high = parse_election_ticks(election_ticks) if election_ticks else (default.election_ticks_min,
+                                                                             default.election_ticks_max)
+    heartbeat = default.heartbeat_ticks if heartbeat_ticks is None else heartbeat_ticks
+    error = timing_error(heartbeat, low, high)
+    if error is not None:
+        raise ValueError(f"--heartbeat-ticks {heartbeat} --election-ticks {low}-{high}: {error}")
+    return dataclasses.replace(default, heartbeat_ticks=heartbeat, election_ticks_min=low, election_ticks_max=high)
+
+
+def federation_options(member_id: int | None, peers_text: str | None, client_port: int | None,
+                       rtt_ms: float) -> FederationOptions | None:
+    """The agent's options from the command line, or None when no federation is asked for."""
+    if member_id is None and peers_text is None:
+        return None
+    if member_id is None or peers_text is None:
+        raise ValueError("--federation-id and --federation-peers: give both or neither")
+    peers = parse_peers(peers_text)
+    if member_id not in peers:
+        raise ValueError(f"--federation-id {member_id} is not one of the --federation-peers ids {sorted(peers)}")
+    port = peers[member_id][1] + CLIENT_PORT_OFFSET if client_port is None else client_port
+    return FederationOptions(member_id=member_id, peers=peers, client_port=port, rtt_ms=rtt_ms)
+
+
 def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path, client_port: int | None,
                 snapshot_every: int = 5000, events_origin_monotonic_s: float | None = None,
-                events_jsonl: bool = False, metrics_port: int | None = None) -> int:
+                events_jsonl: bool = False, metrics_port: int | None = None, raft: RaftConfig | None = None,
+                federation: FederationOptions | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"manager {node_id} %(levelname)s %(message)s")
     if node_id not in peers:
         raise ValueError(f"--id {node_id} is not one of the --peers ids {sorted(peers)}")
@@ -48,15 +89,19 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
     config = ManagerConfig(node_id=node_id, peers=peers, data_dir=data_dir, client_host=host,
                            client_port=port + CLIENT_PORT_OFFSET if client_port is None else client_port,
                            snapshot_every=snapshot_every, events_origin_monotonic_s=events_origin_monotonic_s,
-                           events_jsonl=events_jsonl, metrics_port=metrics_port)
+                           events_jsonl=events_jsonl, metrics_port=metrics_port,
+                           raft=raft or RaftConfig(node_id=node_id))
+    agent = agent_config(config, federation) if federation is not None else None
 
     async def main() -> None:
         await wait_for_start_barrier()
-        runtime = ManagerRuntime(config)
+        runtimes = [ManagerRuntime(config)]
+        if agent is not None:
+            runtimes.append(ManagerRuntime(agent, FederationReplica))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runtime.stop)
-        await runtime.serve()
+            loop.add_signal_handler(sig, stop_all, runtimes)
+        await serve_together(runtimes)
 
     try:
         asyncio.run(main())
@@ -68,6 +113,24 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
               "(nothing unsaved was sent or acknowledged)", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def stop_all(runtimes: list[ManagerRuntime]) -> None:
+    for runtime in runtimes:
+        runtime.stop()
+
+
+async def serve_together(runtimes: list[ManagerRuntime]) -> None:
+    """Serve every runtime of this process; when one stops (a signal, a storage failure) the
+    others are stopped too -- a manager without its federation agent, or the reverse, is not
+    what was started -- and the first failure is re-raised."""
+    tasks = [asyncio.get_running_loop().create_task(r.serve(), name=f"runtime-{r.id}") for r in runtimes]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop_all(runtimes)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:
+        raise failure
 
 
 async def wait_for_start_barrier() -> None:

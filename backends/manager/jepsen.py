@@ -54,6 +54,7 @@ from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.clientapi import PLANTED_BUG_ENV
 from backends.manager.localcluster import REPO_ROOT
 from backends.manager.netns import CLIENT_ID, NetnsRig, address
+from novacron.federation.state import FederationStateMachine, Placement
 from novacron.raft.linearizability import GET, PUT, Operation, check_history
 from novacron.statemachine import encode_command
 
@@ -404,6 +405,19 @@ def run_jepsen(size: int, duration_s: float, seed: int, work_dir: Path, *, clien
     return report
 
 
+def judge_with_final_reads(rig: Rig, addresses: str, history: list[tuple[Operation, str]],
+                           report: JepsenReport) -> None:
+    """Read every key of ``history`` once more from the managers at ``addresses`` (the survivors of
+    a run that lost some), then ``judge`` the history with those final reads appended."""
+    keys_file, final_file = rig.work_dir / "keys.json", rig.work_dir / "final.json"
+    keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
+    final = rig.run_client(["final", "--managers", addresses, "--keys", str(keys_file), "--out", str(final_file)],
+                           "final.log")
+    if final.wait(timeout=120) != 0:
+        raise RuntimeError(f"the final reads failed: {(rig.work_dir / 'final.log').read_text()[-2000:]}")
+    judge(report, history, json.loads(final_file.read_text()))
+
+
 def wait_for(condition: Any, timeout_s: float, message: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -444,13 +458,22 @@ def judge(report: JepsenReport, history: list[tuple[Operation, str]], final: dic
 
 # -- the client process (runs inside the clients' namespace) -------------------------------------------
 
+WORKLOADS = ("kv", "federation")
+FEDERATION_READ_WINDOW = 8
+"""Federation reads pick one of the last few VMs placed, or the next one some client will place."""
+
+
 class Clients:
-    def __init__(self, addresses: dict[int, tuple[str, int]], seed: int) -> None:
+    def __init__(self, addresses: dict[int, tuple[str, int]], seed: int, workload: str = "kv") -> None:
+        """``workload``: "kv" (the managers' key-value puts and gets) or "federation" (VM
+        placements proposed to a federation group and reads of where a VM is placed)."""
         self.addresses = addresses
         self.ids = sorted(addresses)
         self.leader = self.ids[0]
         self.seed = seed
+        self.workload = workload
         self.records: list[dict[str, Any]] = []
+        self.placed: list[str] = []
 
     async def run(self, count: int, duration_s: float) -> None:
         start = time.monotonic()
@@ -461,7 +484,10 @@ class Clients:
         connections: dict[int, ManagerClient] = {}
         n = 0
         try:
-            while time.monotonic() < until:
+            while self.workload == "federation" and time.monotonic() < until:
+                n += 1
+                await self._federation_op(connections, client_id, n, rng)
+            while self.workload == "kv" and time.monotonic() < until:
                 n += 1
                 epoch = int((time.monotonic() - start) / KEY_EPOCH_S)
                 roll = rng.random()
@@ -476,6 +502,22 @@ class Clients:
         finally:
             for conn in connections.values():
                 await conn.close()
+
+    async def _federation_op(self, connections: dict[int, ManagerClient], client_id: int, n: int,
+                             rng: random.Random) -> None:
+        """Half the time place a fresh VM (a write-once key: ``once-`` keys are checked to survive),
+        else read a recently placed VM or one about to be placed, so reads race with commits."""
+        if rng.random() < 0.5:
+            vm = f"once-vm-{client_id}-{n}"
+            placement = Placement(cluster=rng.choice(self.ids), host=rng.randrange(16), cpu=1.0, memory_gib=1.0,
+                                  group="")
+            data = FederationStateMachine.place(f"place-{vm}", vm, placement)
+            await self._put(connections, client_id, vm, f"{placement.cluster}:{placement.host}", data)
+            self.placed.append(vm)
+            return
+        recent = self.placed[-FEDERATION_READ_WINDOW:] or [f"once-vm-{client_id}-{n + 1}"]
+        key = rng.choice([*recent, f"once-vm-{client_id}-{n + 1}"])
+        await self._get(connections, client_id, key, first=rng.choice(self.ids))
 
     def _record(self, client_id: int, key: str, kind: str, value: str | None, invoke_s: float,
                 outcome: str) -> None:
@@ -497,9 +539,11 @@ class Clients:
             return hint
         return self.ids[(self.ids.index(target) + 1) % len(self.ids)]
 
-    async def _put(self, connections: dict[int, ManagerClient], client_id: int, key: str, value: str) -> None:
+    async def _put(self, connections: dict[int, ManagerClient], client_id: int, key: str, value: str,
+                   data: bytes | None = None) -> None:
+        """Propose ``data`` (default: the KV ``put`` of ``value``), which makes ``key`` read ``value``."""
         invoke = time.monotonic()
-        data = encode_command(op="put", key=key, value=value)
+        data = encode_command(op="put", key=key, value=value) if data is None else data
         target = self.leader
         while time.monotonic() < invoke + OP_DEADLINE_S:
             try:
@@ -599,13 +643,14 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--duration-s", type=float, required=True)
     client.add_argument("--seed", type=int, default=0)
     client.add_argument("--out", type=Path, required=True)
+    client.add_argument("--workload", choices=WORKLOADS, default="kv")
     final = sub.add_parser("final", help="(internal) read every key after the restart")
     final.add_argument("--managers", required=True)
     final.add_argument("--keys", type=Path, required=True)
     final.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.mode == "client":
-        clients = Clients(parse_addresses(args.managers), args.seed)
+        clients = Clients(parse_addresses(args.managers), args.seed, args.workload)
         asyncio.run(clients.run(args.clients, args.duration_s))
         args.out.write_text("".join(json.dumps(r) + "\n" for r in clients.records))
         return 0

@@ -82,6 +82,9 @@ class ManagerStateMachine:
     def get(self, key: str) -> str | None:
         return self.kv.get(key)
 
+    def key_count(self) -> int:
+        return len(self.kv.values)
+
     def snapshot(self) -> bytes:
         return self.kv.snapshot()
 

@@ -40,6 +40,7 @@ import logging
 import random
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,14 @@ def is_storage_failure(exc: BaseException | None) -> bool:
     return isinstance(exc, sqlite3.Error | OSError)
 
 
+StateFactory = Callable[[int, ParquetEventLog], Any]
+"""Builds the replicated state machine from (node id, event log): ``ManagerStateMachine`` (the
+cluster's KV) by default, ``FederationReplica`` for a federation agent. It must offer ``apply``,
+``get``, ``key_count``, ``snapshot``, ``restore``, ``applied_index`` and ``commands_applied``."""
+
+
 class ManagerRuntime:
-    def __init__(self, config: ManagerConfig) -> None:
+    def __init__(self, config: ManagerConfig, state_factory: StateFactory = ManagerStateMachine) -> None:
         if config.node_id not in config.peers:
             raise ValueError(f"manager {config.node_id} is not in --peers {sorted(config.peers)}")
         self.config = config
@@ -108,7 +115,7 @@ class ManagerRuntime:
                   if config.events_jsonl else None)
         self.events = ParquetEventLog(config.data_dir, config.events_origin_monotonic_s, manager_id=self.id,
                                       mirror=mirror)
-        self.state = ManagerStateMachine(self.id, self.events)
+        self.state = state_factory(self.id, self.events)
         self.state.restore(stored.snapshot.data, stored.snapshot.index)
         raft_config = dataclasses.replace(config.raft, node_id=self.id)
         seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
@@ -351,7 +358,7 @@ class ManagerRuntime:
             self.api.role_changed(ready.soft_state.role == LEADER)
 
     def digest(self) -> dict[str, Any]:
-        return {"applied": self.node.log.applied, "keys": len(self.state.kv.values),
+        return {"applied": self.node.log.applied, "keys": self.state.key_count(),
                 "digest": hashlib.sha256(self.state.snapshot()).hexdigest()}
 
     def status(self) -> dict[str, Any]:

@@ -775,14 +775,17 @@ SIMULATE_HORIZON_S = 600.0
 def cmd_manager(args: argparse.Namespace) -> int:
     """Run a manager process: the Raft core over asyncio TCP with its log in SQLite in DATA_DIR, and a client
     API (propose, read, status)."""
-    from backends.manager.cli import parse_peers, run_manager
+    from backends.manager.cli import federation_options, parse_peers, raft_timing, run_manager
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
         if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
             raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
+        raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks)
+        federation = federation_options(args.federation_id, args.federation_peers, args.federation_client_port,
+                                        args.federation_rtt_ms)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
-                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port)
+                           args.events_origin_monotonic, args.events_jsonl, args.metrics_port, raft, federation)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -815,6 +818,19 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                          help="serve Prometheus metrics (Raft term, leader, commit and applied index) on "
                               "http://CLIENT_HOST:PORT/metrics (default: off; needs novacron[real])")
+    manager.add_argument("--heartbeat-ticks", type=int, default=None, metavar="N",
+                         help="the cluster group's heartbeat interval in 10 ms ticks (default: 5)")
+    manager.add_argument("--election-ticks", default=None, metavar="MIN-MAX",
+                         help="the cluster group's election timeout range in 10 ms ticks (default: 15-30)")
+    manager.add_argument("--federation-id", type=int, default=None, metavar="N",
+                         help="also run this cluster's federation agent, member N of the federation Raft group")
+    manager.add_argument("--federation-peers", default=None,
+                         help="every federation member's Raft address: 1=HOST:PORT,2=HOST:PORT,...")
+    manager.add_argument("--federation-client-port", type=int, default=None, metavar="PORT",
+                         help="the federation agent's client API port (default: its Raft port + 100)")
+    manager.add_argument("--federation-rtt-ms", type=float, default=150.0, metavar="MS",
+                         help="the largest round trip between clusters; sets the federation group's "
+                              "heartbeat and election timeout (default: 150)")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")

@@ -45,6 +45,7 @@ from novacron.migration.events import (
     MigrationPhaseChanged,
     MigrationRequested,
     MigrationRoundCompleted,
+    MigrationStorageCopied,
 )
 from novacron.migration.lifecycle import MIGRATION_LIFECYCLE, TERMINAL_PHASES, MigrationPhase
 from novacron.migration.planner import MigrationPlan, VMMigrationProfile
@@ -174,7 +175,9 @@ class MigrationController:
             # Nova: with post-copy permitted (and available), auto-converge is not used
             auto_converge=pol.permit_auto_converge and kind is MigrationType.LIVE and not postcopy,
             xbzrle=pol.xbzrle and kind in (MigrationType.LIVE, MigrationType.POSTCOPY),
-            postcopy=postcopy)
+            postcopy=postcopy,
+            # Nova's block_migration: a VM with local disk bytes has no shared storage to lean on
+            copy_storage=kind is not MigrationType.COLD and self.request.vm.disk_bytes > 0)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -341,6 +344,10 @@ class MigrationController:
         s = stats or JobStats(vm_id=self.vm_id, status=JobStatus.NONE)
         total_ms = s.total_time_ms if s.total_time_ms is not None else (
             0.0 if math.isnan(self.started_s) else (now_s - self.started_s) * 1000.0)
+        if s.disk_total_bytes > 0:
+            self.sink.emit(MigrationStorageCopied, source="migration", migration_id=r.migration_id,
+                           vm_id=self.vm_id, outcome=self.phase.value, disk_bytes=r.vm.disk_bytes,
+                           disk_total_bytes=s.disk_total_bytes, disk_sent_bytes=s.disk_processed_bytes)
         self.sink.emit(
             MigrationFinished, source="migration", migration_id=r.migration_id, vm_id=self.vm_id,
             from_host_id=r.source_host_id, to_host_id=r.destination_host_id,

@@ -109,3 +109,19 @@ class MigrationFinished(Event):
     predicted_downtime_ms: float
     predicted_rounds: int
     predicted_bytes: int
+
+
+@event
+class MigrationStorageCopied(Event):
+    """A block migration's disk copy (libvirt's non-shared-disk mode), emitted just before its
+    ``MigrationFinished`` by the real runtime: ``disk_bytes`` the request's local disk,
+    ``disk_total_bytes`` what the hypervisor counted to copy, ``disk_sent_bytes`` what it sent
+    (the guest's writes during the copy sent again included). The simulation's live migrations
+    assume shared storage and emit none."""
+
+    migration_id: str
+    vm_id: str
+    outcome: str
+    disk_bytes: int
+    disk_total_bytes: int
+    disk_sent_bytes: int

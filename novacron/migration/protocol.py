@@ -94,6 +94,10 @@ class MigrationParams:
     xbzrle_cache_bytes: int = 64 * MIB
     postcopy: bool = False
     """The ``postcopy-ram`` capability: lets the controller switch later with ``StartPostcopy``."""
+    copy_storage: bool = False
+    """Block migration: the VM's local disks are copied beside its memory (libvirt's
+    ``VIR_MIGRATE_NON_SHARED_DISK``, QEMU's drive-mirror over NBD); the destination's disk images
+    must already exist with the same virtual size. False: shared storage, only memory moves."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,6 +184,10 @@ class JobStats:
     switched_to_postcopy: bool = False
     """The job entered post-copy at some point (QEMU ``postcopy-active`` was seen; libvirt reports
     it with the ``VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY`` event): a poll may miss a short phase."""
+    disk_total_bytes: int = 0
+    """Block migration only: the bytes of local disk to copy (libvirt ``disk_total``)."""
+    disk_processed_bytes: int = 0
+    """Block migration only: disk bytes copied so far, writes sent again included (``disk_processed``)."""
     error: str = ""
     """Why the job failed (for example ``destination host crashed``)."""
 
