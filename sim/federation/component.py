@@ -48,7 +48,22 @@ def assemble(section: FederationSection, shape: HostShape, *, seed_rng: Callable
     recovery = Recovery(model, plant=plant)
     model.schedule_workload()
     WanMoves(model, downtime_limit_ms).schedule()
-    for agent in model.clusters:
+    schedule_duties(model, recovery)
+    names = model.matrix.datacenters
+    if section.outage_datacenter and section.outage_at_s > 0:
+        dc = names.index(section.outage_datacenter)
+        model.raft.schedule(section.outage_at_s, lambda: recovery.fail(dc))
+    if section.partition_datacenter and section.partition_at_s > 0:
+        cut = names.index(section.partition_datacenter)
+        model.raft.schedule(section.partition_at_s, lambda: recovery.cut(cut, section.partition_duration_s))
+    return model
+
+
+def schedule_duties(model: FederationModel, recovery: Recovery) -> None:
+    """The periodic duties of the model's own clusters (each gossip round on its own phase) and of
+    whoever leads: retries, async shipping, detection and evacuation, WAN-aware leadership, samples."""
+    section = model.section
+    for agent in model.own_clusters():
         phase_s = model.rng.random() * section.gossip_interval_s
         model.every(phase_s, section.gossip_interval_s, partial(model.gossip_round, agent))
     model.every(RETRY_S, RETRY_S, model.retry_round)
@@ -58,14 +73,6 @@ def assemble(section: FederationSection, shape: HostShape, *, seed_rng: Callable
     if section.leader_preference:
         model.every(LEADER_CHECK_S, LEADER_CHECK_S, model.prefer_leader)
     model.every(section.sample_interval_s, section.sample_interval_s, recovery.sample)
-    names = model.matrix.datacenters
-    if section.outage_datacenter and section.outage_at_s > 0:
-        dc = names.index(section.outage_datacenter)
-        model.raft.schedule(section.outage_at_s, lambda: recovery.fail(dc))
-    if section.partition_datacenter and section.partition_at_s > 0:
-        cut = names.index(section.partition_datacenter)
-        model.raft.schedule(section.partition_at_s, lambda: recovery.cut(cut, section.partition_duration_s))
-    return model
 
 
 def start(ctx: SimContext) -> FederationModel | None:

@@ -73,6 +73,8 @@ RETRY_S = 1.0
 MESSAGE_BYTES = 256
 GOSSIP_ENTRY_BYTES = 96
 SNAPSHOT_EVERY = 500
+TRANSFER_WAIT_S = 5.0
+"""A leadership transfer not done by then is forgotten (another may start)."""
 
 
 @dataclass
@@ -153,10 +155,8 @@ class FederationModel(Hook):
                           election_ticks_min=timing.election_ticks_min, election_ticks_max=timing.election_ticks_max)
         settings = ClusterSettings(managers=len(self.clusters), tick_s=section.tick_ms / 1000,
                                    snapshot_every=SNAPSHOT_EVERY, raft=raft)
-        self.raft = RaftCluster(settings, self.network, seed_rng("federation.raft"),
-                                state_machine=lambda: FederationStateMachine(shape.cpu, shape.memory_gib,
-                                                                             section.clusters_per_datacenter),
-                                hooks=[self, *(hooks or [])], node_class=node_class)
+        self.raft = self._raft_cluster(settings, seed_rng("federation.raft"), hooks=[self, *(hooks or [])],
+                                       node_class=node_class)
         self.requests: dict[str, Request] = {}
         self.group_datacenters: dict[str, set[int]] = {}
         self.formed = False
@@ -173,6 +173,15 @@ class FederationModel(Hook):
         scheduler = ClusterScheduler(self.section.hosts_per_cluster, s.cpu, s.memory_gib,
                                      headroom_cpu_pct=s.headroom_cpu_pct, headroom_memory_pct=s.headroom_memory_pct)
         return ClusterAgent(index=c, datacenter=dc, name=name, scheduler=scheduler)
+
+    def _raft_cluster(self, settings: ClusterSettings, rng: Random, *, hooks: list[Hook],
+                      node_class: Callable[..., RaftNode],
+                      cluster_class: Callable[..., RaftCluster] = RaftCluster) -> RaftCluster:
+        """The federation group (a partitioned run builds only its datacenter's members here)."""
+        shape, per_dc = self.shape, self.section.clusters_per_datacenter
+        return cluster_class(settings, self.network, rng,
+                             state_machine=lambda: FederationStateMachine(shape.cpu, shape.memory_gib, per_dc),
+                             hooks=hooks, node_class=node_class)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -245,9 +254,9 @@ class FederationModel(Hook):
         if not origin.alive or request.done:
             return
         state = self.state_of(origin.index)
-        avoid = self.group_datacenters.get(request.req.group, set()) if request.req.group else set()
         ranking = [c for c in rank_clusters(request.req, origin.view.snapshot(), self.policy, lost=state.lost,
-                                            avoid_datacenters=avoid) if c not in request.tried]
+                                            avoid_datacenters=self._avoid_datacenters(request))
+                   if c not in request.tried]
         if not ranking:
             request.done = True
             self.emit(FederationVMRejected, vm_id=request.req.vm_id,
@@ -260,8 +269,15 @@ class FederationModel(Hook):
         request.attempts += 1
         self._tokens += 1
         request.token = token = self._tokens
-        self.send(origin.index, target, MESSAGE_BYTES, lambda: self._delegated(target, request, token))
+        self._delegate(origin.index, target, request, token)
         self.raft.schedule(self.now_s + REQUEST_TIMEOUT_S, lambda: self._timed_out(request, token))
+
+    def _avoid_datacenters(self, request: Request) -> set[int]:
+        """The datacenters already holding a member of the request's HA group."""
+        return self.group_datacenters.get(request.req.group, set()) if request.req.group else set()
+
+    def _delegate(self, origin: int, target: int, request: Request, token: int) -> None:
+        self.send(origin, target, MESSAGE_BYTES, lambda: self._delegated(target, request, token))
 
     def _timed_out(self, request: Request, token: int) -> None:
         if request.token == token and not request.done:
@@ -274,7 +290,7 @@ class FederationModel(Hook):
         req = request.req
         host = agent.scheduler.place(req.cpu, req.memory_gib)
         if host is None:
-            self.send(c, request.origin, MESSAGE_BYTES, lambda: self._refused(request, token))
+            self._refuse(c, request, token)
             return
         if req.group:
             self.group_datacenters.setdefault(req.group, set()).add(agent.datacenter)
@@ -285,6 +301,9 @@ class FederationModel(Hook):
             self._start_vm(agent, request)
         self.replicate(agent, data, on_applied=lambda: self._committed_placement(agent, request),
                        visible=self.section.state_replication == "async")
+
+    def _refuse(self, c: int, request: Request, token: int) -> None:
+        self.send(c, request.origin, MESSAGE_BYTES, lambda: self._refused(request, token))
 
     def _refused(self, request: Request, token: int) -> None:
         if request.token == token and not request.done:
@@ -309,7 +328,10 @@ class FederationModel(Hook):
         if local.running:
             self.emit(VMFenced, vm_id=vm_id, datacenter=self.dc_name(agent.datacenter))
         elif not request.done:
-            self.send(agent.index, request.origin, MESSAGE_BYTES, lambda: self._try_next(request))
+            self._retry_elsewhere(agent, request)
+
+    def _retry_elsewhere(self, agent: ClusterAgent, request: Request) -> None:
+        self.send(agent.index, request.origin, MESSAGE_BYTES, lambda: self._try_next(request))
 
     def _start_vm(self, agent: ClusterAgent, request: Request) -> None:
         request.done = True
@@ -335,10 +357,10 @@ class FederationModel(Hook):
         node = self.raft.node(agent.node_id)
         if not agent.alive or node is None or not agent.pending or node.leader == 0:
             return
-        leader = node.leader - 1
-        batch = [p.data for p in agent.pending.values()]
-        size = MESSAGE_BYTES + sum(len(d) for d in batch)
-        self.send(agent.index, leader, size, lambda: self._propose(leader, batch))
+        self._ship_batch(agent.index, node.leader - 1, [p.data for p in agent.pending.values()])
+
+    def _ship_batch(self, c: int, leader: int, batch: list[bytes]) -> None:
+        self.send(c, leader, MESSAGE_BYTES + sum(len(d) for d in batch), lambda: self._propose(leader, batch))
 
     def _propose(self, c: int, batch: list[bytes]) -> None:
         node = self.raft.node(c + 1)
@@ -386,26 +408,32 @@ class FederationModel(Hook):
         peers = [a.index for a in self.clusters if a.index != agent.index and a.datacenter not in lost]
         if peers:
             peer = self.clusters[self.rng.choice(peers)]
-            entries = agent.view.snapshot()
-            self.send(agent.index, peer.index, MESSAGE_BYTES + GOSSIP_ENTRY_BYTES * len(entries),
-                      partial(self._merge, peer, entries))
+            self.send_gossip(agent, peer, agent.view.snapshot())
         ages = [self.now_s - s.written_s for s in agent.view.snapshot()
                 if s.cluster != agent.index and s.datacenter not in lost]
         if ages:
             self.emit(FederationViewSampled, cluster_id=agent.name, datacenter=self.dc_name(agent.datacenter),
                       staleness_max_s=max(ages), staleness_mean_s=sum(ages) / len(ages))
 
+    def send_gossip(self, agent: ClusterAgent, peer: ClusterAgent, entries: tuple[ClusterSummary, ...]) -> None:
+        self.send(agent.index, peer.index, MESSAGE_BYTES + GOSSIP_ENTRY_BYTES * len(entries),
+                  partial(self._merge, peer, entries))
+
     @staticmethod
     def _merge(peer: ClusterAgent, entries: tuple[ClusterSummary, ...]) -> None:
         peer.view.merge(entries)
 
+    def own_clusters(self) -> list[ClusterAgent]:
+        """The clusters this process simulates (all; a partitioned run's datacenter only its own)."""
+        return self.clusters
+
     def retry_round(self) -> None:
-        for agent in self.clusters:
+        for agent in self.own_clusters():
             if any(not p.visible for p in agent.pending.values()):
                 self.ship(agent)
 
     def async_round(self) -> None:
-        for agent in self.clusters:
+        for agent in self.own_clusters():
             self.ship(agent)
 
     def acting_leaders(self) -> list[RaftNode]:
@@ -429,11 +457,15 @@ class FederationModel(Hook):
             if self.clusters[leader.id - 1].datacenter == dc:
                 return
             target = next(a.node_id for a in self.clusters if a.datacenter == dc)
-            if self.raft.node(target) is not None and leader.progress[target].match == leader.log.last_index():
+            if self._caught_up(leader, target):
                 self.transfer_to = target
                 self.raft.transfer_leadership(leader.id, target)
-                self.raft.schedule(self.now_s + 5.0, self._forget_transfer)
+                self.raft.schedule(self.now_s + TRANSFER_WAIT_S, self._forget_transfer)
             return
+
+    def _caught_up(self, leader: RaftNode, target: int) -> bool:
+        """The target is alive and holds the leader's whole log."""
+        return self.raft.node(target) is not None and leader.progress[target].match == leader.log.last_index()
 
     def _forget_transfer(self) -> None:
         self.transfer_to = 0

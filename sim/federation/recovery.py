@@ -169,7 +169,10 @@ class Recovery:
             target = self._destination(agent, state, vm)
             if target is not None:
                 duties.in_flight[vm] = m.now_s
-                m.send(agent.index, target, MESSAGE_BYTES, partial(self._restart_here, target, vm, leader_id))
+                self._dispatch_restart(agent.index, target, vm, leader_id)
+
+    def _dispatch_restart(self, c: int, target: int, vm: str, leader_id: int) -> None:
+        self.model.send(c, target, MESSAGE_BYTES, partial(self._restart_here, target, vm, leader_id))
 
     def _destination(self, agent: ClusterAgent, state: FederationStateMachine, vm: str) -> int | None:
         m = self.model
@@ -193,7 +196,7 @@ class Recovery:
         busy = {h for h, n in agent.restarts_on_host.items() if n >= m.shape.caps_per_host}
         host = None if p is None else agent.scheduler.place(p.cpu, p.memory_gib, exclude=busy)
         if p is None or host is None:
-            m.send(c, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
+            self._tell_leader(c, vm, leader_id)
             return
         agent.restarts_on_host[host] = agent.restarts_on_host.get(host, 0) + 1
         agent.vms[vm] = LocalVM(host, p.cpu, p.memory_gib)
@@ -209,7 +212,7 @@ class Recovery:
         now = m.state_of(agent.index).vms.get(vm)
         if now is None or now.cluster != agent.index or now.host != host:
             self._release(agent, vm, host)
-            m.send(agent.index, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
+            self._tell_leader(agent.index, vm, leader_id)
             return
         m.raft.schedule(m.now_s + m.section.vm_restart_s,
                         lambda: self._booted(agent, vm, host, leader_id, from_cluster))
@@ -224,7 +227,11 @@ class Recovery:
         placed = m.state_of(agent.index).vms.get(vm)
         m.emit(VMEvacuated, vm_id=vm, from_datacenter=m.dc_name(from_dc), datacenter=m.dc_name(agent.datacenter),
                cluster_id=agent.name, host_id=f"{agent.name}/h{host:03d}", ha_group=placed.group if placed else "")
-        m.send(agent.index, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
+        self._tell_leader(agent.index, vm, leader_id)
+
+    def _tell_leader(self, c: int, vm: str, leader_id: int) -> None:
+        """Cluster ``c`` is done with ``vm``'s restart (booted, refused or superseded)."""
+        self.model.send(c, leader_id - 1, MESSAGE_BYTES, partial(self._done, vm, leader_id))
 
     def _release(self, agent: ClusterAgent, vm: str, host: int) -> None:
         local = agent.vms.pop(vm, None)
@@ -243,7 +250,7 @@ class Recovery:
     def fence(self) -> None:
         """Stop local copies of VMs that this cluster's own replica records elsewhere."""
         m = self.model
-        for agent in m.clusters:
+        for agent in m.own_clusters():
             if not agent.alive:
                 continue
             state = m.state_of(agent.index)
@@ -256,15 +263,19 @@ class Recovery:
                     m.emit(VMFenced, vm_id=vm, datacenter=m.dc_name(agent.datacenter))
 
     def sample(self) -> None:
-        m = self.model
         self.fence()
-        for dc, name in enumerate(m.matrix.datacenters):
-            agents = [a for a in m.clusters if a.datacenter == dc]
-            live = [a for a in agents if a.alive]
-            cpu = sum(a.scheduler.utilisation_pct()[0] for a in live) / len(agents)
-            memory = sum(a.scheduler.utilisation_pct()[1] for a in live) / len(agents)
-            sent = m.network.wan_sent_bytes[dc]
-            m.emit(DatacenterUtilisationSampled, datacenter=name, cpu_pct=cpu, memory_pct=memory,
-                   vms_running=sum(1 for a in live for v in a.vms.values() if v.running),
-                   wan_sent_bytes=sent - self._last_wan[dc])
-            self._last_wan[dc] = sent
+        for dc in range(len(self.model.matrix.datacenters)):
+            self.sample_datacenter(dc)
+
+    def sample_datacenter(self, dc: int) -> None:
+        """One datacenter's utilisation sample (a partitioned run's datacenter samples only its own)."""
+        m = self.model
+        agents = [a for a in m.clusters if a.datacenter == dc]
+        live = [a for a in agents if a.alive]
+        cpu = sum(a.scheduler.utilisation_pct()[0] for a in live) / len(agents)
+        memory = sum(a.scheduler.utilisation_pct()[1] for a in live) / len(agents)
+        sent = m.network.wan_sent_bytes[dc]
+        m.emit(DatacenterUtilisationSampled, datacenter=m.dc_name(dc), cpu_pct=cpu, memory_pct=memory,
+               vms_running=sum(1 for a in live for v in a.vms.values() if v.running),
+               wan_sent_bytes=sent - self._last_wan[dc])
+        self._last_wan[dc] = sent

@@ -53,6 +53,8 @@ class WanMoves:
         self.model = model
         self.downtime_limit_ms = downtime_limit_ms
         self.running: dict[str, Move] = {}
+        self.cap = model.shape.caps_global
+        """Moves in flight at most (the global admission cap, counted here)."""
 
     def schedule(self) -> None:
         m = self.model
@@ -77,7 +79,7 @@ class WanMoves:
         if not agent.alive or local is None or not local.running or vm in self.running:
             return
         on_host = sum(1 for mv in self.running.values() if mv.source == source and mv.host == local.host)
-        if on_host >= m.shape.caps_per_host or len(self.running) >= m.shape.caps_global:
+        if on_host >= m.shape.caps_per_host or len(self.running) >= self.cap:
             m.raft.schedule(m.now_s + RETRY_S, partial(self._try, vm, source))
             return
         target = self._destination(agent, vm)
@@ -85,7 +87,10 @@ class WanMoves:
             return
         move = Move(vm, source, local.host, target)
         self.running[vm] = move
-        m.send(source, target, MESSAGE_BYTES, partial(self._reserve, move, local))
+        self._ask_target(move, local)
+
+    def _ask_target(self, move: Move, local: LocalVM) -> None:
+        self.model.send(move.source, move.target, MESSAGE_BYTES, partial(self._reserve, move, local))
 
     def _destination(self, agent: ClusterAgent, vm: str) -> int | None:
         m = self.model

@@ -128,8 +128,13 @@ class RaftCluster(EventQueue):
         self.steps = 0
         voters = tuple(range(1, settings.managers + 1))
         self.managers: dict[int, Manager] = {}
-        for node_id in voters:
+        for node_id in self.hosted(voters):
             self.add_manager(node_id, Stored.bootstrap(voters))
+
+    def hosted(self, voters: tuple[int, ...]) -> tuple[int, ...]:
+        """The members this simulator runs: all of them (a run partitioned by datacenter runs only
+        its datacenter's, ``sim.federation.partition``)."""
+        return voters
 
     # -- membership of the simulation ------------------------------------------------------------
 
