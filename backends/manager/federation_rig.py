@@ -35,7 +35,15 @@ from typing import Any
 
 from backends.manager.eventlog import EVENTS_FILE
 from backends.manager.federation_agent import FEDERATION_DIR
-from backends.manager.jepsen import JepsenReport, LeaderWatch, Rig, judge_with_final_reads, read_history, wait_for
+from backends.manager.jepsen import (
+    JepsenReport,
+    LeaderWatch,
+    Rig,
+    judge_with_final_reads,
+    read_history,
+    wait_for,
+    wan_weather,
+)
 from backends.manager.netns import address
 
 MANAGERS_PER_CLUSTER = 3
@@ -153,7 +161,7 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
     wall_started = time.monotonic()
     rig = FederationRig(3, work_dir, rtt_ms, origin_monotonic_s=wall_started, planted_bug=planted_bug)
     try:
-        rig.up_network({"delay_ms": rtt_ms / 2, "jitter_ms": rtt_ms * 0.05, "gamma_shape": 2.0})
+        rig.up_network(wan_weather(rtt_ms))
         started = time.monotonic()
         for m in range(1, 3 * MANAGERS_PER_CLUSTER + 1):
             rig.start(m)

@@ -141,6 +141,12 @@ class LeaderWatch:
         return self.best[1]
 
 
+
+def wan_weather(rtt_ms: float) -> dict[str, float]:
+    """The link stage's weather for a WAN of ``rtt_ms`` round trip: half of it each way, with the
+    simulation's latency law (a gamma tail of shape 2 and mean 5 % of the RTT; ``sim/network.py``)."""
+    return {"delay_ms": rtt_ms / 2, "jitter_ms": rtt_ms * 0.05, "gamma_shape": 2.0}
+
 class Rig:
     """The namespaces and every process started in them; ``close`` undoes all of it."""
 

@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.manager.jepsen import CLIENT_PORT, JepsenReport, Rig, judge_with_final_reads, read_history, wait_for
+from backends.manager.jepsen import (
+    CLIENT_PORT,
+    JepsenReport,
+    Rig,
+    judge_with_final_reads,
+    read_history,
+    wait_for,
+    wan_weather,
+)
 from backends.manager.netns import address
 
 
@@ -61,7 +69,7 @@ def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int,
     wall_started = time.monotonic()
     rig = Rig(3, work_dir, snapshot_every=300)
     try:
-        rig.up_network({"delay_ms": rtt_ms / 2, "jitter_ms": rtt_ms * 0.05, "gamma_shape": 2.0})
+        rig.up_network(wan_weather(rtt_ms))
         started = time.monotonic()
         for i in rig.ids:
             rig.start(i)
