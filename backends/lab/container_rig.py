@@ -180,7 +180,7 @@ def remove_cgroup(group: Path) -> None:
 class ContainerRig:
     """The namespaces, the two cgroups and every process of one run; ``close`` undoes all of it."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.work_dir = work_dir
         self.net = NetnsRig([SOURCE, DEST])
         self.root = cgroup2_root()
@@ -188,7 +188,8 @@ class ContainerRig:
                        for side, name in ((SOURCE, "src"), (DEST, "dst"))}
         self.processes: list[subprocess.Popen[bytes]] = []
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                                               os.environ.get("PYTHONPATH")]))}
+                                                                               os.environ.get("PYTHONPATH")])),
+                    **(extra_env or {})}
         self.registry = work_dir / "registry"
 
     def up(self, link_mbit: float) -> None:
@@ -286,9 +287,11 @@ def stop_client(client: subprocess.Popen[bytes]) -> None:
         client.wait(timeout=5)
 
 
-def migrate_container(spec: ContainerMigrationSpec, work_dir: Path) -> ContainerMigrationReport:
-    """One run (see the module docstring); ``RigUnavailable`` when namespaces or cgroups cannot be made."""
-    rig = ContainerRig(work_dir)
+def migrate_container(spec: ContainerMigrationSpec, work_dir: Path,
+                      extra_env: dict[str, str] | None = None) -> ContainerMigrationReport:
+    """One run (see the module docstring); ``RigUnavailable`` when namespaces or cgroups cannot be made.
+    ``extra_env`` goes to every process (tests plant bugs with it)."""
+    rig = ContainerRig(work_dir, extra_env)
     rig.up(spec.link_mbit)
     try:
         src_ready = rig.start_service(SOURCE, spec)

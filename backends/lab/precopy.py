@@ -44,6 +44,9 @@ from backends.lab.statesvc import ACK, COMMIT, DIGEST, FRAME, PAGE, PAGES, ROUND
 RUN_PAGES = 256  # one frame carries at most 1 MiB
 FREEZE_POLL_S = 0.0002
 FREEZE_TIMEOUT_S = 5.0
+PLANTED_BUG_ENV = "NOVACRON_PRECOPY_PLANTED_BUG"
+"""Tests only: ``skip-final-pages`` (the stop-and-copy sends the header alone) or ``skip-header``
+(it leaves the header out), so the checks are seen to catch a lost page or a lost update."""
 
 
 class FreezeTimeout(RuntimeError):
@@ -133,6 +136,11 @@ class PrecopyReport:
 
 def stop_and_copy(src: Source, sock: socket.socket, report: PrecopyReport) -> None:
     final = np.union1d(src.marked(), [0])
+    planted = os.environ.get(PLANTED_BUG_ENV)
+    if planted == "skip-final-pages":
+        final = np.array([0])
+    elif planted == "skip-header":
+        final = final[final != 0]
     report.final_pages = int(final.size)
     src.send(sock, final)
     sock.sendall(FRAME.pack(COMMIT, 0, 0))

@@ -1,0 +1,216 @@
+"""Unit tests of the real container migration's parts and error paths (no namespaces, no cgroups).
+
+The real run is ``test_container_migration_real.py``; here: the client-log checker against planted
+histories, the service's exactly-once request slots and its restore stream, the pre-copy
+protocol in-process (this process is both source and restore side, a fake cgroup directory
+stands in for the freezer), the rollback when the restore side dies, the cgroup2 mount lookup,
+the spec's and the command's bad input, and the model comparison's fit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.lab import precopy
+from backends.lab.container_bench import error_rows, fitted_params, predict
+from backends.lab.container_rig import (
+    ContainerMigrationReport,
+    ContainerMigrationSpec,
+    ReplyCheck,
+    cgroup2_root,
+    check_replies,
+)
+from backends.lab.precopy import FreezeTimeout, Source, migrate, page_runs, set_frozen
+from backends.lab.statesvc import ACK, COMMIT, DIGEST, FRAME, PAGE, PAGES, SLOTS, Arena, buffer_address
+from backends.manager.netns import RigUnavailable
+from novacron.migration.kinds import KindMigrationParams
+
+CLEAN = ["1.000 1 1 host1", "1.002 2 2 host1", "1.050 3 3 host2", "1.052 4 4 host2"]
+
+
+def test_a_clean_history_passes_and_dates_the_switch() -> None:
+    check = check_replies(CLEAN, "host1", "host2")
+    assert check.problems == () and check.switch_s == 1.050 and check.replies_after == 2
+    assert check.longest_gap_s == pytest.approx(0.048)
+
+
+@pytest.mark.parametrize(("lines", "says"), [
+    (["1.0 1 1 host1", "1.1 3 3 host2"], "lost or reordered"),
+    (["1.0 2 2 host1", "1.1 1 1 host1"], "lost or reordered"),
+    (["1.0 1 1 host1", "1.1 2 3 host2"], "lost or repeated update"),
+    (["1.0 1 1 host1", "1.1 2 1 host2"], "lost or repeated update"),
+    (["1.0 1 1 host2", "1.1 2 2 host1"], "after the switch"),
+    (["1.0 1 1 host3"], "after the switch"),
+    (["1.0 ERR"], "not a reply"),
+    (["1.0 1 None host1"], "not a reply"),
+])
+def test_every_planted_fault_in_a_client_log_is_named(lines: list[str], says: str) -> None:
+    assert any(says in p for p in check_replies(lines, "host1", "host2").problems)
+
+
+def test_a_request_is_applied_once_however_often_it_is_sent() -> None:
+    arena = Arena(pages=4, wws_pages=2)
+    arena.fill()
+    assert [arena.apply(7, 1), arena.apply(7, 1), arena.apply(7, 2), arena.apply(9, 1)] == [1, 1, 2, 3]
+    assert arena.apply(7, 4) is None, "a request that skips one must be refused, not applied"
+    assert arena.dirty[0] == 1
+
+
+def test_clients_beyond_the_slots_are_refused() -> None:
+    arena = Arena(pages=1, wws_pages=1)
+    arena.fill()
+    assert all(arena.apply(client, 1) is not None for client in range(1, SLOTS + 1))
+    assert arena.apply(SLOTS + 1, 1) is None
+
+
+@pytest.mark.parametrize(("frame", "error"), [
+    (FRAME.pack(b"X", 0, 0), "bad migration frame"),
+    (FRAME.pack(PAGES, 3, 5), "bad migration frame"),
+    (FRAME.pack(COMMIT, 0, 0), "no header"),
+])
+def test_the_restore_side_refuses_a_bad_stream(frame: bytes, error: str) -> None:
+    sender, receiver = socket.socketpair()
+    with sender, receiver:
+        sender.sendall(frame)
+        with pytest.raises(ValueError, match=error):
+            Arena(pages=4, wws_pages=1).receive(receiver)
+
+
+def test_a_stream_cut_mid_frame_is_an_error() -> None:
+    sender, receiver = socket.socketpair()
+    with receiver:
+        sender.sendall(FRAME.pack(PAGES, 0, 2) + bytes(PAGE))
+        sender.close()
+        with pytest.raises(ConnectionError):
+            Arena(pages=4, wws_pages=1).receive(receiver)
+
+
+def test_page_runs_are_consecutive_and_bounded() -> None:
+    assert page_runs(np.array([], dtype=np.int64)) == []
+    assert page_runs(np.array([0, 1, 2, 5, 7, 8])) == [(0, 3), (5, 1), (7, 2)]
+    assert page_runs(np.arange(1, 1 + 2 * precopy.RUN_PAGES + 3)) == [
+        (1, precopy.RUN_PAGES), (1 + precopy.RUN_PAGES, precopy.RUN_PAGES), (1 + 2 * precopy.RUN_PAGES, 3)]
+
+
+def fake_cgroup(tmp_path: Path) -> Path:
+    """A directory shaped like a cgroup whose freeze 'takes' at once (both states reported)."""
+    group = tmp_path / "cg"
+    group.mkdir()
+    (group / "cgroup.events").write_text("populated 1\nfrozen 0\nfrozen 1\n")
+    return group
+
+
+def test_a_freeze_that_never_takes_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    group = tmp_path / "cg"
+    group.mkdir()
+    (group / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    monkeypatch.setattr(precopy, "FREEZE_TIMEOUT_S", 0.05)
+    with pytest.raises(FreezeTimeout, match="frozen 1"):
+        set_frozen(group, True)
+    assert (group / "cgroup.freeze").read_text() == "1"
+
+
+def own_source(arena: Arena, group: Path) -> Source:
+    """This process as the source: its own arena read and cleared through /proc/self/mem."""
+    return Source(pid=os.getpid(), state_addr=buffer_address(arena.state),
+                  map_addr=buffer_address(arena.dirty), pages=1 + arena.pages, cgroup=group)
+
+
+def restore_side(conn: socket.socket, arena: Arena, acknowledge: bool) -> None:
+    with conn:
+        arena.receive(conn)
+        if acknowledge:
+            conn.sendall(ACK + bytes(8))
+            conn.sendall(DIGEST + arena.payload_digest())
+
+
+def test_pre_copy_moves_every_page_and_the_latest_writes(tmp_path: Path) -> None:
+    source, restored = Arena(pages=64, wws_pages=8), Arena(pages=64, wws_pages=8)
+    source.fill()
+    source.apply(1, 1)
+    src_sock, dst_sock = socket.socketpair()
+    receiver = threading.Thread(target=restore_side, args=(dst_sock, restored, True))
+    receiver.start()
+    registry = tmp_path / "registry"
+    with src_sock:
+        report = migrate(own_source(source, fake_cgroup(tmp_path)), src_sock, final_mib=0.0, max_rounds=3,
+                         registry=registry, new_endpoint="10.0.0.2:7400")
+    receiver.join(timeout=10)
+    assert report.round_pages == [65] and report.final_pages == 1  # nothing written after round 0 but the header
+    assert bytes(restored.state) == bytes(source.state)
+    assert report.source_digest == report.restored_digest
+    assert registry.read_text() == "10.0.0.2:7400"
+
+
+def test_a_restore_side_that_dies_before_acknowledging_leaves_the_source_running(tmp_path: Path) -> None:
+    source = Arena(pages=8, wws_pages=8)
+    source.fill()
+    group = fake_cgroup(tmp_path)
+    src_sock, dst_sock = socket.socketpair()
+    receiver = threading.Thread(target=restore_side, args=(dst_sock, Arena(pages=8, wws_pages=8), False))
+    receiver.start()
+    with src_sock, pytest.raises(ConnectionError):
+        migrate(own_source(source, group), src_sock, 0.0, 2, tmp_path / "registry", "x:1")
+    receiver.join(timeout=10)
+    assert (group / "cgroup.freeze").read_text() == "0", "the source was left frozen"
+    assert not (tmp_path / "registry").exists() and not (group / "cgroup.kill").exists()
+
+
+HYBRID = """24 1 0:21 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+30 24 0:27 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer
+33 24 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+
+
+def test_the_cgroup2_mount_is_found_on_hybrid_and_pure_hosts() -> None:
+    assert cgroup2_root(HYBRID) == Path("/sys/fs/cgroup/unified")
+    assert cgroup2_root("35 1 0:30 / /sys/fs/cgroup rw shared:9 - cgroup2 cgroup2 rw\n") == Path("/sys/fs/cgroup")
+    with pytest.raises(RigUnavailable, match="cgroup2"):
+        cgroup2_root(HYBRID.replace("cgroup2", "cgroup"))
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("state_mib", 0.0), ("wws_mib", 99.0), ("dirty_rate_mib_s", -1.0), ("link_mbit", 0.0), ("max_rounds", 0),
+    ("client_interval_ms", 0.0),
+])
+def test_a_bad_spec_is_one_line_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"^{field} = .*: allowed") as caught:
+        ContainerMigrationSpec(**{field: value})  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("argv", [["--state-mib", "0"], ["--state-mib", "x"], ["--repeats", "0"],
+                                  ["--max-rounds", "0"], ["--dirty-rate-mib-s", "-2"]])
+def test_the_command_answers_bad_input_with_one_line_and_exit_2(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "novacron", "container-migrate", *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def measured(state_mib: float, downtime_s: float, final_pages: int = 1) -> ContainerMigrationReport:
+    spec = ContainerMigrationSpec(state_mib=state_mib, wws_mib=1.0, dirty_rate_mib_s=0.0)
+    pages = 1 + round(state_mib * 256)
+    return ContainerMigrationReport(spec, pages, (pages,), (1.0,), final_pages, 50.0, 0.001, downtime_s * 0.8,
+                                    downtime_s, 1.0 + downtime_s, True, ReplyCheck(10, (), 1.0, 5, 0.01))
+
+
+def test_the_fit_leaves_each_point_out_and_recovers_a_constant_cost() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        fitted_params([])
+    groups = [[measured(16, 0.020)], [measured(64, 0.020)], [measured(128, 0.100)]]
+    rows = error_rows(groups)
+    # the variable part (freeze + 4 KiB over 50 MiB/s + 4 KiB at the dump rate) is well under 1 ms
+    assert rows[0].fitted_restore_fixed_s == pytest.approx(0.06, abs=0.002)  # median of 20 ms and 100 ms
+    assert rows[2].fitted_restore_fixed_s == pytest.approx(0.019, abs=0.002)  # the 100 ms point is left out
+    assert rows[0].default_downtime_s == pytest.approx(predict(groups[0][0], KindMigrationParams()).downtime_s)
+    assert rows[0].default_downtime_s > 0.3  # the CRIU default fixed costs
+
