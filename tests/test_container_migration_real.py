@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ from backends.lab.container_rig import (
     ContainerMigrationSpec,
     ContainerRigError,
     cgroup2_root,
+    in_cgroup,
     migrate_container,
+    remove_stale_cgroups,
 )
 from backends.lab.precopy import PLANTED_BUG_ENV
 from backends.manager.netns import PREFIX, RigUnavailable
@@ -95,3 +98,28 @@ def test_everything_is_removed_when_the_migration_fails(tmp_path: Path, monkeypa
         run(ContainerMigrationSpec(state_mib=1.0, wws_mib=1.0, warmup_s=0.1), tmp_path)
     assert pids and not Path(f"/proc/{pids[0]}").exists(), "the source service outlived its cgroup"
     assert not leftovers()
+
+
+def test_the_cgroup_of_a_run_killed_before_its_cleanup_is_removed_by_the_next() -> None:
+    if os.geteuid() != 0:
+        unavailable("cgroups need root")
+    try:
+        root = cgroup2_root()
+    except RigUnavailable as exc:
+        unavailable(str(exc))
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    group = root / f"{CGROUP_PREFIX}{dead_pid.pid}-src"
+    group.mkdir()
+    orphan = subprocess.Popen(in_cgroup(group, ["sleep", "600"]))
+    try:
+        deadline = time.monotonic() + 5
+        while str(orphan.pid) not in (group / "cgroup.procs").read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        remove_stale_cgroups(root)
+        assert orphan.wait(timeout=5) == -9 and not group.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        if group.exists():
+            group.rmdir()

@@ -46,7 +46,7 @@ SERVICE_PORT = 7400
 INCOMING_PORT = 7401
 CGROUP_PREFIX = "novacron-ct"
 READY_TIMEOUT_S = 30.0
-SOURCE, DEST = 1, 2
+SOURCE, DEST, AUX = 1, 2, 0
 
 
 class ContainerRigError(RuntimeError):
@@ -185,7 +185,9 @@ class ContainerRig:
         self.net = NetnsRig([SOURCE, DEST])
         self.root = cgroup2_root()
         self.groups = {side: self.root / f"{CGROUP_PREFIX}{os.getpid()}-{name}"
-                       for side, name in ((SOURCE, "src"), (DEST, "dst"))}
+                       for side, name in ((SOURCE, "src"), (DEST, "dst"), (AUX, "aux"))}
+        """the source, the restore side, and the client with the controller (so a run killed before
+        its cleanup leaves nothing running either: the next run's ``remove_stale_cgroups`` kills it)"""
         self.processes: list[subprocess.Popen[bytes]] = []
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                                                os.environ.get("PYTHONPATH")])),
@@ -208,9 +210,9 @@ class ContainerRig:
             raise RigUnavailable(f"cgroups or tbf could not be set up: {exc}") from None
 
     def spawn(self, argv: list[str], log_name: str, group: Path | None = None) -> subprocess.Popen[bytes]:
-        """``argv`` started by a shell that first joins ``group`` (so every child is in it from birth)."""
+        """``argv`` started with its output in ``log_name``, in ``group`` if given."""
         if group is not None:
-            argv = ["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *argv]
+            argv = in_cgroup(group, argv)
         with (self.work_dir / log_name).open("ab") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO_ROOT)
         self.processes.append(process)
@@ -233,17 +235,18 @@ class ContainerRig:
         self.registry.write_text(f"{address(SOURCE)}:{SERVICE_PORT}")
         argv = [sys.executable, "-m", "backends.lab.stateclient", "--registry", str(self.registry), "--log", str(log),
                 "--interval-ms", f"{spec.client_interval_ms:g}"]
-        client = self.spawn(self.net.exec_argv(0, argv), "client.err")
+        client = self.spawn(self.net.exec_argv(0, argv), "client.err", self.groups[AUX])
         wait_for(lambda: log.exists() and log.stat().st_size > 0, client, "the client's first reply")
         return client, log
 
     def precopy(self, ready: Path, spec: ContainerMigrationSpec) -> dict[str, object]:
         """The migration controller, in host 1's namespace (``nsenter`` keeps the cgroup mount visible)."""
-        argv = ["nsenter", f"--net=/run/netns/{self.net.namespace(SOURCE)}", sys.executable, "-m",
-                "backends.lab.precopy", "--ready-file", str(ready), "--cgroup", str(self.groups[SOURCE]),
-                "--to", f"{address(DEST)}:{INCOMING_PORT}", "--final-mib", f"{spec.final_mib:g}",
-                "--max-rounds", str(spec.max_rounds), "--registry", str(self.registry),
-                "--new-endpoint", f"{address(DEST)}:{SERVICE_PORT}"]
+        argv = in_cgroup(self.groups[AUX], [
+            "nsenter", f"--net=/run/netns/{self.net.namespace(SOURCE)}", sys.executable, "-m",
+            "backends.lab.precopy", "--ready-file", str(ready), "--cgroup", str(self.groups[SOURCE]),
+            "--to", f"{address(DEST)}:{INCOMING_PORT}", "--final-mib", f"{spec.final_mib:g}",
+            "--max-rounds", str(spec.max_rounds), "--registry", str(self.registry),
+            "--new-endpoint", f"{address(DEST)}:{SERVICE_PORT}"])
         done = subprocess.run(argv, capture_output=True, text=True, env=self.env, cwd=REPO_ROOT, timeout=600)
         if done.returncode != 0:
             raise ContainerRigError(f"precopy failed ({done.returncode}): {done.stderr.strip()[-800:]}")
@@ -265,6 +268,11 @@ class ContainerRig:
         self.net.down()
         if errors:
             raise ContainerRigError("; ".join(errors))
+
+
+def in_cgroup(group: Path, argv: list[str]) -> list[str]:
+    """``argv`` run by a shell that first joins ``group``, so it and its children are in it from birth."""
+    return ["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *argv]
 
 
 def wait_for(ready: object, process: subprocess.Popen[bytes], what: str) -> None:
