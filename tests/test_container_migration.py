@@ -39,7 +39,7 @@ CLEAN = ["1.000 1 1 host1", "1.002 2 2 host1", "1.050 3 3 host2", "1.052 4 4 hos
 def test_a_clean_history_passes_and_dates_the_switch() -> None:
     check = check_replies(CLEAN, "host1", "host2")
     assert check.problems == () and check.switch_s == 1.050 and check.replies_after == 2
-    assert check.longest_gap_s == pytest.approx(0.048)
+    assert check.longest_gap_s == pytest.approx(0.048) and check.median_gap_s == pytest.approx(0.002)
 
 
 @pytest.mark.parametrize(("lines", "says"), [
@@ -200,7 +200,7 @@ def measured(state_mib: float, downtime_s: float, final_pages: int = 1) -> Conta
     spec = ContainerMigrationSpec(state_mib=state_mib, wws_mib=1.0, dirty_rate_mib_s=0.0)
     pages = 1 + round(state_mib * 256)
     return ContainerMigrationReport(spec, pages, (pages,), (1.0,), final_pages, 50.0, 0.001, downtime_s * 0.8,
-                                    downtime_s, 1.0 + downtime_s, True, ReplyCheck(10, (), 1.0, 5, 0.01))
+                                    downtime_s, 1.0 + downtime_s, True, ReplyCheck(10, (), 1.0, 5, 0.01, 0.002))
 
 
 def test_the_fit_leaves_each_point_out_and_recovers_a_constant_cost() -> None:

@@ -103,9 +103,9 @@ def error_pct(predicted: float, measured: float) -> str:
 
 def format_table(rows: Sequence[ErrorRow]) -> str:
     lines = ["| state MiB | dirty MiB/s | runs | link MiB/s | rounds real/model | final KiB real/model | "
-             "downtime ms real: median (min-max) | model, defaults | error | model, fitted (LOO) | error | "
+             "downtime ms real: median (min-max) | / usual reply gap | model, defaults | error | model, fitted (LOO) | error | "
              "total s real | model, fitted | error | replies / problems |",
-             "|" + "---|" * 15]
+             "|" + "---|" * 16]
     for row in rows:
         first, runs = row.runs[0], row.runs
         total_s = statistics.median(r.total_s for r in runs)
@@ -115,7 +115,9 @@ def format_table(rows: Sequence[ErrorRow]) -> str:
             f"{statistics.median(len(r.round_pages) for r in runs):g}/{row.model_rounds} | "
             f"{statistics.median(r.final_pages * 4 for r in runs):.0f}/{row.model_final_mib * 1024:.0f} | "
             f"{row.downtime_s * 1000:.1f} ({min(r.downtime_s for r in runs) * 1000:.1f}-"
-            f"{max(r.downtime_s for r in runs) * 1000:.1f}) | {row.default_downtime_s * 1000:.0f} | "
+            f"{max(r.downtime_s for r in runs) * 1000:.1f}) | "
+            f"{statistics.median(r.downtime_s / max(r.replies.median_gap_s, 1e-9) for r in runs):.1f} | "
+            f"{row.default_downtime_s * 1000:.0f} | "
             f"{error_pct(row.default_downtime_s, row.downtime_s)} | {row.fitted_downtime_s * 1000:.1f} | "
             f"{error_pct(row.fitted_downtime_s, row.downtime_s)} | {total_s:.2f} | {row.fitted_total_s:.2f} | "
             f"{error_pct(row.fitted_total_s, total_s)} | {sum(r.replies.replies for r in runs)} / "

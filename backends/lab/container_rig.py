@@ -33,6 +33,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -86,13 +87,16 @@ class ReplyCheck:
     """when the first reply from the restored service arrived (None: never)"""
     replies_after: int
     longest_gap_s: float
+    median_gap_s: float
+    """the client's usual time between replies: the same run's baseline for the downtime"""
 
 
 def check_replies(lines: list[str], source: str, dest: str) -> ReplyCheck:
     """Check a client log: requests 1, 2, ... each answered once, in order, with its own number as
     the value (one client, a counter from 0), by ``source`` and then only by ``dest``."""
     problems: list[str] = []
-    expected, switch_s, after, last_t, gap = 1, None, 0, None, 0.0
+    expected, switch_s, after, last_t = 1, None, 0, None
+    gaps: list[float] = []
     for number, line in enumerate(lines, 1):
         parts = line.split()
         if len(parts) != 4 or not all(re.fullmatch(r"\d+(\.\d+)?", p) for p in parts[:3]):
@@ -108,9 +112,11 @@ def check_replies(lines: list[str], source: str, dest: str) -> ReplyCheck:
             after += 1
         elif server != source or switch_s is not None:
             problems.append(f"line {number}: reply from {server} after the switch to {dest}")
-        gap = max(gap, t - last_t) if last_t is not None else gap
+        if last_t is not None:
+            gaps.append(t - last_t)
         expected, last_t = request + 1, t
-    return ReplyCheck(len(lines), tuple(problems), switch_s, after, gap)
+    return ReplyCheck(len(lines), tuple(problems), switch_s, after, max(gaps, default=0.0),
+                      statistics.median(gaps) if gaps else 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +142,8 @@ class ContainerMigrationReport:
         s = self.spec
         return (f"state {s.state_mib:g} MiB, dirty {s.dirty_rate_mib_s:g} MiB/s over {s.wws_mib:g} MiB, link "
                 f"{s.link_mbit:g} Mbit/s ({self.link_mib_s:.1f} MiB/s measured): rounds {list(self.round_pages)} "
-                f"pages, final {self.final_pages}; downtime {self.downtime_s * 1000:.1f} ms (switch-over "
+                f"pages, final {self.final_pages}; downtime {self.downtime_s * 1000:.1f} ms = "
+                f"{self.downtime_s / max(self.replies.median_gap_s, 1e-9):.1f} x the usual reply gap (switch-over "
                 f"{self.switchover_s * 1000:.1f} ms, freeze {self.freeze_wait_s * 1000:.2f} ms), total "
                 f"{self.total_s:.2f} s; {self.replies.replies} replies ({self.replies.replies_after} after), "
                 f"longest gap {self.replies.longest_gap_s * 1000:.1f} ms; state equal {self.digests_equal}; "
