@@ -103,8 +103,8 @@ def error_pct(predicted: float, measured: float) -> str:
 
 def format_table(rows: Sequence[ErrorRow]) -> str:
     lines = ["| state MiB | dirty MiB/s | runs | link MiB/s | rounds real/model | final KiB real/model | "
-             "downtime ms real: median (min-max) | / usual reply gap | model, defaults | error | model, fitted (LOO) | error | "
-             "total s real | model, fitted | error | replies / problems |",
+             "downtime ms real: median (min-max) | / usual reply gap | model, defaults | error | "
+             "model, fitted (LOO) | error | total s real | model, fitted | error | replies / problems |",
              "|" + "---|" * 16]
     for row in rows:
         first, runs = row.runs[0], row.runs
