@@ -20,11 +20,12 @@ Errors are (predicted - measured) / measured.
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from backends.lab.container_rig import ContainerMigrationReport, ContainerMigrationSpec, migrate_container
@@ -102,15 +103,15 @@ def error_pct(predicted: float, measured: float) -> str:
 
 
 def format_table(rows: Sequence[ErrorRow]) -> str:
-    lines = ["| state MiB | dirty MiB/s | runs | link MiB/s | rounds real/model | final KiB real/model | "
+    lines = ["| link Mbit/s | state MiB | dirty MiB/s | runs | link MiB/s | rounds real/model | final KiB real/model | "
              "downtime ms real: median (min-max) | / usual reply gap | model, defaults | error | "
              "model, fitted (LOO) | error | total s real | model, fitted | error | replies / problems |",
-             "|" + "---|" * 16]
+             "|" + "---|" * 17]
     for row in rows:
         first, runs = row.runs[0], row.runs
         total_s = statistics.median(r.total_s for r in runs)
         lines.append(
-            f"| {first.spec.state_mib:g} | {first.spec.dirty_rate_mib_s:g} | {len(runs)} | "
+            f"| {first.spec.link_mbit:g} | {first.spec.state_mib:g} | {first.spec.dirty_rate_mib_s:g} | {len(runs)} | "
             f"{statistics.median(r.link_mib_s for r in runs):.1f} | "
             f"{statistics.median(len(r.round_pages) for r in runs):g}/{row.model_rounds} | "
             f"{statistics.median(r.final_pages * 4 for r in runs):.0f}/{row.model_final_mib * 1024:.0f} | "
@@ -125,12 +126,12 @@ def format_table(rows: Sequence[ErrorRow]) -> str:
     return "\n".join(lines)
 
 
-def grid_specs(state_mib: Sequence[float], dirty_rate_mib_s: Sequence[float], *, wws_mib: float, link_mbit: float,
-               final_mib: float, max_rounds: int) -> list[ContainerMigrationSpec]:
-    """One spec per (state size, dirty rate); ``ValueError`` naming the first bad figure."""
-    return [ContainerMigrationSpec(state_mib=m, dirty_rate_mib_s=d, wws_mib=min(wws_mib, m), link_mbit=link_mbit,
+def grid_specs(state_mib: Sequence[float], dirty_rate_mib_s: Sequence[float], link_mbit: Sequence[float], *,
+               wws_mib: float, final_mib: float, max_rounds: int) -> list[ContainerMigrationSpec]:
+    """One spec per (link, state size, dirty rate); ``ValueError`` naming the first bad figure."""
+    return [ContainerMigrationSpec(state_mib=m, dirty_rate_mib_s=d, wws_mib=min(wws_mib, m), link_mbit=link,
                                    final_mib=final_mib, max_rounds=max_rounds)
-            for m, d in itertools.product(state_mib, dirty_rate_mib_s)]
+            for link, m, d in itertools.product(link_mbit, state_mib, dirty_rate_mib_s)]
 
 
 def run_grid(specs: Sequence[ContainerMigrationSpec], repeats: int, out: Path | None) -> int:
@@ -152,6 +153,7 @@ def run_grid(specs: Sequence[ContainerMigrationSpec], repeats: int, out: Path | 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "errors.md").write_text(table + "\n")
+        (out / "runs.json").write_text(json.dumps([asdict(r) for r in reports], indent=1) + "\n")
     return 0 if all(not r.replies.problems and r.digests_equal for r in reports) else 1
 
 

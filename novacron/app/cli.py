@@ -1001,7 +1001,7 @@ def cmd_container_migrate(args: argparse.Namespace) -> int:
     from backends.manager.netns import RigUnavailable
 
     with as_command_error(ValueError):
-        specs = grid_specs(args.state_mib, args.dirty_rate_mib_s, wws_mib=args.wws_mib, link_mbit=args.link_mbit,
+        specs = grid_specs(args.state_mib, args.dirty_rate_mib_s, args.link_mbit, wws_mib=args.wws_mib,
                            final_mib=args.final_mib, max_rounds=args.max_rounds)
     if not 1 <= args.repeats <= 100:
         raise CommandError(f"--repeats {args.repeats}: allowed 1 to 100")
@@ -1227,11 +1227,11 @@ def _build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--state-mib", type=float, nargs="+", default=[16.0], help="state sizes (MiB)")
     cm.add_argument("--dirty-rate-mib-s", type=float, nargs="+", default=[2.0], help="dirty rates (MiB/s)")
     cm.add_argument("--wws-mib", type=float, default=4.0, help="writable working set (MiB)")
-    cm.add_argument("--link-mbit", type=float, default=400.0, help="the hosts' link, shaped with tc tbf")
+    cm.add_argument("--link-mbit", type=float, nargs="+", default=[400.0], help="the hosts' link, shaped with tc tbf")
     cm.add_argument("--final-mib", type=float, default=0.25, help="stop pre-copying at this many dirty MiB")
     cm.add_argument("--max-rounds", type=int, default=8, help="pre-copy rounds at most")
     cm.add_argument("--repeats", type=int, default=1, help="runs per grid point")
-    cm.add_argument("--out", type=Path, default=None, help="also write the table to OUT/errors.md")
+    cm.add_argument("--out", type=Path, default=None, help="also write OUT/errors.md and every run to OUT/runs.json")
     cal = _command(sub, "calibrate", cmd_calibrate,
                    help="real migrations on two libvirt hosts; fit a calibration profile")
     cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")
