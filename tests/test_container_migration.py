@@ -199,7 +199,7 @@ def test_the_command_answers_bad_input_with_one_line_and_exit_2(argv: list[str])
 def measured(state_mib: float, downtime_s: float, final_pages: int = 1) -> ContainerMigrationReport:
     spec = ContainerMigrationSpec(state_mib=state_mib, wws_mib=1.0, dirty_rate_mib_s=0.0)
     pages = 1 + round(state_mib * 256)
-    return ContainerMigrationReport(spec, pages, (pages,), (1.0,), final_pages, 50.0, 0.001, downtime_s * 0.8,
+    return ContainerMigrationReport(spec, pages, (pages,), (1.0,), final_pages, 50.0, 0.0, 0.001, downtime_s * 0.8,
                                     downtime_s, 1.0 + downtime_s, True, ReplyCheck(10, (), 1.0, 5, 0.01, 0.002))
 
 

@@ -67,6 +67,7 @@ def test_a_service_moves_live_and_its_client_sees_every_reply_once_in_order(tmp_
     assert report.replies.switch_s is not None, "no reply ever came from the restored service"
     assert report.replies.replies_after >= 20 and report.replies.replies - report.replies.replies_after >= 20
     assert report.round_pages[0] == report.state_pages == 1 + round(state_mib * 256)
+    assert 2.0 <= report.dirty_rate_mib_s <= 6.0, "the service's writer is far from its set rate of 4 MiB/s"
     assert len(report.round_pages) >= 2, "a service dirtying 4 MiB/s needs more than one pre-copy round"
     assert report.round_pages[1] < report.round_pages[0]
     assert 0 < report.switchover_s <= report.downtime_s < 10.0  # the issue's < 10 s container-migration target

@@ -2,11 +2,12 @@
 
 Theory of operation
 -------------------
-Each grid point (state size x dirty rate) is one ``migrate_container`` run. Its prediction is
-``novacron.migration.kinds.plan("container_to_container", ...)`` for the same workload: memory =
-the state moved, the service's working set and dirty rate, and the link's rate as the first
-(full) round measured it, with the run's own ``final_mib`` and ``max_rounds`` as the model's
-``final_dump_mib`` and ``max_pre_dumps``. Two predictions per point:
+Each grid point (link x state size x dirty rate) is one ``migrate_container`` run. Its prediction
+is ``novacron.migration.kinds.plan("container_to_container", ...)`` for the same workload: memory
+= the state moved, the service's working set, and as measured in the run its dirty rate (page
+writes from the first round to the freeze) and the link's rate (the first, full, round's), with
+the run's own ``final_mib`` and ``max_rounds`` as the model's ``final_dump_mib`` and
+``max_pre_dumps``. Two predictions per point:
 
 - the model's defaults (CRIU's fixed costs as assumed in ``KindMigrationParams``);
 - fitted: ``freeze_s`` = the median measured freeze, ``restore_rate_mib_s`` at its ceiling (the
@@ -41,7 +42,7 @@ def model_params(spec: ContainerMigrationSpec, base: KindMigrationParams | None 
 
 def workload(report: ContainerMigrationReport) -> Workload:
     return Workload(memory_mib=report.state_pages / 256, wws_mib=report.spec.wws_mib,
-                    dirty_rate_mib_s=report.spec.dirty_rate_mib_s, bandwidth_mib_s=report.link_mib_s)
+                    dirty_rate_mib_s=report.dirty_rate_mib_s, bandwidth_mib_s=report.link_mib_s)
 
 
 def predict(report: ContainerMigrationReport, params: KindMigrationParams) -> KindMigrationPlan:
@@ -103,7 +104,8 @@ def error_pct(predicted: float, measured: float) -> str:
 
 
 def format_table(rows: Sequence[ErrorRow]) -> str:
-    lines = ["| link Mbit/s | state MiB | dirty MiB/s | runs | link MiB/s | rounds real/model | final KiB real/model | "
+    lines = ["| link Mbit/s | state MiB | dirty MiB/s set (measured) | runs | link MiB/s | rounds real/model | "
+             "final KiB real/model | "
              "downtime ms real: median (min-max) | / usual reply gap | model, defaults | error | "
              "model, fitted (LOO) | error | total s real | model, fitted | error | replies / problems |",
              "|" + "---|" * 17]
@@ -111,7 +113,8 @@ def format_table(rows: Sequence[ErrorRow]) -> str:
         first, runs = row.runs[0], row.runs
         total_s = statistics.median(r.total_s for r in runs)
         lines.append(
-            f"| {first.spec.link_mbit:g} | {first.spec.state_mib:g} | {first.spec.dirty_rate_mib_s:g} | {len(runs)} | "
+            f"| {first.spec.link_mbit:g} | {first.spec.state_mib:g} | {first.spec.dirty_rate_mib_s:g} "
+            f"({statistics.median(r.dirty_rate_mib_s for r in runs):.1f}) | {len(runs)} | "
             f"{statistics.median(r.link_mib_s for r in runs):.1f} | "
             f"{statistics.median(len(r.round_pages) for r in runs):g}/{row.model_rounds} | "
             f"{statistics.median(r.final_pages * 4 for r in runs):.0f}/{row.model_final_mib * 1024:.0f} | "

@@ -128,6 +128,8 @@ class ContainerMigrationReport:
     final_pages: int
     link_mib_s: float
     """the migration stream's measured rate in its first (full) round"""
+    dirty_rate_mib_s: float
+    """the service's page writes per second from the first round to the freeze, as measured"""
     freeze_wait_s: float
     """from writing cgroup.freeze to 'frozen 1'"""
     switchover_s: float
@@ -141,7 +143,8 @@ class ContainerMigrationReport:
     def summary(self) -> str:
         s = self.spec
         return (f"state {s.state_mib:g} MiB, dirty {s.dirty_rate_mib_s:g} MiB/s over {s.wws_mib:g} MiB, link "
-                f"{s.link_mbit:g} Mbit/s ({self.link_mib_s:.1f} MiB/s measured): rounds {list(self.round_pages)} "
+                f"{s.link_mbit:g} Mbit/s ({self.link_mib_s:.1f} MiB/s measured; dirty {self.dirty_rate_mib_s:.1f} "
+                f"MiB/s measured): rounds {list(self.round_pages)} "
                 f"pages, final {self.final_pages}; downtime {self.downtime_s * 1000:.1f} ms = "
                 f"{self.downtime_s / max(self.replies.median_gap_s, 1e-9):.1f} x the usual reply gap (switch-over "
                 f"{self.switchover_s * 1000:.1f} ms, freeze {self.freeze_wait_s * 1000:.2f} ms), total "
@@ -339,6 +342,7 @@ def build_report(spec: ContainerMigrationSpec, raw: dict[str, object], replies: 
     return ContainerMigrationReport(
         spec=spec, state_pages=int(pages[0]), round_pages=tuple(int(p) for p in pages), round_s=seconds,
         final_pages=int(number("final_pages")), link_mib_s=pages[0] / 256 / seconds[0],
+        dirty_rate_mib_s=number("page_writes") / 256 / (freeze - number("started_s")),
         freeze_wait_s=number("frozen_s") - freeze, switchover_s=number("acked_s") - freeze,
         downtime_s=first_reply - freeze, total_s=first_reply - number("started_s"),
         digests_equal=raw["source_digest"] == raw["restored_digest"] != "", replies=replies)

@@ -91,6 +91,10 @@ class Source:
     def marked(self) -> np.ndarray:
         return np.flatnonzero(np.frombuffer(os.pread(self.mem, self.pages, self.map_addr), dtype=np.uint8))
 
+    def page_writes(self) -> int:
+        """How many page writes the service has made (the counter after its dirty map)."""
+        return int.from_bytes(os.pread(self.mem, 8, self.map_addr + self.pages), "little")
+
     def clear_map(self) -> None:
         os.pwrite(self.mem, bytes(self.pages), self.map_addr)
 
@@ -132,6 +136,8 @@ class PrecopyReport:
     """when the restore side started serving (its own monotonic clock reading)"""
     source_digest: str = ""
     restored_digest: str = ""
+    page_writes: int = 0
+    """page writes the service made from the first round to the freeze (its dirty rate actually reached)"""
 
 
 def stop_and_copy(src: Source, sock: socket.socket, report: PrecopyReport) -> None:
@@ -155,6 +161,7 @@ def stop_and_copy(src: Source, sock: socket.socket, report: PrecopyReport) -> No
 def migrate(src: Source, sock: socket.socket, final_mib: float, max_rounds: int, registry: Path,
             new_endpoint: str) -> PrecopyReport:
     report = PrecopyReport(started_s=time.monotonic())
+    writes_before = src.page_writes()
     pending = np.arange(src.pages)
     src.take_marked()
     while True:
@@ -171,6 +178,7 @@ def migrate(src: Source, sock: socket.socket, final_mib: float, max_rounds: int,
     report.freeze_s = time.monotonic()
     set_frozen(src.cgroup, True)
     report.frozen_s = time.monotonic()
+    report.page_writes = src.page_writes() - writes_before
     try:
         stop_and_copy(src, sock, report)
     except BaseException:

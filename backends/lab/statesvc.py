@@ -50,6 +50,7 @@ MAGIC = b"NCSTATE1"
 HEADER = struct.Struct("<8sQ")
 SLOT = struct.Struct("<QQQ")  # client id, last request id, last reply value
 SLOTS = (PAGE - HEADER.size) // SLOT.size
+WRITES = struct.Struct("<Q")
 FRAME = struct.Struct(">cQI")  # kind, first page, page count (then count pages for kind P)
 PAGES, ROUND_END, COMMIT, ACK, DIGEST = b"P", b"R", b"C", b"A", b"H"
 WRITER_TICK_S = 0.002  # short, so the dirtying is close to the steady rate the model assumes
@@ -83,7 +84,8 @@ class Arena:
     def __post_init__(self) -> None:
         self.state = mmap.mmap(-1, (1 + self.pages) * PAGE)
         self.state.madvise(mmap.MADV_NOHUGEPAGE)  # a write dirties 4 KiB, not a 2 MiB huge page
-        self.dirty = mmap.mmap(-1, 1 + self.pages)
+        self.dirty = mmap.mmap(-1, 1 + self.pages + WRITES.size)
+        """one byte per page, then the count of page writes so far (the dirty rate actually reached)"""
         self.lock = threading.Lock()
 
     def fill(self) -> None:
@@ -122,6 +124,8 @@ class Arena:
             page = 1 + rng.randrange(self.wws_pages)
             self.state[page * PAGE:page * PAGE + 8] = generation.to_bytes(8, "little")
             self.dirty[page] = 1
+        (written,) = WRITES.unpack_from(self.dirty, 1 + self.pages)
+        WRITES.pack_into(self.dirty, 1 + self.pages, written + count)
 
     def payload_digest(self) -> bytes:
         return hashlib.blake2b(memoryview(self.state)[PAGE:], digest_size=32).digest()
@@ -151,9 +155,12 @@ def writer(arena: Arena, rate_mib_s: float, go: threading.Event, seed: int) -> N
     owed = 0.0
     generation = 0
     go.wait()
+    last_s = time.monotonic()
     while True:
         time.sleep(WRITER_TICK_S)
-        owed += rate_mib_s * 256 * WRITER_TICK_S
+        now_s = time.monotonic()
+        owed += rate_mib_s * 256 * (now_s - last_s)  # by the clock: a late wake-up must not slow the rate
+        last_s = now_s
         generation += 1
         arena.write_some(rng, int(owed), generation)
         owed -= int(owed)
