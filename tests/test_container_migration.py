@@ -9,18 +9,20 @@ the spec's and the command's bad input, and the model comparison's fit.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backends.lab import precopy
-from backends.lab.container_bench import error_rows, fitted_params, predict
+from backends.lab.container_bench import error_rows, fitted_params, load_groups, predict, write_table
 from backends.lab.container_rig import (
     ContainerMigrationReport,
     ContainerMigrationSpec,
@@ -188,10 +190,15 @@ def test_a_bad_spec_is_one_line_naming_the_field(field: str, value: float) -> No
 
 
 @pytest.mark.parametrize("argv", [["--state-mib", "0"], ["--state-mib", "x"], ["--repeats", "0"],
-                                  ["--max-rounds", "0"], ["--dirty-rate-mib-s", "-2"]])
-def test_the_command_answers_bad_input_with_one_line_and_exit_2(argv: list[str]) -> None:
+                                  ["--max-rounds", "0"], ["--dirty-rate-mib-s", "-2"], ["--link-mbit", "0"],
+                                  ["--reuse-runs", "missing.json"], ["--reuse-runs", "garbled.json"],
+                                  ["--reuse-runs", "empty.json"], ["--reuse-runs", "wrong.json"]])
+def test_the_command_answers_bad_input_with_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
+    (tmp_path / "garbled.json").write_bytes(b"\xff[{")
+    (tmp_path / "empty.json").write_text("[]")
+    (tmp_path / "wrong.json").write_text('[{"spec": {"state_mib": 0}}]')
     done = subprocess.run([sys.executable, "-m", "novacron", "container-migrate", *argv], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
 
@@ -214,3 +221,12 @@ def test_the_fit_leaves_each_point_out_and_recovers_a_constant_cost() -> None:
     assert rows[0].default_downtime_s == pytest.approx(predict(groups[0][0], KindMigrationParams()).downtime_s)
     assert rows[0].default_downtime_s > 0.3  # the CRIU default fixed costs
 
+
+
+def test_a_table_can_be_made_again_from_the_runs_it_kept(tmp_path: Path) -> None:
+    runs = [measured(16, 0.020), measured(16, 0.030), measured(64, 0.025)]
+    (tmp_path / "runs.json").write_text(json.dumps([asdict(r) for r in runs]))
+    groups = load_groups(tmp_path / "runs.json")
+    assert [len(g) for g in groups] == [2, 1] and groups[0][1] == runs[1]
+    assert write_table(groups, tmp_path / "again") == 0
+    assert "| 400 | 16 | 0 (0.0) | 2 |" in (tmp_path / "again" / "errors.md").read_text()

@@ -29,7 +29,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from backends.lab.container_rig import ContainerMigrationReport, ContainerMigrationSpec, migrate_container
+from backends.lab.container_rig import (
+    ContainerMigrationReport,
+    ContainerMigrationSpec,
+    migrate_container,
+    report_from_json,
+)
 from novacron.migration.kinds import KindMigrationParams, KindMigrationPlan, Workload, plan, pre_copy_rounds
 
 PATH = "container_to_container"
@@ -146,6 +151,29 @@ def run_grid(specs: Sequence[ContainerMigrationSpec], repeats: int, out: Path | 
             report = migrate_container(spec, Path(scratch) / f"run-{index}-{repeat}")
             print(report.summary(), flush=True)
             groups[index].append(report)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        reports = [asdict(r) for group in groups for r in group]
+        (out / "runs.json").write_text(json.dumps(reports, indent=1) + "\n")
+    return write_table(groups, out)
+
+
+def load_groups(path: Path) -> list[list[ContainerMigrationReport]]:
+    """The runs of an earlier ``run_grid`` (its ``runs.json``), grouped by spec in their order;
+    ``ValueError`` naming the file for anything unreadable."""
+    try:
+        reports = [report_from_json(doc) for doc in json.loads(path.read_text())]
+    except (OSError, TypeError, KeyError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        raise ValueError(f"{path}: not a runs.json of container-migrate ({type(exc).__name__}: {exc})") from None
+    if not reports:
+        raise ValueError(f"{path}: holds no runs")
+    groups: dict[ContainerMigrationSpec, list[ContainerMigrationReport]] = {}
+    for report in reports:
+        groups.setdefault(report.spec, []).append(report)
+    return list(groups.values())
+
+
+def write_table(groups: Sequence[Sequence[ContainerMigrationReport]], out: Path | None) -> int:
     reports = [r for group in groups for r in group]
     rows = error_rows(groups)
     overall = fitted_params(reports)
@@ -156,7 +184,6 @@ def run_grid(specs: Sequence[ContainerMigrationSpec], repeats: int, out: Path | 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "errors.md").write_text(table + "\n")
-        (out / "runs.json").write_text(json.dumps([asdict(r) for r in reports], indent=1) + "\n")
     return 0 if all(not r.replies.problems and r.digests_equal for r in reports) else 1
 
 

@@ -39,6 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from backends.manager.netns import NetnsRig, RigUnavailable, address, run
 
@@ -151,6 +152,14 @@ class ContainerMigrationReport:
                 f"{self.total_s:.2f} s; {self.replies.replies} replies ({self.replies.replies_after} after), "
                 f"longest gap {self.replies.longest_gap_s * 1000:.1f} ms; state equal {self.digests_equal}; "
                 f"problems {len(self.replies.problems)}")
+
+
+def report_from_json(doc: dict[str, Any]) -> ContainerMigrationReport:
+    """A report from its ``dataclasses.asdict`` form (``container-migrate``'s runs.json)."""
+    replies = dict(doc["replies"], problems=tuple(doc["replies"]["problems"]))
+    return ContainerMigrationReport(**{
+        **doc, "spec": ContainerMigrationSpec(**doc["spec"]), "round_pages": tuple(doc["round_pages"]),
+        "round_s": tuple(doc["round_s"]), "replies": ReplyCheck(**replies)})
 
 
 def cgroup2_root(mountinfo: str | None = None) -> Path:

@@ -997,9 +997,13 @@ def cmd_container_migrate(args: argparse.Namespace) -> int:
     saw no lost, repeated or reordered reply, and print downtime and total time measured against the
     container checkpoint/restore model (novacron.migration.kinds). Needs root. Exit 1 if a run lost or
     reordered anything."""
-    from backends.lab.container_bench import grid_specs, run_grid
+    from backends.lab.container_bench import grid_specs, load_groups, run_grid, write_table
     from backends.manager.netns import RigUnavailable
 
+    if args.reuse_runs is not None:
+        with as_command_error(ValueError):
+            groups = load_groups(args.reuse_runs)
+        return write_table(groups, args.out)
     with as_command_error(ValueError):
         specs = grid_specs(args.state_mib, args.dirty_rate_mib_s, args.link_mbit, wws_mib=args.wws_mib,
                            final_mib=args.final_mib, max_rounds=args.max_rounds)
@@ -1232,6 +1236,8 @@ def _build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--max-rounds", type=int, default=8, help="pre-copy rounds at most")
     cm.add_argument("--repeats", type=int, default=1, help="runs per grid point")
     cm.add_argument("--out", type=Path, default=None, help="also write OUT/errors.md and every run to OUT/runs.json")
+    cm.add_argument("--reuse-runs", type=Path, default=None, metavar="RUNS_JSON",
+                    help="do not migrate: the table (and fit) again from an earlier OUT/runs.json")
     cal = _command(sub, "calibrate", cmd_calibrate,
                    help="real migrations on two libvirt hosts; fit a calibration profile")
     cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")
