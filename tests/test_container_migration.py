@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -33,6 +31,7 @@ from backends.lab.container_rig import (
 from backends.lab.precopy import FreezeTimeout, Source, migrate, page_runs, set_frozen
 from backends.lab.statesvc import ACK, COMMIT, DIGEST, FRAME, PAGE, PAGES, SLOTS, Arena, buffer_address
 from backends.manager.netns import RigUnavailable
+from novacron.app.cli import main
 from novacron.migration.kinds import KindMigrationParams
 
 CLEAN = ["1.000 1 1 host1", "1.002 2 2 host1", "1.050 3 3 host2", "1.052 4 4 host2"]
@@ -193,14 +192,16 @@ def test_a_bad_spec_is_one_line_naming_the_field(field: str, value: float) -> No
                                   ["--max-rounds", "0"], ["--dirty-rate-mib-s", "-2"], ["--link-mbit", "0"],
                                   ["--reuse-runs", "missing.json"], ["--reuse-runs", "garbled.json"],
                                   ["--reuse-runs", "empty.json"], ["--reuse-runs", "wrong.json"]])
-def test_the_command_answers_bad_input_with_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
+def test_the_command_answers_bad_input_with_one_line_and_exit_2(argv: list[str], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "garbled.json").write_bytes(b"\xff[{")
     (tmp_path / "empty.json").write_text("[]")
     (tmp_path / "wrong.json").write_text('[{"spec": {"state_mib": 0}}]')
-    done = subprocess.run([sys.executable, "-m", "novacron", "container-migrate", *argv], capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)
-    assert done.returncode == 2 and done.stdout == ""
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["container-migrate", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def measured(state_mib: float, downtime_s: float, final_pages: int = 1) -> ContainerMigrationReport:
