@@ -22,8 +22,8 @@ import numpy as np
 from novacron.cache.race import race
 from novacron.cache.traces import Request, scan_trace, shifting_trace, vm_image_trace, zipf_trace
 
-POLICIES = ("lru", "s3fifo", "wtinylfu", "predictive", "s3fifo+prefetch", "predictive+prefetch")
-SCORED = ("wtinylfu", "predictive", "s3fifo+prefetch", "predictive+prefetch")
+POLICIES = ("lru", "s3fifo", "wtinylfu", "predictive", "s3fifo+prefetch", "wtinylfu+prefetch", "predictive+prefetch")
+SCORED = ("wtinylfu", "predictive", "s3fifo+prefetch", "wtinylfu+prefetch", "predictive+prefetch")
 SEED = 20261130
 """Not the seed the predictive policy was tuned on (12345)."""
 
