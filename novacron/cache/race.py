@@ -57,7 +57,6 @@ class RaceResult:
         gap = self.belady_hits - self.baseline_hits
         return None if gap <= 0 else 100.0 * (self.hits - self.baseline_hits) / gap
 
-
     @property
     def prefetch_accuracy_pct(self) -> float | None:
         return None if self.prefetches == 0 else 100.0 * self.prefetches_used / self.prefetches
