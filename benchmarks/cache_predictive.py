@@ -45,12 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--objects", type=int, default=20_000)
     parser.add_argument("--capacity-pct", type=float, nargs="+", default=[1.0, 5.0])
+    parser.add_argument("--seed", type=int, default=SEED, help="trace seed (the committed table's: %(default)s)")
     args = parser.parse_args(argv)
     print("| family | cache items | Belady % | " + " | ".join(f"{p} %" for p in POLICIES) + " | "
           + " | ".join(f"{p}: gap closed" for p in SCORED) + " | preloads % of requests | preloads used % |")
     print("|---|---|---|" + "---|" * (len(POLICIES) + len(SCORED) + 2))
     for family, make in families(args.requests, args.objects).items():
-        keys = [r.key for r in make(np.random.default_rng(SEED))]
+        keys = [r.key for r in make(np.random.default_rng(args.seed))]
         for pct in args.capacity_pct:
             capacity = max(1, int(args.objects * pct / 100))
             results = {r.policy: r for r in race(keys, capacity, POLICIES)}
