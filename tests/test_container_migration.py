@@ -34,24 +34,25 @@ from backends.manager.netns import RigUnavailable
 from novacron.app.cli import main
 from novacron.migration.kinds import KindMigrationParams
 
-CLEAN = ["1.000 1 1 host1", "1.002 2 2 host1", "1.050 3 3 host2", "1.052 4 4 host2"]
+CLEAN = ["1.000 1 1 host1 1", "1.002 2 2 host1 1", "1.050 3 3 host2 2", "1.052 4 4 host2 1"]
 
 
 def test_a_clean_history_passes_and_dates_the_switch() -> None:
     check = check_replies(CLEAN, "host1", "host2")
-    assert check.problems == () and check.switch_s == 1.050 and check.replies_after == 2
+    assert check.problems == () and check.switch_s == 1.050 and check.replies_after == 2 and check.retried == 1
     assert check.longest_gap_s == pytest.approx(0.048) and check.median_gap_s == pytest.approx(0.002)
 
 
 @pytest.mark.parametrize(("lines", "says"), [
-    (["1.0 1 1 host1", "1.1 3 3 host2"], "lost or reordered"),
-    (["1.0 2 2 host1", "1.1 1 1 host1"], "lost or reordered"),
-    (["1.0 1 1 host1", "1.1 2 3 host2"], "lost or repeated update"),
-    (["1.0 1 1 host1", "1.1 2 1 host2"], "lost or repeated update"),
-    (["1.0 1 1 host2", "1.1 2 2 host1"], "after the switch"),
-    (["1.0 1 1 host3"], "after the switch"),
-    (["1.0 ERR"], "not a reply"),
-    (["1.0 1 None host1"], "not a reply"),
+    (["1.0 1 1 host1 1", "1.1 3 3 host2 1"], "lost or reordered"),
+    (["1.0 2 2 host1 1", "1.1 1 1 host1 1"], "lost or reordered"),
+    (["1.0 1 1 host1 1", "1.1 2 3 host2 2"], "lost or repeated update"),
+    (["1.0 1 1 host1 1", "1.1 2 1 host2 1"], "lost or repeated update"),
+    (["1.0 1 1 host2 1", "1.1 2 2 host1 1"], "after the switch"),
+    (["1.0 1 1 host3 1"], "after the switch"),
+    (["1.0 ERR 1"], "not a reply"),
+    (["1.0 1 None host1 1"], "not a reply"),
+    (["1.0 1 1 host1"], "not a reply"),
 ])
 def test_every_planted_fault_in_a_client_log_is_named(lines: list[str], says: str) -> None:
     assert any(says in p for p in check_replies(lines, "host1", "host2").problems)
@@ -63,6 +64,9 @@ def test_a_request_is_applied_once_however_often_it_is_sent() -> None:
     assert [arena.apply(7, 1), arena.apply(7, 1), arena.apply(7, 2), arena.apply(9, 1)] == [1, 1, 2, 3]
     assert arena.apply(7, 4) is None, "a request that skips one must be refused, not applied"
     assert arena.dirty[0] == 1
+    planted = Arena(pages=4, wws_pages=2, dedup=False)
+    planted.fill()
+    assert [planted.apply(7, 1), planted.apply(7, 1)] == [1, 2]  # the bug the real test must catch
 
 
 def test_clients_beyond_the_slots_are_refused() -> None:

@@ -88,6 +88,24 @@ def test_a_migration_that_loses_state_is_caught(tmp_path: Path, bug: str, caught
     assert not leftovers()
 
 
+@pytest.mark.parametrize("bug", [None, "no-dedup"])
+def test_a_reply_lost_with_the_source_is_retried_and_applied_once(tmp_path: Path, bug: str | None) -> None:
+    """The source applies request 51 but never answers it; the client retries it at the restored
+    service, which must answer from the client's slot (the state it was moved with), not apply it
+    again. With the slot check planted away, the checker must see the repeated update."""
+    spec = ContainerMigrationSpec(state_mib=4.0, wws_mib=1.0, dirty_rate_mib_s=1.0, warmup_s=0.3, after_s=0.3,
+                                  hold_replies_after=50)
+    report = run(spec, tmp_path, planted_bug=bug)
+    print(report.summary())
+    assert report.replies.retried == 1, "the held request was not retried exactly once"
+    if bug is None:
+        assert report.replies.problems == (), report.replies.problems[:5]
+        assert report.digests_equal and report.replies.replies_after >= 20
+    else:
+        assert any("request 51 got value 52" in p for p in report.replies.problems), report.replies.problems[:5]
+    assert not leftovers()
+
+
 def test_everything_is_removed_when_the_migration_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_precopy(self: container_rig.ContainerRig, ready: Path, spec: ContainerMigrationSpec) -> None:
         pids.append(json.loads(ready.read_text())["pid"])

@@ -67,11 +67,15 @@ class ContainerMigrationSpec:
     warmup_s: float = 1.0
     after_s: float = 1.0
     client_interval_ms: float = 2.0
+    hold_replies_after: int = 0
+    """> 0: the source applies but never answers requests after this many replies (a lost reply
+    the client must retry at the restored service, which must answer it without applying it again)"""
 
     def __post_init__(self) -> None:
         limits = {"state_mib": (0.01, 4096.0), "wws_mib": (0.0, self.state_mib), "dirty_rate_mib_s": (0.0, 1024.0),
                   "link_mbit": (1.0, 100_000.0), "final_mib": (0.0, 4096.0), "max_rounds": (1, 100),
-                  "warmup_s": (0.0, 600.0), "after_s": (0.0, 600.0), "client_interval_ms": (0.1, 1000.0)}
+                  "warmup_s": (0.0, 600.0), "after_s": (0.0, 600.0), "client_interval_ms": (0.1, 1000.0),
+                  "hold_replies_after": (0, 1_000_000)}
         for f in fields(self):
             low, high = limits[f.name]
             value = getattr(self, f.name)
@@ -90,20 +94,23 @@ class ReplyCheck:
     longest_gap_s: float
     median_gap_s: float
     """the client's usual time between replies: the same run's baseline for the downtime"""
+    retried: int = 0
+    """requests the client had to send more than once (after the move or a broken connection)"""
 
 
 def check_replies(lines: list[str], source: str, dest: str) -> ReplyCheck:
     """Check a client log: requests 1, 2, ... each answered once, in order, with its own number as
     the value (one client, a counter from 0), by ``source`` and then only by ``dest``."""
     problems: list[str] = []
-    expected, switch_s, after, last_t = 1, None, 0, None
+    expected, switch_s, after, last_t, retried = 1, None, 0, None, 0
     gaps: list[float] = []
     for number, line in enumerate(lines, 1):
         parts = line.split()
-        if len(parts) != 4 or not all(re.fullmatch(r"\d+(\.\d+)?", p) for p in parts[:3]):
+        if len(parts) != 5 or not all(re.fullmatch(r"\d+(\.\d+)?", p) for p in (*parts[:3], parts[4])):
             problems.append(f"line {number}: not a reply: {line!r}")
             continue
         t, request, value, server = float(parts[0]), int(parts[1]), int(parts[2]), parts[3]
+        retried += int(parts[4]) > 1
         if request != expected:
             problems.append(f"line {number}: request {request} where {expected} was next (lost or reordered)")
         if value != request:
@@ -117,7 +124,7 @@ def check_replies(lines: list[str], source: str, dest: str) -> ReplyCheck:
             gaps.append(t - last_t)
         expected, last_t = request + 1, t
     return ReplyCheck(len(lines), tuple(problems), switch_s, after, max(gaps, default=0.0),
-                      statistics.median(gaps) if gaps else 0.0)
+                      statistics.median(gaps) if gaps else 0.0, retried)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +157,8 @@ class ContainerMigrationReport:
                 f"{self.downtime_s / max(self.replies.median_gap_s, 1e-9):.1f} x the usual reply gap (switch-over "
                 f"{self.switchover_s * 1000:.1f} ms, freeze {self.freeze_wait_s * 1000:.2f} ms), total "
                 f"{self.total_s:.2f} s; {self.replies.replies} replies ({self.replies.replies_after} after), "
-                f"longest gap {self.replies.longest_gap_s * 1000:.1f} ms; state equal {self.digests_equal}; "
-                f"problems {len(self.replies.problems)}")
+                f"longest gap {self.replies.longest_gap_s * 1000:.1f} ms, {self.replies.retried} retried; "
+                f"state equal {self.digests_equal}; problems {len(self.replies.problems)}")
 
 
 def report_from_json(doc: dict[str, Any]) -> ContainerMigrationReport:
@@ -245,6 +252,8 @@ class ContainerRig:
                 "--ready-file", str(ready)]
         if side == DEST:
             argv += ["--incoming", f"{address(side)}:{INCOMING_PORT}"]
+        else:
+            argv += ["--hold-replies-after", str(spec.hold_replies_after)]
         process = self.spawn(self.net.exec_argv(side, argv), f"service-{side}.log", self.groups[side])
         wait_for(lambda: ready.exists() and ready.stat().st_size > 0, process, f"service on host{side}")
         return ready

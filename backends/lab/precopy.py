@@ -39,14 +39,24 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.lab.statesvc import ACK, COMMIT, DIGEST, FRAME, PAGE, PAGES, ROUND_END, endpoint, recv_exact
+from backends.lab.statesvc import (
+    ACK,
+    COMMIT,
+    DIGEST,
+    FRAME,
+    PAGE,
+    PAGES,
+    PLANTED_BUG_ENV,
+    ROUND_END,
+    endpoint,
+    recv_exact,
+)
 
 RUN_PAGES = 256  # one frame carries at most 1 MiB
 FREEZE_POLL_S = 0.0002
 FREEZE_TIMEOUT_S = 5.0
-PLANTED_BUG_ENV = "NOVACRON_PRECOPY_PLANTED_BUG"
-"""Tests only: ``skip-final-pages`` (the stop-and-copy sends the header alone) or ``skip-header``
-(it leaves the header out), so the checks are seen to catch a lost page or a lost update."""
+# PLANTED_BUG_ENV, tests only: "skip-final-pages" (the stop-and-copy sends the header alone) or
+# "skip-header" (it leaves the header out), so the checks are seen to catch a lost page or update.
 
 
 class FreezeTimeout(RuntimeError):

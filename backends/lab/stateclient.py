@@ -8,7 +8,7 @@ that the migration updates). A reply not back within ``poll_ms`` makes the clien
 registry: a new endpoint, or a broken connection, makes it reconnect there (retrying every
 ``poll_ms``) and resend the same request -- the service answers a repeated request from its
 client slot, so a retry is never applied twice. Every reply is logged as
-``<monotonic s> <request> <value> <server name>``; the checker (``container_rig``) reads the log:
+``<monotonic s> <request> <value> <server name> <times sent>``; the checker (``container_rig``) reads the log:
 requests consecutive, value equal to the request number (one client, a counter from 0), so a
 lost, repeated or reordered reply, or a state that did not survive the move, shows.
 """
@@ -33,6 +33,8 @@ class Follower:
         self.address = ""
         self.sock: socket.socket | None = None
         self.pending = b""
+        self.attempts = 0
+        """how many times the last request was sent (more than once: retried after a move or a break)"""
 
     def connect(self) -> socket.socket:
         while True:
@@ -48,6 +50,7 @@ class Follower:
     def call(self, line: bytes) -> bytes:
         """The reply line to ``line``, however many reconnections it takes."""
         unsent = True
+        self.attempts = 0
         while True:
             if self.sock is None:
                 self.sock = self.connect()
@@ -61,6 +64,7 @@ class Follower:
                     self.sock = None
                     continue
                 unsent = False
+                self.attempts += 1
             reply = self.read_line()
             if reply:
                 return reply
@@ -103,7 +107,7 @@ def main() -> None:
         while not stopping:
             request += 1
             reply = follower.call(f"INC {args.client} {request}\n".encode())
-            log.write(f"{time.monotonic():.6f} {reply.decode()}\n")
+            log.write(f"{time.monotonic():.6f} {reply.decode()} {follower.attempts}\n")
             time.sleep(args.interval_ms / 1000)
     with contextlib.suppress(OSError):
         if follower.sock is not None:

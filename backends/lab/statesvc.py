@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import json
 import mmap
 import os
@@ -53,6 +54,8 @@ SLOTS = (PAGE - HEADER.size) // SLOT.size
 WRITES = struct.Struct("<Q")
 FRAME = struct.Struct(">cQI")  # kind, first page, page count (then count pages for kind P)
 PAGES, ROUND_END, COMMIT, ACK, DIGEST = b"P", b"R", b"C", b"A", b"H"
+PLANTED_BUG_ENV = "NOVACRON_PRECOPY_PLANTED_BUG"
+"""Tests only (shared with ``precopy``): ``no-dedup`` makes a repeated request apply again."""
 WRITER_TICK_S = 0.002  # short, so the dirtying is close to the steady rate the model assumes
 DIGEST_DELAY_S = 5.0
 
@@ -80,6 +83,8 @@ class Arena:
 
     pages: int
     wws_pages: int
+    dedup: bool = True
+    """False only for a planted bug: a repeated request is applied again"""
 
     def __post_init__(self) -> None:
         self.state = mmap.mmap(-1, (1 + self.pages) * PAGE)
@@ -103,8 +108,10 @@ class Arena:
                 offset = HEADER.size + index * SLOT.size
                 owner, last, value = SLOT.unpack_from(self.state, offset)
                 if owner == client:
-                    if request == last:
+                    if request == last and self.dedup:
                         return int(value)
+                    if request == last:  # the planted bug: applied again
+                        last -= 1
                     if request != last + 1:
                         return None
                     free = offset
@@ -166,14 +173,19 @@ def writer(arena: Arena, rate_mib_s: float, go: threading.Event, seed: int) -> N
         owed -= int(owed)
 
 
-def serve(arena: Arena, name: str, listen: tuple[str, int], served: threading.Event) -> None:
-    """Answer requests on ``listen``; ``served`` is set once the first reply went out."""
+def serve(arena: Arena, name: str, listen: tuple[str, int], served: threading.Event, hold_after: int = 0) -> None:
+    """Answer requests on ``listen``; ``served`` is set once the first reply went out. With
+    ``hold_after`` > 0, requests after that many replies are applied but never answered (a reply
+    lost with the host: the client must retry it after the move, and get the same value)."""
+    replies = itertools.count(1)
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             for line in self.rfile:
                 parts = line.split()
                 value = arena.apply(int(parts[1]), int(parts[2])) if len(parts) == 3 else None
+                if hold_after and next(replies) > hold_after:
+                    threading.Event().wait()
                 answer = f"{parts[2].decode()} {value} {name}\n" if value is not None else "ERR\n"
                 self.wfile.write(answer.encode())
                 served.set()
@@ -194,16 +206,18 @@ def main() -> None:
     parser.add_argument("--incoming", help="ADDR:PORT to receive the state on (restore side)")
     parser.add_argument("--ready-file", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hold-replies-after", type=int, default=0, help="apply but never answer after N replies")
     args = parser.parse_args()
     pages = max(1, round(args.state_mib * 256))
-    arena = Arena(pages, max(1, min(pages, round(args.wws_mib * 256))))
+    arena = Arena(pages, max(1, min(pages, round(args.wws_mib * 256))),
+                  dedup=os.environ.get(PLANTED_BUG_ENV) != "no-dedup")
     go = threading.Event()
     threading.Thread(target=writer, args=(arena, args.dirty_rate_mib_s, go, args.seed), daemon=True).start()
     ready = {"pid": os.getpid(), "state_addr": buffer_address(arena.state),
              "map_addr": buffer_address(arena.dirty), "pages": 1 + pages}
     if args.incoming is None:
         arena.fill()
-        serve(arena, args.name, endpoint(args.listen), threading.Event())
+        serve(arena, args.name, endpoint(args.listen), threading.Event(), args.hold_replies_after)
         go.set()
         args.ready_file.write_text(json.dumps(ready))
         threading.Event().wait()
