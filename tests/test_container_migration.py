@@ -247,3 +247,25 @@ def test_the_random_write_law_touches_fewer_pages_than_the_model_counts() -> Non
     light = replace(busy, dirty_rate_mib_s=1.0)  # 16 MiB at 50 MiB/s: 0.32 MiB written, few twice
     assert random_write_final_mib(light) == pytest.approx(predicted_final_mib(light), rel=0.03)
     assert random_write_final_mib(light) < predicted_final_mib(light)
+
+
+def test_the_writer_keeps_its_rate_when_its_wake_ups_are_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded machine wakes the writer late; its rate must follow the clock, not count ticks
+    (counting ticks gave 3.5 of 4 MiB/s at load 7, and a quarter of it here)."""
+    import time as real_time
+    import types
+
+    from backends.lab import statesvc
+
+    late = types.SimpleNamespace(monotonic=real_time.monotonic, sleep=lambda s: real_time.sleep(4 * s))
+    monkeypatch.setattr(statesvc, "time", late)
+    arena, go, stop = Arena(pages=256, wws_pages=256), threading.Event(), threading.Event()
+    thread = threading.Thread(target=statesvc.writer, args=(arena, 8.0, go, 1, stop))
+    began = real_time.monotonic()
+    go.set()
+    thread.start()
+    real_time.sleep(0.5)
+    stop.set()
+    thread.join(timeout=5)
+    writes = int.from_bytes(arena.dirty[1 + arena.pages:], "little")
+    assert writes / 256 / (real_time.monotonic() - began) == pytest.approx(8.0, rel=0.25)

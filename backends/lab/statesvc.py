@@ -157,13 +157,15 @@ class Arena:
             raise ValueError("restored state has no header")
 
 
-def writer(arena: Arena, rate_mib_s: float, go: threading.Event, seed: int) -> None:
+def writer(arena: Arena, rate_mib_s: float, go: threading.Event, seed: int,
+           stop: threading.Event | None = None) -> None:
+    """Dirty ``rate_mib_s`` of random working-set pages per second once ``go`` is set, until ``stop``."""
     rng = random.Random(seed)
     owed = 0.0
     generation = 0
     go.wait()
     last_s = time.monotonic()
-    while True:
+    while stop is None or not stop.is_set():
         time.sleep(WRITER_TICK_S)
         now_s = time.monotonic()
         owed += rate_mib_s * 256 * (now_s - last_s)  # by the clock: a late wake-up must not slow the rate
