@@ -269,3 +269,33 @@ def test_the_writer_keeps_its_rate_when_its_wake_ups_are_late(monkeypatch: pytes
     thread.join(timeout=5)
     writes = int.from_bytes(arena.dirty[1 + arena.pages:], "little")
     assert writes / 256 / (real_time.monotonic() - began) == pytest.approx(8.0, rel=0.25)
+
+
+def test_a_round_lasts_until_the_restore_side_has_it_not_until_the_socket_buffer_took_it(tmp_path: Path) -> None:
+    """The round times feed the link rate the model is given: they must end at the acknowledgement
+    (a sender that stopped the clock at sendall measured the socket buffer, ~40 ms of switch-over)."""
+    from backends.lab.statesvc import ROUND_END, recv_exact
+
+    def slow_restore_side(conn: socket.socket) -> None:
+        head = bytearray(FRAME.size)
+        with conn:
+            while True:
+                recv_exact(conn, memoryview(head))
+                kind, _, count = FRAME.unpack(head)
+                recv_exact(conn, memoryview(bytearray(count * PAGE if kind == PAGES else 0)))
+                if kind == ROUND_END:
+                    threading.Event().wait(0.2)
+                    conn.sendall(ROUND_END)
+                if kind == COMMIT:
+                    conn.sendall(ACK + bytes(8) + DIGEST + bytes(32))
+                    return
+
+    source = Arena(pages=8, wws_pages=8)
+    source.fill()
+    src_sock, dst_sock = socket.socketpair()
+    receiver = threading.Thread(target=slow_restore_side, args=(dst_sock,))
+    receiver.start()
+    with src_sock:
+        report = migrate(own_source(source, fake_cgroup(tmp_path)), src_sock, 0.0, 2, tmp_path / "registry", "x:1")
+    receiver.join(timeout=10)
+    assert report.round_s[0] >= 0.2
