@@ -299,3 +299,60 @@ def test_a_round_lasts_until_the_restore_side_has_it_not_until_the_socket_buffer
         report = migrate(own_source(source, fake_cgroup(tmp_path)), src_sock, 0.0, 2, tmp_path / "registry", "x:1")
     receiver.join(timeout=10)
     assert report.round_s[0] >= 0.2
+
+
+def leaf_paths(doc: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    if isinstance(doc, dict):
+        return [path] + [p for key, item in doc.items() for p in leaf_paths(item, (*path, key))]
+    if isinstance(doc, list):
+        return [path] + [p for i, item in enumerate(doc) for p in leaf_paths(item, (*path, i))]
+    return [path]
+
+
+def json_kind(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return repr(value) if value is None else "bool"
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def test_reuse_runs_answers_1000_malformed_files_with_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each example breaks one valid runs.json: a field of the wrong JSON type, an unknown or a
+    missing required key, or the text cut short."""
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+
+    valid = json.loads(json.dumps([asdict(measured(16, 0.02))]))
+    paths = [p for p in leaf_paths(valid) if p]
+    wrong = st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=2), st.booleans(), st.none(),
+                      st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+    target = tmp_path / "runs.json"
+
+    @settings(max_examples=1000, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.filter_too_much])
+    @given(st.sampled_from(paths), wrong, st.sampled_from(["replace", "unknown key", "drop key", "cut"]),
+           st.integers(min_value=0))
+    def check(path: tuple[object, ...], value: object, how: str, cut: int) -> None:
+        doc = json.loads(json.dumps(valid))
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]  # type: ignore[index]
+        key = path[-1]
+        if how == "replace":
+            original = parent[key]  # type: ignore[index]
+            assume(json_kind(value) != json_kind(original) and not (key == "switch_s" and value is None))
+            parent[key] = value  # type: ignore[index]
+        elif how == "unknown key":
+            assume(isinstance(parent, dict))
+            parent["no_such_field"] = value  # type: ignore[index]
+        elif how == "drop key":  # a key without a default: a report's own, or one of its replies'
+            assume(len(path) == 2 or (len(path) == 3 and path[1] == "replies" and key != "retried"))
+            del parent[key]  # type: ignore[union-attr, arg-type]
+        text = json.dumps(doc)
+        target.write_text(text[:cut % len(text)] if how == "cut" else text)
+        capsys.readouterr()
+        assert main(["container-migrate", "--reuse-runs", str(target)]) == 2, (how, path, value)
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1, err
+
+    check()

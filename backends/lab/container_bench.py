@@ -178,8 +178,11 @@ def load_groups(path: Path) -> list[list[ContainerMigrationReport]]:
     """The runs of an earlier ``run_grid`` (its ``runs.json``), grouped by spec in their order;
     ``ValueError`` naming the file for anything unreadable."""
     try:
-        reports = [report_from_json(doc) for doc in json.loads(path.read_text())]
-    except (OSError, TypeError, KeyError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        docs = json.loads(path.read_text())
+        if not isinstance(docs, list):
+            raise ValueError("allowed a list of runs")
+        reports = [report_from_json(doc) for doc in docs]
+    except (OSError, TypeError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise ValueError(f"{path}: not a runs.json of container-migrate ({type(exc).__name__}: {exc})") from None
     if not reports:
         raise ValueError(f"{path}: holds no runs")

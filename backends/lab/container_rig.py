@@ -29,6 +29,7 @@ package registries; the checkpoint is application-level (see ``statesvc``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -37,6 +38,8 @@ import statistics
 import subprocess
 import sys
 import time
+import types
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -161,12 +164,38 @@ class ContainerMigrationReport:
                 f"state equal {self.digests_equal}; problems {len(self.replies.problems)}")
 
 
-def report_from_json(doc: dict[str, Any]) -> ContainerMigrationReport:
-    """A report from its ``dataclasses.asdict`` form (``container-migrate``'s runs.json)."""
-    replies = dict(doc["replies"], problems=tuple(doc["replies"]["problems"]))
-    return ContainerMigrationReport(**{
-        **doc, "spec": ContainerMigrationSpec(**doc["spec"]), "round_pages": tuple(doc["round_pages"]),
-        "round_s": tuple(doc["round_s"]), "replies": ReplyCheck(**replies)})
+def report_from_json(doc: object) -> ContainerMigrationReport:
+    """A report from its ``dataclasses.asdict`` form (``container-migrate``'s runs.json), every
+    field checked against its annotation; ``ValueError`` naming the first field that is wrong."""
+    report = typed(doc, ContainerMigrationReport, "run")
+    assert isinstance(report, ContainerMigrationReport)
+    if not report.link_mib_s > 0 or report.state_pages < 1 or not report.round_pages:
+        raise ValueError(f"run: link_mib_s {report.link_mib_s!r}, state_pages {report.state_pages!r} and "
+                         f"round_pages {list(report.round_pages)!r}: allowed > 0, >= 1 and not empty")
+    return report
+
+
+def typed(value: object, hint: Any, where: str) -> object:
+    """``value`` (decoded JSON) as ``hint``: a dataclass of these, a tuple, a float, an int, a bool, a
+    string, or ``X | None``."""
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        names = [f.name for f in fields(hint) if f.init]
+        if not isinstance(value, dict) or not set(value) <= set(names):
+            raise ValueError(f"{where}: {value!r:.80}: allowed an object with keys {', '.join(names)}")
+        return hint(**{key: typed(item, hints[key], f"{where}.{key}") for key, item in value.items()})
+    if isinstance(hint, types.UnionType):
+        if value is None and type(None) in hint.__args__:
+            return None
+        hint = next(arg for arg in hint.__args__ if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: {value!r:.80}: allowed a list")
+        return tuple(typed(item, typing.get_args(hint)[0], f"{where}[{i}]") for i, item in enumerate(value))
+    wanted = {float: (int, float), int: (int,), bool: (bool,), str: (str,)}[hint]
+    if isinstance(value, bool) is not (hint is bool) or not isinstance(value, wanted):
+        raise ValueError(f"{where}: {value!r:.80}: allowed a {hint.__name__}")
+    return float(value) if hint is float else value
 
 
 def cgroup2_root(mountinfo: str | None = None) -> Path:
