@@ -178,7 +178,7 @@ def report_from_json(doc: object) -> ContainerMigrationReport:
 def typed(value: object, hint: Any, where: str) -> object:
     """``value`` (decoded JSON) as ``hint``: a dataclass of these, a tuple, a float, an int, a bool, a
     string, or ``X | None``."""
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         names = [f.name for f in fields(hint) if f.init]
         if not isinstance(value, dict) or not set(value) <= set(names):
