@@ -56,6 +56,18 @@ class VMPlaced(Event):
 
 
 @event
+class VMStarted(Event):
+    """A VM of a workload kind runs: ``start_s`` after its placement (``novacron.cluster.kinds``);
+    its reservation (``VMPlaced.memory_gib``) includes the kind's ``memory_overhead_gib``."""
+
+    vm_id: str
+    host_id: str
+    kind: str
+    start_s: float
+    memory_overhead_gib: float
+
+
+@event
 class VMRejected(Event):
     vm_id: str
     reason: str
