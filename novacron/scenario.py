@@ -29,6 +29,7 @@ from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.autoscaling import AutoscaleConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
 from novacron.cluster.kinds import KINDS
+from novacron.cluster.memory_pool_config import MemoryPoolConfig
 from novacron.cluster.pools_config import PoolsConfig
 from novacron.cluster.predictive_migration import PredictionConfig
 from novacron.config import ConfigError, parse_section, section, spec
@@ -150,6 +151,7 @@ class Scenario:
     pools: PoolsConfig = section(PoolsConfig)
     gpus: GpuConfig = section(GpuConfig)
     kind_migration: KindMigrationConfig = section(KindMigrationConfig)
+    memory_pool: MemoryPoolConfig = section(MemoryPoolConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -170,6 +172,10 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
     scenario = parse_section(Scenario, data, origin=origin)
     _check_storage_xdc(scenario, origin)
     _check_pools(scenario, origin)
+    try:
+        scenario.memory_pool.check(scenario.cluster.host_memory_gib)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     return dataclasses.replace(scenario, targets=overrides) if overrides else scenario
 
 
@@ -360,6 +366,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("gpu")
     if scenario.pools.enabled:
         caps.add("pools")
+    if scenario.memory_pool.enabled:
+        caps.add("memory-pool")
     if scenario.edge.enabled:
         caps.update(f"edge.{name}" for name, _ in scenario.edge.services())
     return frozenset(caps)
