@@ -10,7 +10,7 @@ most local -- the highest locality index, then the smallest pool share
 proposal stands. Either way a host whose pool group cannot hold the VM's remote part is not
 chosen (without affinity, the first host with room whose pool can is taken instead), a GPU VM
 stays where its GPUs are, and a VM no host can take is rejected with the reason ``memory pool: ...``.
-Other hosts must keep the scheduler's CPU and memory headroom.
+Other hosts must keep the scheduler's CPU and memory headroom and pass its filters.
 
 The pool's ledger follows the control plane's decisions through the log: ``VMPlaced`` lays the
 VM's memory out (``MemoryPool.allocate``) and records ``MemoryPoolAllocated``; ``VMStopped`` and
@@ -44,6 +44,7 @@ from novacron.cluster.memory_pool import MemoryPool, most_local_host
 from sim.allocation import AllocationStore, VMRequest
 from sim.context import SimContext
 from sim.control_plane import Placer
+from sim.scheduling import SimScheduler
 
 REFUSAL = "memory pool: no host with room has its pool's slices free"
 
@@ -51,8 +52,9 @@ REFUSAL = "memory pool: no host with room has its pool's slices free"
 class MemoryPoolPlacer:
     """A placer that keeps VMs' memory local where it can, and the pool's ledger."""
 
-    def __init__(self, ctx: SimContext, pool: MemoryPool, store: AllocationStore, inner: Placer | None) -> None:
-        self.ctx, self.pool, self.store, self.inner = ctx, pool, store, inner
+    def __init__(self, ctx: SimContext, pool: MemoryPool, store: AllocationStore, inner: Placer | None,
+                 scheduler: SimScheduler | None) -> None:
+        self.ctx, self.pool, self.store, self.inner, self.scheduler = ctx, pool, store, inner, scheduler
         self.affinity = ctx.scenario.memory_pool.affinity
         self._manager_free_at_s = 0.0
         ctx.log.subscribe(VMPlaced, lambda ev: self._lay_out(ev.vm_id, ev.host_id, ev.memory_gib))
@@ -89,12 +91,15 @@ class MemoryPoolPlacer:
         return gpus.enabled and gpus.request_of(vm.vm_id).needs_gpu
 
     def _candidates(self, vm: VMRequest) -> list[int]:
-        """Hosts with room for ``vm`` that keep the scheduler's CPU and memory headroom."""
+        """Hosts with room for ``vm`` that keep the scheduler's CPU and memory headroom and pass its
+        filters (anti-affinity, NUMA fit...)."""
         s = self.store
         cpu_headroom, memory_headroom, _, _ = self.ctx.scenario.scheduler.headroom()
         room = (s.host_up & (s.cpu_allocated + s.cpu_claimed + vm.cpu_cores <= (1 - cpu_headroom) * s.cpu_capacity)
                 & (s.memory_allocated_gib + s.memory_claimed_gib + vm.memory_gib
                    <= (1 - memory_headroom) * s.memory_capacity_gib))
+        if self.scheduler is not None:
+            room &= self.scheduler.feasible_rows(vm)
         return [int(h) for h in room.nonzero()[0]]
 
     def can_place(self, vm: VMRequest) -> bool:

@@ -88,7 +88,7 @@ def build(ctx: SimContext, control_plane: ControlPlaneFactory = default_control_
     if tree is not None:
         placer = PoolAdmission(tree, store, placer)
     if ctx.scenario.memory_pool.enabled:
-        placer = MemoryPoolPlacer(ctx, ctx.scenario.memory_pool.pool(c.hosts), store, placer)
+        placer = MemoryPoolPlacer(ctx, ctx.scenario.memory_pool.pool(c.hosts), store, placer, scheduler)
     control = control_plane(ctx, store, placer)
     committer = MoveCommitter(ctx, control)
     services = RunServices(allocations=store, control=control, scheduler=scheduler, admission=admission,

@@ -225,3 +225,28 @@ def test_memory_pool_is_off_by_default_and_errors_are_one_line() -> None:
     assert message.startswith("s: memory_pool.local_gib_per_host = 128 exceeds cluster.host_memory_gib = 64")
     message = one_line_error(ConfigError, lambda: loads_scenario("[memory_pool]\npolicy = \"nearest\"\n", origin="s"))
     assert "memory_pool.policy" in message and "pool_aware" in message
+
+
+def test_memory_affinity_keeps_the_schedulers_anti_affinity() -> None:
+    """Affinity may move a VM off the scheduler's choice, but only to a host the scheduler's filters
+    pass: VMs of one app (groups of ``anti_affinity_group_size`` in request order) never share a host."""
+    text = _memory_pool()[1].replace('rebalance = "off"\n', 'rebalance = "off"\nstrategy = "pack"\n')
+    scenario = loads_scenario(text, origin="m.toml")
+    group_size = scenario.scheduler.anti_affinity_group_size
+    assert group_size > 1
+    live: dict[str, str] = {}
+    moved_off_choice = 0
+    choice: dict[str, str] = {}
+    for ev in simulate(scenario, 7).log:
+        name = type(ev).__name__
+        if name == "PlacementDecided":
+            choice[ev.vm_id] = ev.host_id  # type: ignore[attr-defined]
+        elif isinstance(ev, VMPlaced):
+            app = int(ev.vm_id.removeprefix("vm-")) // group_size
+            peers = {h for v, h in live.items() if int(v.removeprefix("vm-")) // group_size == app}
+            assert ev.host_id not in peers, ev
+            live[ev.vm_id] = ev.host_id
+            moved_off_choice += choice.get(ev.vm_id) != ev.host_id
+        elif name in ("VMStopped", "VMFailed"):
+            live.pop(ev.vm_id, None)  # type: ignore[attr-defined]
+    assert moved_off_choice > 0  # the affinity did override the packer
