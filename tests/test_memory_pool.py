@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from novacron.cluster.events import MemoryPoolAllocated, VMPlaced
+from novacron.cluster.events import MemoryPoolAllocated, MemoryPoolReleased, VMPlaced
 from novacron.cluster.memory_pool import (
     DDR5_4800_CHANNEL_GB_S,
     AccessModel,
@@ -250,3 +251,43 @@ def test_memory_affinity_keeps_the_schedulers_anti_affinity() -> None:
         elif name in ("VMStopped", "VMFailed"):
             live.pop(ev.vm_id, None)  # type: ignore[attr-defined]
     assert moved_off_choice > 0  # the affinity did override the packer
+
+
+@given(hosts=st.integers(2, 6), hosts_per_pool=st.integers(1, 3), local_gib=st.sampled_from([16.0, 64.0]),
+       pool_gib=st.sampled_from([0.0, 24.0, 200.0]), vms=st.integers(5, 60),
+       window_s=st.sampled_from([0.0, 1800.0]), mtbf_h=st.sampled_from([0.3, 1000.0]),
+       policy=st.sampled_from(["pool_aware", "uniform"]), affinity=st.booleans(), seed=st.integers(0, 2**32))
+@settings(max_examples=25)  # each example is a one-hour run with faults
+def test_a_run_never_overcommits_a_pool_and_frees_what_vms_give_back(
+        hosts: int, hosts_per_pool: int, local_gib: float, pool_gib: float, vms: int, window_s: float,
+        mtbf_h: float, policy: str, affinity: bool, seed: int) -> None:
+    text = (f"duration_s = 3600.0\n[cluster]\nhosts = {hosts}\nhost_cpu_cores = 32\nhost_memory_gib = 256.0\n"
+            f"[workload]\nvms = {vms}\nvm_cpu_cores = [2, 4]\nvm_memory_gib = [8.0, 48.0]\n"
+            f"arrival_window_s = {window_s}\nlifetime_mean_s = 900.0\ndemand_update_s = 600.0\n"
+            f"[faults]\nenabled = true\nhost_mtbf_h = {mtbf_h}\nhost_mttr_h = 0.2\nrestart_delay_s = 60.0\n"
+            "[scheduler]\nrebalance = \"off\"\n[migration]\nmigrations = 0\n[cache]\nenabled = false\n"
+            f"[memory_pool]\nenabled = true\nlocal_gib_per_host = {local_gib}\nhosts_per_pool = {hosts_per_pool}\n"
+            f"pool_gib_per_group = {pool_gib}\npolicy = \"{policy}\"\naffinity = {str(affinity).lower()}\n"
+            "sample_interval_s = 120.0\n")
+    scenario = loads_scenario(text, origin="prop.toml")
+    pool = scenario.memory_pool.pool(hosts)
+    capacity_gib = pool.group_capacity_slices * pool.fabric.slice_gib
+    held: dict[str, tuple[int, float]] = {}
+    used = np.zeros(len(capacity_gib))
+    placed: set[str] = set()
+    for ev in simulate(scenario, seed).log:
+        if isinstance(ev, MemoryPoolAllocated):
+            group = pool.group_of(int(ev.host_id.removeprefix("host-")))
+            assert ev.vm_id not in held and 0.0 <= ev.locality_index <= 1.0 and 0.0 <= ev.cross_node_share <= 1.0
+            held[ev.vm_id] = group, ev.pool_gib
+            used[group] += ev.pool_gib
+            assert used[group] <= capacity_gib[group] + EPS and ev.pool_used_gib == pytest.approx(used[group])
+        elif isinstance(ev, MemoryPoolReleased):
+            group, gib = held.pop(ev.vm_id)
+            used[group] -= gib
+        elif isinstance(ev, VMPlaced):
+            placed.add(ev.vm_id)
+        elif type(ev).__name__ in ("VMStopped", "VMFailed"):
+            placed.discard(ev.vm_id)  # type: ignore[attr-defined]
+    assert set(held) <= placed  # what the pool holds belongs to VMs that still run
+    assert used.sum() == pytest.approx(sum(gib for _, gib in held.values()))
