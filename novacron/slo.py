@@ -507,8 +507,22 @@ def format_table(verdict: RunVerdict) -> str:
         lines += ["", "settings (configured, not targets):"]
         lines += [f"  {s.name}: {format_measured(v, s.unit)}" for s, v in verdict.settings]
     if verdict.not_applicable:
-        lines += [f"not applicable to this scenario: {', '.join(verdict.not_applicable)}"]
+        lines += ["", not_applicable_line(verdict.not_applicable)]
     return "\n".join(lines)
+
+
+def not_applicable_line(names: Sequence[str]) -> str:
+    """``not applicable to this scenario: 38 targets (edge 9, ...)``: counted by the capability
+    they need, because the names of every unconfigured model's targets would fill a screen;
+    ``novacron targets SCENARIO`` and ``summary.json`` list them by name."""
+    capability = {t.name: t.capability.split(".")[0] for t in CATALOGUE}
+    groups: dict[str, int] = {}
+    for name in names:
+        group = capability.get(name, "other")
+        groups[group] = groups.get(group, 0) + 1
+    counted = ", ".join(f"{group} {count}" for group, count in groups.items())
+    return (f"not applicable to this scenario: {len(names)} targets ({counted}); "
+            "`novacron targets SCENARIO` names them")
 
 
 def admission_line(metrics: Mapping[str, float]) -> str | None:
