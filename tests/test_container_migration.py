@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import threading
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -235,18 +235,6 @@ def test_a_table_can_be_made_again_from_the_runs_it_kept(tmp_path: Path) -> None
     assert [len(g) for g in groups] == [2, 1] and groups[0][1] == runs[1]
     assert write_table(groups, tmp_path / "again") == 0
     assert "| 400 | 16 | 0 (0.0) | 2 |" in (tmp_path / "again" / "errors.md").read_text()
-
-
-def test_the_random_write_law_touches_fewer_pages_than_the_model_counts() -> None:
-    from backends.lab.container_bench import predicted_final_mib, random_write_final_mib
-
-    idle = measured(16, 0.02)
-    assert random_write_final_mib(idle) == 0.0 == predicted_final_mib(idle)
-    busy = replace(idle, spec=replace(idle.spec, wws_mib=8.0, max_rounds=1), dirty_rate_mib_s=1000.0)
-    assert predicted_final_mib(busy) == 8.0 and 7.9 < random_write_final_mib(busy) <= 8.0  # all of W
-    light = replace(busy, dirty_rate_mib_s=1.0)  # 16 MiB at 50 MiB/s: 0.32 MiB written, few twice
-    assert random_write_final_mib(light) == pytest.approx(predicted_final_mib(light), rel=0.03)
-    assert random_write_final_mib(light) < predicted_final_mib(light)
 
 
 def test_the_writer_keeps_its_rate_when_its_wake_ups_are_late(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -57,20 +55,6 @@ def predict(report: ContainerMigrationReport, params: KindMigrationParams) -> Ki
 
 def predicted_final_mib(report: ContainerMigrationReport) -> float:
     return pre_copy_rounds(workload(report), report.spec.final_mib, report.spec.max_rounds)[1]
-
-
-def random_write_final_mib(report: ContainerMigrationReport) -> float:
-    """The model's rounds with another dirty-set law, to explain its error: writes at D MiB/s to
-    uniformly random pages of a working set W touch ``W (1 - exp(-D t / W))`` distinct MiB in t
-    seconds (each page escapes all of them with probability ``exp(-D t / W)``), where the model
-    counts ``min(W, D t)``, as if no page were written twice."""
-    w = workload(report)
-    size, rounds = w.memory_mib, 0
-    while rounds < report.spec.max_rounds and (size > report.spec.final_mib or not rounds):
-        rounds += 1
-        t_s = size / w.bandwidth_mib_s
-        size = w.wws_mib * -math.expm1(-w.dirty_rate_mib_s * t_s / w.wws_mib) if w.wws_mib > 0 else 0.0
-    return size
 
 
 def restore_residual_s(report: ContainerMigrationReport, params: KindMigrationParams) -> float:
@@ -125,7 +109,7 @@ def error_pct(predicted: float, measured: float) -> str:
 
 def format_table(rows: Sequence[ErrorRow]) -> str:
     lines = ["| link Mbit/s | state MiB | dirty MiB/s set (measured) | runs | link MiB/s | rounds real/model | "
-             "final KiB real/model/random-write law | "
+             "final KiB real/model | "
              "downtime ms real: median (min-max) | / usual reply gap | model, defaults | error | "
              "model, fitted (LOO) | error | total s real | model, fitted | error | replies / problems |",
              "|" + "---|" * 17]
@@ -137,8 +121,7 @@ def format_table(rows: Sequence[ErrorRow]) -> str:
             f"({statistics.median(r.dirty_rate_mib_s for r in runs):.1f}) | {len(runs)} | "
             f"{statistics.median(r.link_mib_s for r in runs):.1f} | "
             f"{statistics.median(len(r.round_pages) for r in runs):g}/{row.model_rounds} | "
-            f"{statistics.median(r.final_pages * 4 for r in runs):.0f}/{row.model_final_mib * 1024:.0f}/"
-            f"{statistics.median(random_write_final_mib(r) for r in runs) * 1024:.0f} | "
+            f"{statistics.median(r.final_pages * 4 for r in runs):.0f}/{row.model_final_mib * 1024:.0f} | "
             f"{row.downtime_s * 1000:.1f} ({min(r.downtime_s for r in runs) * 1000:.1f}-"
             f"{max(r.downtime_s for r in runs) * 1000:.1f}) | "
             f"{statistics.median(r.downtime_s / max(r.replies.median_gap_s, 1e-9) for r in runs):.1f} | "
@@ -204,9 +187,3 @@ def write_table(groups: Sequence[Sequence[ContainerMigrationReport]], out: Path 
         out.mkdir(parents=True, exist_ok=True)
         (out / "errors.md").write_text(table + "\n")
     return 0 if all(not r.replies.problems and r.digests_equal for r in reports) else 1
-
-
-if __name__ == "__main__":
-    from novacron.app.cli import main
-
-    sys.exit(main(["container-migrate", *sys.argv[1:]]))
