@@ -69,7 +69,7 @@ import simpy
 from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
 from novacron.events import Event
 from novacron.raft.messages import NO_NODE, Entry, EntryKind
-from novacron.raft.node import RaftNode
+from novacron.raft.node import LEADER, RaftNode
 from novacron.raft.progress import REPLICATE
 from sim.allocation import AllocationStore, Claim, VMRequest
 from sim.context import SimContext
@@ -137,7 +137,8 @@ class RaftControlPlane(Hook):
     freezing saves (``benchmarks/bench_raft_control_plane.py``)."""
 
     def __init__(self, ctx: SimContext, store: AllocationStore, placer: Placer | None, *,
-                 freeze_when_idle: bool = True, hold_ticks_when_steady: bool = True) -> None:
+                 freeze_when_idle: bool = True, hold_ticks_when_steady: bool = True,
+                 run_ahead: bool = True) -> None:
         self._ctx, self._env = ctx, ctx.env
         self.store = store
         self._direct = DirectControlPlane(ctx, store, placer)
@@ -160,7 +161,13 @@ class RaftControlPlane(Hook):
         self._never: simpy.Event = self._env.event()
         """What the driver waits on when only a poke can wake it (a poke interrupts the wait)."""
         self._pumped_term = -1
+        self._run_ahead = run_ahead
+        self._ahead_s: float | None = None
+        """While the driver steps the cluster ahead of SimPy (``_may_run_ahead``): the time it is at."""
+        self._taking: list[Pending] | None = None
+        """Decisions applied by steps ahead of SimPy, to take when its clock gets there."""
         self.frozen_s = 0.0
+        self.steps_ahead = 0
         self.proposals = 0
         self._process = self._env.process(self._drive())
         ctx.log.subscribe(InjectedFaultStarted, self.fault)
@@ -227,7 +234,10 @@ class RaftControlPlane(Hook):
             if pending is None:  # applied before (by another manager, or an earlier copy): decided once
                 continue
             self.decided.add(decision_id)
-            pending.decision.succeed(self._decide(pending))
+            if self._taking is not None:
+                self._taking.append(pending)  # stepped ahead of SimPy: taken at the step's time
+            else:
+                pending.decision.succeed(self._decide(pending))
 
     def _decide(self, pending: Pending) -> int | None:
         if pending.kind == "place":
@@ -276,18 +286,27 @@ class RaftControlPlane(Hook):
 
     def _stable_leader(self) -> RaftNode | None:
         """The leader, if every manager is up and follows it in its term, no partition is on and
-        neither formation nor a partition recovery is being measured; else None."""
+        neither formation nor a partition recovery is being measured; else None.
+
+        Read after every step of the driver, so one pass: every manager names the same leader in
+        the same term and that node leads. This is ``cluster.leader()`` followed by the check
+        that everyone follows it (two leaders of one term cannot both be followed by all)."""
         cluster = self.cluster
         if cluster.network.is_partitioned() or self.reporter.formed_at_s is None or self.reporter.heal_at_s is not None:
             return None
-        leader = cluster.leader()
-        if leader is None:
-            return None
+        leader_id, term = NO_NODE, -1
         for manager in cluster.managers.values():
             node = manager.node
-            if node is None or node.term != leader.term or node.leader != leader.id:
+            if node is None:
                 return None
-        return leader
+            if leader_id == NO_NODE:
+                leader_id, term = node.leader, node.term
+                if leader_id == NO_NODE:
+                    return None
+            elif node.leader != leader_id or node.term != term:
+                return None
+        leader = cluster.managers[leader_id].node if leader_id in cluster.managers else None
+        return leader if leader is not None and leader.role == LEADER else None
 
     def idle_and_stable(self, leader: RaftNode | None) -> bool:
         """``leader`` is ``_stable_leader()``, read once per step of the driver."""
@@ -303,6 +322,7 @@ class RaftControlPlane(Hook):
     def _drive(self) -> Generator[Any, Any, None]:
         env, cluster = self._env, self.cluster
         while True:
+            now_s = float(env.now) if self._ahead_s is None else self._ahead_s
             self._thaw()
             self._pump()
             leader = self._stable_leader()
@@ -316,21 +336,81 @@ class RaftControlPlane(Hook):
                 yield from self._sleep(None)
                 continue
             at_s = next_s + self._offset_s
-            if at_s > env.now:
-                yield from self._sleep(at_s - env.now)
-                continue
-            cluster.run_until(env.now - self._offset_s + STEP_EPSILON_S)
+            if at_s > now_s:
+                wake_s = now_s + (at_s - now_s)
+                """When the wait below would end: the one float sum SimPy computes for it."""
+                if self._may_run_ahead(wake_s):
+                    self._ahead_s = now_s = wake_s
+                    if at_s > wake_s:
+                        continue
+                # After a wait that ran out (no poke), nothing the checks above read has changed:
+                # only a poke changes the cluster or the pending decisions while the driver
+                # waits. So the step follows at once instead of a second round of the same checks.
+                elif not ((yield from self._sleep_until(now_s, at_s)) and at_s <= env.now):
+                    continue
+                else:
+                    now_s = float(env.now)
+            yield from self._step(now_s)
 
-    def _sleep(self, delay_s: float | None) -> Generator[Any, Any, None]:
+    def _may_run_ahead(self, wake_s: float) -> bool:
+        """May the driver step the cluster at ``wake_s`` without waiting for SimPy to get there?
+
+        Only while the managers' clocks are held (steady: messages only, so no timeout, election
+        or role change -- nothing the reporter records), no other SimPy event comes first
+        (``env.peek()``: nothing else in the model can act in between), and SimPy can later be
+        brought to exactly ``wake_s`` from now (one float sum). Stepping there early is then
+        the same run: a Raft node sees only messages and ticks; what the steps apply is taken
+        at ``wake_s`` (``_step``)."""
+        env = self._env
+        return (self._run_ahead and self.cluster.ticks_held and not self._frozen and wake_s < env.peek()
+                and env.now + (wake_s - env.now) == wake_s)
+
+    def _step(self, now_s: float) -> Generator[Any, Any, None]:
+        """Step the cluster to ``now_s``. Ahead of SimPy, decisions it applies are put aside and
+        taken once SimPy's clock is at ``now_s``, as if the driver had waited for it."""
+        if self._ahead_s is None:
+            self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
+            return
+        seq = self._ctx.log.next_seq
+        self.steps_ahead += 1
+        self._taking = []
+        try:
+            self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
+        finally:
+            taken, self._taking = self._taking, None
+        if self._ctx.log.next_seq != seq:
+            raise RuntimeError(f"the Raft managers recorded an event ahead of SimPy's clock at {now_s} s")
+        if taken:
+            woke = yield from self._sleep(now_s - self._env.now)
+            assert woke and self._env.now == now_s, "nothing can act before the driver's next step"
+            for pending in taken:
+                pending.decision.succeed(self._decide(pending))
+
+    def _sleep_until(self, now_s: float, at_s: float) -> Generator[Any, Any, bool]:
+        """Wait as the driver at ``now_s`` would for a step at ``at_s``; False if poked."""
+        env = self._env
+        if self._ahead_s is None:
+            return (yield from self._sleep(at_s - env.now))
+        wake_s = now_s + (at_s - now_s)
+        if env.now + (wake_s - env.now) == wake_s:
+            return (yield from self._sleep(wake_s - env.now))
+        if not (yield from self._sleep(now_s - env.now)):  # one float sum away, as run ahead
+            return False
+        return (yield from self._sleep(at_s - now_s))
+
+    def _sleep(self, delay_s: float | None) -> Generator[Any, Any, bool]:
         """Wait ``delay_s`` (or until poked); a poke interrupts the wait. One timeout per wait,
-        no condition event: the driver waits once per cluster event, so this is its hot path."""
+        no condition event: the driver waits once per cluster event, so this is its hot path.
+        True if the wait ran out, False if a poke ended it."""
+        self._ahead_s = None
         self._sleeping = True
         try:
             yield self._never if delay_s is None else self._env.timeout(delay_s)
         except simpy.Interrupt:
-            pass
+            return False
         finally:
             self._sleeping = False
+        return True
 
     def _at(self, at_s: float, action: Callable[[], None]) -> None:
         def run(_ev: simpy.Event) -> None:
