@@ -60,6 +60,7 @@ held interval's messages took no clock time, valid for the same reason as the fr
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,7 @@ from sim.raft.reporter import RaftReporter
 from sim.raft.scripted_faults import ScriptedFaults, settings_for
 
 STEP_EPSILON_S = 1e-9
+TAKEN_ENTRIES_KEPT = 1024
 
 
 def encode_decisions(decision_ids: list[str]) -> bytes:
@@ -165,6 +167,9 @@ class RaftControlPlane(Hook):
         self._ahead_s: float | None = None
         """While the driver steps the cluster ahead of SimPy (``_may_run_ahead``): the time it is at."""
         self._taking: list[Pending] | None = None
+        self._taken_entries: set[tuple[int, int]] = set()
+        self._taken_order: deque[tuple[int, int]] = deque()
+        """(index, term) of the entries applied last (``applied``), oldest first."""
         """Decisions applied by steps ahead of SimPy, to take when its clock gets there."""
         self.frozen_s = 0.0
         self.steps_ahead = 0
@@ -229,6 +234,16 @@ class RaftControlPlane(Hook):
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
         if entry.kind != EntryKind.NORMAL or not entry.data:
             return
+        # Every manager applies every entry; only the first apply of an entry can take a decision.
+        # An entry is one (index, term) everywhere (Log Matching, section 5.3), so the later
+        # applies of the recent ones skip the decoding; an older one just finds nothing pending.
+        key = (entry.index, entry.term)
+        if key in self._taken_entries:
+            return
+        self._taken_entries.add(key)
+        self._taken_order.append(key)
+        if len(self._taken_order) > TAKEN_ENTRIES_KEPT:
+            self._taken_entries.discard(self._taken_order.popleft())
         for decision_id in decision_ids(entry.data):
             pending = self.pending.pop(decision_id, None)
             if pending is None:  # applied before (by another manager, or an earlier copy): decided once
