@@ -56,6 +56,16 @@ messages alone, so the ticks in between (5 managers every 10 ms, most of the ste
 decision; they resume, shifted, as soon as anything is unsteady (a fault, a lagging follower),
 so elections and recoveries run on real timeouts. Held ticks are the schedule in which the
 held interval's messages took no clock time, valid for the same reason as the freeze.
+
+While the clocks are held the driver also steps the cluster *ahead of SimPy's clock*: when the
+next Raft message lands before any other SimPy event (``env.peek()``), nothing else in the model
+can act in between, so the driver steps it without a SimPy timeout and wake-up per message (the
+managers see the same messages in the same order at the same cluster times). The decisions those
+steps apply are put aside and taken once SimPy's clock is at the step's time -- one wait per
+commit instead of one per message -- so each is decided against the same allocation state and
+recorded at the same time as before: the event log is bit for bit the one of waiting
+(``tests/test_raft_control_plane.py``). A steady step records nothing (no timeout, so no election
+or role change); one that did would be recorded at the wrong time, so the driver raises instead.
 """
 
 from __future__ import annotations
@@ -331,8 +341,14 @@ class RaftControlPlane(Hook):
     def steady(leader: RaftNode | None) -> bool:
         """Stable, and the leader streams to every follower (no probe, no snapshot): commits need
         no tick, so the managers' clocks may be held (``RaftCluster.hold_ticks``)."""
-        return leader is not None and all(pr.state == REPLICATE or peer == leader.id
-                                          for peer, pr in leader.progress.items())
+        if leader is None:
+            return False
+        for peer, pr in leader.progress.items():  # a loop, not all(): read after every step
+            if pr.state != REPLICATE and peer != leader.id:
+                break
+        else:
+            return True
+        return False
 
     def _drive(self) -> Generator[Any, Any, None]:
         env, cluster = self._env, self.cluster
