@@ -381,7 +381,9 @@ class RaftControlPlane(Hook):
                     continue
                 else:
                     now_s = float(env.now)
-            yield from self._step(now_s)
+            taken = self._step(now_s)
+            if taken:
+                yield from self._take(now_s, taken)
 
     def _may_run_ahead(self, wake_s: float) -> bool:
         """May the driver step the cluster at ``wake_s`` without waiting for SimPy to get there?
@@ -396,26 +398,31 @@ class RaftControlPlane(Hook):
         return (self._run_ahead and self.cluster.ticks_held and not self._frozen and wake_s < env.peek()
                 and env.now + (wake_s - env.now) == wake_s)
 
-    def _step(self, now_s: float) -> Generator[Any, Any, None]:
+    def _step(self, now_s: float) -> list[Pending]:
         """Step the cluster to ``now_s``. Ahead of SimPy, decisions it applies are put aside and
-        taken once SimPy's clock is at ``now_s``, as if the driver had waited for it."""
+        returned, to be taken once SimPy's clock is at ``now_s`` (``_take``)."""
         if self._ahead_s is None:
             self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
-            return
+            return []
         seq = self._ctx.log.next_seq
         self.steps_ahead += 1
-        self._taking = []
+        taken: list[Pending] = []
+        self._taking = taken
         try:
             self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
         finally:
-            taken, self._taking = self._taking, None
+            self._taking = None
         if self._ctx.log.next_seq != seq:
             raise RuntimeError(f"the Raft managers recorded an event ahead of SimPy's clock at {now_s} s")
-        if taken:
-            woke = yield from self._sleep(now_s - self._env.now)
-            assert woke and self._env.now == now_s, "nothing can act before the driver's next step"
-            for pending in taken:
-                pending.decision.succeed(self._decide(pending))
+        return taken
+
+    def _take(self, now_s: float, taken: list[Pending]) -> Generator[Any, Any, None]:
+        """Wait for SimPy's clock to reach ``now_s``, then take the decisions applied there, as
+        if the driver had waited for that step."""
+        woke = yield from self._sleep(now_s - self._env.now)
+        assert woke and self._env.now == now_s, "nothing can act before the driver's next step"
+        for pending in taken:
+            pending.decision.succeed(self._decide(pending))
 
     def _sleep_until(self, now_s: float, at_s: float) -> Generator[Any, Any, bool]:
         """Wait as the driver at ``now_s`` would for a step at ``at_s``; False if poked."""
