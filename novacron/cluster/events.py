@@ -213,3 +213,15 @@ class GpuReleased(Event):
     host_id: str
     host_slices_used: int
     host_slices_total: int
+
+
+@event
+class NodeHealthScored(Event):
+    """A node's health score (0-100, ``novacron.health``) and its three parts, as its runtime's
+    health monitor computed it; ``node_id`` is a host id or ``manager-<k>``."""
+
+    node_id: str
+    health_score: float
+    connectivity: float
+    pressure: float
+    reliability: float

@@ -36,6 +36,11 @@ class RaftSection:
                               doc="who takes the capacity model's placement/restart/migration decisions: "
                                   "'direct' (at once) or 'raft' (through these managers' log, for the whole run; "
                                   "simulate_s is then ignored)")
+    leader_min_health: float = spec(0.0, min=0, max=99,
+                                    doc="a leader whose health score (0-100) is below this hands leadership to "
+                                        "a healthier manager (Raft leadership transfer; 0 = off)")
+    leader_health_margin: float = spec(10.0, min=0, max=100,
+                                       doc="the healthier manager must score this many points more than the leader")
     snapshot_every: int = spec(50, min=0, max=1_000_000, doc="compact the log every N applied entries (0 = never)")
 
     def __post_init__(self) -> None:
