@@ -7,13 +7,13 @@ fill the hosts, leaving no room to evacuate or restart into), its decisions
 through three Raft managers (``[raft] control_plane = "raft"``, LAN), random host crashes on
 (``[faults]``, MTBF ``--host-mtbf-h`` per host) and the injected faults of ``sim.injected_faults``
 (four of each kind) where a degraded NIC (``--nic-retransmit-pct`` retransmissions) or a slow
-disk gives out at its end with ``--failure-pct`` chance and takes its host down for 4 h. No
-anomaly detector or responder runs: the only difference between the variants is the health
-score.
+disk gives out at its end with ``--failure-pct`` chance and takes its host down for 4 h.
 
-- ``off``: no health score;
+- ``off``: no health score, nobody acts;
+- ``responder``: no health score; the anomaly monitor (``robust_window``, the settings of
+  ``novacron faults``) and its responder drain a host it alerts on (``sim.anomaly_response``);
 - ``on``: ``[scheduler] health_min_score`` / ``weight_health`` (exclude, prefer, evacuate) and
-  ``[raft] leader_min_health`` (leadership preference).
+  ``[raft] leader_min_health`` (leadership preference); no monitor.
 
 Figures: VMs that failed with their host (``VMFailed``), VM uptime and SLATAH (the run's metrics),
 leader elections (``LeaderElected``), leadership transfers asked for health, migrations that moved
@@ -30,23 +30,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from novacron import __version__
+from novacron.anomaly.registry import DETECTORS
 from novacron.cluster.events import HostFailed, RunFinished, RunStarted, VMFailed
 from novacron.metrics import compute_metrics
 from novacron.migration.events import MigrationFinished
 from novacron.raft.events import LeaderElected, LeadershipTransferRequested
 from novacron.scenario import Scenario, resolve_scenario
 from novacron.scheduler.events import RebalancePlanned
+from sim.anomaly_response import AnomalyMonitor, Responder
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.injected_faults import FaultInjector, InjectedFaultsConfig
 from sim.run import compose
 
-VARIANTS = ("off", "on")
+VARIANTS = ("off", "responder", "on")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    health_min_score: float = 80.0
+    health_min_score: float = 90.0
     weight_health: float = 1.0
     leader_min_health: float = 70.0
     failure_pct: float = 50.0
@@ -62,6 +64,8 @@ class VariantRun:
     seed: int
     hosts_failed: int
     vms_failed: int
+    vms_failed_warned: int
+    """Those whose host failed after a warning: a degraded NIC or a slow disk that gave out."""
     uptime_pct: float
     slatah_pct: float
     leader_elections: int
@@ -83,13 +87,17 @@ def scenario_for(variant: str, settings: Settings, base: Scenario | None = None)
     return dataclasses.replace(scenario, scheduler=scheduler, raft=raft, faults=faults, workload=workload)
 
 
-def simulate_with_failing_hardware(scenario: Scenario, seed: int, settings: Settings) -> SimContext:
+def simulate_with_failing_hardware(scenario: Scenario, seed: int, settings: Settings, *,
+                                   responder: bool = False) -> SimContext:
     ctx = SimContext.create(scenario, seed)
     ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
                       version=__version__)
     model = next(c for c in compose(ctx) if isinstance(c, ClusterModel))
-    FaultInjector(ctx, model, InjectedFaultsConfig(failure_pct=settings.failure_pct,
-                                                   nic_retransmit_pct=settings.nic_retransmit_pct)).start()
+    injector = FaultInjector(ctx, model, InjectedFaultsConfig(failure_pct=settings.failure_pct,
+                                                              nic_retransmit_pct=settings.nic_retransmit_pct))
+    injector.start()
+    if responder:
+        AnomalyMonitor(ctx, DETECTORS["robust_window"], responder=Responder(ctx, model, injector))
     ctx.env.run(until=scenario.duration_s)
     ctx.recorder.emit(RunFinished, source="sim", duration_s=scenario.duration_s)
     return ctx
@@ -97,13 +105,15 @@ def simulate_with_failing_hardware(scenario: Scenario, seed: int, settings: Sett
 
 def run_variant(variant: str, seed: int, settings: Settings, base: Scenario | None = None) -> VariantRun:
     started = time.process_time()
-    ctx = simulate_with_failing_hardware(scenario_for(variant, settings, base), seed, settings)
+    ctx = simulate_with_failing_hardware(scenario_for(variant, settings, base), seed, settings,
+                                         responder=variant == "responder")
     events = list(ctx.log)
     m = compute_metrics(events)
     return VariantRun(
         variant=variant, seed=seed,
         hosts_failed=sum(isinstance(e, HostFailed) for e in events),
         vms_failed=sum(isinstance(e, VMFailed) for e in events),
+        vms_failed_warned=sum(isinstance(e, VMFailed) and e.reason.endswith("gave out") for e in events),
         uptime_pct=float(m.get("cluster.uptime_pct", float("nan"))),
         slatah_pct=float(m.get("cluster.slatah_pct", float("nan"))),
         leader_elections=sum(isinstance(e, LeaderElected) for e in events),
@@ -114,13 +124,14 @@ def run_variant(variant: str, seed: int, settings: Settings, base: Scenario | No
         cpu_s=time.process_time() - started)
 
 
-HEADER = ("| variant | seed | hosts failed | VMs failed with their host | VM uptime % | SLATAH % "
-          "| leader elections | transfers for health | migrations | evacuation moves | CPU s |\n"
+HEADER = ("| variant | seed | hosts failed | VMs failed with their host (after a warning) | VM uptime % "
+          "| SLATAH % | leader elections | transfers for health | migrations | evacuation moves | CPU s |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def row(r: VariantRun) -> str:
-    return (f"| {r.variant} | {r.seed} | {r.hosts_failed} | {r.vms_failed} | {r.uptime_pct:.3f} | {r.slatah_pct:.3f} "
+    return (f"| {r.variant} | {r.seed} | {r.hosts_failed} | {r.vms_failed} ({r.vms_failed_warned}) "
+            f"| {r.uptime_pct:.3f} | {r.slatah_pct:.3f} "
             f"| {r.leader_elections} | {r.health_transfers} | {r.migrations} | {r.evacuation_moves} | {r.cpu_s:.1f} |")
 
 
@@ -140,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(row(runs[-1]), flush=True)
     for variant in VARIANTS:
         mine = [r for r in runs if r.variant == variant]
-        print(f"| {variant} | total | {sum(r.hosts_failed for r in mine)} | {sum(r.vms_failed for r in mine)} | "
+        print(f"| {variant} | total | {sum(r.hosts_failed for r in mine)} | {sum(r.vms_failed for r in mine)} "
+              f"({sum(r.vms_failed_warned for r in mine)}) | "
               f"{sum(r.uptime_pct for r in mine) / len(mine):.3f} (mean) | "
               f"{sum(r.slatah_pct for r in mine) / len(mine):.3f} (mean) | {sum(r.leader_elections for r in mine)} | "
               f"{sum(r.health_transfers for r in mine)} | {sum(r.migrations for r in mine)} | "

@@ -7,13 +7,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Generator
 
+import pytest
 import simpy
 
 from novacron import __version__
 from novacron.anomaly.events import HostDevicesSampled
 from novacron.cluster.events import HostFailed, NodeHealthScored, RunStarted, VMFailed
 from novacron.raft.events import LeadershipTransferRequested
-from novacron.scenario import Scenario, resolve_scenario
+from novacron.config import ConfigError
+from novacron.scenario import Scenario, loads_scenario, resolve_scenario
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.raft.control_plane import RaftControlPlane
@@ -118,3 +120,9 @@ def test_without_health_settings_no_health_is_scored() -> None:
     ctx, _ = start(small(3600.0))
     ctx.env.run(until=3600.0)
     assert not any(isinstance(e, NodeHealthScored | LeadershipTransferRequested) for e in ctx.log)
+
+
+def test_leadership_preference_without_a_raft_control_plane_is_refused_in_one_line() -> None:
+    text = '[raft]\ncontrol_plane = "direct"\nleader_min_health = 70\n'
+    with pytest.raises(ConfigError, match=r"^s\.toml: raft: leader_min_health = 70 needs control_plane = 'raft'"):
+        loads_scenario(text, origin="s.toml")

@@ -47,3 +47,7 @@ class RaftSection:
         error = timing_error(self.heartbeat_ticks, self.election_ticks_min, self.election_ticks_max)
         if error is not None:
             raise ConfigError(f"raft: {error}")
+        if self.leader_min_health > 0 and self.control_plane != "raft":
+            raise ConfigError(f"raft: leader_min_health = {self.leader_min_health:g} needs control_plane = 'raft' "
+                              f"(got {self.control_plane!r}: the stand-alone managers read no health); "
+                              "allowed: control_plane = 'raft', or leader_min_health = 0")

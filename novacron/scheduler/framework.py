@@ -90,12 +90,14 @@ class Scheduler:
         cache re-check and the rebalancer's destinations are strict."""
         mask = np.ones(hosts.size, dtype=bool)
         for f in self.filters:
-            narrowed = mask & f.feasible(hosts, request)
-            if not narrowed.any():
-                if lenient and getattr(f, "soft", False):
-                    continue
-                return narrowed, f.name
-            mask = narrowed
+            if lenient and getattr(f, "soft", False):
+                narrowed = mask & f.feasible(hosts, request)
+                if narrowed.any():
+                    mask = narrowed
+                continue
+            mask &= f.feasible(hosts, request)
+            if not mask.any():
+                return mask, f.name
         return mask, None
 
     def scores(self, hosts: HostTable, request: PlacementRequest) -> FloatArray:
