@@ -13,8 +13,8 @@ import simpy
 from novacron import __version__
 from novacron.anomaly.events import HostDevicesSampled
 from novacron.cluster.events import HostFailed, NodeHealthScored, RunStarted, VMFailed
-from novacron.raft.events import LeadershipTransferRequested
 from novacron.config import ConfigError
+from novacron.raft.events import LeadershipTransferRequested
 from novacron.scenario import Scenario, loads_scenario, resolve_scenario
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
