@@ -105,6 +105,13 @@ def test_a_host_whose_score_drops_is_evacuated_within_the_caps() -> None:
     assert len(moved) == 2, "the per-host cap holds: the rest goes in the next wave"
 
 
+def test_a_busy_but_sound_host_is_not_evacuated() -> None:
+    health = HostHealth.all_healthy(HOSTS)
+    health.record(SICK, score=60.0, pressure=0.0)  # saturated CPU, sound hardware: the rebalancer's business
+    moved, _, _ = evacuate(health)
+    assert moved == []
+
+
 def test_evacuation_never_moves_a_vm_onto_another_failing_host() -> None:
     health = health_with(40.0)
     health.record(SICK + 1, score=50.0, pressure=30.0)

@@ -41,23 +41,25 @@ def start(scenario: Scenario, seed: int = 7) -> tuple[SimContext, list[object]]:
     return ctx, compose(ctx)
 
 
-def failing_disk(ctx: SimContext, model: ClusterModel) -> Generator[simpy.Event, None, None]:
-    """Device telemetry for every host; ``FAILING``'s disk turns 10x slower at ``DISK_FAILS_S``
-    and the host dies at ``HOST_DIES_S`` (the health monitor reads the telemetry, not this)."""
+def failing_part(ctx: SimContext, model: ClusterModel, part: str) -> Generator[simpy.Event, None, None]:
+    """Device telemetry for every host; from ``DISK_FAILS_S`` ``FAILING``'s disk turns 10x slower
+    (``part="disk"``) or its NIC retransmits 10 % of segments (``"nic"``), and the host dies at
+    ``HOST_DIES_S`` (the health monitor reads the telemetry, not this)."""
     step_s = ctx.scenario.workload.demand_update_s
     while ctx.env.now + step_s <= HOST_DIES_S:
         yield ctx.env.timeout(step_s)
         for host_id in model.store.host_ids:
-            slow = host_id == FAILING and ctx.env.now >= DISK_FAILS_S
+            failing = host_id == FAILING and ctx.env.now >= DISK_FAILS_S
             ctx.recorder.emit(HostDevicesSampled, source=host_id, host_id=host_id, memory_used_pct=30.0,
-                              nic_retransmit_pct=0.05, disk_latency_ms=15.0 if slow else 1.5)
-    model.fail_host(model.store.host_index[FAILING], "disk gave out")
+                              nic_retransmit_pct=10.0 if failing and part == "nic" else 0.05,
+                              disk_latency_ms=15.0 if failing and part == "disk" else 1.5)
+    model.fail_host(model.store.host_index[FAILING], f"{part} gave out")
 
 
-def vms_failed_with_the_host(scenario: Scenario) -> tuple[int, list[NodeHealthScored]]:
+def vms_failed_with_the_host(scenario: Scenario, part: str = "disk") -> tuple[int, list[NodeHealthScored]]:
     ctx, components = start(scenario)
     model = next(c for c in components if isinstance(c, ClusterModel))
-    ctx.env.process(failing_disk(ctx, model))
+    ctx.env.process(failing_part(ctx, model, part))
     ctx.env.run(until=scenario.duration_s)
     events = list(ctx.log)
     assert any(isinstance(e, HostFailed) and e.host_id == FAILING for e in events)
@@ -76,6 +78,39 @@ def test_a_host_whose_disk_starts_failing_is_evacuated_before_it_dies() -> None:
     assert min(before) > 90.0 and max(after) < 15.0, "the disk's errors are what lowered its score"
 
 
+def test_a_host_whose_nic_degrades_is_evacuated_before_it_dies() -> None:
+    scenario = small(HOST_DIES_S + 600.0)
+    failed_without, _ = vms_failed_with_the_host(scenario, "nic")
+    failed_with, scored = vms_failed_with_the_host(with_health(scenario, 90.0), "nic")
+    assert failed_without > 0 and failed_with == 0, (failed_without, failed_with)
+    during = [e.connectivity for e in scored if DISK_FAILS_S + 600.0 <= e.t_s < HOST_DIES_S]
+    mean = sum(during) / len(during)
+    assert 22.0 < mean < 30.0, f"about 19 % of heartbeats lost: 40 x 0.81^2 = 26 connectivity points, got {mean}"
+
+
+def raft_scenario(duration_s: float) -> Scenario:
+    base = small(duration_s)
+    return dataclasses.replace(base, raft=dataclasses.replace(
+        base.raft, control_plane="raft", network="lan", managers=3, leader_min_health=70.0,
+        leader_health_margin=10.0))
+
+
+def test_health_scores_do_not_keep_an_idle_raft_cluster_from_freezing() -> None:
+    """Reading the leader on every score must not thaw the frozen cluster: a thaw without a poke
+    left its clock behind, and the next input replayed every tick of the gap (2x CPU, seen)."""
+    frozen_s = {}
+    for scored in (False, True):
+        ctx, _ = start(raft_scenario(6 * 3600.0))
+        control = ctx.services.control
+        assert isinstance(control, RaftControlPlane)
+        if scored:
+            for at_s in range(600, 6 * 3600, 300):
+                ctx.env.process(scores_at(ctx, float(at_s), {f"manager-{k}": 100.0 for k in (1, 2, 3)}))
+        ctx.env.run(until=6 * 3600.0)
+        frozen_s[scored] = control.frozen_s
+    assert frozen_s[True] == pytest.approx(frozen_s[False], rel=0.01), frozen_s
+
+
 def manager_names(control: RaftControlPlane) -> dict[int, str]:
     managers = len(control.cluster.managers)
     return {control._node_of(f"manager-{k}"): f"manager-{k}" for k in range(1, managers + 1)}
@@ -89,11 +124,7 @@ def scores_at(ctx: SimContext, at_s: float, scores: dict[str, float]) -> Generat
 
 
 def test_leadership_moves_to_the_healthiest_manager_and_stays_with_a_healthy_one() -> None:
-    base = small(1800.0)
-    scenario = dataclasses.replace(base, raft=dataclasses.replace(
-        base.raft, control_plane="raft", network="lan", managers=3, leader_min_health=70.0,
-        leader_health_margin=10.0))
-    ctx, _ = start(scenario)
+    ctx, _ = start(raft_scenario(1800.0))
     control = ctx.services.control
     assert isinstance(control, RaftControlPlane)
     ctx.env.run(until=300.0)
