@@ -21,6 +21,7 @@ import pytest
 
 from backends.manager.framing import HEADER, MAX_FRAME_BYTES
 from backends.manager.localcluster import LocalCluster
+from novacron.app.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +73,12 @@ async def _scenario(cluster: LocalCluster) -> None:
     rows = {r["id"]: r for r in await cluster.statuses() if r.get("reachable")}
     assert rows[second["id"]]["role"] == "leader" and rows[second["id"]]["term"] == second["term"], rows
     assert rows[first["id"]]["health"][str(first["id"])]["score"] < 70.0
+
+
+@pytest.mark.parametrize("value", ["-1", "100"])
+def test_a_leader_min_health_out_of_range_is_one_line_and_exit_2(value: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["manager", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data-dir", str(tmp_path),
+                 "--leader-min-health", value])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"--leader-min-health {float(value)}" in err, err
