@@ -175,6 +175,13 @@ class SimScheduler:
                                cache_hit=decision.cached, decision_ms=modelled_ms)
         return row, "", modelled_ms
 
+    def feasible_rows(self, vm: VMRequest) -> npt.NDArray[np.bool_]:
+        """Hosts powered on that pass every filter for this VM now (no state change): where another
+        placer (the memory pool's affinity) may put it instead of the scheduler's choice."""
+        _, request = self.request_for(vm.vm_id, vm.cpu_cores, vm.memory_gib)
+        mask, _ = self.scheduler.scheduler.feasible(self.table, request)
+        return mask & self.table.powered_on
+
     def can_place(self, vm: VMRequest) -> bool:
         """Whether some host passes every filter for this VM now (no state change): lets a
         caller avoid a rejection that would end a failed VM's life."""
