@@ -31,6 +31,10 @@ restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates m
 crash or isolate whoever leads at that time (``ScriptedFaults``, also used by the stand-alone
 managers of ``sim.raft.component``).
 
+Health (``[raft] leader_min_health``): the managers' ``NodeHealthScored`` (``sim.health``) feed
+``novacron.health.leadership_target``; a leader scoring below the minimum is asked to transfer
+leadership to the healthiest manager (Raft's transfer, so safety is the transfer's).
+
 Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
 therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
 progress (every manager up, no partition), one leader that every manager follows in the same
@@ -263,12 +267,11 @@ class RaftControlPlane(Hook):
                                    margin=section.leader_health_margin)
         if target is None or self.cluster.node(target) is None or leader.transfer_target == target:
             return
-        self._thaw()  # the transfer is an input: the cluster's clock must be now first
-        if not self.cluster.transfer_leadership(leader.id, target):
-            return
-        self.transfers_requested += 1
-        self._ctx.recorder.emit(LeadershipTransferRequested, source=f"manager-{leader.id}",
-                                manager_id=leader.id, target_id=target, reason="health")
+        self._thaw()  # the transfer is an input: the cluster's clock must be now first (and a thaw needs a poke)
+        if self.cluster.transfer_leadership(leader.id, target):
+            self.transfers_requested += 1
+            self._ctx.recorder.emit(LeadershipTransferRequested, source=f"manager-{leader.id}",
+                                    manager_id=leader.id, target_id=target, reason="health")
         self._pumped_term = -1
         self._poke()
 
