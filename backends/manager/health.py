@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 While it leads, a manager sends every peer a heartbeat each ``heartbeat_ticks`` and the peer
-answers it (Raft's HeartbeatResp). ``PeerHealth`` times those round trips on the monotonic
-clock: ``sent`` when a heartbeat leaves for a peer, ``answered`` when that peer's answer arrives
-(stamped when its frame is decoded, before it waits for the drive task). A heartbeat still
+answers it (Raft's HeartbeatResp). Only these periodic ones count: a ReadIndex round also goes
+out as heartbeats (with the read's context), as often as reads come, and timing those against
+each other would count an answer still on its way as a loss. ``PeerHealth`` times the round
+trips on the monotonic clock: ``sent`` when a heartbeat leaves for a peer, ``answered`` when that
+peer's answer arrives (stamped when its frame is decoded, before it waits for the drive task). A heartbeat still
 unanswered when the next one leaves is lost. Both feed the peer's ``novacron.health.HealthTracker``
 -- the computation the simulation uses -- so the score is the same formula over real round
 trips. The manager's own tracker counts its process errors (a peer connection dropped on a bad

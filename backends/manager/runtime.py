@@ -272,7 +272,7 @@ class ManagerRuntime:
     def step(self, message: Message) -> None:
         """Queue a peer's message; the drive task steps it (never while a Ready is being persisted)."""
         if message.dst == self.id:
-            if message.type == MessageType.HEARTBEAT_RESP:
+            if message.type == MessageType.HEARTBEAT_RESP and not message.context:
                 self.health.answered(message.src, self.clock.now_s())
             self._inbox.append(message)
 
@@ -364,7 +364,7 @@ class ManagerRuntime:
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
         for m in messages:
-            if m.type == MessageType.HEARTBEAT:
+            if m.type == MessageType.HEARTBEAT and not m.context:  # a ReadIndex round is timed by its reads
                 self.health.sent(m.dst, self.clock.now_s())
             by_peer.setdefault(m.dst, []).append(to_wire(m))
         for peer, wires in by_peer.items():
