@@ -790,12 +790,14 @@ def cmd_manager(args: argparse.Namespace) -> int:
         peers = parse_peers(args.peers)
         if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
             raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
+        if not 0 <= args.leader_min_health < 100:
+            raise CommandError(f"--leader-min-health {args.leader_min_health}: allowed: 0 (off) to below 100")
         raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks)
         federation = federation_options(args.federation_id, args.federation_peers, args.federation_client_port,
                                         args.federation_rtt_ms)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
                            args.events_origin_monotonic, args.events_jsonl, args.metrics_port, raft, federation,
-                           args.debug_leak_mib_s)
+                           args.debug_leak_mib_s, leader_min_health=args.leader_min_health)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -841,6 +843,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--federation-rtt-ms", type=float, default=150.0, metavar="MS",
                          help="the largest round trip between clusters; sets the federation group's "
                               "heartbeat and election timeout (default: 150)")
+    manager.add_argument("--leader-min-health", type=float, default=0.0, metavar="SCORE",
+                         help="while leading, hand leadership to a peer scoring at least 10 points more once "
+                              "this manager's health score (0-100) is below SCORE (default 0: off)")
     manager.add_argument("--debug-leak-mib-s", type=float, default=None, metavar="MIB_PER_S",
                          help="fault injection: on SIGUSR1, start leaking this many MiB per second (its RSS "
                               "grows until a supervisor restarts it; default: off)")

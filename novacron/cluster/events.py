@@ -283,3 +283,15 @@ class MemoryPoolSampled(Event):
     pool_used_gib: float
     pool_capacity_gib: float
     group_excess_max_gib: float
+
+
+@event
+class NodeHealthScored(Event):
+    """A node's health score (0-100, ``novacron.health``) and its three parts, as its runtime's
+    health monitor computed it; ``node_id`` is a host id or ``manager-<k>``."""
+
+    node_id: str
+    health_score: float
+    connectivity: float
+    pressure: float
+    reliability: float

@@ -31,6 +31,10 @@ restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates m
 crash or isolate whoever leads at that time (``ScriptedFaults``, also used by the stand-alone
 managers of ``sim.raft.component``).
 
+Health (``[raft] leader_min_health``): the managers' ``NodeHealthScored`` (``sim.health``) feed
+``novacron.health.leadership_target``; a leader scoring below the minimum is asked to transfer
+leadership to the healthiest manager (Raft's transfer, so safety is the transfer's).
+
 Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
 therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
 progress (every manager up, no partition), one leader that every manager follows in the same
@@ -77,8 +81,10 @@ from typing import Any
 
 import simpy
 
-from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
+from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted, NodeHealthScored
 from novacron.events import Event
+from novacron.health import leadership_target
+from novacron.raft.events import LeadershipTransferRequested
 from novacron.raft.messages import NO_NODE, Entry, EntryKind
 from novacron.raft.node import LEADER, RaftNode
 from novacron.raft.progress import REPLICATE
@@ -187,6 +193,11 @@ class RaftControlPlane(Hook):
         self._process = self._env.process(self._drive())
         ctx.log.subscribe(InjectedFaultStarted, self.fault)
         ctx.log.subscribe(InjectedFaultEnded, self.fault)
+        self.health: dict[int, float] = {}
+        """Each manager's last health score, by node id (``sim.health``), for the leadership preference."""
+        self.transfers_requested = 0
+        if section.leader_min_health > 0:
+            ctx.log.subscribe(NodeHealthScored, self._on_health)
 
     # --- the ControlPlane seam -------------------------------------------------------------------
 
@@ -273,6 +284,32 @@ class RaftControlPlane(Hook):
 
     # --- faults -----------------------------------------------------------------------------------
 
+    def _node_of(self, manager_name: str) -> int:
+        """The node a fault's or a health score's ``manager-<k>`` names (k mod managers)."""
+        managers = sorted(self.cluster.managers)
+        return managers[int(manager_name.rsplit("-", 1)[1]) % len(managers)]
+
+    def _on_health(self, ev: NodeHealthScored) -> None:
+        """Leadership preference: a leader less healthy than a peer hands over (``leadership_target``)."""
+        if not ev.node_id.startswith("manager-"):
+            return
+        self.health[self._node_of(ev.node_id)] = ev.health_score
+        leader = self.cluster.leader()  # reading needs no thaw: a frozen cluster changes nothing
+        section = self._ctx.scenario.raft
+        if leader is None:
+            return
+        target = leadership_target(self.health, leader.id, min_score=section.leader_min_health,
+                                   margin=section.leader_health_margin)
+        if target is None or self.cluster.node(target) is None or leader.transfer_target == target:
+            return
+        self._thaw()  # the transfer is an input: the cluster's clock must be now first (and a thaw needs a poke)
+        if self.cluster.transfer_leadership(leader.id, target):
+            self.transfers_requested += 1
+            self._ctx.recorder.emit(LeadershipTransferRequested, source=f"manager-{leader.id}",
+                                    manager_id=leader.id, target_id=target, reason="health")
+        self._pumped_term = -1
+        self._poke()
+
     def fault(self, ev: Event) -> None:
         """The fault model's manager crashes and partitions (pushed by the log's subscription)."""
         if not isinstance(ev, InjectedFaultStarted | InjectedFaultEnded):
@@ -280,7 +317,7 @@ class RaftControlPlane(Hook):
         self._thaw()
         started = isinstance(ev, InjectedFaultStarted)
         managers = sorted(self.cluster.managers)
-        node_id = managers[int(ev.fault_target.rsplit("-", 1)[1]) % len(managers)]
+        node_id = self._node_of(ev.fault_target)
         if ev.fault_kind == "manager_crash":
             (self.cluster.crash if started else self.cluster.restart)(node_id)
         elif ev.fault_kind == "network_partition":
