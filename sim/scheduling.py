@@ -65,6 +65,7 @@ from novacron.migration.admission import AdmissionController
 from novacron.scheduler.admission import ConcurrencyCaps, ExecutedAdmission, Move
 from novacron.scheduler.cache import CachingScheduler, DecisionCache
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
+from novacron.scheduler.evacuation import plan_evacuation
 from novacron.scheduler.events import (
     HostPowerChanged,
     PlacementDecided,
@@ -73,7 +74,7 @@ from novacron.scheduler.events import (
     RebalanceMoveStarted,
     RebalancePlanned,
 )
-from novacron.scheduler.health import HostHealth, plan_evacuation
+from novacron.scheduler.health import HostHealth
 from novacron.scheduler.quality import measure
 from novacron.scheduler.rebalance import (
     PlacedVM,

@@ -13,7 +13,8 @@ from novacron.config import ConfigError, parse_section
 from novacron.health import PRESSURE_POINTS
 from novacron.scheduler import ConcurrencyCaps, HostTable, PlacementRequest, RebalanceConfig, SchedulerConfig
 from novacron.scheduler.config import build_scheduler
-from novacron.scheduler.health import HostHealth, plan_evacuation
+from novacron.scheduler.evacuation import plan_evacuation
+from novacron.scheduler.health import HostHealth
 from novacron.scheduler.rebalance import PlacedVM, Placements
 
 HOSTS = 6

@@ -20,7 +20,8 @@ chased each other round the cluster (both measured, ``benchmarks/RESULTS_anomaly
 - ``HealthPreference`` (scorer): the *score* (load included) between ``min_score`` and 100 maps
   linearly to 0-1, so among feasible hosts a healthier, less pressed one wins unless the other
   scorers disagree more;
-- ``plan_evacuation``: the rebalancer's evacuation wave. The VMs of every host whose condition
+- ``plan_evacuation`` (in ``evacuation``, beside the rebalancer it shares its plan with): the
+  rebalancer's evacuation wave. The VMs of every host whose condition
   is below ``min_score`` (the sickest host first, then the largest VM first) move to the least
   loaded feasible host -- the scheduler's filters, this one included, so never onto another
   failing host -- within the per-host and global caps and the run's ``MoveAdmission``, as any
@@ -31,25 +32,12 @@ chased each other round the cluster (both measured, ``benchmarks/RESULTS_anomaly
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from novacron.health import PRESSURE_POINTS
-from novacron.scheduler.admission import MoveAdmission
-from novacron.scheduler.framework import Scheduler
-from novacron.scheduler.rebalance import (
-    PlacedVM,
-    Placements,
-    RebalanceConfig,
-    RebalancePlan,
-    _Plan,
-    active_hosts,
-    host_load_pct,
-    imbalance_pct,
-)
-from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, PlacementRequest
+from novacron.scheduler.state import BoolArray, FloatArray, HostTable, PlacementRequest
 
 FULL_HEALTH = 100.0
 
@@ -102,46 +90,3 @@ class HealthPreference:
         span = max(FULL_HEALTH - self.min_score, 1e-9)
         score: FloatArray = np.clip((self.health.of(hosts) - self.min_score) / span, 0.0, 1.0)
         return score
-
-
-def unhealthy_rows(hosts: HostTable, health: HostHealth, min_score: float) -> list[int]:
-    """Rows of active hosts whose condition is below ``min_score``, the sickest first."""
-    scores = health.condition_of(hosts)
-    sick = np.flatnonzero((scores < min_score) & active_hosts(hosts))
-    return [int(r) for r in sick[np.argsort(scores[sick], kind="stable")]]
-
-
-def plan_evacuation(hosts: HostTable, vms: Sequence[PlacedVM] | Placements, scheduler: Scheduler,
-                    admission: MoveAdmission, *, health: HostHealth, min_score: float, config: RebalanceConfig,
-                    now_s: float, excluded: Collection[str] = frozenset(),
-                    last_moved_s: Mapping[str, float] | None = None) -> RebalancePlan:
-    """One wave of moves off the hosts scoring below ``min_score`` (module docstring)."""
-    placements = vms if isinstance(vms, Placements) else Placements(vms)
-    before = imbalance_pct(hosts)
-    sick = unhealthy_rows(hosts, health, min_score)
-    plan = _Plan(hosts.copy(), placements, config, admission, excluded, last_moved_s or {}, now_s)
-    for donor in sick:
-        for vm in sorted(plan.on_row(donor), key=_largest_first):
-            if plan.full():
-                break
-            vm_id = vm.request.vm_id
-            if vm_id in plan.excluded or vm_id in plan.unmovable or not plan.slots_free()[donor]:
-                continue
-            destination = _least_loaded_destination(plan, scheduler, vm)
-            if destination is not None:
-                plan.admit(vm, destination)
-    return RebalancePlan("evacuate", tuple(plan.moves), before, imbalance_pct(plan.hosts))
-
-
-def _largest_first(vm: PlacedVM) -> tuple[float, float, str]:
-    return -vm.request.demand[MEMORY], -vm.request.demand[CPU], vm.request.vm_id
-
-
-def _least_loaded_destination(plan: _Plan, scheduler: Scheduler, vm: PlacedVM) -> int | None:
-    mask, _ = scheduler.feasible(plan.hosts, vm.request)
-    mask &= active_hosts(plan.hosts) & plan.slots_free()
-    mask[vm.row] = False
-    if not mask.any():
-        return None
-    load = np.where(mask, host_load_pct(plan.hosts), np.inf)
-    return int(np.argmin(load))

@@ -377,8 +377,10 @@ class RaftControlPlane(Hook):
     @staticmethod
     def steady(leader: RaftNode | None) -> bool:
         """Stable, and the leader streams to every follower (no probe, no snapshot): commits need
-        no tick, so the managers' clocks may be held (``RaftCluster.hold_ticks``)."""
-        if leader is None:
+        no tick, so the managers' clocks may be held (``RaftCluster.hold_ticks``). Not while a
+        leadership transfer is under way: its TimeoutNow starts an election by message alone, and
+        the leader gives the transfer up only after an election timeout of its own ticks."""
+        if leader is None or leader.transfer_target != NO_NODE:
             return False
         for peer, pr in leader.progress.items():  # a loop, not all(): read after every step
             if pr.state != REPLICATE and peer != leader.id:
