@@ -50,9 +50,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     try:
         yield made
     finally:
-        made.close()
-        for manager_id in made.ids:
-            print(f"--- manager {manager_id} log ---\n{made.log_text(manager_id)[-3000:]}")
+        made.close_and_print_logs(3000)
 
 
 Acked = dict[str, tuple[int, int]]
