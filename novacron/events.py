@@ -129,7 +129,13 @@ def _kind_of(owner: str, name: str, hint: Any) -> FieldKind:
 
 @dataclass_transform(frozen_default=True, kw_only_default=True)
 def event(cls: type[E]) -> type[E]:
-    """Declare an event class: a frozen, slotted, keyword-only dataclass, registered by name."""
+    """Declare an event class: a frozen, slotted, keyword-only dataclass, registered by name.
+
+    An event that records a pure model's result is declared *from* the result's record:
+    ``class StorageReplicationAssessed(Event, ModeResult)``, the record a frozen keyword-only
+    dataclass without slots (two slotted bases cannot be combined). The record owns the field
+    list and its docs; the runtime emits ``**dataclasses.asdict(result)`` plus the event's own
+    fields, so a field added to the model reaches the log without a second list to keep in step."""
     made = dataclass(frozen=True, slots=True, kw_only=True)(cls)
     REGISTRY.register(made)
     return made

@@ -23,6 +23,7 @@ datacenter, or at the start of the run when no outage is scripted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Generator
 from dataclasses import dataclass
 from random import Random
@@ -35,6 +36,7 @@ from novacron.storage.events import StorageReplicationAssessed
 from novacron.storage.xdc import (
     MIB,
     MODES,
+    ModeResult,
     ReplicatedWrite,
     at_risk,
     latency_percentiles_ms,
@@ -121,19 +123,6 @@ def link_of(storage: StorageConfig, federation: FederationSection, matrix: WanMa
                    write_bytes_s=storage.xdc_write_mib_s * MIB)
 
 
-@dataclass(frozen=True, slots=True)
-class ModeResult:
-    mode: str
-    writes: int
-    written_mib: float
-    write_p50_ms: float
-    write_p99_ms: float
-    max_lag_s: float
-    at_risk_objects: int
-    at_risk_mib: float
-    rpo_s: float
-
-
 def assess_mode(link: XdcLink, times: list[float], mode: str, seed: int, *, lost_at_s: float | None,
                 primary_lost: bool) -> ModeResult:
     """One mode over the writes issued before the loss (all of them without one)."""
@@ -172,10 +161,8 @@ def _report(ctx: SimContext, results: list[ModeResult], selected: str, fields: d
             at_s: float) -> Generator[Any, Any, None]:
     yield ctx.env.timeout(at_s)
     for r in results:
-        ctx.recorder.emit(StorageReplicationAssessed, source="storage", mode=r.mode, selected=r.mode == selected,
-                          writes=r.writes, written_mib=r.written_mib, write_p50_ms=r.write_p50_ms,
-                          write_p99_ms=r.write_p99_ms, max_lag_s=r.max_lag_s, at_risk_objects=r.at_risk_objects,
-                          at_risk_mib=r.at_risk_mib, rpo_s=r.rpo_s, **fields)
+        ctx.recorder.emit(StorageReplicationAssessed, source="storage", selected=r.mode == selected,
+                          **dataclasses.asdict(r), **fields)
 
 
 def sweep_rows(rates_mib_s: list[float], *, rtt_ms: float, bandwidth_mbit_s: float, wan_share: float,

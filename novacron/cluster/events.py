@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from novacron.cluster.memory_pool import PoolSnapshot
 from novacron.events import Event, event
 
 
@@ -271,18 +272,8 @@ class MemoryPoolRefused(Event):
 
 
 @event
-class MemoryPoolSampled(Event):
-    """The live allocations at one sample, each VM weighted by its memory."""
-
-    vms: int
-    locality_index: float
-    cross_node_share: float
-    bandwidth_gb_s: float
-    latency_ns: float
-    local_used_gib: float
-    pool_used_gib: float
-    pool_capacity_gib: float
-    group_excess_max_gib: float
+class MemoryPoolSampled(Event, PoolSnapshot):
+    """The live allocations at one sample, each VM weighted by its memory (fields: ``PoolSnapshot``)."""
 
 
 @event

@@ -126,9 +126,11 @@ class Allocation:
         return self.shares[2]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class PoolSnapshot:
-    """The live allocations at one instant, each VM weighted by its memory."""
+    """The live allocations at one instant, each VM weighted by its memory. The one owner of these
+    fields: the runtime records them as ``MemoryPoolSampled``, an event declared from this record
+    (not slotted, so an event may inherit its fields beside ``Event``'s slots)."""
 
     vms: int
     locality_index: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from novacron.edge.service import ServiceResult
 from novacron.events import Event, event
 
 
@@ -20,20 +21,8 @@ class EdgeServicePlaced(Event):
 
 
 @event
-class EdgeServiceMeasured(Event):
-    """One service's requests over the whole run, from the per-interval queueing model."""
+class EdgeServiceMeasured(Event, ServiceResult):
+    """One service's requests over the whole run, from the per-interval queueing model (fields:
+    ``ServiceResult``)."""
 
     service: str
-    requests_arrived: float
-    requests_served: float
-    requests_shed: float
-    """arrived while the service was overloaded beyond its cores (shed by admission control)"""
-    requests_unavailable: float
-    """arrived while the service had nowhere to run (edge site down, failover not done)"""
-    response_p50_ms: float
-    response_p95_ms: float
-    response_p99_ms: float
-    throughput_ops_s: float
-    uptime_pct: float
-    cloud_fraction: float
-    """share of served requests served from the cloud (placement or failover)"""

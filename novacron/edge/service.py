@@ -73,18 +73,25 @@ def _covered(edges: FloatArray, start_s: float, end_s: float) -> FloatArray:
     return covered
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceResult:
+    """One service's requests over the whole run. The one owner of these fields: the runtime
+    records them as ``EdgeServiceMeasured``, an event declared from this record (not slotted, so
+    an event may inherit its fields beside ``Event``'s slots)."""
+
     requests_arrived: float
     requests_served: float
     requests_shed: float
+    """arrived while the service was overloaded beyond its cores (shed by admission control)"""
     requests_unavailable: float
+    """arrived while the service had nowhere to run (edge site down, failover not done)"""
     response_p50_ms: float
     response_p95_ms: float
     response_p99_ms: float
     throughput_ops_s: float
     uptime_pct: float
     cloud_fraction: float
+    """share of served requests served from the cloud (placement or failover)"""
 
 
 def network_ms(config: EdgeConfig, svc: EdgeServiceConfig, rtt_ms: float, rate_ops_s: float,

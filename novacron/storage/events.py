@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from novacron.events import Event, event
+from novacron.storage.xdc import ModeResult
 
 
 @event
@@ -20,22 +21,14 @@ class StoragePoolAssessed(Event):
 
 
 @event
-class StorageReplicationAssessed(Event):
+class StorageReplicationAssessed(Event, ModeResult):
     """The pool's writes replicated to another datacenter in one mode, assessed when the primary
-    datacenter was lost (or at the start of the run, over its whole length, when none is)."""
+    datacenter was lost (or at the start of the run, over its whole length, when none is); the
+    mode's figures are ``ModeResult``'s fields."""
 
-    mode: str
     selected: bool
     """the mode the scenario's targets check"""
     primary_datacenter: str
     replica_datacenter: str
     lost_datacenter: str
     rtt_ms: float
-    writes: int
-    written_mib: float
-    write_p50_ms: float
-    write_p99_ms: float
-    max_lag_s: float
-    at_risk_objects: int
-    at_risk_mib: float
-    rpo_s: float

@@ -71,6 +71,23 @@ class AtRisk:
     """age of the oldest at-risk write when the datacenter was lost (0 when none)"""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModeResult:
+    """One replication mode's writes, assessed at the loss. The one owner of these fields: the
+    runtime records them as ``StorageReplicationAssessed``, an event declared from this record (not
+    slotted, so an event may inherit its fields beside ``Event``'s slots)."""
+
+    mode: str
+    writes: int
+    written_mib: float
+    write_p50_ms: float
+    write_p99_ms: float
+    max_lag_s: float
+    at_risk_objects: int
+    at_risk_mib: float
+    rpo_s: float
+
+
 def share_bytes_s(bandwidth_mbit_s: float, wan_share: float) -> float:
     """What the replication stream may use of a WAN link, in bytes per second."""
     return bandwidth_mbit_s * 1e6 / 8 * wan_share
