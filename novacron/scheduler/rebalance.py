@@ -33,9 +33,12 @@ whatever the ``MoveAdmission`` says about migrations in flight), and never move 
 ``ping_pong_window_s`` (time is injected as ``now_s``). The host table passed in is not mutated
 (balance mode tries its moves on it inside ``HostTable.what_if``, which puts it back exactly).
 
-Cost. The owner keeps a ``Placements`` index (VMs by row) up to date as VMs come, move and go,
-and a plan is an overlay on it, so a round reads the donor rows and a few vectors over the
-hosts per step: it does not grow with the number of VMs (``benchmarks/bench_rebalance_scale.py``).
+Cost. The owner keeps a ``Placements`` index (VMs by row, and by demand within a row) up to
+date as VMs come, move and go, and a plan is an overlay on it. A step scores each (donor row,
+demand) class once and tries that class's VMs in id order only until one attains the class's
+value (a VM's own groups can only strike destinations out, so no later VM of the class is
+strictly better): a round reads a few VMs per shape on the donor rows and a few vectors over
+the hosts per step, whatever the number of VMs per host (``benchmarks/bench_rebalance_scale.py``).
 """
 
 from __future__ import annotations
