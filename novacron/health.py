@@ -18,6 +18,15 @@ samples, errors and crashes -- and ``score(now_s)`` weighs three parts (the weig
   decaying with ``half_life_s`` (a node that crashed an hour ago is half as suspect), capped at 30.
 
 Time is the injected ``now_s`` of the caller (simulated or monotonic seconds): no clock here.
+A runtime that counts heartbeats in windows (the simulation's host agents, one window per
+telemetry sample) folds a window with ``heartbeat_window``: the same exponential smoothing as
+that many single heartbeats with the window's loss spread evenly over it.
+
+``leadership_target`` is the Raft leadership preference both runtimes apply: a leader scoring
+below ``min_score`` hands leadership (Raft's own transfer, dissertation 3.10, so safety is the
+transfer's) to the healthiest other voter, if that one scores at least ``min_score`` and
+``margin`` points more -- the margin keeps two similar nodes from passing leadership back and
+forth on noise.
 A node with no heartbeat yet scores its connectivity as unknown: half the part, so a new node is
 neither preferred nor excluded.
 """
@@ -25,6 +34,7 @@ neither preferred nor excluded.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 CONNECTIVITY_POINTS, PRESSURE_POINTS, RELIABILITY_POINTS = 40.0, 30.0, 30.0
@@ -75,6 +85,20 @@ class HealthTracker:
         if rtt_ms is not None:
             self._rtt_ms = rtt_ms if self._rtt_ms is None else self._rtt_ms + self.ewma_weight * (rtt_ms - self._rtt_ms)
 
+    def heartbeat_window(self, *, sent: int, lost: int, rtt_ms: float | None) -> None:
+        """``sent`` heartbeats of which ``lost`` went unanswered; ``rtt_ms`` the mean round trip of
+        the answered ones (``None`` when none was). Equal to ``sent`` calls of ``heartbeat`` with
+        the losses spread evenly (closed form of the smoothing, ``1 - (1 - w)^n``)."""
+        if not 0 <= lost <= sent:
+            raise ValueError(f"lost={lost} of sent={sent} heartbeats: allowed: 0 <= lost <= sent")
+        if sent == 0:
+            return
+        w = 1.0 - (1.0 - self.ewma_weight) ** sent if self._heartbeats else 1.0
+        self._heartbeats += sent
+        self._loss += w * (lost / sent - self._loss)
+        if rtt_ms is not None and lost < sent:
+            self._rtt_ms = rtt_ms if self._rtt_ms is None else self._rtt_ms + w * (rtt_ms - self._rtt_ms)
+
     def resources(self, *, cpu_pct: float, memory_pct: float) -> None:
         self._cpu_pct, self._memory_pct = cpu_pct, memory_pct
 
@@ -115,3 +139,16 @@ def _headroom(used_pct: float, comfortable_pct: float) -> float:
     if used_pct <= comfortable_pct:
         return 1.0
     return max(0.0, (100.0 - used_pct) / (100.0 - comfortable_pct))
+
+
+def leadership_target(scores: Mapping[int, float], leader: int, *, min_score: float, margin: float) -> int | None:
+    """The voter leadership should move to, or None (module docstring). ``scores`` by node id,
+    the leader's included; a node without a score is not a candidate."""
+    own = scores.get(leader)
+    if own is None or own >= min_score:
+        return None
+    others = sorted(((-score, node) for node, score in scores.items() if node != leader))
+    if not others:
+        return None
+    best_score, best = -others[0][0], others[0][1]
+    return best if best_score >= min_score and best_score >= own + margin else None

@@ -23,6 +23,8 @@ import numpy as np
 from novacron.bft.metrics import CriticalOpFold
 from novacron.cache.metrics import CacheFold
 from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.kind_metrics import KIND_METRICS, KindStartFold
+from novacron.cluster.memory_pool_metrics import MEMORY_POOL_METRICS, MemoryPoolFold
 from novacron.cluster.pool_metrics import POOL_METRICS, PoolFold
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
 from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
@@ -119,6 +121,8 @@ FOLDS: tuple[FoldFactory, ...] = (
     lambda _: PoolFold(),
     lambda _: GpuFold(),
     lambda _: KindMigrationFold(),
+    lambda _: KindStartFold(),
+    lambda _: MemoryPoolFold(),
 )
 """Every capability's fold, in the order their metrics are merged; the argument makes the columns
 of per-host samples (``novacron.streaming``)."""
@@ -344,7 +348,8 @@ def _expanded() -> tuple[tuple[str, str, str], ...]:
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(name, unit, meaning)
                                   for name, unit, meaning in (*_FIXED, *_expanded(), *FEDERATION_METRICS,
                                                                              *EDGE_METRICS, *POOL_METRICS,
-                                                                             *GPU_METRICS, *KIND_MIGRATION_METRICS)}
+                                                                             *GPU_METRICS, *KIND_MIGRATION_METRICS,
+                                                                             *KIND_METRICS, *MEMORY_POOL_METRICS)}
 """Every metric name a run's summary can hold; targets may name any of them."""
 
 

@@ -28,6 +28,8 @@ from novacron.cache.config import CacheConfig
 from novacron.capacity_config import TRACE_FORMATS, FaultsConfig
 from novacron.cluster.autoscaling import AutoscaleConfig
 from novacron.cluster.contention import CONTENTION_POLICIES, POWER_TABLE_POINTS, linear_power_table_w
+from novacron.cluster.kinds import KINDS
+from novacron.cluster.memory_pool_config import MemoryPoolConfig
 from novacron.cluster.pools_config import PoolsConfig
 from novacron.cluster.predictive_migration import PredictionConfig
 from novacron.config import ConfigError, parse_section, section, spec
@@ -106,6 +108,9 @@ class WorkloadConfig:
     trace_readings_path: str | None = spec(
         None, doc="Azure vm_cpu_readings file(s) (a file or a directory): each VM's measured CPU every 5 minutes "
                   "replaces its synthetic demand")
+    kinds: tuple[str, ...] = spec([], doc="workload kinds drawn per VM by a stable hash of its id (vm, container, "
+                                          "microvm, gpu_vm; a GPU VM is gpu_vm): each reserves its memory plus "
+                                          "the kind's overhead and runs after its start time; [] = no kinds")
 
     def __post_init__(self) -> None:
         if not self.vm_cpu_cores or not self.vm_memory_gib:
@@ -116,6 +121,9 @@ class WorkloadConfig:
                 f"workload.vm_cpu_cores has {len(self.vm_cpu_cores)} sizes but workload.vm_memory_gib "
                 f"has {len(self.vm_memory_gib)}; allowed: lists of equal length (one VM flavour per index)"
             )
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown:
+            raise ConfigError(f"workload.kinds: {unknown[0]!r} is not a workload kind; allowed: {', '.join(KINDS)}")
         if (self.trace_format is None) != (self.trace_path is None):
             raise ConfigError("workload.trace_format and workload.trace_path go together; "
                               "allowed: both set (trace workload) or neither (synthetic workload)")
@@ -143,6 +151,7 @@ class Scenario:
     pools: PoolsConfig = section(PoolsConfig)
     gpus: GpuConfig = section(GpuConfig)
     kind_migration: KindMigrationConfig = section(KindMigrationConfig)
+    memory_pool: MemoryPoolConfig = section(MemoryPoolConfig)
     targets: tuple[TargetOverride, ...] = dataclasses.field(
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
@@ -163,6 +172,10 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
     scenario = parse_section(Scenario, data, origin=origin)
     _check_storage_xdc(scenario, origin)
     _check_pools(scenario, origin)
+    try:
+        scenario.memory_pool.check(scenario.cluster.host_memory_gib)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     return dataclasses.replace(scenario, targets=overrides) if overrides else scenario
 
 
@@ -353,6 +366,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("gpu")
     if scenario.pools.enabled:
         caps.add("pools")
+    if scenario.memory_pool.enabled:
+        caps.add("memory-pool")
     if scenario.edge.enabled:
         caps.update(f"edge.{name}" for name, _ in scenario.edge.services())
     return frozenset(caps)

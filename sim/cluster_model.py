@@ -35,6 +35,12 @@ soon as the decision lands, and a VM placed on a host that crashed meanwhile fai
 Memory is reserved (not overcommitted), so memory never contends and there is no swap to record;
 CPU may be overcommitted by ``cpu_overcommit`` and then contends.
 
+With ``[workload] kinds`` each VM has a workload kind (``novacron.cluster.kinds.kind_of``): its
+request reserves its memory plus the kind's overhead, and once placed (or restarted elsewhere) it
+stays requested -- its room held, no CPU demand yet -- for the kind's ``start_s`` before it runs
+(``VMStarted``); its lifetime counts from then. A host that crashes while a VM starts on it fails
+that VM when the start ends. Without kinds, a VM runs at once (the model before kinds).
+
 The model owns each VM's lifecycle status (the transition table of ``novacron.cluster.state``,
 kept as integer codes in a numpy column for the vectorised demand update); the VM's host column
 is a projection of the control plane's ``VMPlaced``/``VMMoved`` events (log subscription).
@@ -42,8 +48,9 @@ is a projection of the control plane's ``VMPlaced``/``VMMoved`` events (log subs
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +71,10 @@ from novacron.cluster.events import (
     VMMoved,
     VMPlaced,
     VMRequested,
+    VMStarted,
     VMStopped,
 )
+from novacron.cluster.kinds import WorkloadKind, kind_of
 from novacron.cluster.state import VM_LIFECYCLE, VMStatus
 from novacron.scheduler.events import HostPowerChanged
 from sim.allocation import AllocationStore, VMRequest, follow_allocations
@@ -239,6 +248,10 @@ class ClusterModel:
         """VMs with a restart decision in flight."""
         self._leave_when_placed: set[int] = set()
         """VMs whose owner deleted them while a placement or restart was being decided."""
+        self._kinds: dict[int, WorkloadKind] = {}
+        """VMs' workload kinds (empty without ``[workload] kinds``)."""
+        self._starting: dict[int, bool] = {}
+        """VMs placed but still starting -> whether their host crashed meanwhile."""
         self._demand_rng = ctx.seeds.numpy("workload.demand")
         self._switched_off: set[str] = set()
         """Hosts the scheduler powered off (consolidation): up, but drawing no power."""
@@ -249,6 +262,11 @@ class ClusterModel:
         self._pools = None if tree is None else PoolContention(ctx, tree)
         self._record_topology()
         follow_allocations(ctx.log, placed=self._follow_host, moved=self._follow_host)
+
+    @property
+    def starting(self) -> frozenset[int]:
+        """VMs placed or restarted (their room held) whose kind's start has not ended yet."""
+        return frozenset(self._starting)
 
     def _follow_host(self, ev: VMPlaced | VMMoved) -> None:
         """The VM's host column follows the control plane's decisions."""
@@ -281,7 +299,12 @@ class ClusterModel:
 
     def request_vm(self, spec: VMSpec) -> int:
         """Request a VM now and ask the control plane to place it; it runs once that is decided."""
+        kind = self._kind_of(spec.vm_id)
+        if kind is not None:  # the runtime's own memory is reserved with the VM's
+            spec = dataclasses.replace(spec, memory_gib=spec.memory_gib + kind.memory_overhead_gib)
         i = self.vms.add(spec)
+        if kind is not None:
+            self._kinds[i] = kind
         self.ctx.recorder.emit(VMRequested, source="inventory", vm_id=spec.vm_id,
                                cpu_cores=spec.cpu_cores, memory_gib=spec.memory_gib)
         lifetime_s = spec.lifetime_s
@@ -289,23 +312,51 @@ class ClusterModel:
         decision.callbacks.append(lambda ev: self._placed(i, ev.value, lifetime_s))
         return i
 
+    def _kind_of(self, vm_id: str) -> WorkloadKind | None:
+        names = self.ctx.scenario.workload.kinds
+        if not names:
+            return None
+        gpus = self.ctx.scenario.gpus
+        return kind_of(vm_id, names, needs_gpu=gpus.enabled and gpus.request_of(vm_id).needs_gpu)
+
     def _placed(self, i: int, host: int | None, lifetime_s: float | None) -> None:
         if host is None:
             self.vms.set_status(i, REJECTED)
             self._leave_when_placed.discard(i)
             return
+        kind = self._kinds.get(i)
+        if kind is not None:
+            self._start(i, kind, lambda: self._run_on(*self._start_ended(i), started=kind, lifetime_s=lifetime_s))
+            return
         if lifetime_s is not None:
             self.ctx.env.timeout(lifetime_s).callbacks.append(lambda _ev: self.depart(i))
         self._run_on(i, host)
 
-    def _run_on(self, i: int, host: int) -> None:
-        """A decision put VM ``i`` on ``host``: it runs there, unless it left or the host died meanwhile."""
+    def _start(self, i: int, kind: WorkloadKind, then: Callable[[], None]) -> None:
+        """VM ``i`` holds its room on its host and runs ``kind.start_s`` later (``then``)."""
+        self._starting[i] = False
+        self.ctx.env.timeout(kind.start_s).callbacks.append(lambda _ev: then())
+
+    def _start_ended(self, i: int) -> tuple[int, int, bool]:
+        """(VM, its host now -- a move may have changed it --, whether that host crashed meanwhile)."""
+        return i, int(self.vms.host[i]), self._starting.pop(i)
+
+    def _run_on(self, i: int, host: int, crashed: bool = False, started: WorkloadKind | None = None,
+                lifetime_s: float | None = None) -> None:
+        """A decision put VM ``i`` on ``host``: it runs there, unless it left or the host died meanwhile
+        (``crashed``: while the VM was starting); ``started``: the kind whose start just ended."""
         self.vms.set_status(i, RUNNING)  # its host column already follows the recorded VMPlaced
         if i in self._leave_when_placed:
             self._leave_when_placed.discard(i)
             self.depart(i)
-        elif not self.store.host_up[host]:
+        elif crashed or not self.store.host_up[host]:
             self._fail_vms([i], host, "host crash")
+        elif started is not None:
+            self.ctx.recorder.emit(VMStarted, source="inventory", vm_id=self.vms.ids[i],
+                                   host_id=self.store.host_ids[host], kind=started.name,
+                                   start_s=started.start_s, memory_overhead_gib=started.memory_overhead_gib)
+            if lifetime_s is not None:  # a lifetime is the time it runs, from its start
+                self.ctx.env.timeout(lifetime_s).callbacks.append(lambda _ev: self.depart(i))
 
     def depart(self, i: int) -> None:
         """The VM's owner deletes it: stop it wherever it is (after any decision in flight)."""
@@ -332,6 +383,9 @@ class ClusterModel:
         host_id = self.store.host_ids[host]
         self.ctx.recorder.emit(HostFailed, source=host_id, host_id=host_id, reason=reason)
         self._fail_vms(self.vms.on_host(host).tolist(), host, reason)
+        for i in self._starting:  # they fail when their start ends (``_run_on``)
+            if self.vms.host[i] == host:
+                self._starting[i] = True
         return True
 
     def _fail_vms(self, victims: list[int], host: int, reason: str) -> None:
@@ -357,6 +411,10 @@ class ClusterModel:
         decision.callbacks.append(lambda ev: self._restarted(i, failed_host, ev.value))
 
     def _restarted(self, i: int, failed_host: int, host: int | None) -> None:
+        kind = self._kinds.get(i)
+        if host is not None and kind is not None:  # it boots again: still restarting until it runs
+            self._start(i, kind, lambda: self._restart_started(i, kind))
+            return
         self._restarting.discard(i)
         if host is not None:
             self._run_on(i, host)
@@ -365,6 +423,10 @@ class ClusterModel:
             self.depart(i)
         else:
             self.awaiting_restart[i] = failed_host
+
+    def _restart_started(self, i: int, kind: WorkloadKind) -> None:
+        self._restarting.discard(i)
+        self._run_on(*self._start_ended(i), started=kind)
 
     def recover_host(self, host: int) -> None:
         if self.store.host_up[host]:

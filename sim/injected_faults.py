@@ -32,6 +32,10 @@ from simple models with noise drawn from their own stream (``faults.telemetry``)
   hook a Raft-backed control plane follows, and its loss is the share of the last
   ``LOSS_WINDOW_SAMPLES`` intervals it was down.
 
+With ``failure_pct`` above 0, a degraded NIC or a slow disk that reaches its planned end gives
+out with that chance and takes its host down for ``repair_s`` (``HostFailed``, its VMs fail and
+restart elsewhere): the host failures a health score should see coming (``sim.health``).
+
 The actions that remove a cause are here (``restart_vm``, ``throttle_vm``, ``replace_manager``),
 with what an operator's tools would read to aim them (``top_memory_growth_vm``, ``top_cpu_vm``:
 a guest agent's and ``top``'s view); draining a host moves VMs, which is the responder's
@@ -80,6 +84,11 @@ class InjectedFaultsConfig:
     flap_down_s: float = 90.0
     replace_manager_s: float = 600.0
     """How long replacing a flapping manager takes (a new VM, a snapshot install)."""
+    failure_pct: float = 0.0
+    """The chance that a degraded NIC or a slow disk gives out at its planned end and takes its
+    host down (a failing transceiver or drive is the usual precursor of a host failure)."""
+    repair_s: float = 4 * 3600.0
+    """How long a host that failed that way stays down."""
 
 
 @dataclass(slots=True)
@@ -108,6 +117,7 @@ class FaultInjector:
         self.managers = [f"manager-{k}" for k in range(1, ctx.scenario.faults.managers + 1)]
         self.active: dict[str, ActiveFault] = {}
         self._rng = ctx.seeds.numpy("faults.injected")
+        self._failures = ctx.seeds.numpy("faults.injected.failures")
         self._noise = ctx.seeds.numpy("faults.telemetry")
         self._share = np.zeros(0)
         self._leaked_gib = np.zeros(0)
@@ -190,6 +200,15 @@ class FaultInjector:
         self.ctx.recorder.emit(FaultCleared, source="faults", fault_id=fault_id, fault_kind=fault.kind,
                                fault_target=self.model.vms.ids[fault.vm] if fault.vm >= 0 else fault.subject,
                                cleared_by=cleared_by)
+        if (fault.kind in ("degraded_nic", "slow_disk") and cleared_by == "expired" and self.cfg.failure_pct > 0
+                and self._failures.random() * 100 < self.cfg.failure_pct):
+            self._give_out(fault)
+
+    def _give_out(self, fault: ActiveFault) -> None:
+        """The degraded part failed: the host goes down, and comes back after ``repair_s``."""
+        if self.model.fail_host(fault.host, f"{fault.kind} gave out"):
+            host = fault.host
+            self.ctx.env.timeout(self.cfg.repair_s).callbacks.append(lambda _ev: self.model.recover_host(host))
 
     def _flap(self, fault: ActiveFault) -> Generator[simpy.Event, None, None]:
         env, cfg, emit = self.ctx.env, self.cfg, self.ctx.recorder.emit

@@ -30,7 +30,7 @@ from novacron.cluster.events import RunFinished, RunStarted
 from novacron.events import Sink
 from novacron.scenario import Scenario, scenario_targets
 from novacron.slo import Target
-from sim import autoscaling, cache, edge, faults, predictive_migration, services, storage
+from sim import autoscaling, cache, edge, faults, health, predictive_migration, services, storage
 from sim.cluster_model import ClusterModel
 from sim.context import SimContext
 from sim.early_stop import EarlyStop
@@ -52,6 +52,7 @@ def start_cluster(ctx: SimContext) -> ClusterModel:
 
 COMPONENTS: tuple[Component, ...] = (
     start_cluster,
+    health.start,
     cache.start,
     migration_service.start,
     raft_component.start,

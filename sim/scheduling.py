@@ -32,6 +32,12 @@ control plane when it starts (as Nova claims it), runs through the run's migrati
 QEMU model and the core migration controller, as every migration does) and commits through the
 control plane only if the copy completed and the VM is still on its source. Consolidation
 powers a host off once it is empty; placing a VM on a powered-off host powers it on.
+
+Health (``[scheduler] health_min_score`` / ``weight_health``): the host health scores are a
+projection of ``NodeHealthScored`` (``sim.health``), read by the scheduler's health filter and
+scorer; with a minimum score, an evacuation round every ``health_evacuate_interval_s`` moves the
+VMs of hosts below it (``novacron.scheduler.health.plan_evacuation``) through ``execute_move``,
+like the rebalancer's moves (``RebalancePlanned`` with mode ``evacuate``).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from novacron.cluster.events import (
     HostRecovered,
     MoveClaimed,
     MoveClaimReleased,
+    NodeHealthScored,
     VMFailed,
     VMMoved,
     VMPlaced,
@@ -58,6 +65,7 @@ from novacron.migration.admission import AdmissionController
 from novacron.scheduler.admission import ConcurrencyCaps, ExecutedAdmission, Move
 from novacron.scheduler.cache import CachingScheduler, DecisionCache
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
+from novacron.scheduler.evacuation import plan_evacuation
 from novacron.scheduler.events import (
     HostPowerChanged,
     PlacementDecided,
@@ -66,6 +74,7 @@ from novacron.scheduler.events import (
     RebalanceMoveStarted,
     RebalancePlanned,
 )
+from novacron.scheduler.health import HostHealth
 from novacron.scheduler.quality import measure
 from novacron.scheduler.rebalance import (
     PlacedVM,
@@ -101,7 +110,9 @@ class SimScheduler:
                                        hosts_per_rack=c.hosts_per_rack)
         self.table.host_ids = tuple(host_ids)
         self.rows = {host_id: row for row, host_id in enumerate(host_ids)}
-        self.scheduler = CachingScheduler(build_scheduler(self.config), DecisionCache(
+        self.health = HostHealth.all_healthy(len(host_ids))
+        """Each host's health score, a projection of ``NodeHealthScored`` (``sim.health``)."""
+        self.scheduler = CachingScheduler(build_scheduler(self.config, self.health), DecisionCache(
             ttl_s=self.config.decision_cache_ttl_s, tolerance=self.config.cache_tolerance_pct / 100))
         self.rng = ctx.seeds.numpy("scheduler.tiebreak")
         self.caps = ConcurrencyCaps(max_per_host=self.config.max_moves_per_host, max_total=self.config.max_moves_total)
@@ -131,6 +142,8 @@ class SimScheduler:
         log.subscribe(MoveClaimReleased, self._on_claim_released)
         log.subscribe(HostFailed, self._on_host_failed)
         log.subscribe(HostRecovered, self._on_host_recovered)
+        if self.config.uses_health():
+            log.subscribe(NodeHealthScored, self._on_health_scored)
 
     def request_for(self, vm_id: str, cpu: int, memory_gib: float) -> tuple[int, PlacementRequest]:
         known = self.request_of.get(vm_id)
@@ -163,11 +176,18 @@ class SimScheduler:
                                cache_hit=decision.cached, decision_ms=modelled_ms)
         return row, "", modelled_ms
 
+    def feasible_rows(self, vm: VMRequest) -> npt.NDArray[np.bool_]:
+        """Hosts powered on that pass every filter for this VM now (no state change): where another
+        placer (the memory pool's affinity) may put it instead of the scheduler's choice."""
+        _, request = self.request_for(vm.vm_id, vm.cpu_cores, vm.memory_gib)
+        mask, _ = self.scheduler.scheduler.feasible(self.table, request)
+        return mask & self.table.powered_on
+
     def can_place(self, vm: VMRequest) -> bool:
         """Whether some host passes every filter for this VM now (no state change): lets a
         caller avoid a rejection that would end a failed VM's life."""
         _, request = self.request_for(vm.vm_id, vm.cpu_cores, vm.memory_gib)
-        mask, rejected_by = self.scheduler.scheduler.feasible(self.table, request)
+        mask, rejected_by = self.scheduler.scheduler.feasible(self.table, request, lenient=True)
         return rejected_by is None and bool(mask.any())
 
     def _memory_gib_of(self, vm_id: str) -> float:
@@ -216,6 +236,11 @@ class SimScheduler:
         self.failed.discard(row)
         self.table.up[row] = row not in self.out_of_service
 
+    def _on_health_scored(self, ev: NodeHealthScored) -> None:
+        row = self.rows.get(ev.node_id)
+        if row is not None:
+            self.health.record(row, score=ev.health_score, pressure=ev.pressure)
+
     def set_in_service(self, row: int, in_service: bool) -> None:
         """The autoscaler's cordon: a host out of service passes no placement filter (as if down)."""
         if in_service:
@@ -258,6 +283,24 @@ class SimScheduler:
             for move in plan.moves:
                 self.ctx.env.process(self.execute_move(move, committer, migrations))
             self._power_off_empty_hosts()
+
+    def evacuate(self, committer: MoveCommitter,
+                 migrations: MigrationService) -> Generator[simpy.Event, None, None]:
+        """Every ``health_evacuate_interval_s``: move VMs off the hosts scoring below
+        ``health_min_score`` (``plan_evacuation``), through the same claim, admission and
+        migration path as the rebalancer's moves."""
+        while True:
+            yield self.ctx.env.timeout(self.config.health_evacuate_interval_s)
+            plan = plan_evacuation(self.table, self.vms, self.scheduler.scheduler, self.admission,
+                                   health=self.health, min_score=self.config.health_min_score,
+                                   config=self.rebalance_config(), now_s=self.ctx.env.now, excluded=self.in_flight)
+            if not plan.moves:
+                continue
+            self.ctx.recorder.emit(RebalancePlanned, source="rebalancer", rebalance_mode=plan.mode,
+                                   moves_planned=len(plan.moves), imbalance_before_pct=plan.imbalance_before_pct,
+                                   imbalance_after_pct=plan.imbalance_after_pct, hosts_to_power_off=0)
+            for move in plan.moves:
+                self.ctx.env.process(self.execute_move(move, committer, migrations))
 
     def execute_move(self, move: Move, committer: MoveCommitter,
                      migrations: MigrationService) -> Generator[simpy.Event, None, None]:
@@ -339,3 +382,5 @@ def start(ctx: SimContext, scheduler: SimScheduler, committer: MoveCommitter, mi
     ctx.env.process(scheduler.sample_quality())
     if ctx.scenario.scheduler.rebalance != "off":
         ctx.env.process(scheduler.rebalance(committer, migrations))
+    if ctx.scenario.scheduler.health_min_score > 0:
+        ctx.env.process(scheduler.evacuate(committer, migrations))

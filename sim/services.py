@@ -35,6 +35,7 @@ from sim.allocation import AllocationStore
 from sim.context import SimContext
 from sim.control_plane import ControlPlane, DirectControlPlane, Placer
 from sim.gpus import GpuPlacer, gpu_inventory
+from sim.memory_pool import MemoryPoolPlacer
 from sim.migration.commit import MoveCommitter
 from sim.migration.service import MigrationService, build_admission
 from sim.pools import PoolAdmission, pool_tree
@@ -86,6 +87,8 @@ def build(ctx: SimContext, control_plane: ControlPlaneFactory = default_control_
         placer = GpuPlacer(ctx, gpus, store, placer)
     if tree is not None:
         placer = PoolAdmission(tree, store, placer)
+    if ctx.scenario.memory_pool.enabled:
+        placer = MemoryPoolPlacer(ctx, ctx.scenario.memory_pool.pool(c.hosts), store, placer, scheduler)
     control = control_plane(ctx, store, placer)
     committer = MoveCommitter(ctx, control)
     services = RunServices(allocations=store, control=control, scheduler=scheduler, admission=admission,

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from novacron.health import CONNECTIVITY_POINTS, PRESSURE_POINTS, RELIABILITY_POINTS, HealthTracker
+from novacron.health import (
+    CONNECTIVITY_POINTS,
+    PRESSURE_POINTS,
+    RELIABILITY_POINTS,
+    HealthTracker,
+    leadership_target,
+)
 
 
 def healthy() -> HealthTracker:
@@ -89,3 +95,33 @@ def test_the_score_stays_within_0_and_100(heartbeats: list[float | None], cpu: f
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="good_rtt_ms"):
         HealthTracker(good_rtt_ms=200.0, bad_rtt_ms=150.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 50), st.floats(0.0, 1.0)), min_size=1, max_size=10))
+def test_a_window_of_heartbeats_is_the_same_fold_as_its_heartbeats_when_they_agree(
+        windows: list[tuple[int, float]]) -> None:
+    one_by_one, windowed = HealthTracker(), HealthTracker()
+    for sent, lost_share in windows:
+        lost = sent if lost_share > 0.5 else 0  # all lost or all answered: the closed form is exact
+        for _ in range(sent):
+            one_by_one.heartbeat(None if lost else 20.0)
+        windowed.heartbeat_window(sent=sent, lost=lost, rtt_ms=20.0)
+    assert windowed.score(0.0).connectivity == pytest.approx(one_by_one.score(0.0).connectivity, abs=1e-9)
+
+
+def test_a_window_with_losses_lowers_connectivity_by_its_share() -> None:
+    tracker = healthy()
+    tracker.heartbeat_window(sent=300, lost=30, rtt_ms=2.0)  # 10 % lost, long enough to forget the past
+    assert tracker.score(0.0).connectivity == pytest.approx(CONNECTIVITY_POINTS * 0.9**2, rel=1e-6)
+    with pytest.raises(ValueError, match="lost=5 of sent=3"):
+        tracker.heartbeat_window(sent=3, lost=5, rtt_ms=2.0)
+
+
+def test_leadership_goes_to_the_healthiest_voter_only_when_the_leader_is_ill_and_clearly_worse() -> None:
+    assert leadership_target({1: 50.0, 2: 95.0, 3: 85.0}, 1, min_score=70.0, margin=10.0) == 2
+    assert leadership_target({1: 75.0, 2: 99.0, 3: 85.0}, 1, min_score=70.0, margin=10.0) is None, "healthy enough"
+    assert leadership_target({1: 65.0, 2: 72.0}, 1, min_score=70.0, margin=10.0) is None, "not clearly better"
+    assert leadership_target({1: 40.0, 2: 60.0}, 1, min_score=70.0, margin=10.0) is None, "no healthy peer"
+    assert leadership_target({1: 40.0, 2: 90.0, 3: 90.0}, 1, min_score=70.0, margin=10.0) == 2, "ties: lowest id"
+    assert leadership_target({2: 90.0}, 1, min_score=70.0, margin=10.0) is None, "an unscored leader stays"

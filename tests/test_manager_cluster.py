@@ -12,6 +12,8 @@ SQLite log in a temporary directory. The scenario follows the Raft paper's guara
   the managers' applied sequences (their ``events.jsonl``) are identical.
 - ReadIndex (dissertation section 6.4): a linearizable read after the failover sees the last
   acknowledged write of its key.
+- Node health (``backends.manager.health``): the leader's score of each peer comes from the
+  heartbeats it timed -- live peers answer in well under 150 ms, the killed leader answers none.
 
 Every process is killed by the fixture's finalizer, also when an assertion fails; pid files go to
 ``$NOVACRON_TEST_STATE`` when it is set.
@@ -48,9 +50,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     try:
         yield made
     finally:
-        made.close()
-        for manager_id in made.ids:
-            print(f"--- manager {manager_id} log ---\n{made.log_text(manager_id)[-3000:]}")
+        made.close_and_print_logs(3000)
 
 
 Acked = dict[str, tuple[int, int]]
@@ -94,6 +94,26 @@ def cluster_status_table(cluster: LocalCluster) -> str:
     return done.stdout + done.stderr
 
 
+async def leader_status(cluster: LocalCluster, leader_id: int) -> dict[str, Any]:
+    rows = {r["id"]: r for r in await cluster.statuses() if r.get("reachable")}
+    return rows[leader_id]
+
+
+def check_health_from_heartbeats(status: dict[str, Any], leader_id: int, dead: int | None) -> None:
+    """The leader scores its peers from the heartbeats it timed (``backends.manager.health``): a
+    live peer answered them in well under the 150 ms deadline; a dead one answered none lately."""
+    health = status["health"]
+    for peer, row in health.items():
+        if int(peer) == leader_id:
+            continue
+        assert row["heartbeats"] >= 10, (peer, row)
+        if int(peer) == dead:
+            assert row["lost"] >= 10 and row["connectivity"] < 5.0, (peer, row)
+        else:  # loose bounds: a loaded CI machine answers late, and a late answer counts as lost
+            assert 0.0 < row["last_rtt_ms"] < 150.0 and row["connectivity"] > 10.0, (peer, row)
+            assert row["lost"] <= row["heartbeats"] // 2, (peer, row)
+
+
 def test_three_managers_commit_survive_sigkill_and_restart(cluster: LocalCluster) -> None:
     asyncio.run(_scenario(cluster))
 
@@ -110,6 +130,7 @@ async def _scenario(cluster: LocalCluster) -> None:
         assert len(acked) == 1000, "every proposal to a healthy cluster must be acknowledged"
         table = cluster_status_table(cluster)
         assert "leader" in table and f"{first['id']}" in table, table
+        check_health_from_heartbeats(await leader_status(cluster, first["id"]), first["id"], dead=None)
 
         # SIGKILL the leader while proposals are in flight: those acknowledged must survive.
         during = [f"during-{next(counter)}" for _ in range(500)]
@@ -123,6 +144,8 @@ async def _scenario(cluster: LocalCluster) -> None:
         await stream
         assert second["id"] != first["id"] and second["term"] > first["term"]
         assert "unreachable" in cluster_status_table(cluster)
+        await asyncio.sleep(1.0)  # about 20 heartbeats to the dead manager, all lost
+        check_health_from_heartbeats(await leader_status(cluster, second["id"]), second["id"], dead=first["id"])
         after = [f"after-{next(counter)}" for _ in range(200)]
         await propose_all(client, after, acked)
         assert all(key in acked for key in after), "the new leader must commit"

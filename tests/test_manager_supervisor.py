@@ -79,9 +79,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     try:
         yield made
     finally:
-        made.close()
-        for manager_id in made.ids:
-            print(f"--- manager {manager_id} log ---\n{made.log_text(manager_id)[-2000:]}")
+        made.close_and_print_logs()
 
 
 @pytest.mark.slow

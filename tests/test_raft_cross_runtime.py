@@ -182,9 +182,7 @@ def real_cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, Nftables]]:
         yield cluster, firewall
     finally:
         firewall.heal()
-        cluster.close()
-        for manager_id in cluster.ids:
-            print(f"--- manager {manager_id} log ---\n{cluster.log_text(manager_id)[-2000:]}")
+        cluster.close_and_print_logs()
 
 
 async def wait_for(cluster: LocalCluster, done: Callable[[list[dict[str, Any]]], bool], what: str) -> None:

@@ -13,7 +13,7 @@ from novacron.app.cli import main
 from novacron.config import ConfigError
 from novacron.metrics import METRICS
 from novacron.scenario import loads_scenario, scenario_targets
-from novacron.slo import CATALOGUE, Role, RunVerdict, TargetOverride, Verdict, apply_overrides, evaluate
+from novacron.slo import CATALOGUE, Role, RunVerdict, TargetOverride, Verdict, apply_overrides, evaluate, format_table
 from tests.one_line_errors import one_line_error
 from tests.scenario_snippets import ONLY_PLACEMENT
 
@@ -204,3 +204,17 @@ def test_trace_path_resolves_against_the_scenario_folder(tmp_path: Path) -> None
     (folder / "vmtable.csv").write_text("")
     scenario = load_scenario(_write(folder, '[workload]\ntrace_format = "azure-v1"\ntrace_path = "vmtable.csv"\n'))
     assert scenario.workload.trace_path == str(folder / "vmtable.csv")
+
+
+def test_targets_a_scenario_does_not_configure_are_counted_by_capability_in_one_line() -> None:
+    """The default scenario configures no edge, federation or storage: their targets are one
+    counted line, not a screen of names (the names stay in the verdict and ``summary.json``)."""
+    targets, not_applicable = scenario_targets(loads_scenario("", origin="test"))
+    verdict = evaluate({}, targets, not_applicable=not_applicable)
+    lines = [line for line in format_table(verdict).splitlines() if line.startswith("not applicable")]
+    assert len(lines) == 1
+    edge = sum(1 for name in not_applicable if name.startswith("edge "))
+    assert edge > 0 and f"edge {edge}" in lines[0]
+    assert f"{len(not_applicable)} targets" in lines[0]
+    assert not any(name in lines[0] for name in not_applicable)
+    assert list(verdict.not_applicable) == list(not_applicable)

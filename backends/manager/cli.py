@@ -82,7 +82,8 @@ def federation_options(member_id: int | None, peers_text: str | None, client_por
 def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path, client_port: int | None,
                 snapshot_every: int = 5000, events_origin_monotonic_s: float | None = None,
                 events_jsonl: bool = False, metrics_port: int | None = None, raft: RaftConfig | None = None,
-                federation: FederationOptions | None = None, debug_leak_mib_s: float | None = None) -> int:
+                federation: FederationOptions | None = None, debug_leak_mib_s: float | None = None, *,
+                leader_min_health: float = 0.0) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"manager {node_id} %(levelname)s %(message)s")
     if node_id not in peers:
         raise ValueError(f"--id {node_id} is not one of the --peers ids {sorted(peers)}")
@@ -91,7 +92,7 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                            client_port=port + CLIENT_PORT_OFFSET if client_port is None else client_port,
                            snapshot_every=snapshot_every, events_origin_monotonic_s=events_origin_monotonic_s,
                            events_jsonl=events_jsonl, metrics_port=metrics_port,
-                           raft=raft or RaftConfig(node_id=node_id))
+                           raft=raft or RaftConfig(node_id=node_id), leader_min_health=leader_min_health)
     agent = agent_config(config, federation) if federation is not None else None
 
     leak = None if debug_leak_mib_s is None else InjectedLeak(debug_leak_mib_s)

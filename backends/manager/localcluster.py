@@ -127,6 +127,13 @@ class LocalCluster:
         path = self.base_dir / f"manager-{manager_id}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def close_and_print_logs(self, tail_chars: int = 2000) -> None:
+        """Stop every manager, then print the tail of each one's log (a test fixture's teardown:
+        pytest shows it when the test failed)."""
+        self.close()
+        for manager_id in self.ids:
+            print(f"--- manager {manager_id} log ---\n{self.log_text(manager_id)[-tail_chars:]}")
+
     def _pid_file(self, manager_id: int) -> Path:
         return self.pid_dir / f"novacron-manager-{os.getpid()}-{self.raft_addresses[manager_id][1]}.pid"
 

@@ -24,6 +24,10 @@ thread: while it waits for the disk the loop keeps reading sockets, decoding fra
 proposals, which the next cycle handles together -- that is where the batching comes from. An
 exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
 
+Health: the heartbeats the leader sends and the answers it gets are timed (``PeerHealth``,
+``backends.manager.health``) into each peer's health score, reported by ``status``; with
+``leader_min_health`` a leader scoring below it hands leadership to the healthiest peer.
+
 Ticks follow the monotonic clock but catch up at most ``MAX_CATCH_UP_TICKS`` after the loop was
 busy: a stall of this process is no evidence that the leader died (its heartbeats are sitting
 unread in our socket), and counting it would start needless elections.
@@ -49,11 +53,13 @@ from backends.clock import MonotonicClock
 from backends.manager.clientapi import ClientApi
 from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog, ParquetEventLog
 from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
+from backends.manager.health import PeerHealth
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
+from novacron.health import leadership_target
 from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
-from novacron.raft.events import ManagerStarted
+from novacron.raft.events import LeadershipTransferRequested, ManagerStarted
 from novacron.raft.observer import RaftObserver
 
 log = logging.getLogger(__name__)
@@ -88,6 +94,10 @@ class ManagerConfig:
     metrics_port: int | None = None
     """Serve Prometheus metrics on ``client_host:metrics_port`` (``backends.manager.metrics``); None: off."""
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
+    leader_min_health: float = 0.0
+    """While leading, hand over to a healthier peer once this manager scores below this (0: off;
+    ``novacron.health.leadership_target``)."""
+    leader_health_margin: float = 10.0
 
 
 def is_storage_failure(exc: BaseException | None) -> bool:
@@ -143,6 +153,8 @@ class ManagerRuntime:
         self.clock = MonotonicClock()
         self.observer = RaftObserver(self.id, term=stored.hard_state.term, now_s=self.clock.now_s())
         self.client_port = config.client_port
+        self.health = PeerHealth(self.id, self.links)
+        """Heartbeat round trips and losses per peer while leading, and this process's errors."""
         self._metrics: Any = None
         self.events.emit(ManagerStarted, source=self._source, manager_id=self.id, restarted=restarted)
 
@@ -246,6 +258,7 @@ class ManagerRuntime:
                 self._schedule_drive()
         except (FrameTooLarge, ConnectionError) as exc:
             log.warning("manager %d: dropping the connection from peer %d: %s", self.id, peer_id, exc)
+            self.health.error(self.clock.now_s())
         finally:
             self.connections.discard(writer)
             self.connection_tasks.discard(asyncio.current_task())
@@ -259,6 +272,8 @@ class ManagerRuntime:
     def step(self, message: Message) -> None:
         """Queue a peer's message; the drive task steps it (never while a Ready is being persisted)."""
         if message.dst == self.id:
+            if message.type == MessageType.HEARTBEAT_RESP and not message.context:
+                self.health.answered(message.src, self.clock.now_s())
             self._inbox.append(message)
 
     def _schedule_drive(self) -> None:
@@ -279,6 +294,8 @@ class ManagerRuntime:
         ticks, self._ticks_due = self._ticks_due, 0
         for _ in range(ticks):
             self.node.tick()
+        if ticks and self.config.leader_min_health > 0:
+            self._prefer_healthier_leader()
         self.api.propose_queued()
         self.api.start_queued_reads()
         loop = asyncio.get_running_loop()
@@ -314,6 +331,22 @@ class ManagerRuntime:
         if self.store.needs_checkpoint():
             await loop.run_in_executor(self._disk, self.store.checkpoint)
 
+    def _prefer_healthier_leader(self) -> None:
+        """A leader scoring below ``leader_min_health`` hands over to the healthiest peer (Raft's
+        leadership transfer: the node refuses proposals until it completes or times out)."""
+        node = self.node
+        if node.role != LEADER or node.transfer_target != NO_NODE:
+            return
+        now_s = self.clock.now_s()
+        scores = {peer: tracker.score(now_s).total for peer, tracker in self.health.trackers.items()}
+        target = leadership_target(scores, self.id, min_score=self.config.leader_min_health,
+                                   margin=self.config.leader_health_margin)
+        if target is not None and node.transfer_leadership(target):
+            log.warning("manager %d: health %.1f below %.1f: handing leadership to manager %d (%.1f)", self.id,
+                        scores[self.id], self.config.leader_min_health, target, scores[target])
+            self.events.emit(LeadershipTransferRequested, source=self._source, manager_id=self.id,
+                             target_id=target, reason="health")
+
     def _may_send_before_persisting(self, ready: Ready) -> bool:
         """A leader's appends and heartbeats may leave while its own copy is being fsynced (Raft
         dissertation section 10.2.1): the leader's log is one of the majority only through the
@@ -331,6 +364,8 @@ class ManagerRuntime:
     def _send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[dict[str, Any]]] = {}
         for m in messages:
+            if m.type == MessageType.HEARTBEAT and not m.context:  # a ReadIndex round is timed by its reads
+                self.health.sent(m.dst, self.clock.now_s())
             by_peer.setdefault(m.dst, []).append(to_wire(m))
         for peer, wires in by_peer.items():
             link = self.links.get(peer)
@@ -365,4 +400,4 @@ class ManagerRuntime:
         node = self.node
         return {"manager_id": self.id, "role": node.role, "term": node.term, "leader": node.leader,
                 "commit": node.log.committed, "applied": node.log.applied, "last_index": node.log.last_index(),
-                "commands_applied": self.state.commands_applied}
+                "commands_applied": self.state.commands_applied, "health": self.health.report(self.clock.now_s())}

@@ -790,12 +790,14 @@ def cmd_manager(args: argparse.Namespace) -> int:
         peers = parse_peers(args.peers)
         if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
             raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
+        if not 0 <= args.leader_min_health < 100:
+            raise CommandError(f"--leader-min-health {args.leader_min_health}: allowed: 0 (off) to below 100")
         raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks)
         federation = federation_options(args.federation_id, args.federation_peers, args.federation_client_port,
                                         args.federation_rtt_ms)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
                            args.events_origin_monotonic, args.events_jsonl, args.metrics_port, raft, federation,
-                           args.debug_leak_mib_s)
+                           args.debug_leak_mib_s, leader_min_health=args.leader_min_health)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -841,6 +843,9 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     manager.add_argument("--federation-rtt-ms", type=float, default=150.0, metavar="MS",
                          help="the largest round trip between clusters; sets the federation group's "
                               "heartbeat and election timeout (default: 150)")
+    manager.add_argument("--leader-min-health", type=float, default=0.0, metavar="SCORE",
+                         help="while leading, hand leadership to a peer scoring at least 10 points more once "
+                              "this manager's health score (0-100) is below SCORE (default 0: off)")
     manager.add_argument("--debug-leak-mib-s", type=float, default=None, metavar="MIB_PER_S",
                          help="fault injection: on SIGUSR1, start leaking this many MiB per second (its RSS "
                               "grows until a supervisor restarts it; default: off)")
@@ -988,6 +993,29 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from backends.lab.__main__ import main as lab_main
 
     return lab_main([args.action, *([str(args.host)] if args.host is not None else [])])
+
+
+def cmd_container_migrate(args: argparse.Namespace) -> int:
+    """Migrate a real stateful service (its state in memory, answering on TCP) between two hosts' network
+    namespaces, in cgroup v2 groups, by iterative pre-copy at the application level (cgroup freezer, a
+    dirty map, page runs over a tbf-shaped link) while a client keeps calling it; check that the client
+    saw no lost, repeated or reordered reply, and print downtime and total time measured against the
+    container checkpoint/restore model (novacron.migration.kinds). Needs root. Exit 1 if a run lost or
+    reordered anything."""
+    from backends.lab.container_bench import grid_specs, load_groups, run_grid, write_table
+    from backends.manager.netns import RigUnavailable
+
+    if args.reuse_runs is not None:
+        with as_command_error(ValueError):
+            groups = load_groups(args.reuse_runs)
+        return write_table(groups, args.out)
+    with as_command_error(ValueError):
+        specs = grid_specs(args.state_mib, args.dirty_rate_mib_s, args.link_mbit, wws_mib=args.wws_mib,
+                           final_mib=args.final_mib, max_rounds=args.max_rounds)
+    if not 1 <= args.repeats <= 100:
+        raise CommandError(f"--repeats {args.repeats}: allowed 1 to 100")
+    with as_command_error(RigUnavailable):
+        return run_grid(specs, args.repeats, args.out)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -1203,6 +1231,18 @@ def _build_parser() -> argparse.ArgumentParser:
     lab = _command(sub, "lab", cmd_lab, help="bring the libvirt lab (two libvirtd hosts, a tiny guest) up or down")
     lab.add_argument("action", choices=["up", "down", "status", "kill-host"])
     lab.add_argument("host", nargs="?", type=int, help="host index (kill-host only)")
+    cm = _command(sub, "container-migrate", cmd_container_migrate,
+                  help="real live migration of a stateful service between namespaces; error table vs the model")
+    cm.add_argument("--state-mib", type=float, nargs="+", default=[16.0], help="state sizes (MiB)")
+    cm.add_argument("--dirty-rate-mib-s", type=float, nargs="+", default=[2.0], help="dirty rates (MiB/s)")
+    cm.add_argument("--wws-mib", type=float, default=4.0, help="writable working set (MiB)")
+    cm.add_argument("--link-mbit", type=float, nargs="+", default=[400.0], help="the hosts' link, shaped with tc tbf")
+    cm.add_argument("--final-mib", type=float, default=0.25, help="stop pre-copying at this many dirty MiB")
+    cm.add_argument("--max-rounds", type=int, default=8, help="pre-copy rounds at most")
+    cm.add_argument("--repeats", type=int, default=1, help="runs per grid point")
+    cm.add_argument("--out", type=Path, default=None, help="also write OUT/errors.md and every run to OUT/runs.json")
+    cm.add_argument("--reuse-runs", type=Path, default=None, metavar="RUNS_JSON",
+                    help="do not migrate: the table (and fit) again from an earlier OUT/runs.json")
     cal = _command(sub, "calibrate", cmd_calibrate,
                    help="real migrations on two libvirt hosts; fit a calibration profile")
     cal.add_argument("--out", type=Path, default=Path("runs/calibrate"), help="output directory")

@@ -56,6 +56,18 @@ class VMPlaced(Event):
 
 
 @event
+class VMStarted(Event):
+    """A VM of a workload kind runs: ``start_s`` after its placement (``novacron.cluster.kinds``);
+    its reservation (``VMPlaced.memory_gib``) includes the kind's ``memory_overhead_gib``."""
+
+    vm_id: str
+    host_id: str
+    kind: str
+    start_s: float
+    memory_overhead_gib: float
+
+
+@event
 class VMRejected(Event):
     vm_id: str
     reason: str
@@ -213,3 +225,73 @@ class GpuReleased(Event):
     host_id: str
     host_slices_used: int
     host_slices_total: int
+
+
+@event
+class MemoryPoolAllocated(Event):
+    """A VM's memory was laid out over its host's NUMA nodes and its group's pool
+    (``novacron.cluster.memory_pool``); shares are of the VM's memory accesses."""
+
+    vm_id: str
+    host_id: str
+    home_node: int
+    local_gib: float
+    """on the home NUMA node"""
+    numa_gib: float
+    """on the host's other NUMA nodes"""
+    pool_gib: float
+    locality_index: float
+    cross_node_share: float
+    latency_ns: float
+    bandwidth_gb_s: float
+    allocation_ms: float
+    """host mapping + wait for the pool manager + its service"""
+    wait_ms: float
+    """of which queued behind other requests at the pool manager"""
+    pool_used_gib: float
+    """the VM's pool group after this allocation"""
+    pool_capacity_gib: float
+
+
+@event
+class MemoryPoolReleased(Event):
+    vm_id: str
+    host_id: str
+    pool_gib: float
+
+
+@event
+class MemoryPoolRefused(Event):
+    """A placement landed where the pool could not hold the VM's remote memory (a decision taken on an
+    older view); the VM runs on its host's DRAM and window without pool memory in this model."""
+
+    vm_id: str
+    host_id: str
+    memory_gib: float
+
+
+@event
+class MemoryPoolSampled(Event):
+    """The live allocations at one sample, each VM weighted by its memory."""
+
+    vms: int
+    locality_index: float
+    cross_node_share: float
+    bandwidth_gb_s: float
+    latency_ns: float
+    local_used_gib: float
+    pool_used_gib: float
+    pool_capacity_gib: float
+    group_excess_max_gib: float
+
+
+@event
+class NodeHealthScored(Event):
+    """A node's health score (0-100, ``novacron.health``) and its three parts, as its runtime's
+    health monitor computed it; ``node_id`` is a host id or ``manager-<k>``."""
+
+    node_id: str
+    health_score: float
+    connectivity: float
+    pressure: float
+    reliability: float

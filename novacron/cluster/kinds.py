@@ -26,10 +26,15 @@ Figures, with their sources (each a published measurement or a stated assumption
 - container: start 0.5 s for a cached image (an assumption of the order of `docker run` of a
   small image); runtime overhead 10 MiB for the shim (an assumption).
 - GPU VM: a VM's figures plus 30 s for the GPU driver's initialisation (an assumption).
+
+In a capacity run (``[workload] kinds``), each VM draws its kind from the list by a stable hash of
+its id (``kind_of``; a VM that asks for a GPU is a GPU VM): it reserves its memory plus the kind's
+overhead, and runs ``start_s`` after its placement (``sim.cluster_model``, ``VMStarted``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 MIB = 1.0 / 1024.0
@@ -62,3 +67,14 @@ def kind(name: str) -> WorkloadKind:
         return KINDS[name]
     except KeyError:
         raise ValueError(f"workload kind {name!r}: allowed {', '.join(KINDS)}") from None
+
+
+def kind_of(vm_id: str, names: tuple[str, ...], *, needs_gpu: bool = False) -> WorkloadKind | None:
+    """The kind of VM ``vm_id``: ``gpu_vm`` if it asks for a GPU, else the entry of ``names`` at a
+    stable hash of its id; ``None`` when ``names`` is empty (the model without kinds)."""
+    if not names:
+        return None
+    if needs_gpu:
+        return KINDS["gpu_vm"]
+    digest = int.from_bytes(hashlib.blake2b(vm_id.encode(), digest_size=8, person=b"kind").digest(), "little")
+    return kind(names[digest % len(names)])

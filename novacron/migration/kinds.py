@@ -11,7 +11,8 @@ workload stops answering to the moment it answers again) and a total time:
   soft-dirty bits to find the pages written since; then ``criu dump`` freezes the task (cgroup
   freezer), dumps what was dirtied since the last pre-dump and its state, the image moves
   (``page-server``) and ``criu restore`` rebuilds it). Round ``i`` sends ``x_i`` (``x_0 = M``,
-  ``x_{i+1} = min(W, D x_i / B)``); rounds stop when ``x_i`` is under ``final_dump_mib`` or after
+  ``x_{i+1} = W (1 - exp(-D x_i / (B W)))``, the distinct part of ``W`` that random writes during
+  the round dirty: ``dirtying``); rounds stop when ``x_i`` is under ``final_dump_mib`` or after
   ``max_pre_dumps``. Downtime = freeze + final dump (``x / dump_rate``) + its transfer + restore
   (``restore_fixed_s + M / restore_rate``).
 - ``container -> microvm`` / ``container -> vm`` (containers re-hosted in a VM): the same CRIU
@@ -42,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from novacron.cluster.kinds import KINDS
+from novacron.migration.dirtying import distinct_touched
 
 PATHS: dict[str, tuple[str, str]] = {
     "container_to_container": ("container", "container"),
@@ -128,7 +130,7 @@ def pre_copy_rounds(w: Workload, final_mib: float, max_rounds: int) -> tuple[lis
         if size <= final_mib and sent:
             break
         sent.append(size)
-        size = min(w.wws_mib, w.dirty_rate_mib_s * size / w.bandwidth_mib_s)
+        size = distinct_touched(w.wws_mib, w.dirty_rate_mib_s * size / w.bandwidth_mib_s)
     return sent, size
 
 

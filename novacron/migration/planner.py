@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 from novacron.migration.calibration import CalibrationProfile
+from novacron.migration.dirtying import distinct_touched
 from novacron.migration.protocol import GIB, PAGE_SIZE_BYTES, MigrationType, PowerState
 
 MIN_SHRINK = 0.10
@@ -126,7 +127,7 @@ WINDOW_S = 0.1
 
 def _touched_bytes(wws_pages: float, writes: float) -> float:
     """Distinct working-set bytes hit by ``writes`` uniform random page writes."""
-    return wws_pages * -math.expm1(-writes / wws_pages) * PAGE_SIZE_BYTES if wws_pages > 0 else 0.0
+    return distinct_touched(wws_pages, writes) * PAGE_SIZE_BYTES
 
 
 def _round_seconds(volume: float, zero_pages: float, link: LinkEstimate) -> float:

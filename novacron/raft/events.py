@@ -139,3 +139,13 @@ class ManagerCommandApplied(Event):
     command_name: str
     command_key: str
     value_bytes: int
+
+
+@event
+class LeadershipTransferRequested(Event):
+    """A runtime asked leader ``manager_id`` to hand leadership to ``target_id`` (dissertation
+    3.10); ``reason`` says why (``health``: the leader scored below the preference's minimum)."""
+
+    manager_id: int
+    target_id: int
+    reason: str

@@ -239,11 +239,18 @@ class RaftNode:
                     or self.leader != soft.leader or self.role != soft.role)
 
     def ready(self) -> Ready:
-        hard, soft = self._hard_state(), self._soft_state()
-        ready = Ready(hard_state=hard if hard != self._prev_hard else None,
-                      entries=self.log.unstable_entries(), snapshot=self.log.pending_snapshot,
-                      messages=self._msgs, committed_entries=self.log.committed_to_apply(),
-                      read_states=self._read_states, soft_state=soft if soft != self._prev_soft else None)
+        hard, soft, log = self._prev_hard, self._prev_soft, self.log
+        # Built only if a field moved (a Ready is made for nearly every message), then compared
+        # as before: ``_hard_state`` may be overridden (``sim.raft.planted_bugs``).
+        hard_state = soft_state = None
+        if (self.term, self.vote, log.committed) != (hard.term, hard.vote, hard.commit):
+            hard_state = self._hard_state()
+            hard_state = hard_state if hard_state != hard else None
+        if (self.leader, self.role) != (soft.leader, soft.role):
+            soft_state = self._soft_state()
+        ready = Ready(hard_state=hard_state, entries=log.unstable_entries(), snapshot=log.pending_snapshot,
+                      messages=self._msgs, committed_entries=log.committed_to_apply(),
+                      read_states=self._read_states, soft_state=soft_state)
         self._msgs, self._read_states = [], []
         return ready
 

@@ -36,9 +36,18 @@ class RaftSection:
                               doc="who takes the capacity model's placement/restart/migration decisions: "
                                   "'direct' (at once) or 'raft' (through these managers' log, for the whole run; "
                                   "simulate_s is then ignored)")
+    leader_min_health: float = spec(0.0, min=0, max=99,
+                                    doc="a leader whose health score (0-100) is below this hands leadership to "
+                                        "a healthier manager (Raft leadership transfer; 0 = off)")
+    leader_health_margin: float = spec(10.0, min=0, max=100,
+                                       doc="the healthier manager must score this many points more than the leader")
     snapshot_every: int = spec(50, min=0, max=1_000_000, doc="compact the log every N applied entries (0 = never)")
 
     def __post_init__(self) -> None:
         error = timing_error(self.heartbeat_ticks, self.election_ticks_min, self.election_ticks_max)
         if error is not None:
             raise ConfigError(f"raft: {error}")
+        if self.leader_min_health > 0 and self.control_plane != "raft":
+            raise ConfigError(f"raft: leader_min_health = {self.leader_min_health:g} needs control_plane = 'raft' "
+                              f"(got {self.control_plane!r}: the stand-alone managers read no health); "
+                              "allowed: control_plane = 'raft', or leader_min_health = 0")

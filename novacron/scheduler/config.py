@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from novacron.config import spec
+from novacron.config import ConfigError, spec
 from novacron.scheduler.framework import Scheduler, WeightedScorer
+from novacron.scheduler.health import HealthPreference, HealthyHost, HostHealth
 from novacron.scheduler.policies import (
     Affinity,
     Allocation,
     AntiAffinity,
     EnergyScore,
+    Filter,
     HostUp,
     NetworkScore,
     NumaLocality,
@@ -71,17 +73,42 @@ class SchedulerConfig:
                                doc="score a random window of this many hosts (0 = all), as k8s "
                                    "percentageOfNodesToScore")
     quality_sample_s: float = spec(300.0, min=1, max=86400, doc="interval between placement quality samples")
+    health_min_score: float = spec(0.0, min=0, max=99, doc="hosts whose health condition (the 0-100 score less its "
+                                   "load) is below this take no VM while a healthier host can, and are evacuated "
+                                   "(0 = off)")
+    weight_health: float = spec(0.0, min=0, max=100, doc="weight of the health score between health_min_score "
+                                "and 100 (0 = off)")
+    health_evacuate_interval_s: float = spec(300.0, min=1, max=86400,
+                                             doc="interval between evacuation rounds of unhealthy hosts")
+
+    def __post_init__(self) -> None:
+        if self.uses_health() and self.placer == "first_fit":
+            raise ConfigError(f"scheduler: health_min_score = {self.health_min_score:g} and weight_health = "
+                              f"{self.weight_health:g} need placer = 'scheduler' (first fit reads no health); "
+                              "allowed: placer = 'scheduler', or both 0")
+
+    def uses_health(self) -> bool:
+        return self.health_min_score > 0 or self.weight_health > 0
 
     def headroom(self) -> tuple[float, float, float, float]:
         return (self.headroom_cpu_pct / 100, self.headroom_memory_pct / 100,
                 self.headroom_network_pct / 100, self.headroom_io_pct / 100)
 
 
-def build_scheduler(config: SchedulerConfig) -> Scheduler:
-    filters = (HostUp(), ResourceFit(config.headroom()), AntiAffinity(), Affinity(),
-               NumaLocality(config.max_cross_node_ratio))
-    scorers = (WeightedScorer(Allocation(config.strategy), config.weight_allocation),
+def build_scheduler(config: SchedulerConfig, health: HostHealth | None = None) -> Scheduler:
+    """The configured scheduler; ``health`` (the runtime's host health scores) is required when
+    the configuration uses health, and read by the health filter and scorer as it changes."""
+    if config.uses_health() and health is None:
+        raise ValueError("scheduler: health_min_score or weight_health is set but the runtime gave no host "
+                         "health scores")
+    filters: list[Filter] = [HostUp(), ResourceFit(config.headroom()), AntiAffinity(), Affinity(),
+                             NumaLocality(config.max_cross_node_ratio)]
+    scorers = [WeightedScorer(Allocation(config.strategy), config.weight_allocation),
                WeightedScorer(NumaScore(), config.weight_numa),
                WeightedScorer(EnergyScore(), config.weight_energy),
-               WeightedScorer(NetworkScore(), config.weight_network))
+               WeightedScorer(NetworkScore(), config.weight_network)]
+    if health is not None and config.health_min_score > 0:
+        filters.append(HealthyHost(health, config.health_min_score))  # soft: last, after the hard filters
+    if health is not None and config.weight_health > 0:
+        scorers.append(WeightedScorer(HealthPreference(health, config.health_min_score), config.weight_health))
     return Scheduler(filters, scorers, hosts_to_score=config.hosts_to_score)

@@ -10,6 +10,9 @@ within ``TIE_TOLERANCE`` of the best are ties, broken with the injected generato
 spread policy does not always pick the lowest-numbered of identical hosts, yet the same seed
 reproduces the same placements.
 
+A *soft* filter (the health filter) gives way when it would leave no host for a VM over the
+whole table (``feasible(..., lenient=True)``): it steers placements, it does not reject them.
+
 A ``Decision`` also says how many hosts were feasible and, when none were, the first filter
 that left no host standing, which is what the runtime reports as the rejection reason.
 Evaluation is pure: the host table and request are only read.
@@ -77,10 +80,21 @@ class Scheduler:
     def policy_count(self) -> int:
         return len(self.filters) + len(self.scorers)
 
-    def feasible(self, hosts: HostTable, request: PlacementRequest) -> tuple[BoolArray, str | None]:
-        """The mask of hosts passing every filter, and the filter that emptied it (if any)."""
+    def feasible(self, hosts: HostTable, request: PlacementRequest, *,
+                 lenient: bool = False) -> tuple[BoolArray, str | None]:
+        """The mask of hosts passing every filter, and the filter that emptied it (if any).
+
+        ``lenient``: a *soft* filter (``soft = True``, such as the health filter, listed after
+        the hard ones) that would leave no host is skipped -- a degraded host is better than
+        none for a VM that must run. Placement over the whole table is lenient; a window, a
+        cache re-check and the rebalancer's destinations are strict."""
         mask = np.ones(hosts.size, dtype=bool)
         for f in self.filters:
+            if lenient and getattr(f, "soft", False):
+                narrowed = mask & f.feasible(hosts, request)
+                if narrowed.any():
+                    mask = narrowed
+                continue
             mask &= f.feasible(hosts, request)
             if not mask.any():
                 return mask, f.name
@@ -106,7 +120,7 @@ class Scheduler:
         window = self._window(hosts, request, rng)
         if window is not None:
             start, view, windowed = window
-            evaluation = self._evaluate_all(view, windowed)
+            evaluation = self._evaluate_all(view, windowed, lenient=False)
             if evaluation.rejected_by is None:
                 return Evaluation(evaluation.combined, evaluation.hosts_feasible, None, start)
         return self._evaluate_all(hosts, request)
@@ -126,8 +140,8 @@ class Scheduler:
             request = replace(request, peer_racks=peer_racks)
         return start, view, request
 
-    def _evaluate_all(self, hosts: HostTable, request: PlacementRequest) -> Evaluation:
-        mask, rejected_by = self.feasible(hosts, request)
+    def _evaluate_all(self, hosts: HostTable, request: PlacementRequest, *, lenient: bool = True) -> Evaluation:
+        mask, rejected_by = self.feasible(hosts, request, lenient=lenient)
         if rejected_by is not None:
             return Evaluation(np.full(hosts.size, -np.inf), 0, rejected_by)
         combined = np.where(mask, self.scores(hosts, request), -np.inf)

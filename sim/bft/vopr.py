@@ -55,7 +55,7 @@ from sim.bft.byzantine import BYZANTINE_KINDS, Liar
 from sim.bft.cluster import SIM_REPLICA, BftCluster, BftSettings, Hook, Member
 from sim.network import PROFILES
 from sim.raft.swarm import FaultState, SwarmNetwork
-from sim.raft.vopr import _Tracer
+from sim.raft.vopr import VoprTracer
 from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
 NETWORK_KINDS = ("crash", "partition", "primary-cut", "pause", "duplication", "loss", "jitter", "clock")
@@ -167,7 +167,7 @@ class BftSeedResult(SeedOutcome[BftPlan]):
 
 
 class _Checking(Hook):
-    def __init__(self, checker: BftSafetyChecker, trace: _Tracer) -> None:
+    def __init__(self, checker: BftSafetyChecker, trace: VoprTracer) -> None:
         self.checker = checker
         self.trace = trace
 
@@ -194,7 +194,7 @@ class _Clients:
     """Clients with one request in flight each, resending until ``f + 1`` replicas agree."""
 
     def __init__(self, cluster: BftCluster, plan: BftPlan, rng: Random, checker: BftSafetyChecker,
-                 trace: _Tracer) -> None:
+                 trace: VoprTracer) -> None:
         self.cluster, self.plan, self.rng, self.checker, self.trace = cluster, plan, rng, checker, trace
         keyring = cluster.keyring
         self.clients = {c: BftClient(c, keyring.signer(c), keyring, plan.faulty, plan.replicas)
@@ -262,7 +262,7 @@ class _Faults:
     """The plan's network and crash faults during the fault window (the Byzantine ones are ``Liar``s)."""
 
     def __init__(self, cluster: BftCluster, network: SwarmNetwork, plan: BftPlan, rng: Random,
-                 trace: _Tracer) -> None:
+                 trace: VoprTracer) -> None:
         self.cluster, self.network, self.plan, self.rng, self.trace = cluster, network, plan, rng, trace
         self.state = FaultState()
 
@@ -346,7 +346,7 @@ def run_seed(seed: int, *, replica_class: NodeFactory = Replica, plant: str | No
              signatures: str = "simulated", full_trace: bool = False) -> BftSeedResult:
     plan = BftPlan.draw(seed, signatures)
     seeds = RunSeeds(seed)
-    tracer = _Tracer(full_trace)
+    tracer = VoprTracer(full_trace)
     profile = PROFILES[plan.profile].with_faults(loss=plan.loss)
     network = SwarmNetwork(profile, seeds.python("bft-vopr.network"))
     keyring = make_keyring(signatures, seed, [*range(1, plan.replicas + 1),

@@ -40,7 +40,7 @@ from novacron.seeding import RunSeeds
 from sim.federation.component import assemble
 from sim.federation.model import FederationModel, HostShape
 from sim.raft.planted_bugs import PLANTED_BUGS
-from sim.raft.vopr import _Checking, _Tracer
+from sim.raft.vopr import SafetyCheckingHook, VoprTracer
 
 FEDERATION_PLANTS = ("unrecorded-restart",)
 PLANTS = (*FEDERATION_PLANTS, *sorted(PLANTED_BUGS))
@@ -127,7 +127,7 @@ def run_seed(seed: int, *, plant: str | None = None) -> FederationSeedResult:
 
     node_class: type[RaftNode] = PLANTED_BUGS.get(plant or "", RaftNode)
     model_plant = plant if plant in FEDERATION_PLANTS else None
-    checking = _Checking(SafetyChecker(check_gaps=True), _Tracer(full=False))  # the Raft vopr's checks
+    checking = SafetyCheckingHook(SafetyChecker(check_gaps=True), VoprTracer(full=False))  # the Raft vopr's checks
     model = assemble(plan.section, SHAPE, seed_rng=seeds.python, emit=emit, hooks=[checking],
                      node_class=node_class, plant=model_plant)
     _schedule_faults(model, plan)

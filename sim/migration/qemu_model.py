@@ -49,6 +49,7 @@ import math
 from dataclasses import dataclass, field
 
 from novacron.migration.calibration import CalibrationProfile
+from novacron.migration.dirtying import distinct_touched
 from novacron.migration.protocol import MIB, PAGE_SIZE_BYTES, JobStatus
 
 WINDOW_S = 0.1
@@ -243,7 +244,7 @@ class QemuMigration:
         writes land in the next sync)."""
         sync_s = self.calibration.sync_time_s(self.guest.memory_bytes)
         w = self.wws_pages
-        touched = w * -math.expm1(-self._writes / w) if w > 0 else 0.0
+        touched = distinct_touched(w, self._writes)
         added = touched * (1.0 - self._d_wws / w) if w > 0 else 0.0
         self._d_wws += added
         self._d_wws_resend += added  # only pages already sent are outside the bitmap

@@ -313,8 +313,10 @@ class RaftCluster(EventQueue):
         node.advance(ready)
         for hook in self.hooks:
             hook.ready_handled(self, manager, ready)
-        self._serve_reads(manager, node)
-        self._maybe_compact(manager, node)
+        if manager.pending_reads:
+            self._serve_reads(manager, node)
+        if self.settings.snapshot_every:
+            self._maybe_compact(manager, node)
         if ready.soft_state is not None:
             for hook in self.hooks:
                 hook.role_changed(self, manager, old_role, old_leader)

@@ -31,6 +31,10 @@ restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates m
 crash or isolate whoever leads at that time (``ScriptedFaults``, also used by the stand-alone
 managers of ``sim.raft.component``).
 
+Health (``[raft] leader_min_health``): the managers' ``NodeHealthScored`` (``sim.health``) feed
+``novacron.health.leadership_target``; a leader scoring below the minimum is asked to transfer
+leadership to the healthiest manager (Raft's transfer, so safety is the transfer's).
+
 Speed: 5 managers ticking every 10 ms cost ~10^6 node steps per simulated hour. The driver
 therefore *freezes* the cluster while it is idle and stable -- no decision pending, no fault in
 progress (every manager up, no partition), one leader that every manager follows in the same
@@ -56,20 +60,33 @@ messages alone, so the ticks in between (5 managers every 10 ms, most of the ste
 decision; they resume, shifted, as soon as anything is unsteady (a fault, a lagging follower),
 so elections and recoveries run on real timeouts. Held ticks are the schedule in which the
 held interval's messages took no clock time, valid for the same reason as the freeze.
+
+While the clocks are held the driver also steps the cluster *ahead of SimPy's clock*: when the
+next Raft message lands before any other SimPy event (``env.peek()``), nothing else in the model
+can act in between, so the driver steps it without a SimPy timeout and wake-up per message (the
+managers see the same messages in the same order at the same cluster times). The decisions those
+steps apply are put aside and taken once SimPy's clock is at the step's time -- one wait per
+commit instead of one per message -- so each is decided against the same allocation state and
+recorded at the same time as before: the event log is bit for bit the one of waiting
+(``tests/test_raft_control_plane.py``). A steady step records nothing (no timeout, so no election
+or role change); one that did would be recorded at the wrong time, so the driver raises instead.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
-from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted
+from novacron.cluster.events import InjectedFaultEnded, InjectedFaultStarted, NodeHealthScored
 from novacron.events import Event
+from novacron.health import leadership_target
+from novacron.raft.events import LeadershipTransferRequested
 from novacron.raft.messages import NO_NODE, Entry, EntryKind
-from novacron.raft.node import RaftNode
+from novacron.raft.node import LEADER, RaftNode
 from novacron.raft.progress import REPLICATE
 from sim.allocation import AllocationStore, Claim, VMRequest
 from sim.context import SimContext
@@ -80,6 +97,7 @@ from sim.raft.reporter import RaftReporter
 from sim.raft.scripted_faults import ScriptedFaults, settings_for
 
 STEP_EPSILON_S = 1e-9
+TAKEN_ENTRIES_KEPT = 1024
 
 
 def encode_decisions(decision_ids: list[str]) -> bytes:
@@ -137,7 +155,8 @@ class RaftControlPlane(Hook):
     freezing saves (``benchmarks/bench_raft_control_plane.py``)."""
 
     def __init__(self, ctx: SimContext, store: AllocationStore, placer: Placer | None, *,
-                 freeze_when_idle: bool = True, hold_ticks_when_steady: bool = True) -> None:
+                 freeze_when_idle: bool = True, hold_ticks_when_steady: bool = True,
+                 run_ahead: bool = True) -> None:
         self._ctx, self._env = ctx, ctx.env
         self.store = store
         self._direct = DirectControlPlane(ctx, store, placer)
@@ -160,11 +179,25 @@ class RaftControlPlane(Hook):
         self._never: simpy.Event = self._env.event()
         """What the driver waits on when only a poke can wake it (a poke interrupts the wait)."""
         self._pumped_term = -1
+        self._run_ahead = run_ahead
+        self._ahead_s: float | None = None
+        """While the driver steps the cluster ahead of SimPy (``_may_run_ahead``): the time it is at."""
+        self._taking: list[Pending] | None = None
+        self._taken_entries: set[tuple[int, int]] = set()
+        self._taken_order: deque[tuple[int, int]] = deque()
+        """(index, term) of the entries applied last (``applied``), oldest first."""
+        """Decisions applied by steps ahead of SimPy, to take when its clock gets there."""
         self.frozen_s = 0.0
+        self.steps_ahead = 0
         self.proposals = 0
         self._process = self._env.process(self._drive())
         ctx.log.subscribe(InjectedFaultStarted, self.fault)
         ctx.log.subscribe(InjectedFaultEnded, self.fault)
+        self.health: dict[int, float] = {}
+        """Each manager's last health score, by node id (``sim.health``), for the leadership preference."""
+        self.transfers_requested = 0
+        if section.leader_min_health > 0:
+            ctx.log.subscribe(NodeHealthScored, self._on_health)
 
     # --- the ControlPlane seam -------------------------------------------------------------------
 
@@ -222,12 +255,25 @@ class RaftControlPlane(Hook):
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
         if entry.kind != EntryKind.NORMAL or not entry.data:
             return
+        # Every manager applies every entry; only the first apply of an entry can take a decision.
+        # An entry is one (index, term) everywhere (Log Matching, section 5.3), so the later
+        # applies of the recent ones skip the decoding; an older one just finds nothing pending.
+        key = (entry.index, entry.term)
+        if key in self._taken_entries:
+            return
+        self._taken_entries.add(key)
+        self._taken_order.append(key)
+        if len(self._taken_order) > TAKEN_ENTRIES_KEPT:
+            self._taken_entries.discard(self._taken_order.popleft())
         for decision_id in decision_ids(entry.data):
             pending = self.pending.pop(decision_id, None)
             if pending is None:  # applied before (by another manager, or an earlier copy): decided once
                 continue
             self.decided.add(decision_id)
-            pending.decision.succeed(self._decide(pending))
+            if self._taking is not None:
+                self._taking.append(pending)  # stepped ahead of SimPy: taken at the step's time
+            else:
+                pending.decision.succeed(self._decide(pending))
 
     def _decide(self, pending: Pending) -> int | None:
         if pending.kind == "place":
@@ -238,6 +284,32 @@ class RaftControlPlane(Hook):
 
     # --- faults -----------------------------------------------------------------------------------
 
+    def _node_of(self, manager_name: str) -> int:
+        """The node a fault's or a health score's ``manager-<k>`` names (k mod managers)."""
+        managers = sorted(self.cluster.managers)
+        return managers[int(manager_name.rsplit("-", 1)[1]) % len(managers)]
+
+    def _on_health(self, ev: NodeHealthScored) -> None:
+        """Leadership preference: a leader less healthy than a peer hands over (``leadership_target``)."""
+        if not ev.node_id.startswith("manager-"):
+            return
+        self.health[self._node_of(ev.node_id)] = ev.health_score
+        leader = self.cluster.leader()  # reading needs no thaw: a frozen cluster changes nothing
+        section = self._ctx.scenario.raft
+        if leader is None:
+            return
+        target = leadership_target(self.health, leader.id, min_score=section.leader_min_health,
+                                   margin=section.leader_health_margin)
+        if target is None or self.cluster.node(target) is None or leader.transfer_target == target:
+            return
+        self._thaw()  # the transfer is an input: the cluster's clock must be now first (and a thaw needs a poke)
+        if self.cluster.transfer_leadership(leader.id, target):
+            self.transfers_requested += 1
+            self._ctx.recorder.emit(LeadershipTransferRequested, source=f"manager-{leader.id}",
+                                    manager_id=leader.id, target_id=target, reason="health")
+        self._pumped_term = -1
+        self._poke()
+
     def fault(self, ev: Event) -> None:
         """The fault model's manager crashes and partitions (pushed by the log's subscription)."""
         if not isinstance(ev, InjectedFaultStarted | InjectedFaultEnded):
@@ -245,7 +317,7 @@ class RaftControlPlane(Hook):
         self._thaw()
         started = isinstance(ev, InjectedFaultStarted)
         managers = sorted(self.cluster.managers)
-        node_id = managers[int(ev.fault_target.rsplit("-", 1)[1]) % len(managers)]
+        node_id = self._node_of(ev.fault_target)
         if ev.fault_kind == "manager_crash":
             (self.cluster.crash if started else self.cluster.restart)(node_id)
         elif ev.fault_kind == "network_partition":
@@ -276,18 +348,27 @@ class RaftControlPlane(Hook):
 
     def _stable_leader(self) -> RaftNode | None:
         """The leader, if every manager is up and follows it in its term, no partition is on and
-        neither formation nor a partition recovery is being measured; else None."""
+        neither formation nor a partition recovery is being measured; else None.
+
+        Read after every step of the driver, so one pass: every manager names the same leader in
+        the same term and that node leads. This is ``cluster.leader()`` followed by the check
+        that everyone follows it (two leaders of one term cannot both be followed by all)."""
         cluster = self.cluster
         if cluster.network.is_partitioned() or self.reporter.formed_at_s is None or self.reporter.heal_at_s is not None:
             return None
-        leader = cluster.leader()
-        if leader is None:
-            return None
+        leader_id, term = NO_NODE, -1
         for manager in cluster.managers.values():
             node = manager.node
-            if node is None or node.term != leader.term or node.leader != leader.id:
+            if node is None:
                 return None
-        return leader
+            if leader_id == NO_NODE:
+                leader_id, term = node.leader, node.term
+                if leader_id == NO_NODE:
+                    return None
+            elif node.leader != leader_id or node.term != term:
+                return None
+        leader = cluster.managers[leader_id].node if leader_id in cluster.managers else None
+        return leader if leader is not None and leader.role == LEADER else None
 
     def idle_and_stable(self, leader: RaftNode | None) -> bool:
         """``leader`` is ``_stable_leader()``, read once per step of the driver."""
@@ -296,13 +377,22 @@ class RaftControlPlane(Hook):
     @staticmethod
     def steady(leader: RaftNode | None) -> bool:
         """Stable, and the leader streams to every follower (no probe, no snapshot): commits need
-        no tick, so the managers' clocks may be held (``RaftCluster.hold_ticks``)."""
-        return leader is not None and all(pr.state == REPLICATE or peer == leader.id
-                                          for peer, pr in leader.progress.items())
+        no tick, so the managers' clocks may be held (``RaftCluster.hold_ticks``). Not while a
+        leadership transfer is under way: its TimeoutNow starts an election by message alone, and
+        the leader gives the transfer up only after an election timeout of its own ticks."""
+        if leader is None or leader.transfer_target != NO_NODE:
+            return False
+        for peer, pr in leader.progress.items():  # a loop, not all(): read after every step
+            if pr.state != REPLICATE and peer != leader.id:
+                break
+        else:
+            return True
+        return False
 
     def _drive(self) -> Generator[Any, Any, None]:
         env, cluster = self._env, self.cluster
         while True:
+            now_s = float(env.now) if self._ahead_s is None else self._ahead_s
             self._thaw()
             self._pump()
             leader = self._stable_leader()
@@ -316,21 +406,88 @@ class RaftControlPlane(Hook):
                 yield from self._sleep(None)
                 continue
             at_s = next_s + self._offset_s
-            if at_s > env.now:
-                yield from self._sleep(at_s - env.now)
-                continue
-            cluster.run_until(env.now - self._offset_s + STEP_EPSILON_S)
+            if at_s > now_s:
+                wake_s = now_s + (at_s - now_s)
+                """When the wait below would end: the one float sum SimPy computes for it."""
+                if self._may_run_ahead(wake_s):
+                    self._ahead_s = now_s = wake_s
+                    if at_s > wake_s:
+                        continue
+                # After a wait that ran out (no poke), nothing the checks above read has changed:
+                # only a poke changes the cluster or the pending decisions while the driver
+                # waits. So the step follows at once instead of a second round of the same checks.
+                elif not ((yield from self._sleep_until(now_s, at_s)) and at_s <= env.now):
+                    continue
+                else:
+                    now_s = float(env.now)
+            taken = self._step(now_s)
+            if taken:
+                yield from self._take(now_s, taken)
 
-    def _sleep(self, delay_s: float | None) -> Generator[Any, Any, None]:
+    def _may_run_ahead(self, wake_s: float) -> bool:
+        """May the driver step the cluster at ``wake_s`` without waiting for SimPy to get there?
+
+        Only while the managers' clocks are held (steady: messages only, so no timeout, election
+        or role change -- nothing the reporter records), no other SimPy event comes first
+        (``env.peek()``: nothing else in the model can act in between), and SimPy can later be
+        brought to exactly ``wake_s`` from now (one float sum). Stepping there early is then
+        the same run: a Raft node sees only messages and ticks; what the steps apply is taken
+        at ``wake_s`` (``_step``)."""
+        env = self._env
+        return (self._run_ahead and self.cluster.ticks_held and not self._frozen and wake_s < env.peek()
+                and env.now + (wake_s - env.now) == wake_s)
+
+    def _step(self, now_s: float) -> list[Pending]:
+        """Step the cluster to ``now_s``. Ahead of SimPy, decisions it applies are put aside and
+        returned, to be taken once SimPy's clock is at ``now_s`` (``_take``)."""
+        if self._ahead_s is None:
+            self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
+            return []
+        seq = self._ctx.log.next_seq
+        self.steps_ahead += 1
+        taken: list[Pending] = []
+        self._taking = taken
+        try:
+            self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
+        finally:
+            self._taking = None
+        if self._ctx.log.next_seq != seq:
+            raise RuntimeError(f"the Raft managers recorded an event ahead of SimPy's clock at {now_s} s")
+        return taken
+
+    def _take(self, now_s: float, taken: list[Pending]) -> Generator[Any, Any, None]:
+        """Wait for SimPy's clock to reach ``now_s``, then take the decisions applied there, as
+        if the driver had waited for that step."""
+        woke = yield from self._sleep(now_s - self._env.now)
+        assert woke and self._env.now == now_s, "nothing can act before the driver's next step"
+        for pending in taken:
+            pending.decision.succeed(self._decide(pending))
+
+    def _sleep_until(self, now_s: float, at_s: float) -> Generator[Any, Any, bool]:
+        """Wait as the driver at ``now_s`` would for a step at ``at_s``; False if poked."""
+        env = self._env
+        if self._ahead_s is None:
+            return (yield from self._sleep(at_s - env.now))
+        wake_s = now_s + (at_s - now_s)
+        if env.now + (wake_s - env.now) == wake_s:
+            return (yield from self._sleep(wake_s - env.now))
+        if not (yield from self._sleep(now_s - env.now)):  # one float sum away, as run ahead
+            return False
+        return (yield from self._sleep(at_s - now_s))
+
+    def _sleep(self, delay_s: float | None) -> Generator[Any, Any, bool]:
         """Wait ``delay_s`` (or until poked); a poke interrupts the wait. One timeout per wait,
-        no condition event: the driver waits once per cluster event, so this is its hot path."""
+        no condition event: the driver waits once per cluster event, so this is its hot path.
+        True if the wait ran out, False if a poke ended it."""
+        self._ahead_s = None
         self._sleeping = True
         try:
             yield self._never if delay_s is None else self._env.timeout(delay_s)
         except simpy.Interrupt:
-            pass
+            return False
         finally:
             self._sleeping = False
+        return True
 
     def _at(self, at_s: float, action: Callable[[], None]) -> None:
         def run(_ev: simpy.Event) -> None:

@@ -156,7 +156,7 @@ class SeedResult(SeedOutcome[Plan]):
         return command + (f" --plant {self.plant}" if self.plant else "")
 
 
-class _Tracer:
+class VoprTracer:
     """Collects trace lines: the last ``TRACE_TAIL_LINES`` always, every line when ``full``."""
 
     def __init__(self, full: bool) -> None:
@@ -176,8 +176,8 @@ class _Tracer:
             self.lines.append(f"{self.now():8.3f} {line}")
 
 
-class _Checking(Hook):
-    def __init__(self, checker: SafetyChecker, trace: _Tracer) -> None:
+class SafetyCheckingHook(Hook):
+    def __init__(self, checker: SafetyChecker, trace: VoprTracer) -> None:
         self.checker = checker
         self.trace = trace
         self._checked_at: dict[int, tuple[int, int]] = {}
@@ -237,7 +237,7 @@ class _Request:
 class _Clients(Hook):
     """Clients that write unique values and read at leaders and followers, recording a history."""
 
-    def __init__(self, rng: Random, trace: _Tracer, plan: Plan) -> None:
+    def __init__(self, rng: Random, trace: VoprTracer, plan: Plan) -> None:
         self.rng = rng
         self.keys = CLIENT_KEYS[:plan.client_keys]
         self.reread_share = plan.reread_share
@@ -373,7 +373,7 @@ class _Clients(Hook):
 NodeFactory = type[RaftNode]
 
 
-def _traced(node_class: NodeFactory, tracer: _Tracer) -> NodeFactory:
+def _traced(node_class: NodeFactory, tracer: VoprTracer) -> NodeFactory:
     """A subclass of ``node_class`` that writes every message it steps into the full trace."""
 
     class Traced(node_class):  # type: ignore[valid-type,misc]
@@ -389,7 +389,7 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
              full_trace: bool = False, plant: str | None = None) -> SeedResult:
     plan = draw_plan(seed, generator)
     seeds = RunSeeds(seed)
-    tracer = _Tracer(full_trace)
+    tracer = VoprTracer(full_trace)
     network = plan.network(seeds.python("vopr.network"), tracer.detail if full_trace else None)
     checker = SafetyChecker(check_gaps=True, check_votes=True)
     clients = _Clients(seeds.python("vopr.clients"), tracer, plan)
@@ -403,7 +403,7 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
         node_class = faults.node_class(node_class)
     try:
         cluster = RaftCluster(plan.settings(), network, seeds.python("vopr.cluster"),
-                              hooks=[_Checking(checker, tracer), clients], node_class=node_class)
+                              hooks=[SafetyCheckingHook(checker, tracer), clients], node_class=node_class)
         tracer.now = lambda: cluster.now_s
         tracer(f"{0.0:8.3f} plan: {plan.describe()}")
         if faults is not None:
@@ -488,8 +488,8 @@ def _schedule_clients(cluster: RaftCluster, plan: Plan, clients: _Clients) -> No
 # -- the classic generator's faults ------------------------------------------------------------------
 
 
-def _schedule_classic_faults(cluster: RaftCluster, plan: VoprPlan, rng: Random, trace: _Tracer) -> None:
-    kinds: list[tuple[float, Callable[[RaftCluster, Random, _Tracer], None]]] = [
+def _schedule_classic_faults(cluster: RaftCluster, plan: VoprPlan, rng: Random, trace: VoprTracer) -> None:
+    kinds: list[tuple[float, Callable[[RaftCluster, Random, VoprTracer], None]]] = [
         (plan.crash_rate_s, _crash_one), (plan.partition_rate_s, _partition),
         (plan.membership_rate_s, _change_membership), (plan.transfer_rate_s, _transfer)]
     for rate, action in kinds:
@@ -501,7 +501,7 @@ def _schedule_classic_faults(cluster: RaftCluster, plan: VoprPlan, rng: Random, 
             at_s += rng.expovariate(rate)
 
 
-def _crash_one(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
+def _crash_one(cluster: RaftCluster, rng: Random, trace: VoprTracer) -> None:
     alive = cluster.alive()
     if not alive:
         return
@@ -512,7 +512,7 @@ def _crash_one(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
     cluster.schedule(cluster.now_s + rng.uniform(0.05, 2.0), lambda: cluster.restart(victim))
 
 
-def _partition(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
+def _partition(cluster: RaftCluster, rng: Random, trace: VoprTracer) -> None:
     ids = sorted(cluster.managers)
     rng.shuffle(ids)
     cut = rng.randint(1, len(ids) - 1)
@@ -527,7 +527,7 @@ def _partition(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
     cluster.schedule(cluster.now_s + rng.uniform(0.1, 2.5), heal)
 
 
-def _change_membership(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
+def _change_membership(cluster: RaftCluster, rng: Random, trace: VoprTracer) -> None:
     leader = cluster.leader()
     if leader is None:
         return
@@ -543,7 +543,7 @@ def _change_membership(cluster: RaftCluster, rng: Random, trace: _Tracer) -> Non
         trace(f"{cluster.now_s:8.3f} leader {leader.id} proposes {change.action} {change.node_id}")
 
 
-def _transfer(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
+def _transfer(cluster: RaftCluster, rng: Random, trace: VoprTracer) -> None:
     leader = cluster.leader()
     if leader is None or len(leader.voters) < 2:
         return
@@ -552,7 +552,7 @@ def _transfer(cluster: RaftCluster, rng: Random, trace: _Tracer) -> None:
         trace(f"{cluster.now_s:8.3f} leader {leader.id} transfers to {target}")
 
 
-def _calm_down(cluster: RaftCluster, trace: _Tracer) -> None:
+def _calm_down(cluster: RaftCluster, trace: VoprTracer) -> None:
     cluster.network.heal()
     cluster.network.set_profile(PROFILES["lan"])
     for node_id in sorted(cluster.managers):
