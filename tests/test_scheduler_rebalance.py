@@ -229,3 +229,18 @@ def test_placements_index_follows_moves_and_departures() -> None:
     index.pop(vm.request.vm_id)
     assert vm.request.vm_id not in index.ids_on(vm.row + 1) and len(index) == len(placed) - 1
     assert all(index.ids_on(r) == sorted(index.ids_on(r)) for r in index.rows())
+
+
+def test_placements_by_demand_partition_each_row_as_vms_come_move_and_go() -> None:
+    """The per-(row, demand) lists a balancing step walks hold exactly the row's VMs, sorted."""
+    _, placed = skewed_cluster(7, 6, 60)
+    index = Placements(placed)
+    for vm in placed[:20:3]:
+        index.put(PlacedVM(vm.request, (vm.row + 2) % 6, vm.numa_split))
+    for vm in placed[1:20:4]:
+        index.pop(vm.request.vm_id)
+    for row in range(6):
+        classes = index.shapes_on(row)
+        assert all(ids == sorted(ids) and ids for ids in classes)
+        assert sorted(v for ids in classes for v in ids) == index.ids_on(row)
+        assert all(len({index[v].request.demand for v in ids}) == 1 for ids in classes)

@@ -136,7 +136,7 @@ class Scheduler:
         view = hosts.window(start, start + size, (request.anti_affinity_group,))
         if request.peer_hosts and not request.peer_racks:
             rows = np.searchsorted(hosts.index, request.peer_hosts)
-            peer_racks = tuple(int(hosts.rack[r]) for r in rows if r < hosts.size)
+            peer_racks = tuple(hosts.rack[rows[rows < hosts.size]].tolist())
             request = replace(request, peer_racks=peer_racks)
         return start, view, request
 

@@ -68,14 +68,22 @@ class ResourceFit:
     name: str = "resource_fit"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
-        # Row by row: one host row is small enough (< 128 KiB at 5000 hosts) that numpy's
-        # temporaries stay on the heap instead of costing an mmap and page faults each.
-        fits, scratch = np.ones(hosts.size, dtype=bool), np.empty(hosts.size)
+        # All resources in one (resources, hosts) block: a scheduler window is ~100 hosts, where
+        # numpy's cost is per call, not per element, so four row-by-row passes cost 4x one pass.
+        # Element by element the arithmetic is the row-by-row one: same mask, bit for bit.
+        if min(request.demand) <= 0:
+            return self._feasible_rows(hosts, request)
+        room = hosts.capacity * np.subtract(1.0, self.headroom)[:, None]
+        room -= hosts.allocated
+        fits: BoolArray = np.logical_and.reduce(room >= np.subtract(request.demand, EPS)[:, None], axis=0)
+        return fits
+
+    def _feasible_rows(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
+        """Only the resources the VM asks for (a zero demand never fails the fit)."""
+        fits = np.ones(hosts.size, dtype=bool)
         for r, (demand, headroom) in enumerate(zip(request.demand, self.headroom, strict=True)):
             if demand > 0:
-                np.multiply(hosts.capacity[r], 1.0 - headroom, out=scratch)
-                scratch -= hosts.allocated[r]
-                fits &= scratch >= demand - EPS
+                fits &= hosts.capacity[r] * (1.0 - headroom) - hosts.allocated[r] >= demand - EPS
         return fits
 
 
@@ -104,15 +112,15 @@ class Affinity:
 def cross_node_ratio(hosts: HostTable, request: PlacementRequest) -> FloatArray:
     """Per host: the share of the VM that cannot be placed on its best single NUMA node."""
     cpu, memory = max(request.demand[CPU], EPS), max(request.demand[MEMORY], EPS)
-    best, cpu_share, memory_share = np.zeros(hosts.size), np.empty(hosts.size), np.empty(hosts.size)
-    for node in range(hosts.numa_capacity.shape[1]):
-        np.subtract(hosts.numa_capacity[0, node], hosts.numa_allocated[0, node], out=cpu_share)
-        cpu_share /= cpu
-        np.subtract(hosts.numa_capacity[1, node], hosts.numa_allocated[1, node], out=memory_share)
-        memory_share /= memory
-        np.minimum(cpu_share, memory_share, out=cpu_share)
-        np.maximum(best, cpu_share, out=best)
-    ratio: FloatArray = 1.0 - np.minimum(best, 1.0)
+    # Every node at once: a scheduler window is ~100 hosts, where numpy's cost is per call.
+    share = hosts.numa_capacity - hosts.numa_allocated  # (cpu/memory, nodes, hosts)
+    share[0] /= cpu
+    share[1] /= memory
+    fit = np.minimum(share[0], share[1])  # per node: the share of the VM it can hold
+    best = np.maximum.reduce(fit, axis=0)
+    np.maximum(best, 0.0, out=best)  # a node with no room holds none of it
+    np.minimum(best, 1.0, out=best)
+    ratio: FloatArray = 1.0 - best
     return ratio
 
 
@@ -145,12 +153,13 @@ class Allocation:
     name: str = "allocation"
 
     def score(self, hosts: HostTable, request: PlacementRequest) -> FloatArray:
-        used, scratch = np.zeros(hosts.size), np.empty(hosts.size)
-        for r, demand in enumerate(request.demand):
-            np.add(hosts.allocated[r], demand, out=scratch)
-            scratch /= hosts.capacity[r]  # capacity > 0 is a HostTable invariant
-            used += scratch
-        used_mean: FloatArray = np.clip(used / len(request.demand), 0.0, 1.0)
+        share = hosts.allocated + np.array(request.demand)[:, None]
+        share /= hosts.capacity  # capacity > 0 is a HostTable invariant
+        used = share[0].copy()
+        for r in range(1, len(request.demand)):
+            used += share[r]  # resource by resource, in order: the same sum, bit for bit
+        used_mean: FloatArray = used / len(request.demand)
+        np.minimum(np.maximum(used_mean, 0.0, out=used_mean), 1.0, out=used_mean)  # np.clip, at a third of its cost
         return 1.0 - used_mean if self.strategy == "spread" else used_mean
 
 

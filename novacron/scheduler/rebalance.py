@@ -33,9 +33,12 @@ whatever the ``MoveAdmission`` says about migrations in flight), and never move 
 ``ping_pong_window_s`` (time is injected as ``now_s``). The host table passed in is not mutated
 (balance mode tries its moves on it inside ``HostTable.what_if``, which puts it back exactly).
 
-Cost. The owner keeps a ``Placements`` index (VMs by row) up to date as VMs come, move and go,
-and a plan is an overlay on it, so a round reads the donor rows and a few vectors over the
-hosts per step: it does not grow with the number of VMs (``benchmarks/bench_rebalance_scale.py``).
+Cost. The owner keeps a ``Placements`` index (VMs by row, and by demand within a row) up to
+date as VMs come, move and go, and a plan is an overlay on it. A step scores each (donor row,
+demand) class once and tries that class's VMs in id order only until one attains the class's
+value (a VM's own groups can only strike destinations out, so no later VM of the class is
+strictly better): a round reads a few VMs per shape on the donor rows and a few vectors over
+the hosts per step, whatever the number of VMs per host (``benchmarks/bench_rebalance_scale.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from novacron.scheduler.framework import Scheduler
 from novacron.scheduler.health import HealthyHost
 from novacron.scheduler.policies import Affinity, AntiAffinity, HostUp, NumaLocality, ResourceFit
 from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, PlacementRequest
+
+Demand = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,9 @@ class Placements:
         self._vms: dict[str, PlacedVM] = {}
         self._by_row: dict[int, set[str]] = {}
         self._sorted: dict[int, list[str]] = {}
+        self._by_shape: dict[int, dict[Demand, set[str]]] = {}
+        """Row -> demand -> ids: a balancing step reads a few VMs per shape, not every VM on a row."""
+        self._shape_sorted: dict[tuple[int, Demand], list[str]] = {}
         for vm in vms:
             self.put(vm)
 
@@ -135,13 +143,30 @@ class Placements:
         self._vms[vm_id] = vm
         self._by_row.setdefault(vm.row, set()).add(vm_id)
         self._sorted.pop(vm.row, None)
+        self._by_shape.setdefault(vm.row, {}).setdefault(vm.request.demand, set()).add(vm_id)
+        self._shape_sorted.pop((vm.row, vm.request.demand), None)
 
     def pop(self, vm_id: str) -> PlacedVM | None:
         vm = self._vms.pop(vm_id, None)
         if vm is not None:
             self._by_row[vm.row].discard(vm_id)
             self._sorted.pop(vm.row, None)
+            shapes = self._by_shape[vm.row]
+            shapes[vm.request.demand].discard(vm_id)
+            if not shapes[vm.request.demand]:
+                del shapes[vm.request.demand]
+            self._shape_sorted.pop((vm.row, vm.request.demand), None)
         return vm
+
+    def shapes_on(self, row: int) -> list[list[str]]:
+        """The ids of the VMs on ``row``, one sorted list per demand."""
+        return [self._ids_of_shape(row, demand) for demand in self._by_shape.get(row, {})]
+
+    def _ids_of_shape(self, row: int, demand: Demand) -> list[str]:
+        ids = self._shape_sorted.get((row, demand))
+        if ids is None:
+            ids = self._shape_sorted[row, demand] = sorted(self._by_shape[row][demand])
+        return ids
 
     def ids_on(self, row: int) -> list[str]:
         """The ids of the VMs on ``row``, sorted (the order the rebalancer breaks ties in)."""
@@ -253,6 +278,18 @@ class _Candidates:
         self.by_class = _class_filters_only(scheduler)
         self._scores: dict[tuple[int, tuple[float, ...]], tuple[FloatArray, tuple[float, int] | None]] = {}
 
+    def attains_its_class(self, vm: PlacedVM) -> bool:
+        """Whether ``best(vm)`` is its (row, demand) class's value, the lowest any VM of the class
+        can have (a VM's own groups only strike rows out), or the class has no destination at all."""
+        if not self.by_class:
+            return False
+        found = self._class_scores(vm)[1]
+        if found is None:
+            return True
+        group = vm.request.anti_affinity_group
+        struck = group is not None and found[1] in self.plan.hosts.groups.get(group, ())
+        return vm.request.affinity_group is None and not struck
+
     def best(self, vm: PlacedVM) -> tuple[float, int] | None:
         """(imbalance after the move, destination row) for the VM's best destination, or None."""
         if not self.by_class or vm.request.affinity_group is not None:
@@ -299,13 +336,32 @@ def _best_balancing_move(plan: _Plan, scheduler: Scheduler) -> tuple[float, Plac
     ranked = [int(r) for r in np.argsort(-load, kind="stable") if active[r] and slots[r]]
     candidates = _Candidates(plan, scheduler, load, active, slots)
     best: tuple[float, PlacedVM, int] | None = None
-    for vm in (vm for row in sorted(ranked[: plan.config.source_hosts]) for vm in plan.on_row(row)):
-        if not plan.movable(vm.request.vm_id):
-            continue
-        found = candidates.best(vm)
+    for row in sorted(ranked[: plan.config.source_hosts]):
+        found = _best_on_row(plan, candidates, row)
         if found is not None and (best is None or found[0] < best[0]):
-            best = (found[0], vm, found[1])
+            best = found
     return best
+
+
+def _best_on_row(plan: _Plan, candidates: _Candidates, row: int) -> tuple[float, PlacedVM, int] | None:
+    """The row's best move: the lowest imbalance after it, and on a tie the VM first in id order
+    (the order the VMs on a row are tried in). VMs of one demand are tried in id order only until
+    one attains the class's value: none after it can be strictly better, so a step reads a few
+    VMs per shape, not every VM on the row."""
+    # By class, only the VMs placed on the row: those this plan moved there are unmovable anyway.
+    classes = plan.base.shapes_on(row) if candidates.by_class else [[vm.request.vm_id for vm in plan.on_row(row)]]
+    best: tuple[float, str, PlacedVM, int] | None = None
+    for ids in classes:
+        for vm_id in ids:
+            if not plan.movable(vm_id):
+                continue
+            vm = plan.base[vm_id] if vm_id not in plan.moved else plan.moved[vm_id]
+            found = candidates.best(vm)
+            if found is not None and (best is None or (found[0], vm_id) < best[:2]):
+                best = (found[0], vm_id, vm, found[1])
+            if candidates.attains_its_class(vm):
+                break
+    return None if best is None else (best[0], best[2], best[3])
 
 
 def plan_balance(hosts: HostTable, vms: Sequence[PlacedVM] | Placements, scheduler: Scheduler,

@@ -131,8 +131,12 @@ class HostTable:
                          numa_capacity=self.numa_capacity[:, :, cut], numa_allocated=self.numa_allocated[:, :, cut],
                          rack=self.rack[cut], up=self.up[cut], powered_on=self.powered_on[cut],
                          index=self.index[cut],
-                         groups={g: {r - start: c for r, c in self.groups.get(g, {}).items() if start <= r < stop}
-                                 for g in groups if g is not None})
+                         groups={g: self._group_rows(g, start, stop) for g in groups if g is not None})
+
+    def _group_rows(self, group: str, start: int, stop: int) -> dict[int, int]:
+        """The group's members on rows ``start:stop``, renumbered from 0 (most groups are empty there)."""
+        members = self.groups.get(group)
+        return {r - start: c for r, c in members.items() if start <= r < stop} if members else {}
 
     def copy(self) -> HostTable:
         return _unchecked(host_ids=self.host_ids, capacity=self.capacity.copy(), allocated=self.allocated.copy(),
