@@ -83,7 +83,7 @@ def _propose_for(cluster: RaftCluster, seconds: float, per_entry: int, every_s: 
 def test_a_follower_behind_compaction_catches_up_with_few_snapshot_installs() -> None:
     """A follower down while 60,000 decisions are made restarts while they keep coming (an entry
     of 60 every 2 ms, a compaction every 50 entries, a 100 Mbit/s WAN link). With a snapshot
-    holding every id applied (0.6-1.1 MB, 50-90 ms on the link) each one arrived behind the next
+    holding every id applied (0.6-1.5 MB, 50-120 ms on the link) each one arrived behind the next
     compaction and the follower installed 17 snapshots in a row; now it installs one and follows."""
     installs = Installs()
     cluster = RaftCluster(ClusterSettings(managers=3, snapshot_every=50), NetworkModel(PROFILES["wan30"], Random(5)),
