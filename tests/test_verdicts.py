@@ -218,3 +218,15 @@ def test_targets_a_scenario_does_not_configure_are_counted_by_capability_in_one_
     assert f"{len(not_applicable)} targets" in lines[0]
     assert not any(name in lines[0] for name in not_applicable)
     assert list(verdict.not_applicable) == list(not_applicable)
+
+
+def test_the_admission_line_says_placements_when_restarts_make_them_outnumber_the_vms() -> None:
+    """scale-10000 printed "500,000 requested · 517,895 placed": VMs restarted after host failures
+    are placed again, so the line must say it counts placements then."""
+    from novacron.slo import admission_line
+
+    plain = admission_line({"cluster.vms_requested": 150.0, "cluster.vms_placed": 150.0, "cluster.vms_rejected": 0.0})
+    assert plain == "VMs: 150 requested · 150 placed · 0 rejected (0 %)"
+    with_restarts = admission_line({"cluster.vms_requested": 500_000.0, "cluster.vms_placed": 517_895.0,
+                                    "cluster.vms_rejected": 0.0})
+    assert with_restarts is not None and "517,895 placements (restarts after host failures included)" in with_restarts
