@@ -206,6 +206,16 @@ def test_balance_by_vm_shape_equals_the_vm_by_vm_reference(
     assert not {m.vm_id for m in plans[0].moves} & excluded
 
 
+def test_only_filters_that_declare_they_read_demand_and_groups_get_the_per_shape_path() -> None:
+    """The shape property above compares the two paths only if the built-in filters take the per-shape
+    one and an undeclared filter does not (a filter opts in with ``reads_demand_and_groups_only``)."""
+    from novacron.scheduler.rebalance import _class_filters_only
+
+    scheduler = build_scheduler(SchedulerConfig())
+    assert _class_filters_only(scheduler)
+    assert not _class_filters_only(Scheduler([*scheduler.filters, Opaque(scheduler.filters[0])], []))
+
+
 def test_a_what_if_puts_every_row_and_group_back_bit_for_bit() -> None:
     table, placed = skewed_cluster(5, 6, 40)
     before = table.copy()

@@ -33,6 +33,7 @@ chased each other round the cluster (both measured, ``benchmarks/RESULTS_anomaly
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -69,6 +70,9 @@ class HostHealth:
 
 @dataclass(frozen=True, slots=True)
 class HealthyHost:
+    reads_demand_and_groups_only: ClassVar[bool] = True
+    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
+    once per (row, demand) for every VM of that shape on the row)."""
     health: HostHealth
     min_score: float
     name: str = "healthy_host"

@@ -27,7 +27,7 @@ is a few dozen vector operations.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -56,6 +56,9 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class HostUp:
+    reads_demand_and_groups_only: ClassVar[bool] = True
+    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
+    once per (row, demand) for every VM of that shape on the row)."""
     name: str = "host_up"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
@@ -64,6 +67,9 @@ class HostUp:
 
 @dataclass(frozen=True, slots=True)
 class ResourceFit:
+    reads_demand_and_groups_only: ClassVar[bool] = True
+    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
+    once per (row, demand) for every VM of that shape on the row)."""
     headroom: tuple[float, float, float, float] = (0.20, 0.10, 0.30, 0.20)
     name: str = "resource_fit"
 
@@ -89,6 +95,9 @@ class ResourceFit:
 
 @dataclass(frozen=True, slots=True)
 class AntiAffinity:
+    reads_demand_and_groups_only: ClassVar[bool] = True
+    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
+    once per (row, demand) for every VM of that shape on the row)."""
     name: str = "anti_affinity"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
@@ -100,6 +109,9 @@ class AntiAffinity:
 
 @dataclass(frozen=True, slots=True)
 class Affinity:
+    reads_demand_and_groups_only: ClassVar[bool] = True
+    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
+    once per (row, demand) for every VM of that shape on the row)."""
     name: str = "affinity"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
@@ -128,6 +140,9 @@ def cross_node_ratio(hosts: HostTable, request: PlacementRequest) -> FloatArray:
 class NumaLocality:
     """Filter: the share of the VM that would sit off its home NUMA node stays under a cap."""
 
+    reads_demand_and_groups_only: ClassVar[bool] = True
+    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
+    once per (row, demand) for every VM of that shape on the row)."""
     max_cross_node_ratio: float = 0.20
     name: str = "numa_locality"
 
