@@ -91,11 +91,14 @@ class Traffic:
         self.slowest_step_s = max(self.slowest_step_s, time.monotonic() - started_s)
         time.sleep(STEP_PAUSE_S)
 
-    def run_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> float:
-        """Step until ``done()``; return the seconds it took; fail after ``timeout_s``."""
+    def run_until(self, done: Callable[[], bool], timeout_s: float, what: str, *,
+                  last_change_s: Callable[[], float] = lambda: 0.0) -> float:
+        """Step until ``done()``; return the seconds it took; fail ``timeout_s`` after the start or
+        after ``last_change_s()`` (a later topology change: the deployment failed over again)."""
         started_s = time.monotonic()
         while not done():
-            assert time.monotonic() - started_s < timeout_s, f"{what} not within {timeout_s:g} s"
+            waited_s = time.monotonic() - max(started_s, last_change_s())
+            assert waited_s < timeout_s, f"{what} not within {timeout_s:g} s"
             self.step()
         return time.monotonic() - started_s
 
@@ -111,6 +114,12 @@ class Failover:
     bound_s: float
     on_new_primary: Callable[[str], bool] = lambda key: True
     """called once ``failed_over()``: whether a (cache) key now lives on the new primary"""
+    last_change_s: Callable[[], float] = lambda: 0.0
+    """when (``time.monotonic()``) the primary last changed after the first failover: a loaded
+    machine can make Sentinel fail a healthy new primary over again, and then the writes wait for
+    that failover to settle (and the primary it left behind to be turned into a replica)"""
+    describe: Callable[[], str] = lambda: ""
+    """what the deployment did, for the failure message"""
 
 
 def _l2_config(mode: str, addresses: tuple[str, ...], extra: str = "") -> CacheConfig:
@@ -148,7 +157,7 @@ def _kill_primary_under_traffic(config: CacheConfig, tmp_path: Path, prepare: Ca
     on_new_primary = failover.on_new_primary
     reconnect_s = failover_s + traffic.run_until(
         lambda: any(t > killed_s and on_new_primary(k) for k, t in recorder.acked_at_s.items()), 15.0,
-        "an L2 write acknowledged by the new primary")
+        f"an L2 write acknowledged by the new primary{failover.describe()}", last_change_s=failover.last_change_s)
     for _ in range(50):
         traffic.step()
     print(f"{failover.kind}: failover {failover_s:.2f} s (bound {failover.bound_s:g} s), the new primary "
@@ -170,6 +179,37 @@ def _kill_primary_under_traffic(config: CacheConfig, tmp_path: Path, prepare: Ca
     real.close()
 
 
+class PrimaryWatch:
+    """The primary's port as the sentinels report it, asked at most every ``every_s`` while the
+    traffic runs, with the time of each change."""
+
+    def __init__(self, group: RedisSentinelGroup, every_s: float = 0.5) -> None:
+        self.group = group
+        self.every_s = every_s
+        self.ports = [group.primary_port()]
+        self.changed_at_s = [time.monotonic()]
+        self._asked_s = self.changed_at_s[0]
+
+    def poll(self) -> int:
+        now_s = time.monotonic()
+        if now_s - self._asked_s >= self.every_s:
+            self._asked_s = now_s
+            port = self.group.primary_port()
+            if port != self.ports[-1]:
+                self.ports.append(port)
+                self.changed_at_s.append(now_s)
+        return self.ports[-1]
+
+    def last_change_s(self) -> float:
+        self.poll()
+        return self.changed_at_s[-1] if len(self.ports) > 2 else 0.0
+
+    def describe(self) -> str:
+        started_s = self.changed_at_s[0]
+        return " (primary ports " + ", ".join(f"{port} at +{at_s - started_s:.1f} s"
+                                              for port, at_s in zip(self.ports, self.changed_at_s, strict=True)) + ")"
+
+
 @pytest.mark.redis
 def test_sentinel_failover_under_traffic_loses_no_acknowledged_write(private_sentinel_group: RedisSentinelGroup,
                                                                      tmp_path: Path) -> None:
@@ -177,12 +217,13 @@ def test_sentinel_failover_under_traffic_loses_no_acknowledged_write(private_sen
     config = _l2_config("sentinel", group.sentinel_addresses, f'l2_sentinel_service = "{group.service_name}"')
 
     def prepare(prefix: str) -> Failover:
-        old_port = group.primary_port()
+        watch = PrimaryWatch(group)
         # A failover whose first attempt succeeds ends within failover-timeout of the primary
         # being declared down (down-after-milliseconds).
-        return Failover(kind="sentinel", kill=group.server_on(old_port).stop,
-                        failed_over=lambda: group.primary_port() != old_port,
-                        bound_s=(group.down_after_ms + group.failover_timeout_ms) / 1000)
+        return Failover(kind="sentinel", kill=group.server_on(watch.ports[0]).stop,
+                        failed_over=lambda: watch.poll() != watch.ports[0],
+                        bound_s=(group.down_after_ms + group.failover_timeout_ms) / 1000,
+                        last_change_s=watch.last_change_s, describe=watch.describe)
 
     _kill_primary_under_traffic(config, tmp_path, prepare, breaker_opens=True)
 
