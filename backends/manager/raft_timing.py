@@ -1,4 +1,4 @@
-"""Raft timing of real managers on an emulated network: election after SIGKILL of the leader, formation.
+"""Raft timing of real managers on an emulated network: election after SIGKILL, formation, partition recovery.
 
 Theory of operation
 -------------------
@@ -19,8 +19,9 @@ formation times); a new leader is seen instead in the managers' ``events.jsonl``
 without disturbing the managers.
 
 - Formation: each trial boots a fresh cluster. The processes are started, finish their imports and
-  wait at a start barrier (``NOVACRON_MANAGER_START_BARRIER``); creating the barrier file starts
-  them within about a millisecond of each other, as a simulated cluster boots at t = 0. The time
+  wait at a start barrier (``NOVACRON_MANAGER_START_BARRIER``; each says so with a ready file, and
+  the barrier opens only when all five have); creating the barrier file starts them within about
+  a millisecond of each other, as a simulated cluster boots at t = 0. The time
   runs from the barrier until every manager reports a committed entry (``commit >= 1``), the
   simulation's ``_formed``. It includes what a simulation leaves out: opening SQLite, the fsync
   of the bootstrap state, the first fsynced votes.
@@ -29,6 +30,16 @@ without disturbing the managers.
   simulation does), and the time runs until a survivor reports itself leader in a higher term.
   The killed manager is restarted from its disk and the next trial waits until it follows the
   leader again.
+- Partition recovery (``sim.raft.experiments.partition_recovery_times``, the same definition): on
+  one cluster that is whole, 2-3 heartbeat intervals later, every frame to and from the leader is
+  dropped by the link stages (its isolation: their weather files, re-read every 10 ms; frames
+  already delayed still arrive) until a new leader is elected (its ``LeaderElected``) and
+  ``PARTITION_HOLD_S`` plus 0-1 heartbeat interval has passed; then the weather heals. The time
+  runs from writing the healed weather until the isolated manager reports the new leader and a
+  commit index at least the new leader's at the heal (polled every ``PARTITION_POLL_S``, only that
+  manager). Partitions are frame drops in the stage rather than nftables rules, so the managers'
+  TCP connections stay up as the simulation's links do (a packet filter would add TCP's
+  retransmission back-off to the recovery).
 """
 
 from __future__ import annotations

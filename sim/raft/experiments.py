@@ -17,7 +17,16 @@ algorithm, so ``fig16_settings`` turns PreVote and CheckQuorum off and uses 1 ms
 timeout ranges differ by 1 ms); ``lan_settings`` is the NovaCron default (10 ms ticks, 15-30
 ticks, PreVote and CheckQuorum on).
 
-``formation_times`` boots fresh clusters and records when every manager knows a committed entry.
+``formation_times`` boots fresh clusters and records when every manager knows a committed entry;
+``partition_recovery_times`` isolates the leader until the others have replaced it, heals, and
+records how long the old leader takes to follow the new one with everything it had committed.
+Each has a twin on real managers (``backends.manager.raft_timing``) with the same definition.
+
+``real_manager_settings`` adds what the real managers cost and an ideal cluster does not: the
+handling of each message, the fsync before a vote or an acknowledgement leaves, and the boot
+phase of a fresh cluster (``ClusterSettings``), with the measured values and their sources.
+Between election trials the cluster is first made whole (everyone follows the leader and knows
+all it committed), as the real experiment waits for, so each trial starts from a settled cluster.
 """
 
 from __future__ import annotations
