@@ -35,6 +35,7 @@ import contextlib
 import json
 import random
 import struct
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def parse_weather(doc: dict[str, object]) -> Weather:
     return Weather(**{k: float(v) for k, v in doc.items() if k in known})  # type: ignore[arg-type]
 
 
+def applied_path(weather: Path) -> Path:
+    """Where a stage writes the ``time.monotonic()`` at which it applied ``weather``'s latest version."""
+    return weather.with_name(weather.name + ".applied")
+
+
 class WeatherFile:
     """The weather per destination id, re-read when the file changes."""
 
@@ -105,6 +111,8 @@ class WeatherFile:
         self.default = parse_weather(doc)
         links = doc.get("links", {})
         self.links = {int(k): parse_weather({**doc, "links": {}, **v}) for k, v in links.items()}
+        # When this stage began to apply it (the system-wide monotonic clock), for timed faults.
+        applied_path(self.path).write_text(f"{time.monotonic()!r}\n")
 
 
 def split_frames(buffer: bytearray) -> list[bytes]:

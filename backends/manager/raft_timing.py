@@ -35,11 +35,12 @@ without disturbing the managers.
   dropped by the link stages (its isolation: their weather files, re-read every 10 ms; frames
   already delayed still arrive) until a new leader is elected (its ``LeaderElected``) and
   ``PARTITION_HOLD_S`` plus 0-1 heartbeat interval has passed; then the weather heals. The time
-  runs from writing the healed weather until the isolated manager reports the new leader and a
-  commit index at least the new leader's at the heal (polled every ``PARTITION_POLL_S``, only that
-  manager). Partitions are frame drops in the stage rather than nftables rules, so the managers'
-  TCP connections stay up as the simulation's links do (a packet filter would add TCP's
-  retransmission back-off to the recovery).
+  runs from the heal -- the moment the later of the two stages on the path (the isolated
+  manager's and the new leader's) noted that it applied the healed weather -- until the isolated
+  manager reports the new leader and a commit index at least the new leader's at the heal
+  (polled every ``PARTITION_POLL_S``, only that manager). Partitions are frame drops in the
+  stage rather than nftables rules, so the managers' TCP connections stay up as the
+  simulation's links do (a packet filter would add TCP's retransmission back-off).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from backends.manager.cli import BARRIER_READY_SUFFIX, START_BARRIER_ENV
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.eventlog import read_events
 from backends.manager.jepsen import CLIENT_PORT, Rig
+from backends.manager.linkstage import applied_path
 from backends.manager.netns import address
 
 HEARTBEAT_S = 0.05
@@ -69,7 +71,7 @@ GIVE_UP_S = 30.0
 INNER_TIMEOUT_S = 3600
 PARTITION_HOLD_S = 0.5
 """As the simulation's ``PARTITION_HOLD_S``: how long the old leader stays cut off after a new one is elected."""
-PARTITION_POLL_S = 0.005
+PARTITION_POLL_S = 0.002
 """Status polls of the one isolated manager after the heal (the resolution of the recovery times)."""
 GAMMA_SHAPE = 2.0
 
@@ -245,14 +247,15 @@ async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list
             await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)
             new_id = rig.watch.leader()
             committed = (await poller.status(new_id) or {}).get("commit", 0)
-            healed_at = time.monotonic()
+            written_at = time.monotonic()
             weather.heal()
-            deadline = healed_at + GIVE_UP_S
             while not caught_up(await poller.status(leader), new_id, committed):
-                if time.monotonic() > deadline:
+                if time.monotonic() > written_at + GIVE_UP_S:
                     raise TimeoutError(f"manager {leader} did not rejoin leader {new_id} within {GIVE_UP_S} s")
                 await asyncio.sleep(PARTITION_POLL_S)
-            times_ms.append((time.monotonic() - healed_at) * 1000)
+            done_at = time.monotonic()
+            healed_at = await weather.applied_after(written_at, (leader, new_id))
+            times_ms.append((done_at - healed_at) * 1000)
         return times_ms
     finally:
         weather.heal()
@@ -282,6 +285,25 @@ class Weather:
     def heal(self) -> None:
         for path in self.files:
             self._write(path, self.profile)
+
+    async def applied_after(self, written_at: float, managers: tuple[int, ...]) -> float:
+        """When the last of ``managers``' stages applied the weather written at ``written_at``
+        (each re-reads its file every ``linkstage.WEATHER_POLL_S`` and notes when it did)."""
+        deadline = written_at + GIVE_UP_S
+        while True:
+            times = [self._applied_s(self.files[0].with_name(f"weather-{m}.json")) for m in managers]
+            if all(t >= written_at for t in times):
+                return max(times)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the link stages of {managers} did not apply the new weather")
+            await asyncio.sleep(PARTITION_POLL_S)
+
+    @staticmethod
+    def _applied_s(path: Path) -> float:
+        try:
+            return float(applied_path(path).read_text())
+        except (FileNotFoundError, ValueError):  # not yet written, or caught mid-write
+            return float("-inf")
 
     @staticmethod
     def _write(path: Path, doc: dict[str, Any]) -> None:
