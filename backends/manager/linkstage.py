@@ -35,12 +35,14 @@ import contextlib
 import json
 import random
 import struct
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 HEADER = struct.Struct(">I")
 MAX_BUFFERED_BYTES = 8 * 1024 * 1024
-WEATHER_POLL_S = 0.1
+WEATHER_POLL_S = 0.01
+"""How soon a changed weather file applies (a timed partition's start and heal are this precise)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +80,11 @@ def parse_weather(doc: dict[str, object]) -> Weather:
     return Weather(**{k: float(v) for k, v in doc.items() if k in known})  # type: ignore[arg-type]
 
 
+def applied_path(weather: Path) -> Path:
+    """Where a stage writes the ``time.monotonic()`` at which it applied ``weather``'s latest version."""
+    return weather.with_name(weather.name + ".applied")
+
+
 class WeatherFile:
     """The weather per destination id, re-read when the file changes."""
 
@@ -104,6 +111,8 @@ class WeatherFile:
         self.default = parse_weather(doc)
         links = doc.get("links", {})
         self.links = {int(k): parse_weather({**doc, "links": {}, **v}) for k, v in links.items()}
+        # When this stage began to apply it (the system-wide monotonic clock), for timed faults.
+        applied_path(self.path).write_text(f"{time.monotonic()!r}\n")
 
 
 def split_frames(buffer: bytearray) -> list[bytes]:
@@ -149,9 +158,11 @@ class LinkStage:
         except (OSError, TimeoutError):
             writer.close()
             return
-        back = asyncio.get_running_loop().create_task(self._pipe_back(up_reader, writer))
+        loop = asyncio.get_running_loop()
+        back = loop.create_task(self._pipe_back(up_reader, writer))
         buffer = bytearray()
         handshake_sent = False
+        last_release = loop.time()
         try:
             while chunk := await reader.read(1 << 18):
                 buffer += chunk
@@ -160,28 +171,35 @@ class LinkStage:
                         up_writer.write(frame)
                         handshake_sent = True
                     else:
-                        self._forward(destination, frame, up_writer)
+                        last_release = max(last_release, self._forward(destination, frame, up_writer))
                 if up_writer.is_closing():
                     break
         except ConnectionError:
             pass
         finally:
             back.cancel()
-            up_writer.close()
             writer.close()
+            # Frames already "on the wire" still arrive after their sender died, as packets in a
+            # netem queue do: close the upstream only after the last one has been released.
+            loop.call_at(last_release + 0.001, up_writer.close)
 
-    def _forward(self, destination: int, frame: bytes, up: asyncio.StreamWriter) -> None:
+    def _forward(self, destination: int, frame: bytes, up: asyncio.StreamWriter) -> float:
+        """Send ``frame`` on (now, later or never); returns the loop time it is released at."""
         weather = self.weather.for_link(destination)
+        loop = asyncio.get_running_loop()
         if weather.calm:
             self._write(up, frame)
-            return
+            return loop.time()
         if self.rng.random() < weather.drop:
-            return
-        loop = asyncio.get_running_loop()
+            return loop.time()
         copies = 2 if self.rng.random() < weather.duplicate else 1
+        release = loop.time()
         for _ in range(copies):
-            loop.call_later(weather.draw_delay_s(self.rng), self._write, up, frame)
+            delay_s = weather.draw_delay_s(self.rng)
+            loop.call_later(delay_s, self._write, up, frame)
+            release = max(release, loop.time() + delay_s)
         self.frames_delayed += 1
+        return release
 
     @staticmethod
     def _write(up: asyncio.StreamWriter, frame: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Raft timing of real managers on an emulated network: election after SIGKILL of the leader, formation.
+"""Raft timing of real managers on an emulated network: election after SIGKILL, formation, partition recovery.
 
 Theory of operation
 -------------------
@@ -19,8 +19,9 @@ formation times); a new leader is seen instead in the managers' ``events.jsonl``
 without disturbing the managers.
 
 - Formation: each trial boots a fresh cluster. The processes are started, finish their imports and
-  wait at a start barrier (``NOVACRON_MANAGER_START_BARRIER``); creating the barrier file starts
-  them within about a millisecond of each other, as a simulated cluster boots at t = 0. The time
+  wait at a start barrier (``NOVACRON_MANAGER_START_BARRIER``; each says so with a ready file, and
+  the barrier opens only when all five have); creating the barrier file starts them within about
+  a millisecond of each other, as a simulated cluster boots at t = 0. The time
   runs from the barrier until every manager reports a committed entry (``commit >= 1``), the
   simulation's ``_formed``. It includes what a simulation leaves out: opening SQLite, the fsync
   of the bootstrap state, the first fsynced votes.
@@ -29,6 +30,17 @@ without disturbing the managers.
   simulation does), and the time runs until a survivor reports itself leader in a higher term.
   The killed manager is restarted from its disk and the next trial waits until it follows the
   leader again.
+- Partition recovery (``sim.raft.experiments.partition_recovery_times``, the same definition): on
+  one cluster that is whole, 2-3 heartbeat intervals later, every frame to and from the leader is
+  dropped by the link stages (its isolation: their weather files, re-read every 10 ms; frames
+  already delayed still arrive) until a new leader is elected (its ``LeaderElected``) and
+  ``PARTITION_HOLD_S`` plus 0-1 heartbeat interval has passed; then the weather heals. The time
+  runs from the heal -- the moment the later of the two stages on the path (the isolated
+  manager's and the new leader's) noted that it applied the healed weather -- until the isolated
+  manager reports the new leader and a commit index at least the new leader's at the heal
+  (polled every ``PARTITION_POLL_S``, only that manager). Partitions are frame drops in the
+  stage rather than nftables rules, so the managers' TCP connections stay up as the
+  simulation's links do (a packet filter would add TCP's retransmission back-off).
 """
 
 from __future__ import annotations
@@ -44,10 +56,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.manager.cli import START_BARRIER_ENV
+from backends.manager.cli import BARRIER_READY_SUFFIX, START_BARRIER_ENV
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.eventlog import read_events
 from backends.manager.jepsen import CLIENT_PORT, Rig
+from backends.manager.linkstage import applied_path
 from backends.manager.netns import address
 
 HEARTBEAT_S = 0.05
@@ -55,8 +68,11 @@ HEARTBEAT_S = 0.05
 STATUS_POLL_S = 0.02
 EVENTS_POLL_S = 0.002
 GIVE_UP_S = 30.0
-IMPORT_WAIT_S = 2.5
-"""Time for freshly started manager processes to finish importing and reach the start barrier."""
+INNER_TIMEOUT_S = 3600
+PARTITION_HOLD_S = 0.5
+"""As the simulation's ``PARTITION_HOLD_S``: how long the old leader stays cut off after a new one is elected."""
+PARTITION_POLL_S = 0.002
+"""Status polls of the one isolated manager after the heal (the resolution of the recovery times)."""
 GAMMA_SHAPE = 2.0
 
 
@@ -74,11 +90,12 @@ class TimingResult:
     """Per election: the new leader's candidate -> leader time (the rest of ``election_ms`` is the
     wait for an election timeout and the PreVote round)."""
     formation_ms: list[float] = field(default_factory=list)
+    partition_recovery_ms: list[float] = field(default_factory=list)
     load_average: str = ""
 
 
 def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: int, formation_trials: int,
-            work_dir: Path, seed: int) -> TimingResult:
+            work_dir: Path, seed: int, partition_trials: int = 0) -> TimingResult:
     """Run both experiments on real managers; needs root (it builds the namespace rig)."""
     rig = Rig(managers, work_dir, snapshot_every=5000)
     out = work_dir / "timing.json"
@@ -86,15 +103,17 @@ def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: 
         rig.up_network(link_weather(rtt_ms, jitter_ms))
         inner = rig.run_client(["inner", "--tag", rig.net.tag, "--managers", str(managers), "--work-dir",
                                 str(work_dir), "--election-trials", str(election_trials), "--formation-trials",
-                                str(formation_trials), "--seed", str(seed), "--out", str(out)],
+                                str(formation_trials), "--partition-trials", str(partition_trials),
+                                "--seed", str(seed), "--out", str(out)],
                                "timing.log", module="backends.manager.raft_timing")
-        if inner.wait(timeout=600) != 0:
+        if inner.wait(timeout=INNER_TIMEOUT_S) != 0:
             raise RuntimeError(f"the timing run failed: {(work_dir / 'timing.log').read_text()[-3000:]}")
     finally:
         rig.close()
     measured = json.loads(out.read_text())
     return TimingResult(managers, rtt_ms, jitter_ms, measured["election_ms"], measured["vote_round_ms"],
-                        measured["formation_ms"], " ".join(f"{x:.2f}" for x in os.getloadavg()))
+                        measured["formation_ms"], measured["partition_recovery_ms"],
+                        " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 # -- inside the clients' namespace ------------------------------------------------------------------
@@ -161,7 +180,7 @@ async def formation_trial(args: argparse.Namespace, trial: int) -> float:
     try:
         for i in rig.ids:
             rig.start(i, {START_BARRIER_ENV: str(barrier)})
-        await asyncio.sleep(IMPORT_WAIT_S)
+        await wait_at_barrier(barrier, len(rig.ids))
         started = time.monotonic()
         barrier.touch()
         done = await wait_until(poller, formed, "formation")
@@ -169,6 +188,15 @@ async def formation_trial(args: argparse.Namespace, trial: int) -> float:
     finally:
         await poller.close()
         rig.stop_processes()
+
+
+async def wait_at_barrier(barrier: Path, managers: int) -> None:
+    """Until every manager process has finished its imports and waits at ``barrier``."""
+    deadline = time.monotonic() + GIVE_UP_S
+    while len(list(barrier.parent.glob(f"{barrier.name}{BARRIER_READY_SUFFIX}*"))) < managers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the managers did not reach the start barrier within {GIVE_UP_S} s")
+        await asyncio.sleep(0.05)
 
 
 async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple[list[float], list[float]]:
@@ -198,10 +226,97 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple
         rig.stop_processes()
 
 
-async def wait_for_new_leader(rig: Rig, old_term: int) -> float:
-    """The monotonic time a ``LeaderElected`` of a term above ``old_term`` appeared in an event log."""
+async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list[float]:
+    """Heal -> the isolated old leader follows the new one and knows all it had committed, in ms."""
+    rig = Rig(args.managers, args.work_dir / "partitions", 5000, tag=args.tag)
+    weather = Weather(args.work_dir)
+    poller = Poller(rig.ids)
+    times_ms: list[float] = []
+    try:
+        for i in rig.ids:
+            rig.start(i)
+        for _ in range(args.partition_trials):
+            await wait_until(poller, whole, "a whole cluster")
+            await asyncio.sleep(2 * HEARTBEAT_S + rng.random() * HEARTBEAT_S)
+            rows = await poller.statuses()
+            leader = next(i for i, r in rows.items() if r is not None and r["role"] == "leader")
+            old_term = rows[leader]["term"]  # type: ignore[index]
+            rig.watch.leader()
+            weather.isolate(leader)
+            await wait_for_new_leader(rig, old_term, besides=leader)
+            await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)
+            new_id = rig.watch.leader()
+            committed = (await poller.status(new_id) or {}).get("commit", 0)
+            written_at = time.monotonic()
+            weather.heal()
+            while not caught_up(await poller.status(leader), new_id, committed):
+                if time.monotonic() > written_at + GIVE_UP_S:
+                    raise TimeoutError(f"manager {leader} did not rejoin leader {new_id} within {GIVE_UP_S} s")
+                await asyncio.sleep(PARTITION_POLL_S)
+            done_at = time.monotonic()
+            healed_at = await weather.applied_after(written_at, (leader, new_id))
+            times_ms.append((done_at - healed_at) * 1000)
+        return times_ms
+    finally:
+        weather.heal()
+        await poller.close()
+        rig.stop_processes()
+
+
+def caught_up(row: dict[str, Any] | None, leader: int, committed: int) -> bool:
+    return row is not None and row["leader"] == leader and row["commit"] >= committed
+
+
+class Weather:
+    """The link stages' weather files of the outer rig: the profile, or the profile with every frame
+    to and from one manager dropped (its isolation; frames already delayed still arrive)."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.files = sorted(work_dir.glob("weather-*.json"))
+        self.profile = json.loads(self.files[0].read_text())
+
+    def isolate(self, manager_id: int) -> None:
+        for path in self.files:
+            owner = int(path.stem.split("-")[1])
+            doc = ({**self.profile, "drop": 1.0} if owner == manager_id
+                   else {**self.profile, "links": {str(manager_id): {"drop": 1.0}}})
+            self._write(path, doc)
+
+    def heal(self) -> None:
+        for path in self.files:
+            self._write(path, self.profile)
+
+    async def applied_after(self, written_at: float, managers: tuple[int, ...]) -> float:
+        """When the last of ``managers``' stages applied the weather written at ``written_at``
+        (each re-reads its file every ``linkstage.WEATHER_POLL_S`` and notes when it did)."""
+        deadline = written_at + GIVE_UP_S
+        while True:
+            times = [self._applied_s(self.files[0].with_name(f"weather-{m}.json")) for m in managers]
+            if all(t >= written_at for t in times):
+                return max(times)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the link stages of {managers} did not apply the new weather")
+            await asyncio.sleep(PARTITION_POLL_S)
+
+    @staticmethod
+    def _applied_s(path: Path) -> float:
+        try:
+            return float(applied_path(path).read_text())
+        except (FileNotFoundError, ValueError):  # not yet written, or caught mid-write
+            return float("-inf")
+
+    @staticmethod
+    def _write(path: Path, doc: dict[str, Any]) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)
+
+
+async def wait_for_new_leader(rig: Rig, old_term: int, besides: int = 0) -> float:
+    """The monotonic time a ``LeaderElected`` of a term above ``old_term`` (of a manager other than
+    ``besides``) appeared in an event log."""
     deadline = time.monotonic() + GIVE_UP_S
-    while rig.watch.best[0] <= old_term:
+    while rig.watch.best[0] <= old_term or rig.watch.best[1] == besides:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no leader above term {old_term} within {GIVE_UP_S} s")
         await asyncio.sleep(EVENTS_POLL_S)
@@ -228,7 +343,9 @@ async def inner_main(args: argparse.Namespace) -> dict[str, list[float]]:
     rng = random.Random(args.seed)
     formation = [await formation_trial(args, k) for k in range(args.formation_trials)]
     elections, vote_rounds = await election_trials(args, rng)
-    return {"formation_ms": formation, "election_ms": elections, "vote_round_ms": vote_rounds}
+    partitions = await partition_trials(args, rng) if args.partition_trials else []
+    return {"formation_ms": formation, "election_ms": elections, "vote_round_ms": vote_rounds,
+            "partition_recovery_ms": partitions}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     inner.add_argument("--work-dir", type=Path, required=True)
     inner.add_argument("--election-trials", type=int, required=True)
     inner.add_argument("--formation-trials", type=int, required=True)
+    inner.add_argument("--partition-trials", type=int, default=0)
     inner.add_argument("--seed", type=int, default=0)
     inner.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from random import Random
 from typing import TypeVar
 
-from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState, Ready
+from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, MessageType, ReadState, Ready
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.raft.storage import MemoryStorage
 from novacron.statemachine import KeyValueStateMachine, StateMachine
@@ -39,6 +39,9 @@ from sim.network import NetworkModel
 T = TypeVar("T")
 
 TICK, DELIVER = 0, 1
+EARLY_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
+"""What a leader sends before its Ready is durable, as the real managers do
+(``backends.manager.runtime.ManagerRuntime._may_send_before_persisting``)."""
 MESSAGE_HEADER_BYTES = 64
 ENTRY_OVERHEAD_BYTES = 24
 
@@ -99,14 +102,48 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class BootPhase:
+    """How a fresh cluster of real manager processes comes up (``backends.manager``): each process
+    opens its store and listens ``start_s`` after the common start (drawn uniformly from
+    ``start_min_s..start_max_s``), then dials every peer; a dial to a peer that does not listen
+    yet fails and is retried after ``backoff_min_s``, doubling up to ``backoff_max_s``
+    (``backends.manager.peers.PeerLink``). A message sent on a link that is not up is dropped."""
+
+    start_min_s: float = 0.0
+    start_max_s: float = 0.0
+    backoff_min_s: float = 0.02
+    backoff_max_s: float = 1.0
+
+    def link_up_s(self, dialer_start_s: float, listener_start_s: float) -> float:
+        """When the dialer's first attempt at or after the listener's start happens."""
+        at_s, backoff_s = dialer_start_s, self.backoff_min_s
+        while at_s < listener_start_s:
+            at_s += backoff_s
+            backoff_s = min(backoff_s * 2, self.backoff_max_s)
+        return at_s
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     """The simulated cluster. Every manager runs ``raft`` (timeouts, PreVote, CheckQuorum, batch
-    size: ``RaftConfig`` owns them and their defaults) under its own node id."""
+    size: ``RaftConfig`` owns them and their defaults) under its own node id.
+
+    ``handling_s``, ``persist_s`` and ``boot`` model costs of real managers that an ideal cluster
+    leaves out (all off by default, so scenario runs and the vopr are unchanged): every message
+    leaves ``handling_s`` after the Ready that made it (encoding, the event-loop wake-ups of
+    sender and receiver, decoding -- and in the lab the link-stage process every frame passes
+    through); the messages of a ``Ready`` that must be made durable (a new term or vote,
+    entries, a snapshot) leave ``persist_s`` later still -- the fsync -- except a leader's
+    appends and heartbeats, which leave before its own copy is durable (as the real runtime
+    sends them); ``boot`` delays each manager's start and its links at cluster creation."""
 
     managers: int = 5
     tick_s: float = 0.010
     snapshot_every: int = 0
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
+    handling_s: float = 0.0
+    persist_s: float = 0.0
+    boot: BootPhase | None = None
 
     def raft_config(self, node_id: int) -> RaftConfig:
         return replace(self.raft, node_id=node_id)
@@ -126,10 +163,28 @@ class RaftCluster(EventQueue):
         self._state_machine = state_machine
         self._node_class = node_class
         self.steps = 0
+        self.link_up_s: dict[tuple[int, int], float] = {}
+        """With a boot phase: when each directed link comes up; messages before that are dropped."""
+        self.messages_lost_at_boot = 0
         voters = tuple(range(1, settings.managers + 1))
         self.managers: dict[int, Manager] = {}
+        if settings.boot is not None:
+            self._boot_later(settings.boot, voters)
+            return
         for node_id in self.hosted(voters):
             self.add_manager(node_id, Stored.bootstrap(voters))
+
+    def _boot_later(self, boot: BootPhase, voters: tuple[int, ...]) -> None:
+        """Start each manager at its own ``start_s``; links come up as ``BootPhase`` says."""
+        hosted = self.hosted(voters)
+        start_s = {i: self.rng.uniform(boot.start_min_s, boot.start_max_s) for i in hosted}
+        for a in hosted:
+            for b in hosted:
+                if a != b:
+                    self.link_up_s[(a, b)] = boot.link_up_s(start_s[a], start_s[b])
+        for node_id in hosted:
+            self._push(start_s[node_id], CALL,
+                       lambda node_id=node_id: self.add_manager(node_id, Stored.bootstrap(voters)), 0)
 
     def hosted(self, voters: tuple[int, ...]) -> tuple[int, ...]:
         """The members this simulator runs: all of them (a run partitioned by datacenter runs only
@@ -297,13 +352,19 @@ class RaftCluster(EventQueue):
         old_role, old_leader = node._prev_soft.role, node._prev_soft.leader
         manager.readies += 1
         ready = node.ready()
+        send_s = self.now_s
+        if self.settings.handling_s or self.settings.persist_s:
+            send_s += self.settings.handling_s + self._persist_delay_s(manager, node, ready)
         manager.storage.save(ready)
         if ready.snapshot is not None:
             manager.state_machine.restore(ready.snapshot.data)
             for hook in self.hooks:
                 hook.snapshot_installed(self, manager, ready.snapshot.index)
         for m in ready.messages:
-            for at_s in self.network.transmit(m.src, m.dst, message_size_bytes(m), self.now_s):
+            if self.link_up_s and self.link_up_s.get((m.src, m.dst), 0.0) > send_s:
+                self.messages_lost_at_boot += 1
+                continue
+            for at_s in self.network.transmit(m.src, m.dst, message_size_bytes(m), send_s):
                 self._push(at_s, DELIVER, m, 0)
         for entry in ready.committed_entries:
             manager.state_machine.apply(entry)
@@ -320,6 +381,18 @@ class RaftCluster(EventQueue):
         if ready.soft_state is not None:
             for hook in self.hooks:
                 hook.role_changed(self, manager, old_role, old_leader)
+
+    def _persist_delay_s(self, manager: Manager, node: RaftNode, ready: Ready) -> float:
+        """``persist_s`` if this Ready's messages wait for the disk, else 0 (before ``save``)."""
+        hard = ready.hard_state
+        old = manager.storage.hard_state
+        new_term_or_vote = hard is not None and (hard.term, hard.vote) != (old.term, old.vote)
+        if ready.snapshot is None and not ready.entries and not new_term_or_vote:
+            return 0.0
+        if (node.role == LEADER and ready.snapshot is None and not new_term_or_vote
+                and all(m.type in EARLY_TYPES and m.term == node.term for m in ready.messages)):
+            return 0.0
+        return self.settings.persist_s
 
     def _serve_reads(self, manager: Manager, node: RaftNode) -> None:
         if not manager.pending_reads:
