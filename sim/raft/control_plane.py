@@ -435,8 +435,10 @@ class RaftControlPlane(Hook):
         env, cluster = self._env, self.cluster
         while True:
             now_s = float(env.now) if self._ahead_s is None else self._ahead_s
-            self._thaw()
-            self._pump()
+            if self._frozen:  # both checked here first: this loop runs once per Raft message
+                self._thaw()
+            if self._pumped_term == -1:
+                self._pump()
             if self._effects:  # ahead of SimPy, the proposal recorded something (or took a decision)
                 yield from self._take(now_s)
                 continue
@@ -481,8 +483,10 @@ class RaftControlPlane(Hook):
         applied, events the reporter records) waits in ``_effects`` until SimPy is at ``wake_s``
         (``_take``)."""
         env = self._env
-        return (self._run_ahead and not self._frozen and wake_s < env.peek()
-                and env.now + (wake_s - env.now) == wake_s)
+        if not self._run_ahead or self._frozen or wake_s >= env.peek():
+            return False
+        now = env.now
+        return now + (wake_s - now) == wake_s
 
     def _step(self, now_s: float) -> None:
         """Step the cluster to ``now_s``. Ahead of SimPy, what SimPy must see waits in
