@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -40,6 +41,26 @@ from sim.migration import service as migration_service
 from sim.raft import component as raft_component
 
 Component = Callable[[SimContext], object]
+
+RUN_GC_THRESHOLDS = (700, 10, 1000)
+"""The cyclic garbage collector's thresholds while a model runs (Python's defaults: 700, 10, 10).
+Young collections stay as they are (small and cache-friendly); a full collection, which scans the
+whole live model, waits for 1000 middle-generation collections instead of 10. While the model
+grows (scale-10000's arrival hour) the default let one happen every time the heap grew by a
+quarter: 13 in scale-10000's first 20 simulated minutes, 8.2 s of the collector's 9.6 s there;
+with these, 1.6 s in all and a peak RSS of 0.73 instead of 0.70 GiB. Collection never changes
+what a run does, only when unreachable cycles are freed."""
+
+
+@contextmanager
+def _collecting_for_a_run() -> Iterator[None]:
+    """``RUN_GC_THRESHOLDS`` while the block runs, then the thresholds as they were."""
+    before = gc.get_threshold()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def start_cluster(ctx: SimContext) -> ClusterModel:
@@ -93,7 +114,8 @@ def _simulate(scenario: Scenario, seed: int, *, progress: bool, watch: tuple[Tar
     ctx.recorder.emit(RunStarted, source="sim", scenario=scenario.name, seed=seed, runtime="sim",
                       version=__version__)
     compose(ctx)
-    _advance(ctx, scenario.duration_s, progress, stop)
+    with _collecting_for_a_run():
+        _advance(ctx, scenario.duration_s, progress, stop)
     ctx.recorder.emit(RunFinished, source="sim", duration_s=float(ctx.env.now) if stop and stop.stopped
                       else scenario.duration_s)
     return ctx, stop

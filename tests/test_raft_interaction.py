@@ -52,3 +52,12 @@ def test_a_script_is_deterministic() -> None:
     for script in SCRIPTS[:3]:
         text = script.read_text()
         assert render_script(run_script(text)) == render_script(run_script(text))
+
+
+def test_the_node_reads_every_message_type_as_its_enum_member() -> None:
+    """``novacron.raft.node.T`` holds the ``MessageType`` members for fast reads: a type missing
+    there, or another object in its place, would make a node mishandle that message."""
+    from novacron.raft.messages import MessageType
+    from novacron.raft.node import T
+
+    assert all(getattr(T, name, None) is member for name, member in MessageType.__members__.items())

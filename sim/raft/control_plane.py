@@ -61,15 +61,18 @@ decision; they resume, shifted, as soon as anything is unsteady (a fault, a lagg
 so elections and recoveries run on real timeouts. Held ticks are the schedule in which the
 held interval's messages took no clock time, valid for the same reason as the freeze.
 
-While the clocks are held the driver also steps the cluster *ahead of SimPy's clock*: when the
-next Raft message lands before any other SimPy event (``env.peek()``), nothing else in the model
-can act in between, so the driver steps it without a SimPy timeout and wake-up per message (the
-managers see the same messages in the same order at the same cluster times). The decisions those
-steps apply are put aside and taken once SimPy's clock is at the step's time -- one wait per
-commit instead of one per message -- so each is decided against the same allocation state and
-recorded at the same time as before: the event log is bit for bit the one of waiting
-(``tests/test_raft_control_plane.py``). A steady step records nothing (no timeout, so no election
-or role change); one that did would be recorded at the wrong time, so the driver raises instead.
+The driver also steps the cluster *ahead of SimPy's clock*: when the next Raft message or tick
+lands before any other SimPy event (``env.peek()``), nothing else in the model can act in
+between, so the driver steps it without a SimPy timeout and wake-up per message (the managers see
+the same messages and ticks in the same order at the same cluster times). What those steps do
+that SimPy sees -- the decisions they apply, the events the reporter records (an election, a
+snapshot installed) -- waits, in order, in ``_effects`` and is done once SimPy's clock is at the
+step's time (one wait per commit instead of one per message), so each decision is taken against
+the same allocation state and every event recorded at the same time and in the same order as
+before: the event log is bit for bit the one of waiting (``tests/test_raft_control_plane.py``).
+Anything else recorded during a step ahead would carry the wrong time, so the driver raises.
+(Until 2026-12-01 only a steady cluster, ticks held, stepped ahead; while arrivals kept a
+follower probing, most steps waited for SimPy.)
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import simpy
@@ -216,11 +220,12 @@ class RaftControlPlane(Hook):
         self._run_ahead = run_ahead
         self._ahead_s: float | None = None
         """While the driver steps the cluster ahead of SimPy (``_may_run_ahead``): the time it is at."""
-        self._taking: list[Pending] | None = None
+        self._effects: list[Callable[[], None]] | None = None
+        """While ahead of SimPy: what the steps did that SimPy must see (decisions taken, events
+        recorded), in order, to be done when its clock gets there (``_take``)."""
         self._taken_entries: set[tuple[int, int]] = set()
         self._taken_order: deque[tuple[int, int]] = deque()
         """(index, term) of the entries applied last (``applied``), oldest first."""
-        """Decisions applied by steps ahead of SimPy, to take when its clock gets there."""
         self.frozen_s = 0.0
         self.steps_ahead = 0
         self.proposals = 0
@@ -304,10 +309,13 @@ class RaftControlPlane(Hook):
             if pending is None:  # applied before (by another manager, or an earlier copy): decided once
                 continue
             self.decided.add(decision_id)
-            if self._taking is not None:
-                self._taking.append(pending)  # stepped ahead of SimPy: taken at the step's time
+            if self._effects is not None:
+                self._effects.append(partial(self._take_decision, pending))  # ahead of SimPy: at the step's time
             else:
-                pending.decision.succeed(self._decide(pending))
+                self._take_decision(pending)
+
+    def _take_decision(self, pending: Pending) -> None:
+        pending.decision.succeed(self._decide(pending))
 
     def _decide(self, pending: Pending) -> int | None:
         if pending.kind == "place":
@@ -427,8 +435,13 @@ class RaftControlPlane(Hook):
         env, cluster = self._env, self.cluster
         while True:
             now_s = float(env.now) if self._ahead_s is None else self._ahead_s
-            self._thaw()
-            self._pump()
+            if self._frozen:  # both checked here first: this loop runs once per Raft message
+                self._thaw()
+            if self._pumped_term == -1:
+                self._pump()
+            if self._effects:  # ahead of SimPy, the proposal recorded something (or took a decision)
+                yield from self._take(now_s)
+                continue
             leader = self._stable_leader()
             if self._hold_ticks and self.steady(leader):
                 cluster.hold_ticks()
@@ -445,6 +458,8 @@ class RaftControlPlane(Hook):
                 """When the wait below would end: the one float sum SimPy computes for it."""
                 if self._may_run_ahead(wake_s):
                     self._ahead_s = now_s = wake_s
+                    if self._effects is None:
+                        self._effects = self.reporter.defer_to = []
                     if at_s > wake_s:
                         continue
                 # After a wait that ran out (no poke), nothing the checks above read has changed:
@@ -454,48 +469,46 @@ class RaftControlPlane(Hook):
                     continue
                 else:
                     now_s = float(env.now)
-            taken = self._step(now_s)
-            if taken:
-                yield from self._take(now_s, taken)
+            self._step(now_s)
+            if self._effects:
+                yield from self._take(now_s)
 
     def _may_run_ahead(self, wake_s: float) -> bool:
         """May the driver step the cluster at ``wake_s`` without waiting for SimPy to get there?
 
-        Only while the managers' clocks are held (steady: messages only, so no timeout, election
-        or role change -- nothing the reporter records), no other SimPy event comes first
-        (``env.peek()``: nothing else in the model can act in between), and SimPy can later be
-        brought to exactly ``wake_s`` from now (one float sum). Stepping there early is then
-        the same run: a Raft node sees only messages and ticks; what the steps apply is taken
-        at ``wake_s`` (``_step``)."""
+        Only while no other SimPy event comes first (``env.peek()``: nothing else in the model
+        can act in between), the cluster is not frozen, and SimPy can later be brought to
+        exactly ``wake_s`` from now (one float sum). Stepping there early is then the same run:
+        a Raft node sees only messages and ticks; what the steps do that SimPy sees (decisions
+        applied, events the reporter records) waits in ``_effects`` until SimPy is at ``wake_s``
+        (``_take``)."""
         env = self._env
-        return (self._run_ahead and self.cluster.ticks_held and not self._frozen and wake_s < env.peek()
-                and env.now + (wake_s - env.now) == wake_s)
+        if not self._run_ahead or self._frozen or wake_s >= env.peek():
+            return False
+        now = env.now
+        return now + (wake_s - now) == wake_s
 
-    def _step(self, now_s: float) -> list[Pending]:
-        """Step the cluster to ``now_s``. Ahead of SimPy, decisions it applies are put aside and
-        returned, to be taken once SimPy's clock is at ``now_s`` (``_take``)."""
+    def _step(self, now_s: float) -> None:
+        """Step the cluster to ``now_s``. Ahead of SimPy, what SimPy must see waits in
+        ``_effects``, to be done once SimPy's clock is at ``now_s`` (``_take``)."""
         if self._ahead_s is None:
             self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
-            return []
+            return
         seq = self._ctx.log.next_seq
         self.steps_ahead += 1
-        taken: list[Pending] = []
-        self._taking = taken
-        try:
-            self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
-        finally:
-            self._taking = None
-        if self._ctx.log.next_seq != seq:
+        self.cluster.run_until(now_s - self._offset_s + STEP_EPSILON_S)
+        if self._ctx.log.next_seq != seq:  # a tripwire: only the reporter may record here, and it defers
             raise RuntimeError(f"the Raft managers recorded an event ahead of SimPy's clock at {now_s} s")
-        return taken
 
-    def _take(self, now_s: float, taken: list[Pending]) -> Generator[Any, Any, None]:
-        """Wait for SimPy's clock to reach ``now_s``, then take the decisions applied there, as
-        if the driver had waited for that step."""
+    def _take(self, now_s: float) -> Generator[Any, Any, None]:
+        """Wait for SimPy's clock to reach ``now_s``, then do what the steps ahead of it put
+        aside, in order, as if the driver had waited for that step."""
+        effects, self._effects = self._effects or [], None
+        self.reporter.defer_to = None
         woke = yield from self._sleep(now_s - self._env.now)
         assert woke and self._env.now == now_s, "nothing can act before the driver's next step"
-        for pending in taken:
-            pending.decision.succeed(self._decide(pending))
+        for effect in effects:
+            effect()
 
     def _sleep_until(self, now_s: float, at_s: float) -> Generator[Any, Any, bool]:
         """Wait as the driver at ``now_s`` would for a step at ``at_s``; False if poked."""
@@ -513,7 +526,9 @@ class RaftControlPlane(Hook):
         """Wait ``delay_s`` (or until poked); a poke interrupts the wait. One timeout per wait,
         no condition event: the driver waits once per cluster event, so this is its hot path.
         True if the wait ran out, False if a poke ended it."""
-        self._ahead_s = None
+        if self._effects:
+            raise RuntimeError("the driver would wait with effects of a step ahead of SimPy not done")
+        self._ahead_s = self._effects = self.reporter.defer_to = None
         self._sleeping = True
         try:
             yield self._never if delay_s is None else self._env.timeout(delay_s)

@@ -19,10 +19,18 @@ every node's commit index at once, which only the simulation can see:
 
 Durations are measured on the cluster's clock and stored in the events' fields, so they are
 exact even when a runtime stamps events coarsely.
+
+While the Raft control plane steps the cluster ahead of SimPy's clock (``sim.raft.control_plane``)
+an event cannot be recorded yet: it would be stamped with SimPy's earlier time. ``defer_to`` is
+then a list, and each emission (with the fold it feeds) waits there as a call, in order, until the
+control plane makes them once SimPy's clock is at the step's time. The reporter's own state
+(observers, formation, recovery) moves at the step, as before; only recording waits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from novacron.events import Event
@@ -52,11 +60,22 @@ class RaftReporter(Hook):
         self._observers: dict[int, tuple[int, RaftObserver]] = {}
         """manager id -> (incarnation, its observer): a restart starts a fresh observer."""
         self._voters: dict[int, tuple[int, ...]] = {}
+        self.defer_to: list[Callable[[], None]] | None = None
+        """While not None, emissions wait here as calls, in order (see the module docstring)."""
+        self.deferred = 0
+        """How many emissions waited in ``defer_to``."""
 
     def _emit(self, cls: type[Any], at_s: float, source: str, **fields: Any) -> None:
+        if self.defer_to is not None:
+            self.deferred += 1
+            self.defer_to.append(partial(self._emit_now, cls, at_s, source, fields))
+            return
+        self._emit_now(cls, at_s, source, fields)
+
+    def _emit_now(self, cls: type[Any], at_s: float, source: str, fields: dict[str, Any]) -> None:
         ev: Event = self.sink.emit(cls, source=source, **fields)
         for derived in self.fold.add(ev, at_s):
-            self._emit(derived.cls, at_s, "raft", **derived.fields)
+            self._emit_now(derived.cls, at_s, "raft", derived.fields)
 
     def _emit_observed(self, observed: Observation, at_s: float, source: str) -> None:
         self._emit(observed.cls, at_s, source, **observed.fields)
@@ -98,7 +117,7 @@ class RaftReporter(Hook):
     def _check_formed(self, cluster: RaftCluster) -> None:
         if all(m.node is not None and m.node.log.committed >= 1 for m in cluster.managers.values()):
             self.formed_at_s = cluster.now_s
-            self.sink.emit(ClusterFormed, source="raft", formation_s=cluster.now_s, managers=len(cluster.managers))
+            self._emit(ClusterFormed, cluster.now_s, "raft", formation_s=cluster.now_s, managers=len(cluster.managers))
 
     def partitioned(self, cluster: RaftCluster, groups: list[list[int]], symmetric: bool) -> None:
         leader = cluster.leader()
@@ -119,6 +138,6 @@ class RaftReporter(Hook):
             assert node is not None
             if node.leader != leader.id or node.term != leader.term or node.log.committed < self.heal_commit:
                 return
-        self.sink.emit(PartitionRecovered, source="raft", recovery_s=cluster.now_s - self.heal_at_s,
-                       leader_changed=leader.id != self.leader_before_partition)
+        self._emit(PartitionRecovered, cluster.now_s, "raft", recovery_s=cluster.now_s - self.heal_at_s,
+                   leader_changed=leader.id != self.leader_before_partition)
         self.heal_at_s = None
