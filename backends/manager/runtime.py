@@ -304,10 +304,12 @@ class ManagerRuntime:
             early = self._may_send_before_persisting(ready)
             if early:
                 self._send(ready.messages)
-            if self.store.needs_sync(ready) and self._save_in_disk_thread(ready):
+            if self.store.needs_sync(ready) and (early or self._save_in_disk_thread(ready)):
                 # Durable (fsynced) before any message of this Ready that reveals it is sent. The
                 # disk thread lets the loop keep reading and decoding meanwhile (the next batch);
-                # what arrives waits, and is stepped only once this save has returned.
+                # what arrives waits, and is stepped only once this save has returned. A leader
+                # whose appends already left (``early``) always saves there: clients' requests and
+                # the followers' acknowledgements are read during its fsync instead of after it.
                 await loop.run_in_executor(self._disk, self.store.save, ready)
             elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
                 # Small saves run on the loop thread: nothing can be stepped before they return
@@ -358,7 +360,10 @@ class ManagerRuntime:
 
     def _save_in_disk_thread(self, ready: Ready) -> bool:
         """A large batch (deep pipelining) is saved in the disk thread while the loop decodes the
-        next frames; a small one (a few synchronous clients) on the loop thread."""
+        next frames; a small one (a few synchronous clients) on the loop thread, unless it is a
+        leader's whose appends already left (``_drive``). Measured at 16 synchronous clients: a
+        leader's saves in the thread, 1.15x the throughput (median of five alternating pairs);
+        every save there (followers' too), 0.86x with one client and 0.94-0.99x with 16."""
         return ready.snapshot is not None or sum(len(e.data) for e in ready.entries) > self.config.inline_save_max_bytes
 
     def _send(self, messages: list[Message]) -> None:
