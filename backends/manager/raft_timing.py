@@ -199,6 +199,18 @@ async def wait_at_barrier(barrier: Path, managers: int) -> None:
         await asyncio.sleep(0.05)
 
 
+async def settled_leader(rig: Rig, poller: Poller, rng: random.Random) -> tuple[int, int]:
+    """Wait for a whole cluster and 2-3 heartbeat intervals more (a random point of the leader's
+    heartbeat cycle); return the leader and its term, with the event logs read up to now."""
+    await wait_until(poller, whole, "a whole cluster")
+    await asyncio.sleep(2 * HEARTBEAT_S + rng.random() * HEARTBEAT_S)
+    rows = await poller.statuses()
+    leader = next(i for i, r in rows.items() if r is not None and r["role"] == "leader")
+    term: int = rows[leader]["term"]  # type: ignore[index]
+    rig.watch.leader()
+    return leader, term
+
+
 async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple[list[float], list[float]]:
     """(kill -> new leader, the new leader's own candidate -> leader time), in ms, per trial."""
     rig = Rig(args.managers, args.work_dir / "elections", 5000, tag=args.tag)
@@ -209,12 +221,7 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple
         for i in rig.ids:
             rig.start(i)
         for _ in range(args.election_trials):
-            await wait_until(poller, whole, "a whole cluster")
-            await asyncio.sleep(2 * HEARTBEAT_S + rng.random() * HEARTBEAT_S)
-            rows = await poller.statuses()
-            leader = next(i for i, r in rows.items() if r is not None and r["role"] == "leader")
-            old_term = rows[leader]["term"]  # type: ignore[index]
-            rig.watch.leader()  # read the event logs up to now
+            leader, old_term = await settled_leader(rig, poller, rng)
             killed_at = time.monotonic()
             rig.kill(leader)
             times_ms.append((await wait_for_new_leader(rig, old_term) - killed_at) * 1000)
@@ -236,12 +243,7 @@ async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list
         for i in rig.ids:
             rig.start(i)
         for _ in range(args.partition_trials):
-            await wait_until(poller, whole, "a whole cluster")
-            await asyncio.sleep(2 * HEARTBEAT_S + rng.random() * HEARTBEAT_S)
-            rows = await poller.statuses()
-            leader = next(i for i, r in rows.items() if r is not None and r["role"] == "leader")
-            old_term = rows[leader]["term"]  # type: ignore[index]
-            rig.watch.leader()
+            leader, old_term = await settled_leader(rig, poller, rng)
             weather.isolate(leader)
             await wait_for_new_leader(rig, old_term, besides=leader)
             await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)

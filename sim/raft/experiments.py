@@ -33,8 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from random import Random
 
-from novacron.raft.node import LEADER, RaftConfig
+from novacron.raft.node import LEADER, RaftConfig, RaftNode
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import BootPhase, ClusterSettings, RaftCluster
@@ -85,6 +86,14 @@ def _leader_term(cluster: RaftCluster) -> tuple[int, int]:
     return (node.id, node.term) if node is not None else (0, 0)
 
 
+def _settled_leader(cluster: RaftCluster, rng: Random, heartbeat_s: float) -> RaftNode | None:
+    """Run until the cluster is whole and 2-3 heartbeat intervals more (a random point of the
+    leader's heartbeat cycle), as the real experiments do; the leader then, if any."""
+    cluster.run_until(cluster.now_s + ELECTION_GIVE_UP_S, stop=lambda: _whole(cluster))
+    cluster.run_until(cluster.now_s + 2 * heartbeat_s + rng.random() * heartbeat_s)
+    return cluster.leader()
+
+
 def election_times_after_crash(settings: ClusterSettings, profile: LinkProfile, trials: int, seed: int,
                                progress: Callable[[int], object] | None = None) -> list[float]:
     """Milliseconds from a leader crash until a new leader exists, ``trials`` times."""
@@ -96,9 +105,7 @@ def election_times_after_crash(settings: ClusterSettings, profile: LinkProfile, 
     heartbeat_s = settings.raft.heartbeat_ticks * settings.tick_s
     times_ms: list[float] = []
     for trial in range(trials):
-        cluster.run_until(cluster.now_s + ELECTION_GIVE_UP_S, stop=lambda: _whole(cluster))
-        cluster.run_until(cluster.now_s + 2 * heartbeat_s + rng.random() * heartbeat_s)
-        old = cluster.leader()
+        old = _settled_leader(cluster, rng, heartbeat_s)
         if old is None:
             cluster.run_until(cluster.now_s + ELECTION_GIVE_UP_S, stop=lambda: cluster.leader() is not None)
             continue
@@ -137,9 +144,7 @@ def partition_recovery_times(settings: ClusterSettings, profile: LinkProfile, tr
     heartbeat_s = settings.raft.heartbeat_ticks * settings.tick_s
     times_ms: list[float] = []
     for _ in range(trials):
-        cluster.run_until(cluster.now_s + ELECTION_GIVE_UP_S, stop=lambda: _whole(cluster))
-        cluster.run_until(cluster.now_s + 2 * heartbeat_s + rng.random() * heartbeat_s)
-        old = cluster.leader()
+        old = _settled_leader(cluster, rng, heartbeat_s)
         if old is None:
             continue
         old_id, old_term = old.id, old.term
