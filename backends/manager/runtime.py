@@ -60,12 +60,11 @@ from backends.manager.replicated import ManagerStateMachine
 from novacron.health import leadership_target
 from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
 from novacron.raft.events import LeadershipTransferRequested, ManagerStarted
+from novacron.raft.node import sent_before_durable
 from novacron.raft.observer import RaftObserver
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_TICKS = 2
-EARLY_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
-"""What a leader may send before its Ready is durable (``_may_send_before_persisting``)."""
 READ_CHUNK_BYTES = 1 << 18
 
 
@@ -350,13 +349,9 @@ class ManagerRuntime:
                              target_id=target, reason="health")
 
     def _may_send_before_persisting(self, ready: Ready) -> bool:
-        """A leader's appends and heartbeats may leave while its own copy is being fsynced (Raft
-        dissertation section 10.2.1): the leader's log is one of the majority only through the
-        acknowledgements it steps, and it steps none before this save has returned, so no entry
-        is committed, applied or acknowledged to a client before it is durable on the leader
-        and on enough followers. Votes, acknowledgements and a new term still wait for the disk."""
-        return (self.node.role == LEADER and ready.snapshot is None and not self.store.changes_term_or_vote(ready)
-                and all(m.type in EARLY_TYPES and m.term == self.node.term for m in ready.messages))
+        """A leader's appends and heartbeats leave while its own copy is being fsynced
+        (``novacron.raft.node.sent_before_durable`` says when that is safe)."""
+        return sent_before_durable(ready, self.node.role, self.node.term, self.store.changes_term_or_vote(ready))
 
     def _save_in_disk_thread(self, ready: Ready) -> bool:
         """A large batch (deep pipelining) is saved in the disk thread while the loop decodes the

@@ -70,7 +70,6 @@ TRANSFER_CONTEXT = b"transfer"
 MAX_VOTERS = 7
 
 
-
 class T:
     """The ``MessageType`` members (the same objects) as attributes of a plain class: on Python
     3.11 reading a member through its enum class costs ~20x a plain class attribute, and a node
@@ -90,6 +89,20 @@ class T:
 
 CONF_CHANGE_KIND = EntryKind.CONF_CHANGE
 """``EntryKind.CONF_CHANGE``, read once: the follower checks every entry it receives against it."""
+
+SENT_BEFORE_DURABLE_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
+
+
+def sent_before_durable(ready: Ready, role: str, term: int, changes_term_or_vote: bool) -> bool:
+    """May this Ready's messages leave while its own save is still being made durable? Only a
+    leader's appends and heartbeats of its current term, in a Ready with no snapshot and no new
+    term or vote (Raft dissertation section 10.2.1): the leader's log counts towards a majority
+    only through the acknowledgements it steps, and a runtime steps none before the save has
+    returned, so nothing is committed, applied or acknowledged before it is durable on the leader
+    and on enough followers. Votes, acknowledgements and a new term still wait for the disk.
+    Both runtimes use it (the real managers, and the simulated cluster's ``persist_s``)."""
+    return (role == LEADER and ready.snapshot is None and not changes_term_or_vote
+            and all(m.type in SENT_BEFORE_DURABLE_TYPES and m.term == term for m in ready.messages))
 
 
 @dataclass(frozen=True, slots=True)

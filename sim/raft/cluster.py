@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from random import Random
 from typing import TypeVar
 
-from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, MessageType, ReadState, Ready
-from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
+from novacron.raft.messages import NO_NODE, ConfChange, Entry, EntryKind, Message, ReadState, Ready
+from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored, sent_before_durable
 from novacron.raft.storage import MemoryStorage
 from novacron.statemachine import KeyValueStateMachine, StateMachine
 from sim.event_queue import CALL, EventQueue
@@ -39,9 +39,6 @@ from sim.network import NetworkModel
 T = TypeVar("T")
 
 TICK, DELIVER = 0, 1
-EARLY_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
-"""What a leader sends before its Ready is durable, as the real managers do
-(``backends.manager.runtime.ManagerRuntime._may_send_before_persisting``)."""
 MESSAGE_HEADER_BYTES = 64
 ENTRY_OVERHEAD_BYTES = 24
 
@@ -389,8 +386,7 @@ class RaftCluster(EventQueue):
         new_term_or_vote = hard is not None and (hard.term, hard.vote) != (old.term, old.vote)
         if ready.snapshot is None and not ready.entries and not new_term_or_vote:
             return 0.0
-        if (node.role == LEADER and ready.snapshot is None and not new_term_or_vote
-                and all(m.type in EARLY_TYPES and m.term == node.term for m in ready.messages)):
+        if sent_before_durable(ready, node.role, node.term, new_term_or_vote):
             return 0.0
         return self.settings.persist_s
 
