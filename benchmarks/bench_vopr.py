@@ -45,7 +45,8 @@ def seeds_to_first_detection(failing: list[int], first: int, count: int) -> list
 
 
 def run(plant: str | None, first: int, count: int, generator: str,
-        checkpoint: Callable[[dict[str, object]], None] | None = None) -> dict[str, object]:
+        checkpoint: Callable[[dict[str, object]], None] | None = None,
+        commit_broadcast: bool = True) -> dict[str, object]:
     """Run every seed; ``checkpoint`` gets the results so far every 100 seeds (long runs can stop)."""
     node_class = PLANTED_BUGS[plant] if plant else RaftNode
     failing: list[int] = []
@@ -60,7 +61,8 @@ def run(plant: str | None, first: int, count: int, generator: str,
         wall_s = time.perf_counter() - started_s
         cpu_s = time.process_time() - started_cpu_s
         counts = seeds_to_first_detection(failing, first, done)
-        return {"plant": plant or "none", "generator": generator, "first": first, "seeds": done,
+        return {"plant": plant or "none", "generator": generator, "commit_broadcast": commit_broadcast,
+                "first": first, "seeds": done,
                 "failing": failing, "violations": kinds, "unknown": unknown, "wall_s": round(wall_s, 1),
                 "seeds_per_s": round(done / wall_s, 2), "cpu_s": round(cpu_s, 1),
                 "seeds_per_cpu_s": round(done / cpu_s, 2) if cpu_s else None,
@@ -68,7 +70,8 @@ def run(plant: str | None, first: int, count: int, generator: str,
                 "to_first_detection": counts, "median_to_first_detection": statistics.median(counts)}
 
     for seed in range(first, first + count):
-        result = run_seed(seed, node_class=node_class, generator=generator, plant=plant)
+        result = run_seed(seed, node_class=node_class, generator=generator, plant=plant,
+                          commit_broadcast=commit_broadcast)
         done += 1
         if result.unknown_keys:
             unknown.append(seed)
@@ -89,7 +92,8 @@ def table(directory: Path) -> str:
         median = r["median_to_first_detection"]
         rate = 100 * len(r["failing"]) / r["seeds"]
         cpu = f", {r['seeds_per_cpu_s']} seeds/CPU-s" if r.get("seeds_per_cpu_s") else ""
-        rows.append(f"| `{r['plant']}` | {len(r['failing'])}/{r['seeds']} ({rate:.1f} %) "
+        lazy = "" if r.get("commit_broadcast", True) else " (commit broadcast off)"
+        rows.append(f"| `{r['plant']}`{lazy} | {len(r['failing'])}/{r['seeds']} ({rate:.1f} %) "
                     f"| {median if median != float('inf') else '>range'} | {r['failing'][:5]} | "
                     f"{', '.join(f'{k} {v}' for k, v in sorted(r['violations'].items()))} | {r['wall_s']} s "
                     f"({r['seeds_per_s']} seeds/s{cpu}) | {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f} |")
@@ -104,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", default="swarm", choices=GENERATORS)
     parser.add_argument("--out", type=Path, default=Path("runs/vopr"))
     parser.add_argument("--table", type=Path, default=None, help="print the table of the results in this folder")
+    parser.add_argument("--no-commit-broadcast", dest="commit_broadcast", action="store_false",
+                        help="run every plan with RaftConfig.commit_broadcast off (followers learn a commit from "
+                             "the next append or heartbeat), as scale-1000/scale-10000's control plane does")
     args = parser.parse_args(argv)
     if args.table is not None:
         print(table(args.table))
@@ -112,12 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--plant {args.plant!r}: allowed: none, {', '.join(PLANTED_BUGS)}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.generator}-{args.plant}-{args.first_seed}.json"
+    lazy = "" if args.commit_broadcast else "-no-commit-broadcast"
+    path = args.out / f"{args.generator}-{args.plant}-{args.first_seed}{lazy}.json"
 
     def save(result: dict[str, object]) -> None:
         path.write_text(json.dumps(result, indent=1, default=str))
 
-    result = run(None if args.plant == "none" else args.plant, args.first_seed, args.seeds, args.generator, save)
+    result = run(None if args.plant == "none" else args.plant, args.first_seed, args.seeds, args.generator, save,
+                 commit_broadcast=args.commit_broadcast)
     save(result)
     print(json.dumps({k: v for k, v in result.items() if k != "failing"}, default=str))
     return 0

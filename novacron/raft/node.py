@@ -114,6 +114,12 @@ class RaftConfig:
     pre_vote: bool = True
     check_quorum: bool = True
     max_entries_per_message: int = 64
+    commit_broadcast: bool = True
+    """When the leader's commit index moves, send every follower an append carrying it (etcd's
+    raft does): followers apply at once. False: they learn it from the next append or heartbeat
+    (the paper's Figure 2: leaderCommit travels in later AppendEntries), which saves an append and
+    its answer per follower per commit -- half the messages per command with one in flight -- and
+    delays only the followers' apply, never the leader's commit. Safety does not depend on it."""
 
     def __post_init__(self) -> None:
         if self.node_id <= NO_NODE:
@@ -503,7 +509,7 @@ class RaftNode:
             return
         if pr.state != REPLICATE:
             pr.become_replicate()
-        if self._maybe_commit():
+        if self._maybe_commit() and self.config.commit_broadcast:
             self._broadcast_append()
         elif was_paused or pr.next <= self.log.last_index():
             self._send_append(m.src)

@@ -25,6 +25,10 @@ class RaftSection:
                                      doc="election timeout upper bound in ticks")
     pre_vote: bool = spec(RAFT.pre_vote, doc="PreVote round before elections")
     check_quorum: bool = spec(RAFT.check_quorum, doc="leaders step down without a quorum; followers keep a lease")
+    commit_broadcast: bool = spec(RAFT.commit_broadcast,
+                                  doc="the leader sends followers an append whenever its commit index moves "
+                                      "(false: they learn it from the next append or heartbeat, half the "
+                                      "messages per decision; decisions are taken at the leader's apply)")
     formation_timeout_s: float = spec(120.0, min=1, max=3600, doc="give up on cluster formation after this")
     simulate_s: float = spec(30.0, min=0, max=86400, doc="how long the managers are simulated (0 = not at all)")
     leader_crash_at_s: float = spec(10.0, min=0, max=86400, doc="crash the leader at this time (0 = never)")

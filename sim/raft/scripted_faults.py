@@ -29,7 +29,8 @@ RETRY_CRASH_S = 0.1
 def settings_for(section: RaftSection) -> ClusterSettings:
     raft = RaftConfig(node_id=1, election_ticks_min=section.election_ticks_min,
                       election_ticks_max=section.election_ticks_max, heartbeat_ticks=section.heartbeat_ticks,
-                      pre_vote=section.pre_vote, check_quorum=section.check_quorum)
+                      pre_vote=section.pre_vote, check_quorum=section.check_quorum,
+                      commit_broadcast=section.commit_broadcast)
     return ClusterSettings(managers=section.managers, tick_s=section.tick_ms / 1000,
                            snapshot_every=section.snapshot_every, raft=raft)
 

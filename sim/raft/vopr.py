@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from random import Random
 from typing import ClassVar
@@ -58,7 +58,7 @@ from novacron.raft.node import LEADER, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES
-from sim.raft.cluster import Hook, Manager, RaftCluster
+from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 from sim.raft.swarm import (
     CLIENT_KEYS,
     LIVENESS_BOUND_S,
@@ -386,7 +386,9 @@ def _traced(node_class: NodeFactory, tracer: VoprTracer) -> NodeFactory:
 
 
 def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = "swarm",
-             full_trace: bool = False, plant: str | None = None) -> SeedResult:
+             full_trace: bool = False, plant: str | None = None, commit_broadcast: bool = True) -> SeedResult:
+    """One seed's plan, faults and clients, checked. ``commit_broadcast=False`` runs the same plan
+    with ``RaftConfig.commit_broadcast`` off (the generator's draws are unchanged)."""
     plan = draw_plan(seed, generator)
     seeds = RunSeeds(seed)
     tracer = VoprTracer(full_trace)
@@ -402,7 +404,8 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
                              on_heal=lambda: _check_liveness_later(cluster, faults, result) if live else None)
         node_class = faults.node_class(node_class)
     try:
-        cluster = RaftCluster(plan.settings(), network, seeds.python("vopr.cluster"),
+        cluster = RaftCluster(_with_commit_broadcast(plan.settings(), commit_broadcast), network,
+                              seeds.python("vopr.cluster"),
                               hooks=[SafetyCheckingHook(checker, tracer), clients], node_class=node_class)
         tracer.now = lambda: cluster.now_s
         tracer(f"{0.0:8.3f} plan: {plan.describe()}")
@@ -561,6 +564,12 @@ def _calm_down(cluster: RaftCluster, trace: VoprTracer) -> None:
 
 
 # -- running many seeds ---------------------------------------------------------------------------------
+
+
+def _with_commit_broadcast(settings: ClusterSettings, commit_broadcast: bool) -> ClusterSettings:
+    if settings.raft.commit_broadcast == commit_broadcast:
+        return settings
+    return replace(settings, raft=replace(settings.raft, commit_broadcast=commit_broadcast))
 
 
 def run_seeds(seeds: list[int], *, progress: bool = True, node_class: NodeFactory = RaftNode,
