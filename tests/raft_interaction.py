@@ -11,7 +11,7 @@ message when it would be delivered. A ``SafetyChecker`` checks every node after 
 Commands (ids are node ids; ``[...]`` optional)::
 
     add-nodes N [voters=(1,2,3)] [index=I] [log=(1,1,2)] [term=T] [prevote=B] [checkquorum=B]
-              [election=MIN[..MAX]] [heartbeat=H]
+              [commitbroadcast=B] [election=MIN[..MAX]] [heartbeat=H]
     campaign ID | tick ID [N] | tick-heartbeat ID | tick-election ID
     propose ID DATA | propose-conf-change ID add|remove NODE | read-index ID CONTEXT
     transfer-leadership FROM TO | compact ID INDEX
@@ -21,8 +21,8 @@ Commands (ids are node ids; ``[...]`` optional)::
 
 Defaults keep the output short and the timing obvious: heartbeat 1 tick, election timeout
 exactly 10 ticks (``election=10..20`` draws it from a ``random.Random(node_id)``), PreVote and
-CheckQuorum off. After every command that changes a node's role, term, vote or leader, a
-``state`` line shows the new values.
+CheckQuorum off, commit broadcast on (as ``RaftConfig``). After every command that changes a
+node's role, term, vote or leader, a ``state`` line shows the new values.
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ class Interaction:
             config = RaftConfig(node_id=node_id, election_ticks_min=int(low), election_ticks_max=int(high or low),
                                 heartbeat_ticks=int(opts.get("heartbeat", "1")),
                                 pre_vote=opts.get("prevote", "false") == "true",
-                                check_quorum=opts.get("checkquorum", "false") == "true")
+                                check_quorum=opts.get("checkquorum", "false") == "true",
+                                commit_broadcast=opts.get("commitbroadcast", "true") == "true")
             entries = [Entry(index + 1 + k, t, data=f"e{index + 1 + k}".encode()) for k, t in enumerate(log_terms)]
             term = int(opts.get("term", str(max(log_terms, default=1 if index else 0))))
             stored = Stored(HardState(term=term), Snapshot(index, 1 if index else 0, voters), entries)

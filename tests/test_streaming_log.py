@@ -8,6 +8,7 @@ log), never on wall time or RSS; the RSS of long runs is measured in
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -56,6 +57,22 @@ def test_hash_and_summary_do_not_depend_on_the_row_group_size(scenario: tuple[Sc
     assert small.summary["metrics"]["migration.requested"] > 0  # the run exercised the migration folds
     # repr, not ==: an unmeasured downtime is NaN, and NaN != NaN
     assert [repr(e) for e in read_events(tmp_path / "small" / "events.parquet")] == [repr(e) for e in ctx.log]
+
+
+def test_leaving_the_model_to_the_process_exit_changes_nothing_in_the_run(scenario: tuple[Scenario, str],
+                                                                        tmp_path: Path) -> None:
+    """The ``novacron`` command freezes the dead model instead of collecting it (``release_model``):
+    the same log and summary, and the model really left to the collector's blind spot."""
+    sc, text = scenario
+    released = run_scenario(sc, 7, tmp_path / "released", text, report=False)
+    frozen_before = gc.get_freeze_count()
+    try:
+        kept = run_scenario(sc, 7, tmp_path / "kept", text, report=False, release_model=False)
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()  # this test process goes on: give the model back to the collector
+    assert kept.summary["events_sha256"] == released.summary["events_sha256"]
+    assert _summary(tmp_path / "kept") == _summary(tmp_path / "released")
 
 
 def test_the_writer_holds_at_most_one_row_group_and_the_log_none(scenario: tuple[Scenario, str],

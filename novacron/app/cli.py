@@ -255,7 +255,8 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
     print(f"novacron run: seed {seed} · scenario {scenario.name} · {scenario.cluster.hosts} hosts · "
           f"{scenario.workload.vms} VMs{federation} · {runtime.describe(scenario)}", flush=True, file=stream)
     progress = wants_progress(args)
-    result = runtime.run(scenario, seed, out, text, progress=progress)
+    result = runtime.run(scenario, seed, out, text, progress=progress,
+                         process_exits_after=getattr(args, "process_exits_after", False))
     admission = admission_line(result.summary["metrics"])
     if admission:
         print(admission, file=stream)
@@ -1298,6 +1299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
+    args.process_exits_after = argv is None  # the command itself, not a caller that goes on (tests)
     try:
         return int(args.handler(args))
     except (ConfigError, CommandError) as exc:

@@ -42,7 +42,9 @@ class Runtime(Protocol):
         ...
 
     def run(self, scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,
-            progress: bool) -> RunResult:
+            progress: bool, process_exits_after: bool = False) -> RunResult:
+        """``process_exits_after``: the process ends once the run is written (the ``novacron``
+        command), so memory the run no longer needs may be left to the exit."""
         ...
 
 
@@ -59,10 +61,11 @@ class SimRuntime:
         return f"{scenario.duration_s:g} s simulated"
 
     def run(self, scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,
-            progress: bool) -> RunResult:
+            progress: bool, process_exits_after: bool = False) -> RunResult:
         from sim.run import run_scenario
 
-        return run_scenario(scenario, seed, out_dir, scenario_text, progress=progress)
+        return run_scenario(scenario, seed, out_dir, scenario_text, progress=progress,
+                            release_model=not process_exits_after)
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class RealRuntime:
         return f"real hosts, {wall_s:g} s of wall-clock time"
 
     def run(self, scenario: Scenario, seed: int, out_dir: Path, scenario_text: str, *,
-            progress: bool) -> RunResult:
+            progress: bool, process_exits_after: bool = False) -> RunResult:
         from backends.realrun import run_real
 
         return run_real(scenario, seed, out_dir, scenario_text, hosts=self.hosts)
