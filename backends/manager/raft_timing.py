@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,21 +175,29 @@ def whole(rows: dict[int, dict[str, Any] | None]) -> bool:
     return len(leaders) == 1 and 0 not in leaders
 
 
+@contextlib.asynccontextmanager
+async def managers_running(rig: Rig, poller: Poller, env: dict[str, str] | None = None) -> AsyncIterator[None]:
+    """Every manager of ``rig`` started (with ``env``) for the block; afterwards the poller closed
+    and every process stopped, whatever the block raised."""
+    try:
+        for i in rig.ids:
+            rig.start(i, env)
+        yield
+    finally:
+        await poller.close()
+        rig.stop_processes()
+
+
 async def formation_trial(args: argparse.Namespace, trial: int) -> float:
     rig = Rig(args.managers, args.work_dir / f"formation-{trial}", 5000, tag=args.tag)
     barrier = rig.work_dir / "go"
     poller = Poller(rig.ids)
-    try:
-        for i in rig.ids:
-            rig.start(i, {START_BARRIER_ENV: str(barrier)})
+    async with managers_running(rig, poller, {START_BARRIER_ENV: str(barrier)}):
         await wait_at_barrier(barrier, len(rig.ids))
         started = time.monotonic()
         barrier.touch()
         done = await wait_until(poller, formed, "formation")
         return (done - started) * 1000
-    finally:
-        await poller.close()
-        rig.stop_processes()
 
 
 async def wait_at_barrier(barrier: Path, managers: int) -> None:
@@ -217,9 +227,7 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple
     poller = Poller(rig.ids)
     times_ms: list[float] = []
     vote_rounds_ms: list[float] = []
-    try:
-        for i in rig.ids:
-            rig.start(i)
+    async with managers_running(rig, poller):
         for _ in range(args.election_trials):
             leader, old_term = await settled_leader(rig, poller, rng)
             killed_at = time.monotonic()
@@ -228,9 +236,6 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple
             vote_rounds_ms.append(vote_round_ms(rig))
             rig.start(leader)
         return times_ms, vote_rounds_ms
-    finally:
-        await poller.close()
-        rig.stop_processes()
 
 
 async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list[float]:
@@ -239,30 +244,27 @@ async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list
     weather = Weather(args.work_dir)
     poller = Poller(rig.ids)
     times_ms: list[float] = []
-    try:
-        for i in rig.ids:
-            rig.start(i)
-        for _ in range(args.partition_trials):
-            leader, old_term = await settled_leader(rig, poller, rng)
-            weather.isolate(leader)
-            await wait_for_new_leader(rig, old_term, besides=leader)
-            await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)
-            new_id = rig.watch.leader()
-            committed = (await poller.status(new_id) or {}).get("commit", 0)
-            written_at = time.monotonic()
+    async with managers_running(rig, poller):
+        try:
+            for _ in range(args.partition_trials):
+                leader, old_term = await settled_leader(rig, poller, rng)
+                weather.isolate(leader)
+                await wait_for_new_leader(rig, old_term, besides=leader)
+                await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)
+                new_id = rig.watch.leader()
+                committed = (await poller.status(new_id) or {}).get("commit", 0)
+                written_at = time.monotonic()
+                weather.heal()
+                while not caught_up(await poller.status(leader), new_id, committed):
+                    if time.monotonic() > written_at + GIVE_UP_S:
+                        raise TimeoutError(f"manager {leader} did not rejoin leader {new_id} within {GIVE_UP_S} s")
+                    await asyncio.sleep(PARTITION_POLL_S)
+                done_at = time.monotonic()
+                healed_at = await weather.applied_after(written_at, (leader, new_id))
+                times_ms.append((done_at - healed_at) * 1000)
+            return times_ms
+        finally:
             weather.heal()
-            while not caught_up(await poller.status(leader), new_id, committed):
-                if time.monotonic() > written_at + GIVE_UP_S:
-                    raise TimeoutError(f"manager {leader} did not rejoin leader {new_id} within {GIVE_UP_S} s")
-                await asyncio.sleep(PARTITION_POLL_S)
-            done_at = time.monotonic()
-            healed_at = await weather.applied_after(written_at, (leader, new_id))
-            times_ms.append((done_at - healed_at) * 1000)
-        return times_ms
-    finally:
-        weather.heal()
-        await poller.close()
-        rig.stop_processes()
 
 
 def caught_up(row: dict[str, Any] | None, leader: int, committed: int) -> bool:
