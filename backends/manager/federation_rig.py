@@ -26,13 +26,13 @@ core's linearizability checker; every acknowledged placement must be read back.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.host_load import load_average_text
 from backends.manager.eventlog import EVENTS_FILE
 from backends.manager.federation_agent import FEDERATION_DIR
 from backends.manager.jepsen import (
@@ -42,6 +42,7 @@ from backends.manager.jepsen import (
     judge_with_final_reads,
     read_history,
     wait_for,
+    wait_for_process,
     wan_weather,
 )
 from backends.manager.netns import address
@@ -178,8 +179,7 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
         lost_at = time.monotonic()
         rig.lose_cluster(report.lost_cluster)
         log(f"federation: lost cluster {report.lost_cluster} (the federation leader) at {lose_at_s:g} s")
-        if workload.wait(timeout=duration_s + 60) != 0:
-            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        wait_for_process(workload, duration_s + 60, work_dir / "client.log", "the client process")
         report.leader_after = rig.watch.leader()
         report.cluster_leaders = {c: w.leader() for c, w in rig.cluster_watches.items()}
         report.failover_s = _failover_s(rig, report.lost_cluster, report.lost_term, lost_at - wall_started)
@@ -195,7 +195,7 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
         judge_with_final_reads(rig, survivors, history, report.jepsen)
     finally:
         rig.close()
-        report.load_average = report.jepsen.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        report.load_average = report.jepsen.load_average = load_average_text()
         report.jepsen.wall_s = time.monotonic() - wall_started
     log(f"federation: {report.summary()}")
     return report

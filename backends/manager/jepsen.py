@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.host_load import load_average_text
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.clientapi import PLANTED_BUG_ENV
 from backends.manager.linkstage import Weather
@@ -379,34 +380,26 @@ def run_jepsen(size: int, duration_s: float, seed: int, work_dir: Path, *, clien
     try:
         rig.up()
         wait_for(lambda: rig.watch.leader() != 0, 30.0, "no manager was elected leader")
-        history_file, final_file = work_dir / "history.jsonl", work_dir / "final.json"
+        history_file = work_dir / "history.jsonl"
         workload = rig.run_client(["client", "--managers", rig.client_addresses(), "--clients", str(clients),
                                    "--duration-s", str(duration_s), "--seed", str(seed), "--out", str(history_file)],
                                   "client.log")
         Nemesis(rig, log).run(steps, time.monotonic(), duration_s)
         report.nemesis = [s.describe() for s in steps]
         rig.heal()
-        if workload.wait(timeout=duration_s + 60) != 0:
-            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        wait_for_process(workload, duration_s + 60, work_dir / "client.log", "the client process")
         rig.heal()  # notes any manager that died by itself meanwhile
         for i in rig.ids:
             rig.kill(i)
         for i in rig.ids:
             rig.start(i)
-        history = read_history(history_file)
-        keys_file = work_dir / "keys.json"
-        keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
-        final = rig.run_client(["final", "--managers", rig.client_addresses(), "--keys", str(keys_file),
-                                "--out", str(final_file)], "final.log")
-        if final.wait(timeout=120) != 0:
-            raise RuntimeError(f"the final reads failed: {(work_dir / 'final.log').read_text()[-2000:]}")
         report.elections = rig.watch.elections
         report.crashes = rig.crashes
-        judge(report, history, json.loads(final_file.read_text()))
+        judge_with_final_reads(rig, rig.client_addresses(), read_history(history_file), report)
     finally:
         rig.close()
         report.wall_s = time.monotonic() - started_wall
-        report.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        report.load_average = load_average_text()
     log(f"jepsen: {report.summary()}")
     return report
 
@@ -419,9 +412,16 @@ def judge_with_final_reads(rig: Rig, addresses: str, history: list[tuple[Operati
     keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
     final = rig.run_client(["final", "--managers", addresses, "--keys", str(keys_file), "--out", str(final_file)],
                            "final.log")
-    if final.wait(timeout=120) != 0:
-        raise RuntimeError(f"the final reads failed: {(rig.work_dir / 'final.log').read_text()[-2000:]}")
+    wait_for_process(final, 120, rig.work_dir / "final.log", "the final reads")
     judge(report, history, json.loads(final_file.read_text()))
+
+
+def wait_for_process(process: subprocess.Popen[bytes], timeout_s: float, log_file: Path, what: str,
+                     tail_chars: int = 2000) -> None:
+    """Wait for a helper process (the clients, the final reads, an inner run); a non-zero exit
+    raises with the tail of its log."""
+    if process.wait(timeout=timeout_s) != 0:
+        raise RuntimeError(f"{what} failed: {log_file.read_text()[-tail_chars:]}")
 
 
 def wait_for(condition: Any, timeout_s: float, message: str) -> None:

@@ -49,7 +49,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
 import time
@@ -58,10 +57,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.host_load import load_average_text
 from backends.manager.cli import BARRIER_READY_SUFFIX, START_BARRIER_ENV
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.eventlog import read_events
-from backends.manager.jepsen import CLIENT_PORT, Rig
+from backends.manager.jepsen import CLIENT_PORT, Rig, wait_for_process
 from backends.manager.linkstage import applied_path
 from backends.manager.netns import address
 
@@ -108,14 +108,13 @@ def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: 
                                 str(formation_trials), "--partition-trials", str(partition_trials),
                                 "--seed", str(seed), "--out", str(out)],
                                "timing.log", module="backends.manager.raft_timing")
-        if inner.wait(timeout=INNER_TIMEOUT_S) != 0:
-            raise RuntimeError(f"the timing run failed: {(work_dir / 'timing.log').read_text()[-3000:]}")
+        wait_for_process(inner, INNER_TIMEOUT_S, work_dir / "timing.log", "the timing run", tail_chars=3000)
     finally:
         rig.close()
     measured = json.loads(out.read_text())
     return TimingResult(managers, rtt_ms, jitter_ms, measured["election_ms"], measured["vote_round_ms"],
                         measured["formation_ms"], measured["partition_recovery_ms"],
-                        " ".join(f"{x:.2f}" for x in os.getloadavg()))
+                        load_average_text())
 
 
 # -- inside the clients' namespace ------------------------------------------------------------------

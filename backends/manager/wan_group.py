@@ -23,12 +23,12 @@ WAN timing -- is ``federation_rig``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.host_load import load_average_text
 from backends.manager.jepsen import (
     CLIENT_PORT,
     JepsenReport,
@@ -36,6 +36,7 @@ from backends.manager.jepsen import (
     judge_with_final_reads,
     read_history,
     wait_for,
+    wait_for_process,
     wan_weather,
 )
 from backends.manager.netns import address
@@ -85,8 +86,7 @@ def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int,
         rig.kill(lost)
         rig.net.partition([lost])
         log(f"wan group: lost manager {lost}'s region at {lose_at_s:g} s")
-        if workload.wait(timeout=duration_s + 60) != 0:
-            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        wait_for_process(workload, duration_s + 60, work_dir / "client.log", "the client process")
         report.leader_after = rig.watch.leader()
         report.elections = rig.watch.elections
         report.jepsen.crashes = list(rig.crashes)
@@ -96,7 +96,7 @@ def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int,
         judge_with_final_reads(rig, survivors, read_history(history_file), report.jepsen)
     finally:
         rig.close()
-        report.load_average = report.jepsen.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        report.load_average = report.jepsen.load_average = load_average_text()
         report.jepsen.wall_s = time.monotonic() - wall_started
     log(f"wan group: {report.summary()}")
     return report
