@@ -151,6 +151,9 @@ def wan_weather(rtt_ms: float) -> dict[str, float]:
 class Rig:
     """The namespaces and every process started in them; ``close`` undoes all of it."""
 
+    client_port = CLIENT_PORT
+    """Where the members answer clients (a federation rig's agents answer on their own port)."""
+
     def __init__(self, size: int, work_dir: Path, snapshot_every: int, planted_bug: str | None = None,
                  tag: str | None = None) -> None:
         """``tag``: the namespaces of a rig another process built (``NetnsRig.tag``)."""
@@ -179,8 +182,9 @@ class Rig:
     def weather_file(self, manager_id: int) -> Path:
         return self.work_dir / f"weather-{manager_id}.json"
 
-    def client_addresses(self) -> str:
-        return ",".join(f"{i}={address(i)}:{CLIENT_PORT}" for i in self.ids)
+    def client_addresses(self, without: int | None = None) -> str:
+        """The members' client addresses (a client's ``--managers``), less ``without`` (a lost one)."""
+        return ",".join(f"{i}={address(i)}:{self.client_port}" for i in self.ids if i != without)
 
     def up(self) -> None:
         self.up_network()
@@ -257,9 +261,27 @@ class Rig:
         self.others.append(process)
         return process
 
+    def start_workload(self, clients: int, duration_s: float, seed: int, history_file: Path,
+                       *workload_args: str) -> subprocess.Popen[bytes]:
+        """The Jepsen clients against every member for ``duration_s``, writing their history to
+        ``history_file`` (their output: ``client.log``); ``wait_workload`` waits for them."""
+        return self.run_client(["client", *workload_args, "--managers", self.client_addresses(),
+                                "--clients", str(clients), "--duration-s", str(duration_s), "--seed", str(seed),
+                                "--out", str(history_file)], "client.log")
+
+    def wait_workload(self, process: subprocess.Popen[bytes], duration_s: float) -> None:
+        wait_for_process(process, duration_s + 60, self.work_dir / "client.log", "the client process")
+
     def close(self) -> None:
         self.stop_processes()
         self.net.down()
+
+    def close_and_record(self, report: JepsenReport, started_monotonic_s: float) -> None:
+        """A run's ``finally``: everything this rig started stopped, then the run's wall time and
+        the load average it ran at on ``report``."""
+        self.close()
+        report.wall_s = time.monotonic() - started_monotonic_s
+        report.load_average = load_average_text()
 
     def stop_processes(self) -> None:
         # Helpers first, politely: a measuring process started managers of its own and stops them
@@ -381,13 +403,11 @@ def run_jepsen(size: int, duration_s: float, seed: int, work_dir: Path, *, clien
         rig.up()
         wait_for(lambda: rig.watch.leader() != 0, 30.0, "no manager was elected leader")
         history_file = work_dir / "history.jsonl"
-        workload = rig.run_client(["client", "--managers", rig.client_addresses(), "--clients", str(clients),
-                                   "--duration-s", str(duration_s), "--seed", str(seed), "--out", str(history_file)],
-                                  "client.log")
+        workload = rig.start_workload(clients, duration_s, seed, history_file)
         Nemesis(rig, log).run(steps, time.monotonic(), duration_s)
         report.nemesis = [s.describe() for s in steps]
         rig.heal()
-        wait_for_process(workload, duration_s + 60, work_dir / "client.log", "the client process")
+        rig.wait_workload(workload, duration_s)
         rig.heal()  # notes any manager that died by itself meanwhile
         for i in rig.ids:
             rig.kill(i)
@@ -397,9 +417,7 @@ def run_jepsen(size: int, duration_s: float, seed: int, work_dir: Path, *, clien
         report.crashes = rig.crashes
         judge_with_final_reads(rig, rig.client_addresses(), read_history(history_file), report)
     finally:
-        rig.close()
-        report.wall_s = time.monotonic() - started_wall
-        report.load_average = load_average_text()
+        rig.close_and_record(report, started_wall)
     log(f"jepsen: {report.summary()}")
     return report
 

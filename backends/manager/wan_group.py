@@ -28,18 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.host_load import load_average_text
 from backends.manager.jepsen import (
-    CLIENT_PORT,
     JepsenReport,
     Rig,
     judge_with_final_reads,
     read_history,
     wait_for,
-    wait_for_process,
     wan_weather,
 )
-from backends.manager.netns import address
 
 
 @dataclass
@@ -78,26 +74,22 @@ def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int,
         report.formation_s = time.monotonic() - started
         report.elected_after_start_s = _elected_after_start_s(rig.data_dir(rig.watch.leader()) / "events.jsonl")
         history_file = work_dir / "history.jsonl"
-        workload = rig.run_client(["client", "--managers", rig.client_addresses(), "--clients", str(clients),
-                                   "--duration-s", str(duration_s), "--seed", str(seed), "--out", str(history_file)],
-                                  "client.log")
+        workload = rig.start_workload(clients, duration_s, seed, history_file)
         time.sleep(lose_at_s)
         report.lost_manager = lost = rig.watch.leader()
         rig.kill(lost)
         rig.net.partition([lost])
         log(f"wan group: lost manager {lost}'s region at {lose_at_s:g} s")
-        wait_for_process(workload, duration_s + 60, work_dir / "client.log", "the client process")
+        rig.wait_workload(workload, duration_s)
         report.leader_after = rig.watch.leader()
         report.elections = rig.watch.elections
         report.jepsen.crashes = list(rig.crashes)
         report.jepsen.elections = report.elections
         report.jepsen.nemesis = [f"t={lose_at_s:g}s SIGKILL manager {lost} and cut its namespace off for good"]
-        survivors = ",".join(f"{i}={address(i)}:{CLIENT_PORT}" for i in rig.ids if i != lost)
-        judge_with_final_reads(rig, survivors, read_history(history_file), report.jepsen)
+        judge_with_final_reads(rig, rig.client_addresses(without=lost), read_history(history_file), report.jepsen)
     finally:
-        rig.close()
-        report.load_average = report.jepsen.load_average = load_average_text()
-        report.jepsen.wall_s = time.monotonic() - wall_started
+        rig.close_and_record(report.jepsen, wall_started)
+        report.load_average = report.jepsen.load_average
     log(f"wan group: {report.summary()}")
     return report
 
