@@ -139,7 +139,6 @@ class FederationReport:
     """From the loss to the first acknowledged placement invoked after it (client clock)."""
     cluster_leaders: dict[int, int] = field(default_factory=dict)
     jepsen: JepsenReport = field(default_factory=lambda: JepsenReport(managers=9, seed=0, duration_s=0.0))
-    load_average: str = ""
 
     def summary(self) -> str:
         return (f"{self.clusters} clusters x {MANAGERS_PER_CLUSTER} managers, federation at {self.rtt_ms:g} ms RTT "
@@ -189,7 +188,6 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
         judge_with_final_reads(rig, rig.client_addresses(without=report.lost_cluster), history, report.jepsen)
     finally:
         rig.close_and_record(report.jepsen, wall_started)
-        report.load_average = report.jepsen.load_average
     log(f"federation: {report.summary()}")
     return report
 

@@ -50,7 +50,6 @@ class WanGroupReport:
     leader_after: int = 0
     elections: int = 0
     jepsen: JepsenReport = field(default_factory=lambda: JepsenReport(managers=3, seed=0, duration_s=0.0))
-    load_average: str = ""
 
     def summary(self) -> str:
         return (f"3 regions at {self.rtt_ms:g} ms RTT (link stage): formation {self.formation_s:.2f} s "
@@ -89,7 +88,6 @@ def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int,
         judge_with_final_reads(rig, rig.client_addresses(without=lost), read_history(history_file), report.jepsen)
     finally:
         rig.close_and_record(report.jepsen, wall_started)
-        report.load_average = report.jepsen.load_average
     log(f"wan group: {report.summary()}")
     return report
 
