@@ -25,12 +25,12 @@ Numbers are ratios in one run; the load average is printed with them (the machin
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from random import Random
 
+from backends.host_load import load_average_text
 from novacron.bft.client import BftClient
 from novacron.bft.crypto import Ed25519Keyring
 from novacron.bft.messages import Signed
@@ -160,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ops", type=int, default=400)
     args = parser.parse_args()
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average: {load_average_text()}")
     print("| protocol | replicas | network | clients | p50 ms | p99 ms | ops/s (sim) | CPU us/op | signatures share |")
     print("|---|---|---|---|---|---|---|---|---|")
     for replicas in (4, 7):
@@ -171,7 +171,7 @@ def main() -> None:
                     share = f"{r['crypto_share'] * 100:.0f} %" if name == "PBFT" else "-"
                     print(f"| {name} | {replicas} | {profile} | {clients} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                           f"{r['ops_s']:.0f} | {r['cpu_us']:.0f} | {share} |", flush=True)
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average: {load_average_text()}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 from backends.bft.client import RemoteBftClient
 from backends.bft.localcluster import LocalBftCluster
 from backends.bft.process import CLIENT_IDS
+from backends.host_load import load_average_text
 from backends.manager.client import ManagerClient
 from backends.manager.localcluster import LocalCluster
 from novacron.statemachine import encode_command
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=200)
     parser.add_argument("--sizes", default="4,7")
     args = parser.parse_args()
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average: {load_average_text()}")
     print("| protocol | replicas | p50 ms | p99 ms | ops/s (16 clients) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bft-vs-raft-") as tmp:
@@ -115,7 +115,7 @@ def main() -> None:
                 latencies, throughput = asyncio.run(run(Path(tmp), size, args.ops))
                 print(f"| {name} | {size} | {percentile(latencies, 50) * 1000:.1f} | "
                       f"{percentile(latencies, 99) * 1000:.1f} | {throughput:.0f} |", flush=True)
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average: {load_average_text()}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from backends.host_load import load_average_text
 from backends.manager.framing import FrameDecoder, encode_frame
 from backends.manager.localcluster import REPO_ROOT, LocalCluster, free_ports
 from novacron.statemachine import encode_command
@@ -419,10 +420,6 @@ async def run_open(cluster: Cluster, rate_s: int, warmup_s: float, measure_s: fl
     return level
 
 
-def _load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 async def measure(systems: Sequence[str], work: Path, clients: Sequence[int], rates: Sequence[int],
                   warmup_s: float, measure_s: float, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
@@ -433,7 +430,7 @@ async def measure(systems: Sequence[str], work: Path, clients: Sequence[int], ra
                 mode, n = level_args
                 level = await (run_closed(cluster, n, warmup_s, measure_s) if mode == "closed"
                                else run_open(cluster, n, warmup_s, measure_s))
-                level.load_average = _load_average()
+                level.load_average = load_average_text()
                 row = level.summary()
                 rows.append(row)
                 log(json.dumps(row))

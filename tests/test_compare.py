@@ -11,6 +11,7 @@ import pytest
 from novacron.app.analysis import load_run
 from novacron.app.cli import main
 from novacron.app.compare import compare_runs, load_pair, relative_difference
+from tests.scenario_snippets import CACHE_AND_RAFT_OFF
 
 SMALL = """
 name = "compare-small"
@@ -20,11 +21,7 @@ hosts = 4
 [workload]
 vms = 12
 arrival_window_s = 60.0
-[cache]
-enabled = false
-[raft]
-simulate_s = 0.0
-[migration]
+""" + CACHE_AND_RAFT_OFF + """[migration]
 migrations = 6
 start_s = 120.0
 request_window_s = 120.0

@@ -34,16 +34,14 @@ from backends.lab.container_rig import (
 )
 from backends.lab.precopy import PLANTED_BUG_ENV
 from backends.manager.netns import PREFIX, RigUnavailable
-from tests.unavailable import unavailable
+from tests.unavailable import rig_needed, unavailable
 
 pytestmark = [pytest.mark.containers]
 
 
 def run(spec: ContainerMigrationSpec, work_dir: Path, planted_bug: str | None = None) -> ContainerMigrationReport:
-    try:
+    with rig_needed("the container rig (root, ip netns, cgroup v2, tc)"):
         return migrate_container(spec, work_dir, {PLANTED_BUG_ENV: planted_bug} if planted_bug else None)
-    except RigUnavailable as exc:
-        unavailable(f"the container rig cannot be built here (root, ip netns, cgroup v2, tc): {exc}")
 
 
 def leftovers() -> list[str]:

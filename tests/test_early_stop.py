@@ -20,7 +20,7 @@ from novacron.scenario import loads_scenario, scenario_targets
 from novacron.slo import MONOTONE_METRICS, Comparator, Role, Target, Trend, early_stop_targets, fails_for_good
 from sim.run import simulate, simulate_verdict_only
 from sim.sweep import run_one
-from tests.scenario_snippets import ONLY_PLACEMENT
+from tests.scenario_snippets import CACHE_AND_RAFT_OFF, ONLY_PLACEMENT
 
 PLACEMENT = """
 name = "early-stop"
@@ -53,11 +53,7 @@ duration_s = 3600.0
 hosts = 6
 [workload]
 vms = 40
-[cache]
-enabled = false
-[raft]
-simulate_s = 0.0
-[targets]
+""" + CACHE_AND_RAFT_OFF + """[targets]
 "migration.peak_running_global" = {running}
 """
 

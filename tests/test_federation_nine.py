@@ -20,19 +20,16 @@ from pathlib import Path
 import pytest
 
 from backends.manager.federation_rig import run_federation
-from backends.manager.netns import RigUnavailable
 from novacron.raft.linearizability import PUT
-from tests.unavailable import unavailable
+from tests.unavailable import rig_needed
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
 
 def test_nine_managers_federate_and_survive_the_loss_of_a_cluster(tmp_path: Path) -> None:
     duration_s = float(os.environ.get("NOVACRON_FEDERATION_S", "10"))
-    try:
+    with rig_needed("the namespace rig"):
         report = run_federation(150.0, duration_s, duration_s / 3, seed=17, work_dir=tmp_path / "fed")
-    except RigUnavailable as exc:
-        unavailable(f"the namespace rig cannot be built here: {exc}")
     print(report.summary())
     assert report.formation_s < 60.0
     assert not report.jepsen.crashes, report.jepsen.crashes

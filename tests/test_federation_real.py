@@ -16,20 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from backends.manager.netns import RigUnavailable
 from backends.manager.wan_group import run_wan_group
 from novacron.raft.linearizability import PUT
-from tests.unavailable import unavailable
+from tests.unavailable import rig_needed
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
 
 def test_the_group_forms_across_regions_and_survives_the_loss_of_one(tmp_path: Path) -> None:
     duration_s = float(os.environ.get("NOVACRON_WAN_GROUP_S", "12"))
-    try:
+    with rig_needed("the namespace rig"):
         report = run_wan_group(150.0, duration_s, duration_s / 3, seed=17, work_dir=tmp_path / "wan")
-    except RigUnavailable as exc:
-        unavailable(f"the namespace rig cannot be built: {exc}")
     print(report.summary())
     assert report.elected_after_start_s < 30.0 and report.formation_s < 60.0
     assert not report.jepsen.crashes, report.jepsen.crashes

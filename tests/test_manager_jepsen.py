@@ -24,9 +24,8 @@ from pathlib import Path
 import pytest
 
 from backends.manager.jepsen import JepsenReport, run_jepsen
-from backends.manager.netns import RigUnavailable
 from novacron.raft.linearizability import GET, PUT
-from tests.unavailable import unavailable
+from tests.unavailable import rig_needed
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -34,10 +33,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns]
 def jepsen(size: int, tmp_path: Path, duration_s: float, planted_bug: str | None = None) -> JepsenReport:
     seed = int(os.environ.get("NOVACRON_JEPSEN_SEED") or random.SystemRandom().randrange(1 << 31))
     print(f"nemesis seed {seed} (replay: NOVACRON_JEPSEN_SEED={seed})")
-    try:
+    with rig_needed("the namespace rig"):
         report = run_jepsen(size, duration_s, seed, tmp_path / "jepsen", planted_bug=planted_bug)
-    except RigUnavailable as exc:
-        unavailable(f"the namespace rig cannot be built: {exc}")
     print("\n".join(report.nemesis))
     return report
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from backends.manager.netns import RigUnavailable
 from backends.manager.raft_timing import measure
 from benchmarks.raft_timing_real_vs_sim import ks_distance, row
 from sim.network import PROFILES
 from sim.raft.experiments import election_times_after_crash, partition_recovery_times, real_manager_settings
-from tests.unavailable import unavailable
+from tests.unavailable import rig_needed
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -40,11 +39,9 @@ def test_the_goal_verdict_needs_both_the_median_and_the_tail() -> None:
 
 def test_real_election_formation_and_partition_times_on_wan30(tmp_path: Path) -> None:
     profile = PROFILES["wan30"]
-    try:
+    with rig_needed("the namespace rig"):
         real = measure(profile.rtt_ms, profile.jitter_ms, managers=5, election_trials=4, formation_trials=2,
                        partition_trials=3, work_dir=tmp_path / "timing", seed=7)
-    except RigUnavailable as exc:
-        unavailable(f"the namespace rig cannot be built: {exc}")
     settings = real_manager_settings(5)
     sim = election_times_after_crash(settings, profile, 20, 7)
     print(row("wan30", "election after SIGKILL", sim, real.election_ms), f"load average {real.load_average}")

@@ -9,24 +9,20 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from novacron.scheduler.config import SchedulerConfig, build_scheduler
+from novacron.scheduler.config import SchedulerConfig, build_scheduler, hard_filters
 from novacron.scheduler.policies import (
-    Affinity,
     Allocation,
-    AntiAffinity,
     EnergyScore,
-    Filter,
-    HostUp,
     NetworkScore,
     NumaLocality,
     NumaScore,
-    ResourceFit,
     Scorer,
     cross_node_ratio,
 )
 from novacron.scheduler.state import HostTable, PlacementRequest
 
-HEADROOM = (0.20, 0.10, 0.30, 0.20)
+DEFAULTS = SchedulerConfig()
+HEADROOM = DEFAULTS.headroom()
 FLAVOURS = [(1, 2.0, 0.1, 100.0), (2, 4.0, 0.2, 200.0), (4, 16.0, 0.5, 400.0), (8, 32.0, 1.0, 1000.0),
             (16, 64.0, 2.0, 2000.0)]
 
@@ -72,7 +68,7 @@ def test_placements_never_violate_capacity_headroom_anti_affinity_or_numa(
             continue
         row = decision.row
         assert row is not None and table.up[row]
-        assert cross_node_ratio(table, request)[row] < 0.2
+        assert cross_node_ratio(table, request)[row] < DEFAULTS.max_cross_node_ratio
         table.allocate(row, request)
         members.setdefault("all", []).append(row)
         if request.anti_affinity_group:
@@ -89,7 +85,7 @@ def test_placements_never_violate_capacity_headroom_anti_affinity_or_numa(
             assert len(set(rows)) == 1, f"affinity group {group} is split"
 
 
-ALL_FILTERS: list[Filter] = [HostUp(), ResourceFit(HEADROOM), AntiAffinity(), Affinity(), NumaLocality(0.2)]
+ALL_FILTERS = hard_filters(DEFAULTS)
 ALL_SCORERS: list[Scorer] = [Allocation("spread"), Allocation("pack"), NumaScore(), EnergyScore(), NetworkScore()]
 
 

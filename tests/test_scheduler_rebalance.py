@@ -208,7 +208,7 @@ def test_balance_by_vm_shape_equals_the_vm_by_vm_reference(
 
 def test_only_filters_that_declare_they_read_demand_and_groups_get_the_per_shape_path() -> None:
     """The shape property above compares the two paths only if the built-in filters take the per-shape
-    one and an undeclared filter does not (a filter opts in with ``reads_demand_and_groups_only``)."""
+    one and an undeclared filter does not (a filter opts in by deriving from ``ReadsDemandAndGroupsOnly``)."""
     from novacron.scheduler.rebalance import _class_filters_only
 
     scheduler = build_scheduler(SchedulerConfig())

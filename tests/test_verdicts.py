@@ -15,7 +15,7 @@ from novacron.metrics import METRICS
 from novacron.scenario import loads_scenario, scenario_targets
 from novacron.slo import CATALOGUE, Role, RunVerdict, TargetOverride, Verdict, apply_overrides, evaluate, format_table
 from tests.one_line_errors import one_line_error
-from tests.scenario_snippets import ONLY_PLACEMENT
+from tests.scenario_snippets import CACHE_AND_RAFT_OFF, ONLY_PLACEMENT
 
 # The issue's scenario: 20 hosts and 400 VMs; most VMs cannot be placed (short run: admission is early).
 CROWDED = """
@@ -40,11 +40,7 @@ hosts = 4
 [workload]
 vms = 20
 arrival_window_s = 300.0
-[cache]
-enabled = false
-[raft]
-simulate_s = 0.0
-[migration]
+""" + CACHE_AND_RAFT_OFF + """[migration]
 migrations = 6
 start_s = 5000.0
 """

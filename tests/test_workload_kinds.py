@@ -18,10 +18,10 @@ from novacron.cluster.events import (
     VMPlaced,
     VMRequested,
     VMStarted,
-    VMStopped,
 )
 from novacron.cluster.kinds import KINDS, kind_of
 from novacron.cluster.pools import ROOT
+from novacron.cluster.state import ClusterState, apply
 from novacron.config import ConfigError
 from novacron.events import Event
 from novacron.metrics import compute_metrics
@@ -125,18 +125,18 @@ def _check_reservations(scenario: Scenario, events: list[Event]) -> None:
     cluster_memory_gib = c.hosts * c.host_memory_gib
     tree = scenario.pools.tree(cluster_cores=float(c.hosts * c.host_cpu_cores), cluster_memory_gib=cluster_memory_gib)
     slices_total = scenario.gpus.gpus_per_host * MIG_SLICES
-    live: dict[str, VMPlaced] = {}
+    state = ClusterState()  # which VMs run: the cluster projection's fold, not a copy of it here
+    placed_gib: dict[str, float] = {}
     slices: dict[str, int] = {}
     used: dict[str, int] = defaultdict(int)
     for ev in events:
+        apply(state, ev)
         if isinstance(ev, VMPlaced):
-            live[ev.vm_id] = ev
+            placed_gib[ev.vm_id] = ev.memory_gib
             gpu = scenario.gpus.request_of(ev.vm_id).needs_gpu
             kind = kind_of(ev.vm_id, scenario.workload.kinds, needs_gpu=gpu)
             assert kind is not None
             assert ev.memory_gib - kind.memory_overhead_gib in scenario.workload.vm_memory_gib
-        elif isinstance(ev, VMStopped | VMFailed):
-            live.pop(ev.vm_id, None)
         elif isinstance(ev, GpuAllocated):
             slices[ev.vm_id] = ev.gpu_count * MIG_SLICES + ev.mig_slices
             used[ev.host_id] += slices[ev.vm_id]
@@ -146,8 +146,8 @@ def _check_reservations(scenario: Scenario, events: list[Event]) -> None:
         elif isinstance(ev, VMMoved):
             raise AssertionError("no move was asked for")
         leaf_gib: dict[str, float] = defaultdict(float)
-        for placed in live.values():
-            leaf_gib[tree.pool_of(placed.vm_id)] += placed.memory_gib
+        for vm_id in state.placements():
+            leaf_gib[tree.pool_of(vm_id)] += placed_gib[vm_id]
         totals = tree.subtree_totals(leaf_gib)
         for name, pool in tree.pools.items():
             assert pool.memory_limit_gib <= 0 or totals[name] <= pool.memory_limit_gib + EPS, (name, ev)

@@ -3,11 +3,15 @@ with ``CI=true``, where the same test FAILS (CI must never pass by skipping the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
+
+from backends.manager.netns import RigUnavailable
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -15,6 +19,16 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def rig_needed(rig: str) -> Iterator[None]:
+    """Runs the block; if ``rig`` cannot be built there (``RigUnavailable``), the test is
+    ``unavailable``, with the rig's own reason."""
+    try:
+        yield
+    except RigUnavailable as exc:
+        unavailable(f"{rig} cannot be built here: {exc}")
 
 
 def require_binary(*names: str, missing: str) -> str:

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 
 from backends.manager.eventlog import JsonLinesEventLog, ParquetEventLog
-from backends.manager.replicated import decode_batch
+from backends.manager.replicated import BatchedEntryReplica
 from backends.manager.runtime import ManagerConfig
 from novacron.federation.config import wan_timing
 from novacron.federation.state import FederationStateMachine
@@ -73,25 +73,19 @@ def agent_config(manager: ManagerConfig, options: FederationOptions) -> ManagerC
                                raft=federation_raft_config(options.member_id, options.rtt_ms, manager.tick_ms))
 
 
-class FederationReplica:
+class FederationReplica(BatchedEntryReplica):
     """The core's ``FederationStateMachine`` behind the manager runtime's state-machine interface."""
+
+    machine: FederationStateMachine
 
     def __init__(self, member_id: int, events: ParquetEventLog | JsonLinesEventLog | None) -> None:
         del events  # the group's Raft events go to the agent's own log; placements are its state
+        super().__init__(FederationStateMachine(math.inf, math.inf, CLUSTERS_PER_DATACENTER))
         self.member_id = member_id
-        self.machine = FederationStateMachine(math.inf, math.inf, CLUSTERS_PER_DATACENTER)
-        self.applied_index = 0
-        self.commands_applied = 0
 
-    def apply(self, entry: Entry) -> int:
-        self.applied_index = entry.index
-        if entry.kind != EntryKind.NORMAL or not entry.data:
-            return 0
-        commands = decode_batch(entry.data)
+    def apply_commands(self, entry: Entry, commands: list[bytes]) -> None:
         for command in commands:
             self.machine.apply(Entry(entry.index, entry.term, EntryKind.NORMAL, command))
-        self.commands_applied += len(commands)
-        return len(commands)
 
     def get(self, key: str) -> str | None:
         placement = self.machine.vms.get(key)
@@ -99,10 +93,3 @@ class FederationReplica:
 
     def key_count(self) -> int:
         return len(self.machine.vms)
-
-    def snapshot(self) -> bytes:
-        return self.machine.snapshot()
-
-    def restore(self, data: bytes, index: int) -> None:
-        self.machine.restore(data)
-        self.applied_index = index

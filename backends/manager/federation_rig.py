@@ -26,7 +26,6 @@ core's linearizability checker; every acknowledged placement must be read back.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -59,6 +58,8 @@ FEDERATION_STAGE_PORT_BASE = 7100
 class FederationRig(Rig):
     """The jepsen ``Rig`` with clusters as its namespace members and three managers in each."""
 
+    client_port = FEDERATION_CLIENT_PORT
+
     def __init__(self, clusters: int, work_dir: Path, rtt_ms: float, origin_monotonic_s: float,
                  planted_bug: str | None = None) -> None:
         super().__init__(clusters, work_dir, snapshot_every=300, planted_bug=planted_bug)
@@ -82,9 +83,6 @@ class FederationRig(Rig):
 
     def agent_dir(self, cluster: int) -> Path:
         return self.data_dir(self.representative(cluster)) / FEDERATION_DIR
-
-    def client_addresses(self) -> str:
-        return ",".join(f"{c}={address(c)}:{FEDERATION_CLIENT_PORT}" for c in self.ids)
 
     def up_network(self, weather: dict[str, float] | None = None) -> None:
         """The namespaces and one link stage per cluster carrying its agent's federation links."""
@@ -141,7 +139,6 @@ class FederationReport:
     """From the loss to the first acknowledged placement invoked after it (client clock)."""
     cluster_leaders: dict[int, int] = field(default_factory=dict)
     jepsen: JepsenReport = field(default_factory=lambda: JepsenReport(managers=9, seed=0, duration_s=0.0))
-    load_average: str = ""
 
     def summary(self) -> str:
         return (f"{self.clusters} clusters x {MANAGERS_PER_CLUSTER} managers, federation at {self.rtt_ms:g} ms RTT "
@@ -169,17 +166,14 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
                  60.0, "the federation group or a cluster group elected no leader")
         report.formation_s = time.monotonic() - started
         history_file = work_dir / "history.jsonl"
-        workload = rig.run_client(["client", "--workload", "federation", "--managers", rig.client_addresses(),
-                                   "--clients", str(clients), "--duration-s", str(duration_s), "--seed", str(seed),
-                                   "--out", str(history_file)], "client.log")
+        workload = rig.start_workload(clients, duration_s, seed, history_file, "--workload", "federation")
         time.sleep(lose_at_s)
         rig.watch.leader()  # read the events written meanwhile: the leader now, in its latest term
         report.lost_term, report.lost_cluster = rig.watch.best
         lost_at = time.monotonic()
         rig.lose_cluster(report.lost_cluster)
         log(f"federation: lost cluster {report.lost_cluster} (the federation leader) at {lose_at_s:g} s")
-        if workload.wait(timeout=duration_s + 60) != 0:
-            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        rig.wait_workload(workload, duration_s)
         report.leader_after = rig.watch.leader()
         report.cluster_leaders = {c: w.leader() for c, w in rig.cluster_watches.items()}
         report.failover_s = _failover_s(rig, report.lost_cluster, report.lost_term, lost_at - wall_started)
@@ -191,12 +185,9 @@ def run_federation(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int
         report.jepsen.elections = rig.watch.elections
         report.jepsen.nemesis = [f"t={lose_at_s:g}s SIGKILL cluster {report.lost_cluster}'s three managers and "
                                  "cut its namespace off for good"]
-        survivors = ",".join(f"{c}={address(c)}:{FEDERATION_CLIENT_PORT}" for c in rig.ids if c != report.lost_cluster)
-        judge_with_final_reads(rig, survivors, history, report.jepsen)
+        judge_with_final_reads(rig, rig.client_addresses(without=report.lost_cluster), history, report.jepsen)
     finally:
-        rig.close()
-        report.load_average = report.jepsen.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        report.jepsen.wall_s = time.monotonic() - wall_started
+        rig.close_and_record(report.jepsen, wall_started)
     log(f"federation: {report.summary()}")
     return report
 

@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.host_load import load_average_text
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.clientapi import PLANTED_BUG_ENV
 from backends.manager.linkstage import Weather
@@ -150,6 +151,9 @@ def wan_weather(rtt_ms: float) -> dict[str, float]:
 class Rig:
     """The namespaces and every process started in them; ``close`` undoes all of it."""
 
+    client_port = CLIENT_PORT
+    """Where the members answer clients (a federation rig's agents answer on their own port)."""
+
     def __init__(self, size: int, work_dir: Path, snapshot_every: int, planted_bug: str | None = None,
                  tag: str | None = None) -> None:
         """``tag``: the namespaces of a rig another process built (``NetnsRig.tag``)."""
@@ -178,8 +182,9 @@ class Rig:
     def weather_file(self, manager_id: int) -> Path:
         return self.work_dir / f"weather-{manager_id}.json"
 
-    def client_addresses(self) -> str:
-        return ",".join(f"{i}={address(i)}:{CLIENT_PORT}" for i in self.ids)
+    def client_addresses(self, without: int | None = None) -> str:
+        """The members' client addresses (a client's ``--managers``), less ``without`` (a lost one)."""
+        return ",".join(f"{i}={address(i)}:{self.client_port}" for i in self.ids if i != without)
 
     def up(self) -> None:
         self.up_network()
@@ -256,9 +261,27 @@ class Rig:
         self.others.append(process)
         return process
 
+    def start_workload(self, clients: int, duration_s: float, seed: int, history_file: Path,
+                       *workload_args: str) -> subprocess.Popen[bytes]:
+        """The Jepsen clients against every member for ``duration_s``, writing their history to
+        ``history_file`` (their output: ``client.log``); ``wait_workload`` waits for them."""
+        return self.run_client(["client", *workload_args, "--managers", self.client_addresses(),
+                                "--clients", str(clients), "--duration-s", str(duration_s), "--seed", str(seed),
+                                "--out", str(history_file)], "client.log")
+
+    def wait_workload(self, process: subprocess.Popen[bytes], duration_s: float) -> None:
+        wait_for_process(process, duration_s + 60, self.work_dir / "client.log", "the client process")
+
     def close(self) -> None:
         self.stop_processes()
         self.net.down()
+
+    def close_and_record(self, report: JepsenReport, started_monotonic_s: float) -> None:
+        """A run's ``finally``: everything this rig started stopped, then the run's wall time and
+        the load average it ran at on ``report``."""
+        self.close()
+        report.wall_s = time.monotonic() - started_monotonic_s
+        report.load_average = load_average_text()
 
     def stop_processes(self) -> None:
         # Helpers first, politely: a measuring process started managers of its own and stops them
@@ -379,34 +402,22 @@ def run_jepsen(size: int, duration_s: float, seed: int, work_dir: Path, *, clien
     try:
         rig.up()
         wait_for(lambda: rig.watch.leader() != 0, 30.0, "no manager was elected leader")
-        history_file, final_file = work_dir / "history.jsonl", work_dir / "final.json"
-        workload = rig.run_client(["client", "--managers", rig.client_addresses(), "--clients", str(clients),
-                                   "--duration-s", str(duration_s), "--seed", str(seed), "--out", str(history_file)],
-                                  "client.log")
+        history_file = work_dir / "history.jsonl"
+        workload = rig.start_workload(clients, duration_s, seed, history_file)
         Nemesis(rig, log).run(steps, time.monotonic(), duration_s)
         report.nemesis = [s.describe() for s in steps]
         rig.heal()
-        if workload.wait(timeout=duration_s + 60) != 0:
-            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        rig.wait_workload(workload, duration_s)
         rig.heal()  # notes any manager that died by itself meanwhile
         for i in rig.ids:
             rig.kill(i)
         for i in rig.ids:
             rig.start(i)
-        history = read_history(history_file)
-        keys_file = work_dir / "keys.json"
-        keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
-        final = rig.run_client(["final", "--managers", rig.client_addresses(), "--keys", str(keys_file),
-                                "--out", str(final_file)], "final.log")
-        if final.wait(timeout=120) != 0:
-            raise RuntimeError(f"the final reads failed: {(work_dir / 'final.log').read_text()[-2000:]}")
         report.elections = rig.watch.elections
         report.crashes = rig.crashes
-        judge(report, history, json.loads(final_file.read_text()))
+        judge_with_final_reads(rig, rig.client_addresses(), read_history(history_file), report)
     finally:
-        rig.close()
-        report.wall_s = time.monotonic() - started_wall
-        report.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        rig.close_and_record(report, started_wall)
     log(f"jepsen: {report.summary()}")
     return report
 
@@ -419,9 +430,16 @@ def judge_with_final_reads(rig: Rig, addresses: str, history: list[tuple[Operati
     keys_file.write_text(json.dumps(sorted({op.key for op, _ in history})))
     final = rig.run_client(["final", "--managers", addresses, "--keys", str(keys_file), "--out", str(final_file)],
                            "final.log")
-    if final.wait(timeout=120) != 0:
-        raise RuntimeError(f"the final reads failed: {(rig.work_dir / 'final.log').read_text()[-2000:]}")
+    wait_for_process(final, 120, rig.work_dir / "final.log", "the final reads")
     judge(report, history, json.loads(final_file.read_text()))
+
+
+def wait_for_process(process: subprocess.Popen[bytes], timeout_s: float, log_file: Path, what: str,
+                     tail_chars: int = 2000) -> None:
+    """Wait for a helper process (the clients, the final reads, an inner run); a non-zero exit
+    raises with the tail of its log."""
+    if process.wait(timeout=timeout_s) != 0:
+        raise RuntimeError(f"{what} failed: {log_file.read_text()[-tail_chars:]}")
 
 
 def wait_for(condition: Any, timeout_s: float, message: str) -> None:

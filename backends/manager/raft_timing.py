@@ -47,19 +47,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
 import random
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.host_load import load_average_text
 from backends.manager.cli import BARRIER_READY_SUFFIX, START_BARRIER_ENV
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.eventlog import read_events
-from backends.manager.jepsen import CLIENT_PORT, Rig
+from backends.manager.jepsen import CLIENT_PORT, Rig, wait_for_process
 from backends.manager.linkstage import applied_path
 from backends.manager.netns import address
 
@@ -106,14 +108,13 @@ def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: 
                                 str(formation_trials), "--partition-trials", str(partition_trials),
                                 "--seed", str(seed), "--out", str(out)],
                                "timing.log", module="backends.manager.raft_timing")
-        if inner.wait(timeout=INNER_TIMEOUT_S) != 0:
-            raise RuntimeError(f"the timing run failed: {(work_dir / 'timing.log').read_text()[-3000:]}")
+        wait_for_process(inner, INNER_TIMEOUT_S, work_dir / "timing.log", "the timing run", tail_chars=3000)
     finally:
         rig.close()
     measured = json.loads(out.read_text())
     return TimingResult(managers, rtt_ms, jitter_ms, measured["election_ms"], measured["vote_round_ms"],
                         measured["formation_ms"], measured["partition_recovery_ms"],
-                        " ".join(f"{x:.2f}" for x in os.getloadavg()))
+                        load_average_text())
 
 
 # -- inside the clients' namespace ------------------------------------------------------------------
@@ -173,21 +174,29 @@ def whole(rows: dict[int, dict[str, Any] | None]) -> bool:
     return len(leaders) == 1 and 0 not in leaders
 
 
+@contextlib.asynccontextmanager
+async def managers_running(rig: Rig, poller: Poller, env: dict[str, str] | None = None) -> AsyncIterator[None]:
+    """Every manager of ``rig`` started (with ``env``) for the block; afterwards the poller closed
+    and every process stopped, whatever the block raised."""
+    try:
+        for i in rig.ids:
+            rig.start(i, env)
+        yield
+    finally:
+        await poller.close()
+        rig.stop_processes()
+
+
 async def formation_trial(args: argparse.Namespace, trial: int) -> float:
     rig = Rig(args.managers, args.work_dir / f"formation-{trial}", 5000, tag=args.tag)
     barrier = rig.work_dir / "go"
     poller = Poller(rig.ids)
-    try:
-        for i in rig.ids:
-            rig.start(i, {START_BARRIER_ENV: str(barrier)})
+    async with managers_running(rig, poller, {START_BARRIER_ENV: str(barrier)}):
         await wait_at_barrier(barrier, len(rig.ids))
         started = time.monotonic()
         barrier.touch()
         done = await wait_until(poller, formed, "formation")
         return (done - started) * 1000
-    finally:
-        await poller.close()
-        rig.stop_processes()
 
 
 async def wait_at_barrier(barrier: Path, managers: int) -> None:
@@ -217,9 +226,7 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple
     poller = Poller(rig.ids)
     times_ms: list[float] = []
     vote_rounds_ms: list[float] = []
-    try:
-        for i in rig.ids:
-            rig.start(i)
+    async with managers_running(rig, poller):
         for _ in range(args.election_trials):
             leader, old_term = await settled_leader(rig, poller, rng)
             killed_at = time.monotonic()
@@ -228,9 +235,6 @@ async def election_trials(args: argparse.Namespace, rng: random.Random) -> tuple
             vote_rounds_ms.append(vote_round_ms(rig))
             rig.start(leader)
         return times_ms, vote_rounds_ms
-    finally:
-        await poller.close()
-        rig.stop_processes()
 
 
 async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list[float]:
@@ -239,30 +243,27 @@ async def partition_trials(args: argparse.Namespace, rng: random.Random) -> list
     weather = Weather(args.work_dir)
     poller = Poller(rig.ids)
     times_ms: list[float] = []
-    try:
-        for i in rig.ids:
-            rig.start(i)
-        for _ in range(args.partition_trials):
-            leader, old_term = await settled_leader(rig, poller, rng)
-            weather.isolate(leader)
-            await wait_for_new_leader(rig, old_term, besides=leader)
-            await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)
-            new_id = rig.watch.leader()
-            committed = (await poller.status(new_id) or {}).get("commit", 0)
-            written_at = time.monotonic()
+    async with managers_running(rig, poller):
+        try:
+            for _ in range(args.partition_trials):
+                leader, old_term = await settled_leader(rig, poller, rng)
+                weather.isolate(leader)
+                await wait_for_new_leader(rig, old_term, besides=leader)
+                await asyncio.sleep(PARTITION_HOLD_S + rng.random() * HEARTBEAT_S)
+                new_id = rig.watch.leader()
+                committed = (await poller.status(new_id) or {}).get("commit", 0)
+                written_at = time.monotonic()
+                weather.heal()
+                while not caught_up(await poller.status(leader), new_id, committed):
+                    if time.monotonic() > written_at + GIVE_UP_S:
+                        raise TimeoutError(f"manager {leader} did not rejoin leader {new_id} within {GIVE_UP_S} s")
+                    await asyncio.sleep(PARTITION_POLL_S)
+                done_at = time.monotonic()
+                healed_at = await weather.applied_after(written_at, (leader, new_id))
+                times_ms.append((done_at - healed_at) * 1000)
+            return times_ms
+        finally:
             weather.heal()
-            while not caught_up(await poller.status(leader), new_id, committed):
-                if time.monotonic() > written_at + GIVE_UP_S:
-                    raise TimeoutError(f"manager {leader} did not rejoin leader {new_id} within {GIVE_UP_S} s")
-                await asyncio.sleep(PARTITION_POLL_S)
-            done_at = time.monotonic()
-            healed_at = await weather.applied_after(written_at, (leader, new_id))
-            times_ms.append((done_at - healed_at) * 1000)
-        return times_ms
-    finally:
-        weather.heal()
-        await poller.close()
-        rig.stop_processes()
 
 
 def caught_up(row: dict[str, Any] | None, leader: int, committed: int) -> bool:

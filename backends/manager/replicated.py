@@ -22,7 +22,7 @@ import msgpack
 
 from backends.manager.eventlog import JsonLinesEventLog, ParquetEventLog
 from novacron.raft import Entry, EntryKind
-from novacron.statemachine import KeyValueStateMachine, decode_command
+from novacron.statemachine import KeyValueStateMachine, StateMachine, decode_command
 
 
 def encode_batch(commands: Sequence[bytes]) -> bytes:
@@ -47,14 +47,13 @@ class BatchedKeyValueStateMachine(KeyValueStateMachine):
             self.values[str(command["key"])] = str(command["value"])
 
 
-class ManagerStateMachine:
-    """The KV state machine fed with batched entries, reporting each command as an event."""
+class BatchedEntryReplica:
+    """The manager runtime's state-machine interface over a core machine fed with batched entries:
+    the applied index, the commands-applied counter, skipping entries that carry no batch, and
+    snapshots delegated to the machine. A subclass applies one entry's decoded commands."""
 
-    def __init__(self, manager_id: int, events: ParquetEventLog | JsonLinesEventLog | None) -> None:
-        self.manager_id = manager_id
-        self.source = f"manager-{manager_id}"
-        self.kv = BatchedKeyValueStateMachine()
-        self.events = events
+    def __init__(self, machine: StateMachine) -> None:
+        self.machine = machine
         self.applied_index = 0
         self.commands_applied = 0
         """Commands applied since this process started (the benchmark's throughput counter)."""
@@ -65,6 +64,32 @@ class ManagerStateMachine:
         if entry.kind != EntryKind.NORMAL or not entry.data:
             return 0
         commands = decode_batch(entry.data)
+        self.apply_commands(entry, commands)
+        self.commands_applied += len(commands)
+        return len(commands)
+
+    def apply_commands(self, entry: Entry, commands: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> bytes:
+        return self.machine.snapshot()
+
+    def restore(self, data: bytes, index: int) -> None:
+        self.machine.restore(data)
+        self.applied_index = index
+
+
+class ManagerStateMachine(BatchedEntryReplica):
+    """The KV state machine fed with batched entries, reporting each command as an event."""
+
+    def __init__(self, manager_id: int, events: ParquetEventLog | JsonLinesEventLog | None) -> None:
+        self.kv = BatchedKeyValueStateMachine()
+        super().__init__(self.kv)
+        self.manager_id = manager_id
+        self.source = f"manager-{manager_id}"
+        self.events = events
+
+    def apply_commands(self, entry: Entry, commands: list[bytes]) -> None:
         applied: list[tuple[int, str, str, int]] = []
         for position, data in enumerate(commands):
             command = decode_command(data)
@@ -76,18 +101,9 @@ class ManagerStateMachine:
             if self.events.already_written(entry.index, 0):  # re-applied after a restart
                 applied = [c for c in applied if not self.events.already_written(entry.index, c[0])]
             self.events.emit_commands_applied(self.source, self.manager_id, entry.index, applied)
-        self.commands_applied += len(commands)
-        return len(commands)
 
     def get(self, key: str) -> str | None:
         return self.kv.get(key)
 
     def key_count(self) -> int:
         return len(self.kv.values)
-
-    def snapshot(self) -> bytes:
-        return self.kv.snapshot()
-
-    def restore(self, data: bytes, index: int) -> None:
-        self.kv.restore(data)
-        self.applied_index = index

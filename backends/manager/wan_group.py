@@ -23,14 +23,12 @@ WAN timing -- is ``federation_rig``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.manager.jepsen import (
-    CLIENT_PORT,
     JepsenReport,
     Rig,
     judge_with_final_reads,
@@ -38,7 +36,6 @@ from backends.manager.jepsen import (
     wait_for,
     wan_weather,
 )
-from backends.manager.netns import address
 
 
 @dataclass
@@ -51,15 +48,13 @@ class WanGroupReport:
     """The first leader's election on its own clock: from its ``ManagerStarted`` event."""
     lost_manager: int = 0
     leader_after: int = 0
-    elections: int = 0
     jepsen: JepsenReport = field(default_factory=lambda: JepsenReport(managers=3, seed=0, duration_s=0.0))
-    load_average: str = ""
 
     def summary(self) -> str:
         return (f"3 regions at {self.rtt_ms:g} ms RTT (link stage): formation {self.formation_s:.2f} s "
                 f"(the first leader elected {self.elected_after_start_s:.2f} s after its own start); "
                 f"lost manager {self.lost_manager}'s region, leader afterwards {self.leader_after}; "
-                f"{self.elections} elections seen; {self.jepsen.summary()}")
+                f"{self.jepsen.summary()}")
 
 
 def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int, work_dir: Path, *,
@@ -77,27 +72,20 @@ def run_wan_group(rtt_ms: float, duration_s: float, lose_at_s: float, seed: int,
         report.formation_s = time.monotonic() - started
         report.elected_after_start_s = _elected_after_start_s(rig.data_dir(rig.watch.leader()) / "events.jsonl")
         history_file = work_dir / "history.jsonl"
-        workload = rig.run_client(["client", "--managers", rig.client_addresses(), "--clients", str(clients),
-                                   "--duration-s", str(duration_s), "--seed", str(seed), "--out", str(history_file)],
-                                  "client.log")
+        workload = rig.start_workload(clients, duration_s, seed, history_file)
         time.sleep(lose_at_s)
         report.lost_manager = lost = rig.watch.leader()
         rig.kill(lost)
         rig.net.partition([lost])
         log(f"wan group: lost manager {lost}'s region at {lose_at_s:g} s")
-        if workload.wait(timeout=duration_s + 60) != 0:
-            raise RuntimeError(f"the client process failed: {(work_dir / 'client.log').read_text()[-2000:]}")
+        rig.wait_workload(workload, duration_s)
         report.leader_after = rig.watch.leader()
-        report.elections = rig.watch.elections
         report.jepsen.crashes = list(rig.crashes)
-        report.jepsen.elections = report.elections
+        report.jepsen.elections = rig.watch.elections
         report.jepsen.nemesis = [f"t={lose_at_s:g}s SIGKILL manager {lost} and cut its namespace off for good"]
-        survivors = ",".join(f"{i}={address(i)}:{CLIENT_PORT}" for i in rig.ids if i != lost)
-        judge_with_final_reads(rig, survivors, read_history(history_file), report.jepsen)
+        judge_with_final_reads(rig, rig.client_addresses(without=lost), read_history(history_file), report.jepsen)
     finally:
-        rig.close()
-        report.load_average = report.jepsen.load_average = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        report.jepsen.wall_s = time.monotonic() - wall_started
+        rig.close_and_record(report.jepsen, wall_started)
     log(f"wan group: {report.summary()}")
     return report
 

@@ -859,6 +859,15 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each manager")
 
 
+def _add_vopr_seed_args(vopr: argparse.ArgumentParser) -> None:
+    """The seeds a vopr command runs (read by ``_vopr_seeds``) and where a failing seed's trace goes."""
+    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
+                      help="where the full trace of a failing seed is written (default vopr-traces/)")
+
+
 def _vopr_seeds(args: argparse.Namespace) -> list[int]:
     """The seeds a vopr command runs: ``--seed``, or ``--seeds`` from ``--first-seed``."""
     if args.seed is not None:
@@ -918,15 +927,11 @@ def cmd_bft_vopr(args: argparse.Namespace) -> int:
 
 def _add_bft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     vopr = _command(sub, "bft-vopr", cmd_bft_vopr, help="Byzantine fault injection on the PBFT replicas")
-    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
-    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    _add_vopr_seed_args(vopr)
     vopr.add_argument("--plant", default=None, help="run deliberately broken replicas (must fail): "
                       "accept-unsigned, quorum-2f, new-view-drops-prepared")
     vopr.add_argument("--signatures", default="simulated",
                       help="simulated (keyed hashes standing in for signatures, fast; default) or ed25519")
-    vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
-                      help="where the full trace of a failing seed is written (default vopr-traces/)")
     _add_progress_args(vopr)
 
 def _federation_vopr(args: argparse.Namespace, seeds: list[int]) -> int:
@@ -965,9 +970,7 @@ def cmd_raft_fig16(args: argparse.Namespace) -> int:
 
 def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     vopr = _command(sub, "vopr", cmd_vopr, help="deterministic simulation testing of the Raft managers")
-    vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
-    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    _add_vopr_seed_args(vopr)
     vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
                       "old-term-commit, no-election-restriction, forget-vote, stale-read, no-log-matching, "
                       "leader-keeps-term")
@@ -977,8 +980,6 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     vopr.add_argument("--federation", action="store_true",
                       help="check the federation group instead (random datacenter cuts and losses; --plant "
                            "unrecorded-restart or a Raft bug above)")
-    vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
-                      help="where the full trace of a failing seed is written (default vopr-traces/)")
     _add_progress_args(vopr)
     fig = _command(sub, "raft-fig16", cmd_raft_fig16, help="the Raft paper's Figure 16 experiment in simulation")
     fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")

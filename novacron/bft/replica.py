@@ -51,7 +51,7 @@ Between ``ready()`` and ``advance()`` the runtime must not call ``tick``, ``step
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -166,12 +166,16 @@ class Stored:
     log: list[Signed] = field(default_factory=list)
 
 
+Votes = dict[tuple[int, bytes], dict[int, Signed]]
+"""A slot's prepares or commits: by (view, digest), the first signed vote from each replica."""
+
+
 @dataclass(slots=True)
 class Slot:
     pre_prepare: Signed | None = None
     """The pre-prepare accepted in the current view."""
-    prepares: dict[tuple[int, bytes], dict[int, Signed]] = field(default_factory=dict)
-    commits: dict[tuple[int, bytes], dict[int, Signed]] = field(default_factory=dict)
+    prepares: Votes = field(default_factory=dict)
+    commits: Votes = field(default_factory=dict)
     prepared: PreparedProof | None = None
     """The highest-view prepared certificate (kept across views: view changes carry it)."""
     committed: tuple[Signed, tuple[Signed, ...]] | None = None
@@ -420,9 +424,7 @@ class Replica:
         p: Prepare = message.body
         if p.replica == self.primary(p.view):
             return False
-        self._saw(p.seq)
-        if p.view == self.view and self._in_window(p.seq):
-            self._slot(p.seq).prepares.setdefault((p.view, p.digest), {}).setdefault(p.replica, message)
+        if self._kept_vote(p, message, lambda slot: slot.prepares):
             self._check_prepared(p.seq)
         return True
 
@@ -445,10 +447,18 @@ class Replica:
 
     def _on_commit(self, message: Signed) -> bool:
         c: Commit = message.body
-        self._saw(c.seq)
-        if c.view == self.view and self._in_window(c.seq):
-            self._slot(c.seq).commits.setdefault((c.view, c.digest), {}).setdefault(c.replica, message)
+        if self._kept_vote(c, message, lambda slot: slot.commits):
             self._check_committed(c.seq)
+        return True
+
+    def _kept_vote(self, vote: Prepare | Commit, message: Signed, votes_of: Callable[[Slot], Votes]) -> bool:
+        """Keep a prepare or commit if it is for the current view and within the log window (the
+        first from each replica counts); whether it was kept. Any vote moves the highest sequence
+        number seen."""
+        self._saw(vote.seq)
+        if vote.view != self.view or not self._in_window(vote.seq):
+            return False
+        votes_of(self._slot(vote.seq)).setdefault((vote.view, vote.digest), {}).setdefault(vote.replica, message)
         return True
 
     def _check_committed(self, seq: int) -> None:

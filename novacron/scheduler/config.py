@@ -95,14 +95,20 @@ class SchedulerConfig:
                 self.headroom_network_pct / 100, self.headroom_io_pct / 100)
 
 
+def hard_filters(config: SchedulerConfig) -> list[Filter]:
+    """The constraints every configured scheduler applies, in order: up, resources with headroom,
+    anti-affinity, affinity, NUMA locality."""
+    return [HostUp(), ResourceFit(config.headroom()), AntiAffinity(), Affinity(),
+            NumaLocality(config.max_cross_node_ratio)]
+
+
 def build_scheduler(config: SchedulerConfig, health: HostHealth | None = None) -> Scheduler:
     """The configured scheduler; ``health`` (the runtime's host health scores) is required when
     the configuration uses health, and read by the health filter and scorer as it changes."""
     if config.uses_health() and health is None:
         raise ValueError("scheduler: health_min_score or weight_health is set but the runtime gave no host "
                          "health scores")
-    filters: list[Filter] = [HostUp(), ResourceFit(config.headroom()), AntiAffinity(), Affinity(),
-                             NumaLocality(config.max_cross_node_ratio)]
+    filters = hard_filters(config)
     scorers = [WeightedScorer(Allocation(config.strategy), config.weight_allocation),
                WeightedScorer(NumaScore(), config.weight_numa),
                WeightedScorer(EnergyScore(), config.weight_energy),

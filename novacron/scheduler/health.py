@@ -33,11 +33,11 @@ chased each other round the cluster (both measured, ``benchmarks/RESULTS_anomaly
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
 from novacron.health import PRESSURE_POINTS
+from novacron.scheduler.policies import ReadsDemandAndGroupsOnly
 from novacron.scheduler.state import BoolArray, FloatArray, HostTable, PlacementRequest
 
 FULL_HEALTH = 100.0
@@ -69,10 +69,7 @@ class HostHealth:
 
 
 @dataclass(frozen=True, slots=True)
-class HealthyHost:
-    reads_demand_and_groups_only: ClassVar[bool] = True
-    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
-    once per (row, demand) for every VM of that shape on the row)."""
+class HealthyHost(ReadsDemandAndGroupsOnly):
     health: HostHealth
     min_score: float
     name: str = "healthy_host"

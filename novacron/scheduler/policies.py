@@ -27,7 +27,7 @@ is a few dozen vector operations.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -54,11 +54,16 @@ class Scorer(Protocol):
         ...
 
 
+class ReadsDemandAndGroupsOnly:
+    """A filter that reads a request only through its demand and its groups: ``rebalance`` then
+    evaluates it once per (row, demand) for every VM of that shape on the row. A filter opts in by
+    deriving from this class."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class HostUp:
-    reads_demand_and_groups_only: ClassVar[bool] = True
-    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
-    once per (row, demand) for every VM of that shape on the row)."""
+class HostUp(ReadsDemandAndGroupsOnly):
     name: str = "host_up"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
@@ -66,10 +71,7 @@ class HostUp:
 
 
 @dataclass(frozen=True, slots=True)
-class ResourceFit:
-    reads_demand_and_groups_only: ClassVar[bool] = True
-    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
-    once per (row, demand) for every VM of that shape on the row)."""
+class ResourceFit(ReadsDemandAndGroupsOnly):
     headroom: tuple[float, float, float, float] = (0.20, 0.10, 0.30, 0.20)
     name: str = "resource_fit"
 
@@ -94,10 +96,7 @@ class ResourceFit:
 
 
 @dataclass(frozen=True, slots=True)
-class AntiAffinity:
-    reads_demand_and_groups_only: ClassVar[bool] = True
-    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
-    once per (row, demand) for every VM of that shape on the row)."""
+class AntiAffinity(ReadsDemandAndGroupsOnly):
     name: str = "anti_affinity"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
@@ -108,10 +107,7 @@ class AntiAffinity:
 
 
 @dataclass(frozen=True, slots=True)
-class Affinity:
-    reads_demand_and_groups_only: ClassVar[bool] = True
-    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
-    once per (row, demand) for every VM of that shape on the row)."""
+class Affinity(ReadsDemandAndGroupsOnly):
     name: str = "affinity"
 
     def feasible(self, hosts: HostTable, request: PlacementRequest) -> BoolArray:
@@ -137,12 +133,9 @@ def cross_node_ratio(hosts: HostTable, request: PlacementRequest) -> FloatArray:
 
 
 @dataclass(frozen=True, slots=True)
-class NumaLocality:
+class NumaLocality(ReadsDemandAndGroupsOnly):
     """Filter: the share of the VM that would sit off its home NUMA node stays under a cap."""
 
-    reads_demand_and_groups_only: ClassVar[bool] = True
-    """It reads a request only through its demand and its groups (``rebalance`` then evaluates it
-    once per (row, demand) for every VM of that shape on the row)."""
     max_cross_node_ratio: float = 0.20
     name: str = "numa_locality"
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from novacron.scheduler.admission import Move, MoveAdmission
 from novacron.scheduler.framework import Scheduler
+from novacron.scheduler.policies import ReadsDemandAndGroupsOnly
 from novacron.scheduler.state import CPU, MEMORY, BoolArray, FloatArray, HostTable, PlacementRequest
 
 Demand = tuple[float, float, float, float]
@@ -257,7 +258,7 @@ def _std_after_moves(hosts: HostTable, vm: PlacedVM, load: FloatArray, active: B
 def _class_filters_only(scheduler: Scheduler) -> bool:
     """Whether the filters read a request only through its demand and its groups (the built-in
     ones do), so one evaluation per (row, demand) serves every VM of that shape on the row."""
-    return all(getattr(f, "reads_demand_and_groups_only", False) for f in scheduler.filters)
+    return all(isinstance(f, ReadsDemandAndGroupsOnly) for f in scheduler.filters)
 
 
 class _Candidates:

@@ -224,12 +224,8 @@ class BftCluster(EventQueue):
             return
         if kind == TICK:
             member = self.members[payload]  # type: ignore[index]
-            if member.replica is None or member.incarnation != tag:
+            if member.replica is None or not self.tick_fires(member, TICK, payload, tag, self.settings.tick_s):
                 return
-            if member.paused(self.now_s):
-                self._push(member.paused_until_s, TICK, payload, tag)
-                return
-            self._push(self.now_s + self.settings.tick_s / member.clock_rate, TICK, payload, tag)
             member.replica.tick()
             self._after_input(member)
             return
@@ -243,8 +239,7 @@ class BftCluster(EventQueue):
         member = self.members[dst]
         if member.replica is None:
             return
-        if member.paused(self.now_s):
-            self._push(member.paused_until_s, DELIVER, payload, 0)
+        if self.deferred_while_paused(member, DELIVER, payload, 0):
             return
         if member.behaviour is not None:
             member.behaviour.incoming(self, member.replica, message)

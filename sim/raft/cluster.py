@@ -311,12 +311,8 @@ class RaftCluster(EventQueue):
     def _dispatch(self, kind: int, payload: object, tag: int) -> None:
         if kind == TICK:
             manager = self.managers[payload]  # type: ignore[index]
-            if manager.node is None or manager.incarnation != tag:
+            if manager.node is None or not self.tick_fires(manager, TICK, payload, tag, self.settings.tick_s):
                 return
-            if manager.paused(self.now_s):
-                self._push(manager.paused_until_s, TICK, payload, tag)
-                return
-            self._push(self.now_s + self.settings.tick_s / manager.clock_rate, TICK, payload, tag)
             for _ in range(1 + manager.burst_ticks):
                 if manager.node is not None:
                     manager.node.tick()
@@ -327,8 +323,7 @@ class RaftCluster(EventQueue):
             manager = self.managers.get(message.dst)  # type: ignore[assignment]
             if manager is None or manager.node is None:
                 return
-            if manager.paused(self.now_s):
-                self._push(manager.paused_until_s, DELIVER, message, 0)
+            if self.deferred_while_paused(manager, DELIVER, message, 0):
                 return
             manager.node.step(message)
             self._after_input(manager)

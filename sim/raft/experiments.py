@@ -35,6 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from random import Random
 
+import numpy as np
+
 from novacron.raft.node import LEADER, RaftConfig, RaftNode
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
@@ -213,11 +215,10 @@ def fig16(trials: int, seed: int, ranges: Sequence[tuple[int, int]] = FIG16_RANG
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
+    """The nearest-rank percentile (numpy's ``method="nearest"``, the one the house uses); NaN for no values."""
+    if len(values) == 0:
         return float("nan")
-    rank = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[rank]
+    return float(np.percentile(values, pct, method="nearest"))
 
 
 def plot_fig16(results: dict[str, list[float]], path: str) -> None:
