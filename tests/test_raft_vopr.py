@@ -37,6 +37,17 @@ PLANTED_FIRST_SEEDS: dict[str, tuple[int, ...]] = {
 }
 
 
+# The same with RaftConfig.commit_broadcast off (followers learn a commit from the next append or
+# heartbeat; scale-10000's control plane runs so), on the same plans:
+# `python -m benchmarks.bench_vopr --no-commit-broadcast --plant NAME --seeds 1000`.
+PLANTED_FIRST_SEEDS_NO_COMMIT_BROADCAST: dict[str, tuple[int, ...]] = {
+    "old-term-commit": (0, 2),
+    "forget-vote": (2, 13),
+    "stale-read": (1, 10, 14),
+}
+NO_COMMIT_BROADCAST_CI_SEEDS = 150
+
+
 def regression_seeds() -> list[tuple[str, int]]:
     """``generator seed  # why`` lines of tests/vopr_regressions.txt: every seed that ever failed."""
     seeds = []
@@ -137,6 +148,33 @@ def test_clients_read_at_followers_with_several_requests_in_flight() -> None:
     results = [run_seed(seed) for seed in range(4)]
     assert sum(r.follower_reads for r in results) > 50
     assert sum(r.reads for r in results) > 100
+
+
+@pytest.mark.slow
+def test_vopr_plans_pass_with_commit_broadcast_off() -> None:
+    failures = []
+    for seed in range(NO_COMMIT_BROADCAST_CI_SEEDS):
+        result = run_seed(seed, commit_broadcast=False)
+        if not result.ok:
+            trace = "\n  ".join(result.trace[-12:])
+            failures.append(f"seed {seed} (commit_broadcast off): {result.violation}\n  {trace}")
+    assert not failures, "\n".join(failures[:3])
+
+
+@pytest.mark.parametrize("plant", sorted(PLANTED_FIRST_SEEDS_NO_COMMIT_BROADCAST))
+def test_each_planted_bug_is_caught_with_commit_broadcast_off(plant: str) -> None:
+    for seed in PLANTED_FIRST_SEEDS_NO_COMMIT_BROADCAST[plant]:
+        result = run_seed(seed, node_class=PLANTED_BUGS[plant], plant=plant, commit_broadcast=False)
+        assert not result.ok, f"{plant} is no longer caught on seed {seed} with commit_broadcast off"
+        assert result.violation and result.trace
+
+
+def test_commit_broadcast_off_changes_only_the_nodes_setting_not_the_plan() -> None:
+    """The option runs the generator's plan as drawn; only the managers' commit propagation differs,
+    so fewer messages for the same operations (a commit no longer costs an append and its answer)."""
+    on, off = run_seed(3), run_seed(3, commit_broadcast=False)
+    assert on.plan == off.plan and on.ok and off.ok
+    assert off.messages < on.messages
 
 
 @pytest.mark.parametrize("plant", sorted(PLANTED_FIRST_SEEDS))
