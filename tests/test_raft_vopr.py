@@ -43,7 +43,10 @@ PLANTED_FIRST_SEEDS: dict[str, tuple[int, ...]] = {
 PLANTED_FIRST_SEEDS_NO_COMMIT_BROADCAST: dict[str, tuple[int, ...]] = {
     "old-term-commit": (0, 2),
     "forget-vote": (2, 13),
+    "no-election-restriction": (1, 10, 12),
     "stale-read": (1, 10, 14),
+    "no-log-matching": (0, 2, 11),
+    "leader-keeps-term": (0, 1, 3),
 }
 NO_COMMIT_BROADCAST_CI_SEEDS = 150
 
