@@ -2,9 +2,9 @@
 
 Each save is what a leader persists for one batch of a few synchronous clients' puts: one entry of
 ``--entry-bytes`` and a hard state whose commit index moved, fsynced before it returns. The stores
-take turns in rounds of ``--saves`` saves (ABAB...), each in a fresh directory under ``--dir``
-(default: a temporary directory on the disk that holds /var/tmp, not tmpfs: the fsync is the point),
-and the p50/p99/max of every store's saves are printed, with the save and fdatasync counts.
+take turns save by save (ABBAAB...), in ``--rounds`` rounds of ``--saves`` saves, each round in
+fresh directories under ``--dir`` (default /var/tmp: a disk, not tmpfs; the fsync is the point),
+and the p50/p99/max of every store's saves are printed.
 
 Run: .venv/bin/python -m benchmarks.bench_logstore --saves 2000 --rounds 2
 """
@@ -28,21 +28,28 @@ from novacron.raft import Entry, HardState, Ready
 STORES = {"sqlite": lambda d: SQLiteLogStore(d / "raft.sqlite3"), "segment": lambda d: SegmentLogStore(d / "raft-wal")}
 
 
-def time_saves(kind: str, directory: Path, saves: int, entry_bytes: int) -> list[float]:
-    """Milliseconds per save of ``saves`` one-entry Readies into a new store of ``kind``."""
-    directory.mkdir(parents=True)
-    store = STORES[kind](directory)
-    store.bootstrap((1, 2, 3))
+def time_saves(root: Path, saves: int, entry_bytes: int) -> dict[str, list[float]]:
+    """Milliseconds per save of ``saves`` one-entry Readies into a new store of each kind, the
+    stores taking turns save by save (the first one alternating), so a disk that is slow for a
+    while (other processes' fsyncs) is slow for every store alike."""
+    stores = {}
+    for kind, make in STORES.items():
+        (root / kind).mkdir(parents=True)
+        stores[kind] = make(root / kind)
+        stores[kind].bootstrap((1, 2, 3))
     payload = b"x" * entry_bytes
-    took_ms = []
+    took_ms: dict[str, list[float]] = {kind: [] for kind in STORES}
+    order = list(stores.items())
     try:
         for i in range(1, saves + 1):
             ready = Ready(entries=[Entry(i, 1, 0, payload)], hard_state=HardState(1, 1, i - 1))
-            start = time.perf_counter_ns()
-            store.save(ready)
-            took_ms.append((time.perf_counter_ns() - start) / 1e6)
+            for kind, store in order if i % 2 else order[::-1]:
+                start = time.perf_counter_ns()
+                store.save(ready)
+                took_ms[kind].append((time.perf_counter_ns() - start) / 1e6)
     finally:
-        store.close()
+        for store in stores.values():
+            store.close()
     return took_ms
 
 
@@ -60,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(dir=args.dir, prefix="novacron-bench-logstore-"))
     try:
         for n in range(args.rounds):
-            for kind in STORES:
-                results[kind] += time_saves(kind, root / f"{kind}-{n}", args.saves, args.entry_bytes)
+            for kind, took_ms in time_saves(root / str(n), args.saves, args.entry_bytes).items():
+                results[kind] += took_ms
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"load average before the summary: {os.getloadavg()}")

@@ -1,4 +1,4 @@
-"""``ManagerRuntime``: one real manager -- the Raft core, asyncio TCP, SQLite and a client API.
+"""``ManagerRuntime``: one real manager -- the Raft core, asyncio TCP, a log on disk and a client API.
 
 Theory of operation
 -------------------
@@ -9,17 +9,18 @@ node: it steps the queued messages, ticks, and then works through ``Ready`` cycl
 that arrive together are handled by one ``Ready``:
 
 1. queued client proposals are packed into one log entry and proposed (``replicated``);
-2. while the node has a ``Ready``: persist it in ONE SQLite transaction (fsynced,
-   ``SQLiteLogStore.save``) BEFORE any of its messages is sent -- a vote or an acknowledgement
-   never leaves before it is durable (Raft paper, Figure 2) -- then send one frame per peer,
+2. while the node has a ``Ready``: persist it with ONE fsynced save (one record and one
+   fdatasync in ``SegmentLogStore``, one transaction in ``SQLiteLogStore``) BEFORE any of its
+   messages is sent -- a vote or an acknowledgement never leaves before it is durable (Raft
+   paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
    the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
 3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
-   of applied entry data (whichever comes first), and checkpoint the SQLite WAL once it has
+   of applied entry data (whichever comes first), and checkpoint SQLite's WAL once it has
    grown by 8 MB -- both in the disk thread, between Readies, never inside a Ready's commit.
 
 Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
-``ready()`` and ``advance()``. The save (one transaction, one fsync) runs in a dedicated disk
+``ready()`` and ``advance()``. The save (one fsync) runs in a dedicated disk
 thread: while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
 proposals, which the next cycle handles together -- that is where the batching comes from. An
 exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
