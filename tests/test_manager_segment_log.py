@@ -129,32 +129,39 @@ def test_the_property_catches_a_compaction_that_forgets_the_entries_after_the_sn
 # -- torn and corrupt records --------------------------------------------------------------------
 
 def save_three(store: SegmentLogStore) -> None:
+    """Three saves; the last one's record spans several sectors (a 3 KB entry)."""
     store.save(Ready(hard_state=HardState(1, 1, 0), entries=entries(1, 3, 1)))
     store.save(Ready(entries=entries(4, 5, 1)))
-    store.save(Ready(hard_state=HardState(1, 1, 5), entries=entries(6, 6, 1)))
+    store.save(Ready(hard_state=HardState(1, 1, 5), entries=[Entry(6, 1, 0, b"v" * 3000)]))
 
 
-def last_record_offset(segment: Path) -> int:
-    records, end = segment_log.read_records(segment.read_bytes())
-    last = segment_log.encode_record(records[-1].snapshot, records[-1].entries, records[-1].hard_state)
-    return end - len(last)
+def record_bounds(segment: Path, which: int) -> tuple[int, int]:
+    """Byte offsets (start, end) of record ``which`` (0 the bootstrap record) of a segment."""
+    records, _ = segment_log.read_records(segment.read_bytes())
+    sizes = [len(segment_log.encode_record(r.snapshot, r.entries, r.hard_state)) for r in records]
+    start = sum(sizes[:which])
+    return start, start + sizes[which]
 
 
-@pytest.mark.parametrize("damage", ["cut short", "bad crc"])
+def damage(segment: Path, at: int, data: bytes) -> None:
+    with segment.open("r+b") as f:
+        f.seek(at)
+        f.write(data)
+
+
+@pytest.mark.parametrize("tear", ["unwritten sectors", "end of file"])
 def test_a_torn_last_record_is_dropped_on_open_and_its_remains_zeroed(
-        store: SegmentLogStore, tmp_path: Path, damage: str) -> None:
+        store: SegmentLogStore, tmp_path: Path, tear: str) -> None:
     save_three(store)
     store.close()
     directory = tmp_path / "raft-wal"
     (segment,) = segments(directory)
-    start = last_record_offset(segment)
-    with segment.open("r+b") as f:
-        if damage == "cut short":  # the write reached the disk only up to the middle of the record
-            f.seek(start + 20)
-            f.write(bytes(64))
-        else:
-            f.seek(start + 12)
-            f.write(b"X")
+    start, end = record_bounds(segment, 3)
+    if tear == "unwritten sectors":  # the preallocated file still holds zeros where the write did not land
+        damage(segment, (start + end) // 2, bytes(end - (start + end) // 2))
+    else:  # a segment that could not be preallocated (a full disk) ends inside the record
+        with segment.open("r+b") as f:
+            f.truncate((start + end) // 2)
     reopened_store = SegmentLogStore(directory)
     try:
         got = reopened_store.stored()
@@ -164,6 +171,22 @@ def test_a_torn_last_record_is_dropped_on_open_and_its_remains_zeroed(
     finally:
         reopened_store.close()
     assert [e.term for e in reopened(directory).entries] == [1, 1, 1, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("which", [3, 2])
+def test_a_bad_crc_that_a_torn_write_cannot_explain_refuses_to_open(
+        store: SegmentLogStore, tmp_path: Path, which: int) -> None:
+    """A flipped byte with no zeroed sector, in the last record (3) or before an intact one (2):
+    the record was acknowledged, so dropping it could drop a vote or an acknowledged entry."""
+    save_three(store)
+    store.close()
+    (segment,) = segments(tmp_path / "raft-wal")
+    start, _ = record_bounds(segment, which)
+    damage(segment, start + 12, b"X")
+    before = segment.read_bytes()
+    with pytest.raises(SegmentLogCorrupt, match="torn last write cannot explain"):
+        SegmentLogStore(tmp_path / "raft-wal")
+    assert segment.read_bytes() == before, "a refused segment must be left as it was found"
 
 
 def test_damage_in_an_older_segment_refuses_to_open(tmp_path: Path) -> None:

@@ -14,10 +14,13 @@ A record is ``<u32 body length><u32 zlib.crc32(body)><body>``; a body is one fla
 parts it names. Segments are preallocated with ``posix_fallocate`` (the disk's zeros end the
 records), so an append changes no file size; the directory is fsynced whenever a segment is
 created. A crash can tear only the last write, because each save is fsynced before the next one is
-acknowledged: on open, a record in the LAST segment that is cut short or fails its CRC ends the
-log there (the save it belonged to never returned), and the garbage after it is zeroed before
-anything is appended. The same damage in an earlier segment is corruption of acknowledged data,
-and the store refuses to open (``SegmentLogCorrupt``).
+acknowledged: on open, a record in the LAST segment that runs past the end of the file, or fails
+its CRC and holds a zeroed 512-byte sector (the part of a torn write that never reached the
+preallocated file, the rule etcd's WAL decoder uses), ends the log there (the save it belonged to
+never returned), and its remains are zeroed before anything is appended. Any other damage -- a
+bad record without a zeroed sector, one followed by an intact record, or damage in an earlier
+segment -- is corruption of acknowledged data, and the store refuses to open
+(``SegmentLogCorrupt``) rather than drop a vote or an entry it acknowledged.
 
 ``compact`` writes a record holding the whole state (snapshot, hard state, the entries after it)
 at the start of a NEW segment, fsyncs it and the directory, then deletes every older segment: a
@@ -35,6 +38,7 @@ stops without sending or acknowledging that ``Ready``, and never retries.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import struct
 import zlib
@@ -52,6 +56,8 @@ SNAP = struct.Struct("<qqII")
 ENTRY = struct.Struct("<qqiI")
 COUNT = struct.Struct("<I")
 HAS_SNAPSHOT, HAS_ENTRIES, HAS_HARD_STATE = 1, 2, 4
+SECTOR_BYTES = 512
+"""The smallest unit a disk writes atomically: a torn write leaves whole sectors unwritten."""
 
 
 class SegmentLogCorrupt(RuntimeError):
@@ -118,6 +124,22 @@ def read_records(data: bytes) -> tuple[list[Ready], int]:
     return records, at
 
 
+def is_torn_tail(data: bytes, at: int) -> bool:
+    """Whether the bytes of a segment from ``at`` (where its intact records end) are nothing, or
+    what a torn last write leaves: a record cut off by the end of the file, or one that holds a
+    zeroed sector and is followed by no intact record."""
+    if at + HEADER.size > len(data) or not data[at:].strip(b"\0"):
+        return True
+    body_bytes, _ = HEADER.unpack_from(data, at)
+    end = at + HEADER.size + body_bytes
+    if body_bytes == 0 or end > len(data):
+        return True
+    if read_records(data[end:])[0]:
+        return False
+    bounds = [at, *range((at // SECTOR_BYTES + 1) * SECTOR_BYTES, end, SECTOR_BYTES), end]
+    return any(not data[lo:hi].strip(b"\0") for lo, hi in itertools.pairwise(bounds))
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -171,6 +193,9 @@ class SegmentLogStore:
             if not is_last and data[end:].strip(b"\0"):
                 raise SegmentLogCorrupt(f"{segment}: damaged record at byte {end} of an older segment "
                                         "(acknowledged data; refusing to open)")
+            if is_last and not is_torn_tail(data, end):
+                raise SegmentLogCorrupt(f"{segment}: damaged record at byte {end} that a torn last write "
+                                        "cannot explain (acknowledged data; refusing to open)")
             for ready in records:
                 self._fold(ready, segment)
             if is_last:
