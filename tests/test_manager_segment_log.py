@@ -231,9 +231,37 @@ def test_compaction_deletes_the_segments_it_covers_and_a_crash_before_that_chang
     expected = reopened(directory)
     assert (expected.snapshot.index, [e.index for e in expected.entries]) == (7, [8, 9, 10])
     assert expected.hard_state == HardState(1, 1, 9)
-    for old in segments(saved):  # the compaction's segment is durable, the deletions were lost
-        shutil.copy(old, directory)
-    assert len(segments(directory)) > 1 and reopened(directory) == expected
+    older = segments(saved)
+    assert len(older) > 2
+    for kept in (older[:1], older):  # a crash after some of the deletions (newest first), or before all
+        for old in kept:
+            shutil.copy(old, directory)
+        assert reopened(directory, segment_bytes=128) == expected
+
+
+def test_a_crash_part_way_through_the_deletions_leaves_a_log_that_replays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "raft-wal"
+    store = SegmentLogStore(directory, segment_bytes=128)
+    store.bootstrap((1, 2, 3))
+    for i in range(1, 11):
+        store.save(Ready(entries=entries(i, i, 1)))
+    assert len(segments(directory)) > 2
+    real_unlink, unlinked = Path.unlink, []
+
+    def crash_after_one(path: Path, missing_ok: bool = False) -> None:
+        if unlinked:
+            raise OSError("the process died here")
+        unlinked.append(path)
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", crash_after_one)
+    with pytest.raises(OSError, match="died"):
+        store.compact(Snapshot(7, 1, (1, 2, 3), b"kv"))
+    monkeypatch.undo()
+    store.close()
+    got = reopened(directory, segment_bytes=128)
+    assert (got.snapshot.index, [e.index for e in got.entries]) == (7, [8, 9, 10])
 
 
 def test_a_commit_only_save_is_not_synced_but_the_next_synced_save_keeps_it(

@@ -23,8 +23,10 @@ segment -- is corruption of acknowledged data, and the store refuses to open
 (``SegmentLogCorrupt``) rather than drop a vote or an entry it acknowledged.
 
 ``compact`` writes a record holding the whole state (snapshot, hard state, the entries after it)
-at the start of a NEW segment, fsyncs it and the directory, then deletes every older segment: a
-crash before the deletions only leaves segments that the new record supersedes on replay. A
+at the start of a NEW segment, fsyncs it and the directory, then deletes every older segment,
+newest first: a crash part-way leaves the oldest ones, which start with the record of the
+previous compaction (or bootstrap) and so replay on their own, and which the new record then
+supersedes. A
 ``Ready`` whose only change is a higher commit index is written without the fdatasync: the commit
 index is a hint (etcd-io/raft), and the next synced save of the same file makes it durable with
 everything before it (a segment is synced before the store moves to the next one).
@@ -273,7 +275,7 @@ class SegmentLogStore:
         older = list(self._segments)
         self._start_segment(encode_record(snapshot, kept, self._memory.hard_state))
         self._memory.compact(snapshot)
-        for segment in older:
+        for segment in reversed(older):  # newest first: a crash part-way leaves a replayable prefix
             segment.unlink()
         self._segments = self._segments[len(older):]
 
