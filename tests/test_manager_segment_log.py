@@ -118,11 +118,12 @@ def test_the_segment_log_matches_the_reference_storage(fast_dir: Path, ops: list
 
 def test_the_property_catches_a_compaction_that_forgets_the_entries_after_the_snapshot(
         fast_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A planted bug: the record that starts a compacted segment loses the entries it must keep."""
+    """A planted bug: a whole-state record (compaction, a new segment's first) loses the entries it
+    must keep; the reopened store then differs from the reference, or finds the hole and refuses."""
     encode = segment_log.encode_record
     monkeypatch.setattr(segment_log, "encode_record",
                         lambda snap, ents, hard: encode(snap, [] if snap is not None else ents, hard))
-    with pytest.raises(AssertionError):
+    with pytest.raises((AssertionError, SegmentLogCorrupt)):
         test_the_segment_log_matches_the_reference_storage(fast_dir)  # type: ignore[call-arg]
 
 
@@ -189,79 +190,102 @@ def test_a_bad_crc_that_a_torn_write_cannot_explain_refuses_to_open(
     assert segment.read_bytes() == before, "a refused segment must be left as it was found"
 
 
-def test_damage_in_an_older_segment_refuses_to_open(tmp_path: Path) -> None:
-    directory = tmp_path / "raft-wal"
-    store = SegmentLogStore(directory, segment_bytes=128)
-    store.bootstrap((1, 2, 3))
-    for i in range(1, 6):
-        store.save(Ready(entries=entries(i, i, 1)))
-    store.close()
-    older = segments(directory)[0]
-    with older.open("r+b") as f:
-        f.seek(10)
-        f.write(b"X")
-    with pytest.raises(SegmentLogCorrupt, match="older segment"):
-        SegmentLogStore(directory, segment_bytes=128)
+@pytest.fixture
+def unlink_dies_after(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Set ``[n]``: the process "dies" (OSError) at the (n+1)-th segment deletion from then on."""
+    real_unlink, budget = Path.unlink, []
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if budget:
+            if budget[0] == 0:
+                raise OSError("the process died here")
+            budget[0] -= 1
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    yield budget
+
+
+def save_until_rotation(store: SegmentLogStore, first: int) -> int:
+    """Save one-entry Readies from index ``first`` until the store has moved to a new segment (or
+    died deleting the old ones, before writing that save); returns the next index to save."""
+    newest, index = store._segments[-1], first
+    while store._segments[-1] == newest:
+        try:
+            store.save(Ready(entries=entries(index, index, 1), hard_state=HardState(1, 1, index - 1)))
+        except OSError:
+            return index
+        index += 1
+    return index
 
 
 # -- segments ------------------------------------------------------------------------------------
 
-def test_segments_are_preallocated_and_rotate_when_full(tmp_path: Path) -> None:
+def test_a_full_segment_continues_in_a_new_one_that_starts_with_the_whole_state(tmp_path: Path) -> None:
     directory = tmp_path / "raft-wal"
     store = SegmentLogStore(directory, segment_bytes=4096)
     store.bootstrap((1, 2, 3))
-    assert [s.stat().st_size for s in segments(directory)] == [4096]
+    assert [s.stat().st_size for s in segments(directory)] == [4096], "preallocated"
     for i in range(1, 101):
         store.save(Ready(entries=entries(i, i, 1)))
     store.close()
-    assert len(segments(directory)) > 1 and all(s.stat().st_size == 4096 for s in segments(directory))
+    (newest,) = segments(directory)
+    assert int(newest.stem) > 1 and newest.stat().st_size == 4096, "older segments are deleted"
+    first = segment_log.read_records(newest.read_bytes())[0][0]
+    assert first.snapshot is not None and first.entries[0].index == 1
     assert [e.index for e in reopened(directory).entries] == list(range(1, 101))
 
 
-def test_compaction_deletes_the_segments_it_covers_and_a_crash_before_that_changes_nothing(tmp_path: Path) -> None:
-    directory, saved = tmp_path / "raft-wal", tmp_path / "before-compaction"
-    store = SegmentLogStore(directory, segment_bytes=128)
+@pytest.mark.parametrize("deleted_before_dying", [0, 1])
+def test_a_crash_while_deleting_old_segments_leaves_a_log_that_replays(
+        tmp_path: Path, unlink_dies_after: list[int], deleted_before_dying: int) -> None:
+    directory = tmp_path / "raft-wal"
+    store = SegmentLogStore(directory, segment_bytes=512)
+    store.bootstrap((1, 2, 3))
+    unlink_dies_after.append(0)
+    index = save_until_rotation(store, 1)  # dies before deleting anything: two segments
+    store.close()
+    store = SegmentLogStore(directory, segment_bytes=512)
+    assert len(segments(directory)) == 2
+    unlink_dies_after[0] = deleted_before_dying
+    index = save_until_rotation(store, index)
+    expected = store.stored()
+    store.close()
+    assert len(segments(directory)) == 3 - deleted_before_dying
+    assert [e.index for e in expected.entries] == list(range(1, index))
+    assert reopened(directory, segment_bytes=512) == expected
+
+
+def test_damage_in_an_older_segment_refuses_to_open(tmp_path: Path, unlink_dies_after: list[int]) -> None:
+    directory = tmp_path / "raft-wal"
+    store = SegmentLogStore(directory, segment_bytes=512)
+    store.bootstrap((1, 2, 3))
+    unlink_dies_after.append(0)
+    save_until_rotation(store, 1)
+    store.close()
+    older = segments(directory)[0]
+    damage(older, 10, b"X")
+    with pytest.raises(SegmentLogCorrupt, match="older segment"):
+        SegmentLogStore(directory, segment_bytes=512)
+
+
+def test_compaction_is_one_synced_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "raft-wal"
+    store = SegmentLogStore(directory)
     store.bootstrap((1, 2, 3))
     for i in range(1, 11):
         store.save(Ready(entries=entries(i, i, 1), hard_state=HardState(1, 1, i - 1)))
-    shutil.copytree(directory, saved)
+    calls: list[str] = []
+    real_pwrite, real_fdatasync = os.pwrite, os.fdatasync
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, at: calls.append("write") or real_pwrite(fd, data, at))
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append("sync") or real_fdatasync(fd))
     store.compact(Snapshot(7, 1, (1, 2, 3), b"kv"))
-    store.close()
-    assert len(segments(directory)) == 1
-    expected = reopened(directory)
-    assert (expected.snapshot.index, [e.index for e in expected.entries]) == (7, [8, 9, 10])
-    assert expected.hard_state == HardState(1, 1, 9)
-    older = segments(saved)
-    assert len(older) > 2
-    for kept in (older[:1], older):  # a crash after some of the deletions (newest first), or before all
-        for old in kept:
-            shutil.copy(old, directory)
-        assert reopened(directory, segment_bytes=128) == expected
-
-
-def test_a_crash_part_way_through_the_deletions_leaves_a_log_that_replays(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "raft-wal"
-    store = SegmentLogStore(directory, segment_bytes=128)
-    store.bootstrap((1, 2, 3))
-    for i in range(1, 11):
-        store.save(Ready(entries=entries(i, i, 1)))
-    assert len(segments(directory)) > 2
-    real_unlink, unlinked = Path.unlink, []
-
-    def crash_after_one(path: Path, missing_ok: bool = False) -> None:
-        if unlinked:
-            raise OSError("the process died here")
-        unlinked.append(path)
-        real_unlink(path, missing_ok)
-
-    monkeypatch.setattr(Path, "unlink", crash_after_one)
-    with pytest.raises(OSError, match="died"):
-        store.compact(Snapshot(7, 1, (1, 2, 3), b"kv"))
     monkeypatch.undo()
     store.close()
-    got = reopened(directory, segment_bytes=128)
-    assert (got.snapshot.index, [e.index for e in got.entries]) == (7, [8, 9, 10])
+    assert calls == ["write", "sync"]
+    got = reopened(directory)
+    assert (got.snapshot, [e.index for e in got.entries]) == (Snapshot(7, 1, (1, 2, 3), b"kv"), [8, 9, 10])
+    assert got.hard_state == HardState(1, 1, 9)
 
 
 def test_a_commit_only_save_is_not_synced_but_the_next_synced_save_keeps_it(

@@ -22,14 +22,17 @@ bad record without a zeroed sector, one followed by an intact record, or damage 
 segment -- is corruption of acknowledged data, and the store refuses to open
 (``SegmentLogCorrupt``) rather than drop a vote or an entry it acknowledged.
 
-``compact`` writes a record holding the whole state (snapshot, hard state, the entries after it)
-at the start of a NEW segment, fsyncs it and the directory, then deletes every older segment,
-newest first: a crash part-way leaves the oldest ones, which start with the record of the
-previous compaction (or bootstrap) and so replay on their own, and which the new record then
-supersedes. A
-``Ready`` whose only change is a higher commit index is written without the fdatasync: the commit
-index is a hint (etcd-io/raft), and the next synced save of the same file makes it durable with
-everything before it (a segment is synced before the store moves to the next one).
+``compact`` appends a record holding the whole state (snapshot, the entries after it, hard
+state), like a save: one write, one fdatasync. A record that does not fit in the current segment
+goes to a NEW one, which starts with a record of the whole state before it; once that segment and
+the directory are fsynced, every older segment is deleted, newest first: a crash part-way leaves
+the oldest ones, which start with a whole-state record too and so replay on their own, and which
+the new segment's first record then supersedes. So a compaction never waits for a new file, and
+one segment is on disk, besides any a crash left behind until the next new segment.
+
+A ``Ready`` whose only change is a higher commit index is written without the fdatasync: the
+commit index is a hint (etcd-io/raft), and the next synced save of the same file makes it durable
+with everything before it (a segment is synced before the store moves to the next one).
 
 Opening fsyncs every segment and the directory first and refuses to start if that fails, for the
 reason ``SQLiteLogStore`` does: after a failed fsync the page cache may hold writes the disk never
@@ -268,16 +271,12 @@ class SegmentLogStore:
         self.synced_saves += must_sync
 
     def compact(self, snapshot: Snapshot) -> None:
-        """Keep a snapshot the runtime took and drop the entries (and the segments) it covers."""
+        """Keep a snapshot the runtime took and drop the entries it covers (one synced record)."""
         if snapshot.index <= self._memory.snapshot.index:
             return
         kept = [e for e in self._memory.entries if e.index > snapshot.index]
-        older = list(self._segments)
-        self._start_segment(encode_record(snapshot, kept, self._memory.hard_state))
+        self._append(encode_record(snapshot, kept, self._memory.hard_state), must_sync=True)
         self._memory.compact(snapshot)
-        for segment in reversed(older):  # newest first: a crash part-way leaves a replayable prefix
-            segment.unlink()
-        self._segments = self._segments[len(older):]
 
     # -- reading back after a restart ----------------------------------------------------------
 
@@ -291,13 +290,21 @@ class SegmentLogStore:
 
     def _append(self, record: bytes, must_sync: bool) -> None:
         if self._fd < 0 or (self._offset and self._offset + len(record) > self.segment_bytes):
-            self._start_segment(record)
-            return
+            self._rotate()
         write_all(self._fd, record, self._offset)
         self._offset += len(record)
         if must_sync:
             os.fdatasync(self._fd)
         self._unsynced = not must_sync
+
+    def _rotate(self) -> None:
+        """Continue in a new segment that starts with the whole state, and delete the older ones."""
+        memory = self._memory
+        older = list(self._segments)
+        self._start_segment(encode_record(memory.snapshot, memory.entries, memory.hard_state))
+        for segment in reversed(older):  # newest first: a crash part-way leaves a replayable prefix
+            segment.unlink()
+        self._segments = self._segments[len(older):]
 
     def _start_segment(self, first_record: bytes) -> None:
         """A new preallocated segment holding ``first_record``, durable with its directory entry."""
