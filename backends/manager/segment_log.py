@@ -182,6 +182,9 @@ class SegmentLogStore:
         self._empty = True
         self._fd = -1
         self._offset = 0
+        self._head_bytes = 0
+        """Size of the current segment's first record: a whole state larger than a segment may grow
+        it to twice that before the next new segment rewrites it (so a rewrite is amortized)."""
         self._unsynced = False
         self.saves = 0
         self.synced_saves = 0
@@ -205,6 +208,8 @@ class SegmentLogStore:
                 self._fold(ready, segment)
             if is_last:
                 self._open_tail(segment, data, end)
+                head = records[0] if records else Ready()
+                self._head_bytes = len(encode_record(head.snapshot, head.entries, head.hard_state)) if records else 0
 
     def _fold(self, ready: Ready, segment: Path) -> None:
         try:
@@ -289,7 +294,8 @@ class SegmentLogStore:
     # -- writing -------------------------------------------------------------------------------
 
     def _append(self, record: bytes, must_sync: bool) -> None:
-        if self._fd < 0 or (self._offset and self._offset + len(record) > self.segment_bytes):
+        limit_bytes = max(self.segment_bytes, 2 * self._head_bytes)
+        if self._fd < 0 or (self._offset and self._offset + len(record) > limit_bytes):
             self._rotate()
         write_all(self._fd, record, self._offset)
         self._offset += len(record)
@@ -323,6 +329,7 @@ class SegmentLogStore:
             raise
         self.close()
         self._fd, self._offset, self._unsynced = fd, len(first_record), False
+        self._head_bytes = len(first_record)
         self._segments.append(segment)
 
 
