@@ -5,8 +5,10 @@ Theory of operation
 Four three-member clusters on loopback, started one after the other in the same run and
 measured back to back (so a change in this shared machine's load hits all of them):
 
-- ``novacron``: ``novacron manager`` processes (Raft log in SQLite, WAL, ``synchronous=FULL``:
-  every entry fsynced on a majority before a client hears "ok");
+- ``novacron``: ``novacron manager`` processes (Raft log in the segment log, one fdatasync per
+  save: every entry fsynced on a majority before a client hears "ok"); ``novacron-sqlite`` the
+  same with ``--log-store sqlite`` (WAL, ``synchronous=FULL``), and ``novacron-baseline`` the
+  managers of another source tree (``NOVACRON_BASELINE_ROOT``, e.g. ``git archive main``);
 - ``pysyncobj-default`` and ``pysyncobj-tuned``: PySyncObj 0.3.17 behind the managers' client
   protocol (``pysyncobj_server.py``), at its defaults and with ``appendEntriesUseBatch=False``;
   journal in memory in both (nothing fsynced);
@@ -61,9 +63,10 @@ OPEN_RATES = (150, 1000, 8000)
 """``etcdctl check perf`` offers 150, 1,000, 8,000 and 15,000 puts/s (loads s, m, l, xl)..."""
 OPEN_CLIENTS = {150: 50, 1000: 200, 8000: 500}
 """... from 50, 200, 500 (and 1,000) clients: the connections an open-loop level may use at once."""
-SYSTEMS = ("novacron", "pysyncobj-default", "pysyncobj-tuned", "etcd", "novacron-baseline")
-DURABILITY = {"novacron": "fsync on a majority before ack (SQLite WAL, synchronous=FULL)",
-              "novacron-baseline": "fsync on a majority before ack (SQLite WAL, synchronous=FULL)",
+SYSTEMS = ("novacron", "pysyncobj-default", "pysyncobj-tuned", "etcd", "novacron-baseline", "novacron-sqlite")
+DURABILITY = {"novacron": "fdatasync on a majority before ack (segment log)",
+              "novacron-sqlite": "fsync on a majority before ack (SQLite WAL, synchronous=FULL)",
+              "novacron-baseline": "fsync on a majority before ack (the baseline tree's log store)",
               "pysyncobj-default": "none (journal in memory)",
               "pysyncobj-tuned": "none (journal in memory)",
               "etcd": "fdatasync of the WAL on a majority before ack"}
@@ -155,8 +158,9 @@ async def _framed(address: tuple[str, int], novacron: bool) -> FramedClient:
     return FramedClient(reader, writer, novacron)
 
 
-async def start_novacron(work: Path, repo_root: Path = REPO_ROOT, name: str = "novacron") -> Cluster:
-    cluster = LocalCluster(work / name, repo_root=repo_root)
+async def start_novacron(work: Path, repo_root: Path = REPO_ROOT, name: str = "novacron",
+                         extra_args: tuple[str, ...] = ()) -> Cluster:
+    cluster = LocalCluster(work / name, repo_root=repo_root, extra_args=extra_args)
     cluster.start_all()
     try:
         leader = await cluster.wait_for_leader()
@@ -304,6 +308,7 @@ BASELINE_ROOT_ENV = "NOVACRON_BASELINE_ROOT"
 STARTERS: dict[str, Callable[[Path], Awaitable[Cluster]]] = {
     "novacron": start_novacron,
     "novacron-baseline": lambda work: start_novacron(work, Path(os.environ[BASELINE_ROOT_ENV]), "novacron-baseline"),
+    "novacron-sqlite": lambda work: start_novacron(work, name="novacron-sqlite", extra_args=("--log-store", "sqlite")),
     "pysyncobj-default": lambda work: start_pysyncobj(work, tuned=False),
     "pysyncobj-tuned": lambda work: start_pysyncobj(work, tuned=True),
     "etcd": start_etcd,

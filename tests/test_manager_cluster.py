@@ -1,7 +1,7 @@
 """Three real manager processes on loopback: election, 1000 commits, SIGKILL of the leader, full restart.
 
 Each manager is ``python -m novacron manager`` in its own process (``LocalCluster``), with its
-SQLite log in a temporary directory. The scenario follows the Raft paper's guarantees:
+log (the default segment log) in a temporary directory. The scenario follows the Raft paper's guarantees:
 
 - Election Safety / liveness (section 5.2): a leader emerges, and after SIGKILL of the leader
   (while proposals are in flight) a new leader is elected among the survivors and commits

@@ -1,25 +1,27 @@
-"""A real manager process against a failing disk: full, fsync error, torn last write of the WAL.
+"""A real manager process against a failing disk: full, fsync error, torn last write of the log.
 
-Each test runs ONE manager (a cluster of one voter), so its own SQLite file is the only place a
-write can survive: whatever it acknowledged must be read back after a restart, and it must stop
-(exit 1 with one line on stderr, no traceback) or recover, never acknowledge what it did not
-persist. Clients talk to it through the client API only.
+Each test runs once per log store (``--log-store segment`` and ``sqlite``) with ONE manager (a
+cluster of one voter), so its own log is the only place a write can survive: whatever it
+acknowledged must be read back after a restart, and it must stop (exit 1 with one line on stderr,
+no traceback) or recover, never acknowledge what it did not persist. Clients talk to it through
+the client API only.
 
 - Full disk: the data directory is a 2 MiB tmpfs mount; clients write until the manager stops.
   The mount is then grown (``mount -o remount,size=``) and the manager restarted.
 - fsync error: ``device-mapper`` is not available on this kernel (``dmsetup`` finds no driver),
   so a tiny ``LD_PRELOAD`` shim, compiled here with gcc, replaces ``fsync``/``fdatasync`` in the
   manager process: while a trigger file exists they fail with ``EIO`` (mode ``eio``) or never
-  return (mode ``hang``). SQLite calls libc's ``fdatasync`` through the dynamic linker, so the
-  shim sits exactly where a failing disk would report. After the trigger appears, no proposal
-  invoked later may be acknowledged; a restart with the fault still present must refuse to start
-  (the store fsyncs its files before opening them); once it is gone every acknowledged write is
-  there.
-- Torn last write: the ``hang`` shim holds the manager inside the fsync of its last transaction
-  (written to the WAL, not acknowledged); it is SIGKILLed, the WAL is truncated in the middle of
-  that transaction's commit frame (layout: https://www.sqlite.org/fileformat.html#the_write_ahead_log),
-  and the restarted manager must recover to the last complete transaction: every acknowledged
-  write present, the torn proposal not committed.
+  return (mode ``hang``). SQLite and Python's ``os.fdatasync`` (the segment log) call libc's
+  ``fdatasync`` through the dynamic linker, so the shim sits exactly where a failing disk would
+  report. After the trigger appears, no proposal invoked later may be acknowledged; a restart
+  with the fault still present must refuse to start (the store fsyncs its files before opening
+  them); once it is gone every acknowledged write is there.
+- Torn last write: the ``hang`` shim holds the manager inside the fsync of its last save (written,
+  not acknowledged); it is SIGKILLed, and SQLite's WAL is truncated in the middle of that
+  transaction's commit frame (layout: https://www.sqlite.org/fileformat.html#the_write_ahead_log),
+  or the second half of the segment log's last record is zeroed (what a preallocated segment
+  holds where a torn write did not reach). The restarted manager must recover to the last complete
+  save: every acknowledged write present, the torn proposal not committed.
 
 Root is needed for tmpfs mounts; with ``CI=true`` the tests fail instead of skipping without it.
 """
@@ -41,6 +43,7 @@ import pytest
 
 from backends.manager.client import ManagerClient, ManagerUnavailable
 from backends.manager.localcluster import LocalCluster
+from backends.manager.segment_log import encode_record, read_records
 from novacron.statemachine import encode_command
 from tests.unavailable import unavailable
 
@@ -103,9 +106,10 @@ def fsync_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build / "fsync_fault.so"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path / "cluster", size=1)
+@pytest.fixture(params=["segment", "sqlite"])
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """One manager on each log store (``--log-store``)."""
+    made = LocalCluster(tmp_path / "cluster", size=1, extra_args=("--log-store", request.param))
     try:
         yield made
     finally:
@@ -291,6 +295,33 @@ def wal_commit_frames(wal: bytes) -> tuple[int, list[int]]:
     return page_size, commits
 
 
+def tear_last_wal_commit(data_dir: Path) -> str:
+    """Truncate SQLite's WAL in the middle of its last commit frame."""
+    wal_path = data_dir / "raft.sqlite3-wal"
+    wal = wal_path.read_bytes()
+    page_size, commits = wal_commit_frames(wal)
+    assert len(commits) >= 2, f"the WAL holds {len(commits)} commit frames"
+    torn_at = commits[-1] + WAL_FRAME_HEADER_BYTES + page_size // 2
+    with wal_path.open("r+b") as f:
+        f.truncate(torn_at)
+    return f"WAL {len(wal)} bytes, {len(commits)} commits, truncated to {torn_at} (mid commit frame)"
+
+
+def tear_last_segment_record(data_dir: Path) -> str:
+    """Zero the second half of the last record of the last segment: the part a torn write never
+    got onto the preallocated disk."""
+    segment = sorted((data_dir / "raft-wal").glob("*.wal"))[-1]
+    records, end = read_records(segment.read_bytes())
+    assert len(records) >= 2, f"{segment} holds {len(records)} records"
+    last = records[-1]
+    start = end - len(encode_record(last.snapshot, last.entries, last.hard_state))
+    torn_at = (start + end) // 2
+    with segment.open("r+b") as f:
+        f.seek(torn_at)
+        f.write(bytes(end - torn_at))
+    return f"{segment.name}: {len(records)} records, the last one ({start}..{end}) zeroed from {torn_at}"
+
+
 def test_a_torn_last_wal_write_is_discarded_and_nothing_acknowledged_is_lost(
         cluster: LocalCluster, fsync_shim: Path, tmp_path: Path) -> None:
     asyncio.run(_torn_write(cluster, fsync_shim, tmp_path / "fsync-hangs"))
@@ -303,7 +334,6 @@ async def _torn_write(cluster: LocalCluster, shim: Path, trigger: Path) -> None:
     writing = asyncio.create_task(load.run(cluster.client_addresses[1], time.monotonic() + 60))
     await wait_until(lambda: len(load.acked) >= 300 or writing.done(), 30)
     trigger.touch()  # the next transaction reaches the WAL, then its fsync never returns
-    wal_path = cluster.data_dir(1) / "raft.sqlite3-wal"
     await asyncio.sleep(1.0)
     acked_before_kill = len(load.acked)
     await asyncio.sleep(0.5)
@@ -313,14 +343,8 @@ async def _torn_write(cluster: LocalCluster, shim: Path, trigger: Path) -> None:
     await writing
     trigger.unlink()
 
-    wal = wal_path.read_bytes()
-    page_size, commits = wal_commit_frames(wal)
-    assert len(commits) >= 2, f"the WAL holds {len(commits)} commit frames"
-    torn_at = commits[-1] + WAL_FRAME_HEADER_BYTES + page_size // 2
-    with wal_path.open("r+b") as f:
-        f.truncate(torn_at)
-    print(f"WAL {len(wal)} bytes, {len(commits)} commits, truncated to {torn_at} (mid commit frame); "
-          f"{len(load.acked)} writes acknowledged")
+    tear = tear_last_segment_record if "segment" in cluster.extra_args else tear_last_wal_commit
+    print(f"{tear(cluster.data_dir(1))}; {len(load.acked)} writes acknowledged")
 
     cluster.start(1)
     await cluster.wait_for_leader()

@@ -3,10 +3,11 @@
 A new implementation subclasses ``LogStoreContract`` and provides ``make_store`` (and, for a
 store on disk, ``reopen``); the same assertions then run against it (house style: one abstract
 suite per port). ``TestMemoryStorage`` runs it on the core's reference store and
-``TestSQLiteLogStore`` on the managers' SQLite file, which ``reopen`` closes and opens again
-before every read-back, so each check there is also a durability-across-restart check.
-SQLite-only properties (WAL mode, the unsynced commit-only save, the random-sequence
-comparison with the reference, a SIGKILLed writer) live in ``test_manager_logstore.py``.
+``TestSQLiteLogStore`` on the managers' SQLite file and ``TestSegmentLogStore`` on their
+segment log, which ``reopen`` closes and opens again before every read-back, so each check there
+is also a durability-across-restart check. Store-specific properties (WAL mode, the unsynced
+commit-only save, the random-sequence comparison with the reference, a SIGKILLed writer, torn
+tails) live in ``test_manager_logstore.py`` and ``test_manager_segment_log.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from backends.manager.logstore import SQLiteLogStore
+from backends.manager.segment_log import SegmentLogStore
 from novacron.ports import LogStore
 from novacron.raft.messages import Entry, HardState, Ready, Snapshot
 from novacron.raft.node import Stored
@@ -109,19 +111,22 @@ class TestMemoryStorage(LogStoreContract):
         return MemoryStorage(stored)
 
 
-class TestSQLiteLogStore(LogStoreContract):
-    """The managers' store; every read-back goes through a closed and reopened database."""
+class OnDiskContract(LogStoreContract):
+    """A store on disk; every read-back goes through a closed and reopened store."""
+
+    def open_store(self, directory: Path) -> SQLiteLogStore | SegmentLogStore:
+        raise NotImplementedError
 
     @pytest.fixture(autouse=True)
-    def _database(self, tmp_path: Path) -> Iterator[None]:
-        self.path = tmp_path / "raft.sqlite3"
-        self.opened: list[SQLiteLogStore] = []
+    def _directory(self, tmp_path: Path) -> Iterator[None]:
+        self.directory = tmp_path
+        self.opened: list[SQLiteLogStore | SegmentLogStore] = []
         yield
         for store in self.opened:
             store.close()
 
-    def _open(self) -> SQLiteLogStore:
-        store = SQLiteLogStore(self.path)
+    def _open(self) -> SQLiteLogStore | SegmentLogStore:
+        store = self.open_store(self.directory)
         self.opened.append(store)
         return store
 
@@ -133,7 +138,21 @@ class TestSQLiteLogStore(LogStoreContract):
         return store
 
     def reopen(self, store: LogStore) -> LogStore:
-        assert isinstance(store, SQLiteLogStore)
+        assert isinstance(store, SQLiteLogStore | SegmentLogStore)
         store.close()
         self.opened.remove(store)
         return self._open()
+
+
+class TestSQLiteLogStore(OnDiskContract):
+    """The managers' SQLite file."""
+
+    def open_store(self, directory: Path) -> SQLiteLogStore:
+        return SQLiteLogStore(directory / "raft.sqlite3")
+
+
+class TestSegmentLogStore(OnDiskContract):
+    """The managers' segment log, with segments small enough that the tests cross their boundaries."""
+
+    def open_store(self, directory: Path) -> SegmentLogStore:
+        return SegmentLogStore(directory / "raft-wal", segment_bytes=256)

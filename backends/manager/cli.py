@@ -20,7 +20,7 @@ from pathlib import Path
 from backends.manager.client import cluster_status, format_status_table
 from backends.manager.debug_leak import InjectedLeak
 from backends.manager.federation_agent import FederationOptions, FederationReplica, agent_config
-from backends.manager.runtime import ManagerConfig, ManagerRuntime, is_storage_failure
+from backends.manager.runtime import LOG_STORE_PATHS, ManagerConfig, ManagerRuntime, is_storage_failure
 from novacron.raft import RaftConfig
 from novacron.raft.node import timing_error
 
@@ -85,16 +85,19 @@ def run_manager(node_id: int, peers: dict[int, tuple[str, int]], data_dir: Path,
                 snapshot_every: int = 5000, events_origin_monotonic_s: float | None = None,
                 events_jsonl: bool = False, metrics_port: int | None = None, raft: RaftConfig | None = None,
                 federation: FederationOptions | None = None, debug_leak_mib_s: float | None = None, *,
-                leader_min_health: float = 0.0) -> int:
+                leader_min_health: float = 0.0, log_store: str | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"manager {node_id} %(levelname)s %(message)s")
     if node_id not in peers:
         raise ValueError(f"--id {node_id} is not one of the --peers ids {sorted(peers)}")
+    if log_store is not None and log_store not in LOG_STORE_PATHS:
+        raise ValueError(f"--log-store {log_store!r}: allowed: {', '.join(LOG_STORE_PATHS)}")
     host, port = peers[node_id]
     config = ManagerConfig(node_id=node_id, peers=peers, data_dir=data_dir, client_host=host,
                            client_port=port + CLIENT_PORT_OFFSET if client_port is None else client_port,
                            snapshot_every=snapshot_every, events_origin_monotonic_s=events_origin_monotonic_s,
                            events_jsonl=events_jsonl, metrics_port=metrics_port,
-                           raft=raft or RaftConfig(node_id=node_id), leader_min_health=leader_min_health)
+                           raft=raft or RaftConfig(node_id=node_id), leader_min_health=leader_min_health,
+                           log_store=log_store)
     agent = agent_config(config, federation) if federation is not None else None
 
     leak = None if debug_leak_mib_s is None else InjectedLeak(debug_leak_mib_s)

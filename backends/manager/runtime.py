@@ -1,4 +1,4 @@
-"""``ManagerRuntime``: one real manager -- the Raft core, asyncio TCP, SQLite and a client API.
+"""``ManagerRuntime``: one real manager -- the Raft core, asyncio TCP, a log on disk and a client API.
 
 Theory of operation
 -------------------
@@ -9,17 +9,18 @@ node: it steps the queued messages, ticks, and then works through ``Ready`` cycl
 that arrive together are handled by one ``Ready``:
 
 1. queued client proposals are packed into one log entry and proposed (``replicated``);
-2. while the node has a ``Ready``: persist it in ONE SQLite transaction (fsynced,
-   ``SQLiteLogStore.save``) BEFORE any of its messages is sent -- a vote or an acknowledgement
-   never leaves before it is durable (Raft paper, Figure 2) -- then send one frame per peer,
+2. while the node has a ``Ready``: persist it with ONE fsynced save (one record and one
+   fdatasync in ``SegmentLogStore``, one transaction in ``SQLiteLogStore``) BEFORE any of its
+   messages is sent -- a vote or an acknowledgement never leaves before it is durable (Raft
+   paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
    the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
 3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
-   of applied entry data (whichever comes first), and checkpoint the SQLite WAL once it has
+   of applied entry data (whichever comes first), and checkpoint SQLite's WAL once it has
    grown by 8 MB -- both in the disk thread, between Readies, never inside a Ready's commit.
 
 Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
-``ready()`` and ``advance()``. The save (one transaction, one fsync) runs in a dedicated disk
+``ready()`` and ``advance()``. The save (one fsync) runs in a dedicated disk
 thread: while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
 proposals, which the next cycle handles together -- that is where the batching comes from. An
 exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
@@ -57,6 +58,7 @@ from backends.manager.health import PeerHealth
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
+from backends.manager.segment_log import SegmentLogCorrupt, SegmentLogStore
 from novacron.health import leadership_target
 from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
 from novacron.raft.events import LeadershipTransferRequested, ManagerStarted
@@ -64,6 +66,9 @@ from novacron.raft.node import sent_before_durable
 from novacron.raft.observer import RaftObserver
 
 log = logging.getLogger(__name__)
+LOG_STORE_PATHS = {"segment": "raft-wal", "sqlite": "raft.sqlite3"}
+"""The manager log stores (``--log-store``) and what each keeps in the data directory."""
+DEFAULT_LOG_STORE = "segment"
 MAX_CATCH_UP_TICKS = 2
 READ_CHUNK_BYTES = 1 << 18
 
@@ -97,11 +102,38 @@ class ManagerConfig:
     """While leading, hand over to a healthier peer once this manager scores below this (0: off;
     ``novacron.health.leadership_target``)."""
     leader_health_margin: float = 10.0
+    log_store: str | None = None
+    """``segment`` or ``sqlite`` (``LOG_STORE_PATHS``) for a new data directory; None: the store the
+    directory already holds, ``DEFAULT_LOG_STORE`` for a new one."""
 
 
 def is_storage_failure(exc: BaseException | None) -> bool:
-    """The disk failed us (SQLite's "database or disk is full", a disk I/O error, ENOSPC/EIO)."""
-    return isinstance(exc, sqlite3.Error | OSError)
+    """The disk failed us (SQLite's "database or disk is full", a disk I/O error, ENOSPC/EIO, a
+    damaged segment)."""
+    return isinstance(exc, sqlite3.Error | OSError | SegmentLogCorrupt)
+
+
+def held_log_store(data_dir: Path) -> str | None:
+    """The kind of log store ``data_dir`` holds (None: none yet); raises ``ValueError`` for both."""
+    held = [kind for kind, name in LOG_STORE_PATHS.items() if (data_dir / name).exists()]
+    if len(held) > 1:
+        raise ValueError(f"{data_dir} holds both a segment log (raft-wal/) and a SQLite log (raft.sqlite3): "
+                         "keep the one this manager last ran with")
+    return held[0] if held else None
+
+
+def open_log_store(data_dir: Path, wanted: str | None) -> SQLiteLogStore | SegmentLogStore:
+    """The data directory's store: the kind it holds, else ``wanted`` (default ``DEFAULT_LOG_STORE``).
+    Raises ``ValueError`` for an unknown kind or one other than the directory holds."""
+    if wanted is not None and wanted not in LOG_STORE_PATHS:
+        raise ValueError(f"log store {wanted!r}: allowed: {', '.join(LOG_STORE_PATHS)}")
+    held = held_log_store(data_dir)
+    if held is not None and wanted is not None and held != wanted:
+        raise ValueError(f"{data_dir} holds a {held} log store, not {wanted}: run it with --log-store {held} "
+                         "(or without --log-store), or start from an empty data directory")
+    kind = held or wanted or DEFAULT_LOG_STORE
+    path = data_dir / LOG_STORE_PATHS[kind]
+    return SQLiteLogStore(path) if kind == "sqlite" else SegmentLogStore(path)
 
 
 StateFactory = Callable[[int, ParquetEventLog], Any]
@@ -117,7 +149,7 @@ class ManagerRuntime:
         self.config = config
         self.id = config.node_id
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = SQLiteLogStore(config.data_dir / "raft.sqlite3")
+        self.store = open_log_store(config.data_dir, config.log_store)
         restarted = not self.store.is_empty()
         stored = self.store.stored() if restarted else self.store.bootstrap(tuple(sorted(config.peers)))
         mirror = (JsonLinesEventLog(config.data_dir / EVENTS_FILE, config.events_origin_monotonic_s)

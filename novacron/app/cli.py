@@ -783,8 +783,8 @@ SIMULATE_HORIZON_S = 600.0
 
 
 def cmd_manager(args: argparse.Namespace) -> int:
-    """Run a manager process: the Raft core over asyncio TCP with its log in SQLite in DATA_DIR, and a client
-    API (propose, read, status)."""
+    """Run a manager process: the Raft core over asyncio TCP with its log in DATA_DIR (segment files or
+    SQLite), and a client API (propose, read, status)."""
     from backends.manager.cli import federation_options, parse_peers, raft_timing, run_manager
 
     with as_command_error(ValueError):
@@ -798,7 +798,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
                                         args.federation_rtt_ms)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
                            args.events_origin_monotonic, args.events_jsonl, args.metrics_port, raft, federation,
-                           args.debug_leak_mib_s, leader_min_health=args.leader_min_health)
+                           args.debug_leak_mib_s, leader_min_health=args.leader_min_health,
+                           log_store=args.log_store)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
@@ -812,13 +813,17 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 
 def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    manager = _command(sub, "manager", cmd_manager, help="run one real manager (Raft over TCP, SQLite log)")
+    manager = _command(sub, "manager", cmd_manager, help="run one real manager (Raft over TCP, log on disk)")
     manager.add_argument("--id", type=int, required=True, help="this manager's id (one of the --peers ids)")
     manager.add_argument("--peers", required=True,
                          help="every manager's Raft address: 1=127.0.0.1:7001,2=127.0.0.1:7002,...")
-    manager.add_argument("--data-dir", type=Path, required=True, help="where the SQLite log and events go")
+    manager.add_argument("--data-dir", type=Path, required=True, help="where the Raft log and events go")
     manager.add_argument("--client-port", type=int, default=None,
                          help="client API port (default: this manager's Raft port + 100)")
+    manager.add_argument("--log-store", default=None, metavar="segment|sqlite",
+                         help="the Raft log's format for a new data directory: segment (append-only segment "
+                              "files, one write and one fdatasync per save; the default) or sqlite (WAL, "
+                              "synchronous=FULL); an existing directory opens with the store it holds")
     manager.add_argument("--snapshot-every", type=int, default=5000,
                          help="compact the log after this many applied entries (default: 5000)")
     manager.add_argument("--events-origin-monotonic", type=float, default=None, metavar="SECONDS",
