@@ -178,6 +178,12 @@ def test_lab_small_runs_for_real_and_agrees_with_its_simulation(lab: Any, tmp_pa
     assert migrations(real) == migrations(sim)
     simulated = sim.of_type("MigrationFinished")
     assert sorted(simulated["migration_id"]) == sorted(finished["migration_id"])  # the simulation moved them all too
+    # The same bytes: each real guest holds the non-zero memory its VM drew, so every page the
+    # simulation sends crosses for real too (a loaded machine re-sends more dirty pages, never fewer).
+    sent_sim = dict(zip(simulated["vm_id"], simulated["bytes_sent"], strict=True))
+    short = {vm: (real_bytes, sent_sim[vm]) for vm, real_bytes in zip(finished["vm_id"], finished["bytes_sent"],
+                                                                      strict=True) if real_bytes < 0.95 * sent_sim[vm]}
+    assert not short, f"real guests sent less than their simulation (real, sim bytes): {short}"
     done = novacron("compare", str(sim_dir), str(real_dir), "--json", "--plot", str(tmp_path / "compare.png"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]  # exit 1: a verdict disagrees
     comparison = json.loads(done.stdout)

@@ -1,12 +1,17 @@
 /* NovaCron lab guest workload: dirties memory at a set rate and proves the memory stays intact.
  *
- * Reads dirty_mib=N and dirty_rate=PAGES_PER_S from /proc/cmdline, touches N MiB, then writes to
- * random pages at the given rate. Every page carries a tag derived from its index; once a second
- * the whole working set is verified and a marker line goes to the serial console:
- *   NOVACRON-READY dirty_mib=.. dirty_rate=..      once, after the working set is touched
+ * Reads fill_mib=F, dirty_mib=N and dirty_rate=PAGES_PER_S from /proc/cmdline and holds one region
+ * of F + N MiB: the first F MiB (the static fill) are written once and never again, so the guest
+ * holds the non-zero memory a scenario asks for; the last N MiB (the working set) are touched, then
+ * written at random at the given rate. Every page of the region carries a tag derived from its
+ * index and differs from every other page (no zero page, nothing a deduplicating copy could skip);
+ * once a second the whole region is verified and a marker line goes to the serial console:
+ *   NOVACRON-READY dirty_mib=.. dirty_rate=.. fill_mib=..  once, after the region is written
  *   NOVACRON-ALIVE seq=.. pages_written=.. rate=.. once a second while all tags are intact
  *   NOVACRON-CORRUPT page=.. tag=.. expected=..    a page's tag is wrong (memory corrupted)
  * A live migration that corrupts guest memory shows up here even when QEMU reports success.
+ * An optional first argument names another file to read the settings from (the tests run the
+ * dirtier on the host with their own settings).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -53,18 +58,22 @@ static long verify_pages(uint64_t *base, uint64_t pages) {
     return -1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     char cmdline[4096] = {0};
-    FILE *f = fopen("/proc/cmdline", "r");
+    FILE *f = fopen(argc > 1 ? argv[1] : "/proc/cmdline", "r");
     if (f) { fread(cmdline, 1, sizeof cmdline - 1, f); fclose(f); }
     long dirty_mib = cmdline_value(cmdline, "dirty_mib=", 64);
     long dirty_rate = cmdline_value(cmdline, "dirty_rate=", 1000);
+    long fill_mib = cmdline_value(cmdline, "fill_mib=", 0);
     if (dirty_mib < 1) dirty_mib = 1;
-    uint64_t pages = (uint64_t)dirty_mib * (1024 * 1024 / PAGE_BYTES);
+    if (fill_mib < 0) fill_mib = 0;
+    uint64_t fill_pages = (uint64_t)fill_mib * (1024 * 1024 / PAGE_BYTES);
+    uint64_t dirty_pages = (uint64_t)dirty_mib * (1024 * 1024 / PAGE_BYTES);
+    uint64_t pages = fill_pages + dirty_pages;
     uint64_t *base = malloc(pages * PAGE_BYTES);
-    if (!base) { printf("NOVACRON-FAILED cannot allocate %ld MiB\n", dirty_mib); return 1; }
+    if (!base) { printf("NOVACRON-FAILED cannot allocate %ld MiB\n", fill_mib + dirty_mib); return 1; }
     for (uint64_t i = 0; i < pages; i++) write_page(base + i * (PAGE_BYTES / 8), i);
-    printf("NOVACRON-READY dirty_mib=%ld dirty_rate=%ld\n", dirty_mib, dirty_rate);
+    printf("NOVACRON-READY dirty_mib=%ld dirty_rate=%ld fill_mib=%ld\n", dirty_mib, dirty_rate, fill_mib);
     fflush(stdout);
 
     uint64_t rng = 88172645463325252ULL, written = 0, written_at_tick = 0, seq = 0;
@@ -77,7 +86,7 @@ int main(void) {
         if (credit > (double)dirty_rate) credit = (double)dirty_rate;
         last = now;
         for (; credit >= 1.0; credit -= 1.0) {
-            uint64_t index = next_random(&rng) % pages;
+            uint64_t index = fill_pages + next_random(&rng) % dirty_pages; /* never the fill */
             write_page(base + index * (PAGE_BYTES / 8), index);
             written++;
         }

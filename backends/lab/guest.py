@@ -9,8 +9,10 @@ which we decompress once with :mod:`lzma` because QEMU boots an ELF kernel strai
 PVH entry point, skipping ~8 s of in-guest decompression under TCG (measured, ../shared/LAB.md).
 The initramfs holds static busybox, an ``/init`` script and ``dirtier`` (``dirtier.c``, built
 with ``gcc -O2 -static``), packed with ``busybox cpio -o -H newc`` since ``cpio`` is not
-installed. Everything lands in a cache directory keyed by the inputs' hash, so a warm ``lab up``
-builds nothing.
+installed. The dirtier writes a working set at a set rate and, besides it, a static fill written
+once, so the guest holds as much non-zero memory as a scenario drew (``lab_workload``).
+Everything lands in a cache directory keyed by the inputs' hash, so a warm ``lab up`` builds
+nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from novacron.migration.guests import GuestWorkload
+from novacron.migration.protocol import MIB
 
 HERE = Path(__file__).resolve().parent
 DIRTIER_SOURCE = HERE / "dirtier.c"
@@ -56,6 +61,44 @@ tables, which grow with memory), from the bytes the idle lab runs sent (RESULTS_
 
 def resident_mib(memory_mib: float) -> float:
     return GUEST_RESIDENT_MIB + GUEST_RESIDENT_MIB_PER_GIB * memory_mib / 1024.0
+
+
+@dataclass(frozen=True)
+class LabWorkload:
+    """What a lab guest is told to hold so its memory is a drawn workload's: the dirtier's working
+    set (``dirty_mib``) and a static fill (``fill_mib``, written once) on top of the kernel's floor."""
+
+    memory_mib: int
+    dirty_mib: int
+    fill_mib: int
+    dirty_rate_pages_s: int
+    drawn_nonzero_mib: float
+
+    @property
+    def nonzero_mib(self) -> float:
+        """The guest's non-zero memory: the kernel's floor, the fill and the working set."""
+        return resident_mib(self.memory_mib) + self.fill_mib + self.dirty_mib
+
+    def as_workload(self) -> GuestWorkload:
+        """The guest as the core's planner and controller see a VM (the simulation's shape)."""
+        return GuestWorkload(memory_bytes=self.memory_mib * MIB,
+                             resident_bytes=round((resident_mib(self.memory_mib) + self.fill_mib) * MIB),
+                             wws_bytes=self.dirty_mib * MIB, dirty_rate_pages_s=float(self.dirty_rate_pages_s))
+
+    @property
+    def excess_mib(self) -> float:
+        """How much more non-zero memory the guest holds than was drawn (> 0: the kernel's floor
+        plus the working set alone exceed the draw, so the fill is 0 and the guest is bigger)."""
+        return max(self.nonzero_mib - self.drawn_nonzero_mib, 0.0)
+
+
+def lab_workload(memory_mib: int, nonzero_mib: float, wws_mib: float, dirty_rate_pages_s: float) -> LabWorkload:
+    """Size the fill so the guest's non-zero memory is the drawn ``nonzero_mib`` (to half a MiB: the
+    dirtier counts whole MiB), never below the kernel's floor plus the working set."""
+    dirty_mib = max(1, int(wws_mib))
+    fill_mib = max(round(nonzero_mib - resident_mib(memory_mib) - dirty_mib), 0)
+    return LabWorkload(memory_mib=memory_mib, dirty_mib=dirty_mib, fill_mib=fill_mib,
+                       dirty_rate_pages_s=round(dirty_rate_pages_s), drawn_nonzero_mib=nonzero_mib)
 
 
 class GuestBuildError(RuntimeError):
@@ -173,6 +216,8 @@ class GuestSpec:
     memory_mib: int = 256
     dirty_mib: int = 64
     dirty_rate_pages_s: int = 2000
+    fill_mib: int = 0
+    """Non-zero memory the dirtier writes once and never again (to size the guest's resident memory)."""
     domain_type: str = "qemu"
     emulator: str | None = None
     """QEMU binary (or wrapper) libvirt runs; None: libvirt's default for the domain type."""
@@ -181,7 +226,7 @@ class GuestSpec:
 
     def kernel_cmdline(self) -> str:
         return (f"console=ttyS0 panic=-1 loglevel=5 dirty_mib={self.dirty_mib} "
-                f"dirty_rate={self.dirty_rate_pages_s}")
+                f"dirty_rate={self.dirty_rate_pages_s} fill_mib={self.fill_mib}")
 
 
 SERIAL_LOG_DIR_IN_HOST = "/var/log/libvirt/qemu"

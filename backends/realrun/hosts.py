@@ -6,8 +6,9 @@ Each host is a ``LibvirtHypervisor`` (the core's ``Hypervisor`` port) named like
 host (``host-0000``...), its capacity read from libvirt (``virNodeGetInfo``: cores, memory) and
 recorded as ``HostAdded``; NIC speed and disk IOPS are not in libvirt's node info, so they come
 from the scenario's ``[cluster]``. A placed VM becomes a real guest: the lab's tiny kernel and
-dirtier (``backends.lab.guest``), sized as the scenario's flavour and dirtying as its drawn
-workload says (working set in MiB, rate in pages/s), defined and started on the chosen host.
+dirtier (``backends.lab.guest``), sized as the scenario's flavour and holding its drawn workload
+(``LabWorkload``: working set in MiB, rate in pages/s, and a static fill so its non-zero memory
+is what was drawn), defined and started on the chosen host.
 
 ``sample`` is the real counterpart of the cluster model's demand update: per host, the CPU its
 guests burned since the last sample (the domains' CPU time, from ``virDomainGetInfo``) over the
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import libvirt
 
-from backends.lab.guest import domain_xml
+from backends.lab.guest import LabWorkload, domain_xml
 from backends.lab.health import check_migrated_guest, wait_guest_ready
 from backends.lab.lab import LabInfo
 from backends.libvirt_hypervisor import HostDirectory, LibvirtHypervisor
@@ -82,10 +83,12 @@ class RealHosts:
     def by_id(self, host_id: str) -> RealHost:
         return next(h for h in self.hosts if h.host_id == host_id)
 
-    def boot(self, vm_id: str, host_id: str, *, memory_mib: int, dirty_mib: int, dirty_rate_pages_s: int) -> None:
+    def boot(self, vm_id: str, host_id: str, workload: LabWorkload) -> None:
         """Define and start the guest on the host (returns at once; ``wait_ready`` waits for it)."""
         host = self.by_id(host_id)
-        spec = self.lab.guest(vm_id, memory_mib=memory_mib, dirty_mib=dirty_mib, dirty_rate_pages_s=dirty_rate_pages_s)
+        memory_mib = workload.memory_mib
+        spec = self.lab.guest(vm_id, memory_mib=memory_mib, dirty_mib=workload.dirty_mib,
+                              dirty_rate_pages_s=workload.dirty_rate_pages_s, fill_mib=workload.fill_mib)
         with contextlib.suppress(KeyError):
             host.hypervisor.undefine_vm(vm_id)  # a leftover of an interrupted run
         self.defined.add(vm_id)

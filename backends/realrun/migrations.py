@@ -16,9 +16,10 @@ ends each finished one: its slot is released, a completed copy is committed thro
 control plane (``VMMoved``), any other outcome gives the claim back. The controller records its
 own events (``MigrationRequested`` ... ``MigrationFinished``), exactly as in the simulation.
 
-The guest's profile for the planner is what the real guest is: its memory, the dirtier's working
-set and rate, and as non-zero memory the kernel's resident pages plus the working set
-(``backends.lab.guest.resident_mib``).
+The guest's profile for the planner is what the real guest is (``guests``, set when it boots:
+``backends.lab.guest.LabWorkload.as_workload``): its memory, the dirtier's working set and rate,
+and as non-zero memory the kernel's resident pages, the static fill and the working set, which
+is the drawn non-zero memory whenever the kernel's floor leaves room for it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.lab.guest import resident_mib
 from backends.realrun.control import RealClaim, RealControlPlane
 from backends.realrun.hosts import RealHosts
 from novacron.events import Recorder
@@ -109,10 +109,9 @@ class RealMigrations:
     def _controller(self, migration_id: str, vm_id: str, source: str, destination: str,
                     priority: int) -> MigrationController:
         guest = self.guests[vm_id]
-        memory_mib = guest.memory_bytes / MIB
         profile = VMMigrationProfile(vm_id=vm_id, memory_bytes=guest.memory_bytes, wws_bytes=guest.wws_bytes,
                                      dirty_rate_pages_s=guest.dirty_rate_pages_s,
-                                     nonzero_bytes=int(resident_mib(memory_mib) * MIB) + guest.wws_bytes)
+                                     nonzero_bytes=guest.resident_bytes + guest.wws_bytes)
         budget = bandwidth_budget_bytes_s(self.cfg, self.adm.policy, self.cluster.host_network_gbps)
         link = link_from_profile(self.profile, max_bandwidth_bytes_s=budget,
                                  link_bytes_s=self.cluster.host_network_gbps * 1e9 / 8)

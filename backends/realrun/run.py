@@ -8,7 +8,10 @@ directory through ``novacron.app.finish.record_run``:
 - the cluster: the libvirt hosts (the lab's two by default), capacity from libvirt
   (``RealHosts``); the VMs: the scenario's synthetic workload (the simulation's generator and
   random stream, so the same VMs arrive at the same scenario times), each a real lab guest
-  sized and dirtying as drawn (``novacron.migration.guests``, the simulation's stream);
+  sized and dirtying as drawn (``novacron.migration.guests``, the simulation's stream) and
+  holding the drawn non-zero memory (``backends.lab.guest.lab_workload``: a static fill on top
+  of the kernel's floor; where the floor plus the working set exceed the draw, the guest is
+  bigger, its plan says so, and a note on stderr names the VM);
 - the decisions: the core scheduler behind ``[raft] managers`` real ``novacron manager``
   processes, every decision committed to their Raft log first (``RealControlPlane``,
   ``ManagerHarness``);
@@ -34,6 +37,7 @@ import contextlib
 import heapq
 import itertools
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.clock import MonotonicClock
+from backends.lab.guest import lab_workload
 from backends.lab.lab import LabInfo, guest_only, running_lab
 from backends.realrun.cache import CacheLoad, RedisProcess
 from backends.realrun.control import RealControlPlane
@@ -177,9 +182,15 @@ def schedule(scenario: Scenario, parts: RealParts, seeds: RunSeeds, table: Timet
             return
         drawn = draw_guest_workload(guests_rng, scenario.migration, int(memory_gib * GIB))
         guests_rng.random()  # the simulation's shut-off draw (shutoff_fraction is 0 for real)
-        parts.migrations.guests[vm_id] = drawn
-        parts.hosts.boot(vm_id, host_id, memory_mib=round(memory_gib * 1024), dirty_mib=max(1, drawn.wws_bytes // MIB),
-                         dirty_rate_pages_s=round(drawn.dirty_rate_pages_s))
+        workload = lab_workload(round(memory_gib * 1024), (drawn.resident_bytes + drawn.wws_bytes) / MIB,
+                                drawn.wws_bytes / MIB, drawn.dirty_rate_pages_s)
+        if workload.excess_mib > 0.5:
+            print(f"note: {vm_id}: the lab guest holds {workload.nonzero_mib:.0f} MiB of non-zero memory, "
+                  f"{workload.excess_mib:.0f} MiB more than drawn (the kernel's floor plus the working set "
+                  "exceed the draw); its migration is planned at the true size, the simulation moves less: "
+                  "raise [migration] nonzero_fraction", file=sys.stderr)
+        parts.migrations.guests[vm_id] = workload.as_workload()
+        parts.hosts.boot(vm_id, host_id, workload)
 
     for spec in synthetic_workload(scenario, seeds.numpy("workload.synthetic")):
         table.at(spec.arrival_s / scale, lambda s=spec: arrive(s.vm_id, s.cpu_cores, s.memory_gib))  # type: ignore[misc]
