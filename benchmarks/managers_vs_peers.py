@@ -63,10 +63,12 @@ OPEN_RATES = (150, 1000, 8000)
 """``etcdctl check perf`` offers 150, 1,000, 8,000 and 15,000 puts/s (loads s, m, l, xl)..."""
 OPEN_CLIENTS = {150: 50, 1000: 200, 8000: 500}
 """... from 50, 200, 500 (and 1,000) clients: the connections an open-loop level may use at once."""
-SYSTEMS = ("novacron", "pysyncobj-default", "pysyncobj-tuned", "etcd", "novacron-baseline", "novacron-sqlite")
+SYSTEMS = ("novacron", "pysyncobj-default", "pysyncobj-tuned", "etcd", "novacron-baseline", "novacron-sqlite",
+           "novacron-lazy-commit")
 DURABILITY = {"novacron": "fdatasync on a majority before ack (segment log)",
               "novacron-sqlite": "fsync on a majority before ack (SQLite WAL, synchronous=FULL)",
               "novacron-baseline": "fsync on a majority before ack (the baseline tree's log store)",
+              "novacron-lazy-commit": "fdatasync on a majority before ack (segment log, --commit-broadcast off)",
               "pysyncobj-default": "none (journal in memory)",
               "pysyncobj-tuned": "none (journal in memory)",
               "etcd": "fdatasync of the WAL on a majority before ack"}
@@ -309,6 +311,8 @@ STARTERS: dict[str, Callable[[Path], Awaitable[Cluster]]] = {
     "novacron": start_novacron,
     "novacron-baseline": lambda work: start_novacron(work, Path(os.environ[BASELINE_ROOT_ENV]), "novacron-baseline"),
     "novacron-sqlite": lambda work: start_novacron(work, name="novacron-sqlite", extra_args=("--log-store", "sqlite")),
+    "novacron-lazy-commit": lambda work: start_novacron(work, name="novacron-lazy-commit",
+                                                        extra_args=("--commit-broadcast", "off")),
     "pysyncobj-default": lambda work: start_pysyncobj(work, tuned=False),
     "pysyncobj-tuned": lambda work: start_pysyncobj(work, tuned=True),
     "etcd": start_etcd,

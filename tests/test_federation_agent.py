@@ -52,6 +52,19 @@ def test_bad_federation_and_timing_options_are_one_line_errors() -> None:
     assert (timing.heartbeat_ticks, timing.election_ticks_min, timing.election_ticks_max) == (10, 40, 80)
 
 
+def test_the_manager_command_passes_commit_broadcast_to_the_raft_core() -> None:
+    from novacron.app.cli import build_parser
+
+    def parsed(*extra: str) -> bool:
+        args = build_parser().parse_args(["manager", "--id", "1", "--peers", "1=127.0.0.1:7001",
+                                          "--data-dir", "/nonexistent", *extra])
+        return raft_timing(1, None, None, commit_broadcast=args.commit_broadcast == "on").commit_broadcast
+
+    assert parsed() is True  # the core's default: followers hear of every commit at once
+    assert parsed("--commit-broadcast", "off") is False
+    assert parsed("--commit-broadcast", "on") is True
+
+
 def test_a_replica_applies_batches_refuses_a_second_placement_and_restores(tmp_path: Path) -> None:
     from backends.manager.replicated import encode_batch
     from novacron.raft import Entry

@@ -55,8 +55,11 @@ def parse_election_ticks(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def raft_timing(node_id: int, heartbeat_ticks: int | None, election_ticks: str | None) -> RaftConfig:
-    """The cluster group's Raft settings: the core's defaults, with the given timing."""
+def raft_timing(node_id: int, heartbeat_ticks: int | None, election_ticks: str | None, *,
+                commit_broadcast: bool = True) -> RaftConfig:
+    """The cluster group's Raft settings: the core's defaults, with the given timing and
+    ``RaftConfig.commit_broadcast`` (off: followers learn a commit from the next append or
+    heartbeat instead of an append sent for it at once)."""
     default = RaftConfig(node_id=node_id)
     low, high = parse_election_ticks(election_ticks) if election_ticks else (default.election_ticks_min,
                                                                              default.election_ticks_max)
@@ -64,7 +67,8 @@ def raft_timing(node_id: int, heartbeat_ticks: int | None, election_ticks: str |
     error = timing_error(heartbeat, low, high)
     if error is not None:
         raise ValueError(f"--heartbeat-ticks {heartbeat} --election-ticks {low}-{high}: {error}")
-    return dataclasses.replace(default, heartbeat_ticks=heartbeat, election_ticks_min=low, election_ticks_max=high)
+    return dataclasses.replace(default, heartbeat_ticks=heartbeat, election_ticks_min=low, election_ticks_max=high,
+                               commit_broadcast=commit_broadcast)
 
 
 def federation_options(member_id: int | None, peers_text: str | None, client_port: int | None,

@@ -793,7 +793,8 @@ def cmd_manager(args: argparse.Namespace) -> int:
             raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
         if not 0 <= args.leader_min_health < 100:
             raise CommandError(f"--leader-min-health {args.leader_min_health}: allowed: 0 (off) to below 100")
-        raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks)
+        raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks,
+                           commit_broadcast=args.commit_broadcast == "on")
         federation = federation_options(args.federation_id, args.federation_peers, args.federation_client_port,
                                         args.federation_rtt_ms)
         return run_manager(args.id, peers, args.data_dir, args.client_port, args.snapshot_every,
@@ -840,6 +841,11 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                          help="the cluster group's heartbeat interval in 10 ms ticks (default: 5)")
     manager.add_argument("--election-ticks", default=None, metavar="MIN-MAX",
                          help="the cluster group's election timeout range in 10 ms ticks (default: 15-30)")
+    manager.add_argument("--commit-broadcast", choices=("on", "off"), default="on",
+                         help="on (default): the leader sends every follower an append as soon as it commits, so "
+                              "followers apply at once; off: followers learn the commit from the next append or "
+                              "heartbeat (fewer messages per write, as etcd does; a follower's reads lag by up to "
+                              "one heartbeat)")
     manager.add_argument("--federation-id", type=int, default=None, metavar="N",
                          help="also run this cluster's federation agent, member N of the federation Raft group")
     manager.add_argument("--federation-peers", default=None,
