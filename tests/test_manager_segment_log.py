@@ -1,36 +1,29 @@
 """The segment log store beyond the ``LogStore`` contract: torn tails, corrupt records, segments.
 
-The contract (``tests/test_raft_logstore_contract.py``) runs against it too. Here: a property test
-that drives the store (reopened after every step, with tiny segments so saves cross segment
-boundaries) and the reference ``MemoryStorage`` with random Ready sequences and compares them --
-and proves it can fail with a planted bug; a last record cut short or with a bad CRC is dropped on
-open and its remains zeroed; the same damage in an older segment refuses to open; compaction
-deletes the segments it covers and a crash before the deletion changes nothing; one write and one
-fdatasync per save; a SIGKILLed writer loses no acknowledged save.
+The contract (``tests/test_raft_logstore_contract.py``) runs against it too, including the
+property test that drives it (reopened after every step, with tiny segments so saves cross segment
+boundaries) and the reference ``MemoryStorage`` with random Ready sequences, and a SIGKILLed
+writer. Here: proof that the property can fail, with a planted bug; a last record cut short or
+with a bad CRC is dropped on open and its remains zeroed; the same damage in an older segment
+refuses to open; compaction deletes the segments it covers and a crash before the deletion changes
+nothing; one write and one fdatasync per save, none for a commit-only one; entries that would leave
+a hole are refused; which store a data directory gets.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from backends.manager import segment_log
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.runtime import open_log_store
 from backends.manager.segment_log import SegmentLogCorrupt, SegmentLogStore
-from novacron.raft import Entry, HardState, MemoryStorage, Ready, Snapshot, Stored
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from novacron.raft import Entry, HardState, Ready, Snapshot, Stored
+from tests import test_raft_logstore_contract as contract
 
 
 def entries(first: int, last: int, term: int) -> list[Entry]:
@@ -57,64 +50,7 @@ def store(tmp_path: Path) -> Iterator[SegmentLogStore]:
     made.close()
 
 
-# -- random Ready sequences: the store (reopened each step) behaves like MemoryStorage ----------
-
-operations = st.lists(st.tuples(st.sampled_from(["append", "overwrite", "snapshot", "compact", "hard", "commit"]),
-                                st.integers(0, 6), st.integers(1, 5)), min_size=1, max_size=25)
-
-
-@pytest.fixture(scope="module")
-def fast_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """tmpfs when there is one: this property checks logic, fsync cost would only slow it down."""
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield tmp_path_factory.mktemp("prop")
-        return
-    made = Path(tempfile.mkdtemp(dir=shm, prefix="novacron-segments-"))
-    yield made
-    shutil.rmtree(made, ignore_errors=True)
-
-
-def next_step(memory: MemoryStorage, op: str, back: int, count: int, term: int) -> tuple[Ready, Snapshot | None]:
-    """The Ready (and the compaction, if any) that ``op`` makes of the reference's state."""
-    last, base, hard = memory.last_index(), memory.snapshot.index, memory.hard_state
-    if op == "append":
-        return Ready(entries=entries(last + 1, last + count, term)), None
-    if op == "overwrite":
-        first = max(base + 1, last + 1 - back)
-        return Ready(entries=entries(first, first + count - 1, term), hard_state=HardState(term, 1, base)), None
-    if op == "snapshot" and last > base:
-        return Ready(snapshot=Snapshot(max(base + 1, last - back), term, (1, 2, 3), b"s" * count)), None
-    if op == "compact" and last > base:
-        return Ready(), Snapshot(max(base + 1, last - back), term, (1, 2, 3), b"c" * count)
-    if op == "commit":
-        return Ready(hard_state=HardState(hard.term, hard.vote, min(last, hard.commit + count))), None
-    return Ready(hard_state=HardState(term, count % 3, base)), None
-
-
-@settings(deadline=None)
-@given(ops=operations)
-def test_the_segment_log_matches_the_reference_storage(fast_dir: Path, ops: list[tuple[str, int, int]]) -> None:
-    directory = Path(tempfile.mkdtemp(dir=fast_dir)) / "raft-wal"
-    memory = MemoryStorage(Stored.bootstrap((1, 2, 3)))
-    store = SegmentLogStore(directory, segment_bytes=160)
-    store.bootstrap((1, 2, 3))
-    term = 1
-    try:
-        for op, back, count in ops:
-            term += op == "overwrite"
-            ready, compaction = next_step(memory, op, back, count, term)
-            if compaction is not None:
-                memory.compact(compaction)
-                store.compact(compaction)
-            memory.save(ready)
-            store.save(ready)
-            store.close()
-            store = SegmentLogStore(directory, segment_bytes=160)
-            assert store.stored() == memory.stored()
-    finally:
-        store.close()
-
+# -- the contract's property test can fail ------------------------------------------------------
 
 def test_the_property_catches_a_compaction_that_forgets_the_entries_after_the_snapshot(
         fast_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +60,7 @@ def test_the_property_catches_a_compaction_that_forgets_the_entries_after_the_sn
     monkeypatch.setattr(segment_log, "encode_record",
                         lambda snap, ents, hard: encode(snap, [] if snap is not None else ents, hard))
     try:
-        test_the_segment_log_matches_the_reference_storage(fast_dir)  # type: ignore[call-arg]
+        contract.TestSegmentLogStore().test_random_ready_sequences_match_the_reference_storage(fast_dir)
     except ExceptionGroup as found:  # Hypothesis reports distinct failures together
         assert found.subgroup((AssertionError, SegmentLogCorrupt)) is not None
     except (AssertionError, SegmentLogCorrupt):
@@ -309,8 +245,8 @@ def test_compaction_is_one_synced_record(tmp_path: Path, monkeypatch: pytest.Mon
     assert got.hard_state == HardState(1, 1, 9)
 
 
-def test_a_commit_only_save_is_not_synced_but_the_next_synced_save_keeps_it(
-        store: SegmentLogStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_save_is_one_write_and_one_fdatasync_and_a_commit_only_save_skips_the_fdatasync(
+        store: SegmentLogStore, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real_pwrite, real_fdatasync = os.pwrite, os.fdatasync
     monkeypatch.setattr(os, "pwrite", lambda fd, data, at: calls.append("write") or real_pwrite(fd, data, at))
@@ -319,53 +255,14 @@ def test_a_commit_only_save_is_not_synced_but_the_next_synced_save_keeps_it(
     assert calls == ["write", "sync"], "one write and one fdatasync per save"
     store.save(Ready(hard_state=HardState(1, 1, 3)))
     assert calls[2:] == ["write"] and (store.saves, store.synced_saves) == (2, 1)
-    store.save(Ready(hard_state=HardState(2, 0, 3)))  # a new term must be synced
-    assert store.synced_saves == 2
-    store.close()
-    assert reopened(tmp_path / "raft-wal").hard_state == HardState(2, 0, 3)
+    store.save(Ready(hard_state=HardState(2, 0, 3)))  # a new term: the same file's fdatasync keeps the commit too
+    assert calls[3:] == ["write", "sync"]
 
 
 def test_entries_that_would_leave_a_hole_are_refused(store: SegmentLogStore) -> None:
     store.save(Ready(entries=entries(1, 2, 1)))
     with pytest.raises(ValueError, match="hole"):
         store.save(Ready(entries=entries(4, 4, 1)))
-
-
-# -- a real crash -------------------------------------------------------------------------------
-
-WRITER = """
-import sys
-from backends.manager.segment_log import SegmentLogStore
-from novacron.raft import Entry, HardState, Ready
-store = SegmentLogStore(sys.argv[1], segment_bytes=16384)
-store.bootstrap((1, 2, 3))
-for i in range(1, 100000):
-    store.save(Ready(hard_state=HardState(i, 1, i - 1), entries=[Entry(i, i, 0, b"x" * 100)]))
-    print(i, flush=True)
-"""
-
-
-def test_every_save_that_returned_survives_sigkill(tmp_path: Path) -> None:
-    directory = tmp_path / "raft-wal"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(directory)], stdout=subprocess.PIPE, env=env)
-    try:
-        assert writer.stdout is not None
-        acknowledged = 0
-        while acknowledged < 300:
-            line = writer.stdout.readline()
-            assert line, "the writer died before 300 saves"
-            acknowledged = int(line)
-        writer.send_signal(signal.SIGKILL)
-    finally:
-        writer.kill()
-        writer.wait()
-        if writer.stdout is not None:
-            writer.stdout.close()
-    stored = reopened(directory, segment_bytes=16384)
-    assert len(stored.entries) >= acknowledged
-    assert [e.index for e in stored.entries] == list(range(1, len(stored.entries) + 1))
-    assert stored.hard_state.term >= acknowledged
 
 
 # -- which store a manager opens -----------------------------------------------------------------

@@ -5,17 +5,27 @@ store on disk, ``reopen``); the same assertions then run against it (house style
 suite per port). ``TestMemoryStorage`` runs it on the core's reference store and
 ``TestSQLiteLogStore`` on the managers' SQLite file and ``TestSegmentLogStore`` on their
 segment log, which ``reopen`` closes and opens again before every read-back, so each check there
-is also a durability-across-restart check. Store-specific properties (WAL mode, the unsynced
-commit-only save, the random-sequence comparison with the reference, a SIGKILLed writer, torn
-tails) live in ``test_manager_logstore.py`` and ``test_manager_segment_log.py``.
+is also a durability-across-restart check. What every store on disk must do besides
+(``OnDiskContract``): a commit-only save is not synced but the next synced save keeps it; random
+Ready sequences give what the reference gives, with a restart after every step; a SIGKILLed
+writer loses no acknowledged save. How each store does it (WAL mode and checkpoints, one write and
+one fdatasync, torn tails, segments) lives in ``test_manager_logstore.py`` and
+``test_manager_segment_log.py``.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backends.manager.logstore import SQLiteLogStore
 from backends.manager.segment_log import SegmentLogStore
@@ -24,9 +34,47 @@ from novacron.raft.messages import Entry, HardState, Ready, Snapshot
 from novacron.raft.node import Stored
 from novacron.raft.storage import MemoryStorage
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 def entries(first: int, terms: list[int]) -> list[Entry]:
     return [Entry(first + i, t, 0, f"e{first + i}".encode()) for i, t in enumerate(terms)]
+
+
+operations = st.lists(st.tuples(st.sampled_from(["append", "overwrite", "snapshot", "compact", "hard", "commit"]),
+                                st.integers(0, 6), st.integers(1, 5)), min_size=1, max_size=25)
+
+
+def next_step(memory: MemoryStorage, op: str, back: int, count: int, term: int) -> tuple[Ready, Snapshot | None]:
+    """The Ready (and the compaction, if any) that ``op`` makes of the reference's state."""
+    last, base, hard = memory.last_index(), memory.snapshot.index, memory.hard_state
+    if op == "append":
+        return Ready(entries=entries(last + 1, [term] * count)), None
+    if op == "overwrite":
+        first = max(base + 1, last + 1 - back)
+        return Ready(entries=entries(first, [term] * count), hard_state=HardState(term, 1, base)), None
+    if op == "snapshot" and last > base:
+        return Ready(snapshot=Snapshot(max(base + 1, last - back), term, (1, 2, 3), b"s" * count)), None
+    if op == "compact" and last > base:
+        return Ready(), Snapshot(max(base + 1, last - back), term, (1, 2, 3), b"c" * count)
+    if op == "commit":
+        return Ready(hard_state=HardState(hard.term, hard.vote, min(last, hard.commit + count))), None
+    return Ready(hard_state=HardState(term, count % 3, base)), None
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from backends.manager.logstore import SQLiteLogStore
+from backends.manager.segment_log import SegmentLogStore
+from novacron.raft import Entry, HardState, Ready
+data_dir = Path(sys.argv[1])
+store = {opens}
+store.bootstrap((1, 2, 3))
+for i in range(1, 100000):
+    store.save(Ready(hard_state=HardState(i, 1, i - 1), entries=[Entry(i, i, 0, b"x" * 100)]))
+    print(i, flush=True)
+"""
 
 
 class LogStoreContract:
@@ -114,6 +162,11 @@ class TestMemoryStorage(LogStoreContract):
 class OnDiskContract(LogStoreContract):
     """A store on disk; every read-back goes through a closed and reopened store."""
 
+    writer_opens = ""
+    """How the SIGKILL test's writer process opens the store in ``data_dir`` (a Python expression)."""
+    writer_saves = 0
+    """How many saves the writer reports before it is killed."""
+
     def open_store(self, directory: Path) -> SQLiteLogStore | SegmentLogStore:
         raise NotImplementedError
 
@@ -143,16 +196,88 @@ class OnDiskContract(LogStoreContract):
         self.opened.remove(store)
         return self._open()
 
+    def test_a_commit_only_save_is_not_synced_and_the_next_synced_save_keeps_it(self) -> None:
+        """The commit index is a hint (etcd-io/raft): a Ready that moves only it is written without
+        waiting for the disk; a new term is synced, and the reopened store has that hard state."""
+        store = self._open()
+        store.bootstrap((1,))
+        store.save(Ready(hard_state=HardState(1, 1, 0), entries=entries(1, [1, 1, 1])))
+        store.save(Ready(hard_state=HardState(1, 1, 3)))
+        assert (store.saves, store.synced_saves) == (2, 1)
+        store.save(Ready(hard_state=HardState(2, 0, 3)))  # a new term must be synced
+        assert store.synced_saves == 2
+        assert self.reopen(store).stored().hard_state == HardState(2, 0, 3)
+
+    def test_random_ready_sequences_match_the_reference_storage(self, fast_dir: Path) -> None:
+        """Appends, conflicting-suffix truncations, snapshots, compactions, hard states and
+        commit-only saves: the store, closed and reopened after every step, holds what
+        ``MemoryStorage`` holds. (``@given`` on an inner function: one per call, so each store
+        subclass runs its own Hypothesis test rather than sharing one across executors.)"""
+
+        @settings(deadline=None)
+        @given(ops=operations)
+        def matches_the_reference(ops: list[tuple[str, int, int]]) -> None:
+            directory = Path(tempfile.mkdtemp(dir=fast_dir))
+            memory = MemoryStorage(Stored.bootstrap((1, 2, 3)))
+            store = self.open_store(directory)
+            store.bootstrap((1, 2, 3))
+            term = 1
+            try:
+                for op, back, count in ops:
+                    term += op == "overwrite"
+                    ready, compaction = next_step(memory, op, back, count, term)
+                    if compaction is not None:
+                        memory.compact(compaction)
+                        store.compact(compaction)
+                    memory.save(ready)
+                    store.save(ready)
+                    store.close()
+                    store = self.open_store(directory)
+                    assert store.stored() == memory.stored()
+            finally:
+                store.close()
+
+        matches_the_reference()
+
+    def test_every_save_that_returned_survives_sigkill(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        script = WRITER.format(opens=self.writer_opens)
+        writer = subprocess.Popen([sys.executable, "-c", script, str(self.directory)], stdout=subprocess.PIPE, env=env)
+        try:
+            assert writer.stdout is not None
+            acknowledged = 0
+            while acknowledged < self.writer_saves:
+                line = writer.stdout.readline()
+                assert line, f"the writer died before {self.writer_saves} saves"
+                acknowledged = int(line)
+            writer.send_signal(signal.SIGKILL)
+        finally:
+            writer.kill()
+            writer.wait()
+            if writer.stdout is not None:
+                writer.stdout.close()
+        stored = self._open().stored()
+        assert len(stored.entries) >= acknowledged
+        assert [e.index for e in stored.entries] == list(range(1, len(stored.entries) + 1))
+        assert stored.hard_state.term >= acknowledged
+
 
 class TestSQLiteLogStore(OnDiskContract):
     """The managers' SQLite file."""
+
+    writer_opens = 'SQLiteLogStore(data_dir / "raft.sqlite3")'
+    writer_saves = 200
 
     def open_store(self, directory: Path) -> SQLiteLogStore:
         return SQLiteLogStore(directory / "raft.sqlite3")
 
 
 class TestSegmentLogStore(OnDiskContract):
-    """The managers' segment log, with segments small enough that the tests cross their boundaries."""
+    """The managers' segment log, with segments small enough that the tests (and the writer killed
+    by SIGKILL) cross their boundaries."""
+
+    writer_opens = 'SegmentLogStore(data_dir / "raft-wal", segment_bytes=16384)'
+    writer_saves = 300
 
     def open_store(self, directory: Path) -> SegmentLogStore:
-        return SegmentLogStore(directory / "raft-wal", segment_bytes=256)
+        return SegmentLogStore(directory / "raft-wal", segment_bytes=160)

@@ -62,6 +62,18 @@ def sync_existing_files(database: Path) -> None:
             os.close(fd)
 
 
+def must_sync(ready: Ready, synced_term_vote: tuple[int, int]) -> bool:
+    """Whether saving ``ready`` waits for the disk: a snapshot, entries, or a new term or vote
+    (etcd-io/raft's ``MustSync``); a Ready that only moves the commit index does not. Both stores
+    use it, given the (term, vote) their last synced save left on disk."""
+    return ready.snapshot is not None or bool(ready.entries) or term_or_vote_changed(ready, synced_term_vote)
+
+
+def term_or_vote_changed(ready: Ready, synced_term_vote: tuple[int, int]) -> bool:
+    hard = ready.hard_state
+    return hard is not None and (hard.term, hard.vote) != synced_term_vote
+
+
 class SQLiteLogStore:
     """Stable storage of one manager; every ``save`` is durable (fsynced) when it returns."""
 
@@ -115,12 +127,10 @@ class SQLiteLogStore:
     # -- the Ready cycle ---------------------------------------------------------------------
 
     def changes_term_or_vote(self, ready: Ready) -> bool:
-        hard = ready.hard_state
-        return hard is not None and (hard.term, hard.vote) != self._synced_term_vote
+        return term_or_vote_changed(ready, self._synced_term_vote)
 
     def needs_sync(self, ready: Ready) -> bool:
-        """Whether saving ``ready`` waits for the disk: a snapshot, entries, or a new term or vote."""
-        return ready.snapshot is not None or bool(ready.entries) or self.changes_term_or_vote(ready)
+        return must_sync(ready, self._synced_term_vote)
 
     def save(self, ready: Ready) -> None:
         if ready.snapshot is None and not ready.entries and ready.hard_state is None:

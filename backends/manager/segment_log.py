@@ -49,6 +49,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from backends.manager.logstore import must_sync, term_or_vote_changed
 from novacron.raft import Entry, HardState, MemoryStorage, Ready, Snapshot, Stored
 
 SEGMENT_BYTES = 16 * 1024 * 1024
@@ -249,12 +250,10 @@ class SegmentLogStore:
     # -- the Ready cycle ---------------------------------------------------------------------
 
     def changes_term_or_vote(self, ready: Ready) -> bool:
-        hard = ready.hard_state
-        return hard is not None and (hard.term, hard.vote) != self._synced_term_vote
+        return term_or_vote_changed(ready, self._synced_term_vote)
 
     def needs_sync(self, ready: Ready) -> bool:
-        """Whether saving ``ready`` waits for the disk: a snapshot, entries, or a new term or vote."""
-        return ready.snapshot is not None or bool(ready.entries) or self.changes_term_or_vote(ready)
+        return must_sync(ready, self._synced_term_vote)
 
     def needs_checkpoint(self) -> bool:
         return False
