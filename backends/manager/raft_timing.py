@@ -78,8 +78,13 @@ PARTITION_POLL_S = 0.002
 GAMMA_SHAPE = 2.0
 
 
-def link_weather(rtt_ms: float, jitter_ms: float) -> dict[str, float]:
-    return {"delay_ms": rtt_ms / 2, "jitter_ms": jitter_ms, "gamma_shape": GAMMA_SHAPE}
+def link_weather(rtt_ms: float, jitter_ms: float, loss: float = 0.0) -> dict[str, float]:
+    """The link stages' weather for a profile: its latency law and, with ``loss``, every frame (one
+    Raft message) dropped with that probability, as the simulation drops a message."""
+    weather = {"delay_ms": rtt_ms / 2, "jitter_ms": jitter_ms, "gamma_shape": GAMMA_SHAPE}
+    if loss:
+        weather["drop"] = loss
+    return weather
 
 
 @dataclass
@@ -94,15 +99,16 @@ class TimingResult:
     formation_ms: list[float] = field(default_factory=list)
     partition_recovery_ms: list[float] = field(default_factory=list)
     load_average: str = ""
+    loss: float = 0.0
 
 
 def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: int, formation_trials: int,
-            work_dir: Path, seed: int, partition_trials: int = 0) -> TimingResult:
+            work_dir: Path, seed: int, partition_trials: int = 0, loss: float = 0.0) -> TimingResult:
     """Run both experiments on real managers; needs root (it builds the namespace rig)."""
     rig = Rig(managers, work_dir, snapshot_every=5000)
     out = work_dir / "timing.json"
     try:
-        rig.up_network(link_weather(rtt_ms, jitter_ms))
+        rig.up_network(link_weather(rtt_ms, jitter_ms, loss))
         inner = rig.run_client(["inner", "--tag", rig.net.tag, "--managers", str(managers), "--work-dir",
                                 str(work_dir), "--election-trials", str(election_trials), "--formation-trials",
                                 str(formation_trials), "--partition-trials", str(partition_trials),
@@ -114,7 +120,7 @@ def measure(rtt_ms: float, jitter_ms: float, *, managers: int, election_trials: 
     measured = json.loads(out.read_text())
     return TimingResult(managers, rtt_ms, jitter_ms, measured["election_ms"], measured["vote_round_ms"],
                         measured["formation_ms"], measured["partition_recovery_ms"],
-                        load_average_text())
+                        load_average_text(), loss)
 
 
 # -- inside the clients' namespace ------------------------------------------------------------------
