@@ -94,6 +94,18 @@ def test_the_fit_recovers_a_known_profile_from_simulated_runs() -> None:
     assert summary(per_run(real, predict(real, fitted)), "fit")["total_median_pct"] <= 10.0
 
 
+def test_a_held_parameter_keeps_its_measured_value_and_the_rest_is_fitted() -> None:
+    # e.g. QEMU's setup-time per GiB, read from its own counters rather than fitted through total time
+    truth = dataclasses.replace(load_profile("lab-md"), stream_cap_bytes_s=150 * MIB, setup_s=0.4,
+                                setup_s_per_gib=0.5)
+    points = [p for p in training_grid() if p.dirty_rate_pages_s == 0 and p.bandwidth_mib_s != 32.0]
+    real = pd.DataFrame([{**point_columns(p), "outcome": "completed"} for p in points])
+    real = real.merge(predict(real, truth).drop(columns=["converges"]), on="index")
+    fitted = fit_profile(real, load_profile("lab-md"), passes=2, held={"setup_s_per_gib": 0.5})
+    assert fitted.setup_s_per_gib == 0.5
+    assert fitted.stream_cap_bytes_s != load_profile("lab-md").stream_cap_bytes_s
+
+
 def test_the_shipped_default_reproduces_its_recorded_held_out_errors_from_the_committed_runs() -> None:
     # the raw lab runs are in the repository, so the default profile's numbers can be checked without a lab
     profile = load_profile(DEFAULT_PROFILE)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -160,15 +160,22 @@ START_POINTS: tuple[dict[str, float], ...] = (
 
 
 def fit_profile(real: pd.DataFrame, start: CalibrationProfile, *, passes: int = 6,
-                progress: Callable[[str], None] | None = None) -> CalibrationProfile:
-    """The best of ``_pattern_search`` from each of ``START_POINTS``."""
-    fits = [_pattern_search(real, dataclasses.replace(start, **overrides), passes, progress)  # type: ignore[arg-type]
+                progress: Callable[[str], None] | None = None,
+                held: Mapping[str, float] | None = None) -> CalibrationProfile:
+    """The best of ``_pattern_search`` from each of ``START_POINTS``. ``held`` names parameters
+    measured some other way (e.g. from QEMU's own counters): they keep that value and are not
+    searched."""
+    held = dict(held or {})
+    names = tuple(name for name in FIT_PARAMETERS if name not in held)
+    fits = [_pattern_search(real, dataclasses.replace(start, **{**overrides, **held}),  # type: ignore[arg-type]
+                            passes, progress, names)
             for overrides in START_POINTS]
     return min(fits, key=lambda fit: fit[1])[0]
 
 
 def _pattern_search(real: pd.DataFrame, start: CalibrationProfile, passes: int,
-                    progress: Callable[[str], None] | None) -> tuple[CalibrationProfile, float]:
+                    progress: Callable[[str], None] | None,
+                    names: Sequence[str] = FIT_PARAMETERS) -> tuple[CalibrationProfile, float]:
     """Pattern search in log space on ``FIT_PARAMETERS``: each parameter moves by a factor while
     that helps, the factor growing with each success; a pass that moves nothing halves the step
     (in log space)."""
@@ -176,7 +183,7 @@ def _pattern_search(real: pd.DataFrame, start: CalibrationProfile, passes: int,
     step = 2.0
     for _ in range(passes):
         improved = False
-        for name in FIT_PARAMETERS:
+        for name in names:
             for direction in (step, 1 / step):
                 factor = direction
                 while True:
@@ -201,12 +208,13 @@ def _pattern_search(real: pd.DataFrame, start: CalibrationProfile, passes: int,
 
 
 def leave_one_size_out(real: pd.DataFrame, start: CalibrationProfile,
-                       predictors: Sequence[tuple[str, Predictor]]) -> list[dict[str, object]]:
+                       predictors: Sequence[tuple[str, Predictor]],
+                       held: Mapping[str, float] | None = None) -> list[dict[str, object]]:
     """Refit without one training guest size; score the left-out size's runs."""
     train = real[real["split"] == "train"]
     rows = []
     for size in sorted(train["memory_mib"].unique()):
-        fitted = fit_profile(train[train["memory_mib"] != size], start, passes=4)
+        fitted = fit_profile(train[train["memory_mib"] != size], start, passes=4, held=held)
         left_out = train[train["memory_mib"] == size]
         for label, predictor in predictors:
             rows.append(summary(per_run(left_out, predict(left_out, fitted, predictor)),
@@ -229,13 +237,14 @@ class FitResult:
 
 
 def fit_and_evaluate(real: pd.DataFrame, start: CalibrationProfile, *,
-                     progress: Callable[[str], None] | None = None) -> FitResult:
+                     progress: Callable[[str], None] | None = None,
+                     held: Mapping[str, float] | None = None) -> FitResult:
     """Fit on the training runs, then score held-out runs, training runs and leave-one-size-out.
     Runs whose guest was seen unhealthy (a soft lockup on an overloaded host: its timing says
     nothing about migration) are left out; runs on remote hosts ("not judged") stay."""
     real = usable_runs(real)
     train, held_out = real[real["split"] == "train"], real[real["split"] == "held_out"]
-    fitted = fit_profile(train, start, progress=progress)
+    fitted = fit_profile(train, start, progress=progress, held=held)
     predictors: list[tuple[str, Predictor]] = [("sim", predict_sim), ("planner", predict_planner)]
     rows, predictions = [], []
     for label, predictor in predictors:
@@ -249,7 +258,7 @@ def fit_and_evaluate(real: pd.DataFrame, start: CalibrationProfile, *,
                   "held_out_total_time_p90_pct": rows[0]["total_p90_pct"],
                   "held_out_downtime_ok_pct": rows[0]["downtime_ok_pct"]} if len(held_out) else {}
     if train["memory_mib"].nunique() >= 2:
-        rows += leave_one_size_out(real, start, predictors)
+        rows += leave_one_size_out(real, start, predictors, held)
     profile = dataclasses.replace(fitted, provenance=dataclasses.replace(
         fitted.provenance, fit_errors=tuple((k, float(v)) for k, v in fit_errors.items()  # type: ignore[arg-type]
                                             if not math.isnan(float(v)))))  # type: ignore[arg-type]
