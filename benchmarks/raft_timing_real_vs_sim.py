@@ -1,6 +1,6 @@
 """Raft timing, real managers against the simulation, per network profile (issue 15 item 6).
 
-The comparison is ``novacron calibrate-raft`` (``novacron.app.calibrate_raft``); this module keeps
+The comparison is ``novacron calibrate-raft`` (``backends.manager.calibrate_raft``); this module keeps
 the command the results in RESULTS_managers.md were written with. Run as root::
 
     .venv/bin/python -m benchmarks.raft_timing_real_vs_sim --profiles lan,wan30,wan80,wan150,wan30/loss=0.02 \
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from novacron.app.calibrate_raft import ks_distance, row
+from backends.manager.calibrate_raft import ks_distance, row
 from novacron.app.cli import main as cli_main
 
 __all__ = ["ks_distance", "main", "row"]
