@@ -22,6 +22,10 @@ Sets of points (``--set``):
   unlimited bandwidth and 32 MiB/s, repeated; the time beyond the bytes is what grows with size.
 * ``big``: the 16 training settings of the 1 GiB guests at 2 GiB (a fourth, extrapolated size).
 * ``repeat``: the training grid's unlimited-bandwidth points again (run-to-run spread).
+* ``grid``: every point of ``novacron calibrate``'s grid (``calibration_grid.full_grid()``,
+  training and held-out, with their own indices and splits), so that one session gives the fit
+  its runs and the QEMU counters to hold terms at; the file is a ``real.csv`` that
+  ``novacron calibrate --reuse-real`` reads (the extra columns are ignored).
 
     NOVACRON_LAB_STATE=/tmp/fit-lab novacron lab up
     NOVACRON_LAB_STATE=/tmp/fit-lab python -m benchmarks.lab_size_runs --set sweep --out FILE.csv
@@ -40,7 +44,7 @@ from typing import Any
 
 import backends.libvirt_hypervisor as libvirt_hypervisor
 from backends.lab.calibrate import lab_spec
-from backends.lab.calibration_grid import REAL_COLUMNS, GridPoint, point_columns, training_grid
+from backends.lab.calibration_grid import REAL_COLUMNS, GridPoint, full_grid, point_columns, training_grid
 from backends.lab.lab import running_lab
 from backends.lab.migrate import run_lab_migration
 from novacron.migration import protocol
@@ -71,6 +75,11 @@ def repeat_points(first: int) -> list[tuple[GridPoint, int]]:
             for k, p in enumerate(p for p in training_grid() if p.bandwidth_mib_s is None)]
 
 
+def grid_points() -> list[tuple[GridPoint, int]]:
+    """The calibrate grid as it is; ``--first-index`` does not apply (the fit reads the splits)."""
+    return [(p, -1) for p in full_grid()]
+
+
 class CompletedStats:
     """Keeps the last completed-job dictionary libvirt returned, per VM."""
 
@@ -86,7 +95,7 @@ class CompletedStats:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--set", choices=("sweep", "big", "repeat"), required=True)
+    parser.add_argument("--set", choices=("sweep", "big", "repeat", "grid"), required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--first-index", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     points = {"sweep": lambda: sweep_points(args.first_index, args.repeats),
               "big": lambda: big_points(args.first_index),
-              "repeat": lambda: repeat_points(args.first_index)}[args.set]()
+              "repeat": lambda: repeat_points(args.first_index),
+              "grid": grid_points}[args.set]()
     random.Random(args.seed).shuffle(points)
     recorder = CompletedStats()
     libvirt_hypervisor.job_stats_from_libvirt = recorder
