@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.manager.raft_timing import link_weather
 from backends.manager.calibrate_raft import Comparison, Row, compare, ks_distance, parse_profile, row, write_outputs
+from backends.manager.raft_timing import link_weather
 from novacron.app.cli import main as cli_main
 from sim.network import PROFILES
 from tests.unavailable import rig_needed

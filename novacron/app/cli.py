@@ -1079,8 +1079,8 @@ def cmd_calibrate_raft(args: argparse.Namespace) -> int:
     import shlex
     import tempfile
 
-    from backends.manager.netns import RigUnavailable
     from backends.manager.calibrate_raft import TRIAL_FIELDS, compare, parse_profile, write_outputs
+    from backends.manager.netns import RigUnavailable
 
     with as_command_error(ValueError):
         profiles = [parse_profile(p) for p in args.profiles.split(",") if p.strip()]
