@@ -32,18 +32,25 @@ the parent. Tables are ``calibration_fit.format_errors`` rows; ``--out`` also wr
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import resource
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from backends.lab.calibration_fit import fit_profile, format_errors, predict, usable_runs
-from benchmarks.fit_session import PREDICTORS, describe, score
+from backends.lab.calibrate import with_lab_provenance
+from backends.lab.calibration_fit import (
+    PREDICTORS,
+    fit_profile,
+    format_errors,
+    per_run,
+    predict,
+    score,
+    summary,
+    usable_runs,
+)
+from benchmarks.fit_session import describe
 from novacron.app.profiles import dumps_profile, load_profile
 from novacron.migration.calibration import CalibrationProfile
 
@@ -70,12 +77,17 @@ def fit_task(train: pd.DataFrame, start_name: str, passes: int) -> tuple[Calibra
     return profile, time.process_time() - cpu
 
 
-def signed_median(runs: pd.DataFrame, profile: CalibrationProfile, predictor) -> float:  # type: ignore[no-untyped-def]
-    """Median signed total-time error (prediction against real), runs both completed: the shift."""
-    merged = runs.merge(predict(runs, profile, predictor), on="index", suffixes=("_real", ""))
-    both = (merged["outcome"] == "completed") & merged["converges"].astype(bool)
-    g = merged[both]
-    return float(np.median(g["total_time_ms"] / g["total_time_ms_real"] - 1.0) * 100.0) if len(g) else float("nan")
+def evaluate(runs: pd.DataFrame, profile: CalibrationProfile, what: str,
+             label: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Per model: the ``summary`` row and the median signed total-time error (prediction against
+    real, runs both completed: the session shift), from one prediction of the runs."""
+    rows, signed = [], []
+    for model, predictor in PREDICTORS:
+        errors = per_run(runs, predict(runs, profile, predictor))
+        rows.append({**summary(errors, f"{model}, {what}"), "profile": label})
+        signed.append({"profile": label, "evaluation": f"{model}, {what}",
+                       "signed_median_pct": float(errors["total_time_signed_pct"].median())})
+    return rows, signed
 
 
 def cell(row: dict[str, object]) -> str:
@@ -144,11 +156,9 @@ def main() -> None:
         evaluations.append((f"2048 MiB points {day}", b))
     for name, profile in profiles.items():
         for what, runs in evaluations:
-            for r in score(runs, profile, what):
-                rows.append({**r, "profile": label[name]})
-            for model, predictor in PREDICTORS:
-                signed.append({"profile": label[name], "evaluation": f"{model}, {what}",
-                               "signed_median_pct": signed_median(runs, profile, predictor)})
+            summaries, medians = evaluate(runs, profile, what, label[name])
+            rows += summaries
+            signed += medians
     table = pd.DataFrame(rows)
 
     # leave one size out: each fit family's folds scored on the left-out size of each day and of both
@@ -184,22 +194,18 @@ def main() -> None:
         pd.DataFrame(signed).to_csv(args.out / "signed.csv", index=False)
     if args.write_profile:
         pooled_profile = profiles["pooled"]
-        hosts = json.loads((SESSIONS[days[0]] / "hosts.json").read_text())
         held_out = table[(table["profile"] == "fit pooled") & table["evaluation"].str.startswith("sim, held-out")]
         fit_errors = tuple((f"held_out_{day.replace('-', '')}_{key}", round(float(held_out[held_out['evaluation']
                            .str.endswith(day)][col].iloc[0]), 2))
                            for day in days for key, col in (("total_time_median_pct", "total_median_pct"),
                                                             ("total_time_p90_pct", "total_p90_pct"),
                                                             ("downtime_ok_pct", "downtime_ok_pct")))
-        provenance = dataclasses.replace(
-            pooled_profile.provenance,
+        profile = with_lab_provenance(
+            pooled_profile, SESSIONS[days[0]] / "hosts.json", name="lab-tcg",
             source=f"benchmarks.fit_pooled: fitted on the training runs of two quiet sessions of the same grid "
                    f"({' and '.join(days)}; {len(train['pooled'])} training runs of {len(pooled)})",
-            hosts=tuple(hosts["hosts"]), qemu_version=hosts["qemu_version"], libvirt_version=hosts["libvirt_version"],
             date=f"{days[0]} and {days[1]}", runs=len(pooled), fit_errors=fit_errors)
-        args.write_profile.write_text(dumps_profile(dataclasses.replace(pooled_profile, name="lab-tcg",
-                                                                        provenance=provenance),
-                                                    "benchmarks.fit_pooled, pooled fit of two sessions"))
+        args.write_profile.write_text(dumps_profile(profile, "benchmarks.fit_pooled, pooled fit of two sessions"))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"\nwall {time.monotonic() - wall:.1f} s; CPU: fits {worker_cpu:.1f} s in the workers, parent "
           f"{time.process_time() - cpu0:.1f} s (children's rusage {children.ru_utime + children.ru_stime:.1f} s)")

@@ -24,34 +24,28 @@ fold from the two sizes it trains on, so the left-out size's counters never reac
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import math
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
+from backends.lab.calibrate import with_lab_provenance
 from backends.lab.calibration_fit import (
     FitResult,
     fit_and_evaluate,
     fit_profile,
     format_errors,
-    per_run,
-    predict,
-    predict_planner,
-    predict_sim,
-    summary,
+    score,
     usable_runs,
 )
+from benchmarks.fit_sizes import GRID as QUIET_GRID
 from benchmarks.fit_sizes import setup_per_gib, stream_terms
 from novacron.app.profiles import dumps_profile, load_profile
 from novacron.migration.calibration import CalibrationProfile, model_bounds
 from novacron.migration.protocol import MIB
 
 DATA = Path(__file__).parent / "data" / "lab_grid_2026-12-02"
-PREDICTORS = (("sim", predict_sim), ("planner", predict_planner))
 
 
 def held_values(train: pd.DataFrame) -> dict[str, float]:
@@ -61,11 +55,6 @@ def held_values(train: pd.DataFrame) -> dict[str, float]:
     # a zero-page cost the runs cannot resolve from noise comes out infinite: as fast as a profile may say
     return {"setup_s_per_gib": setup_s_per_gib,
             "zero_scan_pages_s": min(zero_pages_s, model_bounds("zero_scan_pages_s")[1])}
-
-
-def score(runs: pd.DataFrame, profile: CalibrationProfile, label: str) -> list[dict[str, object]]:
-    return [summary(per_run(runs, predict(runs, profile, predictor)), f"{name}, {label}")
-            for name, predictor in PREDICTORS]
 
 
 def strict_loso(grid: pd.DataFrame, start: CalibrationProfile) -> list[dict[str, object]]:
@@ -93,13 +82,11 @@ def run_variant(grid: pd.DataFrame, big: pd.DataFrame, held: Mapping[str, float]
 def session_profile(profile: CalibrationProfile, data: Path, runs: int,
                     held: Mapping[str, float]) -> CalibrationProfile:
     """Variant (b)'s profile with the provenance of this session (not of its start profile)."""
-    where = json.loads((data / "hosts.json").read_text())
     held_text = ", ".join(f"{name} = {value:.6g}" for name, value in held.items())
-    provenance = dataclasses.replace(
-        profile.provenance, source=f"benchmarks.fit_session variant (b) on {data.name}: {runs} real migrations, "
-        f"held at this session's QEMU counters ({held_text})", hosts=tuple(where["hosts"]),
-        qemu_version=where["qemu_version"], libvirt_version=where["libvirt_version"], date=data.name[-10:], runs=runs)
-    return dataclasses.replace(profile, name="session-b", provenance=provenance)
+    return with_lab_provenance(
+        profile, data / "hosts.json", name="session-b", date=data.name[-10:], runs=runs,
+        source=f"benchmarks.fit_session variant (b) on {data.name}: {runs} real migrations, "
+               f"held at this session's QEMU counters ({held_text})")
 
 
 def describe(profile: CalibrationProfile) -> str:
@@ -119,7 +106,7 @@ def session_facts(grid: pd.DataFrame, big: pd.DataFrame) -> None:
     print(f"QEMU setup over all completed runs of the session: {a:.3f} s + {b:.3f} s/GiB (sd {sd * 1000:.0f} ms)")
     print(both[both["outcome"] == "completed"].groupby("memory_mib")["setup_time_ms"]
           .agg(["count", "median", "min", "max"]).to_string())
-    quiet = pd.read_csv(Path(__file__).parent / "data" / "lab_quiet_2026-11-30" / "real.csv").set_index("index")
+    quiet = pd.read_csv(QUIET_GRID).set_index("index")
     done = grid[(grid["outcome"] == "completed") & grid["index"].map(quiet["outcome"]).eq("completed")]
     ratio = done["total_time_ms"] / done["index"].map(quiet["total_time_ms"])
     print(f"this grid against the quiet grid of 2026-11-30, same points: total time median {ratio.median() - 1:+.1%} "
@@ -151,7 +138,6 @@ def main() -> None:
             if label.startswith("(b)") and args.write_profile:
                 profile = session_profile(result.profile, args.data, len(grid), held)
                 args.write_profile.write_text(dumps_profile(profile, "variant (b) of benchmarks.fit_session"))
-    print("\nheld values:", {k: (v if math.isfinite(v) else "inf") for k, v in held.items()})
 
 
 if __name__ == "__main__":

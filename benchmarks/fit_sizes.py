@@ -30,11 +30,7 @@ import pandas as pd
 from backends.lab.calibration_fit import (
     fit_and_evaluate,
     format_errors,
-    per_run,
-    predict,
-    predict_planner,
-    predict_sim,
-    summary,
+    score,
     usable_runs,
 )
 from novacron.app.profiles import load_profile
@@ -97,9 +93,7 @@ def variants(runs: pd.DataFrame) -> None:
     for label, (start, held) in cases.items():
         result = fit_and_evaluate(grid, start, held=held)
         rows: list[dict[str, object]] = [{str(k): v for k, v in r.items()} for r in result.errors.to_dict("records")]
-        for name, predictor in (("sim", predict_sim), ("planner", predict_planner)):
-            rows.append(summary(per_run(big, predict(big, result.profile, predictor)),
-                                f"{name}, 2048 MiB runs of 2026-12-01"))
+        rows += score(big, result.profile, "2048 MiB runs of 2026-12-01")
         p = result.profile
         print(f"\n### {label}\nheld: {held}\nfitted: stream {p.stream_cap_bytes_s / MIB:.0f} MiB/s, setup "
               f"{p.setup_s:.3f} s + {p.setup_s_per_gib:.3f} s/GiB, sync {p.sync_s_per_gib * 1000:.2f} ms/GiB, "

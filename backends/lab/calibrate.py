@@ -30,6 +30,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -135,6 +136,18 @@ def _dotted(version: int) -> str:
     return f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}"
 
 
+def with_lab_provenance(profile: CalibrationProfile, hosts_json: Path, *, name: str,
+                        **changes: Any) -> CalibrationProfile:
+    """``profile`` renamed ``name``, its provenance holding the hosts and versions ``hosts_json``
+    records (as ``calibrate`` writes it; the profile's own hosts if it has none) and ``changes``
+    (``source``, ``date``, ``runs``, ``fit_errors``...)."""
+    where = json.loads(hosts_json.read_text()) if hosts_json.exists() else {}
+    provenance = dataclasses.replace(
+        profile.provenance, hosts=tuple(where.get("hosts", ())) or profile.provenance.hosts,
+        qemu_version=where.get("qemu_version", ""), libvirt_version=where.get("libvirt_version", ""), **changes)
+    return dataclasses.replace(profile, name=name, provenance=provenance)
+
+
 def calibrate(out_dir: Path, lab: LabInfo | None, *, host_uris: Sequence[str] | None = None,
               points: Sequence[GridPoint] | None = None, start: CalibrationProfile | None = None,
               progress: Callable[[str], None] = print) -> pd.DataFrame:
@@ -148,18 +161,13 @@ def calibrate(out_dir: Path, lab: LabInfo | None, *, host_uris: Sequence[str] | 
         qemu, libvirt_version = host_versions(uris[0])
         hosts_json.write_text(json.dumps({"hosts": uris, "qemu_version": qemu, "libvirt_version": libvirt_version}))
         run_real(lab, points if points is not None else full_grid(), real_csv, progress, host_uris)
-    where = json.loads(hosts_json.read_text()) if hosts_json.exists() else {}
-    hosts = tuple(where.get("hosts", ()))
-    qemu, libvirt_version = where.get("qemu_version", ""), where.get("libvirt_version", "")
     real = pd.read_csv(real_csv)
     if points is not None:
         real = real[real["index"].isin([p.index for p in points])]
     result = fit_and_evaluate(real, start or load_profile("lab-md"), progress=progress)
-    provenance = dataclasses.replace(
-        result.profile.provenance, source=f"fitted by novacron calibrate on {len(real)} real migrations",
-        hosts=hosts or result.profile.provenance.hosts, qemu_version=qemu, libvirt_version=libvirt_version,
-        date=datetime.date.today().isoformat(), runs=len(real))
-    profile = dataclasses.replace(result.profile, name=out_dir.name or "fitted", provenance=provenance)
+    profile = with_lab_provenance(result.profile, hosts_json, name=out_dir.name or "fitted",
+                                  source=f"fitted by novacron calibrate on {len(real)} real migrations",
+                                  date=datetime.date.today().isoformat(), runs=len(real))
     (out_dir / "profile.toml").write_text(dumps_profile(profile, "fitted by novacron calibrate"))
     result.errors.to_csv(out_dir / "errors.csv", index=False)
     result.predictions.to_csv(out_dir / "predictions.csv", index=False)

@@ -92,6 +92,8 @@ def predict_planner(point: GridPoint, profile: CalibrationProfile) -> dict[str, 
 
 
 Predictor = Callable[[GridPoint, CalibrationProfile], dict[str, object]]
+PREDICTORS: tuple[tuple[str, Predictor], ...] = (("sim", predict_sim), ("planner", predict_planner))
+"""The two models every evaluation scores: the simulation's QEMU model and the planner."""
 
 
 def predict(real: pd.DataFrame, profile: CalibrationProfile, predictor: Predictor = predict_sim) -> pd.DataFrame:
@@ -110,6 +112,7 @@ def per_run(real: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
         "index": merged["index"], "split": merged["split"], "memory_mib": merged["memory_mib"],
         "completed": completed,
         "verdict_right": merged["converges"].astype(bool) == completed,
+        "total_time_signed_pct": ((merged["total_time_ms"] - real_total) / real_total * 100.0).where(both),
         "total_time_error_pct": ((merged["total_time_ms"] - real_total).abs() / real_total * 100.0).where(both),
         "downtime_error_ms": down_abs.where(both),
         "downtime_ok": ((down_abs <= absolute) | (down_abs <= rel * real_down)).where(both),
@@ -127,6 +130,13 @@ def summary(runs: pd.DataFrame, label: str) -> dict[str, object]:
             "downtime_ok_pct": float(down.mean() * 100.0) if len(down) else math.nan,
             "syncs_within_one_pct": float(syncs.mean() * 100.0) if len(syncs) else math.nan,
             "verdict_right": f"{int(runs['verdict_right'].sum())}/{len(runs)}"}
+
+
+def score(runs: pd.DataFrame, profile: CalibrationProfile, label: str,
+          predictors: Sequence[tuple[str, Predictor]] = PREDICTORS) -> list[dict[str, object]]:
+    """``summary`` of ``runs`` under ``profile``, one row per model (``"sim, <label>"``, ...)."""
+    return [summary(per_run(runs, predict(runs, profile, predictor)), f"{name}, {label}")
+            for name, predictor in predictors]
 
 
 def objective(real: pd.DataFrame, profile: CalibrationProfile) -> float:
@@ -215,10 +225,7 @@ def leave_one_size_out(real: pd.DataFrame, start: CalibrationProfile,
     rows = []
     for size in sorted(train["memory_mib"].unique()):
         fitted = fit_profile(train[train["memory_mib"] != size], start, passes=4, held=held)
-        left_out = train[train["memory_mib"] == size]
-        for label, predictor in predictors:
-            rows.append(summary(per_run(left_out, predict(left_out, fitted, predictor)),
-                                f"{label}, leave out {size} MiB"))
+        rows += score(train[train["memory_mib"] == size], fitted, f"leave out {size} MiB", predictors)
     return rows
 
 
@@ -245,12 +252,11 @@ def fit_and_evaluate(real: pd.DataFrame, start: CalibrationProfile, *,
     real = usable_runs(real)
     train, held_out = real[real["split"] == "train"], real[real["split"] == "held_out"]
     fitted = fit_profile(train, start, progress=progress, held=held)
-    predictors: list[tuple[str, Predictor]] = [("sim", predict_sim), ("planner", predict_planner)]
     rows, predictions = [], []
-    for label, predictor in predictors:
+    for label, predictor in PREDICTORS:
         for split, frame in (("held-out points", held_out), ("training points", train)):
             if len(frame):
-                rows.append(summary(per_run(frame, predict(frame, fitted, predictor)), f"{label}, {split}"))
+                rows += score(frame, fitted, split, [(label, predictor)])
         predicted = predict(real, fitted, predictor)
         predicted.insert(0, "model", label)
         predictions.append(predicted)
@@ -258,7 +264,7 @@ def fit_and_evaluate(real: pd.DataFrame, start: CalibrationProfile, *,
                   "held_out_total_time_p90_pct": rows[0]["total_p90_pct"],
                   "held_out_downtime_ok_pct": rows[0]["downtime_ok_pct"]} if len(held_out) else {}
     if train["memory_mib"].nunique() >= 2:
-        rows += leave_one_size_out(real, start, predictors, held)
+        rows += leave_one_size_out(real, start, PREDICTORS, held)
     profile = dataclasses.replace(fitted, provenance=dataclasses.replace(
         fitted.provenance, fit_errors=tuple((k, float(v)) for k, v in fit_errors.items()  # type: ignore[arg-type]
                                             if not math.isnan(float(v)))))  # type: ignore[arg-type]
