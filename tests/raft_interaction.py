@@ -10,10 +10,10 @@ message when it would be delivered. A ``SafetyChecker`` checks every node after 
 
 Commands (ids are node ids; ``[...]`` optional)::
 
-    add-nodes N [voters=(1,2,3)] [index=I] [log=(1,1,2)] [term=T] [prevote=B] [checkquorum=B]
+    add-nodes N [voters=(1,2,3)] [learners=(4,5)] [index=I] [log=(1,1,2)] [term=T] [prevote=B] [checkquorum=B]
               [commitbroadcast=B] [election=MIN[..MAX]] [heartbeat=H]
     campaign ID | tick ID [N] | tick-heartbeat ID | tick-election ID
-    propose ID DATA | propose-conf-change ID add|remove NODE | read-index ID CONTEXT
+    propose ID DATA | propose-conf-change ID add|remove|add-learner NODE | read-index ID CONTEXT
     transfer-leadership FROM TO | compact ID INDEX
     process-ready [IDS] | deliver-msgs [IDS] | drop-msgs [IDS] | stabilize [IDS]
     cut A B | cut-oneway FROM TO | isolate ID | heal | crash ID | restart ID
@@ -105,12 +105,18 @@ def render_script(blocks: list[Block]) -> str:
 def fmt_entry(e: Entry) -> str:
     if e.kind == EntryKind.CONF_CHANGE:
         change = ConfChange.decode(e.data)
-        return f"{e.index}/{e.term} conf {change.action} {change.node_id} -> {fmt_ids(change.voters)}"
+        return (f"{e.index}/{e.term} conf {change.action} {change.node_id} -> {fmt_ids(change.voters)}"
+                + fmt_learners(change.learners))
     return f"{e.index}/{e.term} {e.data.decode()!r}"
 
 
 def fmt_ids(ids: tuple[int, ...] | list[int]) -> str:
     return "(" + ",".join(map(str, ids)) + ")"
+
+
+def fmt_learners(ids: tuple[int, ...]) -> str:
+    """`` learners=(4,5)``, or nothing for a configuration without learners."""
+    return f" learners={fmt_ids(ids)}" if ids else ""
 
 
 def fmt_msg(m: Message) -> str:
@@ -132,7 +138,7 @@ def fmt_msg(m: Message) -> str:
         return head + (f" ctx={m.context.decode()}" if m.context else "")
     if m.type == T.SNAPSHOT and m.snapshot is not None:
         s = m.snapshot
-        return head + f" snapshot={s.index}/{s.term} voters={fmt_ids(s.voters)}"
+        return head + f" snapshot={s.index}/{s.term} voters={fmt_ids(s.voters)}" + fmt_learners(s.learners)
     return head
 
 
@@ -199,6 +205,7 @@ class Interaction:
     def cmd_add_nodes(self, count: str, *options: str) -> None:
         opts = dict(o.split("=", 1) for o in options)
         voters = tuple(int(v) for v in opts.get("voters", "()").strip("()").split(",") if v)
+        learners = tuple(int(v) for v in opts.get("learners", "()").strip("()").split(",") if v)
         index = int(opts.get("index", "0"))
         log_terms = [int(t) for t in opts.get("log", "()").strip("()").split(",") if t]
         low, _, high = opts.get("election", "10").partition("..")
@@ -211,7 +218,8 @@ class Interaction:
                                 commit_broadcast=opts.get("commitbroadcast", "true") == "true")
             entries = [Entry(index + 1 + k, t, data=f"e{index + 1 + k}".encode()) for k, t in enumerate(log_terms)]
             term = int(opts.get("term", str(max(log_terms, default=1 if index else 0))))
-            stored = Stored(HardState(term=term), Snapshot(index, 1 if index else 0, voters), entries)
+            stored = Stored(HardState(term=term), Snapshot(index, 1 if index else 0, voters, learners=learners),
+                            entries)
             if not voters:
                 stored = Stored()
             self.members[node_id] = Member(None, MemoryStorage(stored), config)
@@ -276,7 +284,8 @@ class Interaction:
         data = _encode_machine([(i, v) for i, v in member.applied if i <= upto])
         snapshot = node.compact(upto, data)
         member.storage.compact(snapshot)
-        self.out.append(f"snapshot {snapshot.index}/{snapshot.term} voters={fmt_ids(snapshot.voters)}; "
+        self.out.append(f"snapshot {snapshot.index}/{snapshot.term} voters={fmt_ids(snapshot.voters)}"
+                        f"{fmt_learners(snapshot.learners)}; "
                         f"log now {node.log.first_index()}..{node.log.last_index()}")
 
     # -- the Ready cycle and the network -------------------------------------------------------------
@@ -300,7 +309,7 @@ class Interaction:
             self.out.append(f"  HardState term={h.term} vote={h.vote} commit={h.commit}")
         if ready.snapshot is not None:
             s = ready.snapshot
-            self.out.append(f"  Snapshot {s.index}/{s.term} voters={fmt_ids(s.voters)}")
+            self.out.append(f"  Snapshot {s.index}/{s.term} voters={fmt_ids(s.voters)}{fmt_learners(s.learners)}")
         self._print_list("Entries", [fmt_entry(e) for e in ready.entries])
         self._print_list("Messages", [fmt_msg(m) for m in ready.messages])
         self._print_list("CommittedEntries", [fmt_entry(e) for e in ready.committed_entries])
@@ -382,7 +391,7 @@ class Interaction:
         log = node.log
         return (f"{node_id}: {node.role} term={node.term} vote={node.vote} lead={node.leader} "
                 f"commit={log.committed} applied={log.applied} log={log.first_index()}..{log.last_index()} "
-                f"voters={fmt_ids(node.voters)}")
+                f"voters={fmt_ids(node.voters)}{fmt_learners(node.learners)}")
 
     def cmd_raft_state(self) -> None:
         self.out.extend(self._state_line(node_id) for node_id in sorted(self.members))

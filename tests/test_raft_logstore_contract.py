@@ -146,6 +146,21 @@ class LogStoreContract:
         with pytest.raises(ValueError, match="precede the snapshot"):
             store.save(Ready(entries=entries(3, [1, 1, 1, 1])))
 
+    def test_learners_survive_bootstrap_a_received_snapshot_and_a_compaction(self) -> None:
+        """Learners are part of the configuration a snapshot carries (and a log without them reads as before)."""
+        store = self.reopen(self.make_store(Stored.bootstrap((1, 2, 3), learners=(7, 4))))
+        assert store.stored() == Stored.bootstrap((1, 2, 3), learners=(4, 7))
+        store.save(Ready(snapshot=Snapshot(5, 2, (1, 2), b"state", learners=(3, 9))))
+        store = self.reopen(store)
+        assert store.stored().snapshot == Snapshot(5, 2, (1, 2), b"state", learners=(3, 9))
+        store.save(Ready(entries=entries(6, [2, 2, 2])))
+        store.compact(Snapshot(7, 2, (1, 2, 3), b"kv", learners=(9,)))
+        store = self.reopen(store)
+        got = store.stored()
+        assert got.snapshot.learners == (9,) and [e.index for e in got.entries] == [8]
+        store.compact(Snapshot(8, 2, (1, 2, 3), b"kv2"))
+        assert self.reopen(store).stored().snapshot.learners == ()
+
     def test_stored_is_a_copy_not_a_view(self) -> None:
         store = self.make_store(Stored.bootstrap((1,)))
         store.save(Ready(entries=entries(1, [1])))
@@ -185,8 +200,8 @@ class OnDiskContract(LogStoreContract):
 
     def make_store(self, stored: Stored) -> LogStore:
         store = self._open()
-        store.bootstrap(stored.snapshot.voters)
-        if stored != Stored.bootstrap(stored.snapshot.voters):
+        store.bootstrap(stored.snapshot.voters, stored.snapshot.learners)
+        if stored != Stored.bootstrap(stored.snapshot.voters, stored.snapshot.learners):
             store.save(Ready(snapshot=stored.snapshot, entries=list(stored.entries), hard_state=stored.hard_state))
         return store
 

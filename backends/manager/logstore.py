@@ -116,9 +116,9 @@ class SQLiteLogStore:
         """A brand-new data directory: nothing was ever stored, not even the bootstrap snapshot."""
         return bool(self._db.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0] == 0)
 
-    def bootstrap(self, voters: tuple[int, ...]) -> Stored:
+    def bootstrap(self, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> Stored:
         """Store the initial configuration of a new cluster (snapshot 0) and return it."""
-        stored = Stored.bootstrap(voters)
+        stored = Stored.bootstrap(voters, learners)
         with self._transaction():
             self._put_snapshot(stored.snapshot)
             self._put_hard_state(stored.hard_state)
@@ -204,8 +204,9 @@ class SQLiteLogStore:
         row = self._db.execute("SELECT idx, term, voters, data FROM snapshot WHERE id = 0").fetchone()
         if row is None:
             return Snapshot()
-        index, term, voters, data = row
-        return Snapshot(index, term, tuple(int(v) for v in voters.split(",") if v), bytes(data))
+        index, term, members, data = row
+        voters, _, learners = members.partition(";")
+        return Snapshot(index, term, _ids(voters), bytes(data), _ids(learners))
 
     def _snapshot_index(self) -> int:
         row = self._db.execute("SELECT idx FROM snapshot WHERE id = 0").fetchone()
@@ -213,7 +214,7 @@ class SQLiteLogStore:
 
     def _put_snapshot(self, snapshot: Snapshot) -> None:
         self._db.execute("INSERT OR REPLACE INTO snapshot (id, idx, term, voters, data) VALUES (0, ?, ?, ?, ?)",
-                         (snapshot.index, snapshot.term, ",".join(map(str, snapshot.voters)), snapshot.data))
+                         (snapshot.index, snapshot.term, _members_text(snapshot), snapshot.data))
 
     def _put_hard_state(self, hard_state: HardState) -> None:
         self._db.execute("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index) VALUES (0, ?, ?, ?)",
@@ -231,3 +232,14 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _members_text(snapshot: Snapshot) -> str:
+    """The ``voters`` column: ``1,2,3``, and ``;4,5`` after it when the snapshot has learners
+    (a database written before learners existed reads as it did)."""
+    text = ",".join(map(str, snapshot.voters))
+    return text + (";" + ",".join(map(str, snapshot.learners)) if snapshot.learners else "")
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v)

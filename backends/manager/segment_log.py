@@ -42,6 +42,7 @@ stops without sending or acknowledging that ``Ready``, and never retries.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import os
@@ -61,7 +62,9 @@ HARD = struct.Struct("<qqq")
 SNAP = struct.Struct("<qqII")
 ENTRY = struct.Struct("<qqiI")
 COUNT = struct.Struct("<I")
-HAS_SNAPSHOT, HAS_ENTRIES, HAS_HARD_STATE = 1, 2, 4
+HAS_SNAPSHOT, HAS_ENTRIES, HAS_HARD_STATE, HAS_LEARNERS = 1, 2, 4, 8
+"""``HAS_LEARNERS``: the snapshot's learners follow its data (absent in records without learners,
+so a log written before learners existed reads as it did)."""
 SECTOR_BYTES = 512
 """The smallest unit a disk writes atomically: a torn write leaves whole sectors unwritten."""
 
@@ -72,12 +75,15 @@ class SegmentLogCorrupt(RuntimeError):
 
 def encode_record(snapshot: Snapshot | None, entries: list[Entry], hard_state: HardState | None) -> bytes:
     """One record: header, flags, then the snapshot, the entries and the hard state that are present."""
+    learners = snapshot.learners if snapshot is not None else ()
     flags = (HAS_SNAPSHOT if snapshot is not None else 0) | (HAS_ENTRIES if entries else 0) | (
-        HAS_HARD_STATE if hard_state is not None else 0)
+        HAS_HARD_STATE if hard_state is not None else 0) | (HAS_LEARNERS if learners else 0)
     parts = [FLAGS.pack(flags)]
     if snapshot is not None:
         parts += [SNAP.pack(snapshot.index, snapshot.term, len(snapshot.voters), len(snapshot.data)),
                   struct.pack(f"<{len(snapshot.voters)}q", *snapshot.voters), snapshot.data]
+    if learners:
+        parts += [COUNT.pack(len(learners)), struct.pack(f"<{len(learners)}q", *learners)]
     if entries:
         parts.append(COUNT.pack(len(entries)))
         for e in entries:
@@ -99,6 +105,11 @@ def decode_body(body: memoryview) -> Ready:
         at += 8 * voter_count
         snapshot = Snapshot(index, term, tuple(voters), bytes(body[at:at + data_bytes]))
         at += data_bytes
+        if flags & HAS_LEARNERS:
+            (learner_count,), at = COUNT.unpack_from(body, at), at + COUNT.size
+            learners = struct.unpack_from(f"<{learner_count}q", body, at)
+            at += 8 * learner_count
+            snapshot = dataclasses.replace(snapshot, learners=tuple(learners))
     if flags & HAS_ENTRIES:
         (count,), at = COUNT.unpack_from(body, at), at + COUNT.size
         for _ in range(count):
@@ -238,9 +249,9 @@ class SegmentLogStore:
         """A brand-new data directory: nothing was ever stored, not even the bootstrap snapshot."""
         return self._empty
 
-    def bootstrap(self, voters: tuple[int, ...]) -> Stored:
+    def bootstrap(self, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> Stored:
         """Store the initial configuration of a new cluster (snapshot 0) and return it."""
-        stored = Stored.bootstrap(voters)
+        stored = Stored.bootstrap(voters, learners)
         self._start_segment(encode_record(stored.snapshot, [], stored.hard_state))
         self._memory = MemoryStorage(stored)
         self._empty = False

@@ -77,41 +77,65 @@ class Snapshot:
     term: int = 0
     voters: tuple[int, ...] = ()
     data: bytes = b""
+    learners: tuple[int, ...] = ()
+    """Members that receive the log but neither vote nor count towards a majority."""
 
 
 @dataclass(frozen=True, slots=True)
 class ConfChange:
-    """Add or remove one voter (dissertation section 4.1: one server at a time is always safe).
+    """Add or remove one voter (dissertation section 4.1: one server at a time is always safe), or
+    add a learner.
 
-    The entry carries the whole resulting configuration (``voters``), not just the delta, so a
-    server that joins with an empty log learns the full membership from the entry alone.
+    A learner (etcd's raft has them; the dissertation's section 4.2.1 "catching up new servers"
+    describes non-voting members) receives every entry but has no vote and no place in any
+    majority, so adding or removing one changes no quorum. ``add`` of a learner promotes it to a
+    voter: one voter more, like any ``add``. ``remove`` drops a voter or a learner.
+
+    The entry carries the whole resulting configuration (``voters``, ``learners``), not just the
+    delta, so a server that joins with an empty log learns the full membership from the entry
+    alone. A configuration without learners encodes as it did before learners existed.
     """
 
     action: str
     node_id: int
     voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()
+
+    ACTIONS = ("add", "remove", "add-learner")
 
     def encode(self) -> bytes:
-        return f"{self.action}:{self.node_id}:{','.join(map(str, self.voters))}".encode()
+        text = f"{self.action}:{self.node_id}:{','.join(map(str, self.voters))}"
+        if self.learners or self.action == "add-learner":
+            text += f":{','.join(map(str, self.learners))}"
+        return text.encode()
 
     @classmethod
     def decode(cls, data: bytes) -> ConfChange:
-        action, node, voters = data.decode().split(":")
-        if action not in ("add", "remove"):
+        action, node, voters, *learners = data.decode().split(":")
+        if action not in cls.ACTIONS or len(learners) > 1:
             raise ValueError(f"unknown configuration change {data!r}")
-        return cls(action, int(node), tuple(int(v) for v in voters.split(",") if v))
+        return cls(action, int(node), _ids(voters), _ids(learners[0]) if learners else ())
 
-    def apply_to(self, voters: tuple[int, ...]) -> tuple[int, ...]:
-        members = set(voters)
+    def apply_to(self, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> tuple[
+            tuple[int, ...], tuple[int, ...]]:
+        """The configuration (voters, learners) after this change."""
+        members, followers = set(voters), set(learners)
+        followers.discard(self.node_id)
         if self.action == "add":
             members.add(self.node_id)
+        elif self.action == "add-learner":
+            followers.add(self.node_id)
         else:
             members.discard(self.node_id)
-        return tuple(sorted(members))
+        return tuple(sorted(members)), tuple(sorted(followers))
 
-    def resolved(self, voters: tuple[int, ...]) -> ConfChange:
-        """This change applied to the configuration ``voters``, ready to be proposed."""
-        return ConfChange(self.action, self.node_id, self.apply_to(voters))
+    def resolved(self, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> ConfChange:
+        """This change applied to the configuration (``voters``, ``learners``), ready to be proposed."""
+        return ConfChange(self.action, self.node_id, *self.apply_to(voters, learners))
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +218,7 @@ def to_wire(message: Message) -> dict[str, Any]:
     wire["entries"] = [[e.index, e.term, e.kind, e.data] for e in message.entries]
     if message.snapshot is not None:
         s = message.snapshot
-        wire["snapshot"] = [s.index, s.term, list(s.voters), s.data]
+        wire["snapshot"] = [s.index, s.term, list(s.voters), s.data] + ([list(s.learners)] if s.learners else [])
     return wire
 
 
@@ -204,6 +228,7 @@ def from_wire(wire: dict[str, Any]) -> Message:
     fields["entries"] = tuple(Entry(int(i), int(t), int(k), bytes(d)) for i, t, k, d in fields.get("entries", ()))
     snap = fields.get("snapshot")
     if snap is not None:
-        index, term, voters, data = snap
-        fields["snapshot"] = Snapshot(int(index), int(term), tuple(int(v) for v in voters), bytes(data))
+        index, term, voters, data, *learners = snap
+        fields["snapshot"] = Snapshot(int(index), int(term), tuple(int(v) for v in voters), bytes(data),
+                                      tuple(int(v) for v in learners[0]) if learners else ())
     return Message(**fields)

@@ -36,6 +36,12 @@ etcd-io/raft's ``raft.go``/``rawnode.go``:
   until it knows the removal committed, without counting its own vote (dissertation 4.2.2,
   ``promotable``); a leader outside its configuration neither counts itself nor answers reads
   without a heartbeat round.
+- Learners (non-voting members, as etcd's raft has them; dissertation 4.2.1's new servers that
+  catch up before they vote) receive every entry and heartbeat, are tracked in ``progress``,
+  never campaign, never count towards a commit, an election, CheckQuorum or a ReadIndex round,
+  and cannot be a transfer target. They change no quorum, so any number may join or leave (one
+  pending change at a time, as for voters); ``add`` promotes a learner to a voter. A group of
+  many members keeps its majority small: a federation of 20 clusters with 5 voters commits on 3.
 - Leadership transfer (dissertation 3.10): the leader brings the target up to date and sends
   TimeoutNow; the target campaigns at once, bypassing PreVote and the lease.
 - Linearizable reads (ReadIndex, dissertation 6.4): the leader records its commit index, then
@@ -147,9 +153,11 @@ class Stored:
     entries: list[Entry] = field(default_factory=list)
 
     @classmethod
-    def bootstrap(cls, voters: tuple[int, ...]) -> Stored:
+    def bootstrap(cls, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> Stored:
         """The state of a brand-new cluster member: the initial configuration as snapshot 0."""
-        return cls(snapshot=Snapshot(index=0, term=0, voters=tuple(sorted(voters))))
+        if set(voters) & set(learners):
+            raise ValueError(f"a member is a voter or a learner, not both: {sorted(set(voters) & set(learners))}")
+        return cls(snapshot=Snapshot(index=0, term=0, voters=tuple(sorted(voters)), learners=tuple(sorted(learners))))
 
 
 class RaftNode:
@@ -163,6 +171,7 @@ class RaftNode:
         self.role = FOLLOWER
         self.leader = NO_NODE
         self.voters: tuple[int, ...] = ()
+        self.learners: tuple[int, ...] = ()
         self.progress: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
         self.ahead_voters: set[int] = set()
@@ -224,7 +233,7 @@ class RaftNode:
         if self.role != LEADER or self.transfer_target != NO_NODE:
             return None
         if kind == EntryKind.CONF_CHANGE:
-            change = ConfChange.decode(data).resolved(self.voters)
+            change = ConfChange.decode(data).resolved(self.voters, self.learners)
             if not self._conf_change_allowed(change):
                 return None
             data = change.encode()
@@ -264,7 +273,8 @@ class RaftNode:
         term = self.log.term(index)
         if term is None:
             raise ValueError(f"cannot compact at {index}: outside the log")
-        snapshot = Snapshot(index, term, self._voters_at(index), data)
+        voters, learners = self._config_at(index)
+        snapshot = Snapshot(index, term, voters, data, learners)
         self.log.compact(snapshot)
         return snapshot
 
@@ -536,12 +546,12 @@ class RaftNode:
             pr.paused = True
 
     def _broadcast_append(self) -> None:
-        for peer in self.voters:
+        for peer in self.progress:
             if peer != self.id:
                 self._send_append(peer)
 
     def _broadcast_heartbeat(self, context: bytes) -> None:
-        for peer in self.voters:
+        for peer in self.progress:
             if peer != self.id:
                 pr = self.progress[peer]
                 pr.acked_since_heartbeat = False
@@ -577,7 +587,10 @@ class RaftNode:
     def _conf_change_allowed(self, change: ConfChange) -> bool:
         if self.pending_conf_index > self.log.committed or not self._committed_in_current_term():
             return False
-        return 1 <= len(change.voters) <= MAX_VOTERS and change.voters != self.voters
+        if change.action == "add-learner" and change.node_id in self.voters:
+            return False  # demoting a voter would change the quorum: remove it, then add it back
+        return (1 <= len(change.voters) <= MAX_VOTERS and not set(change.voters) & set(change.learners)
+                and (change.voters, change.learners) != (self.voters, self.learners))
 
     # -- ReadIndex -------------------------------------------------------------------------------
 
@@ -643,7 +656,7 @@ class RaftNode:
         self.pending_reads = {}
         self.queued_reads = []
         last = self.log.last_index()
-        self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self.voters}
+        self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self._members()}
 
     def _restart_election_timer(self) -> None:
         """Granting a vote restarts the timer with a fresh draw: voters keeping their old timeouts
@@ -708,22 +721,32 @@ class RaftNode:
 
     # -- configuration -------------------------------------------------------------------------
 
-    def _voters_at(self, index: int) -> tuple[int, ...]:
-        voters = self.log.snapshot.voters
+    def _config_at(self, index: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(voters, learners) of the latest configuration in the log up to ``index``."""
+        snapshot = self.log.snapshot
+        voters, learners = snapshot.voters, snapshot.learners
         for entry in self.log.entries:
             if entry.index > index:
                 break
             if entry.kind == EntryKind.CONF_CHANGE:
-                voters = ConfChange.decode(entry.data).voters
-        return voters
+                change = ConfChange.decode(entry.data)
+                voters, learners = change.voters, change.learners
+        return voters, learners
+
+    def _voters_at(self, index: int) -> tuple[int, ...]:
+        return self._config_at(index)[0]
+
+    def _members(self) -> tuple[int, ...]:
+        """Voters, then learners: everyone the leader replicates to (and tracks in ``progress``)."""
+        return self.voters + self.learners
 
     def _refresh_voters(self) -> None:
-        voters = self._voters_at(self.log.last_index())
-        if voters == self.voters:
+        voters, learners = self._config_at(self.log.last_index())
+        if (voters, learners) == (self.voters, self.learners):
             return
-        self.voters = voters
+        self.voters, self.learners = voters, learners
         last = self.log.last_index()
-        self.progress = {v: self.progress.get(v) or Progress(next=last + 1) for v in voters}
+        self.progress = {v: self.progress.get(v) or Progress(next=last + 1) for v in self._members()}
 
     def _send(self, m: Message) -> None:
         self._msgs.append(m)
