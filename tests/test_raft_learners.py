@@ -78,3 +78,14 @@ def test_a_single_voter_commits_alone_while_learners_lag_and_a_learner_never_cam
     for _ in range(10 * learner.config.election_ticks_max):
         learner.tick()
     assert learner.role == "follower" and learner.term == 0 and not learner.ready().messages
+
+
+def test_a_learners_recent_activity_starts_over_at_every_check_quorum_round() -> None:
+    """Runtimes read ``recent_active`` as "heard from lately" (the federation's failure detector):
+    a learner's flag must be cleared like a voter's, or a silent learner looks alive forever."""
+    node = _single_voter_leader((2,))
+    node.step(Message(MessageType.HEARTBEAT_RESP, 2, 1, node.term))
+    assert node.progress[2].recent_active
+    for _ in range(node.config.election_ticks_max):
+        node.tick()
+    assert node.role == LEADER and not node.progress[2].recent_active

@@ -479,11 +479,11 @@ class RaftNode:
             self._broadcast_heartbeat(b"")
 
     def _quorum_recently_active(self) -> bool:
-        active = 0
-        for peer in self.voters:
-            pr = self.progress[peer]
-            if peer == self.id or pr.recent_active:
-                active += 1
+        """Did a majority of the voters answer since the last check? Every member's flag starts
+        over, learners' too: a runtime reads ``recent_active`` as "heard from it lately" (the
+        federation's failure detector does), so a learner's must not stay set forever."""
+        active = sum(1 for peer in self.voters if peer == self.id or self.progress[peer].recent_active)
+        for pr in self.progress.values():
             pr.recent_active = False
         return active >= quorum_size(len(self.voters))
 
