@@ -65,7 +65,9 @@ BAD = [
     ('wan_rtt_ms = [[0]]', "wan_rtt_ms is set", "allowed:"),
     ('user_share = [1.0, 2.0]', "federation.user_share has 2 values", "allowed: [] or 3"),
     ('outage_datacenter = "us-west-9"', "federation.outage_datacenter = 'us-west-9'", "allowed: '' or one of"),
-    ('clusters_per_datacenter = 4', "gives 12 clusters", "allowed: at most 9"),
+    ('clusters_per_datacenter = 34', "gives 102 clusters", "allowed: at most 100"),
+    ('voters = 4\nclusters_per_datacenter = 1', "federation.voters = 4 is out of range", "allowed: 0 to 3"),
+    ("voters = 10", "federation.voters = 10 is out of range", "from 0 to 9"),
     ('ha_group_size = 4', "federation.ha_group_size = 4", "allowed: 1 to 3"),
     ('leader_preference = ["eu-west-2"]', "federation.leader_preference = 'eu-west-2'", "allowed: names"),
     ('policy = "cheapest"', "federation.policy = 'cheapest'", "allowed: one of"),
@@ -217,3 +219,22 @@ def test_block_live_move_mirrors_the_disk_then_precopies_memory() -> None:
     assert move.wan_bytes > 10 * GIB + writes * move.disk_phase_s  # the disk, what was written meanwhile, memory
     stuck = plan_block_live(vm, link, disk_write_bytes_s=link.bandwidth_bytes_s, downtime_limit_ms=500.0)
     assert not stuck.converges and stuck.total_time_ms == float("inf")
+
+
+# -- voters and learners of the federation group ---------------------------------------------------
+
+def test_every_cluster_votes_while_there_are_at_most_nine() -> None:
+    section = federation('datacenters = ["us-east-1", "eu-west-1", "ap-northeast-1"]\nclusters_per_datacenter = 3')
+    assert section.voter_clusters() == tuple(range(9))
+
+
+def test_a_large_federation_keeps_five_voters_one_per_datacenter_preferred_first() -> None:
+    names = ", ".join(f'"dc{i}"' for i in range(20))
+    section = federation(f'datacenters = [{names}]\nwan = "uniform"\nclusters_per_datacenter = 2\n'
+                         'leader_preference = ["dc7"]')
+    assert section.voter_clusters() == (0, 2, 4, 6, 14)   # dc7's first cluster, then dc0..dc3's
+
+
+def test_voters_beyond_the_datacenters_take_second_clusters() -> None:
+    section = federation('datacenters = ["us-east-1", "eu-west-1"]\nclusters_per_datacenter = 3\nvoters = 3')
+    assert section.voter_clusters() == (0, 1, 3)

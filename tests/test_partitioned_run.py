@@ -109,6 +109,25 @@ def test_a_datacenter_lost_or_cut_off_recovers_the_same_for_any_layout(
         assert transfers == ["dc1", "dc2"]
 
 
+def test_twelve_datacenters_with_five_voters_and_a_learner_lost_recover_the_same_for_any_layout(
+        tmp_path: Path) -> None:
+    """More clusters than a Raft group should have voters: 5 vote (one datacenter each), 7 follow
+    as learners. Placements from every datacenter commit, and a lost learner datacenter (dc11:
+    its representative is not in the voting majority) is detected from the leader's progress."""
+    names = [f"dc{i}" for i in range(12)]
+    scenario = parse_scenario({"name": "fed-learners", "seed": 3, "duration_s": 40.0,
+                               "federation": {**FEDERATION, "datacenters": names, "vms": 36,
+                                              "arrival_window_s": 10.0, "failure_detection_s": 5.0,
+                                              "vm_restart_s": 3.0, "outage_datacenter": "dc11",
+                                              "outage_at_s": 16.0}}, origin="test")
+    assert scenario.federation.voter_clusters() == (0, 1, 2, 3, 4)
+    runs = [run_partitioned(scenario, 3, tmp_path / str(p), partitions=p) for p in (1, 5, 12)]
+    assert len({r.sha256 for r in runs}) == 1
+    metrics = runs[-1].metrics
+    assert metrics["federation.vms_placed"] == 36 and metrics["federation.vms_lost"] == 0
+    assert 5.0 <= metrics["federation.detection_s"] < 10.0, metrics
+
+
 def test_a_message_due_before_the_receivers_clock_is_a_causality_error(tmp_path: Path) -> None:
     scenario = small()
     process = DatacenterProcess(scenario, 3, 1, tmp_path / "dc1.parquet", lookahead_s=lookahead_s(scenario.federation))

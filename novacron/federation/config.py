@@ -14,8 +14,12 @@ from novacron.federation.wan import AWS_2017_REGIONS, WAN_PROFILES, WanMatrix, b
 
 POLICIES = ("capacity", "latency", "cost", "locality")
 REPLICATION = ("sync", "async")
-MAX_CLUSTERS = 9
-"""Every cluster has one representative in the federation Raft group; 9 voters at most."""
+MAX_CLUSTERS = 100
+"""Every cluster has one representative in the federation Raft group, a voter or a learner."""
+MAX_VOTERS = 9
+"""Voters of the federation Raft group at most; the other representatives follow as learners."""
+VOTERS_WHEN_LARGE = 5
+"""``voters = 0`` with more than ``MAX_VOTERS`` clusters: this many vote (3 is a majority)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +28,10 @@ class FederationSection:
     datacenters: tuple[str, ...] = spec(["us-east-1", "eu-west-1", "ap-northeast-1"],
                                         doc="datacenter names (with wan = 'aws-2017': AWS regions of the table)")
     clusters_per_datacenter: int = spec(1, min=1, max=MAX_CLUSTERS, doc="clusters in each datacenter")
+    voters: int = spec(0, min=0, max=MAX_VOTERS,
+                       doc="representatives that vote in the federation Raft group, one per datacenter in turn "
+                           "(leader_preference first); the others are learners. 0: every cluster while there "
+                           f"are at most {MAX_VOTERS}, else {VOTERS_WHEN_LARGE}")
     hosts_per_cluster: int = spec(8, min=1, max=2000, doc="hosts in each cluster (shaped as [cluster] hosts)")
     wan: str = spec("aws-2017", choices=WAN_PROFILES,
                     doc="round-trip times: 'aws-2017' (published inter-region RTTs), 'uniform', or 'matrix'")
@@ -31,7 +39,7 @@ class FederationSection:
     wan_rtt_ms: tuple[tuple[float, ...], ...] = spec([], doc="with wan = 'matrix': one row per datacenter (ms)")
     wan_jitter_pct: float = spec(5.0, min=0.0, max=50.0, doc="one-way delay spread, in % of the RTT")
     wan_bandwidth_mbit_s: float = spec(1000.0, min=1.0, max=1e6, doc="bandwidth of every WAN link")
-    vms: int = spec(90, min=0, max=100_000, doc="VMs requested from the federation over the run")
+    vms: int = spec(90, min=0, max=2_500_000, doc="VMs requested from the federation over the run")
     start_s: float = spec(60.0, min=0, max=1e7, doc="first federation request")
     arrival_window_s: float = spec(300.0, min=0, max=1e7, doc="requests arrive uniformly within this window")
     user_share: tuple[float, ...] = spec([], min=0.0, max=1e6,
@@ -39,7 +47,7 @@ class FederationSection:
     policy: str = spec("latency", choices=POLICIES,
                        doc="global placement: most free capacity, nearest to the user, cheapest, or near the data")
     cost_per_vcpu_h: tuple[float, ...] = spec([], min=0.0, max=1e6, doc="price per vCPU-hour in each datacenter")
-    ha_group_size: int = spec(2, min=1, max=MAX_CLUSTERS,
+    ha_group_size: int = spec(2, min=1, max=MAX_VOTERS,
                               doc="VMs per HA group, spread over distinct datacenters (1 = no groups)")
     state_replication: str = spec("sync", choices=REPLICATION,
                                   doc="cluster state to the federation group: 'sync' (before a VM runs) or "
@@ -103,7 +111,10 @@ class FederationSection:
         if n * self.clusters_per_datacenter > MAX_CLUSTERS:
             raise ConfigError(f"federation.clusters_per_datacenter = {self.clusters_per_datacenter} gives "
                               f"{n * self.clusters_per_datacenter} clusters; allowed: at most {MAX_CLUSTERS} "
-                              "(one federation Raft voter each)")
+                              "(one federation Raft member each)")
+        if self.voters > n * self.clusters_per_datacenter:
+            raise ConfigError(f"federation.voters = {self.voters} is out of range; allowed: 0 to "
+                              f"{min(MAX_VOTERS, n * self.clusters_per_datacenter)} (at most one per cluster)")
         if self.wan == "aws-2017":
             for name in self.datacenters:
                 if name not in AWS_2017_REGIONS:
@@ -121,6 +132,17 @@ class FederationSection:
     @property
     def cluster_count(self) -> int:
         return len(self.datacenters) * self.clusters_per_datacenter
+
+    def voter_clusters(self) -> tuple[int, ...]:
+        """The clusters whose representatives vote (the rest are learners): the first cluster of
+        each datacenter in turn -- ``leader_preference``'s first, then the scenario's order -- then
+        the second clusters, so a lost datacenter takes as few votes with it as possible."""
+        count, per_dc = self.cluster_count, self.clusters_per_datacenter
+        wanted = self.voters or (count if count <= MAX_VOTERS else VOTERS_WHEN_LARGE)
+        preferred = [self.datacenters.index(name) for name in self.leader_preference]
+        order = preferred + [dc for dc in range(len(self.datacenters)) if dc not in preferred]
+        turns = [dc * per_dc + k for k in range(per_dc) for dc in order]
+        return tuple(sorted(turns[:wanted]))
 
     def matrix(self) -> WanMatrix:
         return build_matrix(self.wan, self.datacenters, uniform_rtt_ms=self.wan_uniform_rtt_ms,

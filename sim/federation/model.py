@@ -5,7 +5,9 @@ Theory of operation
 Each datacenter holds ``clusters_per_datacenter`` clusters; each cluster has its own scheduler
 (``novacron.federation.placement.ClusterScheduler``) and one representative in the federation
 Raft group (node ``c + 1`` for cluster ``c``, a ``sim.raft.cluster.RaftCluster`` over a
-``WanNetwork``). The group's event queue is the federation's clock: requests, gossip rounds,
+``WanNetwork``): a voter, or with more clusters than the group should have voters a learner
+(``FederationSection.voter_clusters``: one voter per datacenter in turn), which holds the same
+replica but neither votes nor counts towards a commit. The group's event queue is the federation's clock: requests, gossip rounds,
 the leader's duties and the faults are scheduled on it, and every message between clusters --
 Raft, gossip, delegation, evacuation -- goes through the WAN model (its delay, bandwidth and
 partitions). Datacenters are thus coupled only by WAN messages; a runner that partitions a run
@@ -153,7 +155,9 @@ class FederationModel(Hook):
         timing = wan_timing(self.matrix.max_rtt_ms, section.tick_ms)
         raft = RaftConfig(node_id=1, heartbeat_ticks=timing.heartbeat_ticks,
                           election_ticks_min=timing.election_ticks_min, election_ticks_max=timing.election_ticks_max)
-        settings = ClusterSettings(managers=len(self.clusters), tick_s=section.tick_ms / 1000,
+        voters = section.voter_clusters()
+        learners = tuple(a.node_id for a in self.clusters if a.index not in voters)
+        settings = ClusterSettings(managers=len(self.clusters), learners=learners, tick_s=section.tick_ms / 1000,
                                    snapshot_every=SNAPSHOT_EVERY, raft=raft)
         self.raft = self._raft_cluster(settings, seed_rng("federation.raft"), hooks=[self, *(hooks or [])],
                                        node_class=node_class)
@@ -456,8 +460,8 @@ class FederationModel(Hook):
                 continue
             if self.clusters[leader.id - 1].datacenter == dc:
                 return
-            target = next(a.node_id for a in self.clusters if a.datacenter == dc)
-            if self._caught_up(leader, target):
+            target = next((a.node_id for a in self.clusters if a.datacenter == dc and a.node_id in leader.voters), 0)
+            if target and self._caught_up(leader, target):
                 self.transfer_to = target
                 self.raft.transfer_leadership(leader.id, target)
                 self.raft.schedule(self.now_s + TRANSFER_WAIT_S, self._forget_transfer)

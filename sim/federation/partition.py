@@ -129,8 +129,8 @@ class LocalRaftCluster(RaftCluster):
         """Queue events simulated (ticks, deliveries, scheduled calls): the run's work."""
         super().__init__(*args, **kwargs)
 
-    def hosted(self, voters: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(v for v in voters if v in self.local_ids)
+    def hosted(self, members: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(m for m in members if m in self.local_ids)
 
     def _push(self, at_s: float, kind: int, payload: object, tag: int) -> None:
         if kind == DELIVER and isinstance(payload, Message) and payload.dst not in self.local_ids:
