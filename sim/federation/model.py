@@ -7,11 +7,12 @@ Each datacenter holds ``clusters_per_datacenter`` clusters; each cluster has its
 Raft group (node ``c + 1`` for cluster ``c``, a ``sim.raft.cluster.RaftCluster`` over a
 ``WanNetwork``): a voter, or with more clusters than the group should have voters a learner
 (``FederationSection.voter_clusters``: one voter per datacenter in turn), which holds the same
-replica but neither votes nor counts towards a commit. The group's event queue is the federation's clock: requests, gossip rounds,
-the leader's duties and the faults are scheduled on it, and every message between clusters --
-Raft, gossip, delegation, evacuation -- goes through the WAN model (its delay, bandwidth and
-partitions). Datacenters are thus coupled only by WAN messages; a runner that partitions a run
-by datacenter has the WAN's smallest one-way delay as lookahead.
+replica but neither votes nor counts towards a commit. The group's event queue is the
+federation's clock: requests, gossip rounds, the leader's duties and the faults are scheduled on
+it, and every message between clusters -- Raft, gossip, delegation, evacuation -- goes through
+the WAN model (its delay, bandwidth and partitions). Datacenters are thus coupled only by WAN
+messages; a runner that partitions a run by datacenter has the WAN's smallest one-way delay as
+lookahead.
 
 A request arrives at a cluster of its users' datacenter (the origin), whose global scheduler
 ranks the clusters from its gossiped view and delegates to the best; the target's scheduler
