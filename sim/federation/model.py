@@ -40,7 +40,7 @@ datacenter lost once its view has heard nothing from it for ``failure_detection_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from random import Random
@@ -139,6 +139,26 @@ class HostShape:
     caps_global: int
 
 
+def request_stream(section: FederationSection, flavours: tuple[tuple[int, float], ...], rng: Random,
+                   users: Collection[int] | None = None) -> Iterator[tuple[float, PlacementRequest]]:
+    """The federation's requests in the order drawn: arrival time, users' datacenter (weighted by
+    ``user_share``) and flavour from ``rng``; HA groups of ``ha_group_size`` consecutive requests.
+    With ``users``, every request is still drawn (the stream is the same) but only those of
+    these datacenters' users are built and yielded (a partitioned run's share)."""
+    s = section
+    n = len(s.datacenters)
+    weights = list(s.user_share) if s.user_share and sum(s.user_share) > 0 else [1.0] * n
+    for k in range(s.vms):
+        at_s = s.start_s + rng.random() * s.arrival_window_s
+        user = rng.choices(range(n), weights=weights)[0]
+        cores, memory = rng.choice(flavours)
+        if users is not None and user not in users:
+            continue
+        group = f"g{k // s.ha_group_size}" if s.ha_group_size > 1 else ""
+        yield at_s, PlacementRequest(vm_id=f"fvm-{k:05d}", cpu=float(cores), memory_gib=memory,
+                                     user_datacenter=user, data_datacenter=user, group=group)
+
+
 class FederationModel(Hook):
     def __init__(self, section: FederationSection, shape: HostShape, *, seed_rng: Callable[[str], Random],
                  emit: Emit, hooks: list[Hook] | None = None,
@@ -229,16 +249,7 @@ class FederationModel(Hook):
     # -- workload ------------------------------------------------------------------------------------
 
     def schedule_workload(self) -> None:
-        s = self.section
-        n = len(self.matrix.datacenters)
-        weights = list(s.user_share) if s.user_share and sum(s.user_share) > 0 else [1.0] * n
-        for k in range(s.vms):
-            at_s = s.start_s + self.workload_rng.random() * s.arrival_window_s
-            user = self.workload_rng.choices(range(n), weights=weights)[0]
-            cores, memory = self.workload_rng.choice(self.shape.flavours)
-            group = f"g{k // s.ha_group_size}" if s.ha_group_size > 1 else ""
-            req = PlacementRequest(vm_id=f"fvm-{k:05d}", cpu=float(cores), memory_gib=memory,
-                                   user_datacenter=user, data_datacenter=user, group=group)
+        for at_s, req in request_stream(self.section, self.shape.flavours, self.workload_rng):
             self.raft.schedule(at_s, partial(self.request, req))
 
     def request(self, req: PlacementRequest) -> None:

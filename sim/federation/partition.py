@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -68,6 +68,7 @@ from sim.federation.model import (
     FederationModel,
     HostShape,
     Request,
+    request_stream,
 )
 from sim.federation.partition_moves import MOVE_HANDLERS, PartitionedMoves
 from sim.federation.partition_recovery import RECOVERY_HANDLERS, PartitionedRecovery
@@ -232,20 +233,13 @@ class PartitionedFederation(FederationModel):
 
     # -- workload: the single-process stream, this datacenter's users only ---------------------
 
-    def schedule_workload(self) -> None:
-        s = self.section
-        rng = self.shared_rng("federation.workload")
-        n = len(self.matrix.datacenters)
-        weights = list(s.user_share) if s.user_share and sum(s.user_share) > 0 else [1.0] * n
-        for k in range(s.vms):
-            at_s = s.start_s + rng.random() * s.arrival_window_s
-            user = rng.choices(range(n), weights=weights)[0]
-            cores, memory = rng.choice(self.shape.flavours)
-            if user != self.dc:
-                continue
-            group = f"g{k // s.ha_group_size}" if s.ha_group_size > 1 else ""
-            req = PlacementRequest(vm_id=f"fvm-{k:05d}", cpu=float(cores), memory_gib=memory,
-                                   user_datacenter=user, data_datacenter=user, group=group)
+    def schedule_workload(self, arrivals: Iterable[tuple[float, PlacementRequest]] | None = None) -> None:
+        """This datacenter's users' requests: ``arrivals`` when a partition drew the stream once for
+        all its datacenters (``PartitionGroup``), else drawn here."""
+        if arrivals is None:
+            arrivals = request_stream(self.section, self.shape.flavours, self.shared_rng("federation.workload"),
+                                      users={self.dc})
+        for at_s, req in arrivals:
             self.raft.schedule(at_s, partial(self.request, req))
 
     def request(self, req: PlacementRequest) -> None:
@@ -343,7 +337,7 @@ class DatacenterProcess:
     """One datacenter's logical process: its model, clock, outgoing messages and log partition."""
 
     def __init__(self, scenario: Scenario, seed: int, dc: int, log_path: Path, *, lookahead_s: float,
-                 plant: str | None = None) -> None:
+                 plant: str | None = None, arrivals: Iterable[tuple[float, PlacementRequest]] | None = None) -> None:
         if plant is not None and plant not in PLANTS:
             raise ValueError(f"plant = {plant!r} is not allowed; allowed: None or one of {', '.join(PLANTS)}")
         section = scenario.federation
@@ -361,13 +355,14 @@ class DatacenterProcess:
         self.model = PartitionedFederation(
             section, host_shape(scenario), dc, seed_rng=lambda c: seeds.python(f"federation.dc.{self.name}.{c}"),
             shared_rng=seeds.python, emit=self.emit, post=self._post)
-        self._schedule(section, scenario.migration.downtime_ms)
+        self._schedule(section, scenario.migration.downtime_ms, arrivals)
 
-    def _schedule(self, section: FederationSection, downtime_limit_ms: float) -> None:
+    def _schedule(self, section: FederationSection, downtime_limit_ms: float,
+                  arrivals: Iterable[tuple[float, PlacementRequest]] | None) -> None:
         """``sim.federation.component.assemble``'s duties, for this datacenter's clusters."""
         m = self.model
         recovery = PartitionedRecovery(m)
-        m.schedule_workload()
+        m.schedule_workload(arrivals)
         m.moves = PartitionedMoves(m, downtime_limit_ms)
         m.moves.schedule()
         schedule_duties(m, recovery)
