@@ -22,8 +22,8 @@ from novacron.federation.events import (
     DatacenterUtilisationSampled,
     FederationLeadershipTransferred,
 )
-from novacron.scenario import Scenario, parse_scenario
-from sim.federation.partition import CausalityError, DatacenterProcess, Envelope, lookahead_s
+from novacron.scenario import Scenario, parse_scenario, resolve_scenario
+from sim.federation.partition import CausalityError, DatacenterProcess, Envelope, lookahead_s, partition_problem
 from sim.federation.windows import PartitionError, choose_layout, run_partitioned
 
 NAMES = [f"dc{i}" for i in range(8)]
@@ -207,3 +207,12 @@ def test_on_dask_a_message_delivered_inside_the_lookahead_is_caught(tmp_path: Pa
     with pytest.raises(CausalityError, match="it was sent inside the lookahead"):
         run_partitioned(small(), 3, tmp_path, partitions=2, client=dask_client, plant="inside-lookahead")
     assert list((tmp_path / "partitions").iterdir()) == []  # the partial partitions are removed
+
+
+def test_the_large_builtin_scenario_is_the_issues_shape() -> None:
+    """20 datacenters, 50,000 hosts, 2.5 million VMs over a day: 5 voters and 35 learners."""
+    scenario, _ = resolve_scenario("federation-20dc-large")
+    section = scenario.federation
+    assert len(section.datacenters) == 20 and section.cluster_count * section.hosts_per_cluster == 50_000
+    assert section.vms == 2_500_000 and scenario.duration_s == 86_400
+    assert section.voter_clusters() == (0, 2, 4, 6, 8) and partition_problem(section) is None
