@@ -70,6 +70,8 @@ BAD = [
     ("voters = 10", "federation.voters = 10 is out of range", "from 0 to 9"),
     ('ha_group_size = 4', "federation.ha_group_size = 4", "allowed: 1 to 3"),
     ('leader_preference = ["eu-west-2"]', "federation.leader_preference = 'eu-west-2'", "allowed: names"),
+    ('leader_preference = ["eu-west-1", "eu-west-1"]', "federation.leader_preference = ['eu-west-1', 'eu-west-1']",
+     "allowed: distinct"),
     ('policy = "cheapest"', "federation.policy = 'cheapest'", "allowed: one of"),
     ('datacenters = ["us-east-1", "us-east-1"]', "each once", "allowed:"),
     ('datacenters = ["a", "b"]\nwan = "matrix"\nwan_rtt_ms = [[0, "x"], [1, 0]]', "wrong type", "lists of numbers"),

@@ -8,7 +8,20 @@ from random import Random
 
 import pytest
 
-from novacron.raft import ConfChange, Message, MessageType, RaftConfig, RaftNode, Snapshot, Stored, from_wire, to_wire
+from novacron.raft import (
+    ConfChange,
+    Entry,
+    EntryKind,
+    HardState,
+    Message,
+    MessageType,
+    RaftConfig,
+    RaftNode,
+    Snapshot,
+    Stored,
+    from_wire,
+    to_wire,
+)
 from novacron.raft.node import LEADER
 
 
@@ -89,3 +102,36 @@ def test_a_learners_recent_activity_starts_over_at_every_check_quorum_round() ->
     for _ in range(node.config.election_ticks_max):
         node.tick()
     assert node.role == LEADER and not node.progress[2].recent_active
+
+
+def test_a_removed_voter_added_back_as_a_learner_never_campaigns_even_unsure_the_removal_committed() -> None:
+    """Review finding: ``_removal_uncommitted`` alone let such a learner campaign (safe, as for a
+    removed voter, but a learner must not: the voters can elect without it)."""
+    entries = [Entry(1, 1, EntryKind.CONF_CHANGE, ConfChange("remove", 3).resolved((1, 2, 3)).encode()),
+               Entry(2, 1, EntryKind.CONF_CHANGE, ConfChange("add-learner", 3).resolved((1, 2)).encode())]
+    stored = Stored(HardState(term=1), Snapshot(0, 0, (1, 2, 3)), entries)
+    node = RaftNode(RaftConfig(node_id=3), Random(3), stored)
+    assert (node.voters, node.learners, node.log.committed) == ((1, 2), (3,), 0)
+    for _ in range(10 * node.config.election_ticks_max):
+        node.tick()
+    assert not node.promotable() and node.role == "follower" and not node.ready().messages
+
+
+def test_learners_may_change_in_a_group_bootstrapped_with_more_voters_than_a_change_may_leave() -> None:
+    """Nine voters (a federation may boot with them) are over ``MAX_VOTERS`` for a voter change,
+    but adding or removing a learner moves no quorum and is allowed."""
+    node = RaftNode(RaftConfig(node_id=1), Random(1), Stored.bootstrap(tuple(range(1, 10))))
+    node.campaign()
+    node.advance(node.ready())
+    for peer in range(2, 10):
+        node.step(Message(MessageType.PRE_VOTE_RESP, peer, 1, node.term + 1))
+    node.advance(node.ready())
+    for peer in range(2, 10):
+        node.step(Message(MessageType.VOTE_RESP, peer, 1, node.term))
+    node.advance(node.ready())
+    for peer in range(2, 6):
+        node.step(Message(MessageType.APPEND_RESP, peer, 1, node.term, index=node.log.last_index()))
+    node.advance(node.ready())
+    assert node.role == LEADER and node.log.committed == node.log.last_index()
+    assert node.propose_conf_change(ConfChange("add-learner", 10)) is not None
+    assert node.learners == (10,) and len(node.voters) == 9

@@ -36,6 +36,7 @@ import sqlite3
 from pathlib import Path
 
 from novacron.raft import Entry, HardState, Ready, Snapshot, Stored
+from novacron.raft.messages import parse_node_ids
 
 CHECKPOINT_EVERY_PAGES = 2048
 """The runtime checkpoints (in its disk thread, between saves) once the WAL grew by this many pages (8 MB)."""
@@ -206,7 +207,7 @@ class SQLiteLogStore:
             return Snapshot()
         index, term, members, data = row
         voters, _, learners = members.partition(";")
-        return Snapshot(index, term, _ids(voters), bytes(data), _ids(learners))
+        return Snapshot(index, term, parse_node_ids(voters), bytes(data), parse_node_ids(learners))
 
     def _snapshot_index(self) -> int:
         row = self._db.execute("SELECT idx FROM snapshot WHERE id = 0").fetchone()
@@ -240,6 +241,3 @@ def _members_text(snapshot: Snapshot) -> str:
     text = ",".join(map(str, snapshot.voters))
     return text + (";" + ",".join(map(str, snapshot.learners)) if snapshot.learners else "")
 
-
-def _ids(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v)

@@ -16,10 +16,11 @@ POLICIES = ("capacity", "latency", "cost", "locality")
 REPLICATION = ("sync", "async")
 MAX_CLUSTERS = 100
 """Every cluster has one representative in the federation Raft group, a voter or a learner."""
-MAX_VOTERS = 9
-"""Voters of the federation Raft group at most; the other representatives follow as learners."""
+MAX_VOTING_CLUSTERS = 9
+"""Voters of the federation Raft group at most; the other representatives follow as learners.
+An odd number buys the most: 3 survive one lost voter, 5 two; 4 survive no more than 3."""
 VOTERS_WHEN_LARGE = 5
-"""``voters = 0`` with more than ``MAX_VOTERS`` clusters: this many vote (3 is a majority)."""
+"""``voters = 0`` with more than ``MAX_VOTING_CLUSTERS`` clusters: this many vote (3 is a majority)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,10 +29,10 @@ class FederationSection:
     datacenters: tuple[str, ...] = spec(["us-east-1", "eu-west-1", "ap-northeast-1"],
                                         doc="datacenter names (with wan = 'aws-2017': AWS regions of the table)")
     clusters_per_datacenter: int = spec(1, min=1, max=MAX_CLUSTERS, doc="clusters in each datacenter")
-    voters: int = spec(0, min=0, max=MAX_VOTERS,
+    voters: int = spec(0, min=0, max=MAX_VOTING_CLUSTERS,
                        doc="representatives that vote in the federation Raft group, one per datacenter in turn "
                            "(leader_preference first); the others are learners. 0: every cluster while there "
-                           f"are at most {MAX_VOTERS}, else {VOTERS_WHEN_LARGE}")
+                           f"are at most {MAX_VOTING_CLUSTERS}, else {VOTERS_WHEN_LARGE}")
     hosts_per_cluster: int = spec(8, min=1, max=2000, doc="hosts in each cluster (shaped as [cluster] hosts)")
     wan: str = spec("aws-2017", choices=WAN_PROFILES,
                     doc="round-trip times: 'aws-2017' (published inter-region RTTs), 'uniform', or 'matrix'")
@@ -47,7 +48,7 @@ class FederationSection:
     policy: str = spec("latency", choices=POLICIES,
                        doc="global placement: most free capacity, nearest to the user, cheapest, or near the data")
     cost_per_vcpu_h: tuple[float, ...] = spec([], min=0.0, max=1e6, doc="price per vCPU-hour in each datacenter")
-    ha_group_size: int = spec(2, min=1, max=MAX_VOTERS,
+    ha_group_size: int = spec(2, min=1, max=MAX_CLUSTERS,
                               doc="VMs per HA group, spread over distinct datacenters (1 = no groups)")
     state_replication: str = spec("sync", choices=REPLICATION,
                                   doc="cluster state to the federation group: 'sync' (before a VM runs) or "
@@ -88,6 +89,9 @@ class FederationSection:
         for key in ("outage_datacenter", "partition_datacenter"):
             if error := self.datacenter_choice_error(f"federation.{key}", getattr(self, key)):
                 raise ConfigError(error)
+        if len(set(self.leader_preference)) != len(self.leader_preference):
+            raise ConfigError(f"federation.leader_preference = {list(self.leader_preference)!r} is not allowed; "
+                              "allowed: distinct datacenter names")
         for name in self.leader_preference:
             if name not in self.datacenters:
                 raise ConfigError(f"federation.leader_preference = {name!r} is not allowed; allowed: names from "
@@ -114,7 +118,7 @@ class FederationSection:
                               "(one federation Raft member each)")
         if self.voters > n * self.clusters_per_datacenter:
             raise ConfigError(f"federation.voters = {self.voters} is out of range; allowed: 0 to "
-                              f"{min(MAX_VOTERS, n * self.clusters_per_datacenter)} (at most one per cluster)")
+                              f"{min(MAX_VOTING_CLUSTERS, n * self.clusters_per_datacenter)} (at most one per cluster)")
         if self.wan == "aws-2017":
             for name in self.datacenters:
                 if name not in AWS_2017_REGIONS:
@@ -138,7 +142,7 @@ class FederationSection:
         each datacenter in turn -- ``leader_preference``'s first, then the scenario's order -- then
         the second clusters, so a lost datacenter takes as few votes with it as possible."""
         count, per_dc = self.cluster_count, self.clusters_per_datacenter
-        wanted = self.voters or (count if count <= MAX_VOTERS else VOTERS_WHEN_LARGE)
+        wanted = self.voters or (count if count <= MAX_VOTING_CLUSTERS else VOTERS_WHEN_LARGE)
         preferred = [self.datacenters.index(name) for name in self.leader_preference]
         order = preferred + [dc for dc in range(len(self.datacenters)) if dc not in preferred]
         turns = [dc * per_dc + k for k in range(per_dc) for dc in order]

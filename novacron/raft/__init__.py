@@ -45,7 +45,7 @@ A runtime owns the clock, the sockets, the disk and the state machine. Per manag
 
 Do not call ``tick``/``step``/``propose`` between ``ready()`` and ``advance()``. Everything in
 ``Ready`` is safe to serialise: ``Message`` fields are ints, bool, bytes, a tuple of ``Entry``
-(index, term, kind, data) and an optional ``Snapshot`` (index, term, voters, data).
+(index, term, kind, data) and an optional ``Snapshot`` (index, term, voters, data, learners).
 ``to_wire``/``from_wire`` convert to and from a msgpack-ready dict. Timing: with the default
 ``RaftConfig`` (heartbeat 5 ticks, election timeout drawn from 15-30 ticks) a 10 ms tick gives
 the 50 ms heartbeats and 150-300 ms election timeouts of the NovaCron targets.

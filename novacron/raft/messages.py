@@ -114,7 +114,7 @@ class ConfChange:
         action, node, voters, *learners = data.decode().split(":")
         if action not in cls.ACTIONS or len(learners) > 1:
             raise ValueError(f"unknown configuration change {data!r}")
-        return cls(action, int(node), _ids(voters), _ids(learners[0]) if learners else ())
+        return cls(action, int(node), parse_node_ids(voters), parse_node_ids(learners[0]) if learners else ())
 
     def apply_to(self, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> tuple[
             tuple[int, ...], tuple[int, ...]]:
@@ -134,7 +134,8 @@ class ConfChange:
         return ConfChange(self.action, self.node_id, *self.apply_to(voters, learners))
 
 
-def _ids(text: str) -> tuple[int, ...]:
+def parse_node_ids(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` -> ``(1, 2, 3)``; ``""`` -> ``()`` (how configurations are written as text)."""
     return tuple(int(v) for v in text.split(",") if v)
 
 

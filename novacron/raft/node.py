@@ -74,6 +74,7 @@ from novacron.raft.progress import REPLICATE, SNAPSHOT, Progress, quorum_index, 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 TRANSFER_CONTEXT = b"transfer"
 MAX_VOTERS = 7
+"""The most voters a configuration change may leave (a group may be bootstrapped with more)."""
 
 
 class T:
@@ -589,8 +590,9 @@ class RaftNode:
             return False
         if change.action == "add-learner" and change.node_id in self.voters:
             return False  # demoting a voter would change the quorum: remove it, then add it back
-        return (1 <= len(change.voters) <= MAX_VOTERS and not set(change.voters) & set(change.learners)
-                and (change.voters, change.learners) != (self.voters, self.learners))
+        if change.voters == self.voters:  # learners only: no quorum moves, whatever the group's size
+            return change.learners != self.learners
+        return 1 <= len(change.voters) <= MAX_VOTERS
 
     # -- ReadIndex -------------------------------------------------------------------------------
 
@@ -628,10 +630,13 @@ class RaftNode:
         lost leadership first deadlocked the cluster, holding the longest log (issue 13). Its own
         vote never counts (``_poll``); if it wins, it steps down once the removal commits. Once
         the removal is known committed, a majority of the new configuration can elect without it.
+        A learner never may, not even a voter removed by a change it does not know committed and
+        added back as a learner: a leader proposes a change only once the previous one committed,
+        so the voters can elect without it.
         """
         if self.log.pending_snapshot is not None:
             return False
-        return self.id in self.voters or self._removal_uncommitted()
+        return self.id in self.voters or (self.id not in self.learners and self._removal_uncommitted())
 
     def _removal_uncommitted(self) -> bool:
         """Was this node removed by a change it does not know to be committed (and a voter before)?"""

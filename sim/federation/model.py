@@ -40,7 +40,7 @@ datacenter lost once its view has heard nothing from it for ``failure_detection_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from random import Random
@@ -249,7 +249,11 @@ class FederationModel(Hook):
     # -- workload ------------------------------------------------------------------------------------
 
     def schedule_workload(self) -> None:
-        for at_s, req in request_stream(self.section, self.shape.flavours, self.workload_rng):
+        self.schedule_arrivals(request_stream(self.section, self.shape.flavours, self.workload_rng))
+
+    def schedule_arrivals(self, arrivals: Iterable[tuple[float, PlacementRequest]]) -> None:
+        """Queue each request for its arrival time (a partitioned datacenter gets its users' share)."""
+        for at_s, req in arrivals:
             self.raft.schedule(at_s, partial(self.request, req))
 
     def request(self, req: PlacementRequest) -> None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -231,16 +231,7 @@ class PartitionedFederation(FederationModel):
         self._commands += 1
         return f"{kind}-{self.dc_name(self.dc)}-{self._commands}"
 
-    # -- workload: the single-process stream, this datacenter's users only ---------------------
-
-    def schedule_workload(self, arrivals: Iterable[tuple[float, PlacementRequest]] | None = None) -> None:
-        """This datacenter's users' requests: ``arrivals`` when a partition drew the stream once for
-        all its datacenters (``PartitionGroup``), else drawn here."""
-        if arrivals is None:
-            arrivals = request_stream(self.section, self.shape.flavours, self.shared_rng("federation.workload"),
-                                      users={self.dc})
-        for at_s, req in arrivals:
-            self.raft.schedule(at_s, partial(self.request, req))
+    # -- workload: the single-process stream, this datacenter's users only (``group_arrivals``) ---
 
     def request(self, req: PlacementRequest) -> None:
         """A request of this datacenter's users; once it is lost, they turn to the nearest other one."""
@@ -355,14 +346,16 @@ class DatacenterProcess:
         self.model = PartitionedFederation(
             section, host_shape(scenario), dc, seed_rng=lambda c: seeds.python(f"federation.dc.{self.name}.{c}"),
             shared_rng=seeds.python, emit=self.emit, post=self._post)
+        if arrivals is None:
+            arrivals = group_arrivals(scenario, seed, [dc])[dc]
         self._schedule(section, scenario.migration.downtime_ms, arrivals)
 
     def _schedule(self, section: FederationSection, downtime_limit_ms: float,
-                  arrivals: Iterable[tuple[float, PlacementRequest]] | None) -> None:
+                  arrivals: Iterable[tuple[float, PlacementRequest]]) -> None:
         """``sim.federation.component.assemble``'s duties, for this datacenter's clusters."""
         m = self.model
         recovery = PartitionedRecovery(m)
-        m.schedule_workload(arrivals)
+        m.schedule_arrivals(arrivals)
         m.moves = PartitionedMoves(m, downtime_limit_ms)
         m.moves.schedule()
         schedule_duties(m, recovery)
@@ -414,3 +407,16 @@ class DatacenterProcess:
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+def group_arrivals(scenario: Scenario, seed: int, datacenters: Sequence[int]) -> dict[
+        int, list[tuple[float, PlacementRequest]]]:
+    """The request stream drawn once for all of a partition's datacenters, split by users'
+    datacenter (each datacenter drawing the whole stream itself gives the same requests, at the
+    cost of one draw per datacenter: 20 draws of 2.5 million requests for ``federation-20dc-large``)."""
+    by_dc: dict[int, list[tuple[float, PlacementRequest]]] = {dc: [] for dc in datacenters}
+    stream = request_stream(scenario.federation, host_shape(scenario).flavours,
+                            RunSeeds(seed).python("federation.workload"), users=set(datacenters))
+    for at_s, req in stream:
+        by_dc[req.user_datacenter].append((at_s, req))
+    return by_dc

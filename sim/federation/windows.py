@@ -42,12 +42,8 @@ from novacron.app.eventstore import EventLogWriter, table_to_events
 from novacron.events import Event
 from novacron.federation.config import FederationSection
 from novacron.federation.metrics import FederationFold
-from novacron.federation.placement import PlacementRequest
 from novacron.scenario import Scenario
-from novacron.seeding import RunSeeds
-from sim.federation.component import host_shape
-from sim.federation.model import request_stream
-from sim.federation.partition import DatacenterProcess, Envelope, lookahead_s, partition_problem
+from sim.federation.partition import DatacenterProcess, Envelope, group_arrivals, lookahead_s, partition_problem
 
 
 class PartitionError(ValueError):
@@ -68,19 +64,6 @@ def choose_layout(section: FederationSection, partitions: int) -> tuple[tuple[in
         groups[g].append(dc)
         weights[g] += load[dc]
     return tuple(tuple(sorted(g)) for g in groups)
-
-
-def group_arrivals(scenario: Scenario, seed: int, datacenters: Sequence[int]) -> dict[
-        int, list[tuple[float, PlacementRequest]]]:
-    """The request stream drawn once for all of a partition's datacenters, split by users'
-    datacenter (each datacenter drawing the whole stream itself gives the same requests, at the
-    cost of one draw per datacenter: 20 draws of 2.5 million requests for ``federation-20dc-large``)."""
-    by_dc: dict[int, list[tuple[float, PlacementRequest]]] = {dc: [] for dc in datacenters}
-    stream = request_stream(scenario.federation, host_shape(scenario).flavours,
-                            RunSeeds(seed).python("federation.workload"), users=set(datacenters))
-    for at_s, req in stream:
-        by_dc[req.user_datacenter].append((at_s, req))
-    return by_dc
 
 
 class PartitionGroup:
