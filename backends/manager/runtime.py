@@ -60,7 +60,7 @@ from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
 from backends.manager.segment_log import SegmentLogCorrupt, SegmentLogStore
 from novacron.health import leadership_target
-from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
+from novacron.raft import LEADER, NO_NODE, Entry, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
 from novacron.raft.events import LeadershipTransferRequested, ManagerStarted
 from novacron.raft.node import sent_before_durable
 from novacron.raft.observer import RaftObserver
@@ -105,6 +105,19 @@ class ManagerConfig:
     log_store: str | None = None
     """``segment`` or ``sqlite`` (``LOG_STORE_PATHS``) for a new data directory; None: the store the
     directory already holds, ``DEFAULT_LOG_STORE`` for a new one."""
+
+
+def durable_committed_count(ready: Ready) -> int:
+    """How many of ``ready.committed_entries`` a leader may apply and answer while the Ready's own
+    save is still running: those before its new entries. The leader commits only through
+    acknowledgements stepped after its earlier saves returned (``sent_before_durable``), so those
+    entries are already fsynced on a majority including the leader; the answers leave one fsync
+    sooner (etcd applies committed entries concurrently with its WAL write too). A lone voter
+    commits its new entries as it appends them: they wait for the save."""
+    if not ready.entries:
+        return len(ready.committed_entries)
+    first_new = ready.entries[0].index
+    return sum(1 for entry in ready.committed_entries if entry.index < first_new)
 
 
 def is_storage_failure(exc: BaseException | None) -> bool:
@@ -335,13 +348,18 @@ class ManagerRuntime:
             early = self._may_send_before_persisting(ready)
             if early:
                 self._send(ready.messages)
+            applied = 0
             if self.store.needs_sync(ready) and (early or self._save_in_disk_thread(ready)):
                 # Durable (fsynced) before any message of this Ready that reveals it is sent. The
                 # disk thread lets the loop keep reading and decoding meanwhile (the next batch);
                 # what arrives waits, and is stepped only once this save has returned. A leader
                 # whose appends already left (``early``) always saves there: clients' requests and
                 # the followers' acknowledgements are read during its fsync instead of after it.
-                await loop.run_in_executor(self._disk, self.store.save, ready)
+                saving = loop.run_in_executor(self._disk, self.store.save, ready)
+                if early:
+                    applied = self._apply(ready.committed_entries[:durable_committed_count(ready)])
+                    self.api.flush()
+                await saving
             elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
                 # Small saves run on the loop thread: nothing can be stepped before they return
                 # anyway, and a hand-over to the disk thread and back costs two thread switches
@@ -351,10 +369,7 @@ class ManagerRuntime:
                 self._install_snapshot(ready)
             if not early:
                 self._send(ready.messages)
-            for entry in ready.committed_entries:
-                self.state.apply(entry)
-                self._applied_bytes += len(entry.data)
-                self.api.entry_applied(entry)
+            self._apply(ready.committed_entries[applied:])
             self._observe(ready)
             self.api.reads_ready(ready.read_states)
             self.node.advance(ready)
@@ -363,6 +378,14 @@ class ManagerRuntime:
         await self._maybe_compact()
         if self.store.needs_checkpoint():
             await loop.run_in_executor(self._disk, self.store.checkpoint)
+
+    def _apply(self, entries: list[Entry]) -> int:
+        """Apply committed entries and queue the answers to their proposals; returns how many."""
+        for entry in entries:
+            self.state.apply(entry)
+            self._applied_bytes += len(entry.data)
+            self.api.entry_applied(entry)
+        return len(entries)
 
     def _prefer_healthier_leader(self) -> None:
         """A leader scoring below ``leader_min_health`` hands over to the healthiest peer (Raft's
