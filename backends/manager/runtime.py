@@ -37,7 +37,6 @@ unread in our socket), and counting it would start needless elections.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -52,6 +51,7 @@ from typing import Any
 
 from backends.clock import MonotonicClock
 from backends.manager.clientapi import ClientApi
+from backends.manager.diskthread import DiskThread
 from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog, ParquetEventLog
 from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
 from backends.manager.health import PeerHealth
@@ -183,7 +183,7 @@ class ManagerRuntime:
         self._applied_bytes = 0
         self._wake = asyncio.Event()
         self._closing = False
-        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"manager-{self.id}-disk")
+        self._disk = DiskThread(f"manager-{self.id}-disk")
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.connections: set[asyncio.StreamWriter] = set()
@@ -271,7 +271,7 @@ class ManagerRuntime:
         with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped us
             self.events.flush()
             self.events.close()
-        self._disk.shutdown(wait=True)
+        self._disk.shutdown()
         self.store.close()
 
     # -- inputs --------------------------------------------------------------------------------
@@ -342,7 +342,6 @@ class ManagerRuntime:
             self._prefer_healthier_leader()
         self.api.propose_queued()
         self.api.start_queued_reads()
-        loop = asyncio.get_running_loop()
         while self.node.has_ready():
             ready = self.node.ready()
             early = self._may_send_before_persisting(ready)
@@ -355,7 +354,7 @@ class ManagerRuntime:
                 # what arrives waits, and is stepped only once this save has returned. A leader
                 # whose appends already left (``early``) always saves there: clients' requests and
                 # the followers' acknowledgements are read during its fsync instead of after it.
-                saving = loop.run_in_executor(self._disk, self.store.save, ready)
+                saving = self._disk.run(self.store.save, ready)
                 if early:
                     applied = self._apply(ready.committed_entries[:durable_committed_count(ready)])
                     self.api.flush()
@@ -377,7 +376,7 @@ class ManagerRuntime:
         self.api.flush()
         await self._maybe_compact()
         if self.store.needs_checkpoint():
-            await loop.run_in_executor(self._disk, self.store.checkpoint)
+            await self._disk.run(self.store.checkpoint)
 
     def _apply(self, entries: list[Entry]) -> int:
         """Apply committed entries and queue the answers to their proposals; returns how many."""
@@ -438,7 +437,7 @@ class ManagerRuntime:
                 or self._applied_bytes >= self.config.snapshot_every_bytes):
             self._applied_bytes = 0
             snapshot = self.node.compact(applied, self.state.snapshot())
-            await asyncio.get_running_loop().run_in_executor(self._disk, self.store.compact, snapshot)
+            await self._disk.run(self.store.compact, snapshot)
 
     def _observe(self, ready: Ready) -> None:
         """Report this node's Raft events through the core's observer (the simulation uses the same)."""
