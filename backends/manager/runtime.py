@@ -14,14 +14,17 @@ that arrive together are handled by one ``Ready``:
    messages is sent -- a vote or an acknowledgement never leaves before it is durable (Raft
    paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
-   the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
+   the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``.
+   A leader sends its appends first and, while its disk thread saves them, applies and answers
+   the committed entries that precede them (``durable_committed_count``: already fsynced on a
+   majority including the leader), so an answer never waits for the next batch's fsync;
 3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
    of applied entry data (whichever comes first), and checkpoint SQLite's WAL once it has
    grown by 8 MB -- both in the disk thread, between Readies, never inside a Ready's commit.
 
 Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
 ``ready()`` and ``advance()``. The save (one fsync) runs in a dedicated disk
-thread: while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
+thread (``DiskThread``): while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
 proposals, which the next cycle handles together -- that is where the batching comes from. An
 exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
 
