@@ -23,8 +23,8 @@ from backends.manager.client import ClusterClient, ManagerClient
 from backends.manager.eventlog import read_events
 from backends.manager.framing import FrameDecoder
 from backends.manager.localcluster import free_ports
-from backends.manager.runtime import ManagerConfig, ManagerRuntime
-from novacron.raft import MessageType, Ready, from_wire
+from backends.manager.runtime import ManagerConfig, ManagerRuntime, durable_committed_count
+from novacron.raft import Entry, MessageType, Ready, from_wire
 from novacron.statemachine import encode_command
 
 T = MessageType
@@ -276,6 +276,65 @@ def test_the_leader_replicates_while_its_own_fsync_runs_and_answers_only_after_i
     # Elections take 0.6-1.2 s (none while the leader's save is held); every leader save goes
     # through the disk thread, so holding it does not hold the loop all three managers share here.
     run(tmp_path, 3, scenario, tick_ms=40.0, inline_save_max_bytes=-1)
+
+
+def test_the_leader_answers_committed_entries_while_it_saves_a_later_one(tmp_path: Path) -> None:
+    """A put committed before the leader's next entry is answered while that entry's save is still
+    running (it is durable on a majority including the leader already), and the next put only after
+    its own save. Fails on a runtime that applies a Ready's committed entries after its save."""
+
+    async def scenario(cluster: InProcessCluster) -> None:
+        leader = await cluster.start_all()
+        gates = {b"first-value": threading.Event(), b"second-value": threading.Event()}
+        saving = {marker: threading.Event() for marker in gates}
+        save = leader.store.save
+
+        def held_save(ready: Ready) -> None:
+            for marker, gate in gates.items():
+                if any(marker in e.data for e in ready.entries):
+                    saving[marker].set()
+                    gate.wait(30)
+            save(ready)
+
+        leader.store.save = held_save  # type: ignore[method-assign]
+        saved = {peer: 0 for peer in cluster.runtimes if peer != leader.id}
+        for peer in saved:
+            runtime = cluster.runtimes[peer]
+            runtime.store.save = _noting_save(runtime.store.save, saved, peer)  # type: ignore[method-assign]
+        first_client = await ManagerClient.connect(*cluster.client_addresses[leader.id])
+        second_client = await ManagerClient.connect(*cluster.client_addresses[leader.id])
+        try:
+            first = asyncio.ensure_future(first_client.propose(put("k", "first-value")))
+            await _until(saving[b"first-value"].is_set, "the leader saving the first entry")
+            index = leader.node.log.last_index()
+            await _until(lambda: all(last >= index for last in saved.values()), "followers storing the first entry")
+            second = asyncio.ensure_future(second_client.propose(put("k", "second-value")))
+            await _until(lambda: bool(leader.api.queued), "the second put queued at the leader")
+            gates[b"first-value"].set()  # the acks for the first and the second put meet in one Ready
+            await _until(saving[b"second-value"].is_set, "the leader saving the second entry")
+            assert (await asyncio.wait_for(first, 5.0))["ok"]
+            assert not second.done()
+            gates[b"second-value"].set()
+            assert (await second)["ok"]
+        finally:
+            for gate in gates.values():
+                gate.set()
+            await first_client.close()
+            await second_client.close()
+
+    run(tmp_path, 3, scenario, tick_ms=40.0, inline_save_max_bytes=-1)
+
+
+@pytest.mark.parametrize(("committed", "new", "count"), [
+    ([3, 4], [], 2),  # nothing new to save: every committed entry is durable already
+    ([3, 4], [5, 6], 2),  # the new entries follow the committed ones
+    ([3, 4, 5], [5], 2),  # a lone voter committed its new entry as it appended it
+    ([], [5], 0),
+])
+def test_a_leader_applies_during_its_save_only_committed_entries_before_the_new_ones(
+        committed: list[int], new: list[int], count: int) -> None:
+    ready = Ready(entries=[Entry(i, 1) for i in new], committed_entries=[Entry(i, 1) for i in committed])
+    assert durable_committed_count(ready) == count
 
 
 def _noting_save(save: Callable[[Ready], None], saved: dict[int, int], peer: int) -> Callable[[Ready], None]:

@@ -14,14 +14,17 @@ that arrive together are handled by one ``Ready``:
    messages is sent -- a vote or an acknowledgement never leaves before it is durable (Raft
    paper, Figure 2) -- then send one frame per peer,
    apply the committed entries, answer the proposals whose ``(index, term)`` was applied, serve
-   the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``;
+   the ReadIndex reads (dissertation section 6.4) whose index has been applied, ``advance``.
+   A leader sends its appends first and, while its disk thread saves them, applies and answers
+   the committed entries that precede them (``durable_committed_count``: already fsynced on a
+   majority including the leader), so an answer never waits for the next batch's fsync;
 3. compact the log into a snapshot every ``snapshot_every`` entries or ``snapshot_every_bytes``
    of applied entry data (whichever comes first), and checkpoint SQLite's WAL once it has
    grown by 8 MB -- both in the disk thread, between Readies, never inside a Ready's commit.
 
 Only the drive task touches the node, so nothing can call ``tick``/``step``/``propose`` between
 ``ready()`` and ``advance()``. The save (one fsync) runs in a dedicated disk
-thread: while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
+thread (``DiskThread``): while it waits for the disk the loop keeps reading sockets, decoding frames and queueing
 proposals, which the next cycle handles together -- that is where the batching comes from. An
 exception in the drive task (a ``RaftSafetyError``, a full disk) stops the manager.
 
@@ -37,7 +40,6 @@ unread in our socket), and counting it would start needless elections.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -52,6 +54,7 @@ from typing import Any
 
 from backends.clock import MonotonicClock
 from backends.manager.clientapi import ClientApi
+from backends.manager.diskthread import DiskThread
 from backends.manager.eventlog import EVENTS_FILE, JsonLinesEventLog, ParquetEventLog
 from backends.manager.framing import FrameDecoder, FrameTooLarge, encode_frame
 from backends.manager.health import PeerHealth
@@ -60,7 +63,7 @@ from backends.manager.peers import PeerLink
 from backends.manager.replicated import ManagerStateMachine
 from backends.manager.segment_log import SegmentLogCorrupt, SegmentLogStore
 from novacron.health import leadership_target
-from novacron.raft import LEADER, NO_NODE, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
+from novacron.raft import LEADER, NO_NODE, Entry, Message, MessageType, RaftConfig, RaftNode, Ready, from_wire, to_wire
 from novacron.raft.events import LeadershipTransferRequested, ManagerStarted
 from novacron.raft.node import sent_before_durable
 from novacron.raft.observer import RaftObserver
@@ -105,6 +108,19 @@ class ManagerConfig:
     log_store: str | None = None
     """``segment`` or ``sqlite`` (``LOG_STORE_PATHS``) for a new data directory; None: the store the
     directory already holds, ``DEFAULT_LOG_STORE`` for a new one."""
+
+
+def durable_committed_count(ready: Ready) -> int:
+    """How many of ``ready.committed_entries`` a leader may apply and answer while the Ready's own
+    save is still running: those before its new entries. The leader commits only through
+    acknowledgements stepped after its earlier saves returned (``sent_before_durable``), so those
+    entries are already fsynced on a majority including the leader; the answers leave one fsync
+    sooner (etcd applies committed entries concurrently with its WAL write too). A lone voter
+    commits its new entries as it appends them: they wait for the save."""
+    if not ready.entries:
+        return len(ready.committed_entries)
+    first_new = ready.entries[0].index
+    return sum(1 for entry in ready.committed_entries if entry.index < first_new)
 
 
 def is_storage_failure(exc: BaseException | None) -> bool:
@@ -170,7 +186,7 @@ class ManagerRuntime:
         self._applied_bytes = 0
         self._wake = asyncio.Event()
         self._closing = False
-        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"manager-{self.id}-disk")
+        self._disk = DiskThread(f"manager-{self.id}-disk")
         self._stop = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.connections: set[asyncio.StreamWriter] = set()
@@ -258,7 +274,7 @@ class ManagerRuntime:
         with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped us
             self.events.flush()
             self.events.close()
-        self._disk.shutdown(wait=True)
+        self._disk.shutdown()
         self.store.close()
 
     # -- inputs --------------------------------------------------------------------------------
@@ -329,19 +345,23 @@ class ManagerRuntime:
             self._prefer_healthier_leader()
         self.api.propose_queued()
         self.api.start_queued_reads()
-        loop = asyncio.get_running_loop()
         while self.node.has_ready():
             ready = self.node.ready()
             early = self._may_send_before_persisting(ready)
             if early:
                 self._send(ready.messages)
+            applied = 0
             if self.store.needs_sync(ready) and (early or self._save_in_disk_thread(ready)):
                 # Durable (fsynced) before any message of this Ready that reveals it is sent. The
                 # disk thread lets the loop keep reading and decoding meanwhile (the next batch);
                 # what arrives waits, and is stepped only once this save has returned. A leader
                 # whose appends already left (``early``) always saves there: clients' requests and
                 # the followers' acknowledgements are read during its fsync instead of after it.
-                await loop.run_in_executor(self._disk, self.store.save, ready)
+                saving = self._disk.run(self.store.save, ready)
+                if early:
+                    applied = self._apply(ready.committed_entries[:durable_committed_count(ready)])
+                    self.api.flush()
+                await saving
             elif ready.hard_state is not None or ready.entries or ready.snapshot is not None:
                 # Small saves run on the loop thread: nothing can be stepped before they return
                 # anyway, and a hand-over to the disk thread and back costs two thread switches
@@ -351,10 +371,7 @@ class ManagerRuntime:
                 self._install_snapshot(ready)
             if not early:
                 self._send(ready.messages)
-            for entry in ready.committed_entries:
-                self.state.apply(entry)
-                self._applied_bytes += len(entry.data)
-                self.api.entry_applied(entry)
+            self._apply(ready.committed_entries[applied:])
             self._observe(ready)
             self.api.reads_ready(ready.read_states)
             self.node.advance(ready)
@@ -362,7 +379,15 @@ class ManagerRuntime:
         self.api.flush()
         await self._maybe_compact()
         if self.store.needs_checkpoint():
-            await loop.run_in_executor(self._disk, self.store.checkpoint)
+            await self._disk.run(self.store.checkpoint)
+
+    def _apply(self, entries: list[Entry]) -> int:
+        """Apply committed entries and queue the answers to their proposals; returns how many."""
+        for entry in entries:
+            self.state.apply(entry)
+            self._applied_bytes += len(entry.data)
+            self.api.entry_applied(entry)
+        return len(entries)
 
     def _prefer_healthier_leader(self) -> None:
         """A leader scoring below ``leader_min_health`` hands over to the healthiest peer (Raft's
@@ -415,7 +440,7 @@ class ManagerRuntime:
                 or self._applied_bytes >= self.config.snapshot_every_bytes):
             self._applied_bytes = 0
             snapshot = self.node.compact(applied, self.state.snapshot())
-            await asyncio.get_running_loop().run_in_executor(self._disk, self.store.compact, snapshot)
+            await self._disk.run(self.store.compact, snapshot)
 
     def _observe(self, ready: Ready) -> None:
         """Report this node's Raft events through the core's observer (the simulation uses the same)."""

@@ -19,7 +19,6 @@ index/term" for votes, and the acknowledged index for AppendEntries responses.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -214,13 +213,22 @@ class Ready:
 
 
 def to_wire(message: Message) -> dict[str, Any]:
-    """A dict of ints, bools, bytes and lists: what msgpack (or JSON with base64) can carry."""
-    wire = dataclasses.asdict(message)
-    wire["entries"] = [[e.index, e.term, e.kind, e.data] for e in message.entries]
-    if message.snapshot is not None:
-        s = message.snapshot
-        wire["snapshot"] = [s.index, s.term, list(s.voters), s.data] + ([list(s.learners)] if s.learners else [])
-    return wire
+    """A dict of ints, bools, bytes and lists: what msgpack (or JSON with base64) can carry.
+    Written out field by field rather than with ``dataclasses.asdict``, which deep-copies every
+    entry only for them to be replaced by lists: 2-3.5 % of each real manager's samples at 16
+    clients (py-spy). A test checks that it names every field of ``Message``, in order. A
+    snapshot's learners follow its data only when it has some (older peers read four fields)."""
+    s = message.snapshot
+    return {"type": message.type, "src": message.src, "dst": message.dst, "term": message.term,
+            "index": message.index, "log_term": message.log_term, "commit": message.commit,
+            "entries": [[e.index, e.term, e.kind, e.data] for e in message.entries],
+            "reject": message.reject, "reject_hint": message.reject_hint,
+            "snapshot": None if s is None else _snapshot_wire(s),
+            "context": message.context}
+
+
+def _snapshot_wire(s: Snapshot) -> list[Any]:
+    return [s.index, s.term, list(s.voters), s.data] + ([list(s.learners)] if s.learners else [])
 
 
 def from_wire(wire: dict[str, Any]) -> Message:
