@@ -29,6 +29,7 @@ def test_row_groups_are_closed_parts_folded_into_a_run_directory_at_close(tmp_pa
     log = ParquetEventLog(tmp_path, manager_id=1, row_group_events=4, flush_interval_s=3600.0)
     log.emit(ManagerStarted, source="manager-1", manager_id=1, restarted=False)
     _commands(log, 1, 10)
+    log.wait_written()  # parts are written on the log's writer thread
     assert len(list((tmp_path / PARTS_DIR).glob("part-*.parquet"))) == 2  # 8 of 11 events, 4 a row group
     log.close()
     assert not list((tmp_path / PARTS_DIR).glob("part-*.parquet"))
@@ -41,6 +42,7 @@ def test_row_groups_are_closed_parts_folded_into_a_run_directory_at_close(tmp_pa
 def test_a_killed_manager_loses_at_most_its_buffer_and_its_restart_writes_nothing_twice(tmp_path: Path) -> None:
     log = ParquetEventLog(tmp_path, manager_id=1, row_group_events=4, flush_interval_s=3600.0)
     _commands(log, 1, 10)  # 2 parts written, 2 events buffered: the "SIGKILL" drops them (no close)
+    log.wait_written()
     restarted = ParquetEventLog(tmp_path, manager_id=1, row_group_events=4)
     assert restarted.last_applied == (8, 0)
     assert restarted.already_written(8, 0) and not restarted.already_written(9, 0)
@@ -53,6 +55,7 @@ def test_a_killed_manager_loses_at_most_its_buffer_and_its_restart_writes_nothin
 def test_folding_again_after_a_crash_mid_fold_duplicates_nothing(tmp_path: Path) -> None:
     log = ParquetEventLog(tmp_path, manager_id=1, row_group_events=2)
     _commands(log, 1, 4)
+    log.wait_written()
     parts = sorted((tmp_path / PARTS_DIR).glob("part-*.parquet"))
     kept = [p.read_bytes() for p in parts]
     fold_manager_events(tmp_path, manager_id=1)
@@ -101,3 +104,14 @@ def test_a_real_managers_data_directory_opens_with_load_run_and_renders(tmp_path
         elected += len(run.of_type(LeaderElected.__name__))
         assert main(["report", str(data_dir)]) == 0 and (data_dir / "report.html").is_file()
     assert elected >= 1
+
+
+def test_a_part_that_cannot_be_written_is_raised_on_the_managers_thread(tmp_path: Path) -> None:
+    """Parts are written on a thread; a failure (here: the parts folder is gone, as on a lost or
+    full disk) is raised on the caller's thread (at the next hand-over, flush or close), as a write
+    there would have been, so it still stops the manager."""
+    log = ParquetEventLog(tmp_path, manager_id=1, row_group_events=2, flush_interval_s=0.0)
+    (tmp_path / PARTS_DIR).rmdir()
+    _commands(log, 1, 2)  # a part is handed over; its write fails on the writer thread
+    with pytest.raises(FileNotFoundError):
+        log.close()  # waits for the writer: the failure surfaces here, not lost on the thread
