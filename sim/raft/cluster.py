@@ -48,7 +48,7 @@ def message_size_bytes(m: Message) -> int:
     for entry in m.entries:
         size += ENTRY_OVERHEAD_BYTES + len(entry.data)
     if m.snapshot is not None:
-        size += len(m.snapshot.data) + 8 * len(m.snapshot.voters)
+        size += len(m.snapshot.data) + 8 * (len(m.snapshot.voters) + len(m.snapshot.learners))
     return size
 
 
@@ -141,6 +141,8 @@ class ClusterSettings:
     handling_s: float = 0.0
     persist_s: float = 0.0
     boot: BootPhase | None = None
+    learners: int = 0
+    """Managers ``managers + 1 .. managers + learners`` boot as learners (non-voting members)."""
 
     def raft_config(self, node_id: int) -> RaftConfig:
         return replace(self.raft, node_id=node_id)
@@ -164,16 +166,17 @@ class RaftCluster(EventQueue):
         """With a boot phase: when each directed link comes up; messages before that are dropped."""
         self.messages_lost_at_boot = 0
         voters = tuple(range(1, settings.managers + 1))
+        learners = tuple(range(settings.managers + 1, settings.managers + settings.learners + 1))
         self.managers: dict[int, Manager] = {}
         if settings.boot is not None:
-            self._boot_later(settings.boot, voters)
+            self._boot_later(settings.boot, voters, learners)
             return
-        for node_id in self.hosted(voters):
-            self.add_manager(node_id, Stored.bootstrap(voters))
+        for node_id in self.hosted(voters + learners):
+            self.add_manager(node_id, Stored.bootstrap(voters, learners))
 
-    def _boot_later(self, boot: BootPhase, voters: tuple[int, ...]) -> None:
+    def _boot_later(self, boot: BootPhase, voters: tuple[int, ...], learners: tuple[int, ...]) -> None:
         """Start each manager at its own ``start_s``; links come up as ``BootPhase`` says."""
-        hosted = self.hosted(voters)
+        hosted = self.hosted(voters + learners)
         start_s = {i: self.rng.uniform(boot.start_min_s, boot.start_max_s) for i in hosted}
         for a in hosted:
             for b in hosted:
@@ -181,12 +184,12 @@ class RaftCluster(EventQueue):
                     self.link_up_s[(a, b)] = boot.link_up_s(start_s[a], start_s[b])
         for node_id in hosted:
             self._push(start_s[node_id], CALL,
-                       lambda node_id=node_id: self.add_manager(node_id, Stored.bootstrap(voters)), 0)
+                       lambda node_id=node_id: self.add_manager(node_id, Stored.bootstrap(voters, learners)), 0)
 
-    def hosted(self, voters: tuple[int, ...]) -> tuple[int, ...]:
+    def hosted(self, members: tuple[int, ...]) -> tuple[int, ...]:
         """The members this simulator runs: all of them (a run partitioned by datacenter runs only
         its datacenter's, ``sim.federation.partition``)."""
-        return voters
+        return members
 
     # -- membership of the simulation ------------------------------------------------------------
 
@@ -252,6 +255,11 @@ class RaftCluster(EventQueue):
 
     def node(self, node_id: int) -> RaftNode | None:
         return self.managers[node_id].node
+
+    def holds(self, node_id: int, index: int, term: int) -> bool:
+        """Does manager ``node_id``'s disk hold entry (``index``, ``term``)? (``SafetyChecker``'s Commit Quorum.)"""
+        manager = self.managers.get(node_id)
+        return manager is not None and manager.storage.holds(index, term)
 
     # -- client entry points -------------------------------------------------------------------------
 
