@@ -80,6 +80,9 @@ under 5 % of seeds) changes only what versions 1 and 2 do not draw, so both stay
   next message), so a second candidate of the same term reaches a voter that only has what
   it persisted even on a LAN, where both requests arrive within 0.1 ms.
 
+The ``learners`` generator (``sim.raft.learners``) is the latest version's plan plus learners,
+drawn after and apart from it (``SwarmPlan.learners``; None in every swarm plan).
+
 ``FaultState`` tracks which faults are active; when the last one ends (a *heal*), the vopr checks
 after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness_later``).
 Simultaneous time-outs, membership changes and leadership transfers restart that bound too: each

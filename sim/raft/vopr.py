@@ -12,7 +12,10 @@ Two plan generators turn a seed into a cluster and a fault schedule:
   to 7 voters;
   ``swarm1`` replays its version 1 (the seeds in ``tests/vopr_regressions.txt`` were found with
   it), ``swarm`` draws the latest version;
-- ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed.
+- ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed;
+- ``learners`` (``sim.raft.learners``): the latest swarm plan of the seed, draw for draw, plus
+  learners -- booted with the cluster, added, promoted, removed, crashed and cut off, probed for
+  what a leader must refuse -- from streams of their own, so no other generator's seed changes.
 
 Checks, all of them on every seed:
 
@@ -20,7 +23,10 @@ Checks, all of them on every seed:
   checked), the five properties of Figure 3 of the Raft paper (an entry counts as committed in
   the term of the leader's commit point), section 5.2's one vote per server and term across
   restarts, the state machine's contents and every snapshot compared across nodes at each
-  index and the applied sequence without gaps (``SafetyChecker``);
+  index and the applied sequence without gaps (``SafetyChecker``); and who counts: a learner
+  is never pre-candidate, candidate or leader, a leader was voted for by a majority of its
+  configuration's voters, and a leader's new commit point is on the disks of a majority of its
+  voters (``RaftCluster.holds``);
 - every read and write of ``CLIENTS`` clients, each with up to ``IN_FLIGHT`` requests in flight:
   writes go to the leader, reads either to the leader (ReadIndex) or to a follower, which gets a
   read index from its leader and serves once it has applied that far (dissertation 6.4.1).
@@ -32,7 +38,7 @@ Checks, all of them on every seed:
   configuration that never learns it disrupts every leader, dissertation 4.2.3): with the swarm
   generator, ``LIVENESS_BOUND_S`` after every heal that no new fault follows, some leader must
   have committed an entry of its term; and after the final calm period (network healed, every
-  manager up) also every voter must have caught up with it.
+  manager up) also every voter and every learner must have caught up with it.
 
 A violation is returned with the seed and the last events before it; ``write_full_trace`` runs
 the seed again with every message, fault and client operation traced and writes that to a file
