@@ -84,11 +84,11 @@ class CountsLearnersTowardsCommit(RaftNode):
     majority; the Commit Quorum check compares the count with the disks)."""
 
     def _maybe_commit(self) -> bool:
-        index = quorum_index(self.progress[m].match for m in self._members())
-        if index <= self.log.committed or self.log.term(index) != self.term:
-            return False
-        self.log.commit_to(index)
-        return True
+        voters, self.voters = self.voters, self._members()  # the commit rule alone sees learners as voters
+        try:
+            return super()._maybe_commit()
+        finally:
+            self.voters = voters
 
 
 class CountsLearnersVotes(RaftNode):
