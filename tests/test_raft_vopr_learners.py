@@ -73,7 +73,8 @@ def test_a_commit_that_only_learners_store_is_caught() -> None:
 
 
 def test_a_simulated_cluster_boots_its_learners_and_replicates_to_them() -> None:
-    cluster = RaftCluster(ClusterSettings(managers=3, learners=2), NetworkModel(PROFILES["lan"], Random(1)), Random(2))
+    network = NetworkModel(PROFILES["lan"], Random(1))
+    cluster = RaftCluster(ClusterSettings(managers=5, learners=(4, 5)), network, Random(2))
     cluster.run_until(2.0)
     leader = cluster.leader()
     assert leader is not None and (leader.voters, leader.learners) == ((1, 2, 3), (4, 5))
@@ -94,7 +95,9 @@ def test_the_learners_plan_is_the_swarm_plan_of_the_seed_plus_learners() -> None
                        clock_rates=learners.clock_rates[:7]) == swarm
         assert len(learners.clock_rates) == MAX_MEMBERS
         assert learners.managers + learners.learners.boot_learners <= MAX_MEMBERS
-        assert learners.settings().learners == learners.learners.boot_learners
+        voters, boot = learners.managers, learners.learners.boot_learners
+        settings = learners.settings()
+        assert (settings.managers, settings.learners) == (voters + boot, tuple(range(voters + 1, voters + boot + 1)))
 
 
 @pytest.mark.slow

@@ -135,14 +135,14 @@ class ClusterSettings:
     sends them); ``boot`` delays each manager's start and its links at cluster creation."""
 
     managers: int = 5
+    learners: tuple[int, ...] = ()
+    """Node ids (of ``1..managers``) that join as learners: they receive the log and do not vote."""
     tick_s: float = 0.010
     snapshot_every: int = 0
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
     handling_s: float = 0.0
     persist_s: float = 0.0
     boot: BootPhase | None = None
-    learners: int = 0
-    """Managers ``managers + 1 .. managers + learners`` boot as learners (non-voting members)."""
 
     def raft_config(self, node_id: int) -> RaftConfig:
         return replace(self.raft, node_id=node_id)
@@ -165,18 +165,23 @@ class RaftCluster(EventQueue):
         self.link_up_s: dict[tuple[int, int], float] = {}
         """With a boot phase: when each directed link comes up; messages before that are dropped."""
         self.messages_lost_at_boot = 0
-        voters = tuple(range(1, settings.managers + 1))
-        learners = tuple(range(settings.managers + 1, settings.managers + settings.learners + 1))
+        members = tuple(range(1, settings.managers + 1))
         self.managers: dict[int, Manager] = {}
         if settings.boot is not None:
-            self._boot_later(settings.boot, voters, learners)
+            self._boot_later(settings.boot, members)
             return
-        for node_id in self.hosted(voters + learners):
-            self.add_manager(node_id, Stored.bootstrap(voters, learners))
+        for node_id in self.hosted(members):
+            self.add_manager(node_id, self.bootstrap_state())
 
-    def _boot_later(self, boot: BootPhase, voters: tuple[int, ...], learners: tuple[int, ...]) -> None:
+    def bootstrap_state(self) -> Stored:
+        """What every member starts from: the configuration (voters and learners) as snapshot 0."""
+        learners = self.settings.learners
+        voters = tuple(m for m in range(1, self.settings.managers + 1) if m not in learners)
+        return Stored.bootstrap(voters, learners)
+
+    def _boot_later(self, boot: BootPhase, members: tuple[int, ...]) -> None:
         """Start each manager at its own ``start_s``; links come up as ``BootPhase`` says."""
-        hosted = self.hosted(voters + learners)
+        hosted = self.hosted(members)
         start_s = {i: self.rng.uniform(boot.start_min_s, boot.start_max_s) for i in hosted}
         for a in hosted:
             for b in hosted:
@@ -184,7 +189,7 @@ class RaftCluster(EventQueue):
                     self.link_up_s[(a, b)] = boot.link_up_s(start_s[a], start_s[b])
         for node_id in hosted:
             self._push(start_s[node_id], CALL,
-                       lambda node_id=node_id: self.add_manager(node_id, Stored.bootstrap(voters, learners)), 0)
+                       lambda node_id=node_id: self.add_manager(node_id, self.bootstrap_state()), 0)
 
     def hosted(self, members: tuple[int, ...]) -> tuple[int, ...]:
         """The members this simulator runs: all of them (a run partitioned by datacenter runs only

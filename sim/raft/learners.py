@@ -41,7 +41,7 @@ from novacron.raft.invariants import SafetyViolation
 from novacron.raft.messages import ConfChange
 from novacron.raft.node import MAX_VOTERS, RaftNode, Stored
 from novacron.seeding import RunSeeds
-from sim.raft.cluster import Hook, Manager, RaftCluster
+from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 
 if TYPE_CHECKING:
     from sim.raft.swarm import SwarmFaults, SwarmPlan
@@ -72,6 +72,12 @@ class LearnerPlan:
                    change_rate_s=_log_uniform(rng, 0.5, 4.0), isolate_rate_s=_log_uniform(rng, 0.1, 1.5),
                    snapshot_every=rng.choice((2, 3, 5, 8, 16)),
                    clock_rates=tuple(rng.uniform(0.5, 1.5) for _ in range(MAX_MEMBERS - 7)))
+
+    def boot_with(self, settings: ClusterSettings) -> ClusterSettings:
+        """``settings``' voters (``1..managers``) and this plan's boot learners after them."""
+        voters = settings.managers
+        return replace(settings, managers=voters + self.boot_learners,
+                       learners=tuple(range(voters + 1, voters + self.boot_learners + 1)))
 
     def describe(self) -> str:
         return (f"learners: {self.boot_learners} at boot, changes/s={self.change_rate_s:.2f} "

@@ -212,8 +212,8 @@ class SwarmPlan(ClusterPlan):
     def settings(self) -> ClusterSettings:
         base = super().settings()
         heartbeat_ticks = heartbeat_ticks_under_skew(self.clock_rates, base.raft)
-        boot_learners = self.learners.boot_learners if self.learners is not None else 0
-        return replace(base, raft=replace(base.raft, heartbeat_ticks=heartbeat_ticks), learners=boot_learners)
+        base = replace(base, raft=replace(base.raft, heartbeat_ticks=heartbeat_ticks))
+        return base if self.learners is None else self.learners.boot_with(base)
 
     @classmethod
     def draw(cls, seed: int, version: int = SWARM_VERSION) -> SwarmPlan:
