@@ -35,6 +35,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 from random import Random
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from novacron.raft.invariants import SafetyViolation
@@ -49,7 +50,9 @@ if TYPE_CHECKING:
 MAX_MEMBERS = 9
 """Node ids 1..9: up to 7 voters (``node.MAX_VOTERS``) and learners beside them."""
 MAX_BOOT_LEARNERS = 3
-LEARNER_CHANGES = ("add-learner", "promote", "remove-learner", "remove-voter")
+LEARNER_CHANGES = MappingProxyType({"add-learner": "add-learner", "promote": "add", "remove-learner": "remove",
+                                    "remove-voter": "remove"})
+"""The workload's membership changes, and the ``ConfChange`` action each proposes."""
 
 
 @dataclass(frozen=True)
@@ -132,29 +135,26 @@ class LearnerFaults(Hook):
         node_id = self.rng.choice(options[action])
         if action == "add-learner":
             self._ensure_manager(node_id)
-        change = ConfChange("add-learner" if action == "add-learner" else "add" if action == "promote" else "remove",
-                            node_id)
-        if self.cluster.propose_conf_change(leader.id, change) is not None:
+        if self.cluster.propose_conf_change(leader.id, ConfChange(LEARNER_CHANGES[action], node_id)) is not None:
             self.events[action] += 1
             self.faults.trace(f"{self.faults.now_text()} leader {leader.id} proposes {action} {node_id}")
             self.faults.disrupted()
 
     @staticmethod
     def _change_options(leader: RaftNode) -> dict[str, list[int]]:
-        """The members each of ``LEARNER_CHANGES`` could apply to in the leader's configuration
-        (a voter can always be removed from two or more, so some option always exists)."""
+        """The ids each of ``LEARNER_CHANGES`` could apply to in the leader's configuration. One
+        always can: with two voters or more one can go; with one, an id is free or a learner can go."""
         voters, learners = leader.voters, leader.learners
         return {"add-learner": [i for i in range(1, MAX_MEMBERS + 1) if i not in voters and i not in learners],
                 "promote": list(learners) if len(voters) < MAX_VOTERS else [],
                 "remove-learner": list(learners),
                 "remove-voter": list(voters) if len(voters) > 1 else []}
 
-    def _ensure_manager(self, node_id: int) -> int:
+    def _ensure_manager(self, node_id: int) -> None:
         """A new member's manager, with an empty disk, on the clock the plan gives its id."""
         if node_id not in self.cluster.managers:
             manager = self.cluster.add_manager(node_id, Stored())
             manager.clock_rate = self.faults.plan.clock_rates[node_id - 1]
-        return node_id
 
     def _probe_refusals(self, leader: RaftNode) -> None:
         """What a leader must refuse, asked of the live leader; a learner told to campaign must not
