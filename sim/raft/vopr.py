@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One seed is one experiment, and everything in it derives from the seed (``RunSeeds(seed)``).
-Two plan generators turn a seed into a cluster and a fault schedule:
+Three plan generators turn a seed into a cluster and a fault schedule:
 
 - ``swarm`` (the default, ``sim.raft.swarm``): each seed turns on a random subset of fault
   kinds -- crash storms with snapshots every few entries, partitions and one-way cuts aimed at
