@@ -984,10 +984,12 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     _add_vopr_seed_args(vopr)
     vopr.add_argument("--plant", default=None, help="run a deliberately broken node (must fail): "
                       "old-term-commit, no-election-restriction, forget-vote, stale-read, no-log-matching, "
-                      "leader-keeps-term")
-    vopr.add_argument("--generator", choices=("swarm", "swarm1", "swarm2", "classic"), default="swarm",
+                      "leader-keeps-term; with --generator learners: learner-quorum, learner-votes, "
+                      "learner-campaigns")
+    vopr.add_argument("--generator", choices=("swarm", "swarm1", "swarm2", "classic", "learners"), default="swarm",
                       help="plan generator: swarm (random subsets of fault kinds, 1-7 voters; default; swarmN: "
-                           "its version N, for the seeds that version found) or classic")
+                           "its version N, for the seeds that version found), classic, or learners (swarm plus "
+                           "learners: added, promoted, removed, crashed, cut off)")
     vopr.add_argument("--federation", action="store_true",
                       help="check the federation group instead (random datacenter cuts and losses; --plant "
                            "unrecorded-restart or a Raft bug above)")

@@ -32,16 +32,35 @@ And one rule the paper states outright (section 5.2) and Election Safety rests o
 votes for at most one candidate in a term, also across restarts (``check_votes``; what a node
 voted for must be on disk before anyone hears of it).
 
+Three more are about who counts, and matter once a configuration has learners (non-voting
+members, ``RaftNode.learners``), where a node that counts the wrong members still looks healthy:
+
+- Learners Never Campaign: a node that its own latest configuration makes a learner is a
+  follower -- never a pre-candidate, candidate or leader.
+- Election Quorum (with ``check_votes``, whose record of votes it reads): a node that becomes
+  leader of term T was voted for in T by a majority of the voters of the configuration it won
+  in. Votes of learners, or of nodes outside that configuration, count for nothing.
+- Commit Quorum (when the runtime passes ``holds``, a view of every node's durable log): when a
+  leader's commit index advances, the entry at it is on the disks of a majority of the voters of
+  the leader's configuration -- what the leader counted (section 5.3), checked against what the
+  disks hold. Log Matching extends that to everything before it.
+
 Each check only looks at what changed since the node was last checked, so checking after every
 step costs about as much as the step itself. A violation raises ``SafetyViolation``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from novacron.raft.messages import NO_NODE, Entry
-from novacron.raft.node import LEADER, RaftNode
+from novacron.raft.node import FOLLOWER, LEADER, RaftNode
+from novacron.raft.progress import quorum_size
+
+DurableHolds = Callable[[int, int, int], bool]
+"""``holds(node_id, index, term)``: does that node's durable log hold the entry (index, term),
+or a snapshot covering ``index``?"""
 
 
 class SafetyViolation(AssertionError):
@@ -80,13 +99,16 @@ class _NodeWatermarks:
 
 
 class SafetyChecker:
-    def __init__(self, *, check_gaps: bool = False, check_votes: bool = False) -> None:
+    def __init__(self, *, check_gaps: bool = False, check_votes: bool = False,
+                 holds: DurableHolds | None = None) -> None:
         """``check_gaps`` needs a runtime that reports crashes (``forget_node`` when a node goes
         down) and snapshot installs (``installed_snapshot``) and passes ``base_index``;
         ``check_votes`` one that persists a node's Ready before the node is checked (else a vote
-        lost with an unsaved Ready in a crash looks like a second vote)."""
+        lost with an unsaved Ready in a crash looks like a second vote); ``holds`` (Commit
+        Quorum) one that persists a Ready before the node is checked and can see every disk."""
         self.check_gaps = check_gaps
         self.check_votes = check_votes
+        self.holds = holds
         self.votes: dict[tuple[int, int], int] = {}
         """(node, term) -> the candidate it voted for, when ``check_votes``."""
         self.leaders_by_term: dict[int, int] = {}
@@ -119,12 +141,17 @@ class SafetyChecker:
             if first != node.vote:
                 raise SafetyViolation("One Vote per Term", f"node {node.id} voted for {first} and then for "
                                       f"{node.vote} in term {node.term}")
+        if node.role != FOLLOWER and node.id in node.learners:
+            raise SafetyViolation("Learners Never Campaign", f"node {node.id} is a learner of its configuration "
+                                  f"(voters {list(node.voters)}) and {node.role} in term {node.term}")
         if node.role == LEADER:
             self._check_leader(node, marks)
         elif marks.leader_term:
             marks.leader_term = 0
         self._check_new_entries(node, marks)
         if node.log.committed != marks.checked_commit:
+            if node.role == LEADER and self.holds is not None:
+                self._check_commit_quorum(node, self.holds)
             self._check_commits(node, marks)
         if node.log.snapshot.index != marks.snapshot_index:
             self._check_snapshot(node)
@@ -136,6 +163,8 @@ class SafetyChecker:
             first = self.leaders_by_term.setdefault(node.term, node.id)
             if first != node.id:
                 raise SafetyViolation("Election Safety", f"nodes {first} and {node.id} both lead term {node.term}")
+            if self.check_votes:
+                self._check_election_quorum(node)
             self._check_completeness(node)
             self._record_election(node)
             marks.leader_term = node.term
@@ -146,6 +175,27 @@ class SafetyChecker:
         marks.leader_truncations = log.truncations
         marks.leader_last_index = log.last_index()
         marks.leader_last_term = log.last_term()
+
+    def _check_election_quorum(self, node: RaftNode) -> None:
+        """The new leader's votes of its term, recorded as each voter persisted them, from a
+        majority of the voters of its configuration (a learner's vote, or its own when it is not
+        a voter, counts for nothing)."""
+        granted = [v for v in node.voters if self.votes.get((v, node.term)) == node.id]
+        if len(granted) < quorum_size(len(node.voters)):
+            raise SafetyViolation("Election Quorum", f"node {node.id} leads term {node.term} with votes of "
+                                  f"voters {granted} only, of voters {list(node.voters)}")
+
+    @staticmethod
+    def _check_commit_quorum(node: RaftNode, holds: DurableHolds) -> None:
+        """The leader's new commit point is on the disks of a majority of its configuration's voters."""
+        index = node.log.committed
+        term = node.log.term(index)
+        if term is None:
+            return
+        holding = [v for v in node.voters if holds(v, index, term)]
+        if len(holding) < quorum_size(len(node.voters)):
+            raise SafetyViolation("Commit Quorum", f"leader {node.id} of term {node.term} committed {index} "
+                                  f"(term {term}) held by voters {holding} only, of voters {list(node.voters)}")
 
     def _check_completeness(self, node: RaftNode) -> None:
         log = node.log

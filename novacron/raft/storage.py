@@ -60,5 +60,12 @@ class MemoryStorage:
     def stored(self) -> Stored:
         return Stored(self.hard_state, self.snapshot, list(self.entries))
 
+    def holds(self, index: int, term: int) -> bool:
+        """Is entry (``index``, ``term``) on this disk, or covered by its snapshot?"""
+        if index <= self.snapshot.index:
+            return True
+        offset = index - self.snapshot.index - 1
+        return offset < len(self.entries) and self.entries[offset].term == term
+
     def last_index(self) -> int:
         return self.entries[-1].index if self.entries else self.snapshot.index

@@ -261,6 +261,11 @@ class RaftCluster(EventQueue):
     def node(self, node_id: int) -> RaftNode | None:
         return self.managers[node_id].node
 
+    def holds(self, node_id: int, index: int, term: int) -> bool:
+        """Does manager ``node_id``'s disk hold entry (``index``, ``term``)? (``SafetyChecker``'s Commit Quorum.)"""
+        manager = self.managers.get(node_id)
+        return manager is not None and manager.storage.holds(index, term)
+
     # -- client entry points -------------------------------------------------------------------------
 
     def _input(self, node_id: int, call: Callable[[RaftNode], T], down: T) -> T:

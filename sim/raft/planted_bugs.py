@@ -1,7 +1,8 @@
 """Deliberately broken Raft nodes, to show that the vopr's checkers catch real protocol bugs.
 
 Each class breaks one rule of the paper; a checker that cannot tell them from ``RaftNode`` is
-useless. ``novacron vopr --plant NAME`` runs one of them (and is expected to fail).
+useless. ``novacron vopr --plant NAME`` runs one of them (and is expected to fail). The three
+``learner-*`` bugs need learners: ``--generator learners`` catches them (``LEARNER_PLANTED_BUGS``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from types import MappingProxyType
 
 from novacron.raft.messages import HardState, Message, MessageType, ReadState
 from novacron.raft.node import LEADER, RaftNode
-from novacron.raft.progress import quorum_index
+from novacron.raft.progress import quorum_index, quorum_size
 
 
 class CommitsEntriesOfOldTerms(RaftNode):
@@ -77,6 +78,43 @@ class LeaderIgnoresHigherTerm(RaftNode):
         super().step(m)
 
 
+class CountsLearnersTowardsCommit(RaftNode):
+    """Commits what a majority of voters *and learners* store: learners' acknowledgements stand in
+    for voters', so an entry commits on a minority of the voters (learners count towards no
+    majority; the Commit Quorum check compares the count with the disks)."""
+
+    def _maybe_commit(self) -> bool:
+        voters, self.voters = self.voters, self._members()  # the commit rule alone sees learners as voters
+        try:
+            return super()._maybe_commit()
+        finally:
+            self.voters = voters
+
+
+class CountsLearnersVotes(RaftNode):
+    """Asks learners for their votes too and counts them towards winning an election."""
+
+    def _start_election(self, *, pre_vote: bool, context: bytes) -> None:
+        super()._start_election(pre_vote=pre_vote, context=context)
+        if self.role == LEADER:
+            return
+        vote_type = MessageType.PRE_VOTE if pre_vote else MessageType.VOTE
+        for learner in self.learners:
+            self._send(Message(vote_type, self.id, learner, self.term + 1 if pre_vote else self.term,
+                               index=self.log.last_index(), log_term=self.log.last_term(), context=context))
+
+    def _poll(self) -> str:
+        granted = sum(1 for m in self._members() if self.votes.get(m) is True)
+        return "won" if granted >= quorum_size(len(self.voters)) else super()._poll()
+
+
+class LearnerCampaigns(RaftNode):
+    """Lets a learner time out and campaign like a voter (learners never campaign)."""
+
+    def promotable(self) -> bool:
+        return self.id in self.learners or super().promotable()
+
+
 PLANTED_BUGS: Mapping[str, type[RaftNode]] = MappingProxyType({
     "old-term-commit": CommitsEntriesOfOldTerms,
     "no-election-restriction": IgnoresElectionRestriction,
@@ -84,4 +122,10 @@ PLANTED_BUGS: Mapping[str, type[RaftNode]] = MappingProxyType({
     "stale-read": ServesReadsWithoutConfirmingLeadership,
     "no-log-matching": SkipsLogMatchingCheck,
     "leader-keeps-term": LeaderIgnoresHigherTerm,
+    "learner-quorum": CountsLearnersTowardsCommit,
+    "learner-votes": CountsLearnersVotes,
+    "learner-campaigns": LearnerCampaigns,
 })
+
+LEARNER_PLANTED_BUGS = ("learner-quorum", "learner-votes", "learner-campaigns")
+"""The planted bugs only the ``learners`` workload can catch (other plans have no learners)."""

@@ -80,6 +80,9 @@ under 5 % of seeds) changes only what versions 1 and 2 do not draw, so both stay
   next message), so a second candidate of the same term reaches a voter that only has what
   it persisted even on a LAN, where both requests arrive within 0.1 ms.
 
+The ``learners`` generator (``sim.raft.learners``) is the latest version's plan plus learners,
+drawn after and apart from it (``SwarmPlan.learners``; None in every swarm plan).
+
 ``FaultState`` tracks which faults are active; when the last one ends (a *heal*), the vopr checks
 after ``LIVENESS_BOUND_S`` of quiet that the cluster is live again (``vopr._check_liveness_later``).
 Simultaneous time-outs, membership changes and leadership transfers restart that bound too: each
@@ -99,6 +102,7 @@ from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
 from novacron.seeding import RunSeeds
 from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
+from sim.raft.learners import LearnerPlan
 
 MAX_MANAGERS = 7
 FAULT_KINDS_V1 = ("crash", "partition", "leader-cut", "membership", "clock", "pause", "duplication", "loss",
@@ -196,15 +200,20 @@ class SwarmPlan(ClusterPlan):
     version: int
     rolling_restarts: bool = False
     """Version 3: a leader crashed before sending stays down until the next one crashes so."""
+    learners: LearnerPlan | None = None
+    """The ``learners`` workload's additions (``sim.raft.learners``); None in every other plan."""
 
     @property
     def generator(self) -> str:
+        if self.learners is not None:
+            return "learners"
         return "swarm" if self.version == SWARM_VERSION else f"swarm{self.version}"
 
     def settings(self) -> ClusterSettings:
         base = super().settings()
         heartbeat_ticks = heartbeat_ticks_under_skew(self.clock_rates, base.raft)
-        return replace(base, raft=replace(base.raft, heartbeat_ticks=heartbeat_ticks))
+        base = replace(base, raft=replace(base.raft, heartbeat_ticks=heartbeat_ticks))
+        return base if self.learners is None else self.learners.boot_with(base)
 
     @classmethod
     def draw(cls, seed: int, version: int = SWARM_VERSION) -> SwarmPlan:
@@ -299,7 +308,8 @@ class SwarmPlan(ClusterPlan):
                 f"copies={self.storm_copies} snapshot_every={self.snapshot_every} "
                 f"batch={self.max_entries_per_message} keys={self.client_keys} reread={self.reread_share:.2f} "
                 f"heartbeat={self.settings().raft.heartbeat_ticks}"
-                f"{' rolling-restarts' if self.rolling_restarts else ''} faults for {self.fault_window_s:.1f} s")
+                f"{' rolling-restarts' if self.rolling_restarts else ''} faults for {self.fault_window_s:.1f} s"
+                f"{'; ' + self.learners.describe() if self.learners is not None else ''}")
 
     def network(self, rng: Random, trace: Callable[[str], None] | None) -> SwarmNetwork:
         network = SwarmNetwork(PROFILES[self.profile].with_faults(loss=self.loss), rng, trace=trace)
@@ -429,7 +439,7 @@ class SwarmFaults(Hook):
         if not share or self.rng.random() >= share:
             return
         manager = cluster.managers[node.id]
-        peers = [v for v in node.voters if v != node.id]
+        peers = [v for v in (*node.voters, *node.learners) if v != node.id]
         reached = self.rng.sample(peers, self.rng.randint(0, len(peers)))
         if self.plan.rolling_restarts and self.rng.random() < 0.5:
             reached = []  # version 3: as often as not the crash beats every send
@@ -449,7 +459,7 @@ class SwarmFaults(Hook):
         if self.plan.rolling_restarts:
             for node_id in self._rolling_down:
                 self.cluster.restart(node_id)
-                self.trace(f"{self._now()} {node_id} back as {manager.node_id} goes down (rolling restart)")
+                self.trace(f"{self.now_text()} {node_id} back as {manager.node_id} goes down (rolling restart)")
             self._rolling_down = [manager.node_id]
         self._crash_if_same(manager, incarnation, f"leader ({what}, before sending)", down_s)
 
@@ -495,8 +505,8 @@ class SwarmFaults(Hook):
             self.network.silenced.pop(manager.node_id, None)
             return
         self.cluster.crash(manager.node_id)
-        self.trace(f"{self._now()} {who} {manager.node_id} crashed at a bad moment, back in {down_s * 1000:.0f} ms")
-        self._hold(down_s, lambda: self.cluster.restart(manager.node_id))
+        self.trace(f"{self.now_text()} {who} {manager.node_id} crashed at a bad moment, back in {down_s * 1000:.0f} ms")
+        self.hold(down_s, lambda: self.cluster.restart(manager.node_id))
 
     def schedule(self, cluster: RaftCluster) -> None:
         self._cluster = cluster
@@ -517,10 +527,10 @@ class SwarmFaults(Hook):
                 cluster.schedule(at_s, action)
                 at_s += self.rng.expovariate(rate_s)
 
-    def _now(self) -> str:
+    def now_text(self) -> str:
         return f"{self.cluster.now_s:8.3f}"
 
-    def _hold(self, seconds: float, undo: Callable[[], None]) -> None:
+    def hold(self, seconds: float, undo: Callable[[], None]) -> None:
         """Count a fault as active until ``seconds`` from now, then undo it."""
         self.state.begin()
 
@@ -545,18 +555,22 @@ class SwarmFaults(Hook):
         if victim is None:
             return
         self.cluster.crash(victim)
-        self._hold(self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
+        self.hold(self.rng.uniform(0.05, 1.5), lambda: self.cluster.restart(victim))
 
     def _add_cut(self, pairs: set[tuple[int, int]], what: str, seconds: float) -> None:
+        self.cut(pairs, what, seconds)
+        if self.plan.membership_rate_s and self.rng.random() < 0.5:
+            self.change_membership()
+
+    def cut(self, pairs: set[tuple[int, int]], what: str, seconds: float) -> None:
+        """Drop what ``src`` sends ``dst`` for each pair, for ``seconds`` (an active fault until then)."""
         cut = self.network.add_cut(pairs)
-        self.trace(f"{self._now()} cut {cut}: {what} for {seconds:.2f} s")
+        self.trace(f"{self.now_text()} cut {cut}: {what} for {seconds:.2f} s")
 
         def heal() -> None:
             self.network.heal_cut(cut)
-            self.trace(f"{self._now()} cut {cut} healed")
-        self._hold(seconds, heal)
-        if self.plan.membership_rate_s and self.rng.random() < 0.5:
-            self.change_membership()
+            self.trace(f"{self.now_text()} cut {cut} healed")
+        self.hold(seconds, heal)
 
     def partition(self) -> None:
         ids = sorted(self.cluster.managers)
@@ -619,8 +633,8 @@ class SwarmFaults(Hook):
         else:
             change = ConfChange("remove", self.rng.choice(voters))
         if self.cluster.propose_conf_change(leader.id, change) is not None:
-            self.trace(f"{self._now()} leader {leader.id} proposes {change.action} {change.node_id}")
-            self._disrupted()
+            self.trace(f"{self.now_text()} leader {leader.id} proposes {change.action} {change.node_id}")
+            self.disrupted()
 
     def pause(self) -> None:
         victim = self._victim()
@@ -637,20 +651,20 @@ class SwarmFaults(Hook):
             return
         for node_id in victims:
             self.cluster.pause(node_id, self.cluster.now_s + seconds, burst_ticks=burst)
-        self.trace(f"{self._now()} nodes {victims} paused for {seconds:.2f} s, then {burst} ticks at once")
-        self._hold(seconds, lambda: None)
+        self.trace(f"{self.now_text()} nodes {victims} paused for {seconds:.2f} s, then {burst} ticks at once")
+        self.hold(seconds, lambda: None)
 
     def storm(self) -> None:
         if self.network.storm is not None:
             return
         self.network.storm = (self.plan.storm_copies, self.plan.storm_delay_s)
         seconds = self.rng.uniform(0.5, 3.0)
-        self.trace(f"{self._now()} duplication storm ({self.plan.storm_copies} copies, up to "
+        self.trace(f"{self.now_text()} duplication storm ({self.plan.storm_copies} copies, up to "
                    f"{self.plan.storm_delay_s * 1000:.0f} ms apart) for {seconds:.2f} s")
 
         def calm() -> None:
             self.network.storm = None
-        self._hold(seconds, calm)
+        self.hold(seconds, calm)
 
     def transfer(self) -> None:
         leader = self.cluster.leader()
@@ -658,8 +672,8 @@ class SwarmFaults(Hook):
             return
         target = self.rng.choice([v for v in leader.voters if v != leader.id])
         if self.cluster.transfer_leadership(leader.id, target):
-            self.trace(f"{self._now()} leader {leader.id} transfers to {target}")
-            self._disrupted()
+            self.trace(f"{self.now_text()} leader {leader.id} transfers to {target}")
+            self.disrupted()
 
     def elections(self) -> None:
         followers = [m.node_id for m in self.cluster.alive() if m.node is not None and m.node.role != LEADER
@@ -667,11 +681,11 @@ class SwarmFaults(Hook):
         if len(followers) < 2:
             return
         chosen = self.rng.sample(followers, self.rng.randint(2, len(followers)))
-        self.trace(f"{self._now()} nodes {chosen} time out at once")
+        self.trace(f"{self.now_text()} nodes {chosen} time out at once")
         for node_id in chosen:
             self.cluster.campaign(node_id)
-        self._disrupted()
+        self.disrupted()
 
-    def _disrupted(self) -> None:
+    def disrupted(self) -> None:
         """Not a fault that lasts, but leadership may change: the liveness bound starts again."""
-        self._hold(0.0, lambda: None)
+        self.hold(0.0, lambda: None)

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One seed is one experiment, and everything in it derives from the seed (``RunSeeds(seed)``).
-Two plan generators turn a seed into a cluster and a fault schedule:
+Three plan generators turn a seed into a cluster and a fault schedule:
 
 - ``swarm`` (the default, ``sim.raft.swarm``): each seed turns on a random subset of fault
   kinds -- crash storms with snapshots every few entries, partitions and one-way cuts aimed at
@@ -12,7 +12,10 @@ Two plan generators turn a seed into a cluster and a fault schedule:
   to 7 voters;
   ``swarm1`` replays its version 1 (the seeds in ``tests/vopr_regressions.txt`` were found with
   it), ``swarm`` draws the latest version;
-- ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed.
+- ``classic`` (``VoprPlan``): the first generator, 3 to 7 managers, rates drawn per seed;
+- ``learners`` (``sim.raft.learners``): the latest swarm plan of the seed, draw for draw, plus
+  learners -- booted with the cluster, added, promoted, removed, crashed and cut off, probed for
+  what a leader must refuse -- from streams of their own, so no other generator's seed changes.
 
 Checks, all of them on every seed:
 
@@ -20,7 +23,10 @@ Checks, all of them on every seed:
   checked), the five properties of Figure 3 of the Raft paper (an entry counts as committed in
   the term of the leader's commit point), section 5.2's one vote per server and term across
   restarts, the state machine's contents and every snapshot compared across nodes at each
-  index and the applied sequence without gaps (``SafetyChecker``);
+  index and the applied sequence without gaps (``SafetyChecker``); and who counts: a learner
+  is never pre-candidate, candidate or leader, a leader was voted for by a majority of its
+  configuration's voters, and a leader's new commit point is on the disks of a majority of its
+  voters (``RaftCluster.holds``);
 - every read and write of ``CLIENTS`` clients, each with up to ``IN_FLIGHT`` requests in flight:
   writes go to the leader, reads either to the leader (ReadIndex) or to a follower, which gets a
   read index from its leader and serves once it has applied that far (dissertation 6.4.1).
@@ -32,7 +38,7 @@ Checks, all of them on every seed:
   configuration that never learns it disrupts every leader, dissertation 4.2.3): with the swarm
   generator, ``LIVENESS_BOUND_S`` after every heal that no new fault follows, some leader must
   have committed an entry of its term; and after the final calm period (network healed, every
-  manager up) also every voter must have caught up with it.
+  manager up) also every voter and every learner must have caught up with it.
 
 A violation is returned with the seed and the last events before it; ``write_full_trace`` runs
 the seed again with every message, fault and client operation traced and writes that to a file
@@ -43,9 +49,9 @@ replays a seed exactly (same cluster, same faults, same trace).
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from random import Random
 from typing import ClassVar
@@ -59,6 +65,7 @@ from novacron.seeding import RunSeeds
 from novacron.statemachine import KeyValueStateMachine, encode_command
 from sim.network import PROFILES
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
+from sim.raft.learners import LearnerFaults, with_learners
 from sim.raft.swarm import (
     CLIENT_KEYS,
     LIVENESS_BOUND_S,
@@ -72,8 +79,9 @@ from sim.raft.swarm import (
 )
 from sim.vopr_seeds import SeedOutcome, SeedTotals, run_until_failure, write_trace_file
 
-GENERATORS = ("swarm", *(f"swarm{v}" for v in SWARM_VERSIONS), "classic")
-"""``swarm`` is the latest version of the swarm generator, ``swarmN`` its version N."""
+GENERATORS = ("swarm", *(f"swarm{v}" for v in SWARM_VERSIONS), "classic", "learners")
+"""``swarm`` is the latest version of the swarm generator, ``swarmN`` its version N; ``learners``
+is the latest swarm plus the learners workload (``sim.raft.learners``)."""
 CLIENTS = 6
 IN_FLIGHT = 3
 CLIENT_TIMEOUT_S = 2.0
@@ -136,6 +144,8 @@ def draw_plan(seed: int, generator: str = "swarm") -> Plan:
         raise ValueError(f"generator {generator!r}: allowed: {', '.join(GENERATORS)}")
     if generator == "classic":
         return VoprPlan.draw(seed)
+    if generator == "learners":
+        return with_learners(SwarmPlan.draw(seed))
     return SwarmPlan.draw(seed, version=int(generator.removeprefix("swarm") or SWARM_VERSION))
 
 
@@ -146,6 +156,8 @@ class SeedResult(SeedOutcome[Plan]):
     follower_reads: int = 0
     messages: int = 0
     liveness_checks: int = 0
+    learner_events: Counter[str] = field(default_factory=Counter)
+    """With the learners workload: how often each of its changes, faults and probes happened."""
 
     COUNTED: ClassVar[tuple[str, ...]] = ("steps", "operations", "reads", "follower_reads", "liveness_checks")
 
@@ -204,7 +216,8 @@ class SafetyCheckingHook(Hook):
         if node is not None:
             self.trace(f"{cluster.now_s:8.3f} node {node.id} {old_role} -> {node.role} term {node.term} "
                        f"leader {node.leader} last {node.log.last_index()} commit {node.log.committed} "
-                       f"voters {list(node.voters)}")
+                       f"voters {list(node.voters)}"
+                       + (f" learners {list(node.learners)}" if node.learners else ""))
 
     def crashed(self, cluster: RaftCluster, manager: Manager, was_leader: bool) -> None:
         self.checker.forget_node(manager.node_id)
@@ -393,7 +406,8 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
     seeds = RunSeeds(seed)
     tracer = VoprTracer(full_trace)
     network = plan.network(seeds.python("vopr.network"), tracer.detail if full_trace else None)
-    checker = SafetyChecker(check_gaps=True, check_votes=True)
+    checker = SafetyChecker(check_gaps=True, check_votes=True,
+                            holds=lambda node_id, index, term: cluster.holds(node_id, index, term))
     clients = _Clients(seeds.python("vopr.clients"), tracer, plan)
     result = SeedResult(seed, True, plan, plant=plant)
     live = plan.pre_vote or plan.check_quorum
@@ -411,6 +425,7 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
         tracer(f"{0.0:8.3f} plan: {plan.describe()}")
         if faults is not None:
             faults.schedule(cluster)
+            _schedule_learner_faults(faults, seeds, result)
         else:
             _schedule_classic_faults(cluster, plan, seeds.python("vopr.faults"), tracer)  # type: ignore[arg-type]
         _schedule_clients(cluster, plan, clients)
@@ -440,6 +455,15 @@ def run_seed(seed: int, *, node_class: NodeFactory = RaftNode, generator: str = 
     return result
 
 
+def _schedule_learner_faults(faults: SwarmFaults, seeds: RunSeeds, result: SeedResult) -> None:
+    """The learners workload's own faults, if the plan has it; ``result`` shares their counts."""
+    if faults.plan.learners is None:
+        return
+    learner_faults = LearnerFaults(faults, faults.plan.learners, seeds.python("vopr.learners.faults"))
+    result.learner_events = learner_faults.events
+    learner_faults.schedule(faults.cluster)
+
+
 def _check_liveness_later(cluster: RaftCluster, faults: SwarmFaults | None, result: SeedResult) -> None:
     """The cluster is whole again: unless a new fault starts first, it must be live within the bound."""
     assert faults is not None
@@ -457,7 +481,7 @@ def _check_liveness_later(cluster: RaftCluster, faults: SwarmFaults | None, resu
 
 
 def _liveness_problem(cluster: RaftCluster, *, catch_up: bool) -> str | None:
-    """Some leader must have committed in its term; with ``catch_up`` every voter caught up too."""
+    """Some leader must have committed in its term; with ``catch_up`` every voter and learner caught up too."""
     leader = cluster.leader()
     if leader is None:
         return "no leader"
@@ -466,9 +490,11 @@ def _liveness_problem(cluster: RaftCluster, *, catch_up: bool) -> str | None:
     if not catch_up:
         return None
     commit = leader.log.committed
-    behind = [v for v in leader.voters if (node := cluster.node(v)) is None or node.log.committed < commit]
+    members = (*leader.voters, *leader.learners)
+    behind = [v for v in members if (node := cluster.node(v)) is None or node.log.committed < commit]
     if behind:
-        return f"voters {behind} are behind leader {leader.id} (commit {commit})"
+        kind = "members" if leader.learners else "voters"
+        return f"{kind} {behind} are behind leader {leader.id} (commit {commit})"
     return None
 
 
