@@ -416,8 +416,15 @@ class RaftNode:
         (vopr seeds 61915, 66779: 5-9 s without a leader). So the stale node waits an extra
         election timeout before its next campaign, as a failed PreVote round would have made it
         (dissertation 9.6); timing only, so safety is untouched, and it still campaigns.
+
+        "A majority" is counted as ``_poll`` counts a loss: enough voters rejected it as ahead
+        that the rest cannot make a majority. With an even number of voters that is fewer than
+        half: in a configuration of two, the other voter alone (vopr learners seed 919, commit
+        broadcast off: a stale node whose configuration was (2, 6) kept starting terms that the
+        up-to-date node's vote requests then arrived in, 3 s without a leader).
         """
-        return len(self.ahead_voters & set(self.voters)) >= quorum_size(len(self.voters))
+        ahead = len(self.ahead_voters & set(self.voters))
+        return ahead > len(self.voters) - quorum_size(len(self.voters))
 
     def _handle_from_leader(self, m: Message) -> None:
         if m.type == T.APPEND:
@@ -717,12 +724,14 @@ class RaftNode:
         self._broadcast_append()
 
     def _poll(self) -> str:
+        """Won with a majority of the voters; lost once the voters not yet rejecting cannot make
+        one (as etcd's raft counts): with an even number of voters that is before half reject."""
         granted = sum(1 for v in self.voters if self.votes.get(v) is True)
         rejected = sum(1 for v in self.voters if self.votes.get(v) is False)
         needed = quorum_size(len(self.voters))
         if granted >= needed:
             return "won"
-        return "lost" if rejected >= needed else "pending"
+        return "lost" if rejected > len(self.voters) - needed else "pending"
 
     # -- configuration -------------------------------------------------------------------------
 
