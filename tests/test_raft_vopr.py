@@ -3,6 +3,7 @@ and the checkers' new teeth (state machines, gaps, exact Leader Completeness, bu
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from random import Random
@@ -61,18 +62,26 @@ def regression_seeds() -> list[tuple[str, int]]:
     return seeds
 
 
-@pytest.mark.slow
-def test_vopr_ci_seeds_and_every_seed_that_ever_failed_pass() -> None:
-    runs = [("swarm", seed) for seed in range(CI_SEEDS)] + regression_seeds()
+def assert_seeds_pass(runs: list[tuple[str, int]]) -> Counter[str]:
+    """Run every (generator, seed); fail with the first replay commands and traces. Returns how
+    often each of the learners workload's cases happened (empty for the other generators)."""
     failures, unknown = [], []
+    events: Counter[str] = Counter()
     for generator, seed in runs:
         result = run_seed(seed, generator=generator)
+        events.update(result.learner_events)
         if result.unknown_keys:
             unknown.append(seed)
         if not result.ok:
             failures.append(f"{result.replay_command()}: {result.violation}\n  " + "\n  ".join(result.trace[-12:]))
     assert not failures, "\n".join(failures[:3])
     assert not unknown, f"linearizability unknown (over budget) on seeds {unknown}"
+    return events
+
+
+@pytest.mark.slow
+def test_vopr_ci_seeds_and_every_seed_that_ever_failed_pass() -> None:
+    assert_seeds_pass([("swarm", seed) for seed in range(CI_SEEDS)] + regression_seeds())
 
 
 def test_a_seed_replays_exactly() -> None:

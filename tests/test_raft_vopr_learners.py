@@ -4,7 +4,6 @@ and the three checks it relies on (Learners Never Campaign, Election Quorum, Com
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from random import Random
@@ -22,6 +21,7 @@ from sim.raft.learners import MAX_MEMBERS
 from sim.raft.planted_bugs import LEARNER_PLANTED_BUGS, PLANTED_BUGS
 from sim.raft.swarm import SwarmPlan
 from sim.raft.vopr import draw_plan, run_seed
+from tests.test_raft_vopr import assert_seeds_pass
 
 LEARNER_CI_SEEDS = 200
 PLANT_SEED_BOUND = 30
@@ -102,17 +102,7 @@ def test_the_learners_plan_is_the_swarm_plan_of_the_seed_plus_learners() -> None
 
 @pytest.mark.slow
 def test_learners_ci_seeds_pass_and_reach_every_learner_case() -> None:
-    failures, unknown = [], []
-    events: Counter[str] = Counter()
-    for seed in range(LEARNER_CI_SEEDS):
-        result = run_seed(seed, generator="learners")
-        events.update(result.learner_events)
-        if result.unknown_keys:
-            unknown.append(seed)
-        if not result.ok:
-            failures.append(f"{result.replay_command()}: {result.violation}\n  " + "\n  ".join(result.trace[-12:]))
-    assert not failures, "\n".join(failures[:3])
-    assert not unknown, f"linearizability unknown (over budget) on seeds {unknown}"
+    events = assert_seeds_pass([("learners", seed) for seed in range(LEARNER_CI_SEEDS)])
     for case in ("boot-learners", "add-learner", "promote", "remove-learner", "remove-voter", "learner-crash",
                  "learner-cut", "refusals-probed", "snapshot-with-learners-installed"):
         assert events[case] >= 10, f"{case} happened {events[case]} times in {LEARNER_CI_SEEDS} seeds"
