@@ -9,11 +9,17 @@ reshuffles the streams of the others, and two runs with the same seed draw the s
 from __future__ import annotations
 
 import hashlib
+import math
 from random import Random
 
 import numpy as np
 
 MAX_SEED = 2**63 - 1
+
+
+def log_uniform(rng: Random, low: float, high: float) -> float:
+    """A draw uniform in log space between ``low`` and ``high`` (one ``rng.uniform`` call)."""
+    return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
 def component_key(component: str) -> int:

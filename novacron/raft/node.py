@@ -423,8 +423,7 @@ class RaftNode:
         broadcast off: a stale node whose configuration was (2, 6) kept starting terms that the
         up-to-date node's vote requests then arrived in, 3 s without a leader).
         """
-        ahead = len(self.ahead_voters & set(self.voters))
-        return ahead > len(self.voters) - quorum_size(len(self.voters))
+        return self._majority_out_of_reach(len(self.ahead_voters & set(self.voters)))
 
     def _handle_from_leader(self, m: Message) -> None:
         if m.type == T.APPEND:
@@ -668,7 +667,7 @@ class RaftNode:
         self.pending_reads = {}
         self.queued_reads = []
         last = self.log.last_index()
-        self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self._members()}
+        self.progress = {v: Progress(match=last if v == self.id else 0, next=last + 1) for v in self.members()}
 
     def _restart_election_timer(self) -> None:
         """Granting a vote restarts the timer with a fresh draw: voters keeping their old timeouts
@@ -728,10 +727,13 @@ class RaftNode:
         one (as etcd's raft counts): with an even number of voters that is before half reject."""
         granted = sum(1 for v in self.voters if self.votes.get(v) is True)
         rejected = sum(1 for v in self.voters if self.votes.get(v) is False)
-        needed = quorum_size(len(self.voters))
-        if granted >= needed:
+        if granted >= quorum_size(len(self.voters)):
             return "won"
-        return "lost" if rejected > len(self.voters) - needed else "pending"
+        return "lost" if self._majority_out_of_reach(rejected) else "pending"
+
+    def _majority_out_of_reach(self, refused: int) -> bool:
+        """With ``refused`` voters against it, can the other voters no longer make a majority?"""
+        return refused > len(self.voters) - quorum_size(len(self.voters))
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -750,7 +752,7 @@ class RaftNode:
     def _voters_at(self, index: int) -> tuple[int, ...]:
         return self._config_at(index)[0]
 
-    def _members(self) -> tuple[int, ...]:
+    def members(self) -> tuple[int, ...]:
         """Voters, then learners: everyone the leader replicates to (and tracks in ``progress``)."""
         return self.voters + self.learners
 
@@ -760,7 +762,7 @@ class RaftNode:
             return
         self.voters, self.learners = voters, learners
         last = self.log.last_index()
-        self.progress = {v: self.progress.get(v) or Progress(next=last + 1) for v in self._members()}
+        self.progress = {v: self.progress.get(v) or Progress(next=last + 1) for v in self.members()}
 
     def _send(self, m: Message) -> None:
         self._msgs.append(m)

@@ -31,7 +31,6 @@ voter must. ``sim.raft.planted_bugs`` holds nodes that break these rules (``lear
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, replace
 from random import Random
@@ -41,7 +40,7 @@ from typing import TYPE_CHECKING
 from novacron.raft.invariants import SafetyViolation
 from novacron.raft.messages import ConfChange
 from novacron.raft.node import MAX_VOTERS, RaftNode, Stored
-from novacron.seeding import RunSeeds
+from novacron.seeding import RunSeeds, log_uniform
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ class LearnerPlan:
     def draw(cls, seed: int, voters: int) -> LearnerPlan:
         rng = RunSeeds(seed).python("vopr.learners.plan")
         return cls(boot_learners=rng.randint(0, min(MAX_BOOT_LEARNERS, MAX_MEMBERS - voters)),
-                   change_rate_s=_log_uniform(rng, 0.5, 4.0), isolate_rate_s=_log_uniform(rng, 0.1, 1.5),
+                   change_rate_s=log_uniform(rng, 0.5, 4.0), isolate_rate_s=log_uniform(rng, 0.1, 1.5),
                    snapshot_every=rng.choice((2, 3, 5, 8, 16)),
                    clock_rates=tuple(rng.uniform(0.5, 1.5) for _ in range(MAX_MEMBERS - 7)))
 
@@ -85,10 +84,6 @@ class LearnerPlan:
     def describe(self) -> str:
         return (f"learners: {self.boot_learners} at boot, changes/s={self.change_rate_s:.2f} "
                 f"isolate/s={self.isolate_rate_s:.2f}")
-
-
-def _log_uniform(rng: Random, low: float, high: float) -> float:
-    return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
 def with_learners(plan: SwarmPlan) -> SwarmPlan:

@@ -84,7 +84,7 @@ class CountsLearnersTowardsCommit(RaftNode):
     majority; the Commit Quorum check compares the count with the disks)."""
 
     def _maybe_commit(self) -> bool:
-        voters, self.voters = self.voters, self._members()  # the commit rule alone sees learners as voters
+        voters, self.voters = self.voters, self.members()  # the commit rule alone sees learners as voters
         try:
             return super()._maybe_commit()
         finally:
@@ -104,7 +104,7 @@ class CountsLearnersVotes(RaftNode):
                                index=self.log.last_index(), log_term=self.log.last_term(), context=context))
 
     def _poll(self) -> str:
-        granted = sum(1 for m in self._members() if self.votes.get(m) is True)
+        granted = sum(1 for m in self.members() if self.votes.get(m) is True)
         return "won" if granted >= quorum_size(len(self.voters)) else super()._poll()
 
 

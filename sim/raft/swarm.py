@@ -91,7 +91,6 @@ may legitimately leave the cluster without a leader for an election's time.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from random import Random
@@ -99,7 +98,7 @@ from types import MappingProxyType
 
 from novacron.raft.messages import NO_NODE, ConfChange, Ready
 from novacron.raft.node import LEADER, RaftConfig, RaftNode, Stored
-from novacron.seeding import RunSeeds
+from novacron.seeding import RunSeeds, log_uniform
 from sim.network import PROFILES, LinkProfile, NetworkModel
 from sim.raft.cluster import ClusterSettings, Hook, Manager, RaftCluster
 from sim.raft.learners import LearnerPlan
@@ -232,7 +231,7 @@ class SwarmPlan(ClusterPlan):
             return value if kind in kinds else 0.0
 
         def log_rate(kind: str, low: float, high: float) -> float:
-            value = math.exp(rng.uniform(math.log(low), math.log(high)))
+            value = log_uniform(rng, low, high)
             return value if kind in kinds else 0.0
 
         clock = tuple(rng.uniform(0.5, 1.5) for _ in range(MAX_MANAGERS))
@@ -278,11 +277,11 @@ class SwarmPlan(ClusterPlan):
     def _draw_v2(rng: Random, kinds: frozenset[str], version: int) -> dict[str, object]:
         """What version 2 adds, drawn after everything version 1 draws."""
         kinds |= {k for k in FAULT_KINDS if k not in FAULT_KINDS_V1 and rng.random() < V2_KIND_SHARES[k]}
-        jitter_s = math.exp(rng.uniform(math.log(0.002), math.log(0.1)))
+        jitter_s = log_uniform(rng, 0.002, 0.1)
         jitter_share = rng.uniform(0.1, 1.0)
         # Each moment of crash-before-send gets its own share (some seeds crash leaders right
         # after most commits but rarely after an election, ...): Figure 8 needs all three.
-        moments = tuple(rng.uniform(0.05, 0.9) if version == 2 else math.exp(rng.uniform(math.log(0.03), math.log(0.9)))
+        moments = tuple(rng.uniform(0.05, 0.9) if version == 2 else log_uniform(rng, 0.03, 0.9)
                         for _ in CRASH_MOMENTS)
         before_send = moments if "crash-before-send" in kinds else (0.0,) * len(CRASH_MOMENTS)
         reread_share = rng.uniform(0.0, 0.9)
@@ -439,7 +438,7 @@ class SwarmFaults(Hook):
         if not share or self.rng.random() >= share:
             return
         manager = cluster.managers[node.id]
-        peers = [v for v in (*node.voters, *node.learners) if v != node.id]
+        peers = [v for v in node.members() if v != node.id]
         reached = self.rng.sample(peers, self.rng.randint(0, len(peers)))
         if self.plan.rolling_restarts and self.rng.random() < 0.5:
             reached = []  # version 3: as often as not the crash beats every send
@@ -492,7 +491,7 @@ class SwarmFaults(Hook):
         elif self.plan.version >= 3 and self.rng.random() < INSTANT_RESTART_SHARE:
             down_s = 0.0  # back before the next message arrives: only what it persisted survives
         else:
-            down_s = math.exp(self.rng.uniform(math.log(0.0005), math.log(0.5)))
+            down_s = log_uniform(self.rng, 0.0005, 0.5)
         cluster.schedule(cluster.now_s, lambda: self._crash_if_same(manager, incarnation, "voter", down_s))
 
     def restarted(self, cluster: RaftCluster, manager: Manager) -> None:

@@ -490,8 +490,7 @@ def _liveness_problem(cluster: RaftCluster, *, catch_up: bool) -> str | None:
     if not catch_up:
         return None
     commit = leader.log.committed
-    members = (*leader.voters, *leader.learners)
-    behind = [v for v in members if (node := cluster.node(v)) is None or node.log.committed < commit]
+    behind = [v for v in leader.members() if (node := cluster.node(v)) is None or node.log.committed < commit]
     if behind:
         kind = "members" if leader.learners else "voters"
         return f"{kind} {behind} are behind leader {leader.id} (commit {commit})"
