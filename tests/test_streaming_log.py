@@ -75,6 +75,24 @@ def test_leaving_the_model_to_the_process_exit_changes_nothing_in_the_run(scenar
     assert _summary(tmp_path / "kept") == _summary(tmp_path / "released")
 
 
+def test_a_long_log_frees_the_model_even_when_the_process_exits_after(scenario: tuple[Scenario, str],
+                                                                     tmp_path: Path) -> None:
+    """Above ``release_model_above_events`` the dead model is collected, not frozen: a long log's
+    report would otherwise add its memory to the model's (30 simulated days of scale-1000)."""
+    sc, text = scenario
+    frozen_before = gc.get_freeze_count()
+    try:
+        long = run_scenario(sc, 7, tmp_path / "long", text, report=False, release_model=False,
+                            release_model_above_events=1)
+        assert gc.get_freeze_count() == frozen_before
+        short = run_scenario(sc, 7, tmp_path / "short", text, report=False, release_model=False,
+                             release_model_above_events=long.summary["events"] + 1)
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+    assert long.summary["events_sha256"] == short.summary["events_sha256"]
+
+
 def test_the_writer_holds_at_most_one_row_group_and_the_log_none(scenario: tuple[Scenario, str],
                                                                 tmp_path: Path) -> None:
     sc, _ = scenario
