@@ -21,8 +21,19 @@ own repeat noise. No lab, no model change; it prints:
    ``lab-tcg`` (fitted on all three sizes of 2026-11-30) on the same runs, with both profiles'
    errors on the left-out size; ``--multistart N`` adds N seeded random starts to each fold's
    search and shows whether a lower training objective predicts the left-out size better.
+4. **Four sizes** (``--four-sizes``, instead of 1-3). Sections 1 and 3 trace the fold offsets to
+   folds that fit three size terms on two sizes. 2026-12-02 also has the 2 GiB runs
+   (``size_2048.csv``: the 16 settings of the 1 GiB training points, same session); as training
+   runs they make a four-size grid, so each fold keeps three sizes. The same fold fits (and
+   ``--multistart`` starts) are run on the three-size and the four-size training sets of that
+   day, and both are scored, simulation and planner, on the left-out size's runs, with
+   ``lab-tcg`` as the reference. Then the fit on all four sizes (``calibrate``'s full fit: 6 passes)
+   is scored on the day's 18 held-out points, next to the three-size full fit (``fit_session``'s
+   variant (a), already published) and ``lab-tcg``. Held-out points are scored for that one
+   pre-declared profile only, and not at all with ``--multistart`` (it reports the full fit's
+   parameters and training objective, not its held-out score).
 
-    python -m benchmarks.fit_loso [--multistart 12] [--out DIR]
+    python -m benchmarks.fit_loso [--multistart 12] [--four-sizes] [--out DIR]
 """
 
 from __future__ import annotations
@@ -46,6 +57,8 @@ from novacron.migration.protocol import MIB
 DATA = Path(__file__).parent / "data"
 GRIDS = {"2026-11-30": DATA / "lab_quiet_2026-11-30" / "real.csv",
          "2026-12-02": DATA / "lab_grid_2026-12-02" / "real.csv"}
+BIG = {"2026-12-02": DATA / "lab_grid_2026-12-02" / "size_2048.csv"}
+"""The 2 GiB runs of a grid's own session (``repeat_of`` = the 1 GiB training point they repeat)."""
 REPEATS = {"quiet repeats 2026-12-01 (unlimited bandwidth)": DATA / "lab_sizes_2026-12-01" / "repeat.csv",
            "quiet size sweep 2026-12-01": DATA / "lab_sizes_2026-12-01" / "sweep.csv",
            "loaded repeats (load average 19-22)": DATA / "lab_repeats.csv"}
@@ -53,29 +66,42 @@ SETTING = ["memory_mib", "wws_mib", "dirty_rate_pages_s", "bandwidth_mib_s", "do
 SIZES = (256, 512, 1024)
 FOLD_PASSES = 4
 """As ``fit_and_evaluate``'s leave-one-size-out."""
+FULL_PASSES = 6
+"""As ``fit_and_evaluate``'s full fit (``fit_profile``'s default)."""
+FOUR_DAY = "2026-12-02"
+ALL_SIZES = 0
+"""The ``size`` of a fit that leaves no size out."""
 RANDOM_START_RANGES = {"stream_cap_bytes_s": (100 * MIB, 600 * MIB), "setup_s": (0.01, 1.5),
                        "setup_s_per_gib": (1e-3, 1.5), "sync_s_per_gib": (1e-4, 0.05),
                        "zero_scan_pages_s": (1e5, 1e7), "stop_copy_bytes_s": (200 * MIB, 5000 * MIB),
                        "device_state_ms": (5.0, 60.0)}
 
 
-def training(day: str) -> pd.DataFrame:
+def training(day: str, four_sizes: bool = False) -> pd.DataFrame:
+    """The grid's training runs; with ``four_sizes`` also the session's 2 GiB runs, as training runs."""
     real = cf.usable_runs(pd.read_csv(GRIDS[day]))
-    return real[real["split"] == "train"]
+    train = real[real["split"] == "train"]
+    if four_sizes:
+        big = cf.usable_runs(pd.read_csv(BIG[day])).assign(split="train")
+        assert not set(big["index"]) & set(real["index"]), "calibration_fit joins runs by index"
+        train = pd.concat([train, big], ignore_index=True)
+    return train
 
 
-def fold_fit(day: str, size: int, random_starts: int) -> tuple[str, int, CalibrationProfile, float]:
-    """The fold's fit as ``fit_and_evaluate`` does it, plus ``random_starts`` seeded random starts."""
+def fold_fit(day: str, size: int, random_starts: int, four_sizes: bool = False,
+             passes: int = FOLD_PASSES) -> tuple[str, int, CalibrationProfile, float]:
+    """The fold's fit as ``fit_and_evaluate`` does it, plus ``random_starts`` seeded random starts.
+    ``size`` ``ALL_SIZES`` leaves nothing out (the full fit: pass ``FULL_PASSES``)."""
     cpu = time.process_time()
-    runs = training(day)
+    runs = training(day, four_sizes)
     fold = runs[runs["memory_mib"] != size]
     start = load_profile("lab-md")
-    fitted = cf.fit_profile(fold, start, passes=FOLD_PASSES)
+    fitted = cf.fit_profile(fold, start, passes=passes)
     best = (fitted, cf.objective(fold, fitted))
     rng = np.random.default_rng(size)
     for _ in range(random_starts):
         draw = {k: math.exp(rng.uniform(math.log(lo), math.log(hi))) for k, (lo, hi) in RANDOM_START_RANGES.items()}
-        candidate = cf._pattern_search(fold, dataclasses.replace(start, **draw), FOLD_PASSES, None)  # type: ignore[arg-type]
+        candidate = cf._pattern_search(fold, dataclasses.replace(start, **draw), passes, None)  # type: ignore[arg-type]
         best = min(best, candidate, key=lambda fit: fit[1])
     return day, size, best[0], time.process_time() - cpu
 
@@ -171,12 +197,103 @@ def identifiability_report(folds: list[tuple[str, int, CalibrationProfile, float
               f"{profile.stream_cap_bytes_s / MIB:.0f} MiB/s |")
 
 
+def model_scores(runs: pd.DataFrame, profile: CalibrationProfile) -> dict[str, dict[str, object]]:
+    """Per model (sim, planner): ``calibration_fit.summary`` plus the median signed total-time error."""
+    scores = {}
+    for model, predictor in cf.PREDICTORS:
+        errors = cf.per_run(runs, cf.predict(runs, profile, predictor))
+        scores[model] = {**cf.summary(errors, model), "signed": float(errors["total_time_signed_pct"].median())}
+    return scores
+
+
+def cell(row: dict[str, object]) -> str:
+    """median / p90 %, downtime ok %; signed median % (syncs within one and verdicts when not all)."""
+    text = (f"{row['total_median_pct']:.1f} / {row['total_p90_pct']:.1f}, {row['downtime_ok_pct']:.0f}; "
+            f"{row['signed']:+.1f}")
+    right, total = str(row["verdict_right"]).split("/")
+    notes = ([f"syncs {row['syncs_within_one_pct']:.0f}"] if row["syncs_within_one_pct"] != 100 else []) + (
+        [f"verdicts {row['verdict_right']}"] if right != total else [])
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def describe(profile: CalibrationProfile) -> str:
+    return (f"stream {profile.stream_cap_bytes_s / MIB:.0f} MiB/s, setup {profile.setup_s:.2f} s + "
+            f"{profile.setup_s_per_gib:.3f} s/GiB, sync {profile.sync_s_per_gib * 1000:.1f} ms/GiB, zero "
+            f"{profile.zero_scan_pages_s:.3g}/s, stop-copy {profile.stop_copy_bytes_s / MIB:.0f} MiB/s, "
+            f"device {profile.device_state_ms:.1f} ms")
+
+
+def four_size_report(pool: ProcessPoolExecutor, random_starts: int) -> list[tuple[str, int, CalibrationProfile, float]]:
+    """Section 4: leave-one-size-out with three training sizes against two, on ``FOUR_DAY``."""
+    day, sizes = FOUR_DAY, (*SIZES, 2048)
+    jobs = {(False, size): pool.submit(fold_fit, day, size, random_starts, False) for size in SIZES}
+    jobs |= {(True, size): pool.submit(fold_fit, day, size, random_starts, True) for size in sizes}
+    jobs |= {(four, ALL_SIZES): pool.submit(fold_fit, day, ALL_SIZES, random_starts, four, FULL_PASSES)
+             for four in (False, True)}
+    fits = {key: job.result() for key, job in jobs.items()}
+    shipped = load_profile("lab-tcg")
+    runs = training(day, four_sizes=True)
+    starts = f" + {random_starts} random starts" if random_starts else ""
+    print(f"### 4. Leave-one-size-out with four sizes ({day}; fold fits: calibrate's procedure{starts})\n")
+    print("Cells: total time median / p90 %, downtime ok %; median signed error % (prediction against real).\n")
+    print("| left out (runs, completed) | model | 3-size grid: fold trains on 2 sizes | 4-size grid: fold trains "
+          "on 3 sizes | lab-tcg (fitted on 256/512/1024 MiB of 2026-11-30) |\n|---|---|---|---|---|")
+    for size in sizes:
+        left = runs[runs["memory_mib"] == size]
+        on_three = model_scores(left, fits[(False, size)][2]) if size in SIZES else None
+        on_four, ref = model_scores(left, fits[(True, size)][2]), model_scores(left, shipped)
+        for model, _ in cf.PREDICTORS:
+            # leaving 2048 MiB out of the four-size grid *is* the three-size grid's fit
+            three_text = cell(on_three[model]) if on_three else "(= the 4-size fold)"
+            print(f"| {size} MiB ({len(left)}, {on_four[model]['completed']}) | {model} | {three_text} | "
+                  f"{cell(on_four[model])} | {cell(ref[model])} |")
+    print("\n| fit | training objective (its own runs) | profile |\n|---|---|---|")
+    for (four, size), (_, _, profile, _) in fits.items():
+        grid = "4-size" if four else "3-size"
+        train = runs if four else runs[runs["memory_mib"] != 2048]
+        train = train[train["memory_mib"] != size]
+        what = "all sizes" if size == ALL_SIZES else f"without {size} MiB"
+        print(f"| {grid}, {what} | {cf.objective(train, profile):.4f} | {describe(profile)} |")
+    print("\nfull fits on their own training runs, simulation's median signed error % by size (in-sample: "
+          "does one setup/sync/zero-scan line fit every size?)\n")
+    print("| fit | " + " | ".join(f"{size} MiB" for size in sizes) + " |\n" + "|---" * (len(sizes) + 1) + "|")
+    for four in (False, True):
+        cells = [f"{model_scores(runs[runs['memory_mib'] == size], fits[(four, ALL_SIZES)][2])['sim']['signed']:+.1f}"
+                 if four or size in SIZES else "-" for size in sizes]
+        print(f"| {'4' if four else '3'}-size, all sizes | " + " | ".join(cells) + " |")
+    held_out = cf.usable_runs(pd.read_csv(GRIDS[day]))
+    held_out = held_out[held_out["split"] == "held_out"]
+    if random_starts:
+        print("\nheld-out points not scored with --multistart (looked at once, for calibrate's procedure only)")
+    else:
+        print(f"\nheld-out points of {day} ({len(held_out)} runs), scored once; full fits {FULL_PASSES} passes:\n")
+        print("| model | 3-size full fit (= fit_session (a)) | 4-size full fit | lab-tcg |\n|---|---|---|---|")
+        scores = [model_scores(held_out, p) for p in (fits[(False, ALL_SIZES)][2], fits[(True, ALL_SIZES)][2],
+                                                       shipped)]
+        for model, _ in cf.PREDICTORS:
+            print(f"| {model} | " + " | ".join(cell(s[model]) for s in scores) + " |")
+    return list(fits.values())
+
+
+def print_times(wall: float, cpu: float, fits: list[tuple[str, int, CalibrationProfile, float]]) -> None:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"\nwall {time.monotonic() - wall:.1f} s; CPU: fits {sum(f[3] for f in fits):.1f} s in the workers, "
+          f"parent {time.process_time() - cpu:.1f} s (children's rusage {children.ru_utime + children.ru_stime:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--multistart", type=int, default=0, help="random starts added to each fold's search")
     parser.add_argument("--out", type=Path, help="write the per-run residuals here (CSV)")
+    parser.add_argument("--four-sizes", action="store_true",
+                        help=f"only section 4: leave-one-size-out on {FOUR_DAY} with its 2 GiB runs as a fourth size")
     args = parser.parse_args()
     wall, cpu = time.monotonic(), time.process_time()
+    if args.four_sizes:
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            fits = four_size_report(pool, args.multistart)
+        print_times(wall, cpu, fits)
+        return
     jobs = [(day, size, args.multistart) for day in GRIDS for size in SIZES]
     with ProcessPoolExecutor(max_workers=2) as pool:
         folds = list(pool.map(fold_fit, *zip(*jobs, strict=True)))
@@ -191,9 +308,7 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         errors.to_csv(args.out / f"loso_runs{'_multistart' if args.multistart else ''}.csv", index=False)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(f"\nwall {time.monotonic() - wall:.1f} s; CPU: folds {sum(f[3] for f in folds):.1f} s in the workers, "
-          f"parent {time.process_time() - cpu:.1f} s (children's rusage {children.ru_utime + children.ru_stime:.1f} s)")
+    print_times(wall, cpu, folds)
 
 
 if __name__ == "__main__":
