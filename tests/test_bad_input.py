@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -126,8 +127,6 @@ def test_cache_eval_bad_input(case: str, argv: Callable[[Path], list[str]], need
 
 
 def test_cache_eval_zero_means_no_such_tier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
     trace = _trace_file(tmp_path, "t.csv", b"time,key,size\n" + b"".join(
         f"{i},{i % 7},100\n".encode() for i in range(200)))
     assert main(["cache-eval", trace, "--l1-items", "2", "--l2-items", "0", "--l3-bytes", "0", "--json"]) == 0
@@ -160,3 +159,46 @@ def test_report_on_corrupt_parquet_and_summary(tmp_path: Path, capsys: pytest.Ca
     assert_one_line_exit_2(["report", str(run_dir)], capsys, "not a readable summary")
     (run_dir / "summary.json").write_text('{"seed": 1}')
     assert_one_line_exit_2(["report", str(run_dir)], capsys, "missing")
+
+
+# --- bad flags found by probing every command (branch cli-errors) ----------------------------------
+# Each case: exit 2 with one line naming the flag, its value and what is allowed, before any work
+# starts; ``untouched`` is a path the command must not have created (nothing half-written).
+
+MAX_SEED = 2**63 - 1
+Case = tuple[str, Callable[[Path], list[str]], tuple[str, ...], str | None]
+
+
+def _file(p: Path) -> str:
+    (p / "a-file").write_text("x")
+    return str(p / "a-file")
+
+
+def assert_usage_error_before_work(argv: list[str], needles: tuple[str, ...], untouched: Path | None,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(argv, capsys, *needles)
+    if untouched is not None:
+        assert not untouched.exists(), f"{untouched} was created"
+
+
+def _ids(cases: list[Case]) -> list[str]:
+    return [c[0] for c in cases]
+
+
+SEED_CASES: list[Case] = [
+    ("run seed negative", lambda p: ["run", scenario(p, "vms = 5"), "--seed", "-1", "--out", str(p / "o")],
+     ("--seed", "-1", f"0 to {MAX_SEED}"), "o"),
+    ("vopr seed negative", lambda p: ["vopr", "--seed", "-1", "--trace-dir", str(p / "t")], ("--seed", "-1"), None),
+    ("vopr first seed negative", lambda p: ["vopr", "--first-seed", "-3", "--seeds", "1"], ("--first-seed", "-3"),
+     None),
+    ("vopr seeds past the last seed", lambda p: ["vopr", "--first-seed", str(MAX_SEED), "--seeds", "2"],
+     ("--seeds 2", str(MAX_SEED)), None),
+    ("fig16 seed too big", lambda p: ["raft-fig16", "--seed", str(2**70), "--out", str(p / "f")],
+     ("--seed", str(2**70)), "f"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), SEED_CASES, ids=_ids(SEED_CASES))
+def test_bad_seeds(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...], untouched: str | None,
+                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)

@@ -55,6 +55,16 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def seed_arg(text: str) -> int:
+    """The argparse type of every seed flag, so a bad seed is a usage error before anything runs."""
+    from novacron.seeding import MAX_SEED, check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: allowed: an integer from 0 to {MAX_SEED}") from None
+
+
 def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, *,  # type: ignore[type-arg]
              help: str) -> argparse.ArgumentParser:
     """Add the command ``name``, run by ``handler``; its --help description is the handler's
@@ -67,7 +77,7 @@ def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, *,  #
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", default=None,
                    help="a scenario TOML file or the name of a built-in scenario (default: 'default')")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed_arg, default=None,
                    help="run seed (default: the scenario's 'seed'); the same seed reproduces the same event log")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory to write (default: runs/<scenario>-seed<N>)")
@@ -230,14 +240,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-untyped-def]
     from novacron.app.runtimes import select_runtime
     from novacron.scenario import resolve_scenario
-    from novacron.seeding import MAX_SEED
     from novacron.slo import admission_line
 
     duration_s = None if args.duration is None else parse_duration_s(args.duration)
     scenario, text = resolve_scenario(args.scenario, duration_s=duration_s)
     seed = scenario.seed if args.seed is None else args.seed
-    if not 0 <= seed <= MAX_SEED:
-        raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
     with as_command_error(ValueError):
         runtime = select_runtime(getattr(args, "runtime", "sim"), tuple(getattr(args, "hosts", ())))
     runtime.check(scenario)
@@ -614,8 +621,6 @@ def _check_cache_trace_args(args: argparse.Namespace) -> None:
         raise CommandError(f"--alpha {args.alpha}: allowed: a number from 0 to 10")
     if not (math.isfinite(args.rate) and args.rate > 0):
         raise CommandError(f"--rate {args.rate}: allowed: a number > 0")
-    if args.seed < 0:
-        raise CommandError(f"--seed {args.seed}: allowed: an integer >= 0")
     if not args.out.parent.is_dir():
         raise CommandError(f"{args.out}: the folder {args.out.parent} does not exist")
 
@@ -681,7 +686,7 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     tr.add_argument("--alpha", type=float, default=1.0, help="Zipf skew")
     tr.add_argument("--size", type=int, default=4096, help="object size in bytes")
     tr.add_argument("--rate", type=float, default=1000.0, help="requests per second (timestamps)")
-    tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--seed", type=seed_arg, default=1)
 
 
 DEFAULT_WWS_WRITE_S = 10.0
@@ -873,8 +878,8 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
 def _add_vopr_seed_args(vopr: argparse.ArgumentParser) -> None:
     """The seeds a vopr command runs (read by ``_vopr_seeds``) and where a failing seed's trace goes."""
     vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
-    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--first-seed", type=seed_arg, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=seed_arg, default=None, help="replay this one seed")
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
 
@@ -883,8 +888,11 @@ def _vopr_seeds(args: argparse.Namespace) -> list[int]:
     """The seeds a vopr command runs: ``--seed``, or ``--seeds`` from ``--first-seed``."""
     if args.seed is not None:
         return [args.seed]
-    if args.seeds < 1:
-        raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+    from novacron.seeding import MAX_SEED
+
+    if not 1 <= args.seeds <= MAX_SEED - args.first_seed + 1:
+        raise CommandError(f"--seeds {args.seeds}: allowed: 1 to {MAX_SEED - args.first_seed + 1} (the last seed "
+                           f"is at most {MAX_SEED})")
     return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
@@ -920,14 +928,11 @@ def cmd_bft_vopr(args: argparse.Namespace) -> int:
     on a violation; --seed S replays one seed exactly."""
     from novacron.bft.crypto import SIGNATURE_SCHEMES
     from novacron.bft.replica import Replica
-    from novacron.seeding import MAX_SEED
     from sim.bft.planted_bugs import PLANTED_BUGS
     from sim.bft.vopr import run_seeds
 
     seeds = _vopr_seeds(args)
     _check_plant(args.plant, PLANTED_BUGS)
-    if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
-        raise CommandError(f"seed {seeds[0] if seeds[0] < 0 else seeds[-1]}: allowed: 0 to {MAX_SEED}")
     if args.signatures not in SIGNATURE_SCHEMES:
         raise CommandError(f"--signatures {args.signatures!r}: allowed: {', '.join(SIGNATURE_SCHEMES)}")
     print(f"novacron bft-vopr: seeds {seeds[0]}..{seeds[-1]}, {args.signatures} signatures"
@@ -996,7 +1001,7 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     _add_progress_args(vopr)
     fig = _command(sub, "raft-fig16", cmd_raft_fig16, help="the Raft paper's Figure 16 experiment in simulation")
     fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
-    fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
+    fig.add_argument("--seed", type=seed_arg, default=1, help="experiment seed (default 1)")
     fig.add_argument("--out", type=Path, default=Path("runs/raft-fig16"), help="output directory")
     fig.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
@@ -1316,7 +1321,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="real recoveries of an isolated leader after the heal, per profile (default 20)")
     raft_cal.add_argument("--sim-trials", type=int, default=300,
                           help="simulated trials per experiment and profile (default 300)")
-    raft_cal.add_argument("--seed", type=int, default=1, help="seed of both sides' random draws (default 1)")
+    raft_cal.add_argument("--seed", type=seed_arg, default=1, help="seed of both sides' random draws (default 1)")
     raft_cal.add_argument("--out", type=Path, default=Path("runs/calibrate-raft"),
                           help="where raft_timing.md, rows.json, samples.csv and raft_timing.png go "
                                "(default: %(default)s)")
