@@ -202,3 +202,41 @@ SEED_CASES: list[Case] = [
 def test_bad_seeds(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...], untouched: str | None,
                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+def _run_dir_stub(p: Path) -> str:
+    """A folder that passes the 'is a run directory' check; the flags are checked before it is read."""
+    (p / "run").mkdir(exist_ok=True)
+    (p / "run" / "events.parquet").write_bytes(b"PAR1")
+    return str(p / "run")
+
+
+OUTPUT_CASES: list[Case] = [
+    ("fig16 zero trials", lambda p: ["raft-fig16", "--trials", "0", "--out", str(p / "f")], ("--trials 0",), "f"),
+    ("fig16 out is a file", lambda p: ["raft-fig16", "--trials", "1", "--out", _file(p)], ("--out", "is a file"),
+     None),
+    ("run out is a file", lambda p: ["run", scenario(p, "vms = 5"), "--out", _file(p)], ("--out", "is a file"),
+     None),
+    ("sweep out unwritable", lambda p: ["sweep", scenario(p, "vms = 5"), "--param", "cluster.hosts=3", "--out",
+                                        str(Path(_file(p)) / "sub")], ("--out", "cannot create"), None),
+    ("size out is a file", lambda p: ["size", scenario(p, "vms = 5"), "--param", "cluster.hosts", "--min", "3",
+                                      "--max", "3", "--seeds", "1", "--workers", "1", "--out", _file(p)],
+     ("--out", "is a file"), None),
+    ("export-metrics out is a folder", lambda p: ["export-metrics", _run_dir_stub(p), "--out", str(p)],
+     ("--out", "is a folder"), None),
+    ("export-metrics out in a missing folder", lambda p: ["export-metrics", _run_dir_stub(p), "--out",
+                                                          str(p / "no" / "m.txt")], ("--out", "does not exist"), None),
+    ("compare plot not an image", lambda p: ["compare", str(p), str(p), "--plot", str(p / "c.txt")],
+     ("--plot", "c.txt", ".png"), None),
+    ("compare plot without suffix", lambda p: ["compare", str(p), str(p), "--plot", str(p / "c")],
+     ("--plot", "no suffix"), None),
+    ("check junit is a folder", lambda p: ["check", scenario(p, "vms = 5"), "--junit", str(p), "--out",
+                                           str(p / "o"), "--no-progress"], ("--junit", "is a folder"), "o"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), OUTPUT_CASES, ids=_ids(OUTPUT_CASES))
+def test_bad_output_paths(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...],
+                          untouched: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+    assert not list(tmp_path.rglob("*.partial")), "a half-written file was left behind"

@@ -120,6 +120,18 @@ def parse_duration_s(text: str) -> float:
     return value
 
 
+def create_out_dir(path: Path, flag: str = "--out") -> Path:
+    """The output folder of a command, created before any work, so a bad ``--out`` costs nothing."""
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{flag} {path}: is a file; allowed: a folder (an existing one or a new one)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"{flag} {path}: cannot create the folder ({exc.strerror or exc}); allowed: an existing "
+                           "folder or a new one in a writable place") from None
+    return path
+
+
 def _add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", type=Path, default=None, metavar="FILE",
                    help="also write the verdict as JUnit XML (one testcase per target) for CI")
@@ -207,8 +219,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from novacron.app.verdict_output import check_json, write_junit
     from novacron.slo import Verdict, format_table
 
-    if args.junit is not None and not args.junit.parent.is_dir():
-        raise CommandError(f"--junit {args.junit}: the folder {args.junit.parent} does not exist")
+    if args.junit is not None and (args.junit.is_dir() or not args.junit.parent.is_dir()):
+        problem = "is a folder" if args.junit.is_dir() else f"the folder {args.junit.parent} does not exist"
+        raise CommandError(f"--junit {args.junit}: {problem}; allowed: a file in an existing folder")
     result = _run(args, quiet=args.json)
     verdict, allow = result.verdict, args.allow_unmeasured
     if args.junit is not None:
@@ -249,11 +262,7 @@ def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-u
         runtime = select_runtime(getattr(args, "runtime", "sim"), tuple(getattr(args, "hosts", ())))
     runtime.check(scenario)
     suffix = "" if runtime.name == "sim" else f"-{runtime.name}"
-    out = args.out or Path("runs") / f"{scenario.name}-seed{seed}{suffix}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CommandError(f"--out {out}: cannot create the run directory ({exc.strerror or exc})") from None
+    out = create_out_dir(args.out or Path("runs") / f"{scenario.name}-seed{seed}{suffix}")
     args.run_dir = out  # where an internal error's traceback goes
     stream = sys.stderr if quiet else sys.stdout
     f = scenario.federation
@@ -296,11 +305,19 @@ def cmd_export_metrics(args: argparse.Namespace) -> int:
     if not math.isfinite(args.start_unix_s) or args.start_unix_s < 0:
         raise CommandError(f"--start-unix-s {args.start_unix_s}: allowed: a Unix time in seconds, 0 or more")
     out: Path = args.out or args.run_dir / "metrics.openmetrics.txt"
+    if out.is_dir() or not out.parent.is_dir():
+        raise CommandError(f"--out {out}: {'is a folder' if out.is_dir() else 'its folder does not exist'}; "
+                           "allowed: a file in an existing folder")
     partial = out.with_name(out.name + ".partial")
     import pyarrow as pa
 
     try:
-        with partial.open("w") as f:
+        f = partial.open("w")
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot write ({exc.strerror or exc}); allowed: a file in a writable "
+                           "folder") from None
+    try:
+        with f:
             written = export_run(args.run_dir, f, start_unix_s=args.start_unix_s)
     except (SchemaVersionError, pa.ArrowInvalid, OSError) as exc:
         partial.unlink(missing_ok=True)
@@ -318,9 +335,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     unreadable run directory, runs of different scenarios)."""
     import json
 
-    from novacron.app.compare import CompareError, compare_runs, format_comparison, load_pair, write_plot
+    from novacron.app.compare import (
+        CompareError,
+        check_plot_path,
+        compare_runs,
+        format_comparison,
+        load_pair,
+        write_plot,
+    )
 
     with as_command_error(CompareError):
+        if args.plot is not None and not args.no_plot:
+            check_plot_path(args.plot)
         run_a, run_b = load_pair(args.run_a, args.run_b)
     comparison = compare_runs(run_a, run_b)
     plot = None
@@ -460,7 +486,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = [scenario.seed + k for k in range(args.seeds)]
     base_dir = _base_dir(args.scenario)
     grid = build_grid(text, args.scenario or "default", params, seeds, base_dir=base_dir)
-    out = args.out or Path("sweeps") / scenario.name
+    out = create_out_dir(args.out or Path("sweeps") / scenario.name)
     where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
@@ -509,7 +535,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     base_dir, origin = _base_dir(args.scenario), args.scenario or "default"
     build_grid(text, origin, [(args.param, [low, high])], seeds[:1], base_dir=base_dir)  # validates both ends
     start = _current_value(scenario, args.param, default)
-    out = args.out or Path("sizes") / f"{scenario.name}-{args.param}"
+    out = create_out_dir(args.out or Path("sizes") / f"{scenario.name}-{args.param}")
     where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron size: smallest {args.param} in {low}..{high} with every required target passing in "
@@ -522,7 +548,6 @@ def cmd_size(args: argparse.Namespace) -> int:
         result = size(job, low=low, high=high, start=start,
                       screen_width=max(1, min(4, args.workers or os.cpu_count() or 2)))
     wall_s = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"),
               screened=job.screened)
     (out / "size.json").write_text(json.dumps({
@@ -968,7 +993,9 @@ def cmd_raft_fig16(args: argparse.Namespace) -> int:
 
     from sim.raft.experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not 1 <= args.trials <= 1_000_000:
+        raise CommandError(f"--trials {args.trials}: allowed: an integer from 1 to 1000000")
+    create_out_dir(args.out)
     print(f"novacron raft-fig16: seed {args.seed} · {args.trials} trials per timeout range · 5 managers, "
           "broadcast about 15 ms", flush=True)
     with tqdm(total=args.trials * len(FIG16_RANGES_MS), unit="trial", leave=False,

@@ -234,6 +234,18 @@ def plot_comparison(c: Comparison) -> Figure:
     return fig
 
 
+def check_plot_path(path: Path) -> None:
+    """A ``CompareError`` unless ``path`` names a file matplotlib can write (its suffix picks the format:
+    without one, matplotlib would write ``PATH.png`` behind the caller's back)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.is_dir() or path.suffix.lstrip(".").lower() not in formats:
+        what = ("is a folder" if path.is_dir() else f"suffix {path.suffix!r} is not an image format" if path.suffix
+                else "has no suffix to choose the image format")
+        raise CompareError(f"--plot {path}: {what}; allowed: a file ending in .{', .'.join(formats)}")
+
+
 def write_plot(c: Comparison, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
