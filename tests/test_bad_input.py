@@ -240,3 +240,23 @@ def test_bad_output_paths(case: str, argv: Callable[[Path], list[str]], needles:
                           untouched: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
     assert not list(tmp_path.rglob("*.partial")), "a half-written file was left behind"
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("good-run")
+    run_dir = folder / "run"
+    assert main(["run", scenario(folder, "vms = 5"), "--out", str(run_dir), "--no-progress"]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_compare_with_a_corrupt_event_log(damage: str, good_run: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(good_run, broken)
+    log = broken / "events.parquet"
+    log.write_bytes(log.read_bytes()[: log.stat().st_size // 2] if damage == "truncated" else b"")
+    capsys.readouterr()
+    assert_one_line_exit_2(["compare", str(good_run), str(broken), "--no-plot"], capsys,
+                           "RUN_B", "events.parquet: not a readable event log")

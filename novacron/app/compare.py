@@ -93,7 +93,7 @@ def load_pair(path_a: str | Path, path_b: str | Path) -> tuple[Run, Run]:
     runs = []
     for label, path in (("RUN_A", path_a), ("RUN_B", path_b)):
         try:
-            runs.append(load_run(path))
+            runs.append(load_run(path, check_events=True))
         except RunNotFound as exc:
             raise CompareError(f"{label} {exc}") from None
     a, b = runs
