@@ -260,3 +260,20 @@ def test_compare_with_a_corrupt_event_log(damage: str, good_run: Path, tmp_path:
     capsys.readouterr()
     assert_one_line_exit_2(["compare", str(good_run), str(broken), "--no-plot"], capsys,
                            "RUN_B", "events.parquet: not a readable event log")
+
+
+BENCH_CASES: list[Case] = [
+    ("tolerance nan", lambda p: ["bench", "--benchmarks", str(p), "--tolerance", "nan"], ("--tolerance nan",), None),
+    ("tolerance negative", lambda p: ["bench", "--benchmarks", str(p), "--tolerance", "-1"], ("--tolerance -1",),
+     None),
+    ("compare not a benchmark json", lambda p: ["bench", "--benchmarks", str(p), "--compare",
+                                                _trace_file(p, "b.json", b'{"benchmarks": [{"name": "x"}]}')],
+     ("--compare", "not a benchmark JSON"), None),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), BENCH_CASES, ids=_ids(BENCH_CASES))
+def test_bad_bench_flags_before_the_benchmarks_run(case: str, argv: Callable[[Path], list[str]],
+                                                   needles: tuple[str, ...], untouched: str | None, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, None, capsys)

@@ -428,6 +428,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench_dir = Path(args.benchmarks)
     if not bench_dir.is_dir():
         raise CommandError(f"{bench_dir}: no benchmarks folder here; run from a NovaCron checkout or pass --benchmarks")
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise CommandError(f"--tolerance {args.tolerance}: allowed: a number >= 0 (0.30: a ratio may grow 30 %)")
     previous = _read_bench_json(args.compare) if args.compare else None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     save = args.save or Path(".benchmarks") / f"bench-{stamp}.json"
@@ -575,12 +577,19 @@ def _current_value(scenario: object, param: str, default: int) -> int:
 
 
 def _read_bench_json(path: Path) -> dict[str, object]:
+    """The ``--compare`` file, checked before the benchmarks run rather than after."""
     import json
+
+    from novacron.benchratio import tracked_ratios
 
     try:
         data: dict[str, object] = json.loads(Path(path).read_text())
+        tracked_ratios(data, strict=False)
     except (OSError, ValueError) as exc:
         raise CommandError(f"--compare {path}: cannot read a benchmark JSON ({exc})") from None
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise CommandError(f"--compare {path}: not a benchmark JSON ({type(exc).__name__}: {exc}); allowed: a JSON "
+                           "saved by 'novacron bench'") from None
     return data
 
 
