@@ -277,3 +277,18 @@ def test_bad_bench_flags_before_the_benchmarks_run(case: str, argv: Callable[[Pa
                                                    needles: tuple[str, ...], untouched: str | None, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert_usage_error_before_work(argv(tmp_path), needles, None, capsys)
+
+
+DASK_CASES: list[Case] = [
+    ("sweep", lambda p: ["sweep", scenario(p, "vms = 5"), "--param", "cluster.hosts=3", "--dask-scheduler", "notaurl",
+                         "--out", str(p / "sw")], ("--dask-scheduler", "notaurl", "HOST:PORT"), "sw"),
+    ("run partitioned", lambda p: ["run", "federation-3dc", "--dask-scheduler", "http://h:1", "--out", str(p / "o")],
+     ("--dask-scheduler", "http://h:1"), "o"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), DASK_CASES, ids=_ids(DASK_CASES))
+def test_bad_dask_scheduler_address(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...],
+                                    untouched: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)

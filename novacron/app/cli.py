@@ -177,7 +177,10 @@ def _run_partitioned(args: argparse.Namespace) -> int:
     from novacron.federation.metrics import datacenter_table
     from novacron.scenario import resolve_scenario
     from sim.federation.windows import PartitionError, run_partitioned
+    from sim.sweep import check_dask_address
 
+    if args.dask_scheduler is not None:
+        check_dask_address(args.dask_scheduler)
     duration_s = None if args.duration is None else parse_duration_s(args.duration)
     scenario, _ = resolve_scenario(args.scenario, duration_s=duration_s)
     seed = scenario.seed if args.seed is None else args.seed
@@ -469,6 +472,10 @@ def _check_workers(args: argparse.Namespace) -> None:
         raise CommandError(f"--workers {args.workers}: allowed: an integer from 1 to 1024")
     if args.dask_scheduler is not None and args.workers is not None:
         raise CommandError("--workers and --dask-scheduler exclude each other; allowed: one of them")
+    if args.dask_scheduler is not None:
+        from sim.sweep import check_dask_address
+
+        check_dask_address(args.dask_scheduler)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
