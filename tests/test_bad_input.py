@@ -292,3 +292,22 @@ def test_bad_dask_scheduler_address(case: str, argv: Callable[[Path], list[str]]
                                     untouched: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("distributed")
     assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+MANAGER_CASES: list[Case] = [
+    ("cluster status timeout nan", lambda p: ["cluster", "status", "--peers", "1=127.0.0.1:1", "--timeout", "nan"],
+     ("--timeout nan",), None),
+    ("cluster without subcommand", lambda p: ["cluster"], ("SUBCOMMAND", "novacron cluster --help"), None),
+    ("manager peer port out of range", lambda p: ["manager", "--id", "1", "--peers", "1=127.0.0.1:99999",
+                                                  "--data-dir", str(p / "m")], ("99999", "1 to 65535"), "m"),
+    ("manager client port out of range", lambda p: ["manager", "--id", "1", "--peers", "1=127.0.0.1:7001",
+                                                    "--client-port", "70000", "--data-dir", str(p / "m")],
+     ("--client-port 70000",), "m"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), MANAGER_CASES, ids=_ids(MANAGER_CASES))
+def test_bad_manager_flags_before_anything_starts(case: str, argv: Callable[[Path], list[str]],
+                                                  needles: tuple[str, ...], untouched: str | None, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)

@@ -835,8 +835,10 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
-        if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-            raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
+        for flag in ("--client-port", "--metrics-port", "--federation-client-port"):
+            port = getattr(args, flag.removeprefix("--").replace("-", "_"))
+            if port is not None and not 0 <= port <= 65535:
+                raise CommandError(f"{flag} {port}: allowed: a TCP port, 0 to 65535")
         if not 0 <= args.leader_min_health < 100:
             raise CommandError(f"--leader-min-health {args.leader_min_health}: allowed: 0 (off) to below 100")
         raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks,
@@ -856,6 +858,8 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise CommandError(f"--timeout {args.timeout}: allowed: a number of seconds > 0")
     return print_cluster_status(peers, args.timeout)
 
 
@@ -909,7 +913,7 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                               "grows until a supervisor restarts it; default: off)")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
-    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND", required=True)
     status = _command(cluster_sub, "status", cmd_cluster_status, help="leader, term and commit index per manager")
     status.add_argument("--peers", required=True,
                         help="every manager's CLIENT address: 1=127.0.0.1:7101,2=127.0.0.1:7102,...")
