@@ -311,3 +311,17 @@ def test_bad_manager_flags_before_anything_starts(case: str, argv: Callable[[Pat
                                                   needles: tuple[str, ...], untouched: str | None, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+@pytest.mark.parametrize("name", ["", " ", ".", "..", "a/b", "../../etc", "a\\b", "tab\there"])
+def test_scenario_name_stays_one_folder(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"name = {json.dumps(name)}\n")  # a JSON string is a TOML basic string
+    assert_one_line_exit_2(["run", str(path), "--out", str(tmp_path / "o")], capsys, "name = ", "allowed")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_name_with_spaces_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('name = "my plan 2"\n')
+    assert main(["targets", str(path)]) == 0, capsys.readouterr().err
