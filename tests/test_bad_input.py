@@ -325,3 +325,36 @@ def test_a_name_with_spaces_is_fine(tmp_path: Path, capsys: pytest.CaptureFixtur
     path = tmp_path / "s.toml"
     path.write_text('name = "my plan 2"\n')
     assert main(["targets", str(path)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hosts", [["notauri"], [""], ["qemu:///system", "ssh root@b"]])
+def test_host_uris_in_a_scenario_are_libvirt_uris(hosts: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"[runtime]\nhosts = {json.dumps(hosts)}\n")
+    assert_one_line_exit_2(["targets", str(path)], capsys, "runtime.hosts", "not a libvirt URI", "qemu:///system")
+
+
+def test_host_uris_on_the_command_line_are_checked_before_the_real_runtime_starts() -> None:
+    from backends.realrun.support import check_supported
+    from novacron.config import ConfigError
+    from novacron.scenario import resolve_scenario
+    from tests.one_line_errors import one_line_error
+
+    scenario, _ = resolve_scenario("lab-small")
+    message = one_line_error(ConfigError, lambda: check_supported(scenario, ("notauri", "qemu:///system")))
+    assert "--hosts 'notauri' is not a libvirt URI" in message
+    check_supported(scenario, ("qemu:///system", "qemu+ssh://root@host-b/system"))
+
+
+def test_calibrate_checks_its_host_uris_before_building_the_guest(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from backends.lab import lab
+
+    def must_not_start(*_: object) -> None:
+        raise AssertionError("the lab guest was built for bad --hosts")
+
+    monkeypatch.setattr(lab, "running_lab", lambda: None)
+    monkeypatch.setattr(lab, "guest_only", must_not_start)
+    monkeypatch.setattr(lab, "up", must_not_start)
+    assert_one_line_exit_2(["calibrate", "--hosts", "a", "b"], capsys, "--hosts 'a' is not a libvirt URI")

@@ -1104,6 +1104,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if args.hosts is not None and len(args.hosts) != 2:
             raise CommandError(f"--hosts {' '.join(args.hosts)}: allowed: exactly two libvirt URIs "
                                "(source, destination)")
+        from novacron.runtime_config import check_libvirt_uris
+
+        check_libvirt_uris("--hosts", args.hosts or ())
         info = lab_module.running_lab()
         started_here = info is None and args.hosts is None
         with as_command_error(lab_module.LabError):
