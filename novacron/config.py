@@ -76,7 +76,8 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
     allowed = describe_allowed(hint, meta)
     value = _coerce(raw, hint)
     if value is _INVALID:
-        raise ConfigError(f"{origin}: {path} = {raw!r} has the wrong type; allowed: {allowed}")
+        problem = "is not allowed" if _literal_of_its_type(raw, hint) else "has the wrong type"
+        raise ConfigError(f"{origin}: {path} = {raw!r} {problem}; allowed: {allowed}")
     items = value if isinstance(value, tuple) else (value,)
     for item in items:
         if isinstance(item, float) and not math.isfinite(item):
@@ -92,6 +93,13 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
 
 
 _INVALID = object()
+
+
+def _literal_of_its_type(raw: Any, hint: Any) -> bool:
+    """``hint`` is a Literal with a choice of ``raw``'s type: ``raw`` is the wrong choice, not the wrong type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) is typing.Literal and any(type(a) is type(raw) for a in typing.get_args(hint))
 
 
 def _coerce(raw: Any, hint: Any) -> Any:

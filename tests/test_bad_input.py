@@ -358,3 +358,11 @@ def test_calibrate_checks_its_host_uris_before_building_the_guest(monkeypatch: p
     monkeypatch.setattr(lab, "guest_only", must_not_start)
     monkeypatch.setattr(lab, "up", must_not_start)
     assert_one_line_exit_2(["calibrate", "--hosts", "a", "b"], capsys, "--hosts 'a' is not a libvirt URI")
+
+
+def test_an_enum_setting_out_of_its_choices_is_not_a_type_error(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[faults]\nrepair_distribution = "weird"\n')
+    assert_one_line_exit_2(["targets", str(path)], capsys, "faults.repair_distribution = 'weird' is not allowed",
+                           "'lognormal'")
