@@ -236,7 +236,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def read_scenario_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a scenario: the file is not UTF-8 text (byte {exc.start}); "
                           "allowed: a TOML file") from None

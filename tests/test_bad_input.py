@@ -366,3 +366,9 @@ def test_an_enum_setting_out_of_its_choices_is_not_a_type_error(tmp_path: Path,
     path.write_text('[faults]\nrepair_distribution = "weird"\n')
     assert_one_line_exit_2(["targets", str(path)], capsys, "faults.repair_distribution = 'weird' is not allowed",
                            "'lognormal'")
+
+
+def test_a_scenario_saved_with_a_byte_order_mark_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_bytes(b'\xef\xbb\xbfname = "plan"\n[cluster]\nhosts = 3\n')  # Notepad saves UTF-8 with a BOM
+    assert main(["targets", str(path)]) == 0, capsys.readouterr().err
