@@ -143,8 +143,10 @@ def describe_allowed(hint: Any, meta: Mapping[str, Any]) -> str:
         if typing.get_origin(hint) is tuple:  # a matrix: rows of numbers
             inner = typing.get_args(hint)[0]
             return f"{prefix}lists of {'integers' if inner is int else 'numbers'}"
-    noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        hint, _type_name(hint))
+    nouns = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if prefix.endswith("a list of "):  # "a list of integers", not "a list of an integer"
+        nouns = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}
+    noun = nouns.get(hint, _type_name(hint))
     low, high = meta.get("min"), meta.get("max")
     def bound(b: float) -> str:
         return str(int(b)) if hint is int else f"{b:g}"  # an integer in full: "1000000", not "1e+06"

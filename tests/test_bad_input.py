@@ -372,3 +372,9 @@ def test_a_scenario_saved_with_a_byte_order_mark_loads(tmp_path: Path, capsys: p
     path = tmp_path / "s.toml"
     path.write_bytes(b'\xef\xbb\xbfname = "plan"\n[cluster]\nhosts = 3\n')  # Notepad saves UTF-8 with a BOM
     assert main(["targets", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_a_list_setting_says_what_its_items_may_be(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[workload]\nvm_cpu_cores = [1, "2"]\n')
+    assert_one_line_exit_2(["targets", str(path)], capsys, "allowed: a list of integers from 1 to 256")
