@@ -378,3 +378,21 @@ def test_a_list_setting_says_what_its_items_may_be(tmp_path: Path, capsys: pytes
     path = tmp_path / "s.toml"
     path.write_text('[workload]\nvm_cpu_cores = [1, "2"]\n')
     assert_one_line_exit_2(["targets", str(path)], capsys, "allowed: a list of integers from 1 to 256")
+
+
+NEGATIVE_VALUE_CASES: list[Case] = [
+    ("duration with a unit", lambda p: ["run", scenario(p, "vms = 5"), "--duration", "-1h", "--out", str(p / "o")],
+     ("--duration -1h", "allowed: 1 s to 366 d"), "o"),
+    ("seed with garbage", lambda p: ["vopr", "--seed", "-1x"], ("--seed", "-1x", "allowed"), None),
+    ("start time in e-notation", lambda p: ["export-metrics", _run_dir_stub(p), "--start-unix-s", "-1e3"],
+     ("--start-unix-s -1000", "allowed"), None),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), NEGATIVE_VALUE_CASES,
+                         ids=_ids(NEGATIVE_VALUE_CASES))
+def test_a_negative_looking_value_reaches_its_check(case: str, argv: Callable[[Path], list[str]],
+                                                    needles: tuple[str, ...], untouched: str | None,
+                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'-1h' is a (bad) value, not an unknown option: the message names it and what is allowed."""
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -49,6 +50,13 @@ def as_command_error(*errors: type[Exception]) -> Iterator[None]:
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the command's --help (exit 2)."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Any "-<digit>..." is a value, not an option (no option starts with a digit): argparse's own
+        # pattern knows only plain numbers, so '--duration -1h' read as a missing value and the check
+        # that names the value and what is allowed never saw it.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> typing.NoReturn:
         print(f"novacron: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
