@@ -76,7 +76,8 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
     allowed = describe_allowed(hint, meta)
     value = _coerce(raw, hint)
     if value is _INVALID:
-        raise ConfigError(f"{origin}: {path} = {raw!r} has the wrong type; allowed: {allowed}")
+        problem = "is not allowed" if _literal_of_its_type(raw, hint) else "has the wrong type"
+        raise ConfigError(f"{origin}: {path} = {raw!r} {problem}; allowed: {allowed}")
     items = value if isinstance(value, tuple) else (value,)
     for item in items:
         if isinstance(item, float) and not math.isfinite(item):
@@ -92,6 +93,13 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
 
 
 _INVALID = object()
+
+
+def _literal_of_its_type(raw: Any, hint: Any) -> bool:
+    """``hint`` is a Literal with a choice of ``raw``'s type: ``raw`` is the wrong choice, not the wrong type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) is typing.Literal and any(type(a) is type(raw) for a in typing.get_args(hint))
 
 
 def _coerce(raw: Any, hint: Any) -> Any:
@@ -135,8 +143,10 @@ def describe_allowed(hint: Any, meta: Mapping[str, Any]) -> str:
         if typing.get_origin(hint) is tuple:  # a matrix: rows of numbers
             inner = typing.get_args(hint)[0]
             return f"{prefix}lists of {'integers' if inner is int else 'numbers'}"
-    noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        hint, _type_name(hint))
+    nouns = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if prefix.endswith("a list of "):  # "a list of integers", not "a list of an integer"
+        nouns = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}
+    noun = nouns.get(hint, _type_name(hint))
     low, high = meta.get("min"), meta.get("max")
     def bound(b: float) -> str:
         return str(int(b)) if hint is int else f"{b:g}"  # an integer in full: "1000000", not "1e+06"

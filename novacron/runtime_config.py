@@ -11,9 +11,23 @@ seconds since the run's start.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from novacron.config import spec
+from novacron.config import ConfigError, spec
+
+LIBVIRT_URI = re.compile(r"[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^/\s]*/\S*")
+"""``driver[+transport]://[user@][host][:port]/[path][?params]``, as libvirt's URI docs spell it."""
+
+
+def check_libvirt_uris(field: str, uris: tuple[str, ...] | list[str]) -> None:
+    """The one rule for host URIs (``[runtime] hosts``, ``--hosts``): a one-line ``ConfigError`` for the
+    first that is not a libvirt URI, before the real runtime builds or connects to anything."""
+    for uri in uris:
+        if not LIBVIRT_URI.fullmatch(uri):
+            raise ConfigError(f"{field} {uri!r} is not a libvirt URI; allowed: "
+                              "driver[+transport]://[user@][host]/path, e.g. qemu:///system or "
+                              "qemu+ssh://root@host-a/system")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,3 +39,6 @@ class RuntimeSection:
                                  "compressed, measured durations are not)")
     max_guests: int = spec(6, min=0, max=1000,
                            doc="real runtime: the most guests it boots (refuses a scenario asking more)")
+
+    def __post_init__(self) -> None:
+        check_libvirt_uris("runtime.hosts:", self.hosts)

@@ -156,6 +156,13 @@ class Scenario:
         default=(), metadata={"doc": "your targets: metric = threshold or { comparator, threshold, unit, role, name } "
                                      "(see 'novacron targets')", "table": True})
 
+    def __post_init__(self) -> None:
+        # The name becomes a folder (runs/<name>-seed<N>, sweeps/<name>): it must stay one folder there.
+        if not self.name.strip() or self.name in (".", "..") or any(c in self.name for c in '/\\') \
+                or not self.name.isprintable():
+            raise ConfigError(f"name = {self.name!r} is not allowed; allowed: a non-empty name without '/', '\\' "
+                              "or control characters, not '.' or '..' (it names the run directory)")
+
 
 PATH_KEYS = ("trace_path", "trace_readings_path")
 """``[workload]`` keys holding paths, resolved against the scenario file's folder."""
@@ -229,7 +236,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def read_scenario_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a scenario: the file is not UTF-8 text (byte {exc.start}); "
                           "allowed: a TOML file") from None

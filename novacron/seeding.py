@@ -17,6 +17,13 @@ import numpy as np
 MAX_SEED = 2**63 - 1
 
 
+def check_seed(seed: int) -> int:
+    """The one rule for a run seed: an integer from 0 to ``MAX_SEED``; ``ValueError`` otherwise."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
+    return seed
+
+
 def log_uniform(rng: Random, low: float, high: float) -> float:
     """A draw uniform in log space between ``low`` and ``high`` (one ``rng.uniform`` call)."""
     return math.exp(rng.uniform(math.log(low), math.log(high)))
@@ -30,9 +37,7 @@ class RunSeeds:
     """Derives per-component random generators from one run seed."""
 
     def __init__(self, seed: int) -> None:
-        if not 0 <= seed <= MAX_SEED:
-            raise ValueError(f"seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def sequence(self, component: str) -> np.random.SeedSequence:
         return np.random.SeedSequence(entropy=self.seed, spawn_key=(component_key(component),))

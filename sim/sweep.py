@@ -166,6 +166,20 @@ def _bar(total: int, progress: bool, initial: int = 0) -> tqdm[Any]:
                 leave=False)
 
 
+def check_dask_address(address: str) -> None:
+    """A one-line ``ConfigError`` unless Dask reads ``address`` as a scheduler address (``[tcp://]HOST:PORT``
+    and the other schemes Dask knows), checked before anything is written or connected to."""
+    from distributed.comm.addressing import get_address_host, parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        get_backend(parse_address(address, strict=False)[0])
+        get_address_host(address)
+    except ValueError as exc:
+        raise ConfigError(f"--dask-scheduler {address!r}: not a scheduler address ({exc}); allowed: "
+                          "[tcp://]HOST:PORT, e.g. tcp://10.0.0.5:8786") from None
+
+
 class Runner:
     """One local process pool or Dask client, reused by every grid run through it.
 
@@ -186,7 +200,12 @@ class Runner:
         if self.dask_scheduler is not None:
             from distributed import Client
 
-            self._client = Client(self.dask_scheduler)  # type: ignore[no-untyped-call]
+            check_dask_address(self.dask_scheduler)
+            try:
+                self._client = Client(self.dask_scheduler)  # type: ignore[no-untyped-call]
+            except OSError as exc:
+                raise ConfigError(f"--dask-scheduler {self.dask_scheduler}: cannot reach it ({exc}); allowed: the "
+                                  "address of a running Dask scheduler") from None
             self._executor = self._client.get_executor(pure=False)
             # The threads of the workers there now (a cluster that grows later gets no deeper queue).
             self._slots = max(1, sum(self._client.nthreads().values()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -126,8 +127,6 @@ def test_cache_eval_bad_input(case: str, argv: Callable[[Path], list[str]], need
 
 
 def test_cache_eval_zero_means_no_such_tier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
     trace = _trace_file(tmp_path, "t.csv", b"time,key,size\n" + b"".join(
         f"{i},{i % 7},100\n".encode() for i in range(200)))
     assert main(["cache-eval", trace, "--l1-items", "2", "--l2-items", "0", "--l3-bytes", "0", "--json"]) == 0
@@ -160,3 +159,240 @@ def test_report_on_corrupt_parquet_and_summary(tmp_path: Path, capsys: pytest.Ca
     assert_one_line_exit_2(["report", str(run_dir)], capsys, "not a readable summary")
     (run_dir / "summary.json").write_text('{"seed": 1}')
     assert_one_line_exit_2(["report", str(run_dir)], capsys, "missing")
+
+
+# --- bad flags found by probing every command (branch cli-errors) ----------------------------------
+# Each case: exit 2 with one line naming the flag, its value and what is allowed, before any work
+# starts; ``untouched`` is a path the command must not have created (nothing half-written).
+
+MAX_SEED = 2**63 - 1
+Case = tuple[str, Callable[[Path], list[str]], tuple[str, ...], str | None]
+
+
+def _file(p: Path) -> str:
+    (p / "a-file").write_text("x")
+    return str(p / "a-file")
+
+
+def assert_usage_error_before_work(argv: list[str], needles: tuple[str, ...], untouched: Path | None,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(argv, capsys, *needles)
+    if untouched is not None:
+        assert not untouched.exists(), f"{untouched} was created"
+
+
+def _ids(cases: list[Case]) -> list[str]:
+    return [c[0] for c in cases]
+
+
+SEED_CASES: list[Case] = [
+    ("run seed negative", lambda p: ["run", scenario(p, "vms = 5"), "--seed", "-1", "--out", str(p / "o")],
+     ("--seed", "-1", f"0 to {MAX_SEED}"), "o"),
+    ("vopr seed negative", lambda p: ["vopr", "--seed", "-1", "--trace-dir", str(p / "t")], ("--seed", "-1"), None),
+    ("vopr first seed negative", lambda p: ["vopr", "--first-seed", "-3", "--seeds", "1"], ("--first-seed", "-3"),
+     None),
+    ("vopr seeds past the last seed", lambda p: ["vopr", "--first-seed", str(MAX_SEED), "--seeds", "2"],
+     ("--seeds 2", str(MAX_SEED)), None),
+    ("fig16 seed too big", lambda p: ["raft-fig16", "--seed", str(2**70), "--out", str(p / "f")],
+     ("--seed", str(2**70)), "f"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), SEED_CASES, ids=_ids(SEED_CASES))
+def test_bad_seeds(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...], untouched: str | None,
+                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+def _run_dir_stub(p: Path) -> str:
+    """A folder that passes the 'is a run directory' check; the flags are checked before it is read."""
+    (p / "run").mkdir(exist_ok=True)
+    (p / "run" / "events.parquet").write_bytes(b"PAR1")
+    return str(p / "run")
+
+
+OUTPUT_CASES: list[Case] = [
+    ("fig16 zero trials", lambda p: ["raft-fig16", "--trials", "0", "--out", str(p / "f")], ("--trials 0",), "f"),
+    ("fig16 out is a file", lambda p: ["raft-fig16", "--trials", "1", "--out", _file(p)], ("--out", "is a file"),
+     None),
+    ("run out is a file", lambda p: ["run", scenario(p, "vms = 5"), "--out", _file(p)], ("--out", "is a file"),
+     None),
+    ("sweep out unwritable", lambda p: ["sweep", scenario(p, "vms = 5"), "--param", "cluster.hosts=3", "--out",
+                                        str(Path(_file(p)) / "sub")], ("--out", "cannot create"), None),
+    ("size out is a file", lambda p: ["size", scenario(p, "vms = 5"), "--param", "cluster.hosts", "--min", "3",
+                                      "--max", "3", "--seeds", "1", "--workers", "1", "--out", _file(p)],
+     ("--out", "is a file"), None),
+    ("export-metrics out is a folder", lambda p: ["export-metrics", _run_dir_stub(p), "--out", str(p)],
+     ("--out", "is a folder"), None),
+    ("export-metrics out in a missing folder", lambda p: ["export-metrics", _run_dir_stub(p), "--out",
+                                                          str(p / "no" / "m.txt")], ("--out", "does not exist"), None),
+    ("compare plot not an image", lambda p: ["compare", str(p), str(p), "--plot", str(p / "c.txt")],
+     ("--plot", "c.txt", ".png"), None),
+    ("compare plot without suffix", lambda p: ["compare", str(p), str(p), "--plot", str(p / "c")],
+     ("--plot", "no suffix"), None),
+    ("check junit is a folder", lambda p: ["check", scenario(p, "vms = 5"), "--junit", str(p), "--out",
+                                           str(p / "o"), "--no-progress"], ("--junit", "is a folder"), "o"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), OUTPUT_CASES, ids=_ids(OUTPUT_CASES))
+def test_bad_output_paths(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...],
+                          untouched: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+    assert not list(tmp_path.rglob("*.partial")), "a half-written file was left behind"
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("good-run")
+    run_dir = folder / "run"
+    assert main(["run", scenario(folder, "vms = 5"), "--out", str(run_dir), "--no-progress"]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_compare_with_a_corrupt_event_log(damage: str, good_run: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(good_run, broken)
+    log = broken / "events.parquet"
+    log.write_bytes(log.read_bytes()[: log.stat().st_size // 2] if damage == "truncated" else b"")
+    capsys.readouterr()
+    assert_one_line_exit_2(["compare", str(good_run), str(broken), "--no-plot"], capsys,
+                           "RUN_B", "events.parquet: not a readable event log")
+
+
+BENCH_CASES: list[Case] = [
+    ("tolerance nan", lambda p: ["bench", "--benchmarks", str(p), "--tolerance", "nan"], ("--tolerance nan",), None),
+    ("tolerance negative", lambda p: ["bench", "--benchmarks", str(p), "--tolerance", "-1"], ("--tolerance -1",),
+     None),
+    ("compare not a benchmark json", lambda p: ["bench", "--benchmarks", str(p), "--compare",
+                                                _trace_file(p, "b.json", b'{"benchmarks": [{"name": "x"}]}')],
+     ("--compare", "not a benchmark JSON"), None),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), BENCH_CASES, ids=_ids(BENCH_CASES))
+def test_bad_bench_flags_before_the_benchmarks_run(case: str, argv: Callable[[Path], list[str]],
+                                                   needles: tuple[str, ...], untouched: str | None, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, None, capsys)
+
+
+DASK_CASES: list[Case] = [
+    ("sweep", lambda p: ["sweep", scenario(p, "vms = 5"), "--param", "cluster.hosts=3", "--dask-scheduler", "notaurl",
+                         "--out", str(p / "sw")], ("--dask-scheduler", "notaurl", "HOST:PORT"), "sw"),
+    ("run partitioned", lambda p: ["run", "federation-3dc", "--dask-scheduler", "http://h:1", "--out", str(p / "o")],
+     ("--dask-scheduler", "http://h:1"), "o"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), DASK_CASES, ids=_ids(DASK_CASES))
+def test_bad_dask_scheduler_address(case: str, argv: Callable[[Path], list[str]], needles: tuple[str, ...],
+                                    untouched: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+MANAGER_CASES: list[Case] = [
+    ("cluster status timeout nan", lambda p: ["cluster", "status", "--peers", "1=127.0.0.1:1", "--timeout", "nan"],
+     ("--timeout nan",), None),
+    ("cluster without subcommand", lambda p: ["cluster"], ("SUBCOMMAND", "novacron cluster --help"), None),
+    ("manager peer port out of range", lambda p: ["manager", "--id", "1", "--peers", "1=127.0.0.1:99999",
+                                                  "--data-dir", str(p / "m")], ("99999", "1 to 65535"), "m"),
+    ("manager client port out of range", lambda p: ["manager", "--id", "1", "--peers", "1=127.0.0.1:7001",
+                                                    "--client-port", "70000", "--data-dir", str(p / "m")],
+     ("--client-port 70000",), "m"),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), MANAGER_CASES, ids=_ids(MANAGER_CASES))
+def test_bad_manager_flags_before_anything_starts(case: str, argv: Callable[[Path], list[str]],
+                                                  needles: tuple[str, ...], untouched: str | None, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+@pytest.mark.parametrize("name", ["", " ", ".", "..", "a/b", "../../etc", "a\\b", "tab\there"])
+def test_scenario_name_stays_one_folder(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"name = {json.dumps(name)}\n")  # a JSON string is a TOML basic string
+    assert_one_line_exit_2(["run", str(path), "--out", str(tmp_path / "o")], capsys, "name = ", "allowed")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_name_with_spaces_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('name = "my plan 2"\n')
+    assert main(["targets", str(path)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hosts", [["notauri"], [""], ["qemu:///system", "ssh root@b"]])
+def test_host_uris_in_a_scenario_are_libvirt_uris(hosts: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"[runtime]\nhosts = {json.dumps(hosts)}\n")
+    assert_one_line_exit_2(["targets", str(path)], capsys, "runtime.hosts", "not a libvirt URI", "qemu:///system")
+
+
+def test_host_uris_on_the_command_line_are_checked_before_the_real_runtime_starts() -> None:
+    from backends.realrun.support import check_supported
+    from novacron.config import ConfigError
+    from novacron.scenario import resolve_scenario
+    from tests.one_line_errors import one_line_error
+
+    scenario, _ = resolve_scenario("lab-small")
+    message = one_line_error(ConfigError, lambda: check_supported(scenario, ("notauri", "qemu:///system")))
+    assert "--hosts 'notauri' is not a libvirt URI" in message
+    check_supported(scenario, ("qemu:///system", "qemu+ssh://root@host-b/system"))
+
+
+def test_calibrate_checks_its_host_uris_before_building_the_guest(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from backends.lab import lab
+
+    def must_not_start(*_: object) -> None:
+        raise AssertionError("the lab guest was built for bad --hosts")
+
+    monkeypatch.setattr(lab, "running_lab", lambda: None)
+    monkeypatch.setattr(lab, "guest_only", must_not_start)
+    monkeypatch.setattr(lab, "up", must_not_start)
+    assert_one_line_exit_2(["calibrate", "--hosts", "a", "b"], capsys, "--hosts 'a' is not a libvirt URI")
+
+
+def test_an_enum_setting_out_of_its_choices_is_not_a_type_error(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[faults]\nrepair_distribution = "weird"\n')
+    assert_one_line_exit_2(["targets", str(path)], capsys, "faults.repair_distribution = 'weird' is not allowed",
+                           "'lognormal'")
+
+
+def test_a_scenario_saved_with_a_byte_order_mark_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_bytes(b'\xef\xbb\xbfname = "plan"\n[cluster]\nhosts = 3\n')  # Notepad saves UTF-8 with a BOM
+    assert main(["targets", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_a_list_setting_says_what_its_items_may_be(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[workload]\nvm_cpu_cores = [1, "2"]\n')
+    assert_one_line_exit_2(["targets", str(path)], capsys, "allowed: a list of integers from 1 to 256")
+
+
+NEGATIVE_VALUE_CASES: list[Case] = [
+    ("duration with a unit", lambda p: ["run", scenario(p, "vms = 5"), "--duration", "-1h", "--out", str(p / "o")],
+     ("--duration -1h", "allowed: 1 s to 366 d"), "o"),
+    ("seed with garbage", lambda p: ["vopr", "--seed", "-1x"], ("--seed", "-1x", "allowed"), None),
+    ("start time in e-notation", lambda p: ["export-metrics", _run_dir_stub(p), "--start-unix-s", "-1e3"],
+     ("--start-unix-s -1000", "allowed"), None),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "needles", "untouched"), NEGATIVE_VALUE_CASES,
+                         ids=_ids(NEGATIVE_VALUE_CASES))
+def test_a_negative_looking_value_reaches_its_check(case: str, argv: Callable[[Path], list[str]],
+                                                    needles: tuple[str, ...], untouched: str | None,
+                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'-1h' is a (bad) value, not an unknown option: the message names it and what is allowed."""
+    assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)

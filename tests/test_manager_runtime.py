@@ -354,7 +354,7 @@ async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10
     return False
 
 
-@pytest.mark.parametrize("text", ["", "1=host", "x=h:1", "1=h:1,1=h:2", "0=h:1", "1=:7001"])
+@pytest.mark.parametrize("text", ["", "1=host", "x=h:1", "1=h:1,1=h:2", "0=h:1", "1=:7001", "1=h:0", "1=h:65536"])
 def test_bad_peer_lists_are_refused(text: str) -> None:
     from backends.manager.cli import parse_peers
 

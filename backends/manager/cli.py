@@ -41,6 +41,8 @@ def parse_peers(text: str) -> dict[int, tuple[str, int]]:
         node_id = int(node)
         if node_id < 1 or node_id in peers:
             raise ValueError(f"bad peer {item!r}: ids must be >= 1 and distinct")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"bad peer {item!r}: port {int(port)}; allowed: a TCP port from 1 to 65535")
         peers[node_id] = (host, int(port))
     if not peers:
         raise ValueError("--peers names no manager")

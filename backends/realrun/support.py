@@ -17,6 +17,7 @@ from backends.realrun.firewall import require_nft
 from novacron.config import ConfigError
 from novacron.raft.metrics import raft_config_metrics
 from novacron.raft.scenario import RAFT
+from novacron.runtime_config import check_libvirt_uris
 from novacron.scenario import Scenario
 
 MANAGER_TICK_MS = 10.0
@@ -58,6 +59,7 @@ def check_supported(scenario: Scenario, hosts: tuple[str, ...] = ()) -> None:
         raise ConfigError(f"{scenario.name}: {key} = {value!r} is not supported by --runtime real; allowed: {allowed}")
     if scenario.raft.partition_at_s > 0:
         require_nft("raft.partition_at_s")
+    check_libvirt_uris("--hosts", hosts)
     uris = hosts or scenario.runtime.hosts
     if uris and len(uris) != scenario.cluster.hosts:
         raise ConfigError(f"{scenario.name}: {len(uris)} host URI(s) for cluster.hosts = {scenario.cluster.hosts}; "

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -50,9 +51,26 @@ def as_command_error(*errors: type[Exception]) -> Iterator[None]:
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the command's --help (exit 2)."""
 
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Any "-<digit>..." is a value, not an option (no option starts with a digit): argparse's own
+        # pattern knows only plain numbers, so '--duration -1h' read as a missing value and the check
+        # that names the value and what is allowed never saw it.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message: str) -> typing.NoReturn:
         print(f"novacron: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def seed_arg(text: str) -> int:
+    """The argparse type of every seed flag, so a bad seed is a usage error before anything runs."""
+    from novacron.seeding import MAX_SEED, check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: allowed: an integer from 0 to {MAX_SEED}") from None
 
 
 def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, *,  # type: ignore[type-arg]
@@ -67,7 +85,7 @@ def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, *,  #
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", default=None,
                    help="a scenario TOML file or the name of a built-in scenario (default: 'default')")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed_arg, default=None,
                    help="run seed (default: the scenario's 'seed'); the same seed reproduces the same event log")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory to write (default: runs/<scenario>-seed<N>)")
@@ -108,6 +126,18 @@ def parse_duration_s(text: str) -> float:
         raise CommandError(f"--duration {text}: not a simulated time; allowed: 1 s to 366 d, as seconds or a "
                            "number with s, m, h or d (e.g. 30d)")
     return value
+
+
+def create_out_dir(path: Path, flag: str = "--out") -> Path:
+    """The output folder of a command, created before any work, so a bad ``--out`` costs nothing."""
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{flag} {path}: is a file; allowed: a folder (an existing one or a new one)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"{flag} {path}: cannot create the folder ({exc.strerror or exc}); allowed: an existing "
+                           "folder or a new one in a writable place") from None
+    return path
 
 
 def _add_check_args(p: argparse.ArgumentParser) -> None:
@@ -155,7 +185,10 @@ def _run_partitioned(args: argparse.Namespace) -> int:
     from novacron.federation.metrics import datacenter_table
     from novacron.scenario import resolve_scenario
     from sim.federation.windows import PartitionError, run_partitioned
+    from sim.sweep import check_dask_address
 
+    if args.dask_scheduler is not None:
+        check_dask_address(args.dask_scheduler)
     duration_s = None if args.duration is None else parse_duration_s(args.duration)
     scenario, _ = resolve_scenario(args.scenario, duration_s=duration_s)
     seed = scenario.seed if args.seed is None else args.seed
@@ -197,8 +230,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from novacron.app.verdict_output import check_json, write_junit
     from novacron.slo import Verdict, format_table
 
-    if args.junit is not None and not args.junit.parent.is_dir():
-        raise CommandError(f"--junit {args.junit}: the folder {args.junit.parent} does not exist")
+    if args.junit is not None and (args.junit.is_dir() or not args.junit.parent.is_dir()):
+        problem = "is a folder" if args.junit.is_dir() else f"the folder {args.junit.parent} does not exist"
+        raise CommandError(f"--junit {args.junit}: {problem}; allowed: a file in an existing folder")
     result = _run(args, quiet=args.json)
     verdict, allow = result.verdict, args.allow_unmeasured
     if args.junit is not None:
@@ -230,23 +264,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, *, quiet: bool = False):  # type: ignore[no-untyped-def]
     from novacron.app.runtimes import select_runtime
     from novacron.scenario import resolve_scenario
-    from novacron.seeding import MAX_SEED
     from novacron.slo import admission_line
 
     duration_s = None if args.duration is None else parse_duration_s(args.duration)
     scenario, text = resolve_scenario(args.scenario, duration_s=duration_s)
     seed = scenario.seed if args.seed is None else args.seed
-    if not 0 <= seed <= MAX_SEED:
-        raise CommandError(f"--seed {seed} is out of range; allowed: 0 to {MAX_SEED}")
     with as_command_error(ValueError):
         runtime = select_runtime(getattr(args, "runtime", "sim"), tuple(getattr(args, "hosts", ())))
     runtime.check(scenario)
     suffix = "" if runtime.name == "sim" else f"-{runtime.name}"
-    out = args.out or Path("runs") / f"{scenario.name}-seed{seed}{suffix}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CommandError(f"--out {out}: cannot create the run directory ({exc.strerror or exc})") from None
+    out = create_out_dir(args.out or Path("runs") / f"{scenario.name}-seed{seed}{suffix}")
     args.run_dir = out  # where an internal error's traceback goes
     stream = sys.stderr if quiet else sys.stdout
     f = scenario.federation
@@ -289,11 +316,19 @@ def cmd_export_metrics(args: argparse.Namespace) -> int:
     if not math.isfinite(args.start_unix_s) or args.start_unix_s < 0:
         raise CommandError(f"--start-unix-s {args.start_unix_s}: allowed: a Unix time in seconds, 0 or more")
     out: Path = args.out or args.run_dir / "metrics.openmetrics.txt"
+    if out.is_dir() or not out.parent.is_dir():
+        raise CommandError(f"--out {out}: {'is a folder' if out.is_dir() else 'its folder does not exist'}; "
+                           "allowed: a file in an existing folder")
     partial = out.with_name(out.name + ".partial")
     import pyarrow as pa
 
     try:
-        with partial.open("w") as f:
+        f = partial.open("w")
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot write ({exc.strerror or exc}); allowed: a file in a writable "
+                           "folder") from None
+    try:
+        with f:
             written = export_run(args.run_dir, f, start_unix_s=args.start_unix_s)
     except (SchemaVersionError, pa.ArrowInvalid, OSError) as exc:
         partial.unlink(missing_ok=True)
@@ -311,9 +346,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     unreadable run directory, runs of different scenarios)."""
     import json
 
-    from novacron.app.compare import CompareError, compare_runs, format_comparison, load_pair, write_plot
+    from novacron.app.compare import (
+        CompareError,
+        check_plot_path,
+        compare_runs,
+        format_comparison,
+        load_pair,
+        write_plot,
+    )
 
     with as_command_error(CompareError):
+        if args.plot is not None and not args.no_plot:
+            check_plot_path(args.plot)
         run_a, run_b = load_pair(args.run_a, args.run_b)
     comparison = compare_runs(run_a, run_b)
     plot = None
@@ -395,6 +439,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench_dir = Path(args.benchmarks)
     if not bench_dir.is_dir():
         raise CommandError(f"{bench_dir}: no benchmarks folder here; run from a NovaCron checkout or pass --benchmarks")
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise CommandError(f"--tolerance {args.tolerance}: allowed: a number >= 0 (0.30: a ratio may grow 30 %)")
     previous = _read_bench_json(args.compare) if args.compare else None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     save = args.save or Path(".benchmarks") / f"bench-{stamp}.json"
@@ -434,6 +480,10 @@ def _check_workers(args: argparse.Namespace) -> None:
         raise CommandError(f"--workers {args.workers}: allowed: an integer from 1 to 1024")
     if args.dask_scheduler is not None and args.workers is not None:
         raise CommandError("--workers and --dask-scheduler exclude each other; allowed: one of them")
+    if args.dask_scheduler is not None:
+        from sim.sweep import check_dask_address
+
+        check_dask_address(args.dask_scheduler)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -453,7 +503,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = [scenario.seed + k for k in range(args.seeds)]
     base_dir = _base_dir(args.scenario)
     grid = build_grid(text, args.scenario or "default", params, seeds, base_dir=base_dir)
-    out = args.out or Path("sweeps") / scenario.name
+    out = create_out_dir(args.out or Path("sweeps") / scenario.name)
     where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron sweep: {len(grid)} runs ({len(grid) // len(seeds)} parameter sets x {len(seeds)} seeds, "
@@ -502,7 +552,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     base_dir, origin = _base_dir(args.scenario), args.scenario or "default"
     build_grid(text, origin, [(args.param, [low, high])], seeds[:1], base_dir=base_dir)  # validates both ends
     start = _current_value(scenario, args.param, default)
-    out = args.out or Path("sizes") / f"{scenario.name}-{args.param}"
+    out = create_out_dir(args.out or Path("sizes") / f"{scenario.name}-{args.param}")
     where = f"Dask scheduler {args.dask_scheduler}" if args.dask_scheduler else \
         f"{args.workers or 'all'} local worker process(es)"
     print(f"novacron size: smallest {args.param} in {low}..{high} with every required target passing in "
@@ -515,7 +565,6 @@ def cmd_size(args: argparse.Namespace) -> int:
         result = size(job, low=low, high=high, start=start,
                       screen_width=max(1, min(4, args.workers or os.cpu_count() or 2)))
     wall_s = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     plot_size(result, param=args.param, confidence=args.confidence, path=str(out / "size.png"),
               screened=job.screened)
     (out / "size.json").write_text(json.dumps({
@@ -543,12 +592,19 @@ def _current_value(scenario: object, param: str, default: int) -> int:
 
 
 def _read_bench_json(path: Path) -> dict[str, object]:
+    """The ``--compare`` file, checked before the benchmarks run rather than after."""
     import json
+
+    from novacron.benchratio import tracked_ratios
 
     try:
         data: dict[str, object] = json.loads(Path(path).read_text())
+        tracked_ratios(data, strict=False)
     except (OSError, ValueError) as exc:
         raise CommandError(f"--compare {path}: cannot read a benchmark JSON ({exc})") from None
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise CommandError(f"--compare {path}: not a benchmark JSON ({type(exc).__name__}: {exc}); allowed: a JSON "
+                           "saved by 'novacron bench'") from None
     return data
 
 
@@ -614,8 +670,6 @@ def _check_cache_trace_args(args: argparse.Namespace) -> None:
         raise CommandError(f"--alpha {args.alpha}: allowed: a number from 0 to 10")
     if not (math.isfinite(args.rate) and args.rate > 0):
         raise CommandError(f"--rate {args.rate}: allowed: a number > 0")
-    if args.seed < 0:
-        raise CommandError(f"--seed {args.seed}: allowed: an integer >= 0")
     if not args.out.parent.is_dir():
         raise CommandError(f"{args.out}: the folder {args.out.parent} does not exist")
 
@@ -681,7 +735,7 @@ def _add_cache_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     tr.add_argument("--alpha", type=float, default=1.0, help="Zipf skew")
     tr.add_argument("--size", type=int, default=4096, help="object size in bytes")
     tr.add_argument("--rate", type=float, default=1000.0, help="requests per second (timestamps)")
-    tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--seed", type=seed_arg, default=1)
 
 
 DEFAULT_WWS_WRITE_S = 10.0
@@ -789,8 +843,10 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
-        if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-            raise CommandError(f"--metrics-port {args.metrics_port}: allowed: a TCP port, 0 to 65535")
+        for flag in ("--client-port", "--metrics-port", "--federation-client-port"):
+            port = getattr(args, flag.removeprefix("--").replace("-", "_"))
+            if port is not None and not 0 <= port <= 65535:
+                raise CommandError(f"{flag} {port}: allowed: a TCP port, 0 to 65535")
         if not 0 <= args.leader_min_health < 100:
             raise CommandError(f"--leader-min-health {args.leader_min_health}: allowed: 0 (off) to below 100")
         raft = raft_timing(args.id, args.heartbeat_ticks, args.election_ticks,
@@ -810,6 +866,8 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
     with as_command_error(ValueError):
         peers = parse_peers(args.peers)
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise CommandError(f"--timeout {args.timeout}: allowed: a number of seconds > 0")
     return print_cluster_status(peers, args.timeout)
 
 
@@ -863,7 +921,7 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
                               "grows until a supervisor restarts it; default: off)")
     cluster = sub.add_parser("cluster", help="inspect running managers",
                              description="Commands that talk to running managers over their client API.")
-    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND", required=True)
     status = _command(cluster_sub, "status", cmd_cluster_status, help="leader, term and commit index per manager")
     status.add_argument("--peers", required=True,
                         help="every manager's CLIENT address: 1=127.0.0.1:7101,2=127.0.0.1:7102,...")
@@ -873,8 +931,8 @@ def _add_manager_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
 def _add_vopr_seed_args(vopr: argparse.ArgumentParser) -> None:
     """The seeds a vopr command runs (read by ``_vopr_seeds``) and where a failing seed's trace goes."""
     vopr.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
-    vopr.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    vopr.add_argument("--seed", type=int, default=None, help="replay this one seed")
+    vopr.add_argument("--first-seed", type=seed_arg, default=0, help="first seed (default 0)")
+    vopr.add_argument("--seed", type=seed_arg, default=None, help="replay this one seed")
     vopr.add_argument("--trace-dir", type=Path, default=Path("vopr-traces"),
                       help="where the full trace of a failing seed is written (default vopr-traces/)")
 
@@ -883,8 +941,11 @@ def _vopr_seeds(args: argparse.Namespace) -> list[int]:
     """The seeds a vopr command runs: ``--seed``, or ``--seeds`` from ``--first-seed``."""
     if args.seed is not None:
         return [args.seed]
-    if args.seeds < 1:
-        raise CommandError(f"--seeds {args.seeds}: allowed: 1 or more")
+    from novacron.seeding import MAX_SEED
+
+    if not 1 <= args.seeds <= MAX_SEED - args.first_seed + 1:
+        raise CommandError(f"--seeds {args.seeds}: allowed: 1 to {MAX_SEED - args.first_seed + 1} (the last seed "
+                           f"is at most {MAX_SEED})")
     return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
@@ -920,14 +981,11 @@ def cmd_bft_vopr(args: argparse.Namespace) -> int:
     on a violation; --seed S replays one seed exactly."""
     from novacron.bft.crypto import SIGNATURE_SCHEMES
     from novacron.bft.replica import Replica
-    from novacron.seeding import MAX_SEED
     from sim.bft.planted_bugs import PLANTED_BUGS
     from sim.bft.vopr import run_seeds
 
     seeds = _vopr_seeds(args)
     _check_plant(args.plant, PLANTED_BUGS)
-    if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
-        raise CommandError(f"seed {seeds[0] if seeds[0] < 0 else seeds[-1]}: allowed: 0 to {MAX_SEED}")
     if args.signatures not in SIGNATURE_SCHEMES:
         raise CommandError(f"--signatures {args.signatures!r}: allowed: {', '.join(SIGNATURE_SCHEMES)}")
     print(f"novacron bft-vopr: seeds {seeds[0]}..{seeds[-1]}, {args.signatures} signatures"
@@ -963,7 +1021,9 @@ def cmd_raft_fig16(args: argparse.Namespace) -> int:
 
     from sim.raft.experiments import FIG16_RANGES_MS, fig16, plot_fig16, summarise
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not 1 <= args.trials <= 1_000_000:
+        raise CommandError(f"--trials {args.trials}: allowed: an integer from 1 to 1000000")
+    create_out_dir(args.out)
     print(f"novacron raft-fig16: seed {args.seed} · {args.trials} trials per timeout range · 5 managers, "
           "broadcast about 15 ms", flush=True)
     with tqdm(total=args.trials * len(FIG16_RANGES_MS), unit="trial", leave=False,
@@ -996,7 +1056,7 @@ def _add_raft_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     _add_progress_args(vopr)
     fig = _command(sub, "raft-fig16", cmd_raft_fig16, help="the Raft paper's Figure 16 experiment in simulation")
     fig.add_argument("--trials", type=int, default=1000, help="trials per timeout range (default 1000)")
-    fig.add_argument("--seed", type=int, default=1, help="experiment seed (default 1)")
+    fig.add_argument("--seed", type=seed_arg, default=1, help="experiment seed (default 1)")
     fig.add_argument("--out", type=Path, default=Path("runs/raft-fig16"), help="output directory")
     fig.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
@@ -1052,6 +1112,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if args.hosts is not None and len(args.hosts) != 2:
             raise CommandError(f"--hosts {' '.join(args.hosts)}: allowed: exactly two libvirt URIs "
                                "(source, destination)")
+        from novacron.runtime_config import check_libvirt_uris
+
+        check_libvirt_uris("--hosts", args.hosts or ())
         info = lab_module.running_lab()
         started_here = info is None and args.hosts is None
         with as_command_error(lab_module.LabError):
@@ -1316,7 +1379,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="real recoveries of an isolated leader after the heal, per profile (default 20)")
     raft_cal.add_argument("--sim-trials", type=int, default=300,
                           help="simulated trials per experiment and profile (default 300)")
-    raft_cal.add_argument("--seed", type=int, default=1, help="seed of both sides' random draws (default 1)")
+    raft_cal.add_argument("--seed", type=seed_arg, default=1, help="seed of both sides' random draws (default 1)")
     raft_cal.add_argument("--out", type=Path, default=Path("runs/calibrate-raft"),
                           help="where raft_timing.md, rows.json, samples.csv and raft_timing.png go "
                                "(default: %(default)s)")

@@ -93,7 +93,7 @@ def load_pair(path_a: str | Path, path_b: str | Path) -> tuple[Run, Run]:
     runs = []
     for label, path in (("RUN_A", path_a), ("RUN_B", path_b)):
         try:
-            runs.append(load_run(path))
+            runs.append(load_run(path, check_events=True))
         except RunNotFound as exc:
             raise CompareError(f"{label} {exc}") from None
     a, b = runs
@@ -232,6 +232,18 @@ def plot_comparison(c: Comparison) -> Figure:
                  f"B {c.b.summary['runtime']}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def check_plot_path(path: Path) -> None:
+    """A ``CompareError`` unless ``path`` names a file matplotlib can write (its suffix picks the format:
+    without one, matplotlib would write ``PATH.png`` behind the caller's back)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.is_dir() or path.suffix.lstrip(".").lower() not in formats:
+        what = ("is a folder" if path.is_dir() else f"suffix {path.suffix!r} is not an image format" if path.suffix
+                else "has no suffix to choose the image format")
+        raise CompareError(f"--plot {path}: {what}; allowed: a file ending in .{', .'.join(formats)}")
 
 
 def write_plot(c: Comparison, path: Path) -> Path:

@@ -337,7 +337,7 @@ def test_l2_mode_and_addresses_are_parsed() -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('l2_mode = "replicated"', "test.toml: cache.l2_mode = 'replicated' has the wrong type; allowed: one of 'single'"),
+    ('l2_mode = "replicated"', "test.toml: cache.l2_mode = 'replicated' is not allowed; allowed: one of 'single'"),
     ('l2_addresses = ["a:1", "b:2"]', "has 2 addresses; allowed with l2_mode = 'single': exactly one"),
     ('l2_mode = "cluster"\nl2_addresses = ["localhost"]', "'localhost' is not an address; allowed: 'host:port'"),
     ('l2_mode = "cluster"\nl2_addresses = ["h:70000"]', "'h:70000' is not an address"),
