@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from novacron.config import ConfigError
 from novacron.scenario import loads_scenario
 from novacron.slo import admission_line
 from sim.run import run_scenario
@@ -87,3 +90,20 @@ partition_at_s = 0.0
     assert summary["passed"] is False
     line = admission_line(metrics)  # type: ignore[arg-type]
     assert line is not None and "(of none answered)" in line and "unanswered at the end" in line
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[storage]\nenabled = true\nnodes = 1\nscheme = \"rs8+3\"\n",
+     "storage.nodes = 1 is too few for storage.scheme = 'rs8+3'; allowed: at least 11 (one node per shard)"),
+    ("[scheduler]\nplacer = \"first_fit\"\n[autoscale]\npolicy = \"static\"\n",
+     "autoscale.policy = 'static' needs scheduler.placer = 'scheduler'"),
+    ("[scheduler]\nplacer = \"first_fit\"\n[prediction]\nmigration = true\n",
+     "prediction.migration = true needs scheduler.placer = 'scheduler'"),
+])
+def test_scenarios_the_model_cannot_run_are_refused_in_one_line(text: str, message: str) -> None:
+    """Fuzz seeds 9 (a storage pool with fewer nodes than shards: ValueError in the durability
+    model), 42 and 62 (autoscaling or prediction with first fit: ValueError when the run started,
+    reported as an internal error)."""
+    with pytest.raises(ConfigError) as info:
+        loads_scenario(text, origin="s.toml")
+    assert message in str(info.value) and "\n" not in str(info.value)
