@@ -107,3 +107,13 @@ def test_scenarios_the_model_cannot_run_are_refused_in_one_line(text: str, messa
     with pytest.raises(ConfigError) as info:
         loads_scenario(text, origin="s.toml")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_cache_key_bound_is_one_a_run_can_hold() -> None:
+    """Bound sweep (``python -m tests.scenario_fuzz bounds``): ``cache.keys = 1000000000`` was
+    accepted, and both runtimes build per-key arrays before the first request (out of memory);
+    the bound is now 10^7 (a run peaked at 1.5 GB)."""
+    with pytest.raises(ConfigError) as info:
+        loads_scenario("[cache]\nkeys = 1000000000\n", origin="s.toml")
+    assert "cache.keys = 1000000000 is out of range; allowed: an integer from 1 to 10000000" in str(info.value)
+    loads_scenario("[cache]\nkeys = 10000000\n", origin="s.toml")
