@@ -11,8 +11,9 @@ in ``summary.json`` is finite or null ("not measured"), each verdict is what its
 and threshold say, a cluster that placed no VM passes no utilisation target and one that rejected
 every request does not pass "VMs rejected".
 
-``python -m tests.scenario_fuzz FIRST LAST`` runs seeds FIRST..LAST-1 and prints each failure
-with its seed; ``random_scenario(seed)`` gives the scenario back to reduce it.
+``python -m tests.scenario_fuzz FIRST LAST [N]`` runs seeds FIRST..LAST-1 (each Nth twice, for
+the event-log hash) and prints each failure with its seed; ``random_scenario(seed)`` gives the
+scenario back to reduce it. ``tests/scenario_bounds.py`` runs every bound one at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from novacron.scenario import loads_scenario
+from novacron.config import ConfigError
+from novacron.scenario import Scenario, loads_scenario
 
 AWS = ["us-east-1", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"]
 KINDS = ["vm", "container", "microvm", "gpu_vm"]
@@ -82,12 +84,13 @@ class _Draw:
         return self.rng.choice(options)
 
 
-def random_scenario(seed: int) -> str:
-    """A valid scenario TOML, a function of ``seed`` alone."""
+def random_scenario(seed: int, *, max_duration_s: float = 1800.0) -> str:
+    """A valid scenario TOML, a function of ``seed`` (and ``max_duration_s``, which bounds a run's
+    cost: CI runs its set at 120 s)."""
     d = _Draw(random.Random(seed))
-    duration_s = d.pick([1.0, 60.0, d.num(1, 1800), 1800.0])
-    hosts = d.pick([1, 2, d.int(1, 40)])
-    host_memory = d.pick([1.0, 4.0, 64.0, 512.0, 65536.0, d.num(1, 2048, log=True)])
+    duration_s = min(d.pick([1.0, 60.0, 300.0, 900.0, 1800.0, d.num(1, 1800)]), max_duration_s)
+    hosts = d.pick([1, 2, d.int(1, 40), d.int(1, 40)])
+    host_memory = d.pick([256.0, 256.0, 256.0, 1.0, 4.0, 64.0, 512.0, 65536.0, d.num(1, 2048, log=True)])
     sections: dict[str, dict[str, Any]] = {
         "cluster": _cluster(d, hosts, host_memory),
         "workload": _workload(d, duration_s),
@@ -114,14 +117,41 @@ def random_scenario(seed: int) -> str:
         "memory_pool": _memory_pool(d, host_memory) if d.chance(0.15) else {},
     }
     sections.update({k: v for k, v in optional.items() if v})
-    text = _render({"name": f"fuzz-{seed}", "seed": seed, "duration_s": duration_s}, sections)
-    loads_scenario(text, origin=f"fuzz seed {seed}")  # the generator's own check: only valid scenarios
-    return text
+    top = {"name": f"fuzz-{seed}", "seed": seed, "duration_s": duration_s}
+    # Most settings at their defaults, a few drawn (how many: the scenario's wildness), so a run
+    # still places VMs and migrates them; all drawn at once mostly rejects every VM.
+    wildness = d.pick([0.1, 0.3, 0.6, 1.0])
+    sparse = {name: {k: v for k, v in table.items() if k in STRUCTURAL or d.chance(wildness)}
+              for name, table in sections.items()}
+    for candidate in (sparse, sections):
+        text = _render(top, candidate)
+        try:
+            loads_scenario(text, origin=f"fuzz seed {seed}")  # the generator's own check: only valid scenarios
+        except ConfigError:
+            if candidate is sections:
+                raise
+            continue
+        return text
+    raise AssertionError("unreachable")
+
+
+STRUCTURAL = frozenset({
+    "enabled", "hosts", "host_memory_gib", "vm_cpu_cores", "vm_memory_gib", "vms", "placer", "migrations",
+    "power_idle_w", "power_peak_w", "power_table_w", "heartbeat_ticks", "election_ticks_min",
+    "election_ticks_max", "control_plane", "dirty_rate_pages_s", "wws_fraction", "names", "parents",
+    "cpu_reservation_cores", "cpu_limit_cores", "cpu_shares", "memory_reservation_gib", "memory_limit_gib",
+    "datacenters", "wan", "outage_datacenter", "outage_at_s", "partition_datacenter", "partition_at_s",
+    "ha_group_size", "cost_per_vcpu_h", "xdc_replication", "sites", "iot", "analytics", "inference", "scheme",
+    "nodes", "local_gib_per_host", "gpus_per_host", "vm_requests", "write_mode", "tier_migration", "paths",
+    "policy", "initial_hosts", "min_hosts", "low_pct", "high_pct", "critical_ops", "bft_replicas",
+    "migration",
+})
+"""Keys kept whenever their section is drawn: the ones other keys' validity depends on."""
 
 
 def _cluster(d: _Draw, hosts: int, host_memory: float) -> dict[str, Any]:
     idle = d.num(0, 500)
-    table = {"hosts": hosts, "host_cpu_cores": d.pick([1, 2, 8, 64, 1024, d.int(1, 128)]),
+    table = {"hosts": hosts, "host_cpu_cores": d.pick([32, 32, 32, 1, 2, 8, 64, 1024, d.int(1, 128)]),
              "host_memory_gib": host_memory, "host_network_gbps": d.num(0.1, 800, log=True),
              "host_disk_iops": d.num(1, 1e7, log=True), "cpu_overcommit": d.pick([0.1, 1.0, 2.0, 16.0]),
              "hosts_per_rack": d.int(1, 20), "racks_per_zone": d.int(1, 10),
@@ -134,10 +164,14 @@ def _cluster(d: _Draw, hosts: int, host_memory: float) -> dict[str, Any]:
 
 def _workload(d: _Draw, duration_s: float) -> dict[str, Any]:
     flavours = d.int(1, 4, edge=0.1)
+    flavour_list = [d.pick([(1, 2.0), (2, 4.0), (4, 8.0), (8, 16.0)]) if d.chance(0.75) else
+                    (d.pick([1, 2, 4, 256, d.int(1, 256)]),
+                     d.pick([0.125, 2.0, 16.0, 4096.0, d.num(0.125, 4096, log=True)]))
+                    for _ in range(flavours)]
     table: dict[str, Any] = {
-        "vms": d.pick([0, 1, d.int(0, 300), 300]),
-        "vm_cpu_cores": [d.pick([1, 2, 4, 256, d.int(1, 256)]) for _ in range(flavours)],
-        "vm_memory_gib": [d.pick([0.125, 2.0, 16.0, 4096.0, d.num(0.125, 4096, log=True)]) for _ in range(flavours)],
+        "vms": d.pick([0, 1, 300, d.int(1, 300), d.int(1, 300), d.int(1, 300)]),
+        "vm_cpu_cores": [vcpus for vcpus, _ in flavour_list],
+        "vm_memory_gib": [memory for _, memory in flavour_list],
         "arrival_window_s": d.pick([0.0, duration_s / 2, duration_s * 2, d.num(0, 1e7, log=False)]),
         "arrival_diurnal_amplitude": d.num(0, 1), "mean_cpu_utilisation": d.num(0, 1),
         "demand_update_s": d.pick([1.0, 30.0, 300.0, 86400.0]), "lifetime_shape": d.num(1.05, 100),
@@ -248,7 +282,9 @@ def _raft(d: _Draw, duration_s: float) -> dict[str, Any]:
     low = d.int(heartbeat + 1, heartbeat + 30)
     table: dict[str, Any] = {
         "managers": d.int(1, 7), "network": d.pick(["lan", "wan30", "wan80", "wan150", "fig16"]),
-        "tick_ms": d.pick([1.0, 10.0, 100.0]), "heartbeat_ticks": heartbeat, "election_ticks_min": low,
+        # 1 ms ticks cost ~10^6 node steps per simulated 3 minutes: only in short runs
+        "tick_ms": d.pick([1.0, 10.0, 100.0] if duration_s <= 60 else [10.0, 100.0]),
+        "heartbeat_ticks": heartbeat, "election_ticks_min": low,
         "election_ticks_max": d.int(low, low * 3), "pre_vote": d.chance(0.7), "check_quorum": d.chance(0.7),
         "commit_broadcast": d.chance(0.5), "formation_timeout_s": d.pick([1.0, 120.0]),
         "control_plane": d.pick(["direct", "direct", "raft"]),
@@ -335,19 +371,8 @@ def _edge(d: _Draw) -> dict[str, Any]:
                    "placement": d.pick(["auto", "edge", "cloud"])}
         if arrival == "trace":
             service["rate_trace_ops_s"] = [d.pick([0.0, 10.0, 1e4]) for _ in range(d.int(1, 4))]
-        table[name] = service
-    return _flatten_edge(table)
-
-
-def _flatten_edge(table: dict[str, Any]) -> dict[str, Any]:
-    """Service classes as inline tables (``[edge]`` then ``iot = { ... }``)."""
-    out = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            out[key] = _InlineTable(value)
-        else:
-            out[key] = value
-    return out
+        table[name] = _InlineTable(service)  # [edge] iot = { ... }
+    return table
 
 
 class _InlineTable(dict[str, Any]):
@@ -396,6 +421,41 @@ def _memory_pool(d: _Draw, host_memory: float) -> dict[str, Any]:
 # --- what every run must satisfy -------------------------------------------------------------------
 
 UTILISATION = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.cpu_ready_p99_pct")
+SHARES = ("rejected_pct", "hit_rate_pct", "uptime_pct", "uptime_min_pct", "uptime_p1_pct", "success_pct",
+          "shed_pct", "cloud_pct", "peak_cpu_pct", "mean_cpu_pct", "host_cpu_p99_pct", "cpu_ready_p99_pct",
+          "cpu_ready_max_pct", "unserved_cpu_pct", "slatah_pct", "pdm_pct", "cross_node_pct", "peak_used_pct")
+"""Percentages of a whole: never below 0 or above 100."""
+NON_NEGATIVE_UNITS = ("ms", "s", "", "MiB", "1/s", "kWh", "TB", "GiB", "h", "ns", "items", "GB/s")
+
+
+def _range_problems(metrics: dict[str, Any]) -> list[str]:
+    from novacron.metrics import METRICS
+
+    problems = []
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        unit = METRICS[name].unit if name in METRICS else None
+        if name.endswith(SHARES) and not -1e-9 <= value <= 100 + 1e-9:
+            problems.append(f"metric {name} = {value} is not a share in [0, 100]")
+        elif unit in NON_NEGATIVE_UNITS and value < 0 and "error" not in name:
+            problems.append(f"metric {name} = {value} is negative")
+    return problems
+
+
+def _model_problems(metrics: dict[str, Any], scenario: Scenario) -> list[str]:
+    """Limits the scenario sets that the model itself must keep."""
+    problems = []
+    m = scenario.migration
+    for metric, limit in (("migration.peak_running_per_host", m.max_concurrent_per_host),
+                          ("migration.peak_running_global", m.max_concurrent_global)):
+        value = metrics.get(metric)
+        if value is not None and value > limit:
+            problems.append(f"{metric} = {value:g} above the configured limit {limit}")
+    excess = metrics.get("gpu.capacity_excess_max_slices")
+    if excess is not None and excess > 0:
+        problems.append(f"gpu.capacity_excess_max_slices = {excess:g}: GPUs given beyond a host's")
+    return problems
 
 
 def _finite_json(text: str) -> Any:
@@ -405,8 +465,9 @@ def _finite_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-def check_summary(summary_text: str) -> list[str]:
-    """What is wrong with one run's ``summary.json`` (empty: nothing)."""
+def check_summary(summary_text: str, scenario: Scenario | None = None) -> list[str]:
+    """What is wrong with one run's ``summary.json`` (empty: nothing); with its scenario, also
+    the limits it sets that the run broke."""
     problems: list[str] = []
     try:
         summary = _finite_json(summary_text)
@@ -416,6 +477,9 @@ def check_summary(summary_text: str) -> list[str]:
     for name, value in metrics.items():
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
             problems.append(f"metric {name} = {value!r}")
+    problems.extend(_range_problems(metrics))
+    if scenario is not None:
+        problems.extend(_model_problems(metrics, scenario))
     rows = {row["metric"]: row for row in summary["targets"]}
     for row in summary["targets"]:
         problems.extend(_row_problems(row, metrics))
@@ -465,19 +529,37 @@ def _where(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
-def run_one(text: str, seed: int, out_dir: Path) -> tuple[list[str], str | None]:
-    """Run a scenario text (report off); returns (problems, events_sha256)."""
+def run_one(text: str, seed: int, out_dir: Path, *, report: bool = False) -> tuple[list[str], str | None]:
+    """Run a scenario text (the report only if asked); returns (problems, events_sha256)."""
     from sim.run import run_scenario  # the runtime: imported here so the generator stays cheap
 
     scenario = loads_scenario(text, origin=f"fuzz seed {seed}")
     try:
-        result = run_scenario(scenario, scenario.seed, out_dir, text, report=False)
-    except Exception as exc:  # noqa: BLE001 - any exception is the finding
+        result = run_scenario(scenario, scenario.seed, out_dir, text, report=report)
+    except Exception as exc:  # any exception is the finding
         return [f"raised {_where(exc)}"], None
-    return check_summary((out_dir / "summary.json").read_text()), result.summary["events_sha256"]
+    problems = check_summary((out_dir / "summary.json").read_text(), scenario)
+    return problems + _replay_problems(out_dir, result.summary["metrics"]), result.summary["events_sha256"]
 
 
-SLOW_S = 60
+def _replay_problems(out_dir: Path, summary_metrics: dict[str, Any]) -> list[str]:
+    """The metrics folded while the run streamed must equal those folded from its log read back."""
+    from novacron.app.eventstore import read_events
+    from novacron.metrics import compute_metrics
+
+    replayed = compute_metrics(read_events(out_dir / "events.parquet"))
+    problems = []
+    for name, value in replayed.items():
+        streamed = summary_metrics.get(name)
+        finite = isinstance(value, float) and math.isfinite(value)
+        if streamed is None and not finite:
+            continue
+        if streamed is None or not math.isclose(streamed, value, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"metric {name}: {streamed} streamed, {value} replayed from the log")
+    return problems
+
+
+SLOW_S = 40
 
 
 class _Slow(BaseException):
@@ -488,8 +570,20 @@ def _alarm(signum: int, frame: object) -> None:
     raise _Slow
 
 
+MEMORY_LIMIT_BYTES = 4 * 2**30
+"""A campaign's address-space cap: a scenario the model cannot hold raises MemoryError (a finding)
+instead of taking the machine's memory."""
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGALRM, _alarm)
+    _limit_memory()
     first, last = int(argv[0]), int(argv[1])
     twice_every = int(argv[2]) if len(argv) > 2 else 0
     failures = 0
@@ -499,7 +593,7 @@ def main(argv: list[str]) -> int:
             signal.alarm(SLOW_S)
             started = time.perf_counter()
             try:
-                problems, sha = run_one(text, seed, Path(tmp) / f"r{seed}")
+                problems, sha = run_one(text, seed, Path(tmp) / f"r{seed}", report=seed % 10 == 0)
             except _Slow:
                 problems, sha = [f"slow: more than {SLOW_S} s"], None
             finally:
@@ -514,6 +608,8 @@ def main(argv: list[str]) -> int:
             print(f"done seed {seed} {time.perf_counter() - started:.1f} s", flush=True)
     print(f"{last - first} scenarios, {failures} failing", flush=True)
     return 1 if failures else 0
+
+
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``tests/scenario_fuzz.py`` draws scenarios from the schema's ranges (leaning on the bounds) and
 states what every run must satisfy. ``test_random_scenarios_run_and_their_verdicts_hold`` runs a
-fixed set of seeds (CI cost: about 20 s); ``python -m tests.scenario_fuzz FIRST LAST`` runs more.
+fixed set of seeds (CI cost: about 35 s); ``python -m tests.scenario_fuzz FIRST LAST`` runs more,
+``python -m tests.scenario_fuzz bounds`` every numeric setting at its min and its max.
 The tests after it are the minimal scenarios the fuzzer found, each reduced from the seed named
 in its docstring.
 """
@@ -18,7 +19,31 @@ from novacron.config import ConfigError
 from novacron.scenario import loads_scenario
 from novacron.slo import admission_line
 from sim.run import run_scenario
-from tests.scenario_fuzz import check_summary
+from tests.scenario_fuzz import check_summary, random_scenario, run_one
+
+SEEDS = range(1000, 1020)
+CI_DURATION_S = 120.0
+"""The CI set: 20 scenarios of at most 2 simulated minutes (the campaign draws up to 30)."""
+
+
+@pytest.mark.slow  # the 20 together: ~35 s (one federation with cross-datacenter storage: ~20 s)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_scenarios_run_and_their_verdicts_hold(seed: int, tmp_path: Path) -> None:
+    text = random_scenario(seed, max_duration_s=CI_DURATION_S)
+    problems, _ = run_one(text, seed, tmp_path / "run")
+    assert not problems, f"fuzz seed {seed} (python -m tests.scenario_fuzz {seed} {seed + 1}):\n" + \
+        "\n".join(problems) + "\n--- scenario ---\n" + text
+
+
+def test_a_random_scenario_reproduces_its_event_log(tmp_path: Path) -> None:
+    seed = SEEDS[0]
+    text = random_scenario(seed, max_duration_s=CI_DURATION_S)
+    first = run_one(text, seed, tmp_path / "a")[1]
+    assert first is not None and first == run_one(text, seed, tmp_path / "b")[1], f"fuzz seed {seed}"
+
+
+def test_the_generator_is_a_function_of_its_seed() -> None:
+    assert random_scenario(7) == random_scenario(7) != random_scenario(8)
 
 
 def _run(text: str, tmp_path: Path) -> dict[str, object]:
