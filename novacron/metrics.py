@@ -99,6 +99,8 @@ class UtilisationFold:
         return {ClusterUtilisationSampled: self._sampled}
 
     def _sampled(self, ev: ClusterUtilisationSampled) -> None:
+        if ev.hosts_up == 0:
+            return  # every host down: 0 % of no capacity is no measurement (and no pass)
         self.peak_cpu = running_max(self.peak_cpu, ev.cpu_pct)
         self.peak_memory = running_max(self.peak_memory, ev.memory_pct)
         self.cpu.append(ev.cpu_pct)

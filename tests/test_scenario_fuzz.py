@@ -142,3 +142,34 @@ def test_the_cache_key_bound_is_one_a_run_can_hold() -> None:
         loads_scenario("[cache]\nkeys = 1000000000\n", origin="s.toml")
     assert "cache.keys = 1000000000 is out of range; allowed: an integer from 1 to 10000000" in str(info.value)
     loads_scenario("[cache]\nkeys = 10000000\n", origin="s.toml")
+
+
+def test_a_cluster_with_every_host_down_measures_no_utilisation(tmp_path: Path) -> None:
+    """Hand-made from the fuzzer's fault schedules: the only host crashed for good before the
+    first utilisation sample, and each sample read 0 % of no capacity, so peak CPU and memory
+    "passed" on a cluster that ran nothing. Samples with no host up measure nothing."""
+    text = QUIET.replace("duration_s = 5.0", "duration_s = 900.0").replace("hosts = 2", "hosts = 1") + \
+        "[faults]\nenabled = true\nhost_mtbf_h = 0.01\nhost_mttr_h = 100000.0\n"
+    summary = _run(text, tmp_path)
+    metrics, verdicts = summary["metrics"], _verdicts(summary)
+    assert metrics["cluster.host_failures"] >= 1 and metrics["cluster.vms_placed"] >= 1  # type: ignore[index]
+    for metric in ("cluster.peak_cpu_pct", "cluster.peak_memory_pct"):
+        assert verdicts[metric] == "not measured", metric
+
+
+def test_replication_without_writes_has_no_write_latency(tmp_path: Path) -> None:
+    """Hand-made from the fuzzer's bounds: ``xdc_write_mib_s = 0`` replicates nothing, and the
+    write latency read 0 ms and passed its target. It is not measured now."""
+    text = QUIET + """
+[federation]
+enabled = true
+datacenters = ["us-east-1", "eu-west-1"]
+vms = 0
+[storage]
+enabled = true
+xdc_replication = "sync"
+xdc_write_mib_s = 0.0
+"""
+    summary = _run(text, tmp_path)
+    assert _verdicts(summary)["storage.xdc_write_p99_ms"] == "not measured"
+    assert "storage.xdc_sync_write_p99_ms" not in summary["metrics"]  # type: ignore[operator]
