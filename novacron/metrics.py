@@ -47,19 +47,24 @@ from novacron.streaming import fold_events as fold_events
 class PlacementFold:
     def __init__(self) -> None:
         self.requested = self.rejected = 0
+        self.unanswered: set[str] = set()
+        """Requests neither placed nor rejected yet (a Raft control plane decides at commit)."""
         self.decision_ms = InMemoryColumn()
 
     def handlers(self) -> Mapping[type[Event], Handler]:
         return {VMRequested: self._requested, VMRejected: self._rejected, VMPlaced: self._placed}
 
-    def _requested(self, _: VMRequested) -> None:
+    def _requested(self, ev: VMRequested) -> None:
         self.requested += 1
+        self.unanswered.add(ev.vm_id)
 
-    def _rejected(self, _: VMRejected) -> None:
+    def _rejected(self, ev: VMRejected) -> None:
         self.rejected += 1
+        self.unanswered.discard(ev.vm_id)
 
     def _placed(self, ev: VMPlaced) -> None:
         self.decision_ms.append(ev.decision_ms)
+        self.unanswered.discard(ev.vm_id)
 
     def result(self) -> Metrics:
         placed = len(self.decision_ms)
@@ -68,8 +73,14 @@ class PlacementFold:
             "cluster.vms_placed": float(placed),
             "cluster.vms_rejected": float(self.rejected),
         }
-        if self.requested:
-            metrics["cluster.vms_rejected_pct"] = 100.0 * self.rejected / self.requested
+        # The share rejected is of the requests the control plane answered: one still waiting at
+        # the end (a cluster that never formed a quorum) was neither admitted nor refused, so a
+        # run that answered none has not measured its rejections, rather than rejected 0 %.
+        answered = self.requested - len(self.unanswered)
+        if self.unanswered:
+            metrics["cluster.vms_unanswered"] = float(len(self.unanswered))
+        if answered:
+            metrics["cluster.vms_rejected_pct"] = 100.0 * self.rejected / answered
         if placed:
             metrics["scheduler.decision_p50_ms"] = self.decision_ms.percentile(50)
             metrics["scheduler.decision_p99_ms"] = self.decision_ms.percentile(99)
@@ -88,6 +99,8 @@ class UtilisationFold:
         return {ClusterUtilisationSampled: self._sampled}
 
     def _sampled(self, ev: ClusterUtilisationSampled) -> None:
+        if ev.hosts_up == 0:
+            return  # every host down: 0 % of no capacity is no measurement (and no pass)
         self.peak_cpu = running_max(self.peak_cpu, ev.cpu_pct)
         self.peak_memory = running_max(self.peak_memory, ev.memory_pct)
         self.cpu.append(ev.cpu_pct)
@@ -220,7 +233,8 @@ _FIXED: tuple[tuple[str, str, str], ...] = (
     ("cluster.vms_requested", "", "VMs requested over the run"),
     ("cluster.vms_placed", "", "VM placements (first placements and restarts)"),
     ("cluster.vms_rejected", "", "VM requests no host could take"),
-    ("cluster.vms_rejected_pct", "%", "VMs rejected over VMs requested"),
+    ("cluster.vms_unanswered", "", "VM requests neither placed nor rejected by the end of the run"),
+    ("cluster.vms_rejected_pct", "%", "VMs rejected over VM requests answered (placed or rejected)"),
     ("cluster.peak_cpu_pct", "%", "peak of cluster-wide CPU utilisation (served, at most 100 %) over time"),
     ("cluster.peak_cpu_demand_pct", "%", "peak of cluster-wide CPU demand over capacity (may exceed 100 %)"),
     ("cluster.unserved_cpu_pct", "%", "CPU demand no host could serve (contention) over all CPU demand"),

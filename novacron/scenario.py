@@ -179,6 +179,7 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
     scenario = parse_section(Scenario, data, origin=origin)
     _check_storage_xdc(scenario, origin)
     _check_pools(scenario, origin)
+    _check_needs_scheduler(scenario, origin)
     try:
         scenario.memory_pool.check(scenario.cluster.host_memory_gib)
     except ConfigError as exc:
@@ -196,6 +197,18 @@ def _check_pools(scenario: Scenario, origin: str) -> None:
                             cluster_memory_gib=c.hosts * c.host_memory_gib)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _check_needs_scheduler(scenario: Scenario, origin: str) -> None:
+    """Autoscaling and predictive migration act through the scheduler: first fit has none."""
+    if scenario.scheduler.placer == "scheduler":
+        return
+    if scenario.autoscale.policy != "off":
+        raise ConfigError(f"{origin}: autoscale.policy = {scenario.autoscale.policy!r} needs scheduler.placer = "
+                          "'scheduler'; allowed with placer 'first_fit': autoscale.policy = 'off'")
+    if scenario.prediction.migration:
+        raise ConfigError(f"{origin}: prediction.migration = true needs scheduler.placer = 'scheduler'; "
+                          "allowed with placer 'first_fit': prediction.migration = false")
 
 
 def _check_storage_xdc(scenario: Scenario, origin: str) -> None:

@@ -536,8 +536,11 @@ def admission_line(metrics: Mapping[str, float]) -> str | None:
     # again, so with failures it can exceed the VMs requested ("517,895 placed" of 500,000 read as
     # a bug); say what is counted then.
     placements = "placed" if placed <= requested else "placements (restarts after host failures included)"
-    return (f"VMs: {requested:,.0f} requested · {placed:,.0f} {placements} · {rejected:,.0f} rejected "
-            f"({100.0 * rejected / requested:.3g} %)")
+    unanswered = metrics.get("cluster.vms_unanswered", 0.0)
+    answered = requested - unanswered
+    share = f"({100.0 * rejected / answered:.3g} %)" if answered else "(of none answered)"
+    waiting = f" · {unanswered:,.0f} unanswered at the end" if unanswered else ""
+    return f"VMs: {requested:,.0f} requested · {placed:,.0f} {placements} · {rejected:,.0f} rejected {share}{waiting}"
 
 
 def format_measured(value: float | None, unit: str) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from novacron.config import spec
-from novacron.storage.durability import DISK_AFR
+from novacron.config import ConfigError, spec
+from novacron.storage.durability import DISK_AFR, scheme_shape
 
 XDC_MODES = ("", "sync", "async")
 SCHEMES = ("replication2", "replication3", "replication4", "rs4+2", "rs6+3", "rs8+3", "rs10+4", "rs12+4")
@@ -54,3 +54,10 @@ class StorageConfig:
     xdc_wan_share: float = spec(0.2, min=0.001, max=1.0, doc="share of the WAN link replication may use")
     xdc_local_write_ms: float = spec(1.0, min=0.0, max=1e4, doc="a write's local commit in the primary, ms")
     xdc_start_s: float = spec(0.0, min=0.0, max=1e7, doc="when the writes start")
+
+    def __post_init__(self) -> None:
+        # A scheme puts each shard of an object on its own node: fewer nodes cannot hold one stripe.
+        shards = scheme_shape(self.scheme)[0]
+        if self.enabled and self.nodes < shards:
+            raise ConfigError(f"storage.nodes = {self.nodes} is too few for storage.scheme = {self.scheme!r}; "
+                              f"allowed: at least {shards} (one node per shard)")

@@ -29,9 +29,10 @@ class StorageFold:
         m: Metrics = {}
         for ev in self.replication:
             for prefix in (f"storage.xdc_{ev.mode}_", "storage.xdc_") if ev.selected else (f"storage.xdc_{ev.mode}_",):
-                m.update({f"{prefix}write_p50_ms": ev.write_p50_ms, f"{prefix}write_p99_ms": ev.write_p99_ms,
-                          f"{prefix}at_risk_mib": ev.at_risk_mib, f"{prefix}at_risk_objects": ev.at_risk_objects,
+                m.update({f"{prefix}at_risk_mib": ev.at_risk_mib, f"{prefix}at_risk_objects": ev.at_risk_objects,
                           f"{prefix}rpo_s": ev.rpo_s, f"{prefix}max_lag_s": ev.max_lag_s})
+                if ev.writes:  # no write, no latency: "not measured", not a 0 ms pass
+                    m.update({f"{prefix}write_p50_ms": ev.write_p50_ms, f"{prefix}write_p99_ms": ev.write_p99_ms})
         return m
 
     def _pool(self) -> Metrics:

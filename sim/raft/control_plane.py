@@ -284,7 +284,9 @@ class RaftControlPlane(Hook):
             if self.cluster.propose(leader.id, encode_decisions(batch)) is None:
                 return
             for decision_id in batch:
-                self.pending[decision_id].proposed_term = leader.term
+                pending = self.pending.get(decision_id)
+                if pending is not None:  # a lone manager commits and applies inside propose: decided already
+                    pending.proposed_term = leader.term
             self.proposals += 1
         self._pumped_term = leader.term
 
