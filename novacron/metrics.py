@@ -205,8 +205,11 @@ RUNNING_PEAKS: dict[str, RunningPeak] = {
 UTILISATION_METRICS = ("cluster.peak_cpu_pct", "cluster.peak_memory_pct", "cluster.mean_cpu_pct",
                        "cluster.host_cpu_p99_pct", "cluster.host_memory_p99_pct", "cluster.uptime_pct",
                        "cluster.peak_cpu_demand_pct", "cluster.unserved_cpu_pct", "cluster.cpu_ready_p99_pct",
-                       "cluster.cpu_ready_max_pct", "cluster.slatah_pct", "cluster.pdm_pct", "cluster.slav_pct")
-"""Metrics about the VMs a cluster carries: meaningless (not measured) when it carries none."""
+                       "cluster.cpu_ready_max_pct", "cluster.slatah_pct", "cluster.pdm_pct", "cluster.slav_pct",
+                       "scheduler.min_headroom_cpu_pct", "scheduler.min_headroom_memory_pct",
+                       "scheduler.min_headroom_network_pct", "scheduler.min_headroom_io_pct")
+"""Metrics about the VMs a cluster carries: meaningless (not measured) when it carries none. The
+headroom a scheduler kept is among them: hosts left empty keep 100 % whatever the scheduler does."""
 
 
 def compute_metrics(events: Iterable[Event], columns: ColumnFactory = InMemoryColumn) -> Metrics:

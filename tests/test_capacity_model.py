@@ -330,7 +330,7 @@ def test_scale_1000_is_the_analysis_top_row() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("[faults]\nhost_mtbf_h = 0\n", "faults.host_mtbf_h = 0 is out of range"),
-    ("[faults]\nrepair_distribution = \"gamma\"\n", "faults.repair_distribution = 'gamma' has the wrong type; "
+    ("[faults]\nrepair_distribution = \"gamma\"\n", "faults.repair_distribution = 'gamma' is not allowed; "
                                                     "allowed: one of 'exponential', 'lognormal', 'weibull'"),
     ("[faults]\nenabeld = true\n", "unknown key 'faults.enabeld'; did you mean 'faults.enabled'?"),
     ("[faults]\ncorrelated_failure_pct = 101\n", "faults.correlated_failure_pct = 101 is out of range"),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from novacron.cluster.events import RunFinished
+from novacron.cluster.events import RunFinished, VMPlaced
 from novacron.events import BASE_FIELDS
 from novacron.metrics import compute_metrics
 from novacron.scheduler.config import SchedulerConfig, build_scheduler
@@ -62,6 +62,7 @@ def test_scheduler_metrics_from_events() -> None:
                          cache_hit=False, decision_ms=0.5),
         PlacementDecided(t_s=2.0, seq=0, source="s", vm_id="b", host_id="h", hosts_feasible=1, policy_count=5,
                          cache_hit=True, decision_ms=0.03),
+        VMPlaced(t_s=2.0, seq=0, source="s", vm_id="b", host_id="h", cpu_cores=2, memory_gib=4.0, decision_ms=0.03),
         quality(300.0, 6, 40.0), quality(600.0, 5, 25.0),
         RebalancePlanned(t_s=600.0, seq=0, source="r", rebalance_mode="balance", moves_planned=2,
                          imbalance_before_pct=9.0, imbalance_after_pct=4.0, hosts_to_power_off=0),
@@ -76,6 +77,9 @@ def test_scheduler_metrics_from_events() -> None:
     assert m["scheduler.hosts_over_lower_bound_pct"] == pytest.approx(25.0)
     assert m["scheduler.min_headroom_cpu_pct"] == 25.0
     assert m["scheduler.migrations_per_hour"] == pytest.approx(4.0)
+    empty = compute_metrics([e for e in events if not isinstance(e, VMPlaced)])
+    assert not any(name.startswith("scheduler.min_headroom") for name in empty), (
+        "hosts that carry no VM keep 100 % headroom whatever the scheduler does: not measured, not a pass")
 
 
 def test_the_quality_event_is_the_measured_figures_slotted_after_the_base_fields() -> None:
