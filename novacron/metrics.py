@@ -72,13 +72,12 @@ class PlacementFold:
             "cluster.vms_requested": float(self.requested),
             "cluster.vms_placed": float(placed),
             "cluster.vms_rejected": float(self.rejected),
+            "cluster.vms_unanswered": float(len(self.unanswered)),
         }
         # The share rejected is of the requests the control plane answered: one still waiting at
         # the end (a cluster that never formed a quorum) was neither admitted nor refused, so a
         # run that answered none has not measured its rejections, rather than rejected 0 %.
         answered = self.requested - len(self.unanswered)
-        if self.unanswered:
-            metrics["cluster.vms_unanswered"] = float(len(self.unanswered))
         if answered:
             metrics["cluster.vms_rejected_pct"] = 100.0 * self.rejected / answered
         if placed:

@@ -42,6 +42,7 @@ from novacron.raft.scenario import RaftSection
 from novacron.runtime_config import RuntimeSection
 from novacron.scheduler.config import SchedulerConfig
 from novacron.scheduler.gpu_config import GpuConfig
+from novacron.seeding import MAX_SEED
 from novacron.slo import CATALOGUE, Comparator, Role, Target, TargetOverride, apply_overrides
 from novacron.storage.config import StorageConfig
 
@@ -132,7 +133,7 @@ class WorkloadConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
     name: str = spec("default", doc="name used for the run directory and the report")
-    seed: int = spec(7, min=0, max=2**63 - 1, doc="run seed when --seed is not given")
+    seed: int = spec(7, min=0, max=MAX_SEED, doc="run seed when --seed is not given")
     duration_s: float = spec(3600.0, min=1, max=366 * 86400, doc="simulated time")
     cluster: ClusterConfig = section(ClusterConfig)
     workload: WorkloadConfig = section(WorkloadConfig)
@@ -370,6 +371,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("storage")
     if scenario.storage.xdc_replication:
         caps.add("storage-xdc")
+        if scenario.storage.xdc_write_mib_s > 0:  # no write, no write latency: not a pass, not applicable
+            caps.add("storage-xdc-writes")
     if r.control_plane == "raft" or r.simulate_s > 0:
         caps.add("raft")
         if r.leader_crash_at_s > 0:

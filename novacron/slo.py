@@ -231,7 +231,7 @@ CATALOGUE: tuple[Target, ...] = (
     Target(name="cross-datacenter replication RPO", metric="storage.xdc_rpo_s", unit="s",
            comparator=Comparator.LE, threshold=60.0, capability="storage-xdc", source=STORAGE_XDC),
     Target(name="cross-datacenter replicated write p99", metric="storage.xdc_write_p99_ms", unit="ms",
-           comparator=Comparator.LE, threshold=500.0, capability="storage-xdc", source=STORAGE_XDC),
+           comparator=Comparator.LE, threshold=500.0, capability="storage-xdc-writes", source=STORAGE_XDC),
     _t("federation formation (WAN)", "federation.formation_s", "s", "<", 30.0, capability="federation"),
     _federation("federation requests rejected", "federation.vms_rejected_pct", "%", "<=", 0.0, "federation"),
     # A datacenter outage: the catalogue's RTO of 10 minutes and RPO of one minute are defaults
@@ -537,8 +537,8 @@ def admission_line(metrics: Mapping[str, float]) -> str | None:
     # a bug); say what is counted then.
     placements = "placed" if placed <= requested else "placements (restarts after host failures included)"
     unanswered = metrics.get("cluster.vms_unanswered", 0.0)
-    answered = requested - unanswered
-    share = f"({100.0 * rejected / answered:.3g} %)" if answered else "(of none answered)"
+    rejected_pct = metrics.get("cluster.vms_rejected_pct")  # of the answered requests (``PlacementFold``)
+    share = "(of none answered)" if rejected_pct is None else f"({rejected_pct:.3g} %)"
     waiting = f" · {unanswered:,.0f} unanswered at the end" if unanswered else ""
     return f"VMs: {requested:,.0f} requested · {placed:,.0f} {placements} · {rejected:,.0f} rejected {share}{waiting}"
 

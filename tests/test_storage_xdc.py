@@ -119,3 +119,16 @@ def test_no_replication_means_no_event() -> None:
     scenario, _ = resolve_scenario("storage-10")
     events = list(simulate(dataclasses.replace(scenario, duration_s=60.0), 1).log)
     assert not [e for e in events if type(e).__name__ == "StorageReplicationAssessed"]
+
+
+def test_without_writes_the_write_latency_target_does_not_apply_and_the_rpo_target_still_does() -> None:
+    """``xdc_write_mib_s = 0`` is allowed; with no write there is no write latency to judge, so its
+    target is not applicable rather than 'not measured' (which would fail every such run)."""
+    scenario, _ = resolve_scenario("storage-xdc-outage")
+    silent = dataclasses.replace(scenario, storage=dataclasses.replace(scenario.storage, xdc_write_mib_s=0.0))
+    applicable = {t.metric for t in scenario_targets(scenario)[0]}
+    assert {"storage.xdc_rpo_s", "storage.xdc_write_p99_ms"} <= applicable
+    silent_targets, not_applicable = scenario_targets(silent)
+    assert "storage.xdc_rpo_s" in {t.metric for t in silent_targets}
+    assert "storage.xdc_write_p99_ms" not in {t.metric for t in silent_targets}
+    assert "cross-datacenter replicated write p99" in not_applicable

@@ -82,7 +82,7 @@ def test_a_long_log_frees_the_model_even_when_the_process_exits_after(scenario: 
     sc, text = scenario
     frozen_before = gc.get_freeze_count()
     try:
-        long = run_scenario(sc, 7, tmp_path / "long", text, report=False, release_model=False,
+        long = run_scenario(sc, 7, tmp_path / "long", text, report=True, release_model=False,
                             release_model_above_events=1)
         assert gc.get_freeze_count() == frozen_before
         short = run_scenario(sc, 7, tmp_path / "short", text, report=False, release_model=False,

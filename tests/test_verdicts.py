@@ -221,7 +221,8 @@ def test_the_admission_line_says_placements_when_restarts_make_them_outnumber_th
     are placed again, so the line must say it counts placements then."""
     from novacron.slo import admission_line
 
-    plain = admission_line({"cluster.vms_requested": 150.0, "cluster.vms_placed": 150.0, "cluster.vms_rejected": 0.0})
+    plain = admission_line({"cluster.vms_requested": 150.0, "cluster.vms_placed": 150.0, "cluster.vms_rejected": 0.0,
+                            "cluster.vms_rejected_pct": 0.0})
     assert plain == "VMs: 150 requested · 150 placed · 0 rejected (0 %)"
     with_restarts = admission_line({"cluster.vms_requested": 500_000.0, "cluster.vms_placed": 517_895.0,
                                     "cluster.vms_rejected": 0.0})

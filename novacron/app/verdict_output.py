@@ -73,6 +73,7 @@ def check_json(verdict: RunVerdict, *, run_dir: Path, scenario: str, seed: int,
                 "allow_unmeasured": allow_unmeasured,
                 "blocking": [r.target.name for r in verdict.blocking(allow_unmeasured=allow_unmeasured)],
                 "admission": {k.removeprefix("cluster."): metrics.get(k) for k in
-                              ("cluster.vms_requested", "cluster.vms_placed", "cluster.vms_rejected")},
+                              ("cluster.vms_requested", "cluster.vms_placed", "cluster.vms_rejected",
+                               "cluster.vms_unanswered")},
                 **verdict.as_dict()}
     return json.dumps(document, indent=2)
