@@ -95,20 +95,25 @@ def _check_value(origin: str, path: str, raw: Any, hint: Any, meta: Mapping[str,
 _INVALID = object()
 
 
+def _optional_of(hint: Any) -> Any | None:
+    """``X`` when ``hint`` is ``X | None`` (the one shape of union a section declares), else ``None``."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return inner
+
+
 def _literal_of_its_type(raw: Any, hint: Any) -> bool:
     """``hint`` is a Literal with a choice of ``raw``'s type: ``raw`` is the wrong choice, not the wrong type."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    hint = _optional_of(hint) or hint
     return typing.get_origin(hint) is typing.Literal and any(type(a) is type(raw) for a in typing.get_args(hint))
 
 
 def _coerce(raw: Any, hint: Any) -> Any:
+    inner = _optional_of(hint)
+    if inner is not None:
+        return None if raw is None else _coerce(raw, inner)
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if raw is None:
-            return None
-        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(raw, inner)
     if origin is tuple:
         inner = typing.get_args(hint)[0]
         if not isinstance(raw, list | tuple):
@@ -126,26 +131,25 @@ def _coerce(raw: Any, hint: Any) -> Any:
     return _INVALID
 
 
+_NOUNS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_PLURAL_NOUNS = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}
+
+
 def describe_allowed(hint: Any, meta: Mapping[str, Any]) -> str:
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if meta.get("choices") is not None:
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
-    prefix = ""
-    if origin in (typing.Union, types.UnionType):
-        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        prefix = "nothing or "
+    prefix, nouns = "", _NOUNS
+    if (inner := _optional_of(hint)) is not None:
+        hint, prefix = inner, "nothing or "
         origin = typing.get_origin(hint)
     if origin is tuple:
-        prefix += "a list of "
+        prefix, nouns = prefix + "a list of ", _PLURAL_NOUNS  # "a list of integers", not "... of an integer"
         hint = typing.get_args(hint)[0]
         if typing.get_origin(hint) is tuple:  # a matrix: rows of numbers
-            inner = typing.get_args(hint)[0]
-            return f"{prefix}lists of {'integers' if inner is int else 'numbers'}"
-    nouns = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    if prefix.endswith("a list of "):  # "a list of integers", not "a list of an integer"
-        nouns = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}
+            return f"{prefix}lists of {_PLURAL_NOUNS[int if typing.get_args(hint)[0] is int else float]}"
     noun = nouns.get(hint, _type_name(hint))
     low, high = meta.get("min"), meta.get("max")
     def bound(b: float) -> str:

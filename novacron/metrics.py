@@ -98,8 +98,8 @@ class UtilisationFold:
         return {ClusterUtilisationSampled: self._sampled}
 
     def _sampled(self, ev: ClusterUtilisationSampled) -> None:
-        if ev.hosts_up == 0:
-            return  # every host down: 0 % of no capacity is no measurement (and no pass)
+        if not measures_capacity(ev):
+            return
         self.peak_cpu = running_max(self.peak_cpu, ev.cpu_pct)
         self.peak_memory = running_max(self.peak_memory, ev.memory_pct)
         self.cpu.append(ev.cpu_pct)
@@ -180,6 +180,12 @@ def utilisation_metrics(events: EventsByType) -> Metrics:
     return fold_events(UtilisationFold(), events)
 
 
+def measures_capacity(ev: ClusterUtilisationSampled) -> bool:
+    """A utilisation sample measures only with a host up: 0 % of no capacity is no measurement (and
+    no pass). The folds above and the running peaks below both ask here."""
+    return ev.hosts_up > 0
+
+
 @dataclass(frozen=True, slots=True)
 class RunningPeak:
     """How a peak metric folds one event at a time, for a run that watches it as it goes."""
@@ -188,11 +194,15 @@ class RunningPeak:
     value: Callable[[Event], float]
     needs_placed_vm: bool
     """The metric is only measured once a VM was placed (see ``UTILISATION_METRICS``)."""
+    counts: Callable[[Event], bool] = lambda _: True
+    """Whether an event is a measurement at all (``measures_capacity`` for utilisation samples)."""
 
 
 RUNNING_PEAKS: dict[str, RunningPeak] = {
-    "cluster.peak_cpu_pct": RunningPeak(ClusterUtilisationSampled, lambda e: e.cpu_pct, True),  # type: ignore[attr-defined]
-    "cluster.peak_memory_pct": RunningPeak(ClusterUtilisationSampled, lambda e: e.memory_pct, True),  # type: ignore[attr-defined]
+    "cluster.peak_cpu_pct": RunningPeak(ClusterUtilisationSampled, lambda e: e.cpu_pct, True,  # type: ignore[attr-defined]
+                                        measures_capacity),  # type: ignore[arg-type]
+    "cluster.peak_memory_pct": RunningPeak(ClusterUtilisationSampled, lambda e: e.memory_pct, True,  # type: ignore[attr-defined]
+                                           measures_capacity),  # type: ignore[arg-type]
     "migration.peak_running_global": RunningPeak(MigrationAdmitted, lambda e: e.running_global, False),  # type: ignore[attr-defined]
     "migration.peak_running_per_host": RunningPeak(
         MigrationAdmitted, lambda e: max(e.running_on_source, e.running_on_destination), False),  # type: ignore[attr-defined]

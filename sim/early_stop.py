@@ -60,7 +60,7 @@ class EarlyStop:
     def _on_event(self, ev: Event) -> None:
         for target in self.targets:
             peak = RUNNING_PEAKS[target.metric]
-            if isinstance(ev, peak.event):
+            if isinstance(ev, peak.event) and peak.counts(ev):
                 value = peak.value(ev)
                 self.peaks[target.metric] = max(self.peaks.get(target.metric, value), value)
         self._check()

@@ -363,10 +363,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     plot = None
     if not args.no_plot:
         plot = args.plot or Path("runs") / f"compare-{run_a.path.resolve().name}-vs-{run_b.path.resolve().name}.png"
-        try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CommandError(f"--plot {plot}: cannot create its folder ({exc.strerror or exc})") from None
+        create_out_dir(plot.parent, "--plot")
         write_plot(comparison, plot)
     if args.json:
         print(json.dumps({**comparison.as_dict(), "plot": None if plot is None else str(plot)}, indent=2))
