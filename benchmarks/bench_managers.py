@@ -34,7 +34,8 @@ import pytest
 
 from backends.manager.client import ManagerClient
 from backends.manager.framing import FrameDecoder, encode_frame
-from backends.manager.localcluster import LocalCluster, free_ports
+from backends.manager.localcluster import LocalCluster
+from backends.ports import free_ports
 from novacron.statemachine import encode_command
 
 WINDOW = int(os.environ.get("NOVACRON_BENCH_WINDOW", "1000"))

@@ -53,7 +53,8 @@ import numpy as np
 
 from backends.host_load import load_average_text
 from backends.manager.framing import FrameDecoder, encode_frame
-from backends.manager.localcluster import REPO_ROOT, LocalCluster, free_ports
+from backends.manager.localcluster import REPO_ROOT, LocalCluster
+from backends.ports import free_ports
 from novacron.statemachine import encode_command
 
 VALUE_BYTES = 10

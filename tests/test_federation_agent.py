@@ -17,8 +17,8 @@ from backends.manager.federation_agent import (
     agent_config,
     federation_raft_config,
 )
-from backends.manager.localcluster import free_ports
 from backends.manager.runtime import ManagerConfig, ManagerRuntime
+from backends.ports import free_ports
 from novacron.federation.state import FederationStateMachine, Placement
 from tests.one_line_errors import one_line_error
 

@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from backends.manager.framing import FrameDecoder, encode_frame
-from backends.manager.localcluster import free_ports
 from backends.manager.peers import PeerLink
+from backends.ports import free_ports
 
 
 async def _wait_until(condition: object, timeout_s: float = 5.0) -> None:

@@ -22,8 +22,8 @@ import pytest
 from backends.manager.client import ClusterClient, ManagerClient
 from backends.manager.eventlog import read_events
 from backends.manager.framing import FrameDecoder
-from backends.manager.localcluster import free_ports
 from backends.manager.runtime import ManagerConfig, ManagerRuntime, durable_committed_count
+from backends.ports import free_ports
 from novacron.raft import Entry, MessageType, Ready, from_wire
 from novacron.statemachine import encode_command
 

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backends.manager.localcluster import LocalCluster, free_ports
+from backends.manager.localcluster import LocalCluster
 from backends.metrics_exporter import TelemetryExporter
+from backends.ports import free_ports
 from novacron.events import InMemoryEventLog, Recorder
 from tests.cache.redis_procs import RedisServer, running, state_dir
 from tests.unavailable import require_binary

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backends.manager.localcluster import REPO_ROOT, free_ports
+from backends.manager.localcluster import REPO_ROOT
+from backends.ports import free_ports
 
 
 class LocalBftCluster:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from backends.ports import free_port
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVILEGE_SEPARATION_DIR = Path("/run/sshd")
 
@@ -50,12 +52,6 @@ exec ssh -o UserKnownHostsFile={root}/known_hosts -o StrictHostKeyChecking=accep
 
 class SshdError(RuntimeError):
     """The private sshd could not start (openssh-server missing, port taken, ...)."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

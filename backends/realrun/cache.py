@@ -31,6 +31,7 @@ import numpy as np
 
 from backends.cache_runtime import RealCache, build_real_cache
 from backends.clock import MonotonicClock
+from backends.ports import free_port
 from novacron.cache.config import CacheConfig
 from novacron.cache.traces import ZipfSampler
 from novacron.events import Recorder
@@ -44,9 +45,7 @@ class RedisProcess:
         if binary is None:
             raise RuntimeError("redis-server is not installed (scripts/test installs the Debian package)")
         self.binary, self.work_dir = binary, work_dir
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         state = os.environ.get("NOVACRON_TEST_STATE")
         self.pid_file = Path(state or work_dir) / f"novacron-realrun-redis-{self.port}.pid"

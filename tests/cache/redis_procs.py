@@ -22,13 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from backends.ports import free_port
 from tests.unavailable import unavailable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -82,8 +77,16 @@ def start_daemon(argv: list[str], pidfile: Path, port: int, logfile: Path) -> in
         if pid is not None and alive(pid) and _answers_ping(port):
             return pid
         time.sleep(0.02)
-    unavailable(f"redis-server on port {port} did not start within 10 s; see {logfile}")
+    unavailable(f"redis-server on port {port} did not start within 10 s; {logfile} ends:\n{_tail(logfile)}")
     raise AssertionError("unreachable")
+
+
+def _tail(logfile: Path, lines: int = 8) -> str:
+    """The end of a log, so a failed start says why in CI's output (the log is gone with the run)."""
+    try:
+        return "\n".join(logfile.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+    except OSError as error:
+        return f"(unreadable: {error})"
 
 
 def _answers_ping(port: int) -> bool:
