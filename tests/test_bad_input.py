@@ -32,6 +32,12 @@ def scenario(tmp_path: Path, workload: str, name: str = "s.toml") -> str:
     return str(path)
 
 
+def seeded_scenario(tmp_path: Path, seed: int) -> str:
+    path = tmp_path / "seeded.toml"
+    path.write_text(f"seed = {seed}\n" + SHORT + "[workload]\nvms = 5\n")
+    return str(path)
+
+
 def check(tmp_path: Path, path: str) -> list[str]:
     return ["check", path, "--out", str(tmp_path / "run"), "--no-progress"]
 
@@ -193,6 +199,13 @@ SEED_CASES: list[Case] = [
      None),
     ("vopr seeds past the last seed", lambda p: ["vopr", "--first-seed", str(MAX_SEED), "--seeds", "2"],
      ("--seeds 2", str(MAX_SEED)), None),
+    ("sweep seeds past the last seed",
+     lambda p: ["sweep", seeded_scenario(p, MAX_SEED - 1), "--seeds", "3", "--out", str(p / "s")],
+     ("--seeds 3", "1 to 2", str(MAX_SEED)), "s"),
+    ("size seeds past the last seed",
+     lambda p: ["size", seeded_scenario(p, MAX_SEED), "--param", "cluster.hosts", "--seeds", "2",
+                "--out", str(p / "z")],
+     ("--seeds 2", "1 to 1", str(MAX_SEED)), "z"),
     ("fig16 seed too big", lambda p: ["raft-fig16", "--seed", str(2**70), "--out", str(p / "f")],
      ("--seed", str(2**70)), "f"),
 ]

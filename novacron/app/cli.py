@@ -493,11 +493,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sim.sweep import build_grid, describe_failures, parse_param, stream_sweep
 
     scenario, text = resolve_scenario(args.scenario)
-    if not 1 <= args.seeds <= 100_000:
-        raise CommandError(f"--seeds {args.seeds}: allowed: an integer from 1 to 100000")
+    seeds = _run_seeds(scenario.seed, args.seeds, max_count=100_000)
     _check_workers(args)
     params = [parse_param(p) for p in args.param]
-    seeds = [scenario.seed + k for k in range(args.seeds)]
     base_dir = _base_dir(args.scenario)
     grid = build_grid(text, args.scenario or "default", params, seeds, base_dir=base_dir)
     out = create_out_dir(args.out or Path("sweeps") / scenario.name)
@@ -535,8 +533,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     from sim.sweep import Runner, build_grid
 
     scenario, text = resolve_scenario(args.scenario)
-    if not 1 <= args.seeds <= 10_000:
-        raise CommandError(f"--seeds {args.seeds}: allowed: an integer from 1 to 10000")
+    seeds = _run_seeds(scenario.seed, args.seeds, max_count=10_000)
     if not 0 < args.confidence <= 1:
         raise CommandError(f"--confidence {args.confidence}: allowed: a number above 0 and at most 1")
     _check_workers(args)
@@ -545,7 +542,6 @@ def cmd_size(args: argparse.Namespace) -> int:
     high = high if args.max is None else min(high, args.max)
     if low > high:
         raise CommandError(f"--min {args.min} / --max {args.max}: allowed: min <= max within the setting's range")
-    seeds = [scenario.seed + k for k in range(args.seeds)]
     base_dir, origin = _base_dir(args.scenario), args.scenario or "default"
     build_grid(text, origin, [(args.param, [low, high])], seeds[:1], base_dir=base_dir)  # validates both ends
     start = _current_value(scenario, args.param, default)
@@ -938,12 +934,17 @@ def _vopr_seeds(args: argparse.Namespace) -> list[int]:
     """The seeds a vopr command runs: ``--seed``, or ``--seeds`` from ``--first-seed``."""
     if args.seed is not None:
         return [args.seed]
-    from novacron.seeding import MAX_SEED
+    return _run_seeds(args.first_seed, args.seeds)
 
-    if not 1 <= args.seeds <= MAX_SEED - args.first_seed + 1:
-        raise CommandError(f"--seeds {args.seeds}: allowed: 1 to {MAX_SEED - args.first_seed + 1} (the last seed "
-                           f"is at most {MAX_SEED})")
-    return list(range(args.first_seed, args.first_seed + args.seeds))
+
+def _run_seeds(first: int, count: int, *, max_count: int | None = None) -> list[int]:
+    """``--seeds`` consecutive seeds from ``first``, or a CommandError that names the flag."""
+    from novacron.seeding import MAX_SEED, consecutive_seeds
+
+    try:
+        return consecutive_seeds(first, count, max_count=max_count or MAX_SEED)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def _check_plant(plant: str | None, planted: Mapping[str, object]) -> None:
