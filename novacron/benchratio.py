@@ -54,6 +54,41 @@ def _short(name: str) -> str:
     return name.split("::")[-1]
 
 
+def check_report(report: object) -> Mapping[str, Any]:
+    """``report`` if it has the shape this module reads (pytest-benchmark's JSON): ``benchmarks``, a
+    list of objects, each with a ``name``, a positive ``stats.median`` and, if any, an ``extra_info``
+    whose ``baseline`` is a name and ``baseline_ratio`` a positive number. ``ValueError`` naming the
+    first field that is not."""
+    if not isinstance(report, Mapping):
+        raise ValueError(f"the top level is a JSON {type(report).__name__}, not an object with 'benchmarks'")
+    benchmarks = report.get("benchmarks")
+    if not isinstance(benchmarks, list):
+        raise ValueError("'benchmarks' is missing or not a list")
+    for index, bench in enumerate(benchmarks):
+        where = f"benchmarks[{index}]"
+        if not isinstance(bench, Mapping):
+            raise ValueError(f"{where} is not an object")
+        if not isinstance(bench.get("name"), str):
+            raise ValueError(f"{where}.name is missing or not a string")
+        stats = bench.get("stats")
+        _check_positive(stats.get("median") if isinstance(stats, Mapping) else None, f"{where}.stats.median")
+        info = bench.get("extra_info")
+        if info is None:
+            continue
+        if not isinstance(info, Mapping):
+            raise ValueError(f"{where}.extra_info is not an object")
+        if "baseline" in info and not isinstance(info["baseline"], str):
+            raise ValueError(f"{where}.extra_info.baseline = {info['baseline']!r} is not a benchmark name")
+        if "baseline_ratio" in info:
+            _check_positive(info["baseline_ratio"], f"{where}.extra_info.baseline_ratio")
+    return report
+
+
+def _check_positive(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise ValueError(f"{field} = {value!r}; allowed: a positive number")
+
+
 def tracked_ratios(report: Mapping[str, Any], *, strict: bool = True) -> list[Ratio]:
     """Every subject/baseline ratio declared in one pytest-benchmark JSON report.
 

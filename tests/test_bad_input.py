@@ -281,7 +281,11 @@ BENCH_CASES: list[Case] = [
      None),
     ("compare not a benchmark json", lambda p: ["bench", "--benchmarks", str(p), "--compare",
                                                 _trace_file(p, "b.json", b'{"benchmarks": [{"name": "x"}]}')],
-     ("--compare", "not a benchmark JSON"), None),
+     ("--compare", "not a benchmark JSON", "benchmarks[0].stats.median = None"), None),
+    ("compare not json", lambda p: ["bench", "--benchmarks", str(p), "--compare", _trace_file(p, "b.json", b"{oops")],
+     ("--compare", "not a benchmark JSON", "Expecting property name"), None),
+    ("compare missing", lambda p: ["bench", "--benchmarks", str(p), "--compare", str(p / "nope.json")],
+     ("--compare", "nope.json", "cannot read it"), None),
 ]
 
 

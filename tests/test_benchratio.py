@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from novacron.benchratio import compare, tracked_ratios
+from novacron.benchratio import check_report, compare, tracked_ratios
 
 
 def report(subject_s: float, baseline_s: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,3 +48,29 @@ def test_a_ratio_measured_inside_the_benchmark_is_tracked_as_is() -> None:
                             "extra_info": {"baseline": "raw SimPy", "baseline_ratio": 11.5}}]}
     (ratio,) = tracked_ratios(data)
     assert (ratio.subject, ratio.baseline, ratio.value) == ("test_model", "raw SimPy", 11.5)
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ([1, 2], "top level is a JSON list"),
+    ({"benchmarks": {}}, "'benchmarks' is missing or not a list"),
+    ({"benchmarks": ["x"]}, "benchmarks[0] is not an object"),
+    ({"benchmarks": [{"stats": {"median": 1.0}}]}, "benchmarks[0].name"),
+    ({"benchmarks": [{"name": "a", "stats": {"median": "fast"}}]}, "benchmarks[0].stats.median = 'fast'"),
+    ({"benchmarks": [{"name": "a", "stats": {"median": 0}}]}, "benchmarks[0].stats.median = 0"),
+    ({"benchmarks": [{"name": "a", "stats": {"median": True}}]}, "benchmarks[0].stats.median = True"),
+    ({"benchmarks": [{"name": "a"}]}, "benchmarks[0].stats.median = None"),
+    ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": []}]}, "benchmarks[0].extra_info"),
+    ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": {"baseline": 3}}]},
+     "benchmarks[0].extra_info.baseline = 3"),
+    ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": {"baseline_ratio": -2}}]},
+     "benchmarks[0].extra_info.baseline_ratio = -2"),
+])
+def test_a_report_of_another_shape_is_refused_naming_the_field(bad: Any, field: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_report(bad)
+    assert field in str(info.value)
+
+
+def test_a_report_of_the_right_shape_passes() -> None:
+    good = report(3.0, 1.5)
+    assert check_report(good) is good

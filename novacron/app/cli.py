@@ -588,17 +588,17 @@ def _read_bench_json(path: Path) -> dict[str, object]:
     """The ``--compare`` file, checked before the benchmarks run rather than after."""
     import json
 
-    from novacron.benchratio import tracked_ratios
+    from novacron.benchratio import check_report
 
     try:
-        data: dict[str, object] = json.loads(Path(path).read_text())
-        tracked_ratios(data, strict=False)
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"--compare {path}: cannot read a benchmark JSON ({exc})") from None
-    except (AttributeError, KeyError, TypeError) as exc:
-        raise CommandError(f"--compare {path}: not a benchmark JSON ({type(exc).__name__}: {exc}); allowed: a JSON "
-                           "saved by 'novacron bench'") from None
-    return data
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"--compare {path}: cannot read it ({exc})") from None
+    try:
+        return dict(check_report(json.loads(text)))
+    except ValueError as exc:  # JSONDecodeError is a ValueError too
+        raise CommandError(f"--compare {path}: not a benchmark JSON ({exc}); allowed: a JSON saved by "
+                           "'novacron bench'") from None
 
 
 def cmd_cache_eval(args: argparse.Namespace) -> int:
