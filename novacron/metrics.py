@@ -22,7 +22,7 @@ import numpy as np
 
 from novacron.bft.metrics import CriticalOpFold
 from novacron.cache.metrics import CacheFold
-from novacron.cluster.events import ClusterUtilisationSampled, VMPlaced, VMRejected, VMRequested
+from novacron.cluster.events import ClusterUtilisationSampled, RunFinished, VMPlaced, VMRejected, VMRequested
 from novacron.cluster.kind_metrics import KIND_METRICS, KindStartFold
 from novacron.cluster.memory_pool_metrics import MEMORY_POOL_METRICS, MemoryPoolFold
 from novacron.cluster.pool_metrics import POOL_METRICS, PoolFold
@@ -45,26 +45,45 @@ from novacron.streaming import fold_events as fold_events
 
 
 class PlacementFold:
+    """Admission: requests, placements, rejections, and how long a request waited for its answer.
+
+    A request still unanswered at the end has waited from its request to the end of the run
+    (``RunFinished``, or the last admission event where a log has none), so a control plane that
+    stopped answering shows in ``cluster.vm_answer_wait_max_ms`` even though it rejected nothing."""
+
     def __init__(self) -> None:
         self.requested = self.rejected = 0
-        self.unanswered: set[str] = set()
-        """Requests neither placed nor rejected yet (a Raft control plane decides at commit)."""
+        self.asked_s: dict[str, float] = {}
+        """When each request still unanswered was made (a Raft control plane decides at commit)."""
+        self.answer_wait_max_ms = 0.0
+        self.last_s = 0.0
+        self.finished_s: float | None = None
         self.decision_ms = InMemoryColumn()
 
     def handlers(self) -> Mapping[type[Event], Handler]:
-        return {VMRequested: self._requested, VMRejected: self._rejected, VMPlaced: self._placed}
+        return {VMRequested: self._requested, VMRejected: self._rejected, VMPlaced: self._placed,
+                RunFinished: self._finished}
 
     def _requested(self, ev: VMRequested) -> None:
         self.requested += 1
-        self.unanswered.add(ev.vm_id)
+        self.asked_s[ev.vm_id] = self.last_s = ev.t_s
 
     def _rejected(self, ev: VMRejected) -> None:
         self.rejected += 1
-        self.unanswered.discard(ev.vm_id)
+        self._answered(ev.vm_id, ev.t_s)
 
     def _placed(self, ev: VMPlaced) -> None:
         self.decision_ms.append(ev.decision_ms)
-        self.unanswered.discard(ev.vm_id)
+        self._answered(ev.vm_id, ev.t_s)  # a restart after a host failure answers no request
+
+    def _answered(self, vm_id: str, t_s: float) -> None:
+        self.last_s = t_s
+        asked = self.asked_s.pop(vm_id, None)
+        if asked is not None:
+            self.answer_wait_max_ms = max(self.answer_wait_max_ms, (t_s - asked) * 1000.0)
+
+    def _finished(self, ev: RunFinished) -> None:
+        self.finished_s = ev.t_s
 
     def result(self) -> Metrics:
         placed = len(self.decision_ms)
@@ -72,12 +91,16 @@ class PlacementFold:
             "cluster.vms_requested": float(self.requested),
             "cluster.vms_placed": float(placed),
             "cluster.vms_rejected": float(self.rejected),
-            "cluster.vms_unanswered": float(len(self.unanswered)),
+            "cluster.vms_unanswered": float(len(self.asked_s)),
         }
+        if self.requested:
+            end_s = self.finished_s if self.finished_s is not None else self.last_s
+            waiting_ms = (end_s - min(self.asked_s.values())) * 1000.0 if self.asked_s else 0.0
+            metrics["cluster.vm_answer_wait_max_ms"] = max(self.answer_wait_max_ms, waiting_ms)
         # The share rejected is of the requests the control plane answered: one still waiting at
         # the end (a cluster that never formed a quorum) was neither admitted nor refused, so a
         # run that answered none has not measured its rejections, rather than rejected 0 %.
-        answered = self.requested - len(self.unanswered)
+        answered = self.requested - len(self.asked_s)
         if answered:
             metrics["cluster.vms_rejected_pct"] = 100.0 * self.rejected / answered
         if placed:
@@ -247,6 +270,8 @@ _FIXED: tuple[tuple[str, str, str], ...] = (
     ("cluster.vms_rejected", "", "VM requests no host could take"),
     ("cluster.vms_unanswered", "", "VM requests neither placed nor rejected by the end of the run"),
     ("cluster.vms_rejected_pct", "%", "VMs rejected over VM requests answered (placed or rejected)"),
+    ("cluster.vm_answer_wait_max_ms", "ms",
+     "longest wait of a VM request for its answer (placed or rejected); one unanswered waits until the end"),
     ("cluster.peak_cpu_pct", "%", "peak of cluster-wide CPU utilisation (served, at most 100 %) over time"),
     ("cluster.peak_cpu_demand_pct", "%", "peak of cluster-wide CPU demand over capacity (may exceed 100 %)"),
     ("cluster.unserved_cpu_pct", "%", "CPU demand no host could serve (contention) over all CPU demand"),

@@ -373,6 +373,8 @@ def capabilities(scenario: Scenario) -> frozenset[str]:
         caps.add("storage-xdc")
         if scenario.storage.xdc_write_mib_s > 0:  # no write, no write latency: not a pass, not applicable
             caps.add("storage-xdc-writes")
+    if r.control_plane == "raft":
+        caps.add("raft-control-plane")  # requests wait for a commit, so they can wait for ever
     if r.control_plane == "raft" or r.simulate_s > 0:
         caps.add("raft")
         if r.leader_crash_at_s > 0:
