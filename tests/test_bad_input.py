@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from novacron.app.cli import main
-from tests.scenario_snippets import ONLY_PLACEMENT
+from tests.scenario_snippets import CACHE_AND_RAFT_OFF, ONLY_PLACEMENT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 SHORT = "duration_s = 600.0\n" + ONLY_PLACEMENT
@@ -413,3 +413,34 @@ def test_a_negative_looking_value_reaches_its_check(case: str, argv: Callable[[P
                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """'-1h' is a (bad) value, not an unknown option: the message names it and what is allowed."""
     assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+LAB_MD = (Path(__file__).resolve().parent.parent / "novacron" / "calibrations" / "lab-md.toml").read_text()
+
+
+def _profile(p: Path, content: bytes) -> str:
+    (p / "cal.toml").write_bytes(content)
+    return str(p / "cal.toml")
+
+
+PROFILE_FILE_CASES: list[tuple[str, bytes, tuple[str, ...]]] = [
+    ("binary", bytes(range(256)), ("cal.toml", "not UTF-8", "allowed: a TOML file")),
+    ("latin-1", LAB_MD.replace("hand-set", "händ-set").encode("latin-1"), ("cal.toml", "not UTF-8")),
+    ("utf-16", LAB_MD.encode("utf-16"), ("cal.toml", "not UTF-8")),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "needles"), PROFILE_FILE_CASES, ids=[c[0] for c in PROFILE_FILE_CASES])
+def test_a_profile_file_that_is_not_text(case: str, content: bytes, needles: tuple[str, ...], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "1", "--calibration", _profile(tmp_path, content)],
+                           capsys, *needles)
+    path = tmp_path / "s.toml"
+    path.write_text(f'duration_s = 600.0\n{CACHE_AND_RAFT_OFF}[migration]\nmigrations = 0\ncalibration = "cal.toml"\n')
+    assert_usage_error_before_work(["run", str(path), "--out", str(tmp_path / "o")], needles, tmp_path / "o", capsys)
+
+
+def test_a_profile_saved_with_a_byte_order_mark_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _profile(tmp_path, b"\xef\xbb\xbf" + LAB_MD.encode())  # as a scenario with one does
+    assert main(["migrate-plan", "--memory-gib", "1", "--calibration", path]) == 0, capsys.readouterr().err
+    assert "profile     lab-md" in capsys.readouterr().out
