@@ -444,3 +444,23 @@ def test_a_profile_saved_with_a_byte_order_mark_loads(tmp_path: Path, capsys: py
     path = _profile(tmp_path, b"\xef\xbb\xbf" + LAB_MD.encode())  # as a scenario with one does
     assert main(["migrate-plan", "--memory-gib", "1", "--calibration", path]) == 0, capsys.readouterr().err
     assert "profile     lab-md" in capsys.readouterr().out
+
+
+PROFILE_TYPE_CASES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("schema version true", LAB_MD.replace("schema_version = 1", "schema_version = true"),
+     ("cal.toml", "schema_version = True", "allowed: 1")),
+    ("schema version float", LAB_MD.replace("schema_version = 1", "schema_version = 1.0"),
+     ("cal.toml", "schema_version = 1.0", "allowed: 1")),
+    ("description not text", LAB_MD.replace('description = "hand-set', 'description = 3\n# "'),
+     ("cal.toml", "description = 3", "allowed: a string")),
+    ("runs not whole", LAB_MD.replace("runs = 9", "runs = 1.5"),
+     ("cal.toml", "provenance.runs = 1.5", "allowed: an integer")),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "needles"), PROFILE_TYPE_CASES, ids=[c[0] for c in PROFILE_TYPE_CASES])
+def test_a_profile_field_of_the_wrong_type_is_refused_not_coerced(case: str, text: str, needles: tuple[str, ...],
+                                                                  tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "1", "--calibration", _profile(tmp_path, text.encode())],
+                           capsys, *needles)
