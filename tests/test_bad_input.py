@@ -464,3 +464,12 @@ def test_a_profile_field_of_the_wrong_type_is_refused_not_coerced(case: str, tex
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert_one_line_exit_2(["migrate-plan", "--memory-gib", "1", "--calibration", _profile(tmp_path, text.encode())],
                            capsys, *needles)
+
+
+@pytest.mark.parametrize("memory", ["1e300", "1.7976931348623157e308", "65537"])
+def test_migrate_plan_memory_past_the_largest_host(memory: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", memory], capsys, "--memory-gib", "<= 65536")
+
+
+def test_migrate_plan_memory_of_the_largest_host_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate-plan", "--memory-gib", "65536"]) == 0, capsys.readouterr().err

@@ -735,8 +735,13 @@ DEFAULT_WWS_WRITE_S = 10.0
 """Without --wws-mib: the pages the dirty rate touches in this long, at most a quarter of memory."""
 
 
+MAX_MEMORY_GIB = 65536.0
+"""--memory-gib at most: a scenario's largest host (unbounded, 1e300 GiB was infinitely many bytes: exit 3)."""
+
+
 def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
-    checks = (("--memory-gib", args.memory_gib, args.memory_gib > 0, "a number > 0"),
+    checks = (("--memory-gib", args.memory_gib, 0 < args.memory_gib <= MAX_MEMORY_GIB,
+               f"a number > 0 and <= {MAX_MEMORY_GIB:g} (the largest host a scenario allows)"),
               ("--bandwidth-mib-s", args.bandwidth_mib_s, args.bandwidth_mib_s > 0, "a number > 0"),
               ("--dirty-rate", args.dirty_rate, args.dirty_rate >= 0, "a number >= 0 (pages/s)"),
               ("--downtime-ms", args.downtime_ms, args.downtime_ms > 0, "a number > 0"),
