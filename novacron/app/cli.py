@@ -755,6 +755,10 @@ def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
             raise CommandError(f"{flag} {value:g}: allowed: {allowed}")
     if args.wws_mib is not None and args.wws_mib / 1024 > args.memory_gib:
         raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+    if args.wws_mib is not None and args.nonzero_gib is not None and args.wws_mib / 1024 > args.nonzero_gib:
+        # written pages are not zero pages: the simulation counts the working set as non-zero, the planner would not
+        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the non-zero memory (--nonzero-gib "
+                           f"{args.nonzero_gib:g}); allowed: a working set within the non-zero memory")
 
 
 def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
@@ -764,6 +768,9 @@ def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
 
     written_mib = args.dirty_rate * PAGE_SIZE_BYTES * DEFAULT_WWS_WRITE_S / MIB
     wws = min(written_mib, args.memory_gib * 1024 / 4)
+    if args.nonzero_gib is not None and wws > args.nonzero_gib * 1024:
+        return args.nonzero_gib * 1024, (f"default: the pages {args.dirty_rate:g} pages/s touch in "
+                                         f"{DEFAULT_WWS_WRITE_S:g} s, at most the non-zero memory; set --wws-mib")
     return wws, (f"default: the pages {args.dirty_rate:g} pages/s touch in {DEFAULT_WWS_WRITE_S:g} s, at most a "
                  "quarter of memory; set --wws-mib")
 
