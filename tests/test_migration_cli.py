@@ -47,6 +47,8 @@ def test_simulate_says_when_it_hit_its_horizon(capsys: pytest.CaptureFixture[str
     out = _plan(capsys, "--memory-gib", "2", "--wws-mib", "1", "--dirty-rate", "10", "--bandwidth-mib-s", "1",
                 "--simulate")
     assert "did not finish within the 600 s horizon" in out
+    # slow, not diverging: the planner's own prediction, not "pre-copy does not converge"
+    assert "the plan predicts 2.05e+03 s, past the horizon" in out and "does not converge" not in out
 
 
 @pytest.mark.parametrize("flags, named", [

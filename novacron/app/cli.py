@@ -804,11 +804,12 @@ def cmd_migrate_plan(args: argparse.Namespace) -> int:
     print(f"dirty syncs {plan.predicted_rounds}")
     print(f"data sent   {plan.predicted_bytes / MIB:,.0f} MiB")
     if args.simulate:
-        _print_simulated(vm, args, profile, plan.migration_type.value)
+        _print_simulated(vm, args, profile, plan.migration_type.value, plan.predicted_total_time_ms / 1000)
     return EXIT_OK
 
 
-def _print_simulated(vm, args: argparse.Namespace, profile, kind: str) -> None:  # type: ignore[no-untyped-def]
+def _print_simulated(vm, args: argparse.Namespace, profile, kind: str,  # type: ignore[no-untyped-def]
+                     planned_s: float) -> None:
     from novacron.migration.protocol import MIB
     from sim.migration.hypervisor import COLD_OVERHEAD_S
     from sim.migration.qemu_model import GuestProfile, QemuMigration
@@ -830,9 +831,11 @@ def _print_simulated(vm, args: argparse.Namespace, profile, kind: str) -> None: 
         m.postcopy_requested = kind == "postcopy" and m.syncs >= 2
         m.step(math.inf)
     if m.downtime_ms is None:
+        why = (f"the plan predicts {planned_s:.3g} s, past the horizon" if horizon_s < planned_s < math.inf
+               else "pre-copy does not converge at these settings")
         print(f"\nsimulated (QEMU model, {kind}): did not finish within the {horizon_s:g} s horizon "
               f"({m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB sent, {m.pending_bytes / MIB:,.0f} MiB "
-              "still dirty): pre-copy does not converge at these settings")
+              f"still dirty): {why}")
         return
     print(f"\nsimulated (QEMU model, {kind}): {m.status.value} after {m.elapsed_s:.3g} s, downtime "
           f"{m.downtime_ms:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")
