@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from novacron.app.cli import main
-from tests.scenario_snippets import ONLY_PLACEMENT
+from tests.scenario_snippets import CACHE_AND_RAFT_OFF, ONLY_PLACEMENT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 SHORT = "duration_s = 600.0\n" + ONLY_PLACEMENT
@@ -413,3 +413,68 @@ def test_a_negative_looking_value_reaches_its_check(case: str, argv: Callable[[P
                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """'-1h' is a (bad) value, not an unknown option: the message names it and what is allowed."""
     assert_usage_error_before_work(argv(tmp_path), needles, untouched and tmp_path / untouched, capsys)
+
+
+LAB_MD = (Path(__file__).resolve().parent.parent / "novacron" / "calibrations" / "lab-md.toml").read_text()
+
+
+def _profile(p: Path, content: bytes) -> str:
+    (p / "cal.toml").write_bytes(content)
+    return str(p / "cal.toml")
+
+
+PROFILE_FILE_CASES: list[tuple[str, bytes, tuple[str, ...]]] = [
+    ("binary", bytes(range(256)), ("cal.toml", "not UTF-8", "allowed: a TOML file")),
+    ("latin-1", LAB_MD.replace("hand-set", "händ-set").encode("latin-1"), ("cal.toml", "not UTF-8")),
+    ("utf-16", LAB_MD.encode("utf-16"), ("cal.toml", "not UTF-8")),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "needles"), PROFILE_FILE_CASES, ids=[c[0] for c in PROFILE_FILE_CASES])
+def test_a_profile_file_that_is_not_text(case: str, content: bytes, needles: tuple[str, ...], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "1", "--calibration", _profile(tmp_path, content)],
+                           capsys, *needles)
+    path = tmp_path / "s.toml"
+    path.write_text(f'duration_s = 600.0\n{CACHE_AND_RAFT_OFF}[migration]\nmigrations = 0\ncalibration = "cal.toml"\n')
+    assert_usage_error_before_work(["run", str(path), "--out", str(tmp_path / "o")], needles, tmp_path / "o", capsys)
+
+
+def test_a_profile_saved_with_a_byte_order_mark_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _profile(tmp_path, b"\xef\xbb\xbf" + LAB_MD.encode())  # as a scenario with one does
+    assert main(["migrate-plan", "--memory-gib", "1", "--calibration", path]) == 0, capsys.readouterr().err
+    assert "profile     lab-md" in capsys.readouterr().out
+
+
+PROFILE_TYPE_CASES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("schema version true", LAB_MD.replace("schema_version = 1", "schema_version = true"),
+     ("cal.toml", "schema_version = True", "allowed: 1")),
+    ("schema version float", LAB_MD.replace("schema_version = 1", "schema_version = 1.0"),
+     ("cal.toml", "schema_version = 1.0", "allowed: 1")),
+    ("description not text", LAB_MD.replace('description = "hand-set', 'description = 3\n# "'),
+     ("cal.toml", "description = 3", "allowed: a string")),
+    ("runs not whole", LAB_MD.replace("runs = 9", "runs = 1.5"),
+     ("cal.toml", "provenance.runs = 1.5", "allowed: an integer")),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "needles"), PROFILE_TYPE_CASES, ids=[c[0] for c in PROFILE_TYPE_CASES])
+def test_a_profile_field_of_the_wrong_type_is_refused_not_coerced(case: str, text: str, needles: tuple[str, ...],
+                                                                  tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "1", "--calibration", _profile(tmp_path, text.encode())],
+                           capsys, *needles)
+
+
+@pytest.mark.parametrize("memory", ["1e300", "1.7976931348623157e308", "65537"])
+def test_migrate_plan_memory_past_the_largest_host(memory: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", memory], capsys, "--memory-gib", "<= 65536")
+
+
+def test_migrate_plan_memory_of_the_largest_host_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate-plan", "--memory-gib", "65536"]) == 0, capsys.readouterr().err
+
+
+def test_migrate_plan_working_set_larger_than_the_non_zero_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "4", "--nonzero-gib", "0.1", "--wws-mib", "1024"], capsys,
+                           "--wws-mib 1024", "--nonzero-gib 0.1", "allowed:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,8 @@ def test_simulate_says_when_it_hit_its_horizon(capsys: pytest.CaptureFixture[str
     out = _plan(capsys, "--memory-gib", "2", "--wws-mib", "1", "--dirty-rate", "10", "--bandwidth-mib-s", "1",
                 "--simulate")
     assert "did not finish within the 600 s horizon" in out
+    # slow, not diverging: the planner's own prediction, not "pre-copy does not converge"
+    assert "the plan predicts 2.05e+03 s, past the horizon" in out and "does not converge" not in out
 
 
 @pytest.mark.parametrize("flags, named", [
@@ -68,3 +71,18 @@ def test_a_bad_profile_file_is_one_line_and_exit_2(capsys: pytest.CaptureFixture
     assert main(["migrate-plan", "--memory-gib", "1", "--calibration", str(bad)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stream.stream_cap_mib_s" in err, err
+
+
+def _seconds(out: str, pattern: str) -> float:
+    found = re.search(pattern + r"\s+(\S+) s", out)
+    assert found, out
+    return float(found.group(1))
+
+
+def test_the_default_working_set_fits_in_the_non_zero_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    # written pages are not zero pages: a 390 MiB default working set in 0.1 GiB of non-zero memory made the
+    # planner see 0.1 GiB to send where the simulation saw 390 MiB (4.29 s planned, 5.36 s simulated)
+    out = _plan(capsys, "--memory-gib", "4", "--nonzero-gib", "0.1", "--dirty-rate", "10000", "--simulate")
+    assert "working set 102 MiB  (default: the pages 10000 pages/s touch in 10 s, at most the non-zero memory" in out
+    planned, simulated = _seconds(out, "total time"), _seconds(out, r"live\): completed after")
+    assert planned == pytest.approx(simulated, rel=0.10), out

@@ -735,8 +735,13 @@ DEFAULT_WWS_WRITE_S = 10.0
 """Without --wws-mib: the pages the dirty rate touches in this long, at most a quarter of memory."""
 
 
+MAX_MEMORY_GIB = 65536.0
+"""--memory-gib at most: a scenario's largest host (unbounded, 1e300 GiB was infinitely many bytes: exit 3)."""
+
+
 def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
-    checks = (("--memory-gib", args.memory_gib, args.memory_gib > 0, "a number > 0"),
+    checks = (("--memory-gib", args.memory_gib, 0 < args.memory_gib <= MAX_MEMORY_GIB,
+               f"a number > 0 and <= {MAX_MEMORY_GIB:g} (the largest host a scenario allows)"),
               ("--bandwidth-mib-s", args.bandwidth_mib_s, args.bandwidth_mib_s > 0, "a number > 0"),
               ("--dirty-rate", args.dirty_rate, args.dirty_rate >= 0, "a number >= 0 (pages/s)"),
               ("--downtime-ms", args.downtime_ms, args.downtime_ms > 0, "a number > 0"),
@@ -750,6 +755,10 @@ def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
             raise CommandError(f"{flag} {value:g}: allowed: {allowed}")
     if args.wws_mib is not None and args.wws_mib / 1024 > args.memory_gib:
         raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+    if args.wws_mib is not None and args.nonzero_gib is not None and args.wws_mib / 1024 > args.nonzero_gib:
+        # written pages are not zero pages: the simulation counts the working set as non-zero, the planner would not
+        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the non-zero memory (--nonzero-gib "
+                           f"{args.nonzero_gib:g}); allowed: a working set within the non-zero memory")
 
 
 def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
@@ -759,6 +768,9 @@ def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
 
     written_mib = args.dirty_rate * PAGE_SIZE_BYTES * DEFAULT_WWS_WRITE_S / MIB
     wws = min(written_mib, args.memory_gib * 1024 / 4)
+    if args.nonzero_gib is not None and wws > args.nonzero_gib * 1024:
+        return args.nonzero_gib * 1024, (f"default: the pages {args.dirty_rate:g} pages/s touch in "
+                                         f"{DEFAULT_WWS_WRITE_S:g} s, at most the non-zero memory; set --wws-mib")
     return wws, (f"default: the pages {args.dirty_rate:g} pages/s touch in {DEFAULT_WWS_WRITE_S:g} s, at most a "
                  "quarter of memory; set --wws-mib")
 
@@ -792,11 +804,12 @@ def cmd_migrate_plan(args: argparse.Namespace) -> int:
     print(f"dirty syncs {plan.predicted_rounds}")
     print(f"data sent   {plan.predicted_bytes / MIB:,.0f} MiB")
     if args.simulate:
-        _print_simulated(vm, args, profile, plan.migration_type.value)
+        _print_simulated(vm, args, profile, plan.migration_type.value, plan.predicted_total_time_ms / 1000)
     return EXIT_OK
 
 
-def _print_simulated(vm, args: argparse.Namespace, profile, kind: str) -> None:  # type: ignore[no-untyped-def]
+def _print_simulated(vm, args: argparse.Namespace, profile, kind: str,  # type: ignore[no-untyped-def]
+                     planned_s: float) -> None:
     from novacron.migration.protocol import MIB
     from sim.migration.hypervisor import COLD_OVERHEAD_S
     from sim.migration.qemu_model import GuestProfile, QemuMigration
@@ -818,9 +831,11 @@ def _print_simulated(vm, args: argparse.Namespace, profile, kind: str) -> None: 
         m.postcopy_requested = kind == "postcopy" and m.syncs >= 2
         m.step(math.inf)
     if m.downtime_ms is None:
+        why = (f"the plan predicts {planned_s:.3g} s, past the horizon" if horizon_s < planned_s < math.inf
+               else "pre-copy does not converge at these settings")
         print(f"\nsimulated (QEMU model, {kind}): did not finish within the {horizon_s:g} s horizon "
               f"({m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB sent, {m.pending_bytes / MIB:,.0f} MiB "
-              "still dirty): pre-copy does not converge at these settings")
+              f"still dirty): {why}")
         return
     print(f"\nsimulated (QEMU model, {kind}): {m.status.value} after {m.elapsed_s:.3g} s, downtime "
           f"{m.downtime_ms:.4g} ms, {m.syncs} dirty syncs, {m.bytes_sent / MIB:,.0f} MiB")

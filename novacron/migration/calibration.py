@@ -131,18 +131,23 @@ def _provenance(data: Mapping[str, Any], origin: str) -> Provenance:
         raise ProfileError(f"{origin}: provenance.hosts = {hosts!r}: allowed: a list of strings")
     errors = _table(table, "fit_errors", origin + " provenance")
     fit = tuple((str(k), _number(f"{origin}: provenance.fit_errors.{k}", v, 0.0, 1e9)) for k, v in errors.items())
-    runs = int(_number(f"{origin}: provenance.runs", table.get("runs", 0), 0, 1e9))
+    runs = table.get("runs", 0)
+    if not isinstance(runs, int) or isinstance(runs, bool) or not 0 <= runs <= 10**9:
+        raise ProfileError(f"{origin}: provenance.runs = {runs!r}: allowed: an integer in [0, 1000000000]")
     return Provenance(hosts=tuple(hosts), runs=runs, fit_errors=fit, **text)
 
 
 def profile_from_mapping(data: Mapping[str, Any], *, origin: str) -> CalibrationProfile:
     """Validate a parsed profile file; raise ``ProfileError`` naming the first bad field."""
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # not true, not 1.0
         raise ProfileError(f"{origin}: schema_version = {version!r}; allowed: {SCHEMA_VERSION}")
     name = data.get("name", "")
     if not isinstance(name, str) or not name:
         raise ProfileError(f"{origin}: name = {name!r}; allowed: a non-empty string")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ProfileError(f"{origin}: description = {description!r}; allowed: a string")
     known = {"schema_version", "name", "description", "stream", "fixed", "per_gib", "provenance"}
     unknown = set(data) - known
     if unknown:

@@ -158,8 +158,10 @@ def predict_precopy(vm: VMMigrationProfile, link: LinkEstimate, downtime_limit_m
     elapsed_s, sent, syncs = link.setup_time_s(vm.memory_bytes), 0.0, 1
     previous, writes = math.inf, 0.0
     for _ in range(max_rounds):
-        left = min(residual_bytes, pending) if pending >= threshold else pending
-        round_s = _round_seconds(pending - left, zero_pages, link) if pending >= threshold else 0.0
+        # QEMU's pending estimate counts every dirty page, zero or not: the first pass scans them all
+        sending = pending + zero_pages * PAGE_SIZE_BYTES >= threshold
+        left = min(residual_bytes, pending) if sending else pending
+        round_s = _round_seconds(pending - left, zero_pages, link) if sending else 0.0
         zero_pages = 0.0
         elapsed_s += round_s + sync_s
         sent += pending - left
