@@ -478,3 +478,8 @@ def test_migrate_plan_memory_of_the_largest_host_plans(capsys: pytest.CaptureFix
 def test_migrate_plan_working_set_larger_than_the_non_zero_memory(capsys: pytest.CaptureFixture[str]) -> None:
     assert_one_line_exit_2(["migrate-plan", "--memory-gib", "4", "--nonzero-gib", "0.1", "--wws-mib", "1024"], capsys,
                            "--wws-mib 1024", "--nonzero-gib 0.1", "allowed:")
+
+
+def test_migrate_plan_working_set_larger_than_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "2", "--wws-mib", "4096"], capsys,
+                           "--wws-mib 4096", "allowed: at most 2048 MiB")

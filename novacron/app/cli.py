@@ -754,7 +754,8 @@ def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
         if not ok or (isinstance(value, float) and not math.isfinite(value)):
             raise CommandError(f"{flag} {value:g}: allowed: {allowed}")
     if args.wws_mib is not None and args.wws_mib / 1024 > args.memory_gib:
-        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB)")
+        raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the VM's memory ({args.memory_gib:g} GiB); "
+                           f"allowed: at most {args.memory_gib * 1024:g} MiB")
     if args.wws_mib is not None and args.nonzero_gib is not None and args.wws_mib / 1024 > args.nonzero_gib:
         # written pages are not zero pages: the simulation counts the working set as non-zero, the planner would not
         raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the non-zero memory (--nonzero-gib "
