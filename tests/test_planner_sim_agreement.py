@@ -99,3 +99,27 @@ def test_a_mostly_zero_guest_pays_for_the_zero_page_scan() -> None:
     assert plan.converges and sim.downtime_ms is not None
     planned_s = plan.precopy_s + plan.downtime_ms / 1000.0
     assert planned_s == pytest.approx(sim.elapsed_s, rel=0.10), (planned_s, sim.elapsed_s)
+
+
+def test_a_warm_plan_agrees_with_the_simulation_on_downtime_and_total_time() -> None:
+    """Warm: the downtime is the switch-over (the final sync and the copy of everything), not the
+    setup and first sync before it, in the plan as in the simulation's QEMU model."""
+    from novacron.migration.planner import plan_migration
+    from novacron.migration.protocol import MigrationType
+
+    rng = random.Random(23)
+    for _ in range(200):
+        vm, limit, link_bytes_s, downtime_ms = random_case(rng)
+        link = link_from_profile(PROFILE, max_bandwidth_bytes_s=limit, link_bytes_s=link_bytes_s)
+        plan = plan_migration(vm, link, downtime_ms, force=MigrationType.WARM)
+        guest = GuestProfile(memory_bytes=vm.memory_bytes, resident_bytes=vm.payload_bytes - vm.wws_bytes,
+                             wws_bytes=vm.wws_bytes, dirty_rate_pages_s=vm.dirty_rate_pages_s)
+        model = QemuMigration(guest=guest, downtime_limit_ms=downtime_ms, max_bandwidth_bytes_s=limit,
+                              calibration=PROFILE)
+        model.paused = True
+        sim = run_alone(model, share_bytes_s=link_bytes_s, until_s=600.0)
+        assert sim.downtime_ms is not None
+        before_switch_ms = (PROFILE.setup_time_s(vm.memory_bytes) + PROFILE.sync_time_s(vm.memory_bytes)) * 1000.0
+        assert plan.predicted_downtime_ms == pytest.approx(plan.predicted_total_time_ms - before_switch_ms)
+        assert plan.predicted_downtime_ms == pytest.approx(sim.downtime_ms, rel=0.05), (vm, limit, link_bytes_s)
+        assert plan.predicted_total_time_ms == pytest.approx(sim.elapsed_s * 1000.0, rel=0.05)
