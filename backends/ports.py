@@ -19,14 +19,14 @@ import threading
 from pathlib import Path
 
 LOWEST_PORT = 10_000
-"""Below this are well-known and registered services a machine may run."""
+"""Below this are the well-known ports and the registered ports most often in use on a host."""
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 DEFAULT_EPHEMERAL_LOW = 32_768
 """Linux's default lower bound, used where the range cannot be read."""
 
 _handed_out: set[int] = set()
 _lock = threading.Lock()
-_rng = random.Random()  # ports are not part of any simulated outcome: not seeded on purpose
+_rng = random.SystemRandom()  # the OS's entropy: a forked process does not repeat its parent's draws
 
 
 def ephemeral_low() -> int:
@@ -42,8 +42,8 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     never handed out before by this process."""
     low = LOWEST_PORT
     high = ephemeral_low() - 1
-    if high - low < 1_000:  # an unusual range configuration: fall back to the kernel's choice
-        return _kernel_ports(count, host)
+    if high - low < 1_000:  # an ephemeral range reaching down near 10000: only the kernel's choice is left
+        return _kernel_ports(count, host)  # (the race described above comes back with it)
     chosen: list[int] = []
     with _lock:
         for _attempt in range(50 * count + 100):

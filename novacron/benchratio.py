@@ -77,9 +77,10 @@ def check_report(report: object) -> Mapping[str, Any]:
             continue
         if not isinstance(info, Mapping):
             raise ValueError(f"{where}.extra_info is not an object")
-        if "baseline" in info and not isinstance(info["baseline"], str):
-            raise ValueError(f"{where}.extra_info.baseline = {info['baseline']!r} is not a benchmark name")
-        if "baseline_ratio" in info:
+        baseline = info.get("baseline")
+        if baseline is not None and not isinstance(baseline, str):
+            raise ValueError(f"{where}.extra_info.baseline = {baseline!r} is not a benchmark name")
+        if baseline and "baseline_ratio" in info:  # read only with a baseline, as tracked_ratios does
             _check_positive(info["baseline_ratio"], f"{where}.extra_info.baseline_ratio")
     return report
 
@@ -93,7 +94,8 @@ def tracked_ratios(report: Mapping[str, Any], *, strict: bool = True) -> list[Ra
     """Every subject/baseline ratio declared in one pytest-benchmark JSON report.
 
     A baseline that did not run (a ``-k`` selection left it out) raises when ``strict``, else the
-    ratio is left out."""
+    ratio is left out. A report of another shape raises ``ValueError`` (``check_report``)."""
+    check_report(report)
     medians = {_short(b["name"]): float(b["stats"]["median"]) for b in report.get("benchmarks", [])}
     ratios = []
     for bench in report.get("benchmarks", []):

@@ -48,15 +48,16 @@ class PlacementFold:
     """Admission: requests, placements, rejections, and how long a request waited for its answer.
 
     A request still unanswered at the end has waited from its request to the end of the run
-    (``RunFinished``, or the last admission event where a log has none), so a control plane that
-    stopped answering shows in ``cluster.vm_answer_wait_max_ms`` even though it rejected nothing."""
+    (``RunFinished``), so a control plane that stopped answering shows in
+    ``cluster.vm_answer_wait_max_ms`` even though it rejected nothing. A log without its end (a
+    run cut short, or a simulation asked mid-run) with requests still waiting has not measured
+    how long they wait: the metric is left out ("not measured"), never 0."""
 
     def __init__(self) -> None:
         self.requested = self.rejected = 0
         self.asked_s: dict[str, float] = {}
         """When each request still unanswered was made (a Raft control plane decides at commit)."""
         self.answer_wait_max_ms = 0.0
-        self.last_s = 0.0
         self.finished_s: float | None = None
         self.decision_ms = InMemoryColumn()
 
@@ -66,7 +67,7 @@ class PlacementFold:
 
     def _requested(self, ev: VMRequested) -> None:
         self.requested += 1
-        self.asked_s[ev.vm_id] = self.last_s = ev.t_s
+        self.asked_s[ev.vm_id] = ev.t_s
 
     def _rejected(self, ev: VMRejected) -> None:
         self.rejected += 1
@@ -77,7 +78,6 @@ class PlacementFold:
         self._answered(ev.vm_id, ev.t_s)  # a restart after a host failure answers no request
 
     def _answered(self, vm_id: str, t_s: float) -> None:
-        self.last_s = t_s
         asked = self.asked_s.pop(vm_id, None)
         if asked is not None:
             self.answer_wait_max_ms = max(self.answer_wait_max_ms, (t_s - asked) * 1000.0)
@@ -93,9 +93,10 @@ class PlacementFold:
             "cluster.vms_rejected": float(self.rejected),
             "cluster.vms_unanswered": float(len(self.asked_s)),
         }
-        if self.requested:
-            end_s = self.finished_s if self.finished_s is not None else self.last_s
-            waiting_ms = (end_s - min(self.asked_s.values())) * 1000.0 if self.asked_s else 0.0
+        if self.requested and not self.asked_s:
+            metrics["cluster.vm_answer_wait_max_ms"] = self.answer_wait_max_ms
+        elif self.asked_s and self.finished_s is not None:
+            waiting_ms = (self.finished_s - min(self.asked_s.values())) * 1000.0
             metrics["cluster.vm_answer_wait_max_ms"] = max(self.answer_wait_max_ms, waiting_ms)
         # The share rejected is of the requests the control plane answered: one still waiting at
         # the end (a cluster that never formed a quorum) was neither admitted nor refused, so a

@@ -249,11 +249,10 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def read_scenario_text(path: Path) -> str:
+    from novacron.app.textfiles import read_utf8_text  # file I/O: the application layer
+
     try:
-        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a scenario: the file is not UTF-8 text (byte {exc.start}); "
-                          "allowed: a TOML file") from None
+        return read_utf8_text(path, what="a scenario")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the scenario ({exc.strerror or exc})") from None
 

@@ -24,13 +24,16 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def consecutive_seeds(first: int, count: int, *, count_field: str = "--seeds", max_count: int = MAX_SEED) -> list[int]:
+def consecutive_seeds(first: int, count: int, *, max_count: int, count_field: str = "--seeds",
+                      first_field: str = "the first seed") -> list[int]:
     """``count`` seeds from ``first`` on (``first``, ``first + 1``, ...); ``ValueError`` naming
-    ``count_field`` when the count is outside 1..``max_count`` or the last seed would pass ``MAX_SEED``."""
+    ``count_field`` (and ``first_field``, where the first seed leaves less room) when the count is
+    outside 1..``max_count`` or the last seed would pass ``MAX_SEED``."""
     check_seed(first)
     allowed = min(max_count, MAX_SEED - first + 1)
     if not 1 <= count <= allowed:
-        beyond = f" (from seed {first} the last seed may be at most {MAX_SEED})" if allowed < max_count else ""
+        beyond = (f" (from {first_field} {first} the last seed may be at most {MAX_SEED})"
+                  if allowed < max_count else "")
         raise ValueError(f"{count_field} {count}: allowed: an integer from 1 to {allowed}{beyond}")
     return list(range(first, first + count))
 

@@ -108,6 +108,8 @@ def _t(name: str, metric: str, unit: str, cmp: str, threshold: Threshold, *,
 REF = Role.REFERENCE
 STORAGE_XDC = "NovaCron storage defaults (issue 18): set your own in [targets]"
 FEDERATION = "NovaCron federation defaults (issue 17): set your own in [targets]"
+ADMISSION = ("NovaCron admission default: the 30 s formation and partition recovery are held to; "
+             "set your own in [targets]")
 
 
 def _federation(name: str, metric: str, unit: str, cmp: str, threshold: float, capability: str) -> Target:
@@ -195,9 +197,10 @@ def _kind_migration_targets() -> tuple[Target, ...]:
 CATALOGUE: tuple[Target, ...] = (
     _t("VMs rejected", "cluster.vms_rejected_pct", "%", "<=", 0.0),
     # The rejected share counts answered requests only; a control plane that stops answering (no
-    # quorum) rejects nothing. 30 s: the bound formation and partition recovery are held to.
-    _t("VM request answered (longest wait)", "cluster.vm_answer_wait_max_ms", "ms", "<", 30_000.0,
-       capability="raft-control-plane"),
+    # quorum) rejects nothing. A request made before the cluster formed waits for the formation
+    # too, so a formation just under its 30 s passes that target and can fail this one.
+    Target(name="VM request answered (longest wait)", metric="cluster.vm_answer_wait_max_ms", unit="ms",
+           comparator=Comparator.LT, threshold=30_000.0, source=ADMISSION, capability="raft-control-plane"),
     _t("live migration downtime (max)", "migration.live.downtime_max_ms", "ms", "<", 5000, capability="migration"),
     _t("live migration downtime p99 (stretch)", "migration.live.downtime_p99_ms", "ms", "<", 1000,
        capability="migration"),
@@ -554,6 +557,6 @@ def format_measured(value: float | None, unit: str) -> str:
         return "yes" if value else "no"
     if value.is_integer() and abs(value) < 1e12:
         return f"{int(value):,} {unit}".strip()
-    if 1e4 <= abs(value) < 1e12:  # "3,593,000 ms" rather than "3.593e+06 ms"
+    if 9999.5 <= abs(value) < 1e12:  # "3,593,008 ms" rather than "3.593e+06 ms" (9999.7: "10,000")
         return f"{value:,.0f} {unit}".strip()
     return f"{value:.4g} {unit}".strip()

@@ -483,3 +483,13 @@ def test_migrate_plan_working_set_larger_than_the_non_zero_memory(capsys: pytest
 def test_migrate_plan_working_set_larger_than_memory(capsys: pytest.CaptureFixture[str]) -> None:
     assert_one_line_exit_2(["migrate-plan", "--memory-gib", "2", "--wws-mib", "4096"], capsys,
                            "--wws-mib 4096", "allowed: at most 2048 MiB")
+
+
+def test_migrate_plan_a_writing_guest_with_no_non_zero_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every page written is non-zero: the dirty rate would have been ignored (working set 0 MiB)."""
+    assert_one_line_exit_2(["migrate-plan", "--memory-gib", "4", "--nonzero-gib", "0", "--dirty-rate", "100000"],
+                           capsys, "--nonzero-gib 0", "--dirty-rate 100000", "allowed:")
+
+
+def test_vopr_seeds_beyond_what_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_exit_2(["vopr", "--seeds", str(10**12)], capsys, "--seeds 1000000000000", "1 to 10000000")

@@ -62,7 +62,7 @@ def test_a_ratio_measured_inside_the_benchmark_is_tracked_as_is() -> None:
     ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": []}]}, "benchmarks[0].extra_info"),
     ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": {"baseline": 3}}]},
      "benchmarks[0].extra_info.baseline = 3"),
-    ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": {"baseline_ratio": -2}}]},
+    ({"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": {"baseline": "b", "baseline_ratio": -2}}]},
      "benchmarks[0].extra_info.baseline_ratio = -2"),
 ])
 def test_a_report_of_another_shape_is_refused_naming_the_field(bad: Any, field: str) -> None:
@@ -74,3 +74,12 @@ def test_a_report_of_another_shape_is_refused_naming_the_field(bad: Any, field: 
 def test_a_report_of_the_right_shape_passes() -> None:
     good = report(3.0, 1.5)
     assert check_report(good) is good
+
+
+def test_one_owner_of_the_shape_a_benchmark_without_a_baseline_is_no_ratio_for_either() -> None:
+    for extra in ({"baseline": None}, {"baseline": ""}, {"baseline_ratio": -2}):
+        bench = {"benchmarks": [{"name": "a", "stats": {"median": 1.0}, "extra_info": extra}]}
+        assert check_report(bench) is bench
+        assert tracked_ratios(bench) == []
+    with pytest.raises(ValueError, match=r"benchmarks\[0\].stats.median"):
+        tracked_ratios({"benchmarks": [{"name": "a", "stats": {}}]})

@@ -123,3 +123,4 @@ def test_a_warm_plan_agrees_with_the_simulation_on_downtime_and_total_time() -> 
         assert plan.predicted_downtime_ms == pytest.approx(plan.predicted_total_time_ms - before_switch_ms)
         assert plan.predicted_downtime_ms == pytest.approx(sim.downtime_ms, rel=0.05), (vm, limit, link_bytes_s)
         assert plan.predicted_total_time_ms == pytest.approx(sim.elapsed_s * 1000.0, rel=0.05)
+        assert plan.predicted_rounds == sim.syncs == 3

@@ -588,14 +588,17 @@ def _read_bench_json(path: Path) -> dict[str, object]:
     """The ``--compare`` file, checked before the benchmarks run rather than after."""
     import json
 
-    from novacron.benchratio import check_report
+    from novacron.benchratio import tracked_ratios
 
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"--compare {path}: cannot read it ({exc})") from None
+        raise CommandError(f"--compare {path}: cannot read it ({exc}); allowed: a JSON file saved by "
+                           "'novacron bench'") from None
     try:
-        return dict(check_report(json.loads(text)))
+        data = json.loads(text)
+        tracked_ratios(data, strict=False)  # the shape (check_report) and every ratio it declares
+        return dict(data)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         raise CommandError(f"--compare {path}: not a benchmark JSON ({exc}); allowed: a JSON saved by "
                            "'novacron bench'") from None
@@ -735,13 +738,20 @@ DEFAULT_WWS_WRITE_S = 10.0
 """Without --wws-mib: the pages the dirty rate touches in this long, at most a quarter of memory."""
 
 
-MAX_MEMORY_GIB = 65536.0
-"""--memory-gib at most: a scenario's largest host (unbounded, 1e300 GiB was infinitely many bytes: exit 3)."""
+def _largest_host_gib() -> float:
+    """--memory-gib at most: a scenario's largest host (unbounded, 1e300 GiB was infinitely many bytes: exit 3)."""
+    import dataclasses
+
+    from novacron.scenario import ClusterConfig
+
+    (memory,) = [f for f in dataclasses.fields(ClusterConfig) if f.name == "host_memory_gib"]
+    return float(memory.metadata["max"])
 
 
 def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
-    checks = (("--memory-gib", args.memory_gib, 0 < args.memory_gib <= MAX_MEMORY_GIB,
-               f"a number > 0 and <= {MAX_MEMORY_GIB:g} (the largest host a scenario allows)"),
+    largest = _largest_host_gib()
+    checks = (("--memory-gib", args.memory_gib, 0 < args.memory_gib <= largest,
+               f"a number > 0 and <= {largest:g} (the largest host a scenario allows)"),
               ("--bandwidth-mib-s", args.bandwidth_mib_s, args.bandwidth_mib_s > 0, "a number > 0"),
               ("--dirty-rate", args.dirty_rate, args.dirty_rate >= 0, "a number >= 0 (pages/s)"),
               ("--downtime-ms", args.downtime_ms, args.downtime_ms > 0, "a number > 0"),
@@ -759,7 +769,11 @@ def _check_migrate_plan_flags(args: argparse.Namespace) -> None:
     if args.wws_mib is not None and args.nonzero_gib is not None and args.wws_mib / 1024 > args.nonzero_gib:
         # written pages are not zero pages: the simulation counts the working set as non-zero, the planner would not
         raise CommandError(f"--wws-mib {args.wws_mib:g} is larger than the non-zero memory (--nonzero-gib "
-                           f"{args.nonzero_gib:g}); allowed: a working set within the non-zero memory")
+                           f"{args.nonzero_gib:g}); allowed: at most {args.nonzero_gib * 1024:g} MiB")
+    if args.nonzero_gib == 0 and args.dirty_rate > 0:
+        # every page written is non-zero: the default working set would be 0 and the rate ignored
+        raise CommandError(f"--nonzero-gib 0 with --dirty-rate {args.dirty_rate:g}: a guest that writes has "
+                           "non-zero pages; allowed: --nonzero-gib > 0, or --dirty-rate 0")
 
 
 def _working_set_mib(args: argparse.Namespace) -> tuple[float, str]:
@@ -950,15 +964,19 @@ def _vopr_seeds(args: argparse.Namespace) -> list[int]:
     """The seeds a vopr command runs: ``--seed``, or ``--seeds`` from ``--first-seed``."""
     if args.seed is not None:
         return [args.seed]
-    return _run_seeds(args.first_seed, args.seeds)
+    return _run_seeds(args.first_seed, args.seeds, max_count=MAX_VOPR_SEEDS, first_field="--first-seed")
 
 
-def _run_seeds(first: int, count: int, *, max_count: int | None = None) -> list[int]:
+MAX_VOPR_SEEDS = 10_000_000
+"""vopr's --seeds at most: the 100k-seed soaks with room to spare, and a list that fits in memory."""
+
+
+def _run_seeds(first: int, count: int, *, max_count: int, first_field: str = "the scenario's seed") -> list[int]:
     """``--seeds`` consecutive seeds from ``first``, or a CommandError that names the flag."""
-    from novacron.seeding import MAX_SEED, consecutive_seeds
+    from novacron.seeding import consecutive_seeds
 
     try:
-        return consecutive_seeds(first, count, max_count=max_count or MAX_SEED)
+        return consecutive_seeds(first, count, max_count=max_count, first_field=first_field)
     except ValueError as error:
         raise CommandError(str(error)) from None
 

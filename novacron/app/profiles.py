@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from novacron.app.textfiles import read_utf8_text
 from novacron.migration.calibration import CalibrationProfile, ProfileError, profile_from_mapping, profile_to_mapping
 
 DEFAULT_PROFILE = "lab-tcg"
@@ -48,10 +49,7 @@ def load_profile(name_or_path: str | None = None, *, relative_to: Path | None = 
         return loads_profile(text, origin=f"<built-in profile {name_or_path}>")
     path = Path(resolve_profile_path(name_or_path, relative_to))
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{path}: not a calibration profile: the file is not UTF-8 text (byte {exc.start}); "
-                           "allowed: a TOML file") from None
+        text = read_utf8_text(path, what="a calibration profile", error=ProfileError)
     except OSError as exc:
         raise ProfileError(f"calibration {name_or_path!r}: cannot read {path} ({exc.strerror}); allowed: a profile "
                            f"file or a built-in profile ({', '.join(builtin_profile_names())})") from None
