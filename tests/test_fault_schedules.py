@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from novacron.raft.events import FailoverCompleted, LeaderCommitted, LeaderElected, ManagerCrashed
+from novacron.events import Event
+from novacron.raft.events import (
+    FailoverCompleted,
+    LeaderCommitted,
+    LeaderElected,
+    ManagerCrashed,
+    NetworkHealed,
+    NetworkPartitioned,
+    PartitionRecovered,
+)
 from novacron.raft.metrics import RaftFold
 from novacron.streaming import EventsByType, fold_events
 from tests.test_scenario_fuzz import _run, _verdicts
@@ -66,3 +75,19 @@ def test_the_failover_metrics_wait_for_every_failover() -> None:
 
     assert fold()["raft.failover_ms"] == 200.0
     assert "raft.failover_ms" not in fold(True) and "raft.election_after_crash_ms" not in fold(True)
+
+
+def test_the_recovery_metric_waits_for_every_partition() -> None:
+    def fold(*later: Event) -> dict[str, float]:
+        events: list[Event] = [NetworkPartitioned(t_s=10.0, seq=1, source="network", partition_groups="[[1], [2, 3]]",
+                                                  symmetric=True),
+                               NetworkHealed(t_s=13.0, seq=2, source="network", partition_groups="[[1], [2, 3]]"),
+                               PartitionRecovered(t_s=13.1, seq=3, source="raft", recovery_s=0.1,
+                                                  leader_changed=False)]
+        return fold_events(RaftFold(), EventsByType([*events, *later]))
+
+    again = NetworkPartitioned(t_s=20.0, seq=4, source="network", partition_groups="[[2], [1, 3]]", symmetric=True)
+    healed = NetworkHealed(t_s=25.0, seq=5, source="network", partition_groups="[[2], [1, 3]]")
+    assert fold()["raft.partition_recovery_s"] == 0.1
+    assert "raft.partition_recovery_s" not in fold(again)  # still on at the end
+    assert "raft.partition_recovery_s" not in fold(again, healed)  # healed, not recovered from
