@@ -8,6 +8,7 @@ manager crashes and partitions, host crashes, migrations in flight), each with w
 from __future__ import annotations
 
 from pathlib import Path
+from random import Random
 
 from novacron.events import Event
 from novacron.raft.events import (
@@ -20,7 +21,10 @@ from novacron.raft.events import (
     PartitionRecovered,
 )
 from novacron.raft.metrics import RaftFold
+from novacron.scenario import loads_scenario
 from novacron.streaming import EventsByType, fold_events
+from sim.network import PROFILES, NetworkModel
+from sim.run import simulate
 from tests.test_scenario_fuzz import _run, _verdicts
 
 RAFT_WITH_MANAGER_CRASHES = """
@@ -77,6 +81,46 @@ def test_the_failover_metrics_wait_for_every_failover() -> None:
     assert "raft.failover_ms" not in fold(True) and "raft.election_after_crash_ms" not in fold(True)
 
 
+RAFT_WITH_TWO_PARTITIONS = """
+duration_s = 60.0
+[cluster]
+hosts = 1
+[workload]
+vms = 2
+arrival_window_s = 1.0
+[cache]
+enabled = false
+[migration]
+migrations = 0
+[faults]
+enabled = true
+host_mtbf_h = 10000000.0
+partition_mtbf_h = 0.01
+partition_duration_s = 5.0
+[raft]
+managers = 3
+network = "lan"
+control_plane = "raft"
+simulate_s = 0.0
+leader_crash_at_s = 0.0
+partition_at_s = 5.0
+partition_duration_s = 1000.0
+"""
+
+
+def test_a_partition_lasts_its_duration_when_another_heals(tmp_path: Path) -> None:
+    """The scripted partition isolates the leader from 5 s for longer than the run; the fault
+    model's partitions (5 s each) come and go meanwhile. Each of their heals healed the whole
+    network, the scripted partition with it, so the cluster "recovered" (and the recovery passed)
+    with the leader still meant to be cut off. Each heal lifts its own partition now: the isolated
+    manager never follows again, and the recovery is not measured."""
+    scenario = loads_scenario(RAFT_WITH_TWO_PARTITIONS, origin="test")
+    log = list(simulate(scenario, scenario.seed).log)
+    assert sum(isinstance(ev, NetworkHealed) for ev in log) >= 1
+    assert not [ev for ev in log if isinstance(ev, PartitionRecovered)]
+    assert _verdicts(_run(RAFT_WITH_TWO_PARTITIONS, tmp_path))["raft.partition_recovery_s"] == "not measured"
+
+
 def test_the_recovery_metric_waits_for_every_partition() -> None:
     def fold(*later: Event) -> dict[str, float]:
         events: list[Event] = [NetworkPartitioned(t_s=10.0, seq=1, source="network", partition_groups="[[1], [2, 3]]",
@@ -91,3 +135,13 @@ def test_the_recovery_metric_waits_for_every_partition() -> None:
     assert fold()["raft.partition_recovery_s"] == 0.1
     assert "raft.partition_recovery_s" not in fold(again)  # still on at the end
     assert "raft.partition_recovery_s" not in fold(again, healed)  # healed, not recovered from
+
+
+def test_a_heal_lifts_its_own_partition_only() -> None:
+    network = NetworkModel(PROFILES["lan"], Random(1))
+    first = network.partition([[1], [2, 3]])
+    second = network.partition([[2], [1, 3]])
+    network.heal_partition(second)
+    assert network.blocked(1, 2) and network.blocked(3, 1) and not network.blocked(2, 3)
+    network.heal_partition(first)
+    assert not network.is_partitioned()
