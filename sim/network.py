@@ -14,7 +14,9 @@ with its own latency.
 Partitions block directed pairs: ``partition(groups)`` blocks every pair across groups in both
 directions (symmetric), ``partition(groups, symmetric=False)`` only from the first group to the
 others (the "one-way link" failures that CheckQuorum and PreVote must survive). A blocked
-message is dropped when it is sent; messages already in flight still arrive.
+message is dropped when it is sent; messages already in flight still arrive. Partitions may
+overlap: ``heal_partition`` lifts one of them (what another still blocks stays blocked),
+``heal`` lifts them all.
 
 Profiles: ``lan`` (0.2 ms RTT), ``wan30``/``wan80``/``wan150`` (30/80/150 ms RTT with jitter
 of 10 % of the RTT, 100 Mbit/s), and ``fig16`` -- the Raft paper's Figure 16 setup, where the
@@ -78,6 +80,9 @@ class NetworkModel:
         self.links = dict(links or {})
         self._rng = rng
         self._blocked: set[tuple[int, int]] = set()
+        self._partitions: dict[int, set[tuple[int, int]]] = {}
+        """The partitions not healed yet, by number: their pairs, blocked until each one's own heal."""
+        self._partitions_made = 0
         self._link_free_s: dict[tuple[int, int], float] = {}
         self.sent = 0
         self.dropped = 0
@@ -124,20 +129,33 @@ class NetworkModel:
 
     # -- partitions ------------------------------------------------------------------------------
 
-    def partition(self, groups: Sequence[Iterable[int]], *, symmetric: bool = True) -> None:
-        """Block traffic across ``groups``; asymmetric blocks only from ``groups[0]`` outwards."""
+    def partition(self, groups: Sequence[Iterable[int]], *, symmetric: bool = True) -> int:
+        """Block traffic across ``groups``; asymmetric blocks only from ``groups[0]`` outwards.
+        Returns the partition's number, for ``heal_partition``."""
         sets = [set(g) for g in groups]
+        pairs: set[tuple[int, int]] = set()
         for i, a in enumerate(sets):
             for j, b in enumerate(sets):
                 if i == j or (not symmetric and i != 0):
                     continue
-                self._blocked.update((x, y) for x in a for y in b)
+                pairs.update((x, y) for x in a for y in b)
+        self._blocked.update(pairs)
+        self._partitions_made += 1
+        self._partitions[self._partitions_made] = pairs
+        return self._partitions_made
 
     def isolate(self, node: int, others: Iterable[int]) -> None:
         self.partition([[node], [o for o in others if o != node]])
 
     def heal(self) -> None:
+        """Lift every partition."""
         self._blocked.clear()
+        self._partitions.clear()
+
+    def heal_partition(self, number: int) -> None:
+        """Lift one partition (``partition``'s number); what another partition blocks stays blocked."""
+        if self._partitions.pop(number, None) is not None:
+            self._blocked = set().union(*self._partitions.values())
 
     def is_partitioned(self) -> bool:
         return bool(self._blocked)

@@ -118,6 +118,11 @@ class RaftClusterFold:
     _elected: tuple[int, int, float] | None = None
     """(manager, term, t_s) of the first election after the crash."""
 
+    @property
+    def failover_open(self) -> bool:
+        """A leader crashed and no new leader has committed since (the failover is not over)."""
+        return self._crash_at_s is not None
+
     def add(self, ev: Event, at_s: float | None = None) -> list[Observation]:
         """Fold one event in; ``at_s`` overrides ``ev.t_s`` when the runtime's clock is finer."""
         now_s = ev.t_s if at_s is None else at_s

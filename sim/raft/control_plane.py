@@ -235,6 +235,8 @@ class RaftControlPlane(Hook):
         self.health: dict[int, float] = {}
         """Each manager's last health score, by node id (``sim.health``), for the leadership preference."""
         self.transfers_requested = 0
+        self._fault_partitions: dict[str, int] = {}
+        """The fault model's partitions that are on: the network's number of each, by its fault's target."""
         if section.leader_min_health > 0:
             ctx.log.subscribe(NodeHealthScored, self._on_health)
 
@@ -367,10 +369,10 @@ class RaftControlPlane(Hook):
         elif ev.fault_kind == "network_partition":
             groups = [[node_id], [m for m in managers if m != node_id]]
             if started:
-                self.cluster.network.partition(groups)
+                self._fault_partitions[ev.fault_target] = self.cluster.network.partition(groups)
                 self.reporter.partitioned(self.cluster, groups, True)
-            else:
-                self.cluster.network.heal()
+            else:  # this partition only: the scripted one ([raft] partition_at_s) may still be on
+                self.cluster.network.heal_partition(self._fault_partitions.pop(ev.fault_target))
                 self.reporter.healed(self.cluster, groups)
         self._pumped_term = -1
         self._poke()

@@ -63,10 +63,10 @@ class ScriptedFaults:
         leader = cluster.leader()
         isolated = leader.id if leader is not None else min(cluster.managers)
         groups = [[isolated], [m for m in sorted(cluster.managers) if m != isolated]]
-        cluster.network.partition(groups)
+        number = cluster.network.partition(groups)
         self._reporter.partitioned(cluster, groups, True)
 
-        def heal() -> None:
-            cluster.network.heal()
+        def heal() -> None:  # this partition only: one of the fault model's may still be on
+            cluster.network.heal_partition(number)
             self._reporter.healed(cluster, groups)
         self._at(self._now_s() + self._section.partition_duration_s, heal)
