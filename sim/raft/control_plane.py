@@ -371,8 +371,9 @@ class RaftControlPlane(Hook):
             if started:
                 self._fault_partitions[ev.fault_target] = self.cluster.network.partition(groups)
                 self.reporter.partitioned(self.cluster, groups, True)
-            else:  # this partition only: the scripted one ([raft] partition_at_s) may still be on
-                self.cluster.network.heal_partition(self._fault_partitions.pop(ev.fault_target))
+            elif (number := self._fault_partitions.pop(ev.fault_target, None)) is not None:
+                # this partition only: the scripted one ([raft] partition_at_s) may still be on
+                self.cluster.network.heal_partition(number)
                 self.reporter.healed(self.cluster, groups)
         self._pumped_term = -1
         self._poke()
