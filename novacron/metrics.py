@@ -27,7 +27,7 @@ from novacron.cluster.kind_metrics import KIND_METRICS, KindStartFold
 from novacron.cluster.memory_pool_metrics import MEMORY_POOL_METRICS, MemoryPoolFold
 from novacron.cluster.pool_metrics import POOL_METRICS, PoolFold
 from novacron.cluster.sla_metrics import ContentionFold, SlaEnergyFold
-from novacron.cluster.uptime import HostPeakFold, IOFold, PlacementLatencyFold, UptimeFold
+from novacron.cluster.uptime import HostPeakFold, IOFold, UptimeFold
 from novacron.edge.metrics import EDGE_METRICS, EdgeFold
 from novacron.events import Event
 from novacron.federation.metrics import FEDERATION_METRICS, FederationFold
@@ -58,6 +58,8 @@ class PlacementFold:
         self.asked_s: dict[str, float] = {}
         """When each request still unanswered was made (a Raft control plane decides at commit)."""
         self.answer_wait_max_ms = 0.0
+        self.placement_waits_ms: list[float] = []
+        """Request to first placement, in placement order (a Raft plane's commit latency shows here)."""
         self.finished_s: float | None = None
         self.decision_ms = InMemoryColumn()
 
@@ -75,12 +77,18 @@ class PlacementFold:
 
     def _placed(self, ev: VMPlaced) -> None:
         self.decision_ms.append(ev.decision_ms)
-        self._answered(ev.vm_id, ev.t_s)  # a restart after a host failure answers no request
+        wait_ms = self._answered(ev.vm_id, ev.t_s)
+        if wait_ms is not None:  # a restart after a host failure answers no request
+            self.placement_waits_ms.append(wait_ms)
 
-    def _answered(self, vm_id: str, t_s: float) -> None:
+    def _answered(self, vm_id: str, t_s: float) -> float | None:
+        """How long the request for ``vm_id`` waited, if one was waiting."""
         asked = self.asked_s.pop(vm_id, None)
-        if asked is not None:
-            self.answer_wait_max_ms = max(self.answer_wait_max_ms, (t_s - asked) * 1000.0)
+        if asked is None:
+            return None
+        wait_ms = (t_s - asked) * 1000.0
+        self.answer_wait_max_ms = max(self.answer_wait_max_ms, wait_ms)
+        return wait_ms
 
     def _finished(self, ev: RunFinished) -> None:
         self.finished_s = ev.t_s
@@ -104,6 +112,10 @@ class PlacementFold:
         answered = self.requested - len(self.asked_s)
         if answered:
             metrics["cluster.vms_rejected_pct"] = 100.0 * self.rejected / answered
+        if self.placement_waits_ms:
+            waits = np.array(self.placement_waits_ms)
+            metrics["cluster.placement_latency_p99_ms"] = float(np.percentile(waits, 99))
+            metrics["cluster.placement_latency_max_ms"] = float(waits.max())
         if placed:
             metrics["scheduler.decision_p50_ms"] = self.decision_ms.percentile(50)
             metrics["scheduler.decision_p99_ms"] = self.decision_ms.percentile(99)
@@ -146,7 +158,6 @@ FOLDS: tuple[FoldFactory, ...] = (
     HostPeakFold,
     lambda _: MigrationFold(),
     lambda _: IOFold(),
-    lambda _: PlacementLatencyFold(),
     lambda _: RaftFold(),
     ContentionFold,
     lambda _: SlaEnergyFold(),

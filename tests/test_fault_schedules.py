@@ -27,9 +27,7 @@ from sim.network import PROFILES, NetworkModel
 from sim.run import simulate
 from tests.test_scenario_fuzz import _run, _verdicts
 
-RAFT_WITH_MANAGER_CRASHES = """
-duration_s = 60.0
-seed = 11
+ONE_HOST_NO_HOST_FAULTS = """
 [cluster]
 hosts = 1
 [workload]
@@ -42,7 +40,13 @@ migrations = 0
 [faults]
 enabled = true
 host_mtbf_h = 10000000.0
-managers = 3
+"""
+"""The smallest cluster the probes found their bugs on: one host that never fails, two VMs."""
+
+RAFT_WITH_MANAGER_CRASHES = """
+duration_s = 60.0
+seed = 11
+""" + ONE_HOST_NO_HOST_FAULTS + """managers = 3
 manager_mtbf_h = 0.01
 manager_mttr_s = 1000000.0
 [raft]
@@ -83,19 +87,7 @@ def test_the_failover_metrics_wait_for_every_failover() -> None:
 
 RAFT_WITH_TWO_PARTITIONS = """
 duration_s = 60.0
-[cluster]
-hosts = 1
-[workload]
-vms = 2
-arrival_window_s = 1.0
-[cache]
-enabled = false
-[migration]
-migrations = 0
-[faults]
-enabled = true
-host_mtbf_h = 10000000.0
-partition_mtbf_h = 0.01
+""" + ONE_HOST_NO_HOST_FAULTS + """partition_mtbf_h = 0.01
 partition_duration_s = 5.0
 [raft]
 managers = 3

@@ -38,7 +38,6 @@ from novacron.cluster.events import (
     VMFailed,
     VMMoved,
     VMPlaced,
-    VMRequested,
     VMStopped,
 )
 from novacron.events import Event
@@ -146,37 +145,6 @@ class UptimeFold:
 
 def uptime_metrics(events: EventsByType) -> Metrics:
     return fold_events(UptimeFold(), events)
-
-
-class PlacementLatencyFold:
-    """Time from a VM's request to its first placement (a Raft-backed control plane's commit
-    latency and any leader failover show here; the direct plane decides at once)."""
-
-    def __init__(self) -> None:
-        self.requested: dict[str, float] = {}
-        self.waits_ms: dict[str, float] = {}
-
-    def handlers(self) -> Handlers:
-        return {VMRequested: self._requested, VMPlaced: self._placed}
-
-    def _requested(self, ev: VMRequested) -> None:
-        self.requested[ev.vm_id] = ev.t_s
-
-    def _placed(self, ev: VMPlaced) -> None:
-        asked = self.requested.get(ev.vm_id)
-        if asked is not None and ev.vm_id not in self.waits_ms:
-            self.waits_ms[ev.vm_id] = (ev.t_s - asked) * 1000.0
-
-    def result(self) -> Metrics:
-        if not self.waits_ms:
-            return {}
-        waits = np.fromiter(self.waits_ms.values(), dtype=np.float64, count=len(self.waits_ms))
-        return {"cluster.placement_latency_p99_ms": float(np.percentile(waits, 99)),
-                "cluster.placement_latency_max_ms": float(waits.max())}
-
-
-def placement_latency_metrics(events: EventsByType) -> Metrics:
-    return fold_events(PlacementLatencyFold(), events)
 
 
 class IOFold:
