@@ -128,6 +128,13 @@ def parse_duration_s(text: str) -> float:
     return value
 
 
+def check_out_file(path: Path, flag: str) -> None:
+    """An output file's place, checked before any work: not a folder, and in a folder that exists."""
+    if path.is_dir() or not path.parent.is_dir():
+        problem = "is a folder" if path.is_dir() else f"the folder {path.parent} does not exist"
+        raise CommandError(f"{flag} {path}: {problem}; allowed: a file in an existing folder")
+
+
 def create_out_dir(path: Path, flag: str = "--out") -> Path:
     """The output folder of a command, created before any work, so a bad ``--out`` costs nothing."""
     if path.exists() and not path.is_dir():
@@ -230,9 +237,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from novacron.app.verdict_output import check_json, write_junit
     from novacron.slo import Verdict, format_table
 
-    if args.junit is not None and (args.junit.is_dir() or not args.junit.parent.is_dir()):
-        problem = "is a folder" if args.junit.is_dir() else f"the folder {args.junit.parent} does not exist"
-        raise CommandError(f"--junit {args.junit}: {problem}; allowed: a file in an existing folder")
+    if args.junit is not None:
+        check_out_file(args.junit, "--junit")
     result = _run(args, quiet=args.json)
     verdict, allow = result.verdict, args.allow_unmeasured
     if args.junit is not None:
@@ -316,9 +322,7 @@ def cmd_export_metrics(args: argparse.Namespace) -> int:
     if not math.isfinite(args.start_unix_s) or args.start_unix_s < 0:
         raise CommandError(f"--start-unix-s {args.start_unix_s}: allowed: a Unix time in seconds, 0 or more")
     out: Path = args.out or args.run_dir / "metrics.openmetrics.txt"
-    if out.is_dir() or not out.parent.is_dir():
-        raise CommandError(f"--out {out}: {'is a folder' if out.is_dir() else 'its folder does not exist'}; "
-                           "allowed: a file in an existing folder")
+    check_out_file(out, "--out")
     partial = out.with_name(out.name + ".partial")
     import pyarrow as pa
 
