@@ -49,6 +49,17 @@ def test_a_bad_profile_is_one_line_naming_the_field(text: str, named: str) -> No
     assert named in one_line_error(ProfileError, lambda: loads_profile(text, origin="bad.toml"))
 
 
+@pytest.mark.parametrize("table, key", [("stream", "stream_cap_mib_s"), ("stream", "rate_overshoot"),
+                                        ("fixed", "device_state_ms"), ("per_gib", "setup_s"), ("per_gib", "sync_ms")])
+def test_a_profile_missing_a_constant_is_refused_not_defaulted(table: str, key: str) -> None:
+    lines = dumps_profile(load_profile("lab-md")).splitlines()
+    start = lines.index(f"[{table}]")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("["))
+    line = next(i for i in range(start, end) if lines[i].startswith(f"{key} ="))
+    text = "\n".join(lines[:line] + lines[line + 1:])
+    assert f"{table}.{key} is missing" in one_line_error(ProfileError, lambda: loads_profile(text, origin="p.toml"))
+
+
 def test_a_scenario_selects_a_profile_relative_to_its_own_folder(tmp_path: Path) -> None:
     folder = tmp_path / "scenarios"
     folder.mkdir()

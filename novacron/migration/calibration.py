@@ -16,7 +16,8 @@ depend on the hosts rather than on the guest or the settings:
 Plus its provenance: where the numbers come from (hosts, QEMU/libvirt versions, date, number of
 runs, fit errors). The profile is a plain value; reading and writing TOML files is the
 application layer's job (``novacron.app.profiles``). ``profile_from_mapping`` validates the
-parsed TOML and names the first bad field, so a bad file gives a one-line error.
+parsed TOML and names the first bad or missing field, so a bad file gives a one-line error: a
+profile states every constant of the model, none is taken from defaults in code.
 """
 
 from __future__ import annotations
@@ -163,7 +164,19 @@ def profile_from_mapping(data: Mapping[str, Any], *, origin: str) -> Calibration
         table = _table(data, table_name, origin)
         if key in table:
             values[attribute] = _number(f"{origin}: {table_name}.{key}", table[key], low, high) * scale
+    _refuse_missing(data, origin)
     return CalibrationProfile(name=name, provenance=_provenance(data, origin), **values)
+
+
+def _refuse_missing(data: Mapping[str, Any], origin: str) -> None:
+    """A profile states every model constant: a missing one would silently take the code's
+    defaults (``CalibrationProfile()``, neither lab-md nor lab-tcg), which no reader of the file sees."""
+    for table_name, key, *_ in _FIELDS:
+        if key not in _table(data, table_name, origin):
+            every = ", ".join(f"{t}.{k}" for t, k, *_ in _FIELDS)
+            raise ProfileError(f"{origin}: {table_name}.{key} is missing; a profile states every constant "
+                               f"({every}); `novacron calibrate` writes complete ones, or start from a copy of "
+                               f"a built-in profile")
 
 
 def profile_to_mapping(profile: CalibrationProfile, description: str = "") -> dict[str, Any]:
