@@ -241,6 +241,10 @@ CATALOGUE: tuple[Target, ...] = (
            comparator=Comparator.LE, threshold=500.0, capability="storage-xdc-writes", source=STORAGE_XDC),
     _t("federation formation (WAN)", "federation.formation_s", "s", "<", 30.0, capability="federation"),
     _federation("federation requests rejected", "federation.vms_rejected_pct", "%", "<=", 0.0, "federation"),
+    # As the cluster's answer wait: a request whose origin cluster was lost with it in flight is
+    # neither placed nor rejected, and a rejected share of 0 % must not hide it.
+    _federation("federation request answered (longest wait)", "federation.vm_answer_wait_max_ms", "ms", "<",
+                30_000.0, "federation"),
     # A datacenter outage: the catalogue's RTO of 10 minutes and RPO of one minute are defaults
     # for a planner to replace, not figures of the analysis (which sets none).
     _federation("datacenter outage RTO", "federation.rto_s", "s", "<", 600.0, "federation-outage"),

@@ -118,6 +118,23 @@ def test_sync_replication_loses_nothing_and_evacuation_respects_the_caps() -> No
     assert metrics["federation.rto_s"] >= declared.t_s - failed.t_s + 20.0  # type: ignore[attr-defined]
 
 
+def test_a_request_caught_by_its_datacenter_s_loss_is_answered_by_the_recovery_and_its_wait_judged() -> None:
+    """us-east-1 is lost at 50 s while fvm-00021, asked at 49.8 s by its users, has committed there but
+    not started: no placement and no rejection answer it, the evacuation does (about 56 s later)."""
+    scenario = small('outage_datacenter = "us-east-1"\noutage_at_s = 50.0\n', duration=300.0)
+    events, metrics = run(scenario)
+    answered = {e.vm_id for e in of_type(events, "FederationVMPlaced") + of_type(events, "FederationVMRejected")}  # type: ignore[attr-defined]
+    asked = [e.vm_id for e in of_type(events, "FederationVMRequested")]  # type: ignore[attr-defined]
+    caught = [vm for vm in asked if vm not in answered]
+    assert len(asked) == 30 and caught, "seed 7: no request was caught by the loss; move outage_at_s"
+    assert {e.vm_id for e in of_type(events, "VMEvacuated")} >= set(caught)  # type: ignore[attr-defined]
+    assert metrics["federation.vms_requested"] == 30 and metrics["federation.vms_unanswered"] == 0
+    assert metrics["federation.vm_answer_wait_max_ms"] > 30_000
+    verdicts = {r.target.metric: r.verdict for r in evaluate(metrics, scenario_targets(scenario)[0]).results}
+    assert verdicts["federation.vm_answer_wait_max_ms"] is Verdict.FAIL
+    assert verdicts["federation.vms_rejected_pct"] is Verdict.PASS  # rejecting nothing is not the whole story
+
+
 def test_async_replication_loses_state_and_the_catalogue_says_so() -> None:
     """Placements arrive from 10 s to 70 s and are first shipped at 150 s: the loss at 120 s takes
     the ones of us-east-1 with it, up to 110 s old."""

@@ -240,3 +240,27 @@ def test_a_large_federation_keeps_five_voters_one_per_datacenter_preferred_first
 def test_voters_beyond_the_datacenters_take_second_clusters() -> None:
     section = federation('datacenters = ["us-east-1", "eu-west-1"]\nclusters_per_datacenter = 3\nvoters = 3')
     assert section.voter_clusters() == (0, 1, 3)
+
+
+def test_a_federation_request_nobody_answers_waits_until_the_end_and_is_not_a_rejection() -> None:
+    from novacron.cluster.events import RunFinished
+    from novacron.federation.events import FederationVMPlaced, FederationVMRejected, FederationVMRequested
+    from novacron.federation.metrics import FederationFold
+    from novacron.streaming import EventsByType, fold_events
+
+    def asked(vm: str, t_s: float) -> FederationVMRequested:
+        return FederationVMRequested(t_s=t_s, seq=0, source="t", vm_id=vm, user_datacenter="a")
+
+    placed = FederationVMPlaced(t_s=2.0, seq=0, source="t", vm_id="v1", datacenter="a", cluster_id="a/c0",
+                                host_id="a/c0/h000", ha_group="", user_datacenter="a", user_rtt_ms=1.0, attempts=1,
+                                placement_latency_ms=1000.0)
+    rejected = FederationVMRejected(t_s=3.0, seq=0, source="t", vm_id="v2", user_datacenter="a", reason="full")
+    log = [asked("v1", 1.0), asked("v2", 1.0), asked("v3", 4.0), placed, rejected]
+    log = [dataclasses.replace(ev, seq=k) for k, ev in enumerate(log)]
+    without_end = fold_events(FederationFold(), EventsByType(log))
+    assert without_end["federation.vms_unanswered"] == 1 and without_end["federation.vms_requested"] == 3
+    assert without_end["federation.vms_rejected_pct"] == 50.0  # of the two answered
+    assert "federation.vm_answer_wait_max_ms" not in without_end  # still waiting, end unknown: not measured
+    end = RunFinished(t_s=100.0, seq=len(log), source="t", duration_s=100.0)
+    ended = fold_events(FederationFold(), EventsByType([*log, end]))
+    assert ended["federation.vm_answer_wait_max_ms"] == 96_000.0

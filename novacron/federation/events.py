@@ -10,6 +10,15 @@ from novacron.events import Event, event
 
 
 @event
+class FederationVMRequested(Event):
+    """Users asked the federation for a VM; it is answered by ``FederationVMPlaced`` or
+    ``FederationVMRejected``, or by nothing if every cluster that could answer it is lost."""
+
+    vm_id: str
+    user_datacenter: str
+
+
+@event
 class FederationVMPlaced(Event):
     """The federation placed a VM: the global scheduler chose the cluster, its scheduler the host.
     ``placement_latency_ms`` runs from the request to the VM running (through the WAN and, with

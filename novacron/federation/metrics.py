@@ -2,9 +2,17 @@
 
 Theory of operation
 -------------------
-``FederationFold`` reads only federation events, so a run without a federation produces none of
-its metrics (and the catalogue's federation targets do not apply to it). Recovery is measured per
-lost datacenter:
+``FederationFold`` reads only federation events (and the run's end), so a run without a federation
+produces none of its metrics (and the catalogue's federation targets do not apply to it).
+
+Requests: each ``FederationVMRequested`` is answered by a placement or a rejection, or by the
+recovery that starts it elsewhere (``VMEvacuated``: its placement committed, then its datacenter
+was lost before the VM started). The rejected share is of the answered ones; a request nobody
+answered (its origin cluster was lost with it in flight, or the run ended first) is counted in
+``federation.vms_unanswered`` and waits until the run's end in ``federation.vm_answer_wait_max_ms``,
+so a federation that silently drops requests cannot pass its placement targets by rejecting nothing.
+
+Recovery is measured per lost datacenter:
 
 - RTO: from ``DatacenterFailed`` to the last ``VMEvacuated`` of the VMs the federation knew ran
   there. Measured only once every one of them runs elsewhere: a VM left behind leaves the RTO
@@ -23,6 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
+from novacron.cluster.events import RunFinished
 from novacron.events import Event
 from novacron.federation.events import (
     CrossDatacenterMigrationFinished,
@@ -34,6 +43,7 @@ from novacron.federation.events import (
     FederationViewSampled,
     FederationVMPlaced,
     FederationVMRejected,
+    FederationVMRequested,
     VMEvacuated,
     VMFenced,
 )
@@ -44,7 +54,11 @@ MIB = 1024 * 1024
 FEDERATION_METRICS: tuple[tuple[str, str, str], ...] = (
     ("federation.vms_requested", "", "VMs requested from the federation"),
     ("federation.vms_placed", "", "VMs the federation placed"),
-    ("federation.vms_rejected_pct", "%", "federation requests no cluster could take"),
+    ("federation.vms_rejected_pct", "%", "federation requests no cluster could take, of those answered"),
+    ("federation.vms_unanswered", "", "federation requests neither placed nor rejected by the end (every cluster "
+                                      "that could answer was lost, or still in flight)"),
+    ("federation.vm_answer_wait_max_ms", "ms", "longest a federation request waited for its answer (one still "
+                                               "waiting at the end: until the end)"),
     ("federation.placement_latency_p99_ms", "ms", "p99 request-to-running latency of federation placements"),
     ("federation.user_rtt_mean_ms", "ms", "mean round trip from the users' datacenter to their VM's"),
     ("federation.formation_s", "s", "federation group: time to the first leader's first commit"),
@@ -79,6 +93,11 @@ class _DatacenterSeries:
 class FederationFold:
     def __init__(self) -> None:
         self.placed = self.rejected = self.leaders = self.evacuated = self.fenced = 0
+        self.requested = 0
+        self.asked_s: dict[str, float] = {}
+        """When each request still unanswered was made."""
+        self.answer_wait_max_ms = 0.0
+        self.finished_s: float | None = None
         self.latency_ms = InMemoryColumn()
         self.staleness_s = InMemoryColumn()
         self.user_rtt_ms = 0.0
@@ -94,7 +113,8 @@ class FederationFold:
         self.move_downtime_max_ms = 0.0
 
     def handlers(self) -> Mapping[type[Event], Handler]:
-        return {FederationVMPlaced: self._placed, FederationVMRejected: self._rejected,
+        return {FederationVMRequested: self._requested, RunFinished: self._finished,
+                FederationVMPlaced: self._placed, FederationVMRejected: self._rejected,
                 FederationLeaderElected: self._leader, FederationFormed: self._formed,
                 FederationViewSampled: self._view, DatacenterFailed: self._failed,
                 DatacenterDeclaredLost: self._declared, VMEvacuated: self._evacuated,
@@ -109,16 +129,30 @@ class FederationFold:
         self.move_total_ms.append(ev.total_time_ms)
         self.move_downtime_max_ms = max(self.move_downtime_max_ms, ev.downtime_ms)
 
+    def _requested(self, ev: FederationVMRequested) -> None:
+        self.requested += 1
+        self.asked_s[ev.vm_id] = ev.t_s
+
+    def _answered(self, vm_id: str, t_s: float) -> None:
+        asked = self.asked_s.pop(vm_id, None)
+        if asked is not None:
+            self.answer_wait_max_ms = max(self.answer_wait_max_ms, (t_s - asked) * 1000.0)
+
+    def _finished(self, ev: RunFinished) -> None:
+        self.finished_s = ev.t_s
+
     def _placed(self, ev: FederationVMPlaced) -> None:
         self.placed += 1
+        self._answered(ev.vm_id, ev.t_s)
         if ev.ha_group:
             self.ha_group_of[ev.vm_id] = ev.ha_group
         self.datacenter_of[ev.vm_id] = ev.datacenter
         self.latency_ms.append(ev.placement_latency_ms)
         self.user_rtt_ms += ev.user_rtt_ms
 
-    def _rejected(self, _: FederationVMRejected) -> None:
+    def _rejected(self, ev: FederationVMRejected) -> None:
         self.rejected += 1
+        self._answered(ev.vm_id, ev.t_s)
 
     def _leader(self, _: FederationLeaderElected) -> None:
         self.leaders += 1
@@ -139,6 +173,7 @@ class FederationFold:
 
     def _evacuated(self, ev: VMEvacuated) -> None:
         self.evacuated += 1
+        self._answered(ev.vm_id, ev.t_s)  # committed, then lost with its datacenter before it started
         self.datacenter_of[ev.vm_id] = ev.datacenter
         self.evacuated_from[ev.from_datacenter].append(ev.t_s)
 
@@ -154,14 +189,15 @@ class FederationFold:
         series.wan_bytes += ev.wan_sent_bytes
 
     def result(self) -> Metrics:
-        if not (self.placed or self.rejected or self.leaders or self.datacenters):
+        if not (self.requested or self.placed or self.rejected or self.leaders or self.datacenters):
             return {}
-        requested = self.placed + self.rejected
-        m: Metrics = {"federation.vms_requested": float(requested), "federation.vms_placed": float(self.placed),
-                      "federation.leaders_elected": float(self.leaders),
+        answered = self.placed + self.rejected
+        m: Metrics = {"federation.vms_requested": float(max(self.requested, answered)),
+                      "federation.vms_placed": float(self.placed), "federation.leaders_elected": float(self.leaders),
                       "federation.vms_evacuated": float(self.evacuated), "federation.vms_fenced": float(self.fenced)}
-        if requested:
-            m["federation.vms_rejected_pct"] = 100.0 * self.rejected / requested
+        if answered:  # of the answered requests, as ``cluster.vms_rejected_pct``
+            m["federation.vms_rejected_pct"] = 100.0 * self.rejected / answered
+        m.update(self._answer_wait())
         if self.placed:
             m["federation.placement_latency_p99_ms"] = self.latency_ms.percentile(99)
             m["federation.user_rtt_mean_ms"] = self.user_rtt_ms / self.placed
@@ -175,6 +211,20 @@ class FederationFold:
             m["federation.ha_groups_sharing_datacenter"] = float(self._groups_sharing())
         m.update(self._recovery())
         m.update(self._per_datacenter())
+        return m
+
+    def _answer_wait(self) -> Metrics:
+        """Unanswered requests and the longest wait, as ``PlacementFold`` measures them; a log
+        without its end with requests still waiting has not measured the wait. A log with no
+        ``FederationVMRequested`` (written before requests were logged) measures neither."""
+        if not self.requested:
+            return {}
+        m: Metrics = {"federation.vms_unanswered": float(len(self.asked_s))}
+        if not self.asked_s:
+            m["federation.vm_answer_wait_max_ms"] = self.answer_wait_max_ms
+        elif self.finished_s is not None:
+            waiting_ms = (self.finished_s - min(self.asked_s.values())) * 1000.0
+            m["federation.vm_answer_wait_max_ms"] = max(self.answer_wait_max_ms, waiting_ms)
         return m
 
     def _groups_sharing(self) -> int:

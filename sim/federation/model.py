@@ -54,6 +54,7 @@ from novacron.federation.events import (
     FederationViewSampled,
     FederationVMPlaced,
     FederationVMRejected,
+    FederationVMRequested,
     VMFenced,
 )
 from novacron.federation.gossip import ClusterSummary, MetricsView
@@ -258,6 +259,7 @@ class FederationModel(Hook):
 
     def request(self, req: PlacementRequest) -> None:
         origin = self._origin_for(req.user_datacenter)
+        self.emit(FederationVMRequested, vm_id=req.vm_id, user_datacenter=self.dc_name(req.user_datacenter))
         request = Request(req, self.now_s, origin)
         self.requests[req.vm_id] = request
         self._try_next(request)
