@@ -92,7 +92,7 @@ class SimHypervisor:
         elif isinstance(command, StartPostcopy):
             m.postcopy_requested = True
         elif isinstance(command, ForceComplete):
-            m.paused = True
+            m.switchover_requested = True
         elif isinstance(command, AbortMigration) and not m.finished:
             m.fail(JobStatus.CANCELLED)
             job.error = command.reason

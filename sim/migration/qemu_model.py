@@ -32,6 +32,11 @@ QEMU 7.2's migration thread (``migration/migration.c``, ``migration/ram.c``), as
   ``cpu-throttle-increment``), up to 99 %. The dirty rate scales by ``1 - throttle``.
 * XBZRLE: from the second round, a re-sent page hits the cache with probability
   ``xbzrle_hit_rate`` and is sent as ``xbzrle_ratio`` of its size.
+* A paused guest (a warm move: libvirt's non-live migration pauses it before QEMU starts) goes
+  through the same iterations: nothing dirties, but the copy is still held to ``max-bandwidth``
+  until the pending bytes fall under the threshold; only the rest goes unthrottled. Measured on
+  the lab (``benchmarks/RESULTS_lab.md``, 2026-12-02): 317 MiB of a paused 512 MiB guest took
+  10.1 s at 32 MiB/s and 2.9 s at 128 MiB/s. Its downtime is everything after QEMU's setup.
 * Post-copy (``migrate-start-postcopy``): at the next iteration the source stops, sends the
   device state (the short downtime) and the destination runs; the pending pages stream in the
   background unthrottled while the guest's writes to pages not yet received fault them over
@@ -118,6 +123,10 @@ class QemuMigration:
     postcopy_faults: float = 0.0
     switched_to_postcopy: bool = False
     paused: bool = False
+    """The guest's vCPUs are stopped (a warm move, from the start): nothing dirties, and the copy
+    still runs QEMU's rate-limited iterations until it falls under the switch-over threshold."""
+    switchover_requested: bool = False
+    """Complete at the next step, whatever is pending (the controller's force-complete)."""
     round_bytes: list[float] = field(default_factory=list)
     round_durations_s: list[float] = field(default_factory=list)
     _d_zero: float = 0.0
@@ -134,6 +143,8 @@ class QemuMigration:
     _high_count: int = 0
     _bandwidth_bytes_s: float = 0.0
     _share_bytes_s: float = math.inf
+    _paused_at_s: float | None = None
+    """When a guest paused from the start was handed to QEMU (after setup): its downtime begins."""
 
     @property
     def wws_pages(self) -> float:
@@ -153,6 +164,8 @@ class QemuMigration:
 
     @property
     def dirty_rate_pages_s(self) -> float:
+        if self.paused:
+            return 0.0
         available = 1.0 - self.throttle_pct / 100.0
         return self.guest.rate_at(self.elapsed_s) * min(1.0, available / max(self.guest.cpu_demand, 1e-9))
 
@@ -180,6 +193,8 @@ class QemuMigration:
         self.syncs = 1
         self._round_started_s = self._period_started_s = self.elapsed_s
         self.status = JobStatus.ACTIVE
+        if self.paused:
+            self._paused_at_s = self.elapsed_s
 
     def step(self, share_bytes_s: float) -> None:
         """One step: a dirty sync (and the switchover if it converged), or one window of sending."""
@@ -193,9 +208,9 @@ class QemuMigration:
             self._run_postcopy()
             return
         threshold_bytes = rate / self.calibration.rate_overshoot * self.downtime_limit_ms / 1000.0
-        if self.paused or self.pending_bytes < threshold_bytes:
+        if self.switchover_requested or self.pending_bytes < threshold_bytes:
             self._sync()
-            if self.paused or self.pending_bytes < threshold_bytes:
+            if self.switchover_requested or self.pending_bytes < threshold_bytes:
                 self._complete()
             return  # a sync takes no time; the caller may observe the bitmap before the next window
         self._send_window(rate, link_rate)
@@ -281,10 +296,12 @@ class QemuMigration:
         payload = (self._d_resident * resident_bytes + self._d_wws * wws_bytes
                    + self._d_zero * ZERO_PAGE_WIRE_BYTES)
         copy_s = payload / self.paused_copy_bytes_s + self._d_zero / cal.zero_scan_pages_s
-        self.downtime_ms = (self.elapsed_s - synced_at_s + copy_s) * 1000.0 + cal.device_state_ms
+        switch_ms = (self.elapsed_s - synced_at_s + copy_s) * 1000.0 + cal.device_state_ms
         self.bytes_sent += payload
         self._d_zero = self._d_resident = self._d_wws = self._d_wws_resend = 0.0
-        self.elapsed_s = synced_at_s + self.downtime_ms / 1000.0
+        self.elapsed_s = synced_at_s + switch_ms / 1000.0
+        self.downtime_ms = (switch_ms if self._paused_at_s is None
+                            else (self.elapsed_s - self._paused_at_s) * 1000.0)
         self.status = JobStatus.COMPLETED
 
     def _run_postcopy(self) -> None:
