@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from random import Random
 
-from novacron.events import Event
+from novacron.events import Event, InMemoryEventLog, Recorder
 from novacron.raft.events import (
     FailoverCompleted,
     LeaderCommitted,
@@ -19,11 +19,16 @@ from novacron.raft.events import (
     NetworkHealed,
     NetworkPartitioned,
     PartitionRecovered,
+    ScriptedFaultSkipped,
 )
 from novacron.raft.metrics import RaftFold
+from novacron.raft.scenario import RaftSection
 from novacron.scenario import loads_scenario
 from novacron.streaming import EventsByType, fold_events
 from sim.network import PROFILES, NetworkModel
+from sim.raft.cluster import ClusterSettings, RaftCluster
+from sim.raft.reporter import RaftReporter
+from sim.raft.scripted_faults import ScriptedFaults
 from sim.run import simulate
 from tests.test_scenario_fuzz import _run, _verdicts
 
@@ -137,3 +142,55 @@ def test_a_heal_lifts_its_own_partition_only() -> None:
     assert network.blocked(1, 2) and network.blocked(3, 1) and not network.blocked(2, 3)
     network.heal_partition(first)
     assert not network.is_partitioned()
+
+
+def _scripted_faults_on_a_formed_cluster(seed: int) -> tuple[RaftCluster, ScriptedFaults, InMemoryEventLog]:
+    """Five managers on a LAN with a leader elected, and the ``[raft]`` scripted faults over them."""
+    log, clock = InMemoryEventLog(), [0.0]
+    reporter = RaftReporter(Recorder(log, lambda: clock[0]))
+    cluster = RaftCluster(ClusterSettings(managers=5), NetworkModel(PROFILES["lan"], Random(seed)), Random(seed),
+                          hooks=[reporter])
+    assert cluster.run_until(20.0, lambda: cluster.leader() is not None), f"seed {seed}: no leader in 20 s"
+    clock[0] = cluster.now_s
+    faults = ScriptedFaults(cluster, reporter, RaftSection(partition_duration_s=3.0), at=cluster.schedule,
+                            now_s=lambda: cluster.now_s)
+    return cluster, faults, log
+
+
+def test_a_scripted_partition_without_a_leader_isolates_the_lowest_live_manager() -> None:
+    """Manager 1 and the leader are down, so nobody leads: the partition isolated manager 1 (the
+    lowest-numbered, dead), which cut nobody off. It isolates the lowest-numbered live one now."""
+    for seed in (1, 2, 3):
+        cluster, faults, log = _scripted_faults_on_a_formed_cluster(seed)
+        leader = cluster.leader()
+        assert leader is not None
+        for node_id in sorted({1, leader.id}):
+            cluster.crash(node_id)
+        assert cluster.leader() is None, f"seed {seed}"
+        faults.isolate_leader()
+        live = sorted(m.node_id for m in cluster.alive())
+        isolated = live[0]
+        (partitioned,) = log.of_type(NetworkPartitioned)
+        assert partitioned.partition_groups == str([[isolated], [m for m in range(1, 6) if m != isolated]]), \
+            f"seed {seed}: {partitioned.partition_groups}, live managers {live}"
+        assert cluster.network.blocked(isolated, live[1]) and cluster.network.blocked(live[1], isolated), f"seed {seed}"
+
+
+def test_a_scripted_partition_isolates_the_leader_when_there_is_one() -> None:
+    cluster, faults, log = _scripted_faults_on_a_formed_cluster(4)
+    leader = cluster.leader()
+    assert leader is not None
+    faults.isolate_leader()
+    (partitioned,) = log.of_type(NetworkPartitioned)
+    assert partitioned.partition_groups.startswith(f"[[{leader.id}], "), "seed 4"
+
+
+def test_a_scripted_partition_with_every_manager_down_isolates_nobody_and_says_so() -> None:
+    cluster, faults, log = _scripted_faults_on_a_formed_cluster(5)
+    for node_id in sorted(cluster.managers):
+        cluster.crash(node_id)
+    faults.isolate_leader()
+    assert not log.of_type(NetworkPartitioned) and not cluster.network.is_partitioned(), "seed 5"
+    (skipped,) = log.of_type(ScriptedFaultSkipped)
+    assert skipped.fault == "partition" and "every manager is down" in skipped.reason, skipped
+
