@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from random import Random
 
+import pytest
+
+from novacron.app.cli import main
+from novacron.cluster.events import InjectedFaultStarted
+from novacron.config import ConfigError
 from novacron.events import Event, InMemoryEventLog, Recorder
 from novacron.raft.events import (
     FailoverCompleted,
@@ -25,6 +30,8 @@ from novacron.raft.metrics import RaftFold
 from novacron.raft.scenario import RaftSection
 from novacron.scenario import loads_scenario
 from novacron.streaming import EventsByType, fold_events
+from sim.fault_run import run_with_faults
+from sim.injected_faults import InjectedFaultsConfig
 from sim.network import PROFILES, NetworkModel
 from sim.raft.cluster import ClusterSettings, RaftCluster
 from sim.raft.reporter import RaftReporter
@@ -194,3 +201,57 @@ def test_a_scripted_partition_with_every_manager_down_isolates_nobody_and_says_s
     (skipped,) = log.of_type(ScriptedFaultSkipped)
     assert skipped.fault == "partition" and "every manager is down" in skipped.reason, skipped
 
+
+def _crashes_by_name(log: list[Event]) -> list[tuple[str, str]]:
+    """Each manager crash a fault asked for (its ``fault_target``) beside the manager that crashed."""
+    asked = [(ev.t_s, ev.fault_target) for ev in log
+             if isinstance(ev, InjectedFaultStarted) and ev.fault_kind == "manager_crash"]
+    crashed = {ev.t_s: ev.source for ev in log if isinstance(ev, ManagerCrashed)}
+    return [(target, crashed.get(t_s, "none")) for t_s, target in asked]
+
+
+def test_the_fault_models_manager_crash_crashes_the_manager_it_names() -> None:
+    """The fault model named its managers from 0 and the control plane took ``manager-<k>`` as the
+    k-th manager mod their number: its ``manager-0`` crashed ``manager-1``."""
+    scenario = loads_scenario(RAFT_WITH_MANAGER_CRASHES, origin="test")
+    pairs = _crashes_by_name(list(simulate(scenario, scenario.seed).log))
+    assert pairs and all(asked == crashed for asked, crashed in pairs), f"seed {scenario.seed}: {pairs}"
+
+
+def test_a_flapping_manager_crashes_the_manager_it_names() -> None:
+    """The injected faults name managers from 1, as the managers do, and the control plane took
+    ``manager-<k>`` as the k-th manager from 0, mod their number: ``manager-3`` crashed ``manager-1``."""
+    scenario = loads_scenario(RAFT_WITH_MANAGER_CRASHES.replace("manager_mtbf_h = 0.01\n", "")
+                              .replace("leader_crash_at_s = 50.0", "leader_crash_at_s = 0.0")
+                              .replace("duration_s = 60.0", "duration_s = 1000.0"), origin="test")
+    faults = InjectedFaultsConfig(per_kind=1, first_fault_s=10.0, last_fault_s=20.0, min_duration_s=900.0,
+                                  max_duration_s=900.0, flap_period_s=200.0, flap_down_s=50.0)
+    pairs = _crashes_by_name(list(run_with_faults(scenario, 3, faults=faults, act=False).log))
+    assert pairs and all(asked == crashed for asked, crashed in pairs), f"seed 3: {pairs}"
+
+
+RAFT_WITH_MORE_FAULT_MANAGERS = RAFT_WITH_MANAGER_CRASHES.replace("managers = 3\nmanager_mtbf_h", "managers = 5\n"
+                                                                  "manager_mtbf_h")
+
+
+def test_more_fault_managers_than_raft_managers_is_a_config_error(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``faults.managers = 5`` over 3 Raft managers: two of the fault model's five managers used to
+    land on managers 1 and 2 again (mod 3); now the scenario is refused, naming the field, the
+    value and the allowed range."""
+    assert "managers = 5\nmanager_mtbf_h" in RAFT_WITH_MORE_FAULT_MANAGERS
+    with pytest.raises(ConfigError, match=r"faults\.managers = 5 .*allowed: 1 to 3"):
+        loads_scenario(RAFT_WITH_MORE_FAULT_MANAGERS, origin="test")
+    path = tmp_path / "s.toml"
+    path.write_text(RAFT_WITH_MORE_FAULT_MANAGERS)
+    code = main(["run", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err, f"exit {code}: {err}"
+    assert "faults.managers = 5" in err and "1 to 3" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_flapping_manager_beyond_the_raft_managers_is_refused_before_the_run() -> None:
+    scenario = loads_scenario(RAFT_WITH_MORE_FAULT_MANAGERS.replace("manager_mtbf_h = 0.01\n", ""), origin="test")
+    with pytest.raises(ConfigError, match=r"faults\.managers = 5 .*allowed: 1 to 3"):
+        run_with_faults(scenario, 3, faults=InjectedFaultsConfig(per_kind=1, first_fault_s=10.0, last_fault_s=20.0))
