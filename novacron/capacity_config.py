@@ -42,7 +42,9 @@ class FaultsConfig:
     manager_mtbf_h: float | None = spec(None, min=0.01, max=1e8,
                                         doc="mean time between manager crashes (a hook event for Raft)")
     manager_mttr_s: float = spec(30.0, min=0.0, max=1e6, doc="how long a crashed manager stays down")
-    managers: int = spec(3, min=1, max=7, doc="manager nodes that crash hooks pick from")
+    managers: int = spec(3, min=1, max=7, doc="manager nodes that crash hooks pick from (manager-1 .. "
+                                              "manager-N); with [raft] control_plane = 'raft', at most "
+                                              "[raft] managers")
     partition_mtbf_h: float | None = spec(None, min=0.01, max=1e8,
                                           doc="mean time between network partitions (a hook event)")
     partition_duration_s: float = spec(60.0, min=0.0, max=1e6, doc="how long a partition lasts")

@@ -181,6 +181,8 @@ def parse_scenario(data: dict[str, Any], *, origin: str, base_dir: str | Path | 
     _check_storage_xdc(scenario, origin)
     _check_pools(scenario, origin)
     _check_needs_scheduler(scenario, origin)
+    if error := fault_managers_error(scenario, injected=False):
+        raise ConfigError(f"{origin}: {error}")
     try:
         scenario.memory_pool.check(scenario.cluster.host_memory_gib)
     except ConfigError as exc:
@@ -210,6 +212,21 @@ def _check_needs_scheduler(scenario: Scenario, origin: str) -> None:
     if scenario.prediction.migration:
         raise ConfigError(f"{origin}: prediction.migration = true needs scheduler.placer = 'scheduler'; "
                           "allowed with placer 'first_fit': prediction.migration = false")
+
+
+def fault_managers_error(scenario: Scenario, *, injected: bool) -> str | None:
+    """Why the faults that name managers (``manager-1`` .. ``manager-<faults.managers>``) cannot hit
+    the Raft managers of the control plane, or None: each names the manager of that number, never
+    one wrapped around. Only the Raft control plane follows them, and only the fault model's
+    manager crashes name managers in a run -- or, with ``injected`` (``sim.fault_run``), the
+    flapping managers and their heartbeats."""
+    faults, raft = scenario.faults, scenario.raft
+    named = injected or (faults.enabled and faults.manager_mtbf_h is not None)
+    if raft.control_plane != "raft" or not named or faults.managers <= raft.managers:
+        return None
+    return (f"faults.managers = {faults.managers} is out of range: manager faults name managers 1 to "
+            f"{faults.managers} and the Raft control plane has raft.managers = {raft.managers}; "
+            f"allowed: 1 to {raft.managers}")
 
 
 def _check_storage_xdc(scenario: Scenario, origin: str) -> None:

@@ -112,7 +112,7 @@ def start(ctx: SimContext, model: ClusterModel) -> None:
     if cfg.rack_mtbf_h is not None:
         env.process(_rack_failures(ctx, model, cfg.rack_mtbf_h))
     if cfg.manager_mtbf_h is not None:
-        managers = [f"manager-{k}" for k in range(cfg.managers)]
+        managers = [f"manager-{k}" for k in range(1, cfg.managers + 1)]  # the managers' own numbers
         env.process(_hook_faults(ctx, model, "manager_crash", cfg.manager_mtbf_h, cfg.manager_mttr_s, managers))
     if cfg.partition_mtbf_h is not None:
         zones = [f"zone-{z:02d}" for z in range(model.topology.zones)]

@@ -59,6 +59,8 @@ from novacron.anomaly.events import (
     ManagerHeartbeatsSampled,
 )
 from novacron.cluster.events import HostUtilisationSampled, InjectedFaultEnded, InjectedFaultStarted
+from novacron.config import ConfigError
+from novacron.scenario import fault_managers_error
 from sim.cluster_model import RUNNING, ClusterModel
 from sim.context import SimContext
 
@@ -112,6 +114,8 @@ class FaultInjector:
         if not 0 < cfg.min_duration_s <= cfg.max_duration_s or not cfg.first_fault_s < cfg.last_fault_s:
             raise ValueError(f"injected faults: durations [{cfg.min_duration_s}, {cfg.max_duration_s}] s and window "
                              f"[{cfg.first_fault_s}, {cfg.last_fault_s}) s: allowed: 0 < min <= max, first < last")
+        if error := fault_managers_error(ctx.scenario, injected=True):
+            raise ConfigError(error)
         self.ctx, self.model, self.cfg = ctx, model, cfg
         self.sample_s = ctx.scenario.workload.demand_update_s
         self.managers = [f"manager-{k}" for k in range(1, ctx.scenario.faults.managers + 1)]

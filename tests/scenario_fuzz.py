@@ -29,7 +29,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from novacron.capacity_config import FaultsConfig
 from novacron.config import ConfigError
+from novacron.raft.scenario import RaftSection
 from novacron.scenario import Scenario, loads_scenario
 
 AWS = ["us-east-1", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"]
@@ -124,7 +126,7 @@ def random_scenario(seed: int, *, max_duration_s: float = 1800.0) -> str:
     sparse = {name: {k: v for k, v in table.items() if k in STRUCTURAL or d.chance(wildness)}
               for name, table in sections.items()}
     for candidate in (sparse, sections):
-        text = _render(top, candidate)
+        text = _render(top, _fault_managers_fitted(candidate))
         try:
             loads_scenario(text, origin=f"fuzz seed {seed}")  # the generator's own check: only valid scenarios
         except ConfigError:
@@ -133,6 +135,17 @@ def random_scenario(seed: int, *, max_duration_s: float = 1800.0) -> str:
             continue
         return text
     raise AssertionError("unreachable")
+
+
+def _fault_managers_fitted(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The sections with ``faults.managers`` cut to the Raft control plane's managers where the
+    fault model's crashes name managers (``novacron.scenario.fault_managers_error``)."""
+    faults, raft = sections["faults"], sections["raft"]
+    raft_managers = raft.get("managers", RaftSection().managers)
+    if (raft.get("control_plane") == "raft" and faults.get("enabled") and "manager_mtbf_h" in faults
+            and faults.get("managers", FaultsConfig().managers) > raft_managers):
+        return {**sections, "faults": {**faults, "managers": raft_managers}}
+    return sections
 
 
 STRUCTURAL = frozenset({

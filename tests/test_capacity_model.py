@@ -250,8 +250,9 @@ def test_manager_crash_and_partition_are_hook_events() -> None:
     partition = next(e for e in starts if e.fault_kind == "network_partition")
     healed = next(e for e in ends if e.fault_kind == "network_partition" and e.seq > partition.seq)
     assert healed.t_s - partition.t_s == pytest.approx(90.0)
-    assert {e.fault_target for e in starts if e.fault_kind == "manager_crash"} <= {"manager-0", "manager-1",
-                                                                                     "manager-2"}
+    # named as the managers name themselves, from 1 (faults.managers = 3 by default)
+    assert {e.fault_target for e in starts if e.fault_kind == "manager_crash"} <= {"manager-1", "manager-2",
+                                                                                     "manager-3"}
 
 
 def test_uptime_counts_downtime_from_failure_to_restart() -> None:

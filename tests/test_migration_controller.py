@@ -157,7 +157,24 @@ def test_destination_crash_during_postcopy_is_recorded_as_a_lost_vm() -> None:
     ctl = make_controller(hv, rec, policy, force=MigrationType.POSTCOPY)
     drive(ctl, hv, clock)
     (done,) = rec.log.of_type(MigrationFinished)
-    assert (done.outcome, done.vm_lost) in {("failed", True), ("completed", False)}
+    assert (done.outcome, done.vm_lost) == ("failed", True)
+
+
+@pytest.mark.parametrize(("power", "force", "postcopy"), [
+    (PowerState.SHUTOFF, None, False), (PowerState.RUNNING, MigrationType.WARM, False),
+    (PowerState.RUNNING, MigrationType.LIVE, False), (PowerState.RUNNING, MigrationType.POSTCOPY, True)])
+@pytest.mark.parametrize("crash_at_s", [0.5, 1e6])
+def test_a_drawn_destination_crash_always_ends_the_copy(power: PowerState, force: MigrationType | None,
+                                                        postcopy: bool, crash_at_s: float) -> None:
+    """A destination drawn to crash crashes before the guest resumes there, whatever the type:
+    at its time, or at the switch-over if the copy gets there first (``1e6`` s: long after it)."""
+    hv, rec, clock = make_world(lab_guest(2_000), power=power)
+    hv.crash_at_s["vm"] = crash_at_s
+    policy = ControllerPolicy(downtime_ms=300, downtime_steps=1, bandwidth_mib_s=128, permit_postcopy=postcopy)
+    drive(make_controller(hv, rec, policy, force=force), hv, clock)
+    (done,) = rec.log.of_type(MigrationFinished)
+    assert done.outcome != "completed" and done.reason == "destination host crashed", done
+    assert done.vm_lost == done.switched_to_postcopy and (hv.location["vm"] == "a") != done.vm_lost, done
 
 
 def test_warm_and_cold() -> None:

@@ -50,7 +50,12 @@ class MigrationConfig:
     shutoff_fraction: float = spec(0.1, min=0.0, max=1.0, doc="VMs that are shut off (moved cold)")
     warm_fraction: float = spec(0.1, min=0.0, max=1.0, doc="migrations where warm is requested")
     destination_crash_probability: float = spec(0.05, min=0.0, max=1.0,
-                                                doc="chance the destination crashes mid-migration")
+                                                doc="chance a batch migration's destination crashes before the "
+                                                    "guest resumes there, whatever the type (at 5-95 % of the "
+                                                    "planned time, or at the switch-over if the copy is done "
+                                                    "sooner): 1 ends every batch migration that starts a copy "
+                                                    "rolled back, or with the VM lost after a post-copy switch; "
+                                                    "the rebalancer's moves draw none")
     calibration: str | None = spec(None, doc="calibration profile: a built-in name (lab-tcg, lab-md) or a TOML "
                                              "file, relative to the scenario's folder; it replaces "
                                              "stream_cap_mib_s and stop_copy_mib_s")

@@ -100,6 +100,14 @@ class NetworkHealed(Event):
 
 
 @event
+class ScriptedFaultSkipped(Event):
+    """A ``[raft]`` scripted fault that found nothing to act on (``fault``: ``partition``), and why."""
+
+    fault: str
+    reason: str
+
+
+@event
 class PartitionRecovered(Event):
     """After a heal: every manager follows one leader and has caught up with its commit index."""
 

@@ -34,7 +34,9 @@ class RaftSection:
     leader_crash_at_s: float = spec(10.0, min=0, max=86400, doc="crash the leader at this time (0 = never)")
     restart_after_s: float = spec(5.0, min=0, max=86400, doc="restart a crashed manager after this long")
     partition_at_s: float = spec(20.0, min=0, max=86400,
-                                 doc="isolate the leader from the other managers at this time (0 = never)")
+                                 doc="isolate the leader from the other managers at this time (0 = never); "
+                                     "with no leader then, the lowest-numbered live manager; with every "
+                                     "manager down, nobody (ScriptedFaultSkipped)")
     partition_duration_s: float = spec(3.0, min=0, max=86400, doc="heal the partition after this long")
     control_plane: str = spec("direct", choices=("direct", "raft"),
                               doc="who takes the capacity model's placement/restart/migration decisions: "

@@ -7,7 +7,13 @@ keeps one ``QemuMigration`` per running job and shares each host's NIC equally a
 migrations leaving it and, separately, those entering it (a stream gets the smaller of its two
 shares). ``advance(vm_id, max_s)`` steps a job's 100 ms windows until a dirty sync, the end of
 the job, a destination crash or ``max_s``; the SimPy process then waits that long and polls,
-so the controller sees every sync at the moment it happens. Shares are re-read at each
+so the controller sees every sync at the moment it happens.
+
+A job with a crash time (``crash_at_s``: ``[migration] destination_crash_probability``, or a
+``HostFailed`` of its source or destination) never completes: it fails at that time, or at its
+switch-over if the copy gets there first -- a warm move's copy and a live move's stop-and-copy
+are one step of the model, and a copy may run shorter than planned; the destination dies before
+the guest resumes there (after a post-copy switch the guest is then lost). Shares are re-read at each
 advance, i.e. they follow other migrations starting and ending within one poll interval.
 
 The run's migration service (``sim.migration.service``) owns one ``SimHypervisor`` and runs
@@ -140,10 +146,14 @@ class SimHypervisor:
         share = self.share_bytes_s(job)
         while not m.finished and m.syncs == syncs and m.elapsed_s - before_s < max_s:
             if m.elapsed_s >= job.crash_at_s:
-                m.fail(JobStatus.FAILED)
-                job.error = job.crash_reason
+                self._crash(job, m.elapsed_s)
                 break
+            stepped_from_s = m.elapsed_s
             m.step(share)
+            if m.status is JobStatus.COMPLETED and math.isfinite(job.crash_at_s):
+                # The step was the switch-over (one step of the model) and the destination dies
+                # before the guest resumes there: within it, or at its end if the copy got there first.
+                self._crash(job, min(m.elapsed_s, max(job.crash_at_s, stepped_from_s)))
         if m.status is JobStatus.COMPLETED:
             self.location[vm_id] = job.start.destination_host_id
         if m.finished:
@@ -156,16 +166,21 @@ class SimHypervisor:
         if m.finished:
             return 1e-6
         m.syncs = 0
-        if job.crash_at_s < COLD_OVERHEAD_S:
-            m.elapsed_s = job.crash_at_s
-            m.fail(JobStatus.FAILED)
-            job.error = job.crash_reason
+        if math.isfinite(job.crash_at_s):  # the destination dies before the guest could start there
+            self._crash(job, min(job.crash_at_s, COLD_OVERHEAD_S))
             return max(m.elapsed_s, 1e-6)
         m.elapsed_s = COLD_OVERHEAD_S
         m.downtime_ms = m.elapsed_s * 1000.0
         m.status = JobStatus.COMPLETED
         self.location[job.start.vm_id] = job.start.destination_host_id
         return m.elapsed_s
+
+    @staticmethod
+    def _crash(job: Job, at_s: float) -> None:
+        """The job's destination (or source) died at ``at_s`` of the job's time: the job fails."""
+        job.model.elapsed_s = at_s
+        job.model.fail(JobStatus.FAILED)
+        job.error = job.crash_reason
 
     def job_stats(self, vm_id: str) -> JobStats:
         job = self.jobs.get(vm_id)

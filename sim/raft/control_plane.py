@@ -25,9 +25,10 @@ the simulated managers of ``sim.raft.cluster``:
   host frees its room as a host-local fact, which the seam's contract requires (the model records
   ``VMStopped``/``VMFailed`` at once), and a claim is a mover's hold, re-checked at commit.
 
-Faults: the capacity model's ``manager_crash`` hook crashes manager ``k mod managers`` (and
-restarts it when the fault ends); ``network_partition`` of zone ``z`` isolates manager
-``z mod managers`` from the others. ``[raft] leader_crash_at_s`` / ``partition_at_s`` (scripted)
+Faults: the capacity model's ``manager_crash`` hook of ``manager-<k>`` crashes manager ``k`` (and
+restarts it when the fault ends; a scenario whose faults name a manager beyond ``[raft] managers``
+is refused when loaded); ``network_partition`` of zone ``z`` isolates the ``z``-th manager, mod
+their number, from the others. ``[raft] leader_crash_at_s`` / ``partition_at_s`` (scripted)
 crash or isolate whoever leads at that time (``ScriptedFaults``, also used by the stand-alone
 managers of ``sim.raft.component``).
 
@@ -331,9 +332,19 @@ class RaftControlPlane(Hook):
     # --- faults -----------------------------------------------------------------------------------
 
     def _node_of(self, manager_name: str) -> int:
-        """The node a fault's or a health score's ``manager-<k>`` names (k mod managers)."""
+        """The node a fault's or a health score's ``manager-<k>`` names: manager ``k``, as the
+        managers number themselves (``novacron.scenario.fault_managers_error`` refuses a scenario
+        whose faults name more managers than there are)."""
+        node_id = int(manager_name.rsplit("-", 1)[1])
+        if node_id not in self.cluster.managers:
+            raise ValueError(f"{manager_name} names no manager; the managers are {sorted(self.cluster.managers)}")
+        return node_id
+
+    def _node_of_zone(self, zone_name: str) -> int:
+        """The manager a partition of zone ``zone-<z>`` cuts off: the ``z``-th, mod their number
+        (zones may outnumber the managers; each manager stands in for every zone of its residue)."""
         managers = sorted(self.cluster.managers)
-        return managers[int(manager_name.rsplit("-", 1)[1]) % len(managers)]
+        return managers[int(zone_name.rsplit("-", 1)[1]) % len(managers)]
 
     def _on_health(self, ev: NodeHealthScored) -> None:
         """Leadership preference: a leader less healthy than a peer hands over (``leadership_target``)."""
@@ -363,10 +374,11 @@ class RaftControlPlane(Hook):
         self._thaw()
         started = isinstance(ev, InjectedFaultStarted)
         managers = sorted(self.cluster.managers)
-        node_id = self._node_of(ev.fault_target)
         if ev.fault_kind == "manager_crash":
+            node_id = self._node_of(ev.fault_target)
             (self.cluster.crash if started else self.cluster.restart)(node_id)
         elif ev.fault_kind == "network_partition":
+            node_id = self._node_of_zone(ev.fault_target)
             groups = [[node_id], [m for m in managers if m != node_id]]
             if started:
                 self._fault_partitions[ev.fault_target] = self.cluster.network.partition(groups)

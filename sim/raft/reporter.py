@@ -43,6 +43,7 @@ from novacron.raft.events import (
     NetworkHealed,
     NetworkPartitioned,
     PartitionRecovered,
+    ScriptedFaultSkipped,
 )
 from novacron.raft.messages import NO_NODE, Ready
 from novacron.raft.observer import Observation, RaftClusterFold, RaftObserver
@@ -123,6 +124,9 @@ class RaftReporter(Hook):
         leader = cluster.leader()
         self.leader_before_partition = leader.id if leader is not None else NO_NODE
         self.sink.emit(NetworkPartitioned, source="network", partition_groups=str(groups), symmetric=symmetric)
+
+    def fault_skipped(self, fault: str, reason: str) -> None:
+        self.sink.emit(ScriptedFaultSkipped, source="raft", fault=fault, reason=reason)
 
     def healed(self, cluster: RaftCluster, groups: list[list[int]]) -> None:
         self.heal_at_s = cluster.now_s

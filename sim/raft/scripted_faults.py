@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 ``leader_crash_at_s`` crashes whoever leads at that time (mid-election: whoever leads 100 ms
 later) and restarts it ``restart_after_s`` later; ``partition_at_s`` isolates the leader from the
-other managers for ``partition_duration_s``. The drivers differ only in their clock: the
+other managers for ``partition_duration_s`` -- with no leader then, the lowest-numbered live
+manager; with every manager down, nobody (``ScriptedFaultSkipped`` says so; cutting off a dead
+manager would cut off nobody). The drivers differ only in their clock: the
 stand-alone managers (``sim.raft.component``) schedule on the cluster's own clock, the
 Raft-backed control plane (``sim.raft.control_plane``) on SimPy's (its cluster clock lags behind
 by the intervals it was frozen). So a driver passes ``at(at_s, action)`` and ``now_s()`` and this
@@ -24,6 +26,15 @@ Schedule = Callable[[float, Callable[[], None]], None]
 """``at(at_s, action)``: run ``action`` at absolute time ``at_s`` on the driver's clock."""
 
 RETRY_CRASH_S = 0.1
+
+
+def partition_target(cluster: RaftCluster) -> int | None:
+    """Whom the scripted partition isolates: the leader; with none, the lowest-numbered live
+    manager; with every manager down, nobody (None)."""
+    leader = cluster.leader()
+    if leader is not None:
+        return leader.id
+    return min((m.node_id for m in cluster.alive()), default=None)
 
 
 def settings_for(section: RaftSection) -> ClusterSettings:
@@ -60,8 +71,10 @@ class ScriptedFaults:
 
     def isolate_leader(self) -> None:
         cluster = self._cluster
-        leader = cluster.leader()
-        isolated = leader.id if leader is not None else min(cluster.managers)
+        isolated = partition_target(cluster)
+        if isolated is None:
+            self._reporter.fault_skipped("partition", "every manager is down: nobody to isolate")
+            return
         groups = [[isolated], [m for m in sorted(cluster.managers) if m != isolated]]
         number = cluster.network.partition(groups)
         self._reporter.partitioned(cluster, groups, True)
