@@ -44,7 +44,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,20 +172,16 @@ async def start_novacron(work: Path, repo_root: Path = REPO_ROOT, name: str = "n
         raise
     address = cluster.client_addresses[leader["id"]]
 
-    async def replicas_equal() -> bool:
-        for _ in range(100):
-            digests = set()
-            for other in cluster.client_addresses.values():
-                client = await _framed(other, True)
-                reply = await client.request({"op": "digest"})
-                await client.close()
-                digests.add((reply["applied"], reply["digest"]))
-            if len(digests) == 1:
-                return True
-            await asyncio.sleep(0.2)
-        return False
+    async def digests() -> list[tuple[Any, Any]]:
+        out = []
+        for other in cluster.client_addresses.values():
+            client = await _framed(other, True)
+            reply = await client.request({"op": "digest"})
+            await client.close()
+            out.append((reply["applied"], reply["digest"]))
+        return out
 
-    return Cluster(name, address, lambda: _framed(address, True), replicas_equal, cluster.close)
+    return Cluster(name, address, lambda: _framed(address, True), lambda: _converged(digests), cluster.close)
 
 
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -215,6 +211,24 @@ async def _until(check: Callable[[], Awaitable[Any]], what: str, timeout_s: floa
         await asyncio.sleep(0.1)
 
 
+async def _leader_or_stop(leader: Callable[[], Awaitable[Any]], what: str, stop: Callable[[], None]) -> Any:
+    """``_until`` the cluster has a leader; if it never does (or this is interrupted), stop the processes."""
+    try:
+        return await _until(leader, what)
+    except BaseException:
+        stop()
+        raise
+
+
+async def _converged(fingerprints: Callable[[], Awaitable[Sequence[Hashable]]]) -> bool:
+    """Whether every replica reports one fingerprint (applied state) within 100 polls 0.2 s apart."""
+    for _ in range(100):
+        if len(set(await fingerprints())) == 1:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
 async def start_pysyncobj(work: Path, tuned: bool) -> Cluster:
     name = "pysyncobj-tuned" if tuned else "pysyncobj-default"
     (work / name).mkdir(parents=True, exist_ok=True)
@@ -240,19 +254,11 @@ async def start_pysyncobj(work: Path, tuned: bool) -> Cluster:
         leading = [address for address, s in zip(clients, await statuses(), strict=True) if s["leader"]]
         return leading[0] if len(leading) == 1 else None
 
-    async def replicas_equal() -> bool:
-        for _ in range(100):
-            if len({(s["count"], s["crc"]) for s in await statuses()}) == 1:
-                return True
-            await asyncio.sleep(0.2)
-        return False
+    async def counts() -> list[tuple[Any, Any]]:
+        return [(s["count"], s["crc"]) for s in await statuses()]
 
-    try:
-        address = await _until(leader, f"{name} leader")
-    except BaseException:
-        stop()
-        raise
-    return Cluster(name, address, lambda: _framed(address, False), replicas_equal, stop)
+    address = await _leader_or_stop(leader, f"{name} leader", stop)
+    return Cluster(name, address, lambda: _framed(address, False), lambda: _converged(counts), stop)
 
 
 async def _etcd(address: tuple[str, int]) -> EtcdHttpClient:
@@ -291,19 +297,11 @@ async def start_etcd(work: Path) -> Cluster:
                    if s.get("leader") and s["leader"] == s["header"]["member_id"]]
         return leading[0] if len(leading) == 1 else None
 
-    async def replicas_equal() -> bool:
-        for _ in range(100):
-            if len({s["header"]["revision"] for s in await statuses()}) == 1:
-                return True
-            await asyncio.sleep(0.2)
-        return False
+    async def revisions() -> list[Any]:
+        return [s["header"]["revision"] for s in await statuses()]
 
-    try:
-        address = await _until(leader, "etcd leader")
-    except BaseException:
-        stop()
-        raise
-    return Cluster("etcd", address, lambda: _etcd(address), replicas_equal, stop)
+    address = await _leader_or_stop(leader, "etcd leader", stop)
+    return Cluster("etcd", address, lambda: _etcd(address), lambda: _converged(revisions), stop)
 
 
 BASELINE_ROOT_ENV = "NOVACRON_BASELINE_ROOT"

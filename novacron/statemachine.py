@@ -52,6 +52,13 @@ def decode_command(data: bytes) -> dict[str, Any]:
     return decoded
 
 
+def command_of(entry: Entry) -> dict[str, Any] | None:
+    """The command a committed entry carries; None for a membership change or a new leader's no-op."""
+    if entry.kind != EntryKind.NORMAL or not entry.data:
+        return None
+    return decode_command(entry.data)
+
+
 class KeyValueStateMachine:
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
@@ -59,9 +66,9 @@ class KeyValueStateMachine:
 
     def apply(self, entry: Entry) -> object:
         self.applied_index = entry.index
-        if entry.kind != EntryKind.NORMAL or not entry.data:
+        command = command_of(entry)
+        if command is None:
             return None
-        command = decode_command(entry.data)
         if command.get("op") == "put":
             self.values[str(command["key"])] = str(command["value"])
         return None
@@ -98,9 +105,9 @@ class ClusterStateMachine:
         self._source = source
 
     def apply(self, entry: Entry) -> object:
-        if entry.kind != EntryKind.NORMAL or not entry.data:
+        command = command_of(entry)
+        if command is None:
             return None
-        command = decode_command(entry.data)
         name, vm_id, host_id = str(command.get("op")), str(command.get("vm_id", "")), str(command.get("host_id", ""))
         accepted = self._execute(name, vm_id, host_id)
         if self._sink is not None:

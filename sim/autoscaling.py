@@ -203,10 +203,7 @@ def start(ctx: SimContext) -> Autoscaler | None:
     """The run's autoscaler, unless ``[autoscale] policy = "off"``."""
     if ctx.scenario.autoscale.policy == "off":
         return None
-    scheduler = ctx.services.scheduler
-    if scheduler is None:
-        raise ValueError("autoscale.policy needs the scheduler placer; allowed: scheduler.placer = 'scheduler'")
-    autoscaler = Autoscaler(ctx, scheduler)
+    autoscaler = Autoscaler(ctx, ctx.services.scheduler_for("autoscale.policy"))
     autoscaler.start()
     return autoscaler
 

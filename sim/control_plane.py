@@ -57,6 +57,20 @@ class Placer(Protocol):
         ...
 
 
+def choose_host_or_first_fit(placer: Placer | None, store: AllocationStore,
+                             vm: VMRequest) -> tuple[int | None, str, float]:
+    """``placer``'s choice for ``vm``; without a placer, the first host with room (no decision time)."""
+    if placer is not None:
+        return placer.choose_host(vm)
+    host = first_fit(store.free_cpu(), store.free_memory_gib(), store.host_up, vm.cpu_cores, vm.memory_gib)
+    return host, "no host has room", 0.0
+
+
+def can_place_or_first_fit(placer: Placer | None, store: AllocationStore, vm: VMRequest) -> bool:
+    """Whether ``placer`` (without one: first fit) would take ``vm`` now."""
+    return placer.can_place(vm) if placer is not None else store.some_host_fits(vm)
+
+
 class ControlPlane(Protocol):
     store: AllocationStore
 
@@ -100,11 +114,7 @@ class DirectControlPlane:
     def decide_placement(self, vm: VMRequest) -> int | None:
         """Pick a host and allocate the VM there now, recording ``VMPlaced`` or ``VMRejected``."""
         store = self.store
-        if self._placer is not None:
-            host, reason, decision_ms = self._placer.choose_host(vm)
-        else:
-            host = first_fit(store.free_cpu(), store.free_memory_gib(), store.host_up, vm.cpu_cores, vm.memory_gib)
-            reason, decision_ms = "no host has room", 0.0
+        host, reason, decision_ms = choose_host_or_first_fit(self._placer, store, vm)
         emit = self._ctx.recorder.emit
         if host is None:
             emit(VMRejected, source="placer", vm_id=vm.vm_id, reason=reason)
@@ -116,7 +126,7 @@ class DirectControlPlane:
 
     def decide_restart(self, vm: VMRequest) -> int | None:
         # A placement records VMRejected when nothing fits; a restart must not, so check first.
-        fits = self._placer.can_place(vm) if self._placer is not None else self.store.some_host_fits(vm)
+        fits = can_place_or_first_fit(self._placer, self.store, vm)
         return self.decide_placement(vm) if fits else None
 
     def decide_move(self, vm: VMRequest, to_host: int, mover: str) -> int | None:

@@ -25,7 +25,7 @@ from novacron.scheduler.policies import HostUp, ResourceFit
 from novacron.scheduler.state import HostTable, PlacementRequest
 from sim.allocation import AllocationStore, VMRequest
 from sim.context import SimContext
-from sim.control_plane import Placer
+from sim.control_plane import Placer, can_place_or_first_fit
 
 
 def gpu_inventory(ctx: SimContext) -> GpuInventory | None:
@@ -84,7 +84,7 @@ class GpuPlacer:
     def can_place(self, vm: VMRequest) -> bool:
         request = self._request(vm)
         if not request.needs_gpu:
-            return self.inner.can_place(vm) if self.inner is not None else self.store.some_host_fits(vm)
+            return can_place_or_first_fit(self.inner, self.store, vm)
         return self._choose(vm, request) is not None
 
     def _grant(self, vm_id: str, host: int, request: GpuRequest) -> None:

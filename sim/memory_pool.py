@@ -39,11 +39,10 @@ from novacron.cluster.events import (
     VMPlaced,
     VMStopped,
 )
-from novacron.cluster.first_fit import first_fit
 from novacron.cluster.memory_pool import MemoryPool, most_local_host
 from sim.allocation import AllocationStore, VMRequest
 from sim.context import SimContext
-from sim.control_plane import Placer
+from sim.control_plane import Placer, choose_host_or_first_fit
 from sim.scheduling import SimScheduler
 
 REFUSAL = "memory pool: no host with room has its pool's slices free"
@@ -66,11 +65,7 @@ class MemoryPoolPlacer:
     # --- placement ----------------------------------------------------------------------------
 
     def _proposal(self, vm: VMRequest) -> tuple[int | None, str, float]:
-        if self.inner is not None:
-            return self.inner.choose_host(vm)
-        s = self.store
-        return first_fit(s.free_cpu(), s.free_memory_gib(), s.host_up, vm.cpu_cores, vm.memory_gib), \
-            "no host has room", 0.0
+        return choose_host_or_first_fit(self.inner, self.store, vm)
 
     def choose_host(self, vm: VMRequest) -> tuple[int | None, str, float]:
         host, reason, decision_ms = self._proposal(vm)

@@ -21,12 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.cluster.events import PoolCpuSampled
-from novacron.cluster.first_fit import first_fit
 from novacron.cluster.pools import PoolTree, admit_memory, divide_cpu, pool_usage
 from novacron.scenario import Scenario
 from sim.allocation import AllocationStore, VMRequest
 from sim.context import SimContext
-from sim.control_plane import Placer
+from sim.control_plane import Placer, can_place_or_first_fit, choose_host_or_first_fit
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -65,16 +64,12 @@ class PoolAdmission:
         refused = self.refusal(vm)
         if refused is not None:
             return None, refused, 0.0
-        if self.inner is not None:
-            return self.inner.choose_host(vm)
-        s = self.store
-        return first_fit(s.free_cpu(), s.free_memory_gib(), s.host_up, vm.cpu_cores, vm.memory_gib), \
-            "no host has room", 0.0
+        return choose_host_or_first_fit(self.inner, self.store, vm)
 
     def can_place(self, vm: VMRequest) -> bool:
         if self.refusal(vm) is not None:
             return False
-        return self.inner.can_place(vm) if self.inner is not None else self.store.some_host_fits(vm)
+        return can_place_or_first_fit(self.inner, self.store, vm)
 
 
 class PoolContention:

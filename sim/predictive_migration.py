@@ -76,10 +76,7 @@ def start(ctx: SimContext) -> PredictiveMigrator | None:
     """The predictive migrator, when ``[prediction] migration = true``."""
     if not ctx.scenario.prediction.migration:
         return None
-    scheduler = ctx.services.scheduler
-    if scheduler is None:
-        raise ValueError("prediction.migration needs the scheduler placer; allowed: scheduler.placer = 'scheduler'")
-    migrator = PredictiveMigrator(ctx, scheduler)
+    migrator = PredictiveMigrator(ctx, ctx.services.scheduler_for("prediction.migration"))
     if ctx.scenario.migration.migrations == 0:  # the batch starts the dispatcher when it runs
         ctx.env.process(ctx.services.migrations.dispatch(ctx.services.committer))
     return migrator

@@ -56,6 +56,12 @@ class RunServices:
     migrations: MigrationService
     committer: MoveCommitter
 
+    def scheduler_for(self, setting: str) -> SimScheduler:
+        """The scheduler, which ``setting`` needs; a clear error when the run places without it."""
+        if self.scheduler is None:
+            raise ValueError(f"{setting} needs the scheduler placer; allowed: scheduler.placer = 'scheduler'")
+        return self.scheduler
+
 
 def default_control_plane(ctx: SimContext, store: AllocationStore, placer: Placer | None) -> ControlPlane:
     control: ControlPlane

@@ -168,7 +168,7 @@ def test_the_oracle_needs_the_scheduler_placer() -> None:
     base = short_scenario()
     scenario = dataclasses.replace(scenario_for("oracle", base=base),
                                    scheduler=dataclasses.replace(base.scheduler, placer="first_fit"))
-    with pytest.raises(ValueError, match=r"scheduler\.placer"):
+    with pytest.raises(ValueError, match=r"^autoscale\.policy needs the scheduler placer; allowed: scheduler\.placer"):
         simulate(scenario, 7)
 
 

@@ -20,6 +20,8 @@ from novacron.bft.client import BftClient
 from novacron.bft.crypto import Ed25519Keyring
 from novacron.bft.messages import Signed, from_wire, to_wire
 
+CONNECT_TIMEOUT_S = 0.5
+
 
 class RemoteBftClient:
     def __init__(self, peers: dict[int, tuple[str, int]], *, key_seed: int, client_id: int = CLIENT_IDS[0]) -> None:
@@ -32,15 +34,22 @@ class RemoteBftClient:
         self._readers: dict[int, asyncio.Task[None]] = {}
         self._result: asyncio.Future[bytes] | None = None
 
+    async def _open(self, replica: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A new connection to ``replica``; None when it does not accept one within ``CONNECT_TIMEOUT_S``."""
+        host, port = self.peers[replica]
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            return None
+
     async def _connect(self, replica: int) -> asyncio.StreamWriter | None:
         known = self._writers.get(replica)
         if known is not None and not known.is_closing():
             return known
-        host, port = self.peers[replica]
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 0.5)
-        except (OSError, TimeoutError):
+        opened = await self._open(replica)
+        if opened is None:
             return None
+        reader, writer = opened
         writer.write(encode_frame({"client": self.id}))
         self._writers[replica] = writer
         self._readers[replica] = asyncio.get_running_loop().create_task(self._read(reader))
@@ -83,11 +92,10 @@ class RemoteBftClient:
 
     async def status(self, replica: int) -> dict[str, Any] | None:
         """The replica's view, executed sequence number and executed digests (None if unreachable)."""
-        host, port = self.peers[replica]
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 0.5)
-        except (OSError, TimeoutError):
+        opened = await self._open(replica)
+        if opened is None:
             return None
+        reader, writer = opened
         try:
             writer.write(encode_frame({"status": True}))
             decoder = FrameDecoder()

@@ -11,6 +11,7 @@ from novacron.edge.events import EdgeServiceMeasured, EdgeServicePlaced
 from novacron.events import Event
 from novacron.slo import RunVerdict
 from novacron.streaming import Metrics
+from novacron.text_table import text_table
 
 EDGE_STATS: tuple[tuple[str, str, str], ...] = (
     ("latency_p50_ms", "ms", "median request latency (network, queueing and service)"),
@@ -75,14 +76,11 @@ def service_table(metrics: Mapping[str, float], targets: Mapping[str, str]) -> s
     services = [s for s in SERVICE_CLASSES if f"edge.{s}.requests" in metrics]
     if not services:
         return ""
-    header = f"{'service':<10}  " + "  ".join(f"{title:>20}" for _, title, _ in COLUMNS)
-    lines = [header, "-" * len(header)]
-    for service in services:
-        cells = []
-        for key, _, fmt in COLUMNS:
-            name = f"edge.{service}.{key}"
-            value = fmt.format(metrics[name]) if name in metrics else "-"
-            target = targets.get(name, "")
-            cells.append(f"{value + (f' ({target})' if target else ''):>20}")
-        lines.append(f"{service:<10}  " + "  ".join(cells))
-    return "\n".join(lines)
+
+    def cell(name: str, fmt: str) -> str:
+        value = fmt.format(metrics[name]) if name in metrics else "-"
+        target = targets.get(name, "")
+        return value + (f" ({target})" if target else "")
+
+    rows = [(service, [cell(f"edge.{service}.{key}", fmt) for key, _, fmt in COLUMNS]) for service in services]
+    return text_table("service", 10, [title for _, title, _ in COLUMNS], 20, rows)

@@ -48,6 +48,7 @@ from novacron.federation.events import (
     VMFenced,
 )
 from novacron.streaming import Handler, InMemoryColumn, Metrics
+from novacron.text_table import text_table
 
 MIB = 1024 * 1024
 
@@ -297,12 +298,10 @@ def datacenter_table(metrics: Mapping[str, float]) -> str:
     if not names:
         return ""
     width = max(len("datacenter"), *(len(n) for n in names))
-    header = f"{'datacenter':<{width}}  " + "  ".join(f"{title:>12}" for _, title, _ in DC_COLUMNS)
-    lines = [header, "-" * len(header)]
-    for name in names:
-        cells = []
-        for key, _, fmt in DC_COLUMNS:
-            value = metrics.get(f"federation.dc.{name}.{key}")
-            cells.append(f"{'-' if value is None else fmt.format(value):>12}")
-        lines.append(f"{name:<{width}}  " + "  ".join(cells))
-    return "\n".join(lines)
+
+    def cell(name: str, key: str, fmt: str) -> str:
+        value = metrics.get(f"federation.dc.{name}.{key}")
+        return "-" if value is None else fmt.format(value)
+
+    rows = [(name, [cell(name, key, fmt) for key, _, fmt in DC_COLUMNS]) for name in names]
+    return text_table("datacenter", width, [title for _, title, _ in DC_COLUMNS], 12, rows)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from novacron.raft.messages import Entry, EntryKind
-from novacron.statemachine import decode_command, encode_command
+from novacron.raft.messages import Entry
+from novacron.statemachine import command_of, encode_command
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +73,9 @@ class FederationStateMachine:
 
     def apply(self, entry: Entry) -> object:
         self.applied_index = entry.index
-        if entry.kind != EntryKind.NORMAL or not entry.data:
+        cmd = command_of(entry)
+        if cmd is None:
             return None
-        cmd = decode_command(entry.data)
         if cmd["id"] in self.applied_ids:
             return None
         self.applied_ids.add(cmd["id"])

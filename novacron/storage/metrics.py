@@ -9,6 +9,7 @@ from typing import Any
 from novacron.events import Event
 from novacron.storage.events import StoragePoolAssessed, StorageReplicationAssessed
 from novacron.streaming import Metrics
+from novacron.text_table import text_table
 
 
 class StorageFold:
@@ -54,9 +55,6 @@ def replication_table(metrics: Mapping[str, float]) -> str:
     modes = [mode for mode in ("sync", "async") if f"storage.xdc_{mode}_write_p50_ms" in metrics]
     if not modes:
         return ""
-    header = f"{'replication':<11}  " + "  ".join(f"{title:>12}" for _, title, _ in XDC_COLUMNS)
-    lines = [header, "-" * len(header)]
-    for mode in modes:
-        cells = [f"{fmt.format(metrics[f'storage.xdc_{mode}_{key}']):>12}" for key, _, fmt in XDC_COLUMNS]
-        lines.append(f"{mode:<11}  " + "  ".join(cells))
-    return "\n".join(lines)
+    rows = [(mode, [fmt.format(metrics[f"storage.xdc_{mode}_{key}"]) for key, _, fmt in XDC_COLUMNS])
+            for mode in modes]
+    return text_table("replication", 11, [title for _, title, _ in XDC_COLUMNS], 12, rows)

@@ -449,6 +449,10 @@ class FederationModel(Hook):
         """The clusters this process simulates (all; a partitioned run's datacenter only its own)."""
         return self.clusters
 
+    def own_datacenter(self, dc: int) -> bool:
+        """Whether this process records datacenter ``dc``'s own events (all; a partitioned run's only its own)."""
+        return True
+
     def retry_round(self) -> None:
         for agent in self.own_clusters():
             if any(not p.visible for p in agent.pending.values()):

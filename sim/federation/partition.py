@@ -316,6 +316,9 @@ class PartitionedFederation(FederationModel):
     def own_clusters(self) -> list[ClusterAgent]:
         return self.local
 
+    def own_datacenter(self, dc: int) -> bool:
+        return dc == self.dc
+
     def applied(self, cluster: RaftCluster, manager: Manager, entry: Entry) -> None:
         """As one process, except that 'formed' is this datacenter's knowledge: once a local
         member applied an entry a leader committed, a later leader here is no formation."""

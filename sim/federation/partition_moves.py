@@ -64,14 +64,6 @@ class PartitionedMoves(WanMoves):
             if k % n == m.dc:
                 m.raft.schedule(at_s, self.request)
 
-    def request(self) -> None:
-        m = self.model
-        candidates = sorted((vm, a.index) for a in m.local if a.alive for vm, v in a.vms.items()
-                            if v.running and vm not in self.running)
-        if candidates:
-            vm, source = candidates[int(m.moves_rng.random() * len(candidates))]
-            self._try(vm, source)
-
     def _ask_target(self, move: Move, local: LocalVM) -> None:
         self.model.post(move.source, move.target, MESSAGE_BYTES, "moves:on_reserve", move.vm_id, move.source,
                         move.target, local.cpu, local.memory_gib)

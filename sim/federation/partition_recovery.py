@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from novacron.federation.events import DatacenterHealed, DatacenterPartitioned
 from sim.federation.model import MESSAGE_BYTES
 from sim.federation.recovery import Recovery
 
@@ -34,19 +33,6 @@ class PartitionedRecovery(Recovery):
 
     def _tell_leader(self, c: int, vm: str, leader_id: int) -> None:
         self.model.post(c, leader_id - 1, MESSAGE_BYTES, "recovery:_done", vm, leader_id)
-
-    def cut(self, dc: int, duration_s: float) -> None:
-        m = self.model
-        m.network.cut_off(dc)
-        if dc == m.dc:
-            m.emit(DatacenterPartitioned, datacenter=m.dc_name(dc))
-        m.raft.schedule(m.now_s + duration_s, lambda: self.heal(dc))
-
-    def heal(self, dc: int) -> None:
-        m = self.model
-        m.network.reconnect(dc)
-        if dc == m.dc:
-            m.emit(DatacenterHealed, datacenter=m.dc_name(dc))
 
     def sample(self) -> None:
         self.fence()

@@ -99,13 +99,15 @@ class Recovery:
     def cut(self, dc: int, duration_s: float) -> None:
         m = self.model
         m.network.cut_off(dc)
-        m.emit(DatacenterPartitioned, datacenter=m.dc_name(dc))
+        if m.own_datacenter(dc):
+            m.emit(DatacenterPartitioned, datacenter=m.dc_name(dc))
         m.raft.schedule(m.now_s + duration_s, lambda: self.heal(dc))
 
     def heal(self, dc: int) -> None:
         m = self.model
         m.network.reconnect(dc)
-        m.emit(DatacenterHealed, datacenter=m.dc_name(dc))
+        if m.own_datacenter(dc):
+            m.emit(DatacenterHealed, datacenter=m.dc_name(dc))
 
     # -- the leader's duties -------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ class WanMoves:
 
     def request(self) -> None:
         m = self.model
-        candidates = sorted((vm, a.index) for a in m.clusters if a.alive for vm, v in a.vms.items()
+        candidates = sorted((vm, a.index) for a in m.own_clusters() if a.alive for vm, v in a.vms.items()
                             if v.running and vm not in self.running)
         if not candidates:
             return
