@@ -175,6 +175,7 @@ class MigrationService:
                 claim = committer.claim(req.vm_id, req.destination_host_id)
                 if claim is None:
                     self.adm.release(req.migration_id)
+                    self.hv.crash_at_s.pop(req.vm_id, None)  # drawn for this move: the VM's next one draws its own
                     ctl.cancel("no room claimed: the VM is gone or the destination is down or full", env.now)
                     continue
                 self.ctx.recorder.emit(MigrationAdmitted, source="admission", migration_id=req.migration_id,
